@@ -1,0 +1,212 @@
+"""Configuration files (TOML) parsed once into frozen dataclasses.
+
+A bad value fails at start with an error naming the file and the field, for example
+``kiosk.toml: telemetry_interval: expected a number, got 'fast'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from provisioning.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BrokerURL:
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "mqtts"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+def parse_broker_url(text: str, *, field_name: str = "broker") -> BrokerURL:
+    """Parse ``mqtt://host:port`` or ``mqtts://host:port`` (ports default to 1883 / 8883)."""
+    if not isinstance(text, str) or "://" not in text:
+        raise ConfigError(f"expected mqtt://host:port or mqtts://host:port, got {text!r}", field=field_name)
+    parts = urlsplit(text)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ConfigError(f"scheme must be mqtt or mqtts, got {parts.scheme!r}", field=field_name)
+    if not parts.hostname:
+        raise ConfigError(f"no host in {text!r}", field=field_name)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"bad port in {text!r}", field=field_name) from None
+    if port is None:
+        port = 8883 if parts.scheme == "mqtts" else 1883
+    return BrokerURL(parts.scheme, parts.hostname, port)
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _convert(value: Any, tp: Any, name: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, args[0], name)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"expected a table, got {value!r}", field=name)
+        return from_mapping(tp, value, prefix=name + ".")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"expected a table, got {value!r}", field=name)
+        _, vt = typing.get_args(tp)
+        return types.MappingProxyType({k: _convert(v, vt, f"{name}.{k}") for k, v in value.items()})
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"expected a list, got {value!r}", field=name)
+        (et, *_) = typing.get_args(tp)
+        return tuple(_convert(v, et, f"{name}[{i}]") for i, v in enumerate(value))
+    if tp is BrokerURL:
+        return parse_broker_url(value, field_name=name)
+    if tp is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"expected a path string, got {value!r}", field=name)
+        return Path(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"expected a number, got {value!r}", field=name)
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"expected an integer, got {value!r}", field=name)
+        return value
+    if tp in (str, bool):
+        if not isinstance(value, tp):
+            raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", field=name)
+        return value
+    return value
+
+
+def from_mapping(cls: type[T], data: dict[str, Any], *, prefix: str = "") -> T:
+    """Build the frozen dataclass ``cls`` from a mapping, naming any bad or unknown field."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"unknown setting (known: {', '.join(sorted(known))})", field=prefix + key)
+    kwargs = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in data:
+            kwargs[f.name] = _convert(data[f.name], hints[f.name], prefix + f.name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError("required setting is missing", field=prefix + f.name)
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        validate()
+    return obj
+
+
+def load_toml(cls: type[T], path: str | Path, overrides: dict[str, Any] | None = None) -> T:
+    """Read ``path`` (TOML), apply command-line ``overrides`` and build ``cls``."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("file not found", path=str(path)) from None
+    except PermissionError:
+        raise ConfigError("file is not readable (permission denied)", path=str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a config file", path=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", path=str(path)) from None
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return from_mapping(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), field=exc.field, path=str(path)) from None
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) <= 0:
+            raise ConfigError(f"must be greater than 0, got {getattr(obj, name)!r}", field=name)
+
+
+@dataclass(frozen=True)
+class DevicePorts:
+    """Serial ports by stable path (``/dev/serial/by-id/...``) or pyserial URL; empty = absent."""
+
+    printer: str = ""
+    printer_profile: str = "generic-80mm"
+    id_reader: str = ""
+    card_reader: str = ""
+    scanner: str = ""
+    supervisor: str = ""
+
+
+@dataclass(frozen=True)
+class KioskConfig:
+    kiosk_id: str
+    broker: BrokerURL
+    data_dir: Path
+    site: str = "default"
+    simulated: bool = False
+    telemetry_interval: float = 30.0
+    keepalive: int = 10
+    language: str = "zh-CN"
+    controller_public_key: str = ""
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    maintenance_pin_hash: str = ""
+    devices: DevicePorts = field(default_factory=DevicePorts)
+
+    def validate(self) -> None:
+        check_kiosk_id(self.kiosk_id)
+        _positive(self, "telemetry_interval", "keepalive")
+        if self.language not in ("zh-CN", "zh-HK", "en"):
+            raise ConfigError(f"must be zh-CN, zh-HK or en, got {self.language!r}", field="language")
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    broker: BrokerURL
+    data_dir: Path
+    http: str = "127.0.0.1:8080"
+    client_id: str = "kiosk-controller"
+    telemetry_period: float = 30.0
+    stale_after_periods: int = 3
+    keepalive: int = 10
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+    def validate(self) -> None:
+        _positive(self, "telemetry_period", "stale_after_periods", "keepalive")
+
+
+def check_kiosk_id(kiosk_id: str) -> str:
+    """Kiosk ids are topic levels: letters, digits, ``-`` and ``_`` only, at most 64 characters."""
+    ok = 0 < len(kiosk_id) <= 64 and all(c.isascii() and (c.isalnum() or c in "-_") for c in kiosk_id)
+    if not ok:
+        raise ConfigError(
+            f"must be 1-64 characters of letters, digits, '-' or '_', got {kiosk_id!r}", field="kiosk_id"
+        )
+    return kiosk_id

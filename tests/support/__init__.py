@@ -1,0 +1,1 @@
+"""Test fixtures shared by every part: broker, simulated devices, MicroPython, Xvfb."""
