@@ -1,0 +1,1 @@
+"""Faithful simulators of the kiosk's serial devices, served on real pseudo-terminals."""

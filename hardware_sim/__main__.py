@@ -1,0 +1,61 @@
+"""``python -m hardware_sim DEVICE --link PATH [--out DIR] [--baud N]``: serve a simulated device."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from provisioning.logs import setup_logging
+
+# device name -> "module:class"; each simulator lives in its own module.
+DEVICES = {
+    "printer": "hardware_sim.printer:PrinterSim",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hardware_sim", description=__doc__)
+    p.add_argument("device", choices=sorted(DEVICES), help="which device to simulate")
+    p.add_argument("--link", required=True, type=Path, help="path to create as a symlink to the pseudo-terminal")
+    p.add_argument("--out", type=Path, help="folder for outputs (printed receipts)")
+    p.add_argument("--baud", type=int, default=115200, help="line rate used to pace answers (default 115200)")
+    return p
+
+
+def load_device(name: str, out: Path | None):
+    module, cls = DEVICES[name].split(":")
+    return getattr(importlib.import_module(module), cls)(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    from hardware_sim.pty_device import PtyServer
+
+    link: Path = args.link
+    if not link.parent.is_dir():
+        print(f"error: cannot create --link {link}: folder {link.parent} does not exist", file=sys.stderr)
+        return 2
+    if link.exists() and not link.is_symlink():
+        print(f"error: cannot create --link {link}: a file that is not a symlink is in the way", file=sys.stderr)
+        return 2
+    if not (args.baud > 0):
+        print(f"error: --baud must be positive, got {args.baud}", file=sys.stderr)
+        return 2
+    try:
+        device = load_device(args.device, args.out)
+        server = PtyServer(device, link, baud=args.baud)
+        server.serve(args.device)
+    except PermissionError as exc:
+        print(f"error: cannot create --link {link}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {args.device} simulator: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Fixtures shared by every part's tests: a private broker, simulated devices, artifacts folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import Mosquitto
+from tests.support.processes import REPO, Proc, start_sim
+
+ARTIFACTS = Path(os.environ.get("KIOSK_TEST_ARTIFACTS", REPO / "test-artifacts"))
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A private Mosquitto on a free loopback port (function scope: each test starts clean)."""
+    b = Mosquitto(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def procs():
+    """Collects started processes and stops every one after the test."""
+    started: list[Proc] = []
+    yield started
+    for p in reversed(started):
+        p.stop()
+
+
+@pytest.fixture
+def sim(tmp_path, procs):
+    """``sim("printer", out=...)`` starts a simulator on a real pseudo-terminal; returns (proc, path)."""
+
+    def start(device: str, **kwargs):
+        link = tmp_path / f"{device}.tty"
+        p = start_sim(device, link, **kwargs)
+        procs.append(p)
+        return p, link
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Folder for screenshots and receipts the tests save for people to look at."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,107 @@
+"""Start project processes (simulators, agents, controller) and wait for their ready lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Proc:
+    """A child process whose stdout lines are collected by a thread, for ``wait_for``."""
+
+    def __init__(self, argv: list[str], *, env: dict | None = None, cwd: Path | None = None, stdin=True):
+        full_env = dict(os.environ)
+        full_env.setdefault("PYTHONUNBUFFERED", "1")
+        full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
+        full_env.update(env or {})
+        self.argv = argv
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+            cwd=cwd or REPO,
+            start_new_session=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stdout_lines: list[str] = []
+        self.stderr_lines: list[str] = []
+        threading.Thread(target=self._pump, args=(self.proc.stdout, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc.stderr, False), daemon=True).start()
+
+    def _pump(self, stream, is_stdout: bool) -> None:
+        for line in stream:
+            line = line.rstrip("\n")
+            if is_stdout:
+                self.stdout_lines.append(line)
+                self.lines.put(line)
+            else:
+                self.stderr_lines.append(line)
+
+    def wait_for(self, predicate, timeout: float = 15.0) -> str:
+        """Wait for a stdout line for which ``predicate(line)`` is true (or that starts with it)."""
+        if isinstance(predicate, str):
+            prefix = predicate
+            predicate = lambda s: s.startswith(prefix)  # noqa: E731
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"{self.argv[:4]}: no matching line in {timeout} s; stdout={self.stdout_lines[-20:]} "
+                    f"stderr={self.stderr_lines[-20:]}"
+                )
+            try:
+                line = self.lines.get(timeout=min(left, 0.2))
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    raise RuntimeError(
+                        f"{self.argv[:4]} exited {self.proc.returncode}; stderr={self.stderr_lines[-20:]}"
+                    ) from None
+                continue
+            if predicate(line):
+                return line
+
+    def send(self, obj: dict) -> dict:
+        """Send one JSON control command on stdin and return the simulator's JSON reply."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(obj) + "\n")
+        self.proc.stdin.flush()
+        line = self.wait_for(lambda s: s.startswith("{") and '"ok"' in s)
+        return json.loads(line)
+
+    def signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_sim(device: str, link: Path, *, out: Path | None = None, baud: int | None = None) -> Proc:
+    argv = [sys.executable, "-m", "hardware_sim", device, "--link", str(link)]
+    if out is not None:
+        argv += ["--out", str(out)]
+    if baud is not None:
+        argv += ["--baud", str(baud)]
+    p = Proc(argv)
+    p.wait_for(f"READY {device} ")
+    return p
