@@ -65,6 +65,8 @@ def _convert(value: Any, tp: Any, name: str) -> Any:
         if value is None:
             return None
         return _convert(value, args[0], name)
+    if tp is BrokerURL:
+        return parse_broker_url(value, field_name=name)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"expected a table, got {value!r}", field=name)
@@ -79,8 +81,6 @@ def _convert(value: Any, tp: Any, name: str) -> Any:
             raise ConfigError(f"expected a list, got {value!r}", field=name)
         (et, *_) = typing.get_args(tp)
         return tuple(_convert(v, et, f"{name}[{i}]") for i, v in enumerate(value))
-    if tp is BrokerURL:
-        return parse_broker_url(value, field_name=name)
     if tp is Path:
         if not isinstance(value, str):
             raise ConfigError(f"expected a path string, got {value!r}", field=name)
@@ -203,8 +203,11 @@ class ControllerConfig:
 
 
 def check_kiosk_id(kiosk_id: str) -> str:
-    """Kiosk ids are topic levels: letters, digits, ``-`` and ``_`` only, at most 64 characters."""
-    ok = 0 < len(kiosk_id) <= 64 and all(c.isascii() and (c.isalnum() or c in "-_") for c in kiosk_id)
+    """Kiosk ids are topic levels: letters, digits, ``-`` and ``_`` (not first), at most 64 characters.
+
+    Ids starting with ``_`` are reserved for the fleet's own topics (``kiosk/v1/_controller``).
+    """
+    ok = 0 < len(kiosk_id) <= 64 and kiosk_id[0].isalnum() and all(c.isascii() and (c.isalnum() or c in "-_") for c in kiosk_id)
     if not ok:
         raise ConfigError(
             f"must be 1-64 characters of letters, digits, '-' or '_', got {kiosk_id!r}", field="kiosk_id"

@@ -1,0 +1,1 @@
+"""Fleet controller: registry, liveness, telemetry, alarms, config, commands, console."""

@@ -1,0 +1,90 @@
+"""Building and connecting paho-mqtt 2.x clients (MQTT v5) for the controller and the kiosks.
+
+The first connection is retried with capped, jittered backoff and a one-line message per
+attempt (no traceback wall); after that paho reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from provisioning.backoff import Backoff
+from provisioning.errors import BrokerUnavailable
+from provisioning.settings import BrokerURL
+
+log = logging.getLogger(__name__)
+
+
+def make_client(
+    client_id: str,
+    broker: BrokerURL,
+    *,
+    ca_file: str = "",
+    cert_file: str = "",
+    key_file: str = "",
+) -> mqtt.Client:
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+    )
+    if broker.tls:
+        client.tls_set(
+            ca_certs=ca_file or None,
+            certfile=cert_file or None,
+            keyfile=key_file or None,
+            cert_reqs=ssl.CERT_REQUIRED,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    return client
+
+
+def connect_properties(session_expiry: int = 0) -> Properties:
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = session_expiry
+    return props
+
+
+def connect_with_retry(
+    client: mqtt.Client,
+    broker: BrokerURL,
+    *,
+    keepalive: int,
+    clean_start: bool = True,
+    session_expiry: int = 0,
+    should_stop: Callable[[], bool] = lambda: False,
+    backoff: Backoff | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    max_attempts: int | None = None,
+    say: Callable[[str], None] | None = None,
+) -> None:
+    """Connect, retrying while the broker is unreachable; raise BrokerUnavailable if told to stop."""
+    backoff = backoff or Backoff(base=0.5, cap=30.0)
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            client.connect(
+                broker.host,
+                broker.port,
+                keepalive=keepalive,
+                clean_start=clean_start,
+                properties=connect_properties(session_expiry),
+            )
+            return
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            if should_stop() or (max_attempts is not None and attempts >= max_attempts):
+                raise BrokerUnavailable(f"broker {broker} not reachable: {reason}") from None
+            delay = backoff.next_delay()
+            message = f"broker {broker} not reachable: {reason}; retrying in {delay:.1f} s"
+            (say or log.warning)(message)
+            sleep(delay)

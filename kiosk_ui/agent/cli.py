@@ -1,0 +1,56 @@
+"""``kiosk-agent``: the headless kiosk runtime (simulated kiosks in the demo fleet use it)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from provisioning.errors import KioskError
+from provisioning.lifecycle import add_common_args, build_config, fail, wait_for_stop_signal
+from provisioning.logs import setup_logging
+from provisioning.settings import KioskConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kiosk-agent", description="Headless kiosk runtime: links one kiosk and "
+                                "its devices to the fleet controller over MQTT.")
+    add_common_args(p)
+    p.add_argument("--kiosk-id", default=None, help="this kiosk's id (letters, digits, - and _)")
+    p.add_argument("--site", default=None, help="the community site this kiosk serves")
+    p.add_argument("--simulated", action="store_true", help="start simulated devices (hardware_sim)")
+    p.add_argument("--telemetry-interval", type=float, default=None, help="seconds between telemetry (30)")
+    p.add_argument("--keepalive", type=int, default=None, help="MQTT keepalive in seconds (10)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        config = build_config(
+            KioskConfig, args,
+            {"kiosk_id": args.kiosk_id, "broker": args.broker, "data_dir": args.data_dir, "site": args.site,
+             "simulated": args.simulated or None, "telemetry_interval": args.telemetry_interval,
+             "keepalive": args.keepalive},
+            {"broker": "mqtt://127.0.0.1:1883", "data_dir": f"kiosk-data/{args.kiosk_id or 'kiosk'}"},
+        )
+    except KioskError as exc:
+        return fail(str(exc))
+    from kiosk_ui.agent.runtime import KioskRuntime
+
+    runtime = KioskRuntime(config)
+    try:
+        runtime.start(say=lambda m: print(m, file=sys.stderr, flush=True))
+    except KioskError as exc:
+        runtime.stop()
+        return fail(str(exc))
+    print(f"kiosk {config.kiosk_id} online broker={config.broker}", flush=True)
+    try:
+        wait_for_stop_signal()
+    finally:
+        runtime.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

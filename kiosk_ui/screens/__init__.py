@@ -1,0 +1,1 @@
+"""Kivy screens: one ``.kv`` layout and one thin Python class per screen."""

@@ -1,0 +1,49 @@
+"""Process life cycle shared by the servers: config from file and flags, signals, clean exit."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TypeVar
+
+from provisioning.errors import ConfigError, KioskError
+from provisioning.settings import from_mapping, load_toml
+
+T = TypeVar("T")
+
+
+def add_common_args(p: argparse.ArgumentParser, *, broker_default: str | None = "mqtt://127.0.0.1:1883") -> None:
+    p.add_argument("--config", type=Path, help="TOML config file (flags override its values)")
+    p.add_argument("--broker", default=None, help=f"broker URL, mqtt://host:port or mqtts://host:port "
+                                                  f"(default {broker_default})")
+    p.add_argument("--data-dir", type=Path, default=None, help="folder for this process's state")
+    p.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING or ERROR")
+
+
+def build_config(cls: type[T], args: argparse.Namespace, overrides: dict[str, Any],
+                 defaults: dict[str, Any]) -> T:
+    """Config from ``--config`` if given, then flags; errors name the file and field."""
+    values = {k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items() if v is not None}
+    if args.config is not None:
+        return load_toml(cls, args.config, {**values})
+    return from_mapping(cls, {**defaults, **values})
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def wait_for_stop_signal() -> None:
+    """Block until SIGTERM or SIGINT (Ctrl-C)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+__all__ = ["ConfigError", "KioskError", "add_common_args", "build_config", "fail", "wait_for_stop_signal"]
