@@ -1,0 +1,138 @@
+"""The supervisor application: wires the link to the state machines.
+
+``Supervisor(hal, now)`` boots (boot counter, safe mode decision, ``boot`` event); then the
+caller loops: ``receive(bytes_from_host, now)``, ``tick(now)`` -> bytes to write, and feeds its
+hardware watchdog only while ``healthy(now)``. The same class runs on the board (firmware/main.py)
+and in the simulator (hardware_sim/supervisor.py).
+"""
+
+from firmware import VERSION
+from firmware import link as L
+from firmware.core.beacon import Beacon
+from firmware.core.bootguard import BootGuard
+from firmware.core.enclosure import Enclosure
+from firmware.core.hostwatch import MAX_HOLD_S, HostWatchdog
+from firmware.core.relays import CommandError, RelayBank
+
+# Consecutive loop passes with an unexpected exception before the loop counts as unhealthy
+# and the hardware watchdog is left to reset the board.
+FAULT_LIMIT = 5
+
+
+class Supervisor:
+    def __init__(self, hal, now: int) -> None:
+        self.hal = hal
+        self.started = now
+        self.guard = BootGuard(hal.store)
+        self.safe = self.guard.begin()
+        self.reset_cause = hal.reset_cause()
+        self.link = L.Link(seq0=hal.rand_seq())
+        self.relays = RelayBank(hal.relays, self.emit)
+        self.watchdog = HostWatchdog(self.relays, self.emit, now)
+        self.enclosure = None
+        self.beacon = None
+        if not self.safe:
+            self.enclosure = Enclosure(hal, self.emit, now)
+            self.beacon = Beacon(hal.beacon, now)
+        self.faults = 0
+        self.fault_streak = 0
+        self.last_fault = ""
+        self.last_tick = now
+        self.emit("boot", {"reset": self.reset_cause, "boots": self.guard.boots, "safe": self.safe,
+                           "fw": VERSION})
+
+    def emit(self, ev: str, fields: dict) -> None:
+        fields["ev"] = ev
+        self.link.send(L.EVENT, fields)
+
+    def receive(self, data, now: int) -> None:
+        for frame in self.link.receive(data, now):
+            if frame.mtype & L.REPLY or frame.mtype == L.EVENT:
+                continue  # the host does not send these; ignore rather than guess
+            try:
+                body = frame.body()
+                reply = self._command(frame.mtype, body, now)
+            except L.LinkError as exc:
+                reply = {"err": exc.reason}
+            except CommandError as exc:
+                reply = {"err": exc.reason}
+            try:
+                self.link.respond(frame, frame.mtype | L.REPLY, reply)
+            except L.LinkError as exc:
+                self.link.respond(frame, frame.mtype | L.REPLY, {"err": exc.reason})
+
+    def tick(self, now: int) -> bytes:
+        """Advance every state machine to ``now``; returns bytes for the host."""
+        self.last_tick = now
+        try:
+            self.relays.tick(now)
+            self.watchdog.tick(now)
+            self.guard.tick(now - self.started)
+            if self.enclosure is not None:
+                self.enclosure.tick(now)
+            if self.beacon is not None:
+                self.beacon.tick(now)
+            self.fault_streak = 0
+        except Exception as exc:  # a component bug must not stop supervision
+            self.faults += 1
+            self.fault_streak += 1
+            self.last_fault = repr(exc)
+        return self.link.poll(now)
+
+    def healthy(self, now: int) -> bool:
+        return self.fault_streak < FAULT_LIMIT and now - self.last_tick < 2000
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _command(self, mtype: int, body: dict, now: int) -> dict:
+        if mtype == L.HEARTBEAT:
+            self.watchdog.heartbeat(now)
+            return {"state": self.watchdog.state, "hold_s": self.watchdog.hold_left_s(now)}
+        if mtype == L.HELLO:
+            return self.hello(now)
+        if mtype == L.RELAY:
+            name = body.get("relay")
+            off_s = body.get("off_s", 5)
+            if not isinstance(name, str) or not isinstance(off_s, (int, float)) or off_s < 0:
+                raise CommandError("bad_args")
+            off_ms = self.relays.pulse(name, int(off_s * 1000), now)
+            return {"relay": name, "off_ms": off_ms}
+        if mtype == L.HOLD:
+            seconds = body.get("seconds")
+            if not isinstance(seconds, int) or seconds < 0 or seconds > MAX_HOLD_S:
+                raise CommandError("bad_args")
+            return {"hold_s": self.watchdog.hold(now, seconds)}
+        if mtype == L.BEACON:
+            if self.beacon is None:
+                raise CommandError("safe_mode")
+            pattern = body.get("pattern")
+            if not isinstance(pattern, str) or not self.beacon.set(pattern, now):
+                raise CommandError("unknown_pattern")
+            return {"pattern": pattern}
+        if mtype == L.STATUS:
+            return self.status(now)
+        raise CommandError("unknown_type")
+
+    def hello(self, now: int) -> dict:
+        return {"fw": VERSION, "proto": L.PROTO_VERSION, "board": self.hal.board_id(),
+                "reset": self.reset_cause, "boots": self.guard.boots, "safe": self.safe,
+                "uptime_s": (now - self.started) // 1000}
+
+    def status(self, now: int) -> dict:
+        st = {"host": self.watchdog.state, "hold_s": self.watchdog.hold_left_s(now),
+              "relays": self.relays.states(), "safe": self.safe, "faults": self.faults,
+              "link_errors": self.link.decoder.error_count(), "dropped": self.link.dropped}
+        enc = self.enclosure
+        if enc is not None:
+            c = enc.celsius
+            rh = enc.rh
+            st["c"] = None if c is None else round(c, 1)
+            st["rh"] = None if rh is None else round(rh, 1)
+            st["sensor"] = enc.sensor_status
+            st["door"] = "open" if enc.door.state else "closed"
+            st["tamper"] = enc.tamper.state
+            st["presence"] = enc.presence.state
+            st["fan"] = enc.fan.duty
+        if self.beacon is not None:
+            st["beacon"] = self.beacon.pattern
+        return st

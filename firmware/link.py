@@ -1,0 +1,331 @@
+"""Supervisor link codec: COBS framing, CRC-16/CCITT-FALSE, seq/ack, retry, duplicate suppression.
+
+Sans-IO and shared: the board (MicroPython), the host driver and the simulator all import this one
+file. Bytes go in through ``Link.receive``, frames come out; frames to send come out of ``Link.poll``.
+Time is passed in as integer milliseconds; nothing here sleeps or touches a port.
+
+Frame on the wire::
+
+    0x00 | COBS( ver_flags seq ack type payload... crc_hi crc_lo ) | 0x00
+
+``ver_flags`` = protocol version << 4 | flags (bit 0 = SYN). ``seq`` 1..255 for a reliable frame,
+0 for an unreliable one (acks, replies). ``ack`` is the seq being acknowledged, 0 for none.
+The payload is a JSON object (UTF-8) or empty. The CRC covers everything before it.
+"""
+
+import json
+
+PROTO_VERSION = 1
+FLAG_SYN = 0x01
+MAX_PAYLOAD = 480
+HEADER_LEN = 4
+# Longest COBS-encoded frame: header + payload + crc plus one overhead byte per 254.
+MAX_ENCODED = HEADER_LEN + MAX_PAYLOAD + 2 + 2
+
+# Message types. A reply has the request's type with REPLY set and carries the request's seq
+# in its ack field, so a reply is also the acknowledgement.
+ACK = 0x00
+HELLO = 0x01
+HEARTBEAT = 0x02
+RELAY = 0x03
+BEACON = 0x04
+HOLD = 0x05
+STATUS = 0x06
+EVENT = 0x40
+REPLY = 0x80
+
+TYPE_NAMES = {
+    ACK: "ack",
+    HELLO: "hello",
+    HEARTBEAT: "heartbeat",
+    RELAY: "relay",
+    BEACON: "beacon",
+    HOLD: "hold",
+    STATUS: "status",
+    EVENT: "event",
+}
+
+
+class LinkError(Exception):
+    """A frame broke the link protocol; ``reason`` is a short stable word (crc, cobs, ...)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason + (": " + detail if detail else ""))
+        self.reason = reason
+
+
+def crc16(data, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final xor)."""
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            if crc & 0x8000:
+                crc = ((crc << 1) ^ 0x1021) & 0xFFFF
+            else:
+                crc = (crc << 1) & 0xFFFF
+    return crc
+
+
+def cobs_encode(data) -> bytes:
+    """Consistent Overhead Byte Stuffing: the result contains no 0x00 byte."""
+    out = bytearray()
+    code_at = 0
+    out.append(0)
+    code = 1
+    for byte in data:
+        if byte == 0:
+            out[code_at] = code
+            code_at = len(out)
+            out.append(0)
+            code = 1
+        else:
+            out.append(byte)
+            code += 1
+            if code == 0xFF:
+                out[code_at] = code
+                code_at = len(out)
+                out.append(0)
+                code = 1
+    out[code_at] = code
+    return bytes(out)
+
+
+def cobs_decode(data) -> bytes:
+    """Inverse of cobs_encode; raises LinkError("cobs") on a malformed block."""
+    out = bytearray()
+    i = 0
+    n = len(data)
+    while i < n:
+        code = data[i]
+        if code == 0:
+            raise LinkError("cobs", "zero byte inside frame")
+        end = i + code
+        if end > n:
+            raise LinkError("cobs", "block runs past the end")
+        out.extend(data[i + 1:end])
+        i = end
+        if code != 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+class Frame:
+    """One decoded frame. ``payload`` is raw bytes; ``body()`` parses the JSON object."""
+
+    def __init__(self, seq: int, ack: int, mtype: int, payload: bytes = b"", flags: int = 0) -> None:
+        self.seq = seq
+        self.ack = ack
+        self.mtype = mtype
+        self.payload = payload
+        self.flags = flags
+
+    def body(self) -> dict:
+        if not self.payload:
+            return {}
+        try:
+            obj = json.loads(self.payload)
+        except ValueError:
+            raise LinkError("payload", "not JSON")
+        if not isinstance(obj, dict):
+            raise LinkError("payload", "not a JSON object")
+        return obj
+
+    def __repr__(self) -> str:
+        return "Frame(seq=%d, ack=%d, type=0x%02x, payload=%r)" % (
+            self.seq, self.ack, self.mtype, self.payload)
+
+
+def encode_body(body) -> bytes:
+    if not body:
+        return b""
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def encode_frame(seq: int, ack: int, mtype: int, payload: bytes = b"", flags: int = 0) -> bytes:
+    """Build one delimited wire frame. Raises LinkError("local") for values the protocol forbids."""
+    if len(payload) > MAX_PAYLOAD:
+        raise LinkError("local", "payload too long")
+    if not (0 <= seq <= 255 and 0 <= ack <= 255 and 0 <= mtype <= 255 and 0 <= flags <= 15):
+        raise LinkError("local", "header field out of range")
+    raw = bytearray(HEADER_LEN + len(payload) + 2)
+    raw[0] = (PROTO_VERSION << 4) | flags
+    raw[1] = seq
+    raw[2] = ack
+    raw[3] = mtype
+    raw[HEADER_LEN:HEADER_LEN + len(payload)] = payload
+    crc = crc16(memoryview(raw)[:HEADER_LEN + len(payload)])
+    raw[-2] = crc >> 8
+    raw[-1] = crc & 0xFF
+    # The leading delimiter ends any half frame the peer still holds, so one cut frame costs
+    # one frame, not two.
+    return b"\x00" + cobs_encode(raw) + b"\x00"
+
+
+def decode_frame(encoded) -> Frame:
+    """Decode the bytes between two delimiters; raises LinkError on any fault."""
+    raw = cobs_decode(encoded)
+    if len(raw) < HEADER_LEN + 2:
+        raise LinkError("short", "%d bytes" % len(raw))
+    if crc16(memoryview(raw)[:-2]) != (raw[-2] << 8) | raw[-1]:
+        raise LinkError("crc")
+    if raw[0] >> 4 != PROTO_VERSION:
+        raise LinkError("version", "protocol %d" % (raw[0] >> 4))
+    return Frame(raw[1], raw[2], raw[3], bytes(raw[HEADER_LEN:-2]), raw[0] & 0x0F)
+
+
+class FrameDecoder:
+    """Stream decoder: feed any bytes, get whole frames; faults are counted, never raised.
+
+    A fault (bad COBS, CRC, length, version, overlong frame) drops bytes up to the next 0x00
+    and counts ``errors[reason]``; ``last_error`` keeps the latest reason for logs.
+    """
+
+    def __init__(self, max_encoded: int = MAX_ENCODED) -> None:
+        # Fixed buffer: no heap growth per byte on the board.
+        self._buf = bytearray(max_encoded)
+        self._n = 0
+        self._overflow = False
+        self.errors = {}
+        self.last_error = ""
+        self.frames = 0
+
+    def _fault(self, reason: str) -> None:
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+        self.last_error = reason
+
+    def error_count(self) -> int:
+        total = 0
+        for v in self.errors.values():
+            total += v
+        return total
+
+    def feed(self, data) -> list:
+        frames = []
+        buf = self._buf
+        cap = len(buf)
+        for byte in data:
+            if byte == 0:
+                if self._overflow:
+                    self._fault("overflow")
+                elif self._n:
+                    try:
+                        frames.append(decode_frame(memoryview(buf)[:self._n]))
+                        self.frames += 1
+                    except LinkError as exc:
+                        self._fault(exc.reason)
+                self._n = 0
+                self._overflow = False
+            elif self._overflow:
+                continue
+            elif self._n < cap:
+                buf[self._n] = byte
+                self._n += 1
+            else:
+                self._overflow = True
+        return frames
+
+
+class Link:
+    """Reliable delivery on top of frames: stop-and-wait per direction, retry, dedup.
+
+    ``send`` queues a reliable message (retried until acked or ``tries`` run out, then reported
+    in ``failed``). ``respond`` answers a received reliable frame; the answer is cached so a
+    duplicate (our answer was lost, the peer retried) gets the same answer without running the
+    command twice. ``receive`` returns new frames for the application: reliable frames not seen
+    before, and replies. Pure acks are consumed here.
+
+    The first reliable frames of a link carry SYN until one is acked, and seq starts at a random
+    value, so a peer that rebooted is not mistaken for a duplicate of its former self.
+    """
+
+    def __init__(self, seq0: int = 1, retry_ms: int = 250, tries: int = 5, queue_max: int = 16) -> None:
+        self._seq = ((seq0 - 1) % 255) + 1
+        self.retry_ms = retry_ms
+        self.tries = tries
+        self.queue_max = queue_max
+        self.decoder = FrameDecoder()
+        self._queue = []          # [(seq, mtype, payload)] waiting to be sent
+        self._inflight = None     # [seq, mtype, payload, sent_at, tries]
+        self._syn = True
+        self._last_rx = -1
+        self._last_rx_syn = False
+        self._cached = None       # (seq, encoded reply) for duplicate suppression
+        self._out = []
+        self.failed = []          # [(seq, mtype)] given up after all tries
+        self.dropped = 0          # queue overflow (oldest dropped)
+        self.duplicates = 0
+        self.retries = 0
+
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq = 1 if seq == 255 else seq + 1
+        return seq
+
+    def send(self, mtype: int, body=None) -> int:
+        payload = encode_body(body)
+        if len(payload) > MAX_PAYLOAD:
+            raise LinkError("local", "payload too long")
+        if len(self._queue) >= self.queue_max:
+            self._queue.pop(0)
+            self.dropped += 1
+        seq = self._next_seq()
+        self._queue.append((seq, mtype, payload))
+        return seq
+
+    def respond(self, frame: Frame, mtype: int = ACK, body=None) -> None:
+        data = encode_frame(0, frame.seq, mtype, encode_body(body))
+        if frame.seq:
+            self._cached = (frame.seq, data)
+        self._out.append(data)
+
+    def pending(self) -> int:
+        return len(self._queue) + (1 if self._inflight else 0)
+
+    def receive(self, data, now: int) -> list:
+        delivered = []
+        for frame in self.decoder.feed(data):
+            if frame.ack and self._inflight and frame.ack == self._inflight[0]:
+                self._inflight = None
+                self._syn = False
+            if frame.mtype == ACK and not frame.seq:
+                continue
+            if frame.seq:
+                syn = bool(frame.flags & FLAG_SYN)
+                if frame.seq == self._last_rx and syn == self._last_rx_syn:
+                    self.duplicates += 1
+                    cached = self._cached
+                    if cached and cached[0] == frame.seq:
+                        self._out.append(cached[1])
+                    else:
+                        self._out.append(encode_frame(0, frame.seq, ACK))
+                    continue
+                self._last_rx = frame.seq
+                self._last_rx_syn = syn
+            delivered.append(frame)
+        return delivered
+
+    def poll(self, now: int) -> bytes:
+        """Bytes to write now: answers, a new frame, or a retry. Call every loop pass."""
+        inflight = self._inflight
+        if inflight is not None and now - inflight[3] >= self.retry_ms:
+            if inflight[4] >= self.tries:
+                self.failed.append((inflight[0], inflight[1]))
+                self._inflight = inflight = None
+            else:
+                inflight[3] = now
+                inflight[4] += 1
+                self.retries += 1
+                self._out.append(self._encode(inflight))
+        if inflight is None and self._queue:
+            seq, mtype, payload = self._queue.pop(0)
+            inflight = [seq, mtype, payload, now, 1]
+            self._inflight = inflight
+            self._out.append(self._encode(inflight))
+        if not self._out:
+            return b""
+        data = b"".join(self._out)
+        self._out = []
+        return data
+
+    def _encode(self, inflight) -> bytes:
+        return encode_frame(inflight[0], 0, inflight[1], inflight[2], FLAG_SYN if self._syn else 0)

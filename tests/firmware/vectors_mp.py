@@ -1,0 +1,421 @@
+"""Test vectors for the firmware core that run unchanged on CPython and on MicroPython 1.27.
+
+Only MicroPython-compatible code here: plain functions named ``t_*`` using ``check``; run as a
+script it prints one line per failure and a final "OK n" (n = vectors passed) or "FAIL n".
+tests/firmware/test_vectors.py runs it both ways.
+"""
+
+from firmware import link as L
+from firmware.core import hostwatch as HW
+from firmware.core.beacon import Beacon
+from firmware.core.bootguard import BootGuard
+from firmware.core.enclosure import Debounced, Enclosure, Fan, SensorError, crc8, parse_sht3x
+from firmware.core.relays import CommandError, RelayBank
+from firmware.core.supervisor import Supervisor
+from firmware.hal.host import HostHal, MemoryStore, SimPin, SimPWM, sht3x_frame
+
+
+def check(cond, what="") -> None:
+    if not cond:
+        raise AssertionError(what)
+
+
+def unhex(s: str) -> bytes:
+    return bytes(int(s[i:i + 2], 16) for i in range(0, len(s), 2))
+
+
+# -- codec ------------------------------------------------------------------------------------
+
+def t_crc16_check_value():
+    check(L.crc16(b"123456789") == 0x29B1, "CRC-16/CCITT-FALSE check value")
+    check(L.crc16(b"") == 0xFFFF)
+
+
+def t_cobs_vectors():
+    # Vectors from the COBS paper / Wikipedia table.
+    cases = [
+        ("00", "0101"),
+        ("0000", "010101"),
+        ("00110000", "0102110101"),
+        ("11223344", "0511223344"),
+        ("11000000", "0211010101"),
+    ]
+    for raw, enc in cases:
+        check(L.cobs_encode(unhex(raw)) == unhex(enc), raw)
+        check(L.cobs_decode(unhex(enc)) == unhex(raw), enc)
+    block = bytes(range(1, 255))
+    check(L.cobs_encode(block) == b"\xff" + block + b"\x01", "254 non-zero bytes")
+    check(L.cobs_decode(b"\xff" + block + b"\x01") == block)
+
+
+def t_frame_golden():
+    check(L.encode_frame(3, 0, L.HELLO, b"{}") == unhex("0003100306017b7db6ef00"), "hello frame")
+    check(L.encode_frame(0, 5, L.ACK) == unhex("000210020503609200"), "ack frame")
+    check(L.encode_frame(7, 0, L.HEARTBEAT, b"", L.FLAG_SYN) == unhex("0003110704024c0100"), "syn")
+    f = L.decode_frame(unhex("03100306017b7db6ef"))
+    check(f.seq == 3 and f.ack == 0 and f.mtype == L.HELLO and f.body() == {}, "decode")
+
+
+def faults_of(data):
+    d = L.FrameDecoder()
+    frames = d.feed(data)
+    return frames, d
+
+
+def t_decoder_corrupted_frame():
+    good = L.encode_frame(1, 0, L.STATUS, b'{"a":1}')
+    bad = bytearray(good)
+    bad[5] ^= 0x40
+    frames, d = faults_of(bytes(bad) + good)
+    check(len(frames) == 1 and frames[0].seq == 1, "good frame after a bad one")
+    check(d.errors.get("crc", 0) + d.errors.get("cobs", 0) == 1, "one fault counted")
+
+
+def t_decoder_cut_frame():
+    good = L.encode_frame(9, 0, L.HEARTBEAT)
+    half = good[:len(good) // 2]
+    frames, d = faults_of(half + good + good[:3])
+    check(len(frames) == 1 and frames[0].seq == 9, "resync after half a frame")
+    check(d.error_count() == 1, "the half frame is one fault")
+    more = d.feed(good[3:])
+    check(len(more) == 1 and more[0].seq == 9, "a frame split over two reads")
+
+
+def t_decoder_junk_and_overflow():
+    frames, d = faults_of(b"\x01\x02\x03\x00" + b"\x55" * 2000 + b"\x00" + L.encode_frame(4, 0, L.HELLO))
+    check(len(frames) == 1, "frame after junk")
+    check(d.errors.get("overflow") == 1, "overflow counted")
+    frames, d = faults_of(b"\x02\x10\x00")
+    check(not frames and d.errors.get("short") == 1, "short frame")
+    raw = bytearray(b"\x20\x01\x00\x01")
+    crc = L.crc16(raw)
+    raw.append(crc >> 8)
+    raw.append(crc & 0xFF)
+    frames, d = faults_of(b"\x00" + L.cobs_encode(raw) + b"\x00")
+    check(not frames and d.errors.get("version") == 1, "unknown protocol version")
+
+
+def t_payload_errors():
+    for payload, ok in ((b"[1]", False), (b"{bad", False), (b"\xff\xfe", False), (b'{"x":2}', True)):
+        frame = L.Frame(1, 0, L.STATUS, payload)
+        try:
+            frame.body()
+            check(ok, "payload %r accepted" % payload)
+        except L.LinkError as exc:
+            check(not ok and exc.reason == "payload", "payload %r" % payload)
+    try:
+        L.encode_frame(1, 0, L.STATUS, b"x" * (L.MAX_PAYLOAD + 1))
+        check(False, "overlong payload encoded")
+    except L.LinkError as exc:
+        check(exc.reason == "local")
+
+
+def pair(seq_a=10, seq_b=100):
+    return L.Link(seq0=seq_a), L.Link(seq0=seq_b)
+
+
+def t_link_retry_and_dedup():
+    a, b = pair()
+    seq = a.send(L.HEARTBEAT)
+    first = a.poll(0)
+    check(first and a.pending() == 1)
+    # Lost on the wire: nothing before the retry time, then the same frame again.
+    check(a.poll(100) == b"")
+    again = a.poll(250)
+    check(again == first and a.retries == 1, "retry resends the same frame")
+    got = b.receive(again, 250)
+    check(len(got) == 1 and got[0].seq == seq)
+    b.respond(got[0], L.HEARTBEAT | L.REPLY, {"n": 1})
+    reply = b.poll(250)
+    # The reply is lost too: the retry is a duplicate and gets the cached reply, not a new run.
+    dup = b.receive(a.poll(500), 500)
+    check(dup == [] and b.duplicates == 1, "duplicate suppressed")
+    check(b.poll(500) == reply, "cached reply resent")
+    r = a.receive(reply, 510)
+    check(len(r) == 1 and r[0].ack == seq and a.pending() == 0, "reply acknowledges")
+
+
+def t_link_gives_up():
+    a = L.Link(seq0=1, retry_ms=100, tries=3)
+    seq = a.send(L.EVENT, {"ev": "x"})
+    sent = 0
+    for now in range(0, 1000, 50):
+        if a.poll(now):
+            sent += 1
+    check(sent == 3 and a.failed == [(seq, L.EVENT)], "three tries then failed")
+
+
+def t_link_queue_bound_and_wrap():
+    a = L.Link(seq0=255, queue_max=4)
+    seqs = [a.send(L.EVENT, {"i": i}) for i in range(6)]
+    check(seqs[0] == 255 and seqs[1] == 1, "seq wraps 255 -> 1, never 0")
+    check(a.dropped == 2, "oldest dropped when full")
+
+
+def t_link_peer_reboot_not_duplicate():
+    a, b = pair(5, 50)
+    a.send(L.HELLO)
+    got = b.receive(a.poll(0), 0)
+    b.respond(got[0])
+    a.receive(b.poll(0), 0)
+    a.send(L.HEARTBEAT)
+    f = b.receive(a.poll(10), 10)
+    check(len(f) == 1 and not (f[0].flags & L.FLAG_SYN), "SYN cleared after first ack")
+    a2 = L.Link(seq0=f[0].seq)  # rebooted peer that happens to reuse the same seq
+    a2.send(L.HELLO)
+    again = b.receive(a2.poll(20), 20)
+    check(len(again) == 1, "rebooted peer's SYN frame is new, not a duplicate")
+
+
+# -- relays and host watchdog -----------------------------------------------------------------
+
+class Rec:
+    def __init__(self):
+        self.events = []
+
+    def __call__(self, ev, fields):
+        self.events.append((ev, fields))
+
+    def actions(self):
+        return [f.get("action") for ev, f in self.events if ev == "watchdog"]
+
+
+def make_watchdog():
+    hal = HostHal(lambda: 0)
+    rec = Rec()
+    bank = RelayBank(hal.relays, rec)
+    return HW.HostWatchdog(bank, rec, 0), bank, rec, hal
+
+
+def run(wd, bank, start, end, step=1000):
+    t = start
+    while t <= end:
+        bank.tick(t)
+        wd.tick(t)
+        t += step
+
+
+def t_relay_min_off_and_errors():
+    hal = HostHal(lambda: 0)
+    rec = Rec()
+    bank = RelayBank(hal.relays, rec)
+    check(bank.pulse("printer", 100, 0) == 2000, "clamped to minimum off time")
+    check(hal.relays["printer"].level == 0)
+    for name, off, reason in (("printer", 5000, "busy"), ("host", 5000, "protected_relay"),
+                              ("nope", 5000, "unknown_relay"), ("scanner", 10 ** 7, "off_too_long")):
+        try:
+            bank.pulse(name, off, 10)
+            check(False, name)
+        except CommandError as exc:
+            check(exc.reason == reason, reason)
+    bank.tick(1999)
+    check(hal.relays["printer"].level == 0, "still off before minimum")
+    bank.tick(2000)
+    check(hal.relays["printer"].level == 1, "back on")
+
+
+def t_heartbeat_boundaries():
+    wd, bank, rec, hal = make_watchdog()
+    run(wd, bank, 0, 119999, 119999)
+    check(wd.state == HW.OK, "no warning at 119.999 s")
+    run(wd, bank, 120000, 120000)
+    check(wd.state == HW.WARNING and rec.actions() == ["warning"], "warning at 120 s")
+    wd.heartbeat(150000)
+    check(wd.state == HW.OK and rec.actions()[-1] == "host_ok", "heartbeat returns during warning")
+    run(wd, bank, 150000 + 179999, 150000 + 179999)
+    check(wd.state == HW.WARNING and hal.relays["host"].level == 1, "no cycle at 179.999 s")
+    run(wd, bank, 330000, 330000)
+    check(wd.state == HW.POWER_CYCLE and hal.relays["host"].level == 0, "power off at 180 s")
+    wd.heartbeat(335000)  # impossible while off, but must not leave the relay off
+    run(wd, bank, 339999, 339999)
+    check(hal.relays["host"].level == 0, "off for 10 s")
+    run(wd, bank, 340000, 340000)
+    check(hal.relays["host"].level == 1 and wd.state == HW.OK, "on again after 10 s")
+    check(rec.actions()[-2:] == ["power_off", "power_on"])
+    run(wd, bank, 340000 + 119000, 340000 + 119000)
+    check(wd.state == HW.OK, "silence clock restarted at power on")
+
+
+def t_power_cycle_limit():
+    wd, bank, rec, hal = make_watchdog()
+    run(wd, bank, 0, 3 * 190000 + 180000, 1000)
+    offs = [e for e in hal.relay_log if not e[2]]
+    check(len(offs) == 3, "three power cycles in the first hour: %d" % len(offs))
+    check(wd.state == HW.UNRECOVERABLE and rec.actions()[-1] == "unrecoverable", "then unrecoverable")
+    run(wd, bank, 3 * 190000 + 181000, 3600000 + 200000, 5000)
+    check(len([e for e in hal.relay_log if not e[2]]) == 3, "power stays on")
+    check(rec.actions().count("unrecoverable") == 1, "reported once")
+    wd.heartbeat(3900000)
+    check(wd.state == HW.OK, "heartbeat clears unrecoverable")
+    run(wd, bank, 3900000, 3900000 + 180000, 1000)
+    check(len([e for e in hal.relay_log if not e[2]]) == 4, "window moved on: cycling allowed again")
+
+
+def t_maintenance_hold_expiry():
+    wd, bank, rec, hal = make_watchdog()
+    check(wd.hold(1000, 600) == 600)
+    run(wd, bank, 1000, 600999, 1000)
+    check(wd.state == HW.OK and hal.relay_log == [], "no action during hold")
+    check(wd.hold_left_s(300000) == 301)
+    run(wd, bank, 601000, 601000)
+    check(rec.actions()[-1] == "hold_expired", "expiry reported")
+    run(wd, bank, 601000 + 119000, 601000 + 119000)
+    check(wd.state == HW.OK, "grace period starts at expiry")
+    run(wd, bank, 601000 + 180000, 601000 + 180000)
+    check(wd.state == HW.POWER_CYCLE, "then the normal timeline")
+    wd2, bank2, rec2, hal2 = make_watchdog()
+    wd2.hold(0, 100)
+    wd2.hold(50000, 0)
+    check(rec2.actions()[-1] == "hold_cleared" and wd2.hold_left_s(50000) == 0, "hold cleared")
+
+
+# -- enclosure, beacon, boot guard ------------------------------------------------------------
+
+def t_sht3x_crc_and_conversion():
+    check(crc8(b"\xbe\xef") == 0x92, "Sensirion CRC-8 datasheet example")
+    c, rh = parse_sht3x(sht3x_frame(24.0, 45.0))
+    check(abs(c - 24.0) < 0.01 and abs(rh - 45.0) < 0.01)
+    c, rh = parse_sht3x(unhex("6666" + "93" + "8000" + "a2"))
+    check(abs(c - 25.0) < 0.01 and abs(rh - 50.0) < 0.01, "raw 0x6666/0x8000")
+    for bad in (b"\xff" * 6, b"\x00\x00"):
+        try:
+            parse_sht3x(bad)
+            check(False, "bad frame accepted")
+        except SensorError:
+            pass
+
+
+def t_stuck_sensor_reported_loop_runs():
+    hal = HostHal(lambda: 0)
+    rec = Rec()
+    enc = Enclosure(hal, rec, 0)
+    for t in range(0, 6000, 10):
+        enc.tick(t)
+    check(enc.sensor_status == "ok" and enc.celsius is not None)
+    hal.sht3x.stuck = "bus"
+    for t in range(6000, 30000, 10):
+        enc.tick(t)
+    check(enc.sensor_status == "failed" and enc.celsius is None, "stuck bus reported")
+    check(hal.fan.duty == 65535, "fan full while temperature unknown")
+    hal.sht3x.stuck = "ff"
+    hal.door.value(1)
+    for t in range(30000, 31000, 10):
+        enc.tick(t)
+    check(enc.sensor_error == "crc" and ("door", {"open": True}) in rec.events, "loop keeps running")
+    hal.sht3x.stuck = ""
+    for t in range(31000, 45000, 10):
+        enc.tick(t)
+    check(enc.sensor_status == "ok", "recovers")
+
+
+def t_debounce():
+    pin = SimPin(0)
+    d = Debounced(pin, 0, 50)
+    pin.value(1)
+    check(d.update(10) is None and d.update(40) is None)
+    pin.value(0)
+    check(d.update(45) is None, "bounce")
+    pin.value(1)
+    check(d.update(50) is None and d.update(99) is None)
+    check(d.update(100) is True and d.state, "stable 50 ms")
+    check(d.update(200) is None)
+
+
+def t_fan_hysteresis():
+    pwm = SimPWM()
+    fan = Fan(pwm)
+    for c, running in ((30, False), (39.9, False), (40, True), (37, True), (35, True), (34.9, False), (38, False)):
+        fan.update(c)
+        check(fan.running == running, "fan at %s" % c)
+    fan.update(50)
+    check(fan.duty == 100)
+    fan.update(45)
+    check(fan.duty == 70)
+
+
+def t_beacon_patterns():
+    pin = SimPin(0)
+    b = Beacon(pin, 0, "ready")
+    check(pin.value() == 1)
+    check(b.set("busy", 1000) and pin.value() == 1)
+    b.tick(1500)
+    check(pin.value() == 0)
+    b.set("degraded", 0)
+    check([b.level(t) for t in (0, 150, 300, 450, 1499, 1500)] == [1, 0, 1, 0, 0, 1])
+    check(not b.set("disco", 0) and b.pattern == "degraded")
+
+
+def t_boot_guard_safe_mode():
+    store = MemoryStore()
+    for i in range(3):
+        g = BootGuard(store)
+        check(not g.begin(), "boot %d normal" % i)
+        g.tick(59999)
+    g = BootGuard(store)
+    check(g.begin() and g.boots == 4, "safe after 3 short boots")
+    g.tick(60000)
+    check(store.record == {"boots": 4, "short": 0})
+    check(not BootGuard(store).begin(), "a long boot clears it")
+    store.record = {"boots": "x"}
+    g = BootGuard(store)
+    check(not g.begin() and g.boots == 1, "corrupt record reset")
+
+
+def t_supervisor_safe_mode_and_commands():
+    hal = HostHal(lambda: 0, store=MemoryStore({"boots": 7, "short": 3}), cause="watchdog")
+    sup = Supervisor(hal, 0)
+    check(sup.safe and sup.enclosure is None and sup.beacon is None)
+    host = L.Link(seq0=77)
+    host.send(L.HELLO)
+    host.send(L.BEACON, {"pattern": "ready"})
+    host.send(L.RELAY, {"relay": "printer", "off_s": 3})
+    replies = {}
+    events = []
+    for t in range(0, 1000, 10):
+        sup.receive(host.poll(t), t)
+        for f in host.receive(sup.tick(t), t):
+            if f.mtype == L.EVENT:
+                events.append(f.body())
+                host.respond(f)
+            else:
+                replies[f.mtype & 0x7F] = f.body()
+    h = replies[L.HELLO]
+    check(h["reset"] == "watchdog" and h["boots"] == 8 and h["safe"] is True, "hello")
+    check(replies[L.BEACON] == {"err": "safe_mode"}, "no beacon in safe mode")
+    check(replies[L.RELAY]["off_ms"] == 3000, "relays still work")
+    check(events[0]["ev"] == "boot" and events[0]["reset"] == "watchdog")
+
+
+def t_supervisor_fault_makes_unhealthy():
+    hal = HostHal(lambda: 0)
+    sup = Supervisor(hal, 0)
+
+    class Broken:
+        def tick(self, now):
+            raise ValueError("bug")
+
+    sup.beacon = Broken()  # type: ignore
+    for t in range(4):
+        sup.tick(t)
+    check(sup.healthy(4), "a few faults tolerated")
+    sup.tick(5)
+    check(not sup.healthy(5) and sup.faults == 5, "then the hardware watchdog may bite")
+
+
+def main() -> int:
+    names = sorted(n for n in globals() if n.startswith("t_"))
+    passed = 0
+    failed = 0
+    for name in names:
+        try:
+            globals()[name]()
+            passed += 1
+        except Exception as exc:
+            failed += 1
+            print("FAILED", name, repr(exc))
+    print(("OK %d" if not failed else "FAIL %d") % (passed if not failed else failed))
+    return failed
+
+
+if __name__ == "__main__":
+    main()
