@@ -59,3 +59,15 @@ class CommandRejected(KioskError):
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
         super().__init__(f"{reason}: {message}")
+
+
+class ProvisioningError(KioskError):
+    """A provisioning step (fleet CA, enrolment, flashing, self-test) failed; the message says what to check."""
+
+
+class EnrolmentRefused(ProvisioningError):
+    """The controller refused an enrolment; ``reason`` is a stable code (token_used, token_expired, ...)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {message}")
