@@ -1,0 +1,171 @@
+"""One reader thread per port: it owns every read, hands the bytes to a codec callback, and
+reconnects in-process (capped, jittered backoff) when the cable is pulled.
+
+Drivers write through :meth:`SerialLink.write`, which paces bytes to the line rate so a
+driver never runs ahead of the UART (a pseudo-terminal would otherwise swallow a whole raster
+logo at once, and a real printer's buffer would overflow).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import serial
+
+from device_drivers.transport import open_port, wire_time
+from provisioning.backoff import Backoff
+from provisioning.errors import DeviceTimeout, TransportError
+
+log = logging.getLogger(__name__)
+
+
+class SerialLink:
+    """A port with exactly one reader thread; ``on_data(bytes)`` runs on that thread."""
+
+    def __init__(
+        self,
+        url: str,
+        baudrate: int,
+        on_data: Callable[[bytes], None],
+        *,
+        on_reconnect: Callable[[], None] | None = None,
+        on_lost: Callable[[str], None] | None = None,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        pace: bool = True,
+        port_kwargs: dict | None = None,
+    ) -> None:
+        self.url = url
+        self.baudrate = baudrate
+        self.on_data = on_data
+        self.on_reconnect = on_reconnect
+        self.on_lost = on_lost
+        self.backoff = backoff or Backoff(base=0.05, cap=2.0)
+        self.sleep = sleep
+        self.clock = clock
+        self.pace = pace
+        self.port_kwargs = port_kwargs or {}
+        self.comm_errors = 0
+        self.reconnects = 0
+        self._wlock = threading.Lock()
+        self._connected = threading.Event()
+        self._closing = threading.Event()
+        self._line_free_at = 0.0
+        self.port = open_port(url, baudrate, timeout=0.02, **self.port_kwargs)
+        self._connected.set()
+        self._thread = threading.Thread(target=self._run, name=f"reader:{url}", daemon=True)
+        self._thread.start()
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> None:
+        if not self._connected.wait(timeout):
+            raise TransportError(f"{self.url}: not connected (unplugged?); reconnecting in the background")
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(timeout=2.0)
+        try:
+            self.port.close()
+        except (OSError, serial.SerialException):
+            pass
+        self._connected.clear()
+
+    # -- writing ---------------------------------------------------------------------------------
+    def write(self, data: bytes, *, hold: Callable[[], bool] | None = None, hold_timeout: float = 5.0) -> None:
+        """Write ``data`` paced at the line rate. ``hold()`` true means the peer asked us to pause
+        (XOFF); we wait up to ``hold_timeout`` for it to clear."""
+        if not self._connected.is_set():
+            raise TransportError(f"{self.url}: not connected")
+        with self._wlock:
+            if hold is not None:
+                deadline = self.clock() + hold_timeout
+                while hold():
+                    if self.clock() > deadline:
+                        raise DeviceTimeout(f"{self.url}: device held flow control (XOFF) too long; state unknown")
+                    self.sleep(0.002)
+            if self.pace:
+                # Keep at most one chunk in flight ahead of the line, like a UART's FIFO.
+                ahead = self._line_free_at - self.clock()
+                if ahead > 0.004:
+                    self.sleep(ahead - 0.002)
+            try:
+                self.port.write(data)
+            except (OSError, serial.SerialException) as exc:
+                self._lost(f"write failed: {exc}")
+                raise TransportError(f"{self.url}: write failed: {exc}") from None
+            now = self.clock()
+            self._line_free_at = max(now, self._line_free_at) + wire_time(len(data), self.baudrate)
+
+    def drain(self) -> None:
+        """Wait until everything written so far has left on the line."""
+        if self.pace:
+            left = self._line_free_at - self.clock()
+            if left > 0:
+                self.sleep(left)
+
+    # -- reading and reconnecting ----------------------------------------------------------------
+    def _lost(self, why: str) -> None:
+        if self._connected.is_set() and not self._closing.is_set():
+            self._connected.clear()
+            self.comm_errors += 1
+            log.warning("port lost", extra={"fields": {"url": self.url, "why": why}})
+            if self.on_lost:
+                try:
+                    self.on_lost(why)
+                except Exception:  # a callback bug must not kill the reader
+                    log.exception("on_lost callback failed")
+
+    def _run(self) -> None:
+        while not self._closing.is_set():
+            if not self._connected.is_set():
+                self._reconnect()
+                continue
+            try:
+                data = self.port.read(4096)
+            except (OSError, serial.SerialException, TypeError, AttributeError) as exc:
+                # pyserial raises TypeError/AttributeError when the fd vanishes under it.
+                self._lost(f"read failed: {exc}")
+                continue
+            if data:
+                try:
+                    self.on_data(data)
+                except Exception:
+                    log.exception("codec callback failed", extra={"fields": {"url": self.url}})
+
+    def _reconnect(self) -> None:
+        try:
+            self.port.close()
+        except (OSError, serial.SerialException):
+            pass
+        while not self._closing.is_set():
+            delay = self.backoff.next_delay()
+            end = self.clock() + delay
+            while not self._closing.is_set() and self.clock() < end:
+                self.sleep(min(0.02, max(0.0, end - self.clock())))
+            try:
+                self.port = open_port(self.url, self.baudrate, timeout=0.02, **self.port_kwargs)
+            except TransportError:
+                continue
+            self.backoff.reset()
+            self.reconnects += 1
+            self._line_free_at = 0.0
+            self._connected.set()
+            log.info("port reconnected", extra={"fields": {"url": self.url, "reconnects": self.reconnects}})
+            if self.on_reconnect:
+                # Re-sync runs on its own thread: it writes and waits for answers this thread reads.
+                threading.Thread(target=self._resync, daemon=True).start()
+            return
+
+    def _resync(self) -> None:
+        try:
+            self.on_reconnect()
+        except Exception as exc:  # re-sync is best effort; the next operation retries
+            log.warning("re-sync after reconnect failed", extra={"fields": {"url": self.url, "error": str(exc)}})
