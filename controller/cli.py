@@ -6,7 +6,14 @@ import argparse
 import sys
 
 from provisioning.errors import KioskError
-from provisioning.lifecycle import add_common_args, build_config, fail, wait_for_stop_signal
+from provisioning.lifecycle import (
+    StopRequested,
+    add_common_args,
+    build_config,
+    fail,
+    raise_on_stop_signal,
+    wait_for_stop_signal,
+)
 from provisioning.logs import setup_logging
 from provisioning.settings import ControllerConfig
 
@@ -34,8 +41,16 @@ def main(argv: list[str] | None = None) -> int:
         from controller.server import Controller
 
         controller = Controller(config)
-        controller.start(say=lambda m: print(m, file=sys.stderr, flush=True))
     except KioskError as exc:
+        return fail(str(exc))
+    raise_on_stop_signal()
+    try:
+        controller.start(say=lambda m: print(m, file=sys.stderr, flush=True))
+    except StopRequested:
+        controller.stop()
+        return 0
+    except KioskError as exc:
+        controller.stop()
         return fail(str(exc))
     print(f"controller online broker={config.broker} data={config.data_dir}", flush=True)
     try:

@@ -37,6 +37,20 @@ def fail(message: str, code: int = 2) -> int:
     return code
 
 
+class StopRequested(KioskError):
+    """SIGTERM or SIGINT arrived while the process was still starting (e.g. waiting for the broker)."""
+
+
+def raise_on_stop_signal() -> None:
+    """Until ``wait_for_stop_signal`` runs, SIGTERM/SIGINT interrupt start-up with StopRequested."""
+
+    def _raise(signum, _frame):
+        raise StopRequested(f"stopped by signal {signal.Signals(signum).name} while starting")
+
+    signal.signal(signal.SIGTERM, _raise)
+    signal.signal(signal.SIGINT, _raise)
+
+
 def wait_for_stop_signal() -> None:
     """Block until SIGTERM or SIGINT (Ctrl-C)."""
     stop = threading.Event()
@@ -46,4 +60,5 @@ def wait_for_stop_signal() -> None:
         pass
 
 
-__all__ = ["ConfigError", "KioskError", "add_common_args", "build_config", "fail", "wait_for_stop_signal"]
+__all__ = ["ConfigError", "KioskError", "StopRequested", "add_common_args", "build_config", "fail",
+           "raise_on_stop_signal", "wait_for_stop_signal"]

@@ -6,7 +6,14 @@ import argparse
 import sys
 
 from provisioning.errors import KioskError
-from provisioning.lifecycle import add_common_args, build_config, fail, wait_for_stop_signal
+from provisioning.lifecycle import (
+    StopRequested,
+    add_common_args,
+    build_config,
+    fail,
+    raise_on_stop_signal,
+    wait_for_stop_signal,
+)
 from provisioning.logs import setup_logging
 from provisioning.settings import KioskConfig
 
@@ -39,8 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     from kiosk_ui.agent.runtime import KioskRuntime
 
     runtime = KioskRuntime(config)
+    raise_on_stop_signal()
     try:
         runtime.start(say=lambda m: print(m, file=sys.stderr, flush=True))
+    except StopRequested:
+        runtime.stop()
+        return 0
     except KioskError as exc:
         runtime.stop()
         return fail(str(exc))

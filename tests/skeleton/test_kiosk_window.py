@@ -1,0 +1,65 @@
+"""The Kivy app opens a window under Xvfb, and its Chinese text renders as glyphs, not boxes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.support.processes import REPO
+
+pytestmark = pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display (run under xvfb-run)")
+
+GLYPH_CHECK = textwrap.dedent("""
+    import os, sys
+    os.environ["KIVY_NO_ARGS"] = "1"; os.environ["KIVY_NO_CONSOLELOG"] = "1"
+    from kivy.core.window import Window  # noqa: F401 - textures need a GL context
+    from kivy.core.text import Label as CoreLabel
+    from kiosk_ui.fonts import find_cjk_font
+    font = find_cjk_font() if sys.argv[1] == "cjk" else "Roboto"
+    def pixels(ch):
+        lbl = CoreLabel(text=ch, font_size=48, font_name=font)
+        lbl.refresh()
+        return bytes(lbl.texture.pixels)
+    # Without the glyphs, every character renders as the same "tofu" box.
+    print("DISTINCT" if len({pixels(c) for c in "社区服务"}) == 4 else "SAME")
+""")
+
+
+def _glyphs(font: str, tmp_path) -> str:
+    env = dict(os.environ, KIVY_HOME=str(tmp_path / f".kivy-{font}"), PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-c", GLYPH_CHECK, font], capture_output=True, text=True,
+                       timeout=60, env=env, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.strip().splitlines()[-1]
+
+
+def test_cjk_font_has_chinese_glyphs_and_default_font_does_not(tmp_path):
+    assert _glyphs("cjk", tmp_path) == "DISTINCT"
+    assert _glyphs("roboto", tmp_path) == "SAME"  # proves the check can fail
+
+
+def test_home_screen_screenshot(tmp_path, artifacts):
+    shot = artifacts / "kiosk-home-zh-CN.png"
+    shot.unlink(missing_ok=True)
+    r = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "kiosk"), "--kiosk-id", "GD-0001",
+         "--data-dir", str(tmp_path / "kiosk"), "--screenshot", str(shot)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    from PIL import Image
+
+    img = Image.open(shot)
+    assert img.size[0] >= 800 and img.size[1] >= 480
+    assert len(set(img.convert("RGB").getdata())) > 50  # text was drawn, not an empty window
+
+
+def test_no_display_is_a_clear_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = subprocess.run([os.path.join(os.path.dirname(sys.executable), "kiosk"), "--data-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+    assert r.returncode == 2 and "no display" in r.stderr
