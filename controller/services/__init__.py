@@ -1,0 +1,43 @@
+"""The reference resident-service backend behind ``svc/request`` / ``svc/response``.
+
+``handle_request(conn, kiosk_id, body, now)`` answers one request body
+``{"service": ..., "op": ..., "args": {...}}`` with ``{"ok": true, "data": {...}}`` or
+``{"ok": false, "error": CODE, "message": ...}``; it never raises for bad input. Its tables are
+created by ``ensure_schema(conn)`` in the controller database.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+from controller.services.backend import OPS, ServiceError
+from controller.services.schema import ensure_schema
+
+__all__ = ["ServiceError", "ensure_schema", "handle_request"]
+
+log = logging.getLogger(__name__)
+
+
+def handle_request(conn: sqlite3.Connection, kiosk_id: str, body: dict[str, Any], now: float) -> dict[str, Any]:
+    service, op = body.get("service"), body.get("op")
+    args = body.get("args", {})
+    fn = OPS.get((service, op)) if isinstance(service, str) and isinstance(op, str) else None
+    if fn is None:
+        known = ", ".join(f"{s}.{o}" for s, o in OPS)
+        return {"ok": False, "error": "unknown_op", "message": f"unknown service/op {service!r}.{op!r}; known: {known}"}
+    if not isinstance(args, dict):
+        return {"ok": False, "error": "bad_request", "message": "args must be a JSON object"}
+    try:
+        with conn:  # one transaction per request: a refused request leaves nothing behind
+            data = fn(conn, kiosk_id, args, now)
+    except ServiceError as exc:
+        log.info("service request refused", extra={"fields": {"kiosk": kiosk_id, "op": f"{service}.{op}",
+                                                                "code": exc.code}})
+        return {"ok": False, "error": exc.code, "message": str(exc)}
+    except sqlite3.Error as exc:
+        log.error("service store failed", extra={"fields": {"op": f"{service}.{op}", "why": str(exc)[:200]}})
+        return {"ok": False, "error": "backend_unavailable", "message": "the service store failed; try again"}
+    log.info("service request", extra={"fields": {"kiosk": kiosk_id, "op": f"{service}.{op}"}})
+    return {"ok": True, "data": data}

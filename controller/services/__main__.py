@@ -1,0 +1,40 @@
+"""``python -m controller.services --broker URL --data-dir DIR``: serve the reference service backend."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from provisioning.errors import KioskError
+from provisioning.logs import setup_logging
+from provisioning.settings import parse_broker_url
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m controller.services", description=__doc__)
+    p.add_argument("--broker", required=True, help="broker URL, mqtt://host:port")
+    p.add_argument("--data-dir", type=Path, required=True, help="folder of the controller database")
+    args = p.parse_args(argv)
+    setup_logging()
+    from controller.services.host import ServiceHost
+
+    try:
+        host = ServiceHost(parse_broker_url(args.broker), args.data_dir)
+        host.start(say=lambda m: print(m, file=sys.stderr, flush=True))
+    except KioskError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    print("READY services", flush=True)
+    done.wait()
+    host.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

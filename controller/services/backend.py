@@ -1,0 +1,242 @@
+"""The reference service backend: one function per (service, op), over the ``svc_`` tables.
+
+Each takes ``(conn, kiosk_id, args, now)`` and returns the response data, or raises
+:class:`ServiceError` with a code the kiosk translates for the resident. A real government backend
+replaces this module behind the same request/response shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from provisioning.errors import KioskError
+
+TZ = ZoneInfo("Asia/Shanghai")
+AVG_SERVICE_MINUTES = 6  # per ticket ahead; the centre's measured average
+COUNTER_PREFIX = {"general": "A", "social": "B", "civil": "C"}
+SITES = ("centre", "street")
+SLOT_TIMES = ("09:00", "10:00", "11:00", "14:00", "15:00", "16:00")
+SLOT_CAPACITY = 4
+SLOT_DAYS = 3
+CERT_KINDS = ("residence", "household")
+GROUPS = ("all", "elderly", "youth", "children", "women")
+FEEDBACK_CATEGORIES = ("environment", "safety", "facilities", "other")
+MAX_VOLUNTEER_HOURS = 12.0  # a forgotten check-out does not credit days
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by staff
+
+
+class ServiceError(KioskError):
+    """A request the backend refuses; ``code`` is stable and translated on the kiosk."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+def _arg(args: dict[str, Any], name: str, allowed: tuple[str, ...] | None = None) -> str:
+    value = args.get(name)
+    if not isinstance(value, str) or not value or len(value) > 200:
+        raise ServiceError("bad_request", f"argument {name!r} must be a non-empty string")
+    if allowed is not None and value not in allowed:
+        raise ServiceError("bad_request", f"argument {name!r} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _resident(args: dict[str, Any]) -> str:
+    ref = _arg(args, "resident_ref")
+    if len(ref) != 32 or any(c not in "0123456789abcdef" for c in ref):
+        raise ServiceError("bad_request", "resident_ref must be 32 lowercase hex digits")
+    return ref
+
+
+def _code(n: int = 8) -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(n))
+
+
+def _local(now: float) -> datetime:
+    return datetime.fromtimestamp(now, TZ)
+
+
+# -- queue tickets ---------------------------------------------------------------------------------
+
+def ticket_take(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    counter = _arg(args, "counter", tuple(COUNTER_PREFIX))
+    day = _local(now).strftime("%Y-%m-%d")
+    seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM svc_tickets WHERE day=? AND counter=?",
+                       (day, counter)).fetchone()[0]
+    ahead = conn.execute("SELECT COUNT(*) FROM svc_tickets WHERE day=? AND counter=? AND status='waiting'",
+                         (day, counter)).fetchone()[0]
+    number = f"{COUNTER_PREFIX[counter]}{seq:03d}"
+    conn.execute("INSERT INTO svc_tickets (kiosk_id, day, counter, number, seq, issued_at) VALUES (?,?,?,?,?,?)",
+                 (kiosk_id, day, counter, number, seq, now))
+    return {"number": number, "counter": counter, "ahead": ahead, "wait_minutes": ahead * AVG_SERVICE_MINUTES}
+
+
+def ticket_call(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    """Staff call the next waiting ticket of a counter (used by the window's terminal)."""
+    counter = _arg(args, "counter", tuple(COUNTER_PREFIX))
+    day = _local(now).strftime("%Y-%m-%d")
+    row = conn.execute("SELECT id, number FROM svc_tickets WHERE day=? AND counter=? AND status='waiting' "
+                       "ORDER BY seq LIMIT 1", (day, counter)).fetchone()
+    if row is None:
+        raise ServiceError("queue_empty", f"no waiting ticket for {counter}")
+    conn.execute("UPDATE svc_tickets SET status='called' WHERE id=?", (row[0],))
+    return {"number": row[1]}
+
+
+# -- appointments ----------------------------------------------------------------------------------
+
+def appointment_slots(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    site = _arg(args, "site", SITES)
+    local = _local(now)
+    out = []
+    for d in range(1, SLOT_DAYS + 1):
+        day = (local + timedelta(days=d)).strftime("%Y-%m-%d")
+        for t in SLOT_TIMES:
+            slot = f"{day} {t}"
+            taken = conn.execute("SELECT COUNT(*) FROM svc_appointments WHERE site=? AND slot=? AND status='booked'",
+                                 (site, slot)).fetchone()[0]
+            if taken < SLOT_CAPACITY:
+                out.append({"id": slot, "label": slot, "free": SLOT_CAPACITY - taken})
+    return {"site": site, "slots": out}
+
+
+def appointment_book(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    site = _arg(args, "site", SITES)
+    slot = _arg(args, "slot")
+    ref = _resident(args)
+    free = {s["id"] for s in appointment_slots(conn, kiosk_id, {"site": site}, now)["slots"]}
+    if slot not in free:
+        raise ServiceError("slot_full", f"slot {slot} at {site} is not available")
+    if conn.execute("SELECT 1 FROM svc_appointments WHERE resident_ref=? AND slot=? AND status='booked'",
+                    (ref, slot)).fetchone():
+        raise ServiceError("already_booked", "this resident already has an appointment at that time")
+    code = _code(6)
+    conn.execute("INSERT INTO svc_appointments (code, kiosk_id, site, slot, resident_ref, booked_at) "
+                 "VALUES (?,?,?,?,?,?)", (code, kiosk_id, site, slot, ref, now))
+    return {"code": code, "site": site, "slot": slot}
+
+
+# -- certificates ----------------------------------------------------------------------------------
+
+def certificate_issue(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    kind = _arg(args, "kind", CERT_KINDS)
+    name = _arg(args, "holder_name")
+    id_masked = _arg(args, "id_masked")
+    if "*" not in id_masked:
+        # The backend refuses to store an unmasked number, whatever the kiosk sends.
+        raise ServiceError("bad_request", "id_masked must be a masked ID number")
+    code = _code(10)
+    conn.execute("INSERT INTO svc_certificates VALUES (?,?,?,?,?,?)", (code, kiosk_id, kind, name, id_masked, now))
+    return {"code": code, "qr": f"KIOSK-CERT:{code}", "kind": kind, "issued_at": now,
+            "issued_date": _local(now).strftime("%Y-%m-%d")}
+
+
+def certificate_verify(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    code = _arg(args, "code").removeprefix("KIOSK-CERT:").strip().upper()
+    row = conn.execute("SELECT kind, holder_name, id_masked, issued_at FROM svc_certificates WHERE code=?",
+                       (code,)).fetchone()
+    if row is None:
+        return {"valid": False, "code": code}
+    name = row[1]
+    return {"valid": True, "code": code, "kind": row[0], "holder": name[0] + "*" * (len(name) - 1),
+            "id_masked": row[2], "issued_date": _local(row[3]).strftime("%Y-%m-%d")}
+
+
+# -- social security, volunteers, notices, feedback, rating ----------------------------------------
+
+def ss_info(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    ref = _arg(args, "card_ref")
+    row = conn.execute("SELECT status, insured_since, medical_balance FROM svc_ss_accounts WHERE card_ref=?",
+                       (ref,)).fetchone()
+    if row is None:
+        return {"enrolled": False}
+    return {"enrolled": True, "status": row[0], "insured_since": row[1], "medical_balance": row[2]}
+
+
+def _balance(conn: sqlite3.Connection, ref: str) -> float:
+    return round(conn.execute("SELECT COALESCE(SUM(hours), 0) FROM svc_volunteer_sessions WHERE resident_ref=?",
+                              (ref,)).fetchone()[0], 1)
+
+
+def volunteer_check_in(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    ref = _resident(args)
+    if conn.execute("SELECT 1 FROM svc_volunteer_sessions WHERE resident_ref=? AND ended IS NULL", (ref,)).fetchone():
+        raise ServiceError("already_checked_in", "already checked in; check out first")
+    conn.execute("INSERT INTO svc_volunteer_sessions (resident_ref, kiosk_id, started) VALUES (?,?,?)",
+                 (ref, kiosk_id, now))
+    return {"started": now, "balance": _balance(conn, ref)}
+
+
+def volunteer_check_out(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    ref = _resident(args)
+    row = conn.execute("SELECT id, started FROM svc_volunteer_sessions WHERE resident_ref=? AND ended IS NULL",
+                       (ref,)).fetchone()
+    if row is None:
+        raise ServiceError("not_checked_in", "no open check-in to close")
+    hours = round(min(max(now - row[1], 0) / 3600, MAX_VOLUNTEER_HOURS), 1)
+    conn.execute("UPDATE svc_volunteer_sessions SET ended=?, hours=? WHERE id=?", (now, hours, row[0]))
+    return {"hours": hours, "balance": _balance(conn, ref)}
+
+
+def volunteer_balance(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    ref = _resident(args)
+    open_ = conn.execute("SELECT started FROM svc_volunteer_sessions WHERE resident_ref=? AND ended IS NULL",
+                         (ref,)).fetchone()
+    return {"balance": _balance(conn, ref), "checked_in": open_ is not None}
+
+
+def notices_list(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    group = _arg(args, "group", GROUPS)
+    out = []
+    for nid, groups, titles in conn.execute("SELECT id, groups, titles FROM svc_notices ORDER BY published DESC, id"):
+        g = json.loads(groups)
+        if group == "all" or group in g or "all" in g:
+            out.append({"id": nid, "groups": g, "titles": json.loads(titles)})
+    return {"group": group, "notices": out}
+
+
+def feedback_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    category = _arg(args, "category", FEEDBACK_CATEGORIES)
+    urgency = _arg(args, "urgency", ("normal", "urgent"))
+    ref = "F" + _local(now).strftime("%y%m%d") + _code(4)
+    conn.execute("INSERT INTO svc_feedback (ref, kiosk_id, category, urgency, created) VALUES (?,?,?,?,?)",
+                 (ref, kiosk_id, category, urgency, now))
+    return {"ref": ref, "reply_days": 1 if urgency == "urgent" else 3}
+
+
+def rating_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    service = _arg(args, "service")
+    stars = args.get("stars")
+    if not isinstance(stars, int) or isinstance(stars, bool) or not 1 <= stars <= 5:
+        raise ServiceError("bad_request", f"stars must be an integer 1-5, got {stars!r}")
+    tags = args.get("tags", [])
+    if not isinstance(tags, list) or len(tags) > 10 or any(not isinstance(t, str) or len(t) > 40 for t in tags):
+        raise ServiceError("bad_request", "tags must be a list of at most 10 short strings")
+    conn.execute("INSERT INTO svc_ratings (kiosk_id, service, stars, tags, created) VALUES (?,?,?,?,?)",
+                 (kiosk_id, service, stars, json.dumps(tags), now))
+    return {}
+
+
+Op = Callable[[sqlite3.Connection, str, dict, float], dict]
+OPS: dict[tuple[str, str], Op] = {
+    ("queue_ticket", "take"): ticket_take,
+    ("queue_ticket", "call"): ticket_call,
+    ("appointment", "slots"): appointment_slots,
+    ("appointment", "book"): appointment_book,
+    ("certificate", "issue"): certificate_issue,
+    ("certificate", "verify"): certificate_verify,
+    ("social_security", "info"): ss_info,
+    ("volunteer", "check_in"): volunteer_check_in,
+    ("volunteer", "check_out"): volunteer_check_out,
+    ("volunteer", "balance"): volunteer_balance,
+    ("notices", "list"): notices_list,
+    ("feedback", "submit"): feedback_submit,
+    ("rating", "submit"): rating_submit,
+}

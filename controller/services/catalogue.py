@@ -1,0 +1,165 @@
+"""The service catalogue: services as data (names in three languages, identification, steps, output,
+opening hours), validated once at the edge. Both the controller and the kiosks use this module.
+
+The catalogue travels in the desired config under the key ``services`` (the whole document of
+``catalogue.json``), so an operator changes the kiosks' menus without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provisioning.errors import ConfigError
+
+LANGS = ("zh-CN", "zh-HK", "en")
+IDENTIFICATION = ("none", "id_card", "ss_card", "qr_voucher")
+OUTPUTS = ("screen", "receipt")
+DEFAULT_PATH = Path(__file__).with_name("catalogue.json")
+
+
+@dataclass(frozen=True)
+class Option:
+    id: str
+    names: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Step:
+    field: str
+    title: dict[str, str]
+    options: tuple[Option, ...] = ()
+    options_from: str = ""  # the options are asked of the backend (e.g. free appointment slots)
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    names: dict[str, str]
+    icon: str
+    identification: str
+    steps: tuple[Step, ...]
+    output: tuple[str, ...]
+    open: str
+    close: str
+    enabled: bool
+    offline: bool = False  # still works when the controller is unreachable
+
+    def name(self, lang: str) -> str:
+        return self.names.get(lang) or self.names["zh-CN"]
+
+    def is_open(self, hhmm: str) -> bool:
+        """``hhmm`` is the local time as ``"HH:MM"``; close ``24:00`` means until midnight."""
+        if self.open <= self.close:
+            return self.open <= hhmm < self.close
+        return hhmm >= self.open or hhmm < self.close  # across midnight
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    version: int
+    services: tuple[Service, ...]
+    notices: tuple[dict[str, Any], ...]
+    rating_tags: tuple[Option, ...]
+
+    def get(self, service_id: str) -> Service | None:
+        return next((s for s in self.services if s.id == service_id), None)
+
+    def menu(self, hhmm: str) -> list[Service]:
+        return [s for s in self.services if s.enabled and s.is_open(hhmm)]
+
+
+def _names(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ConfigError("expected a table of names by language", field=where)
+    for lang in LANGS:
+        if not isinstance(value.get(lang), str) or not value[lang].strip():
+            raise ConfigError(f"missing the {lang} text", field=f"{where}.{lang}")
+    return {lang: value[lang] for lang in LANGS}
+
+
+def _hhmm(value: Any, where: str) -> str:
+    ok = isinstance(value, str) and len(value) == 5 and value[2] == ":" and value[:2].isdigit() \
+        and value[3:].isdigit() and (value == "24:00" or (int(value[:2]) < 24 and int(value[3:]) < 60))
+    if not ok:
+        raise ConfigError(f"expected HH:MM, got {value!r}", field=where)
+    return value
+
+
+def _option(d: Any, where: str) -> Option:
+    if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not d["id"]:
+        raise ConfigError("an option needs an id", field=where)
+    return Option(d["id"], _names(d.get("names"), f"{where}.names"))
+
+
+def _service(d: Any, where: str) -> Service:
+    if not isinstance(d, dict):
+        raise ConfigError("expected a table", field=where)
+    sid = d.get("id")
+    if not isinstance(sid, str) or not sid.replace("_", "").isalnum():
+        raise ConfigError(f"service id must be letters, digits and '_', got {sid!r}", field=f"{where}.id")
+    where = f"services.{sid}"
+    ident = d.get("identification", "none")
+    if ident not in IDENTIFICATION:
+        raise ConfigError(f"must be one of {', '.join(IDENTIFICATION)}, got {ident!r}", field=f"{where}.identification")
+    output = d.get("output", ["screen"])
+    if not isinstance(output, list) or not output or any(o not in OUTPUTS for o in output):
+        raise ConfigError(f"must be a list of {', '.join(OUTPUTS)}, got {output!r}", field=f"{where}.output")
+    steps = []
+    for i, s in enumerate(d.get("steps", [])):
+        sw = f"{where}.steps[{i}]"
+        if not isinstance(s, dict) or not isinstance(s.get("field"), str):
+            raise ConfigError("a step needs a field name", field=sw)
+        opts = tuple(_option(o, f"{sw}.options[{j}]") for j, o in enumerate(s.get("options", [])))
+        source = s.get("options_from", "")
+        if not opts and not source:
+            raise ConfigError("a step needs options or options_from", field=sw)
+        steps.append(Step(s["field"], _names(s.get("title"), f"{sw}.title"), opts, str(source)))
+    hours = d.get("hours", {"open": "00:00", "close": "24:00"})
+    if not isinstance(hours, dict):
+        raise ConfigError("expected a table with open and close", field=f"{where}.hours")
+    enabled = d.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"expected true or false, got {enabled!r}", field=f"{where}.enabled")
+    return Service(
+        id=sid, names=_names(d.get("names"), f"{where}.names"), icon=str(d.get("icon", "")),
+        identification=ident, steps=tuple(steps), output=tuple(output),
+        open=_hhmm(hours.get("open", "00:00"), f"{where}.hours.open"),
+        close=_hhmm(hours.get("close", "24:00"), f"{where}.hours.close"),
+        enabled=enabled, offline=bool(d.get("offline", False)),
+    )
+
+
+def parse(doc: Any) -> Catalogue:
+    """Validate a catalogue document; a ConfigError names the first wrong field."""
+    if not isinstance(doc, dict):
+        raise ConfigError("the service catalogue must be a JSON object", field="services")
+    raw = doc.get("services")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("expected a non-empty list of services", field="services")
+    services = tuple(_service(d, f"services[{i}]") for i, d in enumerate(raw))
+    ids = [s.id for s in services]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ConfigError(f"duplicate service ids: {', '.join(dupes)}", field="services")
+    notices = []
+    for i, n in enumerate(doc.get("notices", [])):
+        if not isinstance(n, dict) or not isinstance(n.get("id"), str):
+            raise ConfigError("a notice needs an id", field=f"notices[{i}]")
+        groups = n.get("groups", ["all"])
+        notices.append({"id": n["id"], "groups": list(groups), "titles": _names(n.get("titles"), f"notices[{i}].titles")})
+    tags = tuple(_option(t, f"rating_tags[{i}]") for i, t in enumerate(doc.get("rating_tags", [])))
+    version = doc.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ConfigError(f"expected an integer, got {version!r}", field="version")
+    return Catalogue(version, services, tuple(notices), tags)
+
+
+def load_default_document() -> dict[str, Any]:
+    return json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
+
+
+def load_default() -> Catalogue:
+    return parse(load_default_document())

@@ -1,0 +1,91 @@
+"""A standalone MQTT edge for the service backend: ``python -m controller.services``.
+
+It answers ``kiosk/v1/+/svc/request`` on the request's MQTT v5 response topic with its correlation
+data. The fleet controller dispatches the same requests to :func:`handle_request` itself; run this
+host only where the controller does not (a separate service server, demos, tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from controller import store
+from controller.protocol import fleet
+from controller.protocol.client import connect_with_retry, make_client
+from controller.services import ensure_schema, handle_request
+from provisioning.errors import ProtocolError
+from provisioning.settings import BrokerURL
+
+log = logging.getLogger(__name__)
+REQUESTS = f"{fleet.ROOT}/+/svc/request"
+
+
+def respond(client: mqtt.Client, msg: mqtt.MQTTMessage, reply: dict) -> None:
+    props = getattr(msg, "properties", None)
+    target = getattr(props, "ResponseTopic", None)
+    if not target:
+        log.warning("svc request without a response topic dropped", extra={"fields": {"topic": msg.topic[:120]}})
+        return
+    out = Properties(PacketTypes.PUBLISH)
+    corr = getattr(props, "CorrelationData", None)
+    if corr is not None:
+        out.CorrelationData = corr
+    client.publish(target, fleet.encode(reply), 1, False, properties=out)
+
+
+def answer(conn, msg: mqtt.MQTTMessage, now: float) -> dict:
+    """The reply for one request message (bad messages get an error reply, never silence)."""
+    try:
+        kiosk_id, kind, _ = fleet.parse_topic(msg.topic)
+        body = fleet.decode(msg.payload)
+    except ProtocolError as exc:
+        return {"ok": False, "error": "bad_request", "message": str(exc)[:300]}
+    if kind != "svc/request":
+        return {"ok": False, "error": "bad_request", "message": "not a service request"}
+    return handle_request(conn, kiosk_id, body, now)
+
+
+class ServiceHost:
+    def __init__(self, broker: BrokerURL, data_dir: Path, *, clock: Callable[[], float] = time.time,
+                 client_id: str = "kiosk-services") -> None:
+        self.conn = store.connect(data_dir)
+        ensure_schema(self.conn)
+        self.clock = clock
+        self.broker = broker
+        self.inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._stop = threading.Event()
+        self.client = make_client(client_id, broker)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(REQUESTS, 1) if not rc.is_failure else None
+        self.client.on_message = lambda c, u, m: self.inbox.put(m)
+
+    def start(self, say: Callable[[str], None] | None = None) -> None:
+        connect_with_retry(self.client, self.broker, keepalive=10, should_stop=self._stop.is_set, say=say)
+        self.client.loop_start()
+        self._worker = threading.Thread(target=self._run, name="svc-worker", daemon=True)
+        self._worker.start()
+
+    def _run(self) -> None:
+        # One thread owns the SQLite connection; paho's thread only queues.
+        while not self._stop.is_set():
+            try:
+                msg = self.inbox.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            respond(self.client, msg, answer(self.conn, msg, self.clock()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if hasattr(self, "_worker"):
+            self._worker.join(5)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.conn.close()

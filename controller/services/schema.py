@@ -1,0 +1,55 @@
+"""The service backend's own tables in the controller database (``svc_`` prefix, created if missing).
+
+No table holds an ID number or a name, except ``svc_certificates``: the certificate a resident asked
+for names its holder, with the ID number masked. Residents are otherwise known by ``resident_ref``,
+a one-way reference computed on the kiosk.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from controller.services.catalogue import load_default_document
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS svc_tickets (
+    id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, day TEXT NOT NULL, counter TEXT NOT NULL,
+    number TEXT NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'waiting',
+    issued_at REAL NOT NULL, UNIQUE(day, counter, seq));
+CREATE TABLE IF NOT EXISTS svc_appointments (
+    code TEXT PRIMARY KEY, kiosk_id TEXT NOT NULL, site TEXT NOT NULL, slot TEXT NOT NULL,
+    resident_ref TEXT NOT NULL, booked_at REAL NOT NULL, status TEXT NOT NULL DEFAULT 'booked');
+CREATE INDEX IF NOT EXISTS svc_appointments_slot ON svc_appointments(site, slot);
+CREATE TABLE IF NOT EXISTS svc_certificates (
+    code TEXT PRIMARY KEY, kiosk_id TEXT NOT NULL, kind TEXT NOT NULL, holder_name TEXT NOT NULL,
+    id_masked TEXT NOT NULL, issued_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS svc_volunteer_sessions (
+    id INTEGER PRIMARY KEY, resident_ref TEXT NOT NULL, kiosk_id TEXT NOT NULL,
+    started REAL NOT NULL, ended REAL, hours REAL NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS svc_volunteer_ref ON svc_volunteer_sessions(resident_ref);
+CREATE TABLE IF NOT EXISTS svc_ss_accounts (
+    card_ref TEXT PRIMARY KEY, status TEXT NOT NULL, insured_since TEXT NOT NULL DEFAULT '',
+    medical_balance REAL NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS svc_notices (
+    id TEXT PRIMARY KEY, groups TEXT NOT NULL, titles TEXT NOT NULL, published REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS svc_feedback (
+    ref TEXT PRIMARY KEY, kiosk_id TEXT NOT NULL, category TEXT NOT NULL, urgency TEXT NOT NULL,
+    created REAL NOT NULL, status TEXT NOT NULL DEFAULT 'open');
+CREATE TABLE IF NOT EXISTS svc_ratings (
+    id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, service TEXT NOT NULL, stars INTEGER NOT NULL,
+    tags TEXT NOT NULL, created REAL NOT NULL);
+"""
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create the tables if missing and seed the default notices once (an operator may edit them)."""
+    with conn:
+        conn.executescript(SCHEMA)
+        if conn.execute("SELECT COUNT(*) FROM svc_notices").fetchone()[0] == 0:
+            doc = load_default_document()
+            conn.executemany(
+                "INSERT INTO svc_notices VALUES (?,?,?,0)",
+                [(n["id"], json.dumps(n["groups"]), json.dumps(n["titles"], ensure_ascii=False))
+                 for n in doc.get("notices", [])],
+            )
