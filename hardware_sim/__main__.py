@@ -12,6 +12,9 @@ from provisioning.logs import setup_logging
 # device name -> "module:class"; each simulator lives in its own module.
 DEVICES = {
     "printer": "hardware_sim.printer:PrinterSim",
+    "id-reader": "hardware_sim.id_reader:IdReaderSim",
+    "card-reader": "hardware_sim.card_reader:CardReaderSim",
+    "scanner": "hardware_sim.scanner:ScannerSim",
 }
 
 

@@ -1,0 +1,164 @@
+"""Resident ID card reader driver (SAM_V frames over serial).
+
+``read_card(timeout)`` polls find -> select -> read, maps reader status codes to clear errors,
+retries transient faults (noise, a card moved, an unplugged cable that comes back) until its
+deadline, and returns an :class:`~device_drivers.samv.Identity` that lives in memory only.
+Call :meth:`IdCardReader.wipe` (or ``identity.wipe()``) at the end of the resident's session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from device_drivers import samv
+from device_drivers.serial_link import SerialLink
+from device_drivers.transport import wire_time
+from provisioning.backoff import Backoff
+from provisioning.errors import DeviceError, DeviceTimeout, RemoteProtocolError, TransportError
+
+log = logging.getLogger(__name__)
+
+
+class NoCard(DeviceTimeout):
+    """No card was presented before the deadline."""
+
+
+class IdCardReader:
+    def __init__(
+        self,
+        url: str,
+        baudrate: int = 115200,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        backoff: Backoff | None = None,
+        answer_timeout: float = 0.5,
+        card_timeout: float = 2.0,
+    ) -> None:
+        self.url = url
+        self.baudrate = baudrate
+        self.clock = clock
+        self.sleep = sleep
+        self.answer_timeout = answer_timeout
+        self.card_timeout = card_timeout  # the card's RF exchange for 30 01 can take ~1 s on real readers
+        self.counters = {"cards_read": 0, "communication_errors": 0, "read_failures": 0}
+        self._decoder = samv.SamvDecoder()
+        self._cond = threading.Condition()
+        self._answers: list[samv.Response] = []
+        self._damaged = False
+        self._req_lock = threading.Lock()
+        self._last: samv.Identity | None = None
+        self.link = SerialLink(url, baudrate, self._on_data, on_lost=self._on_lost, backoff=backoff,
+                               sleep=sleep, clock=clock)
+
+    def close(self) -> None:
+        self.wipe()
+        self.link.close()
+
+    # -- frames ----------------------------------------------------------------------------------
+    def _on_data(self, data: bytes) -> None:
+        for ev in self._decoder.feed(data):
+            with self._cond:
+                if isinstance(ev, samv.Response):
+                    self._answers.append(ev)
+                else:
+                    self.counters["communication_errors"] += 1
+                    if ev.reason == "bad checksum":
+                        self._damaged = True
+                self._cond.notify_all()
+
+    def _on_lost(self, why: str) -> None:
+        self._decoder = samv.SamvDecoder()  # a half frame from before the unplug is worthless
+
+    def request(self, cmd: tuple[int, int], *, timeout: float | None = None) -> samv.Response:
+        """Send one command and wait for its answer (DeviceTimeout if none)."""
+        frame = samv.command(cmd)
+        limit = (timeout or self.answer_timeout) + wire_time(len(frame), self.baudrate)
+        with self._req_lock:
+            with self._cond:
+                self._answers.clear()
+                self._damaged = False
+            self.link.write(frame)
+            deadline = self.clock() + limit
+            with self._cond:
+                while not self._answers:
+                    if self._damaged:
+                        # The answer arrived damaged: no need to wait for a timeout to know.
+                        raise RemoteProtocolError(f"ID card reader on {self.url}: answer failed its checksum")
+                    left = deadline - self.clock()
+                    if left <= 0:
+                        self.counters["communication_errors"] += 1
+                        raise DeviceTimeout(f"ID card reader on {self.url} did not answer command "
+                                            f"{cmd[0]:02X} {cmd[1]:02X}; state unknown")
+                    self._cond.wait(min(left, 0.05))
+                return self._answers.pop(0)
+
+    # -- operations ------------------------------------------------------------------------------
+    def sam_status(self) -> None:
+        """Raise unless the SAM module reports itself healthy."""
+        r = self.request(samv.SAM_STATUS)
+        if r.status != samv.OK:
+            raise samv.SamvStatusError(r.status, "SAM status")
+
+    def read_card(self, timeout: float = 5.0, *, poll_interval: float = 0.1) -> samv.Identity:
+        """Wait up to ``timeout`` s for a card and read it. Raises :class:`NoCard` if none came,
+        :class:`~device_drivers.samv.SamvStatusError` for a definite reader error, or the last
+        transport error if the reader stayed unreachable."""
+        deadline = self.clock() + timeout
+        last: Exception | None = None
+        while True:
+            left = deadline - self.clock()
+            if left <= 0:
+                if isinstance(last, TransportError | DeviceTimeout | RemoteProtocolError):
+                    raise last
+                raise NoCard(f"no ID card presented within {timeout:g} s")
+            try:
+                self.link.wait_connected(min(left, 1.0))
+                ident = self._try_once()
+            except (TransportError, DeviceTimeout, RemoteProtocolError) as exc:
+                last = exc
+                self.sleep(min(poll_interval, max(0.0, deadline - self.clock())))
+                continue
+            if ident is None:
+                last = None
+                self.sleep(min(poll_interval, max(0.0, deadline - self.clock())))
+                continue
+            self.counters["cards_read"] += 1
+            self.wipe()
+            self._last = ident
+            log.info("ID card read", extra={"fields": ident.masked()})
+            return ident
+
+    def _try_once(self) -> samv.Identity | None:
+        r = self.request(samv.FIND_CARD)
+        if r.status == 0x80:
+            return None
+        if r.status == 0x10:  # our frame arrived damaged: poll again
+            raise RemoteProtocolError("reader reported a checksum error on our frame")
+        if r.status != samv.CARD_FOUND:
+            raise samv.SamvStatusError(r.status, "find card")
+        r = self.request(samv.SELECT_CARD)
+        if r.status == 0x81:
+            return None  # card left the field between find and select
+        if r.status != samv.OK:
+            raise samv.SamvStatusError(r.status, "select card")
+        r = self.request(samv.READ_TEXT_PHOTO, timeout=self.card_timeout)
+        if r.status == 0x41:
+            self.counters["read_failures"] += 1
+            return None
+        if r.status != samv.OK:
+            raise samv.SamvStatusError(r.status, "read card")
+        text, photo, _ = samv.split_read_answer(r.data)
+        return samv.decode_text(text, photo)
+
+    def wipe(self) -> None:
+        """Forget the last identity read (end of the resident's session)."""
+        if self._last is not None:
+            self._last.wipe()
+            self._last = None
+
+
+__all__ = ["IdCardReader", "NoCard", "DeviceError"]

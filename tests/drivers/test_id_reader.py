@@ -1,0 +1,96 @@
+"""ID card reader driver against the simulator over real pseudo-terminals, faults included."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from device_drivers.id_reader import IdCardReader, NoCard
+from device_drivers.samv import SamvStatusError
+from provisioning.backoff import Backoff
+
+
+def test_reads_all_three_card_types(sim):
+    proc, link = sim("id-reader")
+    r = IdCardReader(str(link))
+    r.sam_status()
+    for profile, kind in [("resident-1", "resident_id"), ("hmt-1", "hk_macao_taiwan_permit"),
+                          ("foreigner-1", "foreign_permanent_2023")]:
+        proc.send({"cmd": "place_card", "profile": profile})
+        ident = r.read_card(timeout=2)
+        assert ident.card_type == kind and ident.name.startswith("测试")
+        assert len(ident.photo_wlt) == 1024
+    r.wipe()
+    assert ident.wiped
+    assert r.counters["cards_read"] == 3
+    r.close()
+
+
+def test_no_card_times_out_clearly(sim):
+    _, link = sim("id-reader")
+    r = IdCardReader(str(link))
+    t0 = time.monotonic()
+    with pytest.raises(NoCard, match="no ID card"):
+        r.read_card(timeout=0.4)
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_card_placed_while_polling_is_read(sim):
+    proc, link = sim("id-reader")
+    r = IdCardReader(str(link))
+    threading.Timer(0.3, lambda: proc.send({"cmd": "place_card"})).start()
+    assert r.read_card(timeout=3).name == "测试居民一"
+
+
+def test_sam_failure_is_a_clear_error(sim):
+    proc, link = sim("id-reader")
+    proc.send({"cmd": "sam", "ok": False})
+    r = IdCardReader(str(link))
+    with pytest.raises(SamvStatusError, match="SAM self-test failed"):
+        r.sam_status()
+
+
+def test_silent_reader_is_a_timeout_not_no_card(sim):
+    proc, link = sim("id-reader")
+    proc.send({"cmd": "mute"})
+    r = IdCardReader(str(link), answer_timeout=0.1)
+    with pytest.raises(Exception) as info:
+        r.read_card(timeout=0.5)
+    assert not isinstance(info.value, NoCard) and "state unknown" in str(info.value)
+
+
+def test_unplug_during_a_read_reconnects_and_next_read_works(sim):
+    proc, link = sim("id-reader")
+    proc.send({"cmd": "place_card"})
+    proc.send({"cmd": "card_latency", "seconds": 0.3})
+    r = IdCardReader(str(link), backoff=Backoff(base=0.02, cap=0.2))
+    errors = []
+
+    def read():
+        try:
+            r.read_card(timeout=0.5)
+        except Exception as exc:  # noqa: BLE001 - we want to see what it was
+            errors.append(exc)
+
+    t = threading.Thread(target=read)
+    t.start()
+    time.sleep(0.1)  # the read command is in flight
+    proc.send({"cmd": "unplug"})
+    t.join()
+    assert errors and ("unknown" in str(errors[0]) or "connected" in str(errors[0]))
+    proc.send({"cmd": "replug"})
+    proc.send({"cmd": "card_latency", "seconds": 0.02})
+    r.link.wait_connected(5)
+    assert r.read_card(timeout=3).name == "测试居民一"
+    assert r.link.reconnects == 1
+
+
+def test_garbled_answers_are_resynchronised(sim):
+    proc, link = sim("id-reader")
+    proc.send({"cmd": "place_card", "profile": "resident-2"})
+    proc.send({"cmd": "garble", "rate": 0.001})
+    r = IdCardReader(str(link), answer_timeout=0.2)
+    ident = r.read_card(timeout=8)
+    assert ident.name == "测试居民二" and ident.nation == "土家"
