@@ -177,6 +177,8 @@ class KioskConfig:
     key_file: str = ""
     maintenance_pin_hash: str = ""
     devices: DevicePorts = field(default_factory=DevicePorts)
+    # Where ``kiosk-provision renew`` asks for a new certificate (written by ``enroll``).
+    enrolment_url: str = ""
 
     def validate(self) -> None:
         check_kiosk_id(self.kiosk_id)
