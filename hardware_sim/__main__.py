@@ -15,6 +15,7 @@ DEVICES = {
     "id-reader": "hardware_sim.id_reader:IdReaderSim",
     "card-reader": "hardware_sim.card_reader:CardReaderSim",
     "scanner": "hardware_sim.scanner:ScannerSim",
+    "supervisor": "hardware_sim.supervisor:SupervisorSim",
 }
 
 

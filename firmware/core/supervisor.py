@@ -19,6 +19,10 @@ from firmware.core.relays import CommandError, RelayBank
 FAULT_LIMIT = 5
 
 
+def _no_listener(ev: str, fields: dict) -> None:
+    pass
+
+
 class Supervisor:
     def __init__(self, hal, now: int) -> None:
         self.hal = hal
@@ -38,12 +42,15 @@ class Supervisor:
         self.fault_streak = 0
         self.last_fault = ""
         self.last_tick = now
+        # The simulator sets this to report every event it sees; the board leaves it a no-op.
+        self.listener = _no_listener
         self.emit("boot", {"reset": self.reset_cause, "boots": self.guard.boots, "safe": self.safe,
                            "fw": VERSION})
 
     def emit(self, ev: str, fields: dict) -> None:
         fields["ev"] = ev
         self.link.send(L.EVENT, fields)
+        self.listener(ev, fields)
 
     def receive(self, data, now: int) -> None:
         for frame in self.link.receive(data, now):

@@ -1,0 +1,385 @@
+"""Driver for the kiosk's supervisor board (MicroPython, USB serial), see docs/firmware.md.
+
+Speaks the board's link protocol through the same codec the firmware runs (firmware.link), over
+a port opened by the transport seam (``open_port`` -> ``serial_for_url``); one reader thread
+pumps the codec, drives the link's retries and reconnects with capped jittered backoff after an
+unplug. It reads ``in_waiting or 1`` bytes rather than a fixed block, because a block read waits
+out the whole port timeout and would add that to every round trip. Commands block until the board replies (retried by the
+link) and raise the project's exceptions; events (door, tamper, presence, temperature, sensor,
+watchdog actions, relay switches, boot with reset cause) arrive on ``events`` and ``on_event``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import serial
+
+from device_drivers.transport import open_port
+from firmware import link as L
+from provisioning.backoff import Backoff
+from provisioning.errors import (
+    DeviceError,
+    DeviceTimeout,
+    KioskError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    TransportError,
+)
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 5.0
+BEACON_PATTERNS = ("ready", "busy", "degraded", "out_of_service", "off")
+
+
+class SupervisorRefused(DeviceError):
+    """The board understood the command and refused it; ``reason`` is the board's word for why."""
+
+    def __init__(self, command: str, reason: str) -> None:
+        super().__init__(f"supervisor refused {command}: {reason}")
+        self.command = command
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class HelloInfo:
+    firmware: str
+    protocol: int
+    board_id: str
+    reset_cause: str
+    boot_count: int
+    safe_mode: bool
+    uptime_s: int
+
+
+@dataclass(frozen=True)
+class SupervisorEvent:
+    """``kind``: boot, door, tamper, presence, temperature, sensor, watchdog, relay."""
+
+    kind: str
+    fields: dict[str, Any]
+    received_at: float
+
+
+@dataclass(frozen=True)
+class SupervisorStatus:
+    host: str
+    hold_s: int
+    relays: dict[str, str]
+    safe_mode: bool
+    celsius: float | None = None
+    humidity: float | None = None
+    sensor: str = "absent"
+    door_open: bool | None = None
+    tamper: bool | None = None
+    presence: bool | None = None
+    fan_percent: int | None = None
+    beacon: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Waiter:
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.done = threading.Event()
+        self.body: dict[str, Any] | None = None
+        self.error: KioskError | None = None
+
+
+class SupervisorDriver:
+    def __init__(
+        self,
+        url: str,
+        *,
+        baudrate: int = 115200,
+        on_event: Callable[[SupervisorEvent], None] | None = None,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        retry_ms: int = 250,
+        tries: int = 5,
+        seq0: int | None = None,
+    ) -> None:
+        self.url = url
+        self.on_event = on_event
+        self.events: queue.Queue[SupervisorEvent] = queue.Queue(maxsize=1000)
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._link = L.Link(seq0=seq0 if seq0 is not None else int(clock() * 1000) % 255 + 1,
+                            retry_ms=retry_ms, tries=tries)
+        self._waiters: dict[int, _Waiter] = {}
+        self._errors_seen = 0
+        self._closed = threading.Event()
+        self._hb_thread: threading.Thread | None = None
+        self._hb_stop = threading.Event()
+        self.last_hello: HelloInfo | None = None
+        self.baudrate = baudrate
+        self.backoff = backoff or Backoff(base=0.1, cap=5.0)
+        self.reconnects = 0
+        self._wlock = threading.Lock()
+        self._connected = threading.Event()
+        self._port: serial.SerialBase = open_port(url, baudrate, timeout=0.02)
+        self._connected.set()
+        self._thread = threading.Thread(target=self._run, name=f"supervisor:{url}", daemon=True)
+        self._thread.start()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    # -- commands ------------------------------------------------------------------------------
+    def hello(self, timeout: float | None = None) -> HelloInfo:
+        """Version handshake: firmware version, board id, reset cause, boot count."""
+        b = self._request(L.HELLO, None, "hello", timeout)
+        try:
+            info = HelloInfo(str(b["fw"]), int(b["proto"]), str(b["board"]), str(b["reset"]),
+                             int(b["boots"]), bool(b["safe"]), int(b.get("uptime_s", 0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RemoteProtocolError(f"supervisor hello reply is malformed: {exc}") from None
+        if info.protocol != L.PROTO_VERSION:
+            raise RemoteProtocolError(f"supervisor speaks link protocol {info.protocol}, we speak {L.PROTO_VERSION}")
+        self.last_hello = info
+        return info
+
+    def heartbeat(self, timeout: float | None = None) -> dict[str, Any]:
+        """Tell the board the host is alive; returns its watchdog state and hold left."""
+        return self._request(L.HEARTBEAT, None, "heartbeat", timeout)
+
+    def relay_pulse(self, name: str, off_s: float, timeout: float | None = None) -> int:
+        """Power-cycle a peripheral; returns the off time in ms the board used (at least its minimum)."""
+        if off_s < 0:
+            raise LocalProtocolError("off_s must not be negative")
+        return int(self._request(L.RELAY, {"relay": name, "off_s": off_s}, "relay_pulse", timeout)["off_ms"])
+
+    def set_beacon(self, pattern: str, timeout: float | None = None) -> None:
+        if pattern not in BEACON_PATTERNS:
+            raise LocalProtocolError(f"unknown beacon pattern {pattern!r}; one of {', '.join(BEACON_PATTERNS)}")
+        self._request(L.BEACON, {"pattern": pattern}, "set_beacon", timeout)
+
+    def hold(self, seconds: int, timeout: float | None = None) -> int:
+        """Maintenance hold: no power cycle for ``seconds`` (0 clears it); returns seconds held."""
+        return int(self._request(L.HOLD, {"seconds": int(seconds)}, "hold", timeout)["hold_s"])
+
+    def status(self, timeout: float | None = None) -> SupervisorStatus:
+        """Sensor readings, switches, relays and watchdog state in one read."""
+        b = dict(self._request(L.STATUS, None, "status", timeout))
+        try:
+            door = b.pop("door", None)
+            return SupervisorStatus(
+                host=str(b.pop("host")), hold_s=int(b.pop("hold_s")), relays=dict(b.pop("relays")),
+                safe_mode=bool(b.pop("safe")), celsius=b.pop("c", None), humidity=b.pop("rh", None),
+                sensor=str(b.pop("sensor", "absent")), door_open=None if door is None else door == "open",
+                tamper=b.pop("tamper", None), presence=b.pop("presence", None),
+                fan_percent=b.pop("fan", None), beacon=b.pop("beacon", None), extra=b,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RemoteProtocolError(f"supervisor status reply is malformed: {exc}") from None
+
+    def start_heartbeat(self, interval: float = HEARTBEAT_S) -> None:
+        """Send heartbeats every ``interval`` s on a background thread until stop/close."""
+        if self._hb_thread and self._hb_thread.is_alive():
+            return
+        self._hb_stop.clear()
+        self._hb_thread = threading.Thread(target=self._heartbeat_loop, args=(interval,),
+                                           name="supervisor-heartbeat", daemon=True)
+        self._hb_thread.start()
+
+    def stop_heartbeat(self) -> None:
+        self._hb_stop.set()
+        if self._hb_thread:
+            self._hb_thread.join(timeout=2.0)
+
+    def close(self) -> None:
+        self.stop_heartbeat()
+        self._closed.set()
+        self._thread.join(timeout=2.0)
+        try:
+            self._port.close()
+        except (OSError, serial.SerialException):
+            pass
+        self._connected.clear()
+        with self._lock:
+            for w in self._waiters.values():
+                w.error = TransportError(f"{self.url}: driver closed")
+                w.done.set()
+            self._waiters.clear()
+
+    def __enter__(self) -> SupervisorDriver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def link_errors(self) -> dict[str, int]:
+        """Frames dropped as corrupt, by reason (crc, cobs, short, version, overflow)."""
+        with self._lock:
+            return dict(self._link.decoder.errors)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _request(self, mtype: int, body: dict[str, Any] | None, command: str, timeout: float | None) -> dict:
+        waiter = _Waiter(command)
+        with self._lock:
+            try:
+                seq = self._link.send(mtype, body)
+            except L.LinkError as exc:
+                raise LocalProtocolError(f"{command}: {exc}") from None
+            self._waiters[seq] = waiter
+            out = self._link.poll(self._now_ms())
+        self._write(out)
+        limit = timeout if timeout is not None else self._link.retry_ms * (self._link.tries + 1) / 1000 + 0.5
+        if not waiter.done.wait(limit):
+            with self._lock:
+                self._waiters.pop(seq, None)
+            raise DeviceTimeout(f"supervisor did not answer {command} within {limit:.1f} s; board state unknown")
+        if waiter.error is not None:
+            raise waiter.error
+        reply = waiter.body or {}
+        if "err" in reply:
+            raise SupervisorRefused(command, str(reply["err"]))
+        return reply
+
+    def _write(self, data: bytes) -> None:
+        # While the port is away the link keeps the frame and retries once it is back; a request
+        # times out (DeviceTimeout) if it stays away.
+        if not data or not self._connected.is_set():
+            return
+        with self._wlock:
+            try:
+                self._port.write(data)
+            except (OSError, serial.SerialException) as exc:
+                self._lost(f"write failed: {exc}")
+
+    def _lost(self, why: str) -> None:
+        if self._connected.is_set():
+            self._connected.clear()
+            log.warning("supervisor port lost", extra={"fields": {"url": self.url, "why": why}})
+
+    def _on_data(self, data: bytes) -> None:
+        events = []
+        with self._lock:
+            now = self._now_ms()
+            for frame in self._link.receive(data, now):
+                if frame.mtype == L.EVENT:
+                    self._link.respond(frame)
+                    events.append(frame)
+                elif frame.mtype & L.REPLY:
+                    self._reply(frame)
+            out = self._link.poll(now)
+            errors = self._link.decoder.error_count()
+            if errors != self._errors_seen:
+                log.warning("corrupt frames from supervisor", extra={"fields": {
+                    "url": self.url, "errors": dict(self._link.decoder.errors)}})
+                self._errors_seen = errors
+        self._write(out)
+        for frame in events:
+            self._deliver(frame)
+
+    def _reply(self, frame: L.Frame) -> None:
+        waiter = self._waiters.pop(frame.ack, None)
+        if waiter is None:
+            return  # a late duplicate of a reply already taken
+        try:
+            waiter.body = frame.body()
+        except L.LinkError as exc:
+            waiter.error = RemoteProtocolError(f"supervisor reply to {waiter.command}: {exc}")
+        waiter.done.set()
+
+    def _deliver(self, frame: L.Frame) -> None:
+        try:
+            body = frame.body()
+        except L.LinkError as exc:
+            log.warning("undecodable supervisor event", extra={"fields": {"error": str(exc)}})
+            return
+        kind = str(body.pop("ev", "unknown"))
+        event = SupervisorEvent(kind, body, self.clock())
+        if kind in ("watchdog", "boot", "sensor"):
+            log.info("supervisor event", extra={"fields": {"kind": kind, **body}})
+        try:
+            self.events.put_nowait(event)
+        except queue.Full:
+            log.warning("supervisor event queue full; event dropped", extra={"fields": {"kind": kind}})
+        if self.on_event:
+            try:
+                self.on_event(event)
+            except Exception:  # a consumer bug must not stop the reader thread
+                log.exception("supervisor on_event callback failed")
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            if not self._connected.is_set():
+                self._reconnect()
+                continue
+            port = self._port
+            try:
+                data = port.read(getattr(port, "in_waiting", 0) or 1)
+            except (OSError, serial.SerialException, TypeError, AttributeError) as exc:
+                # pyserial raises TypeError/AttributeError when the fd vanishes under it.
+                self._lost(f"read failed: {exc}")
+                continue
+            if data:
+                try:
+                    self._on_data(data)
+                except Exception:  # a codec or callback bug must not kill the reader
+                    log.exception("supervisor codec callback failed")
+            self._service()
+
+    def _reconnect(self) -> None:
+        try:
+            self._port.close()
+        except (OSError, serial.SerialException):
+            pass
+        while not self._closed.is_set():
+            end = self.clock() + self.backoff.next_delay()
+            while not self._closed.is_set() and self.clock() < end:
+                self._service()
+                time.sleep(min(0.02, max(0.0, end - self.clock())))
+            try:
+                self._port = open_port(self.url, self.baudrate, timeout=0.02)
+            except TransportError:
+                continue
+            self.backoff.reset()
+            self.reconnects += 1
+            self._connected.set()
+            log.info("supervisor port reconnected", extra={"fields": {"url": self.url, "reconnects": self.reconnects}})
+            # The handshake waits for replies this thread reads, so it runs on its own thread.
+            threading.Thread(target=self._on_reconnect, daemon=True).start()
+            return
+
+    def _service(self) -> None:
+        """Link housekeeping: retries due now, and requests whose tries ran out."""
+        with self._lock:
+            now = self._now_ms()
+            out = self._link.poll(now)
+            failed, self._link.failed = self._link.failed, []
+            for seq, _mtype in failed:
+                waiter = self._waiters.pop(seq, None)
+                if waiter is not None:
+                    waiter.error = DeviceTimeout(
+                        f"supervisor did not acknowledge {waiter.command} after {self._link.tries} tries")
+                    waiter.done.set()
+        self._write(out)
+
+    def _heartbeat_loop(self, interval: float) -> None:
+        while not self._hb_stop.wait(interval):
+            try:
+                self.heartbeat()
+            except KioskError as exc:
+                log.warning("supervisor heartbeat failed", extra={"fields": {"error": str(exc)}})
+
+    def _on_reconnect(self) -> None:
+        try:
+            info = self.hello()
+        except KioskError as exc:
+            log.warning("supervisor handshake after reconnect failed", extra={"fields": {"error": str(exc)}})
+            return
+        log.info("supervisor reconnected", extra={"fields": {"board": info.board_id, "reset": info.reset_cause}})

@@ -1,0 +1,195 @@
+"""Simulated supervisor board: the real firmware core (firmware.core) on the host HAL.
+
+``python -m hardware_sim supervisor --link PATH`` serves it on a pseudo-terminal. The board's
+clock is virtual: it follows real time (times ``time_scale``) plus whatever the ``advance``
+control command adds, so a test can skip the 180 s of heartbeat silence and watch the power
+cycle happen. Every relay switch and every event the firmware emits is printed on stdout as a
+JSON line (``{"note": "relay", ...}``, ``{"note": "event", ...}``).
+
+Control commands (JSON lines on stdin), besides the common unplug/replug/garble/mute:
+``door`` {"open": bool}, ``tamper`` {"active": bool}, ``presence`` {}, ``temperature``
+{"c": float, "rh": float}, ``sensor`` {"stuck": "bus"|"ff"|""}, ``advance`` {"seconds": n},
+``time_scale`` {"factor": x}, ``relays`` {} (the relay log), ``status`` {}, ``reboot``
+{"cause": "watchdog"|"soft"|"power_on"}.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+from firmware.core.supervisor import Supervisor
+from firmware.hal.host import HostHal, MemoryStore
+from hardware_sim.pty_device import SimControlError, SimDevice
+
+log = logging.getLogger(__name__)
+
+STEP_MS = 50          # virtual tick while advancing: finer than any debounce/measure period
+MAX_ADVANCE_S = 24 * 3600
+PRESENCE_HOLD_MS = 1000
+
+
+class SupervisorSim(SimDevice):
+    name = "supervisor"
+
+    def __init__(self, out_dir: Path | None = None, *, board: str = "sim-0001") -> None:
+        super().__init__(out_dir)
+        self.board = board
+        self.store = MemoryStore()  # the board's flash survives a simulated reboot
+        self.time_scale = 1.0
+        self._real0: float | None = None
+        self._offset_ms = 0
+        self._last_ms = 0
+        self._out = bytearray()
+        self._notes: list[dict[str, Any]] = []
+        self._presence_until = -1
+        self._logged = 0
+        # Like the board's os.urandom: a rebooted board must not reuse its old sequence numbers.
+        self._rng = random.Random()
+        self._boot(0, "power_on")
+
+    # -- clock ----------------------------------------------------------------------------------
+    def _target_ms(self, now: float) -> int:
+        """The virtual time for real time ``now`` (the board has run up to ``_last_ms``)."""
+        if self._real0 is None:
+            self._real0 = now
+        ms = int((now - self._real0) * 1000 * self.time_scale) + self._offset_ms
+        return max(self._last_ms, ms)
+
+    def _clock(self) -> int:
+        return self._last_ms
+
+    # -- the board ------------------------------------------------------------------------------
+    def _boot(self, now_ms: int, cause: str) -> None:
+        old = getattr(self, "hal", None)
+        self.hal = HostHal(self._clock, store=self.store, cause=cause, board=self.board,
+                           seq0=self._rng.randrange(1, 256))
+        if old is not None:
+            # Enclosure conditions are physical: they survive the board's reset.
+            self.hal.sht3x = self.hal.i2c = old.sht3x
+            for pin in ("door", "tamper", "presence"):
+                setattr(self.hal, pin, getattr(old, pin))
+            self.hal.relay_log = old.relay_log
+            for name, relay in self.hal.relays.items():
+                relay._log = old.relay_log
+                # A relay that was off comes back on when the board resets (pins default to
+                # "powered"); carrying the level over makes that switch show up in the log.
+                relay.level = old.relays[name].level
+        self.core = Supervisor(self.hal, now_ms)
+        self.core.listener = self._on_event
+        self._logged = len(self.hal.relay_log)
+        self._notes.append({"note": "event", "ev": "boot", "reset": cause, "boots": self.core.guard.boots,
+                            "safe": self.core.safe, "t_ms": now_ms})
+
+    def _on_event(self, ev: str, fields: dict) -> None:
+        note = {"note": "event", "t_ms": self._last_ms}
+        note.update(fields)
+        self._notes.append(note)
+
+    def _step(self, now_ms: int) -> None:
+        if self._presence_until >= 0 and now_ms >= self._presence_until:
+            self.hal.presence.value(0)
+            self._presence_until = -1
+        self._out += self.core.tick(now_ms)
+        log_ = self.hal.relay_log
+        while self._logged < len(log_):
+            t, name, on = log_[self._logged]
+            self._logged += 1
+            self._notes.append({"note": "relay", "relay": name, "on": on, "t_ms": t})
+
+    def _run_to(self, target_ms: int) -> None:
+        t = self._last_ms
+        while t < target_ms:
+            t = min(target_ms, t + STEP_MS)
+            self._last_ms = t
+            self._step(t)
+
+    # -- SimDevice hooks ------------------------------------------------------------------------
+    def on_bytes(self, data: bytes, now: float) -> bytes:
+        self._run_to(self._target_ms(now))
+        self.core.receive(data, self._last_ms)
+        self._step(self._last_ms)
+        return self._take()
+
+    def tick(self, now: float) -> bytes:
+        self._run_to(self._target_ms(now))
+        self._step(self._last_ms)
+        return self._take()
+
+    def next_wakeup(self, now: float) -> float:
+        return 0.01
+
+    def drain_notes(self) -> list[dict[str, Any]]:
+        notes, self._notes = self._notes, []
+        return notes
+
+    def _take(self) -> bytes:
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    # -- control --------------------------------------------------------------------------------
+    def control(self, cmd: dict[str, Any], now: float) -> dict[str, Any] | None:
+        name = cmd["cmd"]
+        self._run_to(self._target_ms(now))
+        ms = self._last_ms
+        if name == "door":
+            self.hal.door.value(1 if _flag(cmd, "open") else 0)
+            return {"open": bool(self.hal.door.value())}
+        if name == "tamper":
+            self.hal.tamper.value(1 if _flag(cmd, "active") else 0)
+            return {"active": bool(self.hal.tamper.value())}
+        if name == "presence":
+            self.hal.presence.value(1)
+            self._presence_until = ms + PRESENCE_HOLD_MS
+            return {}
+        if name == "temperature":
+            c = float(cmd.get("c", self.hal.sht3x.celsius))
+            rh = float(cmd.get("rh", self.hal.sht3x.rh))
+            if not (-40 <= c <= 125 and 0 <= rh <= 100):
+                raise SimControlError("temperature out of the SHT3x range (-40..125 C, 0..100 %RH)")
+            self.hal.sht3x.celsius, self.hal.sht3x.rh = c, rh
+            return {"c": c, "rh": rh}
+        if name == "sensor":
+            stuck = cmd.get("stuck", "")
+            if stuck not in ("", "bus", "ff"):
+                raise SimControlError('stuck must be "", "bus" or "ff"')
+            self.hal.sht3x.stuck = stuck
+            return {"stuck": stuck}
+        if name == "advance":
+            seconds = float(cmd.get("seconds", 0))
+            if not 0 <= seconds <= MAX_ADVANCE_S:
+                raise SimControlError(f"seconds must be between 0 and {MAX_ADVANCE_S}")
+            self._offset_ms += int(seconds * 1000)
+            self._run_to(self._target_ms(now))
+            return {"t_ms": self._last_ms}
+        if name == "time_scale":
+            factor = float(cmd.get("factor", 1.0))
+            if not 0 < factor <= 1000:
+                raise SimControlError("factor must be in (0, 1000]")
+            # Re-anchor so the virtual clock continues from where it is.
+            self._offset_ms = self._last_ms
+            self._real0 = now
+            self.time_scale = factor
+            return {"factor": factor}
+        if name == "relays":
+            return {"log": [{"t_ms": t, "relay": r, "on": on} for t, r, on in self.hal.relay_log],
+                    "state": self.core.relays.states()}
+        if name == "status":
+            return {"t_ms": ms, "status": self.core.status(ms), "hello": self.core.hello(ms)}
+        if name == "reboot":
+            cause = cmd.get("cause", "soft")
+            if cause not in ("soft", "watchdog", "power_on"):
+                raise SimControlError('cause must be "soft", "watchdog" or "power_on"')
+            self._boot(ms, cause)
+            return {"reset": cause, "boots": self.core.guard.boots, "safe": self.core.safe}
+        return super().control(cmd, now)
+
+
+def _flag(cmd: dict[str, Any], key: str) -> bool:
+    value = cmd.get(key, True)
+    if not isinstance(value, bool):
+        raise SimControlError(f"{key} must be true or false")
+    return value
