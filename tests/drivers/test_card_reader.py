@@ -1,0 +1,67 @@
+"""PN532 card reader driver against the simulator over real pseudo-terminals."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from device_drivers.card_reader import CardReader, NoContactlessCard
+from device_drivers.iso7816 import PinRequired
+from provisioning.backoff import Backoff
+
+
+def test_wakes_reads_firmware_and_uid(sim):
+    proc, link = sim("card-reader")
+    r = CardReader(str(link))
+    assert r.firmware == (0x32, 1, 6, 7)
+    proc.send({"cmd": "place_card", "kind": "uid", "uid": "04A2B3C4D5E680"})
+    assert r.read_uid(timeout=1) == "04A2B3C4D5E680"
+    proc.send({"cmd": "remove_card"})
+    with pytest.raises(NoContactlessCard):
+        r.read_uid(timeout=0.3)
+    r.close()
+
+
+def test_social_security_card_with_pin_from_the_backend_seam(sim):
+    proc, link = sim("card-reader")
+    proc.send({"cmd": "place_card", "kind": "social_security", "pin": "135790"})
+    r = CardReader(str(link))
+    data = r.read_social_security(pin_provider=lambda: "135790", timeout=1)
+    assert data.name == "测试居民一" and data.card_number == "TEST00001" and data.birth_date == "19900307"
+    with pytest.raises(PinRequired):
+        r.read_social_security(pin_provider=lambda: None, timeout=1)
+    proc.send({"cmd": "place_card", "kind": "uid"})
+    with pytest.raises(Exception, match="not a social-security card"):
+        r.read_social_security(lambda: "135790", timeout=1)
+
+
+def test_unplug_during_a_read_reconnects_and_next_read_works(sim):
+    proc, link = sim("card-reader")
+    proc.send({"cmd": "place_card", "kind": "social_security", "pin_required": False})
+    r = CardReader(str(link), backoff=Backoff(base=0.02, cap=0.2))
+    proc.send({"cmd": "unplug"})
+    with pytest.raises(Exception, match="connected|unknown"):
+        r.read_social_security(timeout=0.3)
+    proc.send({"cmd": "replug"})
+    r.link.wait_connected(5)
+    deadline = time.monotonic() + 3
+    while r.link.reconnects == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert r.read_social_security(timeout=2).name == "测试居民一"
+
+
+def test_garbled_answers_are_recovered_with_nack(sim):
+    proc, link = sim("card-reader")
+    proc.send({"cmd": "place_card", "kind": "social_security", "pin_required": False})
+    r = CardReader(str(link), answer_timeout=0.2)
+    proc.send({"cmd": "garble", "rate": 0.01})
+    names = []
+    for _ in range(3):
+        try:
+            names.append(r.read_social_security(timeout=1).name)
+        except Exception as exc:  # noqa: BLE001 - a damaged ACK may fail one attempt; the next must work
+            names.append(type(exc).__name__)
+    proc.send({"cmd": "garble", "rate": 0})
+    assert r.read_social_security(timeout=1).name == "测试居民一"
+    assert r.counters["communication_errors"] > 0
