@@ -9,8 +9,22 @@ import pytest
 
 from tests.support.broker import Mosquitto
 from tests.support.processes import REPO, Proc, start_sim
+from tests.support.xvfb import Xvfb
 
 ARTIFACTS = Path(os.environ.get("KIOSK_TEST_ARTIFACTS", REPO / "test-artifacts"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def display():
+    """A display for Kivy and screenshots: the one given (xvfb-run), else a private Xvfb."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    xvfb = Xvfb()
+    os.environ["DISPLAY"] = xvfb.start()
+    yield os.environ["DISPLAY"]
+    xvfb.stop()
+    del os.environ["DISPLAY"]
 
 
 @pytest.fixture

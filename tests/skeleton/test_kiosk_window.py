@@ -7,11 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from tests.support.processes import REPO
-
-pytestmark = pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display (run under xvfb-run)")
 
 GLYPH_CHECK = textwrap.dedent("""
     import os, sys
