@@ -1,0 +1,61 @@
+"""Writing key material and configuration atomically, with the right mode from the first byte.
+
+Private keys are created 0600 through ``os.open`` (never chmod-ed afterwards, so there is no
+moment when another user could read them); public files are 0644. A write goes to a temporary
+file in the same folder and is renamed over the target, so a crash never leaves half a key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from provisioning.errors import ProvisioningError
+
+PRIVATE = 0o600
+PUBLIC = 0o644
+
+
+def write_atomic(path: str | Path, data: bytes | str, *, mode: int = PUBLIC, overwrite: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically with ``mode``; refuse to replace it if ``overwrite`` is false."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if not overwrite and path.exists():
+        raise ProvisioningError(f"{path} already exists; refusing to overwrite it (move it away first)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except PermissionError:
+        raise ProvisioningError(f"cannot write {path}: permission denied (run as the owner of {path.parent})") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_private(path: str | Path, data: bytes | str, *, overwrite: bool = True) -> Path:
+    return write_atomic(path, data, mode=PRIVATE, overwrite=overwrite)
+
+
+def read_passphrase_file(path: str | Path) -> bytes:
+    """The first line of ``path``, without its newline; the content never goes into a message."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise ProvisioningError(f"passphrase file {path} not found") from None
+    except PermissionError:
+        raise ProvisioningError(f"passphrase file {path} is not readable (permission denied)") from None
+    line = text.splitlines()[0] if text else b""
+    if len(line) < 8:
+        raise ProvisioningError(f"passphrase in {path} is shorter than 8 characters")
+    return line
