@@ -1,13 +1,22 @@
-"""The Kivy application: window set-up, CJK font for every widget, screen manager."""
+"""The Kivy application: window set-up, CJK font for every widget, screens, and the glue that runs
+the session view-model's effects (card reads, backend calls, printing) on worker threads."""
 
 from __future__ import annotations
 
+import collections
+import json
 import logging
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kiosk_ui.fonts import find_cjk_font
 
 log = logging.getLogger(__name__)
+CRITICAL_DEVICES = ("id_reader",)  # most services need it: in error, the kiosk goes out of service
+READ_TIMEOUT = 30.0
 
 
 def configure_window(windowed: bool, size: str) -> None:
@@ -24,48 +33,359 @@ def configure_window(windowed: bool, size: str) -> None:
     Config.set("kivy", "exit_on_escape", "0")
 
 
+class _Recent(logging.Handler):
+    """Keeps the last log lines for the maintenance screen (they never hold resident data)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: collections.deque[str] = collections.deque(maxlen=50)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{time.strftime('%H:%M:%S', time.localtime(record.created))} {record.levelname} "
+                          f"{record.name}: {record.getMessage()}")
+
+
 def _make_app_class():
     from kivy.app import App
     from kivy.clock import Clock
     from kivy.core.text import LabelBase
     from kivy.core.window import Window
-    from kivy.uix.screenmanager import ScreenManager
+    from kivy.properties import NumericProperty, StringProperty
+    from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+    from controller.services import catalogue as catalogue_mod
+    from kiosk_ui.devices import Devices, ReadCancelled
+    from kiosk_ui.i18n import tr
+    from kiosk_ui.services import ServiceRefused, ServiceUnavailable
+    from kiosk_ui.services.offline import OfflineTickets
+    from kiosk_ui.theme import ELDERLY_SCALE
+    from kiosk_ui.viewmodels.maintenance import MaintenanceGate
+    from kiosk_ui.viewmodels.results import receipt_items, result_lines
+    from kiosk_ui.viewmodels.session import SessionViewModel
+    from kiosk_ui.voice import Voice
+    from provisioning.errors import ConfigError, DeviceError, DeviceTimeout, KioskError, TransportError
 
     class KioskApp(App):
-        def __init__(self, *, kiosk_id: str, language: str, windowed: bool, size: str,
-                     screenshot: Path | None = None, **kwargs):
+        scale = NumericProperty(1.0)
+        language = StringProperty("zh-CN")
+        countdown_text = StringProperty("")
+
+        def __init__(self, *, kiosk_id: str, language: str, windowed: bool = False, size: str = "1280x800",
+                     screenshot: Path | None = None, data_dir: Path | None = None, ports: dict | None = None,
+                     backend=None, sims: dict | None = None, pin_hash: str = "",
+                     clock: Callable[[], float] = time.time, voice: bool = True, **kwargs):
             super().__init__(**kwargs)
             self.kiosk_id = kiosk_id
-            self.language = language
             self.screenshot_path = screenshot
             self.exit_code = 0
             self.title = "Community Kiosk"
+            self.clock = clock
+            self.data_dir = Path(data_dir or ".")
+            self.sims = sims or {}
+            self.simulated = bool(self.sims)
+            self.devices = Devices(ports or {})
+            self.backend = backend
+            self.offline = OfflineTickets(self.data_dir / "offline-tickets.json", clock=clock)
+            self.gate = MaintenanceGate(pin_hash)
+            self.voice = Voice(voice)
+            self.vm = SessionViewModel(self._initial_catalogue(), kiosk_id=kiosk_id, language=language)
+            self.language = language
+            self.progress_text = ""
+            self.pin_message = ""
+            self.maintenance_note = ""
+            self.device_status: dict[str, dict[str, str]] = {}
+            self.observers: list[Callable[[str], None]] = []  # tests watch screen changes
+            self._recent = _Recent()
+            logging.getLogger().addHandler(self._recent)
 
+        # -- catalogue and fleet hooks -----------------------------------------------------------
+        def _initial_catalogue(self):
+            cached = self.data_dir / "catalogue.json"
+            if cached.is_file():
+                try:
+                    return catalogue_mod.parse(json.loads(cached.read_text(encoding="utf-8")))
+                except (ConfigError, ValueError) as exc:
+                    log.warning("cached catalogue ignored: %s", exc)
+            return catalogue_mod.load_default()
+
+        def on_desired(self, body: dict[str, Any]) -> None:
+            """Desired config from the controller (any thread): catalogue and mode, no restart."""
+            Clock.schedule_once(lambda _dt: self._apply_desired(body))
+
+        def _apply_desired(self, body: dict[str, Any]) -> None:
+            doc = body.get("services")
+            if doc is not None:
+                try:
+                    cat = catalogue_mod.parse(doc)
+                except ConfigError as exc:
+                    log.error("service catalogue rejected: %s", exc)
+                else:
+                    self.vm.set_catalogue(cat)
+                    (self.data_dir / "catalogue.json").write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+                    log.info("service catalogue applied", extra={"fields": {"services": len(cat.services)}})
+            mode = body.get("mode")
+            if mode in ("normal", "out_of_service", "maintenance"):
+                self.vm.set_mode("out_of_service" if mode != "normal" else "normal", self.clock())
+            self.sync()
+
+        def on_presence(self, online: bool) -> None:
+            def apply(_dt):
+                self.vm.online = online
+                log.info("service backend %s", "reachable" if online else "unreachable")
+                self.sync()
+            Clock.schedule_once(apply)
+
+        def wake(self) -> None:
+            """The supervisor's presence sensor saw someone: greet them on the attract screen."""
+            if self.vm.screen == "attract":
+                self.say("home.touch_to_start")
+
+        # -- building ----------------------------------------------------------------------------
         def build(self):
             font = find_cjk_font()
             # Registering under Kivy's default name makes every widget use the CJK font.
             LabelBase.register(name="Roboto", fn_regular=font, fn_bold=font)
-            from kiosk_ui.screens.home import HomeScreen
-            from kiosk_ui.viewmodels.home import HomeViewModel
+            from kiosk_ui.screens.classes import load_all
 
-            sm = ScreenManager()
-            home = HomeScreen(name="home")
-            home.vm = HomeViewModel(kiosk_id=self.kiosk_id, language=self.language)
-            sm.add_widget(home)
+            self.sm = ScreenManager(transition=NoTransition())
+            self.screens = {}
+            for name, cls in load_all().items():
+                self.screens[name] = cls(name=name)
+                self.sm.add_widget(self.screens[name])
+            Window.bind(on_touch_down=lambda *_: self.vm.touch(self.clock()))
+            Window.bind(on_request_close=lambda *_: True)  # no way out for residents
+            Clock.schedule_interval(self._tick, 0.5)
+            Clock.schedule_interval(lambda _dt: self._poll_devices(), 10)
+            self._poll_devices()
+            if self.backend is not None:
+                self.vm.online = bool(getattr(self.backend, "online", False))
+            self.sync()
             if self.screenshot_path is not None:
-                Clock.schedule_once(self._take_screenshot, 1.0)
-            return sm
+                Clock.schedule_once(lambda _dt: self._screenshot_and_stop(), 1.0)
+            return self.sm
 
-        def _take_screenshot(self, _dt) -> None:
-            path = Path(self.screenshot_path)
+        def t(self, key: str, _lang: str | None = None, **params) -> str:
+            return tr(key, self.vm.language, **params)
+
+        def sync(self) -> None:
+            """Show the view-model's screen and state."""
+            self.language = self.vm.language
+            self.scale = ELDERLY_SCALE if self.vm.elderly else 1.0
+            name = self.vm.screen if self.vm.screen in self.screens else "working"
+            if name == "printing":
+                name = "working"
+            self.screens[name].refresh(self)
+            if self.sm.current != name:
+                self.sm.current = name
+            for cb in list(self.observers):
+                cb(self.vm.screen)
+
+        def _tick(self, _dt) -> None:
+            now = self.clock()
+            effects = self.vm.tick(now) + self.vm.done_tick(now)
+            left = self.vm.countdown(now)
+            self.countdown_text = tr("idle.countdown", self.vm.language, seconds=int(left + 0.99)) \
+                if left is not None and left > 0 else ""
+            if effects:
+                self._run(effects)
+                self.sync()
+            elif self.vm.screen == "attract":
+                self.screens["attract"].refresh(self)
+
+        # -- actions from the screens --------------------------------------------------------------
+        def act(self, name: str, *args) -> None:
+            fn = getattr(self.vm, name)
+            effects = fn(*args, self.clock())
+            self._run(effects or [])
+            self.sync()
+
+        def set_language(self, lang: str) -> None:
+            self.vm.set_language(lang, self.clock())
+            self.sync()
+
+        def result_lines(self) -> list[str]:
+            vm = self.vm
+            if vm.result is None or vm.service is None:
+                return []
+            return result_lines(vm.service, vm.result, vm.answers, vm.identity, vm.language)
+
+        def say(self, key: str) -> None:
+            if self.vm.elderly:
+                self.voice.say(tr(key, self.vm.language), self.vm.language)
+
+        # -- effects -------------------------------------------------------------------------------
+        def _post(self, fn: Callable[..., list], *args) -> None:
+            def run(_dt):
+                self._run(fn(*args, self.clock()) or [])
+                self.sync()
+            Clock.schedule_once(run)
+
+        def _thread(self, target, *args) -> None:
+            threading.Thread(target=target, args=args, daemon=True).start()
+
+        def _run(self, effects) -> None:
+            for e in effects:
+                if e.kind == "read_card":
+                    self.devices.begin_session()
+                    self._thread(self._read_card, e.args["kind"])
+                elif e.kind == "call":
+                    self._thread(self._call, e.args)
+                elif e.kind == "print":
+                    vm = self.vm
+                    items = receipt_items(vm.service, vm.result, vm.answers, vm.identity, vm.language,
+                                          self.kiosk_id, self.clock())
+                    self.progress_text = ""
+                    self._thread(self._print, items)
+                elif e.kind == "reset_devices":
+                    self._thread(self.devices.reset)
+                elif e.kind == "speak":
+                    self.say(e.args["key"])
+
+        def _read_card(self, kind: str) -> None:
+            try:
+                ident = self.devices.read_identity(kind, READ_TIMEOUT)
+            except ReadCancelled:
+                return
+            except DeviceTimeout:
+                self._post(self.vm.identity_failed, "no_card")
+                return
+            except TransportError:
+                self._post(self.vm.identity_failed, "reader_unavailable")
+                return
+            except DeviceError as exc:
+                name = type(exc).__name__
+                reason = "reader_unavailable" if name == "DeviceMissing" else "card_moved"
+                self._post(self.vm.identity_failed, reason)
+                return
+            log.info("card read", extra={"fields": {"kind": kind, "name": ident.masked_name()}})
+            self._post(self.vm.identity_done, ident)
+
+        def _call(self, args: dict) -> None:
+            purpose = args.get("purpose", "result")
+            try:
+                if self.backend is None:
+                    raise ServiceUnavailable("no fleet link configured")
+                data = self.backend.call(args["service"], args["op"], args["args"])
+            except ServiceUnavailable as exc:
+                if args["service"] == "queue_ticket" and args["op"] == "take":
+                    log.warning("backend unreachable, local ticket issued: %s", exc)
+                    data = self.offline.take(args["args"]["counter"])
+                elif purpose == "rating":
+                    log.warning("rating not sent: %s", exc)
+                    return
+                else:
+                    self._post(self.vm.call_failed, "offline")
+                    return
+            except ServiceRefused as exc:
+                if purpose != "rating":
+                    self._post(self.vm.call_failed, exc.code)
+                return
+            except KioskError as exc:
+                log.error("service call failed: %s", exc)
+                self._post(self.vm.call_failed, "backend_unavailable")
+                return
+            if purpose != "rating":
+                self._post(self.vm.call_done, purpose, data)
+
+        def _print(self, items: list[dict]) -> None:
+            outcome = self.devices.print_receipt(items)
+            self._post(self.vm.print_done, outcome.ok, outcome.reason)
+
+        def _poll_devices(self) -> None:
+            def poll():
+                status = self.devices.status()
+
+                def apply(_dt):
+                    self.device_status = status
+                    critical = any(status.get(d, {}).get("state") == "error" for d in CRITICAL_DEVICES)
+                    if critical and self.vm.mode == "normal":
+                        self.vm.set_mode("out_of_service", self.clock())
+                        self.sync()
+                Clock.schedule_once(apply)
+            self._thread(poll)
+
+        # -- maintenance ---------------------------------------------------------------------------
+        def corner_tap(self) -> None:
+            if self.gate.corner_tap(self.clock()):
+                self.screens["pin"].entered = ""
+                self.pin_message = ""
+                self.vm.screen = "pin"
+                self.sync()
+
+        def pin_key(self, ch: str) -> None:
+            pin = self.screens["pin"]
+            if ch == "C":
+                pin.entered = ""
+            elif ch == "✓":
+                now = self.clock()
+                if self.gate.try_pin(pin.entered, now):
+                    self.vm.screen = "maintenance"
+                    log.info("maintenance mode entered")
+                    self._poll_devices()
+                else:
+                    locked = self.gate.locked_for(now)
+                    self.pin_message = tr("maint.pin_locked", self.vm.language, seconds=int(locked)) if locked \
+                        else tr("maint.pin_wrong", self.vm.language)
+                pin.entered = ""
+            elif len(pin.entered) < 12:
+                pin.entered += ch
+            self.sync()
+
+        def leave_maintenance(self) -> None:
+            self.vm.end_session(self.clock())
+            self.maintenance_note = ""
+            self.sync()
+
+        def health_check(self) -> None:
+            self._poll_devices()
+            self.maintenance_note = "; ".join(f"{k}={v.get('state')}" for k, v in self.device_status.items())
+            self.sync()
+
+        def maintenance_test_print(self) -> None:
+            def run():
+                out = self.devices.test_print()
+                note = "test print: ok" if out.ok else f"test print failed: {out.reason}"
+                log.info(note)
+
+                def apply(_dt):
+                    self.maintenance_note = note
+                    self.sync()
+                Clock.schedule_once(apply)
+            self._thread(run)
+
+        def recent_logs(self) -> list[str]:
+            return list(self._recent.lines)
+
+        def place_demo_card(self) -> None:
+            """Simulated kiosks only: put a fictitious card on the simulated reader."""
+            kind = self.vm.service.identification if self.vm.service else "id_card"
+            sim = self.sims.get("id_reader" if kind == "id_card" else "card_reader")
+            if sim is None:
+                return
+            cmd = {"cmd": "place_card"} if kind == "id_card" else {"cmd": "place_card", "kind": "social_security"}
+            self._thread(lambda: sim.control(cmd))
+
+        # -- screenshots and stopping --------------------------------------------------------------
+        def save_screenshot(self, path: Path) -> Path:
+            path = Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            Window.screenshot(name=str(path.with_suffix("")) + "%(counter)s.png")
-            # Window.screenshot appends a counter; move the file to the exact path asked for.
-            made = sorted(path.parent.glob(path.stem + "*.png"), key=lambda p: p.stat().st_mtime)
+            made = Window.screenshot(name=str(path.with_suffix("")) + "%(counter)s.png")
             if made:
-                made[-1].replace(path)
-            log.info("screenshot saved", extra={"fields": {"path": str(path)}})
+                Path(made).replace(path)
+            return path
+
+        def _screenshot_and_stop(self) -> None:
+            self.save_screenshot(self.screenshot_path)
+            log.info("screenshot saved", extra={"fields": {"path": str(self.screenshot_path)}})
             self.stop()
+
+        def on_stop(self) -> None:
+            self.vm.end_session(self.clock())
+            self.devices.close()
+            if self.backend is not None and hasattr(self.backend, "stop"):
+                self.backend.stop()
+            for sim in self.sims.values():
+                sim.stop()
 
     return KioskApp
 

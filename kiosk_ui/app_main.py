@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import threading
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+DEMO_PIN = "2468"  # simulated kiosks only (documented in docs/kiosk.md); real kiosks take a hash from config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,8 +24,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windowed", action="store_true", help="a window instead of full screen (development)")
     p.add_argument("--size", default="1280x800", help="window size WxH when windowed (default 1280x800)")
     p.add_argument("--screenshot", type=Path, help="save a screenshot of the first screen to this PNG and exit")
+    p.add_argument("--no-voice", action="store_true", help="no spoken prompts")
     p.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING or ERROR")
     return p
+
+
+def make_app(args, *, extra: dict | None = None):
+    """Build the KioskApp from parsed arguments (also used by the UI test harness)."""
+    from kiosk_ui.app import KioskApp
+    from kiosk_ui.viewmodels.maintenance import hash_pin
+    from provisioning.settings import KioskConfig, load_toml, parse_broker_url
+
+    config = None
+    if args.config:
+        config = load_toml(KioskConfig, args.config, {"kiosk_id": args.kiosk_id, "simulated": args.simulated or None})
+    kiosk_id = args.kiosk_id or (config.kiosk_id if config else "demo")
+    data_dir = args.data_dir or (config.data_dir if config else Path("kiosk-data") / kiosk_id)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    simulated = args.simulated or bool(config and config.simulated)
+    sims: dict = {}
+    ports: dict = {}
+    if simulated:
+        from kiosk_ui import simulated as simmod
+
+        sims = simmod.start_all(data_dir)
+        ports = {name: str(sim.link) for name, sim in sims.items()}
+    elif config:
+        ports = {k: v for k, v in vars(config.devices).items() if v and not k.endswith("_profile")}
+    broker_text = args.broker or (str(config.broker) if config else None)
+    backend = None
+    if broker_text:
+        from kiosk_ui.services.mqtt import MqttServiceClient
+
+        backend = MqttServiceClient(parse_broker_url(broker_text), kiosk_id)
+    pin_hash = config.maintenance_pin_hash if config and config.maintenance_pin_hash else ""
+    if not pin_hash and simulated:
+        pin_hash = hash_pin(DEMO_PIN, iterations=1000)
+    app = KioskApp(kiosk_id=kiosk_id, language=args.language or (config.language if config else "zh-CN"),
+                   screenshot=args.screenshot, data_dir=data_dir, ports=ports, backend=backend, sims=sims,
+                   pin_hash=pin_hash, voice=not args.no_voice, **(extra or {}))
+    if backend is not None:
+        backend.on_desired = app.on_desired
+        backend.on_presence = app.on_presence
+        backend.start()
+    if config is not None:
+        _start_agent(config, app)
+    return app
+
+
+def _start_agent(config, app) -> None:
+    """The fleet link (birth/will, telemetry, device states) runs in-process, connecting in the background."""
+    from kiosk_ui.agent.agent import KioskAgent
+    from provisioning.errors import KioskError
+
+    agent = KioskAgent(config, device_status=app.devices.status)
+
+    def run():
+        try:
+            agent.start()
+        except KioskError as exc:
+            log.error("fleet link not started: %s", exc)
+    threading.Thread(target=run, daemon=True).start()
+    app.agent = agent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,19 +107,15 @@ def main(argv: list[str] | None = None) -> int:
         from kiosk_ui.app import configure_window
 
         configure_window(args.windowed or args.screenshot is not None, args.size)
-        from kiosk_ui.app import KioskApp
-
-        app = KioskApp(
-            kiosk_id=args.kiosk_id or "demo",
-            language=args.language or "zh-CN",
-            windowed=args.windowed or args.screenshot is not None,
-            size=args.size,
-            screenshot=args.screenshot,
-        )
+        app = make_app(args)
         app.run()
     except KioskError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        agent = getattr(locals().get("app"), "agent", None)
+        if agent is not None:
+            agent.stop()
     return app.exit_code
 
 

@@ -1,1 +1,1 @@
-"""Kivy screens: one ``.kv`` layout and one thin Python class per screen."""
+"""Kivy screens: one ``.kv`` layout per screen and a thin Python class in :mod:`.classes`."""

@@ -1,0 +1,33 @@
+"""How the kiosk reaches the resident-service backend.
+
+:class:`ServiceBackend` is the interface (a real government backend can be put behind it);
+:mod:`.mqtt` speaks ``svc/request``/``svc/response`` to the controller; :mod:`.offline` issues
+local queue tickets while the controller is unreachable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from provisioning.errors import KioskError, TransportError
+
+
+class ServiceUnavailable(TransportError):
+    """The backend cannot be reached now (controller offline, broker down, no answer in time)."""
+
+
+class ServiceRefused(KioskError):
+    """The backend answered with a refusal; ``code`` is translated for the resident."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(f"{code}: {message}")
+
+
+class ServiceBackend(Protocol):
+    def call(self, service: str, op: str, args: dict[str, Any], timeout: float = 8.0) -> dict[str, Any]:
+        """The response data, or raise ServiceUnavailable / ServiceRefused."""
+        ...
+
+    @property
+    def online(self) -> bool: ...

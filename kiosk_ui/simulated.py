@@ -1,0 +1,99 @@
+"""``kiosk --simulated``: every device as a ``hardware_sim`` simulator on a pseudo-terminal.
+
+Unlike the agent's launcher this one keeps each simulator's control channel (JSON lines on stdin,
+one JSON reply line), so the demo's "place a demo card" button and the UI tests can act on them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from provisioning.errors import TransportError
+
+# Kiosk port name -> simulator name; simulators not yet in hardware_sim are skipped.
+DEVICES = {"printer": "printer", "id_reader": "id-reader", "card_reader": "card-reader", "scanner": "scanner"}
+
+
+def available(sim_name: str) -> bool:
+    from hardware_sim.__main__ import DEVICES as SIMS
+
+    target = SIMS.get(sim_name)
+    if target is None:
+        return False
+    try:
+        importlib.import_module(target.split(":")[0])
+    except ImportError:
+        return False
+    return True
+
+
+class Sim:
+    def __init__(self, device: str, link: Path, out: Path | None = None, timeout: float = 20.0) -> None:
+        self.device = device
+        self.link = link
+        argv = [sys.executable, "-m", "hardware_sim", device, "--link", str(link)]
+        if out is not None:
+            argv += ["--out", str(out)]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._pump, daemon=True).start()
+        try:
+            first = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            first = ""
+        if not first.startswith(f"READY {device} "):
+            self.stop()
+            raise TransportError(f"{device} simulator did not start")
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line.rstrip("\n"))
+
+    def control(self, cmd: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        with self._lock:
+            if self.proc.poll() is not None or self.proc.stdin is None:
+                raise TransportError(f"{self.device} simulator is not running")
+            self.proc.stdin.write(json.dumps(cmd) + "\n")
+            self.proc.stdin.flush()
+            while True:
+                try:
+                    line = self._lines.get(timeout=timeout)
+                except queue.Empty:
+                    raise TransportError(f"{self.device} simulator did not answer {cmd.get('cmd')!r}") from None
+                if line.startswith("{"):
+                    return json.loads(line)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def start_all(data_dir: Path) -> dict[str, Sim]:
+    """Start every available simulator; returns kiosk port name -> Sim."""
+    dev = data_dir / "dev"
+    dev.mkdir(parents=True, exist_ok=True)
+    sims: dict[str, Sim] = {}
+    try:
+        for port, name in DEVICES.items():
+            if available(name):
+                out = data_dir / "receipts" if port == "printer" else None
+                sims[port] = Sim(name, dev / name, out)
+    except TransportError:
+        for s in sims.values():
+            s.stop()
+        raise
+    return sims

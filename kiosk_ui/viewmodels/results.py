@@ -1,0 +1,91 @@
+"""What a service's result looks like: lines on screen and the receipt document, per language."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from controller.services.catalogue import Service
+from kiosk_ui.devices import ResidentIdentity
+from kiosk_ui.i18n import tr
+
+
+def _option_name(service: Service, field: str, option_id: str, lang: str) -> str:
+    for step in service.steps:
+        if step.field == field:
+            for o in step.options:
+                if o.id == option_id:
+                    return o.names.get(lang) or o.names["zh-CN"]
+    return option_id
+
+
+def result_lines(service: Service, data: dict[str, Any], answers: dict[str, str],
+                 identity: ResidentIdentity | None, lang: str) -> list[str]:
+    """The result as short lines, biggest first (the first line is shown largest)."""
+    sid = service.id
+    if sid == "queue_ticket":
+        lines = [tr("result.ticket", lang, number=data["number"]),
+                 _option_name(service, "counter", data.get("counter", ""), lang)]
+        if data.get("offline"):
+            lines.append(tr("result.ticket_offline", lang))
+        else:
+            lines.append(tr("result.ticket_wait", lang, ahead=data["ahead"], minutes=data["wait_minutes"]))
+        return lines
+    if sid == "appointment":
+        return [tr("result.appointment", lang, slot=data["slot"]),
+                tr("result.appointment_site", lang, site=_option_name(service, "site", data["site"], lang)),
+                tr("result.code", lang, code=data["code"])]
+    if sid == "certificate":
+        kind = _option_name(service, "kind", data["kind"], lang)
+        holder = identity.masked_name() if identity else ""
+        number = identity.masked_number() if identity else ""
+        return [tr("result.certificate", lang, kind=kind), tr("result.code", lang, code=data["code"]),
+                tr("result.certificate_holder", lang, name=holder, number=number),
+                tr("result.certificate_verify", lang)]
+    if sid == "social_security":
+        lines = []
+        if identity is not None:
+            lines.append(tr("result.ss_card", lang, number=identity.masked_number(),
+                            valid=identity.details.get("valid_until", "")))
+        if data.get("enrolled"):
+            lines.append(tr("result.ss_enrolled", lang, status=data["status"], balance=data["medical_balance"]))
+        else:
+            lines.append(tr("result.ss_no_record", lang))
+        return lines
+    if sid == "volunteer":
+        action = answers.get("action")
+        if action == "check_in":
+            return [tr("result.volunteer_in", lang), tr("result.volunteer_balance", lang, balance=data["balance"])]
+        if action == "check_out":
+            return [tr("result.volunteer_out", lang, hours=data["hours"]),
+                    tr("result.volunteer_balance", lang, balance=data["balance"])]
+        lines = [tr("result.volunteer_balance", lang, balance=data["balance"])]
+        if data.get("checked_in"):
+            lines.append(tr("result.volunteer_open", lang))
+        return lines
+    if sid == "notices":
+        titles = [n["titles"].get(lang) or n["titles"]["zh-CN"] for n in data.get("notices", [])]
+        return titles or [tr("result.no_notices", lang)]
+    if sid == "feedback":
+        return [tr("result.feedback", lang, ref=data["ref"]), tr("result.feedback_reply", lang, days=data["reply_days"])]
+    return [f"{k}: {v}" for k, v in data.items()]
+
+
+def receipt_items(service: Service, data: dict[str, Any], answers: dict[str, str],
+                  identity: ResidentIdentity | None, lang: str, kiosk_id: str, now: float) -> list[dict]:
+    """The receipt document for the printer driver (``Receipt.from_dicts``)."""
+    lines = result_lines(service, data, answers, identity, lang)
+    items: list[dict] = [{"text": tr("app.title", lang), "align": "center", "bold": True},
+                         {"text": service.name(lang), "align": "center"}, {"feed": 1}]
+    items.append({"text": lines[0], "align": "center", "bold": True, "size": [2, 2]})
+    items += [{"text": line} for line in lines[1:]]
+    if service.id == "certificate":
+        # The certificate names its holder in full: it is the document the resident asked for.
+        if identity is not None:
+            items.append({"text": identity.name, "align": "center", "bold": True})
+        items.append({"qr": data["qr"]})
+    elif service.id == "appointment":
+        items.append({"qr": f"KIOSK-APPT:{data['code']}"})
+    items += [{"feed": 1}, {"text": time.strftime("%Y-%m-%d %H:%M", time.localtime(now)) + f"  {kiosk_id}",
+                            "align": "center"}]
+    return items

@@ -1,0 +1,338 @@
+"""One resident's session as a pure state machine: screens, answers, identity, idle timeout.
+
+No Kivy, no threads, no clocks: time comes in as ``now`` and side effects go out as
+:class:`Effect` values that the app runs (card reads, backend calls, printing, device reset) and
+answers through the ``*_done``/``*_failed`` methods. A session ends (``end_session``) on finish or
+after the idle timeout: every resident field is cleared and the language goes back to default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.services.catalogue import Catalogue, Service
+from kiosk_ui.devices import ResidentIdentity
+from kiosk_ui.i18n import DEFAULT_LANGUAGE, LANGUAGES
+
+IDLE_TIMEOUT = 60.0
+COUNTDOWN = 15.0
+ELDERLY_FACTOR = 2.0  # elderly mode: no timed step shorter than twice the normal one
+DONE_SECONDS = 8.0
+RESIDENT_FIELDS = ("service", "identity", "answers", "result", "dynamic_options", "message", "print_state",
+                   "rating", "rating_tags", "step_index")
+
+
+@dataclass(frozen=True)
+class Effect:
+    kind: str  # read_card, call, print, reset_devices, speak
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+# service id -> (op, argument builder from answers and identity)
+def _ops(service: str, answers: dict[str, str], ident: ResidentIdentity | None) -> tuple[str, dict]:
+    if service == "queue_ticket":
+        return "take", {"counter": answers["counter"]}
+    if service == "appointment":
+        return "book", {"site": answers["site"], "slot": answers["slot"], "resident_ref": ident.ref()}
+    if service == "certificate":
+        return "issue", {"kind": answers["kind"], "holder_name": ident.name, "id_masked": ident.masked_number()}
+    if service == "social_security":
+        return "info", {"card_ref": ident.ref()}
+    if service == "volunteer":
+        return answers["action"], {"resident_ref": ident.ref()}
+    if service == "notices":
+        return "list", {"group": answers["group"]}
+    if service == "feedback":
+        return "submit", {"category": answers["category"], "urgency": answers["urgency"]}
+    return "run", dict(answers)
+
+
+class SessionViewModel:
+    def __init__(self, catalogue: Catalogue, *, kiosk_id: str = "demo", language: str = DEFAULT_LANGUAGE) -> None:
+        self.catalogue = catalogue
+        self.kiosk_id = kiosk_id
+        self.default_language = language
+        self.language = language
+        self.elderly = False
+        self.screen = "attract"
+        self.mode = "normal"  # normal | out_of_service | maintenance (from the controller or devices)
+        self.online = False
+        self.last_activity = 0.0
+        self.sessions_ended = 0
+        self._clear()
+
+    # -- session ---------------------------------------------------------------------------------
+    def _clear(self) -> None:
+        if getattr(self, "identity", None) is not None:
+            self.identity.wipe()
+        self.service: Service | None = None
+        self.identity: ResidentIdentity | None = None
+        self.answers: dict[str, str] = {}
+        self.result: dict[str, Any] | None = None
+        self.dynamic_options: list[dict[str, str]] = []
+        self.message = ""  # i18n key of the current notice or error
+        self.print_state = ""  # "", printing, printed, failed:<reason>
+        self.rating = 0
+        self.rating_tags: list[str] = []
+        self.step_index = 0
+
+    def resident_state(self) -> dict[str, Any]:
+        """Everything that may hold resident data (privacy tests assert it is empty after a session)."""
+        return {name: getattr(self, name) for name in RESIDENT_FIELDS}
+
+    def timeouts(self) -> tuple[float, float]:
+        f = ELDERLY_FACTOR if self.elderly else 1.0
+        return IDLE_TIMEOUT * f, COUNTDOWN * f
+
+    def touch(self, now: float) -> None:
+        self.last_activity = now
+
+    def in_session(self) -> bool:
+        return self.screen not in ("attract", "out_of_service", "maintenance", "pin")
+
+    def countdown(self, now: float) -> float | None:
+        """Seconds left shown to the resident in the last part of the idle timeout, else None."""
+        if not self.in_session():
+            return None
+        idle, count = self.timeouts()
+        left = idle - (now - self.last_activity)
+        return max(left, 0.0) if left <= count else None
+
+    def tick(self, now: float) -> list[Effect]:
+        left = self.countdown(now)
+        if left is not None and left <= 0:
+            return self.end_session(now)
+        return []
+
+    def end_session(self, now: float) -> list[Effect]:
+        self._clear()
+        self.language = self.default_language
+        self.elderly = False
+        self.sessions_ended += 1
+        self.last_activity = now
+        self.screen = "out_of_service" if self.mode == "out_of_service" else "attract"
+        return [Effect("reset_devices")]
+
+    # -- settings reachable on every screen ------------------------------------------------------
+    def set_language(self, lang: str, now: float) -> None:
+        if lang not in LANGUAGES:
+            raise ValueError(f"unknown language {lang!r}")
+        self.language = lang
+        self.touch(now)
+
+    def toggle_elderly(self, now: float) -> list[Effect]:
+        self.elderly = not self.elderly
+        self.touch(now)
+        return [Effect("speak", {"key": "elderly.on"})] if self.elderly else []
+
+    def set_mode(self, mode: str, now: float) -> list[Effect]:
+        """The controller's mode or a critical device fault. A resident mid-service is not cut off
+        by a mode change; the out-of-service screen shows when the session ends."""
+        self.mode = mode
+        if mode == "out_of_service" and not self.in_session() and self.screen != "maintenance":
+            self.screen = "out_of_service"
+        elif mode == "normal" and self.screen == "out_of_service":
+            self.screen = "attract"
+        return []
+
+    def set_catalogue(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+
+    # -- navigation ------------------------------------------------------------------------------
+    def start(self, now: float) -> list[Effect]:
+        if self.mode == "out_of_service":
+            self.screen = "out_of_service"
+            return []
+        self.touch(now)
+        self.screen = "menu"
+        return [Effect("speak", {"key": "menu.title"})]
+
+    def menu(self, hhmm: str) -> list[tuple[Service, bool]]:
+        """(service, available now) for the menu; offline, only offline-capable services work."""
+        return [(s, self.online or s.offline) for s in self.catalogue.menu(hhmm)]
+
+    def choose_service(self, service_id: str, now: float) -> list[Effect]:
+        self.touch(now)
+        svc = self.catalogue.get(service_id)
+        if svc is None or not svc.enabled:
+            self.message = "error.service_unavailable"
+            return []
+        if not (self.online or svc.offline):
+            self.message = "error.offline_service"
+            return []
+        self._clear()
+        self.service = svc
+        if svc.identification in ("id_card", "ss_card"):
+            self.screen = "identify"
+            return [Effect("read_card", {"kind": svc.identification}), Effect("speak", {"key": f"identify.{svc.identification}"})]
+        return self._next_step()
+
+    def identity_done(self, identity: ResidentIdentity, now: float) -> list[Effect]:
+        self.touch(now)
+        if self.screen != "identify" or self.service is None:
+            identity.wipe()  # the resident left meanwhile: nothing from this read is kept
+            return []
+        self.identity = identity
+        self.message = ""
+        return []
+
+    def identity_failed(self, reason: str, now: float) -> list[Effect]:
+        """``reason``: no_card, card_moved, reader_unavailable. The read is retried on screen."""
+        if self.screen != "identify":
+            return []
+        self.message = f"identify.{reason}"
+        if reason == "reader_unavailable":
+            return []
+        return [Effect("read_card", {"kind": self.service.identification})]
+
+    def confirm_identity(self, now: float) -> list[Effect]:
+        self.touch(now)
+        if self.identity is None:
+            return []
+        return self._next_step()
+
+    def _next_step(self) -> list[Effect]:
+        svc = self.service
+        self.message = ""
+        if self.step_index < len(svc.steps):
+            step = svc.steps[self.step_index]
+            self.dynamic_options = []
+            if step.options_from:
+                self.screen = "working"
+                return [Effect("call", {"service": svc.id, "op": step.options_from, "args": dict(self.answers),
+                                        "purpose": "options"})]
+            self.screen = "step"
+            return []
+        op, args = _ops(svc.id, self.answers, self.identity)
+        self.screen = "working"
+        return [Effect("call", {"service": svc.id, "op": op, "args": args, "purpose": "result"})]
+
+    def current_step(self):
+        if self.service is None or self.step_index >= len(self.service.steps):
+            return None
+        return self.service.steps[self.step_index]
+
+    def step_options(self) -> list[tuple[str, str]]:
+        step = self.current_step()
+        if step is None:
+            return []
+        if step.options_from:
+            return [(o["id"], o["label"]) for o in self.dynamic_options]
+        return [(o.id, o.names.get(self.language) or o.names["zh-CN"]) for o in step.options]
+
+    def choose_option(self, option_id: str, now: float) -> list[Effect]:
+        self.touch(now)
+        step = self.current_step()
+        if step is None or option_id not in [o for o, _ in self.step_options()]:
+            return []
+        self.answers[step.field] = option_id
+        self.step_index += 1
+        return self._next_step()
+
+    def back(self, now: float) -> list[Effect]:
+        self.touch(now)
+        if self.screen == "step" and self.step_index > 0:
+            self.step_index -= 1
+            self.answers.pop(self.current_step().field, None)
+            if self.current_step().options_from:
+                return self._next_step()
+            return []
+        self._clear()
+        self.screen = "menu"
+        return [Effect("reset_devices")]
+
+    def call_done(self, purpose: str, data: dict[str, Any], now: float) -> list[Effect]:
+        if self.service is None or self.screen != "working":
+            return []
+        if purpose == "options":
+            self.dynamic_options = [{"id": s["id"], "label": s["label"]} for s in data.get("slots", [])]
+            self.screen = "step"
+            self.message = "" if self.dynamic_options else "error.no_options"
+            return []
+        self.result = data
+        self.screen = "result"
+        effects = [Effect("speak", {"key": "result.ready"})]
+        if "receipt" in self.service.output and "screen" not in self.service.output:
+            effects += self.print_result(now)
+        return effects
+
+    def call_failed(self, code: str, now: float) -> list[Effect]:
+        """``code``: offline, or the backend's refusal code. The resident is told on screen."""
+        if self.service is None:
+            return []
+        self.message = "error.offline_service" if code == "offline" else f"error.{code}"
+        self.screen = "failed"
+        return []
+
+    # -- printing --------------------------------------------------------------------------------
+    def print_result(self, now: float) -> list[Effect]:
+        self.touch(now)
+        if self.result is None or self.print_state == "printing":
+            return []
+        self.print_state = "printing"
+        self.screen = "printing"
+        return [Effect("print", {"service": self.service.id})]
+
+    def print_done(self, ok: bool, reason: str, now: float) -> list[Effect]:
+        if self.service is None:
+            return []
+        self.touch(now)
+        if ok:
+            self.print_state = "printed"
+            self.screen = "result"
+            self.message = "print.done"
+            return [Effect("speak", {"key": "print.done"})]
+        self.print_state = f"failed:{reason}"
+        self.screen = "print_failed"
+        self.message = "print.paper_out" if reason == "paper_out" else "print.failed"
+        return [Effect("speak", {"key": self.message})]
+
+    def show_on_screen(self, now: float) -> list[Effect]:
+        self.touch(now)
+        self.screen = "result"
+        self.message = "print.shown_instead"
+        return []
+
+    # -- finishing -------------------------------------------------------------------------------
+    def finish(self, now: float) -> list[Effect]:
+        """After every service: offer the rating."""
+        self.touch(now)
+        if self.service is None:
+            return self.end_session(now)
+        self.screen = "rating"
+        return [Effect("speak", {"key": "rating.title"})]
+
+    def set_rating(self, stars: int, now: float) -> None:
+        self.touch(now)
+        if 1 <= stars <= 5:
+            self.rating = stars
+
+    def toggle_tag(self, tag: str, now: float) -> None:
+        self.touch(now)
+        if tag in self.rating_tags:
+            self.rating_tags.remove(tag)
+        elif tag in [t.id for t in self.catalogue.rating_tags]:
+            self.rating_tags.append(tag)
+
+    def skip_rating(self, now: float) -> list[Effect]:
+        return self._close_rating(now, skip=True)
+
+    def submit_rating(self, now: float) -> list[Effect]:
+        return self._close_rating(now, skip=False)
+
+    def _close_rating(self, now: float, *, skip: bool) -> list[Effect]:
+        self.touch(now)
+        effects = []
+        if not skip and self.rating and self.service is not None:
+            effects.append(Effect("call", {"service": "rating", "op": "submit", "purpose": "rating",
+                                           "args": {"service": self.service.id, "stars": self.rating,
+                                                    "tags": list(self.rating_tags)}}))
+        self.screen = "done"
+        self.done_at = now
+        return effects
+
+    def done_tick(self, now: float) -> list[Effect]:
+        if self.screen == "done" and now - getattr(self, "done_at", now) >= DONE_SECONDS * (2 if self.elderly else 1):
+            return self.end_session(now)
+        return []

@@ -1,0 +1,212 @@
+"""Session view-model: flows of every reference service, idle timeout, privacy wipe, faults.
+
+Pure Python: no window, time passed in.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from controller.services.catalogue import load_default
+from kiosk_ui import theme
+from kiosk_ui.devices import ResidentIdentity
+from kiosk_ui.i18n import LANGUAGES, catalogue
+from kiosk_ui.viewmodels.maintenance import MaintenanceGate, hash_pin
+from kiosk_ui.viewmodels.results import receipt_items, result_lines
+from kiosk_ui.viewmodels.session import Effect, SessionViewModel
+
+
+def ident(kind="id_card"):
+    return ResidentIdentity(kind, "测试居民一", "440106199003071234", {"valid_until": "20400101"})
+
+
+@pytest.fixture
+def vm():
+    v = SessionViewModel(load_default(), kiosk_id="k1")
+    v.online = True
+    return v
+
+
+def kinds(effects):
+    return [e.kind for e in effects]
+
+
+def test_queue_ticket_flow(vm):
+    assert "speak" in kinds(vm.start(0))
+    assert vm.screen == "menu"
+    assert vm.choose_service("queue_ticket", 1) == []
+    assert vm.screen == "step" and [o for o, _ in vm.step_options()] == ["general", "social", "civil"]
+    eff = vm.choose_option("social", 2)
+    assert eff == [Effect("call", {"service": "queue_ticket", "op": "take", "args": {"counter": "social"},
+                                   "purpose": "result"})]
+    vm.call_done("result", {"number": "B001", "counter": "social", "ahead": 2, "wait_minutes": 12}, 3)
+    assert vm.screen == "result"
+    assert result_lines(vm.service, vm.result, vm.answers, None, "en")[0] == "Your number: B001"
+    assert kinds(vm.print_result(4)) == ["print"] and vm.screen == "printing"
+    vm.print_done(True, "", 5)
+    assert vm.screen == "result" and vm.print_state == "printed"
+    vm.finish(6)
+    assert vm.screen == "rating"
+    vm.set_rating(4, 7)
+    vm.toggle_tag("fast", 7)
+    vm.toggle_tag("not-a-tag", 7)
+    eff = vm.submit_rating(8)
+    assert eff[0].args["args"] == {"service": "queue_ticket", "stars": 4, "tags": ["fast"]}
+    assert vm.screen == "done"
+    assert kinds(vm.done_tick(20)) == ["reset_devices"] and vm.screen == "attract"
+
+
+def test_certificate_flow_sends_only_masked_id_and_prints(vm):
+    vm.start(0)
+    eff = vm.choose_service("certificate", 1)
+    assert eff[0] == Effect("read_card", {"kind": "id_card"}) and vm.screen == "identify"
+    person = ident()
+    vm.identity_done(person, 2)
+    assert vm.identity.masked_name() == "测*****"[:len("测试居民一")]
+    vm.confirm_identity(3)
+    eff = vm.choose_option("residence", 4)
+    args = eff[0].args["args"]
+    assert args == {"kind": "residence", "holder_name": "测试居民一", "id_masked": "4401**********1234"}
+    assert "440106199003071234" not in json.dumps(eff[0].args)
+    # Receipt-only output prints by itself.
+    eff = vm.call_done("result", {"code": "ABCDEFGHJK", "qr": "KIOSK-CERT:ABCDEFGHJK", "kind": "residence",
+                                  "issued_at": 0, "issued_date": "2026-01-01"}, 5)
+    assert "print" in kinds(eff)
+    items = receipt_items(vm.service, vm.result, vm.answers, vm.identity, "zh-CN", "k1", 5)
+    assert {"qr": "KIOSK-CERT:ABCDEFGHJK"} in items
+    assert "440106199003071234" not in json.dumps(items, ensure_ascii=False)
+
+
+def test_paper_out_offers_screen_and_window(vm):
+    vm.start(0)
+    vm.choose_service("queue_ticket", 0)
+    vm.choose_option("general", 0)
+    vm.call_done("result", {"number": "A001", "counter": "general", "ahead": 0, "wait_minutes": 0}, 0)
+    vm.print_result(1)
+    vm.print_done(False, "paper_out", 2)
+    assert vm.screen == "print_failed" and vm.message == "print.paper_out"
+    vm.show_on_screen(3)
+    assert vm.screen == "result" and vm.message == "print.shown_instead"
+
+
+def test_appointment_asks_backend_for_slots(vm):
+    vm.start(0)
+    vm.choose_service("appointment", 0)
+    vm.identity_done(ident(), 1)
+    vm.confirm_identity(1)
+    eff = vm.choose_option("centre", 2)
+    assert eff[0].args["op"] == "slots" and vm.screen == "working"
+    vm.call_done("options", {"slots": [{"id": "2026-01-02 09:00", "label": "2026-01-02 09:00", "free": 4}]}, 3)
+    assert vm.screen == "step" and vm.step_options() == [("2026-01-02 09:00", "2026-01-02 09:00")]
+    eff = vm.choose_option("2026-01-02 09:00", 4)
+    assert eff[0].args["args"]["resident_ref"] == ident().ref() and len(ident().ref()) == 32
+    vm.call_failed("slot_full", 5)
+    assert vm.screen == "failed" and vm.message == "error.slot_full"
+
+
+def test_card_faults_retry_and_reader_down(vm):
+    vm.start(0)
+    vm.choose_service("volunteer", 0)
+    assert kinds(vm.identity_failed("card_moved", 1)) == ["read_card"]
+    assert vm.message == "identify.card_moved"
+    assert vm.identity_failed("reader_unavailable", 2) == []
+    late = ident()
+    vm.back(3)
+    vm.identity_done(late, 4)  # the read finished after the resident left: wiped, not kept
+    assert late.kind == "wiped" and vm.identity is None
+
+
+def test_offline_menu_and_refusal(vm):
+    vm.online = False
+    vm.start(0)
+    avail = {s.id: ok for s, ok in vm.menu("12:00")}
+    assert avail["queue_ticket"] is True and avail["certificate"] is False
+    assert vm.choose_service("certificate", 1) == [] and vm.message == "error.offline_service"
+    vm.choose_service("notices", 1)
+    assert vm.screen == "menu"
+
+
+def test_idle_timeout_countdown_and_wipe(vm):
+    vm.start(100)
+    vm.choose_service("volunteer", 100)
+    person = ident()
+    vm.identity_done(person, 101)
+    vm.set_language("en", 101)
+    assert vm.countdown(140) is None
+    assert vm.countdown(146) == pytest.approx(15.0)
+    assert vm.tick(150) == []
+    assert kinds(vm.tick(161)) == ["reset_devices"]
+    assert vm.screen == "attract" and vm.language == "zh-CN"
+    assert person.name == "" and person.number == ""
+    state = vm.resident_state()
+    assert all(v in (None, "", 0, [], {}) for v in state.values()), state
+
+
+def test_elderly_mode_doubles_timeouts(vm):
+    vm.start(0)
+    vm.toggle_elderly(0)
+    assert vm.timeouts() == (120.0, 30.0)
+    assert vm.countdown(85) is None and vm.countdown(100) == pytest.approx(20.0)
+    vm.end_session(200)
+    assert vm.elderly is False
+
+
+def test_mode_change_waits_for_the_resident(vm):
+    vm.start(0)
+    vm.choose_service("queue_ticket", 0)
+    vm.set_mode("out_of_service", 1)
+    assert vm.screen == "step"
+    vm.end_session(2)
+    assert vm.screen == "out_of_service"
+    assert vm.start(3) == [] and vm.screen == "out_of_service"
+    vm.set_mode("normal", 4)
+    assert vm.screen == "attract"
+
+
+def test_catalogue_change_changes_menu(vm):
+    from controller.services.catalogue import load_default_document, parse
+
+    doc = load_default_document()
+    doc["services"][0]["enabled"] = False
+    vm.set_catalogue(parse(doc))
+    assert "queue_ticket" not in [s.id for s, _ in vm.menu("12:00")]
+
+
+def test_maintenance_gate():
+    gate = MaintenanceGate(hash_pin("2468", iterations=1000))
+    assert [gate.corner_tap(t) for t in (0, 0.5, 1, 1.5)] == [False] * 4
+    assert gate.corner_tap(2.0) is True
+    assert not gate.corner_tap(10) and not gate.corner_tap(20)  # too slow
+    assert gate.try_pin("2468", 30)
+    for _ in range(5):
+        assert not gate.try_pin("0000", 31)
+    assert gate.locked_for(31) == 60 and not gate.try_pin("2468", 40)
+    assert gate.try_pin("2468", 92)
+    assert MaintenanceGate("").corner_tap(0) is False
+
+
+def test_translations_complete_and_traditional():
+    keys = set(catalogue("zh-CN"))
+    for lang in LANGUAGES:
+        assert set(catalogue(lang)) == keys, lang
+    assert catalogue("zh-HK")["home.touch_to_start"] == "輕觸螢幕開始辦理"
+    used = set()
+    root = Path(__file__).resolve().parents[2] / "kiosk_ui"
+    import re
+
+    for f in list(root.rglob("*.py")) + list(root.rglob("*.kv")):
+        if "agent" in f.parts:
+            continue
+        used |= set(re.findall(r'''(?:tr|app\.t)\(\s*f?["']([a-z_]+\.[a-zA-Z_.-]+)["']''', f.read_text()))
+    assert used and used <= keys, used - keys
+
+
+def test_contrast_and_sizes():
+    for name, (fg, bg) in theme.PAIRS.items():
+        assert theme.contrast(fg, bg) >= 4.5, name
+    assert theme.SMALLEST_TEXT * theme.ELDERLY_SCALE >= 18
+    assert theme.LARGEST_TEXT * theme.ELDERLY_SCALE >= 30
+    assert theme.BUTTON_HEIGHT >= 60
