@@ -1,13 +1,19 @@
 """Pure decisions of the controller: ``(state, message, now) -> (state, [outgoing])``.
 
-No I/O here; the server applies the outgoing messages and persists the kiosks marked dirty.
+No I/O here. Besides outgoing MQTT messages a handler leaves *effects* in ``state.effects``
+(events to store, alarm changes, command updates, telemetry history rows); the server writes
+them in one transaction and persists the kiosks marked dirty.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller import alarms, config_layers
+from controller.commands import OPEN, RESULT_TO_STATUS
+from controller.protocol import fleet
 from controller.protocol.fleet import Parsed
 
 
@@ -25,54 +31,146 @@ class FleetState:
     dirty: set[str] = field(default_factory=set)
     telemetry_period: float = 30.0
     stale_after_periods: int = 3
+    history_interval: float = 300.0
+    rules: tuple[alarms.Rule, ...] = ()
+    open_alarms: dict[alarms.AlarmKey, dict[str, Any]] = field(default_factory=dict)
+    layers: config_layers.Layers = field(default_factory=dict)
+    commands: dict[str, dict[str, Any]] = field(default_factory=dict)  # open ones, with "wire" (signed)
+    history_bucket: dict[str, float] = field(default_factory=dict)
+    effects: list[tuple] = field(default_factory=list)
 
 
 def _record(state: FleetState, kiosk_id: str, now: float) -> dict[str, Any]:
     rec = state.kiosks.get(kiosk_id)
     if rec is None:
         rec = {"kiosk_id": kiosk_id, "state": "unknown", "reason": "", "last_seen": now, "state_since": now,
-               "site": "", "mode": "", "boot_id": "", "versions": {}, "devices": {}}
+               "site": "", "mode": "", "boot_id": "", "versions": {}, "devices": {}, "telemetry": {},
+               "last_telemetry": 0.0, "reported": {}}
         state.kiosks[kiosk_id] = rec
     return rec
 
 
-def _set_state(rec: dict[str, Any], new: str, reason: str, now: float) -> None:
-    if rec["state"] != new:
+def _alarm_changes(state: FleetState, changes: list[alarms.Change], now: float) -> None:
+    for ch in changes:
+        if ch.action == "raise":
+            state.open_alarms[ch.key] = {"raised_at": now, "message": ch.message, "severity": ch.severity}
+        else:
+            state.open_alarms.pop(ch.key, None)
+        state.effects.append(("alarm", ch, now))
+
+
+def _set_state(state: FleetState, rec: dict[str, Any], new: str, reason: str, now: float) -> None:
+    changed = rec["state"] != new
+    if changed:
         rec["state_since"] = now
     rec["state"] = new
     rec["reason"] = reason
+    _alarm_changes(state, alarms.evaluate(state.rules, "kiosk", rec["kiosk_id"], "", rec, state.open_alarms), now)
+
+
+def desired_message(state: FleetState, kiosk_id: str) -> Outgoing | None:
+    rec = state.kiosks.get(kiosk_id, {})
+    version, body = config_layers.desired_for(state.layers, kiosk_id, rec.get("site", ""))
+    if not version:
+        return None
+    return Outgoing(fleet.topic(kiosk_id, "config/desired"), {"version": version, "config": body}, 1, True)
+
+
+def _send_queued(state: FleetState, kiosk_id: str, now: float) -> list[Outgoing]:
+    out = []
+    for cmd in sorted(state.commands.values(), key=lambda c: c["issued_at"]):
+        if cmd["kiosk_id"] == kiosk_id and cmd["status"] == "queued" and now < cmd["expires_at"]:
+            out.append(Outgoing(fleet.cmd_topic(kiosk_id, cmd["name"]), cmd["wire"], 1, False))
+            cmd["status"], cmd["sent_at"] = "sent", now
+            state.effects.append(("command", cmd["id"], {"status": "sent", "sent_at": now}))
+    return out
 
 
 def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list[Outgoing]]:
     rec = _record(state, msg.kiosk_id, now)
     body = msg.body
+    out: list[Outgoing] = []
     if msg.kind == "status":
         if body["state"] == "online":
-            _set_state(rec, "online", "", now)
-            rec["mode"] = str(body.get("mode", "normal"))
-            rec["boot_id"] = str(body.get("boot_id", ""))
-            rec["site"] = str(body.get("site", rec["site"]))
+            site_before = rec["site"]
+            rec["mode"] = str(body.get("mode", "normal"))[:32]
+            rec["boot_id"] = str(body.get("boot_id", ""))[:64]
+            rec["site"] = str(body.get("site", rec["site"]))[:64]
             versions = body.get("versions")
             rec["versions"] = versions if isinstance(versions, dict) else {}
             rec["last_seen"] = now
+            _set_state(state, rec, "online", "", now)
+            desired = desired_message(state, msg.kiosk_id)
+            if desired and (rec["site"] != site_before or (rec["reported"] or {}).get("version")
+                            != desired.body["version"]):
+                out.append(desired)
+            out += _send_queued(state, msg.kiosk_id, now)
         else:
-            _set_state(rec, "offline", str(body.get("reason", "")), now)
+            # A will from an older connection must not turn a kiosk offline that has since rebooted.
+            boot = body.get("boot_id")
+            if not (boot and rec["boot_id"] and boot != rec["boot_id"] and rec["state"] == "online"):
+                _set_state(state, rec, "offline", str(body.get("reason", ""))[:64], now)
     elif msg.kind == "telemetry":
-        rec["last_seen"] = now
+        rec["last_seen"] = rec["last_telemetry"] = now
+        rec["telemetry"] = {k: v for k, v in body.items() if k != "v"}
         if rec["state"] in ("stale", "unknown"):
-            _set_state(rec, "online", "", now)
-        devices = body.get("devices")
-        if isinstance(devices, dict):
-            rec["devices"] = devices
+            _set_state(state, rec, "online", "", now)
+        _alarm_changes(state, alarms.evaluate(state.rules, "telemetry", msg.kiosk_id, "", body,
+                                              state.open_alarms), now)
+        bucket = math.floor(now / state.history_interval) * state.history_interval
+        if state.history_bucket.get(msg.kiosk_id) != bucket:
+            state.history_bucket[msg.kiosk_id] = bucket
+            state.effects.append(("history", msg.kiosk_id, now, rec["telemetry"]))
+    elif msg.kind == "devices":
+        name = msg.name or ""
+        dev = {k: v for k, v in body.items() if k not in ("v", "kiosk_id")}
+        rec["devices"] = {**rec["devices"], name: dev}
+        state.effects.append(("device", msg.kiosk_id, name, dev, now))
+        _alarm_changes(state, alarms.evaluate(state.rules, "device", msg.kiosk_id, name, dev, state.open_alarms),
+                       now)
+    elif msg.kind == "events":
+        state.effects.append(("event", msg.kiosk_id, body, now))
+        _alarm_changes(state, alarms.evaluate_event(state.rules, msg.kiosk_id, body, state.open_alarms), now)
+    elif msg.kind == "config/reported":
+        rec["reported"] = {k: body.get(k) for k in ("version", "status", "reason", "config") if k in body}
+    elif msg.kind == "cmd/result":
+        cmd = state.commands.get(body["id"])
+        if cmd is not None and cmd["kiosk_id"] == msg.kiosk_id and cmd["status"] in OPEN:
+            status = RESULT_TO_STATUS[body["status"]]
+            state.effects.append(("command", cmd["id"], {
+                "status": status, "finished_at": now, "result": body.get("data"),
+                "error": str(body.get("error") or body.get("reason") or "")[:500]}))
+            del state.commands[cmd["id"]]
     state.dirty.add(msg.kiosk_id)
+    return state, out
+
+
+def queue_command(state: FleetState, cmd: dict[str, Any], now: float) -> tuple[FleetState, list[Outgoing]]:
+    """Track a new (already signed) command; publish it at once if its kiosk is online."""
+    state.commands[cmd["id"]] = cmd
+    rec = state.kiosks.get(cmd["kiosk_id"])
+    if rec is not None and rec["state"] == "online":
+        return state, _send_queued(state, cmd["kiosk_id"], now)
     return state, []
 
 
 def tick(state: FleetState, now: float) -> tuple[FleetState, list[Outgoing]]:
-    """Mark online kiosks stale after ``stale_after_periods`` telemetry periods of silence."""
+    """Stale kiosks, expired and timed-out commands, event alarms past their ``clear_after``."""
     limit = state.telemetry_period * state.stale_after_periods
     for kiosk_id, rec in state.kiosks.items():
         if rec["state"] == "online" and now - rec["last_seen"] > limit:
-            _set_state(rec, "stale", f"no telemetry for {now - rec['last_seen']:.0f} s", now)
+            _set_state(state, rec, "stale", f"no telemetry for {now - rec['last_seen']:.0f} s", now)
             state.dirty.add(kiosk_id)
+    for cmd in list(state.commands.values()):
+        if cmd["status"] == "queued" and now >= cmd["expires_at"]:
+            kiosk = state.kiosks.get(cmd["kiosk_id"], {}).get("state", "unknown")
+            update = {"status": "expired", "finished_at": now, "error": f"not delivered before expiry (kiosk {kiosk})"}
+        elif cmd["status"] == "sent" and now >= cmd["sent_at"] + cmd["timeout"]:
+            update = {"status": "timed_out", "finished_at": now,
+                      "error": f"no result within {cmd['timeout']:.0f} s of sending"}
+        else:
+            continue
+        state.effects.append(("command", cmd["id"], update))
+        del state.commands[cmd["id"]]
+    _alarm_changes(state, alarms.expired(state.rules, state.open_alarms, now), now)
     return state, []

@@ -1,48 +1,125 @@
-"""The fleet controller process: MQTT edge around the pure handlers, with SQLite persistence."""
+"""The fleet controller process: MQTT edge around the pure handlers, with SQLite persistence.
+
+Python API (thread-safe; the web console and ``kioskctl`` build on it)
+---------------------------------------------------------------------
+Reads go to the store through a per-thread read-only connection (at most one worker batch,
+about 0.2 s, behind the live state); writes are run on the controller's worker thread, the
+store's only writer, and return once committed. Bad input raises ``ConfigError`` naming the
+field; an unknown kiosk/alarm/command raises ``NotFound``.
+
+Kiosks and registry
+    ``list_kiosks(state=None, site=None, group=None, search=None, offset=0, limit=100)``
+        -> ``{"total", "items": [summary]}``; summary: kiosk_id, state (online/offline/stale/
+        unknown), reason, mode, site, boot_id, versions, last_seen, state_since, last_telemetry,
+        devices {name: {state, detail, required_action, ..., available}}
+    ``kiosk(kiosk_id)`` -> summary plus telemetry, groups, active alarms, recent events and
+        commands, config diff; ``None`` if unknown
+    ``set_group(group, kiosk_ids, add=True, user=...)``, ``set_site(site, name, region, user=...)``
+Alarms
+    ``alarms(active=True|False|None, kiosk_id=None, severity=None, offset=0, limit=100)``
+    ``ack_alarm(alarm_id, user)`` -> True (False if it was already acknowledged)
+Events and telemetry
+    ``events(kiosk_id=None, type=None, since=None, offset=0, limit=100)``
+    ``telemetry_history(kiosk_id, since=0, until=None)`` -> downsampled rows
+Desired config
+    ``config_get(scope=None)`` -> all layers or one (``fleet``, ``site:NAME``, ``kiosk:ID``)
+    ``config_set(scope, body, user)`` -> new version (validates: ConfigError names the key)
+    ``config_diff(kiosk_id=None, only_out_of_sync=False)`` -> desired vs reported per kiosk
+Commands
+    ``send_command(kiosk_id, name, args, issuer, ttl=300, timeout=60, command_id=None)`` -> id
+    ``command(command_id)`` -> record (status queued/sent/succeeded/failed/rejected/expired/
+        timed_out, result, error); ``commands(kiosk_id=None, status=None, ...)``
+    ``wait_command(command_id, timeout)`` -> the record once final (or as it is at the timeout)
+Audit
+    ``audit(user, action, target, result, detail=None)`` records an operator action;
+    ``audit_log(user=None, action=None, offset=0, limit=100)`` reads them
+Other
+    ``public_key()`` (base64 Ed25519, for ``controller_public_key`` in kiosk configs), ``stats()``
+"""
 
 from __future__ import annotations
 
+import concurrent.futures
+import importlib
+import json
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-from controller import handlers
+from controller import alarms, commands, config_layers, handlers, queries, signing
 from controller.protocol import fleet
 from controller.protocol.client import connect_with_retry, make_client
-from controller.store import Store
-from provisioning.errors import ProtocolError
+from controller.store import Store, connect
+from provisioning.errors import ConfigError, KioskError, ProtocolError
 from provisioning.settings import ControllerConfig
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our subscriptions and queued messages this long
+BATCH = 2000  # messages per transaction at most
+
+
+class NotFound(KioskError):
+    """The kiosk, alarm or command asked for does not exist."""
 
 
 class Controller:
-    def __init__(self, config: ControllerConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: ControllerConfig, *, clock: Callable[[], float] = time.time,
+                 signing_key: str | Path | None = None, rules_file: str | Path | None = None,
+                 history_interval: float = 300.0, history_retention: float = 7 * 86400.0,
+                 event_retention: float = 90 * 86400.0) -> None:
         self.config = config
         self.clock = clock
+        self.key = signing.load_or_create_key(config.data_dir, signing_key)
+        self.history_retention = history_retention
+        self.event_retention = event_retention
         self.store = Store(config.data_dir)
         self.state = handlers.FleetState(
-            telemetry_period=config.telemetry_period, stale_after_periods=config.stale_after_periods
+            telemetry_period=config.telemetry_period, stale_after_periods=config.stale_after_periods,
+            history_interval=history_interval,
+            rules=alarms.load_rules(rules_file) if rules_file else alarms.load_rules(),
         )
-        for rec in self.store.load_kiosks():
-            self.state.kiosks[rec["kiosk_id"]] = rec
-        self.inbox: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
-        self.rejected = 0
+        self._load()
+        self.inbox: queue.Queue[Any] = queue.Queue()
+        self.counts: dict[str, int] = {"received": 0, "rejected": 0, "events_new": 0, "events_duplicate": 0}
+        self._unsaved_counts: dict[str, int] = {}
+        self._log_budget = (0.0, 0)
         self._stop = threading.Event()
+        self._local = threading.local()
+        self._services = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="svc")
         self.client = make_client(
-            config.client_id, config.broker,
-            ca_file=config.ca_file, cert_file=config.cert_file, key_file=config.key_file,
+            config.client_id, config.broker, ca_file=config.ca_file, cert_file=config.cert_file,
+            key_file=config.key_file, manual_ack=True,
         )
         self.client.will_set(fleet.CONTROLLER_STATUS, fleet.encode({"state": "offline", "reason": "lwt"}), 1, True)
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: self.inbox.put(m)
 
+    @property
+    def rejected(self) -> int:
+        return self.counts["rejected"]
+
+    def _load(self) -> None:
+        st = self.state
+        for rec in self.store.load_kiosks():
+            st.kiosks[rec["kiosk_id"]] = rec
+        for a in self.store.open_alarms():
+            st.open_alarms[(a["kiosk_id"], a["rule"], a["subject"])] = a
+        st.layers = self.store.layers()
+        for cmd in self.store.open_commands():
+            # Ed25519 signatures are deterministic: re-signing gives the bytes sent before the restart.
+            cmd["wire"] = signing.sign(self.key, commands.wire_body(cmd))
+            st.commands[cmd["id"]] = cmd
+
+    # -- MQTT edge -------------------------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused connection: %s", reason_code)
@@ -60,48 +137,184 @@ class Controller:
         self._worker = threading.Thread(target=self._run, name="controller-worker", daemon=True)
         self._worker.start()
 
-    def _apply(self, msg: mqtt.MQTTMessage, now: float) -> None:
+    def _count(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
+        self._unsaved_counts[name] = self._unsaved_counts.get(name, 0) + n
+
+    def _reject(self, msg: mqtt.MQTTMessage, why: str, now: float) -> None:
+        self._count("rejected")
+        self._count("rejected:" + _reject_kind(why))
+        # A flood of junk must not flood the log: at most 20 lines per 10 s, then a summary.
+        start, n = self._log_budget
+        if now - start > 10:
+            if n > 20:
+                log.warning("rejected %d more messages in the last 10 s", n - 20)
+            start, n = now, 0
+        n += 1
+        self._log_budget = (start, n)
+        if n <= 20:
+            log.warning("rejected message on %s: %s", msg.topic[:120], why[:200])
+
+    def _apply(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing]) -> None:
+        if msg.topic == fleet.CONTROLLER_STATUS:
+            return  # our own presence, matched by the status wildcard
+        self._count("received")
+        try:
+            self._apply_one(msg, now, out)
+        except Exception as exc:  # noqa: BLE001 - one odd message must not stop the fleet's ingest
+            log.exception("handler failed on %s", msg.topic[:120])
+            self._reject(msg, f"internal {type(exc).__name__}", now)
+
+    def _apply_one(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing]) -> None:
         try:
             parsed = fleet.parse(msg.topic, msg.payload)
         except ProtocolError as exc:
-            self.rejected += 1
-            log.warning("rejected message", extra={"fields": {"topic": msg.topic[:120], "why": str(exc)[:200]}})
+            self._reject(msg, str(exc), now)
             return
-        self.state, out = handlers.handle(self.state, parsed, now)
-        self._send(out)
+        if parsed.kind == "svc/request":
+            self._services.submit(self._service, msg, parsed, now)
+            return
+        if parsed.kind == "cmd/result" and parsed.body["id"] not in self.state.commands:
+            self._count("results_unmatched")
+        self.state, more = handlers.handle(self.state, parsed, now)
+        out += more
+
+    def _service(self, msg: mqtt.MQTTMessage, parsed: fleet.Parsed, now: float) -> None:
+        """Answer ``svc/request`` through ``controller.services`` (issue 6) when it is installed."""
+        props = getattr(msg, "properties", None)
+        response_topic = getattr(props, "ResponseTopic", None) or fleet.topic(parsed.kiosk_id, "svc/response")
+        try:
+            services = importlib.import_module("controller.services")
+            if not hasattr(self._local, "svc_conn"):
+                self._local.svc_conn = connect(self.config.data_dir)
+            body = services.handle_request(self._local.svc_conn, parsed.kiosk_id, parsed.body, now)
+        except ModuleNotFoundError:
+            body = {"ok": False, "error": "service_unavailable", "message": "no service backend installed"}
+        except Exception as exc:  # noqa: BLE001 - a broken backend answers an error, never kills the link
+            log.exception("service backend failed")
+            body = {"ok": False, "error": "service_failed", "message": str(exc)[:200]}
+        reply = Properties(PacketTypes.PUBLISH)
+        corr = getattr(props, "CorrelationData", None)
+        if corr is not None:
+            reply.CorrelationData = corr
+        self.client.publish(response_topic, fleet.encode(body), 1, False, properties=reply)
 
     def _send(self, out: list[handlers.Outgoing]) -> None:
         for o in out:
             self.client.publish(o.topic, fleet.encode(o.body), o.qos, o.retain)
 
-    def _persist(self) -> None:
+    # -- the worker: the store's only writer ------------------------------------------------------
+    def _write_effects(self, store: Store) -> None:
+        events: list[tuple] = []
+        history: list[tuple] = []
+        for eff in self.state.effects:
+            kind = eff[0]
+            if kind == "event":
+                _, kiosk_id, body, now = eff
+                ts = body.get("ts") if isinstance(body.get("ts"), int | float) else None
+                events.append((body["id"][:128], kiosk_id, str(body.get("boot_id", ""))[:64], body["seq"], ts,
+                               body["type"][:64], json.dumps(body, ensure_ascii=False), now))
+            elif kind == "history":
+                _, kiosk_id, now, t = eff
+                history.append((kiosk_id, now, _f(t.get("cpu")), _f(t.get("memory")), _f(t.get("disk")),
+                                _f(t.get("temperature")), _f(t.get("queue_depth")),
+                                json.dumps(t, ensure_ascii=False)))
+            elif kind == "device":
+                store.upsert_device(*eff[1:])
+            elif kind == "alarm":
+                _, ch, now = eff
+                if ch.action == "raise":
+                    alarm_id = store.raise_alarm(*ch.key, ch.severity, ch.message, now)
+                    if ch.key in self.state.open_alarms:
+                        self.state.open_alarms[ch.key]["id"] = alarm_id
+                else:
+                    row = store.conn.execute(
+                        "SELECT id FROM alarms WHERE kiosk_id=? AND rule=? AND subject=? AND cleared_at IS NULL",
+                        ch.key).fetchall()
+                    for r in row:
+                        store.clear_alarm(r[0], now)
+            elif kind == "command":
+                store.update_command(eff[1], **eff[2])
+        self.state.effects.clear()
+        if events:
+            new = store.insert_events(events)
+            self._count("events_new", new)
+            self._count("events_duplicate", len(events) - new)
+        if history:
+            store.insert_history(history)
         if self.state.dirty:
-            self.store.upsert_kiosks(self.state.kiosks[k] for k in self.state.dirty)
+            store.upsert_kiosks(self.state.kiosks[k] for k in self.state.dirty)
             self.state.dirty.clear()
+        if self._unsaved_counts:
+            store.bump_counters(self._unsaved_counts)
+            self._unsaved_counts = {}
 
     def _run(self) -> None:
-        next_tick = 0.0
+        next_tick = next_actions = next_prune = 0.0
         while not self._stop.is_set():
             try:
-                msg = self.inbox.get(timeout=0.2)
+                first = self.inbox.get(timeout=0.1)
             except queue.Empty:
-                msg = None
+                first = None
+            batch = [first] if first is not None else []
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self.inbox.get_nowait())
+                except queue.Empty:
+                    break
             now = self.clock()
-            if msg is not None:
-                self._apply(msg, now)
-                # Drain what is waiting so one transaction covers a burst.
-                for _ in range(1000):
-                    try:
-                        m = self.inbox.get_nowait()
-                    except queue.Empty:
-                        break
-                    if m is not None:
-                        self._apply(m, now)
-            if now >= next_tick:
-                self.state, out = handlers.tick(self.state, now)
-                self._send(out)
-                next_tick = now + 1.0
-            self._persist()
+            out: list[handlers.Outgoing] = []
+            acks: list[mqtt.MQTTMessage] = []
+            calls = [item[1] for item in batch if not isinstance(item, mqtt.MQTTMessage)]
+            done: list[tuple[concurrent.futures.Future, Any, Exception | None]] = []
+            try:
+                with self.store.tx() as store:
+                    for item in batch:
+                        if isinstance(item, mqtt.MQTTMessage):
+                            self._apply(item, now, out)
+                            acks.append(item)
+                        else:
+                            fn, fut = item
+                            try:
+                                done.append((fut, fn(store, now, out), None))
+                            except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
+                                done.append((fut, None, exc))
+                    if now >= next_actions:
+                        self._take_actions(store, now, out)
+                        next_actions = now + 0.2
+                    if now >= next_tick:
+                        self.state, more = handlers.tick(self.state, now)
+                        out += more
+                        next_tick = now + 1.0
+                    if now >= next_prune:
+                        store.prune(history_before=now - self.history_retention,
+                                    events_before=now - self.event_retention)
+                        next_prune = now + 3600
+                    self._write_effects(store)
+            except Exception:
+                # Never ack what was not stored: the broker redelivers it after a restart.
+                log.exception("worker batch failed; %d messages left unacknowledged", len(acks))
+                self.state.effects.clear()
+                for fut in calls:
+                    if not fut.done():
+                        fut.set_exception(KioskError("the controller could not store this change; try again"))
+                continue
+            # Answer callers only once committed, so what they read next includes their change.
+            for fut, value, exc in done:
+                if exc is None:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(exc)
+            for m in acks:
+                if m.qos > 0:
+                    self.client.ack(m.mid, m.qos)
+            self._send(out)
+
+    def _call(self, fn: Callable[[Store, float, list], Any], timeout: float = 10.0) -> Any:
+        """Run ``fn(store, now, out)`` on the worker inside its transaction and return its result."""
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        self.inbox.put((fn, fut))
+        return fut.result(timeout)
 
     def stop(self) -> None:
         self._stop.set()
@@ -116,5 +329,176 @@ class Controller:
             pass  # not connected: the will says offline for us
         self.client.disconnect()
         self.client.loop_stop()
-        self._persist()
+        self._services.shutdown(wait=False)
+        with self.store.tx() as store:
+            self._write_effects(store)
         self.store.close()
+
+    # -- operator actions (worker side) -------------------------------------------------------------
+    def _take_actions(self, store: Store, now: float, out: list) -> None:
+        """Actions queued by ``kioskctl`` in the ``actions`` table."""
+        for act in store.pending_actions():
+            user = act["user"]
+            try:
+                payload = json.loads(act["payload"])
+                result = self._do_action(store, act["kind"], payload, user, now, out)
+                store.finish_action(act["id"], "done", result, now)
+            except (KioskError, KeyError, TypeError, ValueError) as exc:
+                msg = str(exc) if isinstance(exc, KioskError) else f"bad action payload: {exc}"
+                store.finish_action(act["id"], "error", {"error": msg}, now)
+                store.audit(user, act["kind"], str(act["payload"])[:120], {}, f"error: {msg}"[:300], now)
+
+    def _do_action(self, store: Store, kind: str, p: dict[str, Any], user: str, now: float, out: list) -> Any:
+        if kind == "ack":
+            return {"acked": self._ack(store, int(p["alarm_id"]), user, now)}
+        if kind == "config_set":
+            return {"version": self._config_set(store, p["scope"], p["body"], user, now, out)}
+        if kind == "command":
+            cmd = commands.new_command(p["kiosk_id"], p["name"], p.get("args", {}), user, now,
+                                       ttl=float(p.get("ttl", commands.DEFAULT_TTL)),
+                                       timeout=float(p.get("timeout", commands.DEFAULT_TIMEOUT)),
+                                       command_id=p.get("id"))
+            return {"id": self._queue(store, cmd, now, out)}
+        if kind == "group":
+            self._group(store, p["group"], list(p["kiosks"]), bool(p.get("add", True)), user, now)
+            return {"ok": True}
+        raise ConfigError(f"unknown action {kind!r}", field="kind")
+
+    def _ack(self, store: Store, alarm_id: int, user: str, now: float) -> bool:
+        if store.conn.execute("SELECT 1 FROM alarms WHERE id=?", (alarm_id,)).fetchone() is None:
+            store.audit(user, "alarm.ack", f"alarm:{alarm_id}", {}, "error: no such alarm", now)
+            raise NotFound(f"no alarm {alarm_id}")
+        done = store.ack_alarm(alarm_id, user, now)
+        store.audit(user, "alarm.ack", f"alarm:{alarm_id}", {}, "ok" if done else "already acknowledged", now)
+        return done
+
+    def _config_set(self, store: Store, scope: str, body: Any, user: str, now: float, out: list) -> int:
+        try:
+            scope = config_layers.parse_scope(scope)
+            config_layers.validate_layer(body)
+        except ConfigError as exc:
+            store.audit(user, "config.set", str(scope)[:80], {"body": body}, f"rejected: {exc}", now)
+            raise
+        version = store.set_layer(scope, body, user, now)
+        self.state.layers = store.layers()
+        for kiosk_id in config_layers.affected(scope, self.state.kiosks):
+            msg = handlers.desired_message(self.state, kiosk_id)
+            if msg is not None:
+                out.append(msg)
+        store.audit(user, "config.set", scope, {"body": body, "version": version}, "ok", now)
+        return version
+
+    def _queue(self, store: Store, cmd: dict[str, Any], now: float, out: list) -> str:
+        if store.conn.execute("SELECT 1 FROM commands WHERE id=?", (cmd["id"],)).fetchone():
+            raise ConfigError(f"command id {cmd['id']} already used", field="id")
+        store.insert_command(cmd)
+        cmd["wire"] = signing.sign(self.key, commands.wire_body(cmd))
+        self.state, more = handlers.queue_command(self.state, cmd, now)
+        out += more
+        self._write_effects(store)
+        store.audit(cmd["issuer"], "command.send", f"kiosk:{cmd['kiosk_id']}",
+                    {"id": cmd["id"], "name": cmd["name"], "args": cmd["args"]}, "queued", now)
+        return cmd["id"]
+
+    def _group(self, store: Store, group: str, kiosks: list[str], add: bool, user: str, now: float) -> None:
+        if not isinstance(group, str) or not 0 < len(group) <= 64:
+            raise ConfigError(f"bad group name {group!r}", field="group")
+        store.set_groups(group, kiosks, add)
+        store.audit(user, "group.add" if add else "group.remove", f"group:{group}", {"kiosks": kiosks}, "ok", now)
+
+    # -- public API (any thread) ------------------------------------------------------------------
+    def _ro(self):
+        conn = getattr(self._local, "ro", None)
+        if conn is None:
+            conn = self._local.ro = connect(self.config.data_dir, readonly=True)
+        return conn
+
+    def list_kiosks(self, **filters: Any) -> dict[str, Any]:
+        return queries.list_kiosks(self._ro(), **filters)
+
+    def kiosk(self, kiosk_id: str) -> dict[str, Any] | None:
+        return queries.kiosk_detail(self._ro(), kiosk_id)
+
+    def alarms(self, **filters: Any) -> dict[str, Any]:
+        return queries.alarms(self._ro(), **filters)
+
+    def ack_alarm(self, alarm_id: int, user: str) -> bool:
+        return self._call(lambda store, now, out: self._ack(store, int(alarm_id), user, now))
+
+    def events(self, **filters: Any) -> dict[str, Any]:
+        return queries.events(self._ro(), **filters)
+
+    def telemetry_history(self, kiosk_id: str, since: float = 0.0, until: float | None = None) -> list[dict]:
+        return queries.telemetry_history(self._ro(), kiosk_id, since=since, until=until)
+
+    def config_get(self, scope: str | None = None) -> dict[str, Any]:
+        ls = queries.layers(self._ro())
+        if scope is None:
+            return ls
+        scope = config_layers.parse_scope(scope)
+        return ls.get(scope, {"version": 0, "body": {}})
+
+    def config_set(self, scope: str, body: dict[str, Any], user: str) -> int:
+        return self._call(lambda store, now, out: self._config_set(store, scope, body, user, now, out))
+
+    def config_diff(self, kiosk_id: str | None = None, only_out_of_sync: bool = False) -> list[dict[str, Any]]:
+        return queries.config_diff(self._ro(), kiosk_id, only_out_of_sync=only_out_of_sync)
+
+    def send_command(self, kiosk_id: str, name: str, args: dict[str, Any] | None, issuer: str, *,
+                     ttl: float = commands.DEFAULT_TTL, timeout: float = commands.DEFAULT_TIMEOUT,
+                     command_id: str | None = None) -> str:
+        cmd = commands.new_command(kiosk_id, name, args if args is not None else {}, issuer, self.clock(),
+                                   ttl=ttl, timeout=timeout, command_id=command_id)
+        return self._call(lambda store, now, out: self._queue(store, cmd, now, out))
+
+    def command(self, command_id: str) -> dict[str, Any] | None:
+        return queries.command(self._ro(), command_id)
+
+    def commands(self, **filters: Any) -> dict[str, Any]:
+        return queries.commands(self._ro(), **filters)
+
+    def wait_command(self, command_id: str, timeout: float, *, poll: float = 0.05,
+                     sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            rec = self.command(command_id)
+            if rec is None:
+                raise NotFound(f"no command {command_id}")
+            if rec["status"] in commands.FINAL or time.monotonic() >= deadline:
+                return rec
+            sleep(poll)
+
+    def set_group(self, group: str, kiosk_ids: list[str], add: bool = True, *, user: str) -> None:
+        self._call(lambda store, now, out: self._group(store, group, kiosk_ids, add, user, now))
+
+    def set_site(self, site: str, name: str = "", region: str = "", *, user: str) -> None:
+        def run(store: Store, now: float, out: list) -> None:
+            store.set_site(site, name, region)
+            store.audit(user, "site.set", f"site:{site}", {"name": name, "region": region}, "ok", now)
+        self._call(run)
+
+    def audit(self, user: str, action: str, target: str, result: str, detail: dict[str, Any] | None = None) -> None:
+        self._call(lambda store, now, out: store.audit(user, action, target, detail or {}, result, now))
+
+    def audit_log(self, **filters: Any) -> dict[str, Any]:
+        return queries.audit_log(self._ro(), **filters)
+
+    def public_key(self) -> str:
+        return signing.public_key_text(self.key)
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.counts, "inbox": self.inbox.qsize(), "kiosks": len(self.state.kiosks),
+                "open_alarms": len(self.state.open_alarms), "open_commands": len(self.state.commands)}
+
+
+def _reject_kind(why: str) -> str:
+    for needle, kind in (("exceeds", "too_large"), ("not UTF-8 JSON", "invalid_json"), ("unknown topic", "bad_topic"),
+                         ("bad kiosk id", "bad_topic"), ("published under", "impersonation"),
+                         ("internal", "internal")):
+        if needle in why:
+            return kind
+    return "bad_payload"
+
+
+def _f(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None

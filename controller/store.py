@@ -1,4 +1,10 @@
-"""The controller's embedded store: SQLite in WAL mode with numbered schema migrations."""
+"""The controller's embedded store: SQLite in WAL mode with numbered schema migrations.
+
+One writer (the controller's worker thread, through ``Store`` under its lock); readers open
+their own connections (``connect(..., readonly=True)``, see ``controller.queries``). Operator
+actions from other processes (``kioskctl``) are rows in the ``actions`` table that the
+controller picks up, so nothing but the controller writes fleet state.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +37,59 @@ MIGRATIONS: list[str] = [
     CREATE INDEX kiosks_state ON kiosks(state);
     CREATE INDEX kiosks_site ON kiosks(site);
     """,
+    """
+    ALTER TABLE kiosks ADD COLUMN telemetry TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE kiosks ADD COLUMN last_telemetry REAL NOT NULL DEFAULT 0;
+    ALTER TABLE kiosks ADD COLUMN reported TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE sites (site TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', region TEXT NOT NULL DEFAULT '');
+    CREATE TABLE kiosk_groups (group_name TEXT NOT NULL, kiosk_id TEXT NOT NULL,
+                               PRIMARY KEY (group_name, kiosk_id));
+    CREATE INDEX kiosk_groups_kiosk ON kiosk_groups(kiosk_id);
+    CREATE TABLE devices (
+        kiosk_id TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',
+        required_action TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '{}', updated_at REAL NOT NULL,
+        PRIMARY KEY (kiosk_id, name)
+    );
+    CREATE TABLE telemetry_history (
+        kiosk_id TEXT NOT NULL, ts REAL NOT NULL, cpu REAL, memory REAL, disk REAL, temperature REAL,
+        queue_depth INTEGER, body TEXT NOT NULL, PRIMARY KEY (kiosk_id, ts)
+    );
+    CREATE INDEX telemetry_history_ts ON telemetry_history(ts);
+    CREATE TABLE events (
+        id TEXT PRIMARY KEY, kiosk_id TEXT NOT NULL, boot_id TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL,
+        ts REAL, type TEXT NOT NULL, body TEXT NOT NULL, received_at REAL NOT NULL
+    );
+    CREATE INDEX events_kiosk ON events(kiosk_id, received_at);
+    CREATE INDEX events_received ON events(received_at);
+    CREATE TABLE alarms (
+        id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, rule TEXT NOT NULL, subject TEXT NOT NULL DEFAULT '',
+        severity TEXT NOT NULL, message TEXT NOT NULL, raised_at REAL NOT NULL, cleared_at REAL,
+        acked_by TEXT, acked_at REAL
+    );
+    CREATE INDEX alarms_open ON alarms(cleared_at);
+    CREATE INDEX alarms_kiosk ON alarms(kiosk_id);
+    CREATE TABLE config_layers (
+        scope TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL, updated_at REAL NOT NULL,
+        updated_by TEXT NOT NULL
+    );
+    CREATE TABLE commands (
+        id TEXT PRIMARY KEY, kiosk_id TEXT NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL, issuer TEXT NOT NULL,
+        issued_at REAL NOT NULL, expires_at REAL NOT NULL, timeout REAL NOT NULL, status TEXT NOT NULL,
+        sent_at REAL, finished_at REAL, result TEXT, error TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX commands_status ON commands(status);
+    CREATE INDEX commands_kiosk ON commands(kiosk_id, issued_at);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,
+        target TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '{}', result TEXT NOT NULL
+    );
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, user TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending', result TEXT, done_at REAL
+    );
+    CREATE INDEX actions_pending ON actions(status);
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    """,
 ]
 
 
@@ -46,7 +105,8 @@ def connect(data_dir: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
     else:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
+        # Autocommit mode: transactions are explicit (``Store.tx``) so a burst is one commit.
+        conn = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
     conn.row_factory = sqlite3.Row
@@ -59,9 +119,8 @@ def migrate(conn: sqlite3.Connection) -> int:
     if version > len(MIGRATIONS):
         raise StoreError(f"database schema {version} is newer than this controller ({len(MIGRATIONS)})")
     for i in range(version, len(MIGRATIONS)):
-        with conn:
-            conn.executescript(MIGRATIONS[i])
-            conn.execute(f"PRAGMA user_version = {i + 1}")
+        # One script per step, schema change and version bump in the same transaction.
+        conn.executescript(f"BEGIN;\n{MIGRATIONS[i]}\nPRAGMA user_version = {i + 1};\nCOMMIT;")
     return len(MIGRATIONS)
 
 
@@ -78,32 +137,169 @@ class Store:
         rows = [
             (
                 r["kiosk_id"], r.get("site", ""), r["state"], r.get("reason", ""), r.get("mode", ""),
-                r.get("boot_id", ""), json.dumps(r.get("versions", {})), json.dumps(r.get("devices", {})),
-                r["last_seen"], r["state_since"],
+                r.get("boot_id", ""), _dumps(r.get("versions", {})), _dumps(r.get("devices", {})),
+                r["last_seen"], r["state_since"], _dumps(r.get("telemetry", {})), r.get("last_telemetry", 0.0),
+                _dumps(r.get("reported", {})),
             )
             for r in records
         ]
         if not rows:
             return
-        with self.lock, self.conn:
-            self.conn.executemany(
-                """INSERT INTO kiosks VALUES (?,?,?,?,?,?,?,?,?,?)
-                   ON CONFLICT(kiosk_id) DO UPDATE SET site=excluded.site, state=excluded.state,
-                   reason=excluded.reason, mode=excluded.mode, boot_id=excluded.boot_id,
-                   versions=excluded.versions, devices=excluded.devices, last_seen=excluded.last_seen,
-                   state_since=excluded.state_since""",
-                rows,
-            )
+        self.conn.executemany(
+            """INSERT INTO kiosks (kiosk_id, site, state, reason, mode, boot_id, versions, devices, last_seen,
+                   state_since, telemetry, last_telemetry, reported) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+               ON CONFLICT(kiosk_id) DO UPDATE SET site=excluded.site, state=excluded.state,
+               reason=excluded.reason, mode=excluded.mode, boot_id=excluded.boot_id,
+               versions=excluded.versions, devices=excluded.devices, last_seen=excluded.last_seen,
+               state_since=excluded.state_since, telemetry=excluded.telemetry,
+               last_telemetry=excluded.last_telemetry, reported=excluded.reported""",
+            rows,
+        )
 
     def load_kiosks(self) -> list[dict[str, Any]]:
         return list_kiosks(self.conn)
+
+    # -- writes used by the controller's worker; call inside ``with store.tx():`` ----------------
+    def tx(self) -> _Tx:
+        """Lock plus transaction: ``with store.tx(): ...`` commits on success, rolls back on error."""
+        return _Tx(self)
+
+    def upsert_device(self, kiosk_id: str, name: str, body: dict[str, Any], now: float) -> None:
+        self.conn.execute(
+            """INSERT INTO devices VALUES (?,?,?,?,?,?,?) ON CONFLICT(kiosk_id, name) DO UPDATE SET
+               state=excluded.state, detail=excluded.detail, required_action=excluded.required_action,
+               body=excluded.body, updated_at=excluded.updated_at""",
+            (kiosk_id, name, str(body.get("state", "unknown")), str(body.get("detail", "")),
+             str(body.get("required_action", "")), _dumps(body), now),
+        )
+
+    def insert_events(self, rows: list[tuple[str, str, str, int, Any, str, str, float]]) -> int:
+        """Insert events, ignoring ids already stored; return how many were new."""
+        before = self.conn.total_changes
+        self.conn.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
+        return self.conn.total_changes - before
+
+    def insert_history(self, rows: list[tuple]) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO telemetry_history VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def prune(self, *, history_before: float, events_before: float) -> None:
+        self.conn.execute("DELETE FROM telemetry_history WHERE ts < ?", (history_before,))
+        self.conn.execute("DELETE FROM events WHERE received_at < ?", (events_before,))
+
+    def raise_alarm(self, kiosk_id: str, rule: str, subject: str, severity: str, message: str, now: float) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO alarms (kiosk_id, rule, subject, severity, message, raised_at) VALUES (?,?,?,?,?,?)",
+            (kiosk_id, rule, subject, severity, message, now))
+        return int(cur.lastrowid or 0)
+
+    def clear_alarm(self, alarm_id: int, now: float) -> None:
+        self.conn.execute("UPDATE alarms SET cleared_at=? WHERE id=? AND cleared_at IS NULL", (now, alarm_id))
+
+    def ack_alarm(self, alarm_id: int, user: str, now: float) -> bool:
+        cur = self.conn.execute("UPDATE alarms SET acked_by=?, acked_at=? WHERE id=? AND acked_at IS NULL",
+                                (user, now, alarm_id))
+        return cur.rowcount == 1
+
+    def open_alarms(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute("SELECT * FROM alarms WHERE cleared_at IS NULL")]
+
+    def set_layer(self, scope: str, body: dict[str, Any], user: str, now: float) -> int:
+        version = int(self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM config_layers").fetchone()[0]) + 1
+        self.conn.execute("INSERT OR REPLACE INTO config_layers VALUES (?,?,?,?,?)",
+                          (scope, version, _dumps(body), now, user))
+        return version
+
+    def layers(self) -> dict[str, dict[str, Any]]:
+        return {r["scope"]: {"version": r["version"], "body": json.loads(r["body"]), "updated_at": r["updated_at"],
+                             "updated_by": r["updated_by"]}
+                for r in self.conn.execute("SELECT * FROM config_layers")}
+
+    def insert_command(self, c: dict[str, Any]) -> None:
+        self.conn.execute(
+            """INSERT INTO commands (id, kiosk_id, name, args, issuer, issued_at, expires_at, timeout, status)
+               VALUES (?,?,?,?,?,?,?,?,?)""",
+            (c["id"], c["kiosk_id"], c["name"], _dumps(c["args"]), c["issuer"], c["issued_at"], c["expires_at"],
+             c["timeout"], c["status"]))
+
+    def update_command(self, command_id: str, **fields: Any) -> None:
+        if "result" in fields and not isinstance(fields["result"], str | None):
+            fields["result"] = _dumps(fields["result"])
+        sets = ", ".join(f"{k}=?" for k in fields)
+        self.conn.execute(f"UPDATE commands SET {sets} WHERE id=?", (*fields.values(), command_id))
+
+    def open_commands(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM commands WHERE status IN ('queued', 'sent')")
+        return [{**dict(r), "args": json.loads(r["args"])} for r in rows]
+
+    def audit(self, user: str, action: str, target: str, detail: dict[str, Any], result: str, now: float) -> None:
+        self.conn.execute("INSERT INTO audit (ts, user, action, target, detail, result) VALUES (?,?,?,?,?,?)",
+                          (now, user, action, target, _dumps(detail), result))
+
+    def pending_actions(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM actions WHERE status='pending' ORDER BY id LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
+
+    def finish_action(self, action_id: int, status: str, result: Any, now: float) -> None:
+        self.conn.execute("UPDATE actions SET status=?, result=?, done_at=? WHERE id=?",
+                          (status, _dumps(result), now, action_id))
+
+    def bump_counters(self, counts: dict[str, int]) -> None:
+        self.conn.executemany(
+            "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            list(counts.items()))
+
+    def set_groups(self, group: str, kiosk_ids: list[str], add: bool) -> None:
+        if add:
+            self.conn.executemany("INSERT OR IGNORE INTO kiosk_groups VALUES (?,?)", [(group, k) for k in kiosk_ids])
+        else:
+            self.conn.executemany("DELETE FROM kiosk_groups WHERE group_name=? AND kiosk_id=?",
+                                  [(group, k) for k in kiosk_ids])
+
+    def set_site(self, site: str, name: str, region: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO sites VALUES (?,?,?)", (site, name, region))
+
+
+class _Tx:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> Store:
+        self.store.lock.acquire()
+        self.store.conn.execute("BEGIN")
+        return self.store
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.store.conn.execute("COMMIT")
+            else:
+                self.store.conn.execute("ROLLBACK")
+        finally:
+            self.store.lock.release()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def enqueue_action(conn: sqlite3.Connection, user: str, kind: str, payload: dict[str, Any], now: float) -> int:
+    """Queue an operator action for the controller (used by ``kioskctl`` from another process)."""
+    with conn:
+        cur = conn.execute("INSERT INTO actions (ts, user, kind, payload) VALUES (?,?,?,?)",
+                           (now, user, kind, _dumps(payload)))
+    return int(cur.lastrowid or 0)
 
 
 def list_kiosks(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     out = []
     for row in conn.execute("SELECT * FROM kiosks ORDER BY kiosk_id"):
-        rec = dict(row)
-        rec["versions"] = json.loads(rec["versions"])
-        rec["devices"] = json.loads(rec["devices"])
-        out.append(rec)
+        out.append(kiosk_row(row))
     return out
+
+
+def kiosk_row(row: sqlite3.Row) -> dict[str, Any]:
+    rec = dict(row)
+    for key in ("versions", "devices", "telemetry", "reported"):
+        if key in rec:
+            rec[key] = json.loads(rec[key])
+    return rec

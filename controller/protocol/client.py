@@ -29,11 +29,15 @@ def make_client(
     ca_file: str = "",
     cert_file: str = "",
     key_file: str = "",
+    manual_ack: bool = False,
 ) -> mqtt.Client:
+    """A paho v2 MQTTv5 client; with ``manual_ack`` the caller acknowledges each QoS 1 message
+    itself (``client.ack(mid, qos)``) once it is stored, so a crash before storing means redelivery."""
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5,
+        manual_ack=manual_ack,
     )
     if broker.tls:
         client.tls_set(

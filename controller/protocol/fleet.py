@@ -19,13 +19,28 @@ MAX_PAYLOAD = 256 * 1024  # larger payloads are refused before parsing
 CONTROLLER_STATUS = f"{ROOT}/_controller/status"
 
 # QoS and retain per topic kind, from the contract.
-QOS = {"status": 1, "telemetry": 0, "devices": 1, "events": 1, "config/desired": 1, "config/reported": 1}
+QOS = {"status": 1, "telemetry": 0, "devices": 1, "events": 1, "config/desired": 1, "config/reported": 1,
+       "cmd": 1, "cmd/result": 1, "svc/request": 1, "svc/response": 1}
 RETAIN = {"status": True, "telemetry": False, "devices": True, "events": False,
-          "config/desired": True, "config/reported": True}
+          "config/desired": True, "config/reported": True, "cmd": False, "cmd/result": False}
+MODES = ("normal", "safe", "maintenance", "out_of_service")
+RESULT_STATUSES = ("ok", "error", "rejected", "expired")
 
 
 def topic(kiosk_id: str, kind: str) -> str:
     return f"{ROOT}/{kiosk_id}/{kind}"
+
+
+def cmd_topic(kiosk_id: str, name: str) -> str:
+    return f"{ROOT}/{kiosk_id}/cmd/{name}"
+
+
+def subscriptions_for_kiosk(kiosk_id: str) -> list[tuple[str, int]]:
+    return [
+        (topic(kiosk_id, "config/desired"), 1),
+        (f"{ROOT}/{kiosk_id}/cmd/+", 1),
+        (CONTROLLER_STATUS, 1),
+    ]
 
 
 def subscriptions_for_controller() -> list[tuple[str, int]]:
@@ -100,6 +115,19 @@ def parse(topic_name: str, payload: bytes) -> Parsed:
             raise RemoteProtocolError("event needs an integer seq")
     if kind == "telemetry" and not isinstance(body.get("uptime", 0), int | float):
         raise RemoteProtocolError("telemetry uptime must be a number")
+    claimed = body.get("kiosk_id")
+    if claimed is not None and claimed != kiosk_id:
+        # Only broker ACLs can stop the publish; the controller at least never files it under
+        # the wrong kiosk.
+        raise RemoteProtocolError(f"payload of kiosk {str(claimed)[:64]!r} published under kiosk {kiosk_id!r}")
+    if kind == "devices" and not isinstance(body.get("state"), str):
+        raise RemoteProtocolError("device status needs a string state")
+    if kind == "cmd/result":
+        if not isinstance(body.get("id"), str) or body.get("status") not in RESULT_STATUSES:
+            raise RemoteProtocolError("command result needs a string id and a status of "
+                                      + ", ".join(RESULT_STATUSES))
+    if kind == "config/reported" and not isinstance(body.get("version", 0), int):
+        raise RemoteProtocolError("config/reported version must be an integer")
     return Parsed(kiosk_id, kind, name, body)
 
 

@@ -1,62 +1,182 @@
-"""The kiosk agent: birth/will/shutdown status, periodic telemetry and device summaries."""
+"""The kiosk agent: the kiosk's side of the fleet link over MQTT v5.
+
+Birth/will/clean-shutdown status, telemetry, retained device status on every change, events
+through the store-and-forward journal, desired config (validate, apply, report) and signed
+commands (verify, execute, exactly one result). The network loop is our own so reconnects use
+capped, jittered backoff (many kiosks coming back after a broker restart must not stampede).
+
+The embedding runtime passes ``actions`` (see ``KioskActions`` in ``runtime.py``) that carry out
+commands and config on the real kiosk.
+"""
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 
-from controller.protocol import fleet
-from controller.protocol.client import connect_with_retry, make_client
-from kiosk_ui.agent import telemetry
-from provisioning.errors import KioskError
+from controller import signing
+from controller.protocol import desired_config, fleet
+from controller.protocol.client import make_client
+from kiosk_ui.agent import commands, telemetry
+from kiosk_ui.agent.journal import Journal
+from provisioning.backoff import Backoff
+from provisioning.errors import BrokerUnavailable, CommandRejected, ConfigError, KioskError
 from provisioning.settings import KioskConfig
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
+INFLIGHT = 200  # journal messages published but not yet acknowledged, at most
+
+
+class Actions(Protocol):
+    def execute(self, name: str, args: dict[str, Any]) -> tuple[Any, Callable[[], None] | None]: ...
+    def apply_config(self, config: dict[str, Any]) -> None: ...
 
 
 class KioskAgent:
     def __init__(self, config: KioskConfig, *, clock: Callable[[], float] = time.time,
-                 device_status: Callable[[], dict[str, Any]] | None = None) -> None:
+                 device_status: Callable[[], dict[str, Any]] | None = None, actions: Actions | None = None,
+                 backoff: Backoff | None = None, max_events: int = 10_000, device_poll: float = 5.0) -> None:
         self.config = config
         self.clock = clock
         self.boot_id = uuid.uuid4().hex
         self.started = time.monotonic()
-        self.mode = "normal"
         self.device_status = device_status or (lambda: {})
+        self.actions = actions
+        self.backoff = backoff or Backoff(base=0.5, cap=30.0)
+        self.device_poll = device_poll
+        self.journal = Journal(config.data_dir / "agent-journal.sqlite3", max_events=max_events)
+        self.mode = self.journal.get("mode", "normal")
+        self.applied: dict[str, Any] = self.journal.get("applied", {"version": 0, "config": {}})
+        self.reported: dict[str, Any] = self.journal.get("reported", {})
+        self.telemetry_interval = float(self.applied["config"].get("telemetry_interval",
+                                                                    config.telemetry_interval))
+        self.public_key = signing.parse_public_key(config.controller_public_key) \
+            if config.controller_public_key else None
+        self.seq = 0
+        self._seq_lock = threading.Lock()
+        self._devices: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
         self._connected = threading.Event()
+        self._wake = threading.Event()
+        self._inflight: dict[int, int] = {}  # mid -> journal seq
+        self._acked: list[int] = []
+        self._cursor = 0
+        self._lock = threading.Lock()
+        self._controller_online: bool | None = None
+        self._inbox: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         self._cpu = telemetry.cpu_times()
         c = config
         self.client = make_client(f"kiosk-{c.kiosk_id}", c.broker,
                                   ca_file=c.ca_file, cert_file=c.cert_file, key_file=c.key_file)
-        self.client.will_set(self._topic("status"), fleet.encode({"state": "offline", "reason": "lwt"}), 1, True)
+        self.client.will_set(self._topic("status"), fleet.encode(
+            {"state": "offline", "reason": "lwt", "kiosk_id": c.kiosk_id, "boot_id": self.boot_id}), 1, True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.client.on_message = lambda cl, u, m: self._inbox.put(m)
 
     def _topic(self, kind: str) -> str:
         return fleet.topic(self.config.kiosk_id, kind)
 
-    def birth(self) -> dict[str, Any]:
-        return {"state": "online", "mode": self.mode, "boot_id": self.boot_id, "site": self.config.site,
-                "versions": {"agent": VERSION}, "devices": sorted(self.device_status())}
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
 
+    # -- retained state ---------------------------------------------------------------------------
+    def birth(self) -> dict[str, Any]:
+        return {"state": "online", "kiosk_id": self.config.kiosk_id, "mode": self.mode, "boot_id": self.boot_id,
+                "site": self.config.site, "versions": {"agent": VERSION}, "devices": sorted(self._devices),
+                "ts": self.clock()}
+
+    def _publish_retained(self) -> None:
+        self.client.publish(self._topic("status"), fleet.encode(self.birth()), 1, True)
+        for name, st in self._devices.items():
+            self.client.publish(self._topic(f"devices/{name}"), fleet.encode({**st, "kiosk_id": self.config.kiosk_id}),
+                                1, True)
+        if self.reported:
+            self.client.publish(self._topic("config/reported"), fleet.encode(self.reported), 1, True)
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in fleet.MODES:
+            raise ConfigError(f"must be one of {', '.join(fleet.MODES)}, got {mode!r}", field="mode")
+        if mode != self.mode:
+            old, self.mode = self.mode, mode
+            self.journal.put("mode", mode)
+            self.emit("mode_changed", {"from": old, "to": mode})
+            if self.connected:
+                self.client.publish(self._topic("status"), fleet.encode(self.birth()), 1, True)
+
+    # -- events (store and forward) ---------------------------------------------------------------
+    def emit(self, event_type: str, fields: dict[str, Any] | None = None) -> str:
+        """Journal one event and wake the sender; returns its id. Never put resident data here."""
+        with self._seq_lock:
+            self.seq += 1
+            seq = self.seq
+        event_id = uuid.uuid4().hex
+        body = {"id": event_id, "kiosk_id": self.config.kiosk_id, "boot_id": self.boot_id, "seq": seq,
+                "ts": self.clock(), "type": event_type, **(fields or {})}
+        dropped = self.journal.append(self._topic("events"), fleet.encode(body))
+        if dropped:
+            log.warning("event journal full: dropped %d oldest events", dropped)
+            with self._seq_lock:
+                self.seq += 1
+                seq = self.seq
+            note = {"id": uuid.uuid4().hex, "kiosk_id": self.config.kiosk_id, "boot_id": self.boot_id, "seq": seq,
+                    "ts": self.clock(), "type": "journal_overflow", "dropped": dropped,
+                    "max_events": self.journal.max_events}
+            self.journal.append(self._topic("events"), fleet.encode(note))
+        self._wake.set()
+        return event_id
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            seq = self._inflight.pop(mid, None)
+            if seq is not None:
+                self._acked.append(seq)
+        if seq is not None:
+            self._wake.set()
+
+    def _pump_journal(self) -> None:
+        with self._lock:
+            acked, self._acked = self._acked, []
+            room = INFLIGHT - len(self._inflight)
+            cursor = self._cursor
+        self.journal.remove(acked)
+        if not self.connected or room <= 0:
+            return
+        for seq, topic_name, payload in self.journal.pending(cursor, room):
+            with self._lock:
+                info = self.client.publish(topic_name, payload, 1, False)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    break
+                self._inflight[info.mid] = seq
+                self._cursor = seq
+
+    # -- connection ------------------------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused connection: %s", reason_code)
             return
+        self.backoff.reset()
+        with self._lock:
+            # Whatever was in flight on the old connection is sent again; the controller de-duplicates.
+            self._inflight.clear()
+            self._cursor = 0
+        self._controller_online = None
         self._connected.set()
-        # Retained state is re-published on every (re)connect: the broker may have lost it.
-        client.publish(self._topic("status"), fleet.encode(self.birth()), 1, True)
-        for name, st in self.device_status().items():
-            client.publish(self._topic(f"devices/{name}"), fleet.encode(st), 1, True)
+        # Subscribing again also fetches the retained desired config: the full state after every reconnect.
+        client.subscribe(fleet.subscriptions_for_kiosk(self.config.kiosk_id))
+        self._publish_retained()
+        self._wake.set()
         log.info("online", extra={"fields": {"kiosk": self.config.kiosk_id}})
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -64,53 +184,217 @@ class KioskAgent:
         if not self._stop.is_set():
             log.warning("lost broker connection: %s; reconnecting", reason_code)
 
+    def _network(self) -> None:
+        """Our own loop: paho's reconnect has no jitter, and a fleet must not reconnect in step."""
+        while not self._stop.is_set():
+            rc = self.client.loop(timeout=0.2)
+            if rc == mqtt.MQTT_ERR_SUCCESS or self._stop.is_set():
+                continue
+            self._connected.clear()
+            delay = self.backoff.next_delay()
+            self._say(f"broker {self.config.broker} not reachable: {self._why or mqtt.error_string(rc)}; "
+                      f"retrying in {delay:.1f} s")
+            if self._stop.wait(delay):
+                break
+            try:
+                self.client.reconnect()
+                self._why = ""
+            except (OSError, mqtt.WebsocketConnectionError) as exc:
+                self._why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+    def start(self, say: Callable[[str], None] | None = None, *, wait: float = 0.0) -> None:
+        """Connect (retrying with backoff in the background) and start the agent's threads.
+
+        With ``wait`` > 0, raise BrokerUnavailable if not online within that many seconds.
+        """
+        self.emit("boot", {"agent": VERSION})
+        self._say = say or log.warning
+        self._why = ""
+        try:
+            self.client.connect_async(self.config.broker.host, self.config.broker.port,
+                                      keepalive=self.config.keepalive, clean_start=True)
+            self.client.reconnect()
+        except (OSError, mqtt.WebsocketConnectionError) as exc:
+            self._why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        self._threads = [threading.Thread(target=t, name=n, daemon=True) for t, n in (
+            (self._network, "agent-net"), (self._sender, "agent-sender"), (self._work, "agent-commands"),
+            (self._periodic, "agent-telemetry"))]
+        for t in self._threads:
+            t.start()
+        if wait and not self._connected.wait(wait):
+            raise BrokerUnavailable(f"broker {self.config.broker} not reachable within {wait:.0f} s")
+
+    def _sender(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            try:
+                self._pump_journal()
+            except Exception:  # noqa: BLE001 - keep forwarding; the journal keeps the events
+                log.exception("journal pump failed")
+
+    def _periodic(self) -> None:
+        next_telemetry = next_poll = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_poll:
+                self.poll_devices()
+                next_poll = now + self.device_poll
+            if now >= next_telemetry and self.connected:
+                try:
+                    self.client.publish(self._topic("telemetry"), fleet.encode(self.telemetry()), 0, False)
+                except KioskError as exc:
+                    log.warning("telemetry not sent: %s", exc)
+                next_telemetry = now + self.telemetry_interval
+            self._stop.wait(max(0.05, min(next_poll, next_telemetry if self.connected else now + 0.5) - now))
+
+    def poll_devices(self) -> None:
+        """Publish a device's retained status when it changes, and journal the change as an event."""
+        try:
+            current = self.device_status()
+        except Exception:  # noqa: BLE001 - a driver bug must not stop the agent
+            log.exception("device status failed")
+            return
+        for name, st in current.items():
+            if self._devices.get(name) != st:
+                old = self._devices.get(name, {})
+                self._devices[name] = st
+                if self.connected:
+                    self.client.publish(self._topic(f"devices/{name}"),
+                                        fleet.encode({**st, "kiosk_id": self.config.kiosk_id}), 1, True)
+                self.emit("device_state", {"device": name, "state": st.get("state"), "detail": st.get("detail", ""),
+                                           "previous": old.get("state")})
+
     def telemetry(self) -> dict[str, Any]:
         cur = telemetry.cpu_times()
         cpu = telemetry.cpu_percent(self._cpu, cur)
         self._cpu = cur
         return {
+            "kiosk_id": self.config.kiosk_id,
             "ts": self.clock(),
             "uptime": round(time.monotonic() - self.started, 1),
             "cpu": cpu,
             "memory": telemetry.memory_percent(),
             "disk": telemetry.disk_percent(self.config.data_dir),
             "temperature": telemetry.soc_temperature(),
-            "devices": {name: st.get("state", "unknown") for name, st in self.device_status().items()},
-            "queue_depth": 0,
+            "devices": {name: st.get("state", "unknown") for name, st in self._devices.items()},
+            "queue_depth": self.journal.depth(),
+            "mode": self.mode,
         }
 
-    def start(self, say: Callable[[str], None] | None = None) -> None:
-        connect_with_retry(self.client, self.config.broker, keepalive=self.config.keepalive,
-                           should_stop=self._stop.is_set, say=say)
-        self.client.loop_start()
-        self._thread = threading.Thread(target=self._run, name="agent-telemetry", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        self._connected.wait(10)
+    # -- incoming: desired config, commands, controller presence -----------------------------------
+    def _work(self) -> None:
         while not self._stop.is_set():
-            if self._connected.is_set():
+            try:
+                msg = self._inbox.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if msg is None:
+                continue
+            try:
+                if msg.topic == fleet.CONTROLLER_STATUS:
+                    self._controller_status(msg.payload)
+                elif msg.topic == self._topic("config/desired"):
+                    self.apply_desired(msg.payload)
+                elif "/cmd/" in msg.topic:
+                    self.handle_command(msg.topic, msg.payload)
+            except Exception:  # noqa: BLE001 - one bad message must not stop the kiosk
+                log.exception("failed to handle %s", msg.topic[:120])
+
+    def _controller_status(self, payload: bytes) -> None:
+        try:
+            online = fleet.decode(payload).get("state") == "online"
+        except KioskError:
+            return
+        previous, self._controller_online = self._controller_online, online
+        if online and previous is False:
+            # The controller came back (maybe with a fresh store): tell it everything again.
+            self._publish_retained()
+
+    def apply_desired(self, payload: bytes) -> None:
+        if not payload:
+            return  # retained message cleared
+        body: dict[str, Any] = {}
+        try:
+            body = fleet.decode(payload)
+            version = body.get("version")
+            if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+                raise ConfigError(f"must be a non-negative integer, got {version!r}", field="version")
+            config = desired_config.validate(body.get("config"))
+        except (KioskError, ConfigError) as exc:
+            version = body.get("version")
+            self._report({"version": version if isinstance(version, int) else None, "status": "rejected",
+                          "reason": str(exc)[:300], "config": self.applied["config"]})
+            self.emit("config_rejected", {"version": version if isinstance(version, int) else None,
+                                          "reason": str(exc)[:300]})
+            return
+        if version != self.applied["version"] or config != self.applied["config"]:
+            if self.actions is not None:
                 try:
-                    self.client.publish(self._topic("telemetry"), fleet.encode(self.telemetry()), 0, False)
+                    self.actions.apply_config(config)
                 except KioskError as exc:
-                    log.warning("telemetry not sent: %s", exc)
-            self._stop.wait(self.config.telemetry_interval)
+                    self._report({"version": version, "status": "rejected", "reason": str(exc)[:300],
+                                  "config": self.applied["config"]})
+                    return
+            self.applied = {"version": version, "config": config}
+            self.journal.put("applied", self.applied)
+            self.telemetry_interval = float(config.get("telemetry_interval", self.config.telemetry_interval))
+            self.emit("config_applied", {"version": version})
+        self._report({"version": version, "status": "applied", "config": config})
+
+    def _report(self, body: dict[str, Any]) -> None:
+        self.reported = {"kiosk_id": self.config.kiosk_id, **body}
+        self.journal.put("reported", self.reported)
+        self.client.publish(self._topic("config/reported"), fleet.encode(self.reported), 1, True)
+
+    def handle_command(self, topic_name: str, payload: bytes) -> dict[str, Any]:
+        """Verify and execute one command; publish and return exactly one result."""
+        kiosk_id = self.config.kiosk_id
+        after: Callable[[], None] | None = None
+        body_id = "?"
+        name = topic_name.rsplit("/", 1)[-1]
+        try:
+            body = commands.parse(topic_name, payload, kiosk_id)
+            body_id = body["id"]
+            commands.verify(body, self.public_key, self.clock(), self.journal.first_sight)
+            args = body.get("args", {})
+            commands.check_args(name, args)
+            if self.actions is None:
+                raise KioskError("this kiosk has no command runtime")
+            data, after = self.actions.execute(name, args)
+            res = commands.result(body_id, kiosk_id, "ok", data=data)
+        except CommandRejected as exc:
+            status = "expired" if exc.reason == "expired" else "rejected"
+            res = commands.result(body_id, kiosk_id, status, reason=exc.reason, error=str(exc))
+        except KioskError as exc:
+            res = commands.result(body_id, kiosk_id, "error", error=str(exc))
+        log.info("command", extra={"fields": {"name": name, "id": body_id, "status": res["status"],
+                                              "reason": res.get("reason", "")}})
+        info = self.client.publish(fleet.topic(kiosk_id, f"cmd/{name}/result"), fleet.encode(res), 1, False)
+        if after is not None:
+            # Reboot and restart act only once their result has left the kiosk.
+            try:
+                info.wait_for_publish(5)
+            except (RuntimeError, ValueError):
+                pass
+            after()
+        return res
 
     def stop(self) -> None:
         """Clean stop: say ``shutdown`` (retained) so the fleet knows this was on purpose."""
-        self._stop.set()
-        if self._connected.is_set():
+        if self.connected:
             info = self.client.publish(
                 self._topic("status"),
-                fleet.encode({"state": "offline", "reason": "shutdown", "boot_id": self.boot_id}), 1, True,
+                fleet.encode({"state": "offline", "reason": "shutdown", "kiosk_id": self.config.kiosk_id,
+                              "boot_id": self.boot_id}), 1, True,
             )
             try:
                 info.wait_for_publish(3)
             except (RuntimeError, ValueError):
                 pass  # connection dropped meanwhile: the will reports offline instead
+        self._stop.set()
+        self._wake.set()
         self.client.disconnect()
-        self.client.loop_stop()
-
-
-def is_connected(client: mqtt.Client) -> bool:
-    return client.is_connected()
+        for t in getattr(self, "_threads", []):
+            t.join(3)
+        self.journal.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from provisioning.errors import KioskError
 from provisioning.lifecycle import (
@@ -12,10 +14,11 @@ from provisioning.lifecycle import (
     build_config,
     fail,
     raise_on_stop_signal,
-    wait_for_stop_signal,
 )
 from provisioning.logs import setup_logging
 from provisioning.settings import KioskConfig
+
+RESTART_EXIT_CODE = 75  # "restart me": a fleet restart_app/reboot command on a simulated kiosk
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simulated", action="store_true", help="start simulated devices (hardware_sim)")
     p.add_argument("--telemetry-interval", type=float, default=None, help="seconds between telemetry (30)")
     p.add_argument("--keepalive", type=int, default=None, help="MQTT keepalive in seconds (10)")
+    p.add_argument("--controller-public-key", default=None,
+                   help="the controller's Ed25519 public key (base64); commands signed by it are accepted")
     return p
 
 
@@ -38,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             KioskConfig, args,
             {"kiosk_id": args.kiosk_id, "broker": args.broker, "data_dir": args.data_dir, "site": args.site,
              "simulated": args.simulated or None, "telemetry_interval": args.telemetry_interval,
-             "keepalive": args.keepalive},
+             "keepalive": args.keepalive, "controller_public_key": args.controller_public_key},
             {"broker": "mqtt://127.0.0.1:1883", "data_dir": f"kiosk-data/{args.kiosk_id or 'kiosk'}"},
         )
     except KioskError as exc:
@@ -55,9 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     except KioskError as exc:
         runtime.stop()
         return fail(str(exc))
-    print(f"kiosk {config.kiosk_id} online broker={config.broker}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    announced = False
     try:
-        wait_for_stop_signal()
+        while not stop.wait(0.1):
+            if not announced and runtime.agent.connected:
+                print(f"kiosk {config.kiosk_id} online broker={config.broker} boot_id={runtime.agent.boot_id}",
+                      flush=True)
+                announced = True
+            if runtime.restart_requested.is_set():
+                print(f"restarting: {runtime.restart_reason}", flush=True)
+                # systemd (Restart=always) starts us again; the exit code tells it this was asked for.
+                return RESTART_EXIT_CODE
     finally:
         runtime.stop()
     return 0

@@ -1,50 +1,172 @@
-"""The kiosk runtime: devices (real or simulated) plus the agent, started and stopped together."""
+"""The kiosk runtime: devices (real or simulated) plus the agent, started and stopped together.
+
+It is also the agent's ``actions``: what a fleet command or a desired config does on this kiosk
+(reboot through the supervisor board when there is one, restart the app, modes, test print,
+device power cycles, diagnostics, config reload).
+"""
 
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from kiosk_ui.agent.agent import KioskAgent
-from provisioning.errors import KioskError
+from kiosk_ui.agent.agent import VERSION, KioskAgent
+from provisioning.errors import DeviceError, KioskError
 from provisioning.settings import KioskConfig
 
 log = logging.getLogger(__name__)
 
+REBOOT_COMMAND = ("systemctl", "reboot")
+REBOOT_HOLD_S = 300  # the supervisor's watchdog must not cut power while the Pi reboots on purpose
+
 
 class KioskRuntime:
-    def __init__(self, config: KioskConfig) -> None:
+    def __init__(self, config: KioskConfig, *, reboot_command: Sequence[str] = REBOOT_COMMAND,
+                 on_config: Callable[[dict[str, Any]], None] | None = None,
+                 on_mode: Callable[[str], None] | None = None, **agent_kwargs: Any) -> None:
         self.config = config
         self.sims: dict[str, Any] = {}
         self.ports: dict[str, str] = {}
         self._lock = threading.Lock()
-        self.agent = KioskAgent(config, device_status=self.device_status)
+        self._printer: Any = None
+        self.reboot_command = tuple(reboot_command)
+        self.on_config = on_config
+        self.on_mode = on_mode
+        self.restart_requested = threading.Event()
+        self.restart_reason = ""
+        self.config_values: dict[str, Any] = {}
+        self.agent = KioskAgent(config, device_status=self.device_status, actions=self, **agent_kwargs)
+
+    # -- devices ---------------------------------------------------------------------------------
+    def printer(self):
+        from device_drivers.printer import ReceiptPrinter
+
+        url = self.ports.get("printer")
+        if not url:
+            raise DeviceError("no printer is configured on this kiosk")
+        if self._printer is None:
+            # Kiosk configs name the paper width ("generic-80mm"); the driver's profiles drop the unit.
+            self._printer = ReceiptPrinter(url, profile=self.config.devices.printer_profile.removesuffix("mm"))
+        return self._printer
 
     def device_status(self) -> dict[str, dict[str, Any]]:
         """Per-device status; a device that does not answer is ``unknown``, never fine."""
-        from device_drivers.printer import ReceiptPrinter
-
         out: dict[str, dict[str, Any]] = {}
-        url = self.ports.get("printer")
-        if url:
+        if self.ports.get("printer"):
             with self._lock:
                 try:
-                    printer = ReceiptPrinter(url)
-                    try:
-                        paper = printer.status(4)
-                    finally:
-                        printer.close()
-                    detail = "paper_out" if paper & 0x60 else "paper_low" if paper & 0x0C else "paper_ok"
-                    state = "error" if detail == "paper_out" else "idle"
-                    out["printer"] = {"state": state, "detail": detail,
-                                      "required_action": "load paper" if state == "error" else ""}
+                    st = self.printer().query_status()
                 except KioskError as exc:
-                    out["printer"] = {"state": "unknown", "detail": str(exc)[:120],
+                    out["printer"] = {"state": "unknown", "detail": str(exc)[:120], "paper": "unknown",
                                       "required_action": "check the printer cable and power"}
+                    return out
+            if not st.known:
+                out["printer"] = {"state": "unknown", "detail": "not answering", "paper": "unknown",
+                                  "required_action": "check the printer cable and power"}
+            else:
+                fault = ("cover_open" if st.cover_open else "paper_out" if st.paper == "out" else
+                         "cutter_error" if st.cutter_error else "unrecoverable_error" if st.unrecoverable_error
+                         else "offline" if not st.online else "")
+                action = {"cover_open": "close the printer cover", "paper_out": "load paper",
+                          "cutter_error": "clear the cutter", "unrecoverable_error": "power-cycle the printer",
+                          "offline": "check the printer"}.get(fault, "load paper soon" if st.paper == "low" else "")
+                out["printer"] = {"state": "error" if fault else "idle",
+                                  "detail": fault or ("paper_low" if st.paper == "low" else "paper_ok"),
+                                  "paper": st.paper, "cover": "open" if st.cover_open else "closed",
+                                  "required_action": action}
         return out
 
+    # -- actions (called by the agent after a command is verified) -----------------------------------
+    def execute(self, name: str, args: dict[str, Any]) -> tuple[Any, Callable[[], None] | None]:
+        if name == "reboot":
+            delay = float(args.get("delay", 0))
+            return {"rebooting_in": delay}, lambda: self._reboot(delay)
+        if name == "restart_app":
+            return {"restarting": True}, lambda: self.request_restart("restart_app command")
+        if name == "set_mode":
+            self.agent.set_mode(args["mode"])
+            if self.on_mode:
+                self.on_mode(args["mode"])
+            return {"mode": self.agent.mode}, None
+        if name == "test_print":
+            with self._lock:
+                job = self.printer().test_print()
+            if not job.ok:
+                raise DeviceError(f"test print failed: {job.reason}")
+            return job.to_dict(), None
+        if name == "power_cycle":
+            return self._power_cycle(args["device"], float(args.get("off_seconds", 3))), None
+        if name == "collect_diagnostics":
+            return self.diagnostics(), None
+        if name == "reload_config":
+            return self._reload_config(), None
+        raise KioskError(f"command {name!r} has no handler")
+
+    def _supervisor(self):
+        from device_drivers.supervisor import SupervisorDriver
+
+        url = self.ports.get("supervisor")
+        if not url:
+            return None
+        return SupervisorDriver(url)
+
+    def _reboot(self, delay: float) -> None:
+        if delay:
+            time.sleep(delay)
+        if self.config.simulated:
+            # A simulated kiosk must never reboot the machine it runs on: it restarts itself instead.
+            self.request_restart("reboot command (simulated kiosk)")
+            return
+        sup = self._supervisor()
+        if sup is not None:
+            try:
+                sup.hold(REBOOT_HOLD_S)
+            except KioskError as exc:
+                log.warning("supervisor hold before reboot failed: %s", exc)
+            finally:
+                sup.close()
+        log.warning("rebooting on fleet command")
+        subprocess.run(list(self.reboot_command), check=False, timeout=30)
+
+    def _power_cycle(self, device: str, off_s: float) -> dict[str, Any]:
+        sup = self._supervisor()
+        if sup is None:
+            raise DeviceError("no supervisor board is configured; devices cannot be power-cycled")
+        try:
+            ms = sup.relay_pulse(device, off_s)
+        finally:
+            sup.close()
+        self.agent.emit("device_power_cycled", {"device": device, "off_seconds": off_s})
+        return {"device": device, "off_ms": ms}
+
+    def _reload_config(self) -> dict[str, Any]:
+        # Unsubscribe and subscribe again: the broker re-sends the retained desired config.
+        topic = self.agent._topic("config/desired")
+        self.agent.client.unsubscribe(topic)
+        self.agent.client.subscribe(topic, 1)
+        return {"applied_version": self.agent.applied["version"]}
+
+    def diagnostics(self) -> dict[str, Any]:
+        a = self.agent
+        return {"agent": VERSION, "boot_id": a.boot_id, "mode": a.mode, "uptime": round(time.monotonic() - a.started),
+                "journal_depth": a.journal.depth(), "config_version": a.applied["version"],
+                "telemetry_interval": a.telemetry_interval, "devices": self.device_status(),
+                "ports": sorted(self.ports), "simulated": self.config.simulated, "telemetry": a.telemetry()}
+
+    def apply_config(self, config: dict[str, Any]) -> None:
+        self.config_values = dict(config)
+        if self.on_config:
+            self.on_config(config)
+
+    def request_restart(self, reason: str) -> None:
+        self.restart_reason = reason
+        self.restart_requested.set()
+
+    # -- life cycle ------------------------------------------------------------------------------
     def start(self, say: Callable[[str], None] | None = None) -> None:
         if self.config.simulated:
             from kiosk_ui.agent.simulated import start_simulators
@@ -60,5 +182,7 @@ class KioskRuntime:
         try:
             self.agent.stop()
         finally:
+            if self._printer is not None:
+                self._printer.close()
             for sim in self.sims.values():
                 sim.stop()
