@@ -251,7 +251,8 @@ class Link:
         self._last_rx_syn = False
         self._cached = None       # (seq, encoded reply) for duplicate suppression
         self._out = []
-        self.failed = []          # [(seq, mtype)] given up after all tries
+        self.failed = []          # [(seq, mtype)] given up after all tries (latest queue_max)
+        self.gave_up = 0
         self.dropped = 0          # queue overflow (oldest dropped)
         self.duplicates = 0
         self.retries = 0
@@ -309,7 +310,11 @@ class Link:
         inflight = self._inflight
         if inflight is not None and now - inflight[3] >= self.retry_ms:
             if inflight[4] >= self.tries:
+                self.gave_up += 1
                 self.failed.append((inflight[0], inflight[1]))
+                if len(self.failed) > self.queue_max:
+                    # Nobody drains this on the board: keep it bounded for weeks without a host.
+                    self.failed.pop(0)
                 self._inflight = inflight = None
             else:
                 inflight[3] = now

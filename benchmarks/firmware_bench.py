@@ -1,0 +1,243 @@
+"""Supervisor firmware budgets: MicroPython heap, bundle size, link round trip over a real pty.
+
+    .venv/bin/python benchmarks/firmware_bench.py [--frames 1000] [--rounds 200] [--json]
+
+1. Heap: the real core runs under MicroPython 1.27 (WebAssembly port, via tests/support) and
+   processes host frames (heartbeat, status, hello, relay, beacon, event acks);
+   ``gc.mem_alloc()`` after ``gc.collect()`` is read after boot, after N and after 2N frames.
+   Budget: at most 32 KB after boot + 1,000 frames, no growth from frame 1,000 to 2,000.
+2. Bundle: ``firmware.build`` output (mpy-cross .mpy + main.py). Budget: at most 64 KB.
+3. Round trip: the supervisor driver sends a request to ``python -m hardware_sim supervisor``
+   (the real firmware core) over a pseudo-terminal and waits for the reply. The wire time is
+   what request + reply take on an 8N1 line at 115200 baud. Budget: round trip <= 1.2 x wire time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from device_drivers.supervisor import SupervisorDriver  # noqa: E402
+from firmware import build  # noqa: E402
+from firmware import link as L  # noqa: E402
+from tests.support.micropython import NODE_PATH  # noqa: E402
+from tests.support.processes import start_sim  # noqa: E402
+
+BAUD = 115200
+
+# The WebAssembly port can only collect garbage between top-level runPython calls (it cannot
+# scan the wasm C stack mid-call), so the heap script runs in phases and each phase starts with
+# gc.collect(). On the RP2040, gc.collect() works anywhere; the phases change nothing there.
+RUNNER_JS = r"""
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+const [phasesFile, root, heap] = process.argv.slice(2);
+const require = createRequire(import.meta.url);
+const pkg = require.resolve("@micropython/micropython-webassembly-pyscript/micropython.mjs",
+  { paths: [process.env.MICROPYTHON_NODE_PATH] });
+const { loadMicroPython } = await import(pkg);
+const mp = await loadMicroPython({ heapsize: parseInt(heap, 10), linebuffer: false,
+  stdout: (d) => process.stdout.write(d), stderr: (d) => process.stderr.write(d) });
+function copyTree(src, dst) {
+  try { mp.FS.mkdir(dst); } catch (e) {}
+  for (const name of fs.readdirSync(src)) {
+    if (name === "__pycache__" || name.startsWith(".")) continue;
+    const s = path.join(src, name);
+    if (fs.statSync(s).isDirectory()) copyTree(s, dst + "/" + name);
+    else if ((name.endsWith(".py") || name.endsWith(".mpy"))) mp.FS.writeFile(dst + "/" + name, fs.readFileSync(s));
+  }
+}
+copyTree(root, "/firmware");
+mp.runPython("import sys\nsys.path.insert(0, '/')\n");
+for (const code of JSON.parse(fs.readFileSync(phasesFile, "utf8"))) mp.runPython(code);
+"""
+
+HEAP_PHASES = [
+    "import gc\ngc.collect()\nprint('MARK base', gc.mem_alloc())\n",
+    """
+from firmware import link as L
+from firmware.core.supervisor import Supervisor
+from firmware.hal.host import HostHal, SimPin
+
+now = [0]
+hal = HostHal(lambda: now[0])
+for name in hal.relays:
+    hal.relays[name] = SimPin(1)  # no relay log: the log is the simulator's, not the board's
+sup = Supervisor(hal, 0)
+for t in range(0, 200, 5):
+    sup.tick(t)
+""",
+    "gc.collect()\nprint('MARK boot', gc.mem_alloc())\n",
+    """
+# Host frames, built once so the harness does not allocate per frame.
+# Five kinds, so the 1,000th and the 2,000th frame are the same kind (the board caches its last
+# reply for duplicate suppression, and a status reply is ten times a heartbeat reply).
+KINDS = [(L.HEARTBEAT, b""), (L.STATUS, b""), (L.HELLO, b""),
+         (L.BEACON, b'{"pattern":"ready"}'), (L.RELAY, b'{"relay":"scanner","off_s":2}')]
+FRAMES = [L.encode_frame(i + 1, 0, KINDS[i % len(KINDS)][0], KINDS[i % len(KINDS)][1]) for i in range(255)]
+ACKS = [L.encode_frame(0, s, L.ACK) for s in range(256)]
+dec = L.FrameDecoder()
+state = {"n": 0, "t": 200, "processed": 0}
+
+def run(count):
+    n, t, processed = state["n"], state["t"], state["processed"]
+    for _ in range(count):
+        sup.receive(FRAMES[n % 255], t)
+        processed += 1
+        for _step in range(4):
+            t += 5
+            out = sup.tick(t)
+            if out:
+                for f in dec.feed(out):
+                    if f.mtype == L.EVENT:
+                        sup.receive(ACKS[f.seq], t)
+                        processed += 1
+        if n % 50 == 10:
+            hal.door.value(1)  # door events: the board sends frames of its own too
+        if n % 50 == 30:
+            hal.door.value(0)
+        n += 1
+    state["n"], state["t"], state["processed"] = n, t, processed
+
+def quiesce():
+    # Let relay pulses end and events be acknowledged, so both marks see an idle board.
+    t = state["t"]
+    for _ in range(600):
+        t += 5
+        out = sup.tick(t)
+        if out:
+            for f in dec.feed(out):
+                if f.mtype == L.EVENT:
+                    sup.receive(ACKS[f.seq], t)
+    state["t"] = t
+""",
+    "gc.collect()\nprint('MARK harness', gc.mem_alloc())\n",
+    "run(%(frames)d)\nquiesce()\n",
+    "gc.collect()\nprint('MARK n', gc.mem_alloc())\n",
+] + [
+    # Ten marks from frame N to 2N: a leak shows as a trend, in-flight state as a small band.
+    phase
+    for i in range(10)
+    for phase in ("run(%(tenth)d)\nquiesce()\n", f"gc.collect()\nprint('MARK m{i}', gc.mem_alloc())\n")
+] + [
+    "print('MARK processed', state['processed'])\nprint('MARK errors', dec.error_count() + sup.link.decoder.error_count())\n"
+    "print('MARK faults', sup.faults)\nprint('MARK gave_up', sup.link.gave_up)\n",
+]
+
+
+def heap_budget(frames: int) -> dict:
+    """Runs the board's bundle (.mpy, as flashed) plus hal/host compiled the same way."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "root"
+        build.build(str(root))
+        build.compile_one(str(REPO / "firmware/hal/host.py"), str(root / "firmware/hal/host.mpy"), "firmware/hal/host.py")
+        runner = Path(tmp) / "phases.mjs"
+        runner.write_text(RUNNER_JS)
+        phases = Path(tmp) / "phases.json"
+        args = {"frames": frames, "tenth": frames // 10}
+        phases.write_text(json.dumps([p % args if "%(" in p else p for p in HEAP_PHASES]))
+        env = dict(os.environ, MICROPYTHON_NODE_PATH=str(NODE_PATH))
+        res = subprocess.run(["node", str(runner), str(phases), str(root / "firmware"), str(256 * 1024)],
+                             capture_output=True, text=True, env=env, timeout=300)
+    if res.returncode != 0:
+        raise RuntimeError(f"MicroPython heap run failed: {res.stderr}")
+    marks = {}
+    for line in res.stdout.splitlines():
+        if line.startswith("MARK "):
+            _, key, value = line.split()
+            marks[key] = int(value)
+    harness = marks["harness"] - marks["boot"]
+    series = [marks["n"]] + [marks[f"m{i}"] for i in range(10)]
+    return {
+        "interpreter_baseline": marks["base"],
+        "after_boot": marks["boot"],
+        "harness": harness,
+        "after_n_frames": marks["n"] - harness,
+        "after_2n_frames": marks["m9"] - harness,
+        "growth_n_to_2n": marks["m9"] - marks["n"],
+        "band_n_to_2n": max(series) - min(series),
+        "frames_processed_total": marks["processed"],
+        "link_errors": marks["errors"],
+        "core_faults": marks["faults"],
+        "events_given_up": marks["gave_up"],
+        "budget": 32 * 1024,
+    }
+
+
+def bundle_budget() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = build.build(tmp)
+    return {"total_size": manifest["total_size"], "files": len(manifest["files"]), "budget": 64 * 1024}
+
+
+def wire_time(request: bytes, reply: bytes) -> float:
+    return (len(request) + len(reply)) * 10 / BAUD
+
+
+def round_trip(rounds: int) -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = start_sim("supervisor", Path(tmp) / "sup.tty")
+        try:
+            with SupervisorDriver(str(Path(tmp) / "sup.tty"), baudrate=BAUD) as drv:
+                drv.hello()
+                for name, call, mtype in (("heartbeat", drv.heartbeat, L.HEARTBEAT),
+                                          ("status", lambda: drv.status(), L.STATUS)):
+                    samples = []
+                    reply_body = None
+                    for _ in range(rounds):
+                        t0 = time.perf_counter()
+                        reply_body = call()
+                        samples.append(time.perf_counter() - t0)
+                        time.sleep(0.002)
+                    body = reply_body if isinstance(reply_body, dict) else _status_body(drv)
+                    wire = wire_time(L.encode_frame(1, 0, mtype), L.encode_frame(0, 1, mtype | L.REPLY, L.encode_body(body)))
+                    samples.sort()
+                    med = statistics.median(samples)
+                    p95 = samples[int(len(samples) * 0.95) - 1]
+                    out[name] = {"wire_ms": round(wire * 1000, 3), "median_ms": round(med * 1000, 3),
+                                 "p95_ms": round(p95 * 1000, 3), "median_ratio": round(med / wire, 2),
+                                 "p95_ratio": round(p95 / wire, 2), "rounds": rounds}
+        finally:
+            proc.stop()
+    return out
+
+
+def _status_body(drv: SupervisorDriver) -> dict:
+    return drv._request(L.STATUS, None, "status", None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = ap.parse_args(argv)
+    figures = {"heap": heap_budget(args.frames), "bundle": bundle_budget(), "round_trip": round_trip(args.rounds)}
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    h, b = figures["heap"], figures["bundle"]
+    print(f"heap (MicroPython 1.27 wasm): after boot {h['after_boot']} B; after boot + {args.frames} frames "
+          f"{h['after_n_frames']} B (budget {h['budget']} B; harness {h['harness']} B not counted); "
+          f"growth {args.frames}->{2 * args.frames}: {h['growth_n_to_2n']} B (band of 11 marks: {h['band_n_to_2n']} B)")
+    print(f"bundle: {b['total_size']} B in {b['files']} files (budget {b['budget']} B)")
+    for name, r in figures["round_trip"].items():
+        print(f"round trip {name}: wire {r['wire_ms']} ms, median {r['median_ms']} ms ({r['median_ratio']} x), "
+              f"p95 {r['p95_ms']} ms ({r['p95_ratio']} x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
