@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from provisioning.errors import KioskError
 from provisioning.lifecycle import (
@@ -25,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http", default=None, help="console address HOST:PORT (default 127.0.0.1:8080)")
     p.add_argument("--telemetry-period", type=float, default=None,
                    help="expected kiosk telemetry period in seconds (default 30)")
+    p.add_argument("--signing-key", type=Path, default=None,
+                   help="Ed25519 private key (PEM) for signing commands (default: DATA_DIR/controller_ed25519.pem, "
+                        "created on first start)")
+    p.add_argument("--print-public-key", action="store_true",
+                   help="print the public key to pin as controller_public_key in kiosk configs, then exit")
     return p
 
 
@@ -38,9 +44,14 @@ def main(argv: list[str] | None = None) -> int:
              "telemetry_period": args.telemetry_period},
             {"broker": "mqtt://127.0.0.1:1883", "data_dir": "controller-data"},
         )
+        if args.print_public_key:
+            from controller import signing
+
+            print(signing.public_key_text(signing.load_or_create_key(config.data_dir, args.signing_key)))
+            return 0
         from controller.server import Controller
 
-        controller = Controller(config)
+        controller = Controller(config, signing_key=args.signing_key)
     except KioskError as exc:
         return fail(str(exc))
     raise_on_stop_signal()
