@@ -65,8 +65,17 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc))
     print(f"controller online broker={config.broker} data={config.data_dir}", flush=True)
     try:
+        from controller.web.serve import start_console
+
+        console, url = start_console(controller, config)
+    except KioskError as exc:
+        controller.stop()
+        return fail(str(exc))
+    print(f"console {url}", flush=True)
+    try:
         wait_for_stop_signal()
     finally:
+        console.stop()
         controller.stop()
     return 0
 

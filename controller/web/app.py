@@ -1,0 +1,189 @@
+"""The operator console's ASGI application: pages, REST API, SSE stream, metrics, OpenAPI.
+
+``create_app(console)`` builds a Starlette app around a :class:`Console` (accounts, fleet view,
+backend, clock). ``controller.web.serve`` runs it with uvicorn in a thread next to the Controller.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from controller.web import api, i18n, live, metrics, openapi, pages
+from controller.web.accounts import Accounts
+from controller.web.auth import HTTPProblem, principal
+from controller.web.backend import Backend
+from controller.web.fleetview import FleetView
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+
+
+@dataclass
+class Console:
+    """Everything the console's request handlers share."""
+
+    accounts: Accounts
+    fleet: FleetView
+    backend: Backend
+    data_dir: Path
+    clock: Callable[[], float] = time.time
+    hub: live.Hub = field(default_factory=live.Hub)
+    stats: metrics.Stats = field(default_factory=metrics.Stats)
+    poller: live.Poller | None = None
+
+
+def build_console(data_dir: Path, controller: Any = None, *, clock: Callable[[], float] = time.time) -> Console:
+    fleet = FleetView.from_store(data_dir)
+    return Console(accounts=Accounts(data_dir, clock=clock), fleet=fleet, backend=Backend(data_dir, controller),
+                   data_dir=Path(data_dir), clock=clock)
+
+
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
+    t = i18n.Translator(request.state.lang)
+    who = getattr(request.state, "who", None)
+    base = {"t": t, "lang": t.lang, "who": who, "csrf": who.csrf if who else "", "path": request.url.path}
+    return templates.TemplateResponse(request, name, {**base, **ctx}, status_code=status)
+
+
+async def _problem(request: Request, exc: HTTPProblem) -> Response:
+    browser = "text/html" in request.headers.get("accept", "")
+    if request.url.path.startswith(("/api/", "/metrics", "/events")) or not browser:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    if exc.status == 401:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    t = i18n.Translator(request.state.lang)
+    who = getattr(request.state, "who", None)
+    msg = t(exc.key, role=who.role if who else "-") if exc.key else exc.message
+    return render(request, "error.html", {"message": msg}, status=exc.status)
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    log.exception("console request failed", extra={"fields": {"path": request.url.path}})
+    request.app.state.console.stats.errors += 1
+    return JSONResponse({"error": "internal error; see the controller log"}, status_code=500)
+
+
+class _Context:
+    """ASGI middleware: language and caller on ``request.state``, request counts for /metrics."""
+
+    def __init__(self, app, console: Console) -> None:
+        self.app = app
+        self.console = console
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        state = scope.setdefault("state", {})
+        state["lang"] = i18n.choose(request.cookies.get("lang"), request.headers.get("accept-language"))
+        try:
+            state["who"] = principal(request)
+        except HTTPProblem:
+            state["who"] = None  # a bad bearer token is reported by the route's require()
+        status_holder = {}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.console.stats.request(scope.get("route_name") or _route_label(scope["path"]),
+                                       status_holder.get("status", 500), time.perf_counter() - started)
+
+
+def _route_label(path: str) -> str:
+    parts = path.strip("/").split("/")
+    if parts[:2] == ["api", "v1"]:
+        return "/api/v1/" + (parts[2] if len(parts) > 2 else "")
+    return "/" + parts[0]
+
+
+def create_app(console: Console, *, start_poller: bool = True) -> Starlette:
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if start_poller:
+            console.poller = live.Poller(console.fleet, console.hub, alarms=_active_alarms(console.backend))
+            console.poller.start()
+        else:
+            console.fleet.refresh_all()
+        yield
+        if console.poller is not None:
+            console.poller.stop()
+
+    routes = [
+        *pages.routes(),
+        *api.routes(),
+        Route("/events", live_stream, name="events"),
+        Route("/metrics", metrics.endpoint, name="metrics"),
+        Route("/openapi.json", openapi.endpoint, name="openapi"),
+        Route("/healthz", lambda request: JSONResponse({"ok": True}), name="healthz"),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Context, console=console)],
+                    exception_handlers={HTTPProblem: _problem, Exception: _crash})
+    app.state.console = console
+    return app
+
+
+def _active_alarms(backend: Backend):
+    from controller.web.backend import Unavailable
+
+    def fetch():
+        try:
+            return backend.alarms(active=True)
+        except Unavailable:
+            return []
+
+    return fetch
+
+
+async def live_stream(request: Request) -> Response:
+    """Server-sent events: ``kiosk`` (a changed row), ``summary`` (counts), ``alarms``, ``reload``."""
+    import asyncio
+
+    from starlette.responses import StreamingResponse
+
+    from controller.web.auth import require
+
+    require(request, "viewer")
+    console: Console = request.app.state.console
+    q = console.hub.subscribe()
+
+    async def stream():
+        try:
+            yield "retry: 2000\n\n"
+            yield f"event: summary\ndata: {live.dumps(console.fleet.counts())}\n\n"
+            while True:
+                try:
+                    frame = await asyncio.wait_for(q.get(), timeout=15)
+                except TimeoutError:
+                    frame = ": keep-alive\n\n"  # proxies drop silent connections
+                yield frame
+        finally:
+            console.hub.unsubscribe(q)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,188 @@
+"""The console's one door into the fleet controller core: alarms, events, telemetry, config, commands.
+
+Reads go through ``controller.queries`` on the console's own read-only connection (so the console
+works against a store even without a running Controller, as in its tests and benchmark); every
+write goes through the running Controller's API, which validates, signs, audits and publishes.
+Without a Controller a write is reported as :class:`Unavailable`, never faked.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from controller import commands as fleet_commands
+from controller import config_layers
+from controller import queries as core
+from controller.store import connect
+from provisioning.errors import ConfigError, KioskError
+
+log = logging.getLogger(__name__)
+
+COMMANDS = fleet_commands.BUILT_IN
+# The kiosk page's buttons: label key, command name, arguments.
+BUTTONS = (
+    ("cmd.print_test", "test_print", {}),
+    ("cmd.restart_app", "restart_app", {}),
+    ("cmd.reboot", "reboot", {}),
+    ("cmd.maintenance", "set_mode", {"mode": "maintenance"}),
+    ("cmd.resume", "set_mode", {"mode": "normal"}),
+)
+LAYERS = ("fleet", "site", "kiosk")
+
+
+class Unavailable(KioskError):
+    """The fleet controller core is not running here or cannot answer now."""
+
+
+class NotFound(KioskError):
+    """The kiosk, alarm, command or config target does not exist."""
+
+
+class BadRequest(KioskError):
+    """The request is not valid; the message names what was wrong."""
+
+
+def scope_for(layer: str, target: str) -> str:
+    if layer not in LAYERS:
+        raise BadRequest(f"layer must be one of {', '.join(LAYERS)}, got {layer!r}")
+    scope = "fleet" if layer == "fleet" else f"{layer}:{target}"
+    try:
+        return config_layers.parse_scope(scope)
+    except ConfigError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _alarm(a: dict[str, Any]) -> dict[str, Any]:
+    return {"id": a["id"], "kiosk_id": a["kiosk_id"], "kind": a["rule"], "subject": a.get("subject", ""),
+            "severity": a["severity"], "message": a.get("message", ""), "raised": a["raised_at"],
+            "cleared": a.get("cleared_at"), "acked_by": a.get("acked_by"), "acked_at": a.get("acked_at")}
+
+
+class Backend:
+    def __init__(self, data_dir: Path, controller: Any = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.controller = controller
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _read(self, fn, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            if self._conn is None:
+                try:
+                    self._conn = connect(self.data_dir, readonly=True)
+                except KioskError as exc:
+                    raise Unavailable(str(exc)) from None
+            try:
+                return fn(self._conn, *args, **kwargs)
+            except sqlite3.OperationalError as exc:
+                raise Unavailable(f"the fleet store cannot answer: {exc}") from None
+
+    def _write(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        fn = getattr(self.controller, name, None)
+        if fn is None:
+            raise Unavailable("no fleet controller is running in this process")
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            raise BadRequest(str(exc)) from None
+        except TimeoutError:
+            raise Unavailable("the fleet controller is busy; try again") from None
+        except KioskError as exc:
+            if type(exc).__name__ == "NotFound":
+                raise NotFound(str(exc)) from None
+            raise
+
+    def health(self) -> dict[str, Any]:
+        c = self.controller
+        if c is None:
+            return {"connected": False, "inbox": 0, "rejected": 0}
+        stats = c.stats() if hasattr(c, "stats") else {}
+        client = getattr(c, "client", None)
+        return {**stats, "connected": bool(client is not None and client.is_connected()),
+                "inbox": int(stats.get("inbox", 0)), "rejected": int(stats.get("rejected", 0))}
+
+    # -- alarms ----------------------------------------------------------------------------------
+    def alarms(self, *, active: bool | None = True, kiosk_id: str | None = None, limit: int = 200
+               ) -> list[dict[str, Any]]:
+        res = self._read(core.alarms, active=active, kiosk_id=kiosk_id, limit=limit)
+        return [_alarm(a) for a in res["items"]]
+
+    def ack_alarm(self, alarm_id: Any, actor: str, note: str = "") -> dict[str, Any]:
+        try:
+            num = int(alarm_id)
+        except (TypeError, ValueError):
+            raise BadRequest(f"alarm id must be a number, got {alarm_id!r}") from None
+        done = self._write("ack_alarm", num, actor)
+        return {"id": num, "acknowledged": True, "changed": bool(done)}
+
+    # -- events and telemetry --------------------------------------------------------------------
+    def events(self, kiosk_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        return self._read(core.events, kiosk_id=kiosk_id, limit=limit)["items"]
+
+    def telemetry(self, kiosk_id: str, *, since: float) -> list[dict[str, Any]]:
+        return self._read(core.telemetry_history, kiosk_id, since=since)
+
+    # -- config ----------------------------------------------------------------------------------
+    def config_get(self, layer: str, target: str) -> dict[str, Any]:
+        scope = scope_for(layer, target)
+        got = self._read(core.layers).get(scope, {"version": 0, "body": {}})
+        return {"scope": scope, "version": got.get("version", 0), "values": got.get("body", {}),
+                "updated_by": got.get("updated_by", ""), "updated_at": got.get("updated_at")}
+
+    def config_validate(self, values: dict[str, Any]) -> None:
+        try:
+            config_layers.validate_layer(values)
+        except ConfigError as exc:
+            raise BadRequest(str(exc)) from None
+
+    def config_state(self, kiosk_id: str) -> dict[str, Any] | None:
+        rows = self._read(core.config_diff, kiosk_id)
+        if not rows:
+            return None
+        row = rows[0]
+        kiosk = self._read(core.kiosk_detail, kiosk_id) or {}
+        layers = self._read(core.layers)
+        _, desired = config_layers.desired_for(layers, kiosk_id, kiosk.get("site", ""))
+        return {**row, "desired": desired, "reported": (self._read(_reported, kiosk_id) or {})}
+
+    def config_set(self, layer: str, target: str, values: dict[str, Any], actor: str) -> dict[str, Any]:
+        scope = scope_for(layer, target)
+        self.config_validate(values)
+        return {"scope": scope, "version": self._write("config_set", scope, values, actor)}
+
+    # -- commands --------------------------------------------------------------------------------
+    def send_command(self, kiosk_id: str, name: str, args: dict[str, Any], issuer: str) -> str:
+        return self._write("send_command", kiosk_id, name, args, issuer)
+
+    def command(self, command_id: str) -> dict[str, Any]:
+        rec = self._read(core.command, command_id)
+        if rec is None:
+            raise NotFound(f"no command {command_id!r}")
+        return rec
+
+    def commands(self, kiosk_id: str, *, limit: int = 20) -> list[dict[str, Any]]:
+        return self._read(core.commands, kiosk_id=kiosk_id, limit=limit)["items"]
+
+    def audit(self, *, target: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The controller's own audit log (fleet actions), newest first."""
+        def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            sql, args = "SELECT * FROM audit", []
+            if target:
+                sql, args = sql + " WHERE target = ?", [target]
+            rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
+            import json
+
+            return [{**dict(r), "detail": json.loads(r["detail"] or "{}")} for r in rows]
+
+        return self._read(run)
+
+
+def _reported(conn: sqlite3.Connection, kiosk_id: str) -> dict[str, Any]:
+    import json
+
+    row = conn.execute("SELECT reported FROM kiosks WHERE kiosk_id=?", (kiosk_id,)).fetchone()
+    return json.loads(row[0]) if row and row[0] else {}

@@ -1,0 +1,104 @@
+"""The OpenAPI 3.1 description of ``/api/v1/`` served at ``/openapi.json`` for integrators."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from controller.web.backend import COMMANDS, LAYERS
+from controller.web.fleetview import MAX_PAGE_SIZE, SORTS, STATUSES
+
+_ERR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _op(summary: str, role: str, *, params=(), body=None, ok="OK", status="200") -> dict:
+    op = {"summary": summary, "description": f"Requires role **{role}** or higher.",
+          "parameters": list(params),
+          "responses": {status: {"description": ok, "content": {"application/json": {"schema": {"type": "object"}}}},
+                        "400": _ERR, "401": _ERR, "403": _ERR, "404": _ERR, "422": _ERR, "503": _ERR}}
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _q(name: str, schema: dict, desc: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": desc}
+
+
+def _p(name: str, desc: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": desc}
+
+
+KIOSK = _p("kiosk_id", "kiosk id")
+LIST_PARAMS = [
+    _q("q", {"type": "string", "maxLength": 100}, "search in kiosk id, site and reason"),
+    _q("status", {"type": "string", "enum": list(STATUSES)}, "console status"),
+    _q("site", {"type": "string"}, "exact site"),
+    _q("group", {"type": "string"}, "exact group"),
+    _q("sort", {"type": "string", "enum": [*SORTS, *("-" + s for s in SORTS)]}, "sort key, - for descending"),
+    _q("page", {"type": "integer", "minimum": 1}, "page number from 1"),
+    _q("size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, "page size"),
+]
+
+
+def spec() -> dict:
+    layer = {"name": "layer", "in": "path", "required": True, "schema": {"type": "string", "enum": list(LAYERS)}}
+    config_body = {"type": "object", "required": ["values"], "properties": {
+        "values": {"type": "object"}, "dry_run": {"type": "boolean", "description": "only return the diff"}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Kiosk fleet console API", "version": "1.0.0",
+                 "description": "Fleet registry, alarms, commands, config layers, audit and reports. "
+                                "Authenticate with `Authorization: Bearer kt_...` (create tokens with "
+                                "`kioskctl token create NAME --role viewer|operator|admin`). Errors are "
+                                "`{\"error\": \"...\"}` with a 4xx status."},
+        "components": {
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "string"}}}},
+        },
+        "security": [{"token": []}],
+        "paths": {
+            "/api/v1/summary": {"get": _op("Kiosk counts by console status", "viewer")},
+            "/api/v1/kiosks": {"get": _op("List kiosks with filters and pagination", "viewer", params=LIST_PARAMS)},
+            "/api/v1/sites": {"get": _op("Counts by status per site, worst first", "viewer")},
+            "/api/v1/kiosks/{kiosk_id}": {"get": _op("One kiosk with devices and required actions", "viewer",
+                                                     params=[KIOSK])},
+            "/api/v1/kiosks/{kiosk_id}/events": {"get": _op("Recent events of a kiosk", "viewer", params=[
+                KIOSK, _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "how many")])},
+            "/api/v1/kiosks/{kiosk_id}/telemetry": {"get": _op("Telemetry history", "viewer", params=[
+                KIOSK, _q("hours", {"type": "integer", "minimum": 1}, "how far back")])},
+            "/api/v1/kiosks/{kiosk_id}/commands": {
+                "post": _op("Send a signed command to a kiosk", "operator", params=[KIOSK], status="202",
+                            ok="accepted; poll /api/v1/commands/{id}",
+                            body={"type": "object", "required": ["name"], "properties": {
+                                "name": {"type": "string", "enum": list(COMMANDS)}, "args": {"type": "object"}}}),
+                "get": _op("Recent commands of a kiosk", "viewer", params=[KIOSK]),
+            },
+            "/api/v1/commands/{command_id}": {"get": _op("Command status and result", "viewer",
+                                                         params=[_p("command_id", "command id")])},
+            "/api/v1/alarms": {"get": _op("Alarms", "viewer", params=[
+                _q("state", {"type": "string", "enum": ["active", "all"]}, "active (default) or all"),
+                _q("kiosk_id", {"type": "string"}, "one kiosk")])},
+            "/api/v1/alarms/{alarm_id}/ack": {"post": _op("Acknowledge an alarm", "operator",
+                                                          params=[_p("alarm_id", "alarm id")],
+                                                          body={"type": "object", "properties": {
+                                                              "note": {"type": "string", "maxLength": 500}}})},
+            "/api/v1/config/{layer}": {"get": _op("Fleet config layer", "viewer", params=[layer]),
+                                       "put": _op("Replace the fleet layer (diff returned)", "admin",
+                                                  params=[layer], body=config_body)},
+            "/api/v1/config/{layer}/{target}": {
+                "get": _op("Site or kiosk config layer", "viewer", params=[layer, _p("target", "site or kiosk id")]),
+                "put": _op("Replace a site or kiosk layer (diff returned)", "admin",
+                           params=[layer, _p("target", "site or kiosk id")], body=config_body)},
+            "/api/v1/audit": {"get": _op("Console audit trail", "viewer", params=[
+                _q("target", {"type": "string"}, "kiosk id or other target")])},
+            "/api/v1/reports": {"get": _op("Service and availability report", "viewer", params=[
+                _q("from", {"type": "string", "format": "date"}, "first day (YYYY-MM-DD)"),
+                _q("to", {"type": "string", "format": "date"}, "last day (YYYY-MM-DD)"),
+                _q("site", {"type": "string"}, "one site or all")])},
+        },
+    }
+
+
+async def endpoint(request: Request) -> JSONResponse:
+    return JSONResponse(spec())

@@ -1,0 +1,193 @@
+"""HTML pages of the console: sign-in, fleet overview, kiosk detail, alarms, audit log.
+
+Pages render on the server (Jinja2); small scripts in ``static/console.js`` add live updates
+and command buttons through the REST API, so the pages work without a front-end build.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from controller.web import i18n
+from controller.web.accounts import AuthFailed
+from controller.web.auth import SESSION_COOKIE, HTTPProblem, require
+from controller.web.backend import BUTTONS, BadRequest, NotFound, Unavailable
+from controller.web.fleetview import STATUSES, Query, QueryError, parse_query
+
+
+def _console(request: Request):
+    return request.app.state.console
+
+
+def _render(request, name, ctx, status=200):
+    from controller.web.app import render
+
+    return render(request, name, ctx, status)
+
+
+def _safe_next(target: str | None) -> str:
+    # Only local paths: an attacker's link must not bounce a fresh session to another site.
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/fleet"
+    return target
+
+
+async def login_page(request: Request) -> Response:
+    return _render(request, "login.html", {"error": "", "next": _safe_next(request.query_params.get("next"))})
+
+
+async def login_submit(request: Request) -> Response:
+    form = await request.form()
+    name = str(form.get("name", ""))[:64]
+    password = str(form.get("password", ""))[:1024]
+    nxt = _safe_next(str(form.get("next", "")))
+    console = _console(request)
+    try:
+        token, _ = console.accounts.login(name, password, source=request.client.host if request.client else "")
+    except AuthFailed as exc:
+        console.stats.logins["failed"] += 1
+        t = i18n.Translator(request.state.lang)
+        return _render(request, "login.html", {"error": t("login.failed", why=str(exc)), "next": nxt}, 401)
+    console.stats.logins["ok"] += 1
+    resp = RedirectResponse(nxt, status_code=303)
+    resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https", max_age=12 * 3600)
+    return resp
+
+
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    who = require(request, "viewer", form_csrf=str(form.get("csrf", "")))
+    _console(request).accounts.logout(request.cookies.get(SESSION_COOKIE, ""))
+    _console(request).accounts.audit(who.name, "logout", who.name)
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(SESSION_COOKIE)
+    return resp
+
+
+async def set_lang(request: Request) -> Response:
+    lang = request.path_params["lang"]
+    if lang not in i18n.LANGS:
+        raise HTTPProblem(404, f"language must be one of {', '.join(i18n.LANGS)}")
+    resp = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    resp.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax")
+    return resp
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/fleet", status_code=303)
+
+
+async def fleet_page(request: Request) -> Response:
+    request.state.who = require(request, "viewer")
+    console = _console(request)
+    error = ""
+    try:
+        query = parse_query(dict(request.query_params))
+    except QueryError as exc:
+        query, error = Query(), str(exc)
+    result = console.fleet.list(query)
+    base = {k: v for k, v in (("q", query.q), ("status", query.status), ("site", query.site),
+                              ("group", query.group), ("sort", query.sort), ("size", query.size)) if v}
+    return _render(request, "fleet.html", {
+        "query": query, "result": result, "counts": console.fleet.counts(), "statuses": STATUSES,
+        "sites": console.fleet.sites()[:12], "all_sites": sorted(s["site"] for s in console.fleet.sites()),
+        "groups": console.fleet.groups(), "error": error,
+        "page_url": lambda p: "/fleet?" + urlencode({**base, "page": p}),
+    }, 400 if error else 200)
+
+
+def _try(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs), ""
+    except Unavailable as exc:
+        return None, str(exc)
+
+
+async def kiosk_page(request: Request) -> Response:
+    request.state.who = who = require(request, "viewer")
+    console = _console(request)
+    kiosk_id = request.path_params["kiosk_id"]
+    row = console.fleet.get(kiosk_id)
+    if row is None:
+        t = i18n.Translator(request.state.lang)
+        return _render(request, "error.html", {"message": t("kiosk.not_found", id=kiosk_id)}, 404)
+    b = console.backend
+    now = console.clock()
+    events, events_err = _try(b.events, kiosk_id, limit=50)
+    alarms, alarms_err = _try(b.alarms, active=None, kiosk_id=kiosk_id, limit=50)
+    telemetry, tele_err = _try(b.telemetry, kiosk_id, since=now - 24 * 3600)
+    config, config_err = _try(b.config_state, kiosk_id)
+    commands, cmd_err = _try(b.commands, kiosk_id, limit=10)
+    audit, audit_err = _try(b.audit, target=f"kiosk:{kiosk_id}", limit=30)
+    if b.controller is None:
+        cmd_err = cmd_err or "no fleet controller is running in this process"
+    from controller.web import charts
+
+    chart_svgs = charts.telemetry_charts(telemetry or [])
+    return _render(request, "kiosk.html", {
+        "k": row, "events": events or [], "events_err": events_err, "alarms": alarms or [],
+        "alarms_err": alarms_err, "charts": chart_svgs, "tele_err": tele_err,
+        "config": config, "config_err": config_err, "commands": commands or [], "cmd_err": cmd_err,
+        "buttons": [{"label": label, "name": name, "args": args} for label, name, args in BUTTONS],
+        "can_command": who.can("operator"), "audit": audit or [], "audit_err": audit_err,
+    })
+
+
+async def alarms_page(request: Request) -> Response:
+    request.state.who = who = require(request, "viewer")
+    b = _console(request).backend
+    active, err = _try(b.alarms, active=True)
+    history, _ = _try(b.alarms, active=False, limit=100)
+    return _render(request, "alarms.html", {"active": active or [], "history": history or [],
+                                            "err": err, "can_ack": who.can("operator")})
+
+
+async def alarm_ack_form(request: Request) -> Response:
+    form = await request.form()
+    who = require(request, "operator", form_csrf=str(form.get("csrf", "")))
+    console = _console(request)
+    alarm_id = request.path_params["alarm_id"]
+    note = str(form.get("note", ""))[:500]
+    try:
+        console.backend.ack_alarm(alarm_id, who.name, note)
+    except Unavailable as exc:
+        raise HTTPProblem(503, str(exc)) from None
+    except NotFound as exc:
+        raise HTTPProblem(404, str(exc)) from None
+    except BadRequest as exc:
+        raise HTTPProblem(422, str(exc)) from None
+    console.accounts.audit(who.name, "alarm.ack", str(alarm_id), {"note": note})
+    console.hub.publish("alarms", {"acked": alarm_id})
+    return RedirectResponse(_safe_next(str(form.get("next", "/alarms"))), status_code=303)
+
+
+async def audit_page(request: Request) -> Response:
+    request.state.who = require(request, "viewer")
+    before = request.query_params.get("before")
+    console = _console(request)
+    rows = console.accounts.audit_trail(limit=100, before=int(before) if (before or "").isdigit() else None)
+    fleet_rows, err = _try(console.backend.audit, limit=200)
+    return _render(request, "audit.html", {"rows": rows, "fleet_rows": fleet_rows or [], "err": err})
+
+
+def routes() -> list[Route]:
+    from controller.web import pages_admin
+
+    return [
+        Route("/", home),
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login_submit, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/lang/{lang}", set_lang),
+        Route("/fleet", fleet_page, name="fleet"),
+        Route("/kiosks/{kiosk_id}", kiosk_page, name="kiosk"),
+        Route("/alarms", alarms_page, name="alarms"),
+        Route("/alarms/{alarm_id}/ack", alarm_ack_form, methods=["POST"]),
+        Route("/audit", audit_page, name="audit"),
+        *pages_admin.routes(),
+    ]

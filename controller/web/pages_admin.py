@@ -1,0 +1,173 @@
+"""HTML pages for configuration layers (editor with validation and diff), service catalogue and
+notices, and reports (page with charts, CSV export, printable HTML)."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from controller.web import configedit, i18n, queries, reports
+from controller.web.auth import HTTPProblem, require
+from controller.web.backend import LAYERS, BadRequest, NotFound, Unavailable
+from provisioning.errors import ConfigError
+
+
+def _console(request: Request):
+    return request.app.state.console
+
+
+def _render(request, name, ctx, status=200):
+    from controller.web.app import render
+
+    return render(request, name, ctx, status)
+
+
+def _layer_params(src) -> tuple[str, str]:
+    layer = str(src.get("layer", "fleet") or "fleet")
+    if layer not in LAYERS:
+        raise HTTPProblem(400, f"layer must be one of {', '.join(LAYERS)}, got {layer!r}")
+    target = "" if layer == "fleet" else str(src.get("target", "") or "").strip()
+    return layer, target
+
+
+async def config_page(request: Request) -> Response:
+    request.state.who = who = require(request, "viewer")
+    layer, target = _layer_params(request.query_params)
+    ctx = {"layer": layer, "target": target, "layers": LAYERS, "text": "", "diff": None, "error": "",
+           "message": "", "can_edit": who.can("admin"), "version": None}
+    if layer == "fleet" or target:
+        try:
+            cur = _console(request).backend.config_get(layer, target)
+            ctx["text"] = json.dumps(cur.get("values", {}), ensure_ascii=False, indent=2)
+            ctx["version"] = cur.get("version")
+        except (Unavailable, NotFound, BadRequest) as exc:
+            ctx["error"] = str(exc)
+    return _render(request, "config.html", ctx)
+
+
+async def config_submit(request: Request) -> Response:
+    form = await request.form()
+    request.state.who = who = require(request, "admin", form_csrf=str(form.get("csrf", "")))
+    layer, target = _layer_params(form)
+    text = str(form.get("text", ""))
+    t = i18n.Translator(request.state.lang)
+    console = _console(request)
+    ctx = {"layer": layer, "target": target, "layers": LAYERS, "text": text, "diff": None, "error": "",
+           "message": "", "can_edit": True, "version": None}
+    try:
+        values = configedit.parse_json_object(text)
+        current = console.backend.config_get(layer, target)
+        ctx["version"] = current.get("version")
+        ctx["diff"] = configedit.diff(current.get("values", {}), values)
+        if form.get("action") == "apply":
+            if not ctx["diff"]:
+                ctx["message"] = t("config.no_changes")
+            else:
+                result = console.backend.config_set(layer, target, values, who.name)
+                console.accounts.audit(who.name, "config.set", f"{layer}:{target}" if target else layer,
+                                       {"diff": ctx["diff"]})
+                ctx["message"] = t("config.applied", version=result.get("version", "?"))
+                ctx["version"] = result.get("version")
+    except (ConfigError, BadRequest) as exc:
+        ctx["error"] = t("config.invalid", why=str(exc))
+        return _render(request, "config.html", ctx, 422)
+    except (Unavailable, NotFound) as exc:
+        ctx["error"] = t("config.unavailable", why=str(exc))
+        return _render(request, "config.html", ctx, 503)
+    return _render(request, "config.html", ctx)
+
+
+async def services_page(request: Request) -> Response:
+    request.state.who = who = require(request, "viewer")
+    console = _console(request)
+    catalogue, source = None, ""
+    try:
+        fleet = console.backend.config_get("fleet", "")
+        if isinstance(fleet.get("values", {}).get("services"), dict):
+            catalogue, source = fleet["values"]["services"], "fleet"
+    except (Unavailable, NotFound, BadRequest):
+        pass
+    if catalogue is None:
+        try:
+            from controller.services.catalogue import load_default_document
+
+            catalogue, source = load_default_document(), "default"
+        except (ImportError, OSError, ConfigError):
+            catalogue = None
+    notices = queries.fetch(console.data_dir, "SELECT id, groups, titles, published FROM svc_notices "
+                                              "ORDER BY published DESC LIMIT 200")
+    for n in notices:
+        for key in ("groups", "titles"):
+            try:
+                n[key] = json.loads(n[key])
+            except (json.JSONDecodeError, TypeError):
+                pass
+    return _render(request, "services.html", {
+        "services": (catalogue or {}).get("services", []), "source": source, "notices": notices,
+        "can_edit": who.can("admin"),
+        "catalogue_text": json.dumps(catalogue or {}, ensure_ascii=False, indent=2)})
+
+
+def _report(request: Request):
+    console = _console(request)
+    try:
+        period = reports.parse_period(dict(request.query_params), console.clock())
+    except reports.PeriodError as exc:
+        raise HTTPProblem(400, str(exc)) from None
+    return period, reports.build(console, period)
+
+
+async def reports_page(request: Request) -> Response:
+    request.state.who = require(request, "viewer")
+    period, rep = _report(request)
+    t = i18n.Translator(request.state.lang)
+    qs = urlencode({"from": period.start.isoformat(), "to": period.end.isoformat(), "site": period.site})
+    sites = [s["site"] for s in _console(request).fleet.sites()]
+    return _render(request, "reports.html", {"rep": rep, "period": period, "charts": reports.report_charts(rep, t),
+                                             "qs": qs, "sites": sorted(sites), "printable": False})
+
+
+async def report_print(request: Request) -> Response:
+    request.state.who = require(request, "viewer")
+    period, rep = _report(request)
+    t = i18n.Translator(request.state.lang)
+    return _render(request, "report_print.html", {
+        "rep": rep, "period": period, "charts": reports.report_charts(rep, t), "printable": True,
+        "generated": time.strftime("%Y-%m-%d %H:%M", time.localtime(_console(request).clock()))})
+
+
+async def report_csv(request: Request) -> Response:
+    require(request, "viewer")
+    period, rep = _report(request)
+    name = f"kiosk-report-{period.start}-{period.end}{'-' + period.site if period.site else ''}.csv"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    # The BOM lets spreadsheet programs on Chinese Windows open UTF-8 correctly.
+    return Response("\ufeff" + reports.to_csv(rep), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{safe}"'})
+
+
+async def report_chart(request: Request) -> Response:
+    require(request, "viewer")
+    _, rep = _report(request)
+    name = request.path_params["name"]
+    svg = reports.report_charts(rep, i18n.Translator(request.state.lang)).get(name)
+    if svg is None:
+        raise HTTPProblem(404, f"no chart {name!r} for this period (no data)")
+    return Response(svg, media_type="image/svg+xml")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/config", config_page, methods=["GET"]),
+        Route("/config", config_submit, methods=["POST"]),
+        Route("/services", services_page),
+        Route("/reports", reports_page),
+        Route("/reports/print", report_print),
+        Route("/reports/report.csv", report_csv),
+        Route("/reports/chart/{name}.svg", report_chart),
+    ]

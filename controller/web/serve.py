@@ -1,0 +1,67 @@
+"""Run the console with uvicorn in a background thread of ``kiosk-controller``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from provisioning.errors import ConfigError, TransportError
+
+log = logging.getLogger(__name__)
+
+
+def parse_http(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6); port 0 picks a free port."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"expected HOST:PORT, got {text!r}", field="http")
+    try:
+        num = int(port)
+    except ValueError:
+        raise ConfigError(f"port must be a number, got {port!r}", field="http") from None
+    if not 0 <= num <= 65535:
+        raise ConfigError(f"port must be 0-65535, got {num}", field="http")
+    return host.strip("[]"), num
+
+
+class ConsoleServer:
+    """uvicorn in a thread; ``start()`` returns once it listens, with the real address."""
+
+    def __init__(self, app: Any, http: str) -> None:
+        self.host, self.port = parse_http(http)
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", access_log=False,
+                                lifespan="on", timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="console-http", daemon=True)
+
+    def start(self, timeout: float = 15.0) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise TransportError(f"the console could not listen on {self.host}:{self.port} "
+                                     "(port in use or not allowed?)")
+            time.sleep(0.02)
+        sock = self.server.servers[0].sockets[0]
+        port = sock.getsockname()[1]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{port}/"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+def start_console(controller: Any, config) -> tuple[ConsoleServer, str]:
+    """Build the console for a running Controller and serve it on ``config.http``."""
+    from controller.web.app import build_console, create_app
+
+    console = build_console(config.data_dir, controller)
+    server = ConsoleServer(create_app(console), config.http)
+    url = server.start()
+    log.info("console serving", extra={"fields": {"url": url}})
+    return server, url
