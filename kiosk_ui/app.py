@@ -83,7 +83,7 @@ def _make_app_class():
             self.data_dir = Path(data_dir or ".")
             self.sims = sims or {}
             self.simulated = bool(self.sims)
-            self.devices = Devices(ports or {})
+            self.devices = Devices(ports or {}, data_dir=self.data_dir / "devices")
             self.backend = backend
             self.offline = OfflineTickets(self.data_dir / "offline-tickets.json", clock=clock)
             self.gate = MaintenanceGate(pin_hash)
@@ -113,6 +113,8 @@ def _make_app_class():
             Clock.schedule_once(lambda _dt: self._apply_desired(body))
 
         def _apply_desired(self, body: dict[str, Any]) -> None:
+            if isinstance(body.get("config"), dict):
+                body = body["config"]  # the controller's envelope: {"version", "config"}
             doc = body.get("services")
             if doc is not None:
                 try:
@@ -254,10 +256,11 @@ def _make_app_class():
                 return
             except DeviceError as exc:
                 name = type(exc).__name__
-                reason = "reader_unavailable" if name == "DeviceMissing" else "card_moved"
+                reason = "reader_unavailable" if name == "DeviceMissing" else \
+                    "bad_code" if kind == "qr_voucher" else "card_moved"
                 self._post(self.vm.identity_failed, reason)
                 return
-            log.info("card read", extra={"fields": {"kind": kind, "name": ident.masked_name()}})
+            log.info("identification read", extra={"fields": {"kind": kind}})
             self._post(self.vm.identity_done, ident)
 
         def _call(self, args: dict) -> None:

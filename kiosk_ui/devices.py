@@ -10,7 +10,6 @@ a missing one makes its services unavailable, never pretends success.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -68,62 +67,49 @@ class PrintOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def _optional(module: str, cls: str):
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError):
-        return None
-
-
 class Devices:
-    """Drivers opened lazily from ``ports`` (kiosk port name -> serial URL or path)."""
+    """The kiosk's peripherals through :class:`device_drivers.manager.DeviceManager`.
 
-    def __init__(self, ports: dict[str, str], *, printer_profile: str = "generic-80") -> None:
-        self.ports = {k: v for k, v in ports.items() if v}
-        self.printer_profile = printer_profile
-        self._drivers: dict[str, Any] = {}
-        self._lock = threading.Lock()
+    ``ports`` maps a kiosk port name (printer, id_reader, card_reader, scanner) to its serial URL.
+    """
+
+    def __init__(self, ports: dict[str, str], *, data_dir=None, printer_profile: str = "generic-80") -> None:
+        from device_drivers.manager import KINDS, DeviceConfig, DeviceManager
+
+        self.ports = {k: v for k, v in ports.items() if v and k in KINDS}
+        configs = [DeviceConfig(name, name, url, profile=printer_profile if name == "printer" else None)
+                   for name, url in self.ports.items()]
+        self.manager = DeviceManager(configs, data_dir=data_dir)
+        self._started = threading.Event()
+        self._start_lock = threading.Lock()
         self._cancel = threading.Event()
         self._print_lock = threading.Lock()
-        self._pending_prints = 0
 
-    def _driver(self, name: str):
-        with self._lock:
-            if name in self._drivers:
-                return self._drivers[name]
-            url = self.ports.get(name)
-            if not url:
-                raise DeviceMissing(f"no {name.replace('_', ' ')} configured")
-            if name == "printer":
-                from device_drivers.printer import ReceiptPrinter
+    def start(self) -> None:
+        """Open, claim and enable every device (a failing one is left in ``error``, not raised)."""
+        with self._start_lock:
+            if not self._started.is_set():
+                self.manager.start()
+                self._started.set()
 
-                drv = ReceiptPrinter(url, profile=self.printer_profile)
-            elif name == "id_reader":
-                from device_drivers.id_reader import IdCardReader
-
-                drv = IdCardReader(url)
-            elif name == "card_reader":
-                cls = _optional("device_drivers.card_reader", "CardReader")
-                if cls is None:
-                    raise DeviceMissing("the social-security card reader driver is not installed")
-                drv = cls(url)
-            elif name == "scanner":
-                cls = _optional("device_drivers.scanner", "Scanner")
-                if cls is None:
-                    raise DeviceMissing("the scanner driver is not installed")
-                drv = cls(url)
-            else:
-                raise DeviceMissing(f"unknown device {name!r}")
-            self._drivers[name] = drv
-            return drv
+    def _dev(self, name: str):
+        if name not in self.ports:
+            raise DeviceMissing(f"no {name.replace('_', ' ')} configured")
+        self.start()
+        dev = self.manager[name]
+        if dev.state == "closed" or not dev.claimed:
+            # Faults such as paper out are reported by the operation itself, with its reason.
+            raise TransportError(f"{name.replace('_', ' ')} is not available ({dev.state})")
+        return dev
 
     def has(self, name: str) -> bool:
         return name in self.ports
 
     # -- identification --------------------------------------------------------------------------
     def read_identity(self, kind: str, timeout: float) -> ResidentIdentity:
-        """Wait up to ``timeout`` s for the card. Raises DeviceTimeout (no card), ReadCancelled,
-        DeviceError (the card moved or the reader failed) or TransportError (reader unreachable)."""
+        """Wait up to ``timeout`` s for the card (or QR voucher). Raises DeviceTimeout (nothing
+        presented), ReadCancelled, DeviceError (the card moved, the reader failed, an unreadable code)
+        or TransportError (reader unreachable)."""
         self._cancel.clear()
         waited = 0.0
         while True:
@@ -131,50 +117,48 @@ class Devices:
                 raise ReadCancelled("session ended")
             slice_ = min(POLL, timeout - waited)
             if slice_ <= 0:
-                raise DeviceTimeout(f"no card within {timeout:g} s")
+                raise DeviceTimeout(f"nothing presented within {timeout:g} s")
             try:
                 return self._read_once(kind, slice_)
             except DeviceTimeout as exc:
-                if type(exc).__name__ != "NoCard" and "no " not in str(exc).lower():
+                if type(exc).__name__ not in ("NoCard", "DeviceTimeout") or "busy" in str(exc):
                     raise
                 waited += slice_
 
     def _read_once(self, kind: str, timeout: float) -> ResidentIdentity:
         if kind == "id_card":
-            ident = self._driver("id_reader").read_card(timeout)
+            ident = self._dev("id_reader").read_card(timeout)
             try:
                 return ResidentIdentity("id_card", ident.name, ident.id_number,
                                         {"valid_until": ident.valid_until, "card_type": ident.card_type})
             finally:
                 ident.wipe()  # our copy is the only one kept for the session
         if kind == "ss_card":
-            card = self._driver("card_reader").read_social_security(timeout)
+            card = self._dev("card_reader").read_social_security(None, timeout)
             try:
-                return ResidentIdentity("ss_card", getattr(card, "name", ""), getattr(card, "card_number", ""),
-                                        {"valid_until": str(getattr(card, "valid_until", "")),
-                                         "issuer": str(getattr(card, "issuer", ""))})
+                return ResidentIdentity("ss_card", card.name, card.card_number,
+                                        {"valid_until": card.expiry_date, "issuer": card.issuing_org})
             finally:
                 if hasattr(card, "wipe"):
                     card.wipe()
+        if kind == "qr_voucher":
+            scan = self._dev("scanner").next_scan(timeout)
+            if scan is None:
+                raise DeviceTimeout("no code scanned")
+            data = getattr(scan, "data", None)
+            if not isinstance(data, str):
+                raise DeviceError(f"unreadable code: {getattr(scan, 'reason', 'garbled')}")
+            return ResidentIdentity("qr_voucher", "", data.strip())
         raise DeviceMissing(f"no reader for identification {kind!r}")
-
-    def scan(self, timeout: float) -> str:
-        scanner = self._driver("scanner")
-        return str(scanner.read(timeout))
 
     # -- printing --------------------------------------------------------------------------------
     def print_receipt(self, items: list[dict], progress: Callable[[float], None] | None = None) -> PrintOutcome:
         """Print one receipt; the outcome says honestly whether it came out, and if not, why."""
-        from device_drivers.printer import Receipt
-
         with self._print_lock:
-            if self._cancel.is_set():
-                return PrintOutcome(False, "cancelled")
             if progress:
                 progress(0.1)
             try:
-                printer = self._driver("printer")
-                result = printer.print_receipt(Receipt.from_dicts(items))
+                job = self._dev("printer").print_receipt(items)
             except DeviceMissing:
                 return PrintOutcome(False, "no_printer")
             except TransportError:
@@ -183,65 +167,48 @@ class Devices:
                 return PrintOutcome(False, str(exc)[:80])
             if progress:
                 progress(1.0)
-            return PrintOutcome(result.ok, result.reason or "", list(result.warnings))
+            return PrintOutcome(job["status"] == "completed", job.get("reason") or "", list(job.get("warnings", [])))
 
     def test_print(self) -> PrintOutcome:
         try:
-            r = self._driver("printer").test_print()
+            r = self._dev("printer").check_health("external")
         except (DeviceError, TransportError) as exc:
             return PrintOutcome(False, str(exc)[:80])
-        return PrintOutcome(r.ok, r.reason or "")
+        ok = r.get("ok", r.get("status") in ("ok", "completed"))
+        return PrintOutcome(bool(ok), str(r.get("reason") or r.get("detail") or ""))
 
     # -- state -----------------------------------------------------------------------------------
-    def status(self) -> dict[str, dict[str, str]]:
-        """Per-device state for the fleet and the out-of-service decision; unknown is not fine."""
-        out: dict[str, dict[str, str]] = {}
-        for name in self.ports:
-            try:
-                drv = self._driver(name)
-            except (DeviceError, TransportError) as exc:
-                out[name] = {"state": "error", "detail": str(exc)[:80]}
-                continue
-            if name == "printer":
-                try:
-                    st = drv.query_status()
-                except (DeviceError, TransportError) as exc:
-                    out[name] = {"state": "unknown", "detail": str(exc)[:80]}
-                    continue
-                if not st.known:
-                    out[name] = {"state": "unknown", "detail": "not answering"}
-                elif st.paper == "out" or st.cover_open:
-                    out[name] = {"state": "error", "detail": "paper_out" if st.paper == "out" else "cover_open"}
-                else:
-                    out[name] = {"state": "idle", "detail": f"paper_{st.paper}"}
-            else:
-                connected = getattr(getattr(drv, "link", None), "connected", None)
-                state = "idle" if connected is None or connected else "error"
-                out[name] = {"state": state, "detail": "" if state == "idle" else "disconnected"}
-        return out
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per-device status from the manager (state closed/idle/busy/error, detail, required action)."""
+        self.start()
+        try:
+            return self.manager.status()
+        except KioskError as exc:
+            log.warning("device status failed: %s", exc)
+            return {name: {"state": "unknown", "detail": str(exc)[:80]} for name in self.ports}
 
     def reset(self) -> None:
-        """End of session: cancel waiting reads, wipe reader memory, drop queued prints."""
+        """End of session: cancel waiting reads, wipe reader memory, drop pending scans."""
         self._cancel.set()
-        with self._lock:
-            drivers = dict(self._drivers)
-        for name, drv in drivers.items():
-            wipe = getattr(drv, "wipe", None) or getattr(drv, "reset", None)
-            if wipe is not None and name != "printer":
+        if not self._started.is_set():
+            return
+        for name in ("id_reader", "card_reader"):
+            if name in self.ports:
                 try:
-                    wipe()
+                    self.manager[name].wipe()
                 except KioskError as exc:
                     log.warning("device reset failed", extra={"fields": {"device": name, "why": str(exc)[:80]}})
+        if "scanner" in self.ports:
+            try:
+                while self.manager["scanner"].next_scan(0) is not None:
+                    pass  # a code scanned for the previous resident must not reach the next one
+            except KioskError:
+                pass
 
     def begin_session(self) -> None:
         self._cancel.clear()
 
     def close(self) -> None:
         self.reset()
-        with self._lock:
-            for drv in self._drivers.values():
-                try:
-                    drv.close()
-                except KioskError:
-                    pass
-            self._drivers.clear()
+        if self._started.is_set():
+            self.manager.stop()

@@ -30,8 +30,15 @@ def handle_request(conn: sqlite3.Connection, kiosk_id: str, body: dict[str, Any]
     if not isinstance(args, dict):
         return {"ok": False, "error": "bad_request", "message": "args must be a JSON object"}
     try:
-        with conn:  # one transaction per request: a refused request leaves nothing behind
-            data = fn(conn, kiosk_id, args, now)
+        try:
+            with conn:  # one transaction per request: a refused request leaves nothing behind
+                data = fn(conn, kiosk_id, args, now)
+        except sqlite3.OperationalError as exc:
+            if "no such table: svc_" not in str(exc):
+                raise
+            ensure_schema(conn)  # first request on a database the controller made without our tables
+            with conn:
+                data = fn(conn, kiosk_id, args, now)
     except ServiceError as exc:
         log.info("service request refused", extra={"fields": {"kiosk": kiosk_id, "op": f"{service}.{op}",
                                                                 "code": exc.code}})

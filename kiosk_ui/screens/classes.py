@@ -62,6 +62,7 @@ class AttractScreen(KioskScreen):
         self.t_touch = tr("home.touch_to_start", lang)
         self.t_kiosk = tr("home.kiosk_id", lang, kiosk_id=app.kiosk_id)
         self.t_clock = time.strftime("%Y-%m-%d %H:%M", time.localtime(app.clock()))
+        self.ids.start.kiosk_name = "start"
         box = self.ids.notices
         box.clear_widgets()
         for n in app.vm.catalogue.notices[:3]:
@@ -95,7 +96,7 @@ class IdentifyScreen(KioskScreen):
         if vm.identity is None:
             self._text(tr(f"identify.{vm.service.identification}", lang), big=True)
             self._text(tr(vm.message, lang) if vm.message else tr("identify.reading", lang))
-            if app.simulated:
+            if app.simulated and vm.service.identification != "qr_voucher":
                 self._button(tr("identify.demo_card", lang), app.place_demo_card, name="demo_card")
         else:
             self._text(tr("identify.hello", lang, name=vm.identity.masked_name()), big=True)

@@ -19,6 +19,13 @@ def _option_name(service: Service, field: str, option_id: str, lang: str) -> str
     return option_id
 
 
+def _option_name_any(option_id: str, lang: str) -> str:
+    from controller.services.catalogue import load_default
+
+    cert = load_default().get("certificate")
+    return _option_name(cert, "kind", option_id, lang) if cert else option_id
+
+
 def result_lines(service: Service, data: dict[str, Any], answers: dict[str, str],
                  identity: ResidentIdentity | None, lang: str) -> list[str]:
     """The result as short lines, biggest first (the first line is shown largest)."""
@@ -42,6 +49,13 @@ def result_lines(service: Service, data: dict[str, Any], answers: dict[str, str]
         return [tr("result.certificate", lang, kind=kind), tr("result.code", lang, code=data["code"]),
                 tr("result.certificate_holder", lang, name=holder, number=number),
                 tr("result.certificate_verify", lang)]
+    if sid == "certificate_check":
+        if not data.get("valid"):
+            return [tr("result.cert_invalid", lang), tr("result.code", lang, code=data.get("code", ""))]
+        kind = _option_name_any(data["kind"], lang)
+        return [tr("result.cert_valid", lang), kind, tr("result.code", lang, code=data["code"]),
+                tr("result.certificate_holder", lang, name=data["holder"], number=data["id_masked"]),
+                data["issued_date"]]
     if sid == "social_security":
         lines = []
         if identity is not None:

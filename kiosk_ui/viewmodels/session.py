@@ -41,6 +41,8 @@ def _ops(service: str, answers: dict[str, str], ident: ResidentIdentity | None) 
         return "info", {"card_ref": ident.ref()}
     if service == "volunteer":
         return answers["action"], {"resident_ref": ident.ref()}
+    if service == "certificate_check":
+        return "verify", {"code": ident.number}
     if service == "notices":
         return "list", {"group": answers["group"]}
     if service == "feedback":
@@ -163,7 +165,7 @@ class SessionViewModel:
             return []
         self._clear()
         self.service = svc
-        if svc.identification in ("id_card", "ss_card"):
+        if svc.identification in ("id_card", "ss_card", "qr_voucher"):
             self.screen = "identify"
             return [Effect("read_card", {"kind": svc.identification}), Effect("speak", {"key": f"identify.{svc.identification}"})]
         return self._next_step()
@@ -173,12 +175,18 @@ class SessionViewModel:
         if self.screen != "identify" or self.service is None:
             identity.wipe()  # the resident left meanwhile: nothing from this read is kept
             return []
+        if identity.kind == "qr_voucher":
+            if not identity.number.startswith("KIOSK-CERT:"):
+                identity.wipe()
+                return self.identity_failed("bad_code", now)
+            self.identity = identity
+            return self._next_step()  # a scanned voucher needs no "that's me"
         self.identity = identity
         self.message = ""
         return []
 
     def identity_failed(self, reason: str, now: float) -> list[Effect]:
-        """``reason``: no_card, card_moved, reader_unavailable. The read is retried on screen."""
+        """``reason``: no_card, card_moved, bad_code, reader_unavailable. The read is retried on screen."""
         if self.screen != "identify":
             return []
         self.message = f"identify.{reason}"

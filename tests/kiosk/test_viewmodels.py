@@ -210,3 +210,14 @@ def test_contrast_and_sizes():
     assert theme.SMALLEST_TEXT * theme.ELDERLY_SCALE >= 18
     assert theme.LARGEST_TEXT * theme.ELDERLY_SCALE >= 30
     assert theme.BUTTON_HEIGHT >= 60
+
+
+def test_certificate_check_by_qr_and_garbage(vm):
+    vm.start(0)
+    assert kinds(vm.choose_service("certificate_check", 0))[0] == "read_card"
+    junk = ResidentIdentity("qr_voucher", "", "%%garbage%%")
+    assert kinds(vm.identity_done(junk, 1)) == ["read_card"] and vm.message == "identify.bad_code"
+    eff = vm.identity_done(ResidentIdentity("qr_voucher", "", "KIOSK-CERT:ABCDEFGHJK"), 2)
+    assert eff[0].args["op"] == "verify" and eff[0].args["args"] == {"code": "KIOSK-CERT:ABCDEFGHJK"}
+    vm.call_done("result", {"valid": False, "code": "ABCDEFGHJK"}, 3)
+    assert result_lines(vm.service, vm.result, vm.answers, vm.identity, "en")[0].startswith("No such certificate")

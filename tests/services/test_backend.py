@@ -119,3 +119,8 @@ def test_any_body_gets_an_answer(body):
     r = handle_request(c, "k1", body, NOW)
     assert isinstance(r["ok"], bool)
     c.close()
+
+
+def test_tables_created_on_first_request():
+    c = sqlite3.connect(":memory:")
+    assert call(c, "queue_ticket", "take", counter="civil")["data"]["number"] == "C001"

@@ -13,7 +13,7 @@ from provisioning.errors import ConfigError
 def test_default_catalogue_has_the_reference_services():
     cat = catalogue.load_default()
     ids = [s.id for s in cat.services]
-    assert ids == ["queue_ticket", "appointment", "certificate", "social_security", "volunteer", "notices", "feedback"]
+    assert ids == ["queue_ticket", "appointment", "certificate", "certificate_check", "social_security", "volunteer", "notices", "feedback"]
     assert cat.get("queue_ticket").offline and not cat.get("certificate").offline
     assert cat.get("certificate").name("zh-HK") == "證明打印"
     assert len(cat.rating_tags) == 4

@@ -1,0 +1,188 @@
+"""Test harness: runs the real kiosk app and plays a scripted sequence of touches with Kivy's
+touch simulation, taking screenshots and printing one line per step. Kivy starts once per process,
+so every UI test runs this module in its own subprocess:
+
+    python -m tests.kiosk.harness --script FILE.json --data-dir DIR [--config kiosk.toml | --simulated]
+
+Steps (JSON list): ["press", NAME], ["screen", NAME, TIMEOUT], ["sim", PORT, CMD], ["shot", LABEL],
+["text", SUBSTRING], ["lang", CODE], ["corner", N], ["idle", SECONDS], ["sync", TOKEN],
+["wiped"], ["status"], ["desired", BODY].
+Output: ``STEP n ...`` per step, ``FAIL ...`` (exit 1) or ``DONE`` (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+STEP_TIMEOUT = 20.0
+
+
+def _labels(widget):
+    out = []
+    for w in widget.walk():
+        text = getattr(w, "text", None)
+        if isinstance(text, str) and text:
+            out.append(text)
+    return out
+
+
+def _find(root, name):
+    for w in root.walk():
+        if getattr(w, "kiosk_name", None) == name and not getattr(w, "disabled", False):
+            return w
+    return None
+
+
+class Runner:
+    def __init__(self, app, steps, artifacts: Path, tag: str):
+        self.app = app
+        self.steps = steps
+        self.artifacts = artifacts
+        self.tag = tag
+        self.i = 0
+        self.started = None
+        self.offset = 0.0
+        self.busy = False
+        self.stdin_lines: list[str] = []
+        threading.Thread(target=self._read_stdin, daemon=True).start()
+
+    def _read_stdin(self):
+        for line in sys.stdin:
+            self.stdin_lines.append(line.strip())
+
+    def out(self, *parts):
+        print(*parts, flush=True)
+
+    def fail(self, why):
+        self.out("FAIL", f"step {self.i} {self.steps[self.i] if self.i < len(self.steps) else ''}: {why}",
+                 "screen=" + self.app.vm.screen, json.dumps(_labels(self.app.sm.current_screen)[:30], ensure_ascii=False))
+        self.app.exit_code = 1
+        self.app.stop()
+
+    def tick(self, _dt):
+        from kivy.tests.common import UnitTestTouch
+
+        app = self.app
+        if self.i >= len(self.steps):
+            self.out("DONE")
+            app.stop()
+            return False
+        if self.busy:
+            return True
+        step = self.steps[self.i]
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        elif now - self.started > (step[2] if step[0] == "screen" and len(step) > 2 else STEP_TIMEOUT):
+            self.fail("timed out")
+            return False
+        kind = step[0]
+        done = True
+        screen = app.sm.current_screen
+        if kind == "press":
+            w = _find(screen, step[1])
+            if w is None:
+                done = False
+            else:
+                x, y = w.to_window(*w.center)
+                t = UnitTestTouch(x, y)
+                t.touch_down()
+                t.touch_up()
+        elif kind == "screen":
+            done = app.vm.screen == step[1] and app.sm.current == (step[1] if step[1] != "printing" else "working")
+        elif kind == "text":
+            done = any(step[1] in t for t in _labels(screen))
+        elif kind == "shot":
+            path = self.artifacts / f"kiosk-{step[1]}-{self.tag}.png"
+            app.save_screenshot(path)
+        elif kind == "sim":
+            self.busy = True
+
+            def send(port=step[1], cmd=step[2]):
+                try:
+                    reply = app.sims[port].control(cmd)
+                    self.out("SIM", json.dumps(reply))
+                finally:
+                    self.busy = False
+            threading.Thread(target=send, daemon=True).start()
+        elif kind == "lang":
+            app.set_language(step[1])
+        elif kind == "corner":
+            for _ in range(step[1]):
+                app.corner_tap()
+        elif kind == "idle":
+            self.offset += step[1]
+        elif kind == "sync":
+            self.out("WAIT", step[1])
+            done = step[1] in self.stdin_lines
+        elif kind == "wiped":
+            state = app.vm.resident_state()
+            bad = {k: repr(v) for k, v in state.items() if v not in (None, "", 0, [], {})}
+            if bad:
+                self.fail(f"resident state not wiped: {bad}")
+                return False
+            self.out("WIPED", app.vm.language, app.vm.elderly)
+        elif kind == "status":
+            self.out("STATUS", json.dumps({"screen": app.vm.screen, "online": app.vm.online,
+                                           "mode": app.vm.mode, "menu": [s.id for s in app.vm.catalogue.services
+                                                                         if s.enabled]}))
+        if done:
+            self.out("STEP", self.i, json.dumps(step, ensure_ascii=False)[:120])
+            self.i += 1
+            self.started = None
+        return True
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--script", type=Path, required=True)
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--config", type=Path)
+    p.add_argument("--broker")
+    p.add_argument("--simulated", action="store_true")
+    p.add_argument("--artifacts", type=Path, default=Path("test-artifacts"))
+    p.add_argument("--tag", default="zh-CN")
+    p.add_argument("--language", default=None)
+    p.add_argument("--size", default="1280x800")
+    args = p.parse_args(argv)
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+    os.environ["KIVY_HOME"] = str(args.data_dir / ".kivy")
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    from provisioning.logs import setup_logging
+
+    setup_logging("INFO")
+    from kiosk_ui.app import configure_window
+
+    configure_window(True, args.size)
+    from kivy.clock import Clock
+
+    from kiosk_ui import app_main
+
+    kargs = app_main.build_parser().parse_args(
+        [a for a in [f"--data-dir={args.data_dir}", "--no-voice",
+                     f"--config={args.config}" if args.config else "", f"--broker={args.broker}" if args.broker else "",
+                     "--simulated" if args.simulated else "", f"--language={args.language}" if args.language else ""] if a])
+    holder = {}
+    app = app_main.make_app(kargs, extra={"clock": lambda: time.time() + holder["runner"].offset})
+    runner = Runner(app, json.loads(args.script.read_text(encoding="utf-8")), args.artifacts, args.tag)
+    holder["runner"] = runner
+    Clock.schedule_interval(runner.tick, 0.05)
+    try:
+        app.run()
+    finally:
+        agent = getattr(app, "agent", None)
+        if agent is not None:
+            agent.stop()
+    return app.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
