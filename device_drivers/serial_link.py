@@ -9,6 +9,7 @@ logo at once, and a real printer's buffer would overflow).
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -44,7 +45,8 @@ class SerialLink:
         self.on_data = on_data
         self.on_reconnect = on_reconnect
         self.on_lost = on_lost
-        self.backoff = backoff or Backoff(base=0.05, cap=2.0)
+        # Its own generator: reader threads never touch the global ``random`` state.
+        self.backoff = backoff or Backoff(base=0.05, cap=2.0, rand=random.Random().random)
         self.sleep = sleep
         self.clock = clock
         self.pace = pace
