@@ -19,9 +19,13 @@ LOOP_MS = 5
 
 
 def run() -> None:
+    hal = Rp2Hal()
+    if hal.service_jumper():
+        # Jumper on: leave the REPL to mpremote (no WDT started, Ctrl-C still works).
+        print("supervisor: service jumper set, main loop not started")
+        return
     # Ctrl-C must not stop the supervisor when the Pi writes a 0x03 byte in a frame.
     micropython.kbd_intr(-1)
-    hal = Rp2Hal()
     wdt = hal.start_wdt(WDT_MS)
     last = time.ticks_ms()
     now = 0
@@ -31,15 +35,21 @@ def run() -> None:
     poller = select.poll()
     poller.register(sys.stdin, select.POLLIN)
     buf = bytearray(64)
+    mv = memoryview(buf)
+    one = bytearray(1)
     while True:
         t = time.ticks_ms()
         now += time.ticks_diff(t, last)
         last = t
-        while poller.poll(0):
-            n = rx.readinto(buf)
-            if not n:
+        # One byte per poll: readinto of a larger buffer would block until it is full.
+        n = 0
+        while n < len(buf) and poller.poll(0):
+            if not rx.readinto(one):
                 break
-            sup.receive(memoryview(buf)[:n], now)
+            buf[n] = one[0]
+            n += 1
+        if n:
+            sup.receive(mv[:n], now)
         out = sup.tick(now)
         if out:
             tx.write(out)

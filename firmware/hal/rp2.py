@@ -18,6 +18,7 @@ TAMPER_PIN = 11    # micro switch to GND, closed while the cover is on
 PRESENCE_PIN = 12  # PIR output, active high
 FAN_PIN = 15
 BEACON_PIN = 16
+SERVICE_PIN = 22   # jumper to GND: do not start the main loop (REPL for mpremote)
 BOOT_FILE = "/boot.json"
 
 
@@ -75,6 +76,9 @@ class Rp2Hal:
         self.fan = machine.PWM(machine.Pin(FAN_PIN), freq=25000, duty_u16=0)
         self.beacon = machine.Pin(BEACON_PIN, machine.Pin.OUT, value=0)
         self.store = FlashStore()
+
+    def service_jumper(self) -> bool:
+        return machine.Pin(SERVICE_PIN, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0
 
     def reset_cause(self) -> str:
         cause = machine.reset_cause()
