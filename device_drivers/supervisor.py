@@ -227,6 +227,10 @@ class SupervisorDriver:
         return int(self.clock() * 1000)
 
     def _request(self, mtype: int, body: dict[str, Any] | None, command: str, timeout: float | None) -> dict:
+        if not self._connected.is_set():
+            # Refuse rather than queue: a relay pulse sent minutes later, after a replug, would
+            # surprise whoever asked for it.
+            raise TransportError(f"{self.url}: supervisor port not connected (reconnecting in the background)")
         waiter = _Waiter(command)
         with self._lock:
             try:
