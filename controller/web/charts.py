@@ -75,6 +75,10 @@ def line_chart(title: str, series: dict[str, Sequence[tuple[float, float]]], *, 
                           for x, y in points)
         if coords:
             body.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}"/>')
+        if len(points) <= 40:  # few samples: mark each, so a single one is visible at all
+            for pt in coords.split():
+                x, y = pt.split(",")
+                body.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{color}"/>')
         body.append(f'<text x="{PAD_L + 8 + 110 * i}" y="{H - 8}" font-size="11" fill="{color}">'
                     f'■ {escape(name)}</text>')
     for j, lab in enumerate(xlabels):

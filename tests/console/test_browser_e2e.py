@@ -1,0 +1,108 @@
+"""End to end in real headless Chromium: a real kiosk-controller, broker and simulated kiosk agents.
+
+Sign in, see the fleet, a kiosk dies and its row turns offline without a reload, acknowledge the
+alarm, send a test print and see its result, open a report with its charts. Screenshots go to
+the artifacts folder (console-fleet.png, console-kiosk.png, console-report.png).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import pytest
+
+from controller import signing
+from controller.web.accounts import Accounts
+from tests.support.processes import Proc
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+def start_agent(broker, tmp_path, kiosk_id, key, site):
+    return Proc([sys.executable, "-m", "kiosk_ui.agent.cli", "--broker", broker.url, "--kiosk-id", kiosk_id,
+                 "--site", site, "--simulated", "--data-dir", str(tmp_path / kiosk_id), "--telemetry-interval", "1",
+                 "--keepalive", "2", "--controller-public-key", key])
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
+def test_operator_console_in_a_real_browser(broker, procs, tmp_path, artifacts):
+    data = tmp_path / "controller-data"
+    key = signing.public_key_text(signing.load_or_create_key(data, None))
+    acc = Accounts(data)
+    acc.add_user("otto", "operator", "otto-operator-pw")
+    acc.close()
+    ctl = Proc([sys.executable, "-m", "controller.cli", "--broker", broker.url, "--data-dir", str(data),
+                "--http", "127.0.0.1:0", "--telemetry-period", "5"])
+    procs.append(ctl)
+    url = ctl.wait_for("console http://", timeout=20).split(" ", 1)[1].strip()
+    doomed = start_agent(broker, tmp_path, "gd-e2e-down", key, "site-north")
+    procs.append(doomed)
+    printer = start_agent(broker, tmp_path, "gd-e2e-print", key, "site-south")
+    procs.append(printer)
+    doomed.wait_for("kiosk gd-e2e-down online", timeout=20)
+    printer.wait_for("kiosk gd-e2e-print online", timeout=20)
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 860})
+            page.set_default_timeout(15000)
+            page.goto(url)
+            page.fill("input[name=name]", "otto")
+            page.fill("input[name=password]", "otto-operator-pw")
+            page.click("button[type=submit]")
+            page.wait_for_url("**/fleet")
+            row = page.locator("#k-gd-e2e-down")
+            sync_api.expect(row.locator(".badge")).to_have_text("在线")
+            sync_api.expect(page.locator("#k-gd-e2e-print .badge")).to_have_text("在线")
+            sync_api.expect(page.locator("#live")).not_to_have_class("live down")
+            page.evaluate("window.__noReload = 'still here'")
+            page.screenshot(path=str(artifacts / "console-fleet.png"), full_page=True)
+
+            # The kiosk dies without a goodbye: the broker's will marks it offline; the row follows live.
+            os.killpg(doomed.proc.pid, signal.SIGKILL)
+            sync_api.expect(row.locator(".badge")).to_have_text("离线", timeout=20000)
+            sync_api.expect(row).to_have_class("st-offline")
+            assert page.evaluate("window.__noReload") == "still here", "the page reloaded"
+            sync_api.expect(page.locator('[data-count="offline"]')).to_have_text("1")
+            sync_api.expect(page.locator("#k-gd-e2e-print .badge")).to_have_text("在线")
+            page.screenshot(path=str(artifacts / "console-fleet-offline.png"), full_page=True)
+
+            # The offline alarm: acknowledge it with a note.
+            page.goto(url + "alarms")
+            alarm = page.locator("tr[data-alarm]", has_text="gd-e2e-down").first
+            sync_api.expect(alarm).to_be_visible(timeout=20000)
+            alarm.locator("input[name=note]").fill("technician on the way")
+            alarm.locator("button").click()
+            sync_api.expect(page.locator("tr[data-alarm]", has_text="gd-e2e-down").first.locator(".acked")) \
+                .to_contain_text("otto")
+
+            # A test print on the live kiosk, confirmed in a dialog, with the kiosk's result shown.
+            page.goto(url + "kiosks/gd-e2e-print")
+            page.once("dialog", lambda d: d.accept())
+            page.click("button[data-cmd=test_print]")
+            result = page.locator("#cmd-result")
+            sync_api.expect(result).to_have_attribute("data-status", "succeeded", timeout=30000)
+            sync_api.expect(result).to_contain_text("succeeded")
+            page.reload()
+            sync_api.expect(page.locator("#commands table")).to_contain_text("test_print")
+            page.screenshot(path=str(artifacts / "console-kiosk.png"), full_page=True)
+
+            # The report, with its charts as images that actually load.
+            page.goto(url + "reports")
+            charts = page.locator("img.chart")
+            sync_api.expect(charts.first).to_be_visible()
+            widths = page.evaluate("[...document.querySelectorAll('img.chart')].map(i => i.naturalWidth)")
+            assert widths and all(w > 0 for w in widths), widths
+            sync_api.expect(page.locator("body")).to_contain_text("gd-e2e-down")
+            page.screenshot(path=str(artifacts / "console-report.png"), full_page=True)
+            csv = page.request.get(url + "reports/report.csv")
+            assert csv.ok and "availability_pct,gd-e2e-down" in csv.text()
+        finally:
+            browser.close()
