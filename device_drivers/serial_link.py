@@ -131,7 +131,13 @@ class SerialLink:
                 self._reconnect()
                 continue
             try:
-                data = self.port.read(4096)
+                # read(n) waits for n bytes or the timeout: ask for one byte, then take what is
+                # already buffered, so an answer is handed on the moment it arrives.
+                data = self.port.read(1)
+                if data:
+                    waiting = self.port.in_waiting
+                    if waiting:
+                        data += self.port.read(waiting)
             except (OSError, serial.SerialException, TypeError, AttributeError) as exc:
                 # pyserial raises TypeError/AttributeError when the fd vanishes under it.
                 self._lost(f"read failed: {exc}")

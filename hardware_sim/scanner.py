@@ -58,6 +58,11 @@ class ScannerSim(SimDevice):
             if self.trigger_mode and not self.armed:
                 self.held.append(frame)
                 return {"held": True}
+            if cmd.get("numbered"):
+                # Distinct codes ("data-000001", ...): a stream the de-bounce does not shorten.
+                frames = [encode_scan(f"{data}-{i:06d}", suffix=self.suffix, aim=sym) for i in range(repeat)]
+                self._out += b"".join(frames)
+                return {"bytes": sum(map(len, frames))}
             self._out += frame * repeat
             return {"bytes": len(frame) * repeat}
         if name == "config":
