@@ -45,7 +45,7 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port()
-        lines = self.listener_config or [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
+        lines = list(self.listener_config or [f"listener {self.port} 127.0.0.1", "allow_anonymous true"])
         lines += [
             "persistence true",
             f"persistence_location {self.workdir}/",
