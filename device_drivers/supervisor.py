@@ -166,6 +166,14 @@ class SupervisorDriver:
         """Maintenance hold: no power cycle for ``seconds`` (0 clears it); returns seconds held."""
         return int(self._request(L.HOLD, {"seconds": int(seconds)}, "hold", timeout)["hold_s"])
 
+    def enter_service_mode(self, seconds: int = 600, timeout: float | None = None) -> int:
+        """Ask the board to leave its loop for the REPL (for mpremote) for ``seconds``.
+
+        The board stops supervising (no host watchdog) until it resets: ``mpremote reset`` after
+        flashing, or by itself when ``seconds`` are up.
+        """
+        return int(self._request(L.SERVICE, {"seconds": int(seconds)}, "enter_service_mode", timeout)["service_s"])
+
     def status(self, timeout: float | None = None) -> SupervisorStatus:
         """Sensor readings, switches, relays and watchdog state in one read."""
         b = dict(self._request(L.STATUS, None, "status", timeout))

@@ -31,6 +31,7 @@ RELAY = 0x03
 BEACON = 0x04
 HOLD = 0x05
 STATUS = 0x06
+SERVICE = 0x07
 EVENT = 0x40
 REPLY = 0x80
 
@@ -42,6 +43,7 @@ TYPE_NAMES = {
     BEACON: "beacon",
     HOLD: "hold",
     STATUS: "status",
+    SERVICE: "service",
     EVENT: "event",
 }
 

@@ -53,9 +53,17 @@ def run() -> None:
         out = sup.tick(now)
         if out:
             tx.write(out)
+        if sup.service_s:
+            break
         if sup.healthy(now):
             wdt.feed()
         time.sleep_ms(LOOP_MS)
+    # Service mode (the host asked, e.g. before mpremote copies a new bundle): Ctrl-C works
+    # again and a timer keeps the watchdog fed for service_s seconds, then stops, so a board
+    # left in the REPL resets itself into the supervisor loop.
+    hal.service_feed(wdt, sup.service_s)
+    micropython.kbd_intr(3)
+    print("supervisor: service mode for %d s" % sup.service_s)
 
 
 run()

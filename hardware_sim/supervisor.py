@@ -89,6 +89,11 @@ class SupervisorSim(SimDevice):
         self._notes.append(note)
 
     def _step(self, now_ms: int) -> None:
+        if self.core.service_s:
+            # The board would drop to its REPL and reset after the service time; the simulator
+            # reports it and carries on, so a flashing flow can be exercised end to end.
+            self._notes.append({"note": "service", "seconds": self.core.service_s, "t_ms": now_ms})
+            self.core.service_s = 0
         if self._presence_until >= 0 and now_ms >= self._presence_until:
             self.hal.presence.value(0)
             self._presence_until = -1

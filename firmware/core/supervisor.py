@@ -39,6 +39,8 @@ class Supervisor:
             self.enclosure = Enclosure(hal, self.emit, now)
             self.beacon = Beacon(hal.beacon, now)
         self.faults = 0
+        # Seconds of service mode the host asked for; main.py leaves the loop for the REPL.
+        self.service_s = 0
         self.fault_streak = 0
         self.last_fault = ""
         self.last_tick = now
@@ -118,6 +120,12 @@ class Supervisor:
             return {"pattern": pattern}
         if mtype == L.STATUS:
             return self.status(now)
+        if mtype == L.SERVICE:
+            seconds = body.get("seconds", 600)
+            if not isinstance(seconds, int) or not 10 <= seconds <= 3600:
+                raise CommandError("bad_args")
+            self.service_s = seconds
+            return {"service_s": seconds}
         raise CommandError("unknown_type")
 
     def hello(self, now: int) -> dict:

@@ -80,6 +80,20 @@ class Rp2Hal:
     def service_jumper(self) -> bool:
         return machine.Pin(SERVICE_PIN, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0
 
+    def service_feed(self, wdt, seconds: int) -> None:
+        """Feed ``wdt`` once a second for ``seconds`` from a timer, then let it bite."""
+        left = [seconds]
+
+        def feed(timer) -> None:
+            left[0] -= 1
+            if left[0] > 0:
+                wdt.feed()
+            else:
+                timer.deinit()
+
+        wdt.feed()
+        self._service_timer = machine.Timer(-1, mode=machine.Timer.PERIODIC, period=1000, callback=feed)
+
     def reset_cause(self) -> str:
         cause = machine.reset_cause()
         if cause == machine.PWRON_RESET:

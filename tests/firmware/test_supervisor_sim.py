@@ -165,6 +165,14 @@ def test_relay_pulse_beacon_and_refusals(board):
     assert printer == [False, True]
 
 
+def test_service_mode_request_reaches_the_board(board):
+    proc, drv = board
+    assert drv.enter_service_mode(300) == 300
+    assert wait_notes(proc, "service", lambda n: True, 1)[0]["seconds"] == 300
+    with pytest.raises(SupervisorRefused, match="bad_args"):
+        drv.enter_service_mode(5)
+
+
 def test_corrupted_frames_are_counted_and_retried(sim):
     proc, link = sim("supervisor")
     with SupervisorDriver(str(link), tries=10, retry_ms=100) as drv:

@@ -386,6 +386,23 @@ def t_supervisor_safe_mode_and_commands():
     check(events[0]["ev"] == "boot" and events[0]["reset"] == "watchdog")
 
 
+def t_supervisor_service_mode_request():
+    sup = Supervisor(HostHal(lambda: 0), 0)
+    host = L.Link(seq0=9)
+    host.send(L.SERVICE, {"seconds": 5})
+    host.send(L.SERVICE, {"seconds": 900})
+    replies = []
+    for t in range(0, 600, 10):
+        sup.receive(host.poll(t), t)
+        for f in host.receive(sup.tick(t), t):
+            if f.mtype == L.SERVICE | L.REPLY:
+                replies.append(f.body())
+            elif f.seq:
+                host.respond(f)
+    check(replies == [{"err": "bad_args"}, {"service_s": 900}], "service bounds")
+    check(sup.service_s == 900, "main loop sees the request")
+
+
 def t_supervisor_fault_makes_unhealthy():
     hal = HostHal(lambda: 0)
     sup = Supervisor(hal, 0)
