@@ -116,7 +116,7 @@ class CardReader:
                     raise DeviceTimeout(f"PN532 on {self.url} did not answer command {code:02X}; state unknown")
                 if isinstance(ev, pn532.Frame) and ev.tfi == pn532.PN532_TO_HOST:
                     if ev.code != code + 1:
-                        raise RemoteProtocolError(f"PN532 answered {ev.code:02X} to command {code:02X}")
+                        continue  # a late answer to an earlier command that timed out
                     return ev.data
                 if isinstance(ev, pn532.ErrorFrame):
                     raise RemoteProtocolError(f"PN532 reported a syntax error for command {code:02X}")

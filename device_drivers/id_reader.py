@@ -49,6 +49,7 @@ class IdCardReader:
         self._cond = threading.Condition()
         self._answers: list[samv.Response] = []
         self._damaged = False
+        self._settle_until = 0.0
         self._req_lock = threading.Lock()
         self._last: samv.Identity | None = None
         self.link = SerialLink(url, baudrate, self._on_data, on_lost=self._on_lost, backoff=backoff,
@@ -73,28 +74,52 @@ class IdCardReader:
     def _on_lost(self, why: str) -> None:
         self._decoder = samv.SamvDecoder()  # a half frame from before the unplug is worthless
 
+    @staticmethod
+    def _plausible(cmd: tuple[int, int], r: samv.Response) -> bool:
+        """SAM_V answers do not name their command: an answer whose shape does not fit the
+        command is a late answer to an earlier one and is dropped."""
+        if r.status not in (samv.OK, samv.CARD_FOUND):
+            return not r.data  # error answers carry no data
+        if cmd == samv.FIND_CARD:
+            return r.status == samv.CARD_FOUND and len(r.data) == 4
+        if cmd == samv.SELECT_CARD:
+            return r.status == samv.OK and len(r.data) == 8
+        if cmd in (samv.READ_TEXT_PHOTO, samv.READ_TEXT_PHOTO_FP):
+            return r.status == samv.OK and len(r.data) >= 4 + 256
+        if cmd == samv.READ_SAM_ID:
+            return r.status == samv.OK and len(r.data) == 16
+        return r.status == samv.OK and not r.data
+
     def request(self, cmd: tuple[int, int], *, timeout: float | None = None) -> samv.Response:
         """Send one command and wait for its answer (DeviceTimeout if none)."""
         frame = samv.command(cmd)
         limit = (timeout or self.answer_timeout) + wire_time(len(frame), self.baudrate)
         with self._req_lock:
+            settle = self._settle_until - self.clock()
+            if settle > 0:
+                self.sleep(settle)  # a late answer to the command that timed out lands first
             with self._cond:
                 self._answers.clear()
                 self._damaged = False
             self.link.write(frame)
             deadline = self.clock() + limit
             with self._cond:
-                while not self._answers:
+                while True:
+                    while self._answers and not self._plausible(cmd, self._answers[0]):
+                        self._answers.pop(0)
+                        self.counters["communication_errors"] += 1
+                    if self._answers:
+                        return self._answers.pop(0)
                     if self._damaged:
                         # The answer arrived damaged: no need to wait for a timeout to know.
                         raise RemoteProtocolError(f"ID card reader on {self.url}: answer failed its checksum")
                     left = deadline - self.clock()
                     if left <= 0:
                         self.counters["communication_errors"] += 1
+                        self._settle_until = self.clock() + min(limit, 0.5)
                         raise DeviceTimeout(f"ID card reader on {self.url} did not answer command "
                                             f"{cmd[0]:02X} {cmd[1]:02X}; state unknown")
                     self._cond.wait(min(left, 0.05))
-                return self._answers.pop(0)
 
     # -- operations ------------------------------------------------------------------------------
     def sam_status(self) -> None:

@@ -199,6 +199,7 @@ class ReceiptPrinter:
         self._asb: escpos.AsbStatus | None = None
         self._xoff = False
         self._query_lock = threading.Lock()
+        self._settle_until = 0.0
         self.last_status = PrinterStatus(known=False)
         kwargs = {"rtscts": True} if self.profile.flow_control == "rtscts" else {}
         self.link = SerialLink(url, baudrate, self._on_data, on_reconnect=self._resync,
@@ -248,6 +249,11 @@ class ReceiptPrinter:
         """One real-time status byte (DLE EOT n); no answer means unknown, never fine."""
         timeout = self.profile.status_timeout_s
         with self._query_lock:
+            # Replies carry no sequence number: after a timeout, let a late reply land (and be
+            # dropped) before asking again, so it cannot be taken for the next answer.
+            settle = self._settle_until - self.clock()
+            if settle > 0:
+                self.sleep(settle)
             with self._cond:
                 self._replies.clear()
             try:
@@ -261,6 +267,7 @@ class ReceiptPrinter:
                     left = deadline - self.clock()
                     if left <= 0:
                         self.counters["communication_errors"] += 1
+                        self._settle_until = self.clock() + timeout
                         raise DeviceTimeout(f"printer on {self.url} did not answer a status request; "
                                             "state unknown")
                     self._cond.wait(min(left, 0.05))

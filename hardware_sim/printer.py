@@ -277,6 +277,12 @@ class PrinterSim(SimDevice):
         if name == "cutter":
             self.cutter_error = bool(cmd.get("error", True))
             return {"cutter_error": self.cutter_error}
+        if name == "model":
+            mm = int(cmd.get("paper_mm", 80))
+            if mm not in (58, 80):
+                raise SimControlError("paper_mm must be 58 or 80")
+            self.width_dots = 384 if mm == 58 else 576
+            return {"paper_mm": mm, "width_dots": self.width_dots}
         if name == "speed":
             bps = float(cmd.get("bytes_per_s", 0))
             if bps < 0:

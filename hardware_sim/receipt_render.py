@@ -51,9 +51,22 @@ def _qr_image(data: bytes, module: int) -> Image.Image:
     return q.make_image(fill_color="black", back_color="white").get_image().convert("L")
 
 
-def _barcode_image(data: bytes, height: int) -> Image.Image:
-    # Schematic bars (two modules per bit of the data), with the HRI text under them.
-    bits = "".join(f"{b:08b}" for b in b"\x69" + data + b"\x6a")
+def _modules(data: bytes, system: int) -> str:
+    """The bar/space modules of the code: real Code128/Code39 patterns when python-barcode is
+    installed (it comes with python-escpos), else a schematic pattern of the data bits."""
+    text = data.decode("ascii", "replace")
+    try:
+        from barcode.codex import Code39, Code128
+
+        if system in (69, 4):
+            return Code39(text, add_checksum=False).build()[0]
+        return Code128(text).build()[0]
+    except Exception:  # noqa: BLE001 - optional library, or data it refuses: fall back to a sketch
+        return "".join(f"{b:08b}" for b in b"\x69" + data + b"\x6a")
+
+
+def _barcode_image(data: bytes, height: int, system: int = 73) -> Image.Image:
+    bits = _modules(data, system)
     w = len(bits) * 2 + 20
     img = Image.new("L", (w, height + 26), 255)
     d = ImageDraw.Draw(img)
@@ -95,7 +108,7 @@ def render(blocks: list[tuple], width_dots: int = 576) -> Image.Image:
         elif kind == "qr":
             parts.append((_qr_image(b[1], b[3]), b[2]))
         elif kind == "barcode":
-            parts.append((_barcode_image(b[1], b[3]), b[2]))
+            parts.append((_barcode_image(b[1], b[3], b[4] if len(b) > 4 else 73), b[2]))
         elif kind == "raster":
             parts.append((_raster_image(b[1], b[2], b[3]), b[4]))
     margin = 16

@@ -94,3 +94,15 @@ def test_garbled_answers_are_resynchronised(sim):
     r = IdCardReader(str(link), answer_timeout=0.2)
     ident = r.read_card(timeout=8)
     assert ident.name == "测试居民二" and ident.nation == "土家"
+
+
+def test_slow_reader_times_out_then_recovers_without_mixing_answers(sim):
+    proc, link = sim("id-reader")
+    proc.send({"cmd": "place_card"})
+    proc.send({"cmd": "slow", "seconds": 0.3})
+    r = IdCardReader(str(link), answer_timeout=0.1)
+    with pytest.raises(Exception, match="state unknown"):
+        r.read_card(timeout=0.3)
+    proc.send({"cmd": "slow", "seconds": 0.0})
+    ident = r.read_card(timeout=3)
+    assert ident.name == "测试居民一" and ident.card_type == "resident_id"

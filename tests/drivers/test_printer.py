@@ -159,3 +159,25 @@ def test_garbled_status_bytes_are_resynchronised(sim):
     time.sleep(0.6)  # late garbled replies drain
     st = p.query_status()
     assert st.known and st.paper == "ok" and st.cover_open is False
+
+
+def test_slow_printer_late_replies_are_not_taken_for_new_answers(sim):
+    proc, link = sim("printer")
+    p = ReceiptPrinter(str(link))
+    proc.send({"cmd": "cover", "open": True})
+    proc.send({"cmd": "slow", "seconds": 0.7})
+    assert p.query_status().known is False  # the answer comes after the 0.5 s timeout
+    proc.send({"cmd": "slow", "seconds": 0.0})
+    proc.send({"cmd": "cover", "open": False})
+    st = p.query_status()
+    assert st.known and st.cover_open is False and st.online is True
+
+
+def test_58mm_model_renders_narrow_paper(sim, tmp_path):
+    out = tmp_path / "r"
+    proc, link = sim("printer", out=out)
+    proc.send({"cmd": "model", "paper_mm": 58})
+    p = ReceiptPrinter(str(link), profile="generic-58")
+    assert p.print_receipt(Receipt([TextLine("五十八毫米", align="center"), Barcode128("58MM")])).ok
+    wait_receipt(out)
+    assert Image.open(out / "receipt-0001.png").width == 384
