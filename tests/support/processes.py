@@ -78,7 +78,8 @@ class Proc:
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(obj) + "\n")
         self.proc.stdin.flush()
-        line = self.wait_for(lambda s: s.startswith("{") and '"ok"' in s)
+        # Replies start with {"ok": ...}; notes the simulator prints on its own never do.
+        line = self.wait_for(lambda s: s.startswith('{"ok"'))
         return json.loads(line)
 
     def signal(self, sig: int) -> None:
