@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from controller.web import configedit, i18n, queries, reports
+from controller.web import configedit, i18n, notices, queries, reports
 from controller.web.auth import HTTPProblem, require
 from controller.web.backend import LAYERS, BadRequest, NotFound, Unavailable
 from provisioning.errors import ConfigError
@@ -61,6 +61,7 @@ async def config_submit(request: Request) -> Response:
            "message": "", "can_edit": True, "version": None}
     try:
         values = configedit.parse_json_object(text)
+        console.backend.config_validate(values)
         current = console.backend.config_get(layer, target)
         ctx["version"] = current.get("version")
         ctx["diff"] = configedit.diff(current.get("values", {}), values)
@@ -82,35 +83,83 @@ async def config_submit(request: Request) -> Response:
     return _render(request, "config.html", ctx)
 
 
-async def services_page(request: Request) -> Response:
-    request.state.who = who = require(request, "viewer")
-    console = _console(request)
-    catalogue, source = None, ""
+def _catalogue_services() -> list[dict]:
     try:
-        fleet = console.backend.config_get("fleet", "")
-        if isinstance(fleet.get("values", {}).get("services"), dict):
-            catalogue, source = fleet["values"]["services"], "fleet"
-    except (Unavailable, NotFound, BadRequest):
-        pass
-    if catalogue is None:
-        try:
-            from controller.services.catalogue import load_default_document
+        from controller.services.catalogue import load_default_document
 
-            catalogue, source = load_default_document(), "default"
-        except (ImportError, OSError, ConfigError):
-            catalogue = None
-    notices = queries.fetch(console.data_dir, "SELECT id, groups, titles, published FROM svc_notices "
-                                              "ORDER BY published DESC LIMIT 200")
-    for n in notices:
+        return load_default_document().get("services", [])
+    except (ImportError, OSError, ConfigError, ValueError):
+        return []
+
+
+def _notices(console) -> list[dict]:
+    rows = queries.fetch(console.data_dir, "SELECT id, groups, titles, published FROM svc_notices "
+                                           "ORDER BY published DESC, id LIMIT 500")
+    for n in rows:
         for key in ("groups", "titles"):
             try:
                 n[key] = json.loads(n[key])
             except (json.JSONDecodeError, TypeError):
-                pass
+                n[key] = {} if key == "titles" else []
+    return rows
+
+
+async def services_page(request: Request, *, message: str = "", error: str = "", status: int = 200) -> Response:
+    request.state.who = who = require(request, "viewer")
+    console = _console(request)
+    layer, target = _layer_params(request.query_params)
+    enabled, err = None, ""
+    try:
+        enabled = console.backend.config_get(layer, target)["values"].get("services")
+    except (Unavailable, NotFound, BadRequest) as exc:
+        err = str(exc)
     return _render(request, "services.html", {
-        "services": (catalogue or {}).get("services", []), "source": source, "notices": notices,
-        "can_edit": who.can("admin"),
-        "catalogue_text": json.dumps(catalogue or {}, ensure_ascii=False, indent=2)})
+        "services": _catalogue_services(), "enabled": enabled, "layer": layer, "target": target,
+        "layers": LAYERS, "notices": _notices(console), "can_edit": who.can("admin"),
+        "message": message, "error": error or err, "groups": notices.GROUPS, "langs": notices.LANGS}, status)
+
+
+async def services_submit(request: Request) -> Response:
+    form = await request.form()
+    request.state.who = who = require(request, "admin", form_csrf=str(form.get("csrf", "")))
+    console = _console(request)
+    t = i18n.Translator(request.state.lang)
+    action = str(form.get("action", ""))
+    try:
+        if action == "catalogue":
+            layer, target = _layer_params(form)
+            known = {s["id"] for s in _catalogue_services()}
+            chosen = [str(v) for v in form.getlist("service")]
+            unknown = [c for c in chosen if c not in known]
+            if unknown:
+                raise BadRequest(f"unknown services: {', '.join(unknown)}")
+            values = dict(console.backend.config_get(layer, target)["values"])
+            values["services"] = chosen
+            result = console.backend.config_set(layer, target, values, who.name)
+            console.accounts.audit(who.name, "services.set", result["scope"], {"services": chosen})
+            request.scope["query_string"] = f"layer={layer}&target={target}".encode()
+            msg = t("services.saved", n=len(chosen), scope=result["scope"], version=result["version"])
+        elif action == "publish":
+            nid = str(form.get("notice_id", "")).strip()
+            titles = {lang: str(form.get(f"title_{lang}", "")) for lang in notices.LANGS}
+            n = notices.publish(console.data_dir, nid, titles, [str(g) for g in form.getlist("group")],
+                                console.clock())
+            console.accounts.audit(who.name, "notice.publish", nid, {"groups": n["groups"]})
+            msg = t("services.published", id=nid)
+        elif action == "withdraw":
+            nid = str(form.get("notice_id", ""))
+            notices.withdraw(console.data_dir, nid)
+            console.accounts.audit(who.name, "notice.withdraw", nid, {})
+            msg = t("services.withdrawn", id=nid)
+        else:
+            raise BadRequest(f"action must be catalogue, publish or withdraw, got {action!r}")
+    except BadRequest as exc:
+        return await services_page(request, error=str(exc), status=422)
+    except NotFound as exc:
+        return await services_page(request, error=str(exc), status=404)
+    except Unavailable as exc:
+        return await services_page(request, error=str(exc), status=503)
+    return await services_page(request, message=msg)
 
 
 def _report(request: Request):
@@ -165,7 +214,8 @@ def routes() -> list[Route]:
     return [
         Route("/config", config_page, methods=["GET"]),
         Route("/config", config_submit, methods=["POST"]),
-        Route("/services", services_page),
+        Route("/services", services_page, methods=["GET"]),
+        Route("/services", services_submit, methods=["POST"]),
         Route("/reports", reports_page),
         Route("/reports/print", report_print),
         Route("/reports/report.csv", report_csv),

@@ -1,0 +1,75 @@
+"""Community notices shown on the kiosks (``svc_notices`` of the service backend): list, publish, withdraw.
+
+Notices are service content, not fleet state: the console writes them with a short transaction of
+its own (SQLite serialises it with the controller's writes; ``busy_timeout`` waits for a lock).
+Titles are required in every kiosk language so no resident sees an untranslated notice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from controller.store import DB_NAME
+from controller.web.backend import BadRequest, NotFound, Unavailable
+
+LANGS = ("zh-CN", "zh-HK", "en")
+GROUPS = ("all", "elderly", "youth", "children", "women")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
+
+
+def validate(notice_id: str, titles: dict[str, str], groups: list[str]) -> tuple[str, dict[str, str], list[str]]:
+    if not isinstance(notice_id, str) or not _ID.match(notice_id):
+        raise BadRequest(f"notice id must be 1-48 lowercase letters, digits, '-' or '_', got {notice_id!r}")
+    clean = {}
+    for lang in LANGS:
+        text = (titles or {}).get(lang)
+        if not isinstance(text, str) or not text.strip():
+            raise BadRequest(f"titles.{lang}: the {lang} title is missing")
+        if len(text) > 200:
+            raise BadRequest(f"titles.{lang}: at most 200 characters")
+        clean[lang] = text.strip()
+    if not groups:
+        groups = ["all"]
+    bad = [g for g in groups if g not in GROUPS]
+    if bad:
+        raise BadRequest(f"groups must be among {', '.join(GROUPS)}, got {', '.join(map(str, bad))}")
+    return notice_id, clean, sorted(set(groups))
+
+
+def _connect(data_dir: Path) -> sqlite3.Connection:
+    path = Path(data_dir) / DB_NAME
+    if not path.exists():
+        raise Unavailable(f"no controller database at {path}")
+    conn = sqlite3.connect(path, timeout=10)
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name='svc_notices'").fetchone() is None:
+        conn.close()
+        raise Unavailable("the service backend has not created its notices table yet")
+    return conn
+
+
+def publish(data_dir: Path, notice_id: str, titles: dict[str, str], groups: list[str], now: float) -> dict[str, Any]:
+    notice_id, titles, groups = validate(notice_id, titles, groups)
+    conn = _connect(data_dir)
+    try:
+        with conn:
+            conn.execute("INSERT INTO svc_notices (id, groups, titles, published) VALUES (?,?,?,?) "
+                         "ON CONFLICT(id) DO UPDATE SET groups=excluded.groups, titles=excluded.titles, "
+                         "published=excluded.published",
+                         (notice_id, json.dumps(groups), json.dumps(titles, ensure_ascii=False), now))
+    finally:
+        conn.close()
+    return {"id": notice_id, "titles": titles, "groups": groups, "published": now}
+
+
+def withdraw(data_dir: Path, notice_id: str) -> None:
+    conn = _connect(data_dir)
+    try:
+        with conn:
+            if conn.execute("DELETE FROM svc_notices WHERE id=?", (notice_id,)).rowcount == 0:
+                raise NotFound(f"no notice {notice_id!r}")
+    finally:
+        conn.close()
