@@ -176,6 +176,8 @@ async def live_stream(request: Request) -> Response:
         try:
             yield "retry: 2000\n\n"
             yield f"event: summary\ndata: {live.dumps(console.fleet.counts())}\n\n"
+            active = _active_alarms(console.backend)()
+            yield f"event: alarms\ndata: {live.dumps({'active': len(active)})}\n\n"
             while True:
                 try:
                     frame = await asyncio.wait_for(q.get(), timeout=15)

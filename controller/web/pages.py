@@ -98,6 +98,7 @@ async def fleet_page(request: Request) -> Response:
         "sites": console.fleet.sites()[:12], "all_sites": sorted(s["site"] for s in console.fleet.sites()),
         "groups": console.fleet.groups(), "error": error,
         "page_url": lambda p: "/fleet?" + urlencode({**base, "page": p}),
+        "sort_url": lambda key: "/fleet?" + urlencode({**base, "sort": ("-" + key) if query.sort == key else key}),
     }, 400 if error else 200)
 
 

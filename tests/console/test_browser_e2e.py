@@ -24,6 +24,34 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 
 
+def seed_service_history(data):
+    """A week of resident service records (as the service backend stores them) for the report."""
+    import json
+    import sqlite3
+    import time
+
+    from controller.services.schema import ensure_schema
+    from controller.store import DB_NAME, Store
+
+    Store(data).close()
+    conn = sqlite3.connect(data / DB_NAME)
+    ensure_schema(conn)
+    now = time.time()
+    with conn:
+        for day in range(7):
+            ts = now - day * 86400 - 60
+            for i in range(3 + day % 3):
+                kiosk = ("gd-e2e-print", "gd-e2e-down")[i % 2]
+                conn.execute("INSERT INTO svc_ratings (kiosk_id, service, stars, tags, created) VALUES (?,?,?,?,?)",
+                             (kiosk, ("queue_ticket", "certificate", "appointment")[i % 3], 3 + (i + day) % 3,
+                              json.dumps(["fast"] if i % 2 else ["clear", "polite"]), ts))
+                conn.execute("INSERT INTO svc_tickets (kiosk_id, day, counter, number, seq, issued_at) "
+                             "VALUES (?,?,?,?,?,?)", (kiosk, f"d{day}", "general", f"A{i:03d}", i + 1, ts))
+            conn.execute("INSERT INTO svc_feedback (ref, kiosk_id, category, urgency, created) VALUES (?,?,?,?,?)",
+                         (f"FB{day}", "gd-e2e-print", ("environment", "service", "facility")[day % 3], "normal", ts))
+    conn.close()
+
+
 def start_agent(broker, tmp_path, kiosk_id, key, site):
     return Proc([sys.executable, "-m", "kiosk_ui.agent.cli", "--broker", broker.url, "--kiosk-id", kiosk_id,
                  "--site", site, "--simulated", "--data-dir", str(tmp_path / kiosk_id), "--telemetry-interval", "1",
@@ -37,6 +65,7 @@ def test_operator_console_in_a_real_browser(broker, procs, tmp_path, artifacts):
     acc = Accounts(data)
     acc.add_user("otto", "operator", "otto-operator-pw")
     acc.close()
+    seed_service_history(data)
     ctl = Proc([sys.executable, "-m", "controller.cli", "--broker", broker.url, "--data-dir", str(data),
                 "--http", "127.0.0.1:0", "--telemetry-period", "5"])
     procs.append(ctl)
@@ -69,6 +98,9 @@ def test_operator_console_in_a_real_browser(broker, procs, tmp_path, artifacts):
             os.killpg(doomed.proc.pid, signal.SIGKILL)
             sync_api.expect(row.locator(".badge")).to_have_text("离线", timeout=20000)
             sync_api.expect(row).to_have_class("st-offline")
+            north = page.locator("aside.sites tr", has_text="site-north")
+            sync_api.expect(north.locator("td.st-offline")).to_have_text("1")
+            sync_api.expect(page.locator("#alarm-count")).to_have_text("1", timeout=20000)
             assert page.evaluate("window.__noReload") == "still here", "the page reloaded"
             sync_api.expect(page.locator('[data-count="offline"]')).to_have_text("1")
             sync_api.expect(page.locator("#k-gd-e2e-print .badge")).to_have_text("在线")
@@ -98,8 +130,10 @@ def test_operator_console_in_a_real_browser(broker, procs, tmp_path, artifacts):
             page.goto(url + "reports")
             charts = page.locator("img.chart")
             sync_api.expect(charts.first).to_be_visible()
+            page.wait_for_function("[...document.querySelectorAll('img.chart')].every(i => i.complete)")
             widths = page.evaluate("[...document.querySelectorAll('img.chart')].map(i => i.naturalWidth)")
-            assert widths and all(w > 0 for w in widths), widths
+            assert len(widths) >= 4 and all(w > 0 for w in widths), widths  # usage, trend, topics, availability
+            assert page.locator("#sat-index").inner_text() != "–"
             sync_api.expect(page.locator("body")).to_contain_text("gd-e2e-down")
             page.screenshot(path=str(artifacts / "console-report.png"), full_page=True)
             csv = page.request.get(url + "reports/report.csv")

@@ -53,9 +53,42 @@ const Console = (() => {
     setTimeout(() => row.classList.remove("flash"), 1500);
   }
 
+  let sitesTimer = null;
+  function refreshSites() {
+    // Per-site counts change with any kiosk; re-read them at most every two seconds.
+    if (sitesTimer) return;
+    sitesTimer = setTimeout(async () => {
+      sitesTimer = null;
+      const body = document.querySelector("aside.sites tbody");
+      if (!body) return;
+      const r = await fetch("/api/v1/sites", {credentials: "same-origin"});
+      if (!r.ok) return;
+      const items = (await r.json()).items.slice(0, 12);
+      const w = words();
+      body.innerHTML = "";
+      for (const s of items) {
+        const tr = document.createElement("tr");
+        const cells = [[s.offline, "st-offline", w.offline], [s.degraded, "st-degraded", w.degraded],
+                       [s.out_of_service, "st-out_of_service", w.out_of_service], [`${s.online}/${s.total}`, "", w.online]];
+        const a = document.createElement("a");
+        a.href = "/fleet?site=" + encodeURIComponent(s.site);
+        a.textContent = s.site || "-";
+        const td = document.createElement("td");
+        td.appendChild(a);
+        tr.appendChild(td);
+        for (const [v, cls, title] of cells) {
+          const c = document.createElement("td");
+          c.textContent = v; c.className = cls; c.title = title || "";
+          tr.appendChild(c);
+        }
+        body.appendChild(tr);
+      }
+    }, 2000);
+  }
+
   function fleetLive() {
     stream({
-      kiosk: updateRow,
+      kiosk: (k) => { updateRow(k); refreshSites(); },
       summary: (c) => {
         for (const [k, v] of Object.entries(c)) {
           const el = document.querySelector(`[data-count="${k}"]`);
@@ -114,7 +147,14 @@ const Console = (() => {
   }
 
   function reloadOnAlarms() {
-    stream({alarms: () => location.reload()});
+    // The connect-time event only carries the count; reload on real changes, but never while an
+    // operator is typing a note (the page would eat it): then mark the page as out of date instead.
+    stream({alarms: (a) => {
+      if (!("raised" in a || "cleared" in a || "acked" in a)) return;
+      const typing = [...document.querySelectorAll("input[name=note]")].some((i) => i.value);
+      if (typing) { document.body.classList.add("stale"); return; }
+      location.reload();
+    }});
   }
 
   return {fleetLive, kioskPage, reloadOnAlarms, setAlarmCount};
