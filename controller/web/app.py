@@ -29,6 +29,8 @@ from controller.web.fleetview import FleetView
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
+SECURITY_HEADERS = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin")]
 
 
 @dataclass
@@ -102,6 +104,9 @@ class _Context:
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                # The console is never framed (clickjacking on the command buttons) nor sniffed.
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], *SECURITY_HEADERS]
             await send(message)
 
         started = time.perf_counter()
@@ -183,6 +188,8 @@ async def live_stream(request: Request) -> Response:
                     frame = await asyncio.wait_for(q.get(), timeout=15)
                 except TimeoutError:
                     frame = ": keep-alive\n\n"  # proxies drop silent connections
+                if frame is None:  # the server is stopping; the browser reconnects to the next one
+                    return
                 yield frame
         finally:
             console.hub.unsubscribe(q)

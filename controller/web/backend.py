@@ -167,6 +167,10 @@ class Backend:
     def commands(self, kiosk_id: str, *, limit: int = 20) -> list[dict[str, Any]]:
         return self._read(core.commands, kiosk_id=kiosk_id, limit=limit)["items"]
 
+    def command_outcomes(self) -> dict[str, int]:
+        return self._read(lambda conn: {r[0]: r[1] for r in
+                                        conn.execute("SELECT status, COUNT(*) FROM commands GROUP BY status")})
+
     def audit(self, *, target: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The controller's own audit log (fleet actions), newest first."""
         def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:

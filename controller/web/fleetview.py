@@ -129,6 +129,7 @@ class FleetView:
         self._lock = threading.Lock()
         self.rows: dict[str, dict[str, Any]] = {}
         self._mark = 0.0
+        self._order: list[str] | None = None  # kiosk ids sorted, rebuilt only when ids come or go
         self.listeners: list[Callable[[list[dict[str, Any]]], None]] = []
 
     @classmethod
@@ -142,6 +143,8 @@ class FleetView:
                 row = summarize(rec)
                 self._mark = max(self._mark, row["last_seen"], row["state_since"])
                 old = self.rows.get(row["kiosk_id"])
+                if old is None:
+                    self._order = None
                 if old is None or {k: v for k, v in old.items() if k != "last_seen"} != \
                         {k: v for k, v in row.items() if k != "last_seen"}:
                     changed.append(row)
@@ -155,6 +158,7 @@ class FleetView:
             keep = {r["kiosk_id"] for r in records}
             for gone in set(self.rows) - keep:
                 del self.rows[gone]
+                self._order = None
         return self._notify(changed)
 
     def refresh_changed(self) -> list[dict[str, Any]]:
@@ -202,17 +206,23 @@ class FleetView:
     def list(self, query: Query) -> dict[str, Any]:
         q = query.q.lower()
         with self._lock:
-            rows = [r for r in self.rows.values()
+            if self._order is None:
+                self._order = sorted(self.rows)
+            rows = [r for r in map(self.rows.__getitem__, self._order)
                     if (not query.status or r["status"] == query.status)
                     and (not query.site or r["site"] == query.site)
                     and (not query.group or r["group"] == query.group)
                     and (not q or q in r["kiosk_id"].lower() or q in r["site"].lower() or q in r["reason"].lower())]
         key = query.sort.lstrip("-")
         rank = {s: i for i, s in enumerate(reversed(STATUSES))}  # offline first when sorting by status
-        if key == "status":
-            rows.sort(key=lambda r: (rank[r["status"]], r["kiosk_id"]), reverse=query.sort.startswith("-"))
+        desc = query.sort.startswith("-")
+        if key == "kiosk_id":  # already in id order
+            if desc:
+                rows.reverse()
+        elif key == "status":
+            rows.sort(key=lambda r: rank[r["status"]], reverse=desc)  # stable: id order within a status
         else:
-            rows.sort(key=lambda r: (r[key], r["kiosk_id"]), reverse=query.sort.startswith("-"))
+            rows.sort(key=lambda r: r[key], reverse=desc)
         total = len(rows)
         start = (query.page - 1) * query.size
         return {"total": total, "page": query.page, "size": query.size,

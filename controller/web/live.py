@@ -46,6 +46,20 @@ class Hub:
             loop.call_soon_threadsafe(_offer, q, frame)
 
 
+    def close(self) -> None:
+        """End every stream (server shutdown), so uvicorn's graceful stop is not kept waiting."""
+        with self._lock:
+            subs = list(self._subs)
+        for loop, q in subs:
+            loop.call_soon_threadsafe(_end, q)
+
+
+def _end(q: asyncio.Queue) -> None:
+    while q.full():
+        q.get_nowait()
+    q.put_nowait(None)
+
+
 def _offer(q: asyncio.Queue, frame: str) -> None:
     if q.qsize() >= MAX_QUEUE:
         while not q.empty():

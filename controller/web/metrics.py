@@ -57,6 +57,8 @@ def render(console) -> str:
             lab = ",".join(f'{k}="{_esc(v)}"' for k, v in labels.items())
             lines.append(f"{name}{{{lab}}} {value}" if lab else f"{name} {value}")
 
+    from controller.web.backend import Unavailable
+
     counts = console.fleet.counts()
     metric("kiosk_fleet_kiosks", "gauge", "Kiosks in the registry by console status.",
            [({"status": s}, counts[s]) for s in STATUSES])
@@ -71,12 +73,22 @@ def render(console) -> str:
            [({}, health["inbox"])])
     metric("kiosk_controller_rejected_messages_total", "counter", "Messages refused by the fleet link codec.",
            [({}, health["rejected"])])
-    for key in ("received", "events_stored", "telemetry_stored"):
+    ingest = {"received": "MQTT messages received from kiosks.",
+              "events_new": "Kiosk events stored (first sight).",
+              "events_duplicate": "Kiosk events dropped as duplicates (redelivery after reconnect)."}
+    for key, text in ingest.items():
         if key in health:
-            metric(f"kiosk_controller_{key}_total", "counter", f"Controller ingest counter {key}.",
-                   [({}, health[key])])
-    from controller.web.backend import Unavailable
-
+            metric(f"kiosk_controller_{key}_total", "counter", text, [({}, health[key])])
+    for key, text in (("open_alarms", "Alarms open in the controller."),
+                      ("open_commands", "Commands queued or sent, not yet final.")):
+        if key in health:
+            metric(f"kiosk_controller_{key}", "gauge", text, [({}, health[key])])
+    try:
+        outcomes = console.backend.command_outcomes()
+        metric("kiosk_commands", "gauge", "Commands in the controller's store by status (outcome).",
+               [({"status": st}, n) for st, n in sorted(outcomes.items())])
+    except Unavailable:
+        log.debug("no command outcomes for /metrics")
     try:
         alarms = console.backend.alarms(active=True)
         sev = Counter(a.get("severity", "unknown") for a in alarms)

@@ -91,11 +91,12 @@ async def fleet_page(request: Request) -> Response:
     except QueryError as exc:
         query, error = Query(), str(exc)
     result = console.fleet.list(query)
+    sites = console.fleet.sites()
     base = {k: v for k, v in (("q", query.q), ("status", query.status), ("site", query.site),
                               ("group", query.group), ("sort", query.sort), ("size", query.size)) if v}
     return _render(request, "fleet.html", {
         "query": query, "result": result, "counts": console.fleet.counts(), "statuses": STATUSES,
-        "sites": console.fleet.sites()[:12], "all_sites": sorted(s["site"] for s in console.fleet.sites()),
+        "sites": sites[:12], "all_sites": sorted(s["site"] for s in sites),
         "groups": console.fleet.groups(), "error": error,
         "page_url": lambda p: "/fleet?" + urlencode({**base, "page": p}),
         "sort_url": lambda key: "/fleet?" + urlencode({**base, "sort": ("-" + key) if query.sort == key else key}),

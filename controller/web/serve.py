@@ -32,6 +32,7 @@ class ConsoleServer:
     """uvicorn in a thread; ``start()`` returns once it listens, with the real address."""
 
     def __init__(self, app: Any, http: str) -> None:
+        self.app = app
         self.host, self.port = parse_http(http)
         config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", access_log=False,
                                 lifespan="on", timeout_graceful_shutdown=2)
@@ -52,6 +53,10 @@ class ConsoleServer:
         return f"http://{host}:{port}/"
 
     def stop(self) -> None:
+        console = getattr(getattr(self.app, "state", None), "console", None)
+        if console is not None:
+            console.hub.close()  # end the event streams first: they would hold the shutdown
+            time.sleep(0.1)
         self.server.should_exit = True
         self.thread.join(5)
 

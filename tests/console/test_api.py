@@ -153,8 +153,13 @@ def test_pages_render_in_chinese_and_english(clients):
 
 
 def test_metrics_and_openapi(clients, anon):
-    text = clients["vera"].get("/metrics").text
+    r = clients["vera"].get("/metrics")
+    text = r.text
+    assert r.headers["x-frame-options"] == "DENY"
     assert 'kiosk_fleet_kiosks{status="offline"} 6' in text
+    for line in text.splitlines():  # every sample line is "name{labels} number"
+        if line and not line.startswith("#"):
+            float(line.rsplit(" ", 1)[1])
     assert "kiosk_console_http_requests_total" in text
     spec = anon.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.") and "/api/v1/kiosks/{kiosk_id}/commands" in spec["paths"]
