@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
             print(signing.public_key_text(signing.load_or_create_key(config.data_dir, args.signing_key)))
             return 0
         from controller.server import Controller
+        from controller.web.serve import parse_http
 
+        parse_http(config.http)  # a malformed --http fails at start, naming the field
         controller = Controller(config, signing_key=args.signing_key)
     except KioskError as exc:
         return fail(str(exc))
@@ -64,18 +66,20 @@ def main(argv: list[str] | None = None) -> int:
         controller.stop()
         return fail(str(exc))
     print(f"controller online broker={config.broker} data={config.data_dir}", flush=True)
+    console = None
     try:
         from controller.web.serve import start_console
 
         console, url = start_console(controller, config)
+        print(f"console {url}", flush=True)
     except KioskError as exc:
-        controller.stop()
-        return fail(str(exc))
-    print(f"console {url}", flush=True)
+        # The fleet must stay watched even when the web port is taken: keep the MQTT side running.
+        print(f"error: console not started: {exc}; fix --http HOST:PORT and restart", file=sys.stderr, flush=True)
     try:
         wait_for_stop_signal()
     finally:
-        console.stop()
+        if console is not None:
+            console.stop()
         controller.stop()
     return 0
 

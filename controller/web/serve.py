@@ -44,6 +44,7 @@ class ConsoleServer:
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
+                self._abandon()
                 raise TransportError(f"the console could not listen on {self.host}:{self.port} "
                                      "(port in use or not allowed?)")
             time.sleep(0.02)
@@ -51,6 +52,13 @@ class ConsoleServer:
         port = sock.getsockname()[1]
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{port}/"
+
+    def _abandon(self) -> None:
+        # uvicorn ran the app's startup (the store poller) before failing to bind: undo it.
+        self.server.should_exit = True
+        console = getattr(getattr(self.app, "state", None), "console", None)
+        if console is not None and console.poller is not None:
+            console.poller.stop()
 
     def stop(self) -> None:
         console = getattr(getattr(self.app, "state", None), "console", None)
