@@ -139,6 +139,12 @@ class Backend:
         except ConfigError as exc:
             raise BadRequest(str(exc)) from None
 
+    def latest(self, kiosk_id: str) -> dict[str, Any]:
+        """The kiosk's last telemetry payload, versions and groups, from the controller's record."""
+        d = self._read(core.kiosk_detail, kiosk_id) or {}
+        return {"telemetry": d.get("telemetry") or {}, "versions": d.get("versions") or {},
+                "groups": d.get("groups") or [], "boot_id": d.get("boot_id", "")}
+
     def config_state(self, kiosk_id: str) -> dict[str, Any] | None:
         rows = self._read(core.config_diff, kiosk_id)
         if not rows:

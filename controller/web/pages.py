@@ -126,13 +126,14 @@ async def kiosk_page(request: Request) -> Response:
     config, config_err = _try(b.config_state, kiosk_id)
     commands, cmd_err = _try(b.commands, kiosk_id, limit=10)
     audit, audit_err = _try(b.audit, target=f"kiosk:{kiosk_id}", limit=30)
+    latest, _ = _try(b.latest, kiosk_id)
     if b.controller is None:
         cmd_err = cmd_err or "no fleet controller is running in this process"
     from controller.web import charts
 
     chart_svgs = charts.telemetry_charts(telemetry or [])
     return _render(request, "kiosk.html", {
-        "k": row, "events": events or [], "events_err": events_err, "alarms": alarms or [],
+        "k": row, "latest": latest or {}, "events": events or [], "events_err": events_err, "alarms": alarms or [],
         "alarms_err": alarms_err, "charts": chart_svgs, "tele_err": tele_err,
         "config": config, "config_err": config_err, "commands": commands or [], "cmd_err": cmd_err,
         "buttons": [{"label": label, "name": name, "args": args} for label, name, args in BUTTONS],
@@ -178,7 +179,7 @@ async def audit_page(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    from controller.web import pages_admin
+    from controller.web import pages_accounts, pages_admin
 
     return [
         Route("/", home),
@@ -192,4 +193,5 @@ def routes() -> list[Route]:
         Route("/alarms/{alarm_id}/ack", alarm_ack_form, methods=["POST"]),
         Route("/audit", audit_page, name="audit"),
         *pages_admin.routes(),
+        *pages_accounts.routes(),
     ]

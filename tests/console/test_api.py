@@ -163,3 +163,22 @@ def test_metrics_and_openapi(clients, anon):
     assert "kiosk_console_http_requests_total" in text
     spec = anon.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.") and "/api/v1/kiosks/{kiosk_id}/commands" in spec["paths"]
+
+
+def test_admin_creates_and_revokes_an_api_token_in_the_page(clients, app):
+    ada = clients["ada"]
+    csrf = ada.headers["x-csrf-token"]
+    assert clients["otto"].get("/accounts").status_code == 403
+    r = ada.post("/accounts", data={"csrf": csrf, "action": "create_token", "name": "district", "role": "viewer"})
+    assert r.status_code == 200
+    token = r.text.split('<pre id="new-token">')[1].split("<")[0]
+    with TestClient(app) as c:
+        h = {"authorization": f"Bearer {token}"}
+        assert c.get("/api/v1/summary", headers=h).status_code == 200
+        token_id = token.split("_")[1]
+        r = ada.post("/accounts", data={"csrf": csrf, "action": "revoke_token", "token_id": token_id})
+        assert r.status_code == 200 and "district" in r.text
+        assert c.get("/api/v1/summary", headers=h).status_code == 401
+    r = ada.post("/accounts", data={"csrf": csrf, "action": "create_token", "name": "x", "role": "root"})
+    assert r.status_code == 422 and "role" in r.text
+    assert ada.post("/accounts", data={"csrf": "forged", "action": "unlock", "name": "vera"}).status_code == 403
