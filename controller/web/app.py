@@ -95,10 +95,12 @@ class _Context:
         request = Request(scope)
         state = scope.setdefault("state", {})
         state["lang"] = i18n.choose(request.cookies.get("lang"), request.headers.get("accept-language"))
-        try:
-            state["who"] = principal(request)
-        except HTTPProblem:
-            state["who"] = None  # a bad bearer token is reported by the route's require()
+        state["who"] = None
+        if not scope["path"].startswith(("/static/", "/healthz")):  # no session lookup per asset
+            try:
+                state["who"] = principal(request)
+            except HTTPProblem:
+                pass  # a bad bearer token is reported by the route's require()
         status_holder = {}
 
         async def send_wrapper(message):
