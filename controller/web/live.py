@@ -73,7 +73,7 @@ class Poller:
     """Polls the store for kiosk changes and the backend for alarm changes, publishing both."""
 
     def __init__(self, fleet: FleetView, hub: Hub, *, alarms: Callable[[], list[dict[str, Any]]] | None = None,
-                 interval: float = 0.25, full_every: float = 30.0,
+                 interval: float = 0.25, full_every: float = 120.0,
                  monotonic: Callable[[], float] | None = None) -> None:
         import time
 

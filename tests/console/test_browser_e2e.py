@@ -122,9 +122,9 @@ def test_operator_console_in_a_real_browser(broker, procs, tmp_path, artifacts):
             result = page.locator("#cmd-result")
             sync_api.expect(result).to_have_attribute("data-status", "succeeded", timeout=30000)
             sync_api.expect(result).to_contain_text("succeeded")
+            page.screenshot(path=str(artifacts / "console-kiosk.png"), full_page=True)
             page.reload()
             sync_api.expect(page.locator("#commands table")).to_contain_text("test_print")
-            page.screenshot(path=str(artifacts / "console-kiosk.png"), full_page=True)
 
             # The report, with its charts as images that actually load.
             page.goto(url + "reports")
