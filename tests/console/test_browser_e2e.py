@@ -121,7 +121,7 @@ def test_operator_console_in_a_real_browser(broker, procs, tmp_path, artifacts):
             page.click("button[data-cmd=test_print]")
             result = page.locator("#cmd-result")
             sync_api.expect(result).to_have_attribute("data-status", "succeeded", timeout=30000)
-            sync_api.expect(result).to_contain_text("succeeded")
+            sync_api.expect(result).to_contain_text("成功")
             page.screenshot(path=str(artifacts / "console-kiosk.png"), full_page=True)
             page.reload()
             sync_api.expect(page.locator("#commands table")).to_contain_text("test_print")

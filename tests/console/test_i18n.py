@@ -42,3 +42,9 @@ def test_dynamic_keys_exist():
     cat = i18n.catalogue("zh-CN")
     keys = [label for label, _, _ in BUTTONS] + [f"status.{s}" for s in STATUSES] + [f"config.{x}" for x in LAYERS]
     assert [k for k in keys if k not in cat] == []
+
+
+def test_every_command_status_is_translated():
+    from controller.commands import FINAL, OPEN
+
+    assert [s for s in (*OPEN, *FINAL) if f"cmdstatus.{s}" not in i18n.catalogue("en")] == []

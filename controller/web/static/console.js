@@ -137,7 +137,7 @@ const Console = (() => {
       if (!r.ok) continue;
       const c = await r.json();
       if (c.status && c.status !== "queued" && c.status !== "sent") {
-        out.textContent = `${btn.dataset.label}: ` + w.result.replace("{status}", c.status) + (c.error ? ` — ${c.error}` : "")
+        out.textContent = `${btn.dataset.label}: ` + w.result.replace("{status}", (w.statuses || {})[c.status] || c.status) + (c.error ? ` — ${c.error}` : "")
           + (c.result && Object.keys(c.result).length ? " " + JSON.stringify(c.result) : "");
         out.classList.add(c.status === "succeeded" ? "good" : "bad");
         out.dataset.status = c.status;
