@@ -127,7 +127,9 @@ class PrinterSim(SimDevice):
             elif isinstance(ev, escpos.QrStore):
                 self._qr = ev.data
             elif isinstance(ev, escpos.QrPrint):
-                self._emit(("qr", getattr(self, "_qr", b""), self._style["align"], 6))
+                self._emit(("qr", getattr(self, "_qr", b""), self._style["align"], getattr(self, "_qr_module", 6)))
+            elif isinstance(ev, escpos.Command) and ev.code[:7] == b"\x1d(k\x03\x001C":
+                self._qr_module = max(1, min(16, ev.code[7]))  # GS ( k fn 67: module size
             elif isinstance(ev, escpos.Barcode):
                 self._emit(("barcode", ev.data, self._style["align"], 60, ev.system))
             elif isinstance(ev, escpos.Raster):

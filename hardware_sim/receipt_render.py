@@ -113,7 +113,7 @@ def render(blocks: list[tuple], width_dots: int = 576) -> Image.Image:
             parts.append((_raster_image(b[1], b[2], b[3]), b[4]))
     margin = 16
     height = sum(p.height for p, _ in parts) + 2 * margin + 40
-    paper = Image.new("L", (width_dots, height), 250)
+    paper = Image.new("L", (width_dots, height), 255)
     y = margin
     for p, align in parts:
         if p.width > width_dots:
