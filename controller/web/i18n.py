@@ -39,6 +39,10 @@ class Translator:
         text = self._cat.get(key) or catalogue(DEFAULT).get(key) or key
         return text.format(**kw) if kw else text
 
+    def maybe(self, key: str, fallback: str) -> str:
+        """A catalogue text for data-driven keys (alarm rules, severities), else the raw value."""
+        return self._cat.get(key) or fallback
+
     def when(self, ts: float | None) -> str:
         if not ts:
             return self("common.never")

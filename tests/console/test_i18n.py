@@ -48,3 +48,13 @@ def test_every_command_status_is_translated():
     from controller.commands import FINAL, OPEN
 
     assert [s for s in (*OPEN, *FINAL) if f"cmdstatus.{s}" not in i18n.catalogue("en")] == []
+
+
+def test_every_alarm_rule_of_the_default_rules_is_translated():
+    from controller.alarms import load_rules
+
+    rules = load_rules()
+    for lang in i18n.LANGS:
+        cat = i18n.catalogue(lang)
+        assert [r.id for r in rules if f"rule.{r.id}" not in cat] == []
+        assert [r.severity for r in rules if f"severity.{r.severity}" not in cat] == []
