@@ -162,13 +162,13 @@ async def services_submit(request: Request) -> Response:
     return await services_page(request, message=msg)
 
 
-def _report(request: Request):
+def _report(request: Request, *, every_kiosk: bool = False):
     console = _console(request)
     try:
         period = reports.parse_period(dict(request.query_params), console.clock())
     except reports.PeriodError as exc:
         raise HTTPProblem(400, str(exc)) from None
-    return period, reports.build(console, period)
+    return period, reports.build(console, period, every_kiosk=every_kiosk)
 
 
 async def reports_page(request: Request) -> Response:
@@ -192,7 +192,7 @@ async def report_print(request: Request) -> Response:
 
 async def report_csv(request: Request) -> Response:
     require(request, "viewer")
-    period, rep = _report(request)
+    period, rep = _report(request, every_kiosk=True)
     name = f"kiosk-report-{period.start}-{period.end}{'-' + period.site if period.site else ''}.csv"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     # The BOM lets spreadsheet programs on Chinese Windows open UTF-8 correctly.

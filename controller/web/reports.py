@@ -198,7 +198,8 @@ def availability(period: Period, alarms: list[dict[str, Any]], ids: list[str], n
     return out
 
 
-def build(console, period: Period) -> dict[str, Any]:
+def build(console, period: Period, *, every_kiosk: bool = False) -> dict[str, Any]:
+    """The report; ``every_kiosk`` lists availability for all kiosks (CSV), else the 50 worst."""
     d = console.data_dir
     now = console.clock()
     ids = kiosk_ids(d, period)
@@ -213,7 +214,7 @@ def build(console, period: Period) -> dict[str, Any]:
         "feedback": feedback_topics(d, period),
         "failures": failures(d, period, alarms, len(ids), now),
         "availability": {"mean": round(sum(a["availability"] for a in avail) / len(avail), 2) if avail else None,
-                         "worst": avail[:50]},
+                         "worst": avail if every_kiosk else avail[:50]},
     }
 
 

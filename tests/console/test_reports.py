@@ -66,6 +66,7 @@ def test_report_figures_for_all_sites(data):
     assert printer["mttr_minutes"] == 10.0
     worst = rep["availability"]["worst"][0]
     assert worst["kiosk_id"] == "gd-a" and worst["downtime_minutes"] == 30.0
+    assert len(reports.build(Ctx(data, DAY + 3600), period, every_kiosk=True)["availability"]["worst"]) == 3
     assert rep["waits"]["items"] == [] and "called" in rep["waits"]["note"]  # not recorded: said, not invented
 
 
