@@ -23,6 +23,8 @@ BIN = ROOT / ".venv" / "bin"
 
 def port_free(port: int) -> bool:
     with socket.socket() as s:
+        # Like Mosquitto itself, ignore connections of an earlier run still in TIME_WAIT.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -51,8 +53,10 @@ class Fleet:
     def spawn(self, name: str, argv: list[str], *, env: dict | None = None) -> subprocess.Popen:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's life
+        # Each child leads its own process group, so stopping it also reaches what it started
+        # (a kiosk's device simulators), even if the child itself dies first.
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})}, cwd=ROOT)
+                                env={**os.environ, **(env or {})}, cwd=ROOT, start_new_session=True)
         self.procs.append((name, proc))
         return proc
 
@@ -66,6 +70,8 @@ class Fleet:
         conf.write_text(
             f"listener {a.mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {broker_dir}/\nlog_dest file {broker_dir}/mosquitto.log\n"
+            # As root, Mosquitto would drop to user "mosquitto", which cannot write demo-data/.
+            + ("user root\n" if os.geteuid() == 0 else "")
         )
         mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.spawn("mosquitto", [mosquitto, "-c", str(conf)])
@@ -109,12 +115,25 @@ Press Ctrl-C to stop everything.
             for _, p in group:
                 if p.poll() is None:
                     p.terminate()
-            for _, p in group:
+            for name, p in group:
                 try:
-                    p.wait(10)
+                    p.wait(15)
                 except subprocess.TimeoutExpired:
-                    p.kill()
+                    print(f"warning: {name} did not stop within 15 s; killing it", flush=True)
+                self._kill_group(p)
         print("demo fleet stopped", flush=True)
+
+    @staticmethod
+    def _kill_group(p: subprocess.Popen) -> None:
+        """Stop whatever is left in the child's process group (orphaned simulators)."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                break
+            time.sleep(0.5)
+        if p.poll() is None:
+            p.wait(5)
 
 
 def main(argv: list[str] | None = None) -> int:

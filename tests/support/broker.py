@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -57,6 +58,10 @@ class Mosquitto:
             f"log_dest file {self.workdir / 'mosquitto.log'}",
             *self.extra_config,
         ]
+        if os.geteuid() == 0 and not any(x.startswith("user ") for x in lines):
+            # Started as root, Mosquitto drops to user "mosquitto", which cannot write our
+            # root-owned temporary folder (log, persistence): stay root for tests.
+            lines.append("user root")
         conf = self.workdir / "mosquitto.conf"
         conf.write_text("\n".join(lines) + "\n")
         return conf
