@@ -148,6 +148,7 @@ class Device:
         self._next_claim = 0.0
         self._enabled_since: float | None = None
         self._want_enabled = False
+        self._last_check = 0.0
         self._seen: dict[str, int] = {}
         self.stats = StatsStore(Path(data_dir) / f"stats-{self.name}.json" if data_dir else None)
         self.on_scan: Callable[[Any], None] | None = None
@@ -222,6 +223,9 @@ class Device:
         if self._error or (self.claimed and not self.connected) or (self.opened and not self.claimed
                                                                     and self._next_claim):
             return "error"
+        if self.kind == "printer" and self.driver is not None and self.enabled:
+            if self.driver._fault(self.driver.last_status):
+                return "error"  # e.g. cover opened while idle, reported by automatic status back
         return "idle"
 
     def _retry_claim(self) -> None:
@@ -277,7 +281,9 @@ class Device:
     def status(self) -> dict[str, Any]:
         """State, CEN/XFS-style detail and a technician hint, as a plain dict."""
         self._retry_claim()
-        if self.driver is not None and self._error and self.enabled and self.connected:
+        stale = (self.kind == "printer" and self.driver is not None and not self.driver.profile.asb
+                 and self.clock() - self._last_check > 5.0)  # no ASB on this model: poll now and then
+        if self.driver is not None and (self._error or stale) and self.enabled and self.connected:
             # Back after a replug or a hiccup: re-sync the state before reporting it.
             try:
                 self.check_health("internal")
@@ -325,6 +331,7 @@ class Device:
             raise ConfigError("level must be internal or external", field="level")
         self._require(enabled=False)
         result: dict[str, Any] = {"level": level, "ok": False}
+        self._last_check = self.clock()
         try:
             if self.kind == "printer":
                 st = self.driver.query_status()

@@ -223,6 +223,11 @@ class ReceiptPrinter:
                     self._replies.append(ev.value)
                 elif isinstance(ev, escpos.AsbStatus):
                     self._asb = ev
+                    # The printer told us on its own: the status is current without polling.
+                    self.last_status = PrinterStatus(
+                        True, not ev.offline, ev.cover_open,
+                        "out" if ev.paper_end else "low" if ev.paper_near_end else "ok",
+                        ev.cutter_error, ev.unrecoverable_error)
                 elif isinstance(ev, escpos.FlowControl):
                     self._xoff = not ev.xon
                 else:

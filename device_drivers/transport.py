@@ -30,3 +30,23 @@ def open_port(url: str, baudrate: int = 115200, *, timeout: float | None = 0.1, 
 def wire_time(nbytes: int, baudrate: int) -> float:
     """Seconds that ``nbytes`` take on an 8N1 line: 10 bit times per byte."""
     return nbytes * 10 / baudrate
+
+
+BY_ID = "/dev/serial/by-id"
+
+
+def find_by_id(fragment: str, root: str = BY_ID) -> str:
+    """The stable ``/dev/serial/by-id/...`` path whose name contains ``fragment`` (for example a
+    USB serial number), for configuration tools. Exactly one match is required: two adapters of
+    the same model must be told apart by a longer fragment, not by enumeration order."""
+    import os
+
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        raise TransportError(f"no serial devices: {root} does not exist (is the adapter plugged in?)") from None
+    hits = [n for n in names if fragment in n]
+    if len(hits) != 1:
+        found = ", ".join(names) or "none"
+        raise TransportError(f"{len(hits)} ports in {root} match {fragment!r} (present: {found})")
+    return os.path.join(root, hits[0])

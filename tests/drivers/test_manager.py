@@ -89,6 +89,16 @@ def test_printer_faults_give_detail_and_required_action(kiosk):
     assert mgr["printer"].status()["state"] == "idle"
 
 
+def test_automatic_status_back_updates_an_idle_printer_without_polling(kiosk):
+    mgr, sims, _ = kiosk
+    mgr.start()
+    sims["printer"].send({"cmd": "cover", "open": True})
+    assert wait(lambda: mgr["printer"].detail()["cover"] == "open")
+    assert mgr["printer"].state == "error"
+    sims["printer"].send({"cmd": "cover", "open": False})
+    assert wait(lambda: mgr["printer"].state == "idle")
+
+
 def test_unplug_shows_error_then_reconnects_and_resyncs(kiosk):
     mgr, sims, _ = kiosk
     mgr.start()
