@@ -17,7 +17,7 @@ from device_drivers import samv
 from device_drivers.serial_link import SerialLink
 from device_drivers.transport import wire_time
 from provisioning.backoff import Backoff
-from provisioning.errors import DeviceError, DeviceTimeout, RemoteProtocolError, TransportError
+from provisioning.errors import DeviceTimeout, RemoteProtocolError, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -185,5 +185,3 @@ class IdCardReader:
             self._last.wipe()
             self._last = None
 
-
-__all__ = ["IdCardReader", "NoCard", "DeviceError"]

@@ -46,6 +46,9 @@ class PrinterSim(SimDevice):
         self._current = bytearray()
         self._style = {"align": "left", "bold": False, "w": 1, "h": 1}
         self._line_style: dict | None = None
+        self._pending_text = ""  # text decoded before a mode switch inside the current line
+        self._qr = b""
+        self._qr_module = 6
         self._notes: list[dict[str, Any]] = []
         self._notes_lock = threading.Lock()
         if out_dir is not None:
@@ -127,7 +130,7 @@ class PrinterSim(SimDevice):
             elif isinstance(ev, escpos.QrStore):
                 self._qr = ev.data
             elif isinstance(ev, escpos.QrPrint):
-                self._emit(("qr", getattr(self, "_qr", b""), self._style["align"], getattr(self, "_qr_module", 6)))
+                self._emit(("qr", self._qr, self._style["align"], self._qr_module))
             elif isinstance(ev, escpos.Command) and ev.code[:7] == b"\x1d(k\x03\x001C":
                 self._qr_module = max(1, min(16, ev.code[7]))  # GS ( k fn 67: module size
             elif isinstance(ev, escpos.Barcode):
@@ -151,10 +154,10 @@ class PrinterSim(SimDevice):
     def _flush_line(self, force: bool = False, keep_open: bool = False) -> None:
         if keep_open and self._current:
             # Mode switch inside a line: decode what we have with the old mode, keep the line open.
-            self._pending_text = getattr(self, "_pending_text", "") + self._decode(bytes(self._current))
+            self._pending_text += self._decode(bytes(self._current))
             self._current.clear()
             return
-        pending = getattr(self, "_pending_text", "")
+        pending = self._pending_text
         if not (self._current or pending or force):
             return
         s = pending + self._decode(bytes(self._current))

@@ -181,3 +181,15 @@ def test_58mm_model_renders_narrow_paper(sim, tmp_path):
     assert p.print_receipt(Receipt([TextLine("五十八毫米", align="center"), Barcode128("58MM")])).ok
     wait_receipt(out)
     assert Image.open(out / "receipt-0001.png").width == 384
+
+
+def test_model_without_asb_finds_paper_out_at_the_final_status_check(sim, tmp_path):
+    out = tmp_path / "r"
+    proc, link = sim("printer", out=out)
+    p = ReceiptPrinter(str(link), profile="rtscts-80")  # hardware handshake, no automatic status back
+    assert proc.send({"cmd": "status"})["asb_mask"] == 0
+    assert p.print_receipt(Receipt([TextLine("握手")])).ok
+    assert wait_receipt(out) == "握手\n"
+    proc.send({"cmd": "paper", "state": "out", "after_lines": 3})
+    r = p.print_receipt(certificate())
+    assert r.status == "failed" and r.reason == "paper_out" and r.bytes_sent == r.total_bytes
