@@ -77,3 +77,22 @@ def test_scanner_survives_unplug_and_replug(sim):
     proc.send({"cmd": "scan", "data": "AFTER-REPLUG"})
     assert s.next_scan(2).data == "AFTER-REPLUG"
     assert s.link.reconnects == 1
+
+
+def test_garbled_lines_do_not_wedge_the_scanner(sim):
+    proc, link = sim("scanner", baud=115200)
+    s = BarcodeScanner(str(link), 115200, profile="crlf-noaim")
+    proc.send({"cmd": "config", "suffix": "CRLF", "aim": False})
+    proc.send({"cmd": "garble", "rate": 0.05})
+    proc.send({"cmd": "scan", "data": "NOISY", "repeat": 30, "numbered": True})
+    time.sleep(0.3)
+    proc.send({"cmd": "garble", "rate": 0})
+    proc.send({"cmd": "scan", "data": "FLUSH"})  # ends a noisy line whose suffix was garbled
+    proc.send({"cmd": "scan", "data": "CLEAN-CODE"})
+    seen = []
+    while (scan := s.next_scan(1.0)) is not None:
+        seen.append(scan.data)
+        if scan.data == "CLEAN-CODE":
+            break
+    assert seen[-1] == "CLEAN-CODE"
+    assert s.counters["scans"] + s.counters["bad_scans"] >= 2
