@@ -107,6 +107,20 @@ const Console = (() => {
         b.className = "badge st-" + k.status;
         b.textContent = w[k.status] || k.status;
         document.getElementById("kstate").textContent = k.state + (k.reason ? ` (${k.reason})` : "");
+        const body = document.getElementById("devices");
+        if (body) {  // devices change live too: paper out, cover open, required action
+          body.innerHTML = "";
+          for (const name of Object.keys(k.devices || {}).sort()) {
+            const d = k.devices[name], tr = document.createElement("tr");
+            tr.className = "dev-" + d.state;
+            for (const [v, cls] of [[name, ""], [d.state, ""], [d.detail, ""], [d.required_action, "action"]]) {
+              const td = document.createElement("td");
+              td.textContent = v || ""; td.className = cls;
+              tr.appendChild(td);
+            }
+            body.appendChild(tr);
+          }
+        }
       },
     });
     for (const btn of document.querySelectorAll("button.cmd")) {
