@@ -1,28 +1,111 @@
-"""``kioskctl``: the operator's command line for the fleet controller."""
+"""``kioskctl``: the operator's command line for the fleet controller.
+
+Reads go straight to the controller's SQLite store (read-only, WAL). Actions (acknowledge an
+alarm, set config, send a command, groups) are queued in the store's ``actions`` table; the
+running controller carries them out, audits them and writes the result, which kioskctl waits
+for. Exit codes: 0 done, 1 the command/action did not succeed, 2 usage or setup error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
-from controller.store import StoreError, connect, list_kiosks
+from controller import commands as cmds
+from controller import queries, signing
+from controller.store import StoreError, connect, enqueue_action
+from provisioning.errors import ConfigError, KioskError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # Global options are accepted before or after the subcommand.
+def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
                         help="the controller's data folder (default ./controller-data)")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="machine-readable JSON output")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output")
+    common.add_argument("--user", default=argparse.SUPPRESS,
+                        help="operator name for the audit log (default $KIOSKCTL_USER or your login)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
     p = argparse.ArgumentParser(prog="kioskctl", description="Operate the kiosk fleet from the command line.",
                                 parents=[common])
     sub = p.add_subparsers(dest="command", required=True)
     st = sub.add_parser("status", help="list the kiosks with state and last seen", parents=[common])
     st.add_argument("--state", help="only kiosks in this state (online, offline, stale)")
+
+    k = sub.add_parser("kiosks", help="list kiosks or show one", parents=[common])
+    ksub = k.add_subparsers(dest="sub", required=True)
+    kl = ksub.add_parser("list", parents=[common], help="list kiosks (filters, pages)")
+    for opt in ("--state", "--site", "--group", "--search"):
+        kl.add_argument(opt)
+    kl.add_argument("--offset", type=int, default=0)
+    kl.add_argument("--limit", type=int, default=100)
+    ksub.add_parser("show", parents=[common], help="one kiosk in detail").add_argument("kiosk_id")
+
+    a = sub.add_parser("alarms", help="active alarms, history, acknowledge", parents=[common])
+    asub = a.add_subparsers(dest="sub", required=True)
+    al = asub.add_parser("list", parents=[common], help="active alarms (--history for cleared ones too)")
+    al.add_argument("--history", action="store_true")
+    al.add_argument("--kiosk")
+    al.add_argument("--severity")
+    al.add_argument("--limit", type=int, default=100)
+    asub.add_parser("ack", parents=[common], help="acknowledge an alarm").add_argument("alarm_id", type=int)
+
+    e = sub.add_parser("events", help="recent events", parents=[common])
+    e.add_argument("--kiosk")
+    e.add_argument("--type")
+    e.add_argument("--limit", type=int, default=50)
+
+    t = sub.add_parser("telemetry", help="a kiosk's downsampled telemetry history", parents=[common])
+    t.add_argument("kiosk_id")
+    t.add_argument("--hours", type=float, default=24.0)
+
+    c = sub.add_parser("config", help="desired config layers: get, set, diff", parents=[common])
+    csub = c.add_subparsers(dest="sub", required=True)
+    csub.add_parser("get", parents=[common], help="all layers, or one scope").add_argument("scope", nargs="?")
+    cs = csub.add_parser("set", parents=[common], help="replace a layer: fleet, site:NAME or kiosk:ID")
+    cs.add_argument("scope")
+    cs.add_argument("body", help='the layer as JSON, for example \'{"volume": 60}\' (or @file.json)')
+    cd = csub.add_parser("diff", parents=[common], help="desired versus reported")
+    cd.add_argument("kiosk_id", nargs="?")
+    cd.add_argument("--out-of-sync", action="store_true")
+
+    m = sub.add_parser("command", help="send a signed command, show or list commands", parents=[common])
+    msub = m.add_subparsers(dest="sub", required=True)
+    ms = msub.add_parser("send", parents=[common], help=f"send a command ({', '.join(cmds.BUILT_IN)})")
+    ms.add_argument("kiosk_id")
+    ms.add_argument("name")
+    ms.add_argument("--args", default="{}", help="arguments as a JSON object")
+    ms.add_argument("--ttl", type=float, default=cmds.DEFAULT_TTL, help="seconds until it expires (300)")
+    ms.add_argument("--timeout", type=float, default=cmds.DEFAULT_TIMEOUT,
+                    help="seconds to wait for the kiosk's result once sent (60)")
+    ms.add_argument("--wait", action="store_true", help="wait for and print the final result")
+    msub.add_parser("show", parents=[common], help="one command").add_argument("command_id")
+    mls = msub.add_parser("list", parents=[common], help="recent commands")
+    mls.add_argument("--kiosk")
+    mls.add_argument("--status")
+    mls.add_argument("--limit", type=int, default=50)
+
+    g = sub.add_parser("group", help="add kiosks to a group or remove them", parents=[common])
+    g.add_argument("action", choices=("add", "remove"))
+    g.add_argument("group")
+    g.add_argument("kiosks", nargs="+")
+
+    au = sub.add_parser("audit", help="the audit log of operator actions", parents=[common])
+    au.add_argument("--by", dest="by_user")
+    au.add_argument("--action")
+    au.add_argument("--limit", type=int, default=50)
+
+    sub.add_parser("public-key", help="print the controller's command-signing public key", parents=[common])
     return p
 
 
@@ -34,19 +117,28 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h ago"
 
 
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def _out(args: argparse.Namespace, data: Any, human) -> int:
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        human(data)
+    return 0
+
+
+def _ro(args: argparse.Namespace):
+    return connect(args.data_dir, readonly=True)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    conn = connect(args.data_dir, readonly=True)
-    kiosks = list_kiosks(conn)
-    if args.state:
-        kiosks = [k for k in kiosks if k["state"] == args.state]
+    kiosks = queries.list_kiosks(_ro(args), state=args.state, limit=1_000_000)["items"]
     now = time.time()
     if args.json:
-        print(json.dumps([
-            {"kiosk_id": k["kiosk_id"], "state": k["state"], "reason": k["reason"], "mode": k["mode"],
-             "site": k["site"], "last_seen": k["last_seen"], "state_since": k["state_since"]}
-            for k in kiosks
-        ], ensure_ascii=False, indent=2))
-        return 0
+        return _out(args, [{k: x[k] for k in ("kiosk_id", "state", "reason", "mode", "site", "last_seen",
+                                                "state_since")} for x in kiosks], None)
     if not kiosks:
         print("no kiosks registered yet")
         return 0
@@ -59,13 +151,227 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kiosks(args: argparse.Namespace) -> int:
+    conn = _ro(args)
+    if args.sub == "show":
+        detail = queries.kiosk_detail(conn, args.kiosk_id)
+        if detail is None:
+            print(f"error: no kiosk {args.kiosk_id!r}", file=sys.stderr)
+            return 2
+        return _out(args, detail, _print_kiosk)
+    page = queries.list_kiosks(conn, state=args.state, site=args.site, group=args.group, search=args.search,
+                               offset=args.offset, limit=args.limit)
+
+    def human(p: dict) -> None:
+        now = time.time()
+        print(f"{'KIOSK':<24} {'STATE':<8} {'MODE':<14} {'SITE':<16} {'LAST SEEN':<10} DEVICES")
+        for k in p["items"]:
+            devs = " ".join(f"{n}:{d.get('state')}" for n, d in sorted(k["devices"].items()))
+            print(f"{k['kiosk_id']:<24} {k['state']:<8} {k['mode'] or '-':<14} {k['site']:<16} "
+                  f"{_age(now - k['last_seen']):<10} {devs}")
+        print(f"{len(p['items'])} of {p['total']} kiosks (offset {args.offset})")
+    return _out(args, page, human)
+
+
+def _print_kiosk(d: dict) -> None:
+    print(f"kiosk {d['kiosk_id']}: {d['state']} {d['reason']} since {_when(d['state_since'])}")
+    print(f"  site {d['site']}  mode {d['mode']}  boot {d['boot_id']}  versions {d['versions']}")
+    print(f"  groups {', '.join(d['groups']) or '-'}  last seen {_when(d['last_seen'])}")
+    for name, dev in sorted(d["devices"].items()):
+        print(f"  device {name}: {dev.get('state')} {dev.get('detail', '')} "
+              f"{'available' if dev['available'] else 'UNAVAILABLE'} {dev.get('required_action', '')}")
+    t = d["telemetry"]
+    if t:
+        print(f"  telemetry cpu {t.get('cpu')}% mem {t.get('memory')}% disk {t.get('disk')}% "
+              f"temp {t.get('temperature')} queue {t.get('queue_depth')}")
+    for a in d["alarms"]:
+        print(f"  ALARM #{a['id']} {a['severity']} {a['rule']} {a['message']}")
+    c = d["config"]
+    print(f"  config desired v{c['desired_version']} reported v{c['reported_version']} "
+          f"{'in sync' if c['in_sync'] else 'OUT OF SYNC ' + c['reason']}")
+
+
+def cmd_alarms(args: argparse.Namespace) -> int:
+    if args.sub == "ack":
+        return _action(args, "ack", {"alarm_id": args.alarm_id},
+                       lambda r: print(f"alarm {args.alarm_id} acknowledged" if r["acked"]
+                                       else f"alarm {args.alarm_id} was already acknowledged"))
+    page = queries.alarms(_ro(args), active=None if args.history else True, kiosk_id=args.kiosk,
+                          severity=args.severity, limit=args.limit)
+
+    def human(p: dict) -> None:
+        if not p["items"]:
+            print("no alarms")
+        for a in p["items"]:
+            state = "cleared " + _when(a["cleared_at"]) if a["cleared_at"] else "ACTIVE"
+            ack = f"acked by {a['acked_by']}" if a["acked_by"] else "not acknowledged"
+            print(f"#{a['id']:<6} {a['severity']:<9} {a['kiosk_id']:<20} {a['rule']:<18} {_when(a['raised_at'])} "
+                  f"{state:<28} {ack}  {a['message']}")
+    return _out(args, page, human)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    page = queries.events(_ro(args), kiosk_id=args.kiosk, type=args.type, limit=args.limit)
+
+    def human(p: dict) -> None:
+        for e in p["items"]:
+            extra = {k: v for k, v in e["body"].items() if k not in ("v", "id", "kiosk_id", "boot_id", "seq", "ts",
+                                                                     "type")}
+            print(f"{_when(e['received_at'])} {e['kiosk_id']:<20} #{e['seq']:<6} {e['type']:<20} "
+                  f"{json.dumps(extra, ensure_ascii=False)}")
+        print(f"{len(p['items'])} of {p['total']} events")
+    return _out(args, page, human)
+
+
+def cmd_telemetry(args: argparse.Namespace) -> int:
+    rows = queries.telemetry_history(_ro(args), args.kiosk_id, since=time.time() - args.hours * 3600)
+
+    def human(rs: list) -> None:
+        print(f"{'TIME':<20} {'CPU%':>6} {'MEM%':>6} {'DISK%':>6} {'TEMP':>6} {'QUEUE':>6}")
+        for r in rs:
+            print(f"{_when(r['ts']):<20} {r['cpu'] or 0:>6.1f} {r['memory'] or 0:>6.1f} {r['disk'] or 0:>6.1f} "
+                  f"{r['temperature'] or 0:>6.1f} {int(r['queue_depth'] or 0):>6}")
+    return _out(args, rows, human)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.sub == "set":
+        text = args.body
+        if text.startswith("@"):
+            try:
+                text = Path(text[1:]).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot read {text[1:]}: {exc.strerror}", field="body") from None
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"not JSON: {exc}", field="body") from None
+        return _action(args, "config_set", {"scope": args.scope, "body": body},
+                       lambda r: print(f"{args.scope} set: version {r['version']}"))
+    conn = _ro(args)
+    if args.sub == "get":
+        layers = queries.layers(conn)
+        data = layers if not args.scope else layers.get(args.scope, {"version": 0, "body": {}})
+        return _out(args, data, lambda d: print(json.dumps(d, ensure_ascii=False, indent=2)))
+    diffs = queries.config_diff(conn, args.kiosk_id, only_out_of_sync=args.out_of_sync)
+
+    def human(ds: list) -> None:
+        for d in ds:
+            state = "in sync" if d["in_sync"] else f"OUT OF SYNC ({d['reported_status'] or 'no report'}) {d['reason']}"
+            print(f"{d['kiosk_id']:<24} desired v{d['desired_version']} reported v{d['reported_version']} {state}")
+            for x in d["differences"]:
+                print(f"    {x['key']}: desired {x['desired']!r} reported {x['reported']!r}")
+    return _out(args, diffs, human)
+
+
+def cmd_command(args: argparse.Namespace) -> int:
+    conn = _ro(args)
+    if args.sub == "show":
+        rec = queries.command(conn, args.command_id)
+        if rec is None:
+            print(f"error: no command {args.command_id!r}", file=sys.stderr)
+            return 2
+        return _out(args, rec, _print_command)
+    if args.sub == "list":
+        page = queries.commands(conn, kiosk_id=args.kiosk, status=args.status, limit=args.limit)
+        return _out(args, page, lambda p: [_print_command(c) for c in p["items"]])
+    try:
+        cargs = json.loads(args.args)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not JSON: {exc}", field="--args") from None
+    command_id = uuid.uuid4().hex
+    # Checked here too, so a typo fails at once instead of after a round trip.
+    cmds.new_command(args.kiosk_id, args.name, cargs, _user(args), time.time(), ttl=args.ttl, command_id=command_id)
+    _action(args, "command", {"id": command_id, "kiosk_id": args.kiosk_id, "name": args.name, "args": cargs,
+                              "ttl": args.ttl, "timeout": args.timeout}, lambda r: None, quiet=True)
+    if not args.wait:
+        return _out(args, queries.command(conn, command_id), lambda c: print(f"command {command_id} queued"))
+    # Final within ttl (expired) or within the timeout after sending (timed_out); a little slack.
+    deadline = time.monotonic() + args.ttl + args.timeout + 10
+    while True:
+        rec = queries.command(conn, command_id)
+        if rec and rec["status"] in cmds.FINAL:
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    _out(args, rec, _print_command)
+    return 0 if rec and rec["status"] == "succeeded" else 1
+
+
+def _print_command(c: dict) -> None:
+    print(f"{c['id']} {c['kiosk_id']} {c['name']} {json.dumps(c['args'], ensure_ascii=False)} by {c['issuer']}: "
+          f"{c['status'].upper()}")
+    if c.get("error"):
+        print(f"  error: {c['error']}")
+    if c.get("result") is not None:
+        print(f"  result: {json.dumps(c['result'], ensure_ascii=False)}")
+
+
+def cmd_group(args: argparse.Namespace) -> int:
+    return _action(args, "group", {"group": args.group, "kiosks": args.kiosks, "add": args.action == "add"},
+                   lambda r: print(f"group {args.group}: {args.action} {' '.join(args.kiosks)}"))
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    page = queries.audit_log(_ro(args), user=args.by_user, action=args.action, limit=args.limit)
+
+    def human(p: dict) -> None:
+        for a in p["items"]:
+            print(f"{_when(a['ts'])} {a['user']:<12} {a['action']:<14} {a['target']:<24} {a['result']}")
+    return _out(args, page, human)
+
+
+def cmd_public_key(args: argparse.Namespace) -> int:
+    path = Path(args.data_dir) / signing.KEY_FILE
+    if not path.exists():
+        raise StoreError(f"no signing key at {path}: start kiosk-controller once (it creates one)")
+    key = signing.load_or_create_key(args.data_dir)
+    return _out(args, {"controller_public_key": signing.public_key_text(key)},
+                lambda d: print(d["controller_public_key"]))
+
+
+def _user(args: argparse.Namespace) -> str:
+    return getattr(args, "user", None) or os.environ.get("KIOSKCTL_USER") or getpass.getuser()
+
+
+def _action(args: argparse.Namespace, kind: str, payload: dict, human, *, quiet: bool = False,
+            timeout: float = 10.0) -> int:
+    """Queue an action for the controller and wait until it has been carried out."""
+    _ro(args).close()  # fails with a clear message when there is no controller database
+    conn = connect(args.data_dir)
+    action_id = enqueue_action(conn, _user(args), kind, payload, time.time())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        act = queries.action(conn, action_id)
+        if act and act["status"] != "pending":
+            break
+        time.sleep(0.05)
+    else:
+        cur = conn.execute("UPDATE actions SET status='cancelled', done_at=? WHERE id=? AND status='pending'",
+                           (time.time(), action_id))
+        if cur.rowcount == 1:
+            raise StoreError(f"the controller did not take the action within {timeout:.0f} s "
+                             "(is kiosk-controller running on this data folder?); cancelled")
+        act = queries.action(conn, action_id)
+    if act["status"] == "error":
+        print(f"error: {act['result']['error']}", file=sys.stderr)
+        return 1
+    if not quiet:
+        _out(args, act["result"], human)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.data_dir = getattr(args, "data_dir", Path("controller-data"))
     args.json = getattr(args, "json", False)
+    handlers = {"status": cmd_status, "kiosks": cmd_kiosks, "alarms": cmd_alarms, "events": cmd_events,
+                "telemetry": cmd_telemetry, "config": cmd_config, "command": cmd_command, "group": cmd_group,
+                "audit": cmd_audit, "public-key": cmd_public_key}
     try:
-        return {"status": cmd_status}[args.command](args)
-    except StoreError as exc:
+        return handlers[args.command](args)
+    except (StoreError, KioskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -11,6 +11,7 @@ commands and config on the real kiosk.
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -67,10 +68,10 @@ class KioskAgent:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._wake = threading.Event()
-        self._inflight: dict[int, int] = {}  # mid -> journal seq
-        self._acked: list[int] = []
+        self._inflight: dict[int, int] = {}  # mid -> journal seq (sender thread only)
+        self._acks: collections.deque[int] = collections.deque()  # acknowledged mids, from paho's thread
         self._cursor = 0
-        self._lock = threading.Lock()
+        self._gen = self._pump_gen = 0
         self._controller_online: bool | None = None
         self._inbox: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         self._cpu = telemetry.cpu_times()
@@ -138,28 +139,33 @@ class KioskAgent:
         return event_id
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._lock:
-            seq = self._inflight.pop(mid, None)
-            if seq is not None:
-                self._acked.append(seq)
-        if seq is not None:
-            self._wake.set()
+        # Called on paho's thread with paho's locks held: only hand the mid over, take no lock.
+        self._acks.append(mid)
+        self._wake.set()
 
     def _pump_journal(self) -> None:
-        with self._lock:
-            acked, self._acked = self._acked, []
-            room = INFLIGHT - len(self._inflight)
-            cursor = self._cursor
+        """Sender thread only: it alone owns the in-flight map and the cursor, so no lock is
+        ever held around a paho call (paho calls back into us with its own locks held)."""
+        if self._pump_gen != self._gen:
+            # New connection: whatever was in flight is sent again; the controller de-duplicates.
+            self._pump_gen = self._gen
+            self._inflight.clear()
+            self._cursor = 0
+        acked = []
+        while self._acks:
+            seq = self._inflight.pop(self._acks.popleft(), None)
+            if seq is not None:
+                acked.append(seq)
         self.journal.remove(acked)
+        room = INFLIGHT - len(self._inflight)
         if not self.connected or room <= 0:
             return
-        for seq, topic_name, payload in self.journal.pending(cursor, room):
-            with self._lock:
-                info = self.client.publish(topic_name, payload, 1, False)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    break
-                self._inflight[info.mid] = seq
-                self._cursor = seq
+        for seq, topic_name, payload in self.journal.pending(self._cursor, room):
+            info = self.client.publish(topic_name, payload, 1, False)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                break
+            self._inflight[info.mid] = seq
+            self._cursor = seq
 
     # -- connection ------------------------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -167,10 +173,7 @@ class KioskAgent:
             log.error("broker refused connection: %s", reason_code)
             return
         self.backoff.reset()
-        with self._lock:
-            # Whatever was in flight on the old connection is sent again; the controller de-duplicates.
-            self._inflight.clear()
-            self._cursor = 0
+        self._gen += 1
         self._controller_online = None
         self._connected.set()
         # Subscribing again also fetches the retained desired config: the full state after every reconnect.
@@ -351,7 +354,7 @@ class KioskAgent:
         """Verify and execute one command; publish and return exactly one result."""
         kiosk_id = self.config.kiosk_id
         after: Callable[[], None] | None = None
-        body_id = "?"
+        body_id = commands.peek_id(payload)
         name = topic_name.rsplit("/", 1)[-1]
         try:
             body = commands.parse(topic_name, payload, kiosk_id)

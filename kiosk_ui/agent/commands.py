@@ -51,6 +51,16 @@ SPECS: dict[str, Spec] = {
 }
 
 
+def peek_id(payload: bytes) -> str:
+    """The command id, if one can be read at all, so even a rejection names its command."""
+    try:
+        body = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "?"
+    cid = body.get("id") if isinstance(body, dict) else None
+    return cid[:64] if isinstance(cid, str) and cid else "?"
+
+
 def parse(topic_name: str, payload: bytes, kiosk_id: str) -> dict[str, Any]:
     try:
         body = json.loads(payload.decode("utf-8"))

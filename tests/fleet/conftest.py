@@ -1,0 +1,134 @@
+"""Fixtures for the fleet-link tests: an in-process controller and kiosk agents on the real broker."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from controller.server import Controller
+from kiosk_ui.agent.runtime import KioskRuntime
+from provisioning.backoff import Backoff
+from provisioning.settings import ControllerConfig, KioskConfig, from_mapping
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def controller_config(broker, data_dir: Path, **extra) -> ControllerConfig:
+    return from_mapping(ControllerConfig, {"broker": broker.url, "data_dir": str(data_dir), "keepalive": 5,
+                                           "client_id": f"ctl-{data_dir.name}", **extra})
+
+
+@pytest.fixture
+def make_controller(broker, tmp_path):
+    made: list[Controller] = []
+
+    def make(name: str = "controller", **kwargs) -> Controller:
+        extra = {k: kwargs.pop(k) for k in list(kwargs) if k in ("telemetry_period", "stale_after_periods")}
+        c = Controller(controller_config(broker, tmp_path / name, **extra), **kwargs)
+        c.start()
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        if not c._stop.is_set():
+            c.stop()
+
+
+@pytest.fixture
+def make_kiosk(broker, tmp_path):
+    made: list[KioskRuntime] = []
+
+    def make(kiosk_id: str, public_key: str = "", *, connect: bool = True, **kwargs) -> KioskRuntime:
+        cfg = {"kiosk_id": kiosk_id, "broker": broker.url, "data_dir": str(tmp_path / f"kiosk-{kiosk_id}"),
+               "controller_public_key": public_key, "keepalive": 2, "site": "site-a",
+               **{k: kwargs.pop(k) for k in list(kwargs) if k in ("telemetry_interval", "site")}}
+        kwargs.setdefault("backoff", Backoff(base=0.2, cap=2.0))
+        k = KioskRuntime(from_mapping(KioskConfig, cfg), reboot_command=("true",), **kwargs)
+        k.start()
+        made.append(k)
+        if connect:
+            wait_until(lambda: k.agent.connected, 10, f"kiosk {kiosk_id} connected")
+        return k
+
+    yield make
+    for k in made:
+        if not k.agent._stop.is_set():
+            k.stop()
+
+
+class Raw:
+    """A plain paho client for publishing what a kiosk (or an attacker) would, and for watching topics."""
+
+    def __init__(self, broker, client_id: str = "raw") -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self._cond = threading.Condition()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        with self._cond:
+            self.messages.append((msg.topic, msg.payload))
+            self._cond.notify_all()
+
+    def subscribe(self, topic: str) -> None:
+        self.client.subscribe(topic, 1)
+        time.sleep(0.2)
+
+    def publish(self, topic: str, payload: bytes | dict, qos: int = 1, retain: bool = False) -> None:
+        if isinstance(payload, dict):
+            payload = json.dumps(payload).encode()
+        self.client.publish(topic, payload, qos, retain).wait_for_publish(5)
+
+    def wait_json(self, predicate: Callable[[str, dict], bool], timeout: float = 10.0) -> dict:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                for topic, payload in self.messages[seen:]:
+                    try:
+                        body = json.loads(payload)
+                    except ValueError:
+                        continue
+                    if predicate(topic, body):
+                        return body
+                seen = len(self.messages)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no matching message in {timeout} s")
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def raw(broker):
+    clients: list[Raw] = []
+
+    def make(client_id: str = "raw") -> Raw:
+        r = Raw(broker, client_id)
+        clients.append(r)
+        return r
+
+    yield make
+    for r in clients:
+        r.close()
