@@ -1,0 +1,34 @@
+"""Run a Controller in its own process for tests that kill it (``python -m tests.fleet.run_controller``)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from controller.server import Controller
+from provisioning.logs import setup_logging
+from provisioning.settings import ControllerConfig, from_mapping
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--broker", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--telemetry-period", type=float, default=30.0)
+    args = p.parse_args()
+    setup_logging("WARNING")
+    c = Controller(from_mapping(ControllerConfig, {"broker": args.broker, "data_dir": args.data_dir,
+                                                   "client_id": f"ctl-{Path(args.data_dir).name}",
+                                                   "telemetry_period": args.telemetry_period, "keepalive": 5}))
+    c.start()
+    print("controller online", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    c.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Store and forward: events survive a kiosk's time offline, a broker restart and a controller kill."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import sys
+import threading
+import time
+
+from controller.store import DB_NAME
+from tests.fleet.conftest import wait_until
+from tests.support.processes import Proc
+
+
+def _stored(data_dir, kiosk_id: str, event_type: str) -> list[str]:
+    path = data_dir / DB_NAME
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in conn.execute("SELECT id FROM events WHERE kiosk_id=? AND type=?",
+                                           (kiosk_id, event_type))]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+def test_offline_kiosk_delivers_exactly_its_1000_events_after_broker_restart(broker, make_controller, make_kiosk,
+                                                                                tmp_path):
+    ctl = make_controller()
+    kiosks = [make_kiosk(f"K-EO-{i}", ctl.public_key()) for i in range(3)]
+    wait_until(lambda: ctl.list_kiosks(state="online")["total"] == 3, 10, "three online")
+    broker.stop()
+    wait_until(lambda: not kiosks[0].agent.connected, 10, "kiosk sees the broker gone")
+    ids = {kiosks[0].agent.emit("bulk", {"n": n}) for n in range(1000)}
+    assert kiosks[0].agent.journal.depth() >= 1000
+    restarted = time.monotonic()
+    broker.start()
+    wait_until(lambda: ctl.list_kiosks(state="online")["total"] == 3 and all(k.agent.connected for k in kiosks),
+               30, "every kiosk back online")
+    assert time.monotonic() - restarted < 30
+    wait_until(lambda: len(_stored(tmp_path / "controller", "K-EO-0", "bulk")) >= 1000, 30, "1000 events stored")
+    time.sleep(0.5)
+    stored = _stored(tmp_path / "controller", "K-EO-0", "bulk")
+    assert len(stored) == 1000 and set(stored) == ids
+    wait_until(lambda: kiosks[0].agent.journal.depth() == 0, 10, "journal drained after acknowledgements")
+    seqs = [e["seq"] for e in ctl.events(kiosk_id="K-EO-0", type="bulk", limit=1000)["items"]]
+    assert sorted(seqs) == list(range(min(seqs), min(seqs) + 1000))
+
+
+def test_controller_killed_under_load_loses_no_event(broker, make_kiosk, tmp_path, procs):
+    data = tmp_path / "ctl"
+    argv = [sys.executable, "-m", "tests.fleet.run_controller", "--broker", broker.url, "--data-dir", str(data)]
+    ctl = Proc(argv)
+    procs.append(ctl)
+    ctl.wait_for("controller online", 30)
+    kiosk = make_kiosk("K-LOAD")
+    ids: list[str] = []
+
+    def produce() -> None:
+        for n in range(1000):
+            ids.append(kiosk.agent.emit("load", {"n": n}))
+            if n % 50 == 0:
+                time.sleep(0.02)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    wait_until(lambda: len(_stored(data, "K-LOAD", "load")) > 100, 20, "ingest under way")
+    ctl.signal(signal.SIGKILL)  # no clean stop: whatever it had not stored must come again
+    ctl.proc.wait(10)
+    producer.join(30)
+    ctl2 = Proc(argv)
+    procs.append(ctl2)
+    ctl2.wait_for("controller online", 30)
+    wait_until(lambda: len(_stored(data, "K-LOAD", "load")) >= 1000, 40, "all 1000 stored")
+    time.sleep(0.5)
+    stored = _stored(data, "K-LOAD", "load")
+    assert len(stored) == 1000 and set(stored) == set(ids)

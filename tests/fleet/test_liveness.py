@@ -1,0 +1,66 @@
+"""Liveness through real processes: online, offline by will, offline by clean shutdown, stale (kioskctl)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from tests.fleet.conftest import wait_until
+from tests.support.processes import REPO, Proc
+
+BIN = REPO / ".venv" / "bin"
+
+
+def _states(data_dir) -> dict:
+    r = subprocess.run([str(BIN / "kioskctl"), "--data-dir", str(data_dir), "status", "--json"],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        return {}
+    return {k["kiosk_id"]: (k["state"], k["reason"]) for k in json.loads(r.stdout)}
+
+
+def _agent(broker, tmp_path, kiosk_id: str, keepalive: int) -> Proc:
+    return Proc([str(BIN / "kiosk-agent"), "--kiosk-id", kiosk_id, "--broker", broker.url, "--data-dir",
+                 str(tmp_path / kiosk_id), "--telemetry-interval", "1", "--keepalive", str(keepalive)])
+
+
+def test_online_offline_by_will_and_shutdown_and_stale(broker, tmp_path, procs):
+    data = tmp_path / "ctl"
+    ctl = Proc([sys.executable, "-m", "tests.fleet.run_controller", "--broker", broker.url, "--data-dir", str(data),
+                "--telemetry-period", "1"])
+    procs.append(ctl)
+    ctl.wait_for("controller online", 30)
+    killed, stopped, frozen = (_agent(broker, tmp_path, k, ka) for k, ka in (("K-KILL", 1), ("K-STOP", 2),
+                                                                                ("K-FROZEN", 30)))
+    procs.extend([killed, stopped, frozen])
+    for p in (killed, stopped, frozen):
+        p.wait_for(lambda s: " online " in s, 30)
+    wait_until(lambda: all(v[0] == "online" for v in _states(data).values()) and len(_states(data)) == 3, 15,
+               "three kiosks online")
+
+    stopped.stop()
+    wait_until(lambda: _states(data)["K-STOP"] == ("offline", "shutdown"), 10, "offline by shutdown")
+
+    os.killpg(killed.proc.pid, signal.SIGKILL)
+    wait_until(lambda: _states(data)["K-KILL"] == ("offline", "lwt"), 15, "offline by will")
+
+    # Frozen: the TCP connection stays up (keepalive 30 s) but telemetry stops: stale after 3 periods.
+    frozen.signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: _states(data)["K-FROZEN"][0] == "stale", 15, "stale")
+    finally:
+        frozen.signal(signal.SIGCONT)
+    wait_until(lambda: _states(data)["K-FROZEN"][0] == "online", 15, "online again after telemetry")
+
+    r = subprocess.run([str(BIN / "kioskctl"), "--data-dir", str(data), "alarms", "list", "--json"],
+                       capture_output=True, text=True, timeout=30)
+    active = {(a["kiosk_id"], a["rule"]) for a in json.loads(r.stdout)["items"]}
+    assert ("K-KILL", "kiosk_offline") in active and ("K-STOP", "kiosk_offline") in active
+    assert ("K-FROZEN", "kiosk_offline") not in active  # raised when stale, cleared when back
+    r = subprocess.run([str(BIN / "kioskctl"), "--data-dir", str(data), "alarms", "list", "--history", "--json",
+                        "--kiosk", "K-FROZEN"], capture_output=True, text=True, timeout=30)
+    history = json.loads(r.stdout)["items"]
+    assert history and history[0]["rule"] == "kiosk_offline" and history[0]["cleared_at"] is not None
