@@ -1,0 +1,154 @@
+"""Pure parts of the fleet link: codec, signing, config layers, alarm rules, handlers, journal."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller import alarms, commands, handlers, signing
+from controller.protocol import desired_config, fleet
+from kiosk_ui.agent import commands as kcmd
+from kiosk_ui.agent.journal import Journal
+from provisioning.errors import CommandRejected, ConfigError, RemoteProtocolError
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from(["status", "events", "telemetry", "devices/p", "cmd/x/result",
+                                                  "config/reported"]))
+def test_any_payload_parses_or_raises_protocol_error(payload, kind):
+    try:
+        fleet.parse(f"kiosk/v1/K1/{kind}", payload)
+    except RemoteProtocolError:
+        pass
+
+
+def test_canonical_body_and_signature():
+    key = Ed25519PrivateKey.generate()
+    body = {"v": 1, "id": "abcdefgh", "args": {"b": 1, "a": "中"}, "kiosk_id": "K1"}
+    assert signing.canonical(body) == '{"args":{"a":"中","b":1},"id":"abcdefgh","kiosk_id":"K1","v":1}'.encode()
+    signed = signing.sign(key, body)
+    signing.verify(key.public_key(), signed)
+    with pytest.raises(CommandRejected) as exc:
+        signing.verify(key.public_key(), {**signed, "id": "other123"})
+    assert exc.value.reason == "bad_signature"
+    assert signing.parse_public_key(signing.public_key_text(key))
+    with pytest.raises(ConfigError, match="controller_public_key"):
+        signing.parse_public_key("c2hvcnQ=")
+
+
+def test_key_file_is_private(tmp_path):
+    signing.load_or_create_key(tmp_path)
+    assert (tmp_path / signing.KEY_FILE).stat().st_mode & 0o777 == 0o600
+
+
+def test_config_validate_merge_diff():
+    with pytest.raises(ConfigError, match=r"printer\.density"):
+        desired_config.validate({"printer": {"density": 99}})
+    merged = desired_config.merge({"volume": 1, "printer": {"density": 2}}, {"printer": {"paper_low_warning": True}})
+    assert merged == {"volume": 1, "printer": {"density": 2, "paper_low_warning": True}}
+    assert desired_config.diff({"printer": {"density": 2}}, {"printer": {"density": 3}}) == [
+        {"key": "printer.density", "desired": 2, "reported": 3}]
+
+
+def test_alarm_rules_file_is_valid_and_bad_rules_are_named(tmp_path):
+    assert {r.id for r in alarms.load_rules()} >= {"kiosk_offline", "paper_out", "paper_low", "cover_open", "tamper",
+                                                   "enclosure_hot", "device_error", "host_power_cycled"}
+    bad = tmp_path / "rules.toml"
+    bad.write_text('[[rule]]\nid="x"\nseverity="apocalyptic"\nsource="kiosk"\nmessage="m"\nfield="state"\n')
+    with pytest.raises(ConfigError, match=r"rule\[0\]\.severity"):
+        alarms.load_rules(bad)
+
+
+def _state():
+    return handlers.FleetState(telemetry_period=10, stale_after_periods=3, rules=alarms.load_rules())
+
+
+def _msg(kind, body, name=None):
+    return fleet.Parsed("K1", kind, name, {"v": 1, **body})
+
+
+def test_stale_after_three_missed_periods_and_back():
+    s = _state()
+    s, _ = handlers.handle(s, _msg("status", {"state": "online", "boot_id": "b"}), 100.0)
+    s, _ = handlers.tick(s, 130.0)
+    assert s.kiosks["K1"]["state"] == "online"
+    s, _ = handlers.tick(s, 130.1)
+    assert s.kiosks["K1"]["state"] == "stale" and ("K1", "kiosk_offline", "") in s.open_alarms
+    s, _ = handlers.handle(s, _msg("telemetry", {"uptime": 1}), 131.0)
+    assert s.kiosks["K1"]["state"] == "online" and not s.open_alarms
+
+
+def test_old_will_does_not_take_a_rebooted_kiosk_offline():
+    s = _state()
+    s, _ = handlers.handle(s, _msg("status", {"state": "online", "boot_id": "new"}), 1.0)
+    s, _ = handlers.handle(s, _msg("status", {"state": "offline", "reason": "lwt", "boot_id": "old"}), 2.0)
+    assert s.kiosks["K1"]["state"] == "online"
+
+
+def test_command_lifecycle_queued_sent_timed_out_and_expired():
+    s = _state()
+    c1 = {**commands.new_command("K1", "reboot", {}, "op", 0.0, ttl=100, timeout=5, command_id="cmd00001"),
+          "wire": {"x": 1}}
+    s, out = handlers.queue_command(s, c1, 0.0)
+    assert out == [] and c1["status"] == "queued"  # unknown kiosk: held, not sent
+    s, out = handlers.handle(s, _msg("status", {"state": "online"}), 1.0)
+    assert [o.topic for o in out] == ["kiosk/v1/K1/cmd/reboot"] and c1["status"] == "sent"
+    s, _ = handlers.tick(s, 7.0)
+    assert ("command", "cmd00001", {"status": "timed_out", "finished_at": 7.0,
+                                    "error": "no result within 5 s of sending"}) in s.effects
+    c2 = {**commands.new_command("K2", "reboot", {}, "op", 0.0, ttl=10, command_id="cmd00002"), "wire": {}}
+    s, _ = handlers.queue_command(s, c2, 0.0)
+    s, _ = handlers.tick(s, 10.0)
+    assert any(e[1] == "cmd00002" and e[2]["status"] == "expired" for e in s.effects if e[0] == "command")
+
+
+def test_journal_is_bounded_and_remembers_commands(tmp_path):
+    j = Journal(tmp_path / "j.sqlite3", max_events=3)
+    assert [j.append("t", b"%d" % i) for i in range(5)] == [0, 0, 0, 1, 1]
+    assert [p for _, _, p in j.pending(0)] == [b"2", b"3", b"4"] and j.depth() == 3
+    j.remove([s for s, _, _ in j.pending(0)][:2])
+    assert j.depth() == 1
+    assert j.first_sight("c1", 100.0, 0.0) and not j.first_sight("c1", 100.0, 1.0)
+
+
+def test_agent_overflow_says_so_in_an_event(tmp_path):
+    from kiosk_ui.agent.agent import KioskAgent
+    from provisioning.settings import KioskConfig, from_mapping
+
+    cfg = from_mapping(KioskConfig, {"kiosk_id": "K1", "broker": "mqtt://127.0.0.1:1", "data_dir": str(tmp_path)})
+    agent = KioskAgent(cfg, max_events=5)
+    for n in range(8):
+        agent.emit("x", {"n": n})
+    bodies = [json.loads(p) for _, _, p in agent.journal.pending(0)]
+    assert len(bodies) == 5 and bodies[-1]["type"] == "journal_overflow" and bodies[-1]["dropped"] == 1
+    assert [b["seq"] for b in bodies] == sorted(b["seq"] for b in bodies)
+    agent.journal.close()
+
+
+def test_kiosk_command_checks():
+    key = Ed25519PrivateKey.generate()
+    body = signing.sign(key, commands.wire_body(commands.new_command("K1", "set_mode", {"mode": "normal"}, "op",
+                                                                     100.0, command_id="abcdefgh")))
+    seen: set[str] = set()
+
+    def first(cid, exp, now):
+        new = cid not in seen
+        seen.add(cid)
+        return new
+
+    with pytest.raises(CommandRejected, match="no_key"):
+        kcmd.verify(body, None, 100.0, first)
+    with pytest.raises(CommandRejected, match="expired"):
+        kcmd.verify(body, key.public_key(), 1000.0, first)
+    assert not seen  # an expired command is not remembered
+    kcmd.verify(body, key.public_key(), 101.0, first)
+    with pytest.raises(CommandRejected, match="replayed"):
+        kcmd.verify(body, key.public_key(), 102.0, first)
+    with pytest.raises(CommandRejected, match="bad_arguments"):
+        kcmd.check_args("power_cycle", {"device": "printer", "off_seconds": 600})
+    with pytest.raises(CommandRejected, match="wrong_kiosk"):
+        kcmd.parse("kiosk/v1/K2/cmd/set_mode", json.dumps(body).encode(), "K2")
