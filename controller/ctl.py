@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--limit", type=int, default=50)
 
     sub.add_parser("public-key", help="print the controller's command-signing public key", parents=[common])
+    from controller import ctl_accounts  # user ..., api-token ... (console accounts, issue 7)
+    ctl_accounts.register(sub)
     return p
 
 
@@ -370,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                 "telemetry": cmd_telemetry, "config": cmd_config, "command": cmd_command, "group": cmd_group,
                 "audit": cmd_audit, "public-key": cmd_public_key}
     try:
-        return handlers[args.command](args)
+        return (getattr(args, "handler", None) or handlers[args.command])(args)
     except (StoreError, KioskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

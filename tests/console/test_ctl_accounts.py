@@ -71,3 +71,18 @@ def test_role_change_and_unlock(tmp_path, capsys):
     assert "vera" in out and "operator" in out
     with pytest.raises(SystemExit):
         run(["user", "role", "vera", "root", "--data-dir", str(tmp_path)], capsys)
+
+
+def test_kioskctl_carries_the_account_commands(tmp_path):
+    import subprocess
+    import sys
+
+    pw = tmp_path / "pw"
+    pw.write_text("a-long-admin-password\n", encoding="utf-8")
+    base = [sys.executable, "-m", "controller.ctl"]
+    r = subprocess.run([*base, "--data-dir", str(tmp_path), "user", "add", "ada", "--role", "admin",
+                        "--password-file", str(pw)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([*base, "user", "add", "ada", "--role", "admin", "--password-file", str(pw),
+                        "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "exists" in r.stderr
