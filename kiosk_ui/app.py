@@ -54,7 +54,7 @@ def _make_app_class():
     from kivy.uix.screenmanager import NoTransition, ScreenManager
 
     from controller.services import catalogue as catalogue_mod
-    from kiosk_ui.devices import Devices, ReadCancelled
+    from kiosk_ui.devices import Devices, PinNeeded, PinWrong, ReadCancelled
     from kiosk_ui.i18n import tr
     from kiosk_ui.services import ServiceRefused, ServiceUnavailable
     from kiosk_ui.services.offline import OfflineTickets
@@ -88,7 +88,8 @@ def _make_app_class():
             self.offline = OfflineTickets(self.data_dir / "offline-tickets.json", clock=clock)
             self.gate = MaintenanceGate(pin_hash)
             self.voice = Voice(voice)
-            self.vm = SessionViewModel(self._initial_catalogue(), kiosk_id=kiosk_id, language=language)
+            self.base_catalogue = self._initial_catalogue()
+            self.vm = SessionViewModel(self.base_catalogue, kiosk_id=kiosk_id, language=language)
             self.language = language
             self.progress_text = ""
             self.pin_message = ""
@@ -115,20 +116,36 @@ def _make_app_class():
         def _apply_desired(self, body: dict[str, Any]) -> None:
             if isinstance(body.get("config"), dict):
                 body = body["config"]  # the controller's envelope: {"version", "config"}
-            doc = body.get("services")
-            if doc is not None:
-                try:
-                    cat = catalogue_mod.parse(doc)
-                except ConfigError as exc:
-                    log.error("service catalogue rejected: %s", exc)
-                else:
-                    self.vm.set_catalogue(cat)
+            doc = body.get("service_catalogue", body.get("services"))
+            try:
+                if isinstance(doc, dict):
+                    # A whole catalogue (names, steps, hours): it becomes this kiosk's base catalogue.
+                    self.base_catalogue = catalogue_mod.parse(doc)
                     (self.data_dir / "catalogue.json").write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
-                    log.info("service catalogue applied", extra={"fields": {"services": len(cat.services)}})
+                    self.vm.set_catalogue(self.base_catalogue)
+                elif isinstance(doc, list):
+                    # The fleet's list of service ids: switch services on and off.
+                    self.vm.set_catalogue(catalogue_mod.restrict(self.base_catalogue, doc))
+                if doc is not None:
+                    log.info("service catalogue applied",
+                             extra={"fields": {"enabled": len([s for s in self.vm.catalogue.services if s.enabled])}})
+            except ConfigError as exc:
+                log.error("service catalogue rejected: %s", exc)
             mode = body.get("mode")
             if mode in ("normal", "out_of_service", "maintenance"):
                 self.vm.set_mode("out_of_service" if mode != "normal" else "normal", self.clock())
             self.sync()
+
+        def on_mode(self, mode: str) -> None:
+            """The controller set this kiosk's mode (any thread). Maintenance by the fleet keeps
+            residents out just like out-of-service; a technician on site uses the hidden gesture."""
+            target = "normal" if mode == "normal" else "out_of_service"
+
+            def apply(_dt):
+                self.vm.set_mode(target, self.clock())
+                log.info("mode set by the controller", extra={"fields": {"mode": mode}})
+                self.sync()
+            Clock.schedule_once(apply)
 
         def on_presence(self, online: bool) -> None:
             def apply(_dt):
@@ -173,6 +190,8 @@ def _make_app_class():
             """Show the view-model's screen and state."""
             self.language = self.vm.language
             self.scale = ELDERLY_SCALE if self.vm.elderly else 1.0
+            if self.vm.screen != "card_pin":
+                self.screens["card_pin"].entered = ""  # a PIN never outlives its screen
             name = self.vm.screen if self.vm.screen in self.screens else "working"
             if name == "printing":
                 name = "working"
@@ -229,7 +248,7 @@ def _make_app_class():
             for e in effects:
                 if e.kind == "read_card":
                     self.devices.begin_session()
-                    self._thread(self._read_card, e.args["kind"])
+                    self._thread(self._read_card, e.args["kind"], e.args.get("pin", ""))
                 elif e.kind == "call":
                     self._thread(self._call, e.args)
                 elif e.kind == "print":
@@ -243,10 +262,17 @@ def _make_app_class():
                 elif e.kind == "speak":
                     self.say(e.args["key"])
 
-        def _read_card(self, kind: str) -> None:
+        def _read_card(self, kind: str, pin: str = "") -> None:
             try:
-                ident = self.devices.read_identity(kind, READ_TIMEOUT)
+                ident = self.devices.read_identity(kind, READ_TIMEOUT, pin)
             except ReadCancelled:
+                return
+            except PinNeeded:
+                self._post(self.vm.pin_needed)
+                return
+            except PinWrong as exc:
+                tries = exc.tries
+                self._post(lambda now: self.vm.pin_needed(now, tries))
                 return
             except DeviceTimeout:
                 self._post(self.vm.identity_failed, "no_card")
@@ -308,6 +334,19 @@ def _make_app_class():
             self._thread(poll)
 
         # -- maintenance ---------------------------------------------------------------------------
+        def card_pin_key(self, ch: str) -> None:
+            screen = self.screens["card_pin"]
+            if ch == "C":
+                screen.entered = ""
+            elif ch == "✓":
+                pin, screen.entered = screen.entered, ""
+                self.act("card_pin_entered", pin)
+                return
+            elif len(screen.entered) < 12:
+                screen.entered += ch
+            self.vm.touch(self.clock())
+            self.sync()
+
         def corner_tap(self) -> None:
             if self.gate.corner_tap(self.clock()):
                 self.screens["pin"].entered = ""
@@ -383,6 +422,7 @@ def _make_app_class():
             self.stop()
 
         def on_stop(self) -> None:
+            self.screens["card_pin"].entered = ""
             self.vm.end_session(self.clock())
             self.devices.close()
             if self.backend is not None and hasattr(self.backend, "stop"):

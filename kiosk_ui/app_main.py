@@ -73,19 +73,24 @@ def make_app(args, *, extra: dict | None = None):
 
 
 def _start_agent(config, app) -> None:
-    """The fleet link (birth/will, telemetry, device states) runs in-process, connecting in the background."""
-    from kiosk_ui.agent.agent import KioskAgent
+    """The fleet link runs in-process: the agent's runtime reports this app's devices and hands the
+    desired config (service catalogue) and mode changes to the app. It connects in the background."""
+    from kiosk_ui.agent.runtime import KioskRuntime
     from provisioning.errors import KioskError
 
-    agent = KioskAgent(config, device_status=app.devices.status)
+    runtime = KioskRuntime(config, on_config=app.on_desired, on_mode=app.on_mode)
+    # The app owns the serial ports; the runtime must not open a second driver on them.
+    runtime.agent.device_status = lambda: {name: {k: v for k, v in st.items() if k != "stats"}
+                                           for name, st in app.devices.status().items()}
+    app.on_mode(runtime.agent.mode)
 
     def run():
         try:
-            agent.start()
+            runtime.agent.start()
         except KioskError as exc:
             log.error("fleet link not started: %s", exc)
     threading.Thread(target=run, daemon=True).start()
-    app.agent = agent
+    app.agent = runtime.agent
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,18 @@ class ReadCancelled(KioskError):
     """The session ended while a card read was waiting."""
 
 
+class PinNeeded(DeviceError):
+    """The social-security card wants its PIN before it gives the holder's data."""
+
+
+class PinWrong(DeviceError):
+    """The card refused the PIN; ``tries`` left before it locks (None if unknown)."""
+
+    def __init__(self, tries: int | None) -> None:
+        self.tries = tries
+        super().__init__(f"wrong PIN, {tries} tries left")
+
+
 class DeviceMissing(DeviceError):
     """This kiosk has no such device (not configured, or its driver is not installed)."""
 
@@ -106,7 +118,7 @@ class Devices:
         return name in self.ports
 
     # -- identification --------------------------------------------------------------------------
-    def read_identity(self, kind: str, timeout: float) -> ResidentIdentity:
+    def read_identity(self, kind: str, timeout: float, pin: str = "") -> ResidentIdentity:
         """Wait up to ``timeout`` s for the card (or QR voucher). Raises DeviceTimeout (nothing
         presented), ReadCancelled, DeviceError (the card moved, the reader failed, an unreadable code)
         or TransportError (reader unreachable)."""
@@ -119,13 +131,13 @@ class Devices:
             if slice_ <= 0:
                 raise DeviceTimeout(f"nothing presented within {timeout:g} s")
             try:
-                return self._read_once(kind, slice_)
+                return self._read_once(kind, slice_, pin)
             except DeviceTimeout as exc:
                 if type(exc).__name__ not in ("NoCard", "DeviceTimeout") or "busy" in str(exc):
                     raise
                 waited += slice_
 
-    def _read_once(self, kind: str, timeout: float) -> ResidentIdentity:
+    def _read_once(self, kind: str, timeout: float, pin: str = "") -> ResidentIdentity:
         if kind == "id_card":
             ident = self._dev("id_reader").read_card(timeout)
             try:
@@ -134,7 +146,16 @@ class Devices:
             finally:
                 ident.wipe()  # our copy is the only one kept for the session
         if kind == "ss_card":
-            card = self._dev("card_reader").read_social_security(None, timeout)
+            try:
+                # The PIN goes straight to the card; it is never stored or logged.
+                card = self._dev("card_reader").read_social_security((lambda: pin) if pin else None, timeout)
+            except DeviceError as exc:
+                if type(exc).__name__ == "PinRequired":
+                    raise PinNeeded("the card asks for its PIN") from None
+                sw = getattr(exc, "sw", 0)
+                if sw & 0xFFF0 == 0x63C0:
+                    raise PinWrong(sw & 0x0F) from None
+                raise
             try:
                 return ResidentIdentity("ss_card", card.name, card.card_number,
                                         {"valid_until": card.expiry_date, "issuer": card.issuing_org})

@@ -232,6 +232,7 @@ OPS: dict[tuple[str, str], Op] = {
     ("appointment", "book"): appointment_book,
     ("certificate", "issue"): certificate_issue,
     ("certificate", "verify"): certificate_verify,
+    ("certificate_check", "verify"): certificate_verify,  # the kiosk's scan-to-verify service
     ("social_security", "info"): ss_info,
     ("volunteer", "check_in"): volunteer_check_in,
     ("volunteer", "check_out"): volunteer_check_out,

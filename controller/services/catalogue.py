@@ -7,6 +7,7 @@ The catalogue travels in the desired config under the key ``services`` (the whol
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,16 @@ def parse(doc: Any) -> Catalogue:
     if not isinstance(version, int) or isinstance(version, bool):
         raise ConfigError(f"expected an integer, got {version!r}", field="version")
     return Catalogue(version, services, tuple(notices), tags)
+
+
+def restrict(catalogue: Catalogue, enabled_ids: list[str]) -> Catalogue:
+    """The catalogue with only ``enabled_ids`` enabled: the desired config's ``services`` list
+    (service ids) switches services on and off without sending the whole catalogue."""
+    if not isinstance(enabled_ids, list | tuple) or any(not isinstance(i, str) for i in enabled_ids):
+        raise ConfigError(f"expected a list of service ids, got {enabled_ids!r}", field="services")
+    wanted = set(enabled_ids)
+    services = tuple(dataclasses.replace(s, enabled=s.id in wanted) for s in catalogue.services)
+    return dataclasses.replace(catalogue, services=services)
 
 
 def load_default_document() -> dict[str, Any]:

@@ -18,8 +18,8 @@ from kivy.uix.screenmanager import Screen
 from kiosk_ui.i18n import tr
 
 _DIR = Path(__file__).parent
-SCREENS = ("attract", "menu", "identify", "step", "working", "result", "failed", "print_failed", "rating",
-           "done", "out_of_service", "maintenance", "pin")
+SCREENS = ("attract", "menu", "identify", "card_pin", "step", "working", "result", "failed", "print_failed",
+           "rating", "done", "out_of_service", "maintenance", "pin")
 
 
 class TopBar(BoxLayout):
@@ -74,13 +74,15 @@ class MenuScreen(KioskScreen):
     def refresh(self, app) -> None:
         vm, lang = app.vm, app.vm.language
         self._clear()
-        self.ids.title.text = tr("menu.title", lang)
         items = vm.menu(time.strftime("%H:%M", time.localtime(app.clock())))
+        # Notes go under the title: the grid below holds only the services, two per row.
+        lines = [tr("menu.title", lang)]
         if not vm.online:
             names = "、".join(s.name(lang) for s, ok in items if ok) or "-"
-            self._text(tr("menu.offline_note", lang, services=names))
+            lines.append(tr("menu.offline_note", lang, services=names))
         if vm.message:
-            self._text(tr(vm.message, lang))
+            lines.append(tr(vm.message, lang))
+        self.ids.title.text = "\n".join(lines)
         for svc, ok in items:
             label = svc.name(lang) + ("" if ok else f"  ({tr('menu.unavailable', lang)})")
             b = self._button(label, lambda s=svc.id: app.act("choose_service", s), name=f"service:{svc.id}")
@@ -113,9 +115,8 @@ class StepScreen(KioskScreen):
         step = vm.current_step()
         if step is None:
             return
-        self.ids.title.text = step.title.get(lang) or step.title["zh-CN"]
-        if vm.message:
-            self._text(tr(vm.message, lang))
+        title = step.title.get(lang) or step.title["zh-CN"]
+        self.ids.title.text = title + ("\n" + tr(vm.message, lang) if vm.message else "")
         for oid, label in vm.step_options():
             self._button(label, lambda o=oid: app.act("choose_option", o), name=f"option:{oid}")
         self._button(tr("nav.back", lang), lambda: app.act("back"), where="actions", name="back")
@@ -210,6 +211,33 @@ class OutOfServiceScreen(KioskScreen):
         self.t_body = tr("oos.body", app.vm.language)
 
 
+def _keypad(screen, on_key) -> None:
+    for row in ("123", "456", "789", "C0✓"):
+        line = BoxLayout(size_hint_y=None, spacing=10)
+        for ch in row:
+            b = Factory.BigButton(text=ch)
+            b.kiosk_name = f"pin:{ch}"
+            b.bind(on_release=lambda *_, c=ch: on_key(c))
+            line.add_widget(b)
+        line.height = line.children[0].height
+        screen.ids.body.add_widget(line)
+
+
+class CardPinScreen(KioskScreen):
+    """The resident types the social-security card's PIN; the digits live only in this widget."""
+
+    entered = ""
+
+    def refresh(self, app) -> None:
+        vm, lang = app.vm, app.vm.language
+        self._clear()
+        self.ids.title.text = tr("identify.pin", lang) + "  " + "●" * len(self.entered)
+        if vm.message == "identify.pin_wrong":
+            self._text(tr("identify.pin_wrong", lang, tries=vm.pin_tries))
+        _keypad(self, app.card_pin_key)
+        self._button(tr("nav.back", lang), lambda: app.act("back"), where="actions", name="back")
+
+
 class PinScreen(KioskScreen):
     entered = ""
 
@@ -219,15 +247,7 @@ class PinScreen(KioskScreen):
         self.ids.title.text = tr("maint.pin", lang) + "  " + "●" * len(self.entered)
         if app.pin_message:
             self._text(app.pin_message)
-        for row in ("123", "456", "789", "C0✓"):
-            line = BoxLayout(size_hint_y=None, spacing=10)
-            for ch in row:
-                b = Factory.BigButton(text=ch)
-                b.kiosk_name = f"pin:{ch}"
-                b.bind(on_release=lambda *_, c=ch: app.pin_key(c))
-                line.add_widget(b)
-            line.height = line.children[0].height
-            self.ids.body.add_widget(line)
+        _keypad(self, app.pin_key)
         self._button(tr("nav.back", lang), app.leave_maintenance, where="actions", name="back")
 
 

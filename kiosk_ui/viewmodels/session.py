@@ -19,8 +19,9 @@ IDLE_TIMEOUT = 60.0
 COUNTDOWN = 15.0
 ELDERLY_FACTOR = 2.0  # elderly mode: no timed step shorter than twice the normal one
 DONE_SECONDS = 8.0
+MAX_CHOICES = 6  # a few big choices on one screen, no scrolling: the earliest free slots first
 RESIDENT_FIELDS = ("service", "identity", "answers", "result", "dynamic_options", "message", "print_state",
-                   "rating", "rating_tags", "step_index")
+                   "rating", "rating_tags", "step_index", "pin_tries")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class SessionViewModel:
         self.rating = 0
         self.rating_tags: list[str] = []
         self.step_index = 0
+        self.pin_tries: int | None = None
 
     def resident_state(self) -> dict[str, Any]:
         """Everything that may hold resident data (privacy tests assert it is empty after a session)."""
@@ -91,7 +93,7 @@ class SessionViewModel:
         self.last_activity = now
 
     def in_session(self) -> bool:
-        return self.screen not in ("attract", "out_of_service", "maintenance", "pin")
+        return self.screen not in ("attract", "out_of_service", "maintenance", "pin")  # card_pin is in session
 
     def countdown(self, now: float) -> float | None:
         """Seconds left shown to the resident in the last part of the idle timeout, else None."""
@@ -194,6 +196,23 @@ class SessionViewModel:
             return []
         return [Effect("read_card", {"kind": self.service.identification})]
 
+    def pin_needed(self, now: float, tries: int | None = None) -> list[Effect]:
+        """The social-security card asks for its PIN (again, after a wrong one: ``tries`` left)."""
+        if self.screen not in ("identify", "card_pin") or self.service is None:
+            return []
+        self.screen = "card_pin"
+        self.message = "identify.pin" if tries is None else "identify.pin_wrong"
+        self.pin_tries = tries
+        return [Effect("speak", {"key": "identify.pin"})]
+
+    def card_pin_entered(self, pin: str, now: float) -> list[Effect]:
+        self.touch(now)
+        if self.screen != "card_pin" or not (4 <= len(pin) <= 12 and pin.isdigit()):
+            return []
+        self.screen = "identify"
+        self.message = ""
+        return [Effect("read_card", {"kind": self.service.identification, "pin": pin})]
+
     def confirm_identity(self, now: float) -> list[Effect]:
         self.touch(now)
         if self.identity is None:
@@ -254,7 +273,8 @@ class SessionViewModel:
         if self.service is None or self.screen != "working":
             return []
         if purpose == "options":
-            self.dynamic_options = [{"id": s["id"], "label": s["label"]} for s in data.get("slots", [])]
+            slots = data.get("slots", [])[:MAX_CHOICES]
+            self.dynamic_options = [{"id": s["id"], "label": s["label"]} for s in slots]
             self.screen = "step"
             self.message = "" if self.dynamic_options else "error.no_options"
             return []

@@ -4,8 +4,8 @@ so every UI test runs this module in its own subprocess:
 
     python -m tests.kiosk.harness --script FILE.json --data-dir DIR [--config kiosk.toml | --simulated]
 
-Steps (JSON list): ["press", NAME], ["screen", NAME, TIMEOUT], ["sim", PORT, CMD], ["shot", LABEL],
-["text", SUBSTRING], ["lang", CODE], ["corner", N], ["idle", SECONDS], ["sync", TOKEN],
+Steps (JSON list): ["press", NAME], ["press_prefix", PREFIX], ["screen", NAME, TIMEOUT], ["sim", PORT, CMD], ["shot", LABEL],
+["text", SUBSTRING], ["lang", CODE], ["corner", N], ["idle", SECONDS], ["sync", TOKEN] (waits for the line "TOKEN [VALUE]" on stdin; "$SYNC" in a later sim command is VALUE),
 ["wiped"], ["status"], ["desired", BODY].
 Output: ``STEP n ...`` per step, ``FAIL ...`` (exit 1) or ``DONE`` (exit 0).
 """
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 STEP_TIMEOUT = 20.0
+SYNC_TIMEOUT = 120.0  # the test process may be doing slow things (commands, restarts) meanwhile
 
 
 def _labels(widget):
@@ -32,9 +33,11 @@ def _labels(widget):
     return out
 
 
-def _find(root, name):
+def _find(root, name, prefix=False):
     for w in root.walk():
-        if getattr(w, "kiosk_name", None) == name and not getattr(w, "disabled", False):
+        got = getattr(w, "kiosk_name", None)
+        if isinstance(got, str) and (got.startswith(name) if prefix else got == name) \
+                and not getattr(w, "disabled", False):
             return w
     return None
 
@@ -49,6 +52,8 @@ class Runner:
         self.started = None
         self.offset = 0.0
         self.busy = False
+        self.sync_value = ""
+        self.candidate = None
         self.stdin_lines: list[str] = []
         threading.Thread(target=self._read_stdin, daemon=True).start()
 
@@ -79,17 +84,29 @@ class Runner:
         now = time.monotonic()
         if self.started is None:
             self.started = now
-        elif now - self.started > (step[2] if step[0] == "screen" and len(step) > 2 else STEP_TIMEOUT):
+        elif now - self.started > (step[2] if step[0] == "screen" and len(step) > 2
+                                   else SYNC_TIMEOUT if step[0] == "sync" else STEP_TIMEOUT):
             self.fail("timed out")
             return False
         kind = step[0]
         done = True
         screen = app.sm.current_screen
-        if kind == "press":
-            w = _find(screen, step[1])
-            if w is None:
+        if kind in ("press", "press_prefix"):
+            w = _find(screen, step[1], prefix=kind == "press_prefix")
+            if w is None or w is not self.candidate:
+                # Press only a widget seen on the previous tick too: new widgets are laid out a frame
+                # later. A widget below the fold is scrolled into view first, as a resident would.
+                self.candidate = w
+                parent = w.parent if w is not None else None
+                for _ in range(30):  # the Window is its own parent: walk a bounded number of levels
+                    if parent is None or hasattr(parent, "scroll_to"):
+                        break
+                    parent = parent.parent
+                if parent is not None and hasattr(parent, "scroll_to"):
+                    parent.scroll_to(w, padding=10, animate=False)
                 done = False
             else:
+                self.candidate = None
                 x, y = w.to_window(*w.center)
                 t = UnitTestTouch(x, y)
                 t.touch_down()
@@ -104,7 +121,9 @@ class Runner:
         elif kind == "sim":
             self.busy = True
 
-            def send(port=step[1], cmd=step[2]):
+            cmd = json.loads(json.dumps(step[2]).replace("$SYNC", self.sync_value))
+
+            def send(port=step[1], cmd=cmd):
                 try:
                     reply = app.sims[port].control(cmd)
                     self.out("SIM", json.dumps(reply))
@@ -120,7 +139,10 @@ class Runner:
             self.offset += step[1]
         elif kind == "sync":
             self.out("WAIT", step[1])
-            done = step[1] in self.stdin_lines
+            got = [line for line in self.stdin_lines if line.split(" ")[0] == step[1]]
+            done = bool(got)
+            if got:
+                self.sync_value = got[0].partition(" ")[2]
         elif kind == "wiped":
             state = app.vm.resident_state()
             bad = {k: repr(v) for k, v in state.items() if v not in (None, "", 0, [], {})}

@@ -221,3 +221,18 @@ def test_certificate_check_by_qr_and_garbage(vm):
     assert eff[0].args["op"] == "verify" and eff[0].args["args"] == {"code": "KIOSK-CERT:ABCDEFGHJK"}
     vm.call_done("result", {"valid": False, "code": "ABCDEFGHJK"}, 3)
     assert result_lines(vm.service, vm.result, vm.answers, vm.identity, "en")[0].startswith("No such certificate")
+
+
+def test_social_security_pin_flow(vm):
+    vm.start(0)
+    vm.choose_service("social_security", 0)
+    vm.pin_needed(1)
+    assert vm.screen == "card_pin" and vm.message == "identify.pin"
+    assert vm.card_pin_entered("12", 2) == [] and vm.screen == "card_pin"
+    eff = vm.card_pin_entered("123456", 3)
+    assert eff == [Effect("read_card", {"kind": "ss_card", "pin": "123456"})] and vm.screen == "identify"
+    vm.pin_needed(4, tries=2)
+    assert vm.message == "identify.pin_wrong" and vm.pin_tries == 2
+    assert "123456" not in repr(vm.resident_state())
+    vm.end_session(5)
+    assert vm.pin_tries is None

@@ -48,3 +48,11 @@ def test_bad_catalogue_names_the_field(mutate, field):
     with pytest.raises(ConfigError) as err:
         catalogue.parse(doc)
     assert err.value.field == field
+
+
+def test_restrict_to_enabled_ids():
+    cat = catalogue.restrict(catalogue.load_default(), ["queue_ticket", "notices"])
+    assert [s.id for s in cat.menu("12:00")] == ["queue_ticket", "notices"]
+    with pytest.raises(ConfigError) as err:
+        catalogue.restrict(cat, "queue_ticket")
+    assert err.value.field == "services"
