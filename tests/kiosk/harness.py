@@ -6,7 +6,7 @@ so every UI test runs this module in its own subprocess:
 
 Steps (JSON list): ["press", NAME], ["press_prefix", PREFIX], ["screen", NAME, TIMEOUT], ["sim", PORT, CMD], ["shot", LABEL],
 ["text", SUBSTRING], ["lang", CODE], ["corner", N], ["idle", SECONDS], ["sync", TOKEN] (waits for the line "TOKEN [VALUE]" on stdin; "$SYNC" in a later sim command is VALUE),
-["wiped"], ["status"], ["desired", BODY].
+["wiped"], ["status"], ["elderly"], ["sizes"], ["mark"], ["elapsed", LABEL], ["rss", LABEL], ["frames", "on"|"off"], ["desired", BODY].
 Output: ``STEP n ...`` per step, ``FAIL ...`` (exit 1) or ``DONE`` (exit 0).
 """
 
@@ -130,6 +130,40 @@ class Runner:
                 finally:
                     self.busy = False
             threading.Thread(target=send, daemon=True).start()
+        elif kind == "elderly":
+            if not app.vm.elderly:
+                app.act("toggle_elderly")
+        elif kind == "sizes":
+            # Elderly mode: every button at least 60 x 60 dp, every text at least 18 dp.
+            from kivy.metrics import dp
+            from kivy.uix.button import Button
+            from kivy.uix.label import Label
+
+            small = [(type(w).__name__, getattr(w, "text", "")[:20], round(w.font_size / dp(1)), w.size)
+                     for w in screen.walk() if isinstance(w, Label) and w.text and w.font_size < dp(18)]
+            tiny = [(w.text[:20], w.size) for w in screen.walk() if isinstance(w, Button) and w.text
+                    and (w.width < dp(60) or w.height < dp(60))]
+            if small or tiny:
+                self.fail(f"too small: text {small[:5]} buttons {tiny[:5]}")
+                return False
+            biggest = max(w.font_size for w in screen.walk() if isinstance(w, Label) and w.text)
+            self.out("SIZES", round(biggest / dp(1)))
+        elif kind == "mark":
+            self.mark = time.monotonic()
+        elif kind == "elapsed":
+            self.out("ELAPSED", step[1], round(time.monotonic() - self.mark, 4))
+        elif kind == "rss":
+            rss = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmRSS"))
+            self.out("RSS", step[1], int(rss))
+        elif kind == "frames":
+            from kivy.clock import Clock
+
+            if step[1] == "on":
+                self.frames = []
+                self._frame_ev = Clock.schedule_interval(lambda dt: self.frames.append(dt), 0)
+            else:
+                self._frame_ev.cancel()
+                self.out("FRAMES", json.dumps([round(f, 5) for f in self.frames]))
         elif kind == "lang":
             app.set_language(step[1])
         elif kind == "corner":

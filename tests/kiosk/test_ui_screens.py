@@ -1,0 +1,85 @@
+"""A screenshot of every screen in zh-CN, zh-HK, English and elderly mode (test-artifacts/), taken
+from the real app against the simulators, Mosquitto and the controller. Elderly mode also checks
+text and touch-target sizes on every screen."""
+
+from __future__ import annotations
+
+import pytest
+
+from hardware_sim.identities import PROFILES
+from tests.kiosk.conftest import finish, kiosk_config, run_harness
+
+NAME = PROFILES["resident-1"]["values"]["name"]
+
+
+def screens(elderly: bool) -> list:
+    e = [["elderly"], ["sizes"]] if elderly else []
+
+    def shot(name):
+        return [["shot", name], *([["sizes"]] if elderly else [])]
+
+    return [
+        ["screen", "attract"], ["sync", "online"], *e, *shot("attract"),
+        ["press", "start"], ["screen", "menu"], *shot("menu"),
+        ["press", "service:queue_ticket"], ["screen", "step"], *shot("step"),
+        ["press", "option:general"], ["screen", "result"], *shot("result"),
+        ["press", "finish"], ["screen", "rating"], ["press", "star:5"], ["press", "tag:easy"], *shot("rating"),
+        ["press", "submit_rating"], ["screen", "done"], *shot("done"), ["press", "home"], ["screen", "attract"],
+        *e, ["press", "start"], ["press", "service:volunteer"], ["screen", "identify"], *shot("identify"),
+        ["sim", "id_reader", {"cmd": "place_card", "profile": "resident-1"}],
+        ["text", NAME[0] + "*" * (len(NAME) - 1)], *shot("identified"), ["press", "confirm"], ["screen", "step"],
+    ]
+
+
+def rest(elderly: bool) -> list:
+    e = [["elderly"]] if elderly else []
+
+    def shot(name):
+        return [["shot", name], *([["sizes"]] if elderly else [])]
+
+    return [
+        ["press", "back"], ["screen", "menu"], ["press", "service:volunteer"], ["screen", "identify"],
+        ["press", "confirm"], ["press", "option:check_out"], ["screen", "failed"], *shot("failed"),
+        ["press", "finish"], ["press", "skip"], ["press", "home"], ["screen", "attract"],
+        ["sim", "id_reader", {"cmd": "remove_card"}],
+        *e, ["press", "start"], ["press", "service:social_security"], ["screen", "identify"],
+        ["sim", "card_reader", {"cmd": "place_card", "kind": "social_security"}], ["screen", "card_pin"],
+        ["press", "pin:1"], *shot("card_pin"), ["press", "back"], ["screen", "menu"], ["press", "home"],
+        ["sim", "card_reader", {"cmd": "remove_card"}],
+        ["sim", "printer", {"cmd": "paper", "state": "out"}],
+        *e, ["press", "start"], ["press", "service:queue_ticket"], ["press", "option:social"], ["press", "print"],
+        ["screen", "print_failed"], *shot("print_failed"), ["press", "show_on_screen"], ["press", "finish"],
+        ["press", "skip"], ["press", "home"], ["screen", "attract"],
+        *e, ["corner", 5], ["screen", "pin"], *shot("pin"),
+        *[["press", f"pin:{c}"] for c in "2468✓"], ["screen", "maintenance"], *shot("maintenance"),
+        ["press", "exit"], ["screen", "attract"],
+        *e, ["sync", "oos"], ["screen", "out_of_service"], *shot("out_of_service"),
+    ]
+
+
+@pytest.mark.parametrize("tag", ["zh-CN", "zh-HK", "en", "elderly"])
+def test_screenshots_of_every_screen(tag, broker, controller, procs, tmp_path, artifacts):
+    elderly = tag == "elderly"
+    steps = screens(elderly) + rest(elderly)
+    extra = ["--language", tag] if tag in ("zh-HK", "en") else []
+    p = run_harness(procs, tmp_path, steps, artifacts=artifacts, tag=tag, extra=extra,
+                    config=kiosk_config(tmp_path, broker.url, public_key=controller.public_key()))
+    line = p.wait_for(lambda s: s.startswith(("WAIT online", "FAIL")), timeout=60)
+    assert line.startswith("WAIT"), line
+    p.proc.stdin.write("online\n")
+    p.proc.stdin.flush()
+    line = p.wait_for(lambda s: s.startswith(("WAIT oos", "FAIL")), timeout=120)
+    assert line.startswith("WAIT"), line
+    cid = controller.send_command("k-ui", "set_mode", {"mode": "out_of_service"}, "test")
+    assert controller.wait_command(cid, 30)["status"] == "succeeded"
+    p.proc.stdin.write("oos\n")
+    p.proc.stdin.flush()
+    finish(p)
+    names = ["attract", "menu", "step", "result", "rating", "done", "identify", "identified", "failed", "card_pin",
+             "print_failed", "pin", "maintenance", "out_of_service"]
+    for name in names:
+        png = artifacts / f"kiosk-{name}-{tag}.png"
+        assert png.is_file() and png.stat().st_size > 5000, png
+    if elderly:
+        sizes = [int(line.split()[1]) for line in p.stdout_lines if line.startswith("SIZES")]
+        assert sizes and min(sizes) >= 30
