@@ -78,3 +78,18 @@ def test_controller_killed_under_load_loses_no_event(broker, make_kiosk, tmp_pat
     time.sleep(0.5)
     stored = _stored(data, "K-LOAD", "load")
     assert len(stored) == 1000 and set(stored) == set(ids)
+
+
+def test_kiosks_republish_when_controller_returns(make_controller, make_kiosk, raw):
+    first = make_controller("first")
+    make_kiosk("K-RE", first.public_key())
+    wait_until(lambda: (first.kiosk("K-RE") or {}).get("state") == "online", 10, "known to the first controller")
+    first.stop()
+    watcher = raw("watcher")
+    watcher.subscribe("kiosk/v1/K-RE/status")  # the retained birth arrives once
+    time.sleep(0.5)
+    assert len(watcher.messages) == 1
+    second = make_controller("second")
+    # The controller's "online" makes the kiosk publish its birth again (a live copy, not the retained one).
+    wait_until(lambda: len(watcher.messages) >= 2, 10, "birth re-published")
+    wait_until(lambda: (second.kiosk("K-RE") or {}).get("state") == "online", 10, "known to the second controller")

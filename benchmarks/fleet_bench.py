@@ -1,0 +1,372 @@
+"""Fleet-link benchmark: a province of simulated kiosks against a private Mosquitto and the real controller.
+
+    .venv/bin/python benchmarks/fleet_bench.py                      # this machine's scale (see --help)
+    .venv/bin/python benchmarks/fleet_bench.py --kiosks 26412 --connections 5000 --workers 8 --duration 300
+
+Every kiosk sends telemetry every ``--period`` seconds (26,412 at 30 s is about 880 msg/s) and an
+event now and then. ``--connections`` of them have their own MQTT connection with their own will
+(answering commands); the rest share ``--workers`` connections. Loopback only; bounded in count and
+time; stops everything by itself. Measured and printed as JSON:
+
+* controller CPU (% of one core) and RSS at steady load;
+* offline detection: some real connections go silent (socket kept open, no pings) and we time
+  until the controller's store says offline; target p99 <= 1.5 x keepalive + 1 s;
+* command round trip (controller queued -> kiosk result stored), p50/p99; target p99 <= 250 ms;
+* device fault (printer paper out) published -> alarm row stored, p99; target <= 500 ms;
+* ingest headroom: a burst of QoS 1 events, the controller's stored rate versus a raw paho
+  subscriber's receive rate in the same run; goal >= 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import selectors
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from controller.store import DB_NAME, enqueue_action  # noqa: E402
+from tests.support.broker import Mosquitto  # noqa: E402
+
+
+def _pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    return round(v[min(len(v) - 1, int(p / 100 * len(v)))], 4)
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# -- roles run in child processes ----------------------------------------------------------------
+def role_controller(args: argparse.Namespace) -> None:
+    from controller.server import Controller
+    from provisioning.logs import setup_logging
+    from provisioning.settings import ControllerConfig, from_mapping
+
+    setup_logging("ERROR")
+    c = Controller(from_mapping(ControllerConfig, {"broker": args.broker, "data_dir": args.data,
+                                                   "telemetry_period": args.period, "keepalive": 30}))
+    c.start()
+    print("READY", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    c.stop()
+
+
+def _client(cid: str, will_topic: str | None) -> mqtt.Client:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
+    if will_topic:
+        c.will_set(will_topic, json.dumps({"v": 1, "state": "offline", "reason": "lwt"}), 1, True)
+    return c
+
+
+def role_kiosks(args: argparse.Namespace) -> None:
+    """One worker: ``real`` kiosks with own connections plus ``shared`` kiosks on one connection."""
+    host, port = "127.0.0.1", int(args.broker.rsplit(":", 1)[1])
+    rnd = random.Random(args.seed)
+    ids = [f"B{args.worker:02d}-{i:05d}" for i in range(args.count)]
+    real_ids, shared_ids = ids[:args.real], ids[args.real:]
+    sel = selectors.DefaultSelector()
+    clients: dict[str, mqtt.Client] = {}
+    results: dict[str, list] = {"faults": [], "frozen": []}
+
+    def on_cmd(client, userdata, msg):
+        body = json.loads(msg.payload)
+        parts = msg.topic.split("/")
+        client.publish(f"kiosk/v1/{parts[2]}/cmd/{parts[4]}/result",
+                       json.dumps({"v": 1, "id": body["id"], "kiosk_id": parts[2], "status": "ok", "data": {}}), 1)
+
+    def birth(c: mqtt.Client, kid: str) -> None:
+        c.publish(f"kiosk/v1/{kid}/status", json.dumps({"v": 1, "state": "online", "kiosk_id": kid, "boot_id": "b",
+                                                        "site": f"site-{kid[:3]}"}), 1, True)
+
+    for kid in real_ids:
+        c = _client(f"kiosk-{kid}", f"kiosk/v1/{kid}/status")
+        c.on_message = on_cmd
+        c.connect(host, port, keepalive=args.keepalive)
+        c.subscribe(f"kiosk/v1/{kid}/cmd/+", 1)
+        birth(c, kid)
+        clients[kid] = c
+    shared = _client(f"bench-shared-{args.worker}", None)
+    shared.connect(host, port, keepalive=60)
+    clients["_shared"] = shared
+    for kid in shared_ids:
+        birth(shared, kid)
+    for c in clients.values():
+        sel.register(c.socket(), selectors.EVENT_READ, c)
+    frozen: set[str] = set()
+    start = time.time()
+    # Spread each kiosk's telemetry over the period so the load is steady, not a burst every 30 s.
+    next_t = {kid: start + rnd.random() * args.period for kid in ids}
+    freeze_at = start + args.freeze_after
+    to_freeze = real_ids[:args.freeze]
+    # Faults start after the warm-up (the connect storm of every birth), so they measure steady load.
+    warm = min(args.period, args.duration / 4)
+    fault_every = (args.duration - warm - 2) / max(1, args.faults)
+    next_fault = start + warm
+    last_misc = 0.0
+    print("READY", flush=True)
+    while time.time() - start < args.duration:
+        for key, _ in sel.select(timeout=0.01):
+            c = key.data
+            if c._client_id.decode().removeprefix("kiosk-") not in frozen:
+                c.loop_read()
+        now = time.time()
+        for kid in ids:
+            if next_t[kid] <= now and kid not in frozen:
+                c = clients.get(kid, shared)
+                c.publish(f"kiosk/v1/{kid}/telemetry", json.dumps(
+                    {"v": 1, "kiosk_id": kid, "ts": now, "uptime": now - start, "cpu": 12.5, "memory": 40.1,
+                     "disk": 20.0, "temperature": 48.0, "queue_depth": 0, "devices": {"printer": "idle"}}), 0)
+                if rnd.random() < args.period / args.event_every:
+                    c.publish(f"kiosk/v1/{kid}/events", json.dumps(
+                        {"v": 1, "id": os.urandom(12).hex(), "kiosk_id": kid, "seq": 1, "ts": now,
+                         "type": "session_end", "service": "social_security"}), 1)
+                next_t[kid] = now + args.period
+        if now >= next_fault and shared_ids:
+            kid = rnd.choice(shared_ids)
+            shared.publish(f"kiosk/v1/{kid}/devices/printer", json.dumps(
+                {"v": 1, "kiosk_id": kid, "state": "error", "detail": "paper_out", "paper": "out"}), 1, True)
+            results["faults"].append([kid, time.time()])
+            next_fault = now + fault_every
+        if to_freeze and now >= freeze_at:
+            for kid in to_freeze:
+                frozen.add(kid)  # socket stays open, nothing more is sent: only keepalive can tell
+                results["frozen"].append([kid, time.time()])
+            to_freeze = []
+        for kid, c in clients.items():
+            if kid not in frozen and c.want_write():
+                c.loop_write()
+        if now - last_misc > 1.0:
+            for kid, c in clients.items():
+                if kid not in frozen:
+                    c.loop_misc()
+            last_misc = now
+    print(json.dumps(results), flush=True)
+    for kid, c in clients.items():
+        if kid not in frozen:
+            c.disconnect()
+
+
+def role_blast(args: argparse.Namespace) -> None:
+    """Publish ``count`` QoS 1 events as fast as the broker takes them."""
+    port = int(args.broker.rsplit(":", 1)[1])
+    c = _client(f"bench-blast-{args.worker}", None)
+    c.max_inflight_messages_set(1000)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    for n in range(args.count):
+        kid = f"X{args.worker:02d}-{n % 500:05d}"
+        c.publish(f"kiosk/v1/{kid}/events", json.dumps({"v": 1, "id": os.urandom(12).hex(), "kiosk_id": kid,
+                                                        "seq": n, "ts": time.time(), "type": "burst"}), 1)
+        while len(c._out_messages) > 5000:
+            time.sleep(0.001)
+    while c._out_messages:
+        time.sleep(0.05)
+    c.disconnect()
+    c.loop_stop()
+
+
+# -- orchestration -------------------------------------------------------------------------------
+def _proc_stats(pid: int) -> tuple[float, int]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    return cpu, rss
+
+
+def _child(args: argparse.Namespace, role: str, *extra: str) -> subprocess.Popen:
+    argv = [sys.executable, __file__, "--role", role, "--broker", args.broker, "--data", args.data,
+            "--period", str(args.period), "--keepalive", str(args.keepalive), *extra]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, preexec_fn=_raise_nofile,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def _ready(p: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = p.stdout.readline()
+        if line.strip() == "READY":
+            return
+        if not line and p.poll() is not None:
+            raise RuntimeError(f"child exited {p.returncode}")
+    raise TimeoutError("child not ready")
+
+
+def orchestrate(args: argparse.Namespace) -> dict:
+    _raise_nofile()
+    work = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+    broker = Mosquitto(work / "broker", extra_config=["max_connections -1", "max_keepalive 600"])
+    broker.start()
+    args.broker, args.data = broker.url, str(work / "controller")
+    procs: list[subprocess.Popen] = []
+    out: dict = {"kiosks": args.kiosks, "real_connections": args.connections, "workers": args.workers,
+                 "telemetry_period_s": args.period, "duration_s": args.duration, "keepalive_s": args.keepalive,
+                 "cpu_cores": os.cpu_count()}
+    try:
+        ctl = _child(args, "controller")
+        procs.append(ctl)
+        _ready(ctl)
+        per, real_per = args.kiosks // args.workers, args.connections // args.workers
+        workers = []
+        for w in range(args.workers):
+            p = _child(args, "kiosks", "--worker", str(w), "--count", str(per), "--real", str(real_per),
+                       "--duration", str(args.duration), "--freeze", str(args.freeze // args.workers or 0),
+                       "--freeze-after", str(args.duration - 3 * args.keepalive), "--faults",
+                       str(args.faults // args.workers), "--seed", str(w), "--event-every", str(args.event_every))
+            procs.append(p)
+            workers.append(p)
+        for p in workers:
+            _ready(p)
+        conn = sqlite3.connect(f"file:{args.data}/{DB_NAME}?mode=ro", uri=True)
+        wconn = sqlite3.connect(f"{args.data}/{DB_NAME}", isolation_level=None, timeout=10)
+        # Warm up, then measure the controller's CPU and memory over the steady part.
+        time.sleep(min(args.period, args.duration / 4))
+        cpu0, _ = _proc_stats(ctl.pid)
+        t0 = time.monotonic()
+        rss_max = 0
+        commands_sent = 0
+        real_ids = [f"B{w:02d}-{i:05d}" for w in range(args.workers) for i in range(real_per)]
+        cmd_deadline = time.monotonic() + args.duration / 3
+        while time.monotonic() < cmd_deadline:
+            enqueue_action(wconn, "bench", "command", {"kiosk_id": random.choice(real_ids[args.freeze:]),
+                                                        "name": "collect_diagnostics", "args": {}}, time.time())
+            commands_sent += 1
+            rss_max = max(rss_max, _proc_stats(ctl.pid)[1])
+            time.sleep(0.2)
+        cpu1, _ = _proc_stats(ctl.pid)
+        out["controller_cpu_percent"] = round(100 * (cpu1 - cpu0) / (time.monotonic() - t0), 1)
+        out["controller_rss_mb"] = round(rss_max / 2**20, 1)
+        results = {"faults": [], "frozen": []}
+        for p in workers:
+            p.wait(args.duration + 120)
+            for line in p.stdout:
+                if line.startswith("{"):
+                    r = json.loads(line)
+                    results["faults"] += r["faults"]
+                    results["frozen"] += r["frozen"]
+        time.sleep(1.5 * args.keepalive + 3)
+        online = conn.execute("SELECT COUNT(*) FROM kiosks WHERE kiosk_id LIKE 'B%'").fetchone()[0]
+        out["kiosks_registered"] = online
+        out["messages_per_s_offered"] = round(args.kiosks / args.period, 1)
+        det = []
+        for kid, t in results["frozen"]:
+            row = conn.execute("SELECT state, state_since FROM kiosks WHERE kiosk_id=?", (kid,)).fetchone()
+            if row and row[0] == "offline":
+                det.append(row[1] - t)
+        out["offline_detection_s"] = {"n": len(results["frozen"]), "detected": len(det), "p50": _pct(det, 50),
+                                      "p99": _pct(det, 99), "target_p99": 1.5 * args.keepalive + 1}
+        lat = []
+        for kid, t in results["faults"]:
+            row = conn.execute("SELECT MIN(raised_at) FROM alarms WHERE kiosk_id=? AND rule='paper_out'",
+                               (kid,)).fetchone()
+            if row and row[0]:
+                lat.append(row[0] - t)
+        out["fault_to_alarm_s"] = {"n": len(results["faults"]), "stored": len(lat), "p50": _pct(lat, 50),
+                                   "p99": _pct(lat, 99), "target_p99": 0.5}
+        rt = [r[0] for r in conn.execute("SELECT finished_at - issued_at FROM commands WHERE status='succeeded'")]
+        out["command_round_trip_s"] = {"sent": commands_sent, "succeeded": len(rt), "p50": _pct(rt, 50),
+                                       "p99": _pct(rt, 99), "target_p99": 0.25}
+        out["ingest"] = _ingest(args, conn)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        broker.stop()
+    return out
+
+
+def _ingest(args: argparse.Namespace, conn: sqlite3.Connection) -> dict:
+    """Same burst, two consumers: the controller (stored rate) and a raw paho subscriber."""
+    port = int(args.broker.rsplit(":", 1)[1])
+    got = {"n": 0, "first": 0.0, "last": 0.0}
+
+    def on_msg(c, u, m):
+        now = time.time()
+        got["first"] = got["first"] or now
+        got["n"] += 1
+        got["last"] = now
+
+    raw = _client("bench-raw", None)
+    raw.on_message = on_msg
+    raw.connect("127.0.0.1", port)
+    raw.subscribe("kiosk/v1/+/events", 1)
+    raw.loop_start()
+    time.sleep(0.5)
+    before = conn.execute("SELECT COUNT(*) FROM events WHERE type='burst'").fetchone()[0]
+    total = args.burst
+    blasters = [_child(args, "blast", "--worker", str(w), "--count", str(total // 2)) for w in range(2)]
+    t0 = time.time()
+    stored_t = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        n = conn.execute("SELECT COUNT(*) FROM events WHERE type='burst'").fetchone()[0] - before
+        if n >= total:
+            stored_t = time.time()
+            break
+        time.sleep(0.05)
+    for b in blasters:
+        b.wait(60)
+    raw.loop_stop()
+    raw_rate = got["n"] / max(1e-6, got["last"] - t0)
+    ctl_rate = total / (stored_t - t0) if stored_t else None
+    return {"burst_events": total, "raw_subscriber_msgs_per_s": round(raw_rate), "raw_received": got["n"],
+            "controller_stored_per_s": round(ctl_rate) if ctl_rate else None,
+            "ratio": round(ctl_rate / raw_rate, 2) if ctl_rate else None, "goal_ratio": 0.5}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--kiosks", type=int, default=26412)
+    p.add_argument("--connections", type=int, default=400, help="kiosks with their own connection and will")
+    p.add_argument("--workers", type=int, default=2, help="kiosk simulator processes")
+    p.add_argument("--period", type=float, default=30.0, help="telemetry period in seconds")
+    p.add_argument("--duration", type=float, default=90.0, help="seconds of steady load")
+    p.add_argument("--keepalive", type=int, default=10)
+    p.add_argument("--freeze", type=int, default=20, help="real connections that go silent near the end")
+    p.add_argument("--faults", type=int, default=40, help="printer faults spread over the run")
+    p.add_argument("--event-every", type=float, default=600.0, help="mean seconds between a kiosk's events")
+    p.add_argument("--burst", type=int, default=20000, help="events in the ingest-headroom burst")
+    p.add_argument("--role", default="main", help=argparse.SUPPRESS)
+    for hidden in ("--broker", "--data"):
+        p.add_argument(hidden, default="", help=argparse.SUPPRESS)
+    for hidden in ("--worker", "--count", "--real", "--seed"):
+        p.add_argument(hidden, type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--freeze-after", type=float, default=0.0, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.role == "controller":
+        role_controller(args)
+    elif args.role == "kiosks":
+        role_kiosks(args)
+    elif args.role == "blast":
+        role_blast(args)
+    else:
+        print(json.dumps(orchestrate(args), indent=2))
+
+
+if __name__ == "__main__":
+    main()
