@@ -268,7 +268,17 @@ class Controller:
             calls = [item[1] for item in batch if not isinstance(item, mqtt.MQTTMessage)]
             done: list[tuple[concurrent.futures.Future, Any, Exception | None]] = []
             try:
-                with self.store.tx() as store:
+                tx = self.store.tx()
+                store = tx.__enter__()
+            except Exception:
+                # Could not even start (database locked for 10 s): nothing was applied, retry the batch.
+                log.exception("store busy; retrying %d items", len(batch))
+                for item in batch:
+                    self.inbox.put(item)
+                self._stop.wait(0.5)
+                continue
+            try:
+                with _Entered(tx):
                     for item in batch:
                         if isinstance(item, mqtt.MQTTMessage):
                             self._apply(item, now, out)
@@ -489,6 +499,19 @@ class Controller:
     def stats(self) -> dict[str, Any]:
         return {**self.counts, "inbox": self.inbox.qsize(), "kiosks": len(self.state.kiosks),
                 "open_alarms": len(self.state.open_alarms), "open_commands": len(self.state.commands)}
+
+
+class _Entered:
+    """Exit an already-entered transaction context (commit or roll back)."""
+
+    def __init__(self, tx) -> None:
+        self.tx = tx
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        self.tx.__exit__(*exc)
 
 
 def _reject_kind(why: str) -> str:

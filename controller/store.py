@@ -265,7 +265,13 @@ class _Tx:
 
     def __enter__(self) -> Store:
         self.store.lock.acquire()
-        self.store.conn.execute("BEGIN")
+        # IMMEDIATE: take the write lock now. A deferred transaction that reads first (pending
+        # actions) cannot upgrade once kioskctl has written meanwhile, and fails as "locked".
+        try:
+            self.store.conn.execute("BEGIN IMMEDIATE")
+        except Exception:
+            self.store.lock.release()
+            raise
         return self.store
 
     def __exit__(self, exc_type, exc, tb) -> None:
