@@ -83,7 +83,11 @@ def _make_app_class():
             self.data_dir = Path(data_dir or ".")
             self.sims = sims or {}
             self.simulated = bool(self.sims)
-            self.devices = Devices(ports or {}, data_dir=self.data_dir / "devices")
+            ports = dict(ports or {})
+            self.supervisor_port = ports.pop("supervisor", "")
+            self.supervisor = None
+            self.woken = 0
+            self.devices = Devices(ports, data_dir=self.data_dir / "devices")
             self.backend = backend
             self.offline = OfflineTickets(self.data_dir / "offline-tickets.json", clock=clock)
             self.gate = MaintenanceGate(pin_hash)
@@ -156,8 +160,28 @@ def _make_app_class():
 
         def wake(self) -> None:
             """The supervisor's presence sensor saw someone: greet them on the attract screen."""
-            if self.vm.screen == "attract":
-                self.say("home.touch_to_start")
+            if self.vm.screen != "attract":
+                return
+            self.woken += 1
+            self.voice.say(tr("home.touch_to_start", self.vm.language), self.vm.language)
+            self.screens["attract"].greet()
+
+        def _start_supervisor(self) -> None:
+            """Presence signals from the supervisor board wake the attract screen; our heartbeats tell
+            its watchdog that the touch app (not only the OS) is alive."""
+            url = self.supervisor_port
+            if not url:
+                return
+            from device_drivers.supervisor import SupervisorDriver
+
+            def on_event(ev) -> None:
+                if ev.kind == "presence":
+                    Clock.schedule_once(lambda _dt: self.wake())
+            try:
+                self.supervisor = SupervisorDriver(url, on_event=on_event)
+                self.supervisor.start_heartbeat()
+            except KioskError as exc:
+                log.warning("supervisor board not available: %s", exc)
 
         # -- building ----------------------------------------------------------------------------
         def build(self):
@@ -172,6 +196,7 @@ def _make_app_class():
                 self.screens[name] = cls(name=name)
                 self.sm.add_widget(self.screens[name])
             Window.bind(on_touch_down=lambda *_: self.vm.touch(self.clock()))
+            self._start_supervisor()
             Window.bind(on_request_close=lambda *_: True)  # no way out for residents
             Clock.schedule_interval(self._tick, 0.5)
             Clock.schedule_interval(lambda _dt: self._poll_devices(), 10)
@@ -423,6 +448,8 @@ def _make_app_class():
 
         def on_stop(self) -> None:
             self.screens["card_pin"].entered = ""
+            if self.supervisor is not None:
+                self.supervisor.close()
             self.vm.end_session(self.clock())
             self.devices.close()
             if self.backend is not None and hasattr(self.backend, "stop"):

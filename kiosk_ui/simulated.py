@@ -18,7 +18,8 @@ from typing import Any
 from provisioning.errors import TransportError
 
 # Kiosk port name -> simulator name; simulators not yet in hardware_sim are skipped.
-DEVICES = {"printer": "printer", "id_reader": "id-reader", "card_reader": "card-reader", "scanner": "scanner"}
+DEVICES = {"printer": "printer", "id_reader": "id-reader", "card_reader": "card-reader", "scanner": "scanner",
+           "supervisor": "supervisor"}
 
 
 def available(sim_name: str) -> bool:

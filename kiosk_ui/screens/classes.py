@@ -11,10 +11,12 @@ from pathlib import Path
 
 from kivy.factory import Factory
 from kivy.lang import Builder
+from kivy.metrics import dp, sp
 from kivy.properties import StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.screenmanager import Screen
 
+from kiosk_ui import theme
 from kiosk_ui.i18n import tr
 
 _DIR = Path(__file__).parent
@@ -26,26 +28,79 @@ class TopBar(BoxLayout):
     pass
 
 
+def _scale() -> float:
+    from kivy.app import App
+
+    app = App.get_running_app()
+    return getattr(app, "scale", 1.0) if app else 1.0
+
+
+def make_button(text: str, *, main: bool = False):
+    k = _scale()
+    return (Factory.DynMainButton if main else Factory.DynButton)(
+        text=text, font_size=sp(26) * k, height=dp(theme.BUTTON_HEIGHT) * k)
+
+
+def make_label(text: str, *, big: bool = False, halign: str = "center"):
+    k = _scale()
+    return (Factory.DynTitle if big else Factory.DynBody)(text=text, font_size=sp(40 if big else 26) * k,
+                                                           halign=halign)
+
+
 class KioskScreen(Screen):
+    """Base screen. Dynamic widgets come from per-screen pools and are reused on every refresh:
+    Kivy widgets bind to global objects (metrics, app properties) that would keep discarded
+    widgets, and their textures, alive for the life of the kiosk."""
+
     def refresh(self, app) -> None:
         pass
 
-    # Helpers that build the dynamic part of a screen from the view-model.
     def _clear(self):
         self.ids.body.clear_widgets()
         self.ids.actions.clear_widgets()
+        self._cursor: dict[str, int] = {}
 
-    def _text(self, text: str, big: bool = False):
-        w = Factory.Title(text=text) if big else Factory.Body(text=text)
-        self.ids.body.add_widget(w)
+    def _take(self, kind: str, factory):
+        pools = self.__dict__.setdefault("_pools", {})
+        pool = pools.setdefault(kind, [])
+        cursor = self.__dict__.setdefault("_cursor", {})
+        i = cursor.get(kind, 0)
+        cursor[kind] = i + 1
+        if i == len(pool):
+            pool.append(factory())
+        w = pool[i]
+        if w.parent is not None:
+            w.parent.remove_widget(w)
         return w
 
-    def _button(self, text: str, on_press, *, main: bool = False, where: str = "body", name: str = ""):
-        b = (Factory.MainButton if main else Factory.BigButton)(text=text)
-        b.bind(on_release=lambda *_: on_press())
+    def _text(self, text: str, big: bool = False, halign: str = "center", where: str = "body"):
+        k = _scale()
+        w = self._take("title" if big else "label", lambda: make_label("", big=big))
+        w.text, w.halign, w.font_size = text, halign, sp(40 if big else 26) * k
+        self.ids[where].add_widget(w)
+        return w
+
+    def _button(self, text: str, on_press, *, main: bool = False, where: str = "body", name: str = "",
+                into=None):
+        k = _scale()
+        b = self._take("main" if main else "button", lambda: make_button("", main=main))
+        old = getattr(b, "_handler", None)
+        if old is not None:
+            b.unbind(on_release=old)
+        b._handler = lambda *_: on_press()
+        b.bind(on_release=b._handler)
+        b.text, b.disabled, b.font_size = text, False, sp(26) * k
+        b.height = dp(theme.BUTTON_HEIGHT) * k
+        b.background_color = theme.ACCENT if main else theme.BUTTON
         b.kiosk_name = name  # the UI tests find buttons by this
-        self.ids[where].add_widget(b)
+        (into if into is not None else self.ids[where]).add_widget(b)
         return b
+
+    def _row(self):
+        row = self._take("row", lambda: BoxLayout(size_hint_y=None, spacing=10))
+        row.clear_widgets()
+        self.ids.body.add_widget(row)
+        return row
 
 
 class AttractScreen(KioskScreen):
@@ -63,11 +118,19 @@ class AttractScreen(KioskScreen):
         self.t_kiosk = tr("home.kiosk_id", lang, kiosk_id=app.kiosk_id)
         self.t_clock = time.strftime("%Y-%m-%d %H:%M", time.localtime(app.clock()))
         self.ids.start.kiosk_name = "start"
-        box = self.ids.notices
-        box.clear_widgets()
+        self._cursor = {}
+        self.ids.notices.clear_widgets()
         for n in app.vm.catalogue.notices[:3]:
-            box.add_widget(Factory.Body(text="· " + (n["titles"].get(lang) or n["titles"]["zh-CN"]),
-                                        halign="left"))
+            self._text("· " + (n["titles"].get(lang) or n["titles"]["zh-CN"]), halign="left", where="notices")
+
+
+    def greet(self) -> None:
+        """Someone walked up: make the start button stand out for a moment."""
+        from kivy.animation import Animation
+
+        btn = self.ids.start
+        Animation.cancel_all(btn)
+        (Animation(opacity=0.4, duration=0.3) + Animation(opacity=1.0, duration=0.3)).start(btn)
 
 
 class MenuScreen(KioskScreen):
@@ -171,22 +234,19 @@ class RatingScreen(KioskScreen):
         vm, lang = app.vm, app.vm.language
         self._clear()
         self.ids.title.text = tr("rating.title", lang)
-        stars = BoxLayout(size_hint_y=None, spacing=10)
+        stars = self._row()
         for n in range(1, 6):
-            b = Factory.BigButton(text="★" * n if n == vm.rating else str(n))
+            b = self._button("★" * n if n == vm.rating else str(n), lambda n=n: app.act("set_rating", n),
+                             name=f"star:{n}", into=stars)
             if n == vm.rating:
-                b.background_color = (1, 0.78, 0.2, 1)
-            b.bind(on_release=lambda *_, n=n: app.act("set_rating", n))
-            b.kiosk_name = f"star:{n}"
-            stars.add_widget(b)
-        stars.height = stars.children[0].height
-        self.ids.body.add_widget(stars)
+                b.background_color = theme.ACCENT
+        stars.height = dp(theme.BUTTON_HEIGHT) * _scale()
         for tag in vm.catalogue.rating_tags:
             on = tag.id in vm.rating_tags
             b = self._button(("✓ " if on else "") + (tag.names.get(lang) or tag.names["zh-CN"]),
                              lambda t=tag.id: app.act("toggle_tag", t), name=f"tag:{tag.id}")
             if on:
-                b.background_color = (1, 0.78, 0.2, 1)
+                b.background_color = theme.ACCENT
         self._button(tr("rating.skip", lang), lambda: app.act("skip_rating"), where="actions", name="skip")
         b = self._button(tr("rating.submit", lang), lambda: app.act("submit_rating"), main=True, where="actions",
                          name="submit_rating")
@@ -212,15 +272,11 @@ class OutOfServiceScreen(KioskScreen):
 
 
 def _keypad(screen, on_key) -> None:
-    for row in ("123", "456", "789", "C0✓"):
-        line = BoxLayout(size_hint_y=None, spacing=10)
-        for ch in row:
-            b = Factory.BigButton(text=ch)
-            b.kiosk_name = f"pin:{ch}"
-            b.bind(on_release=lambda *_, c=ch: on_key(c))
-            line.add_widget(b)
-        line.height = line.children[0].height
-        screen.ids.body.add_widget(line)
+    for keys in ("123", "456", "789", "C0✓"):
+        row = screen._row()
+        for ch in keys:
+            screen._button(ch, lambda c=ch: on_key(c), name=f"pin:{ch}", into=row)
+        row.height = dp(theme.BUTTON_HEIGHT) * _scale()
 
 
 class CardPinScreen(KioskScreen):

@@ -155,6 +155,18 @@ class Runner:
         elif kind == "rss":
             rss = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmRSS"))
             self.out("RSS", step[1], int(rss))
+        elif kind == "objects":
+            import collections
+            import gc
+
+            gc.collect()
+            counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
+            self.out("OBJECTS", step[1], json.dumps(dict(counts.most_common(25))))
+            if len(step) > 2:  # name a type to see what its newest instances point at
+                objs = [o for o in gc.get_objects() if type(o).__name__ == step[2]][-400:]
+                owners = collections.Counter(repr(getattr(o, "func", None) or getattr(o, "__func__", o))[:90]
+                                             for o in objs)
+                self.out("OWNERS", step[1], json.dumps(owners.most_common(8)))
         elif kind == "frames":
             from kivy.clock import Clock
 
@@ -186,7 +198,7 @@ class Runner:
             self.out("WIPED", app.vm.language, app.vm.elderly)
         elif kind == "status":
             self.out("STATUS", json.dumps({"screen": app.vm.screen, "online": app.vm.online,
-                                           "mode": app.vm.mode, "menu": [s.id for s in app.vm.catalogue.services
+                                           "mode": app.vm.mode, "woken": app.woken, "menu": [s.id for s in app.vm.catalogue.services
                                                                          if s.enabled]}))
         if done:
             self.out("STEP", self.i, json.dumps(step, ensure_ascii=False)[:120])

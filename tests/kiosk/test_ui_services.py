@@ -30,7 +30,7 @@ def identify(service: str, port: str = "id_reader", card: dict | None = None):
 
 
 SCRIPT = [
-    ["screen", "attract"], ["sync", "online"], ["status"],
+    ["screen", "attract"], ["sim", "supervisor", {"cmd": "presence"}], ["sync", "online"], ["status"],
     # Queue ticket, printed, rated.
     ["press", "start"], ["screen", "menu"], ["press", "service:queue_ticket"], ["screen", "step"],
     ["press", "option:general"], ["screen", "result"], ["text", "A001"], ["press", "print"],
@@ -115,6 +115,8 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
 
     online()
     go("online")
+    first = json.loads(p.wait_for("STATUS", timeout=60).split(" ", 1)[1])
+    assert first["woken"] >= 1 and first["online"] is True
     db = sqlite3.connect(tmp_path / "controller" / "controller.sqlite3")
     wait("cert")
     code = db.execute("SELECT code FROM svc_certificates").fetchone()[0]
