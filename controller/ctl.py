@@ -230,9 +230,12 @@ def cmd_telemetry(args: argparse.Namespace) -> int:
 
     def human(rs: list) -> None:
         print(f"{'TIME':<20} {'CPU%':>6} {'MEM%':>6} {'DISK%':>6} {'TEMP':>6} {'QUEUE':>6}")
+        def num(v) -> str:
+            return "-" if v is None else f"{v:.1f}"
+
         for r in rs:
-            print(f"{_when(r['ts']):<20} {r['cpu'] or 0:>6.1f} {r['memory'] or 0:>6.1f} {r['disk'] or 0:>6.1f} "
-                  f"{r['temperature'] or 0:>6.1f} {int(r['queue_depth'] or 0):>6}")
+            print(f"{_when(r['ts']):<20} {num(r['cpu']):>6} {num(r['memory']):>6} {num(r['disk']):>6} "
+                  f"{num(r['temperature']):>6} {num(r['queue_depth']):>6}")
     return _out(args, rows, human)
 
 

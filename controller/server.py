@@ -235,6 +235,13 @@ class Controller:
                         store.clear_alarm(r[0], now)
             elif kind == "command":
                 store.update_command(eff[1], **eff[2])
+                if eff[2]["status"] in commands.FINAL:
+                    # The operator's action ends with the kiosk's answer: audit that too.
+                    row = store.conn.execute("SELECT issuer, kiosk_id, name FROM commands WHERE id=?",
+                                             (eff[1],)).fetchone()
+                    if row is not None:
+                        store.audit(row[0], "command.result", f"kiosk:{row[1]}", {"id": eff[1], "name": row[2]},
+                                    eff[2]["status"], eff[2].get("finished_at") or 0.0)
         self.state.effects.clear()
         if events:
             new = store.insert_events(events)

@@ -109,8 +109,8 @@ def test_queued_command_is_sent_when_kiosk_comes_online(make_controller, make_ki
     make_kiosk("K-LATE", ctl.public_key())
     rec = ctl.wait_command(cid, 10)
     assert rec["status"] == "succeeded"
-    audit = ctl.audit_log(user="carol")["items"]
-    assert audit and audit[0]["action"] == "command.send" and audit[0]["detail"]["id"] == cid
+    audit = [(a["action"], a["detail"]["id"], a["result"]) for a in ctl.audit_log(user="carol")["items"]]
+    assert audit == [("command.result", cid, "succeeded"), ("command.send", cid, "queued")]
 
 
 def test_kioskctl_command_send_wait_prints_result(make_controller, make_kiosk, tmp_path):
