@@ -186,7 +186,8 @@ class Controller:
         try:
             services = importlib.import_module("controller.services")
             if not hasattr(self._local, "svc_conn"):
-                self._local.svc_conn = connect(self.config.data_dir)
+                # Plain ``with conn:`` transactions for the backend: one per request.
+                self._local.svc_conn = connect(self.config.data_dir, autocommit=False)
             body = services.handle_request(self._local.svc_conn, parsed.kiosk_id, parsed.body, now)
         except ModuleNotFoundError:
             body = {"ok": False, "error": "service_unavailable", "message": "no service backend installed"}

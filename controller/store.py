@@ -97,7 +97,9 @@ class StoreError(KioskError):
     """The controller's database cannot be opened or is from a newer release."""
 
 
-def connect(data_dir: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(data_dir: Path, *, readonly: bool = False, autocommit: bool = True) -> sqlite3.Connection:
+    """Open the store. ``autocommit`` (the controller's own use): transactions are explicit
+    (``Store.tx``); with ``autocommit=False`` Python's ``with conn:`` transactions work as usual."""
     path = Path(data_dir) / DB_NAME
     if readonly:
         if not path.exists():
@@ -106,7 +108,8 @@ def connect(data_dir: Path, *, readonly: bool = False) -> sqlite3.Connection:
     else:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         # Autocommit mode: transactions are explicit (``Store.tx``) so a burst is one commit.
-        conn = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(path, timeout=10, check_same_thread=False,
+                               isolation_level=None if autocommit else "DEFERRED")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
     conn.row_factory = sqlite3.Row

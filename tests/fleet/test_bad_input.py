@@ -57,3 +57,24 @@ def test_event_ids_are_deduplicated(make_controller, raw):
         r.publish(fleet.topic("K-DUP", "events"), body)
     wait_until(lambda: ctl.counts["events_duplicate"] >= 4, 10, "duplicates seen")
     assert ctl.events(kiosk_id="K-DUP")["total"] == 1
+
+
+def test_service_request_is_answered_on_its_response_topic(make_controller, raw):
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    make_controller()
+    r = raw("svc-kiosk")
+    r.subscribe("kiosk/v1/K-SVC/svc/reply-here")
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = "kiosk/v1/K-SVC/svc/reply-here"
+    props.CorrelationData = b"req-42"
+    got = []
+    r.client.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload), m.properties.CorrelationData))
+    r.client.publish(fleet.topic("K-SVC", "svc/request"),
+                     fleet.encode({"kiosk_id": "K-SVC", "service": "no-such-service", "op": "x"}), 1,
+                     properties=props).wait_for_publish(5)
+    wait_until(lambda: got, 10, "service response")
+    topic, body, corr = got[0]
+    assert topic == "kiosk/v1/K-SVC/svc/reply-here" and corr == b"req-42"
+    assert body["ok"] is False and body["error"] in ("unknown_op", "service_unavailable")

@@ -64,3 +64,18 @@ def test_online_offline_by_will_and_shutdown_and_stale(broker, tmp_path, procs):
                         "--kiosk", "K-FROZEN"], capture_output=True, text=True, timeout=30)
     history = json.loads(r.stdout)["items"]
     assert history and history[0]["rule"] == "kiosk_offline" and history[0]["cleared_at"] is not None
+
+
+def test_restart_app_command_exits_the_agent_for_systemd(broker, tmp_path, procs, make_controller):
+    ctl = make_controller()
+    agent = Proc([str(BIN / "kiosk-agent"), "--kiosk-id", "K-RST", "--broker", broker.url, "--data-dir",
+                  str(tmp_path / "K-RST"), "--controller-public-key", ctl.public_key()])
+    procs.append(agent)
+    agent.wait_for(lambda s: "K-RST online" in s, 30)
+    wait_until(lambda: (ctl.kiosk("K-RST") or {}).get("state") == "online", 10, "online")
+    rec = ctl.wait_command(ctl.send_command("K-RST", "restart_app", {}, "ops"), 10)
+    assert rec["status"] == "succeeded"  # the result left the kiosk before it restarted
+    assert agent.proc.wait(15) == 75
+    assert any("restarting: restart_app command" in s for s in agent.stdout_lines)
+    wait_until(lambda: ctl.kiosk("K-RST")["state"] == "offline" and ctl.kiosk("K-RST")["reason"] == "shutdown", 10,
+               "clean shutdown status")

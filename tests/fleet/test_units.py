@@ -152,3 +152,13 @@ def test_kiosk_command_checks():
         kcmd.check_args("power_cycle", {"device": "printer", "off_seconds": 600})
     with pytest.raises(CommandRejected, match="wrong_kiosk"):
         kcmd.parse("kiosk/v1/K2/cmd/set_mode", json.dumps(body).encode(), "K2")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_kiosk_command_parser_only_rejects(payload):
+    try:
+        kcmd.parse("kiosk/v1/K1/cmd/reboot", payload, "K1")
+    except CommandRejected:
+        pass
+    assert kcmd.peek_id(payload)
