@@ -59,6 +59,14 @@ SCRIPT = [
     # Volunteer time bank: check in, then balance.
     *identify("volunteer"), ["press", "option:check_in"], ["text", "签到成功"], *back_home(),
     *identify("volunteer"), ["press", "option:balance"], ["text", "签到状态"], *back_home(),
+    # Fault: the card is taken away while the reader works on it; the resident places it again.
+    ["press", "start"], ["press", "service:volunteer"], ["screen", "identify"],
+    ["sim", "id_reader", {"cmd": "card_latency", "seconds": 1.0}],
+    ["sim", "id_reader", {"cmd": "place_card", "profile": "resident-1"}], ["mark"],
+    ["sim", "id_reader", {"cmd": "remove_card"}], ["screen", "identify"],
+    ["sim", "id_reader", {"cmd": "card_latency", "seconds": 0.02}],
+    ["sim", "id_reader", {"cmd": "place_card", "profile": "resident-1"}],
+    ["text", NAME[0] + "*" * (len(NAME) - 1)], ["press", "back"], ["press", "home"], ["screen", "attract"],
     # Notices for the elderly; feedback.
     ["press", "start"], ["press", "service:notices"], ["press", "option:elderly"], ["text", "长者免费体检"],
     *back_home(),
