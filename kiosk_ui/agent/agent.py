@@ -34,6 +34,7 @@ from provisioning.settings import KioskConfig
 log = logging.getLogger(__name__)
 
 VERSION = "0.2.0"
+AGENT_APPLIES = {"telemetry_interval"}  # desired-config keys the agent applies by itself
 INFLIGHT = 200  # journal messages published but not yet acknowledged, at most
 
 
@@ -45,7 +46,8 @@ class Actions(Protocol):
 class KioskAgent:
     def __init__(self, config: KioskConfig, *, clock: Callable[[], float] = time.time,
                  device_status: Callable[[], dict[str, Any]] | None = None, actions: Actions | None = None,
-                 backoff: Backoff | None = None, max_events: int = 10_000, device_poll: float = 5.0) -> None:
+                 backoff: Backoff | None = None, max_events: int = 10_000, device_poll: float = 5.0,
+                 extra_telemetry: Callable[[], dict[str, Any]] | None = None) -> None:
         self.config = config
         self.clock = clock
         self.boot_id = uuid.uuid4().hex
@@ -54,6 +56,7 @@ class KioskAgent:
         self.actions = actions
         self.backoff = backoff or Backoff(base=0.5, cap=30.0)
         self.device_poll = device_poll
+        self.extra_telemetry = extra_telemetry or (lambda: {})
         self.journal = Journal(config.data_dir / "agent-journal.sqlite3", max_events=max_events)
         self.mode = self.journal.get("mode", "normal")
         self.applied: dict[str, Any] = self.journal.get("applied", {"version": 0, "config": {}})
@@ -283,6 +286,7 @@ class KioskAgent:
             "devices": {name: st.get("state", "unknown") for name, st in self._devices.items()},
             "queue_depth": self.journal.depth(),
             "mode": self.mode,
+            **self.extra_telemetry(),
         }
 
     # -- incoming: desired config, commands, controller presence -----------------------------------
@@ -330,6 +334,12 @@ class KioskAgent:
                           "reason": str(exc)[:300], "config": self.applied["config"]})
             self.emit("config_rejected", {"version": version if isinstance(version, int) else None,
                                           "reason": str(exc)[:300]})
+            return
+        unsupported = sorted(set(config) - AGENT_APPLIES) if self.actions is None else []
+        if unsupported:
+            # Without a runtime nothing here could honour these keys: say so rather than report success.
+            self._report({"version": version, "status": "rejected", "config": self.applied["config"],
+                          "reason": f"no kiosk runtime here applies {', '.join(unsupported)}"})
             return
         if version != self.applied["version"] or config != self.applied["config"]:
             if self.actions is not None:

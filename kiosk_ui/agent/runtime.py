@@ -39,7 +39,10 @@ class KioskRuntime:
         self.restart_requested = threading.Event()
         self.restart_reason = ""
         self.config_values: dict[str, Any] = {}
-        self.agent = KioskAgent(config, device_status=self.device_status, actions=self, **agent_kwargs)
+        self.supervisor: Any = None
+        self._enclosure_c: float | None = None
+        self.agent = KioskAgent(config, device_status=self.device_status, actions=self,
+                                extra_telemetry=self._extra_telemetry, **agent_kwargs)
 
     # -- devices ---------------------------------------------------------------------------------
     def printer(self):
@@ -53,9 +56,33 @@ class KioskRuntime:
             self._printer = ReceiptPrinter(url, profile=self.config.devices.printer_profile.removesuffix("mm"))
         return self._printer
 
+    def _extra_telemetry(self) -> dict[str, Any]:
+        return {"enclosure_temperature": self._enclosure_c}
+
+    def _supervisor_status(self) -> dict[str, Any]:
+        try:
+            st = self.supervisor.status(timeout=2.0)
+        except KioskError as exc:
+            return {"state": "unknown", "detail": str(exc)[:120], "required_action": "check the supervisor board cable"}
+        self._enclosure_c = st.celsius
+        tamper = bool(st.tamper)
+        return {"state": "error" if tamper else "idle", "detail": "tamper" if tamper else st.host,
+                "tamper": tamper, "cover": "open" if st.door_open else "closed" if st.door_open is False else "unknown",
+                "temperature": st.celsius, "safe_mode": st.safe_mode, "hold_s": st.hold_s,
+                "required_action": "inspect the enclosure" if tamper else ""}
+
+    def _on_supervisor_event(self, event: Any) -> None:
+        # The board's watchdog power-cycling the host is what the fleet alarm rules call host_power_cycled.
+        kind = {"watchdog": "host_power_cycled"}.get(event.kind, event.kind)
+        if kind in ("host_power_cycled", "tamper", "door", "relay"):
+            self.agent.emit(kind, {"device": "supervisor", **{k: v for k, v in event.fields.items()
+                                                             if isinstance(v, str | int | float | bool)}})
+
     def device_status(self) -> dict[str, dict[str, Any]]:
         """Per-device status; a device that does not answer is ``unknown``, never fine."""
         out: dict[str, dict[str, Any]] = {}
+        if self.supervisor is not None:
+            out["supervisor"] = self._supervisor_status()
         if self.ports.get("printer"):
             with self._lock:
                 try:
@@ -106,13 +133,6 @@ class KioskRuntime:
             return self._reload_config(), None
         raise KioskError(f"command {name!r} has no handler")
 
-    def _supervisor(self):
-        from device_drivers.supervisor import SupervisorDriver
-
-        url = self.ports.get("supervisor")
-        if not url:
-            return None
-        return SupervisorDriver(url)
 
     def _reboot(self, delay: float) -> None:
         if delay:
@@ -121,25 +141,18 @@ class KioskRuntime:
             # A simulated kiosk must never reboot the machine it runs on: it restarts itself instead.
             self.request_restart("reboot command (simulated kiosk)")
             return
-        sup = self._supervisor()
-        if sup is not None:
+        if self.supervisor is not None:
             try:
-                sup.hold(REBOOT_HOLD_S)
+                self.supervisor.hold(REBOOT_HOLD_S)
             except KioskError as exc:
                 log.warning("supervisor hold before reboot failed: %s", exc)
-            finally:
-                sup.close()
         log.warning("rebooting on fleet command")
         subprocess.run(list(self.reboot_command), check=False, timeout=30)
 
     def _power_cycle(self, device: str, off_s: float) -> dict[str, Any]:
-        sup = self._supervisor()
-        if sup is None:
+        if self.supervisor is None:
             raise DeviceError("no supervisor board is configured; devices cannot be power-cycled")
-        try:
-            ms = sup.relay_pulse(device, off_s)
-        finally:
-            sup.close()
+        ms = self.supervisor.relay_pulse(device, off_s)
         self.agent.emit("device_power_cycled", {"device": device, "off_seconds": off_s})
         return {"device": device, "off_ms": ms}
 
@@ -176,6 +189,15 @@ class KioskRuntime:
         else:
             self.ports = {k: v for k, v in vars(self.config.devices).items()
                           if v and not k.endswith("_profile")}
+        if self.ports.get("supervisor"):
+            from device_drivers.supervisor import SupervisorDriver
+
+            try:
+                self.supervisor = SupervisorDriver(self.ports["supervisor"], on_event=self._on_supervisor_event)
+                # The runtime owns the board link, so it feeds the host watchdog.
+                self.supervisor.start_heartbeat()
+            except KioskError as exc:
+                log.error("supervisor board not available: %s", exc)
         self.agent.start(say=say)
 
     def stop(self) -> None:
@@ -184,5 +206,7 @@ class KioskRuntime:
         finally:
             if self._printer is not None:
                 self._printer.close()
+            if self.supervisor is not None:
+                self.supervisor.close()
             for sim in self.sims.values():
                 sim.stop()
