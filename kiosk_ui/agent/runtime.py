@@ -39,7 +39,11 @@ class KioskRuntime:
         self.restart_requested = threading.Event()
         self.restart_reason = ""
         self.config_values: dict[str, Any] = {}
+        # An app that owns the serial ports itself (the Kivy kiosk) hands them over here instead of
+        # letting the runtime open them: ``runtime.supervisor = driver``, ``runtime.test_print_hook =
+        # lambda: manager["printer"].check_health("external")``.
         self.supervisor: Any = None
+        self.test_print_hook: Callable[[], dict[str, Any]] | None = None
         self._enclosure_c: float | None = None
         self.agent = KioskAgent(config, device_status=self.device_status, actions=self,
                                 extra_telemetry=self._extra_telemetry, **agent_kwargs)
@@ -120,6 +124,8 @@ class KioskRuntime:
                 self.on_mode(args["mode"])
             return {"mode": self.agent.mode}, None
         if name == "test_print":
+            if self.test_print_hook is not None:
+                return self.test_print_hook(), None
             with self._lock:
                 job = self.printer().test_print()
             if not job.ok:
