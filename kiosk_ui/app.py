@@ -174,14 +174,22 @@ def _make_app_class():
                 return
             from device_drivers.supervisor import SupervisorDriver
 
+            runtime = getattr(self, "runtime", None)
+            fleet_events = getattr(runtime, "_on_supervisor_event", None)
+
             def on_event(ev) -> None:
                 if ev.kind == "presence":
                     Clock.schedule_once(lambda _dt: self.wake())
+                if fleet_events is not None:
+                    fleet_events(ev)  # door, tamper, temperature, watchdog: events for the fleet
             try:
                 self.supervisor = SupervisorDriver(url, on_event=on_event)
                 self.supervisor.start_heartbeat()
             except KioskError as exc:
                 log.warning("supervisor board not available: %s", exc)
+                return
+            if runtime is not None:
+                runtime.supervisor = self.supervisor
 
         # -- building ----------------------------------------------------------------------------
         def build(self):

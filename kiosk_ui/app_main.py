@@ -79,9 +79,13 @@ def _start_agent(config, app) -> None:
     from provisioning.errors import KioskError
 
     runtime = KioskRuntime(config, on_config=app.on_desired, on_mode=app.on_mode)
-    # The app owns the serial ports; the runtime must not open a second driver on them.
-    runtime.agent.device_status = lambda: {name: {k: v for k, v in st.items() if k != "stats"}
-                                           for name, st in app.devices.status().items()}
+    # The app owns the serial ports; the runtime must not open a second driver on them. It gets the
+    # app's device states, its test print, and (once the app opens it) the supervisor driver.
+    runtime.agent.device_status = lambda: {
+        **{name: {k: v for k, v in st.items() if k != "stats"} for name, st in app.devices.status().items()},
+        **runtime.device_status()}
+    runtime.test_print_hook = lambda: app.devices.health("printer", "external")
+    app.runtime = runtime
     app.on_mode(runtime.agent.mode)
 
     def run():

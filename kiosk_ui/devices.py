@@ -190,6 +190,10 @@ class Devices:
                 progress(1.0)
             return PrintOutcome(job["status"] == "completed", job.get("reason") or "", list(job.get("warnings", [])))
 
+    def health(self, name: str, level: str = "internal") -> dict[str, Any]:
+        """The manager's health check of one device (``external`` on the printer prints a test page)."""
+        return self._dev(name).check_health(level)
+
     def test_print(self) -> PrintOutcome:
         try:
             r = self._dev("printer").check_health("external")

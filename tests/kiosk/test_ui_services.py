@@ -125,6 +125,9 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
     go("online")
     first = json.loads(p.wait_for("STATUS", timeout=60).split(" ", 1)[1])
     assert first["woken"] >= 1 and first["online"] is True
+    # A fleet test print goes through the app's own printer driver (the app owns the ports).
+    cid = controller.send_command("k-ui", "test_print", {}, "test")
+    assert controller.wait_command(cid, 30)["status"] == "succeeded"
     db = sqlite3.connect(tmp_path / "controller" / "controller.sqlite3")
     wait("cert")
     code = db.execute("SELECT code FROM svc_certificates").fetchone()[0]
