@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("public-key", help="print the controller's command-signing public key", parents=[common])
     from controller import ctl_accounts  # user ..., api-token ... (console accounts, issue 7)
     ctl_accounts.register(sub)
+    from controller import ctl_tokens  # token issue ... (enrolment tokens, issue 8)
+
+    ctl_tokens.register(sub)
     return p
 
 
