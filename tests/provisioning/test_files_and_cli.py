@@ -114,3 +114,15 @@ def test_kioskctl_token_issue(tmp_path, fleet_dir, capsys):
     bad = parser.parse_args(["token", "issue", "--site", "s", "--ttl", "0"])
     bad.data_dir = fleet_dir.root / "controller"
     assert bad.handler(bad) == 2 and "ttl" in capsys.readouterr().err
+
+
+def test_kioskctl_main_has_token_issue(tmp_path, fleet_dir, capsys):
+    from controller import ctl
+
+    code = ctl.main(["--data-dir", str(fleet_dir.root / "controller"), "token", "issue", "--site", "tianhe-001",
+                     "--json"])
+    assert code == 0
+    import json as _json
+
+    issued = _json.loads(capsys.readouterr().out)
+    assert issued["site"] == "tianhe-001" and issued["token"].startswith("ket1.") and issued["ca_hash"]
