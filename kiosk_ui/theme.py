@@ -14,6 +14,11 @@ PAIRS = {"text": (FG, BG), "accent": (ACCENT_FG, ACCENT), "button": (BUTTON_FG, 
 
 ELDERLY_SCALE = 1.4
 BUTTON_HEIGHT = 84  # dp; at least 60 even before the elderly scale
+ELDERLY_BUTTON_HEIGHT = 96  # dp: larger, yet the whole menu (four rows of two) fits without scrolling
+
+
+def button_height(scale: float) -> float:
+    return ELDERLY_BUTTON_HEIGHT if scale > 1 else BUTTON_HEIGHT
 SMALLEST_TEXT = 20  # sp; the smallest text used anywhere
 LARGEST_TEXT = 48
 

@@ -38,7 +38,7 @@ def _scale() -> float:
 def make_button(text: str, *, main: bool = False):
     k = _scale()
     return (Factory.DynMainButton if main else Factory.DynButton)(
-        text=text, font_size=sp(26) * k, height=dp(theme.BUTTON_HEIGHT) * k)
+        text=text, font_size=sp(26) * k, height=dp(theme.button_height(k)))
 
 
 def make_label(text: str, *, big: bool = False, halign: str = "center"):
@@ -90,7 +90,7 @@ class KioskScreen(Screen):
         b._handler = lambda *_: on_press()
         b.bind(on_release=b._handler)
         b.text, b.disabled, b.font_size = text, False, sp(26) * k
-        b.height = dp(theme.BUTTON_HEIGHT) * k
+        b.height = dp(theme.button_height(k))
         b.background_color = theme.ACCENT if main else theme.BUTTON
         b.kiosk_name = name  # the UI tests find buttons by this
         (into if into is not None else self.ids[where]).add_widget(b)
@@ -240,7 +240,7 @@ class RatingScreen(KioskScreen):
                              name=f"star:{n}", into=stars)
             if n == vm.rating:
                 b.background_color = theme.ACCENT
-        stars.height = dp(theme.BUTTON_HEIGHT) * _scale()
+        stars.height = dp(theme.button_height(_scale()))
         for tag in vm.catalogue.rating_tags:
             on = tag.id in vm.rating_tags
             b = self._button(("✓ " if on else "") + (tag.names.get(lang) or tag.names["zh-CN"]),
@@ -276,7 +276,7 @@ def _keypad(screen, on_key) -> None:
         row = screen._row()
         for ch in keys:
             screen._button(ch, lambda c=ch: on_key(c), name=f"pin:{ch}", into=row)
-        row.height = dp(theme.BUTTON_HEIGHT) * _scale()
+        row.height = dp(theme.button_height(_scale()))
 
 
 class CardPinScreen(KioskScreen):

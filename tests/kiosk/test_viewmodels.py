@@ -209,7 +209,7 @@ def test_contrast_and_sizes():
         assert theme.contrast(fg, bg) >= 4.5, name
     assert theme.SMALLEST_TEXT * theme.ELDERLY_SCALE >= 18
     assert theme.LARGEST_TEXT * theme.ELDERLY_SCALE >= 30
-    assert theme.BUTTON_HEIGHT >= 60
+    assert theme.BUTTON_HEIGHT >= 60 and theme.button_height(theme.ELDERLY_SCALE) >= theme.BUTTON_HEIGHT
 
 
 def test_certificate_check_by_qr_and_garbage(vm):
