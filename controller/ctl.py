@@ -12,6 +12,7 @@ import argparse
 import getpass
 import json
 import os
+import sqlite3
 import sys
 import time
 import uuid
@@ -381,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         return (getattr(args, "handler", None) or handlers[args.command])(args)
     except (StoreError, KioskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        print(f"error: the controller database in {args.data_dir} cannot be read ({exc}); "
+              "is --data-dir the controller's data folder, and has the controller run there?", file=sys.stderr)
         return 2
 
 

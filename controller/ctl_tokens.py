@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from controller import enrolment
-from controller.store import connect
+from controller.store import connect, migrate
 from provisioning.errors import KioskError
 
 
@@ -27,6 +27,7 @@ def register(subparsers) -> None:
     iss.add_argument("--ttl", type=float, default=enrolment.DEFAULT_TTL, help="seconds until it expires (3600)")
     iss.add_argument("--ca-file", type=Path, default=None,
                      help="fleet CA certificate, for the fingerprint (default DATA_DIR/../ca/ca.crt.pem)")
+    iss.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     iss.set_defaults(handler=cmd_issue)
 
 
@@ -45,6 +46,7 @@ def cmd_issue(args: argparse.Namespace, *, now: float | None = None) -> int:
     data_dir = Path(getattr(args, "data_dir", "controller-data"))
     try:
         conn = connect(data_dir)
+        migrate(conn)  # tokens may be issued before the controller's first start
         tok = enrolment.issue_token(conn, args.site, kiosk_id=args.kiosk_id, ttl=args.ttl,
                                     now=time.time() if now is None else now, issued_by="kioskctl")
     except KioskError as exc:

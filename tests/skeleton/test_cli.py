@@ -87,3 +87,11 @@ def test_kioskctl_without_controller_data(tmp_path):
     assert r.returncode == 2 and "no controller database" in r.stderr
     json.dumps({})  # output is text on error, never a half JSON document
     assert r.stdout == ""
+
+
+def test_kioskctl_on_a_foreign_database_is_a_clear_error(tmp_path):
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "controller.sqlite3").execute("CREATE TABLE other (x)")
+    r = _run([os.path.join(BIN, "kioskctl"), "--data-dir", str(tmp_path), "status"])
+    assert r.returncode == 2 and "cannot be read" in r.stderr and "Traceback" not in r.stderr
