@@ -56,7 +56,8 @@ def make_app(args, *, extra: dict | None = None):
     if broker_text:
         from kiosk_ui.services.mqtt import MqttServiceClient
 
-        backend = MqttServiceClient(parse_broker_url(broker_text), kiosk_id)
+        tls = {k: getattr(config, k) for k in ("ca_file", "cert_file", "key_file")} if config else {}
+        backend = MqttServiceClient(parse_broker_url(broker_text), kiosk_id, **tls)
     pin_hash = config.maintenance_pin_hash if config and config.maintenance_pin_hash else ""
     if not pin_hash and simulated:
         pin_hash = hash_pin(DEMO_PIN, iterations=1000)

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 class MqttServiceClient:
     def __init__(self, broker: BrokerURL, kiosk_id: str, *,
                  on_desired: Callable[[dict[str, Any]], None] | None = None,
-                 on_presence: Callable[[bool], None] | None = None) -> None:
+                 on_presence: Callable[[bool], None] | None = None,
+                 ca_file: str = "", cert_file: str = "", key_file: str = "") -> None:
         self.kiosk_id = kiosk_id
         self.broker = broker
         self.on_desired = on_desired or (lambda body: None)
@@ -38,7 +39,9 @@ class MqttServiceClient:
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self.controller_online = False
-        self.client = make_client(f"kiosk-{kiosk_id}-svc", broker)
+        # The kiosk's own certificate: the broker's ACL knows this kiosk by it (issue 8).
+        self.client = make_client(f"kiosk-{kiosk_id}-svc", broker, ca_file=ca_file, cert_file=cert_file,
+                                  key_file=key_file)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
