@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -125,7 +126,10 @@ def _make_app_class():
                 if isinstance(doc, dict):
                     # A whole catalogue (names, steps, hours): it becomes this kiosk's base catalogue.
                     self.base_catalogue = catalogue_mod.parse(doc)
-                    (self.data_dir / "catalogue.json").write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+                    cached = self.data_dir / "catalogue.json"
+                    tmp = cached.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+                    os.replace(tmp, cached)  # a power cut never leaves half a catalogue
                     self.vm.set_catalogue(self.base_catalogue)
                 elif isinstance(doc, list):
                     # The fleet's list of service ids: switch services on and off.
@@ -214,7 +218,18 @@ def _make_app_class():
             self.sync()
             if self.screenshot_path is not None:
                 Clock.schedule_once(lambda _dt: self._screenshot_and_stop(), 1.0)
+            Clock.schedule_once(lambda _dt: self._notify_systemd(), 0)
             return self.sm
+
+        def _notify_systemd(self) -> None:
+            """Under systemd (Type=notify, WatchdogSec): ready once the first frame is up, then pings
+            from the Kivy main loop, so a hung UI thread stops the pings and systemd restarts us."""
+            from provisioning import sd_notify
+
+            sd_notify.notify("READY=1")
+            interval = sd_notify.watchdog_interval()
+            if interval:
+                Clock.schedule_interval(lambda _dt: sd_notify.watchdog_ping(), interval)
 
         def t(self, key: str, _lang: str | None = None, **params) -> str:
             return tr(key, self.vm.language, **params)

@@ -68,6 +68,12 @@ def make_app(args, *, extra: dict | None = None):
         backend.on_desired = app.on_desired
         backend.on_presence = app.on_presence
         backend.start()
+    if config is None and broker_text and args.screenshot is None:
+        # No config file but a broker: the kiosk still joins the fleet, with settings from the flags.
+        from provisioning.settings import from_mapping
+
+        config = from_mapping(KioskConfig, {"kiosk_id": kiosk_id, "broker": broker_text,
+                                            "data_dir": str(data_dir), "simulated": simulated})
     if config is not None:
         _start_agent(config, app)
     return app

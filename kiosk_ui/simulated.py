@@ -1,14 +1,17 @@
-"""``kiosk --simulated``: every device as a ``hardware_sim`` simulator on a pseudo-terminal.
+"""Simulated devices for ``kiosk --simulated`` and ``kiosk-agent --simulated``.
 
-Unlike the agent's launcher this one keeps each simulator's control channel (JSON lines on stdin,
-one JSON reply line), so the demo's "place a demo card" button and the UI tests can act on them.
+Each device is a ``hardware_sim`` simulator on a pseudo-terminal. Its control channel (JSON lines
+on stdin, one JSON reply line) stays open, so the demo's "place a demo card" button and the UI
+tests can act on it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -35,6 +38,15 @@ def available(sim_name: str) -> bool:
     return True
 
 
+def _die_with_parent() -> None:
+    """Linux: the simulator gets SIGTERM when the thread that started it dies, so no simulator
+    outlives a killed kiosk (start simulators from the main thread)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux/glibc: the kiosk's own stop() still ends its simulators
+
+
 class Sim:
     def __init__(self, device: str, link: Path, out: Path | None = None, timeout: float = 20.0) -> None:
         self.device = device
@@ -43,7 +55,7 @@ class Sim:
         if out is not None:
             argv += ["--out", str(out)]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
+                                     stderr=subprocess.DEVNULL, text=True, preexec_fn=_die_with_parent)
         self._lines: queue.Queue[str] = queue.Queue()
         self._lock = threading.Lock()
         threading.Thread(target=self._pump, daemon=True).start()
@@ -83,13 +95,14 @@ class Sim:
                 self.proc.kill()
 
 
-def start_all(data_dir: Path) -> dict[str, Sim]:
-    """Start every available simulator; returns kiosk port name -> Sim."""
+def start_all(data_dir: Path, ports: tuple[str, ...] = tuple(DEVICES)) -> dict[str, Sim]:
+    """Start the available simulators for ``ports``; returns kiosk port name -> Sim."""
     dev = data_dir / "dev"
     dev.mkdir(parents=True, exist_ok=True)
     sims: dict[str, Sim] = {}
     try:
-        for port, name in DEVICES.items():
+        for port in ports:
+            name = DEVICES[port]
             if available(name):
                 out = data_dir / "receipts" if port == "printer" else None
                 sims[port] = Sim(name, dev / name, out)

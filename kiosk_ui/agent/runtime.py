@@ -188,9 +188,10 @@ class KioskRuntime:
     # -- life cycle ------------------------------------------------------------------------------
     def start(self, say: Callable[[str], None] | None = None) -> None:
         if self.config.simulated:
-            from kiosk_ui.agent.simulated import start_simulators
+            from kiosk_ui.simulated import start_all
 
-            self.sims = start_simulators(self.config.data_dir)
+            # The headless kiosk simulates its printer (test prints, paper alarms).
+            self.sims = start_all(self.config.data_dir, ("printer",))
             self.ports = {name: str(sim.link) for name, sim in self.sims.items()}
         else:
             self.ports = {k: v for k, v in vars(self.config.devices).items()

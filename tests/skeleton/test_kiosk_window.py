@@ -59,3 +59,30 @@ def test_no_display_is_a_clear_error(tmp_path):
     r = subprocess.run([os.path.join(os.path.dirname(sys.executable), "kiosk"), "--data-dir", str(tmp_path)],
                        capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
     assert r.returncode == 2 and "no display" in r.stderr
+
+
+def test_kiosk_tells_systemd_it_is_ready_and_alive(tmp_path):
+    """Type=notify + WatchdogSec: READY=1 once the screen is up, then WATCHDOG=1 pings."""
+    import socket
+
+    addr = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(addr)
+    sock.settimeout(30)
+    env = dict(os.environ, NOTIFY_SOCKET=addr, WATCHDOG_USEC="200000")
+    r = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "kiosk"), "--data-dir", str(tmp_path / "k"),
+         "--screenshot", str(tmp_path / "s.png")],
+        capture_output=True, text=True, timeout=120, cwd=REPO, env=env,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = []
+    sock.settimeout(0.5)
+    try:
+        while True:
+            got.append(sock.recv(100).decode())
+    except TimeoutError:
+        pass
+    sock.close()
+    assert got[0] == "READY=1"
+    assert "WATCHDOG=1" in got[1:]
