@@ -26,7 +26,8 @@ def cmd_flash(args) -> int:
             flash.build_bundle(Path(tmp) / "bundle")
             bundle = Path(tmp) / "bundle"
         report = flash.flash(args.port, bundle, hello=flash.supervisor_hello(hello_port) if hello_port else None,
-                             progress=_say)
+                             progress=_say,
+                             service_mode=flash.supervisor_service_mode(hello_port or args.port))
     print(f"firmware {report.version} on {args.port}: {len(report.copied)} files copied, "
           f"{len(report.skipped)} already up to date"
           + (f"; hello from board {report.hello.get('board_id', '?')}" if report.hello else

@@ -124,10 +124,17 @@ def _parents(paths: list[str]) -> list[str]:
 
 
 def flash(port: str, bundle: Path, *, mp: Mpremote | None = None, hello: Callable[[], dict] | None = None,
-          progress: Callable[[str], None] = lambda _m: None) -> FlashReport:
-    """Copy what differs, verify every copy, reset, check ``hello``; raises ProvisioningError."""
+          progress: Callable[[str], None] = lambda _m: None,
+          service_mode: Callable[[], str] | None = None) -> FlashReport:
+    """Copy what differs, verify every copy, reset, check ``hello``; raises ProvisioningError.
+
+    ``service_mode`` first asks running firmware to leave its main loop for the REPL: the loop
+    ignores Ctrl-C (any byte may occur inside a frame), so mpremote could not interrupt it.
+    """
     manifest = load_manifest(bundle)
     mp = mp or Mpremote(port)
+    if service_mode is not None:
+        progress(service_mode())
     files: dict = manifest["files"]
     names = sorted(files, key=lambda n: (n == "main.py", n))  # main.py last: the board boots the old one until then
     report = FlashReport(version=str(manifest.get("version", "")))
@@ -159,6 +166,25 @@ def flash(port: str, bundle: Path, *, mp: Mpremote | None = None, hello: Callabl
                                     "it may have started in safe mode; check its beacon LED and run again")
     log.info("firmware flashed", extra={"fields": {"port": port, "copied": len(todo), "skipped": len(report.skipped)}})
     return report
+
+
+def supervisor_service_mode(url: str, seconds: int = 600) -> Callable[[], str]:
+    """Ask the running firmware on ``url`` for service mode; a board that does not answer is taken
+    to be at its REPL already (a new board, or the GP22 service jumper fitted)."""
+
+    def enter() -> str:
+        from device_drivers.supervisor import SupervisorDriver
+        from provisioning.errors import KioskError
+
+        try:
+            with SupervisorDriver(url) as drv:
+                granted = drv.enter_service_mode(seconds, timeout=3)
+        except KioskError as exc:
+            return (f"no supervisor firmware answered on {url} ({exc}); assuming the board is at its REPL "
+                    "(a new board, or the GP22 service jumper fitted)")
+        return f"supervisor in service mode for {granted} s (it resets after flashing)"
+
+    return enter
 
 
 def supervisor_hello(url: str, timeout: float = 15.0) -> Callable[[], dict]:
