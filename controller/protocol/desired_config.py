@@ -45,6 +45,17 @@ def _bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else f"must be true or false, got {v!r}"
 
 
+def _catalogue(v: Any) -> str | None:
+    """A whole service catalogue (names in three languages, identification, steps, hours)."""
+    from controller.services.catalogue import parse
+
+    try:
+        parse(v)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
 # Every key a kiosk accepts, with its check. A kiosk rejects a config with any other key, so an
 # operator's typo is reported instead of silently ignored.
 SCHEMA: dict[str, Any] = {
@@ -54,6 +65,7 @@ SCHEMA: dict[str, Any] = {
     "volume": _int_range(0, 100),
     "brightness": _int_range(10, 100),
     "services": _str_list,
+    "service_catalogue": _catalogue,
     "printer": {
         "paper_low_warning": _bool,
         "density": _int_range(1, 8),

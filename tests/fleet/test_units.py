@@ -162,3 +162,18 @@ def test_kiosk_command_parser_only_rejects(payload):
     except CommandRejected:
         pass
     assert kcmd.peek_id(payload)
+
+
+def test_desired_config_takes_a_whole_service_catalogue():
+    import pytest
+
+    from controller.protocol import desired_config
+    from controller.services.catalogue import load_default_document
+    from provisioning.errors import ConfigError
+
+    doc = load_default_document()
+    assert desired_config.validate({"service_catalogue": doc}) == {"service_catalogue": doc}
+    broken = {**doc, "services": [{**doc["services"][0], "names": {"zh-CN": "取号"}}]}
+    with pytest.raises(ConfigError, match="service_catalogue") as exc:
+        desired_config.validate({"service_catalogue": broken})
+    assert "names" in str(exc.value)
