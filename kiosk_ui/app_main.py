@@ -104,6 +104,19 @@ def _start_agent(config, app) -> None:
     app.agent = runtime.agent
 
 
+def _stop_on_sigterm(app) -> None:
+    """systemd stops the kiosk with SIGTERM: leave the Kivy loop cleanly (the fleet link then says
+    ``shutdown`` and the simulators stop) instead of being killed when TimeoutStopSec runs out."""
+    import signal
+
+    from kivy.clock import Clock
+
+    def on_term(_signum, _frame):
+        Clock.schedule_once(lambda _dt: app.stop())
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("KIVY_NO_ARGS", "1")
@@ -124,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
         configure_window(args.windowed or args.screenshot is not None, args.size)
         app = make_app(args)
+        _stop_on_sigterm(app)
         app.run()
     except KioskError as exc:
         print(f"error: {exc}", file=sys.stderr)

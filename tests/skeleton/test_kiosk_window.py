@@ -86,3 +86,21 @@ def test_kiosk_tells_systemd_it_is_ready_and_alive(tmp_path):
     sock.close()
     assert got[0] == "READY=1"
     assert "WATCHDOG=1" in got[1:]
+
+
+def test_sigterm_stops_the_app_cleanly(tmp_path, procs):
+    """systemd stops the kiosk with SIGTERM: the app leaves its loop and exits 0."""
+    import signal
+    import time
+
+    from tests.support.processes import Proc
+
+    p = Proc([os.path.join(os.path.dirname(sys.executable), "kiosk"), "--windowed", "--data-dir",
+              str(tmp_path / "k"), "--log-level", "INFO"])
+    procs.append(p)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("Start application main loop" in s for s in p.stderr_lines):
+        time.sleep(0.1)
+    assert any("Start application main loop" in s for s in p.stderr_lines), p.stderr_lines[-20:]
+    p.signal(signal.SIGTERM)
+    assert p.proc.wait(20) == 0
