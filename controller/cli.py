@@ -24,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 "registry, liveness, telemetry, alarms, config, commands and console.")
     add_common_args(p)
     p.add_argument("--http", default=None, help="console address HOST:PORT (default 127.0.0.1:8080)")
+    p.add_argument("--fleet-dir", default=None,
+                   help="fleet folder from 'kiosk-provision init-fleet': serve kiosk enrolment (POST /api/v1/enroll)")
+    p.add_argument("--ca-passphrase-file", default=None,
+                   help="file with the fleet CA key's passphrase, for enrolment (or systemd LoadCredential=ca-passphrase)")
     p.add_argument("--telemetry-period", type=float, default=None,
                    help="expected kiosk telemetry period in seconds (default 30)")
     p.add_argument("--signing-key", type=Path, default=None,
@@ -34,6 +38,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def enrolment_routes(config: ControllerConfig) -> tuple:
+    """The enrolment endpoint's routes when ``fleet_dir`` is set; the CA key is decrypted once here."""
+    if not config.fleet_dir:
+        return ()
+    import os
+
+    from controller import enrolment
+    from provisioning.enrol_server import open_context
+    from provisioning.errors import ConfigError
+
+    source = config.ca_passphrase_file
+    if not source and os.environ.get("CREDENTIALS_DIRECTORY"):
+        source = str(Path(os.environ["CREDENTIALS_DIRECTORY"]) / "ca-passphrase")
+    if not source:
+        raise ConfigError("enrolment needs the CA passphrase: give --ca-passphrase-file FILE",
+                          field="ca_passphrase_file")
+    try:
+        passphrase = Path(source).read_bytes().rstrip(b"\r\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {source}: {exc.strerror}", field="ca_passphrase_file") from None
+    ctx = open_context(Path(config.fleet_dir), passphrase, controller_dir=config.data_dir)
+    return tuple(enrolment.routes(lambda: ctx))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
@@ -41,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         config = build_config(
             ControllerConfig, args,
             {"broker": args.broker, "data_dir": args.data_dir, "http": args.http,
-             "telemetry_period": args.telemetry_period},
+             "telemetry_period": args.telemetry_period, "fleet_dir": args.fleet_dir,
+             "ca_passphrase_file": args.ca_passphrase_file},
             {"broker": "mqtt://127.0.0.1:1883", "data_dir": "controller-data"},
         )
         if args.print_public_key:
@@ -53,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         from controller.web.serve import parse_http
 
         parse_http(config.http)  # a malformed --http fails at start, naming the field
+        enrol_routes = enrolment_routes(config)  # a wrong passphrase fails at start, not at a kiosk's first enrol
         controller = Controller(config, signing_key=args.signing_key)
     except KioskError as exc:
         return fail(str(exc))
@@ -70,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from controller.web.serve import start_console
 
-        console, url = start_console(controller, config)
+        console, url = start_console(controller, config, extra_routes=enrol_routes)
         print(f"console {url}", flush=True)
     except KioskError as exc:
         # The fleet must stay watched even when the web port is taken: keep the MQTT side running.

@@ -199,6 +199,11 @@ class ControllerConfig:
     ca_file: str = ""
     cert_file: str = ""
     key_file: str = ""
+    # Enrolment endpoint (POST /api/v1/enroll, /renew) in the console: the fleet folder made by
+    # ``kiosk-provision init-fleet`` and a file holding the CA key's passphrase (or systemd's
+    # LoadCredential=ca-passphrase:...). Empty: the controller serves no enrolment.
+    fleet_dir: str = ""
+    ca_passphrase_file: str = ""
 
     def validate(self) -> None:
         _positive(self, "telemetry_period", "stale_after_periods", "keepalive")

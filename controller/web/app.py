@@ -126,7 +126,8 @@ def _route_label(path: str) -> str:
     return "/" + parts[0]
 
 
-def create_app(console: Console, *, start_poller: bool = True) -> Starlette:
+def create_app(console: Console, *, start_poller: bool = True, extra_routes: tuple = ()) -> Starlette:
+    """The console app; ``extra_routes`` (the enrolment endpoint) are served next to it."""
     import contextlib
 
     @contextlib.asynccontextmanager
@@ -141,6 +142,7 @@ def create_app(console: Console, *, start_poller: bool = True) -> Starlette:
             console.poller.stop()
 
     routes = [
+        *extra_routes,  # first: the API's catch-all under /api/v1 would answer 404 for them
         *pages.routes(),
         *api.routes(),
         Route("/events", live_stream, name="events"),

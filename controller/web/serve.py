@@ -69,12 +69,12 @@ class ConsoleServer:
         self.thread.join(5)
 
 
-def start_console(controller: Any, config) -> tuple[ConsoleServer, str]:
+def start_console(controller: Any, config, *, extra_routes: tuple = ()) -> tuple[ConsoleServer, str]:
     """Build the console for a running Controller and serve it on ``config.http``."""
     from controller.web.app import build_console, create_app
 
     console = build_console(config.data_dir, controller)
-    server = ConsoleServer(create_app(console), config.http)
+    server = ConsoleServer(create_app(console, extra_routes=extra_routes), config.http)
     url = server.start()
     log.info("console serving", extra={"fields": {"url": url}})
     return server, url
