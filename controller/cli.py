@@ -8,11 +8,10 @@ from pathlib import Path
 
 from provisioning.errors import KioskError
 from provisioning.lifecycle import (
-    StopRequested,
     add_common_args,
     build_config,
     fail,
-    raise_on_stop_signal,
+    start_service,
     wait_for_stop_signal,
 )
 from provisioning.logs import setup_logging
@@ -86,15 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         controller = Controller(config, signing_key=args.signing_key)
     except KioskError as exc:
         return fail(str(exc))
-    raise_on_stop_signal()
-    try:
-        controller.start(say=lambda m: print(m, file=sys.stderr, flush=True))
-    except StopRequested:
-        controller.stop()
-        return 0
-    except KioskError as exc:
-        controller.stop()
-        return fail(str(exc))
+    code = start_service(controller)
+    if code is not None:
+        return code
     print(f"controller online broker={config.broker} data={config.data_dir}", flush=True)
     console = None
     try:

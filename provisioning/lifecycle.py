@@ -51,6 +51,24 @@ def raise_on_stop_signal() -> None:
     signal.signal(signal.SIGINT, _raise)
 
 
+def start_service(service, *, say=None) -> int | None:
+    """Start ``service`` (``start(say=...)``/``stop()``) while SIGTERM/SIGINT may interrupt start-up.
+
+    Returns None once it runs, else the exit code: 0 when a signal stopped it while it was still
+    waiting (for the broker, say), 2 when it failed with a clear message on stderr.
+    """
+    raise_on_stop_signal()
+    try:
+        service.start(say=say or (lambda m: print(m, file=sys.stderr, flush=True)))
+    except StopRequested:
+        service.stop()
+        return 0
+    except KioskError as exc:
+        service.stop()
+        return fail(str(exc))
+    return None
+
+
 def wait_for_stop_signal() -> None:
     """Block until SIGTERM or SIGINT (Ctrl-C)."""
     stop = threading.Event()
@@ -61,4 +79,4 @@ def wait_for_stop_signal() -> None:
 
 
 __all__ = ["ConfigError", "KioskError", "StopRequested", "add_common_args", "build_config", "fail",
-           "raise_on_stop_signal", "wait_for_stop_signal"]
+           "raise_on_stop_signal", "start_service", "wait_for_stop_signal"]

@@ -9,11 +9,10 @@ import threading
 
 from provisioning.errors import KioskError
 from provisioning.lifecycle import (
-    StopRequested,
     add_common_args,
     build_config,
     fail,
-    raise_on_stop_signal,
+    start_service,
 )
 from provisioning.logs import setup_logging
 from provisioning.settings import KioskConfig
@@ -51,15 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     from kiosk_ui.agent.runtime import KioskRuntime
 
     runtime = KioskRuntime(config)
-    raise_on_stop_signal()
-    try:
-        runtime.start(say=lambda m: print(m, file=sys.stderr, flush=True))
-    except StopRequested:
-        runtime.stop()
-        return 0
-    except KioskError as exc:
-        runtime.stop()
-        return fail(str(exc))
+    code = start_service(runtime)
+    if code is not None:
+        return code
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
