@@ -22,6 +22,10 @@ HEADER_LEN = 4
 # Longest COBS-encoded frame: header + payload + crc plus one overhead byte per 254.
 MAX_ENCODED = HEADER_LEN + MAX_PAYLOAD + 2 + 2
 
+# Bytes of file data per file_write: base64 makes 344 characters of it, which with a 64-character
+# path and the JSON keys stays under MAX_PAYLOAD.
+FILE_CHUNK = 256
+
 # Message types. A reply has the request's type with REPLY set and carries the request's seq
 # in its ack field, so a reply is also the acknowledgement.
 ACK = 0x00
@@ -32,6 +36,10 @@ BEACON = 0x04
 HOLD = 0x05
 STATUS = 0x06
 SERVICE = 0x07
+FILE_INFO = 0x08
+FILE_WRITE = 0x09
+FILE_COMMIT = 0x0A
+RESET = 0x0B
 EVENT = 0x40
 REPLY = 0x80
 
@@ -44,6 +52,10 @@ TYPE_NAMES = {
     HOLD: "hold",
     STATUS: "status",
     SERVICE: "service",
+    FILE_INFO: "file_info",
+    FILE_WRITE: "file_write",
+    FILE_COMMIT: "file_commit",
+    RESET: "reset",
     EVENT: "event",
 }
 

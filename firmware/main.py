@@ -53,6 +53,10 @@ def run() -> None:
         out = sup.tick(now)
         if out:
             tx.write(out)
+        if sup.reset_requested:
+            # Give USB time to carry the reply out, then restart into the new firmware.
+            time.sleep_ms(100)
+            hal.reset()
         if sup.service_s:
             break
         if sup.healthy(now):

@@ -11,6 +11,7 @@ from firmware import link as L
 from firmware.core.beacon import Beacon
 from firmware.core.bootguard import BootGuard
 from firmware.core.enclosure import Enclosure
+from firmware.core.files import FileTransfer
 from firmware.core.hostwatch import MAX_HOLD_S, HostWatchdog
 from firmware.core.relays import CommandError, RelayBank
 
@@ -41,6 +42,10 @@ class Supervisor:
         self.faults = 0
         # Seconds of service mode the host asked for; main.py leaves the loop for the REPL.
         self.service_s = 0
+        # Set by the reset command once its reply is queued; main.py (or the simulator) resets
+        # after that reply has gone out.
+        self.reset_requested = False
+        self.files = FileTransfer(hal.files)
         self.fault_streak = 0
         self.last_fault = ""
         self.last_tick = now
@@ -126,6 +131,15 @@ class Supervisor:
                 raise CommandError("bad_args")
             self.service_s = seconds
             return {"service_s": seconds}
+        if mtype == L.FILE_INFO:
+            return self.files.info(body)
+        if mtype == L.FILE_WRITE:
+            return self.files.write(body)
+        if mtype == L.FILE_COMMIT:
+            return self.files.commit(body)
+        if mtype == L.RESET:
+            self.reset_requested = True
+            return {"reset": True}
         raise CommandError("unknown_type")
 
     def hello(self, now: int) -> dict:

@@ -119,6 +119,48 @@ class FileStore:
             f.write(json.dumps(record))
 
 
+class MemoryFs:
+    """The board's flash in a dict (path -> bytes), same interface as hal/fs.DirFs.
+
+    ``fail_after`` bytes of writes, when set, makes the next write raise OSError (a full or
+    failing flash), so the core's handling of it can be tested.
+    """
+
+    def __init__(self, files=None) -> None:
+        self.files = dict(files or {})
+        self.fail_after = -1
+
+    def size(self, rel: str) -> int:
+        data = self.files.get(rel)
+        return -1 if data is None else len(data)
+
+    def read(self, rel: str, offset: int, n: int) -> bytes:
+        data = self.files.get(rel)
+        if data is None:
+            raise OSError(2)
+        return bytes(data[offset:offset + n])
+
+    def write(self, rel: str, offset: int, data) -> int:
+        if self.fail_after >= 0:
+            if len(data) > self.fail_after:
+                raise OSError(28)  # ENOSPC
+            self.fail_after -= len(data)
+        old = b"" if offset == 0 else self.files.get(rel, b"")
+        self.files[rel] = bytes(old) + bytes(data)
+        return len(self.files[rel])
+
+    def rename(self, src: str, dst: str) -> None:
+        if src not in self.files:
+            raise OSError(2)
+        self.files[dst] = self.files.pop(src)
+
+    def remove(self, rel: str) -> None:
+        self.files.pop(rel, None)
+
+    def makedirs(self, rel_dir: str) -> None:
+        pass
+
+
 class SimWdt:
     def __init__(self, timeout_ms: int) -> None:
         self.timeout_ms = timeout_ms
@@ -133,7 +175,8 @@ class HostHal:
 
     RELAYS = ("host", "printer", "id_reader", "card_reader", "scanner")
 
-    def __init__(self, clock, store=None, cause: str = "power_on", board: str = "sim-0001", seq0: int = 1) -> None:
+    def __init__(self, clock, store=None, cause: str = "power_on", board: str = "sim-0001", seq0: int = 1,
+                 files=None) -> None:
         self.relay_log = []
         self.relays = {}
         for name in self.RELAYS:
@@ -150,6 +193,8 @@ class HostHal:
         self.board = board
         self.seq0 = seq0
         self.wdt = None
+        self.files = files if files is not None else MemoryFs()
+        self.resets = 0
 
     def reset_cause(self) -> str:
         return self.cause
@@ -159,6 +204,10 @@ class HostHal:
 
     def rand_seq(self) -> int:
         return self.seq0
+
+    def reset(self) -> None:
+        # The simulator watches Supervisor.reset_requested and reboots the core itself.
+        self.resets += 1
 
     def start_wdt(self, timeout_ms: int) -> SimWdt:
         self.wdt = SimWdt(timeout_ms)

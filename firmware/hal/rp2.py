@@ -10,6 +10,8 @@ import os
 
 import machine
 
+from firmware.hal.fs import DirFs
+
 RELAY_PINS = {"host": 2, "printer": 3, "id_reader": 4, "card_reader": 5, "scanner": 6}
 I2C_SDA = 8
 I2C_SCL = 9
@@ -76,6 +78,7 @@ class Rp2Hal:
         self.fan = machine.PWM(machine.Pin(FAN_PIN), freq=25000, duty_u16=0)
         self.beacon = machine.Pin(BEACON_PIN, machine.Pin.OUT, value=0)
         self.store = FlashStore()
+        self.files = DirFs("/")
 
     def service_jumper(self) -> bool:
         return machine.Pin(SERVICE_PIN, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0
@@ -101,6 +104,9 @@ class Rp2Hal:
         if cause == machine.WDT_RESET:
             return "watchdog"
         return "soft"
+
+    def reset(self) -> None:
+        machine.reset()
 
     def board_id(self) -> str:
         uid = machine.unique_id()

@@ -10,9 +10,10 @@ from firmware.core import hostwatch as HW
 from firmware.core.beacon import Beacon
 from firmware.core.bootguard import BootGuard
 from firmware.core.enclosure import Debounced, Enclosure, Fan, SensorError, crc8, parse_sht3x
+from firmware.core.files import FileTransfer, check_path, sha256_of
 from firmware.core.relays import CommandError, RelayBank
 from firmware.core.supervisor import Supervisor
-from firmware.hal.host import HostHal, MemoryStore, SimPin, SimPWM, sht3x_frame
+from firmware.hal.host import HostHal, MemoryFs, MemoryStore, SimPin, SimPWM, sht3x_frame
 
 
 def check(cond, what="") -> None:
@@ -417,6 +418,135 @@ def t_supervisor_fault_makes_unhealthy():
     check(sup.healthy(4), "a few faults tolerated")
     sup.tick(5)
     check(not sup.healthy(5) and sup.faults == 5, "then the hardware watchdog may bite")
+
+
+# -- file transfer ----------------------------------------------------------------------------
+
+def b64(data) -> str:
+    import binascii
+    return binascii.b2a_base64(data).decode().strip()
+
+
+def sha_hex(data) -> str:
+    import binascii
+    import hashlib
+    return binascii.hexlify(hashlib.sha256(data).digest()).decode()
+
+
+def refused(fn, body) -> str:
+    try:
+        fn(body)
+    except CommandError as exc:
+        return exc.reason
+    return ""
+
+
+def t_file_frames_golden():
+    check(L.encode_frame(4, 0, L.FILE_INFO, b'{"path":"main.py"}')
+          == unhex("0003100416087b2270617468223a226d61696e2e7079227d91ed00"), "file_info")
+    check(L.encode_frame(0, 4, L.FILE_INFO | L.REPLY, b'{"err":"bad_path"}')
+          == unhex("0002101704887b22657272223a226261645f70617468227d386800"), "refusal")
+    check(L.encode_frame(5, 0, L.RESET) == unhex("00031005040bc5fc00"), "reset")
+    check((L.FILE_INFO, L.FILE_WRITE, L.FILE_COMMIT, L.RESET) == (8, 9, 10, 11), "type numbers")
+    # The largest write (longest path, a full chunk, a large offset) fits one frame.
+    body = {"path": "firmware/" + "a" * 51 + ".mpy", "off": 9999999, "data": b64(bytes(L.FILE_CHUNK))}
+    check(len(L.encode_body(body)) <= L.MAX_PAYLOAD, "chunk fits MAX_PAYLOAD")
+    check(len(body["path"]) == 64)
+    L.encode_frame(1, 0, L.FILE_WRITE, L.encode_body(body))
+
+
+def t_file_paths():
+    for ok in ("main.py", "firmware/link.mpy", "firmware/core/files.mpy", "firmware/manifest.json"):
+        check(check_path(ok) == ok, ok)
+    bad = ["", "/main.py", "boot.json", "boot.py", "firmware/../boot.json", "firmware/./x.mpy",
+           "firmware//x.mpy", "firmware/.x.mpy", "firmware/x.mpy.part", "firmware/x y.mpy",
+           "firmware/x.txt", "firmware/", "firmware/" + "a" * 60 + ".mpy", "../main.py", 7, None]
+    for path in bad:
+        try:
+            check_path(path)
+            check(False, "accepted %r" % (path,))
+        except CommandError as exc:
+            check(exc.reason == "bad_path", repr(path))
+
+
+def t_file_write_commit_and_info():
+    fs = MemoryFs({"main.py": b"old"})
+    ft = FileTransfer(fs)
+    check(ft.info({"path": "firmware/a.mpy"}) == {"path": "firmware/a.mpy", "size": None, "sha256": None})
+    check(ft.info({"path": "main.py"})["sha256"] == sha_hex(b"old"))
+    data = bytes(range(256)) * 3 + b"tail"
+    off = 0
+    while off < len(data):
+        chunk = data[off:off + L.FILE_CHUNK]
+        r = ft.write({"path": "firmware/a.mpy", "off": off, "data": b64(chunk)})
+        off += len(chunk)
+        check(r["size"] == off, "size after chunk")
+    check(fs.size("firmware/a.mpy") == -1, "nothing live before commit")
+    r = ft.commit({"path": "firmware/a.mpy", "sha256": sha_hex(data)})
+    check(r == {"path": "firmware/a.mpy", "size": len(data), "sha256": sha_hex(data)}, "commit")
+    check(fs.files["firmware/a.mpy"] == data and "firmware/a.mpy.part" not in fs.files)
+    check(sha256_of(fs, "firmware/a.mpy") == sha_hex(data))
+
+
+def t_file_bad_requests_refused():
+    fs = MemoryFs({"main.py": b"old", "boot.json": b"{}"})
+    ft = FileTransfer(fs)
+    check(refused(ft.write, {"path": "../boot.json", "off": 0, "data": b64(b"x")}) == "bad_path")
+    check(refused(ft.write, {"path": "main.py", "off": -1, "data": b64(b"x")}) == "bad_args")
+    check(refused(ft.write, {"path": "main.py", "off": 0, "data": 5}) == "bad_args")
+    check(refused(ft.write, {"path": "main.py", "off": 0, "data": "@@@"}) == "bad_args", "base64")
+    check(refused(ft.commit, {"path": "main.py", "sha256": "ab"}) == "bad_args")
+    check(refused(ft.commit, {"path": "main.py", "sha256": sha_hex(b"")}) == "no_upload")
+    check(refused(ft.info, {"path": "/etc/passwd.py"}) == "bad_path")
+    check(fs.files == {"main.py": b"old", "boot.json": b"{}"}, "nothing changed")
+
+
+def t_file_wrong_hash_replaces_nothing():
+    fs = MemoryFs({"main.py": b"old"})
+    ft = FileTransfer(fs)
+    ft.write({"path": "main.py", "off": 0, "data": b64(b"new main")})
+    check(refused(ft.commit, {"path": "main.py", "sha256": sha_hex(b"other")}) == "hash")
+    check(fs.files == {"main.py": b"old"}, "old file kept, part file removed")
+
+
+def t_file_interrupted_transfer_keeps_old():
+    fs = MemoryFs({"main.py": b"old"})
+    ft = FileTransfer(fs)
+    ft.write({"path": "main.py", "off": 0, "data": b64(b"A" * 256)})
+    # The host went away; after a restart it resumes at a wrong offset: refused, then starts over.
+    check(refused(ft.write, {"path": "main.py", "off": 512, "data": b64(b"B")}) == "offset")
+    check(fs.files["main.py"] == b"old", "live file untouched by an unfinished transfer")
+    ft.write({"path": "main.py", "off": 0, "data": b64(b"new")})
+    check(ft.commit({"path": "main.py", "sha256": sha_hex(b"new")})["size"] == 3)
+    check(fs.files == {"main.py": b"new"})
+    # A flash that fills up mid-file: refused with "io", old file still there.
+    fs.fail_after = 2
+    check(refused(ft.write, {"path": "main.py", "off": 0, "data": b64(b"newer")}) == "io")
+    check(fs.files["main.py"] == b"new")
+
+
+def t_supervisor_file_transfer_and_reset():
+    hal = HostHal(lambda: 0)
+    sup = Supervisor(hal, 0)
+    host = L.Link(seq0=40)
+    host.send(L.FILE_WRITE, {"path": "firmware/x.mpy", "off": 0, "data": b64(b"xyz")})
+    host.send(L.FILE_COMMIT, {"path": "firmware/x.mpy", "sha256": sha_hex(b"xyz")})
+    host.send(L.FILE_INFO, {"path": "firmware/x.mpy"})
+    host.send(L.FILE_INFO, {"path": "boot.json"})
+    host.send(L.RESET)
+    replies = []
+    for t in range(0, 2000, 10):
+        sup.receive(host.poll(t), t)
+        for f in host.receive(sup.tick(t), t):
+            if f.mtype & L.REPLY:
+                replies.append((f.mtype & 0x7F, f.body()))
+            elif f.seq:
+                host.respond(f)
+    check(replies[0] == (L.FILE_WRITE, {"path": "firmware/x.mpy", "size": 3}), "write")
+    check(replies[1][1]["sha256"] == sha_hex(b"xyz"), "commit")
+    check(replies[2][1]["size"] == 3, "info")
+    check(replies[3] == (L.FILE_INFO, {"err": "bad_path"}), "boot record is not reachable")
+    check(replies[4] == (L.RESET, {"reset": True}) and sup.reset_requested, "reset asked")
 
 
 def main() -> int:

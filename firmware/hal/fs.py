@@ -1,0 +1,58 @@
+"""The board's flash as a folder: the filesystem half of the HAL, shared by hal/rp2 and hal/host.
+
+``DirFs(root)`` maps the file-transfer paths (relative, already checked by core/files.py) to
+files under ``root``: ``"/"`` on the board (littlefs), a folder on disk for the simulator. Only
+``open``, ``os.stat``, ``os.rename``, ``os.remove`` and ``os.mkdir``, which MicroPython has.
+"""
+
+import os
+
+
+class DirFs:
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+
+    def _abs(self, rel: str) -> str:
+        return self.root + "/" + rel
+
+    def size(self, rel: str) -> int:
+        """Size in bytes, or -1 when the file does not exist."""
+        try:
+            st = os.stat(self._abs(rel))
+        except OSError:
+            return -1
+        if st[0] & 0x4000:
+            return -1  # a folder is not a file
+        return st[6]
+
+    def read(self, rel: str, offset: int, n: int) -> bytes:
+        with open(self._abs(rel), "rb") as f:
+            f.seek(offset)
+            return f.read(n)
+
+    def write(self, rel: str, offset: int, data) -> int:
+        """Offset 0 creates or truncates; any other offset appends. Returns the new size."""
+        with open(self._abs(rel), "wb" if offset == 0 else "ab") as f:
+            f.write(data)
+        return self.size(rel)
+
+    def rename(self, src: str, dst: str) -> None:
+        # Replaces dst in one step on littlefs and POSIX: a reset never leaves half a file.
+        os.rename(self._abs(src), self._abs(dst))
+
+    def remove(self, rel: str) -> None:
+        try:
+            os.remove(self._abs(rel))
+        except OSError:
+            pass
+
+    def makedirs(self, rel_dir: str) -> None:
+        here = self.root
+        for part in rel_dir.split("/"):
+            if not part:
+                continue
+            here = here + "/" + part
+            try:
+                os.mkdir(here)
+            except OSError:
+                pass  # exists already; a real failure shows up when the file is opened
