@@ -11,12 +11,16 @@ watchdog actions, relay switches, boot with reset cause) arrive on ``events`` an
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import serial
@@ -173,6 +177,53 @@ class SupervisorDriver:
         flashing, or by itself when ``seconds`` are up.
         """
         return int(self._request(L.SERVICE, {"seconds": int(seconds)}, "enter_service_mode", timeout)["service_s"])
+
+    # -- file transfer (docs/firmware.md, "File transfer") ----------------------------------------
+    def file_info(self, remote: str, timeout: float | None = None) -> tuple[int, str] | None:
+        """(size, SHA-256 hex) of a file on the board, or None when it is absent."""
+        b = self._request(L.FILE_INFO, {"path": remote}, "file_info", timeout)
+        if b.get("sha256") is None:
+            return None
+        try:
+            return int(b["size"]), str(b["sha256"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RemoteProtocolError(f"supervisor file_info reply is malformed: {exc}") from None
+
+    def file_sha256(self, remote: str, timeout: float | None = None) -> str | None:
+        """SHA-256 (hex) of ``remote`` as the board reads it back from its flash, or None."""
+        info = self.file_info(remote, timeout)
+        return None if info is None else info[1]
+
+    def put_file(self, local: str | os.PathLike[str], remote: str, *,
+                 progress: Callable[[int, int], None] | None = None) -> str:
+        """Copy ``local`` to ``remote`` on the board; returns its SHA-256.
+
+        The board writes the chunks to ``remote.part``; only when the whole file is there and its
+        hash matches does it rename it over ``remote``, so a cut cable or a refused chunk leaves
+        the old file in place. ``progress(bytes_sent, total)`` is called after every chunk.
+        Raises SupervisorRefused (``bad_path``, ``hash``, ``io`` ...) or DeviceTimeout.
+        """
+        data = Path(local).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        off = 0
+        while True:
+            chunk = data[off:off + L.FILE_CHUNK]
+            self._request(L.FILE_WRITE, {"path": remote, "off": off,
+                                         "data": base64.b64encode(chunk).decode()}, "file_write", None)
+            off += len(chunk)
+            if progress is not None:
+                progress(off, len(data))
+            if off >= len(data):
+                break
+        reply = self._request(L.FILE_COMMIT, {"path": remote, "sha256": digest}, "file_commit", None)
+        if reply.get("sha256") != digest:
+            raise RemoteProtocolError(f"supervisor committed {remote} with hash {reply.get('sha256')!r}, "
+                                      f"expected {digest}")
+        return digest
+
+    def reset_board(self, timeout: float | None = None) -> None:
+        """Restart the board (it replies first); it comes back with a ``boot`` event (reset "soft")."""
+        self._request(L.RESET, None, "reset", timeout)
 
     def status(self, timeout: float | None = None) -> SupervisorStatus:
         """Sensor readings, switches, relays and watchdog state in one read."""

@@ -10,7 +10,12 @@ Control commands (JSON lines on stdin), besides the common unplug/replug/garble/
 ``door`` {"open": bool}, ``tamper`` {"active": bool}, ``presence`` {}, ``temperature``
 {"c": float, "rh": float}, ``sensor`` {"stuck": "bus"|"ff"|""}, ``advance`` {"seconds": n},
 ``time_scale`` {"factor": x}, ``relays`` {} (the relay log), ``status`` {}, ``reboot``
-{"cause": "watchdog"|"soft"|"power_on"}.
+{"cause": "watchdog"|"soft"|"power_on"}, ``files`` {} (what is in the board's flash).
+
+The board's flash (what ``kiosk-provision flash-firmware`` writes over the link) is the folder
+``OUT/flash`` with ``--out OUT``, so a test or a technician can look at it or damage it; without
+``--out`` it is kept in memory. It survives simulated reboots. The simulator keeps running the
+firmware core of this source tree: the files flashed are stored and verified, not executed.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+from firmware.core.files import sha256_of
 from firmware.core.supervisor import Supervisor
-from firmware.hal.host import HostHal, MemoryStore
+from firmware.hal.fs import DirFs
+from firmware.hal.host import HostHal, MemoryFs, MemoryStore
 from hardware_sim.pty_device import SimControlError, SimDevice
 
 log = logging.getLogger(__name__)
@@ -38,6 +45,12 @@ class SupervisorSim(SimDevice):
         super().__init__(out_dir)
         self.board = board
         self.store = MemoryStore()  # the board's flash survives a simulated reboot
+        self.files: DirFs | MemoryFs
+        if out_dir is not None:
+            (Path(out_dir) / "flash").mkdir(parents=True, exist_ok=True)
+            self.files = DirFs(str(Path(out_dir) / "flash"))
+        else:
+            self.files = MemoryFs()
         self.time_scale = 1.0
         self._real0: float | None = None
         self._offset_ms = 0
@@ -65,7 +78,7 @@ class SupervisorSim(SimDevice):
     def _boot(self, now_ms: int, cause: str) -> None:
         old = getattr(self, "hal", None)
         self.hal = HostHal(self._clock, store=self.store, cause=cause, board=self.board,
-                           seq0=self._rng.randrange(1, 256))
+                           seq0=self._rng.randrange(1, 256), files=self.files)
         if old is not None:
             # Enclosure conditions are physical: they survive the board's reset.
             self.hal.sht3x = self.hal.i2c = old.sht3x
@@ -98,6 +111,10 @@ class SupervisorSim(SimDevice):
             self.hal.presence.value(0)
             self._presence_until = -1
         self._out += self.core.tick(now_ms)
+        if self.core.reset_requested:
+            # The reset command's reply is in _out already; the board restarts right after it.
+            self._notes.append({"note": "reset", "t_ms": now_ms})
+            self._boot(now_ms, "soft")
         log_ = self.hal.relay_log
         while self._logged < len(log_):
             t, name, on = log_[self._logged]
@@ -184,6 +201,14 @@ class SupervisorSim(SimDevice):
                     "state": self.core.relays.states()}
         if name == "status":
             return {"t_ms": ms, "status": self.core.status(ms), "hello": self.core.hello(ms)}
+        if name == "files":
+            fs = self.files
+            if isinstance(fs, DirFs):
+                root = Path(fs.root)
+                names = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+            else:
+                names = sorted(fs.files)
+            return {"files": {n: {"size": fs.size(n), "sha256": sha256_of(fs, n)} for n in names}}
         if name == "reboot":
             cause = cmd.get("cause", "soft")
             if cause not in ("soft", "watchdog", "power_on"):

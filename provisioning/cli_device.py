@@ -25,10 +25,21 @@ def cmd_flash(args) -> int:
             _say("building the firmware bundle")
             flash.build_bundle(Path(tmp) / "bundle")
             bundle = Path(tmp) / "bundle"
-        report = flash.flash(args.port, bundle, hello=flash.supervisor_hello(hello_port) if hello_port else None,
-                             progress=_say,
-                             service_mode=flash.supervisor_service_mode(hello_port or args.port))
-    print(f"firmware {report.version} on {args.port}: {len(report.copied)} files copied, "
+        via = args.via
+        if via == "auto":
+            via = "link" if flash.link_supported(args.port) else "mpremote"
+            _say(f"flashing via {via}" + (" (the firmware on the board answers with file transfer)"
+                                          if via == "link" else " (no firmware with file transfer answers)"))
+        if via == "link":
+            # The board restarts on the same port; --hello-port only when the link is elsewhere.
+            report = flash.flash_over_link(args.port, bundle, hello=flash.supervisor_hello(hello_port or args.port),
+                                           progress=_say)
+        else:
+            report = flash.flash(args.port, bundle,
+                                 hello=flash.supervisor_hello(hello_port) if hello_port else None,
+                                 progress=_say,
+                                 service_mode=flash.supervisor_service_mode(hello_port or args.port))
+    print(f"firmware {report.version} on {args.port} via {report.via}: {len(report.copied)} files copied, "
           f"{len(report.skipped)} already up to date"
           + (f"; hello from board {report.hello.get('board_id', '?')}" if report.hello else
              "; hello not checked (no supervisor port: give --hello-port or --config)"))
@@ -62,8 +73,13 @@ def cmd_self_test(args) -> int:
 
 
 def register(sub) -> None:
-    s = sub.add_parser("flash-firmware", help="build the supervisor firmware and install it with mpremote")
-    s.add_argument("--port", required=True, help="the board's USB port, e.g. /dev/serial/by-id/usb-MicroPython_...")
+    s = sub.add_parser("flash-firmware", help="build the supervisor firmware and install it (over its link or mpremote)")
+    s.add_argument("--port", required=True,
+                   help="the board's USB port (a serial URL), e.g. /dev/serial/by-id/usb-MicroPython_...")
+    s.add_argument("--via", choices=("auto", "link", "mpremote"), default="auto",
+                   help="link: the firmware's own file transfer (running firmware, or the simulator); "
+                        "mpremote: the REPL (a new board, old firmware); auto (default): link when the "
+                        "firmware on --port answers with file transfer, else mpremote")
     s.add_argument("--bundle", type=Path, help="an already built bundle folder (default: build one now)")
     s.add_argument("--hello-port", help="supervisor link port for the hello check (default: from --config)")
     s.add_argument("--config", type=Path, default=Path("/etc/kiosk/kiosk.toml"))

@@ -1,16 +1,22 @@
-"""Flashing the supervisor firmware bundle onto a real board with ``mpremote``.
+"""Flashing the supervisor firmware bundle: over the firmware's own link, or with ``mpremote``.
 
 The bundle (``python -m firmware.build``) is a folder of .mpy files plus ``manifest.json`` with
-each file's SHA-256. The board hashes its own files (``mpremote exec`` with ``hashlib``, which
-works on every MicroPython release, unlike ``fs sha256sum``), files that already match are
-skipped, each copied file is hashed again on the board, then the board is reset and must answer
-``hello`` with the bundle's version on its supervisor port.
+each file's SHA-256. Both backends do the same thing: ask the board for the hash of each of its
+files, skip those that already match, copy the others (``main.py`` last), hash each copy again on
+the board, reset the board, and check that it answers ``hello`` with the bundle's version.
 
-Flashing the simulator is not offered: the firmware has no file-transfer command yet.
+- ``flash_over_link``: the firmware's file-transfer commands (``file_info``/``file_write``/
+  ``file_commit``/``reset``, docs/firmware.md) through ``SupervisorDriver``; works while the
+  board supervises, and against the simulator. Needs firmware that has these commands.
+- ``flash``: ``mpremote`` at the REPL (``mpremote exec`` with ``hashlib`` for the hashes, which
+  works on every MicroPython release, unlike ``fs sha256sum``): a new board, or old firmware.
+
+``link_supported(url)`` tells which one a port can take (the choice of ``--via auto``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import subprocess
@@ -59,6 +65,7 @@ class FlashReport:
     copied: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     hello: dict = field(default_factory=dict)
+    via: str = "mpremote"
 
 
 def build_bundle(out: Path, *, run: Callable = subprocess.run) -> dict:
@@ -157,15 +164,106 @@ def flash(port: str, bundle: Path, *, mp: Mpremote | None = None, hello: Callabl
     report.copied = todo
     progress("resetting the board")
     mp("reset")
-    if hello is not None:
-        progress("waiting for the supervisor's hello")
-        report.hello = hello()
-        got = str(report.hello.get("firmware", ""))
-        if report.version and got != report.version:
-            raise ProvisioningError(f"the board says firmware {got!r} after reset, expected {report.version!r}: "
-                                    "it may have started in safe mode; check its beacon LED and run again")
+    _check_hello(report, hello, progress)
     log.info("firmware flashed", extra={"fields": {"port": port, "copied": len(todo), "skipped": len(report.skipped)}})
     return report
+
+
+def _check_hello(report: FlashReport, hello: Callable[[], dict] | None, progress: Callable[[str], None]) -> None:
+    if hello is None:
+        return
+    progress("waiting for the supervisor's hello")
+    report.hello = hello()
+    got = str(report.hello.get("firmware", ""))
+    if report.version and got != report.version:
+        raise ProvisioningError(f"the board says firmware {got!r} after reset, expected {report.version!r}: "
+                                "it may have started in safe mode; check its beacon LED and run again")
+
+
+_REFUSALS = {
+    "bad_path": "the board refuses that file name (only main.py and firmware/...)",
+    "hash": "the file arrived damaged (hash mismatch); the old file is still in place",
+    "io": "the board could not write its flash (full or failing)",
+    "offset": "the transfer lost its place",
+    "unknown_type": "the firmware on the board has no file transfer; use --via mpremote",
+}
+
+
+def flash_over_link(url: str, bundle: Path, *, hello: Callable[[], dict] | None = None,
+                    progress: Callable[[str], None] = lambda _m: None, driver=None) -> FlashReport:
+    """Copy what differs over the supervisor link, verify, reset, check ``hello``.
+
+    ``driver`` is an open SupervisorDriver (default: one is opened on ``url`` and closed after).
+    Raises ProvisioningError saying what to check.
+    """
+    from device_drivers.supervisor import SupervisorDriver, SupervisorRefused
+    from provisioning.errors import KioskError
+
+    manifest = load_manifest(bundle)
+    files: dict = manifest["files"]
+    names = sorted(files, key=lambda n: (n == "main.py", n))  # main.py last: the board boots the old one until then
+    report = FlashReport(version=str(manifest.get("version", "")), via="link")
+    for name in names:
+        try:
+            local = hashlib.sha256((Path(bundle) / name).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise ProvisioningError(f"bundle file {name} cannot be read ({exc}); rebuild the bundle") from None
+        if local != files[name]["sha256"]:
+            raise ProvisioningError(f"bundle file {name} does not match its manifest; rebuild the bundle")
+    own = driver is None
+    try:
+        drv = driver or SupervisorDriver(url)
+    except KioskError as exc:
+        raise ProvisioningError(f"cannot open the supervisor port {url} ({exc}): check the cable and that the "
+                                "kiosk app is stopped (systemctl stop kiosk)") from None
+    step = "reading the board's files"
+    try:
+        progress(f"{step} over the supervisor link on {url}")
+        on_board = {n: drv.file_sha256(n) for n in names}
+        todo = [n for n in names if on_board[n] != files[n]["sha256"]]
+        report.skipped = [n for n in names if n not in todo]
+        for i, name in enumerate(todo, 1):
+            step = f"copying {name}"
+            progress(f"copying {i}/{len(todo)} {name} ({files[name].get('size', '?')} bytes)")
+            drv.put_file(Path(bundle) / name, name)
+            step = f"verifying {name}"
+            if drv.file_sha256(name) != files[name]["sha256"]:
+                raise ProvisioningError(f"after copying, {name} differs on the board: flash storage full or "
+                                        "failing; run flash-firmware again, then replace the board")
+        report.copied = todo
+        step = "resetting the board"
+        progress(step)
+        drv.reset_board()
+    except SupervisorRefused as exc:
+        why = _REFUSALS.get(exc.reason, exc.reason)
+        raise ProvisioningError(f"{step}: the board refused ({exc.reason}): {why}; run flash-firmware again") from None
+    except ProvisioningError:
+        raise
+    except KioskError as exc:
+        raise ProvisioningError(f"{step}: {exc}; check the cable and run flash-firmware again (files already "
+                                "verified are skipped, a file cut short leaves the old one in place)") from None
+    finally:
+        if own:
+            drv.close()
+    _check_hello(report, hello, progress)
+    log.info("firmware flashed over the link",
+             extra={"fields": {"port": url, "copied": len(report.copied), "skipped": len(report.skipped)}})
+    return report
+
+
+def link_supported(url: str, timeout: float = 2.0) -> bool:
+    """True when supervisor firmware with file transfer answers on ``url``."""
+    from device_drivers.supervisor import SupervisorDriver
+    from provisioning.errors import KioskError
+
+    try:
+        with SupervisorDriver(url) as drv:
+            drv.hello(timeout=timeout)
+            drv.file_info("main.py", timeout=timeout)
+    except KioskError as exc:  # no firmware, old firmware (unknown_type), or no port
+        log.info("supervisor link flashing not available", extra={"fields": {"port": url, "why": str(exc)}})
+        return False
+    return True
 
 
 def supervisor_service_mode(url: str, seconds: int = 600) -> Callable[[], str]:
