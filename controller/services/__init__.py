@@ -34,9 +34,11 @@ def handle_request(conn: sqlite3.Connection, kiosk_id: str, body: dict[str, Any]
             with conn:  # one transaction per request: a refused request leaves nothing behind
                 data = fn(conn, kiosk_id, args, now)
         except sqlite3.OperationalError as exc:
-            if "no such table: svc_" not in str(exc):
+            if "no such table: svc_" not in str(exc) and "no such column" not in str(exc):
                 raise
-            ensure_schema(conn)  # first request on a database the controller made without our tables
+            # First request on a database the controller made without our tables, or made by an
+            # older backend without the newer columns: bring the schema up to date and retry.
+            ensure_schema(conn)
             with conn:
                 data = fn(conn, kiosk_id, args, now)
     except ServiceError as exc:

@@ -75,7 +75,14 @@ def ticket_take(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float)
     number = f"{COUNTER_PREFIX[counter]}{seq:03d}"
     conn.execute("INSERT INTO svc_tickets (kiosk_id, day, counter, number, seq, issued_at) VALUES (?,?,?,?,?,?)",
                  (kiosk_id, day, counter, number, seq, now))
-    return {"number": number, "counter": counter, "ahead": ahead, "wait_minutes": ahead * AVG_SERVICE_MINUTES}
+    from controller.services.queue import recent_median_wait  # queue builds on this module
+
+    measured = recent_median_wait(conn, counter, kiosk_id, now) if ahead else None
+    if measured is not None:  # what residents waited lately at this counter beats a fixed guess
+        return {"number": number, "counter": counter, "ahead": ahead, "wait_minutes": round(measured),
+                "wait_basis": "measured"}
+    return {"number": number, "counter": counter, "ahead": ahead, "wait_minutes": ahead * AVG_SERVICE_MINUTES,
+            "wait_basis": "estimate"}
 
 
 def ticket_call(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
@@ -86,7 +93,9 @@ def ticket_call(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float)
                        "ORDER BY seq LIMIT 1", (day, counter)).fetchone()
     if row is None:
         raise ServiceError("queue_empty", f"no waiting ticket for {counter}")
-    conn.execute("UPDATE svc_tickets SET status='called' WHERE id=?", (row[0],))
+    # called_at makes the wait measurable: the reports and the kiosks' estimate read it.
+    conn.execute("UPDATE svc_tickets SET status='called', called_at=?, called_by=? WHERE id=? AND status='waiting'",
+                 (now, kiosk_id, row[0]))
     return {"number": row[1]}
 
 

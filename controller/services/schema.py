@@ -16,7 +16,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS svc_tickets (
     id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, day TEXT NOT NULL, counter TEXT NOT NULL,
     number TEXT NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'waiting',
-    issued_at REAL NOT NULL, UNIQUE(day, counter, seq));
+    issued_at REAL NOT NULL, called_at REAL, called_by TEXT, call_ref TEXT, UNIQUE(day, counter, seq));
 CREATE TABLE IF NOT EXISTS svc_appointments (
     code TEXT PRIMARY KEY, kiosk_id TEXT NOT NULL, site TEXT NOT NULL, slot TEXT NOT NULL,
     resident_ref TEXT NOT NULL, booked_at REAL NOT NULL, status TEXT NOT NULL DEFAULT 'booked');
@@ -42,10 +42,29 @@ CREATE TABLE IF NOT EXISTS svc_ratings (
 """
 
 
+# Columns added after the first release: (table, column, declaration). Added when missing, so a
+# database made by an older backend keeps its rows (tickets called before have no called_at).
+ADDED_COLUMNS = (
+    ("svc_tickets", "called_at", "REAL"),
+    ("svc_tickets", "called_by", "TEXT"),
+    ("svc_tickets", "call_ref", "TEXT"),
+)
+INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS svc_tickets_call_ref ON svc_tickets(call_ref) WHERE call_ref IS NOT NULL;
+CREATE INDEX IF NOT EXISTS svc_tickets_called ON svc_tickets(counter, called_at);
+CREATE INDEX IF NOT EXISTS svc_tickets_waiting ON svc_tickets(day, status);
+"""
+
+
 def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create the tables if missing and seed the default notices once (an operator may edit them)."""
     with conn:
         conn.executescript(SCHEMA)
+        for table, column, decl in ADDED_COLUMNS:
+            have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        conn.executescript(INDEXES)
         if conn.execute("SELECT COUNT(*) FROM svc_notices").fetchone()[0] == 0:
             doc = load_default_document()
             conn.executemany(

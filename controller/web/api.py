@@ -241,6 +241,8 @@ async def not_found(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
+    from controller.web import enrol_tokens, queue
+
     p = "/api/v1"
     return [
         Route(f"{p}/summary", summary),
@@ -260,5 +262,7 @@ def routes() -> list[Route]:
         Route(f"{p}/config/{{layer}}/{{target}}", config_put, methods=["PUT"]),
         Route(f"{p}/audit", audit),
         Route(f"{p}/reports", reports),
+        *queue.api_routes(),  # sites/{site}/queue[/next]
+        *enrol_tokens.api_routes(),  # enrolment-tokens
         Route(p + "/{rest:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]

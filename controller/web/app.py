@@ -45,12 +45,14 @@ class Console:
     hub: live.Hub = field(default_factory=live.Hub)
     stats: metrics.Stats = field(default_factory=metrics.Stats)
     poller: live.Poller | None = None
+    fleet_dir: Path | None = None  # the fleet folder (CA certificate), for enrolment tokens' CA fingerprint
 
 
-def build_console(data_dir: Path, controller: Any = None, *, clock: Callable[[], float] = time.time) -> Console:
+def build_console(data_dir: Path, controller: Any = None, *, clock: Callable[[], float] = time.time,
+                  fleet_dir: Path | str | None = None) -> Console:
     fleet = FleetView.from_store(data_dir)
     return Console(accounts=Accounts(data_dir, clock=clock), fleet=fleet, backend=Backend(data_dir, controller),
-                   data_dir=Path(data_dir), clock=clock)
+                   data_dir=Path(data_dir), clock=clock, fleet_dir=Path(fleet_dir) if fleet_dir else None)
 
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from controller.services.backend import COUNTER_PREFIX
 from controller.web.backend import COMMANDS, LAYERS
 from controller.web.fleetview import MAX_PAGE_SIZE, SORTS, STATUSES
 
@@ -30,6 +31,9 @@ def _p(name: str, desc: str) -> dict:
 
 
 KIOSK = _p("kiosk_id", "kiosk id")
+SITE = _p("site", "site (community) id")
+IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
+               "description": "same as request_id in the body"}
 LIST_PARAMS = [
     _q("q", {"type": "string", "maxLength": 100}, "search in kiosk id, site and reason"),
     _q("status", {"type": "string", "enum": list(STATUSES)}, "console status"),
@@ -96,6 +100,23 @@ def spec() -> dict:
                 _q("from", {"type": "string", "format": "date"}, "first day (YYYY-MM-DD)"),
                 _q("to", {"type": "string", "format": "date"}, "last day (YYYY-MM-DD)"),
                 _q("site", {"type": "string"}, "one site or all")])},
+            "/api/v1/sites/{site}/queue": {"get": _op("Today's queue at a site: waiting per counter, last calls",
+                                                      "viewer", params=[SITE])},
+            "/api/v1/sites/{site}/queue/next": {"post": _op(
+                "Call the next waiting ticket at a site (staff at the window); stores called_at", "operator",
+                params=[SITE, IDEMPOTENCY], ok="the ticket called, with its wait; 409 when nobody waits",
+                body={"type": "object", "properties": {
+                    "counter": {"type": "string", "enum": list(COUNTER_PREFIX), "description": "one counter, or any"},
+                    "request_id": {"type": "string", "maxLength": 100,
+                                   "description": "repeating a request id returns the same ticket"}}})},
+            "/api/v1/enrolment-tokens": {
+                "post": _op("Issue a one-time kiosk enrolment token (returned only in this answer)", "admin",
+                            status="201", ok="the token, its expiry and the fleet CA fingerprint (ca_hash)",
+                            body={"type": "object", "required": ["site"], "properties": {
+                                "site": {"type": "string", "maxLength": 64}, "kiosk_id": {"type": "string"},
+                                "ttl": {"type": "number", "minimum": 1, "maximum": 604800,
+                                        "description": "seconds until it expires (3600)"}}}),
+                "get": _op("Enrolment tokens: site, kiosk, expiry, used or not (never the token)", "admin")},
         },
     }
 

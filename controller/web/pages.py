@@ -179,7 +179,7 @@ async def audit_page(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    from controller.web import pages_accounts, pages_admin
+    from controller.web import enrol_tokens, pages_accounts, pages_admin, queue
 
     return [
         Route("/", home),
@@ -194,4 +194,6 @@ def routes() -> list[Route]:
         Route("/audit", audit_page, name="audit"),
         *pages_admin.routes(),
         *pages_accounts.routes(),
+        *queue.routes(),
+        *enrol_tokens.routes(),
     ]

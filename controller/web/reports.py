@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -95,24 +97,42 @@ def usage(data_dir, period: Period) -> list[dict[str, Any]]:
     return out
 
 
+def percentile(sorted_vals: list[float], q: float) -> float:
+    """Nearest-rank percentile of sorted values (p90 of 10 waits is the 9th): a wait someone had."""
+    return sorted_vals[max(0, math.ceil(q * len(sorted_vals)) - 1)]
+
+
+def _wait_row(key: dict[str, str], vals: list[float]) -> dict[str, Any]:
+    vals.sort()
+    return {**key, "count": len(vals), "median": round(statistics.median(vals), 1),
+            "mean": round(sum(vals) / len(vals), 1), "p90": round(percentile(vals, 0.9), 1)}
+
+
 def waits(data_dir, period: Period) -> dict[str, Any]:
+    """Minutes from issued_at to called_at of the tickets issued in the period and called, per site and
+    counter (the service), plus an ``all`` row per counter; tickets never called are not guessed."""
     if "svc_tickets" not in tables(data_dir):
         return {"note": "no queue tickets recorded", "items": []}
     if "called_at" not in columns(data_dir, "svc_tickets"):
         return {"note": "the service backend does not record when tickets are called, so waits cannot be measured",
                 "items": []}
     cond, args = _kiosk_filter(period)
-    rows = fetch(data_dir, "SELECT counter, (called_at - issued_at) / 60.0 AS wait FROM svc_tickets t "
-                           f"WHERE issued_at >= ? AND issued_at < ? AND called_at IS NOT NULL{cond}",
+    rows = fetch(data_dir, "SELECT t.counter, COALESCE(k.site, '') AS site, (t.called_at - t.issued_at) / 60.0 "
+                           "AS wait FROM svc_tickets t LEFT JOIN kiosks k ON k.kiosk_id = t.kiosk_id "
+                           f"WHERE t.issued_at >= ? AND t.issued_at < ? AND t.called_at IS NOT NULL{cond}",
                  [period.t0, period.t1, *args])
-    by: dict[str, list[float]] = defaultdict(list)
+    if not rows:
+        return {"note": "no ticket issued in this period has been called yet", "items": []}
+    by: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in rows:
-        by[r["counter"]].append(max(0.0, r["wait"]))
+        by[(r["counter"], r["site"])].append(max(0.0, r["wait"]))
     items = []
-    for counter, vals in sorted(by.items()):
-        vals.sort()
-        items.append({"counter": counter, "count": len(vals), "mean": round(sum(vals) / len(vals), 1),
-                      "p90": round(vals[min(len(vals) - 1, int(0.9 * len(vals)))], 1)})
+    for counter in sorted({c for c, _ in by}):
+        sites = sorted(s for c, s in by if c == counter)
+        items.append(_wait_row({"counter": counter, "site": ""},
+                               [w for s in sites for w in by[(counter, s)]]))  # site "" = all sites
+        if len(sites) > 1:
+            items += [_wait_row({"counter": counter, "site": s}, by[(counter, s)]) for s in sites]
     return {"note": "", "items": items}
 
 
@@ -252,7 +272,8 @@ def to_csv(rep: dict[str, Any]) -> str:
     for u in rep["usage"]:
         w.writerow(["usage", u["service"], u["count"], ""])
     for x in rep["waits"]["items"]:
-        w.writerow(["wait_minutes", x["counter"], x["mean"], f"p90={x['p90']} n={x['count']}"])
+        w.writerow(["wait_minutes", x["counter"] + (f"@{x['site']}" if x.get("site") else ""), x["median"],
+                    f"p90={x['p90']} mean={x['mean']} n={x['count']}"])
     s = rep["satisfaction"]
     w.writerow(["satisfaction_index", "all", "" if s["index"] is None else s["index"], f"ratings={s['ratings']}"])
     for day in s["trend"]:

@@ -73,7 +73,7 @@ def start_console(controller: Any, config, *, extra_routes: tuple = ()) -> tuple
     """Build the console for a running Controller and serve it on ``config.http``."""
     from controller.web.app import build_console, create_app
 
-    console = build_console(config.data_dir, controller)
+    console = build_console(config.data_dir, controller, fleet_dir=getattr(config, "fleet_dir", "") or None)
     server = ConsoleServer(create_app(console, extra_routes=extra_routes), config.http)
     url = server.start()
     log.info("console serving", extra={"fields": {"url": url}})

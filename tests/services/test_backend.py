@@ -31,7 +31,7 @@ def test_queue_tickets_number_and_wait(conn):
     a = call(conn, "queue_ticket", "take", counter="general")
     b = call(conn, "queue_ticket", "take", counter="general")
     c = call(conn, "queue_ticket", "take", counter="social")
-    assert a["data"] == {"number": "A001", "counter": "general", "ahead": 0, "wait_minutes": 0}
+    assert a["data"] == {"number": "A001", "counter": "general", "ahead": 0, "wait_minutes": 0, "wait_basis": "estimate"}
     assert b["data"]["number"] == "A002" and b["data"]["ahead"] == 1 and b["data"]["wait_minutes"] == 6
     assert c["data"]["number"] == "B001"
     assert call(conn, "queue_ticket", "call", counter="general")["data"]["number"] == "A001"
