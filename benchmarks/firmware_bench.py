@@ -10,6 +10,10 @@
 3. Round trip: the supervisor driver sends a request to ``python -m hardware_sim supervisor``
    (the real firmware core) over a pseudo-terminal and waits for the reply. The wire time is
    what request + reply take on an 8N1 line at 115200 baud. Budget: round trip <= 1.2 x wire time.
+4. Flash over the link: ``provisioning.flash.flash_over_link`` copies the whole bundle to a fresh
+   simulator (file_info, file_write chunks, file_commit, verify, reset, hello), then runs again
+   (nothing to copy). Reported: seconds and the bytes on the wire for the first run, compared
+   with the wire time at 115200 baud. Budget: a full flash within 1.5 x the wire time of its bytes.
 """
 
 from __future__ import annotations
@@ -226,6 +230,44 @@ def round_trip(rounds: int) -> dict:
     return out
 
 
+def flash_link() -> dict:
+    from provisioning import flash
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "bundle"
+        manifest = build.build(str(bundle))
+        link = Path(tmp) / "sup.tty"
+        proc = start_sim("supervisor", link, out=Path(tmp) / "board")
+        try:
+            hello = flash.supervisor_hello(str(link))
+            with SupervisorDriver(str(link), baudrate=BAUD) as drv:
+                port = drv._port
+                sent = [0]
+                write = port.write
+
+                def counting_write(data: bytes) -> int | None:
+                    sent[0] += len(data)
+                    return write(data)
+
+                port.write = counting_write  # type: ignore[method-assign]
+                t0 = time.perf_counter()
+                first = flash.flash_over_link(str(link), bundle, driver=drv)
+                t1 = time.perf_counter()
+            hello()
+            t2 = time.perf_counter()
+            again = flash.flash_over_link(str(link), bundle)
+            t3 = time.perf_counter()
+        finally:
+            proc.stop()
+    # Requests dominate the wire (base64 chunks); replies are small, counted at 40 bytes each.
+    chunks = sum(-(-e["size"] // L.FILE_CHUNK) or 1 for e in manifest["files"].values())
+    frames = chunks + 3 * len(manifest["files"]) + 1  # writes; info before, info after, commit; reset
+    wire = (sent[0] + 40 * frames) * 10 / BAUD
+    return {"bytes": manifest["total_size"], "files": len(first.copied), "seconds": round(t1 - t0, 2),
+            "host_bytes_sent": sent[0], "wire_s": round(wire, 2), "ratio": round((t1 - t0) / wire, 2),
+            "hello_s": round(t2 - t1, 2), "second_run_s": round(t3 - t2, 2), "second_run_copied": len(again.copied)}
+
+
 def _status_body(drv: SupervisorDriver) -> dict:
     return drv._request(L.STATUS, None, "status", None)
 
@@ -236,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = ap.parse_args(argv)
-    figures = {"heap": heap_budget(args.frames), "bundle": bundle_budget(), "round_trip": round_trip(args.rounds)}
+    figures = {"heap": heap_budget(args.frames), "bundle": bundle_budget(), "round_trip": round_trip(args.rounds),
+               "flash_link": flash_link()}
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
@@ -248,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in figures["round_trip"].items():
         print(f"round trip {name}: wire {r['wire_ms']} ms, median {r['median_ms']} ms ({r['median_ratio']} x), "
               f"p95 {r['p95_ms']} ms ({r['p95_ratio']} x)")
+    f = figures["flash_link"]
+    print(f"flash over the link: {f['files']} files, {f['bytes']} B in {f['seconds']} s ({f['host_bytes_sent']} B "
+          f"sent by the host; wire time about {f['wire_s']} s, {f['ratio']} x); second run {f['second_run_s']} s, "
+          f"{f['second_run_copied']} files copied")
     return 0
 
 

@@ -8,9 +8,6 @@ wrong hash replaces nothing. Paths are checked here once: ``main.py`` or files u
 ``firmware/``, plain names only, nothing else on the board (least of all the boot record).
 """
 
-import binascii
-import hashlib
-
 from firmware.core.relays import CommandError
 
 MAX_PATH = 64
@@ -43,6 +40,9 @@ def check_path(path) -> str:
 
 def sha256_of(fs, path: str):
     """Hex SHA-256 of a file on ``fs``, read in small blocks (the board has little RAM), or None."""
+    import binascii
+    import hashlib
+
     if fs.size(path) < 0:
         return None
     h = hashlib.sha256()
@@ -79,6 +79,10 @@ class FileTransfer:
         data = body.get("data")
         if not isinstance(off, int) or off < 0 or not isinstance(data, str):
             raise CommandError("bad_args")
+        # Imported on first use: a board that is never flashed over the link does not pay for
+        # them (built in on the rp2 port, but pure Python on some ports, e.g. WebAssembly).
+        import binascii
+
         try:
             chunk = binascii.a2b_base64(data.encode())
         except Exception:  # ValueError on the board, a plain Exception in some ports' binascii

@@ -11,7 +11,6 @@ from firmware import link as L
 from firmware.core.beacon import Beacon
 from firmware.core.bootguard import BootGuard
 from firmware.core.enclosure import Enclosure
-from firmware.core.files import FileTransfer
 from firmware.core.hostwatch import MAX_HOLD_S, HostWatchdog
 from firmware.core.relays import CommandError, RelayBank
 
@@ -45,7 +44,9 @@ class Supervisor:
         # Set by the reset command once its reply is queued; main.py (or the simulator) resets
         # after that reply has gone out.
         self.reset_requested = False
-        self.files = FileTransfer(hal.files)
+        # File transfer is loaded on the first file command: its bytecode would otherwise sit in
+        # the heap of every board all the time, and a flash over the link ends in a reset anyway.
+        self.files = None
         self.fault_streak = 0
         self.last_fault = ""
         self.last_tick = now
@@ -131,12 +132,17 @@ class Supervisor:
                 raise CommandError("bad_args")
             self.service_s = seconds
             return {"service_s": seconds}
-        if mtype == L.FILE_INFO:
-            return self.files.info(body)
-        if mtype == L.FILE_WRITE:
-            return self.files.write(body)
-        if mtype == L.FILE_COMMIT:
-            return self.files.commit(body)
+        if mtype == L.FILE_INFO or mtype == L.FILE_WRITE or mtype == L.FILE_COMMIT:
+            files = self.files
+            if files is None:
+                from firmware.core.files import FileTransfer
+
+                files = self.files = FileTransfer(self.hal.files)
+            if mtype == L.FILE_INFO:
+                return files.info(body)
+            if mtype == L.FILE_WRITE:
+                return files.write(body)
+            return files.commit(body)
         if mtype == L.RESET:
             self.reset_requested = True
             return {"reset": True}
