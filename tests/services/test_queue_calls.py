@@ -1,0 +1,141 @@
+"""Staff calling tickets: called_at stored, per site, idempotent, concurrency-safe; measured waits."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from controller.services import ensure_schema, handle_request
+from controller.services import queue as q
+from controller.store import DB_NAME, Store
+
+NOW = 1_763_956_800.0  # 2025-11-24 12:00 in Shanghai: waits in the tests stay within one day
+
+
+@pytest.fixture
+def db(tmp_path):
+    store = Store(tmp_path)
+    with store.tx() as s:
+        s.upsert_kiosks([{"kiosk_id": k, "site": site, "state": "online", "last_seen": NOW, "state_since": NOW}
+                         for k, site in (("k-n1", "north"), ("k-n2", "north"), ("k-s1", "south"))])
+    store.close()
+    conn = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None, timeout=10)
+    ensure_schema(conn)
+    yield tmp_path, conn
+    conn.close()
+
+
+def take(conn, kiosk, counter="general", now=NOW):
+    r = handle_request(conn, kiosk, {"service": "queue_ticket", "op": "take", "args": {"counter": counter}}, now)
+    assert r["ok"], r
+    return r["data"]
+
+
+def test_call_next_is_per_site_in_issue_order_and_stores_called_at(db):
+    _, conn = db
+    a = take(conn, "k-n1")
+    take(conn, "k-s1")
+    b = take(conn, "k-n2", now=NOW + 5)
+    first = q.call_next(conn, "north", now=NOW + 300, called_by="otto")
+    assert first["number"] == a["number"] and first["called_at"] == NOW + 300 and first["wait_minutes"] == 5.0
+    second = q.call_next(conn, "north", now=NOW + 400, called_by="otto")
+    assert second["number"] == b["number"] and second["kiosk_id"] == "k-n2"
+    with pytest.raises(q.QueueEmpty, match="north"):
+        q.call_next(conn, "north", now=NOW + 500, called_by="otto")
+    row = conn.execute("SELECT status, called_at, called_by FROM svc_tickets WHERE number=? AND kiosk_id='k-n1'",
+                       (a["number"],)).fetchone()
+    assert row == ("called", NOW + 300, "otto")
+    assert q.call_next(conn, "south", now=NOW + 600, called_by="x", counter="general")["kiosk_id"] == "k-s1"
+
+
+def test_refusals_name_what_was_wrong(db):
+    _, conn = db
+    with pytest.raises(q.UnknownSite):
+        q.call_next(conn, "nowhere", now=NOW, called_by="otto")
+    with pytest.raises(q.ServiceError, match="counter"):
+        q.call_next(conn, "north", now=NOW, called_by="otto", counter="bank")
+    take(conn, "k-n1", counter="social")
+    with pytest.raises(q.QueueEmpty, match="general"):
+        q.call_next(conn, "north", now=NOW, called_by="otto", counter="general")
+    assert not conn.in_transaction  # a refused call leaves no open transaction behind
+
+
+def test_same_request_id_returns_the_same_ticket(db):
+    _, conn = db
+    take(conn, "k-n1")
+    take(conn, "k-n1")
+    one = q.call_next(conn, "north", now=NOW + 60, called_by="otto", request_ref="click-1")
+    again = q.call_next(conn, "north", now=NOW + 61, called_by="otto", request_ref="click-1")
+    assert again["number"] == one["number"] and again["repeated"] and not one["repeated"]
+    assert conn.execute("SELECT COUNT(*) FROM svc_tickets WHERE status='waiting'").fetchone()[0] == 1
+
+
+def test_concurrent_windows_never_call_the_same_ticket(db):
+    path, conn = db
+    for _ in range(20):
+        take(conn, "k-n1")
+    called, errors = [], []
+
+    def window(name):
+        c = sqlite3.connect(path / DB_NAME, isolation_level=None, timeout=10)
+        try:
+            while True:
+                try:
+                    called.append(q.call_next(c, "north", now=NOW + 60, called_by=name)["number"])
+                except q.QueueEmpty:
+                    return
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=window, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and len(called) == 20 and len(set(called)) == 20
+
+
+def test_estimate_uses_measured_recent_median_wait(db):
+    _, conn = db
+    # No calls yet: the per-ticket estimate.
+    take(conn, "k-n1")
+    est = take(conn, "k-n1")
+    assert est["wait_basis"] == "estimate" and est["wait_minutes"] == 6
+    for minutes in (10, 20, 30):
+        take(conn, "k-n2", now=NOW - minutes * 60)
+    for _ in range(3):
+        q.call_next(conn, "north", now=NOW, called_by="otto")  # the three issued 30, 20, 10 minutes ago
+    waits = sorted(r[0] for r in conn.execute("SELECT (called_at - issued_at) / 60 FROM svc_tickets "
+                                              "WHERE called_at IS NOT NULL"))
+    got = take(conn, "k-n1", now=NOW + 1)
+    assert got["wait_basis"] == "measured" and got["wait_minutes"] == round(waits[1])
+    # The south site has no measured waits: its own estimate.
+    take(conn, "k-s1")
+    assert take(conn, "k-s1")["wait_basis"] == "estimate"
+
+
+def test_kiosk_side_call_op_records_called_at(db):
+    _, conn = db
+    take(conn, "k-n1")
+    r = handle_request(conn, "k-n1", {"service": "queue_ticket", "op": "call", "args": {"counter": "general"}},
+                       NOW + 120)
+    assert r["ok"]
+    assert conn.execute("SELECT called_at FROM svc_tickets").fetchone()[0] == NOW + 120
+
+
+def test_old_ticket_table_gains_called_at_and_keeps_rows(tmp_path):
+    conn = sqlite3.connect(tmp_path / "old.db")
+    conn.execute("CREATE TABLE svc_tickets (id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, day TEXT NOT NULL, "
+                 "counter TEXT NOT NULL, number TEXT NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL DEFAULT "
+                 "'waiting', issued_at REAL NOT NULL, UNIQUE(day, counter, seq))")
+    conn.execute("INSERT INTO svc_tickets (kiosk_id, day, counter, number, seq, issued_at) "
+                 "VALUES ('k', '2025-11-24', 'general', 'A001', 1, 1.0)")
+    conn.commit()
+    r = handle_request(conn, "k", {"service": "queue_ticket", "op": "call", "args": {"counter": "general"}}, NOW)
+    assert r["ok"] and r["data"]["number"] == "A001"
+    assert conn.execute("SELECT called_at FROM svc_tickets").fetchone()[0] == NOW
+    conn.close()
