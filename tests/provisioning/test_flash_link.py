@@ -73,6 +73,7 @@ def test_driver_put_file_refusals_keep_the_old_file(sim, tmp_path):
     _, link = sim("supervisor", out=out)
     local = tmp_path / "main.py"
     local.write_bytes(b"print('v1')\n" * 100)
+    assert flash.link_supported(str(link)) is True
     with SupervisorDriver(str(link)) as drv:
         seen: list[tuple[int, int]] = []
         digest = drv.put_file(local, "main.py", progress=lambda done, total: seen.append((done, total)))
