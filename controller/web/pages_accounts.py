@@ -22,8 +22,9 @@ def _render(request, name, ctx, status=200):
 
 
 async def accounts_page(request: Request, *, new_token: dict | None = None, error: str = "",
-                        status: int = 200) -> Response:
-    request.state.who = require(request, "admin")
+                        status: int = 200, who=None) -> Response:
+    # After a form POST the submit handler has already checked the caller (CSRF from the form).
+    request.state.who = who or require(request, "admin")
     acc = request.app.state.console.accounts
     return _render(request, "accounts.html", {"users": acc.users(), "tokens": acc.tokens(), "roles": ROLES,
                                               "new_token": new_token, "error": error,
@@ -39,7 +40,7 @@ async def accounts_submit(request: Request) -> Response:
         if action == "create_token":
             name, role = str(form.get("name", "")).strip(), str(form.get("role", ""))
             token = acc.create_token(name, role, actor=who.name)
-            return await accounts_page(request, new_token={"name": name, "role": role, "token": token})
+            return await accounts_page(request, new_token={"name": name, "role": role, "token": token}, who=who)
         if action == "revoke_token":
             acc.revoke_token(str(form.get("token_id", "")), actor=who.name)
         elif action == "unlock":
@@ -47,8 +48,8 @@ async def accounts_submit(request: Request) -> Response:
         else:
             raise AccountError(f"action must be create_token, revoke_token or unlock, got {action!r}")
     except AccountError as exc:
-        return await accounts_page(request, error=str(exc), status=422)
-    return await accounts_page(request)
+        return await accounts_page(request, error=str(exc), status=422, who=who)
+    return await accounts_page(request, who=who)
 
 
 def routes() -> list[Route]:

@@ -104,8 +104,10 @@ def _notices(console) -> list[dict]:
     return rows
 
 
-async def services_page(request: Request, *, message: str = "", error: str = "", status: int = 200) -> Response:
-    request.state.who = who = require(request, "viewer")
+async def services_page(request: Request, *, message: str = "", error: str = "", status: int = 200,
+                        who=None) -> Response:
+    # After a form POST the submit handler has already checked the caller (CSRF from the form).
+    request.state.who = who = who or require(request, "viewer")
     console = _console(request)
     layer, target = _layer_params(request.query_params)
     enabled, err = None, ""
@@ -154,12 +156,12 @@ async def services_submit(request: Request) -> Response:
         else:
             raise BadRequest(f"action must be catalogue, publish or withdraw, got {action!r}")
     except BadRequest as exc:
-        return await services_page(request, error=str(exc), status=422)
+        return await services_page(request, error=str(exc), status=422, who=who)
     except NotFound as exc:
-        return await services_page(request, error=str(exc), status=404)
+        return await services_page(request, error=str(exc), status=404, who=who)
     except Unavailable as exc:
-        return await services_page(request, error=str(exc), status=503)
-    return await services_page(request, message=msg)
+        return await services_page(request, error=str(exc), status=503, who=who)
+    return await services_page(request, message=msg, who=who)
 
 
 def _report(request: Request, *, every_kiosk: bool = False):
