@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any, TypeVar
 
-from provisioning.errors import ConfigError, KioskError
+from provisioning.errors import KioskError
 from provisioning.settings import from_mapping, load_toml
 
 T = TypeVar("T")
@@ -78,5 +78,5 @@ def wait_for_stop_signal() -> None:
         pass
 
 
-__all__ = ["ConfigError", "KioskError", "StopRequested", "add_common_args", "build_config", "fail",
+__all__ = ["StopRequested", "add_common_args", "build_config", "fail",
            "raise_on_stop_signal", "start_service", "wait_for_stop_signal"]

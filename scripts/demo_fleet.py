@@ -49,10 +49,11 @@ class Fleet:
         self.data = Path(args.data_dir).resolve()
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.logs = self.data / "logs"
+        self.exited: set[str] = set()  # children whose exit was already reported
 
     def spawn(self, name: str, argv: list[str], *, env: dict | None = None) -> subprocess.Popen:
         self.logs.mkdir(parents=True, exist_ok=True)
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's life
+        log = open(self.logs / f"{name}.log", "ab")  # kept open for the child's life
         # Each child leads its own process group, so stopping it also reaches what it started
         # (a kiosk's device simulators), even if the child itself dies first.
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -103,8 +104,8 @@ Press Ctrl-C to stop everything.
 
     def check(self) -> None:
         for name, p in self.procs:
-            if p.poll() is not None and not getattr(p, "_reported", False):
-                p._reported = True  # type: ignore[attr-defined]
+            if p.poll() is not None and name not in self.exited:
+                self.exited.add(name)
                 print(f"warning: {name} exited with {p.returncode}; see {self.logs / (name + '.log')}", flush=True)
 
     def stop(self) -> None:
