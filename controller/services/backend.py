@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from provisioning.errors import KioskError
+from provisioning.logs import mask_name
 
 TZ = ZoneInfo("Asia/Shanghai")
 AVG_SERVICE_MINUTES = 6  # per ticket ahead; the centre's measured average
@@ -153,8 +154,7 @@ def certificate_verify(conn: sqlite3.Connection, kiosk_id: str, args: dict, now:
                        (code,)).fetchone()
     if row is None:
         return {"valid": False, "code": code}
-    name = row[1]
-    return {"valid": True, "code": code, "kind": row[0], "holder": name[0] + "*" * (len(name) - 1),
+    return {"valid": True, "code": code, "kind": row[0], "holder": mask_name(row[1]),
             "id_masked": row[2], "issued_date": _local(row[3]).strftime("%Y-%m-%d")}
 
 
