@@ -13,11 +13,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from controller.services.backend import GROUPS
+from controller.services.catalogue import LANGS
 from controller.store import DB_NAME
 from controller.web.backend import BadRequest, NotFound, Unavailable
 
-LANGS = ("zh-CN", "zh-HK", "en")
-GROUPS = ("all", "elderly", "youth", "children", "women")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 
 
