@@ -14,8 +14,9 @@ from starlette.routing import Route
 
 from controller.web import i18n
 from controller.web.accounts import AuthFailed
+from controller.web.api import call
 from controller.web.auth import SESSION_COOKIE, HTTPProblem, require
-from controller.web.backend import BUTTONS, BadRequest, NotFound, Unavailable
+from controller.web.backend import BUTTONS, Unavailable
 from controller.web.fleetview import STATUSES, Query, QueryError, parse_query
 
 
@@ -156,14 +157,7 @@ async def alarm_ack_form(request: Request) -> Response:
     console = _console(request)
     alarm_id = request.path_params["alarm_id"]
     note = str(form.get("note", ""))[:500]
-    try:
-        console.backend.ack_alarm(alarm_id, who.name, note)
-    except Unavailable as exc:
-        raise HTTPProblem(503, str(exc)) from None
-    except NotFound as exc:
-        raise HTTPProblem(404, str(exc)) from None
-    except BadRequest as exc:
-        raise HTTPProblem(422, str(exc)) from None
+    call(console.backend.ack_alarm, alarm_id, who.name, note)
     console.accounts.audit(who.name, "alarm.ack", str(alarm_id), {"note": note})
     console.hub.publish("alarms", {"acked": alarm_id})
     return RedirectResponse(_safe_next(str(form.get("next", "/alarms"))), status_code=303)
