@@ -13,19 +13,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from controller.store import DB_NAME
+from controller.store import DB_NAME, connect
 
 _conns: dict[str, tuple[sqlite3.Connection, threading.Lock]] = {}
 _guard = threading.Lock()
 
 
-def _conn(path: Path) -> tuple[sqlite3.Connection, threading.Lock]:
-    key = str(path)
+def _conn(data_dir: Path) -> tuple[sqlite3.Connection, threading.Lock]:
+    key = str(Path(data_dir).resolve())
     with _guard:
         if key not in _conns:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            _conns[key] = (conn, threading.Lock())
+            _conns[key] = (connect(data_dir, readonly=True), threading.Lock())
         return _conns[key]
 
 
@@ -36,11 +34,10 @@ def close_all() -> None:
         _conns.clear()
 
 
-def fetch(data_dir: Path, sql: str, args: tuple | list = (), *, db: str = DB_NAME) -> list[dict[str, Any]]:
-    path = Path(data_dir) / db
-    if not path.exists():
+def fetch(data_dir: Path, sql: str, args: tuple | list = ()) -> list[dict[str, Any]]:
+    if not (Path(data_dir) / DB_NAME).exists():
         return []
-    conn, lock = _conn(path)
+    conn, lock = _conn(data_dir)
     with lock:
         try:
             return [dict(r) for r in conn.execute(sql, args).fetchall()]
@@ -50,14 +47,14 @@ def fetch(data_dir: Path, sql: str, args: tuple | list = (), *, db: str = DB_NAM
             raise
 
 
-def tables(data_dir: Path, *, db: str = DB_NAME) -> set[str]:
-    return {r["name"] for r in fetch(data_dir, "SELECT name FROM sqlite_master WHERE type='table'", db=db)}
+def tables(data_dir: Path) -> set[str]:
+    return {r["name"] for r in fetch(data_dir, "SELECT name FROM sqlite_master WHERE type='table'")}
 
 
-def columns(data_dir: Path, table: str, *, db: str = DB_NAME) -> set[str]:
+def columns(data_dir: Path, table: str) -> set[str]:
     if not table.replace("_", "").isalnum():
         raise ValueError(f"bad table name {table!r}")
-    return {r["name"] for r in fetch(data_dir, f"PRAGMA table_info({table})", db=db)}
+    return {r["name"] for r in fetch(data_dir, f"PRAGMA table_info({table})")}
 
 
 def _kiosk(row: dict[str, Any]) -> dict[str, Any]:
