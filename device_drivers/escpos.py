@@ -54,8 +54,6 @@ def encode_chinese(s: str, charset: str) -> tuple[bytes, list[str]]:
     if charset not in ("gb2312", "gbk", "gb18030"):
         raise LocalProtocolError(f"unknown printer charset {charset!r}")
     try:
-        if charset == "gb18030":
-            return s.encode("gb18030"), []
         return s.encode(charset), []
     except UnicodeEncodeError:
         pass
@@ -63,7 +61,7 @@ def encode_chinese(s: str, charset: str) -> tuple[bytes, list[str]]:
     warnings: list[str] = []
     for ch in s:
         try:
-            out += ch.encode("gb18030" if charset == "gb18030" else charset)
+            out += ch.encode(charset)
         except UnicodeEncodeError:
             out += REPLACEMENT.encode("gb2312")
             warnings.append(f"U+{ord(ch):04X} not in printer charset {charset}; printed as {REPLACEMENT}")

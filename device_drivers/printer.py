@@ -209,10 +209,6 @@ class ReceiptPrinter:
             self._send(escpos.asb_enable())
 
     # -- port and reader -------------------------------------------------------------------------
-    @property
-    def port(self):
-        return self.link.port
-
     def close(self) -> None:
         self.link.close()
 
