@@ -113,7 +113,7 @@ class Controller:
             st.kiosks[rec["kiosk_id"]] = rec
         for a in self.store.open_alarms():
             st.open_alarms[(a["kiosk_id"], a["rule"], a["subject"])] = a
-        st.layers = self.store.layers()
+        st.layers = queries.layers(self.store.conn)
         for cmd in self.store.open_commands():
             # Ed25519 signatures are deterministic: re-signing gives the bytes sent before the restart.
             cmd["wire"] = signing.sign(self.key, commands.wire_body(cmd))
@@ -398,7 +398,7 @@ class Controller:
             store.audit(user, "config.set", str(scope)[:80], {"body": body}, f"rejected: {exc}", now)
             raise
         version = store.set_layer(scope, body, user, now)
-        self.state.layers = store.layers()
+        self.state.layers = queries.layers(store.conn)
         for kiosk_id in config_layers.affected(scope, self.state.kiosks):
             msg = handlers.desired_message(self.state, kiosk_id)
             if msg is not None:

@@ -212,11 +212,6 @@ class Store:
                           (scope, version, _dumps(body), now, user))
         return version
 
-    def layers(self) -> dict[str, dict[str, Any]]:
-        return {r["scope"]: {"version": r["version"], "body": json.loads(r["body"]), "updated_at": r["updated_at"],
-                             "updated_by": r["updated_by"]}
-                for r in self.conn.execute("SELECT * FROM config_layers")}
-
     def insert_command(self, c: dict[str, Any]) -> None:
         self.conn.execute(
             """INSERT INTO commands (id, kiosk_id, name, args, issuer, issued_at, expires_at, timeout, status)
@@ -300,10 +295,7 @@ def enqueue_action(conn: sqlite3.Connection, user: str, kind: str, payload: dict
 
 
 def list_kiosks(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    out = []
-    for row in conn.execute("SELECT * FROM kiosks ORDER BY kiosk_id"):
-        out.append(kiosk_row(row))
-    return out
+    return [kiosk_row(row) for row in conn.execute("SELECT * FROM kiosks ORDER BY kiosk_id")]
 
 
 def kiosk_row(row: sqlite3.Row) -> dict[str, Any]:
