@@ -197,11 +197,12 @@ def renew(ctx: EnrolmentContext, body: dict) -> dict:
     if abs(now - ts) > RENEW_MAX_SKEW:
         raise EnrolmentRefused("renew_clock", f"request time is {now - ts:+.0f} s off the controller's clock; "
                                "set the kiosk's clock (NTP)")
+    pub = current.public_key()
     try:
-        pub = current.public_key()
-        assert isinstance(pub, ec.EllipticCurvePublicKey)
+        if not isinstance(pub, ec.EllipticCurvePublicKey):
+            raise InvalidSignature
         pub.verify(base64.b64decode(sig), renew_message(csr_pem, ts), ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError, AssertionError):
+    except (InvalidSignature, ValueError):
         raise EnrolmentRefused("renew_signature", "the renewal is not signed by the current certificate's key") from None
     csr = pki.parse_csr(csr_pem, kiosk_id)
     site = ctx.index.site_of(kiosk_id) or ""
