@@ -12,6 +12,7 @@ import getpass
 import json
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 from controller.web.accounts import MIN_PASSWORD, ROLES, AccountError, Accounts
@@ -88,48 +89,33 @@ def _done(args: argparse.Namespace, text: str, data: dict) -> int:
 
 def cmd_user_add(args: argparse.Namespace) -> int:
     password = _password(args)
-    acc = _accounts(args)
-    try:
+    with closing(_accounts(args)) as acc:
         acc.add_user(args.name, args.role, password, actor="kioskctl")
-    finally:
-        acc.close()
     return _done(args, f"user {args.name} ({args.role}) created", {"name": args.name, "role": args.role})
 
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     password = _password(args)
-    acc = _accounts(args)
-    try:
+    with closing(_accounts(args)) as acc:
         acc.set_password(args.name, password)
-    finally:
-        acc.close()
     return _done(args, f"password of {args.name} changed", {"name": args.name})
 
 
 def cmd_user_role(args: argparse.Namespace) -> int:
-    acc = _accounts(args)
-    try:
+    with closing(_accounts(args)) as acc:
         acc.set_role(args.name, args.role)
-    finally:
-        acc.close()
     return _done(args, f"{args.name} is now {args.role}", {"name": args.name, "role": args.role})
 
 
 def cmd_user_unlock(args: argparse.Namespace) -> int:
-    acc = _accounts(args)
-    try:
+    with closing(_accounts(args)) as acc:
         acc.unlock(args.name)
-    finally:
-        acc.close()
     return _done(args, f"{args.name} unlocked", {"name": args.name})
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
-    acc = _accounts(args)
-    try:
+    with closing(_accounts(args)) as acc:
         users = acc.users()
-    finally:
-        acc.close()
     if getattr(args, "json", False):
         print(json.dumps(users))
         return 0
@@ -144,11 +130,8 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    acc = _accounts(args)
-    try:
+    with closing(_accounts(args)) as acc:
         token = acc.create_token(args.name, args.role)
-    finally:
-        acc.close()
     if getattr(args, "json", False):
         print(json.dumps({"name": args.name, "role": args.role, "token": token}))
     else:
@@ -159,11 +142,8 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    acc = _accounts(args)
-    try:
+    with closing(_accounts(args)) as acc:
         tokens = acc.tokens()
-    finally:
-        acc.close()
     if getattr(args, "json", False):
         print(json.dumps(tokens))
         return 0
@@ -175,11 +155,8 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    acc = _accounts(args)
-    try:
+    with closing(_accounts(args)) as acc:
         acc.revoke_token(args.token_id)
-    finally:
-        acc.close()
     return _done(args, f"token {args.token_id} revoked", {"token_id": args.token_id})
 
 
