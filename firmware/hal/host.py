@@ -2,10 +2,8 @@
 
 Also runs under MicroPython without hardware (the unix and WebAssembly ports). Relays record
 every switch with the simulated time; the SHT3x sits on a fake I2C bus, answers with properly
-CRC'd frames and can be made to stick; the boot record lives in memory or in a JSON file.
+CRC'd frames and can be made to stick; the boot record lives in memory.
 """
-
-import json
 
 from firmware.core.enclosure import SHT3X_ADDR, crc8
 
@@ -99,24 +97,6 @@ class MemoryStore:
 
     def save(self, record: dict) -> None:
         self.record = dict(record)
-
-
-class FileStore:
-    """The boot record as a small JSON file (what hal/rp2 does on flash)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def load(self):
-        try:
-            with open(self.path) as f:
-                return json.loads(f.read())
-        except OSError:
-            return None
-
-    def save(self, record: dict) -> None:
-        with open(self.path, "w") as f:
-            f.write(json.dumps(record))
 
 
 class MemoryFs:
