@@ -191,7 +191,7 @@ class FrameDecoder:
     """Stream decoder: feed any bytes, get whole frames; faults are counted, never raised.
 
     A fault (bad COBS, CRC, length, version, overlong frame) drops bytes up to the next 0x00
-    and counts ``errors[reason]``; ``last_error`` keeps the latest reason for logs.
+    and counts ``errors[reason]``.
     """
 
     def __init__(self, max_encoded: int = MAX_ENCODED) -> None:
@@ -200,12 +200,9 @@ class FrameDecoder:
         self._n = 0
         self._overflow = False
         self.errors = {}
-        self.last_error = ""
-        self.frames = 0
 
     def _fault(self, reason: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
-        self.last_error = reason
 
     def error_count(self) -> int:
         total = 0
@@ -224,7 +221,6 @@ class FrameDecoder:
                 elif self._n:
                     try:
                         frames.append(decode_frame(memoryview(buf)[:self._n]))
-                        self.frames += 1
                     except LinkError as exc:
                         self._fault(exc.reason)
                 self._n = 0

@@ -48,7 +48,6 @@ class Sht3x:
         self._i2c = i2c
         self._addr = addr
         self._ready_at = -1
-        self._buf = bytearray(6)
 
     def start(self, now: int) -> None:
         self._ready_at = -1

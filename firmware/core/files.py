@@ -61,7 +61,6 @@ class FileTransfer:
 
     def __init__(self, fs) -> None:
         self.fs = fs
-        self.written = 0  # bytes received by file_write since boot (status, benchmarks)
 
     def info(self, body: dict) -> dict:
         path = check_path(body.get("path"))
@@ -103,7 +102,6 @@ class FileTransfer:
             size = self.fs.write(part, off, chunk)
         except OSError:
             raise CommandError("io")
-        self.written += len(chunk)
         return {"path": path, "size": size}
 
     def commit(self, body: dict) -> dict:

@@ -29,10 +29,8 @@ class HostWatchdog:
         self.last_beat = now
         self.hold_until = -1
         self.cycles = []  # power-off times within the rate-limit window
-        self.beats = 0
 
     def heartbeat(self, now: int) -> None:
-        self.beats += 1
         if self.state == POWER_CYCLE:
             # Power is already off; finish the cycle so the relay is not left in doubt.
             return

@@ -27,9 +27,6 @@ class RelayBank:
         for pin in pins.values():
             pin.value(1)
 
-    def names(self) -> list:
-        return sorted(self._pins)
-
     def is_off(self, name: str) -> bool:
         return name in self._on_at
 

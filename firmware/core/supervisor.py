@@ -48,7 +48,6 @@ class Supervisor:
         # the heap of every board all the time, and a flash over the link ends in a reset anyway.
         self.files = None
         self.fault_streak = 0
-        self.last_fault = ""
         self.last_tick = now
         # The simulator sets this to report every event it sees; the board leaves it a no-op.
         self.listener = _no_listener
@@ -67,9 +66,7 @@ class Supervisor:
             try:
                 body = frame.body()
                 reply = self._command(frame.mtype, body, now)
-            except L.LinkError as exc:
-                reply = {"err": exc.reason}
-            except CommandError as exc:
+            except (L.LinkError, CommandError) as exc:
                 reply = {"err": exc.reason}
             try:
                 self.link.respond(frame, frame.mtype | L.REPLY, reply)
@@ -88,10 +85,9 @@ class Supervisor:
             if self.beacon is not None:
                 self.beacon.tick(now)
             self.fault_streak = 0
-        except Exception as exc:  # a component bug must not stop supervision
+        except Exception:  # a component bug must not stop supervision
             self.faults += 1
             self.fault_streak += 1
-            self.last_fault = repr(exc)
         return self.link.poll(now)
 
     def healthy(self, now: int) -> bool:
