@@ -122,7 +122,6 @@ class SupervisorDriver:
         self._closed = threading.Event()
         self._hb_thread: threading.Thread | None = None
         self._hb_stop = threading.Event()
-        self.last_hello: HelloInfo | None = None
         self.baudrate = baudrate
         self.backoff = backoff or Backoff(base=0.1, cap=5.0)
         self.reconnects = 0
@@ -148,7 +147,6 @@ class SupervisorDriver:
             raise RemoteProtocolError(f"supervisor hello reply is malformed: {exc}") from None
         if info.protocol != L.PROTO_VERSION:
             raise RemoteProtocolError(f"supervisor speaks link protocol {info.protocol}, we speak {L.PROTO_VERSION}")
-        self.last_hello = info
         return info
 
     def heartbeat(self, timeout: float | None = None) -> dict[str, Any]:
