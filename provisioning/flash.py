@@ -82,9 +82,10 @@ def load_manifest(bundle: Path) -> dict:
     try:
         manifest = json.loads((Path(bundle) / "manifest.json").read_text())
         files = manifest["files"]
-        assert isinstance(files, dict) and all("sha256" in v for v in files.values())
-    except (OSError, ValueError, KeyError, AssertionError):
-        raise ProvisioningError(f"{bundle}/manifest.json is missing or not a firmware manifest; rebuild") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        files = None
+    if not isinstance(files, dict) or not all(isinstance(v, dict) and "sha256" in v for v in files.values()):
+        raise ProvisioningError(f"{bundle}/manifest.json is missing or not a firmware manifest; rebuild")
     return manifest
 
 
@@ -119,6 +120,11 @@ class Mpremote:
         raise ProvisioningError(f"the board on {self.port} did not report file hashes; is it running MicroPython?")
 
 
+def _flash_order(files: dict) -> list[str]:
+    # main.py last: the board boots the old one until then.
+    return sorted(files, key=lambda n: (n == "main.py", n))
+
+
 def _parents(paths: list[str]) -> list[str]:
     dirs: list[str] = []
     for p in paths:
@@ -143,7 +149,7 @@ def flash(port: str, bundle: Path, *, mp: Mpremote | None = None, hello: Callabl
     if service_mode is not None:
         progress(service_mode())
     files: dict = manifest["files"]
-    names = sorted(files, key=lambda n: (n == "main.py", n))  # main.py last: the board boots the old one until then
+    names = _flash_order(files)
     report = FlashReport(version=str(manifest.get("version", "")))
     progress(f"reading the board's files on {port}")
     on_board = mp.hashes(names)
@@ -201,7 +207,7 @@ def flash_over_link(url: str, bundle: Path, *, hello: Callable[[], dict] | None 
 
     manifest = load_manifest(bundle)
     files: dict = manifest["files"]
-    names = sorted(files, key=lambda n: (n == "main.py", n))  # main.py last: the board boots the old one until then
+    names = _flash_order(files)
     report = FlashReport(version=str(manifest.get("version", "")), via="link")
     for name in names:
         try:
