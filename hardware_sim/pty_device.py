@@ -50,6 +50,10 @@ class SimDevice:
         """Seconds until ``tick`` needs to run again."""
         return 0.05
 
+    def drain_notes(self) -> list[dict[str, Any]]:
+        """Events to announce on stdout as JSON lines (a receipt written, paper ran out)."""
+        return []
+
 
 class SimControlError(KioskError):
     """A control command on stdin was malformed or unknown."""
@@ -118,13 +122,11 @@ class PtyServer:
         if not self._outq or self.master is None or now < self._next_send:
             return
         # Send what the line could have carried since the last write, at least one byte.
-        chunk = max(1, min(len(self._outq), int(self.baud / 10 * 0.005) or 1))
+        chunk = max(1, min(len(self._outq), int(self.baud / 10 * 0.005)))
         data = self._garble(bytes(self._outq[:chunk]))
         try:
             n = os.write(self.master, data)
-        except BlockingIOError:
-            return
-        except OSError:
+        except OSError:  # full (BlockingIOError) or the host side is gone: try again next round
             return
         del self._outq[:n]
         self._next_send = max(now, self._next_send) + n * 10 / self.baud
@@ -218,7 +220,7 @@ class PtyServer:
                 self.send(pending.pop(0)[1])
             if self.plugged:
                 self.send(self.device.tick(now))
-                for note in getattr(self.device, "drain_notes", lambda: [])():
+                for note in self.device.drain_notes():
                     print(json.dumps(note, ensure_ascii=False), file=stdout, flush=True)
             self._flush(now)
         self.unplug()
