@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from device_drivers.printer import ReceiptPrinter
 from provisioning.errors import DeviceError, DeviceTimeout, TransportError
-
-
-def _wait_receipt(out, n=1, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        files = sorted(out.glob("receipt-*.txt"))
-        if len(files) >= n:
-            return files[n - 1].read_text(encoding="utf-8")
-        time.sleep(0.05)
-    raise AssertionError("no receipt written")
+from tests.drivers.test_printer import wait_receipt
 
 
 def test_prints_chinese_and_english_and_cuts(sim, tmp_path):
@@ -26,7 +15,7 @@ def test_prints_chinese_and_english_and_cuts(sim, tmp_path):
     printer = ReceiptPrinter(str(link))
     printer.print_lines(["社区自助服务终端 欢迎您", "Community self-service kiosk"])
     printer.close()
-    assert _wait_receipt(out) == "社区自助服务终端 欢迎您\nCommunity self-service kiosk\n"
+    assert wait_receipt(out) == "社区自助服务终端 欢迎您\nCommunity self-service kiosk\n"
 
 
 def test_paper_out_refuses_job(sim, tmp_path):
