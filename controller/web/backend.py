@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import commands as fleet_commands
-from controller import config_layers
+from controller import config_layers, server
 from controller import queries as core
 from controller.store import connect
 from provisioning.errors import ConfigError, KioskError
@@ -91,10 +91,8 @@ class Backend:
             raise BadRequest(str(exc)) from None
         except TimeoutError:
             raise Unavailable("the fleet controller is busy; try again") from None
-        except KioskError as exc:
-            if type(exc).__name__ == "NotFound":
-                raise NotFound(str(exc)) from None
-            raise
+        except server.NotFound as exc:
+            raise NotFound(str(exc)) from None
 
     def health(self) -> dict[str, Any]:
         c = self.controller
