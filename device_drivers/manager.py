@@ -152,6 +152,7 @@ class Device:
         self._seen: dict[str, int] = {}
         self.stats = StatsStore(Path(data_dir) / f"stats-{self.name}.json" if data_dir else None)
         self.on_scan: Callable[[Any], None] | None = None
+        self._media = "unknown"  # card readers: present / not_present / unknown, from the last read
 
     # -- life cycle ------------------------------------------------------------------------------
     def open(self) -> None:
@@ -251,7 +252,7 @@ class Device:
                 d["cover"] = "open" if st.cover_open else "closed"
                 d["cutter"] = "error" if st.cutter_error else "ok"
         elif self.kind in ("id_reader", "card_reader"):
-            d["media"] = getattr(self, "_media", "unknown")
+            d["media"] = self._media
         if self._error:
             d["error"] = self._error
         return d
@@ -394,11 +395,13 @@ class Device:
         return job.to_dict()
 
     def read_card(self, timeout: float = 10.0):
+        from device_drivers.id_reader import NoCard
+
         self._require()
         try:
             ident = self._op(self.driver.read_card, timeout)
         except DeviceTimeout as exc:
-            self._media = "not_present" if type(exc).__name__ == "NoCard" else "unknown"
+            self._media = "not_present" if isinstance(exc, NoCard) else "unknown"
             raise
         self._media = "present"
         return ident
