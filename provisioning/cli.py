@@ -35,7 +35,7 @@ def _passphrase(args: argparse.Namespace, *, confirm: bool = False) -> bytes:
 def cmd_init_fleet(args) -> int:
     from provisioning import fleet
 
-    lay = fleet.init_fleet(args.data_dir, _passphrase(args, confirm=True), hosts=args.host, port=args.port,
+    lay = fleet.init_fleet(args.data_dir, _passphrase(args, confirm=True), hosts=args.host or ["localhost", "127.0.0.1"], port=args.port,
                            broker_url=args.broker or "", progress=_say)
     from cryptography import x509
 
@@ -212,8 +212,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level or "WARNING")
-    if getattr(args, "host", None) is None and args.command == "init-fleet":
-        args.host = ["localhost", "127.0.0.1"]
     try:
         return args.func(args)
     except KioskError as exc:
