@@ -8,7 +8,6 @@ by default they are the project's drivers opened on the ports from ``kiosk.toml`
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 import uuid
@@ -199,7 +198,7 @@ def terminal_qr(data: str) -> str:
 def report_to_controller(cfg: KioskConfig, report: SelfTestReport, *, timeout: float = 15.0) -> None:
     """Publish the result as a ``self_test`` event on the kiosk's own events topic (QoS 1)."""
     from controller.protocol.client import connect_with_retry, make_client
-    from controller.protocol.fleet import topic
+    from controller.protocol.fleet import QOS, encode, topic
     from provisioning.errors import BrokerUnavailable
 
     client = make_client(f"kiosk-{cfg.kiosk_id}-selftest", cfg.broker, ca_file=cfg.ca_file,
@@ -207,9 +206,8 @@ def report_to_controller(cfg: KioskConfig, report: SelfTestReport, *, timeout: f
     connect_with_retry(client, cfg.broker, keepalive=cfg.keepalive, max_attempts=3)
     client.loop_start()
     try:
-        body = {"v": 1, "id": str(uuid.uuid4()), "seq": 0, "ts": time.time(), "type": "self_test",
-                **report.to_dict()}
-        info = client.publish(topic(cfg.kiosk_id, "events"), json.dumps(body, ensure_ascii=False), qos=1)
+        body = {"id": str(uuid.uuid4()), "seq": 0, "ts": time.time(), "type": "self_test", **report.to_dict()}
+        info = client.publish(topic(cfg.kiosk_id, "events"), encode(body), qos=QOS["events"])
         info.wait_for_publish(timeout)
         if not info.is_published():
             raise BrokerUnavailable(f"the broker {cfg.broker} did not confirm the self-test report in {timeout:.0f} s")
