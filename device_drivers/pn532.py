@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioning.errors import LocalProtocolError
+from provisioning.errors import LocalProtocolError, RemoteProtocolError
 
 HOST_TO_PN532 = 0xD4
 PN532_TO_HOST = 0xD5
@@ -183,8 +183,6 @@ class Target:
 def parse_targets(data: bytes) -> list[Target]:
     """Data of an InListPassiveTarget (106 kbps type A) response -> targets.
     Raises RemoteProtocolError when the announced lengths do not fit."""
-    from provisioning.errors import RemoteProtocolError
-
     if not data:
         raise RemoteProtocolError("empty InListPassiveTarget response")
     count, i, out = data[0], 1, []

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from provisioning.errors import DeviceError, LocalProtocolError
+from provisioning.errors import DeviceError, LocalProtocolError, RemoteProtocolError
 from provisioning.logs import mask_id_number, mask_name
 
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
@@ -173,8 +173,6 @@ class SamvDecoder:
 def split_read_answer(data: bytes) -> tuple[bytes, bytes, bytes]:
     """Data of a ``30 01``/``30 10`` answer -> (text, photo, fingerprint). Raises
     :class:`~provisioning.errors.RemoteProtocolError` if the announced lengths do not fit."""
-    from provisioning.errors import RemoteProtocolError
-
     if len(data) < 4:
         raise RemoteProtocolError("read answer shorter than its length fields")
     tlen = (data[0] << 8) | data[1]
@@ -278,8 +276,6 @@ def card_type_flag(block: bytes) -> str:
 
 def decode_text(block: bytes, photo: bytes = b"") -> Identity:
     """256-byte UCS-2LE text block -> :class:`Identity`. Raises RemoteProtocolError if short."""
-    from provisioning.errors import RemoteProtocolError
-
     if len(block) != 256:
         raise RemoteProtocolError(f"ID card text block must be 256 bytes, got {len(block)}")
     flag = card_type_flag(block)

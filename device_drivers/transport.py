@@ -7,6 +7,7 @@ pseudo-terminals all work unchanged.
 from __future__ import annotations
 
 import logging
+import os
 
 import serial
 
@@ -39,8 +40,6 @@ def find_by_id(fragment: str, root: str = BY_ID) -> str:
     """The stable ``/dev/serial/by-id/...`` path whose name contains ``fragment`` (for example a
     USB serial number), for configuration tools. Exactly one match is required: two adapters of
     the same model must be told apart by a longer fragment, not by enumeration order."""
-    import os
-
     try:
         names = sorted(os.listdir(root))
     except OSError:
