@@ -7,9 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-
-def _say(message: str) -> None:
-    print(f"... {message}", file=sys.stderr, flush=True)
+from provisioning.cli import _say
 
 
 def cmd_flash(args) -> int:
