@@ -4,6 +4,7 @@ the session view-model's effects (card reads, backend calls, printing) on worker
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import logging
 import os
@@ -46,6 +47,7 @@ class _Recent(logging.Handler):
                           f"{record.name}: {record.getMessage()}")
 
 
+@functools.cache
 def _make_app_class():
     from kivy.app import App
     from kivy.clock import Clock
@@ -55,7 +57,7 @@ def _make_app_class():
     from kivy.uix.screenmanager import NoTransition, ScreenManager
 
     from controller.services import catalogue as catalogue_mod
-    from kiosk_ui.devices import Devices, PinNeeded, PinWrong, ReadCancelled
+    from kiosk_ui.devices import DeviceMissing, Devices, PinNeeded, PinWrong, ReadCancelled
     from kiosk_ui.i18n import tr
     from kiosk_ui.services import ServiceRefused, ServiceUnavailable
     from kiosk_ui.services.offline import OfflineTickets
@@ -96,7 +98,6 @@ def _make_app_class():
             self.base_catalogue = self._initial_catalogue()
             self.vm = SessionViewModel(self.base_catalogue, kiosk_id=kiosk_id, language=language)
             self.language = language
-            self.progress_text = ""
             self.pin_message = ""
             self.maintenance_note = ""
             self.device_status: dict[str, dict[str, str]] = {}
@@ -259,7 +260,7 @@ def _make_app_class():
                 self._run(effects)
                 self.sync()
             elif self.vm.screen == "attract":
-                self.screens["attract"].refresh(self)
+                self.screens["attract"].show_clock(self)  # the rest changes only through sync()
 
         # -- actions from the screens --------------------------------------------------------------
         def act(self, name: str, *args) -> None:
@@ -303,7 +304,6 @@ def _make_app_class():
                     vm = self.vm
                     items = receipt_items(vm.service, vm.result, vm.answers, vm.identity, vm.language,
                                           self.kiosk_id, self.clock())
-                    self.progress_text = ""
                     self._thread(self._print, items)
                 elif e.kind == "reset_devices":
                     self._thread(self.devices.reset)
@@ -329,8 +329,7 @@ def _make_app_class():
                 self._post(self.vm.identity_failed, "reader_unavailable")
                 return
             except DeviceError as exc:
-                name = type(exc).__name__
-                reason = "reader_unavailable" if name == "DeviceMissing" else \
+                reason = "reader_unavailable" if isinstance(exc, DeviceMissing) else \
                     "bad_code" if kind == "qr_voucher" else "card_moved"
                 self._post(self.vm.identity_failed, reason)
                 return
@@ -368,7 +367,9 @@ def _make_app_class():
             outcome = self.devices.print_receipt(items)
             self._post(self.vm.print_done, outcome.ok, outcome.reason)
 
-        def _poll_devices(self) -> None:
+        def _poll_devices(self, then: Callable[[], None] | None = None) -> None:
+            """Device status is read on a worker thread (serial I/O); ``then`` runs on the UI thread
+            once ``device_status`` holds the new status."""
             def poll():
                 status = self.devices.status()
 
@@ -378,6 +379,8 @@ def _make_app_class():
                     if critical and self.vm.mode == "normal":
                         self.vm.set_mode("out_of_service", self.clock())
                         self.sync()
+                    if then is not None:
+                        then()
                 Clock.schedule_once(apply)
             self._thread(poll)
 
@@ -427,9 +430,10 @@ def _make_app_class():
             self.sync()
 
         def health_check(self) -> None:
-            self._poll_devices()
-            self.maintenance_note = "; ".join(f"{k}={v.get('state')}" for k, v in self.device_status.items())
-            self.sync()
+            def show():
+                self.maintenance_note = "; ".join(f"{k}={v.get('state')}" for k, v in self.device_status.items())
+                self.sync()
+            self._poll_devices(then=show)  # the note shows this check's status, not the previous poll's
 
         def maintenance_test_print(self) -> None:
             def run():
@@ -470,6 +474,7 @@ def _make_app_class():
             self.stop()
 
         def on_stop(self) -> None:
+            logging.getLogger().removeHandler(self._recent)
             self.screens["card_pin"].entered = ""
             if self.supervisor is not None:
                 self.supervisor.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,11 +172,9 @@ class Devices:
         raise DeviceMissing(f"no reader for identification {kind!r}")
 
     # -- printing --------------------------------------------------------------------------------
-    def print_receipt(self, items: list[dict], progress: Callable[[float], None] | None = None) -> PrintOutcome:
+    def print_receipt(self, items: list[dict]) -> PrintOutcome:
         """Print one receipt; the outcome says honestly whether it came out, and if not, why."""
         with self._print_lock:
-            if progress:
-                progress(0.1)
             try:
                 job = self._dev("printer").print_receipt(items)
             except DeviceMissing:
@@ -186,8 +183,6 @@ class Devices:
                 return PrintOutcome(False, "disconnected")
             except DeviceError as exc:
                 return PrintOutcome(False, str(exc)[:80])
-            if progress:
-                progress(1.0)
             return PrintOutcome(job["status"] == "completed", job.get("reason") or "", list(job.get("warnings", [])))
 
     def health(self, name: str, level: str = "internal") -> dict[str, Any]:

@@ -116,13 +116,16 @@ class AttractScreen(KioskScreen):
         self.t_subtitle = tr("home.subtitle", lang)
         self.t_touch = tr("home.touch_to_start", lang)
         self.t_kiosk = tr("home.kiosk_id", lang, kiosk_id=app.kiosk_id)
-        self.t_clock = time.strftime("%Y-%m-%d %H:%M", time.localtime(app.clock()))
+        self.show_clock(app)
         self.ids.start.kiosk_name = "start"
         self._cursor = {}
         self.ids.notices.clear_widgets()
         for n in app.vm.catalogue.notices[:3]:
             self._text("· " + (n["titles"].get(lang) or n["titles"]["zh-CN"]), halign="left", where="notices")
 
+    def show_clock(self, app) -> None:
+        """The only thing on this screen that changes with time (called on every app tick)."""
+        self.t_clock = time.strftime("%Y-%m-%d %H:%M", time.localtime(app.clock()))
 
     def greet(self) -> None:
         """Someone walked up: make the start button stand out for a moment."""
@@ -191,7 +194,6 @@ class WorkingScreen(KioskScreen):
         lang = app.vm.language
         key = "print.printing" if app.vm.print_state == "printing" else "working.wait"
         self.ids.title.text = tr(key, lang)
-        self._text(app.progress_text)
 
 
 class ResultScreen(KioskScreen):
