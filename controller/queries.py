@@ -24,16 +24,16 @@ def _page(conn: sqlite3.Connection, sql: str, where: list[str], args: list[Any],
     return total, rows
 
 
+def _equal(**columns: Any) -> tuple[list[str], list[Any]]:
+    """``column = ?`` conditions for the filters that are set (a falsy value means no filter)."""
+    given = {c: v for c, v in columns.items() if v}
+    return [f"{c} = ?" for c in given], list(given.values())
+
+
 def list_kiosks(conn: sqlite3.Connection, *, state: str | None = None, site: str | None = None,
                 group: str | None = None, search: str | None = None, offset: int = 0,
                 limit: int = 100) -> dict[str, Any]:
-    where, args = [], []
-    if state:
-        where.append("state = ?")
-        args.append(state)
-    if site:
-        where.append("site = ?")
-        args.append(site)
+    where, args = _equal(state=state, site=site)
     if group:
         where.append("kiosk_id IN (SELECT kiosk_id FROM kiosk_groups WHERE group_name = ?)")
         args.append(group)
@@ -71,17 +71,11 @@ def kiosk_detail(conn: sqlite3.Connection, kiosk_id: str) -> dict[str, Any] | No
 
 def alarms(conn: sqlite3.Connection, *, active: bool | None = True, kiosk_id: str | None = None,
            severity: str | None = None, offset: int = 0, limit: int = 100) -> dict[str, Any]:
-    where, args = [], []
+    where, args = _equal(kiosk_id=kiosk_id, severity=severity)
     if active is True:
         where.append("cleared_at IS NULL")
     elif active is False:
         where.append("cleared_at IS NOT NULL")
-    if kiosk_id:
-        where.append("kiosk_id = ?")
-        args.append(kiosk_id)
-    if severity:
-        where.append("severity = ?")
-        args.append(severity)
     order = "CASE severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 WHEN 'minor' THEN 2 ELSE 3 END, id DESC"
     total, rows = _page(conn, "SELECT * FROM alarms", where, args, order, offset, limit)
     return {"total": total, "items": [dict(r) for r in rows]}
@@ -89,13 +83,7 @@ def alarms(conn: sqlite3.Connection, *, active: bool | None = True, kiosk_id: st
 
 def events(conn: sqlite3.Connection, *, kiosk_id: str | None = None, type: str | None = None,
            since: float | None = None, offset: int = 0, limit: int = 100) -> dict[str, Any]:
-    where, args = [], []
-    if kiosk_id:
-        where.append("kiosk_id = ?")
-        args.append(kiosk_id)
-    if type:
-        where.append("type = ?")
-        args.append(type)
+    where, args = _equal(kiosk_id=kiosk_id, type=type)
     if since is not None:
         where.append("received_at >= ?")
         args.append(since)
@@ -114,13 +102,7 @@ def telemetry_history(conn: sqlite3.Connection, kiosk_id: str, *, since: float =
 
 def commands(conn: sqlite3.Connection, *, kiosk_id: str | None = None, status: str | None = None,
              offset: int = 0, limit: int = 100) -> dict[str, Any]:
-    where, args = [], []
-    if kiosk_id:
-        where.append("kiosk_id = ?")
-        args.append(kiosk_id)
-    if status:
-        where.append("status = ?")
-        args.append(status)
+    where, args = _equal(kiosk_id=kiosk_id, status=status)
     total, rows = _page(conn, "SELECT * FROM commands", where, args, "issued_at DESC", offset, limit)
     return {"total": total, "items": [command_row(r) for r in rows]}
 
@@ -154,13 +136,7 @@ def config_diff(conn: sqlite3.Connection, kiosk_id: str | None = None, *, only_o
 
 def audit_log(conn: sqlite3.Connection, *, user: str | None = None, action: str | None = None,
               offset: int = 0, limit: int = 100) -> dict[str, Any]:
-    where, args = [], []
-    if user:
-        where.append("user = ?")
-        args.append(user)
-    if action:
-        where.append("action = ?")
-        args.append(action)
+    where, args = _equal(user=user, action=action)
     total, rows = _page(conn, "SELECT * FROM audit", where, args, "id DESC", offset, limit)
     return {"total": total, "items": [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]}
 
