@@ -122,24 +122,22 @@ class KioskAgent:
     # -- events (store and forward) ---------------------------------------------------------------
     def emit(self, event_type: str, fields: dict[str, Any] | None = None) -> str:
         """Journal one event and wake the sender; returns its id. Never put resident data here."""
+        event_id = uuid.uuid4().hex
+        dropped = self._journal_event(event_id, event_type, fields or {})
+        if dropped:
+            log.warning("event journal full: dropped %d oldest events", dropped)
+            self._journal_event(uuid.uuid4().hex, "journal_overflow",
+                                {"dropped": dropped, "max_events": self.journal.max_events})
+        self._wake.set()
+        return event_id
+
+    def _journal_event(self, event_id: str, event_type: str, fields: dict[str, Any]) -> int:
         with self._seq_lock:
             self.seq += 1
             seq = self.seq
-        event_id = uuid.uuid4().hex
         body = {"id": event_id, "kiosk_id": self.config.kiosk_id, "boot_id": self.boot_id, "seq": seq,
-                "ts": self.clock(), "type": event_type, **(fields or {})}
-        dropped = self.journal.append(self._topic("events"), fleet.encode(body))
-        if dropped:
-            log.warning("event journal full: dropped %d oldest events", dropped)
-            with self._seq_lock:
-                self.seq += 1
-                seq = self.seq
-            note = {"id": uuid.uuid4().hex, "kiosk_id": self.config.kiosk_id, "boot_id": self.boot_id, "seq": seq,
-                    "ts": self.clock(), "type": "journal_overflow", "dropped": dropped,
-                    "max_events": self.journal.max_events}
-            self.journal.append(self._topic("events"), fleet.encode(note))
-        self._wake.set()
-        return event_id
+                "ts": self.clock(), "type": event_type, **fields}
+        return self.journal.append(self._topic("events"), fleet.encode(body))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         # Called on paho's thread with paho's locks held: only hand the mid over, take no lock.
