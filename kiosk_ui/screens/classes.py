@@ -35,18 +35,6 @@ def _scale() -> float:
     return getattr(app, "scale", 1.0) if app else 1.0
 
 
-def make_button(text: str, *, main: bool = False):
-    k = _scale()
-    return (Factory.DynMainButton if main else Factory.DynButton)(
-        text=text, font_size=sp(26) * k, height=dp(theme.button_height(k)))
-
-
-def make_label(text: str, *, big: bool = False, halign: str = "center"):
-    k = _scale()
-    return (Factory.DynTitle if big else Factory.DynBody)(text=text, font_size=sp(40 if big else 26) * k,
-                                                           halign=halign)
-
-
 class KioskScreen(Screen):
     """Base screen. Dynamic widgets come from per-screen pools and are reused on every refresh:
     Kivy widgets bind to global objects (metrics, app properties) that would keep discarded
@@ -75,7 +63,7 @@ class KioskScreen(Screen):
 
     def _text(self, text: str, big: bool = False, halign: str = "center", where: str = "body"):
         k = _scale()
-        w = self._take("title" if big else "label", lambda: make_label("", big=big))
+        w = self._take("title" if big else "label", Factory.DynTitle if big else Factory.DynBody)
         w.text, w.halign, w.font_size = text, halign, sp(40 if big else 26) * k
         self.ids[where].add_widget(w)
         return w
@@ -83,7 +71,7 @@ class KioskScreen(Screen):
     def _button(self, text: str, on_press, *, main: bool = False, where: str = "body", name: str = "",
                 into=None):
         k = _scale()
-        b = self._take("main" if main else "button", lambda: make_button("", main=main))
+        b = self._take("main" if main else "button", Factory.DynMainButton if main else Factory.DynButton)
         old = getattr(b, "_handler", None)
         if old is not None:
             b.unbind(on_release=old)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -19,10 +20,16 @@ def _option_name(service: Service, field: str, option_id: str, lang: str) -> str
     return option_id
 
 
-def _option_name_any(option_id: str, lang: str) -> str:
+@functools.cache
+def _default_certificate() -> Service | None:
+    """Parsed once: this runs on the UI thread on every refresh of a result screen."""
     from controller.services.catalogue import load_default
 
-    cert = load_default().get("certificate")
+    return load_default().get("certificate")
+
+
+def _option_name_any(option_id: str, lang: str) -> str:
+    cert = _default_certificate()
     return _option_name(cert, "kind", option_id, lang) if cert else option_id
 
 

@@ -63,6 +63,7 @@ class SessionViewModel:
         self.online = False
         self.last_activity = 0.0
         self.sessions_ended = 0
+        self.done_at = 0.0  # when the "done" screen showed
         self._clear()
 
     # -- session ---------------------------------------------------------------------------------
@@ -361,6 +362,6 @@ class SessionViewModel:
         return effects
 
     def done_tick(self, now: float) -> list[Effect]:
-        if self.screen == "done" and now - getattr(self, "done_at", now) >= DONE_SECONDS * (2 if self.elderly else 1):
+        if self.screen == "done" and now - self.done_at >= DONE_SECONDS * (2 if self.elderly else 1):
             return self.end_session(now)
         return []
