@@ -162,8 +162,7 @@ def cmd_kiosks(args: argparse.Namespace) -> int:
     if args.sub == "show":
         detail = queries.kiosk_detail(conn, args.kiosk_id)
         if detail is None:
-            print(f"error: no kiosk {args.kiosk_id!r}", file=sys.stderr)
-            return 2
+            raise KioskError(f"no kiosk {args.kiosk_id!r}")
         return _out(args, detail, _print_kiosk)
     page = queries.list_kiosks(conn, state=args.state, site=args.site, group=args.group, search=args.search,
                                offset=args.offset, limit=args.limit)
@@ -278,8 +277,7 @@ def cmd_command(args: argparse.Namespace) -> int:
     if args.sub == "show":
         rec = queries.command(conn, args.command_id)
         if rec is None:
-            print(f"error: no command {args.command_id!r}", file=sys.stderr)
-            return 2
+            raise KioskError(f"no command {args.command_id!r}")
         return _out(args, rec, _print_command)
     if args.sub == "list":
         page = queries.commands(conn, kiosk_id=args.kiosk, status=args.status, limit=args.limit)
@@ -380,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
                 "audit": cmd_audit, "public-key": cmd_public_key}
     try:
         return (getattr(args, "handler", None) or handlers[args.command])(args)
-    except (StoreError, KioskError) as exc:
+    except KioskError as exc:  # StoreError and ConfigError included
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except sqlite3.Error as exc:
