@@ -51,6 +51,11 @@ def make_client(
     return client
 
 
+def failure_reason(exc: BaseException) -> str:
+    """A one-line reason for a failed connect: the OS's words when there are some."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
 def connect_properties(session_expiry: int = 0) -> Properties:
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = session_expiry
@@ -85,7 +90,7 @@ def connect_with_retry(
             )
             return
         except (TimeoutError, OSError, ssl.SSLError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            reason = failure_reason(exc)
             if should_stop() or (max_attempts is not None and attempts >= max_attempts):
                 raise BrokerUnavailable(f"broker {broker} not reachable: {reason}") from None
             delay = backoff.next_delay()

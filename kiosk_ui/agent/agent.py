@@ -24,7 +24,7 @@ import paho.mqtt.client as mqtt
 
 from controller import signing
 from controller.protocol import desired_config, fleet
-from controller.protocol.client import make_client
+from controller.protocol.client import failure_reason, make_client
 from kiosk_ui.agent import commands, telemetry
 from kiosk_ui.agent.journal import Journal
 from provisioning.backoff import Backoff
@@ -104,10 +104,13 @@ class KioskAgent:
     def _publish_retained(self) -> None:
         self.client.publish(self._topic("status"), fleet.encode(self.birth()), 1, True)
         for name, st in self._devices.items():
-            self.client.publish(self._topic(f"devices/{name}"), fleet.encode({**st, "kiosk_id": self.config.kiosk_id}),
-                                1, True)
+            self._publish_device(name, st)
         if self.reported:
             self.client.publish(self._topic("config/reported"), fleet.encode(self.reported), 1, True)
+
+    def _publish_device(self, name: str, st: dict[str, Any]) -> None:
+        self.client.publish(self._topic(f"devices/{name}"), fleet.encode({**st, "kiosk_id": self.config.kiosk_id}),
+                            1, True)
 
     def set_mode(self, mode: str) -> None:
         if mode not in fleet.MODES:
@@ -204,7 +207,7 @@ class KioskAgent:
                 self.client.reconnect()
                 self._why = ""
             except (OSError, mqtt.WebsocketConnectionError) as exc:
-                self._why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+                self._why = failure_reason(exc)
 
     def start(self, say: Callable[[str], None] | None = None, *, wait: float = 0.0) -> None:
         """Connect (retrying with backoff in the background) and start the agent's threads.
@@ -219,7 +222,7 @@ class KioskAgent:
                                       keepalive=self.config.keepalive, clean_start=True)
             self.client.reconnect()
         except (OSError, mqtt.WebsocketConnectionError) as exc:
-            self._why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            self._why = failure_reason(exc)
         self._threads = [threading.Thread(target=t, name=n, daemon=True) for t, n in (
             (self._network, "agent-net"), (self._sender, "agent-sender"), (self._work, "agent-commands"),
             (self._periodic, "agent-telemetry"))]
@@ -264,8 +267,7 @@ class KioskAgent:
                 old = self._devices.get(name, {})
                 self._devices[name] = st
                 if self.connected:
-                    self.client.publish(self._topic(f"devices/{name}"),
-                                        fleet.encode({**st, "kiosk_id": self.config.kiosk_id}), 1, True)
+                    self._publish_device(name, st)
                 self.emit("device_state", {"device": name, "state": st.get("state"), "detail": st.get("detail", ""),
                                            "previous": old.get("state")})
 

@@ -91,12 +91,11 @@ class KioskRuntime:
             with self._lock:
                 try:
                     st = self.printer().query_status()
+                    unknown = None if st.known else "not answering"
                 except KioskError as exc:
-                    out["printer"] = {"state": "unknown", "detail": str(exc)[:120], "paper": "unknown",
-                                      "required_action": "check the printer cable and power"}
-                    return out
-            if not st.known:
-                out["printer"] = {"state": "unknown", "detail": "not answering", "paper": "unknown",
+                    unknown = str(exc)[:120]
+            if unknown is not None:
+                out["printer"] = {"state": "unknown", "detail": unknown, "paper": "unknown",
                                   "required_action": "check the printer cable and power"}
             else:
                 fault = ("cover_open" if st.cover_open else "paper_out" if st.paper == "out" else
