@@ -8,16 +8,16 @@ import sys
 import threading
 import time
 
-from controller.store import DB_NAME
+from controller.store import StoreError, connect
 from tests.fleet.conftest import wait_until
 from tests.support.processes import Proc
 
 
 def _stored(data_dir, kiosk_id: str, event_type: str) -> list[str]:
-    path = data_dir / DB_NAME
-    if not path.exists():
+    try:
+        conn = connect(data_dir, readonly=True)
+    except StoreError:  # the controller has not created its database yet
         return []
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         return [r[0] for r in conn.execute("SELECT id FROM events WHERE kiosk_id=? AND type=?",
                                            (kiosk_id, event_type))]
