@@ -6,7 +6,7 @@ so every UI test runs this module in its own subprocess:
 
 Steps (JSON list): ["press", NAME], ["press_prefix", PREFIX], ["screen", NAME, TIMEOUT], ["sim", PORT, CMD], ["shot", LABEL],
 ["text", SUBSTRING], ["lang", CODE], ["corner", N], ["idle", SECONDS], ["sync", TOKEN] (waits for the line "TOKEN [VALUE]" on stdin; "$SYNC" in a later sim command is VALUE),
-["wiped"], ["status"], ["elderly"], ["sizes"], ["mark"], ["elapsed", LABEL], ["rss", LABEL], ["frames", "on"|"off"], ["desired", BODY].
+["wiped"], ["status"], ["elderly"], ["sizes"], ["mark"], ["elapsed", LABEL], ["rss", LABEL], ["frames", "on"|"off"].
 Output: ``STEP n ...`` per step, ``FAIL ...`` (exit 1) or ``DONE`` (exit 0).
 """
 
@@ -155,18 +155,6 @@ class Runner:
         elif kind == "rss":
             rss = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmRSS"))
             self.out("RSS", step[1], int(rss))
-        elif kind == "objects":
-            import collections
-            import gc
-
-            gc.collect()
-            counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
-            self.out("OBJECTS", step[1], json.dumps(dict(counts.most_common(25))))
-            if len(step) > 2:  # name a type to see what its newest instances point at
-                objs = [o for o in gc.get_objects() if type(o).__name__ == step[2]][-400:]
-                owners = collections.Counter(repr(getattr(o, "func", None) or getattr(o, "__func__", o))[:90]
-                                             for o in objs)
-                self.out("OWNERS", step[1], json.dumps(owners.most_common(8)))
         elif kind == "frames":
             from kivy.clock import Clock
 
