@@ -78,12 +78,13 @@ def issue_token(conn: sqlite3.Connection, site: str, *, kiosk_id: str | None = N
     if not 0 < ttl <= 7 * 86400:
         raise ConfigError(f"must be between 1 and 604800 seconds, got {ttl!r}", field="ttl")
     token = TOKEN_PREFIX + rand(24)
+    h = token_hash(token)
     ensure_schema(conn)
     with conn:
         conn.execute("INSERT INTO enrol_tokens (token_hash, site, kiosk_id, issued_at, expires_at, issued_by) "
-                     "VALUES (?,?,?,?,?,?)", (token_hash(token), site, kiosk_id, now, now + ttl, issued_by))
+                     "VALUES (?,?,?,?,?,?)", (h, site, kiosk_id, now, now + ttl, issued_by))
     log.info("enrolment token issued", extra={"fields": {"site": site, "kiosk_id": kiosk_id or "-",
-                                                         "token": token_hash(token)[:8], "ttl": ttl}})
+                                                         "token": h[:8], "ttl": ttl}})
     return {"token": token, "site": site, "kiosk_id": kiosk_id, "expires_at": now + ttl}
 
 

@@ -103,10 +103,6 @@ class Controller:
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: self.inbox.put(m)
 
-    @property
-    def rejected(self) -> int:
-        return self.counts["rejected"]
-
     def _load(self) -> None:
         st = self.state
         for rec in self.store.load_kiosks():
@@ -229,10 +225,10 @@ class Controller:
                     if ch.key in self.state.open_alarms:
                         self.state.open_alarms[ch.key]["id"] = alarm_id
                 else:
-                    row = store.conn.execute(
+                    rows = store.conn.execute(
                         "SELECT id FROM alarms WHERE kiosk_id=? AND rule=? AND subject=? AND cleared_at IS NULL",
                         ch.key).fetchall()
-                    for r in row:
+                    for r in rows:
                         store.clear_alarm(r[0], now)
             elif kind == "command":
                 store.update_command(eff[1], **eff[2])

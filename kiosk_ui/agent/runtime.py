@@ -138,7 +138,6 @@ class KioskRuntime:
             return self._reload_config(), None
         raise KioskError(f"command {name!r} has no handler")
 
-
     def _reboot(self, delay: float) -> None:
         if delay:
             time.sleep(delay)
