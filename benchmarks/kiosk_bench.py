@@ -6,6 +6,9 @@ Measures, with every device simulated:
 - ID card placed (simulator default latency) to the masked name on screen (median and max of N);
 - frame times while navigating between screens (95th percentile).
 Prints one JSON object; the figures go into docs/benchmarks.md.
+
+KB_PROFILE="-m cProfile -o FILE" runs the app process under that profiler (how the frame time was found to
+be spent in the buffer swap, that is in the software renderer).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+PROFILE = os.environ.get("KB_PROFILE", "").split()
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere: the project and its test support
 
@@ -30,7 +34,7 @@ def run(steps: list, workdir: Path, timeout: float = 600, broker: str = "") -> t
     script.write_text(json.dumps(steps, ensure_ascii=False), encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.kiosk.harness", "--script", str(script), "--data-dir",
+    proc = subprocess.Popen([sys.executable, *PROFILE, "-m", "tests.kiosk.harness", "--script", str(script), "--data-dir",
                              str(workdir / "kiosk"), "--simulated", "--artifacts", str(workdir / "art"),
                              *(["--broker", broker] if broker else [])],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, text=True,

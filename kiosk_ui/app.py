@@ -31,6 +31,10 @@ def configure_window(windowed: bool, size: str) -> None:
     Config.set("graphics", "fullscreen", "0" if windowed else "auto")
     Config.set("graphics", "borderless", "0" if windowed else "1")
     Config.set("input", "mouse", "mouse,disable_multitouch")
+    # No multisample anti-aliasing: the screens are axis-aligned rectangles and text (text textures are
+    # anti-aliased already). Kivy's default of 2 samples doubled the frame time and added 30 MB of
+    # resident memory under software OpenGL (docs/benchmarks.md), and costs fill rate on the Pi's GPU.
+    Config.set("graphics", "multisamples", "0")
     # Residents must not be able to leave the app: Escape does not close it.
     Config.set("kivy", "exit_on_escape", "0")
 
