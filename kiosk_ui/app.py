@@ -484,8 +484,6 @@ def _make_app_class():
                 self.supervisor.close()
             self.vm.end_session(self.clock())
             self.devices.close()
-            if self.backend is not None and hasattr(self.backend, "stop"):
-                self.backend.stop()
             for sim in self.sims.values():
                 sim.stop()
 

@@ -33,7 +33,7 @@ def make_app(args, *, extra: dict | None = None):
     """Build the KioskApp from parsed arguments (also used by the UI test harness)."""
     from kiosk_ui.app import KioskApp
     from kiosk_ui.viewmodels.maintenance import hash_pin
-    from provisioning.settings import KioskConfig, load_toml, parse_broker_url
+    from provisioning.settings import KioskConfig, load_toml
 
     config = None
     if args.config:
@@ -52,22 +52,12 @@ def make_app(args, *, extra: dict | None = None):
     elif config:
         ports = {k: v for k, v in vars(config.devices).items() if v and not k.endswith("_profile")}
     broker_text = args.broker or (str(config.broker) if config else None)
-    backend = None
-    if broker_text:
-        from kiosk_ui.services.mqtt import MqttServiceClient
-
-        tls = {k: getattr(config, k) for k in ("ca_file", "cert_file", "key_file")} if config else {}
-        backend = MqttServiceClient(parse_broker_url(broker_text), kiosk_id, **tls)
     pin_hash = config.maintenance_pin_hash if config and config.maintenance_pin_hash else ""
     if not pin_hash and simulated:
         pin_hash = hash_pin(DEMO_PIN, iterations=1000)
     app = KioskApp(kiosk_id=kiosk_id, language=args.language or (config.language if config else "zh-CN"),
-                   screenshot=args.screenshot, data_dir=data_dir, ports=ports, backend=backend, sims=sims,
+                   screenshot=args.screenshot, data_dir=data_dir, ports=ports, sims=sims,
                    pin_hash=pin_hash, voice=not args.no_voice, **(extra or {}))
-    if backend is not None:
-        backend.on_desired = app.on_desired
-        backend.on_presence = app.on_presence
-        backend.start()
     if config is None and broker_text and args.screenshot is None:
         # No config file but a broker: the kiosk still joins the fleet, with settings from the flags.
         from provisioning.settings import from_mapping
@@ -83,6 +73,7 @@ def _start_agent(config, app) -> None:
     """The fleet link runs in-process: the agent's runtime reports this app's devices and hands the
     desired config (service catalogue) and mode changes to the app. It connects in the background."""
     from kiosk_ui.agent.runtime import KioskRuntime
+    from kiosk_ui.services.mqtt import MqttServiceClient
     from provisioning.errors import KioskError
 
     runtime = KioskRuntime(config, on_config=app.on_desired, on_mode=app.on_mode)
@@ -93,7 +84,10 @@ def _start_agent(config, app) -> None:
         **runtime.device_status()}
     runtime.test_print_hook = lambda: app.devices.health("printer", "external")
     app.runtime = runtime
+    app.backend = MqttServiceClient(runtime.agent, on_presence=app.on_presence)  # on the agent's connection
     app.on_mode(runtime.agent.mode)
+    if runtime.agent.applied["config"]:
+        app.on_desired(runtime.agent.applied["config"])  # the last applied config, until the broker answers
 
     def run():
         try:

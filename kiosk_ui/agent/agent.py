@@ -77,6 +77,10 @@ class KioskAgent:
         self._gen = self._pump_gen = 0
         self._controller_online: bool | None = None
         self._inbox: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
+        # Other parts of the kiosk (the app's service client) share this one connection: their topics
+        # are handled on paho's thread, so an answer never waits behind a slow command.
+        self._routes: dict[str, Callable[[mqtt.MQTTMessage], None]] = {}
+        self.controller_listeners: list[Callable[[bool], None]] = []
         self._cpu = telemetry.cpu_times()
         c = config
         self.client = make_client(f"kiosk-{c.kiosk_id}", c.broker,
@@ -86,7 +90,7 @@ class KioskAgent:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
-        self.client.on_message = lambda cl, u, m: self._inbox.put(m)
+        self.client.on_message = self._on_message
 
     def _topic(self, kind: str) -> str:
         return fleet.topic(self.config.kiosk_id, kind)
@@ -94,6 +98,37 @@ class KioskAgent:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def controller_online(self) -> bool:
+        """Connected, and the controller's retained presence says it is online."""
+        return self.connected and self._controller_online is True
+
+    def route(self, topic_name: str, handler: Callable[[mqtt.MQTTMessage], None], qos: int = 1) -> None:
+        """Subscribe to one more topic of this kiosk (now and after every reconnect) and hand its
+        messages to ``handler`` on the network thread; the handler must return quickly."""
+        self._routes[topic_name] = handler
+        if self.connected:
+            self.client.subscribe(topic_name, qos)
+
+    def publish(self, topic_name: str, payload: bytes, qos: int = 1, properties: Any = None) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic_name, payload, qos, False, properties=properties)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        handler = self._routes.get(msg.topic)
+        if handler is None:
+            self._inbox.put(msg)
+            return
+        try:
+            handler(msg)
+        except Exception:  # noqa: BLE001 - a bad message must not stop the network thread
+            log.exception("failed to handle %s", msg.topic[:120])
+
+    def _set_controller_online(self, online: bool | None) -> None:
+        previous, self._controller_online = self._controller_online, online
+        if bool(previous) != bool(online):
+            for listener in self.controller_listeners:
+                listener(bool(online))
 
     # -- retained state ---------------------------------------------------------------------------
     def birth(self) -> dict[str, Any]:
@@ -178,16 +213,17 @@ class KioskAgent:
             return
         self.backoff.reset()
         self._gen += 1
-        self._controller_online = None
+        self._set_controller_online(None)
         self._connected.set()
         # Subscribing again also fetches the retained desired config: the full state after every reconnect.
-        client.subscribe(fleet.subscriptions_for_kiosk(self.config.kiosk_id))
+        client.subscribe(fleet.subscriptions_for_kiosk(self.config.kiosk_id) + [(t, 1) for t in self._routes])
         self._publish_retained()
         self._wake.set()
         log.info("online", extra={"fields": {"kiosk": self.config.kiosk_id}})
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
+        self._set_controller_online(None)
         if not self._stop.is_set():
             log.warning("lost broker connection: %s; reconnecting", reason_code)
 
@@ -313,7 +349,8 @@ class KioskAgent:
             online = fleet.decode(payload).get("state") == "online"
         except KioskError:
             return
-        previous, self._controller_online = self._controller_online, online
+        previous = self._controller_online
+        self._set_controller_online(online)
         if online and previous is False:
             # The controller came back (maybe with a fresh store): tell it everything again.
             self._publish_retained()

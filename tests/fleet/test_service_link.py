@@ -1,0 +1,38 @@
+"""The app's service client shares the agent's MQTT connection (one session per kiosk on the broker)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kiosk_ui.services import ServiceRefused, ServiceUnavailable
+from kiosk_ui.services.mqtt import MqttServiceClient
+
+from .conftest import Raw, wait_until
+
+
+def test_service_calls_ride_on_the_agent_connection(broker, make_controller, make_kiosk):
+    controller = make_controller()
+    kiosk = make_kiosk("k-svc")
+    seen: list[bool] = []
+    svc = MqttServiceClient(kiosk.agent, on_presence=seen.append)
+    wait_until(lambda: svc.online, 10, "controller seen online through the agent")
+    assert seen == [True]
+    ticket = svc.call("queue_ticket", "take", {"counter": "general"})
+    assert ticket["number"].startswith("A")
+    with pytest.raises(ServiceRefused) as err:
+        svc.call("queue_ticket", "take", {"counter": "no-such-counter"})
+    assert err.value.code == "bad_request"
+    # A stray response (no correlation data, or not JSON) is ignored without harming the next call.
+    raw = Raw(broker, "stray")
+    try:
+        raw.publish("kiosk/v1/k-svc/svc/response", b"not json")
+        raw.publish("kiosk/v1/k-svc/svc/response", {"ok": True, "data": {}})
+    finally:
+        raw.close()
+    assert svc.call("queue_ticket", "take", {"counter": "general"})["number"] != ticket["number"]
+    # The controller going away is seen by the app (offline tickets) and calls say so at once.
+    controller.stop()
+    wait_until(lambda: not svc.online, 10, "controller seen offline")
+    assert seen == [True, False]
+    with pytest.raises(ServiceUnavailable, match="controller is offline"):
+        svc.call("queue_ticket", "take", {"counter": "general"})
