@@ -20,6 +20,16 @@ __all__ = ["ServiceError", "ensure_schema", "handle_request"]
 log = logging.getLogger(__name__)
 
 
+def _in_transaction(conn: sqlite3.Connection, fn, kiosk_id: str, args: dict[str, Any], now: float) -> Any:
+    """One write transaction per request, taken before the first read (BEGIN IMMEDIATE): a refused
+    request leaves nothing behind, and two requests never read the same next ticket number. Works
+    on autocommit connections too (``isolation_level=None``)."""
+    with conn:
+        if not conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE")
+        return fn(conn, kiosk_id, args, now)
+
+
 def handle_request(conn: sqlite3.Connection, kiosk_id: str, body: dict[str, Any], now: float) -> dict[str, Any]:
     service, op = body.get("service"), body.get("op")
     args = body.get("args", {})
@@ -31,16 +41,14 @@ def handle_request(conn: sqlite3.Connection, kiosk_id: str, body: dict[str, Any]
         return {"ok": False, "error": "bad_request", "message": "args must be a JSON object"}
     try:
         try:
-            with conn:  # one transaction per request: a refused request leaves nothing behind
-                data = fn(conn, kiosk_id, args, now)
+            data = _in_transaction(conn, fn, kiosk_id, args, now)
         except sqlite3.OperationalError as exc:
             if "no such table: svc_" not in str(exc) and "no such column" not in str(exc):
                 raise
             # First request on a database the controller made without our tables, or made by an
             # older backend without the newer columns: bring the schema up to date and retry.
             ensure_schema(conn)
-            with conn:
-                data = fn(conn, kiosk_id, args, now)
+            data = _in_transaction(conn, fn, kiosk_id, args, now)
     except ServiceError as exc:
         log.info("service request refused", extra={"fields": {"kiosk": kiosk_id, "op": f"{service}.{op}",
                                                                 "code": exc.code}})

@@ -66,19 +66,30 @@ def _local(now: float) -> datetime:
 
 # -- queue tickets ---------------------------------------------------------------------------------
 
+def kiosk_site(conn: sqlite3.Connection, kiosk_id: str) -> str:
+    """The kiosk's site in the fleet registry; "" when unknown (or a service database without it)."""
+    try:
+        row = conn.execute("SELECT site FROM kiosks WHERE kiosk_id=?", (kiosk_id,)).fetchone()
+    except sqlite3.OperationalError:  # a standalone service database without the fleet registry
+        return ""
+    return row[0] if row else ""
+
+
 def ticket_take(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+    """A ticket of the kiosk's site: every community centre numbers its own queue from 001 each day."""
     counter = _arg(args, "counter", tuple(COUNTER_PREFIX))
     day = _local(now).strftime("%Y-%m-%d")
-    seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM svc_tickets WHERE day=? AND counter=?",
-                       (day, counter)).fetchone()[0]
-    ahead = conn.execute("SELECT COUNT(*) FROM svc_tickets WHERE day=? AND counter=? AND status='waiting'",
-                         (day, counter)).fetchone()[0]
+    site = kiosk_site(conn, kiosk_id)
+    seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM svc_tickets WHERE day=? AND site=? AND counter=?",
+                       (day, site, counter)).fetchone()[0]
+    ahead = conn.execute("SELECT COUNT(*) FROM svc_tickets WHERE day=? AND site=? AND counter=? AND status='waiting'",
+                         (day, site, counter)).fetchone()[0]
     number = f"{COUNTER_PREFIX[counter]}{seq:03d}"
-    conn.execute("INSERT INTO svc_tickets (kiosk_id, day, counter, number, seq, issued_at) VALUES (?,?,?,?,?,?)",
-                 (kiosk_id, day, counter, number, seq, now))
+    conn.execute("INSERT INTO svc_tickets (kiosk_id, site, day, counter, number, seq, issued_at) "
+                 "VALUES (?,?,?,?,?,?,?)", (kiosk_id, site, day, counter, number, seq, now))
     from controller.services.queue import recent_median_wait  # queue builds on this module
 
-    measured = recent_median_wait(conn, counter, kiosk_id, now) if ahead else None
+    measured = recent_median_wait(conn, counter, site, now) if ahead else None
     if measured is not None:  # what residents waited lately at this counter beats a fixed guess
         return {"number": number, "counter": counter, "ahead": ahead, "wait_minutes": round(measured),
                 "wait_basis": "measured"}
@@ -87,17 +98,12 @@ def ticket_take(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float)
 
 
 def ticket_call(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
-    """Staff call the next waiting ticket of a counter (used by the window's terminal)."""
+    """Staff call the next waiting ticket of a counter at the calling terminal's site."""
     counter = _arg(args, "counter", tuple(COUNTER_PREFIX))
-    day = _local(now).strftime("%Y-%m-%d")
-    row = conn.execute("SELECT id, number FROM svc_tickets WHERE day=? AND counter=? AND status='waiting' "
-                       "ORDER BY seq LIMIT 1", (day, counter)).fetchone()
-    if row is None:
-        raise ServiceError("queue_empty", f"no waiting ticket for {counter}")
-    # called_at makes the wait measurable: the reports and the kiosks' estimate read it.
-    conn.execute("UPDATE svc_tickets SET status='called', called_at=?, called_by=? WHERE id=? AND status='waiting'",
-                 (now, kiosk_id, row[0]))
-    return {"number": row[1]}
+    from controller.services.queue import call_in_transaction
+
+    ticket = call_in_transaction(conn, kiosk_site(conn, kiosk_id), now=now, called_by=kiosk_id, counter=counter)
+    return {"number": ticket["number"]}
 
 
 # -- appointments ----------------------------------------------------------------------------------

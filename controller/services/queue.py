@@ -1,7 +1,7 @@
 """Staff at a community centre's window call the next queue ticket; recent measured waits.
 
 ``call_next(conn, site, now=..., called_by=...)`` marks the oldest waiting ticket of today at a
-site (kiosks' ``site`` in the fleet registry) as called and stores ``called_at``; the wait of a
+site (each ticket records the site of the kiosk that issued it, from the fleet registry) as called and stores ``called_at``; the wait of a
 ticket is ``called_at - issued_at``. Calls are safe under concurrency (one ``BEGIN IMMEDIATE``
 transaction: two windows never get the same ticket) and idempotent per ``request_ref`` (a
 double-clicked button or a retried API call returns the ticket it called the first time).
@@ -57,7 +57,6 @@ def call_next(conn: sqlite3.Connection, site: str, *, now: float, called_by: str
     Raises :class:`QueueEmpty`, :class:`UnknownSite` or ``ServiceError("bad_request")``.
     """
     _check(site, counter, request_ref)
-    day = _local(now).strftime("%Y-%m-%d")
     conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading: no two windows get one ticket
     try:
         if request_ref is not None:
@@ -67,30 +66,38 @@ def call_next(conn: sqlite3.Connection, site: str, *, now: float, called_by: str
                 return _ticket(row, site, repeated=True)
         if conn.execute("SELECT 1 FROM kiosks WHERE site=? LIMIT 1", (site,)).fetchone() is None:
             raise UnknownSite(f"no kiosk is registered at site {site!r}")
-        sql = ("SELECT t.id FROM svc_tickets t JOIN kiosks k ON k.kiosk_id = t.kiosk_id "
-               "WHERE k.site=? AND t.day=? AND t.status='waiting'")
-        args: list[Any] = [site, day]
-        if counter:
-            sql, args = sql + " AND t.counter=?", [*args, counter]
-        row = conn.execute(sql + " ORDER BY t.issued_at, t.id LIMIT 1", args).fetchone()
-        if row is None:
-            which = f" at counter {counter}" if counter else ""
-            raise QueueEmpty(f"no ticket is waiting at site {site!r}{which} today")
-        conn.execute("UPDATE svc_tickets SET status='called', called_at=?, called_by=?, call_ref=? "
-                     "WHERE id=? AND status='waiting'", (now, called_by, request_ref, row[0]))
-        called = conn.execute(f"SELECT {_COLS} FROM svc_tickets t WHERE t.id=?", (row[0],)).fetchone()
+        called = call_in_transaction(conn, site, now=now, called_by=called_by, counter=counter,
+                                     request_ref=request_ref)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return _ticket(called, site)
+    return called
+
+
+def call_in_transaction(conn: sqlite3.Connection, site: str, *, now: float, called_by: str,
+                        counter: str | None = None, request_ref: str | None = None) -> dict[str, Any]:
+    """The call itself, inside the caller's write transaction (the console's ``call_next`` or a
+    staff terminal's ``queue_ticket.call`` request)."""
+    day = _local(now).strftime("%Y-%m-%d")
+    sql = "SELECT t.id FROM svc_tickets t WHERE t.site=? AND t.day=? AND t.status='waiting'"
+    args: list[Any] = [site, day]
+    if counter:
+        sql, args = sql + " AND t.counter=?", [*args, counter]
+    row = conn.execute(sql + " ORDER BY t.issued_at, t.id LIMIT 1", args).fetchone()
+    if row is None:
+        which = f" at counter {counter}" if counter else ""
+        raise QueueEmpty(f"no ticket is waiting at site {site!r}{which} today")
+    conn.execute("UPDATE svc_tickets SET status='called', called_at=?, called_by=?, call_ref=? "
+                 "WHERE id=? AND status='waiting'", (now, called_by, request_ref, row[0]))
+    return _ticket(conn.execute(f"SELECT {_COLS} FROM svc_tickets t WHERE t.id=?", (row[0],)).fetchone(), site)
 
 
 def site_queue(conn: sqlite3.Connection, site: str, *, now: float, recent: int = 10) -> dict[str, Any]:
     """Today's queue at a site: waiting count per counter, the next numbers, the last calls."""
     _check(site, None, None)
     day = _local(now).strftime("%Y-%m-%d")
-    join = "FROM svc_tickets t JOIN kiosks k ON k.kiosk_id = t.kiosk_id WHERE k.site=? AND t.day=?"
+    join = "FROM svc_tickets t WHERE t.site=? AND t.day=?"
     waiting = {c: {"counter": c, "waiting": 0, "next": None} for c in COUNTER_PREFIX}
     for counter, n in conn.execute(
             f"SELECT t.counter, COUNT(*) {join} AND t.status='waiting' GROUP BY t.counter", (site, day)).fetchall():
@@ -102,19 +109,12 @@ def site_queue(conn: sqlite3.Connection, site: str, *, now: float, recent: int =
     return {"site": site, "day": day, "counters": list(waiting.values()), "called": called}
 
 
-def recent_median_wait(conn: sqlite3.Connection, counter: str, kiosk_id: str, now: float) -> float | None:
-    """Median wait in minutes of the tickets of ``counter`` called in the last two hours at the
-    kiosk's site (all sites when the registry does not know the kiosk), or None with too few."""
-    try:
-        site = conn.execute("SELECT site FROM kiosks WHERE kiosk_id=?", (kiosk_id,)).fetchone()
-    except sqlite3.OperationalError:  # a standalone service database without the fleet registry
-        site = None
-    sql = "SELECT t.called_at - t.issued_at FROM svc_tickets t WHERE t.counter=? AND t.called_at >= ?"
-    args: list[Any] = [counter, now - RECENT_SECONDS]
-    if site is not None:
-        sql += " AND t.kiosk_id IN (SELECT kiosk_id FROM kiosks WHERE site=?)"
-        args.append(site[0])
-    waits = [max(0.0, r[0]) for r in conn.execute(sql, args)]
+def recent_median_wait(conn: sqlite3.Connection, counter: str, site: str, now: float) -> float | None:
+    """Median wait in minutes of the tickets of ``counter`` called at ``site`` in the last two hours,
+    or None with too few."""
+    waits = [max(0.0, r[0]) for r in conn.execute(
+        "SELECT called_at - issued_at FROM svc_tickets WHERE site=? AND counter=? AND called_at >= ?",
+        (site, counter, now - RECENT_SECONDS))]
     if len(waits) < MIN_SAMPLES:
         return None
     return median(waits) / 60

@@ -14,9 +14,9 @@ from controller.services.catalogue import load_default_document
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS svc_tickets (
-    id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, day TEXT NOT NULL, counter TEXT NOT NULL,
-    number TEXT NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'waiting',
-    issued_at REAL NOT NULL, called_at REAL, called_by TEXT, call_ref TEXT, UNIQUE(day, counter, seq));
+    id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, site TEXT NOT NULL DEFAULT '', day TEXT NOT NULL,
+    counter TEXT NOT NULL, number TEXT NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'waiting',
+    issued_at REAL NOT NULL, called_at REAL, called_by TEXT, call_ref TEXT, UNIQUE(day, site, counter, seq));
 CREATE TABLE IF NOT EXISTS svc_appointments (
     code TEXT PRIMARY KEY, kiosk_id TEXT NOT NULL, site TEXT NOT NULL, slot TEXT NOT NULL,
     resident_ref TEXT NOT NULL, booked_at REAL NOT NULL, status TEXT NOT NULL DEFAULT 'booked');
@@ -51,8 +51,25 @@ ADDED_COLUMNS = (
 )
 INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS svc_tickets_call_ref ON svc_tickets(call_ref) WHERE call_ref IS NOT NULL;
-CREATE INDEX IF NOT EXISTS svc_tickets_called ON svc_tickets(counter, called_at);
-CREATE INDEX IF NOT EXISTS svc_tickets_waiting ON svc_tickets(day, status);
+CREATE INDEX IF NOT EXISTS svc_tickets_called ON svc_tickets(site, counter, called_at);
+CREATE INDEX IF NOT EXISTS svc_tickets_waiting ON svc_tickets(site, day, status);
+"""
+# Before tickets carried their site, numbers were unique per day and counter across the whole fleet
+# (UNIQUE(day, counter, seq)): SQLite cannot change a constraint, so the table is rebuilt once, in one
+# transaction, each old ticket taking the site its kiosk has in the registry.
+TICKETS_BY_SITE = """
+BEGIN IMMEDIATE;
+CREATE TABLE svc_tickets_by_site (
+    id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, site TEXT NOT NULL DEFAULT '', day TEXT NOT NULL,
+    counter TEXT NOT NULL, number TEXT NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'waiting',
+    issued_at REAL NOT NULL, called_at REAL, called_by TEXT, call_ref TEXT, UNIQUE(day, site, counter, seq));
+INSERT INTO svc_tickets_by_site (id, kiosk_id, site, day, counter, number, seq, status, issued_at, called_at,
+                                 called_by, call_ref)
+    SELECT id, kiosk_id, {site}, day, counter, number, seq, status, issued_at, called_at, called_by, call_ref
+    FROM svc_tickets;
+DROP TABLE svc_tickets;
+ALTER TABLE svc_tickets_by_site RENAME TO svc_tickets;
+COMMIT;
 """
 
 
@@ -64,6 +81,17 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
             have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+    if "site" not in {r[1] for r in conn.execute("PRAGMA table_info(svc_tickets)")}:
+        registry = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='kiosks'").fetchone()
+        try:
+            conn.executescript(TICKETS_BY_SITE.format(
+                site="COALESCE((SELECT k.site FROM kiosks k WHERE k.kiosk_id = svc_tickets.kiosk_id), '')"
+                if registry else "''"))
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")  # the old table stays as it was
+            raise
+    with conn:
         conn.executescript(INDEXES)
         if conn.execute("SELECT COUNT(*) FROM svc_notices").fetchone()[0] == 0:
             doc = load_default_document()

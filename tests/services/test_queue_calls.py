@@ -139,3 +139,60 @@ def test_old_ticket_table_gains_called_at_and_keeps_rows(tmp_path):
     assert r["ok"] and r["data"]["number"] == "A001"
     assert conn.execute("SELECT called_at FROM svc_tickets").fetchone()[0] == NOW
     conn.close()
+
+
+def test_each_site_numbers_its_own_queue(db):
+    _, conn = db
+    north = [take(conn, "k-n1"), take(conn, "k-n2")]
+    south = take(conn, "k-s1")
+    assert [t["number"] for t in north] == ["A001", "A002"] and north[1]["ahead"] == 1
+    assert south["number"] == "A001" and south["ahead"] == 0  # nobody ahead at the other centre
+    # A staff terminal at the south site calls the south ticket, not the older north one.
+    r = handle_request(conn, "k-s1", {"service": "queue_ticket", "op": "call", "args": {"counter": "general"}}, NOW)
+    assert r["ok"] and r["data"]["number"] == "A001"
+    assert conn.execute("SELECT kiosk_id FROM svc_tickets WHERE status='called'").fetchall() == [("k-s1",)]
+    assert q.site_queue(conn, "north", now=NOW)["counters"][0] == {"counter": "general", "waiting": 2, "next": "A001"}
+
+
+def test_tickets_of_the_fleet_wide_numbering_are_moved_to_their_sites(db):
+    path, conn = db
+    day = "2025-11-24"
+    conn.execute("DROP TABLE svc_tickets")
+    conn.execute("CREATE TABLE svc_tickets (id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, day TEXT NOT NULL, "
+                 "counter TEXT NOT NULL, number TEXT NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL DEFAULT "
+                 "'waiting', issued_at REAL NOT NULL, called_at REAL, called_by TEXT, call_ref TEXT, "
+                 "UNIQUE(day, counter, seq))")
+    conn.executemany("INSERT INTO svc_tickets (kiosk_id, day, counter, number, seq, issued_at) VALUES (?,?,?,?,?,?)",
+                     [("k-n1", day, "general", "A001", 1, NOW - 60), ("k-s1", day, "general", "A002", 2, NOW - 30),
+                      ("k-gone", day, "general", "A003", 3, NOW - 10)])
+    ensure_schema(conn)
+    rows = conn.execute("SELECT kiosk_id, site, number, status FROM svc_tickets ORDER BY id").fetchall()
+    assert rows == [("k-n1", "north", "A001", "waiting"), ("k-s1", "south", "A002", "waiting"),
+                    ("k-gone", "", "A003", "waiting")]
+    # Numbering goes on per site from what each site already issued today.
+    assert take(conn, "k-n2")["number"] == "A002" and take(conn, "k-s1")["number"] == "A003"
+    assert q.call_next(conn, "south", now=NOW, called_by="otto")["number"] == "A002"
+    ensure_schema(conn)  # idempotent: nothing rebuilt twice
+    assert conn.execute("SELECT COUNT(*) FROM svc_tickets").fetchone()[0] == 5
+
+
+def test_concurrent_kiosks_never_get_the_same_number(db):
+    path, _ = db
+    numbers, errors = [], []
+
+    def kiosk(kiosk_id):
+        c = sqlite3.connect(path / DB_NAME, timeout=10, check_same_thread=False)
+        try:
+            for _ in range(15):
+                r = handle_request(c, kiosk_id, {"service": "queue_ticket", "op": "take",
+                                                 "args": {"counter": "general"}}, NOW)
+                (numbers if r["ok"] else errors).append(r.get("data", r))
+        finally:
+            c.close()
+    threads = [threading.Thread(target=kiosk, args=(k,)) for k in ("k-n1", "k-n2", "k-n1")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(n["number"] for n in numbers) == [f"A{i:03d}" for i in range(1, 46)]
