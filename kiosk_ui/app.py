@@ -17,7 +17,6 @@ from typing import Any
 from kiosk_ui.fonts import find_cjk_font
 
 log = logging.getLogger(__name__)
-CRITICAL_DEVICES = ("id_reader",)  # most services need it: in error, the kiosk goes out of service
 READ_TIMEOUT = 30.0
 
 
@@ -80,7 +79,8 @@ def _make_app_class():
         def __init__(self, *, kiosk_id: str, language: str, windowed: bool = False, size: str = "1280x800",
                      screenshot: Path | None = None, data_dir: Path | None = None, ports: dict | None = None,
                      backend=None, sims: dict | None = None, pin_hash: str = "",
-                     clock: Callable[[], float] = time.time, voice: bool = True, **kwargs):
+                     clock: Callable[[], float] = time.time, voice: bool = True,
+                     critical_devices: tuple[str, ...] = ("id_reader",), **kwargs):
             super().__init__(**kwargs)
             self.kiosk_id = kiosk_id
             self.screenshot_path = screenshot
@@ -105,6 +105,11 @@ def _make_app_class():
             self.pin_message = ""
             self.maintenance_note = ""
             self.device_status: dict[str, dict[str, str]] = {}
+            # Out of service while the fleet says so or a critical device (config ``critical_devices``)
+            # is in error; back to normal on its own once both clear.
+            self.critical_devices = tuple(critical_devices)
+            self.fleet_mode = "normal"
+            self.device_fault = ""
             self.observers: list[Callable[[str], None]] = []  # tests watch screen changes
             self._recent = _Recent()
             logging.getLogger().addHandler(self._recent)
@@ -146,7 +151,8 @@ def _make_app_class():
                 log.error("service catalogue rejected: %s", exc)
             mode = body.get("mode")
             if mode in ("normal", "out_of_service", "maintenance"):
-                self.vm.set_mode("out_of_service" if mode != "normal" else "normal", self.clock())
+                self.fleet_mode = mode
+                self._apply_mode()
             self.sync()
 
         def on_mode(self, mode: str) -> None:
@@ -155,10 +161,16 @@ def _make_app_class():
             target = "normal" if mode == "normal" else "out_of_service"
 
             def apply(_dt):
-                self.vm.set_mode(target, self.clock())
+                self.fleet_mode = target
+                self._apply_mode()
                 log.info("mode set by the controller", extra={"fields": {"mode": mode}})
                 self.sync()
             Clock.schedule_once(apply)
+
+        def _apply_mode(self) -> None:
+            target = "out_of_service" if self.fleet_mode != "normal" or self.device_fault else "normal"
+            if self.vm.mode != target:
+                self.vm.set_mode(target, self.clock())
 
         def on_presence(self, online: bool) -> None:
             def apply(_dt):
@@ -379,9 +391,12 @@ def _make_app_class():
 
                 def apply(_dt):
                     self.device_status = status
-                    critical = any(status.get(d, {}).get("state") == "error" for d in CRITICAL_DEVICES)
-                    if critical and self.vm.mode == "normal":
-                        self.vm.set_mode("out_of_service", self.clock())
+                    fault = next((d for d in self.critical_devices if status.get(d, {}).get("state") == "error"), "")
+                    if fault != self.device_fault:
+                        log.warning("critical device %s", f"{fault} in error: out of service" if fault
+                                    else f"{self.device_fault} recovered")
+                        self.device_fault = fault
+                        self._apply_mode()
                         self.sync()
                     if then is not None:
                         then()

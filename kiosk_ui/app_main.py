@@ -29,17 +29,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_app(args, *, extra: dict | None = None):
-    """Build the KioskApp from parsed arguments (also used by the UI test harness)."""
-    from kiosk_ui.app import KioskApp
-    from kiosk_ui.viewmodels.maintenance import hash_pin
+def _load(args):
+    """(config or None, kiosk id, data folder) from the arguments; raises ConfigError."""
     from provisioning.settings import KioskConfig, load_toml
 
     config = None
     if args.config:
         config = load_toml(KioskConfig, args.config, {"kiosk_id": args.kiosk_id, "simulated": args.simulated or None})
     kiosk_id = args.kiosk_id or (config.kiosk_id if config else "demo")
-    data_dir = args.data_dir or (config.data_dir if config else Path("kiosk-data") / kiosk_id)
+    return config, kiosk_id, args.data_dir or (config.data_dir if config else Path("kiosk-data") / kiosk_id)
+
+
+def make_app(args, *, extra: dict | None = None):
+    """Build the KioskApp from parsed arguments (also used by the UI test harness)."""
+    from kiosk_ui.app import KioskApp
+    from kiosk_ui.viewmodels.maintenance import hash_pin
+    from provisioning.settings import KioskConfig
+
+    config, kiosk_id, data_dir = _load(args)
     data_dir.mkdir(parents=True, exist_ok=True)
     simulated = args.simulated or bool(config and config.simulated)
     sims: dict = {}
@@ -57,7 +64,8 @@ def make_app(args, *, extra: dict | None = None):
         pin_hash = hash_pin(DEMO_PIN, iterations=1000)
     app = KioskApp(kiosk_id=kiosk_id, language=args.language or (config.language if config else "zh-CN"),
                    screenshot=args.screenshot, data_dir=data_dir, ports=ports, sims=sims,
-                   pin_hash=pin_hash, voice=not args.no_voice, **(extra or {}))
+                   pin_hash=pin_hash, voice=not args.no_voice,
+                   **({"critical_devices": config.critical_devices} if config else {}), **(extra or {}))
     if config is None and broker_text and args.screenshot is None:
         # No config file but a broker: the kiosk still joins the fleet, with settings from the flags.
         from provisioning.settings import from_mapping
@@ -116,13 +124,18 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
-    data_dir = args.data_dir or Path("kiosk-data") / (args.kiosk_id or "demo")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    from provisioning.errors import KioskError
+
+    try:
+        _, _, data_dir = _load(args)  # a bad config file stops here, before anything is written
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except (KioskError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     os.environ.setdefault("KIVY_HOME", str(data_dir / ".kivy"))
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform == "linux":
         print("error: no display: run on the kiosk's screen, or under xvfb-run for tests", file=sys.stderr)
         return 2
-    from provisioning.errors import KioskError
     from provisioning.logs import setup_logging
 
     setup_logging(args.log_level)

@@ -176,6 +176,9 @@ class KioskConfig:
     cert_file: str = ""
     key_file: str = ""
     maintenance_pin_hash: str = ""
+    # Devices without which the kiosk shows its out-of-service screen while they are in error
+    # (most services need the ID reader; a kiosk that only prints tickets may name the printer).
+    critical_devices: tuple[str, ...] = ("id_reader",)
     devices: DevicePorts = field(default_factory=DevicePorts)
     # Where ``kiosk-provision renew`` asks for a new certificate (written by ``enroll``).
     enrolment_url: str = ""
@@ -185,6 +188,10 @@ class KioskConfig:
         _positive(self, "telemetry_interval", "keepalive")
         if self.language not in ("zh-CN", "zh-HK", "en"):
             raise ConfigError(f"must be zh-CN, zh-HK or en, got {self.language!r}", field="language")
+        known = [f.name for f in dataclasses.fields(DevicePorts) if not f.name.endswith("_profile")]
+        for i, name in enumerate(self.critical_devices):
+            if name not in known:
+                raise ConfigError(f"must be one of {', '.join(known)}, got {name!r}", field=f"critical_devices[{i}]")
 
 
 @dataclass(frozen=True)

@@ -55,10 +55,11 @@ def sniffer(broker):
     c.loop_stop()
 
 
-def kiosk_config(tmp_path: Path, broker_url: str, kiosk_id: str = "k-ui", public_key: str = "") -> Path:
+def kiosk_config(tmp_path: Path, broker_url: str, kiosk_id: str = "k-ui", public_key: str = "",
+                 extra: str = "") -> Path:
     path = tmp_path / "kiosk.toml"
     path.write_text(f'kiosk_id = "{kiosk_id}"\nbroker = "{broker_url}"\ndata_dir = "{tmp_path / "kiosk"}"\n'
-                    f'simulated = true\ntelemetry_interval = 5\ncontroller_public_key = "{public_key}"\n',
+                    f'simulated = true\ntelemetry_interval = 5\ncontroller_public_key = "{public_key}"\n{extra}',
                     encoding="utf-8")
     return path
 

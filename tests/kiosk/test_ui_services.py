@@ -124,7 +124,7 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
     online()
     go("online")
     first = json.loads(p.wait_for("STATUS", timeout=60).split(" ", 1)[1])
-    assert first["woken"] >= 1 and first["online"] is True
+    assert first["woken"] >= 1 and first["online"] is True, (first, p.stderr_lines[-30:])
     # A fleet test print goes through the app's own printer driver (the app owns the ports).
     cid = controller.send_command("k-ui", "test_print", {}, "test")
     assert controller.wait_command(cid, 30)["status"] == "succeeded"
@@ -178,3 +178,14 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
             assert NUMBER not in text, table
             if NAME in text:
                 assert table == "svc_certificates", table
+
+
+def test_critical_device_fault_takes_the_kiosk_out_of_service_until_it_recovers(broker, procs, tmp_path, artifacts):
+    # A ticket-printing kiosk: the printer is critical. Paper out -> out of service; paper in -> back.
+    steps = [["screen", "attract"], ["sim", "printer", {"cmd": "paper", "state": "out"}],
+             ["screen", "out_of_service", 40],
+             ["sim", "printer", {"cmd": "paper", "state": "ok"}], ["screen", "attract", 40],
+             ["press", "start"], ["screen", "menu"]]
+    p = run_harness(procs, tmp_path, steps, artifacts=artifacts, tag="critical",
+                    config=kiosk_config(tmp_path, broker.url, extra='critical_devices = ["printer", "id_reader"]\n'))
+    finish(p)

@@ -55,6 +55,17 @@ def test_config_bad_field_is_named(tmp_path):
     assert "telemetry_interval" in r.stderr and "'fast'" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_unknown_critical_device_is_named(tmp_path):
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text('kiosk_id = "GD-1"\nbroker = "mqtt://127.0.0.1:1"\ndata_dir = "x"\n'
+                   'critical_devices = ["id_reader", "fax"]\n')
+    r = subprocess.run([os.path.join(BIN, "kiosk"), "--config", str(cfg)], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path)
+    assert r.returncode == 2
+    assert "critical_devices[1]" in r.stderr and "'fax'" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kiosk.toml"]  # nothing written for a bad config
+
+
 def test_bad_broker_url_and_kiosk_id(tmp_path):
     r = _run([os.path.join(BIN, "kiosk-agent"), "--kiosk-id", "GD-1", "--broker", "http://x",
               "--data-dir", str(tmp_path)])
