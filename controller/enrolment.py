@@ -99,6 +99,7 @@ class EnrolmentContext:
     controller_public_key: str
     clock: Callable[[], float]
     on_issue: Callable[[x509.Certificate], None] = lambda _c: None
+    resident_ref_key: str = ""  # hex; kiosks key residents' one-way references with it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -119,6 +120,7 @@ def _reply(ctx: EnrolmentContext, cert: x509.Certificate, site: str, now: float)
         "ca_fingerprint": pki.fingerprint(ctx.ca.cert), "serial": format(cert.serial_number, "x"),
         "not_after": cert.not_valid_after_utc.timestamp(), "broker": ctx.broker_url,
         "controller_public_key": ctx.controller_public_key, "server_time": now,
+        **({"resident_ref_key": ctx.resident_ref_key} if ctx.resident_ref_key else {}),
     }
 
 

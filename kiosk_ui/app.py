@@ -80,7 +80,7 @@ def _make_app_class():
                      screenshot: Path | None = None, data_dir: Path | None = None, ports: dict | None = None,
                      backend=None, sims: dict | None = None, pin_hash: str = "",
                      clock: Callable[[], float] = time.time, voice: bool = True,
-                     critical_devices: tuple[str, ...] = ("id_reader",), **kwargs):
+                     critical_devices: tuple[str, ...] = ("id_reader",), ref_key: bytes, **kwargs):
             super().__init__(**kwargs)
             self.kiosk_id = kiosk_id
             self.screenshot_path = screenshot
@@ -100,7 +100,7 @@ def _make_app_class():
             self.gate = MaintenanceGate(pin_hash)
             self.voice = Voice(voice)
             self.base_catalogue = self._initial_catalogue()
-            self.vm = SessionViewModel(self.base_catalogue, kiosk_id=kiosk_id, language=language)
+            self.vm = SessionViewModel(self.base_catalogue, ref_key=ref_key, kiosk_id=kiosk_id, language=language)
             self.language = language
             self.pin_message = ""
             self.maintenance_note = ""

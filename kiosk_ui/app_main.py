@@ -40,6 +40,18 @@ def _load(args):
     return config, kiosk_id, args.data_dir or (config.data_dir if config else Path("kiosk-data") / kiosk_id)
 
 
+def _resident_key(config, data_dir: Path) -> bytes:
+    """The fleet's resident-reference key (from enrolment), or this kiosk's own when not enrolled."""
+    from provisioning.secure_files import resident_key_file
+
+    if config is not None and config.resident_ref_key_file:
+        return resident_key_file(config.resident_ref_key_file)
+    if config is not None and not config.simulated:
+        log.warning("no resident_ref_key_file in the config (enrol the kiosk): residents' references are "
+                    "this kiosk's own, so volunteer hours and bookings do not follow them to other kiosks")
+    return resident_key_file(data_dir / "resident-ref.key", create=True)
+
+
 def make_app(args, *, extra: dict | None = None):
     """Build the KioskApp from parsed arguments (also used by the UI test harness)."""
     from kiosk_ui.app import KioskApp
@@ -64,7 +76,7 @@ def make_app(args, *, extra: dict | None = None):
         pin_hash = hash_pin(DEMO_PIN, iterations=1000)
     app = KioskApp(kiosk_id=kiosk_id, language=args.language or (config.language if config else "zh-CN"),
                    screenshot=args.screenshot, data_dir=data_dir, ports=ports, sims=sims,
-                   pin_hash=pin_hash, voice=not args.no_voice,
+                   pin_hash=pin_hash, voice=not args.no_voice, ref_key=_resident_key(config, data_dir),
                    **({"critical_devices": config.critical_devices} if config else {}), **(extra or {}))
     if config is None and broker_text and args.screenshot is None:
         # No config file but a broker: the kiosk still joins the fleet, with settings from the flags.

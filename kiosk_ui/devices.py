@@ -10,6 +10,7 @@ a missing one makes its services unavailable, never pretends success.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -58,9 +59,15 @@ class ResidentIdentity:
     def masked_number(self) -> str:
         return mask_id_number(self.number)
 
-    def ref(self) -> str:
-        """A one-way reference the backend keys records by, so it never stores the number."""
-        return hashlib.sha256(f"kiosk-resident-v1:{self.kind}:{self.number}".encode()).hexdigest()[:32]
+    def ref(self, key: bytes) -> str:
+        """A one-way reference the backend keys records by, so it never stores the number.
+
+        Keyed (HMAC-SHA-256 with the fleet's resident-reference key, which the controller's database
+        never holds): an ID number has few enough possible values that a plain hash of it could be
+        reversed by trying them all."""
+        if len(key) < 16:
+            raise ValueError("the resident reference key must be at least 16 bytes")
+        return hmac.new(key, f"kiosk-resident-v2:{self.kind}:{self.number}".encode(), hashlib.sha256).hexdigest()[:32]
 
     def wipe(self) -> None:
         self.name = self.number = ""

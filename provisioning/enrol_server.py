@@ -15,6 +15,7 @@ from pathlib import Path
 from controller import enrolment
 from controller.store import connect
 from provisioning import fleet
+from provisioning.secure_files import resident_key_file
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,10 @@ def open_context(fleet_dir: Path, passphrase: bytes, *, controller_dir: Path | N
         import tomllib
 
         broker_url = tomllib.loads(lay.controller_toml.read_text()).get("broker", "")
+    # A fleet made before resident-reference keys existed gets its key now (once, 0600).
+    resident_key = resident_key_file(lay.resident_key, create=True).hex()
     return enrolment.EnrolmentContext(conn=conn, ca=ca, index=fleet.CertIndex(lay.index), broker_url=broker_url,
-                                      controller_public_key=pub, clock=clock)
+                                      controller_public_key=pub, clock=clock, resident_ref_key=resident_key)
 
 
 def make_app(ctx: enrolment.EnrolmentContext):

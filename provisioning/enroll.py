@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from provisioning import pki
 from provisioning.errors import EnrolmentRefused, ProvisioningError
-from provisioning.secure_files import write_atomic, write_private
+from provisioning.secure_files import check_resident_key, write_atomic, write_private
 from provisioning.settings import KioskConfig, check_kiosk_id, load_toml
 
 log = logging.getLogger(__name__)
@@ -115,13 +115,18 @@ def dump_toml(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_identity(config_path: Path, key, cert, ca_cert, updates: dict) -> None:
+def _write_identity(config_path: Path, key, cert, ca_cert, updates: dict, reply: dict) -> None:
     tls = config_path.parent / "tls"
     serial = format(cert.serial_number, "x")
     key_file, cert_file, ca_file = tls / f"kiosk-{serial}.key.pem", tls / f"kiosk-{serial}.crt.pem", tls / "ca.crt.pem"
+    resident_key = reply.get("resident_ref_key")
+    if resident_key is not None:  # checked before anything is written
+        check_resident_key(str(resident_key), "the controller's resident_ref_key")
     write_private(key_file, pki.key_pem(key))
     write_atomic(cert_file, pki.cert_pem(cert))
     write_atomic(ca_file, pki.cert_pem(ca_cert))
+    if resident_key is not None:
+        updates = {**updates, "resident_ref_key_file": str(write_private(tls / "resident-ref.key", f"{resident_key}\n"))}
     data: dict = {}
     if config_path.exists():
         try:
@@ -156,7 +161,7 @@ def enroll(url: str, *, token: str, kiosk_id: str, site: str, config_path: Path,
     progress(f"writing the identity and {config_path}")
     _write_identity(Path(config_path), key, cert, ca_cert, {
         "kiosk_id": kiosk_id, "site": site, "broker": reply.get("broker", ""),
-        "controller_public_key": reply.get("controller_public_key", ""), "enrolment_url": base})
+        "controller_public_key": reply.get("controller_public_key", ""), "enrolment_url": base}, reply)
     log.info("enrolled", extra={"fields": {"kiosk_id": kiosk_id, "site": site, "serial": reply.get("serial")}})
     return EnrolResult(Path(config_path), kiosk_id, site, format(cert.serial_number, "x"),
                        cert.not_valid_after_utc.timestamp(), _skew_warning(reply, clock()))
@@ -188,7 +193,7 @@ def renew(config_path: Path, *, url: str = "", clock: Callable[[], float] = time
                   ca_file=cfg.ca_file if base.startswith("https") else None, timeout=timeout)
     ca_hash = pki.fingerprint(x509.load_pem_x509_certificate(Path(cfg.ca_file).read_bytes()))
     cert, ca_cert = _check_reply(reply, key, cfg.kiosk_id, ca_hash)
-    _write_identity(config_path, key, cert, ca_cert, {})
+    _write_identity(config_path, key, cert, ca_cert, {}, reply)
     log.info("renewed", extra={"fields": {"kiosk_id": cfg.kiosk_id, "serial": reply.get("serial")}})
     return EnrolResult(config_path, cfg.kiosk_id, cfg.site, format(cert.serial_number, "x"),
                        cert.not_valid_after_utc.timestamp(), _skew_warning(reply, clock()))

@@ -10,6 +10,8 @@ Layout under ``DIR`` (created by ``kiosk-provision init-fleet``)::
     broker/mosquitto.conf   TLS listener, CRL, ACL; broker/acl is the topic ACL
     controller/client.*.pem the controller's client certificate (CN ``_controller``) and key
     controller/controller_ed25519.pem  the controller's Ed25519 command-signing key (PKCS8, 0600)
+    ca/resident-ref.key     the key kiosks derive residents' one-way references with (0600); given to
+                            kiosks at enrolment, never stored in the controller's database
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 
 from provisioning import broker_conf, pki
 from provisioning.errors import ProvisioningError
-from provisioning.secure_files import write_atomic, write_private
+from provisioning.secure_files import new_resident_key, write_atomic, write_private
 from provisioning.settings import check_kiosk_id
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class Layout:
     root: Path
 
     ca_key = property(lambda s: s.root / "ca" / "ca.key.pem")
+    resident_key = property(lambda s: s.root / "ca" / "resident-ref.key")
     ca_cert = property(lambda s: s.root / "ca" / "ca.crt.pem")
     crl = property(lambda s: s.root / "ca" / "crl.pem")
     index = property(lambda s: s.root / "ca" / "issued.sqlite3")
@@ -109,6 +112,8 @@ def init_fleet(root: Path, passphrase: bytes, *, hosts: list[str], port: int = 8
     sk = pki.new_signing_key()
     write_private(lay.signing_key, pki.key_pem(sk))
     write_atomic(lay.signing_pub, signing_public_text(sk) + "\n")
+    progress("creating the key for residents' one-way references")
+    write_private(lay.resident_key, new_resident_key() + "\n", overwrite=False)
     progress("writing the CRL, the ACL and mosquitto.conf")
     write_crl(lay, ca, index, now)
     index.close()

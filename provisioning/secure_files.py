@@ -59,3 +59,37 @@ def read_passphrase_file(path: str | Path) -> bytes:
     if len(line) < 8:
         raise ProvisioningError(f"passphrase in {path} is shorter than 8 characters")
     return line
+
+
+RESIDENT_KEY_BYTES = 32
+
+
+def new_resident_key() -> str:
+    """A fleet's resident-reference key, as the 64 hex digits written to its key file."""
+    return secrets.token_hex(RESIDENT_KEY_BYTES)
+
+
+def check_resident_key(text: str, where: str) -> bytes:
+    """The key bytes from its hex text; a ProvisioningError naming ``where`` if it is malformed."""
+    text = text.strip()
+    if len(text) != 2 * RESIDENT_KEY_BYTES or any(c not in "0123456789abcdef" for c in text):
+        raise ProvisioningError(f"{where} must hold {2 * RESIDENT_KEY_BYTES} lowercase hex digits")
+    return bytes.fromhex(text)
+
+
+def resident_key_file(path: str | Path, *, create: bool = False) -> bytes:
+    """Read the resident-reference key file; with ``create``, make it (0600) first if it is missing."""
+    path = Path(path)
+    if create and not path.exists():
+        try:
+            write_private(path, new_resident_key() + "\n", overwrite=False)
+        except ProvisioningError:
+            if not path.exists():  # lost a race with another process creating it: read theirs
+                raise
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise ProvisioningError(f"resident reference key file {path} not found") from None
+    except (PermissionError, UnicodeDecodeError) as exc:
+        raise ProvisioningError(f"resident reference key file {path} is not readable: {exc}") from None
+    return check_resident_key(text, f"resident reference key file {path}")

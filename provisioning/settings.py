@@ -180,6 +180,9 @@ class KioskConfig:
     # (most services need the ID reader; a kiosk that only prints tickets may name the printer).
     critical_devices: tuple[str, ...] = ("id_reader",)
     devices: DevicePorts = field(default_factory=DevicePorts)
+    # The fleet's key for residents' one-way references (written by ``enroll``). Without it the kiosk
+    # makes a key of its own in data_dir: references then differ from kiosk to kiosk.
+    resident_ref_key_file: str = ""
     # Where ``kiosk-provision renew`` asks for a new certificate (written by ``enroll``).
     enrolment_url: str = ""
 

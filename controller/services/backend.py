@@ -8,6 +8,7 @@ replaces this module behind the same request/response shapes.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import sqlite3
 from collections.abc import Callable
@@ -29,6 +30,9 @@ CERT_KINDS = ("residence", "household")
 GROUPS = ("all", "elderly", "youth", "children", "women")
 FEEDBACK_CATEGORIES = ("environment", "safety", "facilities", "other")
 MAX_VOLUNTEER_HOURS = 12.0  # a forgotten check-out does not credit days
+# mask_id_number's shape for the numbers a kiosk reads (15 to 18 characters: resident ID cards,
+# permits, foreigners' permanent residence cards): first 4 and last 4 kept, the rest stars.
+MASKED_ID = re.compile(r"[0-9A-Za-z]{4}\*{7,10}[0-9A-Za-z]{4}")
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by staff
 
 
@@ -145,9 +149,10 @@ def certificate_issue(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: 
     kind = _arg(args, "kind", CERT_KINDS)
     name = _arg(args, "holder_name")
     id_masked = _arg(args, "id_masked")
-    if "*" not in id_masked:
-        # The backend refuses to store an unmasked number, whatever the kiosk sends.
-        raise ServiceError("bad_request", "id_masked must be a masked ID number")
+    if not MASKED_ID.fullmatch(id_masked):
+        # The backend refuses to store more of a number than the mask keeps, whatever the kiosk sends.
+        raise ServiceError("bad_request", "id_masked must be a masked ID number: 4 characters, only '*' "
+                           "(at least 7 of them), 4 characters, as 4401**********1234")
     code = _code(10)
     conn.execute("INSERT INTO svc_certificates VALUES (?,?,?,?,?,?)", (code, kiosk_id, kind, name, id_masked, now))
     return {"code": code, "qr": f"KIOSK-CERT:{code}", "kind": kind, "issued_at": now,

@@ -31,17 +31,17 @@ class Effect:
 
 
 # service id -> (op, argument builder from answers and identity)
-def _ops(service: str, answers: dict[str, str], ident: ResidentIdentity | None) -> tuple[str, dict]:
+def _ops(service: str, answers: dict[str, str], ident: ResidentIdentity | None, key: bytes) -> tuple[str, dict]:
     if service == "queue_ticket":
         return "take", {"counter": answers["counter"]}
     if service == "appointment":
-        return "book", {"site": answers["site"], "slot": answers["slot"], "resident_ref": ident.ref()}
+        return "book", {"site": answers["site"], "slot": answers["slot"], "resident_ref": ident.ref(key)}
     if service == "certificate":
         return "issue", {"kind": answers["kind"], "holder_name": ident.name, "id_masked": ident.masked_number()}
     if service == "social_security":
-        return "info", {"card_ref": ident.ref()}
+        return "info", {"card_ref": ident.ref(key)}
     if service == "volunteer":
-        return answers["action"], {"resident_ref": ident.ref()}
+        return answers["action"], {"resident_ref": ident.ref(key)}
     if service == "certificate_check":
         return "verify", {"code": ident.number}
     if service == "notices":
@@ -52,8 +52,10 @@ def _ops(service: str, answers: dict[str, str], ident: ResidentIdentity | None) 
 
 
 class SessionViewModel:
-    def __init__(self, catalogue: Catalogue, *, kiosk_id: str = "demo", language: str = DEFAULT_LANGUAGE) -> None:
+    def __init__(self, catalogue: Catalogue, *, ref_key: bytes, kiosk_id: str = "demo",
+                 language: str = DEFAULT_LANGUAGE) -> None:
         self.catalogue = catalogue
+        self.ref_key = ref_key  # the fleet's resident-reference key (see ResidentIdentity.ref)
         self.kiosk_id = kiosk_id
         self.default_language = language
         self.language = language
@@ -232,7 +234,7 @@ class SessionViewModel:
                                         "purpose": "options"})]
             self.screen = "step"
             return []
-        op, args = _ops(svc.id, self.answers, self.identity)
+        op, args = _ops(svc.id, self.answers, self.identity, self.ref_key)
         self.screen = "working"
         return [Effect("call", {"service": svc.id, "op": op, "args": args, "purpose": "result"})]
 

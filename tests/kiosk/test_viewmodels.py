@@ -23,9 +23,12 @@ def ident(kind="id_card"):
     return ResidentIdentity(kind, "测试居民一", "440106199003071234", {"valid_until": "20400101"})
 
 
+KEY = bytes(range(32))
+
+
 @pytest.fixture
 def vm():
-    v = SessionViewModel(load_default(), kiosk_id="k1")
+    v = SessionViewModel(load_default(), ref_key=KEY, kiosk_id="k1")
     v.online = True
     return v
 
@@ -102,9 +105,23 @@ def test_appointment_asks_backend_for_slots(vm):
     vm.call_done("options", {"slots": [{"id": "2026-01-02 09:00", "label": "2026-01-02 09:00", "free": 4}]}, 3)
     assert vm.screen == "step" and vm.step_options() == [("2026-01-02 09:00", "2026-01-02 09:00")]
     eff = vm.choose_option("2026-01-02 09:00", 4)
-    assert eff[0].args["args"]["resident_ref"] == ident().ref() and len(ident().ref()) == 32
+    assert eff[0].args["args"]["resident_ref"] == ident().ref(KEY) and len(ident().ref(KEY)) == 32
     vm.call_failed("slot_full", 5)
     assert vm.screen == "failed" and vm.message == "error.slot_full"
+
+
+def test_resident_reference_is_keyed_and_never_the_plain_hash():
+    import hashlib
+
+    a, b = ident().ref(KEY), ident().ref(bytes(32))
+    assert a != b  # another fleet's key: another reference, so refs cannot be matched across fleets
+    assert a == ident().ref(KEY) and ident("ss_card").ref(KEY) != a
+    # Without the key, trying every ID number against a plain hash would find the resident.
+    for plain in (hashlib.sha256(b"440106199003071234").hexdigest(),
+                  hashlib.sha256(b"kiosk-resident-v1:id_card:440106199003071234").hexdigest()):
+        assert a not in plain
+    with pytest.raises(ValueError):
+        ident().ref(b"")
 
 
 def test_card_faults_retry_and_reader_down(vm):

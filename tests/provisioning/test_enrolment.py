@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 
 import pytest
@@ -10,16 +11,18 @@ from cryptography.hazmat.primitives import serialization
 
 from provisioning import enroll as client
 from provisioning import pki
+from provisioning.enrol_server import open_context
 from provisioning.errors import EnrolmentRefused, ProvisioningError
+from provisioning.secure_files import resident_key_file
 from provisioning.settings import KioskConfig, load_toml
-from tests.provisioning.conftest import token
+from tests.provisioning.conftest import PASSPHRASE, token
 
 
 def _issued(ctx) -> int:
     return len(ctx.index.certs())
 
 
-def test_enrol_writes_identity_and_config(enrol_server, enrol_ctx, tmp_path):
+def test_enrol_writes_identity_and_config(enrol_server, enrol_ctx, fleet_dir, tmp_path):
     t = token(enrol_ctx)
     ca_hash = pki.fingerprint(enrol_ctx.ca.cert)
     cfg_path = tmp_path / "kiosk" / "kiosk.toml"
@@ -36,6 +39,32 @@ def test_enrol_writes_identity_and_config(enrol_server, enrol_ctx, tmp_path):
     assert key.public_key().public_numbers() == cert.public_key().public_numbers()
     assert [c["kiosk_id"] for c in enrol_ctx.index.certs("th-001")] == ["th-001"]
     assert res.warnings == []
+    # The fleet's resident-reference key, private on the kiosk, the same for every kiosk of the fleet.
+    assert stat.S_IMODE(os.stat(cfg.resident_ref_key_file).st_mode) == 0o600
+    assert resident_key_file(cfg.resident_ref_key_file) == resident_key_file(fleet_dir.resident_key)
+    other = tmp_path / "other" / "kiosk.toml"
+    client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-002", site="tianhe-001", config_path=other,
+                  clock=enrol_ctx.clock)
+    assert resident_key_file(load_toml(KioskConfig, other).resident_ref_key_file) == \
+        resident_key_file(cfg.resident_ref_key_file)
+    # ...and never in the controller's database.
+    key_hex = fleet_dir.resident_key.read_text().strip()
+    for table, in enrol_ctx.conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+        assert key_hex not in repr(enrol_ctx.conn.execute(f"SELECT * FROM {table}").fetchall())
+
+
+def test_a_fleet_made_before_resident_keys_gets_one(fleet_dir, clock):
+    fleet_dir.resident_key.unlink()
+    ctx = open_context(fleet_dir.root, PASSPHRASE, broker_url="mqtts://127.0.0.1:8883", clock=clock)
+    try:
+        assert stat.S_IMODE(fleet_dir.resident_key.stat().st_mode) == 0o600
+        assert bytes.fromhex(ctx.resident_ref_key) == resident_key_file(fleet_dir.resident_key)
+    finally:
+        ctx.index.close()
+        ctx.conn.close()
+    fleet_dir.resident_key.write_text("not hex\n")
+    with pytest.raises(ProvisioningError, match="64 lowercase hex digits"):
+        open_context(fleet_dir.root, PASSPHRASE, clock=clock)
 
 
 def test_token_is_single_use(enrol_server, enrol_ctx, tmp_path):
