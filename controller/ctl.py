@@ -3,7 +3,8 @@
 Reads go straight to the controller's SQLite store (read-only, WAL). Actions (acknowledge an
 alarm, set config, send a command, groups) are queued in the store's ``actions`` table; the
 running controller carries them out, audits them and writes the result, which kioskctl waits
-for. Exit codes: 0 done, 1 the command/action did not succeed, 2 usage or setup error.
+for. Sites and the queue at a site's window: ``controller.ctl_sites``.
+Exit codes: 0 done, 1 the command/action did not succeed, 2 usage or setup error.
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     from controller import ctl_tokens  # token issue ... (enrolment tokens, issue 8)
 
     ctl_tokens.register(sub)
+    from controller import ctl_sites  # sites list|set, queue next|show
+
+    ctl_sites.register(sub, common)
     return p
 
 

@@ -153,3 +153,18 @@ def action(conn: sqlite3.Connection, action_id: int) -> dict[str, Any] | None:
 
 def counters(conn: sqlite3.Connection) -> dict[str, int]:
     return {r["name"]: r["value"] for r in conn.execute("SELECT * FROM counters")}
+
+
+def sites(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Every site, named in the ``sites`` table or by a kiosk's ``site``: its name and region (empty
+    when never set), how many kiosks it has and how many of them are online. Ordered by site id;
+    kiosks registered without a site appear under the site ``""``."""
+    rows = conn.execute(
+        """WITH counts AS (SELECT site, COUNT(*) AS kiosks, SUM(state = 'online') AS online
+                          FROM kiosks GROUP BY site),
+                ids AS (SELECT site FROM sites UNION SELECT site FROM counts)
+           SELECT ids.site, COALESCE(s.name, '') AS name, COALESCE(s.region, '') AS region,
+                  COALESCE(c.kiosks, 0) AS kiosks, COALESCE(c.online, 0) AS online
+           FROM ids LEFT JOIN sites s ON s.site = ids.site LEFT JOIN counts c ON c.site = ids.site
+           ORDER BY ids.site""").fetchall()
+    return {"total": len(rows), "items": [dict(r) for r in rows]}

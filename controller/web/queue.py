@@ -61,12 +61,19 @@ def _run(data_dir: Path, fn, *args: Any, **kwargs: Any) -> dict[str, Any]:
 def do_call_next(console, site: str, who, *, counter: str | None, request_ref: str | None) -> dict[str, Any]:
     ticket = _run(console.data_dir, svc_queue.call_next, site, now=console.clock(), called_by=who.name,
                   counter=counter, request_ref=request_ref)
-    if not ticket["repeated"]:
-        console.accounts.audit(who.name, "queue.call_next", f"site:{site}",
-                               {"number": ticket["number"], "counter": ticket["counter"],
-                                "wait_minutes": ticket["wait_minutes"]})
-        log.info("ticket called", extra={"fields": {"site": site, "number": ticket["number"], "by": who.name}})
+    audit_call(console.accounts, who.name, site, ticket)
     return ticket
+
+
+def audit_call(accounts, user: str, site: str, ticket: dict[str, Any], **detail: Any) -> None:
+    """Record a call in the console's audit trail and the log (also ``kioskctl queue next``).
+    A repeated request called nobody, so it is not recorded again."""
+    if ticket["repeated"]:
+        return
+    accounts.audit(user, "queue.call_next", f"site:{site}",
+                   {"number": ticket["number"], "counter": ticket["counter"], "wait_minutes": ticket["wait_minutes"],
+                    **detail})
+    log.info("ticket called", extra={"fields": {"site": site, "number": ticket["number"], "by": user}})
 
 
 async def api_call_next(request: Request) -> Response:
