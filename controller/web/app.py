@@ -172,7 +172,8 @@ def _active_alarms(backend: Backend):
 
 
 async def live_stream(request: Request) -> Response:
-    """Server-sent events: ``kiosk`` (a changed row), ``summary`` (counts), ``alarms``, ``reload``."""
+    """Server-sent events: ``kiosk`` (a changed row), ``added`` (kiosks new since the console started:
+    ``count`` and up to 200 rows in ``items``), ``summary`` (counts), ``alarms``, ``reload``."""
     import asyncio
 
     from starlette.responses import StreamingResponse

@@ -130,14 +130,16 @@ class FleetView:
         self.rows: dict[str, dict[str, Any]] = {}
         self._mark = 0.0
         self._order: list[str] | None = None  # kiosk ids sorted, rebuilt only when ids come or go
-        self.listeners: list[Callable[[list[dict[str, Any]]], None]] = []
+        self._loaded = False  # before the first full read every kiosk is "new"; none is news to a browser
+        # Called with (changed rows, the rows among them of kiosks new since the view was first loaded).
+        self.listeners: list[Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]] = []
 
     @classmethod
     def from_store(cls, data_dir) -> FleetView:
         return cls(lambda: queries.all_kiosks(data_dir), lambda since: queries.kiosks_changed(data_dir, since))
 
-    def _merge(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        changed = []
+    def _merge(self, records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        changed, added = [], []
         with self._lock:
             for rec in records:
                 row = summarize(rec)
@@ -145,31 +147,34 @@ class FleetView:
                 old = self.rows.get(row["kiosk_id"])
                 if old is None:
                     self._order = None
+                    if self._loaded:
+                        added.append(row)
                 if old is None or {k: v for k, v in old.items() if k != "last_seen"} != \
                         {k: v for k, v in row.items() if k != "last_seen"}:
                     changed.append(row)
                 self.rows[row["kiosk_id"]] = row
-        return changed
+        return changed, added
 
     def refresh_all(self) -> list[dict[str, Any]]:
         records = self._load_all()
-        changed = self._merge(records)
+        changed, added = self._merge(records)
         with self._lock:
             keep = {r["kiosk_id"] for r in records}
             for gone in set(self.rows) - keep:
                 del self.rows[gone]
                 self._order = None
-        return self._notify(changed)
+            self._loaded = True
+        return self._notify(changed, added)
 
     def refresh_changed(self) -> list[dict[str, Any]]:
         # A little slack: a row written with a slightly older timestamp is still picked up.
-        return self._notify(self._merge(self._load_changed(self._mark - 5.0)))
+        return self._notify(*self._merge(self._load_changed(self._mark - 5.0)))
 
-    def _notify(self, changed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _notify(self, changed: list[dict[str, Any]], added: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if changed:
             for fn in list(self.listeners):
                 try:
-                    fn(changed)
+                    fn(changed, added)
                 except Exception:  # a broken listener must not stop the poller
                     log.exception("fleet listener failed")
         return changed

@@ -88,9 +88,13 @@ class Poller:
         self.errors = 0
         fleet.listeners.append(self._on_changed)
 
-    def _on_changed(self, rows: list[dict[str, Any]]) -> None:
+    def _on_changed(self, rows: list[dict[str, Any]], added: list[dict[str, Any]]) -> None:
         for row in rows[:200]:
             self.hub.publish("kiosk", row)
+        if added:
+            # Browsers update the rows they show from "kiosk"; a new kiosk has no row anywhere yet, and
+            # where it belongs depends on each page's filters, sort and page: the page decides.
+            self.hub.publish("added", {"count": len(added), "items": added[:200]})
         self.hub.publish("summary", self.fleet.counts())
 
     def poll_alarms(self) -> None:

@@ -30,9 +30,12 @@ const Console = (() => {
   }
 
   function updateRow(k) {
-    const w = words();
     const row = document.getElementById("k-" + k.kiosk_id);
-    if (!row) return;
+    if (row) fillRow(row, k);
+  }
+
+  function fillRow(row, k, flash = true) {
+    const w = words();
     row.className = "st-" + k.status;
     row.querySelector(".status").innerHTML = "";
     const badge = document.createElement("span");
@@ -40,7 +43,7 @@ const Console = (() => {
     badge.textContent = w[k.status] || k.status;
     row.querySelector(".status").appendChild(badge);
     row.querySelector(".mode").textContent = k.mode || "";
-    row.querySelector(".seen").textContent = fmt(k.last_seen);
+    row.querySelector(".seen").textContent = k.last_seen ? fmt(k.last_seen) : (w.never || "");
     const reason = row.querySelector(".reason");
     reason.textContent = k.reason || "";
     for (const a of k.actions || []) {
@@ -49,8 +52,132 @@ const Console = (() => {
       div.textContent = a;
       reason.appendChild(div);
     }
+    if (!flash) return;
     row.classList.add("flash");
     setTimeout(() => row.classList.remove("flash"), 1500);
+  }
+
+  function newRow(k) {
+    // The same cells as the server-rendered rows in fleet.html.
+    const tr = document.createElement("tr");
+    tr.id = "k-" + k.kiosk_id;
+    tr.dataset.kiosk = k.kiosk_id;
+    const link = document.createElement("a");
+    link.href = "/kiosks/" + encodeURIComponent(k.kiosk_id);
+    link.textContent = k.kiosk_id;
+    for (const cls of ["", "", "status", "mode", "seen", "reason"]) {
+      const td = document.createElement("td");
+      if (cls) td.className = cls;
+      tr.appendChild(td);
+    }
+    tr.cells[0].appendChild(link);
+    tr.cells[1].textContent = k.site || "";
+    return tr;
+  }
+
+  // -- kiosks registered after the page was loaded ------------------------------------------------
+  // The server announces them ("added"); where a new kiosk belongs depends on this page's filters,
+  // sort and page, which the server knows best. So when one matches the filters the page asks the
+  // API for itself again (the same query string): if a new kiosk lands on this page the rows are
+  // laid out in the server's order, the new ones flashing; if it belongs on another page a notice
+  // counts it with a refresh link, and the rows the operator is looking at stay where they are.
+  const view = new URLSearchParams(location.search);
+  const pending = new Set();  // new kiosks that match the filters, not yet placed
+  const elsewhere = new Set();  // ... that belong on another page
+  let placeTimer = null;
+  let unseen = false;  // new kiosks were announced by count only
+
+  function matchesView(k) {
+    // FleetView.list's filters (controller/web/fleetview.py).
+    const q = (view.get("q") || "").trim().toLowerCase();
+    const status = view.get("status") || "", site = (view.get("site") || "").trim();
+    const group = (view.get("group") || "").trim();
+    return (!status || k.status === status) && (!site || k.site === site) && (!group || k.group === group)
+      && (!q || [k.kiosk_id, k.site, k.reason].some((v) => (v || "").toLowerCase().includes(q)));
+  }
+
+  function kioskAdded(a) {
+    for (const k of a.items || []) {
+      if (!document.getElementById("k-" + k.kiosk_id) && matchesView(k)) pending.add(k.kiosk_id);
+    }
+    // More new kiosks than one event carries (a mass first start): ask the page anyway; the
+    // notice then counts only the ones this browser was told about.
+    if ((a.count || 0) > (a.items || []).length) unseen = true;
+    schedulePlacing();
+  }
+
+  function schedulePlacing() {
+    // One question at a time (answers arriving out of order would undo each other), at most
+    // about three a second during a burst of registrations.
+    if ((pending.size || unseen) && !placeTimer) placeTimer = setTimeout(placeNew, 300);
+  }
+
+  async function placeNew() {
+    const ask = [...pending];
+    pending.clear();
+    unseen = false;
+    let page = null;
+    try {
+      const r = await fetch("/api/v1/kiosks" + location.search, {credentials: "same-origin"});
+      if (r.ok) page = await r.json();
+    } catch (err) { page = null; }
+    placeTimer = null;
+    if (page) {
+      place(page, ask);
+    } else {  // the page's own query was refused or the console is away: say there is news
+      for (const id of ask) elsewhere.add(id);
+      showElsewhere();
+    }
+    schedulePlacing();
+  }
+
+  function place(page, ask) {
+    const body = document.querySelector("#fleet tbody");
+    const shown = new Map([...body.rows].map((tr) => [tr.dataset.kiosk, tr]));
+    const here = new Set(page.items.map((k) => k.kiosk_id));
+    if (page.items.some((k) => !shown.has(k.kiosk_id))) {
+      // Rows already shown keep their live content; rows new to this page come from the answer.
+      body.replaceChildren(...page.items.map((k) => {
+        const tr = shown.get(k.kiosk_id);
+        if (tr) return tr;
+        const fresh = newRow(k);
+        fillRow(fresh, k);
+        return fresh;
+      }));
+      const empty = document.getElementById("fleet-empty");
+      if (empty) empty.remove();
+    }
+    for (const id of ask) if (!here.has(id)) elsewhere.add(id);
+    for (const id of here) elsewhere.delete(id);
+    setPager(page);
+    showElsewhere();
+  }
+
+  function showElsewhere() {
+    const note = document.getElementById("new-kiosks");
+    if (!note) return;
+    note.hidden = elsewhere.size === 0;
+    note.querySelector("span").textContent = (words().new_elsewhere || "{count}").replace("{count}", elsewhere.size);
+  }
+
+  function setPager(page) {
+    const pager = document.getElementById("pager");
+    if (!pager) return;
+    const w = words();
+    const link = (p, text) => {
+      const a = document.createElement("a");
+      const u = new URLSearchParams(location.search);
+      u.set("page", p);
+      a.href = "/fleet?" + u;
+      a.textContent = text;
+      return a;
+    };
+    const parts = [];
+    if (page.page > 1) parts.push(link(page.page - 1, w.prev));
+    parts.push(document.createTextNode(" " + (w.page || "").replace("{page}", page.page)
+      .replace("{pages}", page.pages).replace("{total}", page.total) + " "));
+    if (page.page < page.pages) parts.push(link(page.page + 1, w.next));
+    pager.replaceChildren(...parts);
   }
 
   let sitesTimer = null;
@@ -89,6 +216,7 @@ const Console = (() => {
   function fleetLive() {
     stream({
       kiosk: (k) => { updateRow(k); refreshSites(); },
+      added: kioskAdded,
       summary: (c) => {
         for (const [k, v] of Object.entries(c)) {
           const el = document.querySelector(`[data-count="${k}"]`);
