@@ -49,6 +49,13 @@ def mask_id_number(number: str) -> str:
     return number[:4] + "*" * (len(number) - 8) + number[-4:]
 
 
+def mask_phone(number: str) -> str:
+    """Mask a phone number as ``138****5678``: first 3 and last 4 kept."""
+    if len(number) <= 7:
+        return "*" * len(number)
+    return number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+
 def mask_name(name: str) -> str:
     """Mask a personal name: keep the first character only (``张*``, ``W***``)."""
     if not name:

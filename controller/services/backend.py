@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from controller.services.catalogue import PHONE
 from provisioning.errors import KioskError
 from provisioning.logs import mask_name
 
@@ -225,10 +226,14 @@ def notices_list(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float
 def feedback_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
     category = _arg(args, "category", FEEDBACK_CATEGORIES)
     urgency = _arg(args, "urgency", ("normal", "urgent"))
+    phone = args.get("phone", "")
+    if not isinstance(phone, str) or (phone and not PHONE.fullmatch(phone)):
+        raise ServiceError("bad_request", "phone must be an 11-digit mobile or a 7-8 digit landline number")
     ref = "F" + _local(now).strftime("%y%m%d") + _code(4)
-    conn.execute("INSERT INTO svc_feedback (ref, kiosk_id, category, urgency, created) VALUES (?,?,?,?,?)",
-                 (ref, kiosk_id, category, urgency, now))
-    return {"ref": ref, "reply_days": 1 if urgency == "urgent" else 3}
+    # The number is the resident's own request for a call back: stored for the staff, never logged.
+    conn.execute("INSERT INTO svc_feedback (ref, kiosk_id, category, urgency, created, phone) VALUES (?,?,?,?,?,?)",
+                 (ref, kiosk_id, category, urgency, now, phone))
+    return {"ref": ref, "reply_days": 1 if urgency == "urgent" else 3, "call_back": bool(phone)}
 
 
 def rating_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ from provisioning.errors import ConfigError
 LANGS = ("zh-CN", "zh-HK", "en")
 IDENTIFICATION = ("none", "id_card", "ss_card", "qr_voucher")
 OUTPUTS = ("screen", "receipt")
+INPUTS = ("phone",)  # keypad entries a step may ask for
+# What a "phone" input accepts, on the kiosk and in the backend: a mainland mobile number or a
+# 7-8 digit local fixed line.
+PHONE = re.compile(r"1[3-9][0-9]{9}|[2-9][0-9]{6,7}")
 DEFAULT_PATH = Path(__file__).with_name("catalogue.json")
 
 
@@ -33,6 +38,8 @@ class Step:
     title: dict[str, str]
     options: tuple[Option, ...] = ()
     options_from: str = ""  # the options are asked of the backend (e.g. free appointment slots)
+    input: str = ""  # typed on the keypad instead of chosen: "phone"
+    optional: bool = False  # the resident may skip it
 
 
 @dataclass(frozen=True)
@@ -115,9 +122,15 @@ def _service(d: Any, where: str) -> Service:
             raise ConfigError("a step needs a field name", field=sw)
         opts = tuple(_option(o, f"{sw}.options[{j}]") for j, o in enumerate(s.get("options", [])))
         source = s.get("options_from", "")
-        if not opts and not source:
-            raise ConfigError("a step needs options or options_from", field=sw)
-        steps.append(Step(s["field"], _names(s.get("title"), f"{sw}.title"), opts, str(source)))
+        entry = s.get("input", "")
+        if entry and entry not in INPUTS:
+            raise ConfigError(f"must be one of {', '.join(INPUTS)}, got {entry!r}", field=f"{sw}.input")
+        if not opts and not source and not entry:
+            raise ConfigError("a step needs options, options_from or input", field=sw)
+        optional = s.get("optional", False)
+        if not isinstance(optional, bool):
+            raise ConfigError(f"must be true or false, got {optional!r}", field=f"{sw}.optional")
+        steps.append(Step(s["field"], _names(s.get("title"), f"{sw}.title"), opts, str(source), entry, optional))
     hours = d.get("hours", {"open": "00:00", "close": "24:00"})
     if not isinstance(hours, dict):
         raise ConfigError("expected a table with open and close", field=f"{where}.hours")

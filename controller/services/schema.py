@@ -2,7 +2,8 @@
 
 No table holds an ID number or a name, except ``svc_certificates``: the certificate a resident asked
 for names its holder, with the ID number masked. Residents are otherwise known by ``resident_ref``,
-a one-way reference computed on the kiosk.
+a one-way reference computed on the kiosk. ``svc_feedback.phone`` holds a number only when the
+resident typed it to be called back.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS svc_notices (
     id TEXT PRIMARY KEY, groups TEXT NOT NULL, titles TEXT NOT NULL, published REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS svc_feedback (
     ref TEXT PRIMARY KEY, kiosk_id TEXT NOT NULL, category TEXT NOT NULL, urgency TEXT NOT NULL,
-    created REAL NOT NULL, status TEXT NOT NULL DEFAULT 'open');
+    created REAL NOT NULL, status TEXT NOT NULL DEFAULT 'open', phone TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS svc_ratings (
     id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, service TEXT NOT NULL, stars INTEGER NOT NULL,
     tags TEXT NOT NULL, created REAL NOT NULL);
@@ -48,6 +49,7 @@ ADDED_COLUMNS = (
     ("svc_tickets", "called_at", "REAL"),
     ("svc_tickets", "called_by", "TEXT"),
     ("svc_tickets", "call_ref", "TEXT"),
+    ("svc_feedback", "phone", "TEXT NOT NULL DEFAULT ''"),
 )
 INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS svc_tickets_call_ref ON svc_tickets(call_ref) WHERE call_ref IS NOT NULL;

@@ -12,7 +12,7 @@ from pathlib import Path
 from kivy.factory import Factory
 from kivy.lang import Builder
 from kivy.metrics import dp, sp
-from kivy.properties import StringProperty
+from kivy.properties import NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.screenmanager import Screen
 
@@ -84,10 +84,10 @@ class KioskScreen(Screen):
         (into if into is not None else self.ids[where]).add_widget(b)
         return b
 
-    def _row(self):
+    def _row(self, into=None):
         row = self._take("row", lambda: BoxLayout(size_hint_y=None, spacing=10))
         row.clear_widgets()
-        self.ids.body.add_widget(row)
+        (into if into is not None else self.ids.body).add_widget(row)
         return row
 
 
@@ -163,14 +163,31 @@ class IdentifyScreen(KioskScreen):
 
 
 class StepScreen(KioskScreen):
+    columns = NumericProperty(1)  # a few options in one column, more in two; a keypad in one
+
     def refresh(self, app) -> None:
         vm, lang = app.vm, app.vm.language
         self._clear()
         step = vm.current_step()
         if step is None:
             return
+        self.columns = 1 if len(vm.step_options()) <= 4 and not step.input else 2
         title = step.title.get(lang) or step.title["zh-CN"]
         self.ids.title.text = title + ("\n" + tr(vm.message, lang) if vm.message else "")
+        if step.input:
+            # The number on the left, in groups as people read numbers out (138 1234 5678; a hint
+            # while empty), the keypad on the right: everything on one screen, nothing moves as
+            # the resident types.
+            digits = vm.entry
+            self._text(" ".join(filter(None, (digits[:3], digits[3:7], digits[7:]))) or tr("entry.phone_hint", lang),
+                       big=True)
+            pad = self._take("pad", lambda: BoxLayout(orientation="vertical", size_hint_y=None, spacing=10))
+            pad.clear_widgets()
+            self.ids.body.add_widget(pad)
+            _keypad(self, lambda c: app.act("entry_key", c), into=pad)
+            pad.height = sum(r.height for r in pad.children) + pad.spacing * (len(pad.children) - 1)
+            if step.optional:
+                self._button(tr("entry.skip", lang), lambda: app.act("skip_step"), where="actions", name="skip")
         for oid, label in vm.step_options():
             self._button(label, lambda o=oid: app.act("choose_option", o), name=f"option:{oid}")
         self._button(tr("nav.back", lang), lambda: app.act("back"), where="actions", name="back")
@@ -261,9 +278,9 @@ class OutOfServiceScreen(KioskScreen):
         self.t_body = tr("oos.body", app.vm.language)
 
 
-def _keypad(screen, on_key) -> None:
+def _keypad(screen, on_key, into=None) -> None:
     for keys in ("123", "456", "789", "C0✓"):
-        row = screen._row()
+        row = screen._row(into)
         for ch in keys:
             screen._button(ch, lambda c=ch: on_key(c), name=f"pin:{ch}", into=row)
         row.height = dp(theme.button_height(_scale()))

@@ -9,6 +9,7 @@ from typing import Any
 from controller.services.catalogue import Service
 from kiosk_ui.devices import ResidentIdentity
 from kiosk_ui.i18n import tr
+from provisioning.logs import mask_phone
 
 
 def _option_name(service: Service, field: str, option_id: str, lang: str) -> str:
@@ -88,7 +89,10 @@ def result_lines(service: Service, data: dict[str, Any], answers: dict[str, str]
         titles = [n["titles"].get(lang) or n["titles"]["zh-CN"] for n in data.get("notices", [])]
         return titles or [tr("result.no_notices", lang)]
     if sid == "feedback":
-        return [tr("result.feedback", lang, ref=data["ref"]), tr("result.feedback_reply", lang, days=data["reply_days"])]
+        phone = answers.get("phone", "")
+        reply = (tr("result.feedback_call", lang, days=data["reply_days"], phone=mask_phone(phone)) if phone
+                 else tr("result.feedback_reply", lang, days=data["reply_days"]))
+        return [tr("result.feedback", lang, ref=data["ref"]), reply]
     return [f"{k}: {v}" for k, v in data.items()]
 
 

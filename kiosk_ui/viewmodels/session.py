@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.services.catalogue import Catalogue, Service
+from controller.services.catalogue import PHONE, Catalogue, Service
 from kiosk_ui.devices import ResidentIdentity
 from kiosk_ui.i18n import DEFAULT_LANGUAGE, LANGUAGES
 
@@ -21,7 +21,8 @@ ELDERLY_FACTOR = 2.0  # elderly mode: no timed step shorter than twice the norma
 DONE_SECONDS = 8.0
 MAX_CHOICES = 6  # a few big choices on one screen, no scrolling: the earliest free slots first
 RESIDENT_FIELDS = ("service", "identity", "answers", "result", "dynamic_options", "message", "print_state",
-                   "rating", "rating_tags", "step_index", "pin_tries")
+                   "rating", "rating_tags", "step_index", "pin_tries", "entry")
+MAX_ENTRY = 11
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ def _ops(service: str, answers: dict[str, str], ident: ResidentIdentity | None, 
     if service == "notices":
         return "list", {"group": answers["group"]}
     if service == "feedback":
-        return "submit", {"category": answers["category"], "urgency": answers["urgency"]}
+        return "submit", {"category": answers["category"], "urgency": answers["urgency"],
+                          **({"phone": answers["phone"]} if answers.get("phone") else {})}
     return "run", dict(answers)
 
 
@@ -83,6 +85,7 @@ class SessionViewModel:
         self.rating_tags: list[str] = []
         self.step_index = 0
         self.pin_tries: int | None = None
+        self.entry = ""  # digits typed on an input step (a phone number) until confirmed
 
     def resident_state(self) -> dict[str, Any]:
         """Everything that may hold resident data (privacy tests assert it is empty after a session)."""
@@ -233,6 +236,7 @@ class SessionViewModel:
                 return [Effect("call", {"service": svc.id, "op": step.options_from, "args": dict(self.answers),
                                         "purpose": "options"})]
             self.screen = "step"
+            self.entry = ""
             return []
         op, args = _ops(svc.id, self.answers, self.identity, self.ref_key)
         self.screen = "working"
@@ -260,8 +264,38 @@ class SessionViewModel:
         self.step_index += 1
         return self._next_step()
 
+    def entry_key(self, ch: str, now: float) -> list[Effect]:
+        """A key of the keypad on an input step: a digit, C (clear) or ✓ (confirm)."""
+        self.touch(now)
+        step = self.current_step()
+        if self.screen != "step" or step is None or not step.input:
+            return []
+        if ch == "C":
+            self.entry, self.message = "", ""
+        elif ch == "✓":
+            if not PHONE.fullmatch(self.entry):
+                self.message = "entry.phone_invalid"
+                return []
+            self.answers[step.field] = self.entry
+            self.step_index += 1
+            return self._next_step()
+        elif ch.isdigit() and len(ch) == 1 and len(self.entry) < MAX_ENTRY:
+            self.entry += ch
+            self.message = ""
+        return []
+
+    def skip_step(self, now: float) -> list[Effect]:
+        self.touch(now)
+        step = self.current_step()
+        if self.screen != "step" or step is None or not step.optional:
+            return []
+        self.answers.pop(step.field, None)
+        self.step_index += 1
+        return self._next_step()
+
     def back(self, now: float) -> list[Effect]:
         self.touch(now)
+        self.entry = ""
         if self.screen == "step" and self.step_index > 0:
             self.step_index -= 1
             self.answers.pop(self.current_step().field, None)

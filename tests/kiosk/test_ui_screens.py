@@ -53,6 +53,11 @@ def rest(elderly: bool) -> list:
         *e, ["corner", 5], ["screen", "pin"], *shot("pin"),
         *[["press", f"pin:{c}"] for c in "2468✓"], ["screen", "maintenance"], *shot("maintenance"),
         ["press", "exit"], ["screen", "attract"],
+        # Feedback: the call-back number typed on the keypad.
+        *e, ["press", "start"], ["press", "service:feedback"], ["press", "option:safety"], ["press", "option:urgent"],
+        *[["press", f"pin:{c}"] for c in "1381234"], ["text", "138 1234"], *shot("phone"),
+        *[["press", f"pin:{c}"] for c in "5678✓"], ["screen", "result"], ["text", "138****5678"],
+        *shot("feedback"), ["press", "finish"], ["press", "skip"], ["press", "home"], ["screen", "attract"],
         *e, ["sync", "oos"], ["screen", "out_of_service"], *shot("out_of_service"),
     ]
 

@@ -71,7 +71,10 @@ SCRIPT = [
     ["press", "start"], ["press", "service:notices"], ["press", "option:elderly"], ["text", "长者免费体检"],
     *back_home(),
     ["press", "start"], ["press", "service:feedback"], ["press", "option:safety"], ["press", "option:urgent"],
-    ["text", "已登记"], *back_home(),
+    *[["press", f"pin:{c}"] for c in "123✓"], ["text", "号码不正确"], ["press", "pin:C"],
+    *[["press", f"pin:{c}"] for c in "13812345678✓"], ["text", "已登记"], ["text", "致电 138****5678"], *back_home(),
+    ["press", "start"], ["press", "service:feedback"], ["press", "option:other"], ["press", "option:normal"],
+    ["press", "skip"], ["text", "3 个工作日内回复"], *back_home(),
     # Fault: printer out of paper.
     ["sim", "printer", {"cmd": "paper", "state": "out"}],
     ["press", "start"], ["press", "service:queue_ticket"], ["press", "option:civil"], ["press", "print"],
@@ -156,7 +159,8 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
     assert db.execute("SELECT COUNT(*) FROM svc_tickets").fetchone()[0] == 2
     assert db.execute("SELECT COUNT(*) FROM svc_appointments").fetchone()[0] == 1
     assert db.execute("SELECT COUNT(*) FROM svc_volunteer_sessions").fetchone()[0] == 1
-    assert db.execute("SELECT COUNT(*) FROM svc_feedback").fetchone()[0] == 1
+    assert db.execute("SELECT category, urgency, phone FROM svc_feedback ORDER BY created").fetchall() == [
+        ("safety", "urgent", "13812345678"), ("other", "normal", "")]
     assert db.execute("SELECT stars FROM svc_ratings").fetchall() == [(4,)]
     cert = db.execute("SELECT holder_name, id_masked FROM svc_certificates").fetchone()
     assert cert == (NAME, NUMBER[:4] + "*" * 10 + NUMBER[-4:])
@@ -171,7 +175,7 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
         if NAME in text:
             assert topic.endswith("svc/request") and '"op":"issue"' in text, (topic, text[:200])
     for line in p.stderr_lines + p.stdout_lines + controller.log_lines:
-        assert NUMBER not in line and NAME not in line, line
+        assert NUMBER not in line and NAME not in line and "13812345678" not in line, line
     for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
         for row in db.execute(f"SELECT * FROM {table}"):  # noqa: S608 - table names from sqlite_master
             text = json.dumps(row, ensure_ascii=False, default=str)

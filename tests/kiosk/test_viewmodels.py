@@ -110,6 +110,38 @@ def test_appointment_asks_backend_for_slots(vm):
     assert vm.screen == "failed" and vm.message == "error.slot_full"
 
 
+def test_feedback_call_back_number_typed_checked_and_wiped(vm):
+    vm.start(0)
+    vm.choose_service("feedback", 0)
+    vm.choose_option("safety", 1)
+    vm.choose_option("urgent", 2)
+    step = vm.current_step()
+    assert vm.screen == "step" and step.input == "phone" and step.optional and vm.step_options() == []
+    for ch in "123✓":
+        assert vm.entry_key(ch, 3) == []
+    assert vm.message == "entry.phone_invalid" and vm.answers.get("phone") is None
+    vm.entry_key("C", 4)
+    assert vm.entry == "" and vm.message == ""
+    for ch in "138123456789":  # one digit too many is ignored
+        vm.entry_key(ch, 5)
+    assert vm.entry == "13812345678"
+    eff = vm.entry_key("✓", 6)
+    assert eff[0].args["args"] == {"category": "safety", "urgency": "urgent", "phone": "13812345678"}
+    vm.call_done("result", {"ref": "F2511240001", "reply_days": 1, "call_back": True}, 7)
+    assert result_lines(vm.service, vm.result, vm.answers, None, "zh-CN")[1] == "工作人员将在 1 个工作日内致电 138****5678"
+    vm.end_session(8)
+    assert vm.answers == {} and vm.entry == ""
+    # Skipped: no number in the request, the usual answer.
+    vm.start(9)
+    vm.choose_service("feedback", 9)
+    vm.choose_option("other", 9)
+    vm.choose_option("normal", 9)
+    vm.entry_key("1", 10)
+    assert vm.choose_option("1", 10) == [] and vm.skip_step(10)[0].args["args"] == {"category": "other",
+                                                                                     "urgency": "normal"}
+    assert vm.skip_step(11) == []  # not on an input step any more
+
+
 def test_resident_reference_is_keyed_and_never_the_plain_hash():
     import hashlib
 

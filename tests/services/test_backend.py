@@ -73,6 +73,17 @@ def test_certificate_issue_and_verify(conn):
     assert conn.execute("SELECT COUNT(*) FROM svc_certificates").fetchone()[0] == 3
 
 
+def test_feedback_with_and_without_a_call_back_number(conn):
+    r = call(conn, "feedback", "submit", category="safety", urgency="urgent", phone="13812345678")
+    assert r["ok"] and r["data"]["call_back"] is True and r["data"]["reply_days"] == 1
+    assert call(conn, "feedback", "submit", category="other", urgency="normal")["data"]["call_back"] is False
+    for bad in ("12345678901", "138123456789", "13812345678 ", 13812345678, "0201234"):
+        r = call(conn, "feedback", "submit", category="other", urgency="normal", phone=bad)
+        assert r["error"] == "bad_request" and "phone" in r["message"], bad
+    assert conn.execute("SELECT phone FROM svc_feedback ORDER BY created, ref").fetchall() in (
+        [("13812345678",), ("",)], [("",), ("13812345678",)])
+
+
 def test_volunteer_hours(conn):
     assert call(conn, "volunteer", "check_out", resident_ref=REF)["error"] == "not_checked_in"
     assert call(conn, "volunteer", "check_in", resident_ref=REF)["ok"]

@@ -31,6 +31,10 @@ def test_hours_and_enabled_filter_the_menu():
     assert "certificate" not in [s.id for s in cat.menu("12:00")]
 
 
+def _feedback(doc):
+    return next(s for s in doc["services"] if s["id"] == "feedback")
+
+
 @pytest.mark.parametrize(("mutate", "field"), [
     (lambda d: d["services"][0].pop("names"), "services.queue_ticket.names"),
     (lambda d: d["services"][0]["names"].pop("zh-HK"), "services.queue_ticket.names.zh-HK"),
@@ -41,6 +45,9 @@ def test_hours_and_enabled_filter_the_menu():
     (lambda d: d["services"][1].update(id="queue_ticket"), "services"),
     (lambda d: d["services"][0]["steps"][0].pop("options"), "services.queue_ticket.steps[0]"),
     (lambda d: d.update(services=[]), "services"),
+    (lambda d: _feedback(d)["steps"][-1].update(input="email"), "services.feedback.steps[2].input"),
+    (lambda d: _feedback(d)["steps"][-1].update(optional="yes"), "services.feedback.steps[2].optional"),
+    (lambda d: _feedback(d)["steps"][-1].pop("input"), "services.feedback.steps[2]"),
 ])
 def test_bad_catalogue_names_the_field(mutate, field):
     doc = copy.deepcopy(catalogue.load_default_document())
