@@ -196,7 +196,7 @@ def _make_app_class():
             from device_drivers.supervisor import SupervisorDriver
 
             runtime = getattr(self, "runtime", None)
-            fleet_events = getattr(runtime, "_on_supervisor_event", None)
+            fleet_events = runtime.on_supervisor_event if runtime is not None else None
 
             def on_event(ev) -> None:
                 if ev.kind == "presence":
@@ -312,8 +312,7 @@ def _make_app_class():
         def _run(self, effects) -> None:
             for e in effects:
                 if e.kind == "read_card":
-                    self.devices.begin_session()
-                    self._thread(self._read_card, e.args["kind"], e.args.get("pin", ""))
+                    self._thread(self._read_card, e.args["kind"], e.args.get("pin", ""), self.devices.session)
                 elif e.kind == "call":
                     self._thread(self._call, e.args)
                 elif e.kind == "print":
@@ -322,13 +321,14 @@ def _make_app_class():
                                           self.kiosk_id, self.clock())
                     self._thread(self._print, items)
                 elif e.kind == "reset_devices":
-                    self._thread(self.devices.reset)
+                    self.devices.cancel()  # here, on the UI thread: before any read of the next session
+                    self._thread(self.devices.wipe)
                 elif e.kind == "speak":
                     self.say(e.args["key"])
 
-        def _read_card(self, kind: str, pin: str = "") -> None:
+        def _read_card(self, kind: str, pin: str, session: int) -> None:
             try:
-                ident = self.devices.read_identity(kind, READ_TIMEOUT, pin)
+                ident = self.devices.read_identity(kind, READ_TIMEOUT, pin, session)
             except ReadCancelled:
                 return
             except PinNeeded:

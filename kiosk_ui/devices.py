@@ -100,7 +100,11 @@ class Devices:
         self.manager = DeviceManager(configs, data_dir=data_dir)
         self._started = threading.Event()
         self._start_lock = threading.Lock()
-        self._cancel = threading.Event()
+        # Session generation: a read belongs to the session it started in and stops once ``cancel``
+        # moves on. ``cancel`` runs on the UI thread, so a resident who starts right after the previous
+        # session ended can never have their read cancelled by that session's (late) reset.
+        self.session = 0
+        self._io_lock = threading.Lock()  # one reader slice or one wipe at a time
         self._print_lock = threading.Lock()
 
     def start(self) -> None:
@@ -124,20 +128,24 @@ class Devices:
         return name in self.ports
 
     # -- identification --------------------------------------------------------------------------
-    def read_identity(self, kind: str, timeout: float, pin: str = "") -> ResidentIdentity:
-        """Wait up to ``timeout`` s for the card (or QR voucher). Raises DeviceTimeout (nothing
-        presented), ReadCancelled, DeviceError (the card moved, the reader failed, an unreadable code)
-        or TransportError (reader unreachable)."""
-        self._cancel.clear()
+    def read_identity(self, kind: str, timeout: float, pin: str = "", session: int | None = None) -> ResidentIdentity:
+        """Wait up to ``timeout`` s for the card (or QR voucher), within ``session`` (default: the
+        current one). Raises DeviceTimeout (nothing presented), ReadCancelled (the session ended),
+        DeviceError (the card moved, the reader failed, an unreadable code) or TransportError
+        (reader unreachable)."""
+        session = self.session if session is None else session
         waited = 0.0
         while True:
-            if self._cancel.is_set():
+            if self.session != session:
                 raise ReadCancelled("session ended")
             slice_ = min(POLL, timeout - waited)
             if slice_ <= 0:
                 raise DeviceTimeout(f"nothing presented within {timeout:g} s")
             try:
-                return self._read_once(kind, slice_, pin)
+                with self._io_lock:
+                    if self.session != session:
+                        raise ReadCancelled("session ended")
+                    return self._read_once(kind, slice_, pin)
             except DeviceTimeout as exc:
                 if type(exc).__name__ not in ("NoCard", "DeviceTimeout") or "busy" in str(exc):
                     raise
@@ -214,11 +222,20 @@ class Devices:
             log.warning("device status failed: %s", exc)
             return {name: {"state": "unknown", "detail": str(exc)[:80]} for name in self.ports}
 
-    def reset(self) -> None:
-        """End of session: cancel waiting reads, wipe reader memory, drop pending scans."""
-        self._cancel.set()
+    def cancel(self) -> int:
+        """End of session, on the UI thread: reads of the session stop within one slice. Returns the
+        new session; ``wipe`` then runs on a worker thread."""
+        self.session += 1
+        return self.session
+
+    def wipe(self) -> None:
+        """Wipe reader memory and drop pending scans (after ``cancel``); a new read waits for it."""
         if not self._started.is_set():
             return
+        with self._io_lock:
+            self._wipe()
+
+    def _wipe(self) -> None:
         for name in ("id_reader", "card_reader"):
             if name in self.ports:
                 try:
@@ -232,10 +249,8 @@ class Devices:
             except KioskError:
                 pass
 
-    def begin_session(self) -> None:
-        self._cancel.clear()
-
     def close(self) -> None:
-        self.reset()
+        self.cancel()
+        self.wipe()
         if self._started.is_set():
             self.manager.stop()

@@ -75,7 +75,7 @@ class KioskRuntime:
                 "temperature": st.celsius, "safe_mode": st.safe_mode, "hold_s": st.hold_s,
                 "required_action": "inspect the enclosure" if tamper else ""}
 
-    def _on_supervisor_event(self, event: Any) -> None:
+    def on_supervisor_event(self, event: Any) -> None:
         # The board's watchdog power-cycling the host is what the fleet alarm rules call host_power_cycled.
         kind = {"watchdog": "host_power_cycled"}.get(event.kind, event.kind)
         if kind in ("host_power_cycled", "tamper", "door", "relay"):
@@ -198,7 +198,7 @@ class KioskRuntime:
             from device_drivers.supervisor import SupervisorDriver
 
             try:
-                self.supervisor = SupervisorDriver(self.ports["supervisor"], on_event=self._on_supervisor_event)
+                self.supervisor = SupervisorDriver(self.ports["supervisor"], on_event=self.on_supervisor_event)
                 # The runtime owns the board link, so it feeds the host watchdog.
                 self.supervisor.start_heartbeat()
             except KioskError as exc:

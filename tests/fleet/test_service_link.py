@@ -11,12 +11,13 @@ from .conftest import Raw, wait_until
 
 
 def test_service_calls_ride_on_the_agent_connection(broker, make_controller, make_kiosk):
-    controller = make_controller()
     kiosk = make_kiosk("k-svc")
     seen: list[bool] = []
     svc = MqttServiceClient(kiosk.agent, on_presence=seen.append)
-    wait_until(lambda: svc.online, 10, "controller seen online through the agent")
-    assert seen == [True]
+    assert not svc.online
+    controller = make_controller()
+    wait_until(lambda: seen == [True], 10, "controller seen online through the agent")
+    assert svc.online
     ticket = svc.call("queue_ticket", "take", {"counter": "general"})
     assert ticket["number"].startswith("A")
     with pytest.raises(ServiceRefused) as err:
@@ -32,7 +33,7 @@ def test_service_calls_ride_on_the_agent_connection(broker, make_controller, mak
     assert svc.call("queue_ticket", "take", {"counter": "general"})["number"] != ticket["number"]
     # The controller going away is seen by the app (offline tickets) and calls say so at once.
     controller.stop()
-    wait_until(lambda: not svc.online, 10, "controller seen offline")
-    assert seen == [True, False]
+    wait_until(lambda: seen == [True, False], 10, "controller seen offline")
+    assert not svc.online
     with pytest.raises(ServiceUnavailable, match="controller is offline"):
         svc.call("queue_ticket", "take", {"counter": "general"})
