@@ -13,6 +13,7 @@ from kivy.factory import Factory
 from kivy.lang import Builder
 from kivy.metrics import dp, sp
 from kivy.properties import NumericProperty, StringProperty
+from kivy.uix.anchorlayout import AnchorLayout
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.screenmanager import Screen
 
@@ -61,11 +62,11 @@ class KioskScreen(Screen):
             w.parent.remove_widget(w)
         return w
 
-    def _text(self, text: str, big: bool = False, halign: str = "center", where: str = "body"):
+    def _text(self, text: str, big: bool = False, halign: str = "center", where: str = "body", into=None):
         k = _scale()
         w = self._take("title" if big else "label", Factory.DynTitle if big else Factory.DynBody)
         w.text, w.halign, w.font_size = text, halign, sp(40 if big else 26) * k
-        self.ids[where].add_widget(w)
+        (into if into is not None else self.ids[where]).add_widget(w)
         return w
 
     def _button(self, text: str, on_press, *, main: bool = False, where: str = "body", name: str = "",
@@ -179,13 +180,16 @@ class StepScreen(KioskScreen):
             # while empty), the keypad on the right: everything on one screen, nothing moves as
             # the resident types.
             digits = vm.entry
+            shown = self._take("shown", lambda: AnchorLayout(anchor_y="center", size_hint_y=None))
+            shown.clear_widgets()
+            self.ids.body.add_widget(shown)
             self._text(" ".join(filter(None, (digits[:3], digits[3:7], digits[7:]))) or tr("entry.phone_hint", lang),
-                       big=True)
+                       big=True, into=shown)
             pad = self._take("pad", lambda: BoxLayout(orientation="vertical", size_hint_y=None, spacing=10))
             pad.clear_widgets()
             self.ids.body.add_widget(pad)
             _keypad(self, lambda c: app.act("entry_key", c), into=pad)
-            pad.height = sum(r.height for r in pad.children) + pad.spacing * (len(pad.children) - 1)
+            pad.height = shown.height = sum(r.height for r in pad.children) + pad.spacing * (len(pad.children) - 1)
             if step.optional:
                 self._button(tr("entry.skip", lang), lambda: app.act("skip_step"), where="actions", name="skip")
         for oid, label in vm.step_options():
