@@ -7,6 +7,10 @@ unplug. It reads ``in_waiting or 1`` bytes rather than a fixed block, because a 
 out the whole port timeout and would add that to every round trip. Commands block until the board replies (retried by the
 link) and raise the project's exceptions; events (door, tamper, presence, temperature, sensor,
 watchdog actions, relay switches, boot with reset cause) arrive on ``events`` and ``on_event``.
+
+It speaks link protocol 2 and also protocol 1, which boards still on firmware 1.1.0 speak: the
+link finds out which one the board answers (docs/firmware.md, "Protocol versions"), so such a
+board keeps being supervised and can be flashed with ``kiosk-provision flash-firmware``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from provisioning.errors import (
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
+# Link protocols the host speaks: the current one, and 1 for boards not yet flashed past 1.1.0.
+PROTOCOLS = (L.PROTO_V1, L.PROTO_VERSION)
 BEACON_PATTERNS = ("ready", "busy", "degraded", "out_of_service", "off")
 
 
@@ -116,7 +122,7 @@ class SupervisorDriver:
         self.clock = clock
         self._lock = threading.RLock()
         self._link = L.Link(seq0=seq0 if seq0 is not None else int(clock() * 1000) % 255 + 1,
-                            retry_ms=retry_ms, tries=tries)
+                            retry_ms=retry_ms, tries=tries, versions=L.V1 | L.V2)
         self._waiters: dict[int, _Waiter] = {}
         self._errors_seen = 0
         self._closed = threading.Event()
@@ -145,8 +151,13 @@ class SupervisorDriver:
                              int(b["boots"]), bool(b["safe"]), int(b.get("uptime_s", 0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise RemoteProtocolError(f"supervisor hello reply is malformed: {exc}") from None
+        if info.protocol not in PROTOCOLS:
+            raise RemoteProtocolError(f"supervisor speaks link protocol {info.protocol}, we speak "
+                                      f"{' and '.join(map(str, PROTOCOLS))}")
         if info.protocol != L.PROTO_VERSION:
-            raise RemoteProtocolError(f"supervisor speaks link protocol {info.protocol}, we speak {L.PROTO_VERSION}")
+            # Supervised as before, but its frames lack the length check: worth a flash.
+            log.warning("supervisor firmware speaks an old link protocol; run kiosk-provision flash-firmware",
+                        extra={"fields": {"firmware": info.firmware, "protocol": info.protocol}})
         return info
 
     def heartbeat(self, timeout: float | None = None) -> dict[str, Any]:
@@ -275,7 +286,7 @@ class SupervisorDriver:
 
     @property
     def link_errors(self) -> dict[str, int]:
-        """Frames dropped as corrupt, by reason (crc, cobs, short, version, overflow)."""
+        """Frames dropped as corrupt, by reason (crc, cobs, short, length, version, overflow)."""
         with self._lock:
             return dict(self._link.decoder.errors)
 
@@ -410,6 +421,8 @@ class SupervisorDriver:
                 continue
             self.backoff.reset()
             self.reconnects += 1
+            with self._lock:
+                self._link.peer = 0  # another board, or the same one reflashed, may be behind the port
             self._connected.set()
             log.info("supervisor port reconnected", extra={"fields": {"url": self.url, "reconnects": self.reconnects}})
             # The handshake waits for replies this thread reads, so it runs on its own thread.
@@ -422,6 +435,10 @@ class SupervisorDriver:
             now = self._now_ms()
             out = self._link.poll(now)
             failed, self._link.failed = self._link.failed, []
+            if failed:
+                # Not one try got through: the board may have been swapped or reflashed meanwhile,
+                # so find out its protocol version again.
+                self._link.peer = 0
             for seq, _mtype in failed:
                 waiter = self._waiters.pop(seq, None)
                 if waiter is not None:

@@ -4,21 +4,33 @@ Sans-IO and shared: the board (MicroPython), the host driver and the simulator a
 file. Bytes go in through ``Link.receive``, frames come out; frames to send come out of ``Link.poll``.
 Time is passed in as integer milliseconds; nothing here sleeps or touches a port.
 
-Frame on the wire::
+Frame on the wire (protocol 2)::
 
-    0x00 | COBS( ver_flags seq ack type payload... crc_hi crc_lo ) | 0x00
+    0x00 | COBS( ver_flags seq ack type len_hi len_lo payload... crc_hi crc_lo ) | 0x00
 
 ``ver_flags`` = protocol version << 4 | flags (bit 0 = SYN). ``seq`` 1..255 for a reliable frame,
 0 for an unreliable one (acks, replies). ``ack`` is the seq being acknowledged, 0 for none.
-The payload is a JSON object (UTF-8) or empty. The CRC covers everything before it.
+``len`` is the payload length (big-endian, 0..MAX_PAYLOAD): a frame cut short or run together
+with another is rejected as ``length`` whatever its last two bytes happen to be. The payload is
+a JSON object (UTF-8) or empty. The CRC covers everything before it.
+
+Protocol 1 (firmware 1.1.0 and older) is the same frame without ``len``, and without that check.
+The board speaks only 2. The host speaks both, so that it can still supervise and flash a board
+that runs 1.1.0: a ``Link`` built with ``versions=V1 | V2`` answers each frame in that frame's
+version, sends in the version of the peer's last frame, and until it has heard from the peer
+sends every even-numbered try of a frame in protocol 1.
 """
 
 import json
 
-PROTO_VERSION = 1
+PROTO_VERSION = 2
+PROTO_V1 = 1  # firmware 1.1.0 and older: no length field
+# Sets of protocol versions (FrameDecoder, Link): bit n = version n.
+V1 = 1 << PROTO_V1
+V2 = 1 << PROTO_VERSION
 FLAG_SYN = 0x01
 MAX_PAYLOAD = 480
-HEADER_LEN = 4
+HEADER_LEN = 6  # protocol 1: 4, no length field
 # Longest COBS-encoded frame: header + payload + crc plus one overhead byte per 254.
 MAX_ENCODED = HEADER_LEN + MAX_PAYLOAD + 2 + 2
 
@@ -42,22 +54,6 @@ FILE_COMMIT = 0x0A
 RESET = 0x0B
 EVENT = 0x40
 REPLY = 0x80
-
-TYPE_NAMES = {
-    ACK: "ack",
-    HELLO: "hello",
-    HEARTBEAT: "heartbeat",
-    RELAY: "relay",
-    BEACON: "beacon",
-    HOLD: "hold",
-    STATUS: "status",
-    SERVICE: "service",
-    FILE_INFO: "file_info",
-    FILE_WRITE: "file_write",
-    FILE_COMMIT: "file_commit",
-    RESET: "reset",
-    EVENT: "event",
-}
 
 
 class LinkError(Exception):
@@ -126,12 +122,14 @@ def cobs_decode(data) -> bytes:
 class Frame:
     """One decoded frame. ``payload`` is raw bytes; ``body()`` parses the JSON object."""
 
-    def __init__(self, seq: int, ack: int, mtype: int, payload: bytes = b"", flags: int = 0) -> None:
+    def __init__(self, seq: int, ack: int, mtype: int, payload: bytes = b"", flags: int = 0,
+                 version: int = PROTO_VERSION) -> None:
         self.seq = seq
         self.ack = ack
         self.mtype = mtype
         self.payload = payload
         self.flags = flags
+        self.version = version
 
     def body(self) -> dict:
         if not self.payload:
@@ -155,19 +153,26 @@ def encode_body(body) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def encode_frame(seq: int, ack: int, mtype: int, payload: bytes = b"", flags: int = 0) -> bytes:
+def encode_frame(seq: int, ack: int, mtype: int, payload: bytes = b"", flags: int = 0,
+                 version: int = PROTO_VERSION) -> bytes:
     """Build one delimited wire frame. Raises LinkError("local") for values the protocol forbids."""
-    if len(payload) > MAX_PAYLOAD:
+    n = len(payload)
+    if n > MAX_PAYLOAD:
         raise LinkError("local", "payload too long")
-    if not (0 <= seq <= 255 and 0 <= ack <= 255 and 0 <= mtype <= 255 and 0 <= flags <= 15):
+    if not (0 <= seq <= 255 and 0 <= ack <= 255 and 0 <= mtype <= 255 and 0 <= flags <= 15
+            and PROTO_V1 <= version <= PROTO_VERSION):
         raise LinkError("local", "header field out of range")
-    raw = bytearray(HEADER_LEN + len(payload) + 2)
-    raw[0] = (PROTO_VERSION << 4) | flags
+    hdr = HEADER_LEN - 2 if version == PROTO_V1 else HEADER_LEN
+    raw = bytearray(hdr + n + 2)
+    raw[0] = (version << 4) | flags
     raw[1] = seq
     raw[2] = ack
     raw[3] = mtype
-    raw[HEADER_LEN:HEADER_LEN + len(payload)] = payload
-    crc = crc16(memoryview(raw)[:HEADER_LEN + len(payload)])
+    if hdr == HEADER_LEN:
+        raw[4] = n >> 8
+        raw[5] = n & 0xFF
+    raw[hdr:hdr + n] = payload
+    crc = crc16(memoryview(raw)[:hdr + n])
     raw[-2] = crc >> 8
     raw[-1] = crc & 0xFF
     # The leading delimiter ends any half frame the peer still holds, so one cut frame costs
@@ -175,30 +180,42 @@ def encode_frame(seq: int, ack: int, mtype: int, payload: bytes = b"", flags: in
     return b"\x00" + cobs_encode(raw) + b"\x00"
 
 
-def decode_frame(encoded) -> Frame:
-    """Decode the bytes between two delimiters; raises LinkError on any fault."""
+def decode_frame(encoded, versions: int = V2) -> Frame:
+    """Decode the bytes between two delimiters; raises LinkError on any fault.
+
+    ``versions``: the protocol versions accepted (V1, V2 or both); a frame of another version
+    that is otherwise sound is a ``version`` fault.
+    """
     raw = cobs_decode(encoded)
-    if len(raw) < HEADER_LEN + 2:
-        raise LinkError("short", "%d bytes" % len(raw))
+    n = len(raw)
+    ver = raw[0] >> 4 if n else 0
+    hdr = HEADER_LEN - 2 if ver == PROTO_V1 else HEADER_LEN
+    if n < hdr + 2:
+        raise LinkError("short", "%d bytes" % n)
+    # Before the CRC: a truncated frame whose last two bytes happen to be a valid CRC (one in
+    # 65,536) must not get through. A bit flip that zeroes a COBS code byte makes exactly that.
+    if ver == PROTO_VERSION and ((raw[4] << 8) | raw[5]) != n - HEADER_LEN - 2:
+        raise LinkError("length")
     if crc16(memoryview(raw)[:-2]) != (raw[-2] << 8) | raw[-1]:
         raise LinkError("crc")
-    if raw[0] >> 4 != PROTO_VERSION:
-        raise LinkError("version", "protocol %d" % (raw[0] >> 4))
-    return Frame(raw[1], raw[2], raw[3], bytes(raw[HEADER_LEN:-2]), raw[0] & 0x0F)
+    if not (versions >> ver) & 1:
+        raise LinkError("version", "protocol %d" % ver)
+    return Frame(raw[1], raw[2], raw[3], bytes(raw[hdr:-2]), raw[0] & 0x0F, ver)
 
 
 class FrameDecoder:
     """Stream decoder: feed any bytes, get whole frames; faults are counted, never raised.
 
-    A fault (bad COBS, CRC, length, version, overlong frame) drops bytes up to the next 0x00
-    and counts ``errors[reason]``.
+    A fault (bad COBS, short, length, CRC, version, overlong frame) drops bytes up to the next
+    0x00 and counts ``errors[reason]``. ``versions``: the protocol versions accepted.
     """
 
-    def __init__(self, max_encoded: int = MAX_ENCODED) -> None:
+    def __init__(self, max_encoded: int = MAX_ENCODED, versions: int = V2) -> None:
         # Fixed buffer: no heap growth per byte on the board.
         self._buf = bytearray(max_encoded)
         self._n = 0
         self._overflow = False
+        self.versions = versions
         self.errors = {}
 
     def _fault(self, reason: str) -> None:
@@ -220,7 +237,7 @@ class FrameDecoder:
                     self._fault("overflow")
                 elif self._n:
                     try:
-                        frames.append(decode_frame(memoryview(buf)[:self._n]))
+                        frames.append(decode_frame(memoryview(buf)[:self._n], self.versions))
                     except LinkError as exc:
                         self._fault(exc.reason)
                 self._n = 0
@@ -246,14 +263,23 @@ class Link:
 
     The first reliable frames of a link carry SYN until one is acked, and seq starts at a random
     value, so a peer that rebooted is not mistaken for a duplicate of its former self.
+
+    ``versions`` (V2, V1 or V1 | V2) are the protocol versions this end speaks. Answers go out in
+    the version of the frame answered, other frames in ``peer``, the version of the last valid
+    frame received; before any (``peer`` 0) in ``version``, ours, except that a link that also
+    speaks protocol 1 sends every even-numbered try in it: an old board answers the second try,
+    a new one the first.
     """
 
-    def __init__(self, seq0: int = 1, retry_ms: int = 250, tries: int = 5, queue_max: int = 16) -> None:
+    def __init__(self, seq0: int = 1, retry_ms: int = 250, tries: int = 5, queue_max: int = 16,
+                 versions: int = V2) -> None:
         self._seq = ((seq0 - 1) % 255) + 1
         self.retry_ms = retry_ms
         self.tries = tries
         self.queue_max = queue_max
-        self.decoder = FrameDecoder()
+        self.decoder = FrameDecoder(MAX_ENCODED, versions)
+        self.version = PROTO_VERSION if versions & V2 else PROTO_V1
+        self.peer = 0
         self._queue = []          # [(seq, mtype, payload)] waiting to be sent
         self._inflight = None     # [seq, mtype, payload, sent_at, tries]
         self._syn = True
@@ -284,7 +310,7 @@ class Link:
         return seq
 
     def respond(self, frame: Frame, mtype: int = ACK, body=None) -> None:
-        data = encode_frame(0, frame.seq, mtype, encode_body(body))
+        data = encode_frame(0, frame.seq, mtype, encode_body(body), 0, frame.version)
         if frame.seq:
             self._cached = (frame.seq, data)
         self._out.append(data)
@@ -295,6 +321,7 @@ class Link:
     def receive(self, data, now: int) -> list:
         delivered = []
         for frame in self.decoder.feed(data):
+            self.peer = frame.version
             if frame.ack and self._inflight and frame.ack == self._inflight[0]:
                 self._inflight = None
                 self._syn = False
@@ -308,7 +335,7 @@ class Link:
                     if cached and cached[0] == frame.seq:
                         self._out.append(cached[1])
                     else:
-                        self._out.append(encode_frame(0, frame.seq, ACK))
+                        self._out.append(encode_frame(0, frame.seq, ACK, b"", 0, frame.version))
                     continue
                 self._last_rx = frame.seq
                 self._last_rx_syn = syn
@@ -343,4 +370,9 @@ class Link:
         return data
 
     def _encode(self, inflight) -> bytes:
-        return encode_frame(inflight[0], 0, inflight[1], inflight[2], FLAG_SYN if self._syn else 0)
+        version = self.peer
+        if not version:
+            # A board on firmware 1.1.0 drops protocol 2 frames as "version" faults: when we
+            # speak protocol 1 too (the host), even-numbered tries go out in it.
+            version = PROTO_V1 if self.decoder.versions & V1 and not inflight[4] & 1 else self.version
+        return encode_frame(inflight[0], 0, inflight[1], inflight[2], FLAG_SYN if self._syn else 0, version)

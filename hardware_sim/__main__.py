@@ -1,4 +1,8 @@
-"""``python -m hardware_sim DEVICE --link PATH [--out DIR] [--baud N]``: serve a simulated device."""
+"""``python -m hardware_sim DEVICE --link PATH [--out DIR] [--baud N]``: serve a simulated device.
+
+``--protocol 1`` (supervisor only) simulates a board still on firmware 1.1.0, which speaks link
+protocol 1, until it is flashed (docs/firmware.md, "Simulator").
+"""
 
 from __future__ import annotations
 
@@ -25,12 +29,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--link", required=True, type=Path, help="path to create as a symlink to the pseudo-terminal")
     p.add_argument("--out", type=Path, help="folder for outputs (printed receipts)")
     p.add_argument("--baud", type=int, default=115200, help="line rate used to pace answers (default 115200)")
+    p.add_argument("--protocol", type=int, choices=(1, 2),
+                   help="supervisor only: link protocol of the simulated board; 1 = firmware 1.1.0 until "
+                        "it is flashed (default 2)")
     return p
 
 
-def load_device(name: str, out: Path | None):
+def load_device(name: str, out: Path | None, protocol: int | None = None):
     module, cls = DEVICES[name].split(":")
-    return getattr(importlib.import_module(module), cls)(out)
+    device_cls = getattr(importlib.import_module(module), cls)
+    if protocol is None:
+        return device_cls(out)
+    return device_cls(out, protocol=protocol)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.baud > 0):
         print(f"error: --baud must be positive, got {args.baud}", file=sys.stderr)
         return 2
+    if args.protocol is not None and args.device != "supervisor":
+        print(f"error: --protocol applies to the supervisor simulator only, not {args.device}", file=sys.stderr)
+        return 2
     try:
-        device = load_device(args.device, args.out)
+        device = load_device(args.device, args.out, args.protocol)
         server = PtyServer(device, link, baud=args.baud)
         server.serve(args.device)
     except PermissionError as exc:

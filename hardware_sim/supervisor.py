@@ -16,6 +16,11 @@ The board's flash (what ``kiosk-provision flash-firmware`` writes over the link)
 ``OUT/flash`` with ``--out OUT``, so a test or a technician can look at it or damage it; without
 ``--out`` it is kept in memory. It survives simulated reboots. The simulator keeps running the
 firmware core of this source tree: the files flashed are stored and verified, not executed.
+
+``--protocol 1`` (``SupervisorSim(protocol=1)``) simulates a board still on firmware 1.1.0 as
+the host sees it: link protocol 1 only (protocol 2 frames are dropped as ``version`` faults),
+``fw`` "1.1.0" in ``hello`` and the boot event, the same commands. Once its flash has changed
+(a flash-firmware run) it boots the current firmware, protocol 2, at the next reset or reboot.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from firmware import link as L
 from firmware.core.files import sha256_of
 from firmware.core.supervisor import Supervisor
 from firmware.hal.fs import DirFs
@@ -36,14 +42,44 @@ log = logging.getLogger(__name__)
 STEP_MS = 50          # virtual tick while advancing: finer than any debounce/measure period
 MAX_ADVANCE_S = 24 * 3600
 PRESENCE_HOLD_MS = 1000
+LEGACY_FIRMWARE = "1.1.0"  # the last firmware that speaks only link protocol 1
+
+
+class LegacyBoard(Supervisor):
+    """The current core as firmware 1.1.0 looked on the wire: protocol 1 only, version 1.1.0.
+
+    1.1.0 had the same commands and events; what differs for the host is the frame (no length
+    field) and the versions it reports, which is what this reproduces.
+    """
+
+    def __init__(self, hal, now: int) -> None:
+        super().__init__(hal, now)
+        # The boot event queued so far is encoded when sent, so it too goes out as protocol 1.
+        self.link.decoder.versions = L.V1
+        self.link.version = L.PROTO_V1
+
+    def emit(self, ev: str, fields: dict) -> None:
+        if ev == "boot":
+            fields["fw"] = LEGACY_FIRMWARE
+        super().emit(ev, fields)
+
+    def hello(self, now: int) -> dict:
+        reply = super().hello(now)
+        reply["fw"] = LEGACY_FIRMWARE
+        return reply
 
 
 class SupervisorSim(SimDevice):
     name = "supervisor"
 
-    def __init__(self, out_dir: Path | None = None, *, board: str = "sim-0001") -> None:
+    def __init__(self, out_dir: Path | None = None, *, board: str = "sim-0001",
+                 protocol: int = L.PROTO_VERSION) -> None:
         super().__init__(out_dir)
+        if protocol not in (L.PROTO_V1, L.PROTO_VERSION):
+            raise ValueError(f"protocol must be {L.PROTO_V1} (firmware {LEGACY_FIRMWARE}) or {L.PROTO_VERSION}, "
+                             f"not {protocol!r}")
         self.board = board
+        self.protocol = protocol
         self.store = MemoryStore()  # the board's flash survives a simulated reboot
         self.files: DirFs | MemoryFs
         if out_dir is not None:
@@ -61,6 +97,9 @@ class SupervisorSim(SimDevice):
         self._logged = 0
         # Like the board's os.urandom: a rebooted board must not reuse its old sequence numbers.
         self._rng = random.Random()
+        # What the flash held when the board started: a protocol-1 board runs firmware 1.1.0
+        # for as long as that is still what it holds.
+        self._flash0 = self._flash_files() if protocol == L.PROTO_V1 else None
         self._boot(0, "power_on")
 
     # -- clock ----------------------------------------------------------------------------------
@@ -90,11 +129,13 @@ class SupervisorSim(SimDevice):
                 # A relay that was off comes back on when the board resets (pins default to
                 # "powered"); carrying the level over makes that switch show up in the log.
                 relay.level = old.relays[name].level
-        self.core = Supervisor(self.hal, now_ms)
+        legacy = self.protocol == L.PROTO_V1 and self._flash_files() == self._flash0
+        self.core = (LegacyBoard if legacy else Supervisor)(self.hal, now_ms)
         self.core.listener = self._on_event
         self._logged = len(self.hal.relay_log)
+        hello = self.core.hello(now_ms)
         self._notes.append({"note": "event", "ev": "boot", "reset": cause, "boots": self.core.guard.boots,
-                            "safe": self.core.safe, "t_ms": now_ms})
+                            "safe": self.core.safe, "fw": hello["fw"], "proto": hello["proto"], "t_ms": now_ms})
 
     def _on_event(self, ev: str, fields: dict) -> None:
         note = {"note": "event", "t_ms": self._last_ms}
@@ -152,6 +193,16 @@ class SupervisorSim(SimDevice):
         self._out.clear()
         return out
 
+    def _flash_files(self) -> dict[str, dict[str, Any]]:
+        """Name, size and SHA-256 of everything in the board's flash."""
+        fs = self.files
+        if isinstance(fs, DirFs):
+            root = Path(fs.root)
+            names = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        else:
+            names = sorted(fs.files)
+        return {n: {"size": fs.size(n), "sha256": sha256_of(fs, n)} for n in names}
+
     # -- control --------------------------------------------------------------------------------
     def control(self, cmd: dict[str, Any], now: float) -> dict[str, Any] | None:
         name = cmd["cmd"]
@@ -202,13 +253,7 @@ class SupervisorSim(SimDevice):
         if name == "status":
             return {"t_ms": ms, "status": self.core.status(ms), "hello": self.core.hello(ms)}
         if name == "files":
-            fs = self.files
-            if isinstance(fs, DirFs):
-                root = Path(fs.root)
-                names = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-            else:
-                names = sorted(fs.files)
-            return {"files": {n: {"size": fs.size(n), "sha256": sha256_of(fs, n)} for n in names}}
+            return {"files": self._flash_files()}
         if name == "reboot":
             cause = cmd.get("cause", "soft")
             if cause not in ("soft", "watchdog", "power_on"):

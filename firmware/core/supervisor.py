@@ -145,7 +145,7 @@ class Supervisor:
         raise CommandError("unknown_type")
 
     def hello(self, now: int) -> dict:
-        return {"fw": VERSION, "proto": L.PROTO_VERSION, "board": self.hal.board_id(),
+        return {"fw": VERSION, "proto": self.link.version, "board": self.hal.board_id(),
                 "reset": self.reset_cause, "boots": self.guard.boots, "safe": self.safe,
                 "uptime_s": (now - self.started) // 1000}
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import pytest
 
+from firmware import VERSION
 from firmware import link as L
 from hardware_sim.pty_device import SimControlError
 from hardware_sim.supervisor import SupervisorSim
@@ -47,3 +51,50 @@ def test_sim_answers_frames_with_the_real_core():
     assert replies and replies[0].body()["board"] == "sim-0001"
     notes = sim.drain_notes()
     assert notes[0]["ev"] == "boot" and notes[0]["note"] == "event"
+
+
+def pump(sim: SupervisorSim, host: L.Link, start: float, seconds: float) -> list[L.Frame]:
+    """Run host and simulator together for ``seconds``; returns the replies the host got."""
+    replies = []
+    t = start
+    while t < start + seconds:
+        ms = int(t * 1000)
+        data = host.poll(ms)
+        for f in host.receive(sim.on_bytes(data, t) if data else sim.tick(t), ms):
+            if f.mtype & L.REPLY:
+                replies.append(f)
+            elif f.seq:
+                host.respond(f)
+        t += 0.01
+    return replies
+
+
+def test_protocol_1_board_speaks_1_until_its_flash_changes_and_it_resets():
+    sim = SupervisorSim(protocol=1)
+    host = L.Link(seq0=40, versions=L.V1 | L.V2)
+    host.send(L.HELLO)
+    (hello,) = pump(sim, host, 1.0, 1.0)
+    assert hello.version == 1 and hello.body()["fw"] == "1.1.0" and hello.body()["proto"] == 1
+    assert sim.core.link.decoder.errors == {"version": 1}  # the first try, in protocol 2
+    assert [(n["fw"], n["proto"]) for n in sim.drain_notes() if n.get("ev") == "boot"] == [("1.1.0", 1)]
+    sim.control({"cmd": "reboot", "cause": "soft"}, 2.0)
+    host.send(L.HELLO)
+    assert [r.body()["proto"] for r in pump(sim, host, 2.0, 1.0)] == [1], "a reboot alone changes nothing"
+
+    data = b"print('new')\n"
+    host.send(L.FILE_WRITE, {"path": "main.py", "off": 0, "data": base64.b64encode(data).decode()})
+    host.send(L.FILE_COMMIT, {"path": "main.py", "sha256": hashlib.sha256(data).hexdigest()})
+    host.send(L.RESET)
+    replies = pump(sim, host, 3.0, 1.0)
+    assert [r.body() for r in replies][-1] == {"reset": True} and all(r.version == 1 for r in replies)
+    host.send(L.HELLO)
+    (hello,) = pump(sim, host, 4.0, 1.0)
+    assert hello.version == 2 and hello.body()["proto"] == 2 and hello.body()["fw"] == VERSION
+    assert host.peer == 2
+    boots = [(n["fw"], n["proto"]) for n in sim.drain_notes() if n.get("ev") == "boot"]
+    assert boots == [("1.1.0", 1), (VERSION, 2)], "the reboot, then the reset into the new firmware"
+
+
+def test_protocol_must_be_1_or_2():
+    with pytest.raises(ValueError, match="protocol must be 1"):
+        SupervisorSim(protocol=3)

@@ -69,7 +69,7 @@ def board(sim):
 def test_hello_reports_version_board_reset_cause_and_boots(board):
     proc, drv = board
     info = drv.hello()
-    assert (info.firmware, info.protocol, info.board_id) == (VERSION, 1, "sim-0001")
+    assert (info.firmware, info.protocol, info.board_id) == (VERSION, 2, "sim-0001")
     assert (info.reset_cause, info.boot_count, info.safe_mode) == ("power_on", 1, False)
     boot = wait_event(drv, lambda ev: ev.kind == "boot")
     assert boot.fields["reset"] == "power_on"

