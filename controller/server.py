@@ -74,13 +74,13 @@ class NotFound(KioskError):
 class Controller:
     def __init__(self, config: ControllerConfig, *, clock: Callable[[], float] = time.time,
                  signing_key: str | Path | None = None, rules_file: str | Path | None = None,
-                 history_interval: float = 300.0, history_retention: float = 7 * 86400.0,
-                 event_retention: float = 90 * 86400.0) -> None:
+                 history_interval: float = 300.0) -> None:
         self.config = config
         self.clock = clock
         self.key = signing.load_or_create_key(config.data_dir, signing_key)
-        self.history_retention = history_retention
-        self.event_retention = event_retention
+        self.history_retention = config.history_retention_days * 86400
+        self.event_retention = config.event_retention_days * 86400
+        self.phone_retention = config.phone_retention_days * 86400
         self.store = Store(config.data_dir)
         self.state = handlers.FleetState(
             telemetry_period=config.telemetry_period, stale_after_periods=config.stale_after_periods,
@@ -302,7 +302,8 @@ class Controller:
                         next_tick = now + 1.0
                     if now >= next_prune:
                         store.prune(history_before=now - self.history_retention,
-                                    events_before=now - self.event_retention)
+                                    events_before=now - self.event_retention,
+                                    phones_before=now - self.phone_retention)
                         next_prune = now + 3600
                     self._write_effects(store)
             except Exception:

@@ -214,9 +214,16 @@ class ControllerConfig:
     # LoadCredential=ca-passphrase:...). Empty: the controller serves no enrolment.
     fleet_dir: str = ""
     ca_passphrase_file: str = ""
+    # How long the controller keeps things (days): downsampled telemetry, events, and the call-back
+    # phone numbers residents typed with their feedback (the request itself is kept; only the
+    # number is blanked once staff had time to call).
+    history_retention_days: float = 7.0
+    event_retention_days: float = 90.0
+    phone_retention_days: float = 30.0
 
     def validate(self) -> None:
-        _positive(self, "telemetry_period", "stale_after_periods", "keepalive")
+        _positive(self, "telemetry_period", "stale_after_periods", "keepalive", "history_retention_days",
+                  "event_retention_days", "phone_retention_days")
 
 
 def check_kiosk_id(kiosk_id: str) -> str:

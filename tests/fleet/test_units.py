@@ -176,3 +176,38 @@ def test_desired_config_takes_a_whole_service_catalogue():
     with pytest.raises(ConfigError, match="service_catalogue") as exc:
         desired_config.validate({"service_catalogue": broken})
     assert "names" in str(exc.value)
+
+
+def test_prune_keeps_recent_rows_and_blanks_old_call_back_numbers(tmp_path):
+    from controller.services import ensure_schema, handle_request
+    from controller.store import Store
+
+    store = Store(tmp_path)
+    now = 1_764_000_000.0
+    c = store.conn
+    for ts in (now - 8 * 86400, now - 60):
+        c.execute("INSERT INTO telemetry_history (kiosk_id, ts, body) VALUES ('k', ?, '{}')", (ts,))
+        c.execute("INSERT INTO events (id, kiosk_id, seq, type, body, received_at) VALUES (?, 'k', 1, 'boot', '{}', ?)",
+                  (f"e{ts}", ts))
+    store.prune(history_before=now - 7 * 86400, events_before=now - 90 * 86400, phones_before=now - 30 * 86400)
+    assert [r[0] for r in c.execute("SELECT ts FROM telemetry_history")] == [now - 60]
+    assert c.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2  # 8 days is within 90
+    ensure_schema(c)
+    for when in (now - 31 * 86400, now - 86400):
+        r = handle_request(c, "k", {"service": "feedback", "op": "submit",
+                                    "args": {"category": "other", "urgency": "normal", "phone": "13812345678"}}, when)
+        assert r["ok"], r
+    store.prune(history_before=now - 7 * 86400, events_before=now - 90 * 86400, phones_before=now - 30 * 86400)
+    rows = c.execute("SELECT created, phone, category FROM svc_feedback ORDER BY created").fetchall()
+    assert [tuple(r) for r in rows] == [(now - 31 * 86400, "", "other"), (now - 86400, "13812345678", "other")]
+    store.close()
+
+
+def test_retention_settings_must_be_positive():
+    from provisioning.settings import ControllerConfig, from_mapping
+
+    cfg = from_mapping(ControllerConfig, {"broker": "mqtt://127.0.0.1:1883", "data_dir": "x"})
+    assert (cfg.history_retention_days, cfg.event_retention_days, cfg.phone_retention_days) == (7.0, 90.0, 30.0)
+    with pytest.raises(ConfigError) as err:
+        from_mapping(ControllerConfig, {"broker": "mqtt://127.0.0.1:1883", "data_dir": "x", "phone_retention_days": 0})
+    assert err.value.field == "phone_retention_days"
