@@ -11,12 +11,11 @@ InDataExchange).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 from device_drivers import iso7816, pn532
-from device_drivers.serial_link import SerialLink
+from device_drivers.serial_link import Replies, SerialLink
 from device_drivers.transport import wire_time
 from provisioning.backoff import Backoff
 from provisioning.errors import DeviceError, DeviceTimeout, RemoteProtocolError, TransportError
@@ -56,9 +55,7 @@ class CardReader:
         self.counters = {"cards_read": 0, "communication_errors": 0, "nacks_sent": 0}
         self.firmware: tuple[int, int, int, int] | None = None
         self._decoder = pn532.Pn532Decoder()
-        self._cond = threading.Condition()
-        self._events: list[object] = []
-        self._req_lock = threading.Lock()
+        self.replies = Replies(self.counters, clock, sleep)  # PN532 frames and frame errors
         self.link = SerialLink(url, baudrate, self._on_data, on_reconnect=self._resync,
                                on_lost=self._on_lost, backoff=backoff, sleep=sleep, clock=clock)
         self.wake()
@@ -69,9 +66,7 @@ class CardReader:
     def _on_data(self, data: bytes) -> None:
         evs = self._decoder.feed(data)
         if evs:
-            with self._cond:
-                self._events += evs
-                self._cond.notify_all()
+            self.replies.put(*evs)
 
     def _on_lost(self, why: str) -> None:
         self._decoder = pn532.Pn532Decoder()
@@ -80,56 +75,49 @@ class CardReader:
         self.wake()
 
     # -- frames ----------------------------------------------------------------------------------
-    def _next_event(self, deadline: float) -> object | None:
-        with self._cond:
-            while not self._events:
-                left = deadline - self.clock()
-                if left <= 0:
-                    return None
-                self._cond.wait(min(left, 0.05))
-            return self._events.pop(0)
-
     def call(self, code: int, params: bytes = b"", *, timeout: float | None = None, preamble: bytes = b"") -> bytes:
         """Send a command, wait for ACK and the response; return the response data."""
         frame = preamble + pn532.command(code, params)
-        with self._req_lock:
-            with self._cond:
-                self._events.clear()
-            self.link.write(frame)
-            t_ack = self.clock() + self.ack_timeout + wire_time(len(frame) + 6, self.baudrate)
-            while True:
-                ev = self._next_event(t_ack)
-                if ev is None:
-                    self.counters["communication_errors"] += 1
-                    raise DeviceTimeout(f"PN532 on {self.url} did not acknowledge command {code:02X}; state unknown")
+
+        def take_ack(events: list) -> pn532.Ack | None:
+            while events:
+                ev = events.pop(0)
                 if isinstance(ev, pn532.Ack):
-                    break
+                    return ev
                 if isinstance(ev, pn532.Nack | pn532.ErrorFrame | pn532.FrameError):
                     self.counters["communication_errors"] += 1
                     raise RemoteProtocolError(f"PN532 did not accept command {code:02X} ({type(ev).__name__})")
-            deadline = self.clock() + (timeout or self.answer_timeout)
+            return None
+
+        def take_answer(events: list) -> pn532.Frame | pn532.FrameError | None:
+            while events:
+                ev = events.pop(0)
+                if isinstance(ev, pn532.Frame) and ev.tfi == pn532.PN532_TO_HOST:
+                    if ev.code == code + 1:
+                        return ev  # else a late answer to an earlier command that timed out
+                elif isinstance(ev, pn532.ErrorFrame):
+                    raise RemoteProtocolError(f"PN532 reported a syntax error for command {code:02X}")
+                elif isinstance(ev, pn532.FrameError):
+                    return ev
+            return None
+
+        with self.replies.lock:
+            self.replies.exchange(lambda: self.link.write(frame), take_ack,
+                                  self.ack_timeout + wire_time(len(frame) + 6, self.baudrate),
+                                  f"PN532 on {self.url} did not acknowledge command {code:02X}; state unknown")
             nacks = 0
             while True:
-                ev = self._next_event(deadline)
-                if ev is None:
-                    self.counters["communication_errors"] += 1
-                    raise DeviceTimeout(f"PN532 on {self.url} did not answer command {code:02X}; state unknown")
-                if isinstance(ev, pn532.Frame) and ev.tfi == pn532.PN532_TO_HOST:
-                    if ev.code != code + 1:
-                        continue  # a late answer to an earlier command that timed out
+                ev = self.replies.wait_for(take_answer, timeout or self.answer_timeout,
+                                           f"PN532 on {self.url} did not answer command {code:02X}; state unknown")
+                if isinstance(ev, pn532.Frame):
                     return ev.data
-                if isinstance(ev, pn532.ErrorFrame):
-                    raise RemoteProtocolError(f"PN532 reported a syntax error for command {code:02X}")
-                if isinstance(ev, pn532.FrameError):
-                    self.counters["communication_errors"] += 1
-                    if nacks >= 2:
-                        raise RemoteProtocolError(f"PN532 answer to {code:02X} damaged three times")
-                    nacks += 1
-                    self.counters["nacks_sent"] += 1
-                    with self._cond:
-                        self._events.clear()
-                    self.link.write(pn532.NACK)  # asks the PN532 to send its last answer again
-                    deadline = self.clock() + (timeout or self.answer_timeout)
+                self.counters["communication_errors"] += 1
+                if nacks >= 2:
+                    raise RemoteProtocolError(f"PN532 answer to {code:02X} damaged three times")
+                nacks += 1
+                self.counters["nacks_sent"] += 1
+                self.replies.clear()
+                self.link.write(pn532.NACK)  # asks the PN532 to send its last answer again
 
     # -- operations ------------------------------------------------------------------------------
     def wake(self) -> tuple[int, int, int, int]:

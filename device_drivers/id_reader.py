@@ -9,12 +9,11 @@ Call :meth:`IdCardReader.wipe` (or ``identity.wipe()``) at the end of the reside
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 from device_drivers import samv
-from device_drivers.serial_link import SerialLink
+from device_drivers.serial_link import Replies, SerialLink
 from device_drivers.transport import wire_time
 from provisioning.backoff import Backoff
 from provisioning.errors import DeviceTimeout, RemoteProtocolError, TransportError
@@ -46,11 +45,7 @@ class IdCardReader:
         self.card_timeout = card_timeout  # the card's RF exchange for 30 01 can take ~1 s on real readers
         self.counters = {"cards_read": 0, "communication_errors": 0, "read_failures": 0}
         self._decoder = samv.SamvDecoder()
-        self._cond = threading.Condition()
-        self._answers: list[samv.Response] = []
-        self._damaged = False
-        self._settle_until = 0.0
-        self._req_lock = threading.Lock()
+        self.replies = Replies(self.counters, clock, sleep)  # answers, and DecodeErrors for bad checksums
         self._last: samv.Identity | None = None
         self.link = SerialLink(url, baudrate, self._on_data, on_lost=self._on_lost, backoff=backoff,
                                sleep=sleep, clock=clock)
@@ -62,14 +57,12 @@ class IdCardReader:
     # -- frames ----------------------------------------------------------------------------------
     def _on_data(self, data: bytes) -> None:
         for ev in self._decoder.feed(data):
-            with self._cond:
-                if isinstance(ev, samv.Response):
-                    self._answers.append(ev)
-                else:
+            with self.replies.cond:
+                if not isinstance(ev, samv.Response):
                     self.counters["communication_errors"] += 1
-                    if ev.reason == "bad checksum":
-                        self._damaged = True
-                self._cond.notify_all()
+                    if ev.reason != "bad checksum":
+                        continue
+                self.replies.put(ev)
 
     def _on_lost(self, why: str) -> None:
         self._decoder = samv.SamvDecoder()  # a half frame from before the unplug is worthless
@@ -94,32 +87,26 @@ class IdCardReader:
         """Send one command and wait for its answer (DeviceTimeout if none)."""
         frame = samv.command(cmd)
         limit = (timeout or self.answer_timeout) + wire_time(len(frame), self.baudrate)
-        with self._req_lock:
-            settle = self._settle_until - self.clock()
-            if settle > 0:
-                self.sleep(settle)  # a late answer to the command that timed out lands first
-            with self._cond:
-                self._answers.clear()
-                self._damaged = False
-            self.link.write(frame)
-            deadline = self.clock() + limit
-            with self._cond:
-                while True:
-                    while self._answers and not self._plausible(cmd, self._answers[0]):
-                        self._answers.pop(0)
-                        self.counters["communication_errors"] += 1
-                    if self._answers:
-                        return self._answers.pop(0)
-                    if self._damaged:
-                        # The answer arrived damaged: no need to wait for a timeout to know.
-                        raise RemoteProtocolError(f"ID card reader on {self.url}: answer failed its checksum")
-                    left = deadline - self.clock()
-                    if left <= 0:
-                        self.counters["communication_errors"] += 1
-                        self._settle_until = self.clock() + min(limit, 0.5)
-                        raise DeviceTimeout(f"ID card reader on {self.url} did not answer command "
-                                            f"{cmd[0]:02X} {cmd[1]:02X}; state unknown")
-                    self._cond.wait(min(left, 0.05))
+
+        def take(items: list) -> samv.Response | None:
+            damaged = False
+            while items:
+                r = items.pop(0)
+                if not isinstance(r, samv.Response):
+                    damaged = True
+                elif self._plausible(cmd, r):
+                    return r
+                else:
+                    self.counters["communication_errors"] += 1
+            if damaged:
+                # The answer arrived damaged: no need to wait for a timeout to know.
+                raise RemoteProtocolError(f"ID card reader on {self.url}: answer failed its checksum")
+            return None
+
+        # The answer does not name its command, hence ``settle``.
+        return self.replies.exchange(lambda: self.link.write(frame), take, limit,
+                                     f"ID card reader on {self.url} did not answer command "
+                                     f"{cmd[0]:02X} {cmd[1]:02X}; state unknown", settle=min(limit, 0.5))
 
     # -- operations ------------------------------------------------------------------------------
     def sam_status(self) -> None:

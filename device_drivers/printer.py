@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from device_drivers import escpos, profiles
-from device_drivers.serial_link import SerialLink
+from device_drivers.serial_link import Replies, SerialLink
 from provisioning.backoff import Backoff
 from provisioning.errors import ConfigError, DeviceError, DeviceTimeout, LocalProtocolError, TransportError
 
@@ -175,6 +174,10 @@ def image_to_raster(image: Any, max_width: int) -> tuple[int, bytes]:
 _job_ids = itertools.count(1)
 
 
+def _first(replies: list[int]) -> int | None:
+    return replies.pop(0) if replies else None
+
+
 class ReceiptPrinter:
     def __init__(
         self,
@@ -194,12 +197,10 @@ class ReceiptPrinter:
         self.counters = {"cuts": 0, "lines_printed": 0, "jobs_completed": 0, "jobs_failed": 0,
                          "communication_errors": 0}
         self._reader = escpos.StatusReader()
-        self._cond = threading.Condition()
-        self._replies: list[int] = []
+        self.replies = Replies(self.counters, clock, sleep)  # DLE EOT status bytes
+        self._cond = self.replies.cond  # also guards the ASB state and XOFF
         self._asb: escpos.AsbStatus | None = None
         self._xoff = False
-        self._query_lock = threading.Lock()
-        self._settle_until = 0.0
         self.last_status = PrinterStatus(known=False)
         kwargs = {"rtscts": True} if self.profile.flow_control == "rtscts" else {}
         self.link = SerialLink(url, baudrate, self._on_data, on_reconnect=self._resync,
@@ -216,7 +217,7 @@ class ReceiptPrinter:
         for ev in self._reader.feed(data):
             with self._cond:
                 if isinstance(ev, escpos.StatusByte):
-                    self._replies.append(ev.value)
+                    self.replies.put(ev.value)
                 elif isinstance(ev, escpos.AsbStatus):
                     self._asb = ev
                     # The printer told us on its own: the status is current without polling.
@@ -228,13 +229,11 @@ class ReceiptPrinter:
                     self._xoff = not ev.xon
                 else:
                     self.counters["communication_errors"] += 1
-                self._cond.notify_all()
 
     def _on_lost(self, why: str) -> None:
         with self._cond:
             self.last_status = PrinterStatus(known=False)
             self._xoff = False
-            self._cond.notify_all()
 
     def _resync(self) -> None:
         """After a replug: the printer may have been power-cycled; enable ASB and re-read status."""
@@ -248,31 +247,18 @@ class ReceiptPrinter:
     # -- status ----------------------------------------------------------------------------------
     def status(self, n: int) -> int:
         """One real-time status byte (DLE EOT n); no answer means unknown, never fine."""
-        timeout = self.profile.status_timeout_s
-        with self._query_lock:
-            # Replies carry no sequence number: after a timeout, let a late reply land (and be
-            # dropped) before asking again, so it cannot be taken for the next answer.
-            settle = self._settle_until - self.clock()
-            if settle > 0:
-                self.sleep(settle)
-            with self._cond:
-                self._replies.clear()
+
+        def send() -> None:
             try:
                 self.link.wait_connected(0.0)
                 self.link.write(escpos.status_request(n))  # real time: sent even under XOFF
             except TransportError:
                 raise DeviceTimeout(f"printer on {self.url} is disconnected; state unknown") from None
-            deadline = self.clock() + timeout
-            with self._cond:
-                while not self._replies:
-                    left = deadline - self.clock()
-                    if left <= 0:
-                        self.counters["communication_errors"] += 1
-                        self._settle_until = self.clock() + timeout
-                        raise DeviceTimeout(f"printer on {self.url} did not answer a status request; "
-                                            "state unknown")
-                    self._cond.wait(min(left, 0.05))
-                return self._replies.pop(0)
+
+        timeout = self.profile.status_timeout_s
+        # Status bytes carry no sequence number, hence ``settle``.
+        return self.replies.exchange(send, _first, timeout, f"printer on {self.url} did not answer a status "
+                                     "request; state unknown", settle=timeout)
 
     def query_status(self) -> PrinterStatus:
         """Full status from DLE EOT 1..4; ``known=False`` if any part went unanswered."""

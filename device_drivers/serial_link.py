@@ -15,6 +15,7 @@ import select
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import serial
 
@@ -204,3 +205,66 @@ class SerialLink:
             self.on_reconnect()
         except Exception as exc:  # re-sync is best effort; the next operation retries
             log.warning("re-sync after reconnect failed", extra={"fields": {"url": self.url, "error": str(exc)}})
+
+
+class Replies:
+    """Answers the reader thread decoded, and the one request at a time that waits for them.
+
+    The reader thread ``put``s what its codec decoded; a request ``exchange``s: it sends, then
+    waits until its ``take(items)`` (called with ``cond`` held) finds the answer. A timeout counts
+    a communication error in ``counters`` and raises DeviceTimeout naming the request.
+    """
+
+    def __init__(self, counters: dict[str, int], clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        self.counters = counters
+        self.clock = clock
+        self.sleep = sleep
+        self.lock = threading.RLock()  # one request at a time; a driver may hold it over several exchanges
+        self.cond = threading.Condition()
+        self.items: list[Any] = []
+        self._settle_until = 0.0
+
+    def put(self, *items: Any) -> None:
+        with self.cond:
+            self.items += items
+            self.cond.notify_all()
+
+    def clear(self) -> None:
+        with self.cond:
+            self.items.clear()
+
+    def wait_for(self, take: Callable[[list[Any]], Any], limit: float, timeout_msg: str) -> Any:
+        """Wait up to ``limit`` s until ``take(items)`` returns an answer (not None). ``take`` may
+        drop items (late answers to an earlier request) and raise for an answer that says no."""
+        deadline = self.clock() + limit
+        with self.cond:
+            while True:
+                answer = take(self.items)
+                if answer is not None:
+                    return answer
+                left = deadline - self.clock()
+                if left <= 0:
+                    self.counters["communication_errors"] += 1
+                    raise DeviceTimeout(timeout_msg)
+                self.cond.wait(min(left, 0.05))
+
+    def exchange(self, send: Callable[[], None], take: Callable[[list[Any]], Any], limit: float,
+                 timeout_msg: str, *, settle: float | None = None) -> Any:
+        """Under ``lock``: drop what is left over, ``send()``, then :meth:`wait_for` the answer.
+
+        ``settle``: for answers that carry no sequence number. After a timeout, the next exchange
+        first waits ``settle`` s so that a late answer lands (and is dropped) before it asks again,
+        and cannot be taken for the next answer.
+        """
+        with self.lock:
+            left = self._settle_until - self.clock()
+            if left > 0:
+                self.sleep(left)
+            self.clear()
+            send()
+            try:
+                return self.wait_for(take, limit, timeout_msg)
+            except DeviceTimeout:
+                if settle is not None:
+                    self._settle_until = self.clock() + settle
+                raise
