@@ -241,7 +241,7 @@ async def not_found(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    from controller.web import enrol_tokens, queue
+    from controller.web import enrol_tokens, queue, resident_requests
 
     p = "/api/v1"
     return [
@@ -264,5 +264,6 @@ def routes() -> list[Route]:
         Route(f"{p}/reports", reports),
         *queue.api_routes(),  # sites/{site}/queue[/next]
         *enrol_tokens.api_routes(),  # enrolment-tokens
+        *resident_requests.api_routes(),  # requests, requests/{ref}/reveal, requests/{ref}/handled
         Route(p + "/{rest:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]

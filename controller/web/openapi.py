@@ -8,15 +8,17 @@ from starlette.responses import JSONResponse
 from controller.services.backend import COUNTER_PREFIX
 from controller.web.backend import COMMANDS, LAYERS
 from controller.web.fleetview import MAX_PAGE_SIZE, SORTS, STATUSES
+from controller.web.resident_requests import MAX_LIMIT, MAX_NOTE, URGENCIES
+from controller.web.resident_requests import STATUSES as REQUEST_STATUSES
 
 _ERR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
-def _op(summary: str, role: str, *, params=(), body=None, ok="OK", status="200") -> dict:
+def _op(summary: str, role: str, *, params=(), body=None, ok="OK", status="200", errors=()) -> dict:
     op = {"summary": summary, "description": f"Requires role **{role}** or higher.",
           "parameters": list(params),
           "responses": {status: {"description": ok, "content": {"application/json": {"schema": {"type": "object"}}}},
-                        "400": _ERR, "401": _ERR, "403": _ERR, "404": _ERR, "422": _ERR, "503": _ERR}}
+                        **dict.fromkeys(("400", "401", "403", "404", *errors, "422", "503"), _ERR)}}
     if body:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     return op
@@ -31,6 +33,7 @@ def _p(name: str, desc: str) -> dict:
 
 
 KIOSK = _p("kiosk_id", "kiosk id")
+REF = _p("ref", "the request's reference as the kiosk gave it to the resident (F + yymmdd + 4 characters)")
 SITE = _p("site", "site (community) id")
 IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
                "description": "same as request_id in the body"}
@@ -52,7 +55,8 @@ def spec() -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Kiosk fleet console API", "version": "1.0.0",
-                 "description": "Fleet registry, alarms, commands, config layers, audit and reports. "
+                 "description": "Fleet registry, alarms, commands, config layers, audit, reports, queue and "
+                                "residents' requests. "
                                 "Authenticate with `Authorization: Bearer kt_...` (create tokens with "
                                 "`kioskctl token create NAME --role viewer|operator|admin`). Errors are "
                                 "`{\"error\": \"...\"}` with a 4xx status."},
@@ -117,6 +121,23 @@ def spec() -> dict:
                                 "ttl": {"type": "number", "minimum": 1, "maximum": 604800,
                                         "description": "seconds until it expires (3600)"}}}),
                 "get": _op("Enrolment tokens: site, kiosk, expiry, used or not (never the token)", "admin")},
+            "/api/v1/requests": {"get": _op(
+                "Residents' requests (feedback registered at kiosks), urgent first, newest first; call-back "
+                "numbers masked (phone_state kept, none or expired); due_at and overdue against the reply "
+                "promised (1 working day urgent, 3 normal, Monday-Friday Asia/Shanghai)", "viewer", params=[
+                    _q("site", {"type": "string", "maxLength": 64}, "the kiosk's site in the registry"),
+                    _q("status", {"type": "string", "enum": list(REQUEST_STATUSES)}, "open (default), handled or all"),
+                    _q("urgency", {"type": "string", "enum": [*URGENCIES, "all"]}, "one urgency, or both"),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "how many (200)")])},
+            "/api/v1/requests/{ref}/reveal": {"post": _op(
+                "The full call-back number of a request; recorded in the audit trail (who, which request). "
+                "409 when the resident left none, 410 when the controller no longer keeps it "
+                "(phone_retention_days)", "operator", params=[REF], ok="ref and phone", errors=("409", "410"))},
+            "/api/v1/requests/{ref}/handled": {"post": _op(
+                "Mark a request handled, with an optional note; audited. Marking again changes nothing and "
+                "answers the first record with repeated: true", "operator", params=[REF],
+                ok="ref, status, handled_by, handled_at, note, repeated",
+                body={"type": "object", "properties": {"note": {"type": "string", "maxLength": MAX_NOTE}}})},
         },
     }
 

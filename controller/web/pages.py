@@ -173,7 +173,7 @@ async def audit_page(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    from controller.web import enrol_tokens, pages_accounts, pages_admin, queue
+    from controller.web import enrol_tokens, pages_accounts, pages_admin, queue, resident_requests
 
     return [
         Route("/", home),
@@ -189,5 +189,6 @@ def routes() -> list[Route]:
         *pages_admin.routes(),
         *pages_accounts.routes(),
         *queue.routes(),
+        *resident_requests.routes(),
         *enrol_tokens.routes(),
     ]

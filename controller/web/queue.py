@@ -2,17 +2,15 @@
 
 ``POST /api/v1/sites/{site}/queue/next`` (operator) and the button on ``/sites/{site}/queue``
 call :func:`controller.services.queue.call_next` on the controller database. The console writes
-the service backend's tables with short transactions of its own, as for notices. A request id
-(the form's hidden ``request_id``, the API's ``request_id`` or ``Idempotency-Key``) makes a
-repeated call return the same ticket instead of calling a second resident.
+the service backend's tables with short transactions of its own (:mod:`controller.web.servicedb`).
+A request id (the form's hidden ``request_id``, the API's ``request_id`` or ``Idempotency-Key``)
+makes a repeated call return the same ticket instead of calling a second resident.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -20,47 +18,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from controller.services import ensure_schema
 from controller.services import queue as svc_queue
-from controller.services.backend import COUNTER_PREFIX, ServiceError
-from controller.store import DB_NAME
-from controller.web import i18n
+from controller.services.backend import COUNTER_PREFIX
+from controller.web import i18n, servicedb
 from controller.web.auth import HTTPProblem, require
 
 log = logging.getLogger(__name__)
-STATUS = {"queue_empty": 409, "unknown_site": 404, "bad_request": 422}
-
-
-def _connect(data_dir: Path) -> sqlite3.Connection:
-    path = Path(data_dir) / DB_NAME
-    if not path.exists():
-        raise HTTPProblem(503, f"no controller database at {path}")
-    conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-    try:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name='kiosks'").fetchone() is None:
-            raise HTTPProblem(503, "the fleet registry has not been created yet (start kiosk-controller once)")
-        ensure_schema(conn)  # cheap when up to date; adds called_at to an older ticket table
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _run(data_dir: Path, fn, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    conn = _connect(data_dir)
-    try:
-        return fn(conn, *args, **kwargs)
-    except ServiceError as exc:
-        raise HTTPProblem(STATUS.get(exc.code, 422), str(exc)) from None
-    except sqlite3.OperationalError as exc:  # locked past busy_timeout, disk trouble
-        raise HTTPProblem(503, f"the service store cannot answer now: {exc}") from None
-    finally:
-        conn.close()
 
 
 def do_call_next(console, site: str, who, *, counter: str | None, request_ref: str | None) -> dict[str, Any]:
-    ticket = _run(console.data_dir, svc_queue.call_next, site, now=console.clock(), called_by=who.name,
-                  counter=counter, request_ref=request_ref)
+    ticket = servicedb.run(console.data_dir, svc_queue.call_next, site, now=console.clock(), called_by=who.name,
+                           counter=counter, request_ref=request_ref)
     audit_call(console.accounts, who.name, site, ticket)
     return ticket
 
@@ -103,8 +71,8 @@ async def api_queue(request: Request) -> Response:
 
     require(request, "viewer")
     console = request.app.state.console
-    return ok(await run_in_threadpool(_run, console.data_dir, svc_queue.site_queue, request.path_params["site"],
-                                      now=console.clock()))
+    return ok(await run_in_threadpool(servicedb.run, console.data_dir, svc_queue.site_queue,
+                                      request.path_params["site"], now=console.clock()))
 
 
 async def queue_page(request: Request) -> Response:
@@ -119,7 +87,7 @@ async def _show(request: Request, who, *, message: str = "", error: str = "", st
     console = request.app.state.console
     site = request.path_params["site"]
     try:
-        q = await run_in_threadpool(_run, console.data_dir, svc_queue.site_queue, site, now=console.clock())
+        q = await run_in_threadpool(servicedb.run, console.data_dir, svc_queue.site_queue, site, now=console.clock())
     except HTTPProblem as exc:
         q, error, status = None, error or exc.message, status if error else exc.status
     return render(request, "queue.html", {
