@@ -30,6 +30,7 @@ SLOT_DAYS = 3
 CERT_KINDS = ("residence", "household")
 GROUPS = ("all", "elderly", "youth", "children", "women")
 FEEDBACK_CATEGORIES = ("environment", "safety", "facilities", "other")
+REPLY_DAYS = {"normal": 3, "urgent": 1}  # working days promised to a resident, by urgency (kiosk and console)
 MAX_VOLUNTEER_HOURS = 12.0  # a forgotten check-out does not credit days
 # mask_id_number's shape for the numbers a kiosk reads (15 to 18 characters: resident ID cards,
 # permits, foreigners' permanent residence cards): first 4 and last 4 kept, the rest stars.
@@ -225,7 +226,7 @@ def notices_list(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float
 
 def feedback_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
     category = _arg(args, "category", FEEDBACK_CATEGORIES)
-    urgency = _arg(args, "urgency", ("normal", "urgent"))
+    urgency = _arg(args, "urgency", tuple(REPLY_DAYS))
     phone = args.get("phone", "")
     if not isinstance(phone, str) or (phone and not PHONE.fullmatch(phone)):
         raise ServiceError("bad_request", "phone must be an 11-digit mobile or a 7-8 digit landline number")
@@ -233,7 +234,7 @@ def feedback_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: fl
     # The number is the resident's own request for a call back: stored for the staff, never logged.
     conn.execute("INSERT INTO svc_feedback (ref, kiosk_id, category, urgency, created, phone) VALUES (?,?,?,?,?,?)",
                  (ref, kiosk_id, category, urgency, now, phone))
-    return {"ref": ref, "reply_days": 1 if urgency == "urgent" else 3, "call_back": bool(phone)}
+    return {"ref": ref, "reply_days": REPLY_DAYS[urgency], "call_back": bool(phone)}
 
 
 def rating_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:

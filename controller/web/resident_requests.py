@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from controller.services.backend import TZ, ServiceError
+from controller.services.backend import REPLY_DAYS, TZ, ServiceError
 from controller.web import i18n, servicedb
 from controller.web.auth import HTTPProblem, require
 from provisioning.logs import mask_phone
@@ -39,7 +39,6 @@ HANDLING_TABLE = """CREATE TABLE IF NOT EXISTS console_request_handling (
 STATUSES = ("open", "handled", "all")
 URGENCIES = ("urgent", "normal")
 # What the kiosk promises (controller.services.backend.feedback_submit answers reply_days).
-REPLY_DAYS = {"urgent": 1, "normal": 3}
 MAX_NOTE = 200
 DEFAULT_LIMIT, MAX_LIMIT = 200, 1000
 MAX_REF = 40
