@@ -37,6 +37,8 @@ class SerialLink:
         *,
         on_reconnect: Callable[[], None] | None = None,
         on_lost: Callable[[str], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
+        tick_s: float = 0.05,
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -48,6 +50,10 @@ class SerialLink:
         self.on_data = on_data
         self.on_reconnect = on_reconnect
         self.on_lost = on_lost
+        # Housekeeping (a protocol's retries) on the reader thread: after every read, which waits
+        # at most tick_s for data, and every 20 ms while reconnecting.
+        self.on_tick = on_tick
+        self.tick_s = tick_s
         # Its own generator: reader threads never touch the global ``random`` state.
         self.backoff = backoff or Backoff(base=0.05, cap=2.0, rand=random.Random().random)
         self.sleep = sleep
@@ -152,6 +158,14 @@ class SerialLink:
                     self.on_data(data)
                 except Exception:
                     log.exception("codec callback failed", extra={"fields": {"url": self.url}})
+            self._tick()
+
+    def _tick(self) -> None:
+        if self.on_tick:
+            try:
+                self.on_tick()
+            except Exception:
+                log.exception("tick callback failed", extra={"fields": {"url": self.url}})
 
     def _read_some(self) -> bytes:
         """Whatever has arrived, as soon as it arrives (or b"" after a short idle wait)."""
@@ -160,7 +174,7 @@ class SerialLink:
             # A local device file (posix): select + os.read costs half of pyserial's read() per
             # wake-up, which matters at full line rate. The port was still opened through
             # serial_for_url, with its settings; only the read path is shorter.
-            ready, _, _ = select.select([fd], [], [], 0.05)
+            ready, _, _ = select.select([fd], [], [], self.tick_s)
             if not ready:
                 return b""
             data = os.read(fd, 4096)
@@ -185,6 +199,7 @@ class SerialLink:
             delay = self.backoff.next_delay()
             end = self.clock() + delay
             while not self._closing.is_set() and self.clock() < end:
+                self._tick()
                 self.sleep(min(0.02, max(0.0, end - self.clock())))
             try:
                 self.port = open_port(self.url, self.baudrate, timeout=0.02, **self.port_kwargs)

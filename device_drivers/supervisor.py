@@ -1,12 +1,11 @@
 """Driver for the kiosk's supervisor board (MicroPython, USB serial), see docs/firmware.md.
 
 Speaks the board's link protocol through the same codec the firmware runs (firmware.link), over
-a port opened by the transport seam (``open_port`` -> ``serial_for_url``); one reader thread
-pumps the codec, drives the link's retries and reconnects with capped jittered backoff after an
-unplug. It reads ``in_waiting or 1`` bytes rather than a fixed block, because a block read waits
-out the whole port timeout and would add that to every round trip. Commands block until the board replies (retried by the
-link) and raise the project's exceptions; events (door, tamper, presence, temperature, sensor,
-watchdog actions, relay switches, boot with reset cause) arrive on ``events`` and ``on_event``.
+a :class:`~device_drivers.serial_link.SerialLink` like every other driver: its one reader thread
+pumps the codec, drives the link's retries (``on_tick``) and reconnects with capped jittered
+backoff after an unplug. Commands block until the board replies (retried by the link) and raise
+the project's exceptions; events (door, tamper, presence, temperature, sensor, watchdog actions,
+relay switches, boot with reset cause) arrive on ``events`` and ``on_event``.
 
 It speaks link protocol 2 and also protocol 1, which boards still on firmware 1.1.0 speak: the
 link finds out which one the board answers (docs/firmware.md, "Protocol versions"), so such a
@@ -29,7 +28,7 @@ from typing import Any
 
 import serial
 
-from device_drivers.transport import open_port
+from device_drivers.serial_link import SerialLink
 from firmware import link as L
 from provisioning.backoff import Backoff
 from provisioning.errors import (
@@ -121,26 +120,31 @@ class SupervisorDriver:
         self.events: queue.Queue[SupervisorEvent] = queue.Queue(maxsize=1000)
         self.clock = clock
         self._lock = threading.RLock()
-        self._link = L.Link(seq0=seq0 if seq0 is not None else int(clock() * 1000) % 255 + 1,
-                            retry_ms=retry_ms, tries=tries, versions=L.V1 | L.V2)
+        self._proto = L.Link(seq0=seq0 if seq0 is not None else int(clock() * 1000) % 255 + 1,
+                             retry_ms=retry_ms, tries=tries, versions=L.V1 | L.V2)
         self._waiters: dict[int, _Waiter] = {}
         self._errors_seen = 0
-        self._closed = threading.Event()
         self._hb_thread: threading.Thread | None = None
         self._hb_stop = threading.Event()
         self.baudrate = baudrate
         self.backoff = backoff or Backoff(base=0.1, cap=5.0)
-        self.reconnects = 0
-        self._wlock = threading.Lock()
-        self._connected = threading.Event()
-        self._port: serial.SerialBase = open_port(url, baudrate, timeout=0.02)
-        self._connected.set()
-        self._thread = threading.Thread(target=self._run, name=f"supervisor:{url}", daemon=True)
-        self._thread.start()
+        # Frames are small and stop-and-wait: no pacing, and the link polled every 20 ms.
+        self.link = SerialLink(url, baudrate, self._on_data, on_reconnect=self._on_reconnect,
+                               on_lost=self._on_lost, on_tick=self._service, tick_s=0.02,
+                               backoff=self.backoff, clock=clock, pace=False)
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self.link.connected
+
+    @property
+    def reconnects(self) -> int:
+        return self.link.reconnects
+
+    @property
+    def _port(self) -> serial.SerialBase:
+        """The pyserial port of the moment (benchmarks/firmware_bench.py counts what is written)."""
+        return self.link.port
 
     # -- commands ------------------------------------------------------------------------------
     def hello(self, timeout: float | None = None) -> HelloInfo:
@@ -265,13 +269,7 @@ class SupervisorDriver:
 
     def close(self) -> None:
         self.stop_heartbeat()
-        self._closed.set()
-        self._thread.join(timeout=2.0)
-        try:
-            self._port.close()
-        except (OSError, serial.SerialException):
-            pass
-        self._connected.clear()
+        self.link.close()
         with self._lock:
             for w in self._waiters.values():
                 w.error = TransportError(f"{self.url}: driver closed")
@@ -288,27 +286,27 @@ class SupervisorDriver:
     def link_errors(self) -> dict[str, int]:
         """Frames dropped as corrupt, by reason (crc, cobs, short, length, version, overflow)."""
         with self._lock:
-            return dict(self._link.decoder.errors)
+            return dict(self._proto.decoder.errors)
 
     # -- internals -----------------------------------------------------------------------------
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
     def _request(self, mtype: int, body: dict[str, Any] | None, command: str, timeout: float | None) -> dict:
-        if not self._connected.is_set():
+        if not self.link.connected:
             # Refuse rather than queue: a relay pulse sent minutes later, after a replug, would
             # surprise whoever asked for it.
             raise TransportError(f"{self.url}: supervisor port not connected (reconnecting in the background)")
         waiter = _Waiter(command)
         with self._lock:
             try:
-                seq = self._link.send(mtype, body)
+                seq = self._proto.send(mtype, body)
             except L.LinkError as exc:
                 raise LocalProtocolError(f"{command}: {exc}") from None
             self._waiters[seq] = waiter
-            out = self._link.poll(self._now_ms())
+            out = self._proto.poll(self._now_ms())
         self._write(out)
-        limit = timeout if timeout is not None else self._link.retry_ms * (self._link.tries + 1) / 1000 + 0.5
+        limit = timeout if timeout is not None else self._proto.retry_ms * (self._proto.tries + 1) / 1000 + 0.5
         if not waiter.done.wait(limit):
             with self._lock:
                 self._waiters.pop(seq, None)
@@ -323,34 +321,32 @@ class SupervisorDriver:
     def _write(self, data: bytes) -> None:
         # While the port is away the link keeps the frame and retries once it is back; a request
         # times out (DeviceTimeout) if it stays away.
-        if not data or not self._connected.is_set():
-            return
-        with self._wlock:
+        if data:
             try:
-                self._port.write(data)
-            except (OSError, serial.SerialException) as exc:
-                self._lost(f"write failed: {exc}")
+                self.link.write(data)
+            except TransportError:
+                pass
 
-    def _lost(self, why: str) -> None:
-        if self._connected.is_set():
-            self._connected.clear()
-            log.warning("supervisor port lost", extra={"fields": {"url": self.url, "why": why}})
+    def _on_lost(self, why: str) -> None:
+        # Another board, or the same one reflashed, may be behind the port when it comes back.
+        with self._lock:
+            self._proto.peer = 0
 
     def _on_data(self, data: bytes) -> None:
         events = []
         with self._lock:
             now = self._now_ms()
-            for frame in self._link.receive(data, now):
+            for frame in self._proto.receive(data, now):
                 if frame.mtype == L.EVENT:
-                    self._link.respond(frame)
+                    self._proto.respond(frame)
                     events.append(frame)
                 elif frame.mtype & L.REPLY:
                     self._reply(frame)
-            out = self._link.poll(now)
-            errors = self._link.decoder.error_count()
+            out = self._proto.poll(now)
+            errors = self._proto.decoder.error_count()
             if errors != self._errors_seen:
                 log.warning("corrupt frames from supervisor", extra={"fields": {
-                    "url": self.url, "errors": dict(self._link.decoder.errors)}})
+                    "url": self.url, "errors": dict(self._proto.decoder.errors)}})
                 self._errors_seen = errors
         self._write(out)
         for frame in events:
@@ -386,64 +382,21 @@ class SupervisorDriver:
             except Exception:  # a consumer bug must not stop the reader thread
                 log.exception("supervisor on_event callback failed")
 
-    def _run(self) -> None:
-        while not self._closed.is_set():
-            if not self._connected.is_set():
-                self._reconnect()
-                continue
-            port = self._port
-            try:
-                data = port.read(getattr(port, "in_waiting", 0) or 1)
-            except (OSError, serial.SerialException, TypeError, AttributeError) as exc:
-                # pyserial raises TypeError/AttributeError when the fd vanishes under it.
-                self._lost(f"read failed: {exc}")
-                continue
-            if data:
-                try:
-                    self._on_data(data)
-                except Exception:  # a codec or callback bug must not kill the reader
-                    log.exception("supervisor codec callback failed")
-            self._service()
-
-    def _reconnect(self) -> None:
-        try:
-            self._port.close()
-        except (OSError, serial.SerialException):
-            pass
-        while not self._closed.is_set():
-            end = self.clock() + self.backoff.next_delay()
-            while not self._closed.is_set() and self.clock() < end:
-                self._service()
-                time.sleep(min(0.02, max(0.0, end - self.clock())))
-            try:
-                self._port = open_port(self.url, self.baudrate, timeout=0.02)
-            except TransportError:
-                continue
-            self.backoff.reset()
-            self.reconnects += 1
-            with self._lock:
-                self._link.peer = 0  # another board, or the same one reflashed, may be behind the port
-            self._connected.set()
-            log.info("supervisor port reconnected", extra={"fields": {"url": self.url, "reconnects": self.reconnects}})
-            # The handshake waits for replies this thread reads, so it runs on its own thread.
-            threading.Thread(target=self._on_reconnect, daemon=True).start()
-            return
-
     def _service(self) -> None:
         """Link housekeeping: retries due now, and requests whose tries ran out."""
         with self._lock:
             now = self._now_ms()
-            out = self._link.poll(now)
-            failed, self._link.failed = self._link.failed, []
+            out = self._proto.poll(now)
+            failed, self._proto.failed = self._proto.failed, []
             if failed:
                 # Not one try got through: the board may have been swapped or reflashed meanwhile,
                 # so find out its protocol version again.
-                self._link.peer = 0
+                self._proto.peer = 0
             for seq, _mtype in failed:
                 waiter = self._waiters.pop(seq, None)
                 if waiter is not None:
                     waiter.error = DeviceTimeout(
-                        f"supervisor did not acknowledge {waiter.command} after {self._link.tries} tries")
+                        f"supervisor did not acknowledge {waiter.command} after {self._proto.tries} tries")
                     waiter.done.set()
         self._write(out)
 
