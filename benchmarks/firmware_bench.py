@@ -6,11 +6,17 @@
    processes host frames (heartbeat, status, hello, relay, beacon, event acks);
    ``gc.mem_alloc()`` after ``gc.collect()`` is read after boot, after N and after 2N frames.
    Budget: at most 32 KB after boot + 1,000 frames, no growth from frame 1,000 to 2,000.
-2. Bundle: ``firmware.build`` output (mpy-cross .mpy + main.py). Budget: at most 64 KB.
-3. Round trip: the supervisor driver sends a request to ``python -m hardware_sim supervisor``
+2. Heap during a file transfer: the board takes the largest bundle file as
+   ``kiosk-provision flash-firmware`` sends it (file_info, 256-byte file_write chunks,
+   file_commit, file_info), 64 bytes per loop pass, with its files on the MicroPython
+   filesystem. Reported: the peak, an upper bound (heap at rest before a command plus every byte
+   allocated while the board handles it, garbage included: this port cannot collect inside a
+   call); the heap at rest between commands. Budget: the same 32 KB.
+3. Bundle: ``firmware.build`` output (mpy-cross .mpy + main.py). Budget: at most 64 KB.
+4. Round trip: the supervisor driver sends a request to ``python -m hardware_sim supervisor``
    (the real firmware core) over a pseudo-terminal and waits for the reply. The wire time is
    what request + reply take on an 8N1 line at 115200 baud. Budget: round trip <= 1.2 x wire time.
-4. Flash over the link: ``provisioning.flash.flash_over_link`` copies the whole bundle to a fresh
+5. Flash over the link: ``provisioning.flash.flash_over_link`` copies the whole bundle to a fresh
    simulator (file_info, file_write chunks, file_commit, verify, reset, hello), then runs again
    (nothing to copy). Reported: seconds and the bytes on the wire for the first run, compared
    with the wire time at 115200 baud. Budget: a full flash within 1.5 x the wire time of its bytes.
@@ -19,6 +25,8 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import statistics
@@ -46,7 +54,7 @@ RUNNER_JS = r"""
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
-const [phasesFile, root, heap] = process.argv.slice(2);
+const [phasesFile, root, heap, data] = process.argv.slice(2);
 const require = createRequire(import.meta.url);
 const pkg = require.resolve("@micropython/micropython-webassembly-pyscript/micropython.mjs",
   { paths: [process.env.MICROPYTHON_NODE_PATH] });
@@ -63,6 +71,8 @@ function copyTree(src, dst) {
   }
 }
 copyTree(root, "/firmware");
+// Data the harness reads from the filesystem (Emscripten's, outside the MicroPython heap).
+if (data) for (const name of fs.readdirSync(data)) mp.FS.writeFile("/" + name, fs.readFileSync(path.join(data, name)));
 mp.runPython("import sys\nsys.path.insert(0, '/')\n");
 for (const code of JSON.parse(fs.readFileSync(phasesFile, "utf8"))) mp.runPython(code);
 """
@@ -151,21 +161,137 @@ def mark():
     "print('MARK faults', sup.faults)\nprint('MARK gave_up', sup.link.gave_up)\n",
 ]
 
+# Heap during a file transfer: the board (with hal.files on the MicroPython filesystem, as on
+# the RP2040, so the file being written is not in the heap) receives the frames that
+# SupervisorDriver.put_file sends for the largest bundle file, 64 bytes per loop pass like
+# main.py. The frames come from /frames.bin (built on CPython by the host's own encoder) and are
+# read into one fixed buffer in a phase of their own. Each command's phase starts with the heap
+# collected (START: the board at rest plus the harness); nothing is collected inside it, so its
+# END counts every byte the board allocated for that command, garbage included: an upper bound
+# of the peak, which the board's GC can only lower.
+TRANSFER_SETUP = [
+    """
+import gc
+import sys
+import ubinascii
+import uos
 
-def heap_budget(frames: int) -> dict:
-    """Runs the board's bundle (.mpy, as flashed) plus hal/host compiled the same way."""
+# This port freezes pure-Python binascii and os wrappers over its C modules; the RP2040 has
+# only the C ones. Without this, base64 in pure Python would be measured (200 KB per chunk).
+sys.modules["binascii"] = ubinascii
+sys.modules["os"] = uos
+os = uos
+from firmware import link as L
+from firmware.core.supervisor import Supervisor
+from firmware.hal.fs import DirFs
+from firmware.hal.host import HostHal, SimPin
+
+os.mkdir("/flash")
+hal = HostHal(lambda: 0, files=DirFs("/flash"))
+for name in hal.relays:
+    hal.relays[name] = SimPin(1)
+sup = Supervisor(hal, 0)
+for t in range(0, 200, 5):
+    sup.tick(t)
+gc.collect()
+""",
+    "print('MARK boot', gc.mem_alloc())\n",
+]
+TRANSFER_HARNESS = """
+INDEX = INDEX_JSON
+N = len(INDEX)
+FRAME = bytearray(L.MAX_ENCODED + 2)
+MV = memoryview(FRAME)
+OUTS = [None] * 16
+START = [0] * N
+END = [0] * N
+DRY = [0]
+ST = [-1, 200, 0, 0]  # command index (-1: harness mark only), time, frame length, bad replies
+dec = L.FrameDecoder()
+
+def prep():
+    off, n, mtype, want = INDEX[ST[0]]
+    with open("/frames.bin", "rb") as f:
+        f.seek(off)
+        f.readinto(MV[:n])
+    ST[2] = n
+    gc.collect()  # this port collects when the next phase starts, if asked to
+
+def measure():
+    k = ST[0]
+    m0 = gc.mem_alloc()
+    if k < 0:
+        DRY[0] = m0
+        ST[0] = 0
+        return
+    t = ST[1]
+    n = ST[2]
+    i = 0
+    o = 0
+    passes = 0
+    while i < n or passes < 4:
+        if i < n:
+            j = i + 64
+            if j > n:
+                j = n
+            sup.receive(MV[i:j], t)
+            i = j
+        else:
+            passes += 1
+        out = sup.tick(t)
+        if out:
+            OUTS[o] = out
+            o += 1
+        t += 5
+    ST[1] = t
+    START[k] = m0
+    END[k] = gc.mem_alloc()
+
+def check():
+    k = ST[0]
+    off, n, mtype, want = INDEX[k]
+    got = None
+    for i in range(len(OUTS)):
+        out = OUTS[i]
+        OUTS[i] = None
+        if out is None:
+            continue
+        for f in dec.feed(out):
+            if f.mtype == mtype | L.REPLY and f.ack == k + 1:
+                got = f.body()
+            elif f.mtype == L.EVENT:
+                sup.receive(L.encode_frame(0, f.seq, L.ACK), ST[1])
+    if got is None or "err" in got or (want >= 0 and got.get("size") != want):
+        ST[3] += 1
+        print("BAD", k, got)
+    ST[0] = k + 1
+
+gc.collect()
+"""
+TRANSFER_REPORT = ("print('MARK dry', DRY[0])\nprint('MARK bad', ST[3])\n"
+                   "for k in range(N):\n    print('MARK s' + str(k), START[k])\n    print('MARK e' + str(k), END[k])\n")
+
+
+def run_phases(phases: list[str], data: dict[str, bytes] | None = None) -> dict[str, int]:
+    """Run ``phases`` under MicroPython on the bundle as flashed (.mpy), plus hal/host compiled the
+    same way; ``data`` files go to the MicroPython filesystem's root. Returns the MARK lines."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "root"
         build.build(str(root))
         build.compile_one(str(REPO / "firmware/hal/host.py"), str(root / "firmware/hal/host.mpy"), "firmware/hal/host.py")
         runner = Path(tmp) / "phases.mjs"
         runner.write_text(RUNNER_JS)
-        phases = Path(tmp) / "phases.json"
-        args = {"frames": frames, "tenth": frames // 10}
-        phases.write_text(json.dumps([p % args if "%(" in p else p for p in HEAP_PHASES]))
+        phases_file = Path(tmp) / "phases.json"
+        phases_file.write_text(json.dumps(phases))
+        argv = ["node", str(runner), str(phases_file), str(root / "firmware"), str(256 * 1024)]
+        if data:
+            folder = Path(tmp) / "data"
+            folder.mkdir()
+            for name, content in data.items():
+                (folder / name).write_bytes(content)
+            argv.append(str(folder))
         env = dict(os.environ, MICROPYTHON_NODE_PATH=str(NODE_PATH))
-        res = subprocess.run(["node", str(runner), str(phases), str(root / "firmware"), str(256 * 1024)],
-                             capture_output=True, text=True, env=env, timeout=300)
+        res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     if res.returncode != 0:
         raise RuntimeError(f"MicroPython heap run failed: {res.stderr}")
     marks = {}
@@ -173,6 +299,13 @@ def heap_budget(frames: int) -> dict:
         if line.startswith("MARK "):
             _, key, value = line.split()
             marks[key] = int(value)
+    return marks
+
+
+def heap_budget(frames: int) -> dict:
+    """The board's heap after boot and while it processes ``frames`` host frames (HEAP_PHASES)."""
+    args = {"frames": frames, "tenth": frames // 10}
+    marks = run_phases([p % args if "%(" in p else p for p in HEAP_PHASES])
     harness = marks["harness"] - marks["boot"]
     series = [marks["n"]] + [marks[f"m{i}"] for i in range(10)]
     return {
@@ -188,6 +321,70 @@ def heap_budget(frames: int) -> dict:
         "core_faults": marks["faults"],
         "events_given_up": marks["gave_up"],
         "budget": 32 * 1024,
+    }
+
+
+def transfer_frames(name: str, data: bytes) -> tuple[bytes, list[list[int]], list[str]]:
+    """The frames flash-firmware sends to copy one file (file_info, file_write chunks, file_commit,
+    file_info), built like SupervisorDriver.put_file; with their [offset, length, type, size
+    expected in the reply (-1: none)] in the concatenation, and each command's name."""
+    frames = bytearray()
+    index: list[list[int]] = []
+    kinds: list[str] = []
+
+    def add(mtype: int, body: dict, want: int, kind: str) -> None:
+        seq = len(index) + 1  # the first frame of a fresh link carries SYN
+        f = L.encode_frame(seq, 0, mtype, L.encode_body(body), L.FLAG_SYN if seq == 1 else 0)
+        index.append([len(frames), len(f), mtype, want])
+        kinds.append(kind)
+        frames.extend(f)
+
+    add(L.FILE_INFO, {"path": name}, -1, "file_info")
+    for off in range(0, len(data), L.FILE_CHUNK):
+        chunk = data[off:off + L.FILE_CHUNK]
+        add(L.FILE_WRITE, {"path": name, "off": off, "data": base64.b64encode(chunk).decode()}, off + len(chunk),
+            "file_write")
+    add(L.FILE_COMMIT, {"path": name, "sha256": hashlib.sha256(data).hexdigest()}, len(data), "file_commit")
+    add(L.FILE_INFO, {"path": name}, len(data), "file_info")
+    if len(index) > 254:
+        raise ValueError(f"{name} needs {len(index)} frames; the benchmark numbers them 1..254")
+    return bytes(frames), index, kinds
+
+
+def transfer_heap() -> dict:
+    """Peak heap (upper bound) while the board takes the largest bundle file over the link."""
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = build.build(tmp)
+        name = max(sorted(manifest["files"]), key=lambda n: manifest["files"][n]["size"])
+        data = (Path(tmp) / name).read_bytes()
+    frames, index, kinds = transfer_frames(name, data)
+    phases = TRANSFER_SETUP + [TRANSFER_HARNESS.replace("INDEX_JSON", json.dumps(index)), "measure()\n"]
+    phases += ["prep()\n", "measure()\n", "check()\n"] * len(index) + [TRANSFER_REPORT]
+    marks = run_phases(phases, {"frames.bin": frames})
+    if marks["bad"]:
+        raise RuntimeError(f"{marks['bad']} commands of the transfer were refused or lost (see BAD lines)")
+    harness = marks["dry"] - marks["boot"]
+    rest = [marks[f"s{k}"] - harness for k in range(len(index))]
+    peak = [marks[f"e{k}"] - harness for k in range(len(index))]
+    worst = max(range(len(index)), key=lambda k: peak[k])
+    per_kind: dict[str, dict[str, int]] = {}
+    for k, kind in enumerate(kinds):
+        entry = per_kind.setdefault(kind, {"peak": 0, "allocated": 0})
+        entry["peak"] = max(entry["peak"], peak[k])
+        entry["allocated"] = max(entry["allocated"], peak[k] - rest[k])
+    budget = 32 * 1024
+    return {
+        "file": name,
+        "size": len(data),
+        "frames": len(index),
+        "after_boot": marks["boot"],
+        "harness": harness,
+        "at_rest_max": max(rest),
+        "peak": peak[worst],
+        "peak_command": kinds[worst],
+        "per_command": per_kind,
+        "budget": budget,
+        "over_budget_by": max(0, peak[worst] - budget),
     }
 
 
@@ -278,8 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = ap.parse_args(argv)
-    figures = {"heap": heap_budget(args.frames), "bundle": bundle_budget(), "round_trip": round_trip(args.rounds),
-               "flash_link": flash_link()}
+    figures = {"heap": heap_budget(args.frames), "transfer_heap": transfer_heap(), "bundle": bundle_budget(),
+               "round_trip": round_trip(args.rounds), "flash_link": flash_link()}
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
@@ -287,6 +484,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"heap (MicroPython 1.27 wasm): after boot {h['after_boot']} B; after boot + {args.frames} frames "
           f"{h['after_n_frames']} B (budget {h['budget']} B; harness {h['harness']} B not counted); "
           f"growth {args.frames}->{2 * args.frames}: {h['growth_n_to_2n']} B (band of 11 marks: {h['band_n_to_2n']} B)")
+    t = figures["transfer_heap"]
+    verdict = (f"OVER the budget by {t['over_budget_by']} B" if t["over_budget_by"] else "within the budget")
+    print(f"heap during a file transfer ({t['file']}, {t['size']} B, {t['frames']} frames): peak at most "
+          f"{t['peak']} B in a {t['peak_command']} (budget {t['budget']} B: {verdict}); at rest between "
+          f"commands at most {t['at_rest_max']} B; after boot {t['after_boot']} B (HAL files on the filesystem); "
+          "most allocated by one command: " + ", ".join(f"{k} {v['allocated']} B" for k, v in t["per_command"].items()))
     print(f"bundle: {b['total_size']} B in {b['files']} files (budget {b['budget']} B)")
     for name, r in figures["round_trip"].items():
         print(f"round trip {name}: wire {r['wire_ms']} ms, median {r['median_ms']} ms ({r['median_ratio']} x), "

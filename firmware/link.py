@@ -76,47 +76,61 @@ def crc16(data, crc: int = 0xFFFF) -> int:
     return crc
 
 
-def cobs_encode(data) -> bytes:
-    """Consistent Overhead Byte Stuffing: the result contains no 0x00 byte."""
-    out = bytearray()
-    code_at = 0
-    out.append(0)
+def cobs_encode(data, pad: int = 0) -> bytes:
+    """Consistent Overhead Byte Stuffing: the result contains no 0x00 byte, apart from ``pad``
+    delimiter bytes on either side. Written into one buffer of the longest encoding."""
+    n = len(data)
+    out = bytearray(n + n // 254 + 1 + 2 * pad)  # zero-filled: the delimiters are there already
+    code_at = pad
+    j = pad + 1
     code = 1
     for byte in data:
         if byte == 0:
             out[code_at] = code
-            code_at = len(out)
-            out.append(0)
+            code_at = j
+            j += 1
             code = 1
         else:
-            out.append(byte)
+            out[j] = byte
+            j += 1
             code += 1
             if code == 0xFF:
                 out[code_at] = code
-                code_at = len(out)
-                out.append(0)
+                code_at = j
+                j += 1
                 code = 1
     out[code_at] = code
-    return bytes(out)
+    return bytes(memoryview(out)[:j + pad])
 
 
-def cobs_decode(data) -> bytes:
-    """Inverse of cobs_encode; raises LinkError("cobs") on a malformed block."""
-    out = bytearray()
+def cobs_unstuff(buf, n: int) -> int:
+    """Decode COBS in place: ``buf[:n]`` (a bytearray) becomes the decoded bytes, whose length is
+    returned. LinkError("cobs") on a malformed block. In place because the board's heap is
+    small: the decoded frame is never longer than its encoding, so no second buffer is needed."""
     i = 0
-    n = len(data)
+    j = 0
     while i < n:
-        code = data[i]
+        code = buf[i]
         if code == 0:
             raise LinkError("cobs", "zero byte inside frame")
         end = i + code
         if end > n:
             raise LinkError("cobs", "block runs past the end")
-        out.extend(data[i + 1:end])
-        i = end
+        i += 1
+        while i < end:  # byte by byte: the regions overlap, and a slice would copy
+            buf[j] = buf[i]
+            i += 1
+            j += 1
         if code != 0xFF and i < n:
-            out.append(0)
-    return bytes(out)
+            buf[j] = 0
+            j += 1
+    return j
+
+
+def cobs_decode(data) -> bytes:
+    """Inverse of cobs_encode; raises LinkError("cobs") on a malformed block."""
+    buf = bytearray(data)
+    return bytes(buf[:cobs_unstuff(buf, len(buf))])
 
 
 class Frame:
@@ -177,17 +191,20 @@ def encode_frame(seq: int, ack: int, mtype: int, payload: bytes = b"", flags: in
     raw[-1] = crc & 0xFF
     # The leading delimiter ends any half frame the peer still holds, so one cut frame costs
     # one frame, not two.
-    return b"\x00" + cobs_encode(raw) + b"\x00"
+    return cobs_encode(raw, 1)
 
 
-def decode_frame(encoded, versions: int = V2) -> Frame:
+def decode_frame(raw, versions: int = V2, n: int = -1) -> Frame:
     """Decode the bytes between two delimiters; raises LinkError on any fault.
 
     ``versions``: the protocol versions accepted (V1, V2 or both); a frame of another version
-    that is otherwise sound is a ``version`` fault.
+    that is otherwise sound is a ``version`` fault. With ``n``, ``raw`` is a bytearray whose
+    first n bytes are decoded in place (the board's receive buffer: no copy of the frame).
     """
-    raw = cobs_decode(encoded)
-    n = len(raw)
+    if n < 0:
+        raw = bytearray(raw)
+        n = len(raw)
+    n = cobs_unstuff(raw, n)
     ver = raw[0] >> 4 if n else 0
     hdr = HEADER_LEN - 2 if ver == PROTO_V1 else HEADER_LEN
     if n < hdr + 2:
@@ -196,11 +213,12 @@ def decode_frame(encoded, versions: int = V2) -> Frame:
     # 65,536) must not get through. A bit flip that zeroes a COBS code byte makes exactly that.
     if ver == PROTO_VERSION and ((raw[4] << 8) | raw[5]) != n - HEADER_LEN - 2:
         raise LinkError("length")
-    if crc16(memoryview(raw)[:-2]) != (raw[-2] << 8) | raw[-1]:
+    mv = memoryview(raw)
+    if crc16(mv[:n - 2]) != (raw[n - 2] << 8) | raw[n - 1]:
         raise LinkError("crc")
     if not (versions >> ver) & 1:
         raise LinkError("version", "protocol %d" % ver)
-    return Frame(raw[1], raw[2], raw[3], bytes(raw[hdr:-2]), raw[0] & 0x0F, ver)
+    return Frame(raw[1], raw[2], raw[3], bytes(mv[hdr:n - 2]), raw[0] & 0x0F, ver)
 
 
 class FrameDecoder:
@@ -237,7 +255,8 @@ class FrameDecoder:
                     self._fault("overflow")
                 elif self._n:
                     try:
-                        frames.append(decode_frame(memoryview(buf)[:self._n], self.versions))
+                        # Decoded in the receive buffer itself, which is emptied next anyway.
+                        frames.append(decode_frame(buf, self.versions, self._n))
                     except LinkError as exc:
                         self._fault(exc.reason)
                 self._n = 0

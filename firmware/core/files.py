@@ -12,7 +12,7 @@ from firmware.core.relays import CommandError
 
 MAX_PATH = 64
 PART = ".part"
-READ_BLOCK = 512
+READ_BLOCK = 256  # bytes per read while hashing
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
 _SUFFIXES = (".py", ".mpy", ".json")
 
@@ -39,20 +39,25 @@ def check_path(path) -> str:
 
 
 def sha256_of(fs, path: str):
-    """Hex SHA-256 of a file on ``fs``, read in small blocks (the board has little RAM), or None."""
+    """Hex SHA-256 of a file on ``fs``, or None. One open file and one small buffer for the
+    whole file (the board has little RAM: a read per block would allocate a block each)."""
     import binascii
     import hashlib
 
     if fs.size(path) < 0:
         return None
     h = hashlib.sha256()
-    offset = 0
-    while True:
-        block = fs.read(path, offset, READ_BLOCK)
-        if not block:
-            break
-        h.update(block)
-        offset += len(block)
+    buf = bytearray(READ_BLOCK)
+    mv = memoryview(buf)
+    f = fs.open(path)
+    try:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(mv[:n])
+    finally:
+        f.close()
     return binascii.hexlify(h.digest()).decode()
 
 
@@ -82,13 +87,14 @@ class FileTransfer:
         # them (built in on the rp2 port, but pure Python on some ports, e.g. WebAssembly).
         import binascii
 
+        raw = data.encode()
         try:
-            chunk = binascii.a2b_base64(data.encode())
+            chunk = binascii.a2b_base64(raw)
         except Exception:  # ValueError on the board, a plain Exception in some ports' binascii
             raise CommandError("bad_args")
         # Decoders skip characters outside the alphabet; only canonical base64 is accepted, so
-        # a mangled chunk is refused rather than written short.
-        if binascii.b2a_base64(chunk).decode().strip() != data:
+        # a mangled chunk is refused rather than written short. Compared as bytes: no copies.
+        if binascii.b2a_base64(chunk, newline=False) != raw:
             raise CommandError("bad_args")
         part = path + PART
         try:

@@ -1,7 +1,8 @@
 """The board's flash as a folder: the filesystem half of the HAL, shared by hal/rp2 and hal/host.
 
-``DirFs(root)`` maps the file-transfer paths (relative, already checked by core/files.py) to
-files under ``root``: ``"/"`` on the board (littlefs), a folder on disk for the simulator. Only
+``DirFs(root)`` maps the file-transfer paths (relative, already checked by core/files.py) and
+the host watchdog's history file (core/hostwatch.py) to files under ``root``: ``"/"`` on the
+board (littlefs), a folder on disk for the simulator. Only
 ``open``, ``os.stat``, ``os.rename``, ``os.remove`` and ``os.mkdir``, which MicroPython has.
 """
 
@@ -25,6 +26,10 @@ class DirFs:
             return -1  # a folder is not a file
         return st[6]
 
+    def open(self, rel: str):
+        """The file opened for reading (``readinto``, ``close``); OSError when it is absent."""
+        return open(self._abs(rel), "rb")
+
     def read(self, rel: str, offset: int, n: int) -> bytes:
         with open(self._abs(rel), "rb") as f:
             f.seek(offset)
@@ -34,7 +39,7 @@ class DirFs:
         """Offset 0 creates or truncates; any other offset appends. Returns the new size."""
         with open(self._abs(rel), "wb" if offset == 0 else "ab") as f:
             f.write(data)
-        return self.size(rel)
+            return f.tell()  # the end of the file, without a stat
 
     def rename(self, src: str, dst: str) -> None:
         # Replaces dst in one step on littlefs and POSIX: a reset never leaves half a file.

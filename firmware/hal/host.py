@@ -114,6 +114,14 @@ class MemoryFs:
         data = self.files.get(rel)
         return -1 if data is None else len(data)
 
+    def open(self, rel: str):
+        data = self.files.get(rel)
+        if data is None:
+            raise OSError(2)
+        import io  # here: not a module every simulated board should load at boot
+
+        return io.BytesIO(data)
+
     def read(self, rel: str, offset: int, n: int) -> bytes:
         data = self.files.get(rel)
         if data is None:
