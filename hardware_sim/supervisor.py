@@ -14,8 +14,10 @@ Control commands (JSON lines on stdin), besides the common unplug/replug/garble/
 
 The board's flash (what ``kiosk-provision flash-firmware`` writes over the link) is the folder
 ``OUT/flash`` with ``--out OUT``, so a test or a technician can look at it or damage it; without
-``--out`` it is kept in memory. It survives simulated reboots. The simulator keeps running the
-firmware core of this source tree: the files flashed are stored and verified, not executed.
+``--out`` it is kept in memory. It survives simulated reboots, and so does what the firmware
+keeps there itself: the host watchdog's power-cycle history (``hostwatch.json``), so after a
+``reboot`` the hourly power-cycle limit still holds. The simulator keeps running the firmware
+core of this source tree: the files flashed are stored and verified, not executed.
 
 ``--protocol 1`` (``SupervisorSim(protocol=1)``) simulates a board still on firmware 1.1.0 as
 the host sees it: link protocol 1 only (protocol 2 frames are dropped as ``version`` faults),
@@ -32,6 +34,7 @@ from typing import Any
 
 from firmware import link as L
 from firmware.core.files import sha256_of
+from firmware.core.hostwatch import HostWatchdog
 from firmware.core.supervisor import Supervisor
 from firmware.hal.fs import DirFs
 from firmware.hal.host import HostHal, MemoryFs, MemoryStore
@@ -49,7 +52,8 @@ class LegacyBoard(Supervisor):
     """The current core as firmware 1.1.0 looked on the wire: protocol 1 only, version 1.1.0.
 
     1.1.0 had the same commands and events; what differs for the host is the frame (no length
-    field) and the versions it reports, which is what this reproduces.
+    field) and the versions it reports, which is what this reproduces; and its host watchdog kept
+    the power-cycle history in RAM, so a reset started the hourly limit afresh.
     """
 
     def __init__(self, hal, now: int) -> None:
@@ -57,6 +61,8 @@ class LegacyBoard(Supervisor):
         # The boot event queued so far is encoded when sent, so it too goes out as protocol 1.
         self.link.decoder.versions = L.V1
         self.link.version = L.PROTO_V1
+        # 1.1.0 kept its power-cycle history in RAM only: nothing of it in the flash.
+        self.watchdog = HostWatchdog(self.relays, self.emit, now)
 
     def emit(self, ev: str, fields: dict) -> None:
         if ev == "boot":

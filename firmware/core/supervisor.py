@@ -32,7 +32,8 @@ class Supervisor:
         self.reset_cause = hal.reset_cause()
         self.link = L.Link(seq0=hal.rand_seq())
         self.relays = RelayBank(hal.relays, self.emit)
-        self.watchdog = HostWatchdog(self.relays, self.emit, now)
+        # The power-cycle history lives in flash beside the files, under this boot's number.
+        self.watchdog = HostWatchdog(self.relays, self.emit, now, "host", hal.files, self.guard.boots)
         self.enclosure = None
         self.beacon = None
         if not self.safe:
@@ -150,8 +151,9 @@ class Supervisor:
                 "uptime_s": (now - self.started) // 1000}
 
     def status(self, now: int) -> dict:
-        st = {"host": self.watchdog.state, "hold_s": self.watchdog.hold_left_s(now),
-              "relays": self.relays.states(), "safe": self.safe, "faults": self.faults,
+        wd = self.watchdog
+        st = {"host": wd.state, "hold_s": wd.hold_left_s(now),
+              "relays": self.relays.states(), "safe": self.safe, "faults": self.faults + wd.faults,
               "link_errors": self.link.decoder.error_count(), "dropped": self.link.dropped}
         enc = self.enclosure
         if enc is not None:

@@ -10,8 +10,9 @@ A HAL object has these attributes and methods (hal/rp2.py: real pins; hal/host.p
 - ``reset_cause()`` -> "power_on" | "watchdog" | "soft" | "unknown"
 - ``board_id()`` -> hex string; ``rand_seq()`` -> int 1..255 (initial link sequence number)
 - ``start_wdt(timeout_ms)`` -> object with ``feed()``
-- ``files``: the flash as seen by file transfer (``size``, ``read``, ``write``, ``rename``,
-  ``remove``, ``makedirs`` on relative paths; hal/fs.DirFs, or hal/host.MemoryFs)
+- ``files``: the flash as seen by file transfer and the host watchdog's power-cycle history
+  (``size``, ``open``, ``read``, ``write``, ``rename``, ``remove``, ``makedirs`` on relative
+  paths; hal/fs.DirFs, or hal/host.MemoryFs)
 - ``reset()``: restart the board (after the ``reset`` command's reply has gone out)
 - rp2 only (used by main.py): ``service_jumper()``, ``service_feed(wdt, seconds)``
 """

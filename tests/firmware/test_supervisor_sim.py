@@ -211,3 +211,63 @@ def test_silent_port_gives_device_timeout_never_a_guess():
     with SupervisorDriver("loop://", retry_ms=30, tries=3) as drv:
         with pytest.raises(DeviceTimeout):
             drv.status()
+
+
+def host_offs(proc) -> int:
+    return len([n for n in notes(proc, "relay") if n["relay"] == "host" and not n["on"]])
+
+
+def test_reboot_keeps_the_power_cycle_limit(sim, tmp_path):
+    """The history is in the board's flash (OUT/flash): a board reset does not restart the hour."""
+    out = tmp_path / "board"
+    proc, link = sim("supervisor", out=out)
+    history = out / "flash" / "hostwatch.json"
+    with SupervisorDriver(str(link), backoff=Backoff(base=0.05, cap=0.2)) as drv:
+        for _ in range(3):
+            control(proc, {"cmd": "advance", "seconds": 190})
+        control(proc, {"cmd": "advance", "seconds": 180})
+        wait_event(drv, watchdog("unrecoverable"), timeout=10)
+        assert [boot for boot, _ms in json.loads(history.read_text())] == [1, 1, 1]
+        assert "hostwatch.json" in control(proc, {"cmd": "files"})["files"]
+
+        assert control(proc, {"cmd": "reboot", "cause": "watchdog"})["boots"] == 2
+        wait_event(drv, lambda e: e.kind == "boot" and e.fields["reset"] == "watchdog")
+        control(proc, {"cmd": "advance", "seconds": 180})
+        wait_event(drv, watchdog("unrecoverable"))
+        assert drv.status().host == "unrecoverable"
+        assert host_offs(proc) == 3  # no fourth power cycle after the reset
+
+        # Only once this boot has run an hour do the earlier boot's power cycles stop counting.
+        drv.heartbeat()
+        control(proc, {"cmd": "advance", "seconds": 3240})  # 3,420 s of uptime, silent again
+        wait_event(drv, watchdog("unrecoverable"))
+        assert host_offs(proc) == 3
+        drv.heartbeat()
+        control(proc, {"cmd": "advance", "seconds": 180})
+        wait_event(drv, watchdog("power_off"))
+        assert wait_notes(proc, "relay", lambda n: n["relay"] == "host" and not n["on"], 4)
+        assert [boot for boot, _ms in json.loads(history.read_text())] == [2]
+    proc.stop()
+
+    # The simulator restarted on the same flash, with three power cycles of boot 2 on record:
+    # its boot counter (kept in memory) starts at 1 again, and they count as an earlier boot's.
+    history.write_text("[[2, 3600000], [2, 3600000], [2, 3600000]]")
+    proc, link = sim("supervisor", out=out)
+    with SupervisorDriver(str(link), backoff=Backoff(base=0.05, cap=0.2)) as drv:
+        assert drv.hello().boot_count == 1
+        control(proc, {"cmd": "advance", "seconds": 180})
+        wait_event(drv, watchdog("unrecoverable"))
+        assert host_offs(proc) == 0
+
+
+def test_corrupt_history_is_a_fault_not_a_crash(sim, tmp_path):
+    out = tmp_path / "board"
+    (out / "flash").mkdir(parents=True)
+    (out / "flash" / "hostwatch.json").write_bytes(b"\x00\xffnot json")
+    proc, link = sim("supervisor", out=out)
+    with SupervisorDriver(str(link), backoff=Backoff(base=0.05, cap=0.2)) as drv:
+        st = drv.status()
+        assert st.host == "ok" and st.extra["faults"] == 1
+        control(proc, {"cmd": "advance", "seconds": 180})
+        wait_event(drv, watchdog("power_off"))
+    assert len(json.loads((out / "flash" / "hostwatch.json").read_text())) == 1

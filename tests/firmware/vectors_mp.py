@@ -384,6 +384,116 @@ def t_maintenance_hold_expiry():
     check(rec2.actions()[-1] == "hold_cleared" and wd2.hold_left_s(50000) == 0, "hold cleared")
 
 
+# -- power-cycle history in flash -------------------------------------------------------------
+
+class CountingFs(MemoryFs):
+    """MemoryFs that counts writes: the history may be written only when a power cycle happens."""
+
+    def __init__(self, files=None):
+        super().__init__(files)
+        self.writes = 0
+
+    def write(self, rel, offset, data):
+        self.writes += 1
+        return super().write(rel, offset, data)
+
+
+def history_watchdog(fs, boot, now):
+    hal = HostHal(lambda: 0)
+    rec = Rec()
+    bank = RelayBank(hal.relays, rec)
+    return HW.HostWatchdog(bank, rec, now, "host", fs, boot), bank, rec, hal
+
+
+def host_offs(hal):
+    return len([e for e in hal.relay_log if e[1] == "host" and not e[2]])
+
+
+def history_in(fs):
+    import json
+    return json.loads(fs.files[HW.HISTORY])
+
+
+def t_history_board_reboot_keeps_unrecoverable_for_an_hour():
+    fs = CountingFs()
+    wd, bank, rec, hal = history_watchdog(fs, 1, 0)
+    check(wd.cycles == [] and wd.faults == 0, "no file: no history, no fault")
+    run(wd, bank, 0, 3 * 190000 + 180000, 1000)
+    check(host_offs(hal) == 3 and wd.state == HW.UNRECOVERABLE, "three power cycles, then unrecoverable")
+    check(history_in(fs) == [[1, 180000], [1, 370000], [1, 560000]], "each one in flash")
+    check(fs.writes == 3 and sorted(fs.files) == [HW.HISTORY], "one write per power cycle, temp file renamed")
+    # The board resets (brown-out, its own watchdog, a flash) at 800 s; its clock goes on from
+    # there in the simulator, from 0 on the board: only the uptime counts.
+    s = 800000
+    wd, bank, rec, hal = history_watchdog(fs, 2, s)
+    check(len(wd.cycles) == 3, "history loaded")
+    run(wd, bank, s, s + 180000, 1000)
+    check(wd.state == HW.UNRECOVERABLE and host_offs(hal) == 0, "no power cycle after the reboot")
+    check(rec.actions() == ["warning", "unrecoverable"], "reported as before")
+    wd.heartbeat(s + 1000000)
+    run(wd, bank, s + 1000000, s + 1180000, 1000)
+    check(wd.state == HW.UNRECOVERABLE and host_offs(hal) == 0, "still within this boot's first hour")
+    wd.heartbeat(s + 3499000)
+    run(wd, bank, s + 3499000, s + 3679000, 1000)
+    check(wd.state == HW.POWER_CYCLE and host_offs(hal) == 1, "an hour of this boot's uptime: cycling again")
+    check(history_in(fs) == [[2, 3679000]], "earlier boots' entries expired")
+    check(fs.writes == 4, "written only at that power cycle")
+
+
+def t_history_corrupt_file_is_no_history_and_a_fault():
+    for bad in (b"", b"garbage", b"{", b'{"ab":1}', b"7", b"[[1]]", b'[["x",1]]', b"[[1,-5]]", b"[[1,2,3]]",
+                b"[null]", b"[" + b"[1,2]," * 50 + b"[1,2]]"):
+        fs = CountingFs({HW.HISTORY: bad})
+        wd, bank, rec, hal = history_watchdog(fs, 4, 0)
+        check(wd.cycles == [] and wd.faults == 1, "corrupt %r" % bad)
+        run(wd, bank, 0, 3 * 190000 + 180000, 5000)
+        check(host_offs(hal) == 3, "cycles as with no history: %r" % bad)
+        check(len(history_in(fs)) == 3, "a good file written over it")
+    hal = HostHal(lambda: 0, files=MemoryFs({HW.HISTORY: b"\xff\xfe"}))
+    sup = Supervisor(hal, 0)
+    check(sup.status(0)["faults"] == 1, "the fault shows in status")
+
+
+def t_history_missing_file_and_failing_flash():
+    fs = MemoryFs({"main.py": b"x"})
+    wd, bank, rec, hal = history_watchdog(fs, 1, 0)
+    check(wd.cycles == [] and wd.faults == 0, "missing: no history, not a fault")
+    fs.fail_after = 0  # the flash is full: the power cycle happens all the same, counted as a fault
+    run(wd, bank, 0, 180000, 1000)
+    check(host_offs(hal) == 1 and wd.faults == 1 and HW.HISTORY not in fs.files, "cycled without a record")
+    check(len(wd.cycles) == 1, "still limited in RAM")
+    check(Supervisor(HostHal(lambda: 0, files=MemoryFs()), 0).status(0)["faults"] == 0, "fresh board")
+
+
+def t_history_reset_boot_counter_errs_on_the_safe_side():
+    # boot.json lost: the counter starts again and an old entry claims this boot, at a later time.
+    # It counts until an hour after that time, later than an earlier boot's entry would.
+    fs = MemoryFs({HW.HISTORY: b"[[1,500000],[1,690000],[1,880000]]"})
+    wd, bank, rec, hal = history_watchdog(fs, 1, 0)
+    run(wd, bank, 0, 3600000 + 180000, 5000)
+    check(host_offs(hal) == 0 and wd.state == HW.UNRECOVERABLE, "not yet after an hour of uptime")
+    wd.heartbeat(4200000)
+    run(wd, bank, 4200000, 4380000, 5000)
+    check(host_offs(hal) == 1, "one entry expired (500 s + 1 h): one power cycle allowed")
+
+
+def t_supervisor_history_across_board_reboot():
+    store = MemoryStore()
+    fs = MemoryFs()
+    hal = HostHal(lambda: 0, store=store, files=fs)
+    sup = Supervisor(hal, 0)
+    for t in range(0, 3 * 190000 + 181000, 1000):
+        sup.tick(t)
+    check(sup.watchdog.state == HW.UNRECOVERABLE and host_offs(hal) == 3, "three power cycles, then unrecoverable")
+    hal2 = HostHal(lambda: 0, store=store, files=fs, cause="watchdog")
+    sup2 = Supervisor(hal2, 0)
+    check(sup2.guard.boots == 2 and sup2.watchdog.boot == 2, "the boot counter is the history's time base")
+    for t in range(0, 181000, 1000):
+        sup2.tick(t)
+    check(sup2.watchdog.state == HW.UNRECOVERABLE and host_offs(hal2) == 0, "the limit survived the reset")
+    check(sup2.status(181000)["host"] == "unrecoverable" and sup2.status(181000)["faults"] == 0)
+
+
 # -- enclosure, beacon, boot guard ------------------------------------------------------------
 
 def t_sht3x_crc_and_conversion():
