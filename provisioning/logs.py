@@ -50,10 +50,14 @@ def mask_id_number(number: str) -> str:
 
 
 def mask_phone(number: str) -> str:
-    """Mask a phone number as ``138****5678``: first 3 and last 4 kept."""
-    if len(number) <= 7:
+    """Mask a phone number: a mobile as ``138****5678`` (first 3 and last 4 kept); a shorter one
+    (a 7-8 digit landline) keeps only its last 2 digits, as the mobile's mask would leave most of
+    it readable."""
+    if len(number) >= 11:
+        return number[:3] + "*" * (len(number) - 7) + number[-4:]
+    if len(number) <= 4:
         return "*" * len(number)
-    return number[:3] + "*" * (len(number) - 7) + number[-4:]
+    return "*" * (len(number) - 2) + number[-2:]
 
 
 def mask_name(name: str) -> str:

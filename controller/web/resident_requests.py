@@ -104,14 +104,6 @@ def local_time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, TZ).strftime("%Y-%m-%d %H:%M") if ts else ""
 
 
-def mask(phone: str) -> str:
-    """``138****5678`` for a mobile; a 7-8 digit landline keeps only its last 2 digits, since the
-    mobile's mask (first 3 and last 4) would leave 7 of its 8 digits readable."""
-    if len(phone) >= 11:
-        return mask_phone(phone)
-    return "*" * (len(phone) - 2) + phone[-2:] if phone else ""
-
-
 def _prepare(conn: sqlite3.Connection) -> None:
     conn.row_factory = sqlite3.Row
     conn.execute(HANDLING_TABLE)
@@ -137,7 +129,7 @@ def _item(row: sqlite3.Row, now: float, keep_days: float) -> dict[str, Any]:
             "reply_days": REPLY_DAYS.get(row["urgency"]), "due_at": due,
             "overdue": (now if handled_at is None else handled_at) > due,
             "age_hours": round(max(now - created, 0) / 3600, 1),
-            "phone": mask(phone), "phone_state": phone_state,
+            "phone": mask_phone(phone), "phone_state": phone_state,
             "handled_by": row["handled_by"], "handled_at": handled_at, "note": row["note"] or ""}
 
 

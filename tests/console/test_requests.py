@@ -33,9 +33,9 @@ from controller.web.resident_requests import (
     URGENCIES,
     FilterError,
     due_at,
-    mask,
     parse_filters,
 )
+from provisioning.logs import mask_phone as mask
 from tests.console.test_browser_e2e import ARGS, CHROMIUM, publish_retained
 from tests.support.processes import Proc
 
