@@ -40,7 +40,6 @@ Other
 from __future__ import annotations
 
 import concurrent.futures
-import importlib
 import json
 import logging
 import queue
@@ -54,7 +53,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from controller import alarms, commands, config_layers, handlers, queries, signing
+from controller import alarms, commands, config_layers, handlers, queries, services, signing
 from controller.protocol import fleet
 from controller.protocol.client import connect_with_retry, make_client
 from controller.store import Store, connect
@@ -176,17 +175,14 @@ class Controller:
         out += more
 
     def _service(self, msg: mqtt.MQTTMessage, parsed: fleet.Parsed, now: float) -> None:
-        """Answer ``svc/request`` through ``controller.services`` (issue 6) when it is installed."""
+        """Answer ``svc/request`` through the reference backend ``controller.services``."""
         props = getattr(msg, "properties", None)
         response_topic = getattr(props, "ResponseTopic", None) or fleet.topic(parsed.kiosk_id, "svc/response")
         try:
-            services = importlib.import_module("controller.services")
             if not hasattr(self._local, "svc_conn"):
-                # Plain ``with conn:`` transactions for the backend: one per request.
+                # The backend takes one write transaction per request itself.
                 self._local.svc_conn = connect(self.config.data_dir, autocommit=False)
             body = services.handle_request(self._local.svc_conn, parsed.kiosk_id, parsed.body, now)
-        except ModuleNotFoundError:
-            body = {"ok": False, "error": "service_unavailable", "message": "no service backend installed"}
         except Exception as exc:  # noqa: BLE001 - a broken backend answers an error, never kills the link
             log.exception("service backend failed")
             body = {"ok": False, "error": "service_failed", "message": str(exc)[:200]}
@@ -302,8 +298,8 @@ class Controller:
                         next_tick = now + 1.0
                     if now >= next_prune:
                         store.prune(history_before=now - self.history_retention,
-                                    events_before=now - self.event_retention,
-                                    phones_before=now - self.phone_retention)
+                                    events_before=now - self.event_retention)
+                        services.forget_phones(store.conn, now - self.phone_retention)
                         next_prune = now + 3600
                     self._write_effects(store)
             except Exception:

@@ -185,17 +185,9 @@ class Store:
     def insert_history(self, rows: list[tuple]) -> None:
         self.conn.executemany("INSERT OR REPLACE INTO telemetry_history VALUES (?,?,?,?,?,?,?,?)", rows)
 
-    def prune(self, *, history_before: float, events_before: float, phones_before: float | None = None) -> None:
+    def prune(self, *, history_before: float, events_before: float) -> None:
         self.conn.execute("DELETE FROM telemetry_history WHERE ts < ?", (history_before,))
         self.conn.execute("DELETE FROM events WHERE received_at < ?", (events_before,))
-        if phones_before is not None and self.conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='svc_feedback'").fetchone():
-            # Residents typed these to be called back; once that time is over nobody needs them.
-            try:
-                self.conn.execute("UPDATE svc_feedback SET phone='' WHERE phone!='' AND created < ?", (phones_before,))
-            except sqlite3.OperationalError as exc:
-                if "no such column" not in str(exc):  # a service database older than call-back numbers
-                    raise
 
     def raise_alarm(self, kiosk_id: str, rule: str, subject: str, severity: str, message: str, now: float) -> int:
         cur = self.conn.execute(

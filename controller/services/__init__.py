@@ -15,7 +15,7 @@ from typing import Any
 from controller.services.backend import OPS, ServiceError
 from controller.services.schema import ensure_schema
 
-__all__ = ["ServiceError", "ensure_schema", "handle_request"]
+__all__ = ["ServiceError", "ensure_schema", "forget_phones", "handle_request"]
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +58,13 @@ def handle_request(conn: sqlite3.Connection, kiosk_id: str, body: dict[str, Any]
         return {"ok": False, "error": "backend_unavailable", "message": "the service store failed; try again"}
     log.info("service request", extra={"fields": {"kiosk": kiosk_id, "op": f"{service}.{op}"}})
     return {"ok": True, "data": data}
+
+
+def forget_phones(conn: sqlite3.Connection, before: float) -> None:
+    """Blank the call-back numbers of feedback registered before ``before``: residents typed them to
+    be called back, and once that time is over nobody needs them (the request itself stays)."""
+    try:
+        conn.execute("UPDATE svc_feedback SET phone='' WHERE phone!='' AND created < ?", (before,))
+    except sqlite3.OperationalError as exc:
+        if "no such table: svc_" not in str(exc) and "no such column" not in str(exc):
+            raise  # else no request has come since the tables (or the column) were made: nothing to forget
