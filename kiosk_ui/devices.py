@@ -136,8 +136,6 @@ class Devices:
         session = self.session if session is None else session
         waited = 0.0
         while True:
-            if self.session != session:
-                raise ReadCancelled("session ended")
             slice_ = min(POLL, timeout - waited)
             if slice_ <= 0:
                 raise DeviceTimeout(f"nothing presented within {timeout:g} s")
@@ -222,11 +220,10 @@ class Devices:
             log.warning("device status failed: %s", exc)
             return {name: {"state": "unknown", "detail": str(exc)[:80]} for name in self.ports}
 
-    def cancel(self) -> int:
-        """End of session, on the UI thread: reads of the session stop within one slice. Returns the
-        new session; ``wipe`` then runs on a worker thread."""
+    def cancel(self) -> None:
+        """End of session, on the UI thread: reads of the session stop within one slice; ``wipe``
+        then runs on a worker thread."""
         self.session += 1
-        return self.session
 
     def wipe(self) -> None:
         """Wipe reader memory and drop pending scans (after ``cancel``); a new read waits for it."""
