@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from device_drivers import iso7816, pn532
-from device_drivers.serial_link import Replies, SerialLink
+from device_drivers.serial_link import AnswerDevice
 from device_drivers.transport import wire_time
 from provisioning.backoff import Backoff
 from provisioning.errors import DeviceError, DeviceTimeout, RemoteProtocolError, TransportError
@@ -34,7 +34,7 @@ class Pn532Error(DeviceError):
         super().__init__(f"card reader: {during}: {text} (status {status:02X})")
 
 
-class CardReader:
+class CardReader(AnswerDevice):
     def __init__(
         self,
         url: str,
@@ -46,30 +46,19 @@ class CardReader:
         ack_timeout: float = 0.1,
         answer_timeout: float = 0.5,
     ) -> None:
-        self.url = url
-        self.baudrate = baudrate
-        self.clock = clock
-        self.sleep = sleep
         self.ack_timeout = ack_timeout
         self.answer_timeout = answer_timeout
-        self.counters = {"cards_read": 0, "communication_errors": 0, "nacks_sent": 0}
         self.firmware: tuple[int, int, int, int] | None = None
-        self._decoder = pn532.Pn532Decoder()
-        self.replies = Replies(self.counters, clock, sleep)  # PN532 frames and frame errors
-        self.link = SerialLink(url, baudrate, self._on_data, on_reconnect=self._resync,
-                               on_lost=self._on_lost, backoff=backoff, sleep=sleep, clock=clock)
+        # ``replies`` holds PN532 frames and frame errors.
+        super().__init__(url, baudrate, clock=clock, sleep=sleep, backoff=backoff, new_decoder=pn532.Pn532Decoder,
+                         counters={"cards_read": 0, "communication_errors": 0, "nacks_sent": 0},
+                         on_reconnect=self._resync)
         self.wake()
-
-    def close(self) -> None:
-        self.link.close()
 
     def _on_data(self, data: bytes) -> None:
         evs = self._decoder.feed(data)
         if evs:
             self.replies.put(*evs)
-
-    def _on_lost(self, why: str) -> None:
-        self._decoder = pn532.Pn532Decoder()
 
     def _resync(self) -> None:
         self.wake()

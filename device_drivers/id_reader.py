@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from device_drivers import samv
-from device_drivers.serial_link import Replies, SerialLink
+from device_drivers.serial_link import AnswerDevice
 from device_drivers.transport import wire_time
 from provisioning.backoff import Backoff
 from provisioning.errors import DeviceTimeout, RemoteProtocolError, TransportError
@@ -25,7 +25,7 @@ class NoCard(DeviceTimeout):
     """No card was presented before the deadline."""
 
 
-class IdCardReader:
+class IdCardReader(AnswerDevice):
     def __init__(
         self,
         url: str,
@@ -37,22 +37,16 @@ class IdCardReader:
         answer_timeout: float = 0.5,
         card_timeout: float = 2.0,
     ) -> None:
-        self.url = url
-        self.baudrate = baudrate
-        self.clock = clock
-        self.sleep = sleep
         self.answer_timeout = answer_timeout
         self.card_timeout = card_timeout  # the card's RF exchange for 30 01 can take ~1 s on real readers
-        self.counters = {"cards_read": 0, "communication_errors": 0, "read_failures": 0}
-        self._decoder = samv.SamvDecoder()
-        self.replies = Replies(self.counters, clock, sleep)  # answers, and DecodeErrors for bad checksums
         self._last: samv.Identity | None = None
-        self.link = SerialLink(url, baudrate, self._on_data, on_lost=self._on_lost, backoff=backoff,
-                               sleep=sleep, clock=clock)
+        # ``replies`` holds answers, and DecodeErrors for bad checksums.
+        super().__init__(url, baudrate, clock=clock, sleep=sleep, backoff=backoff, new_decoder=samv.SamvDecoder,
+                         counters={"cards_read": 0, "communication_errors": 0, "read_failures": 0})
 
     def close(self) -> None:
         self.wipe()
-        self.link.close()
+        super().close()
 
     # -- frames ----------------------------------------------------------------------------------
     def _on_data(self, data: bytes) -> None:
@@ -63,9 +57,6 @@ class IdCardReader:
                     if ev.reason != "bad checksum":
                         continue
                 self.replies.put(ev)
-
-    def _on_lost(self, why: str) -> None:
-        self._decoder = samv.SamvDecoder()  # a half frame from before the unplug is worthless
 
     @staticmethod
     def _plausible(cmd: tuple[int, int], r: samv.Response) -> bool:

@@ -283,3 +283,36 @@ class Replies:
                 if settle is not None:
                     self._settle_until = self.clock() + settle
                 raise
+
+
+class AnswerDevice:
+    """What the request/answer readers (ID card reader, contactless card reader) share: a codec
+    fed by the port's reader thread (``_on_data``, per driver), the answers in ``replies``, and a
+    fresh codec after an unplug (a half frame from before it is worthless).
+
+    A driver sets what its ``_on_data`` needs before calling ``__init__``: the reader thread
+    starts here.
+    """
+
+    def __init__(self, url: str, baudrate: int, *, clock: Callable[[], float], sleep: Callable[[float], None],
+                 backoff: Backoff | None, counters: dict[str, int], new_decoder: Callable[[], Any],
+                 on_reconnect: Callable[[], None] | None = None) -> None:
+        self.url = url
+        self.baudrate = baudrate
+        self.clock = clock
+        self.sleep = sleep
+        self.counters = counters
+        self._new_decoder = new_decoder
+        self._decoder = new_decoder()
+        self.replies = Replies(counters, clock, sleep)
+        self.link = SerialLink(url, baudrate, self._on_data, on_reconnect=on_reconnect, on_lost=self._on_lost,
+                               backoff=backoff, sleep=sleep, clock=clock)
+
+    def _on_data(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _on_lost(self, why: str) -> None:
+        self._decoder = self._new_decoder()
+
+    def close(self) -> None:
+        self.link.close()
