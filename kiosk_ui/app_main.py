@@ -52,13 +52,14 @@ def _resident_key(config, data_dir: Path) -> bytes:
     return resident_key_file(data_dir / "resident-ref.key", create=True)
 
 
-def make_app(args, *, extra: dict | None = None):
-    """Build the KioskApp from parsed arguments (also used by the UI test harness)."""
+def make_app(args, *, extra: dict | None = None, loaded: tuple | None = None):
+    """Build the KioskApp from parsed arguments (also used by the UI test harness); ``loaded`` is
+    what ``_load(args)`` already returned, so the config file is read once."""
     from kiosk_ui.app import KioskApp
     from kiosk_ui.viewmodels.maintenance import hash_pin
     from provisioning.settings import KioskConfig
 
-    config, kiosk_id, data_dir = _load(args)
+    config, kiosk_id, data_dir = loaded or _load(args)
     data_dir.mkdir(parents=True, exist_ok=True)
     simulated = args.simulated or bool(config and config.simulated)
     sims: dict = {}
@@ -139,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     from provisioning.errors import KioskError
 
     try:
-        _, _, data_dir = _load(args)  # a bad config file stops here, before anything is written
+        loaded = _load(args)  # a bad config file stops here, before anything is written
+        data_dir = loaded[2]
         data_dir.mkdir(parents=True, exist_ok=True)
     except (KioskError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         from kiosk_ui.app import configure_window
 
         configure_window(args.windowed or args.screenshot is not None, args.size)
-        app = make_app(args)
+        app = make_app(args, loaded=loaded)
         _stop_on_sigterm(app)
         app.run()
     except KioskError as exc:
