@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.services import ensure_schema, handle_request
+from controller.services import ensure_schema, forget_phones, handle_request
 from controller.services.backend import FEEDBACK_CATEGORIES, TZ
 from controller.store import DB_NAME, Store
 from controller.web import i18n
@@ -58,9 +58,9 @@ def submit(data_dir, kiosk_id, category, urgency, phone="", *, at):
 
 
 def blank_old_numbers(data_dir, before):
-    """What the controller's hourly prune does after phone_retention_days (Store.prune)."""
+    """What the controller's hourly prune does after phone_retention_days (services.forget_phones)."""
     store = Store(data_dir)
-    store.prune(history_before=0, events_before=0, phones_before=before)
+    forget_phones(store.conn, before)
     store.conn.commit()
     store.close()
 
