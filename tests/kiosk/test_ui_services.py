@@ -127,7 +127,8 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
     online()
     go("online")
     first = json.loads(p.wait_for("STATUS", timeout=60).split(" ", 1)[1])
-    assert first["woken"] >= 1 and first["online"] is True, (first, p.stderr_lines[-30:])
+    assert first["woken"] >= 1 and first["online"] is True, f"{first}\n" + "\n".join(
+        line[:200] for line in p.stderr_lines if "WARNING" in line or "supervisor" in line or "critical" in line)
     # A fleet test print goes through the app's own printer driver (the app owns the ports).
     cid = controller.send_command("k-ui", "test_print", {}, "test")
     assert controller.wait_command(cid, 30)["status"] == "succeeded"
