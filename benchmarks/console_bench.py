@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 
-from controller.protocol import fleet  # noqa: E402
+from contract import topics  # noqa: E402
 from controller.store import Store  # noqa: E402
 from controller.web.app import build_console, create_app  # noqa: E402
 from controller.web.serve import ConsoleServer  # noqa: E402
@@ -142,7 +142,7 @@ def bench_events(data_dir: Path, args) -> dict:
     """MQTT status -> Controller -> store -> console poller -> SSE -> HTTP client."""
     from controller.server import Controller
     from controller.web.serve import start_console
-    from provisioning.settings import ControllerConfig, parse_broker_url
+    from foundation.settings import ControllerConfig, parse_broker_url
     from tests.support.broker import Mosquitto
 
     if shutil.which("mosquitto") is None:
@@ -190,7 +190,7 @@ def bench_events(data_dir: Path, args) -> dict:
                 key = f"{kid}/{state}"
                 arrived.pop(key, None)
                 t = time.perf_counter()
-                pub.publish(fleet.topic(kid, "status"), fleet.encode(body), 1, True).wait_for_publish(5)
+                pub.publish(topics.topic(kid, "status"), topics.encode(body), 1, True).wait_for_publish(5)
                 deadline = t + 5
                 while key not in arrived and time.perf_counter() < deadline:
                     time.sleep(0.005)

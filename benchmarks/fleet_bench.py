@@ -58,8 +58,8 @@ def _raise_nofile() -> None:
 # -- roles run in child processes ----------------------------------------------------------------
 def role_controller(args: argparse.Namespace) -> None:
     from controller.server import Controller
-    from provisioning.logs import setup_logging
-    from provisioning.settings import ControllerConfig, from_mapping
+    from foundation.logs import setup_logging
+    from foundation.settings import ControllerConfig, from_mapping
 
     setup_logging("ERROR")
     c = Controller(from_mapping(ControllerConfig, {"broker": args.broker, "data_dir": args.data,

@@ -96,7 +96,7 @@ def main() -> int:
         d.mkdir()
         # The sessions run against a real broker and controller (the service backend answers).
         from controller.server import Controller
-        from provisioning.settings import ControllerConfig, from_mapping
+        from foundation.settings import ControllerConfig, from_mapping
         from tests.support.broker import Mosquitto
 
         broker = Mosquitto(tmp / "broker").start()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioning.errors import ConfigError
+from foundation.errors import ConfigError
 
 RULES_FILE = Path(__file__).with_name("alarm_rules.toml")
 SOURCES = ("kiosk", "device", "telemetry", "event")

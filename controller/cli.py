@@ -6,16 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from provisioning.errors import KioskError
-from provisioning.lifecycle import (
+from foundation.errors import KioskError
+from foundation.lifecycle import (
     add_common_args,
     build_config,
     fail,
     start_service,
     wait_for_stop_signal,
 )
-from provisioning.logs import setup_logging
-from provisioning.settings import ControllerConfig
+from foundation.logs import setup_logging
+from foundation.settings import ControllerConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,9 +43,9 @@ def enrolment_routes(config: ControllerConfig) -> tuple:
         return ()
     import os
 
-    from controller import enrolment
-    from provisioning.enrol_server import open_context
-    from provisioning.errors import ConfigError
+    from controller import enrolment_service
+    from controller.enrolment_server import open_context
+    from foundation.errors import ConfigError
 
     source = config.ca_passphrase_file
     if not source and os.environ.get("CREDENTIALS_DIRECTORY"):
@@ -58,7 +58,7 @@ def enrolment_routes(config: ControllerConfig) -> tuple:
     except OSError as exc:
         raise ConfigError(f"cannot read {source}: {exc.strerror}", field="ca_passphrase_file") from None
     ctx = open_context(Path(config.fleet_dir), passphrase, controller_dir=config.data_dir)
-    return tuple(enrolment.routes(lambda: ctx))
+    return tuple(enrolment_service.routes(lambda: ctx))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             {"broker": "mqtt://127.0.0.1:1883", "data_dir": "controller-data"},
         )
         if args.print_public_key:
-            from controller import signing
+            from contract import signing
 
             print(signing.public_key_text(signing.load_or_create_key(config.data_dir, args.signing_key)))
             return 0

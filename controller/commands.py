@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from controller.protocol import fleet
-from provisioning.errors import ConfigError
-from provisioning.settings import check_kiosk_id
+from contract import topics
+from foundation.errors import ConfigError
+from foundation.settings import check_kiosk_id
 
 BUILT_IN = ("reboot", "restart_app", "set_mode", "test_print", "power_cycle", "collect_diagnostics",
             "reload_config")
@@ -48,6 +48,6 @@ def new_command(kiosk_id: str, name: str, args: Any, issuer: str, now: float, *,
 
 def wire_body(cmd: dict[str, Any]) -> dict[str, Any]:
     """The unsigned body published on ``cmd/{name}`` (``v`` included, as it is signed too)."""
-    return {"v": fleet.VERSION, "id": cmd["id"], "kiosk_id": cmd["kiosk_id"], "name": cmd["name"],
+    return {"v": topics.VERSION, "id": cmd["id"], "kiosk_id": cmd["kiosk_id"], "name": cmd["name"],
             "issued_at": cmd["issued_at"], "expires_at": cmd["expires_at"], "issuer": cmd["issuer"],
             "args": cmd["args"]}

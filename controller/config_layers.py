@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.protocol import desired_config
-from provisioning.errors import ConfigError
-from provisioning.settings import check_kiosk_id
+from contract import desired_config
+from foundation.errors import ConfigError
+from foundation.settings import check_kiosk_id
 
 Layers = dict[str, dict[str, Any]]  # scope -> {"version", "body", ...}
 

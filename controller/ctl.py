@@ -20,10 +20,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from contract import signing
 from controller import commands as cmds
-from controller import queries, signing
+from controller import store_reads
 from controller.store import StoreError, connect, enqueue_action
-from provisioning.errors import ConfigError, KioskError
+from foundation.errors import ConfigError, KioskError
 
 
 def _common() -> argparse.ArgumentParser:
@@ -144,7 +145,7 @@ def _ro(args: argparse.Namespace):
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    kiosks = queries.list_kiosks(_ro(args), state=args.state, limit=1_000_000)["items"]
+    kiosks = store_reads.list_kiosks(_ro(args), state=args.state, limit=1_000_000)["items"]
     now = time.time()
     if args.json:
         return _out(args, [{k: x[k] for k in ("kiosk_id", "state", "reason", "mode", "site", "last_seen",
@@ -164,11 +165,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_kiosks(args: argparse.Namespace) -> int:
     conn = _ro(args)
     if args.sub == "show":
-        detail = queries.kiosk_detail(conn, args.kiosk_id)
+        detail = store_reads.kiosk_detail(conn, args.kiosk_id)
         if detail is None:
             raise KioskError(f"no kiosk {args.kiosk_id!r}")
         return _out(args, detail, _print_kiosk)
-    page = queries.list_kiosks(conn, state=args.state, site=args.site, group=args.group, search=args.search,
+    page = store_reads.list_kiosks(conn, state=args.state, site=args.site, group=args.group, search=args.search,
                                offset=args.offset, limit=args.limit)
 
     def human(p: dict) -> None:
@@ -205,7 +206,7 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         return _action(args, "ack", {"alarm_id": args.alarm_id},
                        lambda r: print(f"alarm {args.alarm_id} acknowledged" if r["acked"]
                                        else f"alarm {args.alarm_id} was already acknowledged"))
-    page = queries.alarms(_ro(args), active=None if args.history else True, kiosk_id=args.kiosk,
+    page = store_reads.alarms(_ro(args), active=None if args.history else True, kiosk_id=args.kiosk,
                           severity=args.severity, limit=args.limit)
 
     def human(p: dict) -> None:
@@ -220,7 +221,7 @@ def cmd_alarms(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    page = queries.events(_ro(args), kiosk_id=args.kiosk, type=args.type, limit=args.limit)
+    page = store_reads.events(_ro(args), kiosk_id=args.kiosk, type=args.type, limit=args.limit)
 
     def human(p: dict) -> None:
         for e in p["items"]:
@@ -233,7 +234,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_telemetry(args: argparse.Namespace) -> int:
-    rows = queries.telemetry_history(_ro(args), args.kiosk_id, since=time.time() - args.hours * 3600)
+    rows = store_reads.telemetry_history(_ro(args), args.kiosk_id, since=time.time() - args.hours * 3600)
 
     def human(rs: list) -> None:
         print(f"{'TIME':<20} {'CPU%':>6} {'MEM%':>6} {'DISK%':>6} {'TEMP':>6} {'QUEUE':>6}")
@@ -262,10 +263,10 @@ def cmd_config(args: argparse.Namespace) -> int:
                        lambda r: print(f"{args.scope} set: version {r['version']}"))
     conn = _ro(args)
     if args.sub == "get":
-        layers = queries.layers(conn)
+        layers = store_reads.layers(conn)
         data = layers if not args.scope else layers.get(args.scope, {"version": 0, "body": {}})
         return _out(args, data, lambda d: print(json.dumps(d, ensure_ascii=False, indent=2)))
-    diffs = queries.config_diff(conn, args.kiosk_id, only_out_of_sync=args.out_of_sync)
+    diffs = store_reads.config_diff(conn, args.kiosk_id, only_out_of_sync=args.out_of_sync)
 
     def human(ds: list) -> None:
         for d in ds:
@@ -279,12 +280,12 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_command(args: argparse.Namespace) -> int:
     conn = _ro(args)
     if args.sub == "show":
-        rec = queries.command(conn, args.command_id)
+        rec = store_reads.command(conn, args.command_id)
         if rec is None:
             raise KioskError(f"no command {args.command_id!r}")
         return _out(args, rec, _print_command)
     if args.sub == "list":
-        page = queries.commands(conn, kiosk_id=args.kiosk, status=args.status, limit=args.limit)
+        page = store_reads.commands(conn, kiosk_id=args.kiosk, status=args.status, limit=args.limit)
         return _out(args, page, lambda p: [_print_command(c) for c in p["items"]])
     try:
         cargs = json.loads(args.args)
@@ -296,11 +297,11 @@ def cmd_command(args: argparse.Namespace) -> int:
     _action(args, "command", {"id": command_id, "kiosk_id": args.kiosk_id, "name": args.name, "args": cargs,
                               "ttl": args.ttl, "timeout": args.timeout}, lambda r: None, quiet=True)
     if not args.wait:
-        return _out(args, queries.command(conn, command_id), lambda c: print(f"command {command_id} queued"))
+        return _out(args, store_reads.command(conn, command_id), lambda c: print(f"command {command_id} queued"))
     # Final within ttl (expired) or within the timeout after sending (timed_out); a little slack.
     deadline = time.monotonic() + args.ttl + args.timeout + 10
     while True:
-        rec = queries.command(conn, command_id)
+        rec = store_reads.command(conn, command_id)
         if rec and rec["status"] in cmds.FINAL:
             break
         if time.monotonic() > deadline:
@@ -325,7 +326,7 @@ def cmd_group(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    page = queries.audit_log(_ro(args), user=args.by_user, action=args.action, limit=args.limit)
+    page = store_reads.audit_log(_ro(args), user=args.by_user, action=args.action, limit=args.limit)
 
     def human(p: dict) -> None:
         for a in p["items"]:
@@ -354,7 +355,7 @@ def _action(args: argparse.Namespace, kind: str, payload: dict, human, *, quiet:
     action_id = enqueue_action(conn, _user(args), kind, payload, time.time())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        act = queries.action(conn, action_id)
+        act = store_reads.action(conn, action_id)
         if act and act["status"] != "pending":
             break
         time.sleep(0.05)
@@ -364,7 +365,7 @@ def _action(args: argparse.Namespace, kind: str, payload: dict, human, *, quiet:
         if cur.rowcount == 1:
             raise StoreError(f"the controller did not take the action within {timeout:.0f} s "
                              "(is kiosk-controller running on this data folder?); cancelled")
-        act = queries.action(conn, action_id)
+        act = store_reads.action(conn, action_id)
     if act["status"] == "error":
         print(f"error: {act['result']['error']}", file=sys.stderr)
         return 1

@@ -8,8 +8,8 @@ controller's action queue: the controller keeps no copy of site names in memory 
 for them, so there is nothing for it to carry out, and a site can be named before it runs.
 
 ``queue next`` calls the next ticket through the function the console's *Call next* uses
-(:func:`controller.services.queue.call_next`) and records the call in the console's audit trail
-(``/audit``) as the console does; ``queue show`` prints :func:`~controller.services.queue.site_queue`.
+(:func:`controller.service_backend.queue_calls.call_next`) and records the call in the console's audit trail
+(``/audit``) as the console does; ``queue show`` prints :func:`~controller.service_backend.queue_calls.site_queue`.
 
 Exit codes as everywhere in kioskctl: 0 done; 1 the action did not succeed (no ticket waits, or
 the store stayed busy), so a script may try again later; 2 usage or setup error (a bad site id,
@@ -24,12 +24,11 @@ import sys
 import time
 from contextlib import closing
 
-from controller import ctl, queries
-from controller.services import ensure_schema
-from controller.services import queue as svc_queue
-from controller.services.backend import COUNTER_PREFIX
+from controller import ctl, store_reads
+from controller.service_backend import ensure_schema, queue_calls
+from controller.service_backend.operations import COUNTER_PREFIX
 from controller.store import Store, StoreError, connect
-from provisioning.errors import ConfigError, KioskError
+from foundation.errors import ConfigError, KioskError
 
 MAX_SITE = 64  # as config scopes (site:NAME) and the queue service accept
 MAX_NAME = 128
@@ -84,7 +83,7 @@ def _check_text(value: str, field: str, limit: int) -> str:
 
 def cmd_sites_list(args: argparse.Namespace) -> int:
     with closing(ctl._ro(args)) as conn:
-        page = queries.sites(conn)
+        page = store_reads.sites(conn)
 
     def human(p: dict) -> None:
         if not p["items"]:
@@ -136,7 +135,7 @@ def _queue_conn(args: argparse.Namespace) -> sqlite3.Connection:
 
 def cmd_queue_next(args: argparse.Namespace) -> int:
     from controller.web.accounts import Accounts
-    from controller.web.queue import audit_call
+    from controller.web.queue_page import audit_call
 
     site = check_site(args.site)
     user = ctl._user(args)
@@ -144,16 +143,16 @@ def cmd_queue_next(args: argparse.Namespace) -> int:
     if args.request_id is not None:
         # Namespaced like the console's form:/api: refs, so a CLI id never returns a console call.
         prefix = f"cli:{user}:"
-        room = svc_queue.MAX_REF - len(prefix)
+        room = queue_calls.MAX_REF - len(prefix)
         if not 0 < len(args.request_id) <= room:
             raise ConfigError(f"must be 1-{room} characters (for user {user!r}), got {len(args.request_id)}",
                               field="--request-id")
         ref = prefix + args.request_id
     with closing(_queue_conn(args)) as conn:
         try:
-            ticket = svc_queue.call_next(conn, site, now=time.time(), called_by=user, counter=args.counter,
+            ticket = queue_calls.call_next(conn, site, now=time.time(), called_by=user, counter=args.counter,
                                          request_ref=ref)
-        except svc_queue.QueueEmpty as exc:
+        except queue_calls.QueueEmpty as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         except sqlite3.OperationalError as exc:  # locked past the busy timeout: nothing was called
@@ -180,7 +179,7 @@ def cmd_queue_show(args: argparse.Namespace) -> int:
         # The console shows an empty queue for any name; here a typo should not look like a quiet day.
         if conn.execute("SELECT 1 FROM kiosks WHERE site=? LIMIT 1", (site,)).fetchone() is None:
             raise KioskError(f"no kiosk is registered at site {site!r}")
-        q = svc_queue.site_queue(conn, site, now=time.time())
+        q = queue_calls.site_queue(conn, site, now=time.time())
 
     def human(d: dict) -> None:
         print(f"queue at {site} on {d['day']}")

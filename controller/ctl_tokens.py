@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from controller import enrolment
+from controller import enrolment_service
 from controller.store import connect, migrate
-from provisioning.errors import KioskError
+from foundation.errors import KioskError
 
 
 def register(subparsers) -> None:
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
     iss = tsub.add_parser("issue", help="issue a one-time enrolment token bound to a site")
     iss.add_argument("--site", required=True, help="the community site the kiosk will serve")
     iss.add_argument("--kiosk-id", default=None, help="bind the token to this kiosk id too")
-    iss.add_argument("--ttl", type=float, default=enrolment.DEFAULT_TTL, help="seconds until it expires (3600)")
+    iss.add_argument("--ttl", type=float, default=enrolment_service.DEFAULT_TTL, help="seconds until it expires (3600)")
     iss.add_argument("--ca-file", type=Path, default=None,
                      help="fleet CA certificate, for the fingerprint (default DATA_DIR/../ca/ca.crt.pem)")
     iss.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
@@ -47,7 +47,7 @@ def cmd_issue(args: argparse.Namespace, *, now: float | None = None) -> int:
     try:
         conn = connect(data_dir)
         migrate(conn)  # tokens may be issued before the controller's first start
-        tok = enrolment.issue_token(conn, args.site, kiosk_id=args.kiosk_id, ttl=args.ttl,
+        tok = enrolment_service.issue_token(conn, args.site, kiosk_id=args.kiosk_id, ttl=args.ttl,
                                     now=time.time() if now is None else now, issued_by="kioskctl")
     except KioskError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from contract import topics
+from contract.topics import Parsed
 from controller import alarms, config_layers
 from controller.commands import OPEN, RESULT_TO_STATUS
-from controller.protocol import fleet
-from controller.protocol.fleet import Parsed
 
 
 @dataclass
@@ -73,14 +73,14 @@ def desired_message(state: FleetState, kiosk_id: str) -> Outgoing | None:
     version, body = config_layers.desired_for(state.layers, kiosk_id, rec.get("site", ""))
     if not version:
         return None
-    return Outgoing(fleet.topic(kiosk_id, "config/desired"), {"version": version, "config": body}, 1, True)
+    return Outgoing(topics.topic(kiosk_id, "config/desired"), {"version": version, "config": body}, 1, True)
 
 
 def _send_queued(state: FleetState, kiosk_id: str, now: float) -> list[Outgoing]:
     out = []
     for cmd in sorted(state.commands.values(), key=lambda c: c["issued_at"]):
         if cmd["kiosk_id"] == kiosk_id and cmd["status"] == "queued" and now < cmd["expires_at"]:
-            out.append(Outgoing(fleet.cmd_topic(kiosk_id, cmd["name"]), cmd["wire"], 1, False))
+            out.append(Outgoing(topics.cmd_topic(kiosk_id, cmd["name"]), cmd["wire"], 1, False))
             cmd["status"], cmd["sent_at"] = "sent", now
             state.effects.append(("command", cmd["id"], {"status": "sent", "sent_at": now}))
     return out

@@ -53,12 +53,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from controller import alarms, commands, config_layers, handlers, queries, services, signing
-from controller.protocol import fleet
-from controller.protocol.client import connect_with_retry, make_client
+from contract import signing, topics
+from contract.mqtt_client import connect_with_retry, make_client
+from controller import alarms, commands, config_layers, handlers, store_reads
+from controller import service_backend as services
 from controller.store import Store, connect
-from provisioning.errors import ConfigError, KioskError, ProtocolError
-from provisioning.settings import ControllerConfig
+from foundation.errors import ConfigError, KioskError, ProtocolError
+from foundation.settings import ControllerConfig
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class Controller:
             config.client_id, config.broker, ca_file=config.ca_file, cert_file=config.cert_file,
             key_file=config.key_file, manual_ack=True,
         )
-        self.client.will_set(fleet.CONTROLLER_STATUS, fleet.encode({"state": "offline", "reason": "lwt"}), 1, True)
+        self.client.will_set(topics.CONTROLLER_STATUS, topics.encode({"state": "offline", "reason": "lwt"}), 1, True)
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: self.inbox.put(m)
 
@@ -108,7 +109,7 @@ class Controller:
             st.kiosks[rec["kiosk_id"]] = rec
         for a in self.store.open_alarms():
             st.open_alarms[(a["kiosk_id"], a["rule"], a["subject"])] = a
-        st.layers = queries.layers(self.store.conn)
+        st.layers = store_reads.layers(self.store.conn)
         for cmd in self.store.open_commands():
             # Ed25519 signatures are deterministic: re-signing gives the bytes sent before the restart.
             cmd["wire"] = signing.sign(self.key, commands.wire_body(cmd))
@@ -120,8 +121,8 @@ class Controller:
             log.error("broker refused connection: %s", reason_code)
             return
         log.info("connected to broker", extra={"fields": {"session_present": flags.session_present}})
-        client.subscribe(fleet.subscriptions_for_controller())
-        client.publish(fleet.CONTROLLER_STATUS, fleet.encode({"state": "online", "ts": self.clock()}), 1, True)
+        client.subscribe(topics.subscriptions_for_controller())
+        client.publish(topics.CONTROLLER_STATUS, topics.encode({"state": "online", "ts": self.clock()}), 1, True)
 
     def start(self, say: Callable[[str], None] | None = None) -> None:
         connect_with_retry(
@@ -151,7 +152,7 @@ class Controller:
             log.warning("rejected message on %s: %s", msg.topic[:120], why[:200])
 
     def _apply(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing]) -> None:
-        if msg.topic == fleet.CONTROLLER_STATUS:
+        if msg.topic == topics.CONTROLLER_STATUS:
             return  # our own presence, matched by the status wildcard
         self._count("received")
         try:
@@ -162,7 +163,7 @@ class Controller:
 
     def _apply_one(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing]) -> None:
         try:
-            parsed = fleet.parse(msg.topic, msg.payload)
+            parsed = topics.parse(msg.topic, msg.payload)
         except ProtocolError as exc:
             self._reject(msg, str(exc), now)
             return
@@ -174,10 +175,10 @@ class Controller:
         self.state, more = handlers.handle(self.state, parsed, now)
         out += more
 
-    def _service(self, msg: mqtt.MQTTMessage, parsed: fleet.Parsed, now: float) -> None:
-        """Answer ``svc/request`` through the reference backend ``controller.services``."""
+    def _service(self, msg: mqtt.MQTTMessage, parsed: topics.Parsed, now: float) -> None:
+        """Answer ``svc/request`` through the reference backend ``controller.service_backend``."""
         props = getattr(msg, "properties", None)
-        response_topic = getattr(props, "ResponseTopic", None) or fleet.topic(parsed.kiosk_id, "svc/response")
+        response_topic = getattr(props, "ResponseTopic", None) or topics.topic(parsed.kiosk_id, "svc/response")
         try:
             if not hasattr(self._local, "svc_conn"):
                 # The backend takes one write transaction per request itself.
@@ -190,11 +191,11 @@ class Controller:
         corr = getattr(props, "CorrelationData", None)
         if corr is not None:
             reply.CorrelationData = corr
-        self.client.publish(response_topic, fleet.encode(body), 1, False, properties=reply)
+        self.client.publish(response_topic, topics.encode(body), 1, False, properties=reply)
 
     def _send(self, out: list[handlers.Outgoing]) -> None:
         for o in out:
-            self.client.publish(o.topic, fleet.encode(o.body), o.qos, o.retain)
+            self.client.publish(o.topic, topics.encode(o.body), o.qos, o.retain)
 
     # -- the worker: the store's only writer ------------------------------------------------------
     def _write_effects(self, store: Store) -> None:
@@ -332,7 +333,7 @@ class Controller:
         if hasattr(self, "_worker"):
             self._worker.join(5)
         info = self.client.publish(
-            fleet.CONTROLLER_STATUS, fleet.encode({"state": "offline", "reason": "shutdown"}), 1, True
+            topics.CONTROLLER_STATUS, topics.encode({"state": "offline", "reason": "shutdown"}), 1, True
         )
         try:
             info.wait_for_publish(3)
@@ -391,7 +392,7 @@ class Controller:
             store.audit(user, "config.set", str(scope)[:80], {"body": body}, f"rejected: {exc}", now)
             raise
         version = store.set_layer(scope, body, user, now)
-        self.state.layers = queries.layers(store.conn)
+        self.state.layers = store_reads.layers(store.conn)
         for kiosk_id in config_layers.affected(scope, self.state.kiosks):
             msg = handlers.desired_message(self.state, kiosk_id)
             if msg is not None:
@@ -425,25 +426,25 @@ class Controller:
         return conn
 
     def list_kiosks(self, **filters: Any) -> dict[str, Any]:
-        return queries.list_kiosks(self._ro(), **filters)
+        return store_reads.list_kiosks(self._ro(), **filters)
 
     def kiosk(self, kiosk_id: str) -> dict[str, Any] | None:
-        return queries.kiosk_detail(self._ro(), kiosk_id)
+        return store_reads.kiosk_detail(self._ro(), kiosk_id)
 
     def alarms(self, **filters: Any) -> dict[str, Any]:
-        return queries.alarms(self._ro(), **filters)
+        return store_reads.alarms(self._ro(), **filters)
 
     def ack_alarm(self, alarm_id: int, user: str) -> bool:
         return self._call(lambda store, now, out: self._ack(store, int(alarm_id), user, now))
 
     def events(self, **filters: Any) -> dict[str, Any]:
-        return queries.events(self._ro(), **filters)
+        return store_reads.events(self._ro(), **filters)
 
     def telemetry_history(self, kiosk_id: str, since: float = 0.0, until: float | None = None) -> list[dict]:
-        return queries.telemetry_history(self._ro(), kiosk_id, since=since, until=until)
+        return store_reads.telemetry_history(self._ro(), kiosk_id, since=since, until=until)
 
     def config_get(self, scope: str | None = None) -> dict[str, Any]:
-        ls = queries.layers(self._ro())
+        ls = store_reads.layers(self._ro())
         if scope is None:
             return ls
         scope = config_layers.parse_scope(scope)
@@ -453,7 +454,7 @@ class Controller:
         return self._call(lambda store, now, out: self._config_set(store, scope, body, user, now, out))
 
     def config_diff(self, kiosk_id: str | None = None, only_out_of_sync: bool = False) -> list[dict[str, Any]]:
-        return queries.config_diff(self._ro(), kiosk_id, only_out_of_sync=only_out_of_sync)
+        return store_reads.config_diff(self._ro(), kiosk_id, only_out_of_sync=only_out_of_sync)
 
     def send_command(self, kiosk_id: str, name: str, args: dict[str, Any] | None, issuer: str, *,
                      ttl: float = commands.DEFAULT_TTL, timeout: float = commands.DEFAULT_TIMEOUT,
@@ -463,10 +464,10 @@ class Controller:
         return self._call(lambda store, now, out: self._queue(store, cmd, now, out))
 
     def command(self, command_id: str) -> dict[str, Any] | None:
-        return queries.command(self._ro(), command_id)
+        return store_reads.command(self._ro(), command_id)
 
     def commands(self, **filters: Any) -> dict[str, Any]:
-        return queries.commands(self._ro(), **filters)
+        return store_reads.commands(self._ro(), **filters)
 
     def wait_command(self, command_id: str, timeout: float, *, poll: float = 0.05,
                      sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
@@ -492,7 +493,7 @@ class Controller:
         self._call(lambda store, now, out: store.audit(user, action, target, detail or {}, result, now))
 
     def audit_log(self, **filters: Any) -> dict[str, Any]:
-        return queries.audit_log(self._ro(), **filters)
+        return store_reads.audit_log(self._ro(), **filters)
 
     def public_key(self) -> str:
         return signing.public_key_text(self.key)

@@ -1,7 +1,7 @@
 """The controller's embedded store: SQLite in WAL mode with numbered schema migrations.
 
 One writer (the controller's worker thread, through ``Store`` under its lock); readers open
-their own connections (``connect(..., readonly=True)``, see ``controller.queries``). Operator
+their own connections (``connect(..., readonly=True)``, see ``controller.store_reads``). Operator
 actions from other processes (``kioskctl``) are rows in the ``actions`` table that the
 controller picks up, so nothing but the controller writes fleet state.
 """
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from provisioning.errors import KioskError
+from foundation.errors import KioskError
 
 DB_NAME = "controller.sqlite3"
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from device_drivers import iso7816, pn532
 from device_drivers.serial_link import AnswerDevice
 from device_drivers.transport import wire_time
-from provisioning.backoff import Backoff
-from provisioning.errors import DeviceError, DeviceTimeout, RemoteProtocolError, TransportError
+from foundation.backoff import Backoff
+from foundation.errors import DeviceError, DeviceTimeout, RemoteProtocolError, TransportError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from provisioning.errors import LocalProtocolError
+from foundation.errors import LocalProtocolError
 
 ESC = 0x1B
 GS = 0x1D

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from device_drivers import samv
 from device_drivers.serial_link import AnswerDevice
 from device_drivers.transport import wire_time
-from provisioning.backoff import Backoff
-from provisioning.errors import DeviceTimeout, RemoteProtocolError, TransportError
+from foundation.backoff import Backoff
+from foundation.errors import DeviceTimeout, RemoteProtocolError, TransportError
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from provisioning.errors import DeviceError, LocalProtocolError, RemoteProtocolError
-from provisioning.logs import mask_id_number, mask_name
+from foundation.errors import DeviceError, LocalProtocolError, RemoteProtocolError
+from foundation.logs import mask_id_number, mask_name
 
 log = logging.getLogger(__name__)
 

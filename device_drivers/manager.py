@@ -53,8 +53,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioning.backoff import Backoff
-from provisioning.errors import ConfigError, DeviceError, DeviceTimeout, KioskError, TransportError
+from foundation.backoff import Backoff
+from foundation.errors import ConfigError, DeviceError, DeviceTimeout, KioskError, TransportError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioning.errors import LocalProtocolError, RemoteProtocolError
+from foundation.errors import LocalProtocolError, RemoteProtocolError
 
 HOST_TO_PN532 = 0xD4
 PN532_TO_HOST = 0xD5

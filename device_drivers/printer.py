@@ -18,8 +18,8 @@ from typing import Any
 
 from device_drivers import escpos, profiles
 from device_drivers.serial_link import Replies, SerialLink
-from provisioning.backoff import Backoff
-from provisioning.errors import ConfigError, DeviceError, DeviceTimeout, LocalProtocolError, TransportError
+from foundation.backoff import Backoff
+from foundation.errors import ConfigError, DeviceError, DeviceTimeout, LocalProtocolError, TransportError
 
 log = logging.getLogger(__name__)
 

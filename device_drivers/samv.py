@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from provisioning.errors import DeviceError, LocalProtocolError, RemoteProtocolError
-from provisioning.logs import mask_id_number, mask_name
+from foundation.errors import DeviceError, LocalProtocolError, RemoteProtocolError
+from foundation.logs import mask_id_number, mask_name
 
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
 MAX_LEN = 0x1000  # the longest real answer (text + photo + fingerprints) is under 3 kB
@@ -172,7 +172,7 @@ class SamvDecoder:
 
 def split_read_answer(data: bytes) -> tuple[bytes, bytes, bytes]:
     """Data of a ``30 01``/``30 10`` answer -> (text, photo, fingerprint). Raises
-    :class:`~provisioning.errors.RemoteProtocolError` if the announced lengths do not fit."""
+    :class:`~foundation.errors.RemoteProtocolError` if the announced lengths do not fit."""
     if len(data) < 4:
         raise RemoteProtocolError("read answer shorter than its length fields")
     tlen = (data[0] << 8) | data[1]

@@ -12,8 +12,8 @@ from pathlib import Path
 from device_drivers import profiles
 from device_drivers.scanner_codec import Debouncer, Scan, ScanError, ScannerDecoder
 from device_drivers.serial_link import SerialLink
-from provisioning.backoff import Backoff
-from provisioning.errors import ConfigError, DeviceError
+from foundation.backoff import Backoff
+from foundation.errors import ConfigError, DeviceError
 
 log = logging.getLogger(__name__)
 

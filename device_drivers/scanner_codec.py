@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioning.errors import LocalProtocolError
+from foundation.errors import LocalProtocolError
 
 SUFFIXES = {"CR": b"\r", "CRLF": b"\r\n", "LF": b"\n"}
 # AIM code characters (ISO/IEC 15424) for the symbologies a kiosk meets.

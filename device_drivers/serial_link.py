@@ -20,8 +20,8 @@ from typing import Any
 import serial
 
 from device_drivers.transport import open_port, wire_time
-from provisioning.backoff import Backoff
-from provisioning.errors import DeviceTimeout, TransportError
+from foundation.backoff import Backoff
+from foundation.errors import DeviceTimeout, TransportError
 
 log = logging.getLogger(__name__)
 

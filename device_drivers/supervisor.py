@@ -30,8 +30,8 @@ import serial
 
 from device_drivers.serial_link import SerialLink
 from firmware import link as L
-from provisioning.backoff import Backoff
-from provisioning.errors import (
+from foundation.backoff import Backoff
+from foundation.errors import (
     DeviceError,
     DeviceTimeout,
     KioskError,

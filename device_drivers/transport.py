@@ -11,7 +11,7 @@ import os
 
 import serial
 
-from provisioning.errors import TransportError
+from foundation.errors import TransportError
 
 log = logging.getLogger(__name__)
 

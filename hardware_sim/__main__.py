@@ -11,7 +11,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from provisioning.logs import setup_logging
+from foundation.logs import setup_logging
 
 # device name -> "module:class"; each simulator lives in its own module.
 DEVICES = {

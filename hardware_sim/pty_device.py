@@ -21,7 +21,7 @@ import tty
 from pathlib import Path
 from typing import Any
 
-from provisioning.errors import KioskError
+from foundation.errors import KioskError
 
 log = logging.getLogger(__name__)
 

@@ -59,17 +59,17 @@ def _make_app_class():
     from kivy.properties import NumericProperty, StringProperty
     from kivy.uix.screenmanager import NoTransition, ScreenManager
 
-    from controller.services import catalogue as catalogue_mod
+    from contract import catalogue as catalogue_mod
+    from foundation.errors import ConfigError, DeviceError, DeviceTimeout, KioskError, TransportError
     from kiosk_ui.devices import DeviceMissing, Devices, PinNeeded, PinWrong, ReadCancelled
     from kiosk_ui.i18n import tr
-    from kiosk_ui.services import ServiceRefused, ServiceUnavailable
-    from kiosk_ui.services.offline import OfflineTickets
+    from kiosk_ui.service_client import ServiceRefused, ServiceUnavailable
+    from kiosk_ui.service_client.offline_tickets import OfflineTickets
     from kiosk_ui.theme import ELDERLY_SCALE
     from kiosk_ui.viewmodels.maintenance import MaintenanceGate
     from kiosk_ui.viewmodels.results import receipt_items, result_lines
     from kiosk_ui.viewmodels.session import SessionViewModel
     from kiosk_ui.voice import Voice
-    from provisioning.errors import ConfigError, DeviceError, DeviceTimeout, KioskError, TransportError
 
     class KioskApp(App):
         scale = NumericProperty(1.0)
@@ -241,7 +241,7 @@ def _make_app_class():
         def _notify_systemd(self) -> None:
             """Under systemd (Type=notify, WatchdogSec): ready once the first frame is up, then pings
             from the Kivy main loop, so a hung UI thread stops the pings and systemd restarts us."""
-            from provisioning import sd_notify
+            from foundation import sd_notify
 
             sd_notify.notify("READY=1")
             interval = sd_notify.watchdog_interval()

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args):
     """(config or None, kiosk id, data folder) from the arguments; raises ConfigError."""
-    from provisioning.settings import KioskConfig, load_toml
+    from foundation.settings import KioskConfig, load_toml
 
     config = None
     if args.config:
@@ -42,7 +42,7 @@ def _load(args):
 
 def _resident_key(config, data_dir: Path) -> bytes:
     """The fleet's resident-reference key (from enrolment), or this kiosk's own when not enrolled."""
-    from provisioning.secure_files import resident_key_file
+    from foundation.secure_files import resident_key_file
 
     if config is not None and config.resident_ref_key_file:
         return resident_key_file(config.resident_ref_key_file)
@@ -55,9 +55,9 @@ def _resident_key(config, data_dir: Path) -> bytes:
 def make_app(args, *, extra: dict | None = None, loaded: tuple | None = None):
     """Build the KioskApp from parsed arguments (also used by the UI test harness); ``loaded`` is
     what ``_load(args)`` already returned, so the config file is read once."""
+    from foundation.settings import KioskConfig
     from kiosk_ui.app import KioskApp
     from kiosk_ui.viewmodels.maintenance import hash_pin
-    from provisioning.settings import KioskConfig
 
     config, kiosk_id, data_dir = loaded or _load(args)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +81,7 @@ def make_app(args, *, extra: dict | None = None, loaded: tuple | None = None):
                    **({"critical_devices": config.critical_devices} if config else {}), **(extra or {}))
     if config is None and broker_text and args.screenshot is None:
         # No config file but a broker: the kiosk still joins the fleet, with settings from the flags.
-        from provisioning.settings import from_mapping
+        from foundation.settings import from_mapping
 
         config = from_mapping(KioskConfig, {"kiosk_id": kiosk_id, "broker": broker_text,
                                             "data_dir": str(data_dir), "simulated": simulated})
@@ -93,9 +93,9 @@ def make_app(args, *, extra: dict | None = None, loaded: tuple | None = None):
 def _start_agent(config, app) -> None:
     """The fleet link runs in-process: the agent's runtime reports this app's devices and hands the
     desired config (service catalogue) and mode changes to the app. It connects in the background."""
+    from foundation.errors import KioskError
     from kiosk_ui.agent.runtime import KioskRuntime
-    from kiosk_ui.services.mqtt import MqttServiceClient
-    from provisioning.errors import KioskError
+    from kiosk_ui.service_client.over_mqtt import MqttServiceClient
 
     runtime = KioskRuntime(config, on_config=app.on_desired, on_mode=app.on_mode)
     # The app owns the serial ports; the runtime must not open a second driver on them. It gets the
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
-    from provisioning.errors import KioskError
+    from foundation.errors import KioskError
 
     try:
         loaded = _load(args)  # a bad config file stops here, before anything is written
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform == "linux":
         print("error: no display: run on the kiosk's screen, or under xvfb-run for tests", file=sys.stderr)
         return 2
-    from provisioning.logs import setup_logging
+    from foundation.logs import setup_logging
 
     setup_logging(args.log_level)
     try:

@@ -16,8 +16,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioning.errors import DeviceError, DeviceTimeout, KioskError, TransportError
-from provisioning.logs import mask_id_number, mask_name
+from foundation.errors import DeviceError, DeviceTimeout, KioskError, TransportError
+from foundation.logs import mask_id_number, mask_name
 
 log = logging.getLogger(__name__)
 

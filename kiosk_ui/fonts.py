@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provisioning.errors import ConfigError
+from foundation.errors import ConfigError
 
 CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from provisioning.errors import TransportError
+from foundation.errors import TransportError
 
 # Kiosk port name -> simulator name; simulators not yet in hardware_sim are skipped.
 DEVICES = {"printer": "printer", "id_reader": "id-reader", "card_reader": "card-reader", "scanner": "scanner",

@@ -1,5 +1,1 @@
-"""Provisioning: kiosk identities, enrolment, flashing, and the foundation every part shares.
-
-The foundation (exception tree, configuration loading, logging set-up, retry backoff) lives
-here because provisioning is what defines a kiosk: its identity and its configuration.
-"""
+"""Provisioning, the technician's tool: fleet CA, kiosk identities, enrolment, broker config, flashing, self-test."""

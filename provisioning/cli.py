@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from provisioning.errors import KioskError
-from provisioning.logs import setup_logging
+from foundation.errors import KioskError
+from foundation.logs import setup_logging
 
 
 def _say(message: str) -> None:
@@ -17,8 +17,8 @@ def _say(message: str) -> None:
 
 
 def _passphrase(args: argparse.Namespace, *, confirm: bool = False) -> bytes:
-    from provisioning.errors import ProvisioningError
-    from provisioning.secure_files import read_passphrase_file
+    from foundation.errors import ProvisioningError
+    from foundation.secure_files import read_passphrase_file
 
     if args.passphrase_file:
         return read_passphrase_file(args.passphrase_file)
@@ -33,9 +33,9 @@ def _passphrase(args: argparse.Namespace, *, confirm: bool = False) -> bytes:
 
 
 def cmd_init_fleet(args) -> int:
-    from provisioning import fleet
+    from provisioning import fleet_ca
 
-    lay = fleet.init_fleet(args.data_dir, _passphrase(args, confirm=True), hosts=args.host or ["localhost", "127.0.0.1"], port=args.port,
+    lay = fleet_ca.init_fleet(args.data_dir, _passphrase(args, confirm=True), hosts=args.host or ["localhost", "127.0.0.1"], port=args.port,
                            broker_url=args.broker or "", progress=_say)
     from cryptography import x509
 
@@ -50,14 +50,14 @@ def cmd_init_fleet(args) -> int:
 
 
 def cmd_issue(args) -> int:
-    from provisioning import fleet, pki
-    from provisioning.secure_files import write_atomic, write_private
+    from foundation.secure_files import write_atomic, write_private
+    from provisioning import fleet_ca, pki
 
-    lay = fleet.Layout(args.data_dir)
-    ca = fleet.load_ca(lay, _passphrase(args))
-    index = fleet.CertIndex(lay.index)
+    lay = fleet_ca.Layout(args.data_dir)
+    ca = fleet_ca.load_ca(lay, _passphrase(args))
+    index = fleet_ca.CertIndex(lay.index)
     try:
-        key, cert = fleet.issue_identity(ca, index, args.kiosk_id, args.site, pki.utcnow())
+        key, cert = fleet_ca.issue_identity(ca, index, args.kiosk_id, args.site, pki.utcnow())
     finally:
         index.close()
     write_private(args.out / f"{args.kiosk_id}.key.pem", pki.key_pem(key), overwrite=False)
@@ -68,7 +68,7 @@ def cmd_issue(args) -> int:
 
 
 def cmd_enroll(args) -> int:
-    from provisioning.enroll import enroll
+    from provisioning.enrol_client import enroll
 
     token = args.token
     if token is None:
@@ -87,7 +87,7 @@ def cmd_enroll(args) -> int:
 
 
 def cmd_renew(args) -> int:
-    from provisioning.enroll import renew
+    from provisioning.enrol_client import renew
 
     res = renew(args.config, url=args.url or "", progress=_say)
     until = time.strftime("%Y-%m-%d", time.gmtime(res.not_after))
@@ -97,9 +97,9 @@ def cmd_renew(args) -> int:
 
 
 def cmd_revoke(args) -> int:
-    from provisioning import fleet, revocation
+    from provisioning import fleet_ca, revocation
 
-    lay = fleet.Layout(args.data_dir)
+    lay = fleet_ca.Layout(args.data_dir)
     serials = revocation.revoke(lay, _passphrase(args), args.kiosk_id, serial=args.serial, reason=args.reason)
     print(f"revoked {args.kiosk_id}: {', '.join(serials)}; CRL written to {lay.crl}")
     print(revocation.reload_broker(pid=args.broker_pid, pid_file=args.broker_pid_file, command=args.reload_command))
@@ -107,33 +107,17 @@ def cmd_revoke(args) -> int:
 
 
 def cmd_crl(args) -> int:
-    from provisioning import fleet, pki, revocation
+    from provisioning import fleet_ca, pki, revocation
 
-    lay = fleet.Layout(args.data_dir)
-    ca = fleet.load_ca(lay, _passphrase(args))
-    index = fleet.CertIndex(lay.index)
+    lay = fleet_ca.Layout(args.data_dir)
+    ca = fleet_ca.load_ca(lay, _passphrase(args))
+    index = fleet_ca.CertIndex(lay.index)
     try:
-        crl = fleet.write_crl(lay, ca, index, pki.utcnow())
+        crl = fleet_ca.write_crl(lay, ca, index, pki.utcnow())
     finally:
         index.close()
     print(f"CRL {lay.crl} renewed, valid until {crl.next_update_utc:%Y-%m-%d}")
     print(revocation.reload_broker(pid=args.broker_pid, pid_file=args.broker_pid_file, command=args.reload_command))
-    return 0
-
-
-def cmd_serve_enrolment(args) -> int:
-    from provisioning.enrol_server import EnrolmentServer, open_context
-
-    ctx = open_context(args.data_dir, _passphrase(args), broker_url=args.broker or "")
-    host, _, port = args.listen.rpartition(":")
-    server = EnrolmentServer(ctx, host or "127.0.0.1", int(port)).start()
-    print(f"READY enrolment {server.url}", flush=True)
-    from provisioning.lifecycle import wait_for_stop_signal
-
-    try:
-        wait_for_stop_signal()
-    finally:
-        server.stop()
     return 0
 
 
@@ -196,12 +180,6 @@ def build_parser() -> argparse.ArgumentParser:
     _fleet_args(s)
     _reload_args(s)
     s.set_defaults(func=cmd_crl)
-
-    s = sub.add_parser("serve-enrolment", help="run the enrolment endpoint on its own (without the console)")
-    _fleet_args(s)
-    s.add_argument("--listen", default="127.0.0.1:8443", help="HOST:PORT (0 = any free port)")
-    s.add_argument("--broker", help="broker URL given to kiosks (default from controller/controller.toml)")
-    s.set_defaults(func=cmd_serve_enrolment)
 
     from provisioning import cli_device
 

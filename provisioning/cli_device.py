@@ -11,8 +11,8 @@ from provisioning.cli import _say
 
 
 def cmd_flash(args) -> int:
+    from foundation.settings import KioskConfig, load_toml
     from provisioning import flash
-    from provisioning.settings import KioskConfig, load_toml
 
     hello_port = args.hello_port
     if not hello_port and args.config and args.config.exists():
@@ -45,9 +45,9 @@ def cmd_flash(args) -> int:
 
 
 def cmd_self_test(args) -> int:
+    from foundation.errors import KioskError
+    from foundation.settings import KioskConfig, load_toml
     from provisioning import selftest
-    from provisioning.errors import KioskError
-    from provisioning.settings import KioskConfig, load_toml
 
     cfg = load_toml(KioskConfig, args.config)
     report = selftest.run_self_test(cfg, progress=_say)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provisioning.errors import ProvisioningError
+from foundation.errors import ProvisioningError
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def flash_over_link(url: str, bundle: Path, *, hello: Callable[[], dict] | None 
     Raises ProvisioningError saying what to check.
     """
     from device_drivers.supervisor import SupervisorDriver, SupervisorRefused
-    from provisioning.errors import KioskError
+    from foundation.errors import KioskError
 
     manifest = load_manifest(bundle)
     files: dict = manifest["files"]
@@ -260,7 +260,7 @@ def flash_over_link(url: str, bundle: Path, *, hello: Callable[[], dict] | None 
 def link_supported(url: str, timeout: float = 2.0) -> bool:
     """True when supervisor firmware with file transfer answers on ``url``."""
     from device_drivers.supervisor import SupervisorDriver
-    from provisioning.errors import KioskError
+    from foundation.errors import KioskError
 
     try:
         with SupervisorDriver(url) as drv:
@@ -278,7 +278,7 @@ def supervisor_service_mode(url: str, seconds: int = 600) -> Callable[[], str]:
 
     def enter() -> str:
         from device_drivers.supervisor import SupervisorDriver
-        from provisioning.errors import KioskError
+        from foundation.errors import KioskError
 
         try:
             with SupervisorDriver(url) as drv:
@@ -299,7 +299,7 @@ def supervisor_hello(url: str, timeout: float = 15.0) -> Callable[[], dict]:
         import time
 
         from device_drivers.supervisor import SupervisorDriver
-        from provisioning.errors import KioskError
+        from foundation.errors import KioskError
 
         deadline = time.monotonic() + timeout
         last = ""

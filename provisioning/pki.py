@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provisioning.errors import EnrolmentRefused, ProvisioningError
+from foundation.errors import EnrolmentRefused, ProvisioningError
 
 CA_DAYS = 3650
 SERVER_DAYS = 825

@@ -16,18 +16,18 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from provisioning import fleet, pki
-from provisioning.errors import ProvisioningError
+from foundation.errors import ProvisioningError
+from provisioning import fleet_ca, pki
 
 log = logging.getLogger(__name__)
 
 
-def revoke(lay: fleet.Layout, passphrase: bytes, kiosk_id: str, *, serial: str | None = None,
+def revoke(lay: fleet_ca.Layout, passphrase: bytes, kiosk_id: str, *, serial: str | None = None,
            reason: str = "", now=None) -> list[str]:
     """Revoke the kiosk's certificates (or one ``serial``) and rewrite the CRL; returns the serials."""
     now = now or pki.utcnow()
-    ca = fleet.load_ca(lay, passphrase)
-    index = fleet.CertIndex(lay.index)
+    ca = fleet_ca.load_ca(lay, passphrase)
+    index = fleet_ca.CertIndex(lay.index)
     try:
         serials = index.revoke(kiosk_id, now, serial=serial, reason=reason)
         if not serials:
@@ -36,7 +36,7 @@ def revoke(lay: fleet.Layout, passphrase: bytes, kiosk_id: str, *, serial: str |
                 raise ProvisioningError(f"no certificate was ever issued to {kiosk_id!r} (check the id)")
             raise ProvisioningError(f"{kiosk_id!r} has no unrevoked certificate"
                                     + (f" with serial {serial}" if serial else ""))
-        fleet.write_crl(lay, ca, index, now)
+        fleet_ca.write_crl(lay, ca, index, now)
     finally:
         index.close()
     log.info("revoked", extra={"fields": {"kiosk_id": kiosk_id, "serials": ",".join(serials)}})

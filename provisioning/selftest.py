@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioning.errors import KioskError
-from provisioning.settings import KioskConfig
+from foundation.errors import KioskError
+from foundation.settings import KioskConfig
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +197,9 @@ def terminal_qr(data: str) -> str:
 
 def report_to_controller(cfg: KioskConfig, report: SelfTestReport, *, timeout: float = 15.0) -> None:
     """Publish the result as a ``self_test`` event on the kiosk's own events topic (QoS 1)."""
-    from controller.protocol.client import connect_with_retry, make_client
-    from controller.protocol.fleet import QOS, encode, topic
-    from provisioning.errors import BrokerUnavailable
+    from contract.mqtt_client import connect_with_retry, make_client
+    from contract.topics import QOS, encode, topic
+    from foundation.errors import BrokerUnavailable
 
     client = make_client(f"kiosk-{cfg.kiosk_id}-selftest", cfg.broker, ca_file=cfg.ca_file,
                          cert_file=cfg.cert_file, key_file=cfg.key_file)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioning.errors import KioskError
+from foundation.errors import KioskError
 
 log = logging.getLogger(__name__)
 

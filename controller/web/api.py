@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from controller.web.auth import HTTPProblem, require
-from controller.web.backend import COMMANDS, LAYERS, BadRequest, NotFound, Unavailable
+from controller.web.core_gateway import COMMANDS, LAYERS, BadRequest, NotFound, Unavailable
 from controller.web.fleetview import QueryError, parse_query
 
 MAX_BODY = 64 * 1024
@@ -241,7 +241,7 @@ async def not_found(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    from controller.web import enrol_tokens, queue, resident_requests
+    from controller.web import enrol_tokens, queue_page, resident_requests
 
     p = "/api/v1"
     return [
@@ -262,7 +262,7 @@ def routes() -> list[Route]:
         Route(f"{p}/config/{{layer}}/{{target}}", config_put, methods=["PUT"]),
         Route(f"{p}/audit", audit),
         Route(f"{p}/reports", reports),
-        *queue.api_routes(),  # sites/{site}/queue[/next]
+        *queue_page.api_routes(),  # sites/{site}/queue[/next]
         *enrol_tokens.api_routes(),  # enrolment-tokens
         *resident_requests.api_routes(),  # requests, requests/{ref}/reveal, requests/{ref}/handled
         Route(p + "/{rest:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),

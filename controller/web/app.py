@@ -24,7 +24,7 @@ from starlette.templating import Jinja2Templates
 from controller.web import api, i18n, live, metrics, openapi, pages
 from controller.web.accounts import Accounts
 from controller.web.auth import HTTPProblem, principal
-from controller.web.backend import Backend
+from controller.web.core_gateway import Backend
 from controller.web.fleetview import FleetView
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def create_app(console: Console, *, start_poller: bool = True, extra_routes: tup
 
 
 def _active_alarms(backend: Backend):
-    from controller.web.backend import Unavailable
+    from controller.web.core_gateway import Unavailable
 
     def fetch():
         try:

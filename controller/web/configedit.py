@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from provisioning.errors import ConfigError
+from foundation.errors import ConfigError
 
 MAX_DEPTH = 6
 

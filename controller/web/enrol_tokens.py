@@ -1,7 +1,7 @@
 """Enrolment tokens from the console: admins issue one-time tokens for new kiosks (page, REST API).
 
 ``POST /api/v1/enrolment-tokens`` and the form on ``/enrolment`` call
-:func:`controller.enrolment.issue_token` on the controller database, like ``kioskctl token issue``.
+:func:`controller.enrolment_service.issue_token` on the controller database, like ``kioskctl token issue``.
 The token is in that one answer only (the database keeps its SHA-256); it never goes to the
 log or the audit trail. The list shows site, kiosk, expiry and use, never a token.
 """
@@ -17,12 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from controller import enrolment
+from controller import enrolment_service
 from controller.store import connect, migrate
 from controller.web import i18n
 from controller.web.auth import HTTPProblem, require
-from controller.web.queries import fetch, tables
-from provisioning.errors import ConfigError, KioskError
+from controller.web.console_reads import fetch, tables
+from foundation.errors import ConfigError, KioskError
 
 log = logging.getLogger(__name__)
 LIST_LIMIT = 200
@@ -43,7 +43,7 @@ def issue(console, who, site: Any, kiosk_id: Any = None, ttl: Any = None) -> dic
     if kiosk_id is not None and not isinstance(kiosk_id, str):
         raise HTTPProblem(422, "kiosk_id must be a string")
     if ttl is None:
-        ttl = enrolment.DEFAULT_TTL
+        ttl = enrolment_service.DEFAULT_TTL
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
         raise HTTPProblem(422, f"ttl must be a number of seconds, got {ttl!r}")
     try:
@@ -52,7 +52,7 @@ def issue(console, who, site: Any, kiosk_id: Any = None, ttl: Any = None) -> dic
         raise HTTPProblem(503, str(exc)) from None
     try:
         migrate(conn)  # tokens may be issued before the controller's first start, as with kioskctl
-        tok = enrolment.issue_token(conn, site.strip(), kiosk_id=(kiosk_id or "").strip() or None, ttl=float(ttl),
+        tok = enrolment_service.issue_token(conn, site.strip(), kiosk_id=(kiosk_id or "").strip() or None, ttl=float(ttl),
                                     now=console.clock(), issued_by=f"console:{who.name}")
     except ConfigError as exc:
         raise HTTPProblem(422, str(exc)) from None
@@ -62,7 +62,7 @@ def issue(console, who, site: Any, kiosk_id: Any = None, ttl: Any = None) -> dic
         conn.close()
     console.accounts.audit(who.name, "enrolment_token.issue", f"site:{tok['site']}",
                            {"kiosk_id": tok["kiosk_id"], "expires_at": tok["expires_at"],
-                            "token": enrolment.token_hash(tok["token"])[:8]})
+                            "token": enrolment_service.token_hash(tok["token"])[:8]})
     return {**tok, "ca_hash": ca_fingerprint(console)}
 
 
@@ -111,7 +111,7 @@ def _show(request: Request, who, *, new: dict | None = None, error: str = "", fo
     console = request.app.state.console
     return render(request, "enrolment.html", {
         "tokens": outstanding(console), "new": new, "error": error, "form": form or {},
-        "default_ttl": enrolment.DEFAULT_TTL // 60}, status)
+        "default_ttl": enrolment_service.DEFAULT_TTL // 60}, status)
 
 
 async def submit(request: Request) -> Response:
@@ -120,7 +120,7 @@ async def submit(request: Request) -> Response:
     console = request.app.state.console
     values = {k: str(form.get(k, "")).strip() for k in ("site", "kiosk_id", "ttl_minutes")}
     try:
-        minutes = float(values["ttl_minutes"] or enrolment.DEFAULT_TTL / 60)
+        minutes = float(values["ttl_minutes"] or enrolment_service.DEFAULT_TTL / 60)
     except ValueError:
         t = i18n.Translator(request.state.lang)
         return _show(request, who, error=f"{t('enrol.ttl')}: {values['ttl_minutes']!r}", form=values, status=422)

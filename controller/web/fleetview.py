@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from controller.web import queries
+from controller.web import console_reads
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class FleetView:
 
     @classmethod
     def from_store(cls, data_dir) -> FleetView:
-        return cls(lambda: queries.all_kiosks(data_dir), lambda since: queries.kiosks_changed(data_dir, since))
+        return cls(lambda: console_reads.all_kiosks(data_dir), lambda since: console_reads.kiosks_changed(data_dir, since))
 
     def _merge(self, records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         changed, added = [], []

@@ -57,7 +57,7 @@ def render(console) -> str:
             lab = ",".join(f'{k}="{_esc(v)}"' for k, v in labels.items())
             lines.append(f"{name}{{{lab}}} {value}" if lab else f"{name} {value}")
 
-    from controller.web.backend import Unavailable
+    from controller.web.core_gateway import Unavailable
 
     counts = console.fleet.counts()
     metric("kiosk_fleet_kiosks", "gauge", "Kiosks in the registry by console status.",

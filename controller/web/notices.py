@@ -13,10 +13,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from controller.services.backend import GROUPS
-from controller.services.catalogue import LANGS
+from contract.catalogue import LANGS
+from controller.service_backend.operations import GROUPS
 from controller.store import DB_NAME
-from controller.web.backend import BadRequest, NotFound, Unavailable
+from controller.web.core_gateway import BadRequest, NotFound, Unavailable
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 

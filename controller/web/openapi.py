@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from controller.services.backend import COUNTER_PREFIX
-from controller.web.backend import COMMANDS, LAYERS
+from controller.service_backend.operations import COUNTER_PREFIX
+from controller.web.core_gateway import COMMANDS, LAYERS
 from controller.web.fleetview import MAX_PAGE_SIZE, SORTS, STATUSES
 from controller.web.resident_requests import MAX_LIMIT, MAX_NOTE, URGENCIES
 from controller.web.resident_requests import STATUSES as REQUEST_STATUSES

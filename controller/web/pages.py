@@ -16,7 +16,7 @@ from controller.web import i18n
 from controller.web.accounts import AuthFailed
 from controller.web.api import call
 from controller.web.auth import SESSION_COOKIE, HTTPProblem, require
-from controller.web.backend import BUTTONS, Unavailable
+from controller.web.core_gateway import BUTTONS, Unavailable
 from controller.web.fleetview import STATUSES, Query, QueryError, parse_query
 
 
@@ -173,7 +173,7 @@ async def audit_page(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    from controller.web import enrol_tokens, pages_accounts, pages_admin, queue, resident_requests
+    from controller.web import enrol_tokens, pages_accounts, pages_admin, queue_page, resident_requests
 
     return [
         Route("/", home),
@@ -188,7 +188,7 @@ def routes() -> list[Route]:
         Route("/audit", audit_page, name="audit"),
         *pages_admin.routes(),
         *pages_accounts.routes(),
-        *queue.routes(),
+        *queue_page.routes(),
         *resident_requests.routes(),
         *enrol_tokens.routes(),
     ]

@@ -11,10 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from controller.web import configedit, i18n, notices, queries, reports
+from controller.web import configedit, console_reads, i18n, notices, reports
 from controller.web.auth import HTTPProblem, require
-from controller.web.backend import LAYERS, BadRequest, NotFound, Unavailable
-from provisioning.errors import ConfigError
+from controller.web.core_gateway import LAYERS, BadRequest, NotFound, Unavailable
+from foundation.errors import ConfigError
 
 
 def _console(request: Request):
@@ -85,7 +85,7 @@ async def config_submit(request: Request) -> Response:
 
 def _catalogue_services() -> list[dict]:
     try:
-        from controller.services.catalogue import load_default_document
+        from contract.catalogue import load_default_document
 
         return load_default_document().get("services", [])
     except (ImportError, OSError, ConfigError, ValueError):
@@ -93,7 +93,7 @@ def _catalogue_services() -> list[dict]:
 
 
 def _notices(console) -> list[dict]:
-    rows = queries.fetch(console.data_dir, "SELECT id, groups, titles, published FROM svc_notices "
+    rows = console_reads.fetch(console.data_dir, "SELECT id, groups, titles, published FROM svc_notices "
                                            "ORDER BY published DESC, id LIMIT 500")
     for n in rows:
         for key in ("groups", "titles"):

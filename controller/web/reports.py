@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from controller.web import charts
-from controller.web.queries import columns, fetch, tables
+from controller.web.console_reads import columns, fetch, tables
 
 MAX_DAYS = 366
 SERVICE_TABLES = {  # service id -> (table, time column)

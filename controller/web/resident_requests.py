@@ -26,11 +26,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from controller.services.backend import REPLY_DAYS, TZ, ServiceError
+from controller.service_backend.operations import REPLY_DAYS, TZ, ServiceError
 from controller.web import i18n, servicedb
 from controller.web.auth import HTTPProblem, require
-from provisioning.logs import mask_phone
-from provisioning.settings import ControllerConfig
+from foundation.logs import mask_phone
+from foundation.settings import ControllerConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ HANDLING_TABLE = """CREATE TABLE IF NOT EXISTS console_request_handling (
     ref TEXT PRIMARY KEY, handled_by TEXT NOT NULL, handled_at REAL NOT NULL, note TEXT NOT NULL DEFAULT '')"""
 STATUSES = ("open", "handled", "all")
 URGENCIES = ("urgent", "normal")
-# What the kiosk promises (controller.services.backend.feedback_submit answers reply_days).
+# What the kiosk promises (controller.service_backend.operations.feedback_submit answers reply_days).
 MAX_NOTE = 200
 DEFAULT_LIMIT, MAX_LIMIT = 200, 1000
 MAX_REF = 40

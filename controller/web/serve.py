@@ -9,7 +9,7 @@ from typing import Any
 
 import uvicorn
 
-from provisioning.errors import ConfigError, TransportError
+from foundation.errors import ConfigError, TransportError
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from controller.services import ensure_schema
-from controller.services.backend import ServiceError
+from controller.service_backend import ensure_schema
+from controller.service_backend.operations import ServiceError
 from controller.store import DB_NAME
 from controller.web.auth import HTTPProblem
 

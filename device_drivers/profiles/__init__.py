@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from provisioning.errors import ConfigError
+from foundation.errors import ConfigError
 
 HERE = Path(__file__).resolve().parent
 

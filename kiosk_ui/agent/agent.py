@@ -22,14 +22,14 @@ from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 
-from controller import signing
-from controller.protocol import desired_config, fleet
-from controller.protocol.client import failure_reason, make_client
+from contract import desired_config, signing
+from contract import topics as fleet
+from contract.mqtt_client import failure_reason, make_client
+from foundation.backoff import Backoff
+from foundation.errors import BrokerUnavailable, CommandRejected, ConfigError, KioskError
+from foundation.settings import KioskConfig
 from kiosk_ui.agent import commands, telemetry
 from kiosk_ui.agent.journal import Journal
-from provisioning.backoff import Backoff
-from provisioning.errors import BrokerUnavailable, CommandRejected, ConfigError, KioskError
-from provisioning.settings import KioskConfig
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,15 @@ import signal
 import sys
 import threading
 
-from provisioning.errors import KioskError
-from provisioning.lifecycle import (
+from foundation.errors import KioskError
+from foundation.lifecycle import (
     add_common_args,
     build_config,
     fail,
     start_service,
 )
-from provisioning.logs import setup_logging
-from provisioning.settings import KioskConfig
+from foundation.logs import setup_logging
+from foundation.settings import KioskConfig
 
 RESTART_EXIT_CODE = 75  # "restart me": a fleet restart_app/reboot command on a simulated kiosk
 

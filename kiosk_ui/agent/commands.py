@@ -15,9 +15,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from controller import signing
-from controller.protocol import fleet
-from provisioning.errors import CommandRejected
+from contract import signing, topics
+from foundation.errors import CommandRejected
 
 MAX_TTL = 86400.0  # a command valid longer than a day is refused: it would outlive replay memory
 CLOCK_SKEW = 120.0  # commands "issued" further in the future than this are refused
@@ -78,8 +77,8 @@ def parse(topic_name: str, payload: bytes, kiosk_id: str) -> dict[str, Any]:
             raise CommandRejected("malformed", f"command needs a numeric {f}")
     if not isinstance(body.get("args", {}), dict):
         raise CommandRejected("bad_arguments", "args must be a JSON object")
-    if body.get("v") != fleet.VERSION:
-        raise CommandRejected("malformed", f"payload version {body.get('v')!r} is not {fleet.VERSION}")
+    if body.get("v") != topics.VERSION:
+        raise CommandRejected("malformed", f"payload version {body.get('v')!r} is not {topics.VERSION}")
     return body
 
 

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from foundation.errors import DeviceError, KioskError
+from foundation.settings import KioskConfig
 from kiosk_ui.agent.agent import VERSION, KioskAgent
-from provisioning.errors import DeviceError, KioskError
-from provisioning.settings import KioskConfig
 
 log = logging.getLogger(__name__)
 

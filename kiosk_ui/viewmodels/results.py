@@ -6,10 +6,10 @@ import functools
 import time
 from typing import Any
 
-from controller.services.catalogue import Service
+from contract.catalogue import Service
+from foundation.logs import mask_phone
 from kiosk_ui.devices import ResidentIdentity
 from kiosk_ui.i18n import tr
-from provisioning.logs import mask_phone
 
 
 def _option_name(service: Service, field: str, option_id: str, lang: str) -> str:
@@ -24,7 +24,7 @@ def _option_name(service: Service, field: str, option_id: str, lang: str) -> str
 @functools.cache
 def _default_certificate() -> Service | None:
     """Parsed once: this runs on the UI thread on every refresh of a result screen."""
-    from controller.services.catalogue import load_default
+    from contract.catalogue import load_default
 
     return load_default().get("certificate")
 

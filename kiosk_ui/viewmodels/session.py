@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.services.catalogue import PHONE, Catalogue, Service
+from contract.catalogue import PHONE, Catalogue, Service
 from kiosk_ui.devices import ResidentIdentity
 from kiosk_ui.i18n import DEFAULT_LANGUAGE, LANGUAGES
 

@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 from controller.store import Store
-from controller.web import queries
+from controller.web import console_reads
 from controller.web.app import build_console, create_app
 
 warnings.filterwarnings("ignore", message=".*httpx.*")
@@ -47,7 +47,7 @@ def console_env(tmp_path):
         console.accounts.add_user(name, ROLES[name], pw)
     yield console
     console.accounts.close()
-    queries.close_all()
+    console_reads.close_all()
 
 
 @pytest.fixture

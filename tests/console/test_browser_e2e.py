@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from controller import signing
+from contract import signing
 from controller.web.accounts import Accounts
 from tests.support.processes import Proc
 
@@ -31,7 +31,7 @@ def seed_service_history(data):
     import sqlite3
     import time
 
-    from controller.services.schema import ensure_schema
+    from controller.service_backend.tables import ensure_schema
     from controller.store import DB_NAME, Store
 
     Store(data).close()

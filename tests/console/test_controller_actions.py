@@ -9,11 +9,11 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from controller.protocol import fleet
+from contract import topics
 from controller.server import Controller
-from controller.web import queries
+from controller.web import console_reads
 from controller.web.app import build_console, create_app
-from provisioning.settings import ControllerConfig, parse_broker_url
+from foundation.settings import ControllerConfig, parse_broker_url
 from tests.console.conftest import PASSWORDS, ROLES, login
 
 
@@ -41,7 +41,7 @@ def live(broker, tmp_path):
     pub.loop_start()
 
     def status(kiosk_id, **body):
-        pub.publish(fleet.topic(kiosk_id, "status"), fleet.encode(body), 1, True).wait_for_publish(5)
+        pub.publish(topics.topic(kiosk_id, "status"), topics.encode(body), 1, True).wait_for_publish(5)
 
     clients = {}
     yield console, app, status, clients
@@ -51,7 +51,7 @@ def live(broker, tmp_path):
     pub.disconnect()
     ctl.stop()
     console.accounts.close()
-    queries.close_all()
+    console_reads.close_all()
 
 
 def test_offline_kiosk_raises_alarm_operator_acknowledges(live):
@@ -98,7 +98,7 @@ def test_service_selection_and_notices(live):
     console, app, status, clients = live
     import sqlite3
 
-    from controller.services.schema import ensure_schema
+    from controller.service_backend.tables import ensure_schema
 
     conn = sqlite3.connect(console.data_dir / "controller.sqlite3")
     ensure_schema(conn)

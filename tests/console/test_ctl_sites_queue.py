@@ -15,8 +15,8 @@ from contextlib import closing
 
 import pytest
 
-from controller import ctl, queries
-from controller.services import ensure_schema, handle_request
+from controller import ctl, store_reads
+from controller.service_backend import ensure_schema, handle_request
 from controller.store import DB_NAME, connect
 from controller.web.accounts import Accounts
 from tests.console.conftest import seed
@@ -72,7 +72,7 @@ def test_sites_set_names_a_site_keeps_what_is_not_given_and_is_audited(data, cap
         ("新河社区服务中心", "Haizhu", 2)
     assert (items["site-9"]["name"], items["site-9"]["kiosks"], items["site-9"]["online"]) == ("Future centre", 0, 0)
     with closing(connect(data, readonly=True)) as conn:
-        log = queries.audit_log(conn, action="site.set")["items"]
+        log = store_reads.audit_log(conn, action="site.set")["items"]
     assert [(a["user"], a["target"], a["result"], a["detail"]) for a in log] == [
         ("wanda", "site:site-9", "ok", {"name": "Future centre", "region": ""}),
         ("wanda", "site:site-1", "ok", {"name": "新河社区服务中心", "region": "Haizhu"}),

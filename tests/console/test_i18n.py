@@ -36,7 +36,7 @@ def test_language_choice():
 
 
 def test_dynamic_keys_exist():
-    from controller.web.backend import BUTTONS, LAYERS
+    from controller.web.core_gateway import BUTTONS, LAYERS
     from controller.web.fleetview import STATUSES
 
     cat = i18n.catalogue("zh-CN")

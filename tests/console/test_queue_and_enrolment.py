@@ -7,7 +7,7 @@ import logging
 import sqlite3
 import time
 
-from controller.services import ensure_schema, handle_request
+from controller.service_backend import ensure_schema, handle_request
 from controller.store import DB_NAME
 from controller.web import reports
 
@@ -102,7 +102,7 @@ def test_enrolment_token_issued_once_never_logged(console_env, clients, caplog):
     page = clients["ada"].get("/enrolment")
     assert tok["token"][5:] not in page.text and "site-1" in page.text
     # The token really enrols: it is the controller's own kind, stored as a hash.
-    from controller.enrolment import token_hash
+    from controller.enrolment_service import token_hash
 
     conn = sqlite3.connect(console_env.data_dir / DB_NAME)
     assert conn.execute("SELECT site FROM enrol_tokens WHERE token_hash=?", (token_hash(tok["token"]),)).fetchone()

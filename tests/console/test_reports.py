@@ -23,7 +23,7 @@ class Ctx:
 
 @pytest.fixture
 def data(tmp_path):
-    from controller.services.schema import ensure_schema
+    from controller.service_backend.tables import ensure_schema
 
     store = Store(tmp_path)
     with store.tx() as s:

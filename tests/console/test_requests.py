@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.services import ensure_schema, forget_phones, handle_request
-from controller.services.backend import FEEDBACK_CATEGORIES, TZ
+from controller.service_backend import ensure_schema, forget_phones, handle_request
+from controller.service_backend.operations import FEEDBACK_CATEGORIES, TZ
 from controller.store import DB_NAME, Store
 from controller.web import i18n
 from controller.web.resident_requests import (
@@ -35,7 +35,7 @@ from controller.web.resident_requests import (
     due_at,
     parse_filters,
 )
-from provisioning.logs import mask_phone as mask
+from foundation.logs import mask_phone as mask
 from tests.console.test_browser_e2e import ARGS, CHROMIUM, publish_retained
 from tests.support.processes import Proc
 

@@ -8,7 +8,7 @@ import pytest
 
 from device_drivers.card_reader import CardReader, NoContactlessCard
 from device_drivers.iso7816 import PinRequired
-from provisioning.backoff import Backoff
+from foundation.backoff import Backoff
 
 
 def test_wakes_reads_firmware_and_uid(sim):

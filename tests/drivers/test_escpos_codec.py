@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from device_drivers import escpos
-from provisioning.errors import LocalProtocolError, ProtocolError
+from foundation.errors import LocalProtocolError, ProtocolError
 
 FIX = {k: bytes.fromhex(v) for k, v in json.loads((Path(__file__).parent / "fixtures/escpos.json").read_text()).items()
        if not k.startswith("_")}

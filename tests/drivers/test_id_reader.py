@@ -9,7 +9,7 @@ import pytest
 
 from device_drivers.id_reader import IdCardReader, NoCard
 from device_drivers.samv import SamvStatusError
-from provisioning.backoff import Backoff
+from foundation.backoff import Backoff
 
 
 def test_reads_all_three_card_types(sim):

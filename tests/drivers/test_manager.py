@@ -8,8 +8,8 @@ import time
 import pytest
 
 from device_drivers.manager import DeviceConfig, DeviceManager
-from provisioning.backoff import Backoff
-from provisioning.errors import ConfigError, DeviceError
+from foundation.backoff import Backoff
+from foundation.errors import ConfigError, DeviceError
 
 
 def wait(pred, timeout=5.0):

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from device_drivers import iso7816, pn532
+from foundation.errors import ProtocolError
 from hardware_sim.card_reader import SocialSecurityCardSim
-from provisioning.errors import ProtocolError
 
 FIX = {k: bytes.fromhex(v) for k, v in json.loads((Path(__file__).parent / "fixtures/pn532.json").read_text()).items()
        if not k.startswith("_")}

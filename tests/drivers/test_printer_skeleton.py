@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from device_drivers.printer import ReceiptPrinter
-from provisioning.errors import DeviceError, DeviceTimeout, TransportError
+from foundation.errors import DeviceError, DeviceTimeout, TransportError
 from tests.drivers.test_printer import wait_receipt
 
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from device_drivers import samv
+from foundation.errors import ProtocolError
 from hardware_sim import identities
-from provisioning.errors import ProtocolError
 
 FIX = {k: bytes.fromhex(v) for k, v in json.loads((Path(__file__).parent / "fixtures/samv.json").read_text()).items()
        if not k.startswith("_")}

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from device_drivers.scanner import BarcodeScanner
 from device_drivers.scanner_codec import Debouncer, Scan, ScanError, ScannerDecoder
-from provisioning.errors import ProtocolError
+from foundation.errors import ProtocolError
 
 
 def test_lines_with_aim_prefix_suffixes_and_encodings():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from device_drivers.transport import find_by_id
-from provisioning.errors import TransportError
+from foundation.errors import TransportError
 
 
 def test_find_by_id_needs_exactly_one_match(tmp_path):

@@ -9,8 +9,8 @@ import pytest
 
 from device_drivers.supervisor import SupervisorDriver, SupervisorEvent, SupervisorRefused
 from firmware import VERSION
-from provisioning.backoff import Backoff
-from provisioning.errors import DeviceTimeout, LocalProtocolError, TransportError
+from foundation.backoff import Backoff
+from foundation.errors import DeviceTimeout, LocalProtocolError, TransportError
 
 
 def control(proc, obj: dict) -> dict:

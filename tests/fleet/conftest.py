@@ -12,9 +12,9 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from controller.server import Controller
+from foundation.backoff import Backoff
+from foundation.settings import ControllerConfig, KioskConfig, from_mapping
 from kiosk_ui.agent.runtime import KioskRuntime
-from provisioning.backoff import Backoff
-from provisioning.settings import ControllerConfig, KioskConfig, from_mapping
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:

@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 from controller.server import Controller
-from provisioning.logs import setup_logging
-from provisioning.settings import ControllerConfig, from_mapping
+from foundation.logs import setup_logging
+from foundation.settings import ControllerConfig, from_mapping
 
 
 def main() -> None:

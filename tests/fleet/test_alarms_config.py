@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from controller.protocol import fleet
+from contract import topics
 from tests.fleet.conftest import wait_until
 from tests.support.processes import REPO
 
@@ -26,12 +26,12 @@ def test_alarms_raise_clear_and_ack(make_controller, raw, tmp_path):
     ctl = make_controller()
     r = raw("kiosk-sim")
     k = "K-ALM"
-    r.publish(fleet.topic(k, "status"), {"v": 1, "state": "online", "kiosk_id": k, "boot_id": "b1"}, retain=True)
-    r.publish(fleet.topic(k, "devices/printer"), {"v": 1, "kiosk_id": k, "state": "error", "detail": "paper_out",
+    r.publish(topics.topic(k, "status"), {"v": 1, "state": "online", "kiosk_id": k, "boot_id": "b1"}, retain=True)
+    r.publish(topics.topic(k, "devices/printer"), {"v": 1, "kiosk_id": k, "state": "error", "detail": "paper_out",
                                                   "paper": "out", "cover": "open"})
-    r.publish(fleet.topic(k, "devices/supervisor"), {"v": 1, "kiosk_id": k, "state": "idle", "tamper": True})
-    r.publish(fleet.topic(k, "telemetry"), {"v": 1, "kiosk_id": k, "uptime": 5, "enclosure_temperature": 61.5}, 0)
-    r.publish(fleet.topic(k, "events"), {"v": 1, "id": "pc-1", "kiosk_id": k, "type": "host_power_cycled", "seq": 1})
+    r.publish(topics.topic(k, "devices/supervisor"), {"v": 1, "kiosk_id": k, "state": "idle", "tamper": True})
+    r.publish(topics.topic(k, "telemetry"), {"v": 1, "kiosk_id": k, "uptime": 5, "enclosure_temperature": 61.5}, 0)
+    r.publish(topics.topic(k, "events"), {"v": 1, "id": "pc-1", "kiosk_id": k, "type": "host_power_cycled", "seq": 1})
     want = {("paper_out", "printer"), ("cover_open", "printer"), ("device_error", "printer"),
             ("tamper", "supervisor"), ("enclosure_hot", ""), ("host_power_cycled", "")}
     wait_until(lambda: _active(ctl, k) == want, 10, "alarms raised")
@@ -39,12 +39,12 @@ def test_alarms_raise_clear_and_ack(make_controller, raw, tmp_path):
     assert severities["tamper"] == "critical" and severities["paper_out"] == "major"
 
     # Hysteresis: 52 °C is below the limit but above the clear value; 45 °C clears.
-    r.publish(fleet.topic(k, "telemetry"), {"v": 1, "kiosk_id": k, "uptime": 6, "enclosure_temperature": 52}, 0)
-    r.publish(fleet.topic(k, "devices/printer"), {"v": 1, "kiosk_id": k, "state": "idle", "detail": "paper_low",
+    r.publish(topics.topic(k, "telemetry"), {"v": 1, "kiosk_id": k, "uptime": 6, "enclosure_temperature": 52}, 0)
+    r.publish(topics.topic(k, "devices/printer"), {"v": 1, "kiosk_id": k, "state": "idle", "detail": "paper_low",
                                                   "paper": "low", "cover": "closed"})
     wait_until(lambda: ("paper_low", "printer") in _active(ctl, k), 10, "paper low")
     assert ("enclosure_hot", "") in _active(ctl, k) and ("paper_out", "printer") not in _active(ctl, k)
-    r.publish(fleet.topic(k, "telemetry"), {"v": 1, "kiosk_id": k, "uptime": 7, "enclosure_temperature": 45}, 0)
+    r.publish(topics.topic(k, "telemetry"), {"v": 1, "kiosk_id": k, "uptime": 7, "enclosure_temperature": 45}, 0)
     wait_until(lambda: ("enclosure_hot", "") not in _active(ctl, k), 10, "temperature alarm cleared")
 
     alarm = next(a for a in ctl.alarms(kiosk_id=k)["items"] if a["rule"] == "tamper")
@@ -59,7 +59,7 @@ def test_alarms_raise_clear_and_ack(make_controller, raw, tmp_path):
     actions = [a["action"] for a in ctl.audit_log(user="erin")["items"]]
     assert actions.count("alarm.ack") == 2
 
-    r.publish(fleet.topic(k, "status"), {"v": 1, "state": "offline", "reason": "lwt", "kiosk_id": k}, retain=True)
+    r.publish(topics.topic(k, "status"), {"v": 1, "state": "offline", "reason": "lwt", "kiosk_id": k}, retain=True)
     wait_until(lambda: ("kiosk_offline", "") in _active(ctl, k), 10, "offline alarm")
 
 

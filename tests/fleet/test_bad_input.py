@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from controller.protocol import fleet
+from contract import topics
 from tests.fleet.conftest import wait_until
 
 
@@ -38,7 +38,7 @@ def test_bad_input_is_counted_and_harmless(make_controller, make_kiosk, raw):
     # Still alive and correct: a well-formed event from the kiosk is stored, its state untouched.
     k = ctl.kiosk("K-GOOD")
     assert k["state"] == "online"
-    r.publish(fleet.topic("K-GOOD", "events"), {"v": 1, "id": "fine-1", "kiosk_id": "K-GOOD", "type": "note",
+    r.publish(topics.topic("K-GOOD", "events"), {"v": 1, "id": "fine-1", "kiosk_id": "K-GOOD", "type": "note",
                                                 "seq": 1, "ts": 1.0})
     wait_until(lambda: ctl.events(type="note")["total"] == 1, 10, "good event stored")
     assert ctl.events(type="tamper")["total"] == 0 and ctl.kiosk("K-OTHER") is None
@@ -54,7 +54,7 @@ def test_event_ids_are_deduplicated(make_controller, raw):
     r = raw("dup")
     body = {"v": 1, "id": "same-id", "kiosk_id": "K-DUP", "type": "note", "seq": 1, "ts": 1.0}
     for _ in range(5):
-        r.publish(fleet.topic("K-DUP", "events"), body)
+        r.publish(topics.topic("K-DUP", "events"), body)
     wait_until(lambda: ctl.counts["events_duplicate"] >= 4, 10, "duplicates seen")
     assert ctl.events(kiosk_id="K-DUP")["total"] == 1
 
@@ -71,8 +71,8 @@ def test_service_request_is_answered_on_its_response_topic(make_controller, raw)
     props.CorrelationData = b"req-42"
     got = []
     r.client.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload), m.properties.CorrelationData))
-    r.client.publish(fleet.topic("K-SVC", "svc/request"),
-                     fleet.encode({"kiosk_id": "K-SVC", "service": "no-such-service", "op": "x"}), 1,
+    r.client.publish(topics.topic("K-SVC", "svc/request"),
+                     topics.encode({"kiosk_id": "K-SVC", "service": "no-such-service", "op": "x"}), 1,
                      properties=props).wait_for_publish(5)
     wait_until(lambda: got, 10, "service response")
     topic, body, corr = got[0]

@@ -9,8 +9,8 @@ import time
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controller import commands, signing
-from controller.protocol import fleet
+from contract import signing, topics
+from controller import commands
 from tests.fleet.conftest import wait_until
 from tests.support.processes import REPO
 
@@ -53,36 +53,36 @@ def test_command_round_trip_and_rejections(make_controller, make_kiosk, raw):
     r.subscribe("kiosk/v1/K-CMD/cmd/+/result")
     now = time.time()
     forged = _signed(Ed25519PrivateKey.generate(), "K-CMD", "set_mode", {"mode": "normal"}, now)
-    r.publish(fleet.cmd_topic("K-CMD", "set_mode"), forged)
+    r.publish(topics.cmd_topic("K-CMD", "set_mode"), forged)
     res = r.wait_json(lambda t, b: b.get("id") == forged["id"])
     assert res["status"] == "rejected" and res["reason"] == "bad_signature"
 
     tampered = dict(_signed(ctl.key, "K-CMD", "set_mode", {"mode": "normal"}, now))
     tampered["args"] = {"mode": "out_of_service"}
-    r.publish(fleet.cmd_topic("K-CMD", "set_mode"), tampered)
+    r.publish(topics.cmd_topic("K-CMD", "set_mode"), tampered)
     res = r.wait_json(lambda t, b: b.get("id") == tampered["id"])
     assert res["reason"] == "bad_signature"
 
     expired = _signed(ctl.key, "K-CMD", "set_mode", {"mode": "normal"}, now - 120, ttl=60)
-    r.publish(fleet.cmd_topic("K-CMD", "set_mode"), expired)
+    r.publish(topics.cmd_topic("K-CMD", "set_mode"), expired)
     res = r.wait_json(lambda t, b: b.get("id") == expired["id"])
     assert res["status"] == "expired" and res["reason"] == "expired"
 
     once = _signed(ctl.key, "K-CMD", "set_mode", {"mode": "normal"}, now)
-    r.publish(fleet.cmd_topic("K-CMD", "set_mode"), once)
+    r.publish(topics.cmd_topic("K-CMD", "set_mode"), once)
     first = r.wait_json(lambda t, b: b.get("id") == once["id"])
     assert first["status"] == "ok"
     r.messages.clear()
-    r.publish(fleet.cmd_topic("K-CMD", "set_mode"), once)
+    r.publish(topics.cmd_topic("K-CMD", "set_mode"), once)
     again = r.wait_json(lambda t, b: b.get("id") == once["id"])
     assert again["status"] == "rejected" and again["reason"] == "replayed"
 
     other = _signed(ctl.key, "K-OTHER", "set_mode", {"mode": "normal"}, now)
-    r.publish(fleet.cmd_topic("K-CMD", "set_mode"), other)
+    r.publish(topics.cmd_topic("K-CMD", "set_mode"), other)
     res = r.wait_json(lambda t, b: b.get("id") == other["id"])
     assert res["reason"] == "wrong_kiosk"
 
-    r.publish(fleet.cmd_topic("K-CMD", "set_mode"), b"{not json")
+    r.publish(topics.cmd_topic("K-CMD", "set_mode"), b"{not json")
     res = r.wait_json(lambda t, b: b.get("reason") == "malformed")
     assert res["status"] == "rejected"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kiosk_ui.services import ServiceRefused, ServiceUnavailable
-from kiosk_ui.services.mqtt import MqttServiceClient
+from kiosk_ui.service_client import ServiceRefused, ServiceUnavailable
+from kiosk_ui.service_client.over_mqtt import MqttServiceClient
 
 from .conftest import Raw, wait_until
 

@@ -9,11 +9,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller import alarms, commands, handlers, signing
-from controller.protocol import desired_config, fleet
+from contract import desired_config, signing, topics
+from controller import alarms, commands, handlers
+from foundation.errors import CommandRejected, ConfigError, RemoteProtocolError
 from kiosk_ui.agent import commands as kcmd
 from kiosk_ui.agent.journal import Journal
-from provisioning.errors import CommandRejected, ConfigError, RemoteProtocolError
 
 
 @settings(max_examples=300, deadline=None)
@@ -21,7 +21,7 @@ from provisioning.errors import CommandRejected, ConfigError, RemoteProtocolErro
                                                   "config/reported"]))
 def test_any_payload_parses_or_raises_protocol_error(payload, kind):
     try:
-        fleet.parse(f"kiosk/v1/K1/{kind}", payload)
+        topics.parse(f"kiosk/v1/K1/{kind}", payload)
     except RemoteProtocolError:
         pass
 
@@ -68,7 +68,7 @@ def _state():
 
 
 def _msg(kind, body, name=None):
-    return fleet.Parsed("K1", kind, name, {"v": 1, **body})
+    return topics.Parsed("K1", kind, name, {"v": 1, **body})
 
 
 def test_stale_after_three_missed_periods_and_back():
@@ -116,8 +116,8 @@ def test_journal_is_bounded_and_remembers_commands(tmp_path):
 
 
 def test_agent_overflow_says_so_in_an_event(tmp_path):
+    from foundation.settings import KioskConfig, from_mapping
     from kiosk_ui.agent.agent import KioskAgent
-    from provisioning.settings import KioskConfig, from_mapping
 
     cfg = from_mapping(KioskConfig, {"kiosk_id": "K1", "broker": "mqtt://127.0.0.1:1", "data_dir": str(tmp_path)})
     agent = KioskAgent(cfg, max_events=5)
@@ -166,9 +166,9 @@ def test_kiosk_command_parser_only_rejects(payload):
 def test_desired_config_takes_a_whole_service_catalogue():
     import pytest
 
-    from controller.protocol import desired_config
-    from controller.services.catalogue import load_default_document
-    from provisioning.errors import ConfigError
+    from contract import desired_config
+    from contract.catalogue import load_default_document
+    from foundation.errors import ConfigError
 
     doc = load_default_document()
     assert desired_config.validate({"service_catalogue": doc}) == {"service_catalogue": doc}
@@ -179,7 +179,7 @@ def test_desired_config_takes_a_whole_service_catalogue():
 
 
 def test_prune_keeps_recent_rows_and_blanks_old_call_back_numbers(tmp_path):
-    from controller.services import ensure_schema, forget_phones, handle_request
+    from controller.service_backend import ensure_schema, forget_phones, handle_request
     from controller.store import Store
 
     store = Store(tmp_path)
@@ -205,7 +205,7 @@ def test_prune_keeps_recent_rows_and_blanks_old_call_back_numbers(tmp_path):
 
 
 def test_retention_settings_must_be_positive():
-    from provisioning.settings import ControllerConfig, from_mapping
+    from foundation.settings import ControllerConfig, from_mapping
 
     cfg = from_mapping(ControllerConfig, {"broker": "mqtt://127.0.0.1:1883", "data_dir": "x"})
     assert (cfg.history_retention_days, cfg.event_retention_days, cfg.phone_retention_days) == (7.0, 90.0, 30.0)

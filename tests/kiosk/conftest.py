@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from controller.server import Controller
-from provisioning.settings import ControllerConfig, from_mapping
+from foundation.settings import ControllerConfig, from_mapping
 from tests.support.processes import Proc
 
 

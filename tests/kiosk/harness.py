@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
     os.environ["KIVY_HOME"] = str(args.data_dir / ".kivy")
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    from provisioning.logs import setup_logging
+    from foundation.logs import setup_logging
 
     setup_logging("INFO")
     from kiosk_ui.app import configure_window

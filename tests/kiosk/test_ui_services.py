@@ -9,7 +9,7 @@ import json
 import sqlite3
 import time
 
-from controller.services.catalogue import load_default_document
+from contract.catalogue import load_default_document
 from hardware_sim.identities import PROFILES
 from tests.kiosk.conftest import finish, kiosk_config, run_harness
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.services.catalogue import load_default
+from contract.catalogue import load_default
 from kiosk_ui import theme
 from kiosk_ui.devices import ResidentIdentity
 from kiosk_ui.i18n import LANGUAGES, catalogue
@@ -216,7 +216,7 @@ def test_mode_change_waits_for_the_resident(vm):
 
 
 def test_catalogue_change_changes_menu(vm):
-    from controller.services.catalogue import load_default_document, parse
+    from contract.catalogue import load_default_document, parse
 
     doc = load_default_document()
     doc["services"][0]["enabled"] = False

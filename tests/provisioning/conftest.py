@@ -11,18 +11,18 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from controller import enrolment
-from provisioning import fleet, pki
-from provisioning.enrol_server import EnrolmentServer, open_context
-from provisioning.secure_files import write_atomic, write_private
+from controller import enrolment_service
+from controller.enrolment_server import EnrolmentServer, open_context
+from foundation.secure_files import write_atomic, write_private
+from provisioning import fleet_ca, pki
 from tests.support.broker import Mosquitto, free_port
 
 PASSPHRASE = b"fleet-passphrase-for-tests"
 
 
 @pytest.fixture
-def fleet_dir(tmp_path) -> fleet.Layout:
-    return fleet.init_fleet(tmp_path / "fleet", PASSPHRASE, hosts=["localhost", "127.0.0.1"],
+def fleet_dir(tmp_path) -> fleet_ca.Layout:
+    return fleet_ca.init_fleet(tmp_path / "fleet", PASSPHRASE, hosts=["localhost", "127.0.0.1"],
                             broker_url="mqtts://127.0.0.1:1")
 
 
@@ -65,8 +65,8 @@ def enrol_server(enrol_ctx):
     server.stop()
 
 
-def token(ctx: enrolment.EnrolmentContext, site: str = "tianhe-001", **kw) -> str:
-    return enrolment.issue_token(ctx.conn, site, now=ctx.clock(), **kw)["token"]
+def token(ctx: enrolment_service.EnrolmentContext, site: str = "tianhe-001", **kw) -> str:
+    return enrolment_service.issue_token(ctx.conn, site, now=ctx.clock(), **kw)["token"]
 
 
 def write_identity(dir: Path, name: str, key, cert) -> tuple[Path, Path]:

@@ -6,17 +6,17 @@ import signal
 
 import pytest
 
-from provisioning import fleet, pki, revocation
+from provisioning import fleet_ca, pki, revocation
 from tests.provisioning.conftest import PASSPHRASE, Client, wait_until, write_identity
 
 
 @pytest.fixture
 def identities(fleet_dir, tmp_path):
-    ca = fleet.load_ca(fleet_dir, PASSPHRASE)
-    index = fleet.CertIndex(fleet_dir.index)
+    ca = fleet_ca.load_ca(fleet_dir, PASSPHRASE)
+    index = fleet_ca.CertIndex(fleet_dir.index)
     out = {}
     for kid in ("kiosk-a", "kiosk-b"):
-        key, cert = fleet.issue_identity(ca, index, kid, "site-1", pki.utcnow())
+        key, cert = fleet_ca.issue_identity(ca, index, kid, "site-1", pki.utcnow())
         out[kid] = write_identity(tmp_path / "ids", kid, key, cert)
     index.close()
     out["_controller"] = (fleet_dir.controller_cert, fleet_dir.controller_key)
@@ -106,7 +106,7 @@ def test_revoked_certificate_is_refused_after_reload(connect, identities, fleet_
 
 
 def test_revoke_unknown_kiosk_names_the_problem(fleet_dir):
-    from provisioning.errors import ProvisioningError
+    from foundation.errors import ProvisioningError
 
     with pytest.raises(ProvisioningError, match="no certificate was ever issued"):
         revocation.revoke(fleet_dir, PASSPHRASE, "nobody")

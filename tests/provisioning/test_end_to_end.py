@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from provisioning.enrol_server import EnrolmentServer, open_context
+from controller.enrolment_server import EnrolmentServer, open_context
 from tests.provisioning.conftest import PASSPHRASE, token, wait_until
 from tests.support.processes import REPO, Proc
 

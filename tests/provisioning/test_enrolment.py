@@ -9,12 +9,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from provisioning import enroll as client
-from provisioning import pki
-from provisioning.enrol_server import open_context
-from provisioning.errors import EnrolmentRefused, ProvisioningError
-from provisioning.secure_files import resident_key_file
-from provisioning.settings import KioskConfig, load_toml
+from controller.enrolment_server import open_context
+from foundation.errors import EnrolmentRefused, ProvisioningError
+from foundation.secure_files import resident_key_file
+from foundation.settings import KioskConfig, load_toml
+from provisioning import enrol_client, pki
 from tests.provisioning.conftest import PASSPHRASE, token
 
 
@@ -26,7 +25,7 @@ def test_enrol_writes_identity_and_config(enrol_server, enrol_ctx, fleet_dir, tm
     t = token(enrol_ctx)
     ca_hash = pki.fingerprint(enrol_ctx.ca.cert)
     cfg_path = tmp_path / "kiosk" / "kiosk.toml"
-    res = client.enroll(enrol_server.url, token=t, kiosk_id="th-001", site="tianhe-001", config_path=cfg_path,
+    res = enrol_client.enroll(enrol_server.url, token=t, kiosk_id="th-001", site="tianhe-001", config_path=cfg_path,
                         ca_hash=ca_hash, clock=enrol_ctx.clock)
     cfg = load_toml(KioskConfig, cfg_path)
     assert (cfg.kiosk_id, cfg.site, str(cfg.broker)) == ("th-001", "tianhe-001", "mqtts://127.0.0.1:8883")
@@ -43,7 +42,7 @@ def test_enrol_writes_identity_and_config(enrol_server, enrol_ctx, fleet_dir, tm
     assert stat.S_IMODE(os.stat(cfg.resident_ref_key_file).st_mode) == 0o600
     assert resident_key_file(cfg.resident_ref_key_file) == resident_key_file(fleet_dir.resident_key)
     other = tmp_path / "other" / "kiosk.toml"
-    client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-002", site="tianhe-001", config_path=other,
+    enrol_client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-002", site="tianhe-001", config_path=other,
                   clock=enrol_ctx.clock)
     assert resident_key_file(load_toml(KioskConfig, other).resident_ref_key_file) == \
         resident_key_file(cfg.resident_ref_key_file)
@@ -69,10 +68,10 @@ def test_a_fleet_made_before_resident_keys_gets_one(fleet_dir, clock):
 
 def test_token_is_single_use(enrol_server, enrol_ctx, tmp_path):
     t = token(enrol_ctx)
-    client.enroll(enrol_server.url, token=t, kiosk_id="th-001", site="tianhe-001", config_path=tmp_path / "a.toml")
+    enrol_client.enroll(enrol_server.url, token=t, kiosk_id="th-001", site="tianhe-001", config_path=tmp_path / "a.toml")
     before = _issued(enrol_ctx)
     with pytest.raises(EnrolmentRefused) as exc:
-        client.enroll(enrol_server.url, token=t, kiosk_id="th-002", site="tianhe-001", config_path=tmp_path / "b.toml")
+        enrol_client.enroll(enrol_server.url, token=t, kiosk_id="th-002", site="tianhe-001", config_path=tmp_path / "b.toml")
     assert exc.value.reason == "token_used" and "issue a new one" in str(exc.value)
     assert _issued(enrol_ctx) == before and not (tmp_path / "b.toml").exists()
 
@@ -86,7 +85,7 @@ def test_bad_tokens_are_refused(case, enrol_server, enrol_ctx, tmp_path):
         enrol_ctx.clock.t += 3601
     before = _issued(enrol_ctx)
     with pytest.raises(EnrolmentRefused) as exc:
-        client.enroll(enrol_server.url, token=t, kiosk_id="th-001", site=site, config_path=tmp_path / "k.toml")
+        enrol_client.enroll(enrol_server.url, token=t, kiosk_id="th-001", site=site, config_path=tmp_path / "k.toml")
     expected = {"expired": "token_expired", "other_site": "token_site", "other_kiosk": "token_kiosk",
                 "unknown": "token_unknown"}[case]
     assert exc.value.reason == expected
@@ -97,7 +96,7 @@ def test_bad_tokens_are_refused(case, enrol_server, enrol_ctx, tmp_path):
 
 
 def _post(url, body):
-    return client._post(url + "/api/v1/enroll", body, ca_file=None, timeout=5)
+    return enrol_client._post(url + "/api/v1/enroll", body, ca_file=None, timeout=5)
 
 
 def test_csr_whose_key_does_not_match_is_refused(enrol_server, enrol_ctx):
@@ -144,29 +143,29 @@ def test_unreachable_controller_says_what_to_check(tmp_path):
     from tests.support.broker import free_port
 
     with pytest.raises(ProvisioningError, match="network cable"):
-        client.enroll(f"http://127.0.0.1:{free_port()}", token="t", kiosk_id="k1", site="s",
+        enrol_client.enroll(f"http://127.0.0.1:{free_port()}", token="t", kiosk_id="k1", site="s",
                       config_path=tmp_path / "k.toml", timeout=2)
 
 
 def test_pinned_ca_mismatch_is_refused(enrol_server, enrol_ctx, tmp_path):
     with pytest.raises(ProvisioningError, match="pinned"):
-        client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
+        enrol_client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
                       config_path=tmp_path / "k.toml", ca_hash="sha256:" + "0" * 64)
     assert not (tmp_path / "k.toml").exists()
 
 
 def test_wrong_kiosk_clock_is_reported(enrol_server, enrol_ctx, tmp_path):
-    res = client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
+    res = enrol_client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
                         config_path=tmp_path / "k.toml", clock=lambda: enrol_ctx.clock.t - 86400)
     assert res.warnings and "clock" in res.warnings[0]
 
 
 def test_renew_gives_a_new_certificate_and_switches_config(enrol_server, enrol_ctx, tmp_path):
     cfg_path = tmp_path / "k.toml"
-    first = client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
+    first = enrol_client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
                           config_path=cfg_path, clock=enrol_ctx.clock)
     old = load_toml(KioskConfig, cfg_path)
-    second = client.renew(cfg_path, clock=enrol_ctx.clock)
+    second = enrol_client.renew(cfg_path, clock=enrol_ctx.clock)
     new = load_toml(KioskConfig, cfg_path)
     assert second.serial != first.serial and new.cert_file != old.cert_file and new.key_file != old.key_file
     assert new.site == "tianhe-001" and new.controller_public_key == old.controller_public_key
@@ -176,18 +175,18 @@ def test_renew_gives_a_new_certificate_and_switches_config(enrol_server, enrol_c
 
 def test_renew_with_revoked_certificate_is_refused(enrol_server, enrol_ctx, tmp_path):
     cfg_path = tmp_path / "k.toml"
-    client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
+    enrol_client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
                   config_path=cfg_path, clock=enrol_ctx.clock)
     enrol_ctx.index.revoke("th-001", pki.utcnow())
     with pytest.raises(EnrolmentRefused) as exc:
-        client.renew(cfg_path, clock=enrol_ctx.clock)
+        enrol_client.renew(cfg_path, clock=enrol_ctx.clock)
     assert exc.value.reason == "cert_revoked"
 
 
 def test_site_conflict_for_an_enrolled_kiosk(enrol_server, enrol_ctx, tmp_path):
-    client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
+    enrol_client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
                   config_path=tmp_path / "a.toml")
     with pytest.raises(EnrolmentRefused) as exc:
-        client.enroll(enrol_server.url, token=token(enrol_ctx, "yuexiu-002"), kiosk_id="th-001", site="yuexiu-002",
+        enrol_client.enroll(enrol_server.url, token=token(enrol_ctx, "yuexiu-002"), kiosk_id="th-001", site="yuexiu-002",
                       config_path=tmp_path / "b.toml")
     assert exc.value.reason == "kiosk_site_conflict"

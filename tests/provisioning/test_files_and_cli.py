@@ -12,9 +12,10 @@ import sys
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from controller import ctl_tokens, enrolment
-from provisioning import fleet, pki, secure_files
-from provisioning.errors import EnrolmentRefused, ProvisioningError
+from controller import ctl_tokens, enrolment_service
+from foundation import secure_files
+from foundation.errors import EnrolmentRefused, ProvisioningError
+from provisioning import fleet_ca, pki
 from tests.provisioning.conftest import PASSPHRASE, token
 from tests.support.processes import REPO
 
@@ -31,12 +32,12 @@ def test_private_files_are_0600_and_ca_key_encrypted(fleet_dir):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
     assert b"ENCRYPTED PRIVATE KEY" in fleet_dir.ca_key.read_bytes()
     with pytest.raises(ProvisioningError) as exc:
-        fleet.load_ca(fleet_dir, b"guess-1234")
+        fleet_ca.load_ca(fleet_dir, b"guess-1234")
     assert "wrong passphrase" in str(exc.value) and "guess-1234" not in str(exc.value)
 
 
 def test_signing_key_loads_with_the_controllers_loader(fleet_dir):
-    from controller import signing
+    from contract import signing
 
     key = signing.load_or_create_key(fleet_dir.root / "controller")
     assert signing.public_key_text(key) == fleet_dir.signing_pub.read_text().strip()
@@ -92,13 +93,13 @@ def test_tokens_and_csrs_never_logged(enrol_ctx, caplog):
     t = token(enrol_ctx)
     csr = pki.build_csr(pki.new_ec_key(), "th-001").public_bytes(Encoding.PEM).decode()
     with pytest.raises(EnrolmentRefused):
-        enrolment.enroll(enrol_ctx, {"token": t, "kiosk_id": "th-001", "site": "elsewhere", "csr": csr})
-    enrolment.enroll(enrol_ctx, {"token": t, "kiosk_id": "th-001", "site": "tianhe-001", "csr": csr})
+        enrolment_service.enroll(enrol_ctx, {"token": t, "kiosk_id": "th-001", "site": "elsewhere", "csr": csr})
+    enrolment_service.enroll(enrol_ctx, {"token": t, "kiosk_id": "th-001", "site": "tianhe-001", "csr": csr})
     text = "\n".join(r.getMessage() + str(getattr(r, "fields", "")) for r in caplog.records)
     assert "enrolment refused" in text and "kiosk enrolled" in text
     assert t not in text and t.split(".", 1)[1] not in text and "CERTIFICATE REQUEST" not in text
     stored = [tuple(r) for r in enrol_ctx.conn.execute("SELECT token_hash FROM enrol_tokens")]
-    assert stored == [(enrolment.token_hash(t),)]
+    assert stored == [(enrolment_service.token_hash(t),)]
 
 
 def test_kioskctl_token_issue(tmp_path, fleet_dir, capsys):
@@ -110,7 +111,7 @@ def test_kioskctl_token_issue(tmp_path, fleet_dir, capsys):
     assert args.handler(args, now=1000.0) == 0
     out = capsys.readouterr().out
     assert "token:    ket1." in out and "single use" in out and pki.fingerprint(
-        fleet.load_ca(fleet_dir, PASSPHRASE).cert) in out
+        fleet_ca.load_ca(fleet_dir, PASSPHRASE).cert) in out
     bad = parser.parse_args(["token", "issue", "--site", "s", "--ttl", "0"])
     bad.data_dir = fleet_dir.root / "controller"
     assert bad.handler(bad) == 2 and "ttl" in capsys.readouterr().err

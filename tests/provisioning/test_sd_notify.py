@@ -2,7 +2,7 @@
 
 import socket
 
-from provisioning import sd_notify
+from foundation import sd_notify
 
 
 def test_notify_reaches_the_socket(tmp_path):

@@ -6,16 +6,16 @@ import json
 import subprocess
 import sys
 
-from provisioning import fleet, pki
-from provisioning.enroll import dump_toml
+from provisioning import fleet_ca, pki
+from provisioning.enrol_client import dump_toml
 from tests.provisioning.conftest import PASSPHRASE, Client, wait_until, write_identity
 from tests.support.processes import REPO
 
 
 def _kiosk_config(tmp_path, fleet_dir, port, devices: dict) -> str:
-    ca = fleet.load_ca(fleet_dir, PASSPHRASE)
-    index = fleet.CertIndex(fleet_dir.index)
-    key, cert = fleet.issue_identity(ca, index, "th-042", "tianhe-042", pki.utcnow())
+    ca = fleet_ca.load_ca(fleet_dir, PASSPHRASE)
+    index = fleet_ca.CertIndex(fleet_dir.index)
+    key, cert = fleet_ca.issue_identity(ca, index, "th-042", "tianhe-042", pki.utcnow())
     index.close()
     cert_file, key_file = write_identity(tmp_path / "tls", "th-042", key, cert)
     cfg = tmp_path / "kiosk.toml"

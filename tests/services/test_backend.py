@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.services import ensure_schema, handle_request
+from controller.service_backend import ensure_schema, handle_request
 
 NOW = 1_764_000_000.0  # 2025-11-24 23:20 in Shanghai
 REF = "0123456789abcdef0123456789abcdef"

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from controller.services import catalogue
-from provisioning.errors import ConfigError
+from contract import catalogue
+from foundation.errors import ConfigError
 
 
 def test_default_catalogue_has_the_reference_services():

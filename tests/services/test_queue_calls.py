@@ -7,8 +7,7 @@ import threading
 
 import pytest
 
-from controller.services import ensure_schema, handle_request
-from controller.services import queue as q
+from controller.service_backend import ensure_schema, handle_request, queue_calls
 from controller.store import DB_NAME, Store
 
 NOW = 1_763_956_800.0  # 2025-11-24 12:00 in Shanghai: waits in the tests stay within one day
@@ -38,27 +37,27 @@ def test_call_next_is_per_site_in_issue_order_and_stores_called_at(db):
     a = take(conn, "k-n1")
     take(conn, "k-s1")
     b = take(conn, "k-n2", now=NOW + 5)
-    first = q.call_next(conn, "north", now=NOW + 300, called_by="otto")
+    first = queue_calls.call_next(conn, "north", now=NOW + 300, called_by="otto")
     assert first["number"] == a["number"] and first["called_at"] == NOW + 300 and first["wait_minutes"] == 5.0
-    second = q.call_next(conn, "north", now=NOW + 400, called_by="otto")
+    second = queue_calls.call_next(conn, "north", now=NOW + 400, called_by="otto")
     assert second["number"] == b["number"] and second["kiosk_id"] == "k-n2"
-    with pytest.raises(q.QueueEmpty, match="north"):
-        q.call_next(conn, "north", now=NOW + 500, called_by="otto")
+    with pytest.raises(queue_calls.QueueEmpty, match="north"):
+        queue_calls.call_next(conn, "north", now=NOW + 500, called_by="otto")
     row = conn.execute("SELECT status, called_at, called_by FROM svc_tickets WHERE number=? AND kiosk_id='k-n1'",
                        (a["number"],)).fetchone()
     assert row == ("called", NOW + 300, "otto")
-    assert q.call_next(conn, "south", now=NOW + 600, called_by="x", counter="general")["kiosk_id"] == "k-s1"
+    assert queue_calls.call_next(conn, "south", now=NOW + 600, called_by="x", counter="general")["kiosk_id"] == "k-s1"
 
 
 def test_refusals_name_what_was_wrong(db):
     _, conn = db
-    with pytest.raises(q.UnknownSite):
-        q.call_next(conn, "nowhere", now=NOW, called_by="otto")
-    with pytest.raises(q.ServiceError, match="counter"):
-        q.call_next(conn, "north", now=NOW, called_by="otto", counter="bank")
+    with pytest.raises(queue_calls.UnknownSite):
+        queue_calls.call_next(conn, "nowhere", now=NOW, called_by="otto")
+    with pytest.raises(queue_calls.ServiceError, match="counter"):
+        queue_calls.call_next(conn, "north", now=NOW, called_by="otto", counter="bank")
     take(conn, "k-n1", counter="social")
-    with pytest.raises(q.QueueEmpty, match="general"):
-        q.call_next(conn, "north", now=NOW, called_by="otto", counter="general")
+    with pytest.raises(queue_calls.QueueEmpty, match="general"):
+        queue_calls.call_next(conn, "north", now=NOW, called_by="otto", counter="general")
     assert not conn.in_transaction  # a refused call leaves no open transaction behind
 
 
@@ -66,8 +65,8 @@ def test_same_request_id_returns_the_same_ticket(db):
     _, conn = db
     take(conn, "k-n1")
     take(conn, "k-n1")
-    one = q.call_next(conn, "north", now=NOW + 60, called_by="otto", request_ref="click-1")
-    again = q.call_next(conn, "north", now=NOW + 61, called_by="otto", request_ref="click-1")
+    one = queue_calls.call_next(conn, "north", now=NOW + 60, called_by="otto", request_ref="click-1")
+    again = queue_calls.call_next(conn, "north", now=NOW + 61, called_by="otto", request_ref="click-1")
     assert again["number"] == one["number"] and again["repeated"] and not one["repeated"]
     assert conn.execute("SELECT COUNT(*) FROM svc_tickets WHERE status='waiting'").fetchone()[0] == 1
 
@@ -83,8 +82,8 @@ def test_concurrent_windows_never_call_the_same_ticket(db):
         try:
             while True:
                 try:
-                    called.append(q.call_next(c, "north", now=NOW + 60, called_by=name)["number"])
-                except q.QueueEmpty:
+                    called.append(queue_calls.call_next(c, "north", now=NOW + 60, called_by=name)["number"])
+                except queue_calls.QueueEmpty:
                     return
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -108,7 +107,7 @@ def test_estimate_uses_measured_recent_median_wait(db):
     for minutes in (10, 20, 30):
         take(conn, "k-n2", now=NOW - minutes * 60)
     for _ in range(3):
-        q.call_next(conn, "north", now=NOW, called_by="otto")  # the three issued 30, 20, 10 minutes ago
+        queue_calls.call_next(conn, "north", now=NOW, called_by="otto")  # the three issued 30, 20, 10 minutes ago
     waits = sorted(r[0] for r in conn.execute("SELECT (called_at - issued_at) / 60 FROM svc_tickets "
                                               "WHERE called_at IS NOT NULL"))
     got = take(conn, "k-n1", now=NOW + 1)
@@ -151,7 +150,7 @@ def test_each_site_numbers_its_own_queue(db):
     r = handle_request(conn, "k-s1", {"service": "queue_ticket", "op": "call", "args": {"counter": "general"}}, NOW)
     assert r["ok"] and r["data"]["number"] == "A001"
     assert conn.execute("SELECT kiosk_id FROM svc_tickets WHERE status='called'").fetchall() == [("k-s1",)]
-    assert q.site_queue(conn, "north", now=NOW)["counters"][0] == {"counter": "general", "waiting": 2, "next": "A001"}
+    assert queue_calls.site_queue(conn, "north", now=NOW)["counters"][0] == {"counter": "general", "waiting": 2, "next": "A001"}
 
 
 def test_tickets_of_the_fleet_wide_numbering_are_moved_to_their_sites(db):
@@ -171,7 +170,7 @@ def test_tickets_of_the_fleet_wide_numbering_are_moved_to_their_sites(db):
                     ("k-gone", "", "A003", "waiting")]
     # Numbering goes on per site from what each site already issued today.
     assert take(conn, "k-n2")["number"] == "A002" and take(conn, "k-s1")["number"] == "A003"
-    assert q.call_next(conn, "south", now=NOW, called_by="otto")["number"] == "A002"
+    assert queue_calls.call_next(conn, "south", now=NOW, called_by="otto")["number"] == "A002"
     ensure_schema(conn)  # idempotent: nothing rebuilt twice
     assert conn.execute("SELECT COUNT(*) FROM svc_tickets").fetchone()[0] == 5
 

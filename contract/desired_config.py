@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from provisioning.errors import ConfigError
+from foundation.errors import ConfigError
 
 
 def _int_range(lo: int, hi: int) -> Callable[[Any], str | None]:
@@ -47,7 +47,7 @@ def _bool(v: Any) -> str | None:
 
 def _catalogue(v: Any) -> str | None:
     """A whole service catalogue (names in three languages, identification, steps, hours)."""
-    from controller.services.catalogue import parse
+    from contract.catalogue import parse
 
     try:
         parse(v)

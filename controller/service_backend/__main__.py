@@ -1,4 +1,4 @@
-"""``python -m controller.services --broker URL --data-dir DIR``: serve the reference service backend."""
+"""``python -m controller.service_backend --broker URL --data-dir DIR``: serve the reference service backend."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ import sys
 import threading
 from pathlib import Path
 
-from provisioning.errors import KioskError
-from provisioning.logs import setup_logging
-from provisioning.settings import parse_broker_url
+from foundation.errors import KioskError
+from foundation.logs import setup_logging
+from foundation.settings import parse_broker_url
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m controller.services", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m controller.service_backend", description=__doc__)
     p.add_argument("--broker", required=True, help="broker URL, mqtt://host:port")
     p.add_argument("--data-dir", type=Path, required=True, help="folder of the controller database")
     args = p.parse_args(argv)
     setup_logging()
-    from controller.services.host import ServiceHost
+    from controller.service_backend.mqtt_host import ServiceHost
 
     try:
         host = ServiceHost(parse_broker_url(args.broker), args.data_dir)

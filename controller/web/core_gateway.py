@@ -1,6 +1,6 @@
 """The console's one door into the fleet controller core: alarms, events, telemetry, config, commands.
 
-Reads go through ``controller.queries`` on the console's own read-only connection (so the console
+Reads go through ``controller.store_reads`` on the console's own read-only connection (so the console
 works against a store even without a running Controller, as in its tests and benchmark); every
 write goes through the running Controller's API, which validates, signs, audits and publishes.
 Without a Controller a write is reported as :class:`Unavailable`, never faked.
@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from controller import commands as fleet_commands
-from controller import config_layers, server
-from controller import queries as core
+from controller import config_layers, server, store_reads
 from controller.store import connect
-from provisioning.errors import ConfigError, KioskError
+from foundation.errors import ConfigError, KioskError
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ class Backend:
     # -- alarms ----------------------------------------------------------------------------------
     def alarms(self, *, active: bool | None = True, kiosk_id: str | None = None, limit: int = 200
                ) -> list[dict[str, Any]]:
-        res = self._read(core.alarms, active=active, kiosk_id=kiosk_id, limit=limit)
+        res = self._read(store_reads.alarms, active=active, kiosk_id=kiosk_id, limit=limit)
         return [_alarm(a) for a in res["items"]]
 
     def ack_alarm(self, alarm_id: Any, actor: str, note: str = "") -> dict[str, Any]:
@@ -119,15 +118,15 @@ class Backend:
 
     # -- events and telemetry --------------------------------------------------------------------
     def events(self, kiosk_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
-        return self._read(core.events, kiosk_id=kiosk_id, limit=limit)["items"]
+        return self._read(store_reads.events, kiosk_id=kiosk_id, limit=limit)["items"]
 
     def telemetry(self, kiosk_id: str, *, since: float) -> list[dict[str, Any]]:
-        return self._read(core.telemetry_history, kiosk_id, since=since)
+        return self._read(store_reads.telemetry_history, kiosk_id, since=since)
 
     # -- config ----------------------------------------------------------------------------------
     def config_get(self, layer: str, target: str) -> dict[str, Any]:
         scope = scope_for(layer, target)
-        got = self._read(core.layers).get(scope, {"version": 0, "body": {}})
+        got = self._read(store_reads.layers).get(scope, {"version": 0, "body": {}})
         return {"scope": scope, "version": got.get("version", 0), "values": got.get("body", {}),
                 "updated_by": got.get("updated_by", ""), "updated_at": got.get("updated_at")}
 
@@ -139,17 +138,17 @@ class Backend:
 
     def latest(self, kiosk_id: str) -> dict[str, Any]:
         """The kiosk's last telemetry payload, versions and groups, from the controller's record."""
-        d = self._read(core.kiosk_detail, kiosk_id) or {}
+        d = self._read(store_reads.kiosk_detail, kiosk_id) or {}
         return {"telemetry": d.get("telemetry") or {}, "versions": d.get("versions") or {},
                 "groups": d.get("groups") or [], "boot_id": d.get("boot_id", "")}
 
     def config_state(self, kiosk_id: str) -> dict[str, Any] | None:
-        rows = self._read(core.config_diff, kiosk_id)
+        rows = self._read(store_reads.config_diff, kiosk_id)
         if not rows:
             return None
         row = rows[0]
-        kiosk = self._read(core.kiosk_detail, kiosk_id) or {}
-        layers = self._read(core.layers)
+        kiosk = self._read(store_reads.kiosk_detail, kiosk_id) or {}
+        layers = self._read(store_reads.layers)
         _, desired = config_layers.desired_for(layers, kiosk_id, kiosk.get("site", ""))
         return {**row, "desired": desired, "reported": (self._read(_reported, kiosk_id) or {})}
 
@@ -163,13 +162,13 @@ class Backend:
         return self._write("send_command", kiosk_id, name, args, issuer)
 
     def command(self, command_id: str) -> dict[str, Any]:
-        rec = self._read(core.command, command_id)
+        rec = self._read(store_reads.command, command_id)
         if rec is None:
             raise NotFound(f"no command {command_id!r}")
         return rec
 
     def commands(self, kiosk_id: str, *, limit: int = 20) -> list[dict[str, Any]]:
-        return self._read(core.commands, kiosk_id=kiosk_id, limit=limit)["items"]
+        return self._read(store_reads.commands, kiosk_id=kiosk_id, limit=limit)["items"]
 
     def command_outcomes(self) -> dict[str, int]:
         return self._read(lambda conn: {r[0]: r[1] for r in

@@ -11,7 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
-from provisioning.errors import ProvisioningError
+from foundation.errors import ProvisioningError
 
 PRIVATE = 0o600
 PUBLIC = 0o644

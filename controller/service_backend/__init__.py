@@ -12,8 +12,8 @@ import logging
 import sqlite3
 from typing import Any
 
-from controller.services.backend import OPS, ServiceError
-from controller.services.schema import ensure_schema
+from controller.service_backend.operations import OPS, ServiceError
+from controller.service_backend.tables import ensure_schema
 
 __all__ = ["ServiceError", "ensure_schema", "forget_phones", "handle_request"]
 

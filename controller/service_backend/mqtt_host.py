@@ -1,4 +1,4 @@
-"""A standalone MQTT edge for the service backend: ``python -m controller.services``.
+"""A standalone MQTT edge for the service backend: ``python -m controller.service_backend``.
 
 It answers ``kiosk/v1/+/svc/request`` on the request's MQTT v5 response topic with its correlation
 data. The fleet controller dispatches the same requests to :func:`handle_request` itself; run this
@@ -18,15 +18,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from contract import topics
+from contract.mqtt_client import connect_with_retry, make_client
 from controller import store
-from controller.protocol import fleet
-from controller.protocol.client import connect_with_retry, make_client
-from controller.services import ensure_schema, handle_request
-from provisioning.errors import ProtocolError
-from provisioning.settings import BrokerURL
+from controller.service_backend import ensure_schema, handle_request
+from foundation.errors import ProtocolError
+from foundation.settings import BrokerURL
 
 log = logging.getLogger(__name__)
-REQUESTS = f"{fleet.ROOT}/+/svc/request"
+REQUESTS = f"{topics.ROOT}/+/svc/request"
 
 
 def respond(client: mqtt.Client, msg: mqtt.MQTTMessage, reply: dict) -> None:
@@ -39,14 +39,14 @@ def respond(client: mqtt.Client, msg: mqtt.MQTTMessage, reply: dict) -> None:
     corr = getattr(props, "CorrelationData", None)
     if corr is not None:
         out.CorrelationData = corr
-    client.publish(target, fleet.encode(reply), 1, False, properties=out)
+    client.publish(target, topics.encode(reply), 1, False, properties=out)
 
 
 def answer(conn, msg: mqtt.MQTTMessage, now: float) -> dict:
     """The reply for one request message (bad messages get an error reply, never silence)."""
     try:
-        kiosk_id, kind, _ = fleet.parse_topic(msg.topic)
-        body = fleet.decode(msg.payload)
+        kiosk_id, kind, _ = topics.parse_topic(msg.topic)
+        body = topics.decode(msg.payload)
     except ProtocolError as exc:
         return {"ok": False, "error": "bad_request", "message": str(exc)[:300]}
     if kind != "svc/request":

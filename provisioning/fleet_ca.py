@@ -27,10 +27,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from foundation.errors import ProvisioningError
+from foundation.secure_files import new_resident_key, write_atomic, write_private
+from foundation.settings import check_kiosk_id
 from provisioning import broker_conf, pki
-from provisioning.errors import ProvisioningError
-from provisioning.secure_files import new_resident_key, write_atomic, write_private
-from provisioning.settings import check_kiosk_id
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Layout:
     mosquitto_conf = property(lambda s: s.root / "broker" / "mosquitto.conf")
     controller_key = property(lambda s: s.root / "controller" / "client.key.pem")
     controller_cert = property(lambda s: s.root / "controller" / "client.crt.pem")
-    # The name controller/signing.py loads from the controller's data_dir (DIR/controller).
+    # The name contract/signing.py loads from the controller's data_dir (DIR/controller).
     signing_key = property(lambda s: s.root / "controller" / "controller_ed25519.pem")
     signing_pub = property(lambda s: s.root / "controller" / "signing_key.pub")
     controller_toml = property(lambda s: s.root / "controller" / "controller.toml")

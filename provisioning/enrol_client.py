@@ -25,10 +25,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from foundation.errors import EnrolmentRefused, ProvisioningError
+from foundation.secure_files import check_resident_key, write_atomic, write_private
+from foundation.settings import KioskConfig, check_kiosk_id, load_toml
 from provisioning import pki
-from provisioning.errors import EnrolmentRefused, ProvisioningError
-from provisioning.secure_files import check_resident_key, write_atomic, write_private
-from provisioning.settings import KioskConfig, check_kiosk_id, load_toml
 
 log = logging.getLogger(__name__)
 
@@ -200,5 +200,5 @@ def renew(config_path: Path, *, url: str = "", clock: Callable[[], float] = time
 
 
 def renew_message(csr_pem: str, timestamp: float) -> bytes:
-    # Same bytes as controller.enrolment.renew_message (kept here so a kiosk needs no controller code).
+    # Same bytes as controller.enrolment_service.renew_message (kept here so a kiosk needs no controller code).
     return json.dumps({"csr": csr_pem, "ts": timestamp}, sort_keys=True, separators=(",", ":")).encode()

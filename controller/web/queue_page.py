@@ -1,7 +1,7 @@
 """Queue at a community centre's window: staff call the next ticket (page, REST API).
 
 ``POST /api/v1/sites/{site}/queue/next`` (operator) and the button on ``/sites/{site}/queue``
-call :func:`controller.services.queue.call_next` on the controller database. The console writes
+call :func:`controller.service_backend.queue_calls.call_next` on the controller database. The console writes
 the service backend's tables with short transactions of its own (:mod:`controller.web.servicedb`).
 A request id (the form's hidden ``request_id``, the API's ``request_id`` or ``Idempotency-Key``)
 makes a repeated call return the same ticket instead of calling a second resident.
@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from controller.services import queue as svc_queue
-from controller.services.backend import COUNTER_PREFIX
+from controller.service_backend import queue_calls
+from controller.service_backend.operations import COUNTER_PREFIX
 from controller.web import i18n, servicedb
 from controller.web.auth import HTTPProblem, require
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def do_call_next(console, site: str, who, *, counter: str | None, request_ref: str | None) -> dict[str, Any]:
-    ticket = servicedb.run(console.data_dir, svc_queue.call_next, site, now=console.clock(), called_by=who.name,
+    ticket = servicedb.run(console.data_dir, queue_calls.call_next, site, now=console.clock(), called_by=who.name,
                            counter=counter, request_ref=request_ref)
     audit_call(console.accounts, who.name, site, ticket)
     return ticket
@@ -58,8 +58,8 @@ async def api_call_next(request: Request) -> Response:
     if counter is not None and counter not in COUNTER_PREFIX:
         raise HTTPProblem(422, f"counter must be one of {', '.join(COUNTER_PREFIX)}, got {counter!r}")
     ref = body.get("request_id") or request.headers.get("idempotency-key") or None
-    if ref is not None and (not isinstance(ref, str) or len(ref) > svc_queue.MAX_REF):
-        raise HTTPProblem(422, f"request_id must be a string of at most {svc_queue.MAX_REF} characters")
+    if ref is not None and (not isinstance(ref, str) or len(ref) > queue_calls.MAX_REF):
+        raise HTTPProblem(422, f"request_id must be a string of at most {queue_calls.MAX_REF} characters")
     console = request.app.state.console
     ticket = await run_in_threadpool(do_call_next, console, site, who, counter=counter,
                                      request_ref=f"api:{who.name}:{ref}" if ref else None)
@@ -71,7 +71,7 @@ async def api_queue(request: Request) -> Response:
 
     require(request, "viewer")
     console = request.app.state.console
-    return ok(await run_in_threadpool(servicedb.run, console.data_dir, svc_queue.site_queue,
+    return ok(await run_in_threadpool(servicedb.run, console.data_dir, queue_calls.site_queue,
                                       request.path_params["site"], now=console.clock()))
 
 
@@ -87,7 +87,7 @@ async def _show(request: Request, who, *, message: str = "", error: str = "", st
     console = request.app.state.console
     site = request.path_params["site"]
     try:
-        q = await run_in_threadpool(servicedb.run, console.data_dir, svc_queue.site_queue, site, now=console.clock())
+        q = await run_in_threadpool(servicedb.run, console.data_dir, queue_calls.site_queue, site, now=console.clock())
     except HTTPProblem as exc:
         q, error, status = None, error or exc.message, status if error else exc.status
     return render(request, "queue.html", {

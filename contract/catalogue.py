@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioning.errors import ConfigError
+from foundation.errors import ConfigError
 
 LANGS = ("zh-CN", "zh-HK", "en")
 IDENTIFICATION = ("none", "id_card", "ss_card", "qr_voucher")

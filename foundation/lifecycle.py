@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any, TypeVar
 
-from provisioning.errors import KioskError
-from provisioning.settings import from_mapping, load_toml
+from foundation.errors import KioskError
+from foundation.settings import from_mapping, load_toml
 
 T = TypeVar("T")
 

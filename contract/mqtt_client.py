@@ -15,9 +15,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from provisioning.backoff import Backoff
-from provisioning.errors import BrokerUnavailable
-from provisioning.settings import BrokerURL
+from foundation.backoff import Backoff
+from foundation.errors import BrokerUnavailable
+from foundation.settings import BrokerURL
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from controller.services.catalogue import load_default_document
+from contract.catalogue import load_default_document
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS svc_tickets (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from provisioning.errors import KioskError, TransportError
+from foundation.errors import KioskError, TransportError
 
 
 class ServiceUnavailable(TransportError):

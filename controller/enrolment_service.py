@@ -27,10 +27,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from foundation.errors import ConfigError, EnrolmentRefused
+from foundation.settings import check_kiosk_id
 from provisioning import pki
-from provisioning.errors import ConfigError, EnrolmentRefused
-from provisioning.fleet import CertIndex
-from provisioning.settings import check_kiosk_id
+from provisioning.fleet_ca import CertIndex
 
 log = logging.getLogger(__name__)
 

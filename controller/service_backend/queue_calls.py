@@ -13,7 +13,7 @@ import sqlite3
 from statistics import median
 from typing import Any
 
-from controller.services.backend import COUNTER_PREFIX, ServiceError, _local
+from controller.service_backend.operations import COUNTER_PREFIX, ServiceError, _local
 
 RECENT_SECONDS = 2 * 3600  # waits older than this no longer describe the queue now
 MIN_SAMPLES = 3  # fewer measured waits say little; the per-ticket estimate is used instead

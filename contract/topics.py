@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from provisioning.errors import RemoteProtocolError
-from provisioning.settings import check_kiosk_id
+from foundation.errors import RemoteProtocolError
+from foundation.settings import check_kiosk_id
 
 ROOT = "kiosk/v1"
 VERSION = 1

@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from controller.services.catalogue import PHONE
-from provisioning.errors import KioskError
-from provisioning.logs import mask_name
+from contract.catalogue import PHONE
+from foundation.errors import KioskError
+from foundation.logs import mask_name
 
 TZ = ZoneInfo("Asia/Shanghai")
 AVG_SERVICE_MINUTES = 6  # per ticket ahead; the centre's measured average
@@ -93,7 +93,7 @@ def ticket_take(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float)
     number = f"{COUNTER_PREFIX[counter]}{seq:03d}"
     conn.execute("INSERT INTO svc_tickets (kiosk_id, site, day, counter, number, seq, issued_at) "
                  "VALUES (?,?,?,?,?,?,?)", (kiosk_id, site, day, counter, number, seq, now))
-    from controller.services.queue import recent_median_wait  # queue builds on this module
+    from controller.service_backend.queue_calls import recent_median_wait  # queue builds on this module
 
     measured = recent_median_wait(conn, counter, site, now) if ahead else None
     if measured is not None:  # what residents waited lately at this counter beats a fixed guess
@@ -106,7 +106,7 @@ def ticket_take(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float)
 def ticket_call(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
     """Staff call the next waiting ticket of a counter at the calling terminal's site."""
     counter = _arg(args, "counter", tuple(COUNTER_PREFIX))
-    from controller.services.queue import call_in_transaction
+    from controller.service_backend.queue_calls import call_in_transaction
 
     ticket = call_in_transaction(conn, kiosk_site(conn, kiosk_id), now=now, called_by=kiosk_id, counter=counter)
     return {"number": ticket["number"]}

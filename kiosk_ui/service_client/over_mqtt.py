@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from controller.protocol import fleet
-from kiosk_ui.services import ServiceRefused, ServiceUnavailable
-from provisioning.errors import ProtocolError
+from contract import topics
+from foundation.errors import ProtocolError
+from kiosk_ui.service_client import ServiceRefused, ServiceUnavailable
 
 if TYPE_CHECKING:
     from kiosk_ui.agent.agent import KioskAgent
@@ -31,7 +31,7 @@ class MqttServiceClient:
         self.agent = agent
         self.kiosk_id = agent.config.kiosk_id
         self.on_presence = on_presence or (lambda online: None)
-        self.response_topic = fleet.topic(self.kiosk_id, "svc/response")
+        self.response_topic = topics.topic(self.kiosk_id, "svc/response")
         self._pending: dict[bytes, tuple[threading.Event, list]] = {}
         self._lock = threading.Lock()
         agent.route(self.response_topic, self._on_response)
@@ -43,7 +43,7 @@ class MqttServiceClient:
 
     def _on_response(self, msg) -> None:
         try:
-            body = fleet.decode(msg.payload)
+            body = topics.decode(msg.payload)
         except ProtocolError as exc:
             log.warning("bad message ignored", extra={"fields": {"topic": msg.topic[:100], "why": str(exc)[:120]}})
             return
@@ -68,8 +68,8 @@ class MqttServiceClient:
         with self._lock:
             self._pending[corr] = (done, box)
         try:
-            self.agent.publish(fleet.topic(self.kiosk_id, "svc/request"),
-                               fleet.encode({"service": service, "op": op, "args": args}), 1, properties=props)
+            self.agent.publish(topics.topic(self.kiosk_id, "svc/request"),
+                               topics.encode({"service": service, "op": op, "args": args}), 1, properties=props)
             if not done.wait(timeout):
                 raise ServiceUnavailable(f"no answer from the service backend within {timeout:g} s")
         finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from provisioning.errors import ConfigError
+from foundation.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from provisioning.errors import CommandRejected, ConfigError
+from foundation.errors import CommandRejected, ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,0 @@
-"""The fleet link contract (MQTT topics and JSON payloads), shared by controller and kiosk agent."""
