@@ -84,8 +84,14 @@ def test_cli_without_passphrase_source_says_what_to_do(tmp_path):
 
 def test_help_lists_subcommands():
     out = _cli("--help")
-    for name in ("init-fleet", "enroll", "renew", "revoke", "issue", "crl", "serve-enrolment"):
+    for name in ("init-fleet", "enroll", "renew", "revoke", "issue", "crl"):
         assert name in out.stdout
+
+
+def test_standalone_enrolment_server_is_the_controllers():
+    out = subprocess.run([sys.executable, "-m", "controller.enrolment_server", "--help"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "--passphrase-file" in out.stdout
 
 
 def test_tokens_and_csrs_never_logged(enrol_ctx, caplog):
