@@ -1,7 +1,9 @@
-"""MQTT topics and payloads of the fleet link, sans-IO.
+"""Topics of the fleet link, their QoS and retain flags, and the codec every payload goes through.
 
-Root ``kiosk/v1/{kiosk_id}/``; every payload is a JSON object with ``"v": 1``. The README's
-"MQTT contract" section documents each topic; this module is its executable form.
+Root ``kiosk/v1/{kiosk_id}/``; every payload is a JSON object with ``"v"`` (see
+:mod:`contract.versions`). :func:`parse` turns a received message into a :class:`Parsed` holding
+the topic's typed model (:mod:`contract.payloads`, :mod:`contract.device_status`,
+:mod:`contract.commands`, :mod:`contract.services`); docs/mqtt.md documents each topic.
 """
 
 from __future__ import annotations
@@ -10,21 +12,25 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from contract import commands, device_status, payloads, versions, vocab
 from foundation.errors import RemoteProtocolError
 from foundation.settings import check_kiosk_id
 
 ROOT = "kiosk/v1"
-VERSION = 1
+VERSION = versions.CURRENT
 MAX_PAYLOAD = 256 * 1024  # larger payloads are refused before parsing
 CONTROLLER_STATUS = f"{ROOT}/_controller/status"
 
-# QoS and retain per topic kind, from the contract.
-QOS = {"status": 1, "telemetry": 0, "devices": 1, "events": 1, "config/desired": 1, "config/reported": 1,
-       "cmd": 1, "cmd/result": 1, "svc/request": 1, "svc/response": 1}
-RETAIN = {"status": True, "telemetry": False, "devices": True, "events": False,
-          "config/desired": True, "config/reported": True, "cmd": False, "cmd/result": False}
-MODES = ("normal", "safe", "maintenance", "out_of_service")
-RESULT_STATUSES = ("ok", "error", "rejected", "expired")
+# (QoS, retain) per topic kind, from the contract. Nobody else writes a QoS or retain literal.
+FLAGS: dict[str, tuple[int, bool]] = {
+    "status": (1, True), "telemetry": (0, False), "devices": (1, True), "events": (1, False),
+    "config/desired": (1, True), "config/reported": (1, True), "cmd": (1, False), "cmd/result": (1, False),
+    "svc/request": (1, False), "svc/response": (1, False), "controller/status": (1, True),
+}
+QOS = {k: q for k, (q, _) in FLAGS.items()}
+RETAIN = {k: r for k, (_, r) in FLAGS.items()}
+MODES = vocab.MODES
+RESULT_STATUSES = vocab.RESULT_STATUSES
 
 
 def topic(kiosk_id: str, kind: str) -> str:
@@ -37,21 +43,21 @@ def cmd_topic(kiosk_id: str, name: str) -> str:
 
 def subscriptions_for_kiosk(kiosk_id: str) -> list[tuple[str, int]]:
     return [
-        (topic(kiosk_id, "config/desired"), 1),
-        (f"{ROOT}/{kiosk_id}/cmd/+", 1),
-        (CONTROLLER_STATUS, 1),
+        (topic(kiosk_id, "config/desired"), QOS["config/desired"]),
+        (f"{ROOT}/{kiosk_id}/cmd/+", QOS["cmd"]),
+        (CONTROLLER_STATUS, QOS["controller/status"]),
     ]
 
 
 def subscriptions_for_controller() -> list[tuple[str, int]]:
     return [
-        (f"{ROOT}/+/status", 1),
-        (f"{ROOT}/+/telemetry", 0),
-        (f"{ROOT}/+/devices/+", 1),
-        (f"{ROOT}/+/events", 1),
-        (f"{ROOT}/+/config/reported", 1),
-        (f"{ROOT}/+/cmd/+/result", 1),
-        (f"{ROOT}/+/svc/request", 1),
+        (f"{ROOT}/+/status", QOS["status"]),
+        (f"{ROOT}/+/telemetry", QOS["telemetry"]),
+        (f"{ROOT}/+/devices/+", QOS["devices"]),
+        (f"{ROOT}/+/events", QOS["events"]),
+        (f"{ROOT}/+/config/reported", QOS["config/reported"]),
+        (f"{ROOT}/+/cmd/+/result", QOS["cmd/result"]),
+        (f"{ROOT}/+/svc/request", QOS["svc/request"]),
     ]
 
 
@@ -62,7 +68,9 @@ class Parsed:
     kiosk_id: str
     kind: str  # status, telemetry, devices, events, config/reported, cmd/result, svc/request
     name: str | None  # device name or command name
-    body: dict[str, Any]
+    body: dict[str, Any]  # the decoded payload, as received (stored where the contract says so)
+    model: Any = None  # the topic's typed model (KioskStatus, Telemetry, DeviceStatus, Event, ...)
+    version: tuple[int, int] = (versions.MAJOR, 0)
 
 
 def parse_topic(topic_name: str) -> tuple[str, str, str | None]:
@@ -89,7 +97,7 @@ def parse_topic(topic_name: str) -> tuple[str, str, str | None]:
 
 
 def decode(payload: bytes) -> dict[str, Any]:
-    """Decode one payload or raise RemoteProtocolError naming what was wrong."""
+    """Decode one payload or raise RemoteProtocolError (UnsupportedVersion for another major)."""
     if len(payload) > MAX_PAYLOAD:
         raise RemoteProtocolError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     try:
@@ -98,38 +106,39 @@ def decode(payload: bytes) -> dict[str, Any]:
         raise RemoteProtocolError(f"payload is not UTF-8 JSON: {exc}") from None
     if not isinstance(body, dict):
         raise RemoteProtocolError("payload is not a JSON object")
-    if body.get("v") != VERSION:
-        raise RemoteProtocolError(f"payload version {body.get('v')!r} is not {VERSION}")
+    versions.check(body)
     return body
 
 
+_PARSERS = {
+    "status": payloads.parse_status, "telemetry": payloads.parse_telemetry, "devices": device_status.parse,
+    "events": payloads.parse_event, "config/reported": payloads.parse_config_reported,
+    "cmd/result": commands.parse_result, "svc/request": lambda body: body,
+}
+
+
 def parse(topic_name: str, payload: bytes) -> Parsed:
+    """A message from a kiosk: topic checked, payload decoded, version checked, model parsed.
+
+    ``svc/request`` keeps its body unparsed: the service backend answers a bad request itself
+    (``bad_request``), so the kiosk is never left waiting.
+    """
     kiosk_id, kind, name = parse_topic(topic_name)
     body = decode(payload)
-    if kind == "status" and body.get("state") not in ("online", "offline"):
-        raise RemoteProtocolError(f"status state must be online or offline, got {body.get('state')!r}")
-    if kind == "events":
-        if not isinstance(body.get("id"), str) or not isinstance(body.get("type"), str):
-            raise RemoteProtocolError("event needs string id and type")
-        if not isinstance(body.get("seq"), int) or isinstance(body.get("seq"), bool):
-            raise RemoteProtocolError("event needs an integer seq")
-    if kind == "telemetry" and not isinstance(body.get("uptime", 0), int | float):
-        raise RemoteProtocolError("telemetry uptime must be a number")
     claimed = body.get("kiosk_id")
     if claimed is not None and claimed != kiosk_id:
         # Only broker ACLs can stop the publish; the controller at least never files it under
         # the wrong kiosk.
         raise RemoteProtocolError(f"payload of kiosk {str(claimed)[:64]!r} published under kiosk {kiosk_id!r}")
-    if kind == "devices" and not isinstance(body.get("state"), str):
-        raise RemoteProtocolError("device status needs a string state")
-    if kind == "cmd/result":
-        if not isinstance(body.get("id"), str) or body.get("status") not in RESULT_STATUSES:
-            raise RemoteProtocolError("command result needs a string id and a status of "
-                                      + ", ".join(RESULT_STATUSES))
-    if kind == "config/reported" and not isinstance(body.get("version", 0), int):
-        raise RemoteProtocolError("config/reported version must be an integer")
-    return Parsed(kiosk_id, kind, name, body)
+    model = _PARSERS[kind](body)
+    return Parsed(kiosk_id, kind, name, body, model, versions.parse_version(body["v"]))
 
 
-def encode(body: dict[str, Any]) -> bytes:
-    return json.dumps({"v": VERSION, **body}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def encode(body: dict[str, Any], version: str | int = VERSION) -> bytes:
+    """JSON bytes of a body built by the contract's builders; ``v`` first."""
+    return json.dumps({"v": version, **body}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def encode_to_kiosk(body: dict[str, Any]) -> bytes:
+    """Controller -> kiosk payloads carry the version every kiosk of the major reads."""
+    return encode(body, versions.TO_KIOSK)

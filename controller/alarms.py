@@ -1,9 +1,15 @@
 """Alarm rules as data (``alarm_rules.toml``) and their pure evaluation.
 
 An alarm is identified by ``(kiosk_id, rule_id, subject)`` (subject: the device name, or empty).
-``evaluate`` compares a source's current values with the rules and the set of open alarms and
+``evaluate`` compares a source's parsed model (the contract's ``DeviceStatus``, ``Telemetry``,
+``Event``, or the controller's own kiosk record) with the rules and the set of open alarms and
 returns what to raise and what to clear; the caller persists both, so raising and clearing is
 automatic and every change lands in the alarm history.
+
+One fault, one alarm: a rule marked ``fallback`` (``device_error``) fires only while no other rule
+of its source matches the same subject, so a printer out of paper raises ``paper_out`` alone.
+A change carries its rule id and the rule's ``params`` (plain values), so the console translates
+the message; ``message`` is the English rendering for logs and ``kioskctl``.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import tomllib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from foundation.errors import ConfigError
 
@@ -34,6 +40,12 @@ OPS = {
 AlarmKey = tuple[str, str, str]  # kiosk_id, rule id, subject
 
 
+class Source(Protocol):
+    """What a rule reads: a parsed model (or the kiosk record) with fields by name."""
+
+    def get(self, name: str, /) -> Any: ...
+
+
 def _num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
@@ -52,16 +64,25 @@ class Rule:
     event: str = ""
     clear_after: float = 0.0
     clear_event: str = ""
+    fallback: bool = False  # only while no other rule of this source matches the subject
+    params: tuple[str, ...] = ()  # fields of the source the message names, besides device
 
-    def matches(self, data: dict[str, Any], raised: bool) -> bool:
+    def matches(self, data: Source, raised: bool) -> bool:
         limit = self.clear_value if raised and self.clear_value is not None else self.value
         try:
             return bool(OPS[self.op](data.get(self.field), limit))
         except TypeError:
             return False
 
-    def describe(self, data: dict[str, Any]) -> str:
-        return self.message.format_map(defaultdict(lambda: "?", data))[:300]
+    def parameters(self, data: Source, subject: str) -> dict[str, str | int | float | bool | None]:
+        out: dict[str, str | int | float | bool | None] = {"device": subject} if subject else {}
+        for name in self.params:
+            value = data.get(name)
+            out[name] = value if value is None or isinstance(value, str | int | float | bool) else str(value)[:64]
+        return out
+
+    def describe(self, params: dict[str, Any]) -> str:
+        return self.message.format_map(defaultdict(lambda: "?", params))[:300]
 
 
 @dataclass(frozen=True)
@@ -69,7 +90,8 @@ class Change:
     action: str  # raise or clear
     key: AlarmKey
     severity: str
-    message: str
+    message: str  # English rendering of the rule's message with params (logs, kioskctl)
+    params: dict[str, Any] | None = None  # the rule's parameters; with the rule id, what the console translates
 
 
 def load_rules(path: str | Path = RULES_FILE) -> tuple[Rule, ...]:
@@ -96,43 +118,46 @@ def load_rules(path: str | Path = RULES_FILE) -> tuple[Rule, ...]:
             raise ConfigError(f"needs a field and an op of {sorted(OPS)}", field=where, path=str(path))
         if raw["source"] == "event" and not raw.get("event"):
             raise ConfigError("an event rule needs an event type", field=where, path=str(path))
-        rules.append(Rule(**raw))
+        if not isinstance(raw.get("params", []), list):
+            raise ConfigError("params must be a list of field names", field=f"{where}.params", path=str(path))
+        rules.append(Rule(**{**raw, "params": tuple(raw.get("params", ()))}))
     if len({r.id for r in rules}) != len(rules):
         raise ConfigError("rule ids must be unique", path=str(path))
     return tuple(rules)
 
 
-def evaluate(rules: tuple[Rule, ...], source: str, kiosk_id: str, subject: str, data: dict[str, Any],
+def evaluate(rules: tuple[Rule, ...], source: str, kiosk_id: str, subject: str, data: Source,
              open_keys: set[AlarmKey] | dict[AlarmKey, Any]) -> list[Change]:
-    """Changes for one kiosk/device/telemetry source whose current values are ``data``."""
+    """Changes for one kiosk/device/telemetry source whose parsed current values are ``data``."""
     out = []
-    ctx = {**data, "device": subject, "kiosk_id": kiosk_id}
-    for rule in rules:
-        if rule.source != source or (source == "device" and not fnmatch.fnmatchcase(subject, rule.device)):
-            continue
+    mine = [r for r in rules if r.source == source and (source != "device" or fnmatch.fnmatchcase(subject, r.device))]
+    on = {r.id: r.matches(data, (kiosk_id, r.id, subject) in open_keys) for r in mine}
+    specific = any(on[r.id] for r in mine if not r.fallback)
+    for rule in mine:
         key = (kiosk_id, rule.id, subject)
         raised = key in open_keys
-        now_on = rule.matches(data, raised)
-        if now_on and not raised:
-            out.append(Change("raise", key, rule.severity, rule.describe(ctx)))
-        elif raised and not now_on:
-            out.append(Change("clear", key, rule.severity, rule.describe(ctx)))
+        now_on = on[rule.id] and not (rule.fallback and specific)
+        if now_on != raised:
+            params = rule.parameters(data, subject)
+            out.append(Change("raise" if now_on else "clear", key, rule.severity, rule.describe(params), params))
     return out
 
 
-def evaluate_event(rules: tuple[Rule, ...], kiosk_id: str, event: dict[str, Any],
+def evaluate_event(rules: tuple[Rule, ...], kiosk_id: str, event: Source,
                    open_keys: set[AlarmKey] | dict[AlarmKey, Any]) -> list[Change]:
     out = []
     etype = event.get("type")
-    subject = str(event.get("device", ""))[:64]
+    subject = str(event.get("device") or "")[:64]
     for rule in rules:
         if rule.source != "event":
             continue
         key = (kiosk_id, rule.id, subject)
         if rule.event == etype and key not in open_keys:
-            out.append(Change("raise", key, rule.severity, rule.describe({**event, "device": subject})))
+            params = rule.parameters(event, subject)
+            out.append(Change("raise", key, rule.severity, rule.describe(params), params))
         elif rule.clear_event and rule.clear_event == etype and key in open_keys:
-            out.append(Change("clear", key, rule.severity, rule.describe(event)))
+            params = rule.parameters(event, subject)
+            out.append(Change("clear", key, rule.severity, rule.describe(params), params))
     return out
 
 

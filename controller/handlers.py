@@ -11,7 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract import topics
+from contract import device_status, payloads, topics
+from contract.commands import CommandResult
+from contract.payloads import ConfigReported, Event, KioskStatus, Telemetry
 from contract.topics import Parsed
 from controller import alarms, config_layers
 from controller.commands import OPEN, RESULT_TO_STATUS
@@ -19,10 +21,19 @@ from controller.commands import OPEN, RESULT_TO_STATUS
 
 @dataclass
 class Outgoing:
+    """A message to publish; ``kind`` names its topic kind, whose QoS/retain the contract fixes."""
+
     topic: str
     body: dict[str, Any]
-    qos: int = 1
-    retain: bool = False
+    kind: str = "cmd"
+
+    @property
+    def qos(self) -> int:
+        return topics.FLAGS[self.kind][0]
+
+    @property
+    def retain(self) -> bool:
+        return topics.FLAGS[self.kind][1]
 
 
 @dataclass
@@ -73,73 +84,79 @@ def desired_message(state: FleetState, kiosk_id: str) -> Outgoing | None:
     version, body = config_layers.desired_for(state.layers, kiosk_id, rec.get("site", ""))
     if not version:
         return None
-    return Outgoing(topics.topic(kiosk_id, "config/desired"), {"version": version, "config": body}, 1, True)
+    return Outgoing(topics.topic(kiosk_id, "config/desired"), payloads.config_desired(version, body),
+                    "config/desired")
 
 
 def _send_queued(state: FleetState, kiosk_id: str, now: float) -> list[Outgoing]:
     out = []
     for cmd in sorted(state.commands.values(), key=lambda c: c["issued_at"]):
         if cmd["kiosk_id"] == kiosk_id and cmd["status"] == "queued" and now < cmd["expires_at"]:
-            out.append(Outgoing(topics.cmd_topic(kiosk_id, cmd["name"]), cmd["wire"], 1, False))
+            out.append(Outgoing(topics.cmd_topic(kiosk_id, cmd["name"]), cmd["wire"], "cmd"))
             cmd["status"], cmd["sent_at"] = "sent", now
             state.effects.append(("command", cmd["id"], {"status": "sent", "sent_at": now}))
     return out
 
 
+def _status(state: FleetState, rec: dict[str, Any], st: KioskStatus, kiosk_id: str,
+            now: float) -> list[Outgoing]:
+    out: list[Outgoing] = []
+    if st.state == "online":
+        site_before = rec["site"]
+        rec["mode"] = st.mode
+        rec["boot_id"] = st.boot_id
+        if st.site is not None:
+            rec["site"] = st.site
+        rec["versions"] = dict(st.versions)
+        rec["last_seen"] = now
+        _set_state(state, rec, "online", "", now)
+        desired = desired_message(state, kiosk_id)
+        if desired and (rec["site"] != site_before or (rec["reported"] or {}).get("version")
+                        != desired.body["version"]):
+            out.append(desired)
+        out += _send_queued(state, kiosk_id, now)
+    elif not (st.boot_id and rec["boot_id"] and st.boot_id != rec["boot_id"] and rec["state"] == "online"):
+        # A will from an older connection must not turn a kiosk offline that has since rebooted.
+        _set_state(state, rec, "offline", st.reason, now)
+    return out
+
+
 def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list[Outgoing]]:
     rec = _record(state, msg.kiosk_id, now)
-    body = msg.body
+    model = msg.model
     out: list[Outgoing] = []
-    if msg.kind == "status":
-        if body["state"] == "online":
-            site_before = rec["site"]
-            rec["mode"] = str(body.get("mode", "normal"))[:32]
-            rec["boot_id"] = str(body.get("boot_id", ""))[:64]
-            rec["site"] = str(body.get("site", rec["site"]))[:64]
-            versions = body.get("versions")
-            rec["versions"] = versions if isinstance(versions, dict) else {}
-            rec["last_seen"] = now
-            _set_state(state, rec, "online", "", now)
-            desired = desired_message(state, msg.kiosk_id)
-            if desired and (rec["site"] != site_before or (rec["reported"] or {}).get("version")
-                            != desired.body["version"]):
-                out.append(desired)
-            out += _send_queued(state, msg.kiosk_id, now)
-        else:
-            # A will from an older connection must not turn a kiosk offline that has since rebooted.
-            boot = body.get("boot_id")
-            if not (boot and rec["boot_id"] and boot != rec["boot_id"] and rec["state"] == "online"):
-                _set_state(state, rec, "offline", str(body.get("reason", ""))[:64], now)
-    elif msg.kind == "telemetry":
+    if isinstance(model, KioskStatus):
+        out = _status(state, rec, model, msg.kiosk_id, now)
+    elif isinstance(model, Telemetry):
         rec["last_seen"] = rec["last_telemetry"] = now
-        rec["telemetry"] = {k: v for k, v in body.items() if k != "v"}
+        rec["telemetry"] = model.to_dict()
         if rec["state"] in ("stale", "unknown"):
             _set_state(state, rec, "online", "", now)
-        _alarm_changes(state, alarms.evaluate(state.rules, "telemetry", msg.kiosk_id, "", body,
+        _alarm_changes(state, alarms.evaluate(state.rules, "telemetry", msg.kiosk_id, "", model,
                                               state.open_alarms), now)
         bucket = math.floor(now / state.history_interval) * state.history_interval
         if state.history_bucket.get(msg.kiosk_id) != bucket:
             state.history_bucket[msg.kiosk_id] = bucket
             state.effects.append(("history", msg.kiosk_id, now, rec["telemetry"]))
-    elif msg.kind == "devices":
+    elif isinstance(model, device_status.DeviceStatus):
         name = msg.name or ""
-        dev = {k: v for k, v in body.items() if k not in ("v", "kiosk_id")}
+        dev = model.to_dict()
         rec["devices"] = {**rec["devices"], name: dev}
         state.effects.append(("device", msg.kiosk_id, name, dev, now))
-        _alarm_changes(state, alarms.evaluate(state.rules, "device", msg.kiosk_id, name, dev, state.open_alarms),
+        _alarm_changes(state, alarms.evaluate(state.rules, "device", msg.kiosk_id, name, model, state.open_alarms),
                        now)
-    elif msg.kind == "events":
-        state.effects.append(("event", msg.kiosk_id, body, now))
-        _alarm_changes(state, alarms.evaluate_event(state.rules, msg.kiosk_id, body, state.open_alarms), now)
-    elif msg.kind == "config/reported":
-        rec["reported"] = {k: body.get(k) for k in ("version", "status", "reason", "config") if k in body}
-    elif msg.kind == "cmd/result":
-        cmd = state.commands.get(body["id"])
+    elif isinstance(model, Event):
+        state.effects.append(("event", msg.kiosk_id, model, now))
+        _alarm_changes(state, alarms.evaluate_event(state.rules, msg.kiosk_id, model, state.open_alarms), now)
+    elif isinstance(model, ConfigReported):
+        rec["reported"] = model.to_dict()
+    elif isinstance(model, CommandResult):
+        cmd = state.commands.get(model.id)
         if cmd is not None and cmd["kiosk_id"] == msg.kiosk_id and cmd["status"] in OPEN:
-            status = RESULT_TO_STATUS[body["status"]]
+            status = RESULT_TO_STATUS[model.status]
             state.effects.append(("command", cmd["id"], {
-                "status": status, "finished_at": now, "result": body.get("data"),
-                "error": str(body.get("error") or body.get("reason") or "")[:500]}))
+                "status": status, "finished_at": now, "result": model.data,
+                "error": model.error or model.reason}))
             del state.commands[cmd["id"]]
     state.dirty.add(msg.kiosk_id)
     return state, out

@@ -53,8 +53,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from contract import signing, topics
+from contract import commands as cmd_contract
+from contract import payloads, signing, topics, versions
+from contract import services as svc_contract
 from contract.mqtt_client import connect_with_retry, make_client
+from contract.versions import UnsupportedVersion
 from controller import alarms, commands, config_layers, handlers, store_reads
 from controller import service_backend as services
 from controller.store import Store, connect
@@ -99,7 +102,8 @@ class Controller:
             config.client_id, config.broker, ca_file=config.ca_file, cert_file=config.cert_file,
             key_file=config.key_file, manual_ack=True,
         )
-        self.client.will_set(topics.CONTROLLER_STATUS, topics.encode({"state": "offline", "reason": "lwt"}), 1, True)
+        self.client.will_set(topics.CONTROLLER_STATUS, topics.encode_to_kiosk(payloads.controller_offline("lwt")),
+                             *topics.FLAGS["controller/status"])
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: self.inbox.put(m)
 
@@ -112,7 +116,7 @@ class Controller:
         st.layers = store_reads.layers(self.store.conn)
         for cmd in self.store.open_commands():
             # Ed25519 signatures are deterministic: re-signing gives the bytes sent before the restart.
-            cmd["wire"] = signing.sign(self.key, commands.wire_body(cmd))
+            cmd["wire"] = signing.sign(self.key, cmd_contract.wire_body(cmd))
             st.commands[cmd["id"]] = cmd
 
     # -- MQTT edge -------------------------------------------------------------------------------
@@ -122,7 +126,8 @@ class Controller:
             return
         log.info("connected to broker", extra={"fields": {"session_present": flags.session_present}})
         client.subscribe(topics.subscriptions_for_controller())
-        client.publish(topics.CONTROLLER_STATUS, topics.encode({"state": "online", "ts": self.clock()}), 1, True)
+        client.publish(topics.CONTROLLER_STATUS, topics.encode_to_kiosk(payloads.controller_online(self.clock())),
+                       *topics.FLAGS["controller/status"])
 
     def start(self, say: Callable[[str], None] | None = None) -> None:
         connect_with_retry(
@@ -164,9 +169,16 @@ class Controller:
     def _apply_one(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing]) -> None:
         try:
             parsed = topics.parse(msg.topic, msg.payload)
+        except UnsupportedVersion as exc:
+            # A kiosk on another contract major (a mixed fleet mid-roll-out): counted per version.
+            self._count(f"refused_version:{exc.version}")
+            self._reject(msg, str(exc), now)
+            return
         except ProtocolError as exc:
             self._reject(msg, str(exc), now)
             return
+        if parsed.version[1] > versions.MINOR:
+            self._count("newer_minor")  # read as far as this side knows the contract; the rest ignored
         if parsed.kind == "svc/request":
             self._services.submit(self._service, msg, parsed, now)
             return
@@ -186,16 +198,17 @@ class Controller:
             body = services.handle_request(self._local.svc_conn, parsed.kiosk_id, parsed.body, now)
         except Exception as exc:  # noqa: BLE001 - a broken backend answers an error, never kills the link
             log.exception("service backend failed")
-            body = {"ok": False, "error": "service_failed", "message": str(exc)[:200]}
+            body = svc_contract.refusal("service_failed", str(exc)[:200])
         reply = Properties(PacketTypes.PUBLISH)
         corr = getattr(props, "CorrelationData", None)
         if corr is not None:
             reply.CorrelationData = corr
-        self.client.publish(response_topic, topics.encode(body), 1, False, properties=reply)
+        self.client.publish(response_topic, topics.encode_to_kiosk(body), *topics.FLAGS["svc/response"],
+                            properties=reply)
 
     def _send(self, out: list[handlers.Outgoing]) -> None:
         for o in out:
-            self.client.publish(o.topic, topics.encode(o.body), o.qos, o.retain)
+            self.client.publish(o.topic, topics.encode_to_kiosk(o.body), o.qos, o.retain)
 
     # -- the worker: the store's only writer ------------------------------------------------------
     def _write_effects(self, store: Store) -> None:
@@ -204,10 +217,9 @@ class Controller:
         for eff in self.state.effects:
             kind = eff[0]
             if kind == "event":
-                _, kiosk_id, body, now = eff
-                ts = body.get("ts") if isinstance(body.get("ts"), int | float) else None
-                events.append((body["id"][:128], kiosk_id, str(body.get("boot_id", ""))[:64], body["seq"], ts,
-                               body["type"][:64], json.dumps(body, ensure_ascii=False), now))
+                _, kiosk_id, ev, now = eff
+                events.append((ev.id, kiosk_id, ev.boot_id, ev.seq, ev.ts, ev.type,
+                               json.dumps(ev.raw, ensure_ascii=False), now))
             elif kind == "history":
                 _, kiosk_id, now, t = eff
                 history.append((kiosk_id, now, _f(t.get("cpu")), _f(t.get("memory")), _f(t.get("disk")),
@@ -218,7 +230,7 @@ class Controller:
             elif kind == "alarm":
                 _, ch, now = eff
                 if ch.action == "raise":
-                    alarm_id = store.raise_alarm(*ch.key, ch.severity, ch.message, now)
+                    alarm_id = store.raise_alarm(*ch.key, ch.severity, ch.message, now, ch.params or {})
                     if ch.key in self.state.open_alarms:
                         self.state.open_alarms[ch.key]["id"] = alarm_id
                 else:
@@ -333,7 +345,8 @@ class Controller:
         if hasattr(self, "_worker"):
             self._worker.join(5)
         info = self.client.publish(
-            topics.CONTROLLER_STATUS, topics.encode({"state": "offline", "reason": "shutdown"}), 1, True
+            topics.CONTROLLER_STATUS, topics.encode_to_kiosk(payloads.controller_offline("shutdown")),
+            *topics.FLAGS["controller/status"]
         )
         try:
             info.wait_for_publish(3)
@@ -404,7 +417,7 @@ class Controller:
         if store.conn.execute("SELECT 1 FROM commands WHERE id=?", (cmd["id"],)).fetchone():
             raise ConfigError(f"command id {cmd['id']} already used", field="id")
         store.insert_command(cmd)
-        cmd["wire"] = signing.sign(self.key, commands.wire_body(cmd))
+        cmd["wire"] = signing.sign(self.key, cmd_contract.wire_body(cmd))
         self.state, more = handlers.queue_command(self.state, cmd, now)
         out += more
         self._write_effects(store)
@@ -519,7 +532,7 @@ class _Entered:
 def _reject_kind(why: str) -> str:
     for needle, kind in (("exceeds", "too_large"), ("not UTF-8 JSON", "invalid_json"), ("unknown topic", "bad_topic"),
                          ("bad kiosk id", "bad_topic"), ("published under", "impersonation"),
-                         ("internal", "internal")):
+                         ("internal", "internal"), ("unsupported contract version", "unsupported_version")):
         if needle in why:
             return kind
     return "bad_payload"

@@ -90,6 +90,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX actions_pending ON actions(status);
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     """,
+    # Alarm parameters (JSON of plain values): with the rule id, what the console translates.
+    """
+    ALTER TABLE alarms ADD COLUMN params TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 
 
@@ -172,8 +176,9 @@ class Store:
             """INSERT INTO devices VALUES (?,?,?,?,?,?,?) ON CONFLICT(kiosk_id, name) DO UPDATE SET
                state=excluded.state, detail=excluded.detail, required_action=excluded.required_action,
                body=excluded.body, updated_at=excluded.updated_at""",
-            (kiosk_id, name, str(body.get("state", "unknown")), str(body.get("detail", "")),
-             str(body.get("required_action", "")), _dumps(body), now),
+            # Columns hold words (the fault and the action id; "" for none), the body the full status.
+            (kiosk_id, name, str(body.get("state", "unknown")), str(body.get("fault") or ""),
+             str(body.get("required_action") or ""), _dumps(body), now),
         )
 
     def insert_events(self, rows: list[tuple[str, str, str, int, Any, str, str, float]]) -> int:
@@ -189,10 +194,11 @@ class Store:
         self.conn.execute("DELETE FROM telemetry_history WHERE ts < ?", (history_before,))
         self.conn.execute("DELETE FROM events WHERE received_at < ?", (events_before,))
 
-    def raise_alarm(self, kiosk_id: str, rule: str, subject: str, severity: str, message: str, now: float) -> int:
+    def raise_alarm(self, kiosk_id: str, rule: str, subject: str, severity: str, message: str, now: float,
+                    params: dict[str, Any] | None = None) -> int:
         cur = self.conn.execute(
-            "INSERT INTO alarms (kiosk_id, rule, subject, severity, message, raised_at) VALUES (?,?,?,?,?,?)",
-            (kiosk_id, rule, subject, severity, message, now))
+            "INSERT INTO alarms (kiosk_id, rule, subject, severity, message, raised_at, params) VALUES (?,?,?,?,?,?,?)",
+            (kiosk_id, rule, subject, severity, message, now, _dumps(params or {})))
         return int(cur.lastrowid or 0)
 
     def clear_alarm(self, alarm_id: int, now: float) -> None:

@@ -15,8 +15,10 @@ Public API
     mgr.start()                       # open + claim + enable every device; failures become "error"
     printer = mgr["printer"]
 
-    printer.status()  # {"name", "kind", "state": closed|idle|busy|error, "detail": {...},
-                      #  "required_action": str | None, "stats": {...}}   (plain dict, JSON-ready)
+    printer.status()  # {"name", "kind", "state": closed|idle|busy|error, "detail": {...}, "fault": str,
+                      #  "required_action": id | None, "stats": {...}}   (plain dict, JSON-ready;
+                      #  state/detail/fault/required_action as contract.device_status builds them)
+    printer.device_status()                         # the same as contract.device_status.DeviceStatus
     printer.print_receipt([{"text": "标题", "align": "center", "bold": True, "size": [2, 2]},
                            {"text": "..."}, {"qr": "https://..."}, {"barcode": "A001"},
                            {"logo": "/path/logo.png"}])          # -> JobResult.to_dict()
@@ -49,16 +51,20 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from contract import device_status
+from contract.device_status import DeviceDetail, DeviceStatus
 from foundation.backoff import Backoff
 from foundation.errors import ConfigError, DeviceError, DeviceTimeout, KioskError, TransportError
 
 log = logging.getLogger(__name__)
 
 KINDS = ("printer", "id_reader", "card_reader", "scanner")
+# Driver faults the printer's paper/cover/cutter detail already states.
+_SAID_BY_DETAIL = (None, "paper_out", "cover_open", "cutter_error", "disconnected")
 STAT_KEYS = ("cuts", "lines_printed", "jobs_completed", "jobs_failed", "communication_errors", "cards_read",
              "scans", "reconnects")
 
@@ -238,49 +244,31 @@ class Device:
             except KioskError:
                 pass
 
-    def detail(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"connection": "connected" if self.connected else "disconnected"}
+    def detail(self) -> DeviceDetail:
+        """CEN/XFS-style detail, in the contract's one shape (``contract.device_status``)."""
+        if not self.opened:
+            return DeviceDetail()
+        connection = "connected" if self.connected else "disconnected"
+        error = self._error if self._error not in _SAID_BY_DETAIL else None
         if self.kind == "printer":
             st = self.driver.last_status if self.driver is not None else None
+            if not self.connected:
+                return device_status.printer_detail(known=False, connected=False)
             if st is None or not st.known:
-                d.update(paper="unknown", cover="unknown", cutter="unknown")
-            else:
-                # CEN/XFS paper states: full / low / out (jammed: the cutter could not cut).
-                d["paper"] = {"ok": "full", "low": "low", "out": "out"}[st.paper]
-                if st.cutter_error:
-                    d["paper"] = "jammed"
-                d["cover"] = "open" if st.cover_open else "closed"
-                d["cutter"] = "error" if st.cutter_error else "ok"
-        elif self.kind in ("id_reader", "card_reader"):
-            d["media"] = self._media
-        if self._error:
-            d["error"] = self._error
-        return d
+                return device_status.printer_detail(known=False)
+            d = device_status.printer_detail(known=True, paper=st.paper, cover_open=st.cover_open,
+                                             cutter_error=st.cutter_error, online=st.online,
+                                             unrecoverable_error=st.unrecoverable_error)
+            return replace(d, error=d.error or error)
+        media = self._media if self.kind in ("id_reader", "card_reader") else None
+        return DeviceDetail(connection=connection, media=media, error=error)
 
-    def required_action(self, detail: dict[str, Any]) -> str | None:
-        if not self.opened:
-            return None
-        if detail["connection"] == "disconnected":
-            return f"check the cable, USB port and power of the {self.kind.replace('_', ' ')}"
-        if self.kind == "printer":
-            if detail.get("paper") == "unknown":
-                return "printer does not answer: check its power switch and cable"
-            if detail.get("cover") == "open":
-                return "close the printer cover"
-            if detail.get("paper") == "out":
-                return "load a new paper roll"
-            if detail.get("paper") == "jammed":
-                return "clear the paper jam at the cutter, then close the cover"
-            if detail.get("paper") == "low":
-                return "paper low: bring a spare roll on the next visit"
-        if self._error == "sam":
-            return "ID reader security module failed its self-test: replace the reader (vendor service)"
-        if self._error == "not_answering":
-            return f"{self.kind.replace('_', ' ')} does not answer: power-cycle it from maintenance mode"
-        return None
+    def device_status(self) -> DeviceStatus:
+        """This device's status for ``devices/{name}``, built by the contract's one builder."""
+        return device_status.build(self.state, self.detail())
 
     def status(self) -> dict[str, Any]:
-        """State, CEN/XFS-style detail and a technician hint, as a plain dict."""
+        """State, CEN/XFS-style detail, fault and the technician's action id, as a plain dict."""
         self._retry_claim()
         stale = (self.kind == "printer" and self.driver is not None and not self.driver.profile.asb
                  and self.clock() - self._last_check > 5.0)  # no ASB on this model: poll now and then
@@ -290,11 +278,10 @@ class Device:
                 self.check_health("internal")
             except KioskError:
                 pass
-        detail = self.detail()
+        st = self.device_status()
         self._collect()
-        return {"name": self.name, "kind": self.kind, "state": self.state, "claimed": self.claimed,
-                "enabled": self.enabled, "detail": detail, "required_action": self.required_action(detail),
-                "stats": self.statistics()}
+        return {"name": self.name, "kind": self.kind, "claimed": self.claimed, "enabled": self.enabled,
+                **st.to_dict(), "stats": self.statistics()}
 
     # -- statistics ------------------------------------------------------------------------------
     def _collect(self) -> None:

@@ -1,8 +1,8 @@
 """The reference resident-service backend behind ``svc/request`` / ``svc/response``.
 
-``handle_request(conn, kiosk_id, body, now)`` answers one request body
-``{"service": ..., "op": ..., "args": {...}}`` with ``{"ok": true, "data": {...}}`` or
-``{"ok": false, "error": CODE, "message": ...}``; it never raises for bad input. Its tables are
+``handle_request(conn, kiosk_id, body, now)`` answers one request body (read with
+:func:`contract.services.parse_request`) with the contract's answer or refusal
+(:mod:`contract.services`); it never raises for bad input. Its tables are
 created by ``ensure_schema(conn)`` in the controller database.
 """
 
@@ -12,8 +12,10 @@ import logging
 import sqlite3
 from typing import Any
 
+from contract import services
 from controller.service_backend.operations import OPS, ServiceError
 from controller.service_backend.tables import ensure_schema
+from foundation.errors import RemoteProtocolError
 
 __all__ = ["ServiceError", "ensure_schema", "forget_phones", "handle_request"]
 
@@ -31,14 +33,15 @@ def _in_transaction(conn: sqlite3.Connection, fn, kiosk_id: str, args: dict[str,
 
 
 def handle_request(conn: sqlite3.Connection, kiosk_id: str, body: dict[str, Any], now: float) -> dict[str, Any]:
-    service, op = body.get("service"), body.get("op")
-    args = body.get("args", {})
-    fn = OPS.get((service, op)) if isinstance(service, str) and isinstance(op, str) else None
+    try:
+        request = services.parse_request(body)
+    except RemoteProtocolError as exc:
+        return services.refusal("bad_request", str(exc))
+    service, op, args = request.service, request.op, request.args
+    fn = OPS.get((service, op))
     if fn is None:
         known = ", ".join(f"{s}.{o}" for s, o in OPS)
-        return {"ok": False, "error": "unknown_op", "message": f"unknown service/op {service!r}.{op!r}; known: {known}"}
-    if not isinstance(args, dict):
-        return {"ok": False, "error": "bad_request", "message": "args must be a JSON object"}
+        return services.refusal("unknown_op", f"unknown service/op {service!r}.{op!r}; known: {known}")
     try:
         try:
             data = _in_transaction(conn, fn, kiosk_id, args, now)
@@ -52,12 +55,12 @@ def handle_request(conn: sqlite3.Connection, kiosk_id: str, body: dict[str, Any]
     except ServiceError as exc:
         log.info("service request refused", extra={"fields": {"kiosk": kiosk_id, "op": f"{service}.{op}",
                                                                 "code": exc.code}})
-        return {"ok": False, "error": exc.code, "message": str(exc)}
+        return services.refusal(exc.code, str(exc))
     except sqlite3.Error as exc:
         log.error("service store failed", extra={"fields": {"op": f"{service}.{op}", "why": str(exc)[:200]}})
-        return {"ok": False, "error": "backend_unavailable", "message": "the service store failed; try again"}
+        return services.refusal("backend_unavailable", "the service store failed; try again")
     log.info("service request", extra={"fields": {"kiosk": kiosk_id, "op": f"{service}.{op}"}})
-    return {"ok": True, "data": data}
+    return services.answer(data)
 
 
 def forget_phones(conn: sqlite3.Connection, before: float) -> None:

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from contract import topics
+from contract import services, topics
 from contract.mqtt_client import connect_with_retry, make_client
 from controller import store
 from controller.service_backend import ensure_schema, handle_request
@@ -39,7 +39,7 @@ def respond(client: mqtt.Client, msg: mqtt.MQTTMessage, reply: dict) -> None:
     corr = getattr(props, "CorrelationData", None)
     if corr is not None:
         out.CorrelationData = corr
-    client.publish(target, topics.encode(reply), 1, False, properties=out)
+    client.publish(target, topics.encode_to_kiosk(reply), *topics.FLAGS["svc/response"], properties=out)
 
 
 def answer(conn, msg: mqtt.MQTTMessage, now: float) -> dict:
@@ -48,9 +48,9 @@ def answer(conn, msg: mqtt.MQTTMessage, now: float) -> dict:
         kiosk_id, kind, _ = topics.parse_topic(msg.topic)
         body = topics.decode(msg.payload)
     except ProtocolError as exc:
-        return {"ok": False, "error": "bad_request", "message": str(exc)[:300]}
+        return services.refusal("bad_request", str(exc)[:300])
     if kind != "svc/request":
-        return {"ok": False, "error": "bad_request", "message": "not a service request"}
+        return services.refusal("bad_request", "not a service request")
     return handle_request(conn, kiosk_id, body, now)
 
 
@@ -64,7 +64,8 @@ class ServiceHost:
         self.inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stop = threading.Event()
         self.client = make_client(client_id, broker)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(REQUESTS, 1) if not rc.is_failure else None
+        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(REQUESTS, topics.QOS["svc/request"])
+                                                         if not rc.is_failure else None)
         self.client.on_message = lambda c, u, m: self.inbox.put(m)
 
     def start(self, say: Callable[[str], None] | None = None) -> None:

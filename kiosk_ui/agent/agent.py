@@ -17,18 +17,19 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 
-from contract import desired_config, signing
+from contract import commands, desired_config, device_status, payloads, signing, vocab
 from contract import topics as fleet
+from contract.device_status import DeviceStatus
 from contract.mqtt_client import failure_reason, make_client
 from foundation.backoff import Backoff
 from foundation.errors import BrokerUnavailable, CommandRejected, ConfigError, KioskError
 from foundation.settings import KioskConfig
-from kiosk_ui.agent import commands, telemetry
+from kiosk_ui.agent import telemetry
 from kiosk_ui.agent.journal import Journal
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class Actions(Protocol):
 
 class KioskAgent:
     def __init__(self, config: KioskConfig, *, clock: Callable[[], float] = time.time,
-                 device_status: Callable[[], dict[str, Any]] | None = None, actions: Actions | None = None,
+                 device_status: Callable[[], Mapping[str, DeviceStatus | dict[str, Any]]] | None = None, actions: Actions | None = None,
                  backoff: Backoff | None = None, max_events: int = 10_000, device_poll: float = 5.0,
                  extra_telemetry: Callable[[], dict[str, Any]] | None = None) -> None:
         self.config = config
@@ -67,7 +68,7 @@ class KioskAgent:
             if config.controller_public_key else None
         self.seq = 0
         self._seq_lock = threading.Lock()
-        self._devices: dict[str, dict[str, Any]] = {}
+        self._devices: dict[str, DeviceStatus] = {}
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._wake = threading.Event()
@@ -80,13 +81,14 @@ class KioskAgent:
         # Other parts of the kiosk (the app's service client) share this one connection: their topics
         # are handled on paho's thread, so an answer never waits behind a slow command.
         self._routes: dict[str, Callable[[mqtt.MQTTMessage], None]] = {}
+        self._routes_qos: dict[str, int] = {}
         self.controller_listeners: list[Callable[[bool], None]] = []
         self._cpu = telemetry.cpu_times()
         c = config
         self.client = make_client(f"kiosk-{c.kiosk_id}", c.broker,
                                   ca_file=c.ca_file, cert_file=c.cert_file, key_file=c.key_file)
-        self.client.will_set(self._topic("status"), fleet.encode(
-            {"state": "offline", "reason": "lwt", "kiosk_id": c.kiosk_id, "boot_id": self.boot_id}), 1, True)
+        self.client.will_set(self._topic("status"), fleet.encode(payloads.offline(c.kiosk_id, self.boot_id, "lwt")),
+                             *fleet.FLAGS["status"])
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
@@ -104,14 +106,15 @@ class KioskAgent:
         """Connected, and the controller's retained presence says it is online."""
         return self.connected and self._controller_online is True
 
-    def route(self, topic_name: str, handler: Callable[[mqtt.MQTTMessage], None], qos: int = 1) -> None:
+    def route(self, topic_name: str, handler: Callable[[mqtt.MQTTMessage], None], qos: int) -> None:
         """Subscribe to one more topic of this kiosk (now and after every reconnect) and hand its
         messages to ``handler`` on the network thread; the handler must return quickly."""
         self._routes[topic_name] = handler
+        self._routes_qos[topic_name] = qos
         if self.connected:
             self.client.subscribe(topic_name, qos)
 
-    def publish(self, topic_name: str, payload: bytes, qos: int = 1, properties: Any = None) -> mqtt.MQTTMessageInfo:
+    def publish(self, topic_name: str, payload: bytes, qos: int, properties: Any = None) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic_name, payload, qos, False, properties=properties)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
@@ -132,30 +135,31 @@ class KioskAgent:
 
     # -- retained state ---------------------------------------------------------------------------
     def birth(self) -> dict[str, Any]:
-        return {"state": "online", "kiosk_id": self.config.kiosk_id, "mode": self.mode, "boot_id": self.boot_id,
-                "site": self.config.site, "versions": {"agent": VERSION}, "devices": sorted(self._devices),
-                "ts": self.clock()}
+        return payloads.birth(self.config.kiosk_id, mode=self.mode, boot_id=self.boot_id, site=self.config.site,
+                              versions={"agent": VERSION, "contract": fleet.VERSION}, devices=list(self._devices),
+                              ts=self.clock())
 
     def _publish_retained(self) -> None:
-        self.client.publish(self._topic("status"), fleet.encode(self.birth()), 1, True)
+        self.client.publish(self._topic("status"), fleet.encode(self.birth()), *fleet.FLAGS["status"])
         for name, st in self._devices.items():
             self._publish_device(name, st)
         if self.reported:
-            self.client.publish(self._topic("config/reported"), fleet.encode(self.reported), 1, True)
+            self.client.publish(self._topic("config/reported"), fleet.encode(self.reported),
+                                *fleet.FLAGS["config/reported"])
 
-    def _publish_device(self, name: str, st: dict[str, Any]) -> None:
-        self.client.publish(self._topic(f"devices/{name}"), fleet.encode({**st, "kiosk_id": self.config.kiosk_id}),
-                            1, True)
+    def _publish_device(self, name: str, st: DeviceStatus) -> None:
+        self.client.publish(self._topic(f"devices/{name}"), fleet.encode(device_status.body(self.config.kiosk_id, st)),
+                            *fleet.FLAGS["devices"])
 
     def set_mode(self, mode: str) -> None:
-        if mode not in fleet.MODES:
-            raise ConfigError(f"must be one of {', '.join(fleet.MODES)}, got {mode!r}", field="mode")
+        if mode not in vocab.MODES:
+            raise ConfigError(f"must be one of {', '.join(vocab.MODES)}, got {mode!r}", field="mode")
         if mode != self.mode:
             old, self.mode = self.mode, mode
             self.journal.put("mode", mode)
             self.emit("mode_changed", {"from": old, "to": mode})
             if self.connected:
-                self.client.publish(self._topic("status"), fleet.encode(self.birth()), 1, True)
+                self.client.publish(self._topic("status"), fleet.encode(self.birth()), *fleet.FLAGS["status"])
 
     # -- events (store and forward) ---------------------------------------------------------------
     def emit(self, event_type: str, fields: dict[str, Any] | None = None) -> str:
@@ -173,8 +177,8 @@ class KioskAgent:
         with self._seq_lock:
             self.seq += 1
             seq = self.seq
-        body = {"id": event_id, "kiosk_id": self.config.kiosk_id, "boot_id": self.boot_id, "seq": seq,
-                "ts": self.clock(), "type": event_type, **fields}
+        body = payloads.event(self.config.kiosk_id, event_id=event_id, boot_id=self.boot_id, seq=seq,
+                              ts=self.clock(), type=event_type, fields=fields)
         return self.journal.append(self._topic("events"), fleet.encode(body))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
@@ -200,7 +204,7 @@ class KioskAgent:
         if not self.connected or room <= 0:
             return
         for seq, topic_name, payload in self.journal.pending(self._cursor, room):
-            info = self.client.publish(topic_name, payload, 1, False)
+            info = self.client.publish(topic_name, payload, *fleet.FLAGS["events"])
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
             self._inflight[info.mid] = seq
@@ -216,7 +220,7 @@ class KioskAgent:
         self._set_controller_online(None)
         self._connected.set()
         # Subscribing again also fetches the retained desired config: the full state after every reconnect.
-        client.subscribe(fleet.subscriptions_for_kiosk(self.config.kiosk_id) + [(t, 1) for t in self._routes])
+        client.subscribe(fleet.subscriptions_for_kiosk(self.config.kiosk_id) + list(self._routes_qos.items()))
         self._publish_retained()
         self._wake.set()
         log.info("online", extra={"fields": {"kiosk": self.config.kiosk_id}})
@@ -285,7 +289,8 @@ class KioskAgent:
                 next_poll = now + self.device_poll
             if now >= next_telemetry and self.connected:
                 try:
-                    self.client.publish(self._topic("telemetry"), fleet.encode(self.telemetry()), 0, False)
+                    self.client.publish(self._topic("telemetry"), fleet.encode(self.telemetry()),
+                                        *fleet.FLAGS["telemetry"])
                 except KioskError as exc:
                     log.warning("telemetry not sent: %s", exc)
                 next_telemetry = now + self.telemetry_interval
@@ -298,32 +303,32 @@ class KioskAgent:
         except Exception:  # noqa: BLE001 - a driver bug must not stop the agent
             log.exception("device status failed")
             return
-        for name, st in current.items():
-            if self._devices.get(name) != st:
-                old = self._devices.get(name, {})
+        for name, raw in current.items():
+            try:
+                # The runtime hands models; the device manager's status dict carries the same fields.
+                st = raw if isinstance(raw, DeviceStatus) else device_status.parse(raw)
+            except KioskError as exc:
+                log.error("device status of %s not publishable: %s", name, exc)
+                continue
+            old = self._devices.get(name)
+            if old != st:
                 self._devices[name] = st
                 if self.connected:
                     self._publish_device(name, st)
-                self.emit("device_state", {"device": name, "state": st.get("state"), "detail": st.get("detail", ""),
-                                           "previous": old.get("state")})
+                self.emit("device_state", {"device": name, "state": st.state, "fault": st.fault,
+                                           "previous": old.state if old else None})
 
     def telemetry(self) -> dict[str, Any]:
         cur = telemetry.cpu_times()
         cpu = telemetry.cpu_percent(self._cpu, cur)
         self._cpu = cur
-        return {
-            "kiosk_id": self.config.kiosk_id,
-            "ts": self.clock(),
-            "uptime": round(time.monotonic() - self.started, 1),
-            "cpu": cpu,
-            "memory": telemetry.memory_percent(),
-            "disk": telemetry.disk_percent(self.config.data_dir),
-            "temperature": telemetry.soc_temperature(),
-            "devices": {name: st.get("state", "unknown") for name, st in self._devices.items()},
-            "queue_depth": self.journal.depth(),
-            "mode": self.mode,
-            **self.extra_telemetry(),
-        }
+        return payloads.telemetry(
+            self.config.kiosk_id, ts=self.clock(), uptime=round(time.monotonic() - self.started, 1), cpu=cpu,
+            memory=telemetry.memory_percent(), disk=telemetry.disk_percent(self.config.data_dir),
+            temperature=telemetry.soc_temperature(),
+            enclosure_temperature=self.extra_telemetry().get("enclosure_temperature"),
+            devices={name: st.state for name, st in self._devices.items()}, queue_depth=self.journal.depth(),
+            mode=self.mode)
 
     # -- incoming: desired config, commands, controller presence -----------------------------------
     def _work(self) -> None:
@@ -346,7 +351,7 @@ class KioskAgent:
 
     def _controller_status(self, payload: bytes) -> None:
         try:
-            online = fleet.decode(payload).get("state") == "online"
+            online = payloads.parse_controller_status(fleet.decode(payload))
         except KioskError:
             return
         previous = self._controller_online
@@ -361,9 +366,7 @@ class KioskAgent:
         body: dict[str, Any] = {}
         try:
             body = fleet.decode(payload)
-            version = body.get("version")
-            if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-                raise ConfigError(f"must be a non-negative integer, got {version!r}", field="version")
+            version = payloads.parse_config_desired(body).version
             config = desired_config.validate(body.get("config"))
         except (KioskError, ConfigError) as exc:
             version = body.get("version")
@@ -393,9 +396,10 @@ class KioskAgent:
         self._report({"version": version, "status": "applied", "config": config})
 
     def _report(self, body: dict[str, Any]) -> None:
-        self.reported = {"kiosk_id": self.config.kiosk_id, **body}
+        self.reported = payloads.config_reported(self.config.kiosk_id, **body)
         self.journal.put("reported", self.reported)
-        self.client.publish(self._topic("config/reported"), fleet.encode(self.reported), 1, True)
+        self.client.publish(self._topic("config/reported"), fleet.encode(self.reported),
+                            *fleet.FLAGS["config/reported"])
 
     def handle_command(self, topic_name: str, payload: bytes) -> dict[str, Any]:
         """Verify and execute one command; publish and return exactly one result."""
@@ -420,7 +424,8 @@ class KioskAgent:
             res = commands.result(body_id, kiosk_id, "error", error=str(exc))
         log.info("command", extra={"fields": {"name": name, "id": body_id, "status": res["status"],
                                               "reason": res.get("reason", "")}})
-        info = self.client.publish(fleet.topic(kiosk_id, f"cmd/{name}/result"), fleet.encode(res), 1, False)
+        info = self.client.publish(fleet.topic(kiosk_id, f"cmd/{name}/result"), fleet.encode(res),
+                                   *fleet.FLAGS["cmd/result"])
         if after is not None:
             # Reboot and restart act only once their result has left the kiosk.
             try:
@@ -435,8 +440,7 @@ class KioskAgent:
         if self.connected:
             info = self.client.publish(
                 self._topic("status"),
-                fleet.encode({"state": "offline", "reason": "shutdown", "kiosk_id": self.config.kiosk_id,
-                              "boot_id": self.boot_id}), 1, True,
+                fleet.encode(payloads.offline(self.config.kiosk_id, self.boot_id, "shutdown")), *fleet.FLAGS["status"],
             )
             try:
                 info.wait_for_publish(3)

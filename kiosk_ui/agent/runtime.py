@@ -14,7 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from foundation.errors import DeviceError, KioskError
+from contract import device_status
+from contract import topics as fleet
+from contract.device_status import DeviceDetail, DeviceStatus
+from foundation.errors import DeviceError, KioskError, TransportError
 from foundation.settings import KioskConfig
 from kiosk_ui.agent.agent import VERSION, KioskAgent
 
@@ -63,17 +66,16 @@ class KioskRuntime:
     def _extra_telemetry(self) -> dict[str, Any]:
         return {"enclosure_temperature": self._enclosure_c}
 
-    def _supervisor_status(self) -> dict[str, Any]:
+    def _supervisor_status(self) -> DeviceStatus:
         try:
             st = self.supervisor.status(timeout=2.0)
         except KioskError as exc:
-            return {"state": "unknown", "detail": str(exc)[:120], "required_action": "check the supervisor board cable"}
+            log.warning("supervisor status not read: %s", exc)
+            return device_status.build("unknown", DeviceDetail(error="not_answering"))
         self._enclosure_c = st.celsius
-        tamper = bool(st.tamper)
-        return {"state": "error" if tamper else "idle", "detail": "tamper" if tamper else st.host,
-                "tamper": tamper, "cover": "open" if st.door_open else "closed" if st.door_open is False else "unknown",
-                "temperature": st.celsius, "safe_mode": st.safe_mode, "hold_s": st.hold_s,
-                "required_action": "inspect the enclosure" if tamper else ""}
+        return device_status.build("idle", device_status.supervisor_detail(
+            door_open=st.door_open, tamper=bool(st.tamper), celsius=st.celsius, safe_mode=st.safe_mode,
+            hold_s=st.hold_s))
 
     def on_supervisor_event(self, event: Any) -> None:
         # The board's watchdog power-cycling the host is what the fleet alarm rules call host_power_cycled.
@@ -82,32 +84,24 @@ class KioskRuntime:
             self.agent.emit(kind, {"device": "supervisor", **{k: v for k, v in event.fields.items()
                                                              if isinstance(v, str | int | float | bool)}})
 
-    def device_status(self) -> dict[str, dict[str, Any]]:
-        """Per-device status; a device that does not answer is ``unknown``, never fine."""
-        out: dict[str, dict[str, Any]] = {}
+    def device_status(self) -> dict[str, DeviceStatus]:
+        """Per-device status through the contract's one builder; a device that does not answer is
+        ``unknown``, never fine."""
+        out: dict[str, DeviceStatus] = {}
         if self.supervisor is not None:
             out["supervisor"] = self._supervisor_status()
         if self.ports.get("printer"):
             with self._lock:
                 try:
                     st = self.printer().query_status()
-                    unknown = None if st.known else "not answering"
-                except KioskError as exc:
-                    unknown = str(exc)[:120]
-            if unknown is not None:
-                out["printer"] = {"state": "unknown", "detail": unknown, "paper": "unknown",
-                                  "required_action": "check the printer cable and power"}
-            else:
-                fault = ("cover_open" if st.cover_open else "paper_out" if st.paper == "out" else
-                         "cutter_error" if st.cutter_error else "unrecoverable_error" if st.unrecoverable_error
-                         else "offline" if not st.online else "")
-                action = {"cover_open": "close the printer cover", "paper_out": "load paper",
-                          "cutter_error": "clear the cutter", "unrecoverable_error": "power-cycle the printer",
-                          "offline": "check the printer"}.get(fault, "load paper soon" if st.paper == "low" else "")
-                out["printer"] = {"state": "error" if fault else "idle",
-                                  "detail": fault or ("paper_low" if st.paper == "low" else "paper_ok"),
-                                  "paper": st.paper, "cover": "open" if st.cover_open else "closed",
-                                  "required_action": action}
+                    detail = device_status.printer_detail(
+                        known=st.known, paper=st.paper, cover_open=st.cover_open, cutter_error=st.cutter_error,
+                        online=st.online, unrecoverable_error=st.unrecoverable_error)
+                except TransportError:
+                    detail = device_status.printer_detail(known=False, connected=False)
+                except KioskError:
+                    detail = device_status.printer_detail(known=False)
+            out["printer"] = device_status.build("unknown" if detail.error == "not_answering" else "idle", detail)
         return out
 
     # -- actions (called by the agent after a command is verified) -----------------------------------
@@ -164,14 +158,15 @@ class KioskRuntime:
         # Unsubscribe and subscribe again: the broker re-sends the retained desired config.
         topic = self.agent._topic("config/desired")
         self.agent.client.unsubscribe(topic)
-        self.agent.client.subscribe(topic, 1)
+        self.agent.client.subscribe(topic, fleet.QOS["config/desired"])
         return {"applied_version": self.agent.applied["version"]}
 
     def diagnostics(self) -> dict[str, Any]:
         a = self.agent
         return {"agent": VERSION, "boot_id": a.boot_id, "mode": a.mode, "uptime": round(time.monotonic() - a.started),
                 "journal_depth": a.journal.depth(), "config_version": a.applied["version"],
-                "telemetry_interval": a.telemetry_interval, "devices": self.device_status(),
+                "telemetry_interval": a.telemetry_interval,
+                "devices": {name: st.to_dict() for name, st in self.device_status().items()},
                 "ports": sorted(self.ports), "simulated": self.config.simulated, "telemetry": a.telemetry()}
 
     def apply_config(self, config: dict[str, Any]) -> None:

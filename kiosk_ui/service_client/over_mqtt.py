@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from contract import topics
+from contract import services, topics
 from foundation.errors import ProtocolError
 from kiosk_ui.service_client import ServiceRefused, ServiceUnavailable
 
@@ -34,7 +34,7 @@ class MqttServiceClient:
         self.response_topic = topics.topic(self.kiosk_id, "svc/response")
         self._pending: dict[bytes, tuple[threading.Event, list]] = {}
         self._lock = threading.Lock()
-        agent.route(self.response_topic, self._on_response)
+        agent.route(self.response_topic, self._on_response, topics.QOS["svc/response"])
         agent.controller_listeners.append(lambda online: self.on_presence(online))
 
     @property
@@ -43,7 +43,7 @@ class MqttServiceClient:
 
     def _on_response(self, msg) -> None:
         try:
-            body = topics.decode(msg.payload)
+            reply = services.parse_response(topics.decode(msg.payload))
         except ProtocolError as exc:
             log.warning("bad message ignored", extra={"fields": {"topic": msg.topic[:100], "why": str(exc)[:120]}})
             return
@@ -52,7 +52,7 @@ class MqttServiceClient:
             waiter = self._pending.get(bytes(corr)) if corr else None
         if waiter is None:
             return  # late answer to a request we gave up on
-        waiter[1].append(body)
+        waiter[1].append(reply)
         waiter[0].set()
 
     def call(self, service: str, op: str, args: dict[str, Any], timeout: float = 8.0) -> dict[str, Any]:
@@ -64,19 +64,19 @@ class MqttServiceClient:
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = self.response_topic
         props.CorrelationData = corr
-        done, box = threading.Event(), []
+        done, box = threading.Event(), list[services.ServiceResponse]()
         with self._lock:
             self._pending[corr] = (done, box)
         try:
             self.agent.publish(topics.topic(self.kiosk_id, "svc/request"),
-                               topics.encode({"service": service, "op": op, "args": args}), 1, properties=props)
+                               topics.encode(services.request(service, op, args)), topics.QOS["svc/request"],
+                               properties=props)
             if not done.wait(timeout):
                 raise ServiceUnavailable(f"no answer from the service backend within {timeout:g} s")
         finally:
             with self._lock:
                 self._pending.pop(corr, None)
         reply = box[0]
-        if not reply.get("ok"):
-            raise ServiceRefused(str(reply.get("error", "error")), str(reply.get("message", "")))
-        data = reply.get("data")
-        return data if isinstance(data, dict) else {}
+        if not reply.ok:
+            raise ServiceRefused(reply.error, reply.message)
+        return reply.data

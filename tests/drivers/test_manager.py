@@ -42,7 +42,7 @@ def test_life_cycle_operations_and_status(kiosk):
     assert {n: s["state"] for n, s in st.items()} == dict.fromkeys(mgr.devices, "idle")
     p = st["printer"]
     assert p["detail"] == {"connection": "connected", "paper": "full", "cover": "closed", "cutter": "ok"}
-    assert p["required_action"] is None
+    assert p["required_action"] is None and p["fault"] == ""
     job = mgr["printer"].print_receipt([{"text": "居住证明", "align": "center", "bold": True, "size": [2, 2]},
                                         {"text": "测试居民一"}, {"qr": "https://example.invalid/q"},
                                         {"barcode": "A001"}])
@@ -80,11 +80,11 @@ def test_printer_faults_give_detail_and_required_action(kiosk):
     mgr["printer"].check_health()
     st = mgr["printer"].status()
     assert st["state"] == "error" and st["detail"]["paper"] == "out"
-    assert "paper roll" in st["required_action"]
+    assert st["fault"] == "paper_out" and st["required_action"] == "load_paper"
     sims["printer"].send({"cmd": "paper", "state": "ok"})
     sims["printer"].send({"cmd": "cover", "open": True})
     st = mgr["printer"].status()
-    assert st["detail"]["cover"] == "open" and st["required_action"] == "close the printer cover"
+    assert st["detail"]["cover"] == "open" and (st["fault"], st["required_action"]) == ("cover_open", "close_cover")
     sims["printer"].send({"cmd": "cover", "open": False})
     assert mgr["printer"].status()["state"] == "idle"
 
@@ -93,7 +93,7 @@ def test_automatic_status_back_updates_an_idle_printer_without_polling(kiosk):
     mgr, sims, _ = kiosk
     mgr.start()
     sims["printer"].send({"cmd": "cover", "open": True})
-    assert wait(lambda: mgr["printer"].detail()["cover"] == "open")
+    assert wait(lambda: mgr["printer"].detail().cover == "open")
     assert mgr["printer"].state == "error"
     sims["printer"].send({"cmd": "cover", "open": False})
     assert wait(lambda: mgr["printer"].state == "idle")
@@ -105,7 +105,7 @@ def test_unplug_shows_error_then_reconnects_and_resyncs(kiosk):
     sims["printer"].send({"cmd": "unplug"})
     assert wait(lambda: mgr["printer"].status()["state"] == "error")
     st = mgr["printer"].status()
-    assert st["detail"]["connection"] == "disconnected" and "cable" in st["required_action"]
+    assert st["detail"]["connection"] == "disconnected" and st["required_action"] == "check_connection"
     sims["printer"].send({"cmd": "replug"})
     assert wait(lambda: mgr["printer"].status()["state"] == "idle", 8)
     assert mgr["printer"].print_receipt([{"text": "back"}])["status"] == "completed"

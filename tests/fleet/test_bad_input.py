@@ -45,7 +45,9 @@ def test_bad_input_is_counted_and_harmless(make_controller, make_kiosk, raw):
     assert not ctl.alarms(kiosk_id="K-GOOD")["items"]
     counts = ctl.stats()
     assert counts.get("rejected:too_large") == 1 and counts.get("rejected:impersonation") == 2
-    assert counts.get("rejected:invalid_json", 0) == 2 and counts.get("rejected:bad_payload", 0) == 8
+    assert counts.get("rejected:invalid_json", 0) == 2 and counts.get("rejected:bad_payload", 0) == 7
+    # Another contract major is refused with its own reason and counted per version (mixed fleets).
+    assert counts.get("rejected:unsupported_version") == 1 and counts.get("refused_version:2") == 1
     assert ctl._worker.is_alive()
 
 

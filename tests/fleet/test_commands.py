@@ -9,6 +9,7 @@ import time
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from contract import commands as cmd_contract
 from contract import signing, topics
 from controller import commands
 from tests.fleet.conftest import wait_until
@@ -19,7 +20,7 @@ KIOSKCTL = str(REPO / ".venv" / "bin" / "kioskctl")
 
 def _signed(key, kiosk_id: str, name: str, args: dict, now: float, ttl: float = 60, cid: str | None = None) -> dict:
     cmd = commands.new_command(kiosk_id, name, args, "tester", now, ttl=ttl, command_id=cid)
-    return signing.sign(key, commands.wire_body(cmd))
+    return signing.sign(key, cmd_contract.wire_body(cmd))
 
 
 def test_command_round_trip_and_rejections(make_controller, make_kiosk, raw):

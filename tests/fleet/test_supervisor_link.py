@@ -11,7 +11,7 @@ def test_supervisor_tamper_temperature_and_power_cycle_reach_the_controller(make
     kiosk = make_kiosk("K-SUP", ctl.public_key(), devices={"supervisor": str(link)}, telemetry_interval=1)
     kiosk.agent.device_poll = 0.3
     wait_until(lambda: "supervisor" in ((ctl.kiosk("K-SUP") or {}).get("devices") or {}), 15, "supervisor status")
-    assert ctl.kiosk("K-SUP")["devices"]["supervisor"]["tamper"] is False
+    assert ctl.kiosk("K-SUP")["devices"]["supervisor"]["detail"]["tamper"] is False
 
     board.send({"cmd": "tamper", "active": True})
     wait_until(lambda: any(a["rule"] == "tamper" for a in ctl.alarms(kiosk_id="K-SUP")["items"]), 15, "tamper alarm")

@@ -9,10 +9,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contract import commands as kcmd
 from contract import desired_config, signing, topics
 from controller import alarms, commands, handlers
 from foundation.errors import CommandRejected, ConfigError, RemoteProtocolError
-from kiosk_ui.agent import commands as kcmd
 from kiosk_ui.agent.journal import Journal
 
 
@@ -68,7 +68,8 @@ def _state():
 
 
 def _msg(kind, body, name=None):
-    return topics.Parsed("K1", kind, name, {"v": 1, **body})
+    suffix = f"{kind}/{name}" if name else kind
+    return topics.parse(f"kiosk/v1/K1/{suffix}", topics.encode(body))
 
 
 def test_stale_after_three_missed_periods_and_back():
@@ -131,7 +132,7 @@ def test_agent_overflow_says_so_in_an_event(tmp_path):
 
 def test_kiosk_command_checks():
     key = Ed25519PrivateKey.generate()
-    body = signing.sign(key, commands.wire_body(commands.new_command("K1", "set_mode", {"mode": "normal"}, "op",
+    body = signing.sign(key, kcmd.wire_body(commands.new_command("K1", "set_mode", {"mode": "normal"}, "op",
                                                                      100.0, command_id="abcdefgh")))
     seen: set[str] = set()
 

@@ -1,22 +1,28 @@
-"""Fleet commands on the kiosk: verification (signature, expiry, replay, arguments) and dispatch.
+"""Fleet commands on the wire: ``cmd/{name}`` (QoS 1, never retained) and ``cmd/{name}/result``.
 
-``verify`` raises ``CommandRejected(reason, message)`` with a stable reason: ``malformed``,
-``wrong_kiosk``, ``no_key``, ``bad_signature``, ``expired``, ``replayed``, ``unknown_command``,
-``bad_arguments``. Handlers are small functions over an ``actions`` object (the runtime), so the
-same verification serves the headless agent and the Kivy app.
+The controller builds the body with :func:`wire_body` and signs it (:mod:`contract.signing`); the
+kiosk reads it with :func:`parse`, then :func:`verify` (signature, expiry, replay) and
+:func:`check_args`, and answers with one :func:`result`, which the controller reads with
+:func:`parse_result`. ``CommandRejected(reason, message)`` carries a stable reason of
+:data:`contract.vocab.REJECT_REASONS`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from contract import signing, topics
-from foundation.errors import CommandRejected
+from contract import signing, versions, vocab
+from contract.versions import UnsupportedVersion
+from foundation.errors import CommandRejected, RemoteProtocolError
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 MAX_TTL = 86400.0  # a command valid longer than a day is refused: it would outlive replay memory
 CLOCK_SKEW = 120.0  # commands "issued" further in the future than this are refused
@@ -40,8 +46,8 @@ def _name(v: Any) -> bool:
 SPECS: dict[str, Spec] = {
     "reboot": Spec({}, {"delay": _num(0, 300)}, "optional delay: seconds 0-300"),
     "restart_app": Spec({}, {}, "no arguments"),
-    "set_mode": Spec({"mode": lambda v: v in ("normal", "maintenance", "out_of_service")}, {},
-                     "mode: normal, maintenance or out_of_service"),
+    "set_mode": Spec({"mode": lambda v: v in vocab.COMMANDABLE_MODES}, {},
+                     "mode: " + ", ".join(vocab.COMMANDABLE_MODES)),
     "test_print": Spec({}, {}, "no arguments"),
     "power_cycle": Spec({"device": _name}, {"off_seconds": _num(1, 60)},
                         "device: a device name; optional off_seconds 1-60"),
@@ -77,8 +83,12 @@ def parse(topic_name: str, payload: bytes, kiosk_id: str) -> dict[str, Any]:
             raise CommandRejected("malformed", f"command needs a numeric {f}")
     if not isinstance(body.get("args", {}), dict):
         raise CommandRejected("bad_arguments", "args must be a JSON object")
-    if body.get("v") != topics.VERSION:
-        raise CommandRejected("malformed", f"payload version {body.get('v')!r} is not {topics.VERSION}")
+    try:
+        versions.check(body)
+    except UnsupportedVersion as exc:
+        raise CommandRejected("unsupported_version", str(exc)) from None
+    except RemoteProtocolError as exc:
+        raise CommandRejected("malformed", str(exc)) from None
     return body
 
 
@@ -115,6 +125,9 @@ def check_args(name: str, args: dict[str, Any]) -> None:
 
 def result(body_id: str, kiosk_id: str, status: str, *, data: Any = None, error: str = "",
            reason: str = "") -> dict[str, Any]:
+    """The body of ``cmd/{name}/result``: exactly one per command."""
+    if status not in vocab.RESULT_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(vocab.RESULT_STATUSES)}")
     out: dict[str, Any] = {"id": body_id, "kiosk_id": kiosk_id, "status": status}
     if data is not None:
         out["data"] = data
@@ -123,3 +136,28 @@ def result(body_id: str, kiosk_id: str, status: str, *, data: Any = None, error:
     if reason:
         out["reason"] = reason
     return out
+
+
+def wire_body(cmd: dict[str, Any]) -> dict[str, Any]:
+    """The unsigned body published on ``cmd/{name}`` from a command record (``v`` included, as it
+    is signed too; written as the version every kiosk of the major reads)."""
+    return {"v": versions.TO_KIOSK, "id": cmd["id"], "kiosk_id": cmd["kiosk_id"], "name": cmd["name"],
+            "issued_at": cmd["issued_at"], "expires_at": cmd["expires_at"], "issuer": cmd["issuer"],
+            "args": cmd["args"]}
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    id: str
+    status: str  # vocab.RESULT_STATUSES
+    data: Any = None
+    error: str = ""
+    reason: str = ""  # vocab.REJECT_REASONS for rejected / expired
+
+
+def parse_result(body: dict[str, Any]) -> CommandResult:
+    if not isinstance(body.get("id"), str) or body.get("status") not in vocab.RESULT_STATUSES:
+        raise RemoteProtocolError("command result needs a string id and a status of "
+                                  + ", ".join(vocab.RESULT_STATUSES))
+    return CommandResult(body["id"][:64], body["status"], body.get("data"), str(body.get("error") or "")[:500],
+                         str(body.get("reason") or "")[:64])
