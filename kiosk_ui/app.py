@@ -60,6 +60,7 @@ def _make_app_class():
     from kivy.uix.screenmanager import NoTransition, ScreenManager
 
     from contract import catalogue as catalogue_mod
+    from contract import vocab
     from foundation.errors import ConfigError, DeviceError, DeviceTimeout, KioskError, TransportError
     from kiosk_ui.devices import DeviceMissing, Devices, PinNeeded, PinWrong, ReadCancelled
     from kiosk_ui.i18n import tr
@@ -150,7 +151,7 @@ def _make_app_class():
             except ConfigError as exc:
                 log.error("service catalogue rejected: %s", exc)
             mode = body.get("mode")
-            if mode in ("normal", "out_of_service", "maintenance"):
+            if mode in vocab.COMMANDABLE_MODES:
                 self.fleet_mode = mode
                 self._apply_mode()
             self.sync()

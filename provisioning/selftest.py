@@ -197,6 +197,7 @@ def terminal_qr(data: str) -> str:
 
 def report_to_controller(cfg: KioskConfig, report: SelfTestReport, *, timeout: float = 15.0) -> None:
     """Publish the result as a ``self_test`` event on the kiosk's own events topic (QoS 1)."""
+    from contract import payloads
     from contract.mqtt_client import connect_with_retry, make_client
     from contract.topics import QOS, encode, topic
     from foundation.errors import BrokerUnavailable
@@ -206,7 +207,9 @@ def report_to_controller(cfg: KioskConfig, report: SelfTestReport, *, timeout: f
     connect_with_retry(client, cfg.broker, keepalive=cfg.keepalive, max_attempts=3)
     client.loop_start()
     try:
-        body = {"id": str(uuid.uuid4()), "seq": 0, "ts": time.time(), "type": "self_test", **report.to_dict()}
+        fields = {k: v for k, v in report.to_dict().items() if k != "kiosk_id"}
+        body = payloads.event(cfg.kiosk_id, event_id=uuid.uuid4().hex, boot_id="", seq=0, ts=time.time(),
+                              type="self_test", fields=fields)
         info = client.publish(topic(cfg.kiosk_id, "events"), encode(body), qos=QOS["events"])
         info.wait_for_publish(timeout)
         if not info.is_published():
