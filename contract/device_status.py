@@ -15,6 +15,7 @@ Wire form (contract 1.1)::
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -142,7 +143,8 @@ def _bool(value: Any) -> bool | None:
 
 
 def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
 
 
 def parse(raw: dict[str, Any]) -> DeviceStatus:

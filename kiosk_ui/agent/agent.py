@@ -47,7 +47,7 @@ class Actions(Protocol):
 class KioskAgent:
     def __init__(self, config: KioskConfig, *, clock: Callable[[], float] = time.time,
                  device_status: Callable[[], Mapping[str, DeviceStatus | dict[str, Any]]] | None = None, actions: Actions | None = None,
-                 backoff: Backoff | None = None, max_events: int = 10_000, device_poll: float = 5.0,
+                 backoff: Backoff | None = None, max_events: int = 10_000, device_poll: float = 1.0,
                  extra_telemetry: Callable[[], dict[str, Any]] | None = None) -> None:
         self.config = config
         self.clock = clock
