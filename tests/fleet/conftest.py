@@ -57,7 +57,7 @@ def make_kiosk(broker, tmp_path):
     def make(kiosk_id: str, public_key: str = "", *, connect: bool = True, **kwargs) -> KioskRuntime:
         cfg = {"kiosk_id": kiosk_id, "broker": broker.url, "data_dir": str(tmp_path / f"kiosk-{kiosk_id}"),
                "controller_public_key": public_key, "keepalive": 2, "site": "site-a",
-               **{k: kwargs.pop(k) for k in list(kwargs) if k in ("telemetry_interval", "site", "devices")}}
+               **{k: kwargs.pop(k) for k in list(kwargs) if k in ("telemetry_interval", "site", "devices", "simulated")}}
         kwargs.setdefault("backoff", Backoff(base=0.2, cap=2.0))
         k = KioskRuntime(from_mapping(KioskConfig, cfg), reboot_command=("true",), **kwargs)
         k.start()
