@@ -180,19 +180,42 @@ def kiosk_ids(data_dir, period: Period) -> list[str]:
     return [r["kiosk_id"] for r in fetch(data_dir, "SELECT kiosk_id FROM kiosks")]
 
 
-def failures(data_dir, period: Period, alarms: list[dict[str, Any]], n_kiosks: int, now: float) -> list[dict[str, Any]]:
-    """Device alarms raised in the period per device: rate per 100 kiosk-days and mean time to repair."""
-    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+def fault_episodes(alarms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One episode per device fault: the device alarms of one kiosk and device whose open intervals
+    overlap are one fault (a printer's ``paper_out`` next to an older controller's ``device_error``
+    for the same paper, or a cover opened while the paper was out, is one visit by a technician).
+    Each episode: kiosk_id, device, start, end (None while still open)."""
+    by: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for a in alarms:
-        if a["rule"] != "kiosk_offline" and a["subject"] and period.t0 <= a["raised_at"] < period.t1:
-            by[a["subject"]].append(a)
+        if a["rule"] != "kiosk_offline" and a["subject"]:
+            by[(a["kiosk_id"], a["subject"])].append(a)
+    out: list[dict[str, Any]] = []
+    for (kiosk_id, device), rows in sorted(by.items()):
+        cur: dict[str, Any] | None = None
+        for a in sorted(rows, key=lambda r: r["raised_at"]):
+            end = a["cleared_at"]
+            if cur is not None and (cur["end"] is None or a["raised_at"] <= cur["end"]):
+                cur["end"] = None if cur["end"] is None or end is None else max(cur["end"], end)
+                continue
+            cur = {"kiosk_id": kiosk_id, "device": device, "start": a["raised_at"], "end": end}
+            out.append(cur)
+    return out
+
+
+def failures(data_dir, period: Period, alarms: list[dict[str, Any]], n_kiosks: int, now: float) -> list[dict[str, Any]]:
+    """Device faults that began in the period, per device: count, rate per 100 kiosk-days and mean
+    time to repair in minutes (``mttr_minutes``), counted in fault episodes, not alarms."""
+    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for ep in fault_episodes(alarms):
+        if period.t0 <= ep["start"] < period.t1:
+            by[ep["device"]].append(ep)
     kiosk_days = max(1, n_kiosks) * len(period.days())
     out = []
-    for device, rows in sorted(by.items()):
-        repaired = [a["cleared_at"] - a["raised_at"] for a in rows if a["cleared_at"]]
-        out.append({"device": device, "failures": len(rows), "per_100_kiosk_days": round(100 * len(rows) / kiosk_days, 2),
+    for device, eps in sorted(by.items()):
+        repaired = [ep["end"] - ep["start"] for ep in eps if ep["end"] is not None]
+        out.append({"device": device, "failures": len(eps), "per_100_kiosk_days": round(100 * len(eps) / kiosk_days, 2),
                     "mttr_minutes": round(sum(repaired) / len(repaired) / 60, 1) if repaired else None,
-                    "open": len(rows) - len(repaired)})
+                    "mttr_unit": "min", "open": len(eps) - len(repaired)})
     return out
 
 

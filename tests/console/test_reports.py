@@ -104,3 +104,23 @@ def test_charts_are_svg_with_escaped_labels(data):
     assert all(svg.startswith("<svg") and svg.endswith("</svg>") for svg in out.values())
     evil = charts.bar_chart("<script>", [("<b>x</b>", 3)])
     assert "<script>" not in evil and "&lt;b&gt;" in evil
+
+
+def test_failures_count_fault_episodes_not_alarms():
+    # A headless kiosk before the contract fix raised paper_out AND device_error for one paper-out;
+    # the cover opened while the paper was out is the same visit; a fault next day is another.
+    def alarm(rule, subject, raised, cleared, kiosk="gd-x"):
+        return {"kiosk_id": kiosk, "rule": rule, "subject": subject, "raised_at": raised, "cleared_at": cleared}
+
+    rows = [alarm("paper_out", "printer", DAY, DAY + 600), alarm("device_error", "printer", DAY, DAY + 600),
+            alarm("cover_open", "printer", DAY + 300, DAY + 900),
+            alarm("paper_out", "printer", DAY + 86400, DAY + 86400 + 300),
+            alarm("paper_out", "printer", DAY + 100, None, kiosk="gd-y"),
+            alarm("kiosk_offline", "", DAY, DAY + 60)]
+    episodes = reports.fault_episodes(rows)
+    assert [(e["kiosk_id"], e["start"] - DAY, e["end"] and e["end"] - DAY) for e in episodes] == [
+        ("gd-x", 0, 900), ("gd-x", 86400, 86700), ("gd-y", 100, None)]
+    period = reports.parse_period({"from": "2026-03-10", "to": "2026-03-11"}, DAY)
+    (printer,) = reports.failures(None, period, rows, 2, DAY + 2 * 86400)
+    assert printer["failures"] == 3 and printer["open"] == 1
+    assert printer["mttr_minutes"] == 10.0 and printer["mttr_unit"] == "min"  # (15 + 5) / 2 minutes
