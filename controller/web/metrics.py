@@ -73,6 +73,11 @@ def render(console) -> str:
            [({}, health["inbox"])])
     metric("kiosk_controller_rejected_messages_total", "counter", "Messages refused by the fleet link codec.",
            [({}, health["rejected"])])
+    # A mixed fleet mid-roll-out: payloads of a contract major this controller does not speak.
+    metric("kiosk_controller_refused_versions_total", "counter",
+           "Kiosk payloads refused for their contract version (docs/mqtt.md, Versions).",
+           [({"version": k.split(":", 1)[1]}, v) for k, v in sorted(health.items())
+            if k.startswith("refused_version:")])
     ingest = {"received": "MQTT messages received from kiosks.",
               "events_new": "Kiosk events stored (first sight).",
               "events_duplicate": "Kiosk events dropped as duplicates (redelivery after reconnect)."}

@@ -72,6 +72,10 @@ def test_offline_kiosk_raises_alarm_operator_acknowledges(live):
     trail = console.backend.audit(limit=10)
     assert any(a["action"] == "alarm.ack" and a["user"] == "otto" for a in trail)
     assert 'kiosk_alarms_unacknowledged 0' in otto.get("/metrics").text
+    # A kiosk on a contract major this controller does not speak: refused, counted by version.
+    status("gd-2", state="online", mode="normal", boot_id="b2", v="2.0")
+    wait(lambda: 'kiosk_controller_refused_versions_total{version="2.0"} 1' in otto.get("/metrics").text,
+         what="refusal counted in the metrics")
 
 
 def test_config_editor_validates_diffs_then_applies(live):
