@@ -162,6 +162,10 @@ def parse(raw: dict[str, Any]) -> DeviceStatus:
                 src[key] = raw[key]
         if isinstance(det, str) and det in vocab.FAULTS and det:
             src["error"] = det
+            # The word alone says what the fields would: keep it when the fields are missing.
+            implied = {"paper_out": ("paper", "out"), "cover_open": ("cover", "open"), "tamper": ("tamper", True)}
+            if det in implied:
+                src.setdefault(*implied[det])
         if src.get("paper") == "ok":
             src["paper"] = "full"
         if state == "unknown" and "paper" in src:

@@ -145,7 +145,7 @@ def test_operator_console_in_a_real_browser(broker, procs, tmp_path, artifacts):
             # the device table and the status badge follow without reload.
             publish_retained(broker, "kiosk/v1/gd-e2e-print/devices/printer",
                              {"v": 1, "state": "error", "detail": "paper_out", "required_action": "load paper"})
-            sync_api.expect(page.locator("#devices")).to_contain_text("load paper", timeout=20000)
+            sync_api.expect(page.locator("#devices")).to_contain_text("load_paper", timeout=20000)
             sync_api.expect(page.locator("#kstatus")).to_have_text("功能降级")
 
             # The report, with its charts as images that actually load.

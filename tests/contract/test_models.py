@@ -98,6 +98,11 @@ def test_versions_newer_minor_accepted_unknown_fields_ignored_other_major_refuse
     assert versions.parse_version(1) == (1, 0) and versions.parse_version("1.1") == (1, 1)
 
 
+def test_a_previous_fault_word_alone_still_says_the_fault():
+    model = _parse("devices/printer", {"v": 1, "state": "error", "detail": "paper_out", "required_action": "x"}).model
+    assert (model.fault, model.get("paper"), model.required_action) == ("paper_out", "out", "load_paper")
+
+
 def test_a_newer_minor_device_word_reads_as_unknown_never_fine():
     raw = {"v": "1.9", "state": "error", "detail": {"paper": "singed", "cover": "closed"}}
     model = _parse("devices/printer", raw).model
