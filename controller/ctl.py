@@ -188,8 +188,8 @@ def _print_kiosk(d: dict) -> None:
     print(f"  site {d['site']}  mode {d['mode']}  boot {d['boot_id']}  versions {d['versions']}")
     print(f"  groups {', '.join(d['groups']) or '-'}  last seen {_when(d['last_seen'])}")
     for name, dev in sorted(d["devices"].items()):
-        print(f"  device {name}: {dev.get('state')} {dev.get('detail', '')} "
-              f"{'available' if dev['available'] else 'UNAVAILABLE'} {dev.get('required_action', '')}")
+        print(f"  device {name}: {dev.get('state')} {dev.get('fault') or ''} "
+              f"{'available' if dev['available'] else 'UNAVAILABLE'} {dev.get('required_action') or ''}")
     t = d["telemetry"]
     if t:
         print(f"  telemetry cpu {t.get('cpu')}% mem {t.get('memory')}% disk {t.get('disk')}% "

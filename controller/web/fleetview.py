@@ -29,7 +29,9 @@ def device_entries(devices: Any) -> dict[str, dict[str, Any]]:
     if isinstance(devices, dict):
         for name, val in devices.items():
             if isinstance(val, dict):
-                out[str(name)] = {"state": str(val.get("state", "unknown")), "detail": str(val.get("detail", "")),
+                # Contract 1.1 statuses carry the fault word; the CEN/XFS detail object is for machines.
+                detail = val.get("fault", "") if isinstance(val.get("detail"), dict) else val.get("detail", "")
+                out[str(name)] = {"state": str(val.get("state", "unknown")), "detail": str(detail or ""),
                                   "required_action": str(val.get("required_action", "") or "")}
             else:
                 out[str(name)] = {"state": str(val), "detail": "", "required_action": ""}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from .conftest import wait_until
+from .test_alarms_config import _ctl
 
 K = "K-HEADLESS"
 
@@ -28,8 +29,13 @@ def test_headless_printer_faults_raise_one_alarm_each(make_controller, make_kios
                                 ({"cmd": "cover", "open": True}, {"cmd": "cover", "open": False}, "cover_open")):
         printer.control(control)
         wait_until(lambda r=rule: _active(ctl) == [(r, "printer")], 5, f"{rule} raised alone")
+        if rule == "paper_out":
+            shown = _ctl(ctl.config.data_dir, "kiosks", "show", K)
+            assert "device printer: error paper_out UNAVAILABLE load_paper" in shown.stdout, shown.stdout
         printer.control(back)
         wait_until(lambda: _active(ctl) == [], 5, f"{rule} cleared")
+    shown = _ctl(ctl.config.data_dir, "kiosks", "show", K).stdout
+    assert "device printer: idle  available" in shown and "None" not in shown.split("telemetry")[0], shown
 
     history = sorted(a["rule"] for a in ctl.alarms(kiosk_id=K, active=None)["items"])
     assert history == ["cover_open", "paper_low", "paper_out"]  # one fault, one alarm
