@@ -35,8 +35,10 @@ def test_kivy_kiosk_printer_faults_raise_one_alarm_each(broker, controller, proc
     def go(token):
         line = p.wait_for(lambda s: s.startswith((f"WAIT {token}", "FAIL")), timeout=120)
         assert not line.startswith("FAIL"), line
-        p.proc.stdin.write(f"{token}\n")
-        p.proc.stdin.flush()
+        stdin = p.proc.stdin
+        assert stdin is not None
+        stdin.write(f"{token}\n")
+        stdin.flush()
 
     _wait(lambda: "printer" in ((controller.kiosk("k-ui") or {}).get("devices") or {}), 60, "printer status stored")
     assert active() == []
