@@ -56,6 +56,7 @@ from paho.mqtt.properties import Properties
 from contract import commands as cmd_contract
 from contract import payloads, signing, topics, versions
 from contract import services as svc_contract
+from contract.commands import CommandResult
 from contract.mqtt_client import connect_with_retry, make_client
 from contract.versions import UnsupportedVersion
 from controller import alarms, commands, config_layers, handlers, store_reads
@@ -182,7 +183,7 @@ class Controller:
         if parsed.kind == "svc/request":
             self._services.submit(self._service, msg, parsed, now)
             return
-        if parsed.kind == "cmd/result" and parsed.body["id"] not in self.state.commands:
+        if isinstance(parsed.model, CommandResult) and parsed.model.id not in self.state.commands:
             self._count("results_unmatched")
         self.state, more = handlers.handle(self.state, parsed, now)
         out += more

@@ -8,6 +8,7 @@ Without a Controller a write is reported as :class:`Unavailable`, never faked.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -58,7 +59,17 @@ def scope_for(layer: str, target: str) -> str:
 def _alarm(a: dict[str, Any]) -> dict[str, Any]:
     return {"id": a["id"], "kiosk_id": a["kiosk_id"], "kind": a["rule"], "subject": a.get("subject", ""),
             "severity": a["severity"], "message": a.get("message", ""), "raised": a["raised_at"],
-            "cleared": a.get("cleared_at"), "acked_by": a.get("acked_by"), "acked_at": a.get("acked_at")}
+            "cleared": a.get("cleared_at"), "acked_by": a.get("acked_by"), "acked_at": a.get("acked_at"),
+            "params": _alarm_params(a.get("params"))}
+
+
+def _alarm_params(raw: Any) -> dict[str, Any]:
+    """The rule's parameters (stored as JSON by the controller): with ``kind``, what a page translates."""
+    try:
+        params = json.loads(raw) if isinstance(raw, str) else {}
+    except json.JSONDecodeError:
+        return {}
+    return params if isinstance(params, dict) else {}
 
 
 class Backend:

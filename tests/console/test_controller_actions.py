@@ -62,6 +62,7 @@ def test_offline_kiosk_raises_alarm_operator_acknowledges(live):
     alarms = wait(lambda: otto.get("/api/v1/alarms").json()["items"], what="offline alarm")
     alarm = alarms[0]
     assert alarm["kiosk_id"] == "gd-1" and alarm["kind"] == "kiosk_offline" and not alarm["acked_by"]
+    assert alarm["params"] == {"state": "offline", "reason": "lwt"}  # rule id + params: what a page translates
     assert otto.post("/api/v1/alarms/abc/ack", json={}).status_code == 422
     assert otto.post("/api/v1/alarms/999999/ack", json={}).status_code == 404
     r = otto.post(f"/api/v1/alarms/{alarm['id']}/ack", json={"note": "on my way"})
