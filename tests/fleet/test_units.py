@@ -213,3 +213,33 @@ def test_retention_settings_must_be_positive():
     with pytest.raises(ConfigError) as err:
         from_mapping(ControllerConfig, {"broker": "mqtt://127.0.0.1:1883", "data_dir": "x", "phone_retention_days": 0})
     assert err.value.field == "phone_retention_days"
+
+
+def test_device_error_only_for_faults_without_a_specific_rule():
+    from contract import device_status
+
+    rules = alarms.load_rules()
+
+    def raised(detail, state="idle"):
+        status = device_status.build(state, detail)
+        return sorted(c.key[1] for c in alarms.evaluate(rules, "device", "K1", "printer", status, {}))
+
+    jammed = device_status.printer_detail(known=True, paper="ok", cover_open=False, cutter_error=True)
+    assert raised(jammed) == ["device_error"]  # no rule of its own: the fallback names the fault
+    change = alarms.evaluate(rules, "device", "K1", "printer", device_status.build("idle", jammed), {})[0]
+    assert change.params == {"device": "printer", "fault": "paper_jammed"}
+    assert change.message == "printer: paper_jammed"
+    out_and_open = device_status.printer_detail(known=True, paper="out", cover_open=True)
+    assert raised(out_and_open) == ["cover_open", "paper_out"]  # two faults, two alarms, no third
+    # The fallback clears once a specific rule covers the device, and stays clear.
+    open_keys = {("K1", "device_error", "printer"): {}}
+    changes = alarms.evaluate(rules, "device", "K1", "printer", device_status.build("idle", out_and_open), open_keys)
+    assert sorted((c.action, c.key[1]) for c in changes) == [("clear", "device_error"), ("raise", "cover_open"),
+                                                            ("raise", "paper_out")]
+
+
+def test_alarm_rule_params_must_be_a_list(tmp_path):
+    bad = tmp_path / "rules.toml"
+    bad.write_text('[[rule]]\nid="x"\nseverity="major"\nsource="kiosk"\nmessage="m"\nfield="state"\nparams="state"\n')
+    with pytest.raises(ConfigError, match=r"rule\[0\]\.params"):
+        alarms.load_rules(bad)
