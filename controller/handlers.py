@@ -1,6 +1,8 @@
 """Pure decisions of the controller: ``(state, message, now) -> (state, [outgoing])``.
 
-No I/O here. Besides outgoing MQTT messages a handler leaves *effects* in ``state.effects``
+The message is the contract's parsed form (``contract.topics.Parsed``): handlers and alarm rules
+read its typed model (``KioskStatus``, ``Telemetry``, ``DeviceStatus``, ``Event``, ``ConfigReported``,
+``CommandResult``), never the raw JSON. No I/O here. Besides outgoing MQTT messages a handler leaves *effects* in ``state.effects``
 (events to store, alarm changes, command updates, telemetry history rows); the server writes
 them in one transaction and persists the kiosks marked dirty.
 """
