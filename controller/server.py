@@ -43,6 +43,7 @@ import concurrent.futures
 import json
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -61,7 +62,7 @@ from contract.mqtt_client import connect_with_retry, make_client
 from contract.versions import UnsupportedVersion
 from controller import alarms, commands, config_layers, handlers, store_reads
 from controller import service_backend as services
-from controller.store import Store, connect
+from controller.store import Store, connect, kiosk_row
 from foundation.errors import ConfigError, KioskError, ProtocolError
 from foundation.settings import ControllerConfig
 
@@ -213,6 +214,8 @@ class Controller:
 
     # -- the worker: the store's only writer ------------------------------------------------------
     def _write_effects(self, store: Store) -> None:
+        # Every write is isolated in a savepoint: a row SQLite refuses is dropped and counted
+        # ("dropped:<what>"), the rest of the batch commits, and nothing stays pending forever.
         events: list[tuple] = []
         history: list[tuple] = []
         for eff in self.state.effects:
@@ -226,42 +229,92 @@ class Controller:
                 history.append((kiosk_id, now, _f(t.get("cpu")), _f(t.get("memory")), _f(t.get("disk")),
                                 _f(t.get("temperature")), _f(t.get("queue_depth")),
                                 json.dumps(t, ensure_ascii=False)))
-            elif kind == "device":
-                store.upsert_device(*eff[1:])
-            elif kind == "alarm":
-                _, ch, now = eff
-                if ch.action == "raise":
-                    alarm_id = store.raise_alarm(*ch.key, ch.severity, ch.message, now, ch.params or {})
-                    if ch.key in self.state.open_alarms:
-                        self.state.open_alarms[ch.key]["id"] = alarm_id
-                else:
-                    rows = store.conn.execute(
-                        "SELECT id FROM alarms WHERE kiosk_id=? AND rule=? AND subject=? AND cleared_at IS NULL",
-                        ch.key).fetchall()
-                    for r in rows:
-                        store.clear_alarm(r[0], now)
-            elif kind == "command":
-                store.update_command(eff[1], **eff[2])
-                if eff[2]["status"] in commands.FINAL:
-                    # The operator's action ends with the kiosk's answer: audit that too.
-                    row = store.conn.execute("SELECT issuer, kiosk_id, name FROM commands WHERE id=?",
-                                             (eff[1],)).fetchone()
-                    if row is not None:
-                        store.audit(row[0], "command.result", f"kiosk:{row[1]}", {"id": eff[1], "name": row[2]},
-                                    eff[2]["status"], eff[2].get("finished_at") or 0.0)
+            else:
+                self._isolated(store, kind, lambda e=eff: self._write_effect(store, e))
         self.state.effects.clear()
         if events:
-            new = store.insert_events(events)
+            stored, new = self._rows(store, "events", store.insert_events, events)
             self._count("events_new", new)
-            self._count("events_duplicate", len(events) - new)
+            self._count("events_duplicate", sum(stored) - new)
         if history:
-            store.insert_history(history)
+            self._rows(store, "history", store.insert_history, history)
         if self.state.dirty:
-            store.upsert_kiosks(self.state.kiosks[k] for k in self.state.dirty)
-            self.state.dirty.clear()
+            dirty = sorted(self.state.dirty)
+            records = [self.state.kiosks[k] for k in dirty if k in self.state.kiosks]
+            for rec, ok in zip(records, self._rows(store, "kiosks", store.upsert_kiosks, records)[0], strict=True):
+                if not ok:
+                    self._restore_kiosk(store, rec["kiosk_id"])
+            # Only now: should the whole transaction still fail, they are written with the next batch.
+            self.state.dirty.difference_update(dirty)
         if self._unsaved_counts:
             store.bump_counters(self._unsaved_counts)
             self._unsaved_counts = {}
+
+    def _write_effect(self, store: Store, eff: tuple) -> None:
+        kind = eff[0]
+        if kind == "device":
+            store.upsert_device(*eff[1:])
+        elif kind == "alarm":
+            _, ch, now = eff
+            if ch.action == "raise":
+                alarm_id = store.raise_alarm(*ch.key, ch.severity, ch.message, now, ch.params or {})
+                if ch.key in self.state.open_alarms:
+                    self.state.open_alarms[ch.key]["id"] = alarm_id
+            else:
+                rows = store.conn.execute(
+                    "SELECT id FROM alarms WHERE kiosk_id=? AND rule=? AND subject=? AND cleared_at IS NULL",
+                    ch.key).fetchall()
+                for r in rows:
+                    store.clear_alarm(r[0], now)
+        elif kind == "command":
+            store.update_command(eff[1], **eff[2])
+            if eff[2]["status"] in commands.FINAL:
+                # The operator's action ends with the kiosk's answer: audit that too.
+                row = store.conn.execute("SELECT issuer, kiosk_id, name FROM commands WHERE id=?",
+                                         (eff[1],)).fetchone()
+                if row is not None:
+                    store.audit(row[0], "command.result", f"kiosk:{row[1]}", {"id": eff[1], "name": row[2]},
+                                eff[2]["status"], eff[2].get("finished_at") or 0.0)
+
+    def _isolated(self, store: Store, what: str, fn: Callable[[], Any], *, count: bool = True) -> tuple[Any] | None:
+        """Run ``fn`` in a savepoint: ``(result,)``, or None once rolled back (and, with ``count``,
+        dropped and counted)."""
+        store.conn.execute("SAVEPOINT effect")
+        try:
+            result = fn()
+        except (sqlite3.Error, UnicodeError, ValueError, TypeError, OverflowError) as exc:
+            store.conn.execute("ROLLBACK TO effect")
+            store.conn.execute("RELEASE effect")
+            if count:
+                self._count("dropped")
+                self._count("dropped:" + what)
+                log.error("store refused a %s row, dropped it: %s", what, str(exc)[:200])
+            return None
+        store.conn.execute("RELEASE effect")
+        return (result,)
+
+    def _rows(self, store: Store, what: str, write: Callable[[list], Any], rows: list) -> tuple[list[bool], int]:
+        """Write ``rows`` in one go; if SQLite refuses, one by one so only the bad rows are dropped.
+        Returns which rows were stored and the sum of the writer's integer results."""
+        whole = self._isolated(store, what, lambda: write(rows), count=len(rows) == 1)
+        if whole is not None:
+            return [True] * len(rows), whole[0] or 0
+        if len(rows) == 1:
+            return [False], 0
+        stored, total = [], 0
+        for row in rows:
+            one = self._isolated(store, what, lambda r=row: write([r]))
+            stored.append(one is not None)
+            total += (one[0] or 0) if one is not None else 0
+        return stored, total
+
+    def _restore_kiosk(self, store: Store, kiosk_id: str) -> None:
+        """A kiosk record the store refused goes back to what was last stored, so it is not retried forever."""
+        row = store.conn.execute("SELECT * FROM kiosks WHERE kiosk_id=?", (kiosk_id,)).fetchone()
+        if row is None:
+            self.state.kiosks.pop(kiosk_id, None)
+        else:
+            self.state.kiosks[kiosk_id] = kiosk_row(row)
 
     def _run(self) -> None:
         next_tick = next_actions = next_prune = 0.0
@@ -531,7 +584,8 @@ class _Entered:
 
 
 def _reject_kind(why: str) -> str:
-    for needle, kind in (("exceeds", "too_large"), ("not UTF-8 JSON", "invalid_json"), ("unknown topic", "bad_topic"),
+    for needle, kind in (("surrogate", "bad_text"), ("not a JSON number", "bad_number"), ("nesting", "too_deep"),
+                         ("exceeds", "too_large"), ("not UTF-8 JSON", "invalid_json"), ("unknown topic", "bad_topic"),
                          ("bad kiosk id", "bad_topic"), ("published under", "impersonation"),
                          ("internal", "internal"), ("unsupported contract version", "unsupported_version")):
         if needle in why:
