@@ -192,7 +192,9 @@ class Controller:
     def _service(self, msg: mqtt.MQTTMessage, parsed: topics.Parsed, now: float) -> None:
         """Answer ``svc/request`` through the reference backend ``controller.service_backend``."""
         props = getattr(msg, "properties", None)
-        response_topic = getattr(props, "ResponseTopic", None) or topics.topic(parsed.kiosk_id, "svc/response")
+        response_topic, redirected = topics.response_topic(parsed.kiosk_id, getattr(props, "ResponseTopic", None))
+        if redirected:
+            self._count("svc_response_topic_refused")
         try:
             if not hasattr(self._local, "svc_conn"):
                 # The backend takes one write transaction per request itself.

@@ -31,10 +31,15 @@ REQUESTS = f"{topics.ROOT}/+/svc/request"
 
 def respond(client: mqtt.Client, msg: mqtt.MQTTMessage, reply: dict) -> None:
     props = getattr(msg, "properties", None)
-    target = getattr(props, "ResponseTopic", None)
-    if not target:
-        log.warning("svc request without a response topic dropped", extra={"fields": {"topic": msg.topic[:120]}})
+    try:
+        kiosk_id, _, _ = topics.parse_topic(msg.topic)
+    except ProtocolError:
+        log.warning("svc request on a bad topic dropped", extra={"fields": {"topic": msg.topic[:120]}})
         return
+    target, redirected = topics.response_topic(kiosk_id, getattr(props, "ResponseTopic", None))
+    if redirected:
+        log.warning("svc request asked for a foreign response topic; answered on its own",
+                    extra={"fields": {"topic": msg.topic[:120]}})
     out = Properties(PacketTypes.PUBLISH)
     corr = getattr(props, "CorrelationData", None)
     if corr is not None:

@@ -61,14 +61,16 @@ def test_event_ids_are_deduplicated(make_controller, raw):
     assert ctl.events(kiosk_id="K-DUP")["total"] == 1
 
 
-def test_service_request_is_answered_on_its_response_topic(make_controller, raw):
+def test_service_request_is_answered_on_its_own_response_topic_only(make_controller, raw):
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
     make_controller()
     r = raw("svc-kiosk")
     r.subscribe("kiosk/v1/K-SVC/svc/reply-here")
+    r.subscribe("kiosk/v1/K-SVC/svc/response")
     props = Properties(PacketTypes.PUBLISH)
+    # A response topic other than the kiosk's own svc/response is not followed (issue 14).
     props.ResponseTopic = "kiosk/v1/K-SVC/svc/reply-here"
     props.CorrelationData = b"req-42"
     got = []
@@ -78,5 +80,5 @@ def test_service_request_is_answered_on_its_response_topic(make_controller, raw)
                      properties=props).wait_for_publish(5)
     wait_until(lambda: got, 10, "service response")
     topic, body, corr = got[0]
-    assert topic == "kiosk/v1/K-SVC/svc/reply-here" and corr == b"req-42"
+    assert len(got) == 1 and topic == "kiosk/v1/K-SVC/svc/response" and corr == b"req-42"
     assert body["ok"] is False and body["error"] in ("unknown_op", "service_unavailable")
