@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                 tok = enrolment_service.issue_token(ctx.conn, "bench-site", now=time.time())["token"]
                 t0 = time.perf_counter()
                 enrol_client.enroll(server.url, token=tok, kiosk_id=f"bench-{i}", site="bench-site",
-                              config_path=root / f"k{i}" / "kiosk.toml")
+                                    config_path=root / f"k{i}" / "kiosk.toml", ca_hash=pki.fingerprint(ctx.ca.cert))
                 times.append(time.perf_counter() - t0)
         finally:
             server.stop()

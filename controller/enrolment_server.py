@@ -7,6 +7,7 @@ it in a thread on a free port.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -33,8 +34,11 @@ def open_context(fleet_dir: Path, passphrase: bytes, *, controller_dir: Path | N
         broker_url = tomllib.loads(lay.controller_toml.read_text()).get("broker", "")
     # A fleet made before resident-reference keys existed gets its key now (once, 0600).
     resident_key = resident_key_file(lay.resident_key, create=True).hex()
-    return enrolment_service.EnrolmentContext(conn=conn, ca=ca, index=fleet_ca.CertIndex(lay.index), broker_url=broker_url,
-                                      controller_public_key=pub, clock=clock, resident_ref_key=resident_key)
+    index = fleet_ca.CertIndex(lay.index)
+    return enrolment_service.EnrolmentContext(
+        conn=conn, ca=ca, index=index, broker_url=broker_url, controller_public_key=pub, clock=clock,
+        resident_ref_key=resident_key,
+        on_revoke=lambda: fleet_ca.write_crl(lay, ca, index, dt.datetime.fromtimestamp(clock(), dt.UTC)))
 
 
 def make_app(ctx: enrolment_service.EnrolmentContext):

@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS enrol_tokens (
 
 STATUS = {"bad_request": 400, "kiosk_id_invalid": 400, "csr_invalid": 400, "csr_signature": 400,
           "csr_key_type": 400, "csr_subject": 400, "token_unknown": 401, "token_used": 403,
-          "token_expired": 403, "token_site": 403, "token_kiosk": 403, "kiosk_site_conflict": 409,
+          "token_expired": 403, "token_site": 403, "token_kiosk": 403, "kiosk_site_conflict": 409, "kiosk_active": 409,
           "cert_untrusted": 403, "cert_expired": 403, "cert_revoked": 403, "renew_signature": 403,
           "renew_clock": 403}
 
@@ -99,6 +99,7 @@ class EnrolmentContext:
     controller_public_key: str
     clock: Callable[[], float]
     on_issue: Callable[[x509.Certificate], None] = lambda _c: None
+    on_revoke: Callable[[], None] = lambda: None  # rewrite the CRL after a certificate was retired
     resident_ref_key: str = ""  # hex; kiosks key residents' one-way references with it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -114,7 +115,7 @@ def _field(body: dict, name: str) -> str:
 
 
 def _reply(ctx: EnrolmentContext, cert: x509.Certificate, site: str, now: float) -> dict:
-    return {
+    reply = {
         "v": 1, "kiosk_id": pki.common_name(cert.subject), "site": site,
         "certificate": pki.cert_pem(cert).decode(), "ca_certificate": pki.cert_pem(ctx.ca.cert).decode(),
         "ca_fingerprint": pki.fingerprint(ctx.ca.cert), "serial": format(cert.serial_number, "x"),
@@ -122,6 +123,8 @@ def _reply(ctx: EnrolmentContext, cert: x509.Certificate, site: str, now: float)
         "controller_public_key": ctx.controller_public_key, "server_time": now,
         **({"resident_ref_key": ctx.resident_ref_key} if ctx.resident_ref_key else {}),
     }
+    # Signed by the fleet CA: a kiosk that pinned the CA's hash trusts these fields from no one else.
+    return {**reply, "endorsement": pki.endorse(ctx.ca, reply)}
 
 
 def enroll(ctx: EnrolmentContext, body: dict) -> dict:
@@ -153,10 +156,16 @@ def enroll(ctx: EnrolmentContext, body: dict) -> dict:
             if t_kiosk and t_kiosk != kiosk_id:
                 raise EnrolmentRefused("token_kiosk", f"this token is for kiosk {t_kiosk!r}, not {kiosk_id!r}")
             csr = pki.parse_csr(csr_pem, kiosk_id)
-            known_site = ctx.index.site_of(kiosk_id)
-            if known_site is not None and known_site != site:
+            # Only certificates that still work bind an id: a revoked or expired kiosk's id is free.
+            active = ctx.index.active(kiosk_id, now)
+            if active and active[0]["site"] != site:
                 raise EnrolmentRefused("kiosk_site_conflict", f"kiosk {kiosk_id!r} is enrolled at site "
-                                       f"{known_site!r}; revoke it there first")
+                                       f"{active[0]['site']!r}; revoke it there first")
+            if active and not t_kiosk:
+                # A site token names no kiosk: it must not mint a clone of one that is in service.
+                raise EnrolmentRefused("kiosk_active", f"kiosk {kiosk_id!r} already has a valid certificate; "
+                                       "renew it from the kiosk, revoke it first, or use a token issued for "
+                                       "this kiosk id to replace it")
         except EnrolmentRefused as exc:
             log.warning("enrolment refused", extra={"fields": {"reason": exc.reason, "kiosk_id": kiosk_id,
                                                                "site": site, "token": h[:8]}})
@@ -169,7 +178,11 @@ def enroll(ctx: EnrolmentContext, body: dict) -> dict:
         if cur.rowcount != 1:  # another request won the race for the same token
             raise EnrolmentRefused("token_used", "this enrolment token was already used; ask for a new one")
         ctx.index.record(cert, site)
+        # A token issued for this very id replaces the kiosk (new SD card): the old certificate retires.
+        replaced = [r for c in active for r in ctx.index.revoke(kiosk_id, when, serial=c["serial"], reason="replaced")]
     ctx.on_issue(cert)
+    if replaced:
+        ctx.on_revoke()
     log.info("kiosk enrolled", extra={"fields": {"kiosk_id": kiosk_id, "site": site, "serial": serial}})
     return _reply(ctx, cert, site, now)
 
@@ -210,9 +223,14 @@ def renew(ctx: EnrolmentContext, body: dict) -> dict:
     csr = pki.parse_csr(csr_pem, kiosk_id)
     site = ctx.index.site_of(kiosk_id) or ""
     with ctx.lock:
-        cert = ctx.ca.issue_client(kiosk_id, csr.public_key(), dt.datetime.fromtimestamp(now, dt.UTC))
+        when = dt.datetime.fromtimestamp(now, dt.UTC)
+        cert = ctx.ca.issue_client(kiosk_id, csr.public_key(), when)
         ctx.index.record(cert, site)
+        # The renewed certificate retires the one it replaces (a copy of the old key is worth nothing
+        # once the broker has re-read the CRL); the running connection is not cut by that.
+        ctx.index.revoke(kiosk_id, when, serial=format(current.serial_number, "x"), reason="superseded")
     ctx.on_issue(cert)
+    ctx.on_revoke()
     log.info("kiosk certificate renewed", extra={"fields": {"kiosk_id": kiosk_id, "serial": format(cert.serial_number, "x")}})
     return _reply(ctx, cert, site, now)
 

@@ -40,6 +40,7 @@ HINTS = {
     "token_site": "use a token issued for this kiosk's site, or check --site",
     "token_kiosk": "this token names another kiosk id; check --kiosk-id",
     "kiosk_site_conflict": "this id is enrolled at another site; pick a new id or revoke the old one first",
+    "kiosk_active": "this id is in service; ask for a token issued for this kiosk id to replace it",
 }
 
 
@@ -87,6 +88,10 @@ def _check_reply(reply: dict, key: ec.EllipticCurvePrivateKey, kiosk_id: str, ca
     if ca_hash and pki.fingerprint(ca_cert) != ca_hash.lower():
         raise ProvisioningError(f"the controller's CA is {pki.fingerprint(ca_cert)}, not the pinned {ca_hash}: "
                                 "wrong controller, or someone in between; do not continue")
+    if ca_hash and not pki.check_endorsement(ca_cert, reply):
+        # Broker address, command key and reference key must come from the pinned CA's controller.
+        raise ProvisioningError("the controller's answer is not signed by the pinned CA: someone in between "
+                                "changed it, or the controller is too old; do not continue")
     try:
         cert.verify_directly_issued_by(ca_cert)
     except (ValueError, TypeError, InvalidSignature):
@@ -151,6 +156,10 @@ def enroll(url: str, *, token: str, kiosk_id: str, site: str, config_path: Path,
            progress: Callable[[str], None] = lambda _m: None) -> EnrolResult:
     check_kiosk_id(kiosk_id)
     base = url.rstrip("/")
+    if not base.startswith("https://") and not ca_hash:
+        # Whoever answers plain HTTP would hand this kiosk its broker, command key and reference key.
+        raise ProvisioningError(f"{base} is not https://: enrolment over plain HTTP needs the fleet CA pinned "
+                                "with --ca-hash (printed by kioskctl token issue)")
     progress("generating this kiosk's key (EC P-256, stays on the device)")
     key = pki.new_ec_key()
     csr = pki.build_csr(key, kiosk_id).public_bytes(serialization.Encoding.PEM).decode()

@@ -169,6 +169,10 @@ class CertIndex:
                                 (kiosk_id,)).fetchone()
         return row[0] if row else None
 
+    def active(self, kiosk_id: str, now: float) -> list[dict]:
+        """The kiosk's certificates that still work: not revoked, not expired (newest first)."""
+        return [c for c in reversed(self.certs(kiosk_id)) if c["revoked_at"] is None and c["not_after"] > now]
+
     def is_revoked(self, serial: int) -> bool:
         row = self.conn.execute("SELECT revoked_at FROM certs WHERE serial=?", (format(serial, "x"),)).fetchone()
         return row is None or row[0] is not None

@@ -7,8 +7,10 @@ with ``_`` are reserved for the fleet's own services (``_controller``).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -184,6 +186,34 @@ def parse_csr(pem: str | bytes, expected_cn: str) -> x509.CertificateSigningRequ
     if cn != expected_cn:
         raise EnrolmentRefused("csr_subject", f"the CSR names {cn!r}, but the kiosk id is {expected_cn!r}")
     return csr
+
+
+# The fields of an enrolment answer a kiosk trusts; the fleet CA signs them (``endorse``), so a
+# kiosk that pinned the CA's hash accepts them only from the real controller, even over plain HTTP.
+ENDORSED_FIELDS = ("kiosk_id", "site", "serial", "ca_fingerprint", "broker", "controller_public_key",
+                   "resident_ref_key")
+
+
+def endorsement_message(reply: dict) -> bytes:
+    return json.dumps({k: reply.get(k, "") for k in ENDORSED_FIELDS}, sort_keys=True,
+                      separators=(",", ":")).encode()
+
+
+def endorse(ca: CA, reply: dict) -> str:
+    """Base64 ECDSA-SHA256 signature by the fleet CA over the reply's trusted fields."""
+    return base64.b64encode(ca.key.sign(endorsement_message(reply), ec.ECDSA(hashes.SHA256()))).decode()
+
+
+def check_endorsement(ca_cert: x509.Certificate, reply: dict) -> bool:
+    pub = ca_cert.public_key()
+    try:
+        if not isinstance(pub, ec.EllipticCurvePublicKey):
+            return False
+        pub.verify(base64.b64decode(str(reply.get("endorsement", ""))), endorsement_message(reply),
+                   ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def utcnow() -> dt.datetime:

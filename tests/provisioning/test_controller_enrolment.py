@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from controller import ctl
+from provisioning import fleet_ca, pki
 from tests.provisioning.conftest import PASSPHRASE
 from tests.support.broker import free_port
 from tests.support.processes import REPO, Proc
@@ -28,10 +29,11 @@ def test_kiosk_enrols_through_the_running_controller(tmp_path, fleet_dir, broker
     assert ctl.main(["--data-dir", str(data), "token", "issue", "--site", "tianhe-001", "--json"]) == 0
     import json
 
-    token = json.loads(capsys.readouterr().out)["token"]
+    issued = json.loads(capsys.readouterr().out)
+    token, ca_hash = issued["token"], pki.fingerprint(fleet_ca.load_ca(fleet_dir, PASSPHRASE).cert)
     cfg = tmp_path / "kiosk" / "kiosk.toml"
     out = subprocess.run([sys.executable, "-m", "provisioning.cli", "enroll", "--url", f"http://127.0.0.1:{port}",
-                          "--kiosk-id", "th-001-09", "--site", "tianhe-001", "--config", str(cfg)],
+                          "--ca-hash", ca_hash, "--kiosk-id", "th-001-09", "--site", "tianhe-001", "--config", str(cfg)],
                          input=token + "\n", capture_output=True, text=True, timeout=60, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert "enrolled th-001-09 at site tianhe-001" in out.stdout
@@ -39,7 +41,7 @@ def test_kiosk_enrols_through_the_running_controller(tmp_path, fleet_dir, broker
 
     # The token is single use, through the controller too.
     again = subprocess.run([sys.executable, "-m", "provisioning.cli", "enroll", "--url", f"http://127.0.0.1:{port}",
-                            "--kiosk-id", "th-001-10", "--site", "tianhe-001", "--config", str(tmp_path / "b.toml")],
+                            "--ca-hash", ca_hash, "--kiosk-id", "th-001-10", "--site", "tianhe-001", "--config", str(tmp_path / "b.toml")],
                            input=token + "\n", capture_output=True, text=True, timeout=60, cwd=REPO)
     assert again.returncode != 0 and "token" in again.stderr
 

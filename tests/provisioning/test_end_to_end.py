@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from controller.enrolment_server import EnrolmentServer, open_context
+from provisioning import pki
 from tests.provisioning.conftest import PASSPHRASE, token, wait_until
 from tests.support.processes import REPO, Proc
 
@@ -19,6 +20,7 @@ def test_enrolled_kiosk_connects_and_works(tmp_path, fleet_dir, tls_broker, proc
         t = token(ctx, "haizhu-007", kiosk_id="hz-007-01")
         cfg = tmp_path / "kiosk" / "kiosk.toml"
         out = subprocess.run([sys.executable, "-m", "provisioning.cli", "enroll", "--url", server.url,
+                              "--ca-hash", pki.fingerprint(ctx.ca.cert),
                               "--kiosk-id", "hz-007-01", "--site", "haizhu-007", "--config", str(cfg)],
                              input=t + "\n", capture_output=True, text=True, timeout=60, cwd=REPO)
     finally:

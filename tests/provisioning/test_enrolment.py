@@ -42,7 +42,7 @@ def test_enrol_writes_identity_and_config(enrol_server, enrol_ctx, fleet_dir, tm
     assert stat.S_IMODE(os.stat(cfg.resident_ref_key_file).st_mode) == 0o600
     assert resident_key_file(cfg.resident_ref_key_file) == resident_key_file(fleet_dir.resident_key)
     other = tmp_path / "other" / "kiosk.toml"
-    enrol_client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-002", site="tianhe-001", config_path=other,
+    enrol_client.enroll(enrol_server.url, ca_hash=_pin(enrol_ctx), token=token(enrol_ctx), kiosk_id="th-002", site="tianhe-001", config_path=other,
                   clock=enrol_ctx.clock)
     assert resident_key_file(load_toml(KioskConfig, other).resident_ref_key_file) == \
         resident_key_file(cfg.resident_ref_key_file)
@@ -68,10 +68,10 @@ def test_a_fleet_made_before_resident_keys_gets_one(fleet_dir, clock):
 
 def test_token_is_single_use(enrol_server, enrol_ctx, tmp_path):
     t = token(enrol_ctx)
-    enrol_client.enroll(enrol_server.url, token=t, kiosk_id="th-001", site="tianhe-001", config_path=tmp_path / "a.toml")
+    enrol_client.enroll(enrol_server.url, ca_hash=_pin(enrol_ctx), token=t, kiosk_id="th-001", site="tianhe-001", config_path=tmp_path / "a.toml")
     before = _issued(enrol_ctx)
     with pytest.raises(EnrolmentRefused) as exc:
-        enrol_client.enroll(enrol_server.url, token=t, kiosk_id="th-002", site="tianhe-001", config_path=tmp_path / "b.toml")
+        enrol_client.enroll(enrol_server.url, ca_hash=_pin(enrol_ctx), token=t, kiosk_id="th-002", site="tianhe-001", config_path=tmp_path / "b.toml")
     assert exc.value.reason == "token_used" and "issue a new one" in str(exc.value)
     assert _issued(enrol_ctx) == before and not (tmp_path / "b.toml").exists()
 
@@ -85,7 +85,7 @@ def test_bad_tokens_are_refused(case, enrol_server, enrol_ctx, tmp_path):
         enrol_ctx.clock.t += 3601
     before = _issued(enrol_ctx)
     with pytest.raises(EnrolmentRefused) as exc:
-        enrol_client.enroll(enrol_server.url, token=t, kiosk_id="th-001", site=site, config_path=tmp_path / "k.toml")
+        enrol_client.enroll(enrol_server.url, ca_hash=_pin(enrol_ctx), token=t, kiosk_id="th-001", site=site, config_path=tmp_path / "k.toml")
     expected = {"expired": "token_expired", "other_site": "token_site", "other_kiosk": "token_kiosk",
                 "unknown": "token_unknown"}[case]
     assert exc.value.reason == expected
@@ -93,6 +93,10 @@ def test_bad_tokens_are_refused(case, enrol_server, enrol_ctx, tmp_path):
     if case != "unknown":  # a refusal does not burn a good token for its rightful use
         row = enrol_ctx.conn.execute("SELECT used_at FROM enrol_tokens").fetchone()
         assert row[0] is None
+
+
+def _pin(ctx) -> str:
+    return pki.fingerprint(ctx.ca.cert)
 
 
 def _post(url, body):
@@ -144,7 +148,7 @@ def test_unreachable_controller_says_what_to_check(tmp_path):
 
     with pytest.raises(ProvisioningError, match="network cable"):
         enrol_client.enroll(f"http://127.0.0.1:{free_port()}", token="t", kiosk_id="k1", site="s",
-                      config_path=tmp_path / "k.toml", timeout=2)
+                      config_path=tmp_path / "k.toml", timeout=2, ca_hash="sha256:" + "0" * 64)
 
 
 def test_pinned_ca_mismatch_is_refused(enrol_server, enrol_ctx, tmp_path):
@@ -155,27 +159,29 @@ def test_pinned_ca_mismatch_is_refused(enrol_server, enrol_ctx, tmp_path):
 
 
 def test_wrong_kiosk_clock_is_reported(enrol_server, enrol_ctx, tmp_path):
-    res = enrol_client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
+    res = enrol_client.enroll(enrol_server.url, ca_hash=_pin(enrol_ctx), token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
                         config_path=tmp_path / "k.toml", clock=lambda: enrol_ctx.clock.t - 86400)
     assert res.warnings and "clock" in res.warnings[0]
 
 
 def test_renew_gives_a_new_certificate_and_switches_config(enrol_server, enrol_ctx, tmp_path):
     cfg_path = tmp_path / "k.toml"
-    first = enrol_client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
+    first = enrol_client.enroll(enrol_server.url, ca_hash=_pin(enrol_ctx), token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
                           config_path=cfg_path, clock=enrol_ctx.clock)
     old = load_toml(KioskConfig, cfg_path)
     second = enrol_client.renew(cfg_path, clock=enrol_ctx.clock)
     new = load_toml(KioskConfig, cfg_path)
     assert second.serial != first.serial and new.cert_file != old.cert_file and new.key_file != old.key_file
     assert new.site == "tianhe-001" and new.controller_public_key == old.controller_public_key
-    # The old identity stays valid (not revoked) so a running connection is not cut.
-    assert [c["revoked_at"] for c in enrol_ctx.index.certs("th-001")] == [None, None]
+    # The renewal retires the old certificate (issue 14); Mosquitto checks the CRL only at the
+    # TLS handshake, so the running connection is not cut by that.
+    assert [c["revoke_reason"] if c["revoked_at"] else None for c in enrol_ctx.index.certs("th-001")] \
+        == ["superseded", None]
 
 
 def test_renew_with_revoked_certificate_is_refused(enrol_server, enrol_ctx, tmp_path):
     cfg_path = tmp_path / "k.toml"
-    enrol_client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
+    enrol_client.enroll(enrol_server.url, ca_hash=_pin(enrol_ctx), token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
                   config_path=cfg_path, clock=enrol_ctx.clock)
     enrol_ctx.index.revoke("th-001", pki.utcnow())
     with pytest.raises(EnrolmentRefused) as exc:
@@ -184,9 +190,9 @@ def test_renew_with_revoked_certificate_is_refused(enrol_server, enrol_ctx, tmp_
 
 
 def test_site_conflict_for_an_enrolled_kiosk(enrol_server, enrol_ctx, tmp_path):
-    enrol_client.enroll(enrol_server.url, token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
+    enrol_client.enroll(enrol_server.url, ca_hash=_pin(enrol_ctx), token=token(enrol_ctx), kiosk_id="th-001", site="tianhe-001",
                   config_path=tmp_path / "a.toml")
     with pytest.raises(EnrolmentRefused) as exc:
-        enrol_client.enroll(enrol_server.url, token=token(enrol_ctx, "yuexiu-002"), kiosk_id="th-001", site="yuexiu-002",
+        enrol_client.enroll(enrol_server.url, ca_hash=_pin(enrol_ctx), token=token(enrol_ctx, "yuexiu-002"), kiosk_id="th-001", site="yuexiu-002",
                       config_path=tmp_path / "b.toml")
     assert exc.value.reason == "kiosk_site_conflict"

@@ -15,9 +15,19 @@ from paho.mqtt.properties import Properties
 from controller.server import Controller
 from foundation.settings import ControllerConfig, from_mapping
 from provisioning import fleet_ca, pki
-from tests.provisioning.conftest import PASSPHRASE, Client, fleet_dir, tls_broker, wait_until, write_identity
+from tests.provisioning.conftest import (
+    PASSPHRASE,
+    Client,
+    clock,
+    enrol_ctx,
+    enrol_server,
+    fleet_dir,
+    tls_broker,
+    wait_until,
+    write_identity,
+)
 
-__all__ = ["fleet_dir", "tls_broker"]
+__all__ = ["clock", "enrol_ctx", "enrol_server", "fleet_dir", "tls_broker"]
 
 
 @pytest.fixture
