@@ -40,6 +40,7 @@ Other
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import logging
 import queue
@@ -60,7 +61,7 @@ from contract import services as svc_contract
 from contract.commands import CommandResult
 from contract.mqtt_client import connect_with_retry, make_client
 from contract.versions import UnsupportedVersion
-from controller import alarms, commands, config_layers, handlers, store_reads
+from controller import alarms, commands, config_layers, handlers, kiosk_sites, store_reads
 from controller import service_backend as services
 from controller.store import Store, connect, kiosk_row
 from foundation.errors import ConfigError, KioskError, ProtocolError
@@ -87,6 +88,7 @@ class Controller:
         self.event_retention = config.event_retention_days * 86400
         self.phone_retention = config.phone_retention_days * 86400
         self.store = Store(config.data_dir)
+        self.sites = kiosk_sites.SiteRegistry(config.fleet_dir or None)
         self.state = handlers.FleetState(
             telemetry_period=config.telemetry_period, stale_after_periods=config.stale_after_periods,
             history_interval=history_interval,
@@ -184,10 +186,23 @@ class Controller:
         if parsed.kind == "svc/request":
             self._services.submit(self._service, msg, parsed, now)
             return
+        if parsed.kind == "status" and parsed.body.get("state") == "online":
+            parsed = self._with_enrolled_site(parsed, now)
         if isinstance(parsed.model, CommandResult) and parsed.model.id not in self.state.commands:
             self._count("results_unmatched")
         self.state, more = handlers.handle(self.state, parsed, now)
         out += more
+
+    def _with_enrolled_site(self, parsed: topics.Parsed, now: float) -> topics.Parsed:
+        """The birth message with the site of the kiosk's enrolment record in place of its claim."""
+        rec = self.state.kiosks.get(parsed.kiosk_id) or {}
+        model = parsed.model
+        claimed = model.site if model is not None else parsed.body.get("site")
+        site, refused = self.sites.site_for(self.store.conn, parsed.kiosk_id, claimed, rec.get("site", ""), now)
+        if refused:
+            self._count("site_claim_refused")
+        return dataclasses.replace(parsed, body={**parsed.body, "site": site},
+                                   model=dataclasses.replace(model, site=site) if model is not None else None)
 
     def _service(self, msg: mqtt.MQTTMessage, parsed: topics.Parsed, now: float) -> None:
         """Answer ``svc/request`` through the reference backend ``controller.service_backend``."""
@@ -414,6 +429,7 @@ class Controller:
         with self.store.tx() as store:
             self._write_effects(store)
         self.store.close()
+        self.sites.close()
 
     # -- operator actions (worker side) -------------------------------------------------------------
     def _take_actions(self, store: Store, now: float, out: list) -> None:

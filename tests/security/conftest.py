@@ -48,7 +48,7 @@ def tls_controller_config(fleet_dir, port: int) -> ControllerConfig:
     return from_mapping(ControllerConfig, {
         "broker": f"mqtts://127.0.0.1:{port}", "data_dir": str(fleet_dir.root / "controller"), "keepalive": 5,
         "ca_file": str(fleet_dir.ca_cert), "cert_file": str(fleet_dir.controller_cert),
-        "key_file": str(fleet_dir.controller_key)})
+        "key_file": str(fleet_dir.controller_key), "fleet_dir": str(fleet_dir.root)})
 
 
 @pytest.fixture

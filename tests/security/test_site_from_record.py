@@ -1,0 +1,33 @@
+"""A kiosk's site follows its enrolment record, never its birth message (issue 14, item 5):
+the real TLS broker, the real controller, a certificate issued for site-1 claiming site-2."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from contract import topics
+from controller.store import DB_NAME
+from tests.provisioning.conftest import wait_until
+from tests.security.conftest import publish
+
+
+def test_birth_message_cannot_move_a_kiosk_to_another_site(identities, kiosk_client, make_tls_controller, fleet_dir):
+    ctl = make_tls_controller()
+    a = kiosk_client(identities("kiosk-a", "site-1"), "kiosk-kiosk-a")
+    publish(a, topics.topic("kiosk-a", "status"), {"v": 1, "state": "online", "mode": "normal", "site": "site-2"})
+    assert wait_until(lambda: (ctl.kiosk("kiosk-a") or {}).get("state") == "online", 10)
+    assert ctl.kiosk("kiosk-a")["site"] == "site-1"
+    assert ctl.counts["site_claim_refused"] == 1
+    # Residents' requests follow the record too: the queue ticket is numbered at site-1.
+    assert not a.subscribe(topics.topic("kiosk-a", "svc/response")).is_failure
+    publish(a, topics.topic("kiosk-a", "svc/request"),
+            {"v": 1, "service": "queue_ticket", "op": "take", "args": {"counter": "general"}},
+            response_topic=topics.topic("kiosk-a", "svc/response"), correlation=b"t1")
+    assert wait_until(lambda: a.messages, 10)
+    assert json.loads(a.messages[-1][1])["ok"], a.messages[-1][1]
+    conn = sqlite3.connect(fleet_dir.root / "controller" / DB_NAME)
+    try:
+        assert conn.execute("SELECT site FROM svc_tickets WHERE kiosk_id='kiosk-a'").fetchall() == [("site-1",)]
+    finally:
+        conn.close()
