@@ -43,8 +43,11 @@ def open_context(fleet_dir: Path, passphrase: bytes, *, controller_dir: Path | N
 
 def make_app(ctx: enrolment_service.EnrolmentContext):
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
 
-    return Starlette(routes=enrolment_service.routes(lambda: ctx))
+    from controller.web.body_limit import BodyLimit
+
+    return Starlette(routes=enrolment_service.routes(lambda: ctx), middleware=[Middleware(BodyLimit)])
 
 
 class EnrolmentServer:
@@ -54,7 +57,7 @@ class EnrolmentServer:
         import uvicorn
 
         self.config = uvicorn.Config(make_app(ctx), host=host, port=port, log_level="warning", access_log=False,
-                                     lifespan="off")
+                                     lifespan="off", proxy_headers=False)
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, name="enrolment-http", daemon=True)
         self.url = ""

@@ -214,6 +214,9 @@ class ControllerConfig:
     # LoadCredential=ca-passphrase:...). Empty: the controller serves no enrolment.
     fleet_dir: str = ""
     ca_passphrase_file: str = ""
+    # Reverse proxies whose X-Forwarded-For the console believes (addresses); empty: the peer's
+    # address is the caller's, and a forged header from anyone (loopback too) is ignored.
+    trusted_proxies: tuple[str, ...] = ()
     # How long the controller keeps things (days): downsampled telemetry, events, and the call-back
     # phone numbers residents typed with their feedback (the request itself is kept; only the
     # number is blanked once staff had time to call).

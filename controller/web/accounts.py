@@ -6,6 +6,7 @@ numbered migrations, so the console never touches the fleet store's schema.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -33,6 +34,8 @@ MIN_PASSWORD = 10
 MAX_FAILED = 5  # failed logins in a row before the account locks
 LOCK_SECONDS = 15 * 60
 SESSION_SECONDS = 12 * 3600
+LOGIN_FAILED = (f"wrong user name or password, or the account is locked after {MAX_FAILED} failed sign-ins "
+                f"({LOCK_SECONDS // 60} minutes, or until an admin unlocks it)")
 
 MIGRATIONS: list[str] = [
     """
@@ -102,6 +105,11 @@ def hash_password(password: str, *, salt: bytes | None = None) -> str:
     digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
                             maxmem=64 * 1024 * 1024, dklen=32)
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password("no such user", salt=b"0" * 16)
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -210,16 +218,16 @@ class Accounts:
         now = self.clock()
         with self.lock:
             row = self.conn.execute("SELECT * FROM users WHERE name=?", (name,)).fetchone()
+        # One scrypt per attempt whatever the case, and one message: neither the time taken nor
+        # the words tell whether a user name exists or is locked.
+        matches = verify_password(password, row["password"] if row is not None else _dummy_hash())
         if row is None or row["disabled"]:
-            # Hash anyway so a missing user takes as long as a wrong password.
-            verify_password(password, hash_password("x", salt=b"0" * 16))
             self.audit(name[:64] or "-", "login.failed", name[:64], {"why": "unknown user", "source": source})
-            raise AuthFailed("wrong user name or password")
+            raise AuthFailed(LOGIN_FAILED)
         if row["locked_until"] > now:
             self.audit(name, "login.locked", name, {"source": source})
-            raise AuthFailed(f"account locked after {MAX_FAILED} failed logins; try again in "
-                             f"{int(row['locked_until'] - now) // 60 + 1} minutes or ask an admin")
-        if not verify_password(password, row["password"]):
+            raise AuthFailed(LOGIN_FAILED)
+        if not matches:
             failed = row["failed"] + 1
             locked = now + LOCK_SECONDS if failed >= MAX_FAILED else 0
             with self.lock, self.conn:
@@ -228,9 +236,7 @@ class Accounts:
             self.audit(name, "login.failed", name, {"failed": failed, "locked": bool(locked), "source": source})
             if locked:
                 log.warning("account locked", extra={"fields": {"user": name}})
-                raise AuthFailed(f"account locked after {MAX_FAILED} failed logins; ask an admin or wait "
-                                 f"{LOCK_SECONDS // 60} minutes")
-            raise AuthFailed("wrong user name or password")
+            raise AuthFailed(LOGIN_FAILED)
         token = self._token(32)
         csrf = self._token(24)
         with self.lock, self.conn:

@@ -7,6 +7,7 @@ backend, clock). ``controller.web.serve`` runs it with uvicorn in a thread next 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,11 +25,17 @@ from starlette.templating import Jinja2Templates
 from controller.web import api, i18n, live, metrics, openapi, pages
 from controller.web.accounts import Accounts
 from controller.web.auth import HTTPProblem, principal
+from controller.web.body_limit import BodyLimit
 from controller.web.core_gateway import Backend
 from controller.web.fleetview import FleetView
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
+# The console loads scripts, styles and images only from itself and is framed by no one: an
+# injected <script> or inline handler would not run even if an escape were ever missed.
+# The page's own inline starters carry a per-request nonce (``csp_nonce`` in every template).
+CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
 SECURITY_HEADERS = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"same-origin")]
 
@@ -61,7 +68,8 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 def render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
     t = i18n.Translator(request.state.lang)
     who = getattr(request.state, "who", None)
-    base = {"t": t, "lang": t.lang, "who": who, "csrf": who.csrf if who else "", "path": request.url.path}
+    base = {"t": t, "lang": t.lang, "who": who, "csrf": who.csrf if who else "", "path": request.url.path,
+            "csp_nonce": getattr(request.state, "csp_nonce", "")}
     return templates.TemplateResponse(request, name, {**base, **ctx}, status_code=status)
 
 
@@ -86,9 +94,11 @@ async def _crash(request: Request, exc: Exception) -> Response:
 class _Context:
     """ASGI middleware: language and caller on ``request.state``, request counts for /metrics."""
 
-    def __init__(self, app, console: Console) -> None:
+    def __init__(self, app, console: Console, routes: tuple = ()) -> None:
         self.app = app
         self.console = console
+        # /metrics labels only for routes that exist: unknown paths share one label, "other".
+        self.labels = {_route_label(getattr(r, "path", "/")) for r in routes}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -98,6 +108,7 @@ class _Context:
         state = scope.setdefault("state", {})
         state["lang"] = i18n.choose(request.cookies.get("lang"), request.headers.get("accept-language"))
         state["who"] = None
+        state["csp_nonce"] = nonce = secrets.token_urlsafe(16)
         if not scope["path"].startswith(("/static/", "/healthz")):  # no session lookup per asset
             try:
                 state["who"] = principal(request)
@@ -110,14 +121,16 @@ class _Context:
                 status_holder["status"] = message["status"]
                 # The console is never framed (clickjacking on the command buttons) nor sniffed.
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], *SECURITY_HEADERS]
+                message["headers"] = [*message["headers"], *SECURITY_HEADERS,
+                                      (b"content-security-policy", CSP.format(nonce=nonce).encode())]
             await send(message)
 
         started = time.perf_counter()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.console.stats.request(scope.get("route_name") or _route_label(scope["path"]),
+            label = _route_label(scope["path"])
+            self.console.stats.request(label if label in self.labels else "other",
                                        status_holder.get("status", 500), time.perf_counter() - started)
 
 
@@ -153,7 +166,8 @@ def create_app(console: Console, *, start_poller: bool = True, extra_routes: tup
         Route("/healthz", lambda request: JSONResponse({"ok": True}), name="healthz"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Context, console=console)],
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(BodyLimit), Middleware(_Context, console=console, routes=tuple(routes))],
                     exception_handlers={HTTPProblem: _problem, Exception: _crash})
     app.state.console = console
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
@@ -36,6 +37,21 @@ def principal(request: Request) -> Principal | None:
         except AuthFailed as exc:
             raise HTTPProblem(401, str(exc)) from None
     return accounts.session(request.cookies.get(SESSION_COOKIE, ""))
+
+
+def same_origin(request: Request) -> bool:
+    """False for a request a browser sent from another site (``Origin``/``Sec-Fetch-Site``).
+
+    Sign-in has no session and so no CSRF token yet; this stops a foreign page from signing the
+    operator's browser into the attacker's account (login CSRF). Browsers always send ``Origin``
+    on a cross-origin POST; clients that are not browsers send neither header.
+    """
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", "") and origin != "null"
 
 
 def require(request: Request, role: str = "viewer", *, form_csrf: str | None = None) -> Principal:

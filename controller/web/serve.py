@@ -31,11 +31,14 @@ def parse_http(text: str) -> tuple[str, int]:
 class ConsoleServer:
     """uvicorn in a thread; ``start()`` returns once it listens, with the real address."""
 
-    def __init__(self, app: Any, http: str) -> None:
+    def __init__(self, app: Any, http: str, *, trusted_proxies: tuple[str, ...] = ()) -> None:
         self.app = app
         self.host, self.port = parse_http(http)
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: only configured proxies here,
+        # so the audit log's source address cannot be forged by a header.
         config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", access_log=False,
-                                lifespan="on", timeout_graceful_shutdown=2)
+                                lifespan="on", timeout_graceful_shutdown=2, proxy_headers=bool(trusted_proxies),
+                                forwarded_allow_ips=list(trusted_proxies) or None)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="console-http", daemon=True)
 
@@ -74,7 +77,8 @@ def start_console(controller: Any, config, *, extra_routes: tuple = ()) -> tuple
     from controller.web.app import build_console, create_app
 
     console = build_console(config.data_dir, controller, fleet_dir=getattr(config, "fleet_dir", "") or None)
-    server = ConsoleServer(create_app(console, extra_routes=extra_routes), config.http)
+    server = ConsoleServer(create_app(console, extra_routes=extra_routes), config.http,
+                           trusted_proxies=tuple(getattr(config, "trusted_proxies", ()) or ()))
     url = server.start()
     log.info("console serving", extra={"fields": {"url": url}})
     return server, url
