@@ -63,6 +63,7 @@ from contract.mqtt_client import connect_with_retry, make_client
 from contract.versions import UnsupportedVersion
 from controller import alarms, commands, config_layers, handlers, kiosk_sites, store_reads
 from controller import service_backend as services
+from controller.service_backend.fair_queue import FairQueue
 from controller.store import Store, connect, kiosk_row
 from foundation.errors import ConfigError, KioskError, ProtocolError
 from foundation.settings import ControllerConfig
@@ -101,7 +102,7 @@ class Controller:
         self._log_budget = (0.0, 0)
         self._stop = threading.Event()
         self._local = threading.local()
-        self._services = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="svc")
+        self.svc_queue = FairQueue()
         self.client = make_client(
             config.client_id, config.broker, ca_file=config.ca_file, cert_file=config.cert_file,
             key_file=config.key_file, manual_ack=True,
@@ -141,6 +142,8 @@ class Controller:
         self.client.loop_start()
         self._worker = threading.Thread(target=self._run, name="controller-worker", daemon=True)
         self._worker.start()
+        self._svc_thread = threading.Thread(target=self._serve_requests, name="svc", daemon=True)
+        self._svc_thread.start()
 
     def _count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -184,7 +187,11 @@ class Controller:
         if parsed.version[1] > versions.MINOR:
             self._count("newer_minor")  # read as far as this side knows the contract; the rest ignored
         if parsed.kind == "svc/request":
-            self._services.submit(self._service, msg, parsed, now)
+            if not self.svc_queue.put(parsed.kiosk_id, (msg, parsed, now)):
+                # This kiosk already has a full queue: answer at once, never queue without limit.
+                self._count("svc_refused:busy")
+                self._reply(msg, parsed, {"ok": False, "error": "busy",
+                                          "message": "too many requests from this kiosk; try again"})
             return
         if parsed.kind == "status" and parsed.body.get("state") == "online":
             parsed = self._with_enrolled_site(parsed, now)
@@ -204,12 +211,15 @@ class Controller:
         return dataclasses.replace(parsed, body={**parsed.body, "site": site},
                                    model=dataclasses.replace(model, site=site) if model is not None else None)
 
+    def _serve_requests(self) -> None:
+        """The service thread: kiosks' requests in turn (``FairQueue``), one at a time."""
+        while not self._stop.is_set():
+            item = self.svc_queue.get(0.2)
+            if item is not None:
+                self._service(*item)
+
     def _service(self, msg: mqtt.MQTTMessage, parsed: topics.Parsed, now: float) -> None:
         """Answer ``svc/request`` through the reference backend ``controller.service_backend``."""
-        props = getattr(msg, "properties", None)
-        response_topic, redirected = topics.response_topic(parsed.kiosk_id, getattr(props, "ResponseTopic", None))
-        if redirected:
-            self._count("svc_response_topic_refused")
         try:
             if not hasattr(self._local, "svc_conn"):
                 # The backend takes one write transaction per request itself.
@@ -218,6 +228,13 @@ class Controller:
         except Exception as exc:  # noqa: BLE001 - a broken backend answers an error, never kills the link
             log.exception("service backend failed")
             body = svc_contract.refusal("service_failed", str(exc)[:200])
+        self._reply(msg, parsed, body)
+
+    def _reply(self, msg: mqtt.MQTTMessage, parsed: topics.Parsed, body: dict[str, Any]) -> None:
+        props = getattr(msg, "properties", None)
+        response_topic, redirected = topics.response_topic(parsed.kiosk_id, getattr(props, "ResponseTopic", None))
+        if redirected:
+            self._count("svc_response_topic_refused")
         reply = Properties(PacketTypes.PUBLISH)
         corr = getattr(props, "CorrelationData", None)
         if corr is not None:
@@ -425,7 +442,8 @@ class Controller:
             pass  # not connected: the will says offline for us
         self.client.disconnect()
         self.client.loop_stop()
-        self._services.shutdown(wait=False)
+        if hasattr(self, "_svc_thread"):
+            self._svc_thread.join(5)
         with self.store.tx() as store:
             self._write_effects(store)
         self.store.close()
@@ -584,7 +602,8 @@ class Controller:
         return signing.public_key_text(self.key)
 
     def stats(self) -> dict[str, Any]:
-        return {**self.counts, "inbox": self.inbox.qsize(), "kiosks": len(self.state.kiosks),
+        return {**self.counts, "inbox": self.inbox.qsize(), "svc_waiting": len(self.svc_queue),
+                "kiosks": len(self.state.kiosks),
                 "open_alarms": len(self.state.open_alarms), "open_commands": len(self.state.commands)}
 
 
