@@ -285,10 +285,29 @@ def report_charts(rep: dict[str, Any], t) -> dict[str, str]:
     return out
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (feedback topics, kiosk ids and site names
+    come from kiosks and residents) gets a leading apostrophe; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    def __init__(self, writer) -> None:
+        self.writer = writer
+
+    def writerow(self, row: list[Any]) -> None:
+        self.writer.writerow([csv_cell(v) for v in row])
+
+
 def to_csv(rep: dict[str, Any]) -> str:
     """One CSV with a section column, so a spreadsheet can filter each table."""
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = _SafeWriter(csv.writer(buf))
     p = rep["period"]
     w.writerow(["section", "key", "value", "extra"])
     w.writerow(["period", p["from"], p["to"], p["site"] or "all sites"])
