@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from contract import signing, versions, vocab
+from contract import json_values, signing, versions, vocab
 from contract.versions import UnsupportedVersion
 from foundation.errors import CommandRejected, RemoteProtocolError
 
@@ -60,7 +60,7 @@ def peek_id(payload: bytes) -> str:
     """The command id, if one can be read at all, so even a rejection names its command."""
     try:
         body = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return "?"
     cid = body.get("id") if isinstance(body, dict) else None
     return cid[:64] if isinstance(cid, str) and cid else "?"
@@ -68,9 +68,12 @@ def peek_id(payload: bytes) -> str:
 
 def parse(topic_name: str, payload: bytes, kiosk_id: str) -> dict[str, Any]:
     try:
-        body = json.loads(payload.decode("utf-8"))
+        # No NaN, no lone surrogates, no nesting past the contract's limit: a rejection, not a crash.
+        body = json_values.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise CommandRejected("malformed", "command is not UTF-8 JSON") from None
+    except RemoteProtocolError as exc:
+        raise CommandRejected("malformed", f"command refused: {str(exc)[:120]}") from None
     if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"]:
         raise CommandRejected("malformed", "command needs a string id")
     name = topic_name.rsplit("/", 1)[-1]

@@ -79,6 +79,17 @@ def sign(key: Ed25519PrivateKey, body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "signature": base64.b64encode(sig).decode("ascii")}
 
 
+def verify_desired(public_key: Ed25519PublicKey | None, body: dict[str, Any], kiosk_id: str) -> None:
+    """A desired config is applied only if the controller signed it, for this kiosk: the broker's
+    ACL already keeps others from writing it, the signature keeps a captured broker account (or a
+    kiosk's own certificate) from feeding a kiosk its settings. Raises CommandRejected."""
+    if public_key is None:
+        raise CommandRejected("no_key", "no controller_public_key is pinned in this kiosk's config")
+    verify(public_key, body)
+    if body.get("kiosk_id") != kiosk_id:
+        raise CommandRejected("wrong_kiosk", f"desired config is for kiosk {str(body.get('kiosk_id'))[:64]!r}")
+
+
 def verify(public_key: Ed25519PublicKey, body: dict[str, Any]) -> None:
     """Raise CommandRejected("bad_signature", ...) unless ``body`` carries a valid signature."""
     sig_text = body.get("signature")

@@ -12,14 +12,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from contract import commands, device_status, payloads, versions, vocab
+from contract import commands, device_status, json_values, payloads, versions, vocab
 from foundation.errors import RemoteProtocolError
 from foundation.settings import check_kiosk_id
 
 ROOT = "kiosk/v1"
 VERSION = versions.CURRENT
 MAX_PAYLOAD = 256 * 1024  # larger payloads are refused before parsing
-MAX_DEPTH = 32  # nesting deeper than this is refused: no payload of the contract needs more
 CONTROLLER_STATUS = f"{ROOT}/_controller/status"
 
 # (QoS, retain) per topic kind, from the contract. Nobody else writes a QoS or retain literal.
@@ -111,47 +110,13 @@ def decode(payload: bytes) -> dict[str, Any]:
     if len(payload) > MAX_PAYLOAD:
         raise RemoteProtocolError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     try:
-        body = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
+        body = json_values.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RemoteProtocolError(f"payload is not UTF-8 JSON: {exc}") from None
-    except RecursionError:
-        raise RemoteProtocolError(f"payload nesting exceeds {MAX_DEPTH} levels") from None
-    check_value(body)
     if not isinstance(body, dict):
         raise RemoteProtocolError("payload is not a JSON object")
     versions.check(body)
     return body
-
-
-def _refuse_constant(name: str) -> Any:
-    raise RemoteProtocolError(f"payload holds {name}, which is not a JSON number")
-
-
-def check_value(value: Any) -> None:
-    """Refuse what JSON text may carry but no store or page can hold: a lone UTF-16 surrogate
-    (``"\\ud800"`` decodes to a str that UTF-8 cannot encode, so SQLite refuses it later) and
-    nesting deeper than ``MAX_DEPTH``. Raise RemoteProtocolError naming the problem."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise RemoteProtocolError(f"payload nesting exceeds {MAX_DEPTH} levels")
-        if isinstance(item, dict):
-            for k, v in item.items():
-                _check_text(k)
-                stack.append((v, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-        elif isinstance(item, str):
-            _check_text(item)
-
-
-def _check_text(text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise RemoteProtocolError(f"payload string {text[:32].encode('utf-8', 'backslashreplace').decode()!r} "
-                                  "holds a lone UTF-16 surrogate") from None
 
 
 _PARSERS = {

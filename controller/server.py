@@ -244,7 +244,12 @@ class Controller:
 
     def _send(self, out: list[handlers.Outgoing]) -> None:
         for o in out:
-            self.client.publish(o.topic, topics.encode_to_kiosk(o.body), o.qos, o.retain)
+            body = o.body
+            kiosk_id, _, kind = o.topic.removeprefix(topics.ROOT + "/").partition("/")
+            if kind == "config/desired":
+                # Signed at the edge (the handlers hold no key), for this kiosk only.
+                body = signing.sign(self.key, {"v": versions.TO_KIOSK, **body, "kiosk_id": kiosk_id})
+            self.client.publish(o.topic, topics.encode_to_kiosk(body), o.qos, o.retain)
 
     # -- the worker: the store's only writer ------------------------------------------------------
     def _write_effects(self, store: Store) -> None:

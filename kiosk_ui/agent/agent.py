@@ -366,6 +366,7 @@ class KioskAgent:
         body: dict[str, Any] = {}
         try:
             body = fleet.decode(payload)
+            signing.verify_desired(self.public_key, body, self.config.kiosk_id)
             version = payloads.parse_config_desired(body).version
             config = desired_config.validate(body.get("config"))
         except (KioskError, ConfigError) as exc:

@@ -45,3 +45,14 @@ def test_a_kiosk_cannot_wipe_the_controllers_persistent_session(identities, kios
     again = make_tls_controller()
     assert wait_until(lambda: again.events(kiosk_id="kiosk-b")["total"] == 1, 10)
     assert again.events(kiosk_id="kiosk-b")["items"][0]["id"] == "while-away"
+
+
+def test_a_kiosk_cannot_write_its_own_commands_or_desired_config(identities, kiosk_client, fleet_dir):
+    ctl = kiosk_client((fleet_dir.controller_cert, fleet_dir.controller_key), "watcher")
+    assert not ctl.subscribe("kiosk/v1/kiosk-a/#").is_failure
+    a = kiosk_client(identities("kiosk-a"), "kiosk-kiosk-a")
+    publish(a, topics.cmd_topic("kiosk-a", "reboot"), {"v": 1, "id": "self-made"})
+    publish(a, topics.topic("kiosk-a", "config/desired"), {"v": 1, "version": 9, "config": {}}, retain=True)
+    publish(a, topics.topic("kiosk-a", "events"), {"v": 1, "id": "sentinel", "seq": 1, "type": "note"})
+    assert wait_until(lambda: any(t.endswith("/events") for t, _ in ctl.messages), 10)
+    assert [t for t, _ in ctl.messages] == [topics.topic("kiosk-a", "events")]
