@@ -98,7 +98,7 @@ def _make_app_class():
             self.devices = Devices(ports, data_dir=self.data_dir / "devices")
             self.backend = backend
             self.offline = OfflineTickets(self.data_dir / "offline-tickets.json", clock=clock)
-            self.gate = MaintenanceGate(pin_hash)
+            self.gate = MaintenanceGate(pin_hash, self.data_dir / "maintenance-lock.json")
             self.voice = Voice(voice)
             self.base_catalogue = self._initial_catalogue()
             self.vm = SessionViewModel(self.base_catalogue, ref_key=ref_key, kiosk_id=kiosk_id, language=language)

@@ -2,19 +2,31 @@
 
 The PIN is checked against ``maintenance_pin_hash`` from the kiosk config:
 ``pbkdf2_sha256$ITERATIONS$SALT_HEX$HASH_HEX`` (make one with :func:`hash_pin`). Five wrong PINs
-lock entry for a minute. Time is passed in.
+lock entry for a minute, each further lock-out twice as long as the one before (up to a day),
+until the right PIN is entered. A four-digit PIN has 10,000 values: with a fixed minute per five
+guesses it falls in a day and a half of an unattended night; doubling makes that centuries. The
+state lives in the kiosk's data dir (``state_file``), so pulling the plug does not reset it.
+Time is passed in (wall-clock seconds, so a lock-out survives a restart).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import logging
 import secrets
+from pathlib import Path
+
+from foundation.secure_files import write_atomic
+
+log = logging.getLogger(__name__)
 
 TAPS = 5
 TAP_WINDOW = 3.0
 MAX_FAILURES = 5
 LOCKOUT = 60.0
+MAX_LOCKOUT = 24 * 3600.0
 
 
 def hash_pin(pin: str, *, iterations: int = 100_000, salt: bytes | None = None) -> str:
@@ -34,12 +46,39 @@ def check_pin(pin: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
+def lockout_seconds(lockouts: int) -> float:
+    """How long the ``lockouts``-th lock-out in a row lasts: 60 s, 120 s, 240 s, ... at most a day."""
+    return min(LOCKOUT * 2 ** max(lockouts - 1, 0), MAX_LOCKOUT)
+
+
 class MaintenanceGate:
-    def __init__(self, pin_hash: str) -> None:
+    def __init__(self, pin_hash: str, state_file: Path | None = None) -> None:
         self.pin_hash = pin_hash
+        self.state_file = Path(state_file) if state_file else None
         self.taps: list[float] = []
         self.failures = 0
+        self.lockouts = 0
         self.locked_until = 0.0
+        self._load()
+
+    def _load(self) -> None:
+        if self.state_file is None or not self.state_file.exists():
+            return
+        try:
+            state = json.loads(self.state_file.read_text())
+            self.failures = int(state["failures"])
+            self.lockouts = int(state["lockouts"])
+            self.locked_until = float(state["locked_until"])
+        except (OSError, ValueError, KeyError, TypeError):
+            # A damaged (or deleted-and-faked) file must not reset the count: the next lock-out
+            # is the longest one.
+            log.warning("maintenance lock-out state unreadable", extra={"fields": {"path": str(self.state_file)}})
+            self.lockouts = 12
+
+    def _save(self) -> None:
+        if self.state_file is not None:
+            write_atomic(self.state_file, json.dumps({"failures": self.failures, "lockouts": self.lockouts,
+                                                      "locked_until": self.locked_until}))
 
     @property
     def enabled(self) -> bool:
@@ -62,10 +101,15 @@ class MaintenanceGate:
         if self.locked_for(now) > 0:
             return False
         if check_pin(pin, self.pin_hash):
-            self.failures = 0
+            if self.failures or self.lockouts:
+                self.failures = self.lockouts = 0
+                self.locked_until = 0.0
+                self._save()
             return True
         self.failures += 1
         if self.failures >= MAX_FAILURES:
             self.failures = 0
-            self.locked_until = now + LOCKOUT
+            self.lockouts += 1
+            self.locked_until = now + lockout_seconds(self.lockouts)
+        self._save()
         return False
