@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from foundation.errors import ConfigError, EnrolmentRefused
+from foundation.secure_files import site_resident_key
 from foundation.settings import check_kiosk_id
 from provisioning import pki
 from provisioning.fleet_ca import CertIndex
@@ -100,7 +101,7 @@ class EnrolmentContext:
     clock: Callable[[], float]
     on_issue: Callable[[x509.Certificate], None] = lambda _c: None
     on_revoke: Callable[[], None] = lambda: None  # rewrite the CRL after a certificate was retired
-    resident_ref_key: str = ""  # hex; kiosks key residents' one-way references with it
+    resident_ref_key: str = ""  # hex, the fleet's; each kiosk gets its site's key derived from it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -121,7 +122,9 @@ def _reply(ctx: EnrolmentContext, cert: x509.Certificate, site: str, now: float)
         "ca_fingerprint": pki.fingerprint(ctx.ca.cert), "serial": format(cert.serial_number, "x"),
         "not_after": cert.not_valid_after_utc.timestamp(), "broker": ctx.broker_url,
         "controller_public_key": ctx.controller_public_key, "server_time": now,
-        **({"resident_ref_key": ctx.resident_ref_key} if ctx.resident_ref_key else {}),
+        # Only this site's key (derived from the fleet's), never the fleet-wide one.
+        **({"resident_ref_key": site_resident_key(bytes.fromhex(ctx.resident_ref_key), site).hex()}
+           if ctx.resident_ref_key else {}),
     }
     # Signed by the fleet CA: a kiosk that pinned the CA's hash trusts these fields from no one else.
     return {**reply, "endorsement": pki.endorse(ctx.ca, reply)}

@@ -7,6 +7,8 @@ file in the same folder and is renamed over the target, so a crash never leaves 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -75,6 +77,14 @@ def check_resident_key(text: str, where: str) -> bytes:
     if len(text) != 2 * RESIDENT_KEY_BYTES or any(c not in "0123456789abcdef" for c in text):
         raise ProvisioningError(f"{where} must hold {2 * RESIDENT_KEY_BYTES} lowercase hex digits")
     return bytes.fromhex(text)
+
+
+def site_resident_key(fleet_key: bytes, site: str) -> bytes:
+    """The resident-reference key of one site, derived from the fleet's: kiosks get only their
+    site's key, so a captured kiosk can compute references (and query balances, bookings) for its
+    own community only. References are per site by design: a volunteer's hours and a booking
+    belong to the community centre where they were made."""
+    return hmac.new(fleet_key, b"kiosk-resident-site-v1:" + site.encode("utf-8"), hashlib.sha256).digest()
 
 
 def resident_key_file(path: str | Path, *, create: bool = False) -> bytes:

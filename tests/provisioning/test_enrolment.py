@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 
 from controller.enrolment_server import open_context
 from foundation.errors import EnrolmentRefused, ProvisioningError
-from foundation.secure_files import resident_key_file
+from foundation.secure_files import resident_key_file, site_resident_key
 from foundation.settings import KioskConfig, load_toml
 from provisioning import enrol_client, pki
 from tests.provisioning.conftest import PASSPHRASE, token
@@ -38,9 +38,11 @@ def test_enrol_writes_identity_and_config(enrol_server, enrol_ctx, fleet_dir, tm
     assert key.public_key().public_numbers() == cert.public_key().public_numbers()
     assert [c["kiosk_id"] for c in enrol_ctx.index.certs("th-001")] == ["th-001"]
     assert res.warnings == []
-    # The fleet's resident-reference key, private on the kiosk, the same for every kiosk of the fleet.
+    # The site's resident-reference key (derived from the fleet's), private on the kiosk, the same
+    # for every kiosk of the site (issue 14: never the fleet-wide key).
     assert stat.S_IMODE(os.stat(cfg.resident_ref_key_file).st_mode) == 0o600
-    assert resident_key_file(cfg.resident_ref_key_file) == resident_key_file(fleet_dir.resident_key)
+    assert resident_key_file(cfg.resident_ref_key_file) == \
+        site_resident_key(resident_key_file(fleet_dir.resident_key), "tianhe-001")
     other = tmp_path / "other" / "kiosk.toml"
     enrol_client.enroll(enrol_server.url, ca_hash=_pin(enrol_ctx), token=token(enrol_ctx), kiosk_id="th-002", site="tianhe-001", config_path=other,
                   clock=enrol_ctx.clock)

@@ -82,3 +82,15 @@ def test_renewal_retires_the_old_certificate_at_the_broker(enrol_server, enrol_c
     assert wait_until(lambda: not kiosk_client((old.cert_file, old.key_file), "th-001", connect=False)
                       .connect(timeout=2), timeout=10)
     kiosk_client((new.cert_file, new.key_file), "th-001")
+
+
+def test_a_kiosk_gets_only_its_sites_resident_reference_key(enrol_server, enrol_ctx, fleet_dir, tmp_path):
+    from foundation.secure_files import resident_key_file
+
+    keys = {}
+    for kiosk_id, site in (("th-001", "tianhe-001"), ("th-002", "tianhe-001"), ("yx-001", "yuexiu-002")):
+        _enrol(enrol_server, enrol_ctx, tmp_path / kiosk_id / "k.toml", kiosk_id, site)
+        keys[kiosk_id] = resident_key_file(load_toml(KioskConfig, tmp_path / kiosk_id / "k.toml").resident_ref_key_file)
+    fleet_key = resident_key_file(fleet_dir.resident_key)
+    assert keys["th-001"] == keys["th-002"] != keys["yx-001"]
+    assert fleet_key not in keys.values()
