@@ -156,19 +156,24 @@ def certificate_issue(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: 
         raise ServiceError("bad_request", "id_masked must be a masked ID number: 4 characters, only '*' "
                            "(at least 7 of them), 4 characters, as 4401**********1234")
     code = _code(10)
-    conn.execute("INSERT INTO svc_certificates VALUES (?,?,?,?,?,?)", (code, kiosk_id, kind, name, id_masked, now))
-    return {"code": code, "qr": f"KIOSK-CERT:{code}", "kind": kind, "issued_at": now,
+    # Bound to the issuing kiosk's site: a verifier sees which community vouches for it, so a
+    # captured kiosk can only ever speak for its own site.
+    site = kiosk_site(conn, kiosk_id)
+    conn.execute("INSERT INTO svc_certificates (code, kiosk_id, kind, holder_name, id_masked, issued_at, site) "
+                 "VALUES (?,?,?,?,?,?,?)", (code, kiosk_id, kind, name, id_masked, now, site))
+    return {"code": code, "qr": f"KIOSK-CERT:{code}", "kind": kind, "issued_at": now, "site": site,
             "issued_date": _local(now).strftime("%Y-%m-%d")}
 
 
 def certificate_verify(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
     code = _arg(args, "code").removeprefix("KIOSK-CERT:").strip().upper()
-    row = conn.execute("SELECT kind, holder_name, id_masked, issued_at FROM svc_certificates WHERE code=?",
+    row = conn.execute("SELECT kind, holder_name, id_masked, issued_at, site FROM svc_certificates WHERE code=?",
                        (code,)).fetchone()
     if row is None:
         return {"valid": False, "code": code}
     return {"valid": True, "code": code, "kind": row[0], "holder": mask_name(row[1]),
-            "id_masked": row[2], "issued_date": _local(row[3]).strftime("%Y-%m-%d")}
+            "id_masked": row[2], "issued_date": _local(row[3]).strftime("%Y-%m-%d"),
+            "site": row[4], "same_site": bool(row[4]) and row[4] == kiosk_site(conn, kiosk_id)}
 
 
 # -- social security, volunteers, notices, feedback, rating ----------------------------------------

@@ -50,6 +50,8 @@ ADDED_COLUMNS = (
     ("svc_tickets", "called_by", "TEXT"),
     ("svc_tickets", "call_ref", "TEXT"),
     ("svc_feedback", "phone", "TEXT NOT NULL DEFAULT ''"),
+    # The issuing kiosk's site from the registry (its enrolment record), never from the request.
+    ("svc_certificates", "site", "TEXT NOT NULL DEFAULT ''"),
 )
 INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS svc_tickets_call_ref ON svc_tickets(call_ref) WHERE call_ref IS NOT NULL;

@@ -61,7 +61,7 @@ def test_certificate_issue_and_verify(conn):
     assert r["ok"] and r["data"]["qr"] == "KIOSK-CERT:" + r["data"]["code"]
     v = call(conn, "certificate", "verify", code=r["data"]["qr"])["data"]
     assert v == {"valid": True, "code": r["data"]["code"], "kind": "residence", "holder": "张*",
-                 "id_masked": "4401**********1234", "issued_date": "2025-11-25"}
+                 "id_masked": "4401**********1234", "issued_date": "2025-11-25", "site": "", "same_site": False}
     assert call(conn, "certificate", "verify", code="NOPE")["data"]["valid"] is False
     # Only the mask's shape is stored: a number with a star or two in it is still a number.
     for bad in ("440101199001011234", "440101*99001011234", "4401**********12345", "4401*******", "**********1234"):
