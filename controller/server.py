@@ -110,7 +110,7 @@ class Controller:
         self.client.will_set(topics.CONTROLLER_STATUS, topics.encode_to_kiosk(payloads.controller_offline("lwt")),
                              *topics.FLAGS["controller/status"])
         self.client.on_connect = self._on_connect
-        self.client.on_message = lambda c, u, m: self.inbox.put(m)
+        self.client.on_message = self._on_message
 
     def _load(self) -> None:
         st = self.state
@@ -133,6 +133,22 @@ class Controller:
         client.subscribe(topics.subscriptions_for_controller())
         client.publish(topics.CONTROLLER_STATUS, topics.encode_to_kiosk(payloads.controller_online(self.clock())),
                        *topics.FLAGS["controller/status"])
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        # Service calls skip the worker's inbox: one kiosk's flood there would delay everybody's
+        # answers (and the fleet's ingest) behind it. Each kiosk gets a bounded queue of its own,
+        # served in turn; a request beyond its bound is dropped at once, counted and acknowledged.
+        parts = msg.topic.split("/")
+        if len(parts) == 5 and parts[3:] == ["svc", "request"]:
+            if not self.svc_queue.put(parts[2], msg):
+                self._count("svc_refused:busy")
+                self._ack_message(msg)
+            return
+        self.inbox.put(msg)
+
+    def _ack_message(self, msg: mqtt.MQTTMessage) -> None:
+        if msg.qos > 0:
+            self.client.ack(msg.mid, msg.qos)
 
     def start(self, say: Callable[[str], None] | None = None) -> None:
         connect_with_retry(
@@ -187,12 +203,7 @@ class Controller:
         if parsed.version[1] > versions.MINOR:
             self._count("newer_minor")  # read as far as this side knows the contract; the rest ignored
         if parsed.kind == "svc/request":
-            if not self.svc_queue.put(parsed.kiosk_id, (msg, parsed, now)):
-                # This kiosk already has a full queue: answer at once, never queue without limit.
-                self._count("svc_refused:busy")
-                self._reply(msg, parsed, {"ok": False, "error": "busy",
-                                          "message": "too many requests from this kiosk; try again"})
-            return
+            return  # answered by the service thread (``_on_message``); not expected here
         if parsed.kind == "status" and parsed.body.get("state") == "online":
             parsed = self._with_enrolled_site(parsed, now)
         if isinstance(parsed.model, CommandResult) and parsed.model.id not in self.state.commands:
@@ -214,9 +225,18 @@ class Controller:
     def _serve_requests(self) -> None:
         """The service thread: kiosks' requests in turn (``FairQueue``), one at a time."""
         while not self._stop.is_set():
-            item = self.svc_queue.get(0.2)
-            if item is not None:
-                self._service(*item)
+            msg = self.svc_queue.get(0.2)
+            if msg is None:
+                continue
+            now = self.clock()
+            self._count("received")
+            try:
+                parsed = topics.parse(msg.topic, msg.payload)
+            except ProtocolError as exc:
+                self._reject(msg, str(exc), now)
+            else:
+                self._service(msg, parsed, now)
+            self._ack_message(msg)
 
     def _service(self, msg: mqtt.MQTTMessage, parsed: topics.Parsed, now: float) -> None:
         """Answer ``svc/request`` through the reference backend ``controller.service_backend``."""
