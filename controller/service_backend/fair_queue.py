@@ -4,7 +4,8 @@ One kiosk (a captured one, or one in a loop) sending thousands of ``svc/request`
 delay another kiosk's answer past its timeout. Each kiosk gets its own bounded queue; the
 service thread takes one request from each waiting kiosk in turn, so another kiosk's request
 waits for at most one request per busy kiosk. A request beyond a kiosk's bound is refused at
-once (the caller answers ``busy`` and counts it), never queued without limit.
+once (the controller drops it, counts ``svc_refused:busy`` and acknowledges it), never queued
+without limit.
 """
 
 from __future__ import annotations
