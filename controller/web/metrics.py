@@ -18,6 +18,7 @@ from starlette.responses import Response
 from controller.web.fleetview import STATUSES
 
 log = logging.getLogger(__name__)
+REFUSAL_PREFIXES = ("rejected:", "dropped", "svc_refused:", "svc_response_topic_refused", "site_claim_refused")
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -78,6 +79,11 @@ def render(console) -> str:
            "Kiosk payloads refused for their contract version (docs/mqtt.md, Versions).",
            [({"version": k.split(":", 1)[1]}, v) for k, v in sorted(health.items())
             if k.startswith("refused_version:")])
+    # The counted reasons (a fixed set: codec refusals, rows the store refused, requests over a
+    # kiosk's queue bound, redirected replies, site claims): what a misbehaving kiosk is trying.
+    refused = sorted((k, v) for k, v in health.items() if isinstance(k, str) and k.startswith(REFUSAL_PREFIXES))
+    metric("kiosk_controller_refusals_total", "counter", "Input refused or dropped by the controller, by reason.",
+           [({"reason": k}, v) for k, v in refused] or [({"reason": "none"}, 0)])
     ingest = {"received": "MQTT messages received from kiosks.",
               "events_new": "Kiosk events stored (first sight).",
               "events_duplicate": "Kiosk events dropped as duplicates (redelivery after reconnect)."}

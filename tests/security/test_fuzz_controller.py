@@ -136,4 +136,6 @@ def test_generated_messages_never_stop_the_controller(identities, kiosk_client, 
         for path in ("/fleet", f"/kiosks/{KIOSK}", "/api/v1/kiosks", f"/api/v1/kiosks/{KIOSK}",
                      f"/api/v1/kiosks/{KIOSK}/telemetry", f"/api/v1/kiosks/{KIOSK}/events", "/metrics", "/alarms"):
             assert c.get(path).status_code == 200, path
+        # ...and says what was refused, by reason.
+        assert 'kiosk_controller_refusals_total{reason="rejected:too_deep"}' in c.get("/metrics").text
     console.accounts.close()
