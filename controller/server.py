@@ -99,6 +99,9 @@ class Controller:
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.counts: dict[str, int] = {"received": 0, "rejected": 0, "events_new": 0, "events_duplicate": 0}
         self._unsaved_counts: dict[str, int] = {}
+        # Counted from the worker, the MQTT thread (service calls over a kiosk's bound) and the
+        # service thread: one lock, so no count is lost and no reader sees a dict mid-change.
+        self._count_lock = threading.Lock()
         self._log_budget = (0.0, 0)
         self._stop = threading.Event()
         self._local = threading.local()
@@ -162,8 +165,9 @@ class Controller:
         self._svc_thread.start()
 
     def _count(self, name: str, n: int = 1) -> None:
-        self.counts[name] = self.counts.get(name, 0) + n
-        self._unsaved_counts[name] = self._unsaved_counts.get(name, 0) + n
+        with self._count_lock:
+            self.counts[name] = self.counts.get(name, 0) + n
+            self._unsaved_counts[name] = self._unsaved_counts.get(name, 0) + n
 
     def _reject(self, msg: mqtt.MQTTMessage, why: str, now: float) -> None:
         self._count("rejected")
@@ -305,9 +309,10 @@ class Controller:
                     self._restore_kiosk(store, rec["kiosk_id"])
             # Only now: should the whole transaction still fail, they are written with the next batch.
             self.state.dirty.difference_update(dirty)
-        if self._unsaved_counts:
-            store.bump_counters(self._unsaved_counts)
-            self._unsaved_counts = {}
+        with self._count_lock:
+            unsaved, self._unsaved_counts = self._unsaved_counts, {}
+        if unsaved:
+            store.bump_counters(unsaved)
 
     def _write_effect(self, store: Store, eff: tuple) -> None:
         kind = eff[0]
@@ -627,7 +632,9 @@ class Controller:
         return signing.public_key_text(self.key)
 
     def stats(self) -> dict[str, Any]:
-        return {**self.counts, "inbox": self.inbox.qsize(), "svc_waiting": len(self.svc_queue),
+        with self._count_lock:
+            counts = dict(self.counts)
+        return {**counts, "inbox": self.inbox.qsize(), "svc_waiting": len(self.svc_queue),
                 "kiosks": len(self.state.kiosks),
                 "open_alarms": len(self.state.open_alarms), "open_commands": len(self.state.commands)}
 
