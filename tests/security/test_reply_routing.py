@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
 from contract import topics
 from tests.provisioning.conftest import wait_until
 from tests.security.conftest import publish
@@ -36,3 +39,28 @@ def test_response_topic_of_a_request_cannot_redirect_the_reply(identities, kiosk
     statuses = [json.loads(p)["state"] for t, p in b.messages if t == topics.CONTROLLER_STATUS]
     assert statuses == ["online"]
     assert ctl.counts["svc_response_topic_refused"] == 3
+
+
+def test_the_standalone_service_host_answers_only_on_the_kiosks_own_response_topic(broker, tmp_path):
+    """``python -m controller.service_backend`` (the backend on its own) follows the same rule."""
+    from controller.service_backend.mqtt_host import ServiceHost
+    from foundation.settings import parse_broker_url
+    from tests.fleet.conftest import Raw
+
+    host = ServiceHost(parse_broker_url(broker.url), tmp_path / "svc")
+    host.start()
+    watcher = Raw(broker, "watcher")
+    try:
+        watcher.subscribe("kiosk/v1/#")
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = topics.CONTROLLER_STATUS
+        props.CorrelationData = b"x-1"
+        info = watcher.client.publish(topics.topic("K-A", "svc/request"), json.dumps(REQUEST), 1, properties=props)
+        info.wait_for_publish(5)
+        answer = watcher.wait_json(lambda t, b: t.endswith("/svc/response"))
+        assert answer["ok"] is False
+        assert not [t for t, _ in watcher.messages if t == topics.CONTROLLER_STATUS]
+        assert [t for t, _ in watcher.messages if "svc/response" in t] == [topics.topic("K-A", "svc/response")]
+    finally:
+        watcher.close()
+        host.stop()
