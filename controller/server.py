@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our subscriptions and queued messages this long
 BATCH = 2000  # messages per transaction at most
+MAX_VERSION_LABELS = 16  # distinct refused contract versions counted by name; the rest as "other"
 
 
 class NotFound(KioskError):
@@ -197,8 +198,10 @@ class Controller:
         try:
             parsed = topics.parse(msg.topic, msg.payload)
         except UnsupportedVersion as exc:
-            # A kiosk on another contract major (a mixed fleet mid-roll-out): counted per version.
-            self._count(f"refused_version:{exc.version}")
+            # A kiosk on another contract major (a mixed fleet mid-roll-out): counted per version,
+            # for the first few versions seen; a kiosk inventing versions must not grow the counters
+            # (and /metrics labels) without bound.
+            self._count(self._version_counter(exc.version))
             self._reject(msg, str(exc), now)
             return
         except ProtocolError as exc:
@@ -214,6 +217,12 @@ class Controller:
             self._count("results_unmatched")
         self.state, more = handlers.handle(self.state, parsed, now)
         out += more
+
+    def _version_counter(self, version: str) -> str:
+        name = f"refused_version:{version}"
+        with self._count_lock:
+            seen = sum(1 for k in self.counts if k.startswith("refused_version:"))
+            return name if name in self.counts or seen < MAX_VERSION_LABELS else "refused_version:other"
 
     def _with_enrolled_site(self, parsed: topics.Parsed, now: float) -> topics.Parsed:
         """The birth message with the site of the kiosk's enrolment record in place of its claim."""

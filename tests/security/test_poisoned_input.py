@@ -60,3 +60,14 @@ def test_a_record_the_store_refuses_is_dropped_not_retried_forever(identities, k
     assert ctl.counts["dropped:kiosks"] == 1
     assert "kiosk-a" not in ctl.state.dirty
     assert ctl.state.kiosks["kiosk-a"]["mode"] == "normal"  # back to what was stored
+
+
+def test_invented_contract_versions_do_not_grow_the_counters(identities, kiosk_client, make_tls_controller):
+    ctl = make_tls_controller()
+    a = kiosk_client(identities("kiosk-a"), "kiosk-kiosk-a")
+    for major in range(2, 200):
+        publish(a, topics.topic("kiosk-a", "telemetry"), {"v": major, "uptime": 1})
+    publish(a, topics.topic("kiosk-a", "events"), event(1))
+    assert wait_until(lambda: ctl.events(kiosk_id="kiosk-a")["total"] == 1, 20)
+    names = [k for k in ctl.stats() if k.startswith("refused_version:")]
+    assert len(names) <= 17 and ctl.stats()["refused_version:other"] > 100
