@@ -16,6 +16,7 @@ from pathlib import Path
 
 CONTROLLER_CN = "_controller"
 BROADCAST_ROOT = "kiosk/v1/_broadcast"
+MAX_PACKET = 1024 * 1024
 
 
 # What a kiosk publishes (under kiosk/v1/<its id>/) and what it only reads, from the contract.
@@ -59,6 +60,10 @@ def listener_lines(*, port: int, bind: str, ca_file: Path, cert_file: Path, key_
         f"crlfile {crl_file}",
         f"acl_file {acl_file}",
         "allow_anonymous false",
+        # A global option, kept with the listener so every broker made from this config has it:
+        # a client sending a larger packet is disconnected before it is buffered (the default is
+        # no limit, 256 MB); the contract's payloads stay under 256 KiB.
+        f"max_packet_size {MAX_PACKET}",
     ]
 
 

@@ -35,3 +35,13 @@ def test_mosquitto_template_requires_client_certificates():
     text = (DEPLOY / "mosquitto" / "kiosk-fleet.conf.template").read_text()
     for line in ("require_certificate true", "use_identity_as_username true", "allow_anonymous false"):
         assert line in text.splitlines()
+    # Every line of the generated listener (the one the TLS tests run) is in the template too.
+    from pathlib import Path
+
+    from provisioning import broker_conf
+
+    certs = Path("/etc/mosquitto/certs")
+    generated = broker_conf.listener_lines(port=8883, bind="", ca_file=certs / "ca.crt.pem",
+                                           cert_file=certs / "server.crt.pem", key_file=certs / "server.key.pem",
+                                           crl_file=certs / "crl.pem", acl_file=Path("/etc/mosquitto/kiosk.acl"))
+    assert [line for line in generated if line not in text.splitlines()] == []

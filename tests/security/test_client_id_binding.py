@@ -56,3 +56,14 @@ def test_a_kiosk_cannot_write_its_own_commands_or_desired_config(identities, kio
     publish(a, topics.topic("kiosk-a", "events"), {"v": 1, "id": "sentinel", "seq": 1, "type": "note"})
     assert wait_until(lambda: any(t.endswith("/events") for t, _ in ctl.messages), 10)
     assert [t for t, _ in ctl.messages] == [topics.topic("kiosk-a", "events")]
+
+
+def test_an_oversized_packet_costs_only_the_sender_its_connection(identities, kiosk_client, make_tls_controller):
+    ctl = make_tls_controller()
+    a = kiosk_client(identities("kiosk-a"), "kiosk-a")
+    b = kiosk_client(identities("kiosk-b"), "kiosk-b")
+    a.c.publish(topics.topic("kiosk-a", "events"), b"x" * (2 * 1024 * 1024), qos=1)
+    assert wait_until(lambda: not a.c.is_connected(), 10)
+    publish(b, topics.topic("kiosk-b", "events"), {"v": 1, "id": "still-here", "seq": 1, "type": "note"})
+    assert wait_until(lambda: ctl.events(kiosk_id="kiosk-b")["total"] == 1, 10)
+    assert ctl.client.is_connected() and b.c.is_connected()
