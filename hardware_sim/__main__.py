@@ -1,4 +1,4 @@
-"""``python -m hardware_sim DEVICE --link PATH [--out DIR] [--baud N]``: serve a simulated device.
+"""``python -m hardware_sim DEVICE --link PATH [--out DIR] [--control SOCK] [--baud N]``: serve a simulated device.
 
 ``--protocol 1`` (supervisor only) simulates a board still on firmware 1.1.0, which speaks link
 protocol 1, until it is flashed (docs/firmware.md, "Simulator").
@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("device", choices=sorted(DEVICES), help="which device to simulate")
     p.add_argument("--link", required=True, type=Path, help="path to create as a symlink to the pseudo-terminal")
     p.add_argument("--out", type=Path, help="folder for outputs (printed receipts)")
+    p.add_argument("--control", type=Path,
+                   help="also take the stdin control commands on a unix socket at this path (0600)")
     p.add_argument("--baud", type=int, default=115200, help="line rate used to pace answers (default 115200)")
     p.add_argument("--protocol", type=int, choices=(1, 2),
                    help="supervisor only: link protocol of the simulated board; 1 = firmware 1.1.0 until "
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = load_device(args.device, args.out, args.protocol)
         server = PtyServer(device, link, baud=args.baud)
-        server.serve(args.device)
+        server.serve(args.device, control=args.control)
     except PermissionError as exc:
         print(f"error: cannot create --link {link}: {exc.strerror}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from foundation.errors import KioskError
+from hardware_sim.control_socket import ControlListener
 
 log = logging.getLogger(__name__)
 
@@ -166,14 +167,19 @@ class PtyServer:
             return {"ok": False, "cmd": name, "error": str(exc)}
 
     # -- main loop -------------------------------------------------------------------------------
-    def serve(self, ready_name: str, stdin=None, stdout=None) -> None:
+    def serve(self, ready_name: str, stdin=None, stdout=None, control: Path | None = None) -> None:
+        """Serve until SIGTERM; ``control`` is a unix socket path taking the stdin commands too."""
         stdin = stdin if stdin is not None else sys.stdin
         stdout = stdout if stdout is not None else sys.stdout
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "_stop", True))
         signal.signal(signal.SIGINT, lambda *_: setattr(self, "_stop", True))
         self.plug()
-        print(f"READY {ready_name} {self.link}", file=stdout, flush=True)
         sel = selectors.DefaultSelector()
+        listener = None
+        if control is not None:
+            listener = ControlListener(control, lambda line: self._control(line, time.monotonic()))
+            sel.register(listener.sock, selectors.EVENT_READ, "listen")
+        print(f"READY {ready_name} {self.link}", file=stdout, flush=True)
         try:
             sel.register(stdin, selectors.EVENT_READ, "stdin")
         except (ValueError, OSError):
@@ -198,6 +204,15 @@ class PtyServer:
                 timeout = min(timeout, max(0.0, pending[0][0] - now))
             for key, _ in sel.select(timeout):
                 now = time.monotonic()
+                if key.data == "listen" and listener is not None:
+                    conn = listener.accept()
+                    if conn is not None:
+                        sel.register(conn, selectors.EVENT_READ, "control")
+                    continue
+                if key.data == "control" and listener is not None:
+                    if not listener.readable(key.fileobj):  # type: ignore[arg-type]
+                        sel.unregister(key.fileobj)
+                    continue
                 if key.data == "stdin":
                     line = stdin.readline()
                     if not line:
@@ -223,4 +238,6 @@ class PtyServer:
                 for note in self.device.drain_notes():
                     print(json.dumps(note, ensure_ascii=False), file=stdout, flush=True)
             self._flush(now)
+        if listener is not None:
+            listener.close()
         self.unplug()

@@ -1,8 +1,9 @@
 """Simulated devices for ``kiosk --simulated`` and ``kiosk-agent --simulated``.
 
 Each device is a ``hardware_sim`` simulator on a pseudo-terminal. Its control channel (JSON lines
-on stdin, one JSON reply line) stays open, so the demo's "place a demo card" button and the UI
-tests can act on it.
+on stdin, one JSON reply line) stays open, so the demo's "place/remove card" buttons and the UI
+tests can act on it; the same commands reach it on ``DATA_DIR/dev/<simulator>.ctl`` (a unix
+socket), which is how ``scripts/demo-fault`` causes faults on a running kiosk.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ class Sim:
     def __init__(self, device: str, link: Path, out: Path | None = None, timeout: float = 20.0) -> None:
         self.device = device
         self.link = link
-        argv = [sys.executable, "-m", "hardware_sim", device, "--link", str(link)]
+        # Anyone else (scripts/demo-fault, a test) drives the device through this socket; stdin is ours.
+        self.control_path = control_path(link.parent, device)
+        argv = [sys.executable, "-m", "hardware_sim", device, "--link", str(link), "--control", str(self.control_path)]
         if out is not None:
             argv += ["--out", str(out)]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -93,6 +96,11 @@ class Sim:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def control_path(dev_dir: Path, sim_name: str) -> Path:
+    """Where a kiosk's simulator listens for control lines: ``DATA_DIR/dev/<simulator>.ctl``."""
+    return dev_dir / f"{sim_name}.ctl"
 
 
 def start_all(data_dir: Path, ports: tuple[str, ...] = tuple(DEVICES)) -> dict[str, Sim]:
