@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kiosk", description="Community self-service kiosk touch app.")
     p.add_argument("--config", type=Path, help="kiosk TOML config file")
     p.add_argument("--kiosk-id", default=None, help="this kiosk's id (default from config, else 'demo')")
-    p.add_argument("--broker", default=None, help="broker URL (mqtt://host:port)")
+    p.add_argument("--broker", default=None, help="broker URL (mqtt://host:port or mqtts://host:port)")
     p.add_argument("--data-dir", type=Path, default=None, help="folder for this kiosk's state")
     p.add_argument("--simulated", action="store_true", help="simulate every device (demos and tests)")
     p.add_argument("--language", choices=("zh-CN", "zh-HK", "en"), default=None, help="start language")
@@ -35,7 +35,10 @@ def _load(args):
 
     config = None
     if args.config:
-        config = load_toml(KioskConfig, args.config, {"kiosk_id": args.kiosk_id, "simulated": args.simulated or None})
+        # Flags override the file, for the agent's link as much as for the app (kiosk-agent does the same).
+        config = load_toml(KioskConfig, args.config, {
+            "kiosk_id": args.kiosk_id, "simulated": args.simulated or None, "broker": args.broker,
+            "data_dir": str(args.data_dir) if args.data_dir else None, "language": args.language})
     kiosk_id = args.kiosk_id or (config.kiosk_id if config else "demo")
     return config, kiosk_id, args.data_dir or (config.data_dir if config else Path("kiosk-data") / kiosk_id)
 
