@@ -91,6 +91,7 @@ def _make_app_class():
             self.data_dir = Path(data_dir or ".")
             self.sims = sims or {}
             self.simulated = bool(self.sims)
+            self.demo_cards: set[str] = set()  # readers the demo buttons put a card on (simulated only)
             ports = dict(ports or {})
             self.supervisor_port = ports.pop("supervisor", "")
             self.supervisor = None
@@ -473,11 +474,22 @@ def _make_app_class():
         def place_demo_card(self) -> None:
             """Simulated kiosks only: put a fictitious card on the simulated reader."""
             kind = self.vm.service.identification if self.vm.service else "id_card"
-            sim = self.sims.get("id_reader" if kind == "id_card" else "card_reader")
+            port = "id_reader" if kind == "id_card" else "card_reader"
+            sim = self.sims.get(port)
             if sim is None:
                 return
             cmd = {"cmd": "place_card"} if kind == "id_card" else {"cmd": "place_card", "kind": "social_security"}
+            self.demo_cards.add(port)
             self._thread(lambda: sim.control(cmd))
+            self.sync()  # the "remove card" button appears
+
+        def remove_demo_card(self) -> None:
+            """Simulated kiosks only: take the demo card off the reader (a card left behind, or a
+            card pulled away mid-read, as a resident would)."""
+            ports, self.demo_cards = sorted(self.demo_cards), set()
+            sims = [self.sims[p] for p in ports if p in self.sims]
+            self._thread(lambda: [sim.control({"cmd": "remove_card"}) for sim in sims])
+            self.sync()
 
         # -- screenshots and stopping --------------------------------------------------------------
         def save_screenshot(self, path: Path) -> Path:

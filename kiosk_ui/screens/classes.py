@@ -85,6 +85,12 @@ class KioskScreen(Screen):
         (into if into is not None else self.ids[where]).add_widget(b)
         return b
 
+    def _demo_card_remove(self, app) -> None:
+        """Simulated kiosks: "remove card" while a demo card lies on a reader."""
+        if app.simulated and app.demo_cards:
+            self._button(tr("identify.remove_demo_card", app.vm.language), app.remove_demo_card,
+                         name="remove_demo_card")
+
     def _row(self, into=None):
         row = self._take("row", lambda: BoxLayout(size_hint_y=None, spacing=10))
         row.clear_widgets()
@@ -155,11 +161,13 @@ class IdentifyScreen(KioskScreen):
             self._text(tr(vm.message, lang) if vm.message else tr("identify.reading", lang))
             if app.simulated and vm.service.identification != "qr_voucher":
                 self._button(tr("identify.demo_card", lang), app.place_demo_card, name="demo_card")
+            self._demo_card_remove(app)
         else:
             self._text(tr("identify.hello", lang, name=vm.identity.masked_name()), big=True)
             self._text(tr("identify.number", lang, number=vm.identity.masked_number()))
             self._button(tr("identify.confirm", lang), lambda: app.act("confirm_identity"), main=True,
                          where="actions", name="confirm")
+            self._demo_card_remove(app)
         self._button(tr("nav.back", lang), lambda: app.act("back"), where="actions", name="back")
 
 
@@ -217,6 +225,7 @@ class ResultScreen(KioskScreen):
         if vm.service and "receipt" in vm.service.output and vm.print_state == "":
             self._button(tr("result.print", lang), lambda: app.act("print_result"), where="actions", name="print")
         self._button(tr("nav.finish", lang), lambda: app.act("finish"), main=True, where="actions", name="finish")
+        self._demo_card_remove(app)
 
 
 class FailedScreen(KioskScreen):
@@ -270,6 +279,7 @@ class DoneScreen(KioskScreen):
         self._clear()
         self.ids.title.text = tr("done.title", lang)
         self._text(tr("done.take_card", lang), big=True)
+        self._demo_card_remove(app)
         self._button(tr("nav.home", lang), lambda: app.act("end_session"), main=True, where="actions", name="home")
 
 
