@@ -1,4 +1,6 @@
-"""The demo command's fleet: 3 simulated kiosks come online and everything stops on Ctrl-C."""
+"""The demo command's fleet as the README starts it: a fleet made with init-fleet, a mutual-TLS
+broker, kiosks enrolled with tokens (so commands work at once), faults on demand, a clean stop,
+and a second start that reuses the fleet."""
 
 from __future__ import annotations
 
@@ -8,30 +10,41 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
+
+import paho.mqtt.client as mqtt
 
 from tests.support.broker import free_port
 from tests.support.processes import REPO, Proc
 
 BIN = os.path.dirname(sys.executable)
+IDS = [f"GD-DEMO-{i:04d}" for i in (1, 2, 3)]
 
 
-def test_demo_fleet_comes_up_and_stops_cleanly(tmp_path, procs):
-    data = tmp_path / "demo"
+def kioskctl(data, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([os.path.join(BIN, "kioskctl"), "--data-dir", str(data / "controller"), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def start_demo(data, port: int, procs) -> Proc:
     demo = Proc([sys.executable, str(REPO / "scripts" / "demo_fleet.py"), "--no-window", "--data-dir", str(data),
-                 "--mqtt-port", str(free_port()), "--http", f"127.0.0.1:{free_port()}"])
+                 "--mqtt-port", str(port), "--http", f"127.0.0.1:{free_port()}"])
     procs.append(demo)
-    demo.wait_for(lambda s: "Press Ctrl-C" in s, timeout=60)
+    demo.wait_for(lambda s: "Press Ctrl-C" in s, timeout=90)
     deadline = time.monotonic() + 45
     states = {}
     while time.monotonic() < deadline:
-        r = subprocess.run([os.path.join(BIN, "kioskctl"), "--data-dir", str(data / "controller"), "status", "--json"],
-                           capture_output=True, text=True, timeout=30)
+        r = kioskctl(data, "status", "--json")
         if r.returncode == 0:
             states = {k["kiosk_id"]: k["state"] for k in json.loads(r.stdout)}
             if len(states) == 3 and set(states.values()) == {"online"}:
                 break
         time.sleep(0.5)
-    assert states == {f"GD-DEMO-{i:04d}": "online" for i in (1, 2, 3)}
+    assert states == dict.fromkeys(IDS, "online")
+    return demo
+
+
+def stop_demo(demo: Proc, data) -> None:
     demo.signal(signal.SIGINT)
     assert demo.proc.wait(60) == 0
     demo.wait_for(lambda s: "demo fleet stopped" in s, timeout=5)
@@ -43,3 +56,66 @@ def test_demo_fleet_comes_up_and_stops_cleanly(tmp_path, procs):
             break
         time.sleep(0.2)
     assert leftovers == ""
+
+
+def plain_connect_refused(port: int) -> bool:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="intruder", protocol=mqtt.MQTTv5)
+    try:
+        c.connect("127.0.0.1", port, keepalive=5)
+        c.loop_start()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not c.is_connected():
+            time.sleep(0.05)
+        return not c.is_connected()
+    except OSError:
+        return True
+    finally:
+        c.loop_stop()
+
+
+def test_demo_is_a_small_real_deployment(tmp_path, procs):
+    data, port = tmp_path / "demo", free_port()
+    demo = start_demo(data, port, procs)
+    assert any("fleet created" in s for s in demo.stdout_lines)
+    assert any("enrolling GD-DEMO-0001" in s for s in demo.stdout_lines)
+    # Built with the technician's tools: the generated TLS listener, enrolled kiosks pinning the key.
+    conf = (data / "broker" / "demo-mosquitto.conf").read_text()
+    assert "require_certificate true" in conf and f"acl_file {data / 'broker' / 'acl'}" in conf
+    assert plain_connect_refused(port)
+    pub = (data / "controller" / "signing_key.pub").read_text().strip()
+    for kid in IDS:
+        cfg = tomllib.loads((data / "kiosks" / kid / "kiosk.toml").read_text())
+        assert cfg["controller_public_key"] == pub and cfg["kiosk_id"] == kid
+        assert cfg["broker"].startswith("mqtts://") and os.path.exists(cfg["cert_file"])
+    # Commands work from the first minute.
+    r = kioskctl(data, "command", "send", "GD-DEMO-0002", "test_print", "--wait", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "succeeded", r.stdout + r.stderr
+    assert list((data / "kiosks" / "GD-DEMO-0002" / "receipts").glob("receipt-*.txt"))
+    # Faults on demand, through the simulator's control socket.
+    fault = [sys.executable, str(REPO / "scripts" / "demo_fault.py"), "--data-dir", str(data)]
+    r = subprocess.run([*fault, "GD-DEMO-0001"], capture_output=True, text=True, timeout=30)
+    assert r.stdout.split() == ["printer"]
+    r = subprocess.run([*fault, "GD-DEMO-0001", "printer", '{"cmd": "paper", "state": "out"}'],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and json.loads(r.stdout) == {"ok": True, "cmd": "paper", "paper": "out"}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        show = json.loads(kioskctl(data, "kiosks", "show", "GD-DEMO-0001", "--json").stdout)
+        if show["devices"].get("printer", {}).get("detail") == "paper_out":
+            break
+        time.sleep(0.3)
+    assert show["devices"]["printer"]["detail"] == "paper_out"
+    bad = subprocess.run([*fault, "GD-DEMO-0001", "printer", '{"cmd": "paper", "state": "soggy"}'],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1 and json.loads(bad.stdout)["ok"] is False
+    for args in (["GD-NOPE", "printer", "{}"], ["GD-DEMO-0001", "toaster", "{}"], ["GD-DEMO-0001", "printer", "x"]):
+        r = subprocess.run([*fault, *args], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+    stop_demo(demo, data)
+
+    # Again: the same fleet and the same enrolled kiosks.
+    ca = (data / "ca" / "ca.crt.pem").read_bytes()
+    demo = start_demo(data, port, procs)
+    assert not any("fleet created" in s or "enrolling" in s for s in demo.stdout_lines)
+    assert (data / "ca" / "ca.crt.pem").read_bytes() == ca
+    stop_demo(demo, data)
