@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--kiosk")
     al.add_argument("--severity")
     al.add_argument("--limit", type=int, default=100)
-    asub.add_parser("ack", parents=[common], help="acknowledge an alarm").add_argument("alarm_id", type=int)
+    ack = asub.add_parser("ack", parents=[common], help="acknowledge an alarm")
+    ack.add_argument("alarm_id", type=int)
+    ack.add_argument("--note", default="", help="what was done or why (kept in the audit log)")
 
     e = sub.add_parser("events", help="recent events", parents=[common])
     e.add_argument("--kiosk")
@@ -118,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ctl_sites.register(sub, common)
     return p
+
+
+MAX_NOTE = 500  # an acknowledgement note is a line or two for the audit log
 
 
 def _age(seconds: float) -> str:
@@ -183,27 +188,46 @@ def cmd_kiosks(args: argparse.Namespace) -> int:
     return _out(args, page, human)
 
 
+def _text(value: Any, unit: str = "") -> str:
+    """A stored value as an operator reads it: "-" for nothing, never Python's None or dict repr."""
+    if value is None or value == "" or value == {} or value == "None":
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_text(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.1f}{unit}"
+    return f"{value}{unit}"
+
+
 def _print_kiosk(d: dict) -> None:
-    print(f"kiosk {d['kiosk_id']}: {d['state']} {d['reason']} since {_when(d['state_since'])}")
-    print(f"  site {d['site']}  mode {d['mode']}  boot {d['boot_id']}  versions {d['versions']}")
+    print(f"kiosk {d['kiosk_id']}: {d['state']} {d['reason']} since {_when(d['state_since'])}".replace("  ", " "))
+    versions = ", ".join(f"{k} {v}" for k, v in (d["versions"] or {}).items()) or "-"
+    print(f"  site {d['site']}  mode {_text(d['mode'])}  boot {_text(d['boot_id'])}  versions {versions}")
     print(f"  groups {', '.join(d['groups']) or '-'}  last seen {_when(d['last_seen'])}")
     for name, dev in sorted(d["devices"].items()):
         print(f"  device {name}: {dev.get('state')} {dev.get('fault') or ''} "
               f"{'available' if dev['available'] else 'UNAVAILABLE'} {dev.get('required_action') or ''}")
     t = d["telemetry"]
     if t:
-        print(f"  telemetry cpu {t.get('cpu')}% mem {t.get('memory')}% disk {t.get('disk')}% "
-              f"temp {t.get('temperature')} queue {t.get('queue_depth')}")
+        print(f"  telemetry cpu {_text(t.get('cpu'), '%')} mem {_text(t.get('memory'), '%')} "
+              f"disk {_text(t.get('disk'), '%')} temp {_text(t.get('temperature'), ' °C')} "
+              f"queue {_text(t.get('queue_depth'))}")
     for a in d["alarms"]:
         print(f"  ALARM #{a['id']} {a['severity']} {a['rule']} {a['message']}")
     c = d["config"]
-    print(f"  config desired v{c['desired_version']} reported v{c['reported_version']} "
-          f"{'in sync' if c['in_sync'] else 'OUT OF SYNC ' + c['reason']}")
+    if c["reported_version"] is None:
+        print(f"  config desired v{c['desired_version']}, nothing reported yet")
+    else:
+        print(f"  config desired v{c['desired_version']} reported v{c['reported_version']} "
+              f"{'in sync' if c['in_sync'] else 'OUT OF SYNC ' + c['reason']}")
 
 
 def cmd_alarms(args: argparse.Namespace) -> int:
     if args.sub == "ack":
-        return _action(args, "ack", {"alarm_id": args.alarm_id},
+        note = args.note.strip()
+        if len(note) > MAX_NOTE:
+            raise ConfigError(f"at most {MAX_NOTE} characters, got {len(note)}", field="--note")
+        return _action(args, "ack", {"alarm_id": args.alarm_id, "note": note},
                        lambda r: print(f"alarm {args.alarm_id} acknowledged" if r["acked"]
                                        else f"alarm {args.alarm_id} was already acknowledged"))
     page = store_reads.alarms(_ro(args), active=None if args.history else True, kiosk_id=args.kiosk,
@@ -367,6 +391,8 @@ def _action(args: argparse.Namespace, kind: str, payload: dict, human, *, quiet:
                              "(is kiosk-controller running on this data folder?); cancelled")
         act = store_reads.action(conn, action_id)
     if act["status"] == "error":
+        if args.json:  # scripts parse stdout: the refusal is JSON too
+            print(json.dumps({"error": act["result"]["error"]}, ensure_ascii=False))
         print(f"error: {act['result']['error']}", file=sys.stderr)
         return 1
     if not quiet:
@@ -382,7 +408,14 @@ def main(argv: list[str] | None = None) -> int:
                 "telemetry": cmd_telemetry, "config": cmd_config, "command": cmd_command, "group": cmd_group,
                 "audit": cmd_audit, "public-key": cmd_public_key}
     try:
-        return (getattr(args, "handler", None) or handlers[args.command])(args)
+        code = (getattr(args, "handler", None) or handlers[args.command])(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `kioskctl events | head`: the reader has all it wanted. Point stdout at /dev/null so the
+        # interpreter's final flush does not fail again (Python docs, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KioskError as exc:  # StoreError and ConfigError included
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -504,7 +504,9 @@ class Controller:
 
     def _do_action(self, store: Store, kind: str, p: dict[str, Any], user: str, now: float, out: list) -> Any:
         if kind == "ack":
-            return {"acked": self._ack(store, int(p["alarm_id"]), user, now)}
+            note = str(p.get("note", ""))[:500]
+            return {"alarm_id": int(p["alarm_id"]), "acked": self._ack(store, int(p["alarm_id"]), user, now, note),
+                    "note": note}
         if kind == "config_set":
             return {"version": self._config_set(store, p["scope"], p["body"], user, now, out)}
         if kind == "command":
@@ -518,12 +520,13 @@ class Controller:
             return {"ok": True}
         raise ConfigError(f"unknown action {kind!r}", field="kind")
 
-    def _ack(self, store: Store, alarm_id: int, user: str, now: float) -> bool:
+    def _ack(self, store: Store, alarm_id: int, user: str, now: float, note: str = "") -> bool:
+        detail = {"note": note} if note else {}
         if store.conn.execute("SELECT 1 FROM alarms WHERE id=?", (alarm_id,)).fetchone() is None:
-            store.audit(user, "alarm.ack", f"alarm:{alarm_id}", {}, "error: no such alarm", now)
+            store.audit(user, "alarm.ack", f"alarm:{alarm_id}", detail, "error: no such alarm", now)
             raise NotFound(f"no alarm {alarm_id}")
         done = store.ack_alarm(alarm_id, user, now)
-        store.audit(user, "alarm.ack", f"alarm:{alarm_id}", {}, "ok" if done else "already acknowledged", now)
+        store.audit(user, "alarm.ack", f"alarm:{alarm_id}", detail, "ok" if done else "already acknowledged", now)
         return done
 
     def _config_set(self, store: Store, scope: str, body: Any, user: str, now: float, out: list) -> int:
