@@ -120,6 +120,24 @@ def _start_agent(config, app) -> None:
             log.error("fleet link not started: %s", exc)
     threading.Thread(target=run, daemon=True).start()
     app.agent = runtime.agent
+    _restart_on_request(runtime, app)
+
+
+def _restart_on_request(runtime, app) -> None:
+    """A fleet restart_app (or a simulated reboot) asks the runtime to restart: leave the Kivy loop
+    with kiosk-agent's "restart me" exit code, so systemd (Restart=always) or the demo starts us again."""
+    from kivy.clock import Clock
+
+    from kiosk_ui.agent.cli import RESTART_EXIT_CODE
+
+    def check(_dt):
+        if not runtime.restart_requested.is_set():
+            return True
+        log.warning("restarting: %s", runtime.restart_reason)
+        app.exit_code = RESTART_EXIT_CODE
+        app.stop()
+        return False
+    Clock.schedule_interval(check, 0.5)
 
 
 def _stop_on_sigterm(app) -> None:
