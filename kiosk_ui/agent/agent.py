@@ -93,6 +93,11 @@ class KioskAgent:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
+        # Only the network thread may touch the socket. Without a loop_start() thread, paho writes a
+        # publish from the caller's thread, while _network reads: concurrent use of one TLS socket
+        # breaks its records ("bad record mac") and the broker drops the kiosk. With this hook set,
+        # paho queues the packet and wakes _network's loop(), which writes it.
+        self.client.on_socket_register_write = lambda *_: None
 
     def _topic(self, kind: str) -> str:
         return fleet.topic(self.config.kiosk_id, kind)

@@ -1,0 +1,65 @@
+"""A kiosk over mutual TLS under load: events published from several threads while the broker
+sends to the kiosk all the time. A TLS socket must be used by one thread at a time, or its records
+break ("bad record mac") and the broker drops the kiosk; the agent keeps its one connection and
+every event arrives."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from foundation.settings import KioskConfig, from_mapping
+from kiosk_ui.agent.agent import KioskAgent
+from provisioning import fleet_ca, pki
+from tests.provisioning.conftest import PASSPHRASE, Client, wait_until, write_identity
+
+EVENTS = 600
+
+
+def test_agent_keeps_its_tls_connection_under_concurrent_traffic(tmp_path, fleet_dir, tls_broker):
+    ca = fleet_ca.load_ca(fleet_dir, PASSPHRASE)
+    index = fleet_ca.CertIndex(fleet_dir.index)
+    key, cert = fleet_ca.issue_identity(ca, index, "tls-load-1", "site-1", pki.utcnow())
+    index.close()
+    cert_file, key_file = write_identity(tmp_path / "tls", "tls-load-1", key, cert)
+    cfg = from_mapping(KioskConfig, {"kiosk_id": "tls-load-1", "broker": f"mqtts://127.0.0.1:{tls_broker.port}",
+                                     "data_dir": str(tmp_path / "kiosk"), "ca_file": str(fleet_dir.ca_cert),
+                                     "cert_file": str(cert_file), "key_file": str(key_file), "keepalive": 5})
+    agent = KioskAgent(cfg, device_status=lambda: {})
+    drops: list = []
+    on_disconnect = agent.client.on_disconnect
+    agent.client.on_disconnect = lambda *a: (drops.append(a[3]), on_disconnect(*a))
+    ctl = Client(tls_broker.port, fleet_dir.ca_cert, fleet_dir.controller_cert, fleet_dir.controller_key, "ctl-load")
+    assert ctl.connect()
+    ctl.subscribe("kiosk/v1/tls-load-1/events")
+    agent.start(wait=20)
+    stop = threading.Event()
+
+    def chatter():  # the broker writes to the kiosk while it writes its events
+        n = 0
+        while not stop.is_set():
+            n += 1
+            ctl.c.publish("kiosk/v1/tls-load-1/config/desired", json.dumps({"v": 1, "version": n, "config": {}}), 1,
+                          retain=True)
+            stop.wait(0.002)
+
+    def emitter(k: int):
+        for i in range(EVENTS // 3):
+            agent.emit("load", {"worker": k, "i": i})
+
+    threads = [threading.Thread(target=chatter)] + [threading.Thread(target=emitter, args=(k,)) for k in range(3)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads[1:]:
+            t.join(60)
+
+        def got() -> int:
+            return sum(1 for topic, body in ctl.messages if json.loads(body).get("type") == "load")
+        assert wait_until(lambda: got() >= EVENTS, timeout=60), (got(), drops)
+        assert drops == []
+    finally:
+        stop.set()
+        threads[0].join(10)
+        agent.stop()
+        ctl.close()
