@@ -88,6 +88,16 @@ def broker_config(data: Path, port: int, *, plain: bool, as_root: bool) -> str:
     return "\n".join(out + local + [""])
 
 
+def set_settings(config: Path, **values) -> None:
+    """Change settings in a kiosk's config file, keeping everything enrolment wrote."""
+    from foundation.secure_files import write_atomic
+    from provisioning.enrol_client import dump_toml
+
+    data = tomllib.loads(config.read_text())
+    if any(data.get(k) != v for k, v in values.items()):
+        write_atomic(config, dump_toml({**data, **values}))
+
+
 def enrolled(config: Path) -> bool:
     try:
         data = tomllib.loads(config.read_text())

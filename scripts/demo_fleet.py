@@ -142,11 +142,12 @@ class Fleet:
             return {k: f.result() for k, f in futures.items()}
 
     def start_kiosk(self, kid: str, config: Path) -> None:
+        # The file says it, as on a real kiosk; the controller was told the same period.
+        demo_deploy.set_settings(config, telemetry_interval=self.args.telemetry_interval)
         if kid == WINDOW_ID:
             self.spawn(kid, [str(BIN / "kiosk"), "--config", str(config), "--windowed", "--broker", self.broker_url])
             return
-        self.spawn(kid, [str(BIN / "kiosk-agent"), "--config", str(config), "--broker", self.broker_url,
-                         "--telemetry-interval", str(self.args.telemetry_interval)])
+        self.spawn(kid, [str(BIN / "kiosk-agent"), "--config", str(config), "--broker", self.broker_url])
 
     def banner(self) -> None:
         a, ctl = self.args, self.data / "controller"
