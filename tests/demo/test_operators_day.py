@@ -1,6 +1,6 @@
 """An operator's day on the demo fleet as it ships, in real Chromium.
 
-The fleet starts through scripts/demo's own entry point (init-fleet, mutual-TLS broker, enrolled
+The fleet starts as the README starts it, ``scripts/demo`` (init-fleet, mutual-TLS broker, enrolled
 kiosks, the Kivy kiosk window under this test's X display). Then, as an operator would: sign in,
 every kiosk online and none degraded, a test print on every kiosk from its console page (a
 receipt appears), paper out on a headless kiosk and on the Kivy kiosk (each raises exactly one
@@ -59,7 +59,7 @@ class Demo:
     def __init__(self, tmp_path: Path, procs: list, display: str) -> None:
         self.data = tmp_path / "demo"
         self.http = f"127.0.0.1:{free_port()}"
-        self.proc = Proc([sys.executable, str(REPO / "scripts" / "demo_fleet.py"), "--data-dir", str(self.data),
+        self.proc = Proc([str(REPO / "scripts" / "demo"), "--data-dir", str(self.data),
                           "--mqtt-port", str(free_port()), "--http", self.http, "--telemetry-interval", "5"],
                          env={"DISPLAY": display})
         procs.append(self.proc)
