@@ -102,10 +102,10 @@ def test_demo_is_a_small_real_deployment(tmp_path, procs):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         show = json.loads(kioskctl(data, "kiosks", "show", "GD-DEMO-0001", "--json").stdout)
-        if show["devices"].get("printer", {}).get("detail") == "paper_out":
+        if show["devices"].get("printer", {}).get("fault") == "paper_out":
             break
         time.sleep(0.3)
-    assert show["devices"]["printer"]["detail"] == "paper_out"
+    assert show["devices"]["printer"]["fault"] == "paper_out"
     bad = subprocess.run([*fault, "GD-DEMO-0001", "printer", '{"cmd": "paper", "state": "soggy"}'],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 1 and json.loads(bad.stdout)["ok"] is False
