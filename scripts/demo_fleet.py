@@ -32,12 +32,12 @@ RESTART_EXIT_CODE = 75  # kiosk-agent's "restart me" (a restart_app/reboot comma
 WINDOW_ID = "GD-DEMO-WINDOW"
 
 
-def port_free(port: int) -> bool:
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         # Like Mosquitto itself, ignore connections of an earlier run still in TIME_WAIT.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
         except OSError:
             return False
     return True
@@ -87,6 +87,9 @@ class Fleet:
         a = self.args
         if not port_free(a.mqtt_port):
             raise SystemExit(f"error: port {a.mqtt_port} is in use; choose another with --mqtt-port")
+        host, _, port = a.http.rpartition(":")
+        if port.isdigit() and int(port) and not port_free(int(port), host or "127.0.0.1"):
+            raise SystemExit(f"error: {a.http} is in use; choose another console address with --http HOST:PORT")
         setup_log = self.logs / "setup.log"
         try:
             if demo_deploy.init_fleet(self.data, a.mqtt_port, setup_log):

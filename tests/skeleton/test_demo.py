@@ -123,3 +123,17 @@ def test_demo_is_a_small_real_deployment(tmp_path, procs):
     r = kioskctl(data, "command", "send", "GD-DEMO-0003", "set_mode", "--args", '{"mode": "maintenance"}', "--wait")
     assert r.returncode == 0 and "SUCCEEDED" in r.stdout, r.stdout + r.stderr
     stop_demo(demo, data)
+
+
+def test_demo_refuses_taken_ports_before_building_anything(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        for flags, word in ((["--mqtt-port", str(busy)], "--mqtt-port"), (["--http", f"127.0.0.1:{busy}"], "--http")):
+            r = subprocess.run([sys.executable, str(REPO / "scripts" / "demo_fleet.py"), "--no-window", "--data-dir",
+                                str(tmp_path / "d"), *flags], capture_output=True, text=True, timeout=60)
+            assert r.returncode == 1 and word in r.stderr and "Traceback" not in r.stderr, r.stderr
+            assert not (tmp_path / "d" / "ca").exists()
