@@ -132,7 +132,9 @@ def test_demo_refuses_taken_ports_before_building_anything(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
-        for flags, word in ((["--mqtt-port", str(busy)], "--mqtt-port"), (["--http", f"127.0.0.1:{busy}"], "--http")):
+        free = f"127.0.0.1:{free_port()}"
+        for flags, word in ((["--mqtt-port", str(busy), "--http", free], "--mqtt-port"),
+                            (["--mqtt-port", str(free_port()), "--http", f"127.0.0.1:{busy}"], "--http")):
             r = subprocess.run([sys.executable, str(REPO / "scripts" / "demo_fleet.py"), "--no-window", "--data-dir",
                                 str(tmp_path / "d"), *flags], capture_output=True, text=True, timeout=60)
             assert r.returncode == 1 and word in r.stderr and "Traceback" not in r.stderr, r.stderr
