@@ -23,6 +23,7 @@ from typing import Any
 from foundation.errors import TransportError
 
 MAX_LINE = 64 * 1024  # a control line is small; anything longer is not one
+SEND_TIMEOUT = 1.0
 
 
 @contextlib.contextmanager
@@ -79,8 +80,9 @@ class ControlListener:
         while b"\n" in buf:
             line, _, rest = bytes(buf).partition(b"\n")
             buf[:] = rest
-            if line.strip():
-                self._answer(conn, self.handle(line.decode("utf-8", "replace")))
+            if line.strip() and not self._answer(conn, self.handle(line.decode("utf-8", "replace"))):
+                data = b""  # the client stopped reading: drop it
+                break
         if len(buf) > MAX_LINE:
             self._answer(conn, {"ok": False, "error": f"control line longer than {MAX_LINE} bytes"})
             data = b""
@@ -90,12 +92,15 @@ class ControlListener:
         return True
 
     @staticmethod
-    def _answer(conn: socket.socket, reply: dict[str, Any]) -> None:
-        conn.setblocking(True)  # one short line; the client reads it at once
+    def _answer(conn: socket.socket, reply: dict[str, Any]) -> bool:
+        """Send one reply line; False if the client is gone or does not read it within a second
+        (a client that stops reading must not stall the device)."""
+        conn.settimeout(SEND_TIMEOUT)
         try:
             conn.sendall((json.dumps(reply, ensure_ascii=False) + "\n").encode())
-        except OSError:
-            pass  # the client left without reading its answer
+            return True
+        except OSError:  # TimeoutError included
+            return False
         finally:
             conn.setblocking(False)
 

@@ -54,6 +54,20 @@ def test_bad_lines_on_the_socket_get_errors(tmp_path, procs):
     assert send(ctl, {"cmd": "status"})["ok"]
 
 
+def test_a_client_that_never_reads_is_dropped(tmp_path, procs):
+    ctl = tmp_path / "printer.ctl"
+    start(procs, "printer", tmp_path / "printer", ctl)
+    with socket.socket(socket.AF_UNIX) as hog:
+        hog.connect(str(ctl))
+        hog.settimeout(10)
+        try:
+            hog.sendall(b'{"cmd": "status"}\n' * 200_000)  # ~3.6 MB of requests, no reads
+        except OSError:
+            pass  # dropped while still sending: what should happen
+        # The simulator still answers everybody else.
+        assert send(ctl, {"cmd": "status"}, timeout=10)["ok"]
+
+
 def test_long_socket_paths_work(tmp_path, procs):
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
