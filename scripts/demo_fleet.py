@@ -217,11 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scripts/demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kiosks", type=int, default=3, help="number of headless simulated kiosks (default 3)")
-    p.add_argument("--mqtt-port", type=int, default=int(os.environ.get("KIOSK_DEMO_MQTT_PORT", 18830)))
+    p.add_argument("--mqtt-port", type=int, default=int(os.environ.get("KIOSK_DEMO_MQTT_PORT", 18830)),
+                   help="the private broker's port on 127.0.0.1 (default 18830)")
     p.add_argument("--http", default=os.environ.get("KIOSK_DEMO_HTTP", "127.0.0.1:8080"),
                    help="console and enrolment address HOST:PORT (default 127.0.0.1:8080)")
     p.add_argument("--data-dir", default=str(ROOT / "demo-data"), help="the demo's fleet folder (default demo-data)")
-    p.add_argument("--telemetry-interval", type=float, default=30.0)
+    p.add_argument("--telemetry-interval", type=float, default=30.0,
+                   help="seconds between the kiosks' telemetry, written into their configs (default 30)")
     p.add_argument("--plain", action="store_true",
                    help="plain-TCP broker without TLS, for development (kiosks are still enrolled and pin the key)")
     p.add_argument("--no-window", dest="window", action="store_false", help="do not open a kiosk window")
