@@ -1,0 +1,174 @@
+"""The kiosk installs a release beside the running one, switches atomically, proves health or
+rolls back by itself. Real venvs, real pip --no-index, the real app process, the real broker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from contract import release as R
+from kiosk_ui.updater import locks
+from kiosk_ui.updater.health import Observation, read_signals
+from kiosk_ui.updater.state import UpdateError
+from kiosk_ui.updater.watch import watch
+from provisioning import release_build as B
+
+
+def _tree_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(path)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+class Service:
+    """Runs what ``current`` names, as kiosk.service does (ExecStart=/opt/kiosk/current/venv/bin/...)."""
+
+    def __init__(self, kiosk, broker_port: int, health_dir: Path) -> None:
+        self.kiosk, self.port, self.health_dir = kiosk, broker_port, health_dir
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.stop()
+        self.proc = subprocess.Popen([str(self.kiosk.lay.current / "venv" / "bin" / "kiosk-probe")],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env={"KIOSK_HEALTH_DIR": str(self.health_dir),
+                                          "KIOSK_BROKER_PORT": str(self.port), "PATH": "/usr/bin:/bin"})
+
+    def running_version(self) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        assert line[:1] == ["running"], line
+        return line[1]
+
+    def observe(self, trial) -> Observation:
+        assert self.proc is not None
+        code = self.proc.poll()
+        return Observation(read_signals(self.health_dir, trial.version, trial.started),
+                           None if code is None else f"exit status {code}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def service(kiosk, broker, tmp_path):
+    s = Service(kiosk, broker.port, tmp_path / "health")
+    s.start()
+    assert s.running_version() == "1.0.0"
+    yield s
+    s.stop()
+
+
+def _switch_and_watch(kiosk, service, version: str):
+    kiosk.install(version)
+    out = kiosk.sw.switch(version)
+    assert out.status == "switched"
+    t0 = time.monotonic()
+    service.start()  # systemctl restart kiosk
+    result = watch(kiosk.sw, service.observe, restart=service.start, wait=time.sleep, interval=0.1)
+    return result, time.monotonic() - t0
+
+
+def test_healthy_release_commits_and_the_old_one_was_never_touched(kiosk, service):
+    old = kiosk.lay.release("1.0.0")
+    before = _tree_digest(old)
+    result, _ = _switch_and_watch(kiosk, service, "2.0.0")
+    assert (result.status, result.version) == ("committed", "2.0.0")
+    assert kiosk.sw.current() == kiosk.sw.committed() == "2.0.0"
+    assert _tree_digest(old) == before
+    assert (kiosk.lay.release("2.0.0") / "venv" / "pyvenv.cfg").is_file()
+    assert service.running_version() == "2.0.0"
+    assert kiosk.sw.state().last_result["status"] == "committed"
+
+
+def test_release_crashing_on_import_rolls_back_and_is_marked_bad(kiosk, service):
+    result, took = _switch_and_watch(kiosk, service, "3.0.0")
+    assert result.status == "rolled_back" and result.reason.startswith("crashed: exit status 1")
+    assert took < 90
+    assert kiosk.sw.current() == kiosk.sw.committed() == "1.0.0"
+    assert service.running_version() == "1.0.0"
+    st = kiosk.sw.state()
+    assert st.bad == ("3.0.0",) and st.last_result["reason"] == result.reason
+    with pytest.raises(UpdateError, match="marked_bad"):
+        kiosk.sw.switch("3.0.0")
+    bundle = kiosk.releases.base / "bundle-3.0.0"
+    with pytest.raises(R.ReleaseRejected, match="failed on this device"):
+        kiosk.installer.check((bundle / R.MANIFEST_FILE).read_bytes(), "1.0.0")
+
+
+def test_release_that_never_reaches_the_broker_rolls_back(kiosk, service):
+    result, took = _switch_and_watch(kiosk, service, "4.0.0")
+    assert result.status == "rolled_back" and result.reason.startswith("no_broker")
+    assert took < 90
+    assert service.running_version() == "1.0.0"
+
+
+def test_ordinary_boots_never_roll_back_but_a_boot_loop_on_trial_does(kiosk):
+    for _ in range(10):  # power cuts with no trial pending
+        assert kiosk.sw.boot().status == "nothing"
+    assert kiosk.sw.current() == "1.0.0"
+    kiosk.install("2.0.0")
+    kiosk.sw.switch("2.0.0")
+    for n in range(1, kiosk.sw.policy.max_trial_boots + 1):
+        out = kiosk.sw.boot()
+        assert (out.status, kiosk.sw.state().trial.boots) == ("trial", n)
+    out = kiosk.sw.boot()
+    assert out.status == "rolled_back" and out.reason.startswith("boot_loop")
+    assert kiosk.sw.current() == "1.0.0" and kiosk.sw.state().bad == ("2.0.0",)
+
+
+def test_update_lock_defers_and_reports_a_stale_lock(kiosk, tmp_path):
+    kiosk.install("2.0.0")
+    lock_dir = kiosk.sw.lock_dir
+    with locks.hold(lock_dir, "session", limit_s=600):
+        out = kiosk.sw.switch("2.0.0")
+    assert out.status == "deferred" and out.reason.startswith("deferred (busy): session")
+    with locks.hold(lock_dir, "print", limit_s=60, now=time.time() - 3600):
+        out = kiosk.sw.switch("2.0.0")
+    assert out.status == "deferred" and "deferred (locked): print held 3600 s (limit 60 s)" in out.reason
+    assert kiosk.sw.current() == "1.0.0" and kiosk.sw.state().trial is None
+    # A session cannot start while the switch holds the locks; it starts right after.
+    started, done = threading.Event(), threading.Event()
+
+    def session() -> None:
+        with locks.hold(lock_dir, "session", 60):
+            started.set()
+            done.wait(10)
+
+    t = threading.Thread(target=session)
+    with locks.SwitchGuard(lock_dir, time.time()) as guard:
+        assert not guard.busy
+        t.start()
+        assert not started.wait(0.3)
+    assert started.wait(10)
+    assert kiosk.sw.switch("2.0.0").status == "deferred"
+    done.set()
+    t.join(10)
+    assert kiosk.sw.switch("2.0.0").status == "switched"
+
+
+def test_refused_release_writes_nothing(kiosk):
+    bundle = kiosk.releases.base / "bundle-1.0.0"
+    before = sorted(p.name for p in kiosk.lay.releases.iterdir())
+    with pytest.raises(R.ReleaseRejected, match="not_newer"):
+        kiosk.installer.check((bundle / R.MANIFEST_FILE).read_bytes(), "1.0.0")
+    assert sorted(p.name for p in kiosk.lay.releases.iterdir()) == before
+
+
+def test_key_list_replay_is_refused_and_not_saved(kiosk, releases):
+    newer = B.build_key_list(releases.root, [("rk-1", R.key_text(releases.key), ["kiosk"])], serial=2,
+                             now=releases.now)
+    kiosk.installer.accept_key_list(json.dumps(newer).encode())
+    with pytest.raises(R.ReleaseRejected, match="key_list_replay"):
+        kiosk.installer.accept_key_list(releases.key_list)
+    assert kiosk.sw.state().key_list["serial"] == 2
