@@ -63,6 +63,11 @@ class Fs:
         elif path.exists():
             shutil.rmtree(path)
 
+    def sync(self) -> None:
+        """Flush everything (what a child process such as pip wrote was never fsynced)."""
+        self.step("sync", "/")
+        os.sync()
+
     def run(self, argv: list[str], **kw: Any) -> subprocess.CompletedProcess:
         self.step("run", argv[0])
         return subprocess.run(argv, capture_output=True, text=True, **kw)

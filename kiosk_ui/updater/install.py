@@ -88,6 +88,7 @@ class Installer:
             self._run([self.python, "-m", "venv", "--without-pip", str(d / "venv")], "venv")
             self._run([*self.pip, "--python", str(d / "venv" / "bin" / "python"), "install", "--no-index",
                        "--no-deps", "--disable-pip-version-check", "--no-cache-dir", *wheels], "pip install")
+            self.fs.sync()  # pip does not fsync; the marker below must never outlive the files
             self.fs.write_atomic(d / "release.json", json.dumps(man.document, sort_keys=True).encode())
             self.fs.write_atomic(d / INSTALLED_MARK, f"{man.version}\n".encode())
             self.fs.fsync(self.lay.releases)
