@@ -172,3 +172,42 @@ def test_key_list_replay_is_refused_and_not_saved(kiosk, releases):
     with pytest.raises(R.ReleaseRejected, match="key_list_replay"):
         kiosk.installer.accept_key_list(releases.key_list)
     assert kiosk.sw.state().key_list["serial"] == 2
+
+
+def test_kiosk_updater_cli_trusts_installs_reports_and_boots(releases, tmp_path, capsys):
+    from kiosk_ui.updater import cli
+
+    root_pub = tmp_path / "release-root.pub"
+    root_pub.write_text(R.key_text(releases.root) + "\n")
+    (tmp_path / "keys.json").write_bytes(releases.key_list)
+    base = ["--root", str(tmp_path / "opt"), "--root-pub", str(root_pub)]
+    assert cli.main([*base, "install", str(releases.base / "bundle-1.0.0")]) == 1
+    assert "no_key_list" in capsys.readouterr().err
+    assert cli.main([*base, "trust", str(tmp_path / "keys.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["key_list_serial"] == 1
+    assert cli.main([*base, "install", str(tmp_path / "nothing")]) == 1
+    assert "not a bundle" in capsys.readouterr().err
+    assert cli.main([*base, "install", str(releases.base / "bundle-1.0.0")]) == 0
+    assert json.loads(capsys.readouterr().out) == {"installed": "1.0.0"}
+    assert cli.main([*base, "boot"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "nothing"
+    assert cli.main([*base, "status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["installed"] == ["1.0.0"] and status["current"] is None and status["key_list_serial"] == 1
+    assert cli.main([*base, "activate", "1.0.0"]) == 0
+    assert cli.main([*base, "activate", "1.0.0"]) == 1
+    assert "already_active" in capsys.readouterr().err
+    assert cli.main([*base, "switch", "1.0.0"]) == 1
+    assert "nothing_to_switch" in capsys.readouterr().err
+
+
+def test_kiosk_unit_runs_what_current_names():
+    import configparser
+
+    from tests.support.processes import REPO
+
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str
+    cp.read(REPO / "deploy" / "systemd" / "kiosk.service")
+    assert cp["Service"]["ExecStart"].startswith("/opt/kiosk/current/venv/bin/kiosk ")
+    assert cp["Service"]["ExecStartPre"] == "+/opt/kiosk/committed/venv/bin/kiosk-updater boot"

@@ -1,0 +1,177 @@
+"""``kiosk-updater``: the kiosk's update commands (run as root from the committed release).
+
+    kiosk-updater trust release-keys.json            verify and save a new release key list
+    kiosk-updater install https://controller/releases/kiosk-1.4.0   (or a bundle folder)
+    kiosk-updater activate 1.4.0                     the first release of a new kiosk (provisioning)
+    kiosk-updater switch 1.4.0                       switch, restart the kiosk, run the health window
+    kiosk-updater watch                              resume the health window of a pending trial
+    kiosk-updater boot                               recovery + trial boot count (kiosk.service ExecStartPre)
+    kiosk-updater status [--json]
+
+Exit status: 0 done, 1 refused or failed (one line says why), 3 deferred (an activity holds the
+update lock; the line names it), 4 rolled back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from contract import release as R
+from foundation.errors import KioskError
+from kiosk_ui.updater.fetch import Fetcher, RateLimiter, from_folder
+from kiosk_ui.updater.health import HealthPolicy
+from kiosk_ui.updater.install import Installer
+from kiosk_ui.updater.state import Layout, UpdateError
+from kiosk_ui.updater.switch import Outcome, Switcher
+from kiosk_ui.updater.watch import SystemdObserver, watch
+
+EXIT = {"deferred": 3, "rolled_back": 4}
+
+
+def _context(args) -> ssl.SSLContext | None:
+    if not args.ca:
+        return None
+    ctx = ssl.create_default_context(cafile=args.ca)
+    if args.cert:
+        ctx.load_cert_chain(args.cert, args.key)  # the kiosk's own certificate: mutual TLS
+    return ctx
+
+
+def _parts(args) -> tuple[Layout, Installer, Switcher]:
+    lay = Layout(Path(args.root))
+    policy = HealthPolicy(window_s=args.window, signal_deadline_s=args.deadline)
+    try:
+        root_key = R.parse_key(Path(args.root_pub).read_text(encoding="ascii"), what=args.root_pub)
+    except OSError as exc:
+        raise UpdateError("no_root_key", f"cannot read the release root key {args.root_pub}: {exc}") from None
+    return lay, Installer(lay, root_key=root_key, clock=time.time), Switcher(lay, clock=time.time, policy=policy)
+
+
+def _print(out: Outcome, as_json: bool = True) -> int:
+    print(json.dumps({"status": out.status, "version": out.version, "reason": out.reason}))
+    return EXIT.get(out.status, 0)
+
+
+def cmd_trust(args) -> int:
+    _, inst, _ = _parts(args)
+    keys = inst.accept_key_list(Path(args.key_list).read_bytes())
+    print(json.dumps({"key_list_serial": keys.serial, "keys": sorted(keys.keys)}))
+    return 0
+
+
+def cmd_install(args) -> int:
+    lay, inst, sw = _parts(args)
+    src = args.source
+    if src.startswith(("https://", "http://")):
+        limiter = RateLimiter(args.rate, clock=time.monotonic, sleep=time.sleep) if args.rate else None
+        fetcher = Fetcher(src, lay.objects, context=_context(args), limiter=limiter, sleep=time.sleep)
+        man = inst.check(fetcher.manifest(), sw.current())
+        inst.install(man, fetcher.ensure)
+        extra = {"downloaded": fetcher.report.downloaded, "reused": fetcher.report.reused}
+    else:
+        try:
+            raw = (Path(src) / R.MANIFEST_FILE).read_bytes()
+        except OSError:
+            raise R.ReleaseRejected("bad_manifest", f"{src} is not a bundle (no {R.MANIFEST_FILE})") from None
+        man = inst.check(raw, sw.current())
+        inst.install(man, from_folder(Path(src), lay.objects))
+        extra = {}
+    print(json.dumps({"installed": man.version, **extra}))
+    return 0
+
+
+def _restart(args) -> None:
+    subprocess.run(["systemctl", "restart", args.unit], check=False, timeout=120)
+
+
+def _watch(args, sw: Switcher) -> Outcome:
+    observer = SystemdObserver(args.unit, Path(args.health_dir))
+    return watch(sw, observer, restart=lambda: _restart(args), wait=time.sleep, interval=2.0)
+
+
+def cmd_switch(args) -> int:
+    _, _, sw = _parts(args)
+    out = sw.switch(args.version)
+    if out.status != "switched":
+        return _print(out)
+    _restart(args)
+    return _print(_watch(args, sw))
+
+
+def cmd_watch(args) -> int:
+    _, _, sw = _parts(args)
+    return _print(_watch(args, sw))
+
+
+def cmd_activate(args) -> int:
+    _, _, sw = _parts(args)
+    sw.activate_first(args.version)
+    return _print(Outcome("committed", args.version, "first release of this kiosk"))
+
+
+def cmd_boot(args) -> int:
+    _, _, sw = _parts(args)
+    return _print(sw.boot())
+
+
+def cmd_status(args) -> int:
+    lay, _, sw = _parts(args)
+    st = sw.state()
+    installed = sorted(d.name for d in lay.releases.iterdir() if lay.installed(d.name)) if lay.releases.is_dir() else []
+    print(json.dumps({"current": sw.current(), "committed": sw.committed(), "installed": installed,
+                      "trial": st.trial.__dict__ if st.trial else None, "bad": list(st.bad),
+                      "last_result": st.last_result,
+                      "key_list_serial": (st.key_list or {}).get("serial")}, indent=None if args.json else 1))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kiosk-updater", description=__doc__.split("\n")[0])
+    p.add_argument("--root", default="/opt/kiosk", help="the folder holding releases/, current, committed")
+    p.add_argument("--root-pub", default="/etc/kiosk/release-root.pub", help="the pinned release root key")
+    p.add_argument("--unit", default="kiosk.service")
+    p.add_argument("--health-dir", default="/run/kiosk/health")
+    p.add_argument("--window", type=float, default=300.0, help="health window in seconds")
+    p.add_argument("--deadline", type=float, default=60.0, help="seconds to reach ready/broker/devices")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("trust")
+    s.add_argument("key_list")
+    s.set_defaults(func=cmd_trust)
+    s = sub.add_parser("install")
+    s.add_argument("source", help="bundle URL (https://...) or folder")
+    s.add_argument("--rate", type=float, default=None, help="download limit in bytes per second")
+    s.add_argument("--ca")
+    s.add_argument("--cert")
+    s.add_argument("--key")
+    s.set_defaults(func=cmd_install)
+    s = sub.add_parser("activate", help="make the first installed release current and committed")
+    s.add_argument("version")
+    s.set_defaults(func=cmd_activate)
+    s = sub.add_parser("switch")
+    s.add_argument("version")
+    s.set_defaults(func=cmd_switch)
+    for name, func in (("watch", cmd_watch), ("boot", cmd_boot)):
+        sub.add_parser(name).set_defaults(func=func)
+    s = sub.add_parser("status")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KioskError as exc:
+        print(f"kiosk-updater {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
