@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import ssl
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from contract import release as R
 from foundation.errors import KioskError
+from foundation.logs import setup_logging
 from kiosk_ui.updater.fetch import Fetcher, RateLimiter, from_folder
 from kiosk_ui.updater.health import HealthPolicy
 from kiosk_ui.updater.install import Installer
@@ -32,6 +34,7 @@ from kiosk_ui.updater.switch import Outcome, Switcher
 from kiosk_ui.updater.watch import SystemdObserver, watch
 
 EXIT = {"deferred": 3, "rolled_back": 4}
+log = logging.getLogger("kiosk_ui.updater")
 
 
 def _context(args) -> ssl.SSLContext | None:
@@ -136,6 +139,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default="/opt/kiosk", help="the folder holding releases/, current, committed")
     p.add_argument("--root-pub", default="/etc/kiosk/release-root.pub", help="the pinned release root key")
     p.add_argument("--unit", default="kiosk.service")
+    p.add_argument("--log-level", default="INFO")
     p.add_argument("--health-dir", default="/run/kiosk/health")
     p.add_argument("--window", type=float, default=300.0, help="health window in seconds")
     p.add_argument("--deadline", type=float, default=60.0, help="seconds to reach ready/broker/devices")
@@ -166,9 +170,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    setup_logging(args.log_level)  # to stderr, i.e. the journal: roll-backs and their reasons land there
     try:
         return args.func(args)
     except KioskError as exc:
+        log.error("refused", extra={"fields": {"command": args.command, "reason": getattr(exc, "reason", "")}})
         print(f"kiosk-updater {args.command}: {exc}", file=sys.stderr)
         return 1
 
