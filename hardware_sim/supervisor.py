@@ -10,7 +10,9 @@ Control commands (JSON lines on stdin), besides the common unplug/replug/garble/
 ``door`` {"open": bool}, ``tamper`` {"active": bool}, ``presence`` {}, ``temperature``
 {"c": float, "rh": float}, ``sensor`` {"stuck": "bus"|"ff"|""}, ``advance`` {"seconds": n},
 ``time_scale`` {"factor": x}, ``relays`` {} (the relay log), ``status`` {}, ``reboot``
-{"cause": "watchdog"|"soft"|"power_on"}, ``files`` {} (what is in the board's flash).
+{"cause": "watchdog"|"soft"|"power_on"}, ``files`` {} (what is in the board's flash). The boot
+event note carries ``set``: the firmware set main.py would boot (firmware/bootsel.py; "" for
+the files at the root of the flash), counted and fallen back exactly as on the board.
 
 The board's flash (what ``kiosk-provision flash-firmware`` writes over the link) is the folder
 ``OUT/flash`` with ``--out OUT``, so a test or a technician can look at it or damage it; without
@@ -32,6 +34,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from firmware import bootsel
 from firmware import link as L
 from firmware.core.files import sha256_of
 from firmware.core.hostwatch import HostWatchdog
@@ -135,13 +138,17 @@ class SupervisorSim(SimDevice):
                 # A relay that was off comes back on when the board resets (pins default to
                 # "powered"); carrying the level over makes that switch show up in the log.
                 relay.level = old.relays[name].level
+        # What main.py does first on the board: count a boot of a staged set on trial, fall back
+        # to the last good set past the limit (the sim runs this tree's core whatever it picks).
+        self.boot_set = bootsel.choose(self.files)
         legacy = self.protocol == L.PROTO_V1 and self._flash_files() == self._flash0
         self.core = (LegacyBoard if legacy else Supervisor)(self.hal, now_ms)
         self.core.listener = self._on_event
         self._logged = len(self.hal.relay_log)
         hello = self.core.hello(now_ms)
         self._notes.append({"note": "event", "ev": "boot", "reset": cause, "boots": self.core.guard.boots,
-                            "safe": self.core.safe, "fw": hello["fw"], "proto": hello["proto"], "t_ms": now_ms})
+                            "safe": self.core.safe, "fw": hello["fw"], "proto": hello["proto"], "t_ms": now_ms,
+                            "set": self.boot_set})
 
     def _on_event(self, ev: str, fields: dict) -> None:
         note = {"note": "event", "t_ms": self._last_ms}

@@ -21,6 +21,7 @@ import json
 import logging
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,6 +255,59 @@ def flash_over_link(url: str, bundle: Path, *, hello: Callable[[], dict] | None 
     _check_hello(report, hello, progress)
     log.info("firmware flashed over the link",
              extra={"fields": {"port": url, "copied": len(report.copied), "skipped": len(report.skipped)}})
+    return report
+
+
+def stage_over_link(drv, bundle: Path, manifest, *, progress: Callable[[str], None] = lambda _m: None) -> FlashReport:
+    """A staged firmware update over the open link ``drv`` from a verified release bundle.
+
+    ``manifest`` is the contract.release.Manifest the caller verified (signature, version,
+    component). The files go to ``sets/<version>/`` beside the running set, with ``set.txt``
+    listing each file's SHA-256 and size; committing ``fwset.json`` makes the board hash the
+    whole set against that list and switch with one rename, then the board is reset into it
+    (firmware/bootsel.py). The board keeps supervising the Pi all along: the link's file
+    commands run inside its main loop. Files already staged intact are not sent again.
+    """
+    from contract import release as R
+    from device_drivers.supervisor import SupervisorRefused
+    from foundation.errors import KioskError
+
+    if manifest.component != "supervisor":
+        raise ProvisioningError(f"{bundle} is a {manifest.component} release, not supervisor firmware")
+    set_dir = f"sets/{manifest.version}"
+    report = FlashReport(version=manifest.version, via="staged")
+    listing = "".join(f"{e.sha256} {e.size} {e.path}\n" for e in manifest.files).encode()
+    step = "staging"
+    try:
+        for entry in manifest.files:
+            remote = f"{set_dir}/{entry.path}"
+            local = R.object_path(bundle, entry.sha256)
+            R.check_file(entry, local)
+            if drv.file_sha256(remote) == entry.sha256:
+                report.skipped.append(entry.path)
+                continue
+            step = f"staging {entry.path}"
+            progress(f"staging {entry.path} ({entry.size} bytes)")
+            drv.put_file(local, remote)
+            report.copied.append(entry.path)
+        with tempfile.TemporaryDirectory() as tmp:
+            step = "staging the set list"
+            (Path(tmp) / "set.txt").write_bytes(listing)
+            drv.put_file(Path(tmp) / "set.txt", f"{set_dir}/set.txt")
+            step = "switching to the new set"
+            progress(step)
+            (Path(tmp) / "fwset.json").write_text(json.dumps({"active": set_dir}))
+            drv.put_file(Path(tmp) / "fwset.json", "fwset.json")
+        step = "resetting the board"
+        progress(step)
+        drv.reset_board()
+    except SupervisorRefused as exc:
+        why = _REFUSALS.get(exc.reason, exc.reason)
+        raise ProvisioningError(f"{step}: the board refused ({exc.reason}): {why}; the running firmware is "
+                                "unchanged, run the update again") from None
+    except KioskError as exc:
+        raise ProvisioningError(f"{step}: {exc}; the running firmware is unchanged, run the update again "
+                                "(files staged intact are skipped)") from None
     return report
 
 

@@ -6,6 +6,12 @@ file, compare with the host's hash, then rename it over PATH). The rename is the
 touches the live file, so a transfer cut anywhere before it leaves the old file in place, and a
 wrong hash replaces nothing. Paths are checked here once: ``main.py`` or files under
 ``firmware/``, plain names only, nothing else on the board (least of all the boot record).
+
+Staged updates (docs/updates.md) use the same three commands: the new set's files go to
+``sets/<version>/`` beside the running set (its ``set.txt`` lists each file's SHA-256 and size,
+from the manifest the host verified), and committing ``fwset.json`` switches sets: the board
+hashes every file of the set against ``set.txt`` first and only then renames the pointer
+(firmware/bootsel.py), so a set with a missing or wrong file is never booted.
 """
 
 from firmware.core.relays import CommandError
@@ -15,14 +21,26 @@ PART = ".part"
 READ_BLOCK = 256  # bytes per read while hashing
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
 _SUFFIXES = (".py", ".mpy", ".json")
+POINTER = "fwset.json"
 
 
 def check_path(path) -> str:
     """The path if it is one the host may write; CommandError("bad_path") otherwise."""
     if not isinstance(path, str) or not 0 < len(path) <= MAX_PATH:
         raise CommandError("bad_path")
-    if path != "main.py" and not path.startswith("firmware/"):
+    if path == POINTER:
+        return path
+    rel = path
+    if path.startswith("sets/"):
+        # sets/<version>/ then a path the root set may hold, or the set's own list
+        cut = path.find("/", 5)
+        if cut < 6:
+            raise CommandError("bad_path")
+        rel = path[cut + 1:]
+    if rel != "main.py" and rel != "set.txt" and not rel.startswith("firmware/"):
         raise CommandError("bad_path")
+    if rel == "set.txt" and rel == path:
+        raise CommandError("bad_path")  # a set list belongs to a set
     for part in path.split("/"):
         if not part or part[0] == ".":
             raise CommandError("bad_path")  # empty segment, "/...", ".", "..", hidden names
@@ -31,9 +49,9 @@ def check_path(path) -> str:
                 raise CommandError("bad_path")
     ok = False
     for suffix in _SUFFIXES:
-        if path.endswith(suffix):
+        if rel.endswith(suffix):
             ok = True
-    if not ok:
+    if not ok and rel != "set.txt":
         raise CommandError("bad_path")
     return path
 
@@ -124,8 +142,39 @@ class FileTransfer:
                 self.fs.remove(part)
                 raise CommandError("hash")
             size = self.fs.size(part)
+            if path == POINTER:
+                return self._switch_set(part, size, got)
             self.fs.rename(part, path)
         except OSError:
             self.fs.remove(part)
             raise CommandError("io")
         return {"path": path, "size": size, "sha256": got}
+
+    def _switch_set(self, part: str, size: int, got: str) -> dict:
+        """The host asks to boot a staged set ({"active": "sets/<version>"}): check every file of
+        the set against its set.txt, then write the pointer (one rename)."""
+        import json
+
+        from firmware import bootsel
+
+        try:
+            want = json.loads(self.fs.read(part, 0, size))
+        except ValueError:
+            want = None
+        self.fs.remove(part)
+        active = want.get("active") if isinstance(want, dict) else None
+        if not isinstance(active, str) or not (active == "" or active.startswith("sets/")):
+            raise CommandError("bad_args")
+        if active:
+            check_path(active + "/set.txt")
+            listed = bootsel.entries(self.fs, active)
+            if listed is None:
+                raise CommandError("no_upload")
+            for sha, n, rel in listed:
+                check_path(active + "/" + rel)
+                if self.fs.size(active + "/" + rel) != n or sha256_of(self.fs, active + "/" + rel) != sha:
+                    raise CommandError("hash")
+        rec = bootsel.load(self.fs)
+        good = "" if rec is None else (rec["active"] if rec["active"] == rec["good"] else rec["good"])
+        bootsel.save(self.fs, {"active": active, "good": good, "tries": 0})
+        return {"path": POINTER, "size": size, "sha256": got}

@@ -49,6 +49,8 @@ class Supervisor:
         # the heap of every board all the time, and a flash over the link ends in a reset anyway.
         self.files = None
         self.fault_streak = 0
+        # A staged firmware set on trial becomes the good one once this boot ran stably.
+        self.set_confirmed = False
         self.last_tick = now
         # The simulator sets this to report every event it sees; the board leaves it a no-op.
         self.listener = _no_listener
@@ -81,6 +83,8 @@ class Supervisor:
             self.relays.tick(now)
             self.watchdog.tick(now)
             self.guard.tick(now - self.started)
+            if self.guard.stable and not self.set_confirmed:
+                self._confirm_set()
             if self.enclosure is not None:
                 self.enclosure.tick(now)
             if self.beacon is not None:
@@ -90,6 +94,23 @@ class Supervisor:
             self.faults += 1
             self.fault_streak += 1
         return self.link.poll(now)
+
+    def _confirm_set(self) -> None:
+        self.set_confirmed = True
+        fs = self.hal.files
+        if fs.size("fwset.json") <= 0:
+            return  # no staged update ever: nothing to confirm, and bootsel stays out of the heap
+        import sys
+
+        from firmware import bootsel
+
+        try:
+            if bootsel.confirm(fs):
+                self.emit("set_confirmed", {"fw": VERSION})
+        except OSError:
+            pass
+        # Its bytecode is needed once per boot; drop it from the heap again.
+        sys.modules.pop("firmware.bootsel", None)
 
     def healthy(self, now: int) -> bool:
         return self.fault_streak < FAULT_LIMIT and now - self.last_tick < 2000

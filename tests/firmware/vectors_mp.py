@@ -5,6 +5,7 @@ script it prints one line per failure and a final "OK n" (n = vectors passed) or
 tests/firmware/test_vectors.py runs it both ways.
 """
 
+from firmware import bootsel
 from firmware import link as L
 from firmware.core import hostwatch as HW
 from firmware.core.beacon import Beacon
@@ -747,6 +748,51 @@ def t_file_interrupted_transfer_keeps_old():
     fs.fail_after = 2
     check(refused(ft.write, {"path": "main.py", "off": 0, "data": b64(b"newer")}) == "io")
     check(fs.files["main.py"] == b"new")
+
+
+def _b64(data):
+    import binascii
+
+    return binascii.b2a_base64(data, newline=False).decode()
+
+
+def _put(ft, path, data):
+    import binascii
+    import hashlib
+
+    ft.write({"path": path, "off": 0, "data": _b64(data)})
+    return ft.commit({"path": path, "sha256": binascii.hexlify(hashlib.sha256(data).digest()).decode()})
+
+
+def t_staged_set_switch_fallback_and_confirm():
+    import binascii
+    import hashlib
+
+    fs = MemoryFs({"main.py": b"old"})
+    ft = FileTransfer(fs)
+    new = b"new link"
+    sha = binascii.hexlify(hashlib.sha256(new).digest()).decode()
+    check(bootsel.choose(fs) == "", "no pointer: the root set")
+    _put(ft, "sets/2.0.0/firmware/link.mpy", new)
+    _put(ft, "sets/2.0.0/set.txt", ("%s %d firmware/link.mpy\n" % (sha, len(new))).encode())
+    try:
+        _put(ft, "fwset.json", b'{"active": "sets/9.9.9"}')
+        check(False, "switched to a set that is not there")
+    except CommandError as exc:
+        check(exc.reason == "no_upload", exc.reason)
+    check(bootsel.load(fs) is None, "a refused switch writes no pointer")
+    _put(ft, "fwset.json", b'{"active": "sets/2.0.0"}')
+    check(bootsel.load(fs) == {"active": "sets/2.0.0", "good": "", "tries": 0})
+    for _ in range(bootsel.LIMIT):
+        check(bootsel.choose(fs) == "sets/2.0.0")
+    check(bootsel.choose(fs) == "", "falls back after LIMIT failed boots")
+    _put(ft, "fwset.json", b'{"active": "sets/2.0.0"}')
+    check(bootsel.choose(fs) == "sets/2.0.0")
+    check(bootsel.confirm(fs))
+    for _ in range(2 * bootsel.LIMIT):
+        check(bootsel.choose(fs) == "sets/2.0.0", "a confirmed set stays")
+    fs.files["sets/2.0.0/firmware/link.mpy"] = b"cut"
+    check(bootsel.choose(fs) == "", "an incomplete set is never booted")
 
 
 def t_supervisor_file_transfer_and_reset():

