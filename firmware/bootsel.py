@@ -109,3 +109,44 @@ def confirm(fs) -> bool:
         return False
     save(fs, {"active": rec["active"], "good": rec["active"], "tries": 0})
     return True
+
+
+def switch(fs, part: str, size: int, check_path, sha256_of) -> None:
+    """The host asks to boot a staged set (``part`` holds {"active": "sets/<version>"}): check
+    every file of the set against its set.txt, then write the pointer (one rename). Raises
+    CommandError: bad_args, no_upload (set list missing), hash (a file missing or different)."""
+    from firmware.core.relays import CommandError
+
+    try:
+        want = json.loads(fs.read(part, 0, size))
+    except ValueError:
+        want = None
+    fs.remove(part)
+    active = want.get("active") if isinstance(want, dict) else None
+    if not isinstance(active, str) or not (active == "" or active.startswith("sets/")):
+        raise CommandError("bad_args")
+    if active:
+        check_path(active + "/" + SET_LIST)
+        listed = entries(fs, active)
+        if listed is None:
+            raise CommandError("no_upload")
+        for sha, n, rel in listed:
+            path = check_path(active + "/" + rel)
+            if fs.size(path) != n or sha256_of(fs, path) != sha:
+                raise CommandError("hash")
+    rec = load(fs)
+    good = "" if rec is None else (rec["active"] if rec["active"] == rec["good"] else rec["good"])
+    save(fs, {"active": active, "good": good, "tries": 0})
+
+
+def confirm_staged(sup) -> None:
+    """Called once per boot by the supervisor when it has run stably (core/supervisor.py)."""
+    import sys
+
+    try:
+        if confirm(sup.hal.files):
+            sup.emit("set_confirmed", {"set": load(sup.hal.files)["active"]})
+    except OSError:
+        pass
+    # Needed once per boot: drop its bytecode from the heap again.
+    sys.modules.pop("firmware.bootsel", None)

@@ -143,38 +143,13 @@ class FileTransfer:
                 raise CommandError("hash")
             size = self.fs.size(part)
             if path == POINTER:
-                return self._switch_set(part, size, got)
+                # Loaded only here: its code stays out of the heap during the file transfers.
+                from firmware.bootsel import switch
+
+                switch(self.fs, part, size, check_path, sha256_of)
+                return {"path": path, "size": size, "sha256": got}
             self.fs.rename(part, path)
         except OSError:
             self.fs.remove(part)
             raise CommandError("io")
         return {"path": path, "size": size, "sha256": got}
-
-    def _switch_set(self, part: str, size: int, got: str) -> dict:
-        """The host asks to boot a staged set ({"active": "sets/<version>"}): check every file of
-        the set against its set.txt, then write the pointer (one rename)."""
-        import json
-
-        from firmware import bootsel
-
-        try:
-            want = json.loads(self.fs.read(part, 0, size))
-        except ValueError:
-            want = None
-        self.fs.remove(part)
-        active = want.get("active") if isinstance(want, dict) else None
-        if not isinstance(active, str) or not (active == "" or active.startswith("sets/")):
-            raise CommandError("bad_args")
-        if active:
-            check_path(active + "/set.txt")
-            listed = bootsel.entries(self.fs, active)
-            if listed is None:
-                raise CommandError("no_upload")
-            for sha, n, rel in listed:
-                check_path(active + "/" + rel)
-                if self.fs.size(active + "/" + rel) != n or sha256_of(self.fs, active + "/" + rel) != sha:
-                    raise CommandError("hash")
-        rec = bootsel.load(self.fs)
-        good = "" if rec is None else (rec["active"] if rec["active"] == rec["good"] else rec["good"])
-        bootsel.save(self.fs, {"active": active, "good": good, "tries": 0})
-        return {"path": POINTER, "size": size, "sha256": got}

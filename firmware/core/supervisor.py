@@ -84,7 +84,11 @@ class Supervisor:
             self.watchdog.tick(now)
             self.guard.tick(now - self.started)
             if self.guard.stable and not self.set_confirmed:
-                self._confirm_set()
+                self.set_confirmed = True
+                if self.hal.files.size("fwset.json") > 0:  # a staged update happened: see bootsel
+                    from firmware.bootsel import confirm_staged
+
+                    confirm_staged(self)
             if self.enclosure is not None:
                 self.enclosure.tick(now)
             if self.beacon is not None:
@@ -94,23 +98,6 @@ class Supervisor:
             self.faults += 1
             self.fault_streak += 1
         return self.link.poll(now)
-
-    def _confirm_set(self) -> None:
-        self.set_confirmed = True
-        fs = self.hal.files
-        if fs.size("fwset.json") <= 0:
-            return  # no staged update ever: nothing to confirm, and bootsel stays out of the heap
-        import sys
-
-        from firmware import bootsel
-
-        try:
-            if bootsel.confirm(fs):
-                self.emit("set_confirmed", {"fw": VERSION})
-        except OSError:
-            pass
-        # Its bytecode is needed once per boot; drop it from the heap again.
-        sys.modules.pop("firmware.bootsel", None)
 
     def healthy(self, now: int) -> bool:
         return self.fault_streak < FAULT_LIMIT and now - self.last_tick < 2000
