@@ -144,8 +144,9 @@ def confirm_staged(sup) -> None:
     import sys
 
     try:
-        if confirm(sup.hal.files):
-            sup.emit("set_confirmed", {"set": load(sup.hal.files)["active"]})
+        rec = load(sup.hal.files)
+        if confirm(sup.hal.files) and rec is not None:
+            sup.emit("set_confirmed", {"set": rec["active"]})
     except OSError:
         pass
     # Needed once per boot: drop its bytecode from the heap again.
