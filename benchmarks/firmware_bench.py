@@ -354,13 +354,14 @@ def transfer_frames(name: str, data: bytes) -> tuple[bytes, list[list[int]], lis
     return bytes(frames), index, kinds
 
 
-def transfer_heap() -> dict:
-    """Peak heap (upper bound) while the board takes the largest bundle file over the link."""
+def transfer_heap(prefix: str = "") -> dict:
+    """Peak heap (upper bound) while the board takes the largest bundle file over the link
+    (to ``prefix`` + its name: ``sets/<version>/`` for a staged update)."""
     with tempfile.TemporaryDirectory() as tmp:
         manifest = build.build(tmp)
         name = max(sorted(manifest["files"]), key=lambda n: manifest["files"][n]["size"])
         data = (Path(tmp) / name).read_bytes()
-    frames, index, kinds = transfer_frames(name, data)
+    frames, index, kinds = transfer_frames(prefix + name, data)
     phases = TRANSFER_SETUP + [TRANSFER_HARNESS.replace("INDEX_JSON", json.dumps(index)), "measure()\n"]
     phases += ["prep()\n", "measure()\n", "check()\n"] * len(index) + [TRANSFER_REPORT]
     marks = run_phases(phases, {"frames.bin": frames})

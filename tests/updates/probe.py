@@ -9,11 +9,13 @@ import, and one that never reaches the broker.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contract import release as R
+from kiosk_ui.updater.health import Observation, read_signals
 from provisioning import release_build as B
 from tests.support.processes import REPO
 from tests.support.wheels import make_wheel
@@ -74,3 +76,35 @@ class Releases:
         B.build_kiosk(out, version=version, wheels=wheels, now=self.now)
         B.sign_bundle(out, self.key, "rk-1")
         return out
+
+
+class Service:
+    """Runs what ``current`` names, as kiosk.service does (ExecStart=/opt/kiosk/current/venv/bin/...)."""
+
+    def __init__(self, kiosk, broker_port: int, health_dir: Path) -> None:
+        self.kiosk, self.port, self.health_dir = kiosk, broker_port, health_dir
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.stop()
+        self.proc = subprocess.Popen([str(self.kiosk.lay.current / "venv" / "bin" / "kiosk-probe")],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env={"KIOSK_HEALTH_DIR": str(self.health_dir),
+                                          "KIOSK_BROKER_PORT": str(self.port), "PATH": "/usr/bin:/bin"})
+
+    def running_version(self) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        assert line[:1] == ["running"], line
+        return line[1]
+
+    def observe(self, trial) -> Observation:
+        assert self.proc is not None
+        code = self.proc.poll()
+        return Observation(read_signals(self.health_dir, trial.version, trial.started),
+                           None if code is None else f"exit status {code}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -14,10 +13,10 @@ import pytest
 
 from contract import release as R
 from kiosk_ui.updater import locks
-from kiosk_ui.updater.health import Observation, read_signals
 from kiosk_ui.updater.state import UpdateError
 from kiosk_ui.updater.watch import watch
 from provisioning import release_build as B
+from tests.updates.probe import Service
 
 
 def _tree_digest(path: Path) -> str:
@@ -26,38 +25,6 @@ def _tree_digest(path: Path) -> str:
         if p.is_file() and "__pycache__" not in p.parts:
             h.update(str(p.relative_to(path)).encode() + p.read_bytes())
     return h.hexdigest()
-
-
-class Service:
-    """Runs what ``current`` names, as kiosk.service does (ExecStart=/opt/kiosk/current/venv/bin/...)."""
-
-    def __init__(self, kiosk, broker_port: int, health_dir: Path) -> None:
-        self.kiosk, self.port, self.health_dir = kiosk, broker_port, health_dir
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.stop()
-        self.proc = subprocess.Popen([str(self.kiosk.lay.current / "venv" / "bin" / "kiosk-probe")],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={"KIOSK_HEALTH_DIR": str(self.health_dir),
-                                          "KIOSK_BROKER_PORT": str(self.port), "PATH": "/usr/bin:/bin"})
-
-    def running_version(self) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
-        line = self.proc.stdout.readline().split()
-        assert line[:1] == ["running"], line
-        return line[1]
-
-    def observe(self, trial) -> Observation:
-        assert self.proc is not None
-        code = self.proc.poll()
-        return Observation(read_signals(self.health_dir, trial.version, trial.started),
-                           None if code is None else f"exit status {code}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
 @pytest.fixture
