@@ -2,19 +2,21 @@
 
 It serves a bundle folder as the controller will (``/manifest.json``, ``/objects/<sha256>``),
 answers ``Range: bytes=N-`` with 206, logs every request, and can cut the connection after a
-number of bytes of the next response (a 4G link going away mid-download).
+number of bytes of the next response (a 4G link going away mid-download). With ``tls`` it
+serves HTTPS (mutual TLS when the context requires client certificates).
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
 class BundleServer:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, tls: ssl.SSLContext | None = None) -> None:
         self.root = root
         self.requests: list[tuple[str, str | None]] = []
         self.cut_after: int | None = None  # bytes of body to send before dropping the next response
@@ -55,7 +57,10 @@ class BundleServer:
                 server.bytes_sent += len(body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        if tls is not None:  # HTTPS, with client certificates when the context requires them
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> BundleServer:
