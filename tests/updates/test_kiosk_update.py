@@ -177,4 +177,4 @@ def test_kiosk_unit_runs_what_current_names():
     cp.optionxform = str
     cp.read(REPO / "deploy" / "systemd" / "kiosk.service")
     assert cp["Service"]["ExecStart"].startswith("/opt/kiosk/current/venv/bin/kiosk ")
-    assert cp["Service"]["ExecStartPre"] == "+/opt/kiosk/committed/venv/bin/kiosk-updater boot"
+    assert cp["Service"]["ExecStartPre"] == "-+/opt/kiosk/committed/venv/bin/kiosk-updater boot"
