@@ -13,6 +13,7 @@ start), so power cuts during ordinary boots never roll anything back (RAUC #490)
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -100,6 +101,7 @@ class Switcher:
         self._save(replace(st, trial=None, last_result={"status": "committed", "version": v,
                                                           "at": self.clock()}))
         log.info("committed", extra={"fields": {"version": v}})
+        self.prune()
         return Outcome("committed", v)
 
     def rollback(self, reason: str) -> Outcome:
@@ -121,6 +123,7 @@ class Switcher:
             "reason": trial.rollback_reason, "at": self.clock()}))
         log.warning("rolled back", extra={"fields": {"version": trial.version, "to": trial.previous,
                                                      "reason": trial.rollback_reason}})
+        self.prune()
         return Outcome("rolled_back", trial.version, trial.rollback_reason)
 
     # -- start-up ---------------------------------------------------------------------------------
@@ -161,6 +164,37 @@ class Switcher:
         for d in sorted(self.lay.releases.iterdir()):
             if d.name not in keep and not (d / INSTALLED_MARK).is_file():
                 self.fs.remove(d)
+
+    def prune(self) -> None:
+        """Reclaim disk outside a trial: keep the committed release, the one before it (a manual
+        way back) and newer ones installed ahead; drop bad and older releases, then every object
+        no kept release names. A release loses its .installed mark before its files, so a cut
+        in the middle never leaves a marked but partial release."""
+        from contract.release import parse_version
+
+        st = self.state()
+        good = self.committed()
+        if st.trial is not None or good is None or not self.lay.releases.is_dir():
+            return
+        installed = sorted((d.name for d in self.lay.releases.iterdir() if self.lay.installed(d.name)),
+                           key=parse_version)
+        older = [v for v in installed if parse_version(v) < parse_version(good) and v not in st.bad]
+        keep = {good, self.current(), *older[-1:]}
+        keep |= {v for v in installed if parse_version(v) > parse_version(good) and v not in st.bad}
+        for d in sorted(self.lay.releases.iterdir()):
+            if d.name not in keep:
+                self.fs.remove(d / INSTALLED_MARK)
+                self.fs.remove(d)
+        named: set[str] = set()
+        for v in keep:
+            try:
+                named |= {f["sha256"] for f in json.loads((self.lay.release(v) / "release.json").read_text())["files"].values()}
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                return  # cannot tell what is still needed: keep every object
+        if self.lay.objects.is_dir():
+            for obj in sorted(self.lay.objects.iterdir()):
+                if obj.name not in named and not obj.name.startswith("."):
+                    self.fs.remove(obj)
 
     def boot(self) -> Outcome:
         """Run before every start of the kiosk: recover, then count this start if a trial is on."""

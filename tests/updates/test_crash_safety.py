@@ -37,6 +37,10 @@ def _reset(kiosk, snapshot: bytes, keep: tuple[str, ...]) -> None:
     lay.state_file.write_bytes(snapshot)
     Fs().point(lay.current, lay.target("1.0.0"))
     Fs().point(lay.committed, lay.target("1.0.0"))
+    kiosk.sw.fs = kiosk.installer.fs = Fs()
+    for version in keep:
+        if not lay.installed(version):  # a roll-back's clean-up removed it: build it again
+            kiosk.install(version)
 
 
 def _runs(kiosk) -> str:

@@ -178,3 +178,18 @@ def test_kiosk_unit_runs_what_current_names():
     cp.read(REPO / "deploy" / "systemd" / "kiosk.service")
     assert cp["Service"]["ExecStart"].startswith("/opt/kiosk/current/venv/bin/kiosk ")
     assert cp["Service"]["ExecStartPre"] == "-+/opt/kiosk/committed/venv/bin/kiosk-updater boot"
+
+
+def test_disk_is_reclaimed_after_commit_and_roll_back(kiosk):
+    kiosk.install("2.0.0")
+    kiosk.sw.switch("2.0.0")
+    kiosk.sw.commit()
+    assert sorted(p.name for p in kiosk.lay.releases.iterdir()) == ["1.0.0", "2.0.0"]  # one way back kept
+    v4 = kiosk.install("4.0.0")
+    kiosk.sw.switch("4.0.0")
+    kiosk.sw.rollback("no_broker: test")
+    assert sorted(p.name for p in kiosk.lay.releases.iterdir()) == ["1.0.0", "2.0.0"]  # the bad one is gone
+    own = {e.sha256 for e in v4.files} - {e.sha256 for e in kiosk.installer.check(
+        (kiosk.releases.base / "bundle-2.0.0" / R.MANIFEST_FILE).read_bytes(), None).files}
+    assert own and not any((kiosk.lay.objects / sha).exists() for sha in own)
+    assert kiosk.sw.current() == "2.0.0"
