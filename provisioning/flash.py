@@ -258,7 +258,8 @@ def flash_over_link(url: str, bundle: Path, *, hello: Callable[[], dict] | None 
     return report
 
 
-def stage_over_link(drv, bundle: Path, manifest, *, progress: Callable[[str], None] = lambda _m: None) -> FlashReport:
+def stage_over_link(drv, bundle: Path, manifest, *, progress: Callable[[str], None] = lambda _m: None,
+                    objects: Path | None = None) -> FlashReport:
     """A staged firmware update over the open link ``drv`` from a verified release bundle.
 
     ``manifest`` is the contract.release.Manifest the caller verified (signature, version,
@@ -267,6 +268,7 @@ def stage_over_link(drv, bundle: Path, manifest, *, progress: Callable[[str], No
     whole set against that list and switch with one rename, then the board is reset into it
     (firmware/bootsel.py). The board keeps supervising the Pi all along: the link's file
     commands run inside its main loop. Files already staged intact are not sent again.
+    ``objects`` is where the files are by SHA-256 (default: the bundle's ``objects/``).
     """
     from contract import release as R
     from device_drivers.supervisor import SupervisorRefused
@@ -281,7 +283,7 @@ def stage_over_link(drv, bundle: Path, manifest, *, progress: Callable[[str], No
     try:
         for entry in manifest.files:
             remote = f"{set_dir}/{entry.path}"
-            local = R.object_path(bundle, entry.sha256)
+            local = (objects / entry.sha256) if objects is not None else R.object_path(bundle, entry.sha256)
             R.check_file(entry, local)
             if drv.file_sha256(remote) == entry.sha256:
                 report.skipped.append(entry.path)

@@ -6,6 +6,7 @@
     kiosk-updater switch 1.4.0                       switch, restart the kiosk, run the health window
     kiosk-updater watch                              resume the health window of a pending trial
     kiosk-updater boot                               recovery + trial boot count (kiosk.service ExecStartPre)
+    kiosk-updater firmware BUNDLE-or-URL --port /dev/serial/by-id/...   staged supervisor update
     kiosk-updater status [--json]
 
 Exit status: 0 done, 1 refused or failed (one line says why), 3 deferred (an activity holds the
@@ -112,6 +113,36 @@ def cmd_watch(args) -> int:
     return _print(_watch(args, sw))
 
 
+def cmd_firmware(args) -> int:
+    """A staged supervisor firmware update from a signed bundle (folder or URL)."""
+    from contract.release import ReleaseRejected
+    from device_drivers.supervisor import SupervisorDriver
+    from provisioning.flash import stage_over_link
+
+    lay, inst, _ = _parts(args)
+    inst.component = "supervisor"
+    objects = lay.root / "firmware-objects"
+    if args.source.startswith(("https://", "http://")):
+        fetcher = Fetcher(args.source, objects, context=_context(args), sleep=time.sleep)
+        raw, ensure = fetcher.manifest(), fetcher.ensure
+    else:
+        try:
+            raw = (Path(args.source) / R.MANIFEST_FILE).read_bytes()
+        except OSError:
+            raise ReleaseRejected("bad_manifest", f"{args.source} is not a bundle (no {R.MANIFEST_FILE})") from None
+        ensure = from_folder(Path(args.source), objects)
+    with SupervisorDriver(args.port) as drv:
+        board = drv.hello()
+        man = inst.check(raw, board.firmware)  # newer than what the board runs, signed, not expired
+        for entry in man.files:
+            ensure(entry)
+        drv.start_heartbeat()  # the board keeps supervising this Pi during the update
+        report = stage_over_link(drv, lay.root, man, objects=objects)
+    print(json.dumps({"firmware": man.version, "from": board.firmware, "sent": len(report.copied),
+                      "already_staged": len(report.skipped)}))
+    return 0
+
+
 def cmd_activate(args) -> int:
     _, _, sw = _parts(args)
     sw.activate_first(args.version)
@@ -154,6 +185,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--cert")
     s.add_argument("--key")
     s.set_defaults(func=cmd_install)
+    s = sub.add_parser("firmware", help="staged update of the supervisor board from a signed bundle")
+    s.add_argument("source", help="bundle URL (https://...) or folder")
+    s.add_argument("--port", required=True, help="the supervisor's serial port (/dev/serial/by-id/...)")
+    s.add_argument("--ca")
+    s.add_argument("--cert")
+    s.add_argument("--key")
+    s.set_defaults(func=cmd_firmware)
     s = sub.add_parser("activate", help="make the first installed release current and committed")
     s.add_argument("version")
     s.set_defaults(func=cmd_activate)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contract import release as R
 from device_drivers.supervisor import SupervisorDriver
-from firmware import bootsel
+from firmware import VERSION, bootsel
 from firmware.core.files import FileTransfer
 from firmware.core.relays import CommandError
 from firmware.hal.host import MemoryFs
@@ -196,3 +196,29 @@ class MemoryFsView(MemoryFs):
 
     def __init__(self, folder) -> None:
         super().__init__({str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()})
+
+
+def test_kiosk_updater_firmware_command_stages_a_signed_release(sim, tmp_path, capsys):
+    from kiosk_ui.updater import cli
+
+    base = tmp_path / "rel"
+    root, key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    (tmp_path / "keys.json").write_text(json.dumps(B.build_key_list(root, [("rk-fw", R.key_text(key), ["supervisor"])],
+                                                                    serial=1, now=NOW)))
+    (tmp_path / "root.pub").write_text(R.key_text(root))
+    B.build_supervisor(base, now=NOW)
+    B.sign_bundle(base, key, "rk-fw")
+    proc, link = sim("supervisor", out=tmp_path / "board")
+    args = ["--root", str(tmp_path / "opt"), "--root-pub", str(tmp_path / "root.pub")]
+    assert cli.main([*args, "trust", str(tmp_path / "keys.json")]) == 0
+    capsys.readouterr()
+    assert cli.main([*args, "firmware", str(base), "--port", str(link)]) == 1  # the board runs this version
+    assert "not_newer" in capsys.readouterr().err
+    doc = json.loads((base / R.MANIFEST_FILE).read_text())
+    major, minor, patch = (int(x) for x in VERSION.split("."))
+    doc["version"] = f"{major}.{minor}.{patch + 1}"
+    (base / R.MANIFEST_FILE).write_text(json.dumps(R.sign(key, doc)))
+    assert cli.main([*args, "firmware", str(base), "--port", str(link)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["firmware"] == doc["version"] and out["sent"] == len(doc["files"])
+    proc.wait_for(lambda s: '"ev": "boot"' in s and f'"set": "sets/{doc["version"]}"' in s, timeout=20)
