@@ -14,7 +14,7 @@ from tests.support.broker import free_port
 from tests.support.processes import REPO, Proc
 
 BIN = os.path.dirname(sys.executable)
-SCRIPTS = ["kiosk", "kiosk-agent", "kiosk-controller", "kioskctl", "kiosk-provision"]
+SCRIPTS = ["kiosk", "kiosk-agent", "kiosk-controller", "kioskctl", "kiosk-provision", "kiosk-release", "kiosk-updater"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -176,3 +176,24 @@ def test_cli_keygen_keylist_build_sign_verify(tmp_path, capsys):
     assert release_cli.main(["build", "kiosk", "--version", "1.1", "--wheels", str(wheels),
                              "--out", str(d / "c")]) == 1
     assert "1.2.3" in capsys.readouterr().err
+
+
+def test_console_scripts_refuse_bad_input_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    bindir = os.path.dirname(sys.executable)
+    (tmp_path / "root.pub").write_text(R.key_text(Ed25519PrivateKey.generate()))
+    (tmp_path / "keys.json").write_text("{not json")
+    for argv, words in [
+        (["kiosk-release", "verify", str(tmp_path / "nowhere"), "--keys", str(tmp_path / "keys.json"),
+          "--root-pub", str(tmp_path / "root.pub")], "bad_key_list"),
+        (["kiosk-updater", "--root", str(tmp_path / "opt"), "--root-pub", str(tmp_path / "root.pub"),
+          "trust", str(tmp_path / "keys.json")], "bad_key_list"),
+        (["kiosk-updater", "--root", str(tmp_path / "opt"), "--root-pub", str(tmp_path / "missing.pub"),
+          "status"], "no_root_key"),
+    ]:
+        r = subprocess.run([os.path.join(bindir, argv[0]), *argv[1:]], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1, r.stderr
+        assert words in r.stderr and "Traceback" not in r.stderr
