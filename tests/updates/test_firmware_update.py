@@ -191,6 +191,23 @@ def test_staged_update_over_the_link_to_the_simulated_board(sim, tmp_path, fw_re
     assert bootsel.load(MemoryFsView(out / "flash")) == {"active": new, "good": new, "tries": 0}
 
 
+def test_the_host_watchdog_keeps_supervising_in_the_middle_of_a_staged_update(sim, tmp_path, fw_release):
+    """No heartbeat from the Pi while the update is half staged: the board still power-cycles
+    it after 180 s, then the update completes and switches."""
+    bundle, man = fw_release
+    proc, link = sim("supervisor", out=tmp_path / "board")
+    new = f"sets/{man.version}"
+    with SupervisorDriver(str(link)) as drv:
+        drv.hello()
+        first = man.files[0]
+        drv.put_file(R.object_path(bundle, first.sha256), f"{new}/{first.path}")
+        proc.send({"cmd": "advance", "seconds": 181})
+        proc.wait_for(lambda s: '"note": "relay"' in s and '"relay": "host"' in s and '"on": false' in s, timeout=20)
+        report = flash.stage_over_link(drv, bundle, man)
+        assert report.skipped == [first.path] and len(report.copied) == len(man.files) - 1
+        proc.wait_for(lambda s: '"ev": "boot"' in s and f'"set": "{new}"' in s, timeout=20)
+
+
 class MemoryFsView(MemoryFs):
     """The simulator's flash folder read as the board's fs."""
 
