@@ -22,7 +22,8 @@ from typing import Any
 
 from contract import signing
 from controller import commands as cmds
-from controller import store_reads
+from controller import fleet_clock, store_reads
+from controller.fleet_clock import FleetClock
 from controller.store import StoreError, connect, enqueue_action
 from foundation.errors import ConfigError, KioskError
 
@@ -133,8 +134,12 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h ago"
 
 
+_zone: list[FleetClock] = []  # the fleet's clock, read from the store once (the controller records it)
+
+
 def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+    """A stored UTC time in the fleet's time zone, as the console shows it."""
+    return (_zone[0] if _zone else FleetClock()).show(ts)
 
 
 def _out(args: argparse.Namespace, data: Any, human) -> int:
@@ -146,7 +151,10 @@ def _out(args: argparse.Namespace, data: Any, human) -> int:
 
 
 def _ro(args: argparse.Namespace):
-    return connect(args.data_dir, readonly=True)
+    conn = connect(args.data_dir, readonly=True)
+    if not _zone:
+        _zone.append(fleet_clock.recorded(conn))
+    return conn
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from controller import enrolment_service
+from controller import enrolment_service, fleet_clock
 from controller.store import connect, migrate
 from foundation.errors import KioskError
 
@@ -56,7 +56,7 @@ def cmd_issue(args: argparse.Namespace, *, now: float | None = None) -> int:
     if getattr(args, "json", False):
         print(json.dumps({**tok, "ca_hash": ca_hash}, ensure_ascii=False))
         return 0
-    expires = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(tok["expires_at"]))
+    expires = fleet_clock.recorded(conn).show(tok["expires_at"])
     print(f"token:    {tok['token']}")
     print(f"site:     {tok['site']}" + (f"  kiosk: {tok['kiosk_id']}" if tok["kiosk_id"] else ""))
     print(f"expires:  {expires} (single use)")

@@ -61,7 +61,7 @@ from contract import services as svc_contract
 from contract.commands import CommandResult
 from contract.mqtt_client import connect_with_retry, make_client
 from contract.versions import UnsupportedVersion
-from controller import alarms, commands, config_layers, handlers, kiosk_sites, store_reads
+from controller import alarms, commands, config_layers, fleet_clock, handlers, kiosk_sites, store_reads
 from controller import service_backend as services
 from controller.service_backend.fair_queue import FairQueue
 from controller.store import Store, connect, kiosk_row
@@ -91,6 +91,7 @@ class Controller:
         self.phone_retention = config.phone_retention_days * 86400
         self.store = Store(config.data_dir)
         self.sites = kiosk_sites.SiteRegistry(config.fleet_dir or None)
+        fleet_clock.record(self.store.conn, config.time_zone)  # kioskctl shows times in the same zone
         self.state = handlers.FleetState(
             telemetry_period=config.telemetry_period, stale_after_periods=config.stale_after_periods,
             history_interval=history_interval,

@@ -223,10 +223,20 @@ class ControllerConfig:
     history_retention_days: float = 7.0
     event_retention_days: float = 90.0
     phone_retention_days: float = 30.0
+    # The fleet's time zone (IANA name): every time shown to people (console, kioskctl, reports)
+    # is in this zone; everything stored stays UTC epoch seconds.
+    time_zone: str = "Asia/Shanghai"
 
     def validate(self) -> None:
         _positive(self, "telemetry_period", "stale_after_periods", "keepalive", "history_retention_days",
                   "event_retention_days", "phone_retention_days")
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"unknown time zone {self.time_zone!r} (an IANA name such as Asia/Shanghai)",
+                              field="time_zone") from None
 
 
 def check_kiosk_id(kiosk_id: str) -> str:

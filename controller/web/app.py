@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jinja2 import pass_context
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -22,6 +23,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from controller import fleet_clock
+from controller.fleet_clock import FleetClock
 from controller.web import api, i18n, live, metrics, openapi, pages
 from controller.web.accounts import Accounts
 from controller.web.auth import HTTPProblem, principal
@@ -53,20 +56,46 @@ class Console:
     stats: metrics.Stats = field(default_factory=metrics.Stats)
     poller: live.Poller | None = None
     fleet_dir: Path | None = None  # the fleet folder (CA certificate), for enrolment tokens' CA fingerprint
+    clock_zone: FleetClock = field(default_factory=FleetClock)  # every time shown, in the fleet's zone
 
 
 def build_console(data_dir: Path, controller: Any = None, *, clock: Callable[[], float] = time.time,
-                  fleet_dir: Path | str | None = None) -> Console:
+                  fleet_dir: Path | str | None = None, time_zone: str | None = None) -> Console:
+    """The console of the store in ``data_dir``; times show in ``time_zone``, else the running
+    controller's, else the zone the controller last recorded in the store."""
     fleet = FleetView.from_store(data_dir)
+    if time_zone is None and controller is not None:
+        time_zone = controller.config.time_zone
+    zone = FleetClock(time_zone) if time_zone else _recorded_zone(Path(data_dir))
     return Console(accounts=Accounts(data_dir, clock=clock), fleet=fleet, backend=Backend(data_dir, controller),
-                   data_dir=Path(data_dir), clock=clock, fleet_dir=Path(fleet_dir) if fleet_dir else None)
+                   data_dir=Path(data_dir), clock=clock, fleet_dir=Path(fleet_dir) if fleet_dir else None,
+                   clock_zone=zone)
+
+
+def _recorded_zone(data_dir: Path) -> FleetClock:
+    from controller.store import connect
+
+    conn = connect(data_dir)
+    try:
+        return fleet_clock.recorded(conn)
+    finally:
+        conn.close()
 
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 
+@pass_context
+def _when_filter(ctx: Any, ts: float | None, seconds: bool = True) -> str:
+    """``{{ ts|when }}``: the same as ``t.when(ts)``, the fleet's zone and this page's language."""
+    return ctx["t"].when(ts, seconds=seconds)
+
+
+templates.env.filters["when"] = _when_filter
+
+
 def render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
-    t = i18n.Translator(request.state.lang)
+    t = i18n.for_request(request)
     who = getattr(request.state, "who", None)
     base = {"t": t, "lang": t.lang, "who": who, "csrf": who.csrf if who else "", "path": request.url.path,
             "csp_nonce": getattr(request.state, "csp_nonce", "")}
@@ -79,7 +108,7 @@ async def _problem(request: Request, exc: HTTPProblem) -> Response:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
     if exc.status == 401:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    t = i18n.Translator(request.state.lang)
+    t = i18n.for_request(request)
     who = getattr(request.state, "who", None)
     msg = t(exc.key, role=who.role if who else "-") if exc.key else exc.message
     return render(request, "error.html", {"message": msg}, status=exc.status)

@@ -5,7 +5,7 @@ SVG keeps charts sharp when printed and needs no plotting library; every label i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 W, H = 640, 260
@@ -87,19 +87,18 @@ def line_chart(title: str, series: dict[str, Sequence[tuple[float, float]]], *, 
     return _frame(title, top, body, unit)
 
 
-def telemetry_charts(samples: list[dict]) -> list[str]:
-    """CPU, memory, disk (percent) and temperature over time for one kiosk."""
+def telemetry_charts(samples: list[dict], hm: Callable[[float], str]) -> list[str]:
+    """CPU, memory, disk (percent) and temperature over time for one kiosk; ``hm`` labels the
+    first and last sample's time (the fleet clock's ``hm``, so the axis reads in the fleet's zone)."""
     if not samples:
         return []
-    import time
-
     samples = sorted(samples, key=lambda s: s.get("ts", 0))
     pct = {k: [(s["ts"], float(s[k])) for s in samples if isinstance(s.get(k), int | float)]
            for k in ("cpu", "memory", "disk")}
     temp = {"°C": [(s["ts"], float(s["temperature"])) for s in samples
                    if isinstance(s.get("temperature"), int | float)]}
     first, last = samples[0].get("ts", 0), samples[-1].get("ts", 0)
-    labels = [time.strftime("%H:%M", time.localtime(first)), time.strftime("%H:%M", time.localtime(last))]
+    labels = [hm(first), hm(last)]
     out = [line_chart("CPU / memory / disk %", pct, ymax=100, xlabels=labels)]
     if temp["°C"]:
         out.append(line_chart("SoC temperature °C", temp, xlabels=labels))

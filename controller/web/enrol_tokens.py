@@ -122,7 +122,7 @@ async def submit(request: Request) -> Response:
     try:
         minutes = float(values["ttl_minutes"] or enrolment_service.DEFAULT_TTL / 60)
     except ValueError:
-        t = i18n.Translator(request.state.lang)
+        t = i18n.for_request(request)
         return _show(request, who, error=f"{t('enrol.ttl')}: {values['ttl_minutes']!r}", form=values, status=422)
     try:
         tok = await run_in_threadpool(issue, console, who, values["site"], values["kiosk_id"] or None, minutes * 60)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from functools import cache
 from pathlib import Path
+from typing import Any
+
+from controller.fleet_clock import FleetClock
 
 LANGS = ("zh-CN", "en")
 DEFAULT = "zh-CN"
@@ -31,9 +33,12 @@ def choose(cookie: str | None, accept_language: str | None) -> str:
 
 
 class Translator:
-    def __init__(self, lang: str) -> None:
+    """Texts of one language and times in the fleet's zone (``clock``), for one request."""
+
+    def __init__(self, lang: str, clock: FleetClock | None = None) -> None:
         self.lang = lang if lang in LANGS else DEFAULT
         self._cat = catalogue(self.lang)
+        self.clock = clock or FleetClock()
 
     def __call__(self, key: str, **kw: object) -> str:
         text = self._cat.get(key) or catalogue(DEFAULT).get(key) or key
@@ -43,7 +48,12 @@ class Translator:
         """A catalogue text for data-driven keys (alarm rules, severities), else the raw value."""
         return self._cat.get(key) or fallback
 
-    def when(self, ts: float | None) -> str:
-        if not ts:
-            return self("common.never")
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    def when(self, ts: float | None, *, seconds: bool = True) -> str:
+        """A stored UTC time in the fleet's zone; no time reads "never" in this language."""
+        return self.clock.show(ts, seconds=seconds, empty=self("common.never"))
+
+
+def for_request(request: Any) -> Translator:
+    """The translator for a console request: its language, the console's fleet clock."""
+    console = getattr(request.app.state, "console", None)
+    return Translator(request.state.lang, getattr(console, "clock_zone", None))

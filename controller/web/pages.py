@@ -71,7 +71,7 @@ async def login_submit(request: Request) -> Response:
             limiter=_hashing_limiter(request))
     except AuthFailed as exc:
         console.stats.logins["failed"] += 1
-        t = i18n.Translator(request.state.lang)
+        t = i18n.for_request(request)
         return _render(request, "login.html", {"error": t("login.failed", why=str(exc)), "next": nxt}, 401)
     console.stats.logins["ok"] += 1
     resp = RedirectResponse(nxt, status_code=303)
@@ -137,7 +137,7 @@ async def kiosk_page(request: Request) -> Response:
     kiosk_id = request.path_params["kiosk_id"]
     row = console.fleet.get(kiosk_id)
     if row is None:
-        t = i18n.Translator(request.state.lang)
+        t = i18n.for_request(request)
         return _render(request, "error.html", {"message": t("kiosk.not_found", id=kiosk_id)}, 404)
     b = console.backend
     now = console.clock()
@@ -152,7 +152,7 @@ async def kiosk_page(request: Request) -> Response:
         cmd_err = cmd_err or "no fleet controller is running in this process"
     from controller.web import charts
 
-    chart_svgs = charts.telemetry_charts(telemetry or [])
+    chart_svgs = charts.telemetry_charts(telemetry or [], _console(request).clock_zone.hm)
     return _render(request, "kiosk.html", {
         "k": row, "latest": latest or {}, "events": events or [], "events_err": events_err, "alarms": alarms or [],
         "alarms_err": alarms_err, "charts": chart_svgs, "tele_err": tele_err,

@@ -4,7 +4,6 @@ notices, and reports (page with charts, CSV export, printable HTML)."""
 from __future__ import annotations
 
 import json
-import time
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -55,7 +54,7 @@ async def config_submit(request: Request) -> Response:
     request.state.who = who = require(request, "admin", form_csrf=str(form.get("csrf", "")))
     layer, target = _layer_params(form)
     text = str(form.get("text", ""))
-    t = i18n.Translator(request.state.lang)
+    t = i18n.for_request(request)
     console = _console(request)
     ctx = {"layer": layer, "target": target, "layers": LAYERS, "text": text, "diff": None, "error": "",
            "message": "", "can_edit": True, "version": None}
@@ -125,7 +124,7 @@ async def services_submit(request: Request) -> Response:
     form = await request.form()
     request.state.who = who = require(request, "admin", form_csrf=str(form.get("csrf", "")))
     console = _console(request)
-    t = i18n.Translator(request.state.lang)
+    t = i18n.for_request(request)
     action = str(form.get("action", ""))
     try:
         if action == "catalogue":
@@ -167,7 +166,7 @@ async def services_submit(request: Request) -> Response:
 def _report(request: Request, *, every_kiosk: bool = False):
     console = _console(request)
     try:
-        period = reports.parse_period(dict(request.query_params), console.clock())
+        period = reports.parse_period(dict(request.query_params), console.clock(), console.clock_zone)
     except reports.PeriodError as exc:
         raise HTTPProblem(400, str(exc)) from None
     return period, reports.build(console, period, every_kiosk=every_kiosk)
@@ -176,7 +175,7 @@ def _report(request: Request, *, every_kiosk: bool = False):
 async def reports_page(request: Request) -> Response:
     request.state.who = require(request, "viewer")
     period, rep = _report(request)
-    t = i18n.Translator(request.state.lang)
+    t = i18n.for_request(request)
     qs = urlencode({"from": period.start.isoformat(), "to": period.end.isoformat(), "site": period.site})
     sites = [s["site"] for s in _console(request).fleet.sites()]
     return _render(request, "reports.html", {"rep": rep, "period": period, "charts": reports.report_charts(rep, t),
@@ -186,10 +185,10 @@ async def reports_page(request: Request) -> Response:
 async def report_print(request: Request) -> Response:
     request.state.who = require(request, "viewer")
     period, rep = _report(request)
-    t = i18n.Translator(request.state.lang)
+    t = i18n.for_request(request)
     return _render(request, "report_print.html", {
         "rep": rep, "period": period, "charts": reports.report_charts(rep, t), "printable": True,
-        "generated": time.strftime("%Y-%m-%d %H:%M", time.localtime(_console(request).clock()))})
+        "generated": t.when(_console(request).clock(), seconds=False)})
 
 
 async def report_csv(request: Request) -> Response:
@@ -206,7 +205,7 @@ async def report_chart(request: Request) -> Response:
     require(request, "viewer")
     _, rep = _report(request)
     name = request.path_params["name"]
-    svg = reports.report_charts(rep, i18n.Translator(request.state.lang)).get(name)
+    svg = reports.report_charts(rep, i18n.for_request(request)).get(name)
     if svg is None:
         raise HTTPProblem(404, f"no chart {name!r} for this period (no data)")
     return Response(svg, media_type="image/svg+xml")

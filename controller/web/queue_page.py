@@ -100,7 +100,7 @@ async def queue_submit(request: Request) -> Response:
     request.state.who = who = require(request, "operator", form_csrf=str(form.get("csrf", "")))
     console = request.app.state.console
     site = request.path_params["site"]
-    t = i18n.Translator(request.state.lang)
+    t = i18n.for_request(request)
     counter = str(form.get("counter", "")) or None
     ref = str(form.get("request_id", "")) or None
     try:

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from controller.fleet_clock import FleetClock
 from controller.service_backend.operations import REPLY_DAYS, TZ, ServiceError
 from controller.web import i18n, servicedb
 from controller.web.auth import HTTPProblem, require
@@ -100,10 +101,6 @@ def due_at(created: float, working_days: int) -> float:
     return day.timestamp()
 
 
-def local_time(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, TZ).strftime("%Y-%m-%d %H:%M") if ts else ""
-
-
 def _prepare(conn: sqlite3.Connection) -> None:
     conn.row_factory = sqlite3.Row
     conn.execute(HANDLING_TABLE)
@@ -161,13 +158,14 @@ def _one(conn: sqlite3.Connection, ref: str) -> sqlite3.Row:
     return row
 
 
-def reveal(conn: sqlite3.Connection, ref: str, *, now: float, keep_days: float) -> dict[str, Any]:
+def reveal(conn: sqlite3.Connection, ref: str, *, now: float, keep_days: float,
+           clock: FleetClock | None = None) -> dict[str, Any]:
     """The full call-back number of one request (the caller audits who saw it)."""
     row = _one(conn, ref)
     if not row["phone"]:
         if now - row["created"] >= keep_days * 86400:
             raise ServiceError("number_gone", f"request {ref}: number no longer kept after {keep_days:g} days "
-                                              f"(made {local_time(row['created'])})")
+                                              f"(made {(clock or FleetClock()).show(row['created'])})")
         raise ServiceError("no_number", f"request {ref}: the resident left no call-back number")
     return {"ref": ref, "phone": row["phone"], "kiosk_id": row["kiosk_id"], "site": row["site"]}
 
@@ -209,7 +207,8 @@ def do_list(console, filters: Filters) -> dict[str, Any]:
 
 
 def do_reveal(console, who, ref: str) -> dict[str, Any]:
-    got = servicedb.run(console.data_dir, reveal, ref, now=console.clock(), keep_days=keep_days(console))
+    got = servicedb.run(console.data_dir, reveal, ref, now=console.clock(), keep_days=keep_days(console),
+                       clock=console.clock_zone)
     console.accounts.audit(who.name, "request.reveal", f"request:{ref}",
                            {"kiosk_id": got["kiosk_id"], "site": got["site"]})
     log.info("call-back number shown", extra={"fields": {"ref": ref, "by": who.name}})
@@ -287,7 +286,7 @@ async def _show(request: Request, who, *, message: str = "", error: str = "", st
     resp = render(request, "requests.html", {
         "filters": filters, "result": result, "sites": sites, "statuses": STATUSES, "urgencies": URGENCIES,
         "can_act": who.can(WRITERS), "revealed": revealed or {}, "message": message, "error": error,
-        "local": local_time, "qs": filters.query(), "keep_days": f"{keep_days(console):g}",
+        "qs": filters.query(), "keep_days": f"{keep_days(console):g}",
         "max_note": MAX_NOTE}, status)
     if revealed:
         resp.headers.update(NO_STORE)
@@ -309,7 +308,7 @@ async def page_handled(request: Request) -> Response:
     form = await request.form()
     request.state.who = who = require(request, WRITERS, form_csrf=str(form.get("csrf", "")))
     ref = request.path_params["ref"]
-    t = i18n.Translator(request.state.lang)
+    t = i18n.for_request(request)
     try:
         got = await run_in_threadpool(do_handled, request.app.state.console, who, ref, str(form.get("note", "")))
     except HTTPProblem as exc:
