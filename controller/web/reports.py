@@ -14,10 +14,11 @@ import json
 import math
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
+from controller.fleet_clock import FleetClock
 from controller.web import charts
 from controller.web.console_reads import columns, fetch, tables
 
@@ -38,24 +39,28 @@ class PeriodError(ValueError):
 
 @dataclass(frozen=True)
 class Period:
+    """Whole days in the fleet's time zone (``clock``), from ``start`` to ``end`` inclusive."""
+
     start: date
     end: date  # inclusive
     site: str = ""
+    clock: FleetClock = field(default_factory=FleetClock, compare=False)
 
     @property
     def t0(self) -> float:
-        return datetime.combine(self.start, datetime.min.time()).timestamp()
+        return self.clock.start_of(self.start)
 
     @property
     def t1(self) -> float:
-        return datetime.combine(self.end + timedelta(days=1), datetime.min.time()).timestamp()
+        return self.clock.start_of(self.end + timedelta(days=1))
 
     def days(self) -> list[date]:
         return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
 
 
-def parse_period(params: dict[str, str], now: float) -> Period:
-    today = datetime.fromtimestamp(now).date()
+def parse_period(params: dict[str, str], now: float, clock: FleetClock | None = None) -> Period:
+    clock = clock or FleetClock()
+    today = clock.day(now)
 
     def day(name: str, default: date) -> date:
         raw = params.get(name) or ""
@@ -75,7 +80,7 @@ def parse_period(params: dict[str, str], now: float) -> Period:
     site = (params.get("site") or "").strip()
     if len(site) > 64:
         raise PeriodError("site must be at most 64 characters")
-    return Period(start, end, site)
+    return Period(start, end, site, clock)
 
 
 def _kiosk_filter(period: Period, alias: str = "t") -> tuple[str, list[Any]]:
@@ -147,7 +152,7 @@ def satisfaction(data_dir, period: Period) -> dict[str, Any]:
     per_service: dict[str, list[int]] = defaultdict(list)
     tags: Counter = Counter()
     for r in rows:
-        per_day[datetime.fromtimestamp(r["created"]).date().isoformat()].append(r["stars"])
+        per_day[period.clock.day(r["created"]).isoformat()].append(r["stars"])
         per_service[r["service"]].append(r["stars"])
         try:
             tags.update(t for t in json.loads(r["tags"]) if isinstance(t, str))
