@@ -580,8 +580,8 @@ class Controller:
     def alarms(self, **filters: Any) -> dict[str, Any]:
         return store_reads.alarms(self._ro(), **filters)
 
-    def ack_alarm(self, alarm_id: int, user: str) -> bool:
-        return self._call(lambda store, now, out: self._ack(store, int(alarm_id), user, now))
+    def ack_alarm(self, alarm_id: int, user: str, note: str = "") -> bool:
+        return self._call(lambda store, now, out: self._ack(store, int(alarm_id), user, now, note))
 
     def events(self, **filters: Any) -> dict[str, Any]:
         return store_reads.events(self._ro(), **filters)

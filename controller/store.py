@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from controller import audit_log
 from foundation.errors import KioskError
 
 DB_NAME = "controller.sqlite3"
@@ -236,8 +237,7 @@ class Store:
         return [{**dict(r), "args": json.loads(r["args"])} for r in rows]
 
     def audit(self, user: str, action: str, target: str, detail: dict[str, Any], result: str, now: float) -> None:
-        self.conn.execute("INSERT INTO audit (ts, user, action, target, detail, result) VALUES (?,?,?,?,?,?)",
-                          (now, user, action, target, _dumps(detail), result))
+        audit_log.write(self.conn, user=user, action=action, target=target, detail=detail, result=result, now=now)
 
     def pending_actions(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM actions WHERE status='pending' ORDER BY id LIMIT ?", (limit,))

@@ -11,6 +11,7 @@ import sqlite3
 from typing import Any
 
 from controller import config_layers
+from controller.audit_log import read as read_audit
 from controller.store import kiosk_row
 
 AVAILABLE_DEVICE_STATES = ("idle", "busy", "ok", "ready")
@@ -136,9 +137,7 @@ def config_diff(conn: sqlite3.Connection, kiosk_id: str | None = None, *, only_o
 
 def audit_log(conn: sqlite3.Connection, *, user: str | None = None, action: str | None = None,
               offset: int = 0, limit: int = 100) -> dict[str, Any]:
-    where, args = _equal(user=user, action=action)
-    total, rows = _page(conn, "SELECT * FROM audit", where, args, "id DESC", offset, limit)
-    return {"total": total, "items": [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]}
+    return read_audit(conn, user=user, action=action, offset=offset, limit=limit)
 
 
 def action(conn: sqlite3.Connection, action_id: int) -> dict[str, Any] | None:

@@ -1,7 +1,9 @@
-"""Console accounts: users with roles, scrypt password hashes, sessions, lock-out, API tokens, audit log.
+"""Console accounts: users with roles, scrypt password hashes, sessions, lock-out, API tokens.
 
 Kept in its own SQLite file (``console.sqlite3`` in the controller's data folder) with its own
-numbered migrations, so the console never touches the fleet store's schema.
+numbered migrations. What account holders do (sign-ins, account and token changes, the console's
+own actions) goes to the fleet's one audit log (``controller.audit_log``, in the controller store),
+so ``kioskctl audit`` and the console show every row.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 import sqlite3
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller import audit_log
+from controller.store import connect, migrate
 from foundation.errors import KioskError
 
 log = logging.getLogger(__name__)
@@ -154,6 +157,12 @@ class Accounts:
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.lock = threading.Lock()
         self._migrate()
+        # The one audit log lives in the controller store (created here if the console runs first).
+        self.fleet = connect(Path(data_dir))
+        migrate(self.fleet)
+        moved = audit_log.adopt_console_rows(self.fleet, self.conn)
+        if moved:
+            log.info("console audit rows moved to the fleet audit log", extra={"fields": {"rows": moved}})
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -166,6 +175,7 @@ class Accounts:
 
     def close(self) -> None:
         self.conn.close()
+        self.fleet.close()
 
     # -- users ---------------------------------------------------------------------------------
     def add_user(self, name: str, role: str, password: str, *, actor: str = "kioskctl") -> None:
@@ -304,24 +314,14 @@ class Accounts:
         return Principal(f"token:{row['name']}", row["role"], "token")
 
     # -- audit ---------------------------------------------------------------------------------
-    def audit(self, actor: str, action: str, target: str = "", detail: dict[str, Any] | None = None) -> None:
-        with self.lock, self.conn:
-            self.conn.execute("INSERT INTO audit(ts, actor, action, target, detail) VALUES (?,?,?,?,?)",
-                              (self.clock(), actor, action, target,
-                               json.dumps(detail or {}, ensure_ascii=False, default=str)))
-
-    def audit_trail(self, *, target: str | None = None, limit: int = 100, before: int | None = None
-                    ) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM audit WHERE 1=1"
-        args: list[Any] = []
-        if target is not None:
-            sql += " AND target=?"
-            args.append(target)
-        if before is not None:
-            sql += " AND id<?"
-            args.append(before)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
+    def audit(self, actor: str, action: str, target: str = "", detail: dict[str, Any] | None = None,
+              result: str = "ok") -> None:
         with self.lock:
-            rows = self.conn.execute(sql, args).fetchall()
-        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+            audit_log.write(self.fleet, user=actor, action=action, target=target, detail=detail, result=result,
+                            now=self.clock())
+
+    def audit_trail(self, *, target: str | None = None, user: str | None = None, action: str | None = None,
+                    offset: int = 0, limit: int = 100) -> dict[str, Any]:
+        """The fleet's one audit log, newest first: ``total`` and ``items``."""
+        with self.lock:
+            return audit_log.read(self.fleet, target=target, user=user, action=action, offset=offset, limit=limit)

@@ -87,19 +87,20 @@ def line_chart(title: str, series: dict[str, Sequence[tuple[float, float]]], *, 
     return _frame(title, top, body, unit)
 
 
-def telemetry_charts(samples: list[dict], hm: Callable[[float], str]) -> list[str]:
+def telemetry_charts(samples: list[dict], hm: Callable[[float], str], label: Callable[[str], str]) -> list[str]:
     """CPU, memory, disk (percent) and temperature over time for one kiosk; ``hm`` labels the
-    first and last sample's time (the fleet clock's ``hm``, so the axis reads in the fleet's zone)."""
+    first and last sample's time (the fleet clock's ``hm``, so the axis reads in the fleet's zone),
+    ``label`` gives the page language's text of a catalogue key (the console's translator)."""
     if not samples:
         return []
     samples = sorted(samples, key=lambda s: s.get("ts", 0))
-    pct = {k: [(s["ts"], float(s[k])) for s in samples if isinstance(s.get(k), int | float)]
+    pct = {label(f"telemetry.{k}"): [(s["ts"], float(s[k])) for s in samples if isinstance(s.get(k), int | float)]
            for k in ("cpu", "memory", "disk")}
     temp = {"°C": [(s["ts"], float(s["temperature"])) for s in samples
                    if isinstance(s.get("temperature"), int | float)]}
     first, last = samples[0].get("ts", 0), samples[-1].get("ts", 0)
     labels = [hm(first), hm(last)]
-    out = [line_chart("CPU / memory / disk %", pct, ymax=100, xlabels=labels)]
+    out = [line_chart(label("telemetry.load_chart"), pct, ymax=100, xlabels=labels)]
     if temp["°C"]:
-        out.append(line_chart("SoC temperature °C", temp, xlabels=labels))
+        out.append(line_chart(label("telemetry.temperature_chart"), temp, xlabels=labels))
     return out

@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from controller import audit_log, config_layers, server, store_reads
 from controller import commands as fleet_commands
-from controller import config_layers, server, store_reads
 from controller.store import connect
 from foundation.errors import ConfigError, KioskError
 
@@ -124,7 +124,7 @@ class Backend:
             num = int(alarm_id)
         except (TypeError, ValueError):
             raise BadRequest(f"alarm id must be a number, got {alarm_id!r}") from None
-        done = self._write("ack_alarm", num, actor)
+        done = self._write("ack_alarm", num, actor, note=note)
         return {"id": num, "acknowledged": True, "changed": bool(done)}
 
     # -- events and telemetry --------------------------------------------------------------------
@@ -185,18 +185,10 @@ class Backend:
         return self._read(lambda conn: {r[0]: r[1] for r in
                                         conn.execute("SELECT status, COUNT(*) FROM commands GROUP BY status")})
 
-    def audit(self, *, target: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """The controller's own audit log (fleet actions), newest first."""
-        def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            sql, args = "SELECT * FROM audit", []
-            if target:
-                sql, args = sql + " WHERE target = ?", [target]
-            rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
-            import json
-
-            return [{**dict(r), "detail": json.loads(r["detail"] or "{}")} for r in rows]
-
-        return self._read(run)
+    def audit(self, *, target: str | None = None, user: str | None = None, action: str | None = None,
+              offset: int = 0, limit: int = 100) -> dict[str, Any]:
+        """The fleet's one audit log (``controller.audit_log``), newest first: ``total`` and ``items``."""
+        return self._read(audit_log.read, target=target, user=user, action=action, offset=offset, limit=limit)
 
 
 def _reported(conn: sqlite3.Connection, kiosk_id: str) -> dict[str, Any]:

@@ -23,16 +23,24 @@ SORTS = ("kiosk_id", "site", "status", "last_seen")
 MAX_PAGE_SIZE = 500
 
 
+def _action(value: Any) -> str:
+    # Kiosks before the contract's device status sent a missing action as the text "None".
+    return "" if value is None or str(value) in ("", "None", "null") else str(value)
+
+
 def device_entries(devices: Any) -> dict[str, dict[str, Any]]:
-    """Devices as ``{name: {state, detail, required_action}}`` whether stored as strings or objects."""
+    """Devices as ``{name: {state, detail, required_action}}`` whether stored as strings or objects;
+    ``detail`` stays a mapping of fields (paper, cover, ...) or an id, for the page to translate."""
     out: dict[str, dict[str, Any]] = {}
     if isinstance(devices, dict):
         for name, val in devices.items():
             if isinstance(val, dict):
-                # Contract 1.1 statuses carry the fault word; the CEN/XFS detail object is for machines.
-                detail = val.get("fault", "") if isinstance(val.get("detail"), dict) else val.get("detail", "")
-                out[str(name)] = {"state": str(val.get("state", "unknown")), "detail": str(detail or ""),
-                                  "required_action": str(val.get("required_action", "") or "")}
+                # Contract 1.1 statuses carry the fault word and the CEN/XFS detail object: the page
+                # says the fault and the detail's fields in words (Translator.term / .fields).
+                detail = val.get("detail", "")
+                out[str(name)] = {"state": str(val.get("state", "unknown")), "fault": str(val.get("fault") or ""),
+                                  "detail": detail if isinstance(detail, dict) else str(detail or ""),
+                                  "required_action": _action(val.get("required_action"))}
             else:
                 out[str(name)] = {"state": str(val), "detail": "", "required_action": ""}
     elif isinstance(devices, list):

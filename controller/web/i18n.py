@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.fleet_clock import FleetClock
+from controller.web import vocabulary
 
 LANGS = ("zh-CN", "en")
 DEFAULT = "zh-CN"
@@ -47,6 +48,67 @@ class Translator:
     def maybe(self, key: str, fallback: str) -> str:
         """A catalogue text for data-driven keys (alarm rules, severities), else the raw value."""
         return self._cat.get(key) or fallback
+
+    def term(self, kind: str, value: object) -> str:
+        """A data word (a mode, device, action, group, ...; see ``vocabulary``) in this language.
+
+        Services and rating tags take their names from the service catalogue. An id the catalogue
+        lacks is shown as it is (the page test fails on it) rather than hidden."""
+        if value is None or value == "":
+            return ""
+        text = str(value)
+        if kind in ("service", "tag"):
+            return vocabulary.catalogue_name(kind, text, self.lang) or text
+        return self._cat.get(f"{kind}.{text}") or text
+
+    def terms(self, *kinds: str) -> dict[str, dict[str, str]]:
+        """The words of these vocabularies in this language, for the live page scripts."""
+        return {k: {v: self.term(k, v) for v in vocabulary.VOCABULARIES[k]} for k in kinds}
+
+    def audit_result(self, result: str | None) -> str:
+        """An audit row's result: ``ok``, a known outcome, or ``error: ...``/``rejected: ...`` with
+        the reason the controller gave (a validation message, named field included)."""
+        text = str(result or "ok")
+        known = self._cat.get(f"auditresult.{text.replace(' ', '_')}")
+        if known:
+            return known
+        head, sep, why = text.partition(": ")
+        label = self._cat.get(f"auditresult.{head}")
+        if label and sep:
+            return self("common.field", name=label, value=self._cat.get(f"auditresult.{why.replace(' ', '_')}", why))
+        return label or text
+
+    def fields(self, mapping: object) -> str:
+        """A device's detail, an event's body or a command's result as readable fields
+        ("纸张：缺纸 · 机盖：关闭"), never a dict's text; a bare id is read as a fault."""
+        if not isinstance(mapping, dict):
+            return self.term("fault", mapping)
+        parts = []
+        for key, value in sorted(mapping.items()):
+            if key in vocabulary.ENVELOPE or value is None or value == "" or value == {} or value == []:
+                continue
+            parts.append(self("common.field", name=self.term("field", key), value=self._value(key, value)))
+        return " · ".join(parts)
+
+    def _value(self, key: str, value: object) -> str:
+        if isinstance(value, bool):
+            return self("common.yes") if value else self("common.no")
+        if isinstance(value, dict):
+            return ", ".join(f"{k} {v}" for k, v in sorted(value.items()) if not isinstance(v, dict | list))
+        if isinstance(value, list):
+            return ", ".join(self._value(key, v) for v in value)
+        kind = vocabulary.FIELD_KINDS.get(key)
+        return self.term(kind, value) if kind else str(value)
+
+    def alarm_message(self, alarm: dict[str, Any]) -> str:
+        """An alarm's message from its rule id and parameters (the device it is about), in this
+        language; the English text the rule formatted is shown only for a rule without a text here."""
+        template = self._cat.get(f"alarmmsg.{alarm.get('kind') or alarm.get('rule')}")
+        if template is None:
+            return str(alarm.get("message") or "")
+        params = {str(k): v for k, v in (alarm.get("params") or {}).items()}
+        device = params.get("device") or alarm.get("subject") or ""
+        return template.format_map({**params, "device": self.term("device", device)})
 
     def when(self, ts: float | None, *, seconds: bool = True) -> str:
         """A stored UTC time in the fleet's zone; no time reads "never" in this language."""

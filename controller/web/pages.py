@@ -147,12 +147,13 @@ async def kiosk_page(request: Request) -> Response:
     config, config_err = _try(b.config_state, kiosk_id)
     commands, cmd_err = _try(b.commands, kiosk_id, limit=10)
     audit, audit_err = _try(b.audit, target=f"kiosk:{kiosk_id}", limit=30)
+    audit = audit["items"] if audit else []
     latest, _ = _try(b.latest, kiosk_id)
     if b.controller is None:
         cmd_err = cmd_err or "no fleet controller is running in this process"
     from controller.web import charts
 
-    chart_svgs = charts.telemetry_charts(telemetry or [], _console(request).clock_zone.hm)
+    chart_svgs = charts.telemetry_charts(telemetry or [], console.clock_zone.hm, i18n.for_request(request))
     return _render(request, "kiosk.html", {
         "k": row, "latest": latest or {}, "events": events or [], "events_err": events_err, "alarms": alarms or [],
         "alarms_err": alarms_err, "charts": chart_svgs, "tele_err": tele_err,
@@ -177,19 +178,21 @@ async def alarm_ack_form(request: Request) -> Response:
     console = _console(request)
     alarm_id = request.path_params["alarm_id"]
     note = str(form.get("note", ""))[:500]
-    call(console.backend.ack_alarm, alarm_id, who.name, note)
-    console.accounts.audit(who.name, "alarm.ack", str(alarm_id), {"note": note})
+    call(console.backend.ack_alarm, alarm_id, who.name, note)  # the controller audits it, note included
     console.hub.publish("alarms", {"acked": alarm_id})
     return RedirectResponse(_safe_next(str(form.get("next", "/alarms"))), status_code=303)
 
 
+AUDIT_PAGE = 100
+
+
 async def audit_page(request: Request) -> Response:
     request.state.who = require(request, "viewer")
-    before = request.query_params.get("before")
+    raw = request.query_params.get("offset")
     console = _console(request)
-    rows = console.accounts.audit_trail(limit=100, before=int(before) if (before or "").isdigit() else None)
-    fleet_rows, err = _try(console.backend.audit, limit=200)
-    return _render(request, "audit.html", {"rows": rows, "fleet_rows": fleet_rows or [], "err": err})
+    offset = int(raw) if (raw or "").isdigit() else 0
+    page = console.accounts.audit_trail(limit=AUDIT_PAGE, offset=offset)
+    return _render(request, "audit.html", {"page": page, "offset": offset, "size": AUDIT_PAGE})
 
 
 def routes() -> list[Route]:

@@ -68,9 +68,7 @@ async def config_submit(request: Request) -> Response:
             if not ctx["diff"]:
                 ctx["message"] = t("config.no_changes")
             else:
-                result = console.backend.config_set(layer, target, values, who.name)
-                console.accounts.audit(who.name, "config.set", f"{layer}:{target}" if target else layer,
-                                       {"diff": ctx["diff"]})
+                result = console.backend.config_set(layer, target, values, who.name)  # audited by the controller
                 ctx["message"] = t("config.applied", version=result.get("version", "?"))
                 ctx["version"] = result.get("version")
     except (ConfigError, BadRequest) as exc:
@@ -136,8 +134,7 @@ async def services_submit(request: Request) -> Response:
                 raise BadRequest(f"unknown services: {', '.join(unknown)}")
             values = dict(console.backend.config_get(layer, target)["values"])
             values["services"] = chosen
-            result = console.backend.config_set(layer, target, values, who.name)
-            console.accounts.audit(who.name, "services.set", result["scope"], {"services": chosen})
+            result = console.backend.config_set(layer, target, values, who.name)  # audited as config.set
             request.scope["query_string"] = f"layer={layer}&target={target}".encode()
             msg = t("services.saved", n=len(chosen), scope=result["scope"], version=result["version"])
         elif action == "publish":

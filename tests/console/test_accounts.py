@@ -81,7 +81,7 @@ def test_lockout_after_repeated_failures_then_unlock(acc):
         acc.login("ada", "long-enough-password")  # even the right password while locked
     acc.clock_obj.t += LOCK_SECONDS + 1
     acc.login("ada", "long-enough-password")
-    actions = [a["action"] for a in acc.audit_trail(target="ada")]
+    actions = [a["action"] for a in acc.audit_trail(target="ada")["items"]]
     assert actions.count("login.failed") == MAX_FAILED and "login" in actions
 
 
@@ -112,4 +112,4 @@ def test_api_tokens_roles_and_revocation(acc):
     acc.revoke_token(token_id)
     with pytest.raises(AuthFailed, match="revoked"):
         acc.token(token)
-    assert [a["action"] for a in acc.audit_trail()][:2] == ["token.revoke", "token.create"]
+    assert [a["action"] for a in acc.audit_trail()["items"]][:2] == ["token.revoke", "token.create"]

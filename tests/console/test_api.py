@@ -131,7 +131,7 @@ def test_login_failures_lock_the_account_in_the_browser_flow(console_env, app):
             assert r.status_code == 401
         r = c.post("/login", data={"name": "vera", "password": "vera-viewer-pass"})
         assert r.status_code == 401 and "locked" in r.text
-    assert any(a["action"] == "login.failed" for a in console_env.accounts.audit_trail(target="vera"))
+    assert any(a["action"] == "login.failed" for a in console_env.accounts.audit_trail(target="vera")["items"])
 
 
 def test_login_does_not_redirect_off_site(console_env, app):

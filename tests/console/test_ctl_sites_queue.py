@@ -129,9 +129,9 @@ def test_queue_next_calls_in_order_through_the_console_path_and_is_audited(data,
     assert code == 0 and out.startswith(f"called {numbers[1]} (general) at site-1")
 
     acc = Accounts(data)
-    trail = [a for a in acc.audit_trail(target="site:site-1") if a["action"] == "queue.call_next"]
+    trail = [a for a in acc.audit_trail(target="site:site-1")["items"] if a["action"] == "queue.call_next"]
     acc.close()
-    assert [(a["actor"], a["detail"]["number"], a["detail"]["via"]) for a in reversed(trail)] == \
+    assert [(a["user"], a["detail"]["number"], a["detail"]["via"]) for a in reversed(trail)] == \
         [("wanda", numbers[0], "kioskctl"), ("wanda", numbers[1], "kioskctl")]
 
     code, out, _ = run(data, capsys, "queue", "show", "site-1", "--json")
@@ -157,7 +157,7 @@ def test_queue_next_refusals_map_to_exit_codes(data, capsys):
     code, _, err = run(data, capsys, "queue", "next", "site-1")  # the one ticket is gone
     assert code == 1 and "no ticket is waiting" in err
     acc = Accounts(data)
-    assert [a["action"] for a in acc.audit_trail(target="site:site-1")].count("queue.call_next") == 1
+    assert [a["action"] for a in acc.audit_trail(target="site:site-1")["items"]].count("queue.call_next") == 1
     acc.close()
 
 
@@ -170,8 +170,8 @@ def test_cli_and_console_share_one_queue(console_env, clients, capsys):
     # The console's request ids and the CLI's live apart: the same id from the CLI is a new call.
     code, out, _ = run(console_env.data_dir, capsys, "queue", "next", "site-1", "--request-id", "same-id", "--json")
     assert code == 0 and json.loads(out)["number"] == numbers[2] and not json.loads(out)["repeated"]
-    trail = console_env.accounts.audit_trail(target="site:site-1")
-    assert sorted(a["actor"] for a in trail if a["action"] == "queue.call_next") == ["otto", "wanda", "wanda"]
+    trail = console_env.accounts.audit_trail(target="site:site-1")["items"]
+    assert sorted(a["user"] for a in trail if a["action"] == "queue.call_next") == ["otto", "wanda", "wanda"]
 
 
 def test_installed_command_exit_codes(data):

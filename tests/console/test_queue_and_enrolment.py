@@ -30,7 +30,7 @@ def test_operator_calls_next_by_api_and_it_is_audited(console_env, clients):
     again = clients["otto"].post("/api/v1/sites/site-1/queue/next", json={"counter": "general", "request_id": "r1"})
     assert again.json()["number"] == numbers[0] and again.json()["repeated"]
     assert clients["otto"].post("/api/v1/sites/site-1/queue/next").json()["number"] == numbers[1]
-    trail = console_env.accounts.audit_trail(target="site:site-1")
+    trail = console_env.accounts.audit_trail(target="site:site-1")["items"]
     assert [a["action"] for a in trail].count("queue.call_next") == 2  # the repeat is not a second call
     q = clients["vera"].get("/api/v1/sites/site-1/queue").json()
     assert {c["counter"]: c["waiting"] for c in q["counters"]}["general"] == 1 and len(q["called"]) == 2

@@ -147,14 +147,14 @@ def test_a_viewer_cannot_reveal_and_an_operator_reveal_is_audited(reqs, clients,
     assert denied.status_code == 403 and "needs operator" in denied.json()["error"]
     no_csrf = clients["otto"].post(f"/api/v1/requests/{ref}/reveal", headers={"x-csrf-token": ""})
     assert no_csrf.status_code == 403
-    assert console_env.accounts.audit_trail(target=f"request:{ref}") == []
+    assert console_env.accounts.audit_trail(target=f"request:{ref}")["items"] == []
     r = clients["otto"].post(f"/api/v1/requests/{ref}/reveal")
     assert r.status_code == 200 and r.json() == {"ref": ref, "phone": "13812345678"}
     assert r.headers["cache-control"] == "no-store"
-    trail = console_env.accounts.audit_trail(target=f"request:{ref}")
-    assert [(a["actor"], a["action"]) for a in trail] == [("otto", "request.reveal")]
+    trail = console_env.accounts.audit_trail(target=f"request:{ref}")["items"]
+    assert [(a["user"], a["action"]) for a in trail] == [("otto", "request.reveal")]
     assert trail[0]["detail"] == {"kiosk_id": "gd-0001", "site": "site-1"}  # never the number
-    assert "13812345678" not in json.dumps(console_env.accounts.audit_trail(limit=1000))
+    assert "13812345678" not in json.dumps(console_env.accounts.audit_trail(limit=1000)["items"])
 
 
 def test_reveal_refusals_name_the_reason(reqs, clients, console_env):
@@ -166,7 +166,7 @@ def test_reveal_refusals_name_the_reason(reqs, clients, console_env):
     assert gone.status_code == 410 and "number no longer kept after 30 days" in gone.json()["error"]
     none = c.post(f"/api/v1/requests/{reqs['fresh_urgent']}/reveal")
     assert none.status_code == 409 and "left no call-back number" in none.json()["error"]
-    assert [a for a in console_env.accounts.audit_trail() if a["action"] == "request.reveal"] == []
+    assert [a for a in console_env.accounts.audit_trail()["items"] if a["action"] == "request.reveal"] == []
 
 
 def test_mark_handled_moves_it_from_open_to_handled_once(reqs, clients, console_env):
@@ -183,8 +183,8 @@ def test_mark_handled_moves_it_from_open_to_handled_once(reqs, clients, console_
     handled = clients["vera"].get("/api/v1/requests", params={"status": "handled"}).json()["items"]
     assert ref not in open_refs and [i["ref"] for i in handled] == [ref]
     assert handled[0]["overdue"] is True  # handled after its reply was due
-    trail = console_env.accounts.audit_trail(target=f"request:{ref}")
-    assert [(a["actor"], a["action"], a["detail"]["note"]) for a in trail] == \
+    trail = console_env.accounts.audit_trail(target=f"request:{ref}")["items"]
+    assert [(a["user"], a["action"], a["detail"]["note"]) for a in trail] == \
         [("otto", "request.handled", "called back, pothole reported")]
     assert len(clients["vera"].get("/api/v1/requests", params={"status": "all"}).json()["items"]) == 4
 
@@ -236,7 +236,7 @@ def test_page_forms_send_csrf_in_the_body_and_keep_the_view(reqs, app, console_e
         assert f'id="req-{ref}"' not in done.text  # gone from the open list it returns to
         again = client.post(f"/requests/{ref}/handled", data={"csrf": csrf, "note": ""})
         assert f"诉求 {ref} 已由 otto 处理" in again.text
-        actions = [a["action"] for a in console_env.accounts.audit_trail(target=f"request:{ref}")]
+        actions = [a["action"] for a in console_env.accounts.audit_trail(target=f"request:{ref}")["items"]]
         assert actions == ["request.handled", "request.reveal"]
     finally:
         client.__exit__(None, None, None)

@@ -34,6 +34,26 @@ const Console = (() => {
     if (row) fillRow(row, k);
   }
 
+  // Data words (modes, devices, actions, ...) in the page's language: the "terms" the server put
+  // in the page's i18n block (Translator.terms); an id it lacks is shown as it is.
+  function term(w, kind, value) {
+    if (value === null || value === undefined || value === "") return "";
+    return ((w.terms || {})[kind] || {})[value] || String(value);
+  }
+
+  function detailText(w, detail) {
+    // The same fields as Translator.detail: "paper: out · cover: closed".
+    if (!detail || typeof detail !== "object") return term(w, "fault", detail);
+    return Object.keys(detail).sort().filter((key) => {
+      const v = detail[key];
+      return v !== null && v !== "" && typeof v !== "object";
+    }).map((key) => {
+      const v = detail[key];
+      const shown = typeof v === "boolean" ? (v ? w.yes : w.no) || String(v) : term(w, key, v);
+      return (w.field || "{name}: {value}").replace("{name}", term(w, "field", key)).replace("{value}", shown);
+    }).join(" · ");
+  }
+
   function fillRow(row, k, flash = true) {
     const w = words();
     row.className = "st-" + k.status;
@@ -42,14 +62,16 @@ const Console = (() => {
     badge.className = "badge st-" + k.status;
     badge.textContent = w[k.status] || k.status;
     row.querySelector(".status").appendChild(badge);
-    row.querySelector(".mode").textContent = k.mode || "";
+    row.querySelector(".mode").textContent = term(w, "mode", k.mode);
     row.querySelector(".seen").textContent = k.last_seen ? fmt(k.last_seen) : (w.never || "");
     const reason = row.querySelector(".reason");
-    reason.textContent = k.reason || "";
-    for (const a of k.actions || []) {
+    reason.textContent = term(w, "reason", k.reason);
+    for (const name of Object.keys(k.devices || {}).sort()) {
+      const action = k.devices[name].required_action;
+      if (!action) continue;
       const div = document.createElement("div");
       div.className = "action";
-      div.textContent = a;
+      div.textContent = term(w, "device", name) + ": " + term(w, "action", action);
       reason.appendChild(div);
     }
     if (!flash) return;
@@ -234,14 +256,17 @@ const Console = (() => {
         const b = document.getElementById("kstatus");
         b.className = "badge st-" + k.status;
         b.textContent = w[k.status] || k.status;
-        document.getElementById("kstate").textContent = k.state + (k.reason ? ` (${k.reason})` : "");
+        document.getElementById("kstate").textContent = term(w, "state", k.state)
+          + (k.reason ? ` (${term(w, "reason", k.reason)})` : "");
         const body = document.getElementById("devices");
         if (body) {  // devices change live too: paper out, cover open, required action
           body.innerHTML = "";
           for (const name of Object.keys(k.devices || {}).sort()) {
             const d = k.devices[name], tr = document.createElement("tr");
             tr.className = "dev-" + d.state;
-            for (const [v, cls] of [[name, ""], [d.state, ""], [d.detail, ""], [d.required_action, "action"]]) {
+            const cells = [[term(w, "device", name), ""], [term(w, "devstate", d.state), ""],
+              [detailText(w, d.detail), ""], [term(w, "action", d.required_action), "action"]];
+            for (const [v, cls] of cells) {
               const td = document.createElement("td");
               td.textContent = v || ""; td.className = cls;
               tr.appendChild(td);
