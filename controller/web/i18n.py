@@ -58,18 +58,36 @@ class Translator:
             return ""
         text = str(value)
         if kind in ("service", "tag"):
-            return vocabulary.catalogue_name(kind, text, self.lang) or text
+            # Report figures name a few services the kiosk catalogue does not list (ratings).
+            return vocabulary.catalogue_name(kind, text, self.lang) or self._cat.get(f"{kind}.{text}") or text
+        if kind == "action":
+            text = vocabulary.LEGACY_ACTIONS.get(text, text)
         return self._cat.get(f"{kind}.{text}") or text
 
     def terms(self, *kinds: str) -> dict[str, dict[str, str]]:
         """The words of these vocabularies in this language, for the live page scripts."""
-        return {k: {v: self.term(k, v) for v in vocabulary.VOCABULARIES[k]} for k in kinds}
+        legacy = {"action": tuple(vocabulary.LEGACY_ACTIONS)}
+        return {k: {v: self.term(k, v) for v in (*vocabulary.VOCABULARIES[k], *legacy.get(k, ()))} for k in kinds}
+
+    def target(self, target: str | None) -> str:
+        """What an audit row is about: ``kiosk:GD-1`` reads "自助机 GD-1"; a user or token name stays."""
+        kind, sep, name = str(target or "").partition(":")
+        if sep and kind in vocabulary.VOCABULARIES["target"]:
+            return f"{self.term('target', kind)} {name}"
+        return self.term("target", kind) if kind == "fleet" else str(target or "")
+
+    def actor(self, actor: str | None) -> str:
+        """``console:ada`` reads "控制台 ada"; a person's name stays as it is."""
+        kind, sep, name = str(actor or "").partition(":")
+        if kind in vocabulary.VOCABULARIES["actor"]:
+            return f"{self.term('actor', kind)} {name}".strip()
+        return str(actor or "")
 
     def audit_result(self, result: str | None) -> str:
         """An audit row's result: ``ok``, a known outcome, or ``error: ...``/``rejected: ...`` with
         the reason the controller gave (a validation message, named field included)."""
         text = str(result or "ok")
-        known = self._cat.get(f"auditresult.{text.replace(' ', '_')}")
+        known = self._cat.get(f"auditresult.{text.replace(' ', '_')}") or self._cat.get(f"cmdstatus.{text}")
         if known:
             return known
         head, sep, why = text.partition(": ")
@@ -97,6 +115,8 @@ class Translator:
             return ", ".join(f"{k} {v}" for k, v in sorted(value.items()) if not isinstance(v, dict | list))
         if isinstance(value, list):
             return ", ".join(self._value(key, v) for v in value)
+        if key.endswith("_at") and isinstance(value, int | float):
+            return self.when(value)
         kind = vocabulary.FIELD_KINDS.get(key)
         return self.term(kind, value) if kind else str(value)
 

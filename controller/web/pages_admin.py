@@ -142,12 +142,12 @@ async def services_submit(request: Request) -> Response:
             titles = {lang: str(form.get(f"title_{lang}", "")) for lang in notices.LANGS}
             n = notices.publish(console.data_dir, nid, titles, [str(g) for g in form.getlist("group")],
                                 console.clock())
-            console.accounts.audit(who.name, "notice.publish", nid, {"groups": n["groups"]})
+            console.accounts.audit(who.name, "notice.publish", f"notice:{nid}", {"groups": n["groups"]})
             msg = t("services.published", id=nid)
         elif action == "withdraw":
             nid = str(form.get("notice_id", ""))
             notices.withdraw(console.data_dir, nid)
-            console.accounts.audit(who.name, "notice.withdraw", nid, {})
+            console.accounts.audit(who.name, "notice.withdraw", f"notice:{nid}", {})
             msg = t("services.withdrawn", id=nid)
         else:
             raise BadRequest(f"action must be catalogue, publish or withdraw, got {action!r}")

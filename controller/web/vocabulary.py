@@ -35,7 +35,11 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
     "field": ("paper", "cover", "connection", "media", "error", "fault", "door", "tamper", "temperature", "model",
               "device", "state", "mode", "previous", "version", "reason", "required_action", "boot_id", "versions",
               "relay", "open", "printed", "lines", "job", "warnings", "status", "config", "detail", "dropped",
-              "from", "to", "uptime", "message", "changed", "on", "name", "path", "count"),
+              "from", "to", "uptime", "message", "changed", "on", "name", "path", "count", "note", "number", "site",
+              "kiosk", "kiosk_id", "token", "groups", "group", "counter", "args", "via", "why", "source", "failed",
+              "locked", "ref", "body", "diff", "services", "role", "kiosks", "region", "ticket", "wait_minutes",
+              "category", "urgency", "rebooting_in", "restarting", "receipt", "ok", "reason_code", "delay", "agent", "job_id", "refused", "bytes_sent", "total_bytes", "seconds", "safe_mode",
+              "hold_s", "enclosure_temperature", "max_events", "off_seconds", "mode_from", "expires_at", "issued_at"),
     "paper": ("full", "ok", "low", "out", "jammed", "unknown"),
     "cover": ("open", "closed", "unknown"),
     "connection": ("connected", "disconnected"),
@@ -51,6 +55,13 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
     "role": ("admin", "operator", "viewer"),
     "diffop": ("add", "remove", "change"),
     "cfgstatus": ("applied", "rejected"),
+    # The status field of results: a config report's, a print job's.
+    "outcome": ("applied", "rejected", "completed", "failed"),
+    "queue.counter": ("general", "social", "civil"),
+    # What an audit row is about: "kiosk:GD-1", "site:north", "alarm:12", "fleet", a user or token.
+    "target": ("kiosk", "site", "alarm", "group", "request", "fleet", "notice"),
+    # Who did it when it was not a person: the console's and the command line's own actors.
+    "actor": ("console", "kioskctl"),
     # Audit log actions (``controller.audit_log``); the last four are kioskctl's queued action kinds.
     "auditaction": ("login", "logout", "login.failed", "login.locked", "user.add", "user.password", "user.role",
                     "user.unlock", "user.remove", "token.create", "token.revoke", "alarm.ack", "config.set",
@@ -58,10 +69,24 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
                     "notice.withdraw", "request.reveal", "request.handled", "queue.call_next",
                     "enrolment_token.issue", "services.set", "ack", "config_set", "command", "group"),
 }
+# Kiosks of contract v1 send a required action as an English sentence; a mixed fleet keeps some of
+# them for a while, so the console reads those sentences as the action ids they mean.
+LEGACY_ACTIONS = {
+    "load paper": "load_paper", "load a new paper roll": "load_paper", "load paper soon": "bring_paper",
+    "paper low: bring a spare roll on the next visit": "bring_paper", "close the printer cover": "close_cover",
+    "clear the cutter": "clear_jam", "clear the paper jam at the cutter, then close the cover": "clear_jam",
+    "power-cycle the printer": "power_cycle_device", "check the printer": "check_device",
+    "check the printer cable and power": "check_printer_power",
+    "printer does not answer: check its power switch and cable": "check_printer_power",
+    "check the supervisor board cable": "check_supervisor_cable", "inspect the enclosure": "inspect_enclosure",
+}
 # Which vocabulary a field's value comes from, where it has one (the value of "paper" is a paper state).
-FIELD_KINDS = {"device": "device", "mode": "mode", "previous": "mode", "from": "mode", "to": "mode",
+FIELD_KINDS = {"device": "device", "mode": "mode", "previous": "devstate", "from": "mode", "to": "mode",
+               "detail": "fault", "counter": "queue.counter", "groups": "group", "group": "group", "role": "role",
+               "name": "command", "category": "category", "urgency": "urgency",
                "paper": "paper", "cover": "cover", "connection": "connection", "media": "media", "fault": "fault",
-               "required_action": "action", "reason": "reason", "state": "devstate", "status": "cfgstatus"}
+               "required_action": "action", "reason": "reason", "state": "devstate", "status": "outcome",
+               "warnings": "fault"}
 # Envelope fields of a payload (contract version, ids, times): not what an operator reads.
 ENVELOPE = frozenset({"v", "id", "seq", "ts", "type", "kiosk_id", "stats"})
 

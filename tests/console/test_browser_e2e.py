@@ -139,13 +139,13 @@ def test_operator_console_in_a_real_browser(broker, procs, tmp_path, artifacts):
             sync_api.expect(result).to_contain_text("成功")
             page.screenshot(path=str(artifacts / "console-kiosk.png"), full_page=True)
             page.reload()
-            sync_api.expect(page.locator("#commands table")).to_contain_text("test_print")
+            sync_api.expect(page.locator("#commands table")).to_contain_text("测试打印")
 
             # The printer runs out of paper (its retained device status, as the kiosk publishes it):
             # the device table and the status badge follow without reload.
             publish_retained(broker, "kiosk/v1/gd-e2e-print/devices/printer",
                              {"v": 1, "state": "error", "detail": "paper_out", "required_action": "load paper"})
-            sync_api.expect(page.locator("#devices")).to_contain_text("load_paper", timeout=20000)
+            sync_api.expect(page.locator("#devices")).to_contain_text("装入新纸卷", timeout=20000)  # load_paper, in words
             sync_api.expect(page.locator("#kstatus")).to_have_text("功能降级")
 
             # The report, with its charts as images that actually load.

@@ -374,8 +374,8 @@ def test_staff_work_through_requests_in_a_real_browser(broker, procs, tmp_path, 
 
             staff.goto(url + "audit")
             audit = staff.locator("table").first
-            expect(audit).to_contain_text("request.reveal")
-            expect(audit).to_contain_text("request.handled")
+            expect(audit).to_contain_text("查看回访号码")
+            expect(audit).to_contain_text("标记已处理")
             assert "13711112222" not in audit.inner_text()
 
             viewer = browser.new_page(locale="en-GB")
