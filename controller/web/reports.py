@@ -117,17 +117,16 @@ def waits(data_dir, period: Period) -> dict[str, Any]:
     """Minutes from issued_at to called_at of the tickets issued in the period and called, per site and
     counter (the service), plus an ``all`` row per counter; tickets never called are not guessed."""
     if "svc_tickets" not in tables(data_dir):
-        return {"note": "no queue tickets recorded", "items": []}
+        return {"note": "no_tickets", "items": []}  # notes are ids; the console says them in its language
     if "called_at" not in columns(data_dir, "svc_tickets"):
-        return {"note": "the service backend does not record when tickets are called, so waits cannot be measured",
-                "items": []}
+        return {"note": "no_called_at", "items": []}
     cond, args = _kiosk_filter(period)
     rows = fetch(data_dir, "SELECT t.counter, COALESCE(k.site, '') AS site, (t.called_at - t.issued_at) / 60.0 "
                            "AS wait FROM svc_tickets t LEFT JOIN kiosks k ON k.kiosk_id = t.kiosk_id "
                            f"WHERE t.issued_at >= ? AND t.issued_at < ? AND t.called_at IS NOT NULL{cond}",
                  [period.t0, period.t1, *args])
     if not rows:
-        return {"note": "no ticket issued in this period has been called yet", "items": []}
+        return {"note": "none_called", "items": []}
     by: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in rows:
         by[(r["counter"], r["site"])].append(max(0.0, r["wait"]))
@@ -269,7 +268,8 @@ def build(console, period: Period, *, every_kiosk: bool = False) -> dict[str, An
 def report_charts(rep: dict[str, Any], t) -> dict[str, str]:
     out = {}
     if any(u["count"] for u in rep["usage"]):
-        out["usage"] = charts.bar_chart(t("reports.usage"), [(u["service"], u["count"]) for u in rep["usage"]])
+        out["usage"] = charts.bar_chart(t("reports.usage"), [(t.term("service", u["service"]), u["count"])
+                                                             for u in rep["usage"]])
     trend = [(i, p["index"]) for i, p in enumerate(rep["satisfaction"]["trend"]) if p["index"] is not None]
     if trend:
         days = rep["satisfaction"]["trend"]
@@ -278,12 +278,13 @@ def report_charts(rep: dict[str, Any], t) -> dict[str, str]:
     if rep["feedback"] or rep["satisfaction"]["tags"]:
         topics: Counter = Counter()
         for f in rep["feedback"]:
-            topics[f["topic"]] += f["count"]
+            topics[t.term("category", f["topic"])] += f["count"]
         for tag in rep["satisfaction"]["tags"]:
-            topics[tag["topic"]] += tag["count"]
+            topics[t.term("tag", tag["topic"])] += tag["count"]
         out["feedback"] = charts.bar_chart(t("reports.feedback"), topics.most_common(12))
     if rep["failures"]:
-        out["failures"] = charts.bar_chart(t("reports.failures"), [(f["device"], f["failures"]) for f in rep["failures"]])
+        out["failures"] = charts.bar_chart(t("reports.failures"), [(t.term("device", f["device"]), f["failures"])
+                                                                          for f in rep["failures"]])
     if rep["availability"]["worst"]:
         out["availability"] = charts.bar_chart(t("reports.availability"), [
             (a["kiosk_id"], a["availability"]) for a in rep["availability"]["worst"][:20]], ymax=100, unit="%")
