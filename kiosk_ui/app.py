@@ -67,6 +67,7 @@ def _make_app_class():
     from kiosk_ui.service_client import ServiceRefused, ServiceUnavailable
     from kiosk_ui.service_client.offline_tickets import OfflineTickets
     from kiosk_ui.theme import ELDERLY_SCALE
+    from kiosk_ui.viewmodels import maintenance
     from kiosk_ui.viewmodels.maintenance import MaintenanceGate
     from kiosk_ui.viewmodels.results import receipt_items, result_lines
     from kiosk_ui.viewmodels.session import SessionViewModel
@@ -452,15 +453,15 @@ def _make_app_class():
 
         def health_check(self) -> None:
             def show():
-                self.maintenance_note = "; ".join(f"{k}={v.get('state')}" for k, v in self.device_status.items())
+                self.maintenance_note = maintenance.health_note(self.device_status, self.vm.language)
                 self.sync()
             self._poll_devices(then=show)  # the note shows this check's status, not the previous poll's
 
         def maintenance_test_print(self) -> None:
             def run():
                 out = self.devices.test_print()
-                note = "test print: ok" if out.ok else f"test print failed: {out.reason}"
-                log.info(note)
+                note = maintenance.test_print_note(out.ok, out.reason, self.vm.language)
+                log.info("maintenance test print", extra={"fields": {"ok": out.ok, "reason": out.reason}})
 
                 def apply(_dt):
                     self.maintenance_note = note

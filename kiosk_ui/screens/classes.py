@@ -19,6 +19,7 @@ from kivy.uix.screenmanager import Screen
 
 from kiosk_ui import theme
 from kiosk_ui.i18n import tr
+from kiosk_ui.viewmodels import maintenance
 
 _DIR = Path(__file__).parent
 SCREENS = ("attract", "menu", "identify", "card_pin", "step", "working", "result", "failed", "print_failed",
@@ -336,8 +337,8 @@ class MaintenanceScreen(KioskScreen):
         state = tr("state.online" if app.vm.online else "state.offline", lang)
         self._text(tr("maint.controller", lang, state=state))
         self._text(tr("maint.devices", lang), big=True)
-        for name, st in sorted(app.device_status.items()):
-            self._text(f"{name}: {st.get('state')} {st.get('detail', '')}")
+        for line in maintenance.device_lines(app.device_status, lang):
+            self._text(line)
         if app.maintenance_note:
             self._text(app.maintenance_note)
         self._text(tr("maint.logs", lang), big=True)

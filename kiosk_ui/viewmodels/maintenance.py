@@ -1,4 +1,5 @@
-"""Maintenance mode entry: a hidden gesture (five taps in the top-left corner within 3 s) then a PIN.
+"""Maintenance mode: entry by a hidden gesture (five taps in the top-left corner within 3 s) then a
+PIN, and what the maintenance screen says about the devices (translated, never a dict's text).
 
 The PIN is checked against ``maintenance_pin_hash`` from the kiosk config:
 ``pbkdf2_sha256$ITERATIONS$SALT_HEX$HASH_HEX`` (make one with :func:`hash_pin`). Five wrong PINs
@@ -17,8 +18,10 @@ import json
 import logging
 import secrets
 from pathlib import Path
+from typing import Any
 
 from foundation.secure_files import write_atomic
+from kiosk_ui.i18n import catalogue, tr
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +116,70 @@ class MaintenanceGate:
             self.locked_until = now + lockout_seconds(self.lockouts)
         self._save()
         return False
+
+
+# -- what the maintenance screen says about the devices ------------------------------------------
+# Device status fields whose values come from a closed vocabulary, translated as f"{field}.{value}".
+_VALUE_FIELDS = ("paper", "cover", "cutter", "connection", "media", "error")
+
+
+def _term(kind: str, value: object, lang: str) -> str:
+    if value is None or value == "":
+        return ""
+    key = f"{kind}.{value}"
+    text = catalogue(lang).get(key)
+    return text if text is not None else str(value)
+
+
+def detail_text(detail: object, lang: str) -> str:
+    """A device's detail as "纸张：缺纸 · 机盖：关闭" in ``lang``, never a dict's text."""
+    if not isinstance(detail, dict):
+        return _term("fault", detail, lang)
+    parts = []
+    for key in sorted(detail):
+        value = detail[key]
+        if value is None or value == "" or isinstance(value, dict | list):
+            continue
+        shown = tr("maint.yes" if value else "maint.no", lang) if isinstance(value, bool) \
+            else _term(key, value, lang) if key in _VALUE_FIELDS else str(value)
+        parts.append(tr("maint.field", lang, name=_term("field", key, lang), value=shown))
+    return " · ".join(parts)
+
+
+def action_text(action: object, lang: str) -> str:
+    """A required action (an id of the contract's vocabulary) in ``lang``. A kiosk's driver that
+    still words its hint in English gets the generic "check the device" here rather than English
+    on a Chinese screen; the detail next to it says what is wrong."""
+    if not action or action in ("None", "null"):
+        return ""
+    text = catalogue(lang).get(f"action.{action}")
+    return text if text is not None else tr("action.check_device", lang)
+
+
+def device_lines(status: dict[str, dict[str, Any]], lang: str) -> list[str]:
+    """One line per device for the maintenance screen: name, state, detail, what to do."""
+    lines = []
+    for name, st in sorted(status.items()):
+        line = tr("maint.device_line", lang, device=_term("device", name, lang),
+                  state=_term("devstate", st.get("state", "unknown"), lang))
+        detail = detail_text(st.get("detail", ""), lang)
+        if detail:
+            line += " — " + detail
+        action = action_text(st.get("required_action"), lang)
+        if action:
+            line += " — " + tr("maint.action", lang, action=action)
+        lines.append(line)
+    return lines
+
+
+def health_note(status: dict[str, dict[str, Any]], lang: str) -> str:
+    """The health check's one-line summary: each device and its state."""
+    return tr("maint.health_note", lang, devices=tr("maint.sep", lang).join(
+        tr("maint.field", lang, name=_term("device", n, lang), value=_term("devstate", st.get("state"), lang))
+        for n, st in sorted(status.items())) or "–")
+
+
+def test_print_note(ok: bool, reason: object, lang: str) -> str:
+    if ok:
+        return tr("maint.test_print_ok", lang)
+    return tr("maint.test_print_failed", lang, why=_term("fault", reason, lang) or "–")
