@@ -97,10 +97,16 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
             raise
     with conn:
         conn.executescript(INDEXES)
-        if conn.execute("SELECT COUNT(*) FROM svc_notices").fetchone()[0] == 0:
-            doc = load_default_document()
-            conn.executemany(
-                "INSERT INTO svc_notices VALUES (?,?,?,0)",
-                [(n["id"], json.dumps(n["groups"]), json.dumps(n["titles"], ensure_ascii=False))
-                 for n in doc.get("notices", [])],
-            )
+        # The catalogue's default notices are seeded once: an operator who withdraws them all
+        # must not see them come back at the next start (svc_seeded remembers; a store seeded
+        # before it existed has notices, and is only marked).
+        conn.execute("CREATE TABLE IF NOT EXISTS svc_seeded (name TEXT PRIMARY KEY)")
+        if conn.execute("SELECT 1 FROM svc_seeded WHERE name='notices'").fetchone() is None:
+            if conn.execute("SELECT COUNT(*) FROM svc_notices").fetchone()[0] == 0:
+                doc = load_default_document()
+                conn.executemany(
+                    "INSERT INTO svc_notices VALUES (?,?,?,0)",
+                    [(n["id"], json.dumps(n["groups"]), json.dumps(n["titles"], ensure_ascii=False))
+                     for n in doc.get("notices", [])],
+                )
+            conn.execute("INSERT INTO svc_seeded (name) VALUES ('notices')")

@@ -1,5 +1,9 @@
-"""Community notices shown on the kiosks (``svc_notices`` of the service backend): list, publish, withdraw.
+"""Community notices shown on the kiosks (``svc_notices`` of the service backend): list, publish
+(new or edited), withdraw.
 
+The console shows exactly what the kiosks are served: it opens the table through the service
+backend's own ``ensure_schema``, which seeds the service catalogue's default notices once, so the
+defaults are listed (and can be edited or withdrawn) before any kiosk has asked for notices.
 Notices are service content, not fleet state: the console writes them with a short transaction of
 its own (SQLite serialises it with the controller's writes; ``busy_timeout`` waits for a lock).
 Titles are required in every kiosk language so no resident sees an untranslated notice.
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.catalogue import LANGS
+from controller.service_backend import ensure_schema
 from controller.service_backend.operations import GROUPS
 from controller.store import DB_NAME
 from controller.web.core_gateway import BadRequest, NotFound, Unavailable
@@ -45,10 +50,31 @@ def _connect(data_dir: Path) -> sqlite3.Connection:
     if not path.exists():
         raise Unavailable(f"no controller database at {path}")
     conn = sqlite3.connect(path, timeout=10)
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE name='svc_notices'").fetchone() is None:
+    try:
+        ensure_schema(conn)  # the backend's tables, with the catalogue's default notices seeded once
+    except sqlite3.Error as exc:
         conn.close()
-        raise Unavailable("the service backend has not created its notices table yet")
+        raise Unavailable(f"the service tables cannot be opened: {exc}") from None
     return conn
+
+
+def list_all(data_dir: Path) -> list[dict[str, Any]]:
+    """Every notice the kiosks are served, newest first; ``published`` 0 marks a catalogue default."""
+    conn = _connect(data_dir)
+    try:
+        rows = conn.execute("SELECT id, groups, titles, published FROM svc_notices "
+                            "ORDER BY published DESC, id LIMIT 500").fetchall()
+    finally:
+        conn.close()
+    out = []
+    for nid, groups, titles, published in rows:
+        try:
+            g, t = json.loads(groups), json.loads(titles)
+        except json.JSONDecodeError:
+            g, t = [], {}
+        out.append({"id": nid, "groups": g if isinstance(g, list) else [], "titles": t if isinstance(t, dict) else {},
+                    "published": published})
+    return out
 
 
 def publish(data_dir: Path, notice_id: str, titles: dict[str, str], groups: list[str], now: float) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from controller.web import configedit, console_reads, i18n, notices, reports
+from controller.web import configedit, i18n, notices, reports
 from controller.web.auth import HTTPProblem, require
 from controller.web.core_gateway import LAYERS, BadRequest, NotFound, Unavailable
 from foundation.errors import ConfigError
@@ -89,16 +89,11 @@ def _catalogue_services() -> list[dict]:
         return []
 
 
-def _notices(console) -> list[dict]:
-    rows = console_reads.fetch(console.data_dir, "SELECT id, groups, titles, published FROM svc_notices "
-                                           "ORDER BY published DESC, id LIMIT 500")
-    for n in rows:
-        for key in ("groups", "titles"):
-            try:
-                n[key] = json.loads(n[key])
-            except (json.JSONDecodeError, TypeError):
-                n[key] = {} if key == "titles" else []
-    return rows
+def _notices(console) -> tuple[list[dict], str]:
+    try:
+        return notices.list_all(console.data_dir), ""
+    except Unavailable as exc:
+        return [], str(exc)
 
 
 async def services_page(request: Request, *, message: str = "", error: str = "", status: int = 200,
@@ -112,10 +107,14 @@ async def services_page(request: Request, *, message: str = "", error: str = "",
         enabled = console.backend.config_get(layer, target)["values"].get("services")
     except (Unavailable, NotFound, BadRequest) as exc:
         err = str(exc)
+    listed, notices_err = _notices(console)
+    # "Edit" on a notice fills the publish form with it; publishing the same id replaces it.
+    editing = next((n for n in listed if n["id"] == request.query_params.get("edit")), None)
     return _render(request, "services.html", {
         "services": _catalogue_services(), "enabled": enabled, "layer": layer, "target": target,
-        "layers": LAYERS, "notices": _notices(console), "can_edit": who.can("admin"),
-        "message": message, "error": error or err, "groups": notices.GROUPS, "langs": notices.LANGS}, status)
+        "layers": LAYERS, "notices": listed, "editing": editing, "can_edit": who.can("admin"),
+        "message": message, "error": error or err or notices_err, "groups": notices.GROUPS,
+        "langs": notices.LANGS}, status)
 
 
 async def services_submit(request: Request) -> Response:
