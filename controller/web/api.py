@@ -59,7 +59,8 @@ def call(fn, *args, **kwargs):
 async def summary(request: Request) -> Response:
     require(request, "viewer")
     fleet = _console(request).fleet
-    return ok({"counts": fleet.counts(), "sites": len(fleet.sites())})
+    site, group = request.query_params.get("site", ""), request.query_params.get("group", "")
+    return ok({"counts": fleet.counts(site=site, group=group), "sites": len(fleet.sites())})
 
 
 async def kiosks(request: Request) -> Response:

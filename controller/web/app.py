@@ -18,7 +18,7 @@ from jinja2 import pass_context
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -138,7 +138,7 @@ class _Context:
         state["lang"] = i18n.choose(request.cookies.get("lang"), request.headers.get("accept-language"))
         state["who"] = None
         state["csp_nonce"] = nonce = secrets.token_urlsafe(16)
-        if not scope["path"].startswith(("/static/", "/healthz")):  # no session lookup per asset
+        if not scope["path"].startswith(("/static/", "/healthz", "/favicon.ico")):  # no session lookup per asset
             try:
                 state["who"] = principal(request)
             except HTTPProblem:
@@ -193,6 +193,9 @@ def create_app(console: Console, *, start_poller: bool = True, extra_routes: tup
         Route("/metrics", metrics.endpoint, name="metrics"),
         Route("/openapi.json", openapi.endpoint, name="openapi"),
         Route("/healthz", lambda request: JSONResponse({"ok": True}), name="healthz"),
+        # Browsers ask for /favicon.ico whatever the page links: answer it rather than log a 404.
+        Route("/favicon.ico", lambda request: FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml"),
+              name="favicon"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,

@@ -115,11 +115,14 @@ async def fleet_page(request: Request) -> Response:
     sites = console.fleet.sites()
     base = {k: v for k, v in (("q", query.q), ("status", query.status), ("site", query.site),
                               ("group", query.group), ("sort", query.sort), ("size", query.size)) if v}
+    scope = {k: v for k, v in (("site", query.site), ("group", query.group)) if v}
     return _render(request, "fleet.html", {
-        "query": query, "result": result, "counts": console.fleet.counts(), "statuses": STATUSES,
+        "query": query, "result": result, "statuses": STATUSES,
+        "counts": console.fleet.counts(site=query.site, group=query.group),  # the tiles count what is filtered
         "sites": sites[:12], "all_sites": sorted(s["site"] for s in sites),
         "groups": console.fleet.groups(), "error": error,
         "page_url": lambda p: "/fleet?" + urlencode({**base, "page": p}),
+        "status_url": lambda s: "/fleet?" + urlencode({**scope, **({"status": s} if s else {})}),
         "sort_url": lambda key: "/fleet?" + urlencode({**base, "sort": ("-" + key) if query.sort == key else key}),
     }, 400 if error else 200)
 

@@ -71,6 +71,7 @@ async def config_submit(request: Request) -> Response:
                 result = console.backend.config_set(layer, target, values, who.name)  # audited by the controller
                 ctx["message"] = t("config.applied", version=result.get("version", "?"))
                 ctx["version"] = result.get("version")
+                ctx["diff"] = None  # applied: nothing left to preview or apply until the text changes
     except (ConfigError, BadRequest) as exc:
         ctx["error"] = t("config.invalid", why=str(exc))
         return _render(request, "config.html", ctx, 422)

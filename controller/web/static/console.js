@@ -4,10 +4,15 @@
 const Console = (() => {
   const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
   const words = () => JSON.parse((document.getElementById("i18n") || {}).textContent || "{}");
+  // One clock: times in the fleet's zone (the server's time_zone, on <body data-tz>), as the pages
+  // show them ("2026-03-11 23:08:05"), whatever zone the browser is in.
   const fmt = (ts) => {
     if (!ts) return "";
-    const d = new Date(ts * 1000), p = (n) => String(n).padStart(2, "0");
-    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+    const parts = {};
+    const f = new Intl.DateTimeFormat("en-GB", {timeZone: document.body.dataset.tz || undefined, hourCycle: "h23",
+      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit"});
+    for (const {type, value} of f.formatToParts(new Date(ts * 1000))) parts[type] = value;
+    return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
   };
 
   function stream(handlers) {
@@ -235,14 +240,26 @@ const Console = (() => {
     }, 2000);
   }
 
+  function showCounts(c) {
+    for (const [k, v] of Object.entries(c)) {
+      const el = document.querySelector(`[data-count="${k}"]`);
+      if (el) el.textContent = v;
+    }
+  }
+
   function fleetLive() {
     stream({
       kiosk: (k) => { updateRow(k); refreshSites(); },
       added: kioskAdded,
       summary: (c) => {
-        for (const [k, v] of Object.entries(c)) {
-          const el = document.querySelector(`[data-count="${k}"]`);
-          if (el) el.textContent = v;
+        // The stream counts the whole fleet; a page filtered by site or group asks for its own counts.
+        const scope = new URLSearchParams();
+        for (const key of ["site", "group"]) if (view.get(key)) scope.set(key, view.get(key));
+        if ([...scope].length) {
+          fetch("/api/v1/summary?" + scope, {credentials: "same-origin"}).then((r) => r.ok ? r.json() : null)
+            .then((s) => s && showCounts(s.counts));
+        } else {
+          showCounts(c);
         }
       },
     });
