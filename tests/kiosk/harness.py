@@ -138,6 +138,8 @@ class Runner:
             done = app.vm.screen == step[1] and app.sm.current == (step[1] if step[1] != "printing" else "working")
         elif kind == "text":
             done = any(step[1] in t for t in _labels(screen))
+        elif kind == "labels":  # every text on the screen, for the test to check (translations)
+            self.out("LABELS", step[1], json.dumps(_labels(screen), ensure_ascii=False))
         elif kind == "shot":
             path = self.artifacts / f"kiosk-{step[1]}-{self.tag}.png"
             app.save_screenshot(path)

@@ -4,10 +4,15 @@ text and touch-target sizes on every screen."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from hardware_sim.identities import PROFILES
+from kiosk_ui.i18n import LANGUAGES, catalogue, tr
 from tests.kiosk.conftest import finish, kiosk_config, run_harness
+from tests.kiosk.test_maintenance_texts import foreign
 
 NAME = PROFILES["resident-1"]["values"]["name"]
 
@@ -52,6 +57,7 @@ def rest(elderly: bool) -> list:
         ["press", "skip"], ["press", "home"], ["screen", "attract"],
         *e, ["corner", 5], ["screen", "pin"], *shot("pin"),
         *[["press", f"pin:{c}"] for c in "2468✓"], ["screen", "maintenance"], *shot("maintenance"),
+        ["press", "health"], ["text", "%HEALTH%"], ["labels", "maintenance"],
         ["press", "exit"], ["screen", "attract"],
         # Feedback: the call-back number typed on the keypad.
         *e, ["press", "start"], ["press", "service:feedback"], ["press", "option:safety"], ["press", "option:urgent"],
@@ -65,7 +71,9 @@ def rest(elderly: bool) -> list:
 @pytest.mark.parametrize("tag", ["zh-CN", "zh-HK", "en", "elderly"])
 def test_screenshots_of_every_screen(tag, broker, controller, procs, tmp_path, artifacts):
     elderly = tag == "elderly"
-    steps = screens(elderly) + rest(elderly)
+    lang = "zh-CN" if elderly else tag
+    health = tr("maint.health_note", lang, devices="").rstrip()  # the health check's note has appeared
+    steps = [["text", health] if s == ["text", "%HEALTH%"] else s for s in screens(elderly) + rest(elderly)]
     extra = ["--language", tag] if tag in ("zh-HK", "en") else []
     p = run_harness(procs, tmp_path, steps, artifacts=artifacts, tag=tag, extra=extra,
                     config=kiosk_config(tmp_path, broker.url, public_key=controller.public_key()))
@@ -85,6 +93,15 @@ def test_screenshots_of_every_screen(tag, broker, controller, procs, tmp_path, a
     for name in names:
         png = artifacts / f"kiosk-{name}-{tag}.png"
         assert png.is_file() and png.stat().st_size > 5000, png
+    # The maintenance screen (devices, health check) in the kiosk's language, never a dict's text.
+    shown = [json.loads(line.split(" ", 2)[2]) for line in p.stdout_lines if line.startswith("LABELS maintenance")]
+    assert shown and any(tr("maint.devices", lang) in t for t in shown[0])
+    # Not checked: the raw log lines ("12:00:01 INFO kiosk_ui.app: ...") and the language buttons,
+    # each in its own language.
+    names = {v for code in LANGUAGES for k, v in catalogue(code).items() if k.startswith("lang.")}
+    texts = [t for t in shown[0] if not re.match(r"\d\d:\d\d:\d\d [A-Z]+ ", t) and t not in names]
+    assert any(t.startswith(tr("device.printer", lang)) for t in texts), texts
+    assert [t for t in texts if foreign(t, lang)] == [], texts
     if elderly:
         sizes = [int(line.split()[1]) for line in p.stdout_lines if line.startswith("SIZES")]
         assert sizes and min(sizes) >= 30
