@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from foundation.errors import ConfigError
 
@@ -185,10 +186,13 @@ class KioskConfig:
     resident_ref_key_file: str = ""
     # Where ``kiosk-provision renew`` asks for a new certificate (written by ``enroll``).
     enrolment_url: str = ""
+    # The fleet's time zone (the controller's ``time_zone``): receipts print their time in it.
+    time_zone: str = "Asia/Shanghai"
 
     def validate(self) -> None:
         check_kiosk_id(self.kiosk_id)
         _positive(self, "telemetry_interval", "keepalive")
+        _zone(self.time_zone)
         if self.language not in ("zh-CN", "zh-HK", "en"):
             raise ConfigError(f"must be zh-CN, zh-HK or en, got {self.language!r}", field="language")
         known = [f.name for f in dataclasses.fields(DevicePorts) if not f.name.endswith("_profile")]
@@ -230,13 +234,15 @@ class ControllerConfig:
     def validate(self) -> None:
         _positive(self, "telemetry_period", "stale_after_periods", "keepalive", "history_retention_days",
                   "event_retention_days", "phone_retention_days")
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        _zone(self.time_zone)
 
-        try:
-            ZoneInfo(self.time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"unknown time zone {self.time_zone!r} (an IANA name such as Asia/Shanghai)",
-                              field="time_zone") from None
+
+def _zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown time zone {name!r} (an IANA name such as Asia/Shanghai)",
+                          field="time_zone") from None
 
 
 def check_kiosk_id(kiosk_id: str) -> str:

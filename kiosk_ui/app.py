@@ -82,9 +82,11 @@ def _make_app_class():
                      screenshot: Path | None = None, data_dir: Path | None = None, ports: dict | None = None,
                      backend=None, sims: dict | None = None, pin_hash: str = "",
                      clock: Callable[[], float] = time.time, voice: bool = True,
-                     critical_devices: tuple[str, ...] = ("id_reader",), ref_key: bytes, **kwargs):
+                     critical_devices: tuple[str, ...] = ("id_reader",), ref_key: bytes,
+                     time_zone: str = "Asia/Shanghai", **kwargs):
             super().__init__(**kwargs)
             self.kiosk_id = kiosk_id
+            self.time_zone = time_zone  # receipts print the fleet's time, as the console shows it
             self.screenshot_path = screenshot
             self.exit_code = 0
             self.title = "Community Kiosk"
@@ -321,7 +323,7 @@ def _make_app_class():
                 elif e.kind == "print":
                     vm = self.vm
                     items = receipt_items(vm.service, vm.result, vm.answers, vm.identity, vm.language,
-                                          self.kiosk_id, self.clock())
+                                          self.kiosk_id, self.clock(), zone=self.time_zone)
                     self._thread(self._print, items)
                 elif e.kind == "reset_devices":
                     self.devices.cancel()  # here, on the UI thread: before any read of the next session

@@ -81,7 +81,8 @@ def make_app(args, *, extra: dict | None = None, loaded: tuple | None = None):
     app = KioskApp(kiosk_id=kiosk_id, language=args.language or (config.language if config else "zh-CN"),
                    screenshot=args.screenshot, data_dir=data_dir, ports=ports, sims=sims,
                    pin_hash=pin_hash, voice=not args.no_voice, ref_key=_resident_key(config, data_dir),
-                   **({"critical_devices": config.critical_devices} if config else {}), **(extra or {}))
+                   **({"critical_devices": config.critical_devices, "time_zone": config.time_zone} if config else {}),
+                   **(extra or {}))
     if config is None and broker_text and args.screenshot is None:
         # No config file but a broker: the kiosk still joins the fleet, with settings from the flags.
         from foundation.settings import from_mapping

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
-import time
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from contract.catalogue import Service
 from foundation.logs import mask_phone
@@ -97,8 +98,10 @@ def result_lines(service: Service, data: dict[str, Any], answers: dict[str, str]
 
 
 def receipt_items(service: Service, data: dict[str, Any], answers: dict[str, str],
-                  identity: ResidentIdentity | None, lang: str, kiosk_id: str, now: float) -> list[dict]:
-    """The receipt document for the printer driver (``Receipt.from_dicts``)."""
+                  identity: ResidentIdentity | None, lang: str, kiosk_id: str, now: float,
+                  *, zone: str = "Asia/Shanghai") -> list[dict]:
+    """The receipt document for the printer driver (``Receipt.from_dicts``); its time is printed in
+    the fleet's time zone ``zone`` (the kiosk config's ``time_zone``), whatever the Pi's own zone."""
     lines = result_lines(service, data, answers, identity, lang)
     items: list[dict] = [{"text": tr("app.title", lang), "align": "center", "bold": True},
                          {"text": service.name(lang), "align": "center"}, {"feed": 1}]
@@ -111,6 +114,6 @@ def receipt_items(service: Service, data: dict[str, Any], answers: dict[str, str
         items.append({"qr": data["qr"]})
     elif service.id == "appointment":
         items.append({"qr": f"KIOSK-APPT:{data['code']}"})
-    items += [{"feed": 1}, {"text": time.strftime("%Y-%m-%d %H:%M", time.localtime(now)) + f"  {kiosk_id}",
-                            "align": "center"}]
+    when = datetime.fromtimestamp(now, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+    items += [{"feed": 1}, {"text": f"{when}  {kiosk_id}", "align": "center"}]
     return items

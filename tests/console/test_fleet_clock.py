@@ -18,7 +18,7 @@ from controller.store import DB_NAME
 from controller.web import console_reads, reports
 from controller.web.app import build_console, create_app
 from foundation.errors import ConfigError
-from foundation.settings import ControllerConfig, from_mapping
+from foundation.settings import ControllerConfig, KioskConfig, from_mapping
 from tests.console.conftest import PASSWORDS, ROLES, login, seed
 from tests.console.test_requests import submit
 
@@ -43,6 +43,9 @@ def test_unknown_zone_is_named_at_start():
         from_mapping(ControllerConfig, {"broker": "mqtt://h:1", "data_dir": "d", "time_zone": "Asia/Nowhere"}).validate()
     assert exc.value.field == "time_zone"
     assert from_mapping(ControllerConfig, {"broker": "mqtt://h:1", "data_dir": "d"}).time_zone == "Asia/Shanghai"
+    with pytest.raises(ConfigError) as exc:  # the kiosk's setting, for its receipts
+        from_mapping(KioskConfig, {"kiosk_id": "k1", "broker": "mqtt://h:1", "data_dir": "d", "time_zone": "x"}).validate()
+    assert exc.value.field == "time_zone"
 
 
 def _console(data, zone):

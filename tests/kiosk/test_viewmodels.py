@@ -81,6 +81,10 @@ def test_certificate_flow_sends_only_masked_id_and_prints(vm):
     items = receipt_items(vm.service, vm.result, vm.answers, vm.identity, "zh-CN", "k1", 5)
     assert {"qr": "KIOSK-CERT:ABCDEFGHJK"} in items
     assert "440106199003071234" not in json.dumps(items, ensure_ascii=False)
+    # The receipt's time is the fleet's clock (Asia/Shanghai by default), whatever the Pi's zone.
+    assert {"text": "1970-01-01 08:00  k1", "align": "center"} in items
+    in_utc = receipt_items(vm.service, vm.result, vm.answers, vm.identity, "zh-CN", "k1", 5, zone="UTC")
+    assert {"text": "1970-01-01 00:00  k1", "align": "center"} in in_utc
 
 
 def test_paper_out_offers_screen_and_window(vm):
