@@ -66,7 +66,9 @@ def spec() -> dict:
         },
         "security": [{"token": []}],
         "paths": {
-            "/api/v1/summary": {"get": _op("Kiosk counts by console status", "viewer")},
+            "/api/v1/summary": {"get": _op("Kiosk counts by console status (of one site or group if given)", "viewer",
+                                           params=[_q("site", {"type": "string"}, "count this site only"),
+                                                   _q("group", {"type": "string"}, "count this group only")])},
             "/api/v1/kiosks": {"get": _op("List kiosks with filters and pagination", "viewer", params=LIST_PARAMS)},
             "/api/v1/sites": {"get": _op("Counts by status per site, worst first", "viewer")},
             "/api/v1/kiosks/{kiosk_id}": {"get": _op("One kiosk with devices and required actions", "viewer",
@@ -98,8 +100,11 @@ def spec() -> dict:
                 "get": _op("Site or kiosk config layer", "viewer", params=[layer, _p("target", "site or kiosk id")]),
                 "put": _op("Replace a site or kiosk layer (diff returned)", "admin",
                            params=[layer, _p("target", "site or kiosk id")], body=config_body)},
-            "/api/v1/audit": {"get": _op("Console audit trail", "viewer", params=[
-                _q("target", {"type": "string"}, "kiosk id or other target")])},
+            "/api/v1/audit": {"get": _op("The fleet's one audit log, newest first: total and items (ts, user, "
+                                         "action, target, detail, result)", "viewer", params=[
+                _q("target", {"type": "string"}, "kiosk:ID, site:NAME, alarm:N, notice:ID, a user or token"),
+                _q("limit", {"type": "integer"}, "rows (1-1000, default 100)"),
+                _q("offset", {"type": "integer"}, "rows to skip")])},
             "/api/v1/reports": {"get": _op("Service and availability report", "viewer", params=[
                 _q("from", {"type": "string", "format": "date"}, "first day (YYYY-MM-DD)"),
                 _q("to", {"type": "string", "format": "date"}, "last day (YYYY-MM-DD)"),
