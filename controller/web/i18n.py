@@ -128,11 +128,18 @@ class Translator:
             return str(alarm.get("message") or "")
         params = {str(k): v for k, v in (alarm.get("params") or {}).items()}
         device = params.get("device") or alarm.get("subject") or ""
-        return template.format_map({**params, "device": self.term("device", device)})
+        return template.format_map(_Missing({**params, "device": self.term("device", device)}))
 
     def when(self, ts: float | None, *, seconds: bool = True) -> str:
         """A stored UTC time in the fleet's zone; no time reads "never" in this language."""
         return self.clock.show(ts, seconds=seconds, empty=self("common.never"))
+
+
+class _Missing(dict):
+    """Format parameters where one an alarm row lacks (an older rule's) reads as a dash, not an error."""
+
+    def __missing__(self, key: str) -> str:
+        return "–"
 
 
 def for_request(request: Any) -> Translator:

@@ -21,6 +21,7 @@ import sqlite3
 import time
 
 import pytest
+from starlette.routing import Route
 
 from contract import signing
 from contract.catalogue import load_default_document
@@ -89,6 +90,33 @@ def untranslated(page: str, lang: str) -> list[str]:
         if t in IDS or t.lower() in WORDS or "_" in t:
             bad.add(t)
     return sorted(bad)
+
+
+# Machine endpoints (JSON, CSV, the event stream, metrics) and redirects are not pages.
+NOT_PAGES = ("/api/", "/events", "/metrics", "/openapi.json", "/healthz", "/favicon.ico", "/lang/",
+             "/reports/report.csv")
+# A sample for each path parameter; a new page with a parameter not here fails the test until added.
+SAMPLES = {"kiosk_id": [PRINTING, PLAIN, "GD-NONE-9999"], "site": [SITE],
+           "name": ["usage", "trend", "feedback", "failures", "availability"]}
+# Views of one page that show different things (filters, a form filled to edit).
+VIEWS = [f"/fleet?site={SITE}", f"/config?layer=site&target={SITE}", "/requests?status=all", "/services?edit=n1"]
+
+
+def page_paths(app) -> list[str]:
+    """Every page the console serves, from its routes: each GET route that is not a machine
+    endpoint, its parameters filled with the fleet's own ids, plus the views above."""
+    out = []
+    for route in app.routes:
+        if not isinstance(route, Route) or "GET" not in (route.methods or ()) or route.path == "/" \
+                or route.path.startswith(NOT_PAGES):
+            continue
+        paths = [route.path]
+        for name in re.findall(r"{(\w+)}", route.path):
+            assert name in SAMPLES, f"no sample value for {{{name}}} in {route.path}: add one to SAMPLES"
+            paths = [p.replace(f"{{{name}}}", v) for p in paths for v in SAMPLES[name]]
+        out += paths
+    assert len(out) > 15, out
+    return out + VIEWS
 
 
 @pytest.fixture
@@ -171,19 +199,22 @@ def test_every_console_page_in_each_language(fleet):
                    15, "paper_low alarm")
         wait_until(lambda: "maintenance" in ada.get(f"/api/v1/kiosks/{PLAIN}").text, 15, "maintenance mode shown")
 
-        pages = ["/fleet", f"/fleet?site={SITE}", f"/kiosks/{PRINTING}", f"/kiosks/{PLAIN}", "/alarms", "/config",
-                 f"/config?layer=site&target={SITE}", "/services", "/reports", "/reports/print",
-                 "/requests?status=all", "/audit", "/accounts", "/enrolment", f"/sites/{SITE}/queue",
-                 "/kiosks/GD-NONE-9999"]
+        pages = page_paths(app)
         problems = {}
         for lang in i18n.LANGS:
             ada.cookies.set("lang", lang)
             for path in pages:
                 r = ada.get(path)
                 assert r.status_code in (200, 404), (lang, path, r.status_code)
-                bad = untranslated(r.text, lang)
+                if r.headers["content-type"].startswith("image/svg"):  # a chart: its words are <text>
+                    r_text = " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", r.text))
+                else:
+                    assert r.headers["content-type"].startswith("text/html"), (path, r.headers["content-type"])
+                    r_text = r.text
+                bad = untranslated(r_text, lang)
                 if bad:
                     problems[(lang, path)] = bad
+        assert problems == {}, "\n".join(f"{k}: {v}" for k, v in sorted(problems.items()))
         # The data words are there, translated (not merely absent).
         ada.cookies.set("lang", "zh-CN")
         zh = i18n.Translator("zh-CN")
@@ -192,7 +223,6 @@ def test_every_console_page_in_each_language(fleet):
         assert zh.term("mode", "maintenance") in ada.get("/fleet").text
         assert zh.term("tag", "fast") in ada.get("/reports").text
         assert zh.term("auditaction", "alarm.ack") in ada.get("/audit").text
-        assert problems == {}, "\n".join(f"{k}: {v}" for k, v in sorted(problems.items()))
     finally:
         ada.__exit__(None, None, None)
 
