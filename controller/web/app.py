@@ -25,6 +25,7 @@ from starlette.templating import Jinja2Templates
 
 from controller import fleet_clock
 from controller.fleet_clock import FleetClock
+from controller.store import connect
 from controller.web import api, i18n, live, metrics, openapi, pages
 from controller.web.accounts import Accounts
 from controller.web.auth import HTTPProblem, principal
@@ -73,8 +74,6 @@ def build_console(data_dir: Path, controller: Any = None, *, clock: Callable[[],
 
 
 def _recorded_zone(data_dir: Path) -> FleetClock:
-    from controller.store import connect
-
     conn = connect(data_dir)
     try:
         return fleet_clock.recorded(conn)

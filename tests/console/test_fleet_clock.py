@@ -14,6 +14,7 @@ import pytest
 
 from controller import ctl, fleet_clock
 from controller.fleet_clock import FleetClock
+from controller.server import Controller
 from controller.store import DB_NAME
 from controller.web import console_reads, reports
 from controller.web.app import build_console, create_app
@@ -105,8 +106,6 @@ def test_kioskctl_shows_the_recorded_zone(tmp_path, capsys, monkeypatch):
 
 
 def test_the_controller_records_its_zone_at_start(tmp_path):
-    from controller.server import Controller
-
     data = tmp_path / "controller-data"
     config = from_mapping(ControllerConfig, {"broker": "mqtt://127.0.0.1:1", "data_dir": str(data),
                                              "time_zone": "Asia/Tokyo"})
