@@ -127,8 +127,10 @@ class Translator:
         if template is None:
             return str(alarm.get("message") or "")
         params = {str(k): v for k, v in (alarm.get("params") or {}).items()}
-        device = params.get("device") or alarm.get("subject") or ""
-        return template.format_map(_Missing({**params, "device": self.term("device", device)}))
+        params["device"] = params.get("device") or alarm.get("subject") or ""
+        words = {k: (self.term(vocabulary.ALARM_PARAM_KINDS[k], v) if k in vocabulary.ALARM_PARAM_KINDS else str(v))
+                 for k, v in params.items() if v not in (None, "")}
+        return template.format_map(_Missing(words))
 
     def when(self, ts: float | None, *, seconds: bool = True) -> str:
         """A stored UTC time in the fleet's zone; no time reads "never" in this language."""

@@ -5,9 +5,9 @@ alarm rules, notice groups, identification kinds, feedback categories, roles and
 arrive as ids. Each vocabulary here maps to a catalogue key prefix (``mode.normal``,
 ``action.load_paper``, ...), so a template says ``t.term("mode", k.mode)`` and never prints an
 id. Service and rating-tag names come from the service catalogue itself, which carries all three
-languages. The ids follow the fleet contract's vocabularies (``contract.vocab`` once it lands;
-``contract.topics.MODES`` and the catalogue today); ``tests/console/test_every_page_translated.py``
-fails on any id that reaches a page untranslated.
+languages. The ids are the fleet contract's vocabularies (``contract.vocab``) and the service
+catalogue's, so a word added there fails ``tests/console/test_every_page_translated.py`` until the
+console's catalogues say it.
 """
 
 from __future__ import annotations
@@ -15,22 +15,20 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from contract import vocab
 from contract.catalogue import IDENTIFICATION, load_default_document
-from contract.topics import MODES
 from controller.service_backend.operations import FEEDBACK_CATEGORIES, GROUPS
 
 # kind -> the ids it may carry; the catalogue key of an id is f"{kind}.{id}".
 VOCABULARIES: dict[str, tuple[str, ...]] = {
-    "mode": MODES,
+    "mode": vocab.MODES,
     "state": ("online", "offline", "stale", "unknown"),
-    "reason": ("lwt", "shutdown", "stale"),
+    "reason": (*vocab.OFFLINE_REASONS, "stale"),
     "device": ("printer", "id_reader", "card_reader", "scanner", "supervisor"),
-    "devstate": ("closed", "idle", "busy", "error", "unknown"),
-    "fault": ("paper_out", "paper_low", "paper_jammed", "paper_ok", "cover_open", "cutter_error", "disconnected",
-              "not_answering", "offline", "unrecoverable_error", "sam", "tamper", "unknown"),
-    "action": ("check_connection", "check_printer_power", "close_cover", "load_paper", "clear_jam", "bring_paper",
-               "replace_id_reader", "power_cycle_device", "check_supervisor_cable", "inspect_enclosure",
-               "check_device"),
+    "devstate": vocab.DEVICE_STATES,
+    # The contract's faults, and the words v1 kiosks put in a device's detail instead.
+    "fault": (*(f for f in vocab.FAULTS if f), "paper_low", "paper_ok"),
+    "action": vocab.REQUIRED_ACTIONS,
     # The fields of a device's detail and the values each field takes (CEN/XFS-style).
     "field": ("paper", "cover", "connection", "media", "error", "fault", "door", "tamper", "temperature", "model",
               "device", "state", "mode", "previous", "version", "reason", "required_action", "boot_id", "versions",
@@ -38,23 +36,22 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
               "from", "to", "uptime", "message", "changed", "on", "name", "path", "count", "note", "number", "site",
               "kiosk", "kiosk_id", "token", "groups", "group", "counter", "args", "via", "why", "source", "failed",
               "locked", "ref", "body", "diff", "services", "role", "kiosks", "region", "ticket", "wait_minutes",
-              "category", "urgency", "rebooting_in", "restarting", "receipt", "ok", "reason_code", "delay", "agent", "job_id", "refused", "bytes_sent", "total_bytes", "seconds", "safe_mode",
-              "hold_s", "enclosure_temperature", "max_events", "off_seconds", "mode_from", "expires_at", "issued_at"),
-    "paper": ("full", "ok", "low", "out", "jammed", "unknown"),
-    "cover": ("open", "closed", "unknown"),
-    "connection": ("connected", "disconnected"),
-    "media": ("present", "not_present", "unknown"),
-    "event": ("boot", "device_state", "mode_changed", "config_applied", "config_rejected", "device_power_cycled",
-              "journal_overflow", "host_power_cycled", "tamper", "door", "relay"),
-    "command": ("reboot", "restart_app", "set_mode", "test_print", "power_cycle", "collect_diagnostics",
-                "reload_config"),
+              "category", "urgency", "rebooting_in", "restarting", "receipt", "ok", "reason_code", "delay", "agent",
+              "job_id", "refused", "bytes_sent", "total_bytes", "seconds", "safe_mode", "hold_s",
+              "enclosure_temperature", "max_events", "off_seconds", "mode_from", "expires_at", "issued_at"),
+    "paper": (*vocab.PAPER, "ok"),  # "ok": a v1 kiosk's word for full
+    "cover": vocab.COVER,
+    "connection": vocab.CONNECTION,
+    "media": vocab.MEDIA,
+    "event": vocab.EVENT_TYPES,
+    "command": vocab.COMMANDS,
     "group": GROUPS,
     "ident": IDENTIFICATION,
     "category": FEEDBACK_CATEGORIES,
     "urgency": ("urgent", "normal"),
     "role": ("admin", "operator", "viewer"),
     "diffop": ("add", "remove", "change"),
-    "cfgstatus": ("applied", "rejected"),
+    "cfgstatus": vocab.CONFIG_STATUSES,
     # The status field of results: a config report's, a print job's.
     "outcome": ("applied", "rejected", "completed", "failed"),
     "queue.counter": ("general", "social", "civil"),
@@ -82,11 +79,13 @@ LEGACY_ACTIONS = {
 }
 # Which vocabulary a field's value comes from, where it has one (the value of "paper" is a paper state).
 FIELD_KINDS = {"device": "device", "mode": "mode", "previous": "devstate", "from": "mode", "to": "mode",
-               "detail": "fault", "counter": "queue.counter", "groups": "group", "group": "group", "role": "role",
+               "detail": "fault", "error": "fault", "counter": "queue.counter", "groups": "group", "group": "group", "role": "role",
                "name": "command", "category": "category", "urgency": "urgency",
                "paper": "paper", "cover": "cover", "connection": "connection", "media": "media", "fault": "fault",
                "required_action": "action", "reason": "reason", "state": "devstate", "status": "outcome",
                "warnings": "fault"}
+# The vocabulary of each alarm parameter the rules name (controller/alarm_rules.toml, ``params``).
+ALARM_PARAM_KINDS = {"device": "device", "state": "state", "reason": "reason", "fault": "fault"}
 # Envelope fields of a payload (contract version, ids, times): not what an operator reads.
 ENVELOPE = frozenset({"v", "id", "seq", "ts", "type", "kiosk_id", "stats"})
 

@@ -119,8 +119,10 @@ class MaintenanceGate:
 
 
 # -- what the maintenance screen says about the devices ------------------------------------------
-# Device status fields whose values come from a closed vocabulary, translated as f"{field}.{value}".
-_VALUE_FIELDS = ("paper", "cover", "cutter", "connection", "media", "error")
+# Device status fields whose values come from a closed vocabulary: field -> the catalogue prefix
+# of its values ("paper": "out" reads paper.out; an "error" is one of the contract's faults).
+_VALUE_KINDS = {"paper": "paper", "cover": "cover", "cutter": "cutter", "connection": "connection",
+                "media": "media", "error": "fault", "fault": "fault"}
 
 
 def _term(kind: str, value: object, lang: str) -> str:
@@ -141,7 +143,7 @@ def detail_text(detail: object, lang: str) -> str:
         if value is None or value == "" or isinstance(value, dict | list):
             continue
         shown = tr("maint.yes" if value else "maint.no", lang) if isinstance(value, bool) \
-            else _term(key, value, lang) if key in _VALUE_FIELDS else str(value)
+            else _term(_VALUE_KINDS[key], value, lang) if key in _VALUE_KINDS else str(value)
         parts.append(tr("maint.field", lang, name=_term("field", key, lang), value=shown))
     return " · ".join(parts)
 

@@ -13,6 +13,7 @@ import re
 
 import pytest
 
+from contract import vocab
 from device_drivers.manager import DeviceConfig, DeviceManager
 from kiosk_ui.i18n import LANGUAGES, catalogue
 from kiosk_ui.viewmodels import maintenance
@@ -90,3 +91,12 @@ def test_device_line_parts():
 def test_the_three_catalogues_have_the_same_keys():
     zh, hk, en = (set(catalogue(lang)) for lang in LANGUAGES)
     assert zh == hk == en
+
+
+def test_every_contract_word_the_screen_shows_is_in_every_kiosk_language():
+    words = [*(f"devstate.{s}" for s in vocab.DEVICE_STATES), *(f"action.{a}" for a in vocab.REQUIRED_ACTIONS),
+             *(f"fault.{f}" for f in vocab.FAULTS if f), *(f"paper.{p}" for p in vocab.PAPER),
+             *(f"cover.{c}" for c in vocab.COVER), *(f"connection.{c}" for c in vocab.CONNECTION),
+             *(f"media.{m}" for m in vocab.MEDIA)]
+    for lang in LANGUAGES:
+        assert [w for w in words if w not in catalogue(lang)] == [], lang
