@@ -282,7 +282,8 @@ const Console = (() => {
             const d = k.devices[name], tr = document.createElement("tr");
             tr.className = "dev-" + d.state;
             const cells = [[term(w, "device", name), ""], [term(w, "devstate", d.state), ""],
-              [detailText(w, d.detail), ""], [term(w, "action", d.required_action), "action"]];
+              [[term(w, "fault", d.fault), detailText(w, d.detail)].filter(Boolean).join(" — "), ""],
+              [term(w, "action", d.required_action), "action"]];
             for (const [v, cls] of cells) {
               const td = document.createElement("td");
               td.textContent = v || ""; td.className = cls;
