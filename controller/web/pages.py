@@ -153,7 +153,7 @@ async def kiosk_page(request: Request) -> Response:
     audit = audit["items"] if audit else []
     latest, _ = _try(b.latest, kiosk_id)
     if b.controller is None:
-        cmd_err = cmd_err or "no fleet controller is running in this process"
+        cmd_err = cmd_err or i18n.for_request(request)("cmd.no_controller")
     from controller.web import charts
 
     chart_svgs = charts.telemetry_charts(telemetry or [], console.clock_zone.hm, i18n.for_request(request))
