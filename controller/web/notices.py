@@ -51,7 +51,10 @@ def _connect(data_dir: Path) -> sqlite3.Connection:
         raise Unavailable(f"no controller database at {path}")
     conn = sqlite3.connect(path, timeout=10)
     try:
-        ensure_schema(conn)  # the backend's tables, with the catalogue's default notices seeded once
+        # The backend's tables, with the catalogue's default notices seeded once; a store where that
+        # happened already is only read (no write lock per page view).
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='svc_seeded'").fetchone() is None:
+            ensure_schema(conn)
     except sqlite3.Error as exc:
         conn.close()
         raise Unavailable(f"the service tables cannot be opened: {exc}") from None
