@@ -69,7 +69,7 @@ def test_offline_kiosk_raises_alarm_operator_acknowledges(live):
     assert r.status_code == 200 and r.json()["changed"] is True
     assert otto.get("/api/v1/alarms").json()["items"][0]["acked_by"] == "otto"
     # The fleet view follows the store on its own poll, a moment after the alarm row exists.
-    wait(lambda: otto.get("/api/v1/kiosks/gd-1").json()["status"] == "offline", what="kiosk shown offline")
+    wait(lambda: otto.get("/api/v1/kiosks/gd-1").json().get("status") == "offline", what="kiosk shown offline")
     trail = console.backend.audit(limit=10)["items"]
     # One row per acknowledgement, in the one log: the failed one and the real one with its note.
     acks = [(a["target"], a["result"], a["detail"]) for a in trail if a["action"] == "alarm.ack"]
