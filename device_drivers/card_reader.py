@@ -139,6 +139,14 @@ class CardReader(AnswerDevice):
             raise last
         raise NoContactlessCard(f"no card in the field within {timeout:g} s")
 
+    def card_present(self) -> bool:
+        """Whether a card is in the field, without reading it (one passive-target poll)."""
+        self.link.wait_connected(1.0)
+        targets = pn532.parse_targets(self.call(pn532.IN_LIST_PASSIVE_TARGET, b"\x01\x00"))
+        for t in targets:
+            self._release(t)
+        return bool(targets)
+
     def read_uid(self, timeout: float = 5.0) -> str:
         """UID of a community access card (or any ISO 14443A card), as upper-case hex."""
         t = self.find_target(timeout)

@@ -135,6 +135,17 @@ class IdCardReader(AnswerDevice):
             log.info("ID card read", extra={"fields": ident.masked()})
             return ident
 
+    def card_present(self) -> bool:
+        """Whether a card lies on the reader, without reading it (one find-card request): the kiosk
+        asks this to tell a card left by the previous resident from one placed for this session."""
+        self.link.wait_connected(1.0)
+        r = self.request(samv.FIND_CARD)
+        if r.status == 0x80:
+            return False
+        if r.status != samv.CARD_FOUND:
+            raise samv.SamvStatusError(r.status, "find card")
+        return True
+
     def _try_once(self) -> samv.Identity | None:
         r = self.request(samv.FIND_CARD)
         if r.status == 0x80:

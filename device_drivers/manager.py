@@ -393,6 +393,13 @@ class Device:
         self._media = "present"
         return ident
 
+    def card_present(self) -> bool:
+        """Card readers: whether a card lies on the reader now (nothing is read from it)."""
+        self._require()
+        present = bool(self._op(self.driver.card_present))
+        self._media = "present" if present else "not_present"
+        return present
+
     def wipe(self) -> None:
         """End of a resident's session: forget identity data held by the ID reader driver."""
         if self.driver is not None and hasattr(self.driver, "wipe"):

@@ -3,7 +3,12 @@
 Screens never touch a driver. :class:`Devices` reads an identity (resident ID card or
 social-security card), prints a receipt with an honest outcome, scans a QR voucher, reports each
 device's state, and :meth:`Devices.reset` ends a session on the hardware side (reads cancelled,
-reader memory wiped, print queue cleared). Drivers for devices still being written are optional:
+reader memory wiped, print queue cleared).
+
+A card serves only the resident session in which it was placed: a reader must have been seen
+empty since the previous session ended (:meth:`Devices.new_resident`) before a card on it is read,
+so a card left behind by the previous resident is never read for the next one; they are asked to
+take it away and place their own (lifting one's own card and placing it again also clears it). Drivers for devices still being written are optional:
 a missing one makes its services unavailable, never pretends success.
 """
 
@@ -13,6 +18,8 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +29,8 @@ from foundation.logs import mask_id_number, mask_name
 log = logging.getLogger(__name__)
 
 POLL = 0.5  # reads are cut into slices this long so that a session end cancels them promptly
+LEFT_CARD_POLL = 0.1  # looks at a card from before this session this often, to catch it lifted and placed again
+READERS = {"id_card": "id_reader", "ss_card": "card_reader"}  # identification kind -> its card reader
 
 
 class ReadCancelled(KioskError):
@@ -38,6 +47,10 @@ class PinWrong(DeviceError):
     def __init__(self, tries: int | None) -> None:
         self.tries = tries
         super().__init__(f"wrong PIN, {tries} tries left")
+
+
+class _LeftCardWait(DeviceTimeout):
+    """Internal: the card on the reader lay there before this resident began; keep waiting."""
 
 
 class DeviceMissing(DeviceError):
@@ -91,7 +104,8 @@ class Devices:
     ``ports`` maps a kiosk port name (printer, id_reader, card_reader, scanner) to its serial URL.
     """
 
-    def __init__(self, ports: dict[str, str], *, data_dir=None, printer_profile: str = "generic-80") -> None:
+    def __init__(self, ports: dict[str, str], *, data_dir=None, printer_profile: str = "generic-80",
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         from device_drivers.manager import KINDS, DeviceConfig, DeviceManager
 
         self.ports = {k: v for k, v in ports.items() if v and k in KINDS}
@@ -104,6 +118,11 @@ class Devices:
         # moves on. ``cancel`` runs on the UI thread, so a resident who starts right after the previous
         # session ended can never have their read cancelled by that session's (late) reset.
         self.session = 0
+        # Resident session number, and per reader the resident session in which it was last seen
+        # empty: a card is read only if its reader has been empty since this resident began.
+        self.resident = 0
+        self._seen_empty: dict[str, int] = {}
+        self._sleep = sleep
         self._io_lock = threading.Lock()  # one reader slice or one wipe at a time
         self._print_lock = threading.Lock()
 
@@ -128,13 +147,18 @@ class Devices:
         return name in self.ports
 
     # -- identification --------------------------------------------------------------------------
-    def read_identity(self, kind: str, timeout: float, pin: str = "", session: int | None = None) -> ResidentIdentity:
+    def read_identity(self, kind: str, timeout: float, pin: str = "", session: int | None = None,
+                      on_left_card: Callable[[], None] | None = None) -> ResidentIdentity:
         """Wait up to ``timeout`` s for the card (or QR voucher), within ``session`` (default: the
-        current one). Raises DeviceTimeout (nothing presented), ReadCancelled (the session ended),
-        DeviceError (the card moved, the reader failed, an unreadable code) or TransportError
-        (reader unreachable)."""
+        current one). A card that has lain on the reader since before this resident began is not
+        read: ``on_left_card`` is called once and the read waits for it to go and a card to come.
+        Raises DeviceTimeout (nothing presented), ReadCancelled (the session ended), DeviceError
+        (the card moved, the reader failed, an unreadable code) or TransportError (reader
+        unreachable)."""
         session = self.session if session is None else session
+        reader = READERS.get(kind)
         waited = 0.0
+        told = False
         while True:
             slice_ = min(POLL, timeout - waited)
             if slice_ <= 0:
@@ -143,11 +167,45 @@ class Devices:
                 with self._io_lock:
                     if self.session != session:
                         raise ReadCancelled("session ended")
+                    if reader is not None and self._seen_empty.get(reader) != self.resident:
+                        if self._dev(reader).card_present():
+                            if not told and on_left_card is not None:
+                                on_left_card()
+                            told = True
+                            raise _LeftCardWait("a card from before this resident is on the reader")
+                        self._seen_empty[reader] = self.resident
                     return self._read_once(kind, slice_, pin)
+            except _LeftCardWait:
+                self._sleep(LEFT_CARD_POLL)  # outside the lock: the end-of-session wipe may run meanwhile
+                waited += LEFT_CARD_POLL
             except DeviceTimeout as exc:
                 if type(exc).__name__ not in ("NoCard", "DeviceTimeout") or "busy" in str(exc):
                     raise
                 waited += slice_
+
+    def reader_cleared(self, reader: str) -> bool:
+        """Whether ``reader`` has been seen empty since this resident began (its card then counts)."""
+        return self._seen_empty.get(reader) == self.resident
+
+    def new_resident(self) -> None:
+        """A resident session ended (UI thread): cards on the readers now belong to the past."""
+        self.resident += 1
+
+    def cards_present(self) -> set[str]:
+        """The card readers with a card on them now (a reader that cannot tell is left out). A reader
+        seen empty here is cleared for the current resident: whatever is placed on it next is theirs."""
+        found = set()
+        with self._io_lock:
+            for reader in READERS.values():
+                if reader in self.ports:
+                    try:
+                        if self._dev(reader).card_present():
+                            found.add(reader)
+                        else:
+                            self._seen_empty[reader] = self.resident
+                    except KioskError as exc:
+                        log.info("card presence unknown", extra={"fields": {"device": reader, "why": str(exc)[:80]}})
+        return found
 
     def _read_once(self, kind: str, timeout: float, pin: str = "") -> ResidentIdentity:
         if kind == "id_card":
