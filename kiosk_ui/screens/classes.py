@@ -116,6 +116,9 @@ class AttractScreen(KioskScreen):
         self.ids.start.kiosk_name = "start"
         self._cursor = {}
         self.ids.notices.clear_widgets()
+        if app.vm.left_cards:
+            # A card left by the resident who just went: said first and largest, for them and the next.
+            self._text(tr("card_left.detail", lang), big=True, where="notices").kiosk_name = "card_left"
         for n in app.vm.catalogue.notices[:3]:
             self._text("· " + (n["titles"].get(lang) or n["titles"]["zh-CN"]), halign="left", where="notices")
 
@@ -279,7 +282,8 @@ class DoneScreen(KioskScreen):
         lang = app.vm.language
         self._clear()
         self.ids.title.text = tr("done.title", lang)
-        self._text(tr("done.take_card", lang), big=True)
+        if app.vm.used_card():
+            self._text(tr("done.take_card", lang), big=True)
         self._demo_card_remove(app)
         self._button(tr("nav.home", lang), lambda: app.act("end_session"), main=True, where="actions", name="home")
 

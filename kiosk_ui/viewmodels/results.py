@@ -36,8 +36,9 @@ def _option_name_any(option_id: str, lang: str) -> str:
 
 
 def result_lines(service: Service, data: dict[str, Any], answers: dict[str, str],
-                 identity: ResidentIdentity | None, lang: str) -> list[str]:
-    """The result as short lines, biggest first (the first line is shown largest)."""
+                 identity: ResidentIdentity | None, lang: str, *, printed: bool = False) -> list[str]:
+    """The result as short lines, biggest first (the first line is shown largest). ``printed``:
+    the lines of the paper, where a certificate names its holder in full (see docs/kiosk.md)."""
     sid = service.id
     if sid == "queue_ticket":
         lines = [tr("result.ticket", lang, number=data["number"]),
@@ -53,7 +54,10 @@ def result_lines(service: Service, data: dict[str, Any], answers: dict[str, str]
                 tr("result.code", lang, code=data["code"])]
     if sid == "certificate":
         kind = _option_name(service, "kind", data["kind"], lang)
-        holder = identity.masked_name() if identity else ""
+        # The holder appears once: in full on the paper certificate (it is the resident's document,
+        # and the backend's record holds that name), masked on the screen that passers-by can see.
+        # The ID number is masked on both: the controller stores nothing else.
+        holder = (identity.name if printed else identity.masked_name()) if identity else ""
         number = identity.masked_number() if identity else ""
         return [tr("result.certificate", lang, kind=kind), tr("result.code", lang, code=data["code"]),
                 tr("result.certificate_holder", lang, name=holder, number=number),
@@ -102,15 +106,12 @@ def receipt_items(service: Service, data: dict[str, Any], answers: dict[str, str
                   *, zone: str = "Asia/Shanghai") -> list[dict]:
     """The receipt document for the printer driver (``Receipt.from_dicts``); its time is printed in
     the fleet's time zone ``zone`` (the kiosk config's ``time_zone``), whatever the Pi's own zone."""
-    lines = result_lines(service, data, answers, identity, lang)
+    lines = result_lines(service, data, answers, identity, lang, printed=True)
     items: list[dict] = [{"text": tr("app.title", lang), "align": "center", "bold": True},
                          {"text": service.name(lang), "align": "center"}, {"feed": 1}]
     items.append({"text": lines[0], "align": "center", "bold": True, "size": [2, 2]})
     items += [{"text": line} for line in lines[1:]]
     if service.id == "certificate":
-        # The certificate names its holder in full: it is the document the resident asked for.
-        if identity is not None:
-            items.append({"text": identity.name, "align": "center", "bold": True})
         items.append({"qr": data["qr"]})
     elif service.id == "appointment":
         items.append({"qr": f"KIOSK-APPT:{data['code']}"})

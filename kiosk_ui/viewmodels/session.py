@@ -19,6 +19,7 @@ IDLE_TIMEOUT = 60.0
 COUNTDOWN = 15.0
 ELDERLY_FACTOR = 2.0  # elderly mode: no timed step shorter than twice the normal one
 DONE_SECONDS = 8.0
+CARD_LEFT_ALERT = 60.0  # a card still on a reader this long after its session ended: an event for staff
 MAX_CHOICES = 6  # a few big choices on one screen, no scrolling: the earliest free slots first
 RESIDENT_FIELDS = ("service", "identity", "answers", "result", "dynamic_options", "message", "print_state",
                    "rating", "rating_tags", "step_index", "pin_tries", "entry")
@@ -27,7 +28,7 @@ MAX_ENTRY = 11
 
 @dataclass(frozen=True)
 class Effect:
-    kind: str  # read_card, call, print, reset_devices, speak
+    kind: str  # read_card, call, print, reset_devices, watch_cards, speak, event
     args: dict[str, Any] = field(default_factory=dict)
 
 
@@ -68,6 +69,10 @@ class SessionViewModel:
         self.last_activity = 0.0
         self.sessions_ended = 0
         self.done_at = 0.0  # when the "done" screen showed
+        # Card readers holding a card left behind after a session ended -> since when (no resident
+        # data: only which reader), and those already reported to staff.
+        self.left_cards: dict[str, float] = {}
+        self.left_reported: set[str] = set()
         self._clear()
 
     # -- session ---------------------------------------------------------------------------------
@@ -122,7 +127,38 @@ class SessionViewModel:
         self.sessions_ended += 1
         self.last_activity = now
         self.screen = "out_of_service" if self.mode == "out_of_service" else "attract"
-        return [Effect("reset_devices")]
+        return [Effect("reset_devices"), Effect("watch_cards")]
+
+    # -- cards left behind -------------------------------------------------------------------------
+    def used_card(self) -> bool:
+        """Whether this session read a card (the done screen reminds the resident to take it)."""
+        return self.identity is not None and self.identity.kind in ("id_card", "ss_card")
+
+    def cards_seen(self, present: set[str], now: float) -> list[Effect]:
+        """After a session ended, the readers found holding a card: shown and spoken at once."""
+        fresh = [r for r in sorted(present) if r not in self.left_cards]
+        self.left_cards = {r: self.left_cards.get(r, now) for r in sorted(present)}
+        self.left_reported &= present
+        # Spoken whatever the mode: the owner may be walking away, and the next resident must know.
+        return [Effect("speak", {"key": "card_left.prompt", "always": True})] if fresh else []
+
+    def left_card_tick(self, now: float) -> list[Effect]:
+        """A card still there CARD_LEFT_ALERT s after its session: one event per card for staff."""
+        effects = []
+        for reader, since in self.left_cards.items():
+            if reader not in self.left_reported and now - since >= CARD_LEFT_ALERT:
+                self.left_reported.add(reader)
+                effects.append(Effect("event", {"type": "card_left_behind",
+                                                "fields": {"reader": reader, "seconds": int(now - since)}}))
+        return effects
+
+    def left_card_on_reader(self, now: float) -> list[Effect]:
+        """The reader holds a card placed before this session: not read; the resident is asked to
+        take it away and place their own."""
+        if self.screen != "identify" or self.identity is not None:
+            return []
+        self.message = "identify.card_left_on"
+        return [Effect("speak", {"key": "identify.card_left_on", "always": True})]
 
     # -- settings reachable on every screen ------------------------------------------------------
     def set_language(self, lang: str, now: float) -> None:

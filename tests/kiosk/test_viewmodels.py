@@ -59,7 +59,7 @@ def test_queue_ticket_flow(vm):
     eff = vm.submit_rating(8)
     assert eff[0].args["args"] == {"service": "queue_ticket", "stars": 4, "tags": ["fast"]}
     assert vm.screen == "done"
-    assert kinds(vm.done_tick(20)) == ["reset_devices"] and vm.screen == "attract"
+    assert kinds(vm.done_tick(20)) == ["reset_devices", "watch_cards"] and vm.screen == "attract"
 
 
 def test_certificate_flow_sends_only_masked_id_and_prints(vm):
@@ -80,11 +80,43 @@ def test_certificate_flow_sends_only_masked_id_and_prints(vm):
     assert "print" in kinds(eff)
     items = receipt_items(vm.service, vm.result, vm.answers, vm.identity, "zh-CN", "k1", 5)
     assert {"qr": "KIOSK-CERT:ABCDEFGHJK"} in items
-    assert "440106199003071234" not in json.dumps(items, ensure_ascii=False)
+    printed = json.dumps(items, ensure_ascii=False)
+    assert "440106199003071234" not in printed
     # The receipt's time is the fleet's clock (Asia/Shanghai by default), whatever the Pi's zone.
     assert {"text": "1970-01-01 08:00  k1", "align": "center"} in items
     in_utc = receipt_items(vm.service, vm.result, vm.answers, vm.identity, "zh-CN", "k1", 5, zone="UTC")
     assert {"text": "1970-01-01 00:00  k1", "align": "center"} in in_utc
+    # The paper names the holder once, in full, with the masked number; the screen masks both.
+    assert printed.count("测试居民一") == 1 and "4401**********1234" in printed
+    shown = result_lines(vm.service, vm.result, vm.answers, vm.identity, "zh-CN")
+    assert "测试居民一" not in " ".join(shown) and "测****" in " ".join(shown)
+
+
+def test_card_left_behind_is_prompted_then_reported_once(vm):
+    vm.start(0)
+    vm.choose_service("certificate", 1)
+    vm.identity_done(ident(), 2)
+    assert vm.used_card()
+    vm.end_session(3)
+    assert not vm.used_card()
+    eff = vm.cards_seen({"id_reader"}, 4)
+    assert eff == [Effect("speak", {"key": "card_left.prompt", "always": True})]
+    assert vm.cards_seen({"id_reader"}, 5) == []  # said once, not on every look
+    assert vm.left_card_tick(63) == []
+    eff = vm.left_card_tick(64)
+    assert eff == [Effect("event", {"type": "card_left_behind", "fields": {"reader": "id_reader", "seconds": 60}})]
+    assert vm.left_card_tick(100) == []
+    vm.cards_seen(set(), 101)
+    assert vm.left_cards == {}
+
+
+def test_card_from_before_the_session_is_not_read(vm):
+    vm.start(0)
+    vm.choose_service("certificate", 1)
+    eff = vm.left_card_on_reader(2)
+    assert vm.message == "identify.card_left_on" and vm.identity is None and kinds(eff) == ["speak"]
+    vm.identity_done(ident(), 3)
+    assert vm.left_card_on_reader(4) == []  # the resident's own card was read meanwhile
 
 
 def test_paper_out_offers_screen_and_window(vm):
@@ -191,7 +223,7 @@ def test_idle_timeout_countdown_and_wipe(vm):
     assert vm.countdown(140) is None
     assert vm.countdown(146) == pytest.approx(15.0)
     assert vm.tick(150) == []
-    assert kinds(vm.tick(161)) == ["reset_devices"]
+    assert kinds(vm.tick(161)) == ["reset_devices", "watch_cards"]
     assert vm.screen == "attract" and vm.language == "zh-CN"
     assert person.name == "" and person.number == ""
     state = vm.resident_state()
