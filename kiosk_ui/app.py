@@ -18,6 +18,7 @@ from kiosk_ui.fonts import find_cjk_font
 
 log = logging.getLogger(__name__)
 READ_TIMEOUT = 30.0
+CARD_WATCH_INTERVAL = 1.0  # s between looks at the readers while a card lies there after a session
 
 
 def configure_window(windowed: bool, size: str) -> None:
@@ -116,6 +117,8 @@ def _make_app_class():
             self.fleet_mode = "normal"
             self.device_fault = ""
             self.observers: list[Callable[[str], None]] = []  # tests watch screen changes
+            self._watching_cards = False
+            self._stopping = threading.Event()
             self._recent = _Recent()
             logging.getLogger().addHandler(self._recent)
 
@@ -235,6 +238,7 @@ def _make_app_class():
             Clock.schedule_interval(self._tick, 0.5)
             Clock.schedule_interval(lambda _dt: self._poll_devices(), 10)
             self._poll_devices()
+            self._watch_cards()  # a card lying on a reader at start-up is nobody's until lifted
             if self.backend is not None:
                 self.vm.online = bool(getattr(self.backend, "online", False))
             self.sync()
@@ -273,7 +277,7 @@ def _make_app_class():
 
         def _tick(self, _dt) -> None:
             now = self.clock()
-            effects = self.vm.tick(now) + self.vm.done_tick(now)
+            effects = self.vm.tick(now) + self.vm.done_tick(now) + self.vm.left_card_tick(now)
             left = self.vm.countdown(now)
             self.countdown_text = tr("idle.countdown", self.vm.language, seconds=int(left + 0.99)) \
                 if left is not None and left > 0 else ""
@@ -300,8 +304,8 @@ def _make_app_class():
                 return []
             return result_lines(vm.service, vm.result, vm.answers, vm.identity, vm.language)
 
-        def say(self, key: str) -> None:
-            if self.vm.elderly:
+        def say(self, key: str, always: bool = False) -> None:
+            if self.vm.elderly or always:
                 self.voice.say(tr(key, self.vm.language), self.vm.language)
 
         # -- effects -------------------------------------------------------------------------------
@@ -328,12 +332,44 @@ def _make_app_class():
                 elif e.kind == "reset_devices":
                     self.devices.cancel()  # here, on the UI thread: before any read of the next session
                     self._thread(self.devices.wipe)
+                elif e.kind == "watch_cards":
+                    self.devices.new_resident()  # on the UI thread: before any read of the next session
+                    self._watch_cards()
+                elif e.kind == "event":
+                    self._thread(self._emit_event, e.args["type"], e.args["fields"])
                 elif e.kind == "speak":
-                    self.say(e.args["key"])
+                    self.say(e.args["key"], e.args.get("always", False))
+
+        def _watch_cards(self) -> None:
+            """After a session: look at the readers until none holds a card; the view-model shows and
+            speaks the prompt, and reports a card that stays (one watcher at a time)."""
+            if self._watching_cards:
+                return
+            self._watching_cards = True
+
+            def run():
+                try:
+                    while not self._stopping.is_set():
+                        present = self.devices.cards_present()
+                        self._post(self.vm.cards_seen, present)
+                        if not present:
+                            return
+                        self._stopping.wait(CARD_WATCH_INTERVAL)
+                finally:
+                    self._watching_cards = False
+            self._thread(run)
+
+        def _emit_event(self, event_type: str, fields: dict) -> None:
+            """An event for staff through the fleet link's journal (stored and forwarded)."""
+            log.warning("event for staff: %s", event_type, extra={"fields": fields})
+            runtime = getattr(self, "runtime", None)
+            if runtime is not None:
+                runtime.agent.emit(event_type, fields)
 
         def _read_card(self, kind: str, pin: str, session: int) -> None:
             try:
-                ident = self.devices.read_identity(kind, READ_TIMEOUT, pin, session)
+                ident = self.devices.read_identity(kind, READ_TIMEOUT, pin, session,
+                                                   on_left_card=lambda: self._post(self.vm.left_card_on_reader))
             except ReadCancelled:
                 return
             except PinNeeded:
@@ -509,6 +545,7 @@ def _make_app_class():
             self.stop()
 
         def on_stop(self) -> None:
+            self._stopping.set()
             logging.getLogger().removeHandler(self._recent)
             self.screens["card_pin"].entered = ""
             if self.supervisor is not None:
