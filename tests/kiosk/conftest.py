@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -84,3 +85,22 @@ def finish(p: Proc, timeout: float = 150) -> None:
     assert line.startswith("DONE"), line + "\n" + "\n".join(p.stderr_lines[-30:])
     p.proc.wait(20)
     assert p.proc.returncode == 0, p.stderr_lines[-30:]
+
+
+def wait_token(p: Proc, token: str, timeout: float = 120) -> None:
+    """Wait until the harness waits at ``["sync", token]`` (fails on a harness FAIL)."""
+    line = p.wait_for(lambda s: s.startswith((f"WAIT {token}", "FAIL")), timeout=timeout)
+    assert line.startswith("WAIT"), line
+
+
+def release(p: Proc, token: str, value: str = "") -> None:
+    """Let the harness go on past ``["sync", token]`` (``value`` replaces ``$SYNC`` later)."""
+    p.proc.stdin.write(f"{token} {value}\n")
+    p.proc.stdin.flush()
+
+
+def wait_online(controller, kiosk_id: str = "k-ui", timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while [k["state"] for k in controller.list_kiosks()["items"] if k["kiosk_id"] == kiosk_id] != ["online"]:
+        assert time.monotonic() < deadline, f"kiosk {kiosk_id} not online at the controller"
+        time.sleep(0.2)

@@ -5,8 +5,8 @@ so every UI test runs this module in its own subprocess:
     python -m tests.kiosk.harness --script FILE.json --data-dir DIR [--config kiosk.toml | --simulated]
 
 Steps (JSON list): ["press", NAME], ["press_prefix", PREFIX], ["screen", NAME, TIMEOUT], ["sim", PORT, CMD], ["shot", LABEL],
-["text", SUBSTRING], ["lang", CODE], ["corner", N], ["idle", SECONDS], ["sync", TOKEN] (waits for the line "TOKEN [VALUE]" on stdin; "$SYNC" in a later sim command is VALUE),
-["wiped"], ["status"], ["elderly"], ["sizes"], ["mark"], ["elapsed", LABEL], ["rss", LABEL], ["frames", "on"|"off"].
+["text", SUBSTRING], ["no_text", SUBSTRING] (waits until no label shows it), ["lang", CODE], ["corner", N], ["idle", SECONDS], ["sync", TOKEN] (waits for the line "TOKEN [VALUE]" on stdin; "$SYNC" in a later sim command is VALUE),
+["wiped"], ["wiped_identity"], ["status"], ["elderly"], ["sizes"], ["mark"], ["elapsed", LABEL], ["rss", LABEL], ["frames", "on"|"off"].
 Output: ``STEP n ...`` per step, ``FAIL ...`` (exit 1) or ``DONE`` (exit 0).
 """
 
@@ -140,6 +140,8 @@ class Runner:
             done = any(step[1] in t for t in _labels(screen))
         elif kind == "labels":  # every text on the screen, for the test to check (translations)
             self.out("LABELS", step[1], json.dumps(_labels(screen), ensure_ascii=False))
+        elif kind == "no_text":
+            done = not any(step[1] in t for t in _labels(screen))
         elif kind == "shot":
             path = self.artifacts / f"kiosk-{step[1]}-{self.tag}.png"
             app.save_screenshot(path)
@@ -202,6 +204,10 @@ class Runner:
             done = bool(got)
             if got:
                 self.sync_value = got[0].partition(" ")[2]
+        elif kind == "wiped_identity":
+            if app.vm.identity is not None:
+                self.fail("an identity was read")
+                return False
         elif kind == "wiped":
             state = app.vm.resident_state()
             bad = {k: repr(v) for k, v in state.items() if v not in (None, "", 0, [], {})}

@@ -11,7 +11,7 @@ import pytest
 
 from hardware_sim.identities import PROFILES
 from kiosk_ui.i18n import LANGUAGES, catalogue, tr
-from tests.kiosk.conftest import finish, kiosk_config, run_harness
+from tests.kiosk.conftest import finish, kiosk_config, release, run_harness, wait_token
 from tests.kiosk.test_maintenance_texts import foreign
 
 NAME = PROFILES["resident-1"]["values"]["name"]
@@ -77,16 +77,12 @@ def test_screenshots_of_every_screen(tag, broker, controller, procs, tmp_path, a
     extra = ["--language", tag] if tag in ("zh-HK", "en") else []
     p = run_harness(procs, tmp_path, steps, artifacts=artifacts, tag=tag, extra=extra,
                     config=kiosk_config(tmp_path, broker.url, public_key=controller.public_key()))
-    line = p.wait_for(lambda s: s.startswith(("WAIT online", "FAIL")), timeout=60)
-    assert line.startswith("WAIT"), line
-    p.proc.stdin.write("online\n")
-    p.proc.stdin.flush()
-    line = p.wait_for(lambda s: s.startswith(("WAIT oos", "FAIL")), timeout=120)
-    assert line.startswith("WAIT"), line
+    wait_token(p, "online", 60)
+    release(p, "online")
+    wait_token(p, "oos")
     cid = controller.send_command("k-ui", "set_mode", {"mode": "out_of_service"}, "test")
     assert controller.wait_command(cid, 30)["status"] == "succeeded"
-    p.proc.stdin.write("oos\n")
-    p.proc.stdin.flush()
+    release(p, "oos")
     finish(p)
     names = ["attract", "menu", "step", "result", "rating", "done", "identify", "identified", "failed", "card_pin",
              "print_failed", "pin", "maintenance", "out_of_service"]

@@ -23,6 +23,9 @@ def back_home(rate: bool = False):
     return steps + [["screen", "done"], ["press", "home"], ["screen", "attract"], ["wiped"]]
 
 
+TAKE_CARD = ["sim", "id_reader", {"cmd": "remove_card"}]  # a resident takes their card when done
+
+
 def identify(service: str, port: str = "id_reader", card: dict | None = None):
     return [["press", "start"], ["press", f"service:{service}"], ["screen", "identify"],
             ["sim", port, card or {"cmd": "place_card", "profile": "resident-1"}],
@@ -39,11 +42,11 @@ SCRIPT = [
     ["press", "start"], ["press", "service:appointment"], ["screen", "identify"],
     ["sim", "id_reader", {"cmd": "place_card", "profile": "resident-1"}], ["text", NAME[0] + "*" * (len(NAME) - 1)],
     ["press", "confirm"], ["press", "option:centre"], ["screen", "step"], ["press_prefix", "option:20"],
-    ["screen", "result"], ["text", "预约成功"], ["press", "print"], ["text", "打印完成"], *back_home(),
+    ["screen", "result"], ["text", "预约成功"], ["press", "print"], ["text", "打印完成"], *back_home(), TAKE_CARD,
     # Certificate: printed by itself, QR on the receipt.
     *identify("certificate"), ["press", "option:residence"], ["screen", "result", 30], ["text", "打印完成"],
     *back_home(),
-    ["sim", "id_reader", {"cmd": "remove_card"}],
+    TAKE_CARD,
     # Certificate check by QR: garbage first, then the code the test reads from the controller.
     ["press", "start"], ["press", "service:certificate_check"], ["screen", "identify"],
     ["sim", "scanner", {"cmd": "scan", "data": "%%\u0001garbage"}], ["text", "无法识别"],
@@ -57,8 +60,8 @@ SCRIPT = [
     ["screen", "result"], ["text", "社保卡"], *back_home(),
     ["sim", "card_reader", {"cmd": "remove_card"}],
     # Volunteer time bank: check in, then balance.
-    *identify("volunteer"), ["press", "option:check_in"], ["text", "签到成功"], *back_home(),
-    *identify("volunteer"), ["press", "option:balance"], ["text", "签到状态"], *back_home(),
+    *identify("volunteer"), ["press", "option:check_in"], ["text", "签到成功"], *back_home(), TAKE_CARD,
+    *identify("volunteer"), ["press", "option:balance"], ["text", "签到状态"], *back_home(), TAKE_CARD,
     # Fault: the card is taken away while the reader works on it; the resident places it again.
     ["press", "start"], ["press", "service:volunteer"], ["screen", "identify"],
     ["sim", "id_reader", {"cmd": "card_latency", "seconds": 1.0}],
@@ -66,7 +69,7 @@ SCRIPT = [
     ["sim", "id_reader", {"cmd": "remove_card"}], ["screen", "identify"],
     ["sim", "id_reader", {"cmd": "card_latency", "seconds": 0.02}],
     ["sim", "id_reader", {"cmd": "place_card", "profile": "resident-1"}],
-    ["text", NAME[0] + "*" * (len(NAME) - 1)], ["press", "back"], ["press", "home"], ["screen", "attract"],
+    ["text", NAME[0] + "*" * (len(NAME) - 1)], ["press", "back"], ["press", "home"], ["screen", "attract"], TAKE_CARD,
     # Notices for the elderly; feedback.
     ["press", "start"], ["press", "service:notices"], ["press", "option:elderly"], ["text", "长者免费体检"],
     *back_home(),
@@ -83,8 +86,7 @@ SCRIPT = [
     ["sim", "printer", {"cmd": "paper", "state": "ok"}],
     # Idle timeout with the visible countdown.
     *identify("volunteer"), ["lang", "en"], ["idle", 50], ["text", "Ending in"], ["idle", 20],
-    ["screen", "attract"], ["wiped"],
-    ["sim", "id_reader", {"cmd": "remove_card"}],
+    ["screen", "attract"], ["wiped"], TAKE_CARD,
     # Maintenance: hidden gesture + PIN, test print, out again.
     ["corner", 5], ["screen", "pin"], ["press", "pin:1"], ["press", "pin:✓"], ["text", "密码错误"],
     ["press", "pin:2"], ["press", "pin:4"], ["press", "pin:6"], ["press", "pin:8"], ["press", "pin:✓"],
