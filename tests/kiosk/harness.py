@@ -6,7 +6,8 @@ so every UI test runs this module in its own subprocess:
 
 Steps (JSON list): ["press", NAME], ["press_prefix", PREFIX], ["screen", NAME, TIMEOUT], ["sim", PORT, CMD], ["shot", LABEL],
 ["text", SUBSTRING], ["no_text", SUBSTRING] (waits until no label shows it), ["lang", CODE], ["corner", N], ["idle", SECONDS], ["sync", TOKEN] (waits for the line "TOKEN [VALUE]" on stdin; "$SYNC" in a later sim command is VALUE),
-["wiped"], ["wiped_identity"], ["status"], ["elderly"], ["sizes"], ["mark"], ["elapsed", LABEL], ["rss", LABEL], ["frames", "on"|"off"].
+["wiped"], ["wiped_identity"], ["woken"] (waits until the presence sensor woke the attract screen), ["layout", LABEL] (checks the screen in every
+language, normal and elderly: BADLAYOUT lines), ["status"], ["elderly"], ["sizes"], ["mark"], ["elapsed", LABEL], ["rss", LABEL], ["frames", "on"|"off"].
 Output: ``STEP n ...`` per step, ``FAIL ...`` (exit 1) or ``DONE`` (exit 0).
 """
 
@@ -204,6 +205,10 @@ class Runner:
             done = bool(got)
             if got:
                 self.sync_value = got[0].partition(" ")[2]
+        elif kind == "layout":
+            done = self._layout(step[1], step[2] if len(step) > 2 else {})
+        elif kind == "woken":
+            done = app.woken >= 1
         elif kind == "wiped_identity":
             if app.vm.identity is not None:
                 self.fail("an identity was read")
@@ -224,6 +229,36 @@ class Runner:
             self.i += 1
             self.started = None
         return True
+
+    LAYOUT_SETTLE = 4  # ticks between a change of language or mode and the check: layouts settle
+
+    def _layout(self, label: str, opts: dict) -> bool:
+        """One step over several ticks: each language, normal and elderly, rendered and checked."""
+        from kivy.core.window import Window
+
+        from kiosk_ui.i18n import LANGUAGES
+        from tests.kiosk.layout_check import problems
+
+        app = self.app
+        variants = [(lang, elderly) for elderly in (False, True) for lang in LANGUAGES]
+        state = self.__dict__.setdefault("_lay", {"k": 0, "orig": (app.vm.language, app.vm.elderly)})
+        k = state["k"]
+        state["k"] += 1
+        idx, phase = divmod(k, self.LAYOUT_SETTLE + 1)
+        lang, elderly = variants[idx] if idx < len(variants) else state["orig"]
+        if phase == 0:
+            app.set_language(lang)
+            if app.vm.elderly != elderly:
+                app.act("toggle_elderly")
+            if idx == len(variants):
+                del self._lay
+                return True
+        elif phase == self.LAYOUT_SETTLE:
+            found = problems(app.sm.current_screen, tuple(Window.size), allow_scroll=opts.get("scroll", False))
+            for why in found:
+                self.out("BADLAYOUT", f"{label}|{lang}|{'elderly' if elderly else 'normal'}|{why}")
+            self.out("LAYOUT", label, lang, elderly, tuple(Window.size), len(found))
+        return False
 
 
 def main(argv=None) -> int:

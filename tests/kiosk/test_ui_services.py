@@ -33,7 +33,9 @@ def identify(service: str, port: str = "id_reader", card: dict | None = None):
 
 
 SCRIPT = [
-    ["screen", "attract"], ["sim", "supervisor", {"cmd": "presence"}], ["sync", "online"], ["status"],
+    # The wake travels sensor -> board (debounce) -> serial link -> driver -> UI clock: about 0.15 s
+    # after the simulator took the command. Wait for it; a snapshot right away raced it (the flake).
+    ["screen", "attract"], ["sim", "supervisor", {"cmd": "presence"}], ["woken"], ["sync", "online"], ["status"],
     # Queue ticket, printed, rated.
     ["press", "start"], ["screen", "menu"], ["press", "service:queue_ticket"], ["screen", "step"],
     ["press", "option:general"], ["screen", "result"], ["text", "A001"], ["press", "print"],
