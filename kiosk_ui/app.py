@@ -57,7 +57,7 @@ def _make_app_class():
     from kivy.clock import Clock
     from kivy.core.text import LabelBase
     from kivy.core.window import Window
-    from kivy.properties import NumericProperty, StringProperty
+    from kivy.properties import BooleanProperty, NumericProperty, StringProperty
     from kivy.uix.screenmanager import NoTransition, ScreenManager
 
     from contract import catalogue as catalogue_mod
@@ -78,6 +78,8 @@ def _make_app_class():
         scale = NumericProperty(1.0)
         language = StringProperty("zh-CN")
         countdown_text = StringProperty("")
+        in_session = BooleanProperty(False)  # the top bar's home button shows during a session
+        elderly = BooleanProperty(False)  # the top bar's elderly button shows its state
 
         def __init__(self, *, kiosk_id: str, language: str, windowed: bool = False, size: str = "1280x800",
                      screenshot: Path | None = None, data_dir: Path | None = None, ports: dict | None = None,
@@ -264,6 +266,8 @@ def _make_app_class():
             """Show the view-model's screen and state."""
             self.language = self.vm.language
             self.scale = ELDERLY_SCALE if self.vm.elderly else 1.0
+            self.elderly = self.vm.elderly
+            self.in_session = self.vm.in_session()
             if self.vm.screen != "card_pin":
                 self.screens["card_pin"].entered = ""  # a PIN never outlives its screen
             name = self.vm.screen if self.vm.screen in self.screens else "working"
@@ -281,11 +285,33 @@ def _make_app_class():
             left = self.vm.countdown(now)
             self.countdown_text = tr("idle.countdown", self.vm.language, seconds=int(left + 0.99)) \
                 if left is not None and left > 0 else ""
+            self._show_countdown(bool(self.countdown_text))
             if effects:
                 self._run(effects)
+                self._show_countdown(False)
                 self.sync()
             elif self.vm.screen == "attract":
                 self.screens["attract"].show_clock(self)  # the rest changes only through sync()
+
+        def _show_countdown(self, show: bool) -> None:
+            from kiosk_ui.screens.classes import CountdownOverlay
+
+            overlay = self.__dict__.get("overlay")
+            if show and overlay is None:
+                overlay = self.overlay = CountdownOverlay()
+            if overlay is None or show == (overlay.parent is not None):
+                return
+            if show:
+                Window.add_widget(overlay)
+                self.say("idle.stay")
+            else:
+                Window.remove_widget(overlay)
+
+        def keep_going(self) -> None:
+            """The resident touched the countdown: the session goes on."""
+            self.vm.touch(self.clock())
+            self.countdown_text = ""
+            self._show_countdown(False)
 
         # -- actions from the screens --------------------------------------------------------------
         def act(self, name: str, *args) -> None:
