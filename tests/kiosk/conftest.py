@@ -66,7 +66,9 @@ def kiosk_config(tmp_path: Path, broker_url: str, kiosk_id: str = "k-ui", public
 
 
 def run_harness(procs, tmp_path: Path, steps: list, *, artifacts: Path, tag: str, config: Path | None = None,
-                extra: list[str] = ()) -> Proc:
+                extra: list[str] = (), screen: str = "") -> Proc:
+    """``screen`` ("1920x1080"): run the app on an X server of its own with a screen that size, so
+    that a window of that size fits (the suite's Xvfb screen is 1280x800)."""
     script = tmp_path / f"script-{tag}.json"
     script.write_text(json.dumps(steps, ensure_ascii=False), encoding="utf-8")
     argv = [sys.executable, "-m", "tests.kiosk.harness", "--script", str(script), "--data-dir",
@@ -75,6 +77,8 @@ def run_harness(procs, tmp_path: Path, steps: list, *, artifacts: Path, tag: str
         argv += ["--config", str(config)]
     else:
         argv += ["--simulated"]
+    if screen:
+        argv = ["xvfb-run", "-a", "-s", f"-screen 0 {screen}x24 -nolisten tcp", *argv]
     p = Proc(argv)
     procs.append(p)
     return p

@@ -6,7 +6,8 @@ so every UI test runs this module in its own subprocess:
 
 Steps (JSON list): ["press", NAME], ["press_prefix", PREFIX], ["screen", NAME, TIMEOUT], ["sim", PORT, CMD], ["shot", LABEL],
 ["text", SUBSTRING], ["no_text", SUBSTRING] (waits until no label shows it), ["lang", CODE], ["corner", N], ["idle", SECONDS], ["sync", TOKEN] (waits for the line "TOKEN [VALUE]" on stdin; "$SYNC" in a later sim command is VALUE),
-["wiped"], ["wiped_identity"], ["woken"] (waits until the presence sensor woke the attract screen), ["layout", LABEL] (checks the screen in every
+["wiped"], ["wiped_identity"], ["cleared", READER] (waits until the reader was seen
+empty in this resident's session), ["woken"] (waits until the presence sensor woke the attract screen), ["layout", LABEL] (checks the screen in every
 language, normal and elderly: BADLAYOUT lines), ["status"], ["elderly"], ["sizes"], ["mark"], ["elapsed", LABEL], ["rss", LABEL], ["frames", "on"|"off"].
 Output: ``STEP n ...`` per step, ``FAIL ...`` (exit 1) or ``DONE`` (exit 0).
 """
@@ -111,14 +112,17 @@ class Runner:
         if self.started is None:
             self.started = now
         elif now - self.started > (step[2] if step[0] == "screen" and len(step) > 2
-                                   else SYNC_TIMEOUT if step[0] == "sync" else STEP_TIMEOUT):
+                                   else SYNC_TIMEOUT if step[0] in ("sync", "layout") else STEP_TIMEOUT):
             self.fail("timed out")
             return False
         kind = step[0]
         done = True
         screen = app.sm.current_screen
+        # The countdown overlay lies over the screen while it shows: it is searched first.
+        overlay = app.__dict__.get("overlay")
+        roots = ([overlay] if overlay is not None and overlay.parent is not None else []) + [screen]
         if kind in ("press", "press_prefix"):
-            w = _find(screen, step[1], prefix=kind == "press_prefix")
+            w = next((f for f in (_find(r, step[1], prefix=kind == "press_prefix") for r in roots) if f), None)
             if w is None or w is not self.candidate:
                 # Press only a widget seen on the previous tick too: new widgets are laid out a frame
                 # later. A widget below the fold is scrolled into view first, as a resident would.
@@ -138,11 +142,11 @@ class Runner:
         elif kind == "screen":
             done = app.vm.screen == step[1] and app.sm.current == (step[1] if step[1] != "printing" else "working")
         elif kind == "text":
-            done = any(step[1] in t for t in _labels(screen))
+            done = any(step[1] in t for r in roots for t in _labels(r))
         elif kind == "labels":  # every text on the screen, for the test to check (translations)
             self.out("LABELS", step[1], json.dumps(_labels(screen), ensure_ascii=False))
         elif kind == "no_text":
-            done = not any(step[1] in t for t in _labels(screen))
+            done = not any(step[1] in t for r in roots for t in _labels(r))
         elif kind == "shot":
             path = self.artifacts / f"kiosk-{step[1]}-{self.tag}.png"
             app.save_screenshot(path)
@@ -207,6 +211,8 @@ class Runner:
                 self.sync_value = got[0].partition(" ")[2]
         elif kind == "layout":
             done = self._layout(step[1], step[2] if len(step) > 2 else {})
+        elif kind == "cleared":
+            done = app.devices.reader_cleared(step[1])
         elif kind == "woken":
             done = app.woken >= 1
         elif kind == "wiped_identity":
@@ -230,7 +236,7 @@ class Runner:
             self.started = None
         return True
 
-    LAYOUT_SETTLE = 4  # ticks between a change of language or mode and the check: layouts settle
+    LAYOUT_SETTLE = 8  # ticks between a change of language or mode and the check: layouts settle
 
     def _layout(self, label: str, opts: dict) -> bool:
         """One step over several ticks: each language, normal and elderly, rendered and checked."""
@@ -257,7 +263,8 @@ class Runner:
             found = problems(app.sm.current_screen, tuple(Window.size), allow_scroll=opts.get("scroll", False))
             for why in found:
                 self.out("BADLAYOUT", f"{label}|{lang}|{'elderly' if elderly else 'normal'}|{why}")
-            self.out("LAYOUT", label, lang, elderly, tuple(Window.size), len(found))
+            self.out("LAYOUT", label, lang, elderly, tuple(Window.size), len(found),
+                     getattr(app.sm.current_screen, "fits", 0))
         return False
 
 

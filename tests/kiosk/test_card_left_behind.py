@@ -36,7 +36,8 @@ SCRIPT = [
     # The next resident: asked to place their own card; resident 1's card is not read.
     *certificate(), ["text", tr("identify.card_left_on")],
     ["no_text", MASK1], ["no_text", HELLO], ["wiped_identity"],
-    ["sim", "id_reader", {"cmd": "remove_card"}], ["sim", "id_reader", {"cmd": "place_card", "profile": "resident-2"}],
+    ["sim", "id_reader", {"cmd": "remove_card"}], ["cleared", "id_reader"],
+    ["sim", "id_reader", {"cmd": "place_card", "profile": "resident-2"}],
     ["text", MASK2], ["no_text", MASK1], ["press", "confirm"], ["press", "option:residence"],
     ["screen", "result", 30], ["text", "打印完成"], ["press", "finish"], ["press", "skip"], ["screen", "done"],
     ["press", "home"], ["screen", "attract"], ["text", tr("card_left.detail")],

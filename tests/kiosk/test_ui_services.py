@@ -87,7 +87,9 @@ SCRIPT = [
     ["text", "C001"], *back_home(),
     ["sim", "printer", {"cmd": "paper", "state": "ok"}],
     # Idle timeout with the visible countdown.
-    *identify("volunteer"), ["lang", "en"], ["idle", 50], ["text", "Ending in"], ["idle", 20],
+    # The large countdown: "continue" keeps the session, a touch anywhere on it too, else it ends.
+    *identify("volunteer"), ["lang", "en"], ["idle", 50], ["text", "Ending in"], ["press", "continue"],
+    ["no_text", "Ending in"], ["screen", "step"], ["idle", 50], ["text", "Ending in"], ["idle", 20],
     ["screen", "attract"], ["wiped"], TAKE_CARD,
     # Maintenance: hidden gesture + PIN, test print, out again.
     ["corner", 5], ["screen", "pin"], ["press", "pin:1"], ["press", "pin:✓"], ["text", "密码错误"],
