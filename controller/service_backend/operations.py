@@ -35,7 +35,9 @@ MAX_VOLUNTEER_HOURS = 12.0  # a forgotten check-out does not credit days
 # mask_id_number's shape for the numbers a kiosk reads (15 to 18 characters: resident ID cards,
 # permits, foreigners' permanent residence cards): first 4 and last 4 kept, the rest stars.
 MASKED_ID = re.compile(r"[0-9A-Za-z]{4}\*{7,10}[0-9A-Za-z]{4}")
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by staff
+# Read aloud by residents and typed by staff: no look-alike pairs (0/O, 1/I, 5/S, 8/B, 2/Z), the
+# letters of each pair dropped since references also carry digits (a feedback ref holds its date).
+CODE_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY23456789"
 
 
 class ServiceError(KioskError):
