@@ -220,6 +220,17 @@ class AttractScreen(KioskScreen):
         while len(box.children) > 1 and box.minimum_height > box.height + 1:
             box.remove_widget(box.children[0])
 
+    def on_touch_down(self, touch):
+        """"Touch the screen to start" means any touch: the top bar's buttons keep theirs."""
+        if super().on_touch_down(touch):
+            return True
+        if self.collide_point(*touch.pos):
+            from kivy.app import App
+
+            App.get_running_app().act("start")
+            return True
+        return False
+
     def show_clock(self, app) -> None:
         """The only thing on this screen that changes with time (called on every app tick)."""
         self.t_clock = time.strftime("%Y-%m-%d %H:%M", time.localtime(app.clock()))
@@ -257,7 +268,8 @@ class IdentifyScreen(KioskScreen):
         self.ids.title.text = vm.service.name(lang) if vm.service else ""
         if vm.identity is None:
             self._text(tr(f"identify.{vm.service.identification}", lang), big=True)
-            self._text(tr(vm.message, lang) if vm.message else tr("identify.reading", lang))
+            # Until a card is there, say so: "reading" would be untrue with an empty reader.
+            self._text(tr(vm.message or "identify.no_card", lang))
             if app.simulated and vm.service.identification != "qr_voucher":
                 self._button(tr("identify.demo_card", lang), app.place_demo_card, name="demo_card", where="actions")
             self._demo_card_remove(app)
@@ -333,9 +345,13 @@ class ResultScreen(KioskScreen):
             self._text(tr(vm.message, lang))
         for i, line in enumerate(app.result_lines()):
             self._text(line, big=(i == 0))
-        if vm.service and "receipt" in vm.service.output and vm.print_state == "":
-            self._button(tr("result.print", lang), lambda: app.act("print_result"), where="actions", name="print")
-        self._button(tr("nav.finish", lang), lambda: app.act("finish"), main=True, where="actions", name="finish")
+        # Not printed yet: printing is the main action (a ticket is paper), finishing the other one.
+        unprinted = bool(vm.service and "receipt" in vm.service.output and vm.print_state == "")
+        self._button(tr("nav.finish", lang), lambda: app.act("finish"), main=not unprinted, where="actions",
+                     name="finish")
+        if unprinted:
+            key = "result.print_ticket" if vm.service.id == "queue_ticket" else "result.print"
+            self._button(tr(key, lang), lambda: app.act("print_result"), main=True, where="actions", name="print")
         self._demo_card_remove(app)
 
 

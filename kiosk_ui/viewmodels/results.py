@@ -35,6 +35,17 @@ def _option_name_any(option_id: str, lang: str) -> str:
     return _option_name(cert, "kind", option_id, lang) if cert else option_id
 
 
+def local_date(yyyymmdd: str, lang: str) -> str:
+    """A card's date (``20300101``) as the resident reads dates in their language; anything that
+    is not such a date is shown as it came."""
+    if len(yyyymmdd) != 8 or not yyyymmdd.isdigit():
+        return yyyymmdd
+    y, m, d = int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:])
+    if not (1 <= m <= 12 and 1 <= d <= 31):
+        return yyyymmdd
+    return tr("date.format", lang, year=y, month=m, day=d, month_name=tr(f"date.month_{m}", lang))
+
+
 def result_lines(service: Service, data: dict[str, Any], answers: dict[str, str],
                  identity: ResidentIdentity | None, lang: str, *, printed: bool = False) -> list[str]:
     """The result as short lines, biggest first (the first line is shown largest). ``printed``:
@@ -73,7 +84,7 @@ def result_lines(service: Service, data: dict[str, Any], answers: dict[str, str]
         lines = []
         if identity is not None:
             lines.append(tr("result.ss_card", lang, number=identity.masked_number(),
-                            valid=identity.details.get("valid_until", "")))
+                            valid=local_date(identity.details.get("valid_until", ""), lang)))
         if data.get("enrolled"):
             lines.append(tr("result.ss_enrolled", lang, status=data["status"], balance=data["medical_balance"]))
         else:

@@ -15,7 +15,7 @@ from kiosk_ui import theme
 from kiosk_ui.devices import ResidentIdentity
 from kiosk_ui.i18n import LANGUAGES, catalogue
 from kiosk_ui.viewmodels.maintenance import MaintenanceGate, hash_pin
-from kiosk_ui.viewmodels.results import receipt_items, result_lines
+from kiosk_ui.viewmodels.results import local_date, receipt_items, result_lines
 from kiosk_ui.viewmodels.session import Effect, SessionViewModel
 
 
@@ -321,3 +321,22 @@ def test_social_security_pin_flow(vm):
     assert "123456" not in repr(vm.resident_state())
     vm.end_session(5)
     assert vm.pin_tries is None
+
+
+def test_card_dates_are_shown_in_the_residents_language():
+    assert local_date("20300101", "zh-CN") == "2030年1月1日"
+    assert local_date("20301231", "zh-HK") == "2030年12月31日"
+    assert local_date("20300101", "en") == "1 January 2030"
+    assert local_date("长期", "zh-CN") == "长期" and local_date("20301301", "en") == "20301301"
+    person = ResidentIdentity("ss_card", "测试居民一", "A12345678", {"valid_until": "20300101"})
+    svc = load_default().get("social_security")
+    lines = result_lines(svc, {"enrolled": False}, {}, person, "en")
+    assert "1 January 2030" in lines[0] and "20300101" not in " ".join(lines)
+
+
+def test_references_residents_read_have_no_look_alike_characters():
+    from controller.service_backend.operations import CODE_ALPHABET, _code
+
+    for a, b in ("0O", "1I", "5S", "8B", "2Z"):
+        assert not (a in CODE_ALPHABET and b in CODE_ALPHABET), (a, b)
+    assert not set("OISBZ") & set(_code(200))
