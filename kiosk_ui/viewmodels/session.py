@@ -227,7 +227,7 @@ class SessionViewModel:
             return self._next_step()  # a scanned voucher needs no "that's me"
         self.identity = identity
         self.message = ""
-        return []
+        return [Effect("speak", {"key": "identify.confirm"})]
 
     def identity_failed(self, reason: str, now: float) -> list[Effect]:
         """``reason``: no_card, card_moved, bad_code, reader_unavailable. The read is retried on screen."""
@@ -273,10 +273,15 @@ class SessionViewModel:
                                         "purpose": "options"})]
             self.screen = "step"
             self.entry = ""
-            return []
+            return [self._speak_step(step)]
         op, args = _ops(svc.id, self.answers, self.identity, self.ref_key)
         self.screen = "working"
         return [Effect("call", {"service": svc.id, "op": op, "args": args, "purpose": "result"})]
+
+    def _speak_step(self, step) -> Effect:
+        """The step's question, spoken (the app speaks only in elderly mode): it comes from the
+        service catalogue, in the resident's language."""
+        return Effect("speak", {"text": step.title.get(self.language) or step.title["zh-CN"]})
 
     def current_step(self):
         if self.service is None or self.step_index >= len(self.service.steps):
@@ -350,7 +355,7 @@ class SessionViewModel:
             self.dynamic_options = [{"id": s["id"], "label": s["label"]} for s in slots]
             self.screen = "step"
             self.message = "" if self.dynamic_options else "error.no_options"
-            return []
+            return [self._speak_step(self.current_step())]
         self.result = data
         self.screen = "result"
         effects = [Effect("speak", {"key": "result.ready"})]
@@ -364,7 +369,7 @@ class SessionViewModel:
             return []
         self.message = "error.offline_service" if code == "offline" else f"error.{code}"
         self.screen = "failed"
-        return []
+        return [Effect("speak", {"key": self.message})]
 
     # -- printing --------------------------------------------------------------------------------
     def print_result(self, now: float) -> list[Effect]:
@@ -431,7 +436,7 @@ class SessionViewModel:
                                                     "tags": list(self.rating_tags)}}))
         self.screen = "done"
         self.done_at = now
-        return effects
+        return effects + [Effect("speak", {"key": "done.take_card" if self.used_card() else "done.title"})]
 
     def done_tick(self, now: float) -> list[Effect]:
         if self.screen == "done" and now - self.done_at >= DONE_SECONDS * (2 if self.elderly else 1):

@@ -40,7 +40,7 @@ def kinds(effects):
 def test_queue_ticket_flow(vm):
     assert "speak" in kinds(vm.start(0))
     assert vm.screen == "menu"
-    assert vm.choose_service("queue_ticket", 1) == []
+    assert vm.choose_service("queue_ticket", 1) == [Effect("speak", {"text": "请选择要办理的业务"})]
     assert vm.screen == "step" and [o for o, _ in vm.step_options()] == ["general", "social", "civil"]
     eff = vm.choose_option("social", 2)
     assert eff == [Effect("call", {"service": "queue_ticket", "op": "take", "args": {"counter": "social"},
@@ -340,3 +340,21 @@ def test_references_residents_read_have_no_look_alike_characters():
     for a, b in ("0O", "1I", "5S", "8B", "2Z"):
         assert not (a in CODE_ALPHABET and b in CODE_ALPHABET), (a, b)
     assert not set("OISBZ") & set(_code(200))
+
+
+def test_every_step_of_a_journey_has_its_spoken_prompt(vm):
+    """Elderly mode speaks what each screen asks (the app speaks only then, or when told always)."""
+    said = [e for e in vm.start(0) if e.kind == "speak"]
+    for fn, args in [(vm.choose_service, ("certificate",)), (vm.identity_done, (ident(),)),
+                     (vm.confirm_identity, ()), (vm.choose_option, ("residence",))]:
+        effects = fn(*args, 1)
+        said += [e for e in effects if e.kind == "speak"]
+    effects = vm.call_done("result", {"code": "ACDEFGHJKL", "qr": "KIOSK-CERT:ACDEFGHJKL", "kind": "residence",
+                                      "issued_date": "2026-01-01"}, 2)
+    said += [e for e in effects if e.kind == "speak"]
+    said += [e for e in vm.print_done(True, "", 3) if e.kind == "speak"]
+    said += [e for e in vm.finish(4) if e.kind == "speak"]
+    said += [e for e in vm.skip_rating(5) if e.kind == "speak"]
+    keys = [e.args.get("key") or e.args.get("text") for e in said]
+    assert keys == ["menu.title", "identify.id_card", "identify.confirm", "请选择证明类型", "result.ready",
+                    "print.done", "rating.title", "done.take_card"], keys
