@@ -330,9 +330,11 @@ def _make_app_class():
                 return []
             return result_lines(vm.service, vm.result, vm.answers, vm.identity, vm.language)
 
-        def say(self, key: str, always: bool = False) -> None:
+        def say(self, key: str = "", always: bool = False, text: str = "") -> None:
+            """A spoken prompt in elderly mode (``always``: in every mode): an i18n key, or a text
+            that is already in the resident's language (a step's question from the catalogue)."""
             if self.vm.elderly or always:
-                self.voice.say(tr(key, self.vm.language), self.vm.language)
+                self.voice.say(text or tr(key, self.vm.language), self.vm.language)
 
         # -- effects -------------------------------------------------------------------------------
         def _post(self, fn: Callable[..., list], *args) -> None:
@@ -364,7 +366,7 @@ def _make_app_class():
                 elif e.kind == "event":
                     self._thread(self._emit_event, e.args["type"], e.args["fields"])
                 elif e.kind == "speak":
-                    self.say(e.args["key"], e.args.get("always", False))
+                    self.say(e.args.get("key", ""), e.args.get("always", False), e.args.get("text", ""))
 
         def _watch_cards(self) -> None:
             """After a session: look at the readers until none holds a card; the view-model shows and
