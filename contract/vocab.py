@@ -38,6 +38,7 @@ REJECT_REASONS = ("malformed", "wrong_kiosk", "no_key", "bad_signature", "expire
 CONFIG_STATUSES = ("applied", "rejected")
 
 EVENT_TYPES = ("boot", "device_state", "mode_changed", "config_applied", "config_rejected", "device_power_cycled",
-               "journal_overflow", "host_power_cycled", "tamper", "door", "relay", "self_test")
+               "journal_overflow", "host_power_cycled", "tamper", "door", "relay", "self_test",
+               "card_left_behind")  # the kiosk app: a card still on a reader a minute after its session
 
 SERVICE_ERRORS = ("bad_request", "unknown_op", "service_failed", "backend_unavailable")

@@ -38,7 +38,8 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
               "locked", "ref", "body", "diff", "services", "role", "kiosks", "region", "ticket", "wait_minutes",
               "category", "urgency", "rebooting_in", "restarting", "receipt", "ok", "reason_code", "delay", "agent",
               "job_id", "refused", "bytes_sent", "total_bytes", "seconds", "safe_mode", "hold_s",
-              "enclosure_temperature", "max_events", "off_seconds", "mode_from", "expires_at", "issued_at"),
+              "enclosure_temperature", "max_events", "off_seconds", "mode_from", "expires_at", "issued_at",
+              "reader"),
     "paper": (*vocab.PAPER, "ok"),  # "ok": a v1 kiosk's word for full
     "cover": vocab.COVER,
     "connection": vocab.CONNECTION,
