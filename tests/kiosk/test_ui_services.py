@@ -11,6 +11,7 @@ import time
 
 from contract.catalogue import load_default_document
 from hardware_sim.identities import PROFILES
+from kiosk_ui.i18n import tr
 from tests.kiosk.conftest import finish, kiosk_config, run_harness
 
 R1 = PROFILES["resident-1"]["values"]
@@ -94,7 +95,7 @@ SCRIPT = [
     # Maintenance: hidden gesture + PIN, test print, out again.
     ["corner", 5], ["screen", "pin"], ["press", "pin:1"], ["press", "pin:✓"], ["text", "密码错误"],
     ["press", "pin:2"], ["press", "pin:4"], ["press", "pin:6"], ["press", "pin:8"], ["press", "pin:✓"],
-    ["screen", "maintenance"], ["press", "test_print"], ["text", "test print: ok"], ["press", "exit"],
+    ["screen", "maintenance"], ["press", "test_print"], ["text", tr("maint.test_print_ok")], ["press", "exit"],
     ["screen", "attract"],
     # The controller sets out-of-service, then normal, then changes the catalogue.
     ["sync", "oos"], ["screen", "out_of_service"], ["sync", "normal"], ["screen", "attract"],
