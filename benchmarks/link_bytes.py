@@ -141,7 +141,10 @@ class Deployment:
 def window(dep: Deployment, seconds: float) -> int:
     dep.proxy.reset_counts()
     time.sleep(seconds)  # a measuring window of fixed length
-    return dep.proxy.reset_counts().total
+    c = dep.proxy.reset_counts()
+    if c.connections:
+        raise RuntimeError(f"the kiosk reconnected {c.connections} times in a steady window: see the broker log")
+    return c.total
 
 
 def part(dep: Deployment, rate: float, act, done, timeout: float = 30.0) -> dict[str, float]:

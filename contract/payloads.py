@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract import vocab
+from contract import versions, vocab
 from foundation.errors import RemoteProtocolError
 
 _WORD = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -87,7 +87,9 @@ def parse_status(body: dict[str, Any]) -> KioskStatus:
 # -- controller presence (retained) --------------------------------------------------------------
 
 def controller_online(ts: float) -> dict[str, Any]:
-    return {"state": "online", "ts": ts}
+    """``contract`` says which minor the controller reads (from 1.2; absent means 1.0/1.1), so a
+    kiosk sends what only a newer controller reads (telemetry deltas) only when it is there."""
+    return {"state": "online", "ts": ts, "contract": f"{versions.MAJOR}.{versions.MINOR}"}
 
 
 def controller_offline(reason: str) -> dict[str, Any]:
@@ -99,9 +101,26 @@ def parse_controller_status(body: dict[str, Any]) -> bool:
     return body.get("state") == "online"
 
 
+def controller_reads(body: dict[str, Any]) -> tuple[int, int]:
+    """The contract version an online controller reads: (1, 1) when it does not say (1.0 / 1.1)."""
+    try:
+        return versions.parse_version(body.get("contract"))
+    except RemoteProtocolError:
+        return (versions.MAJOR, 1)
+
+
 # -- telemetry ------------------------------------------------------------------------------------
 
 TELEMETRY_NUMBERS = ("uptime", "cpu", "memory", "disk", "temperature", "enclosure_temperature", "queue_depth")
+# Since 1.2 a kiosk sends a full snapshot on every connect and every FULL_EVERY-th message, and in
+# between only what changed (a *delta*, ``"delta": true``). A number counts as changed when it moved
+# by more than its dead band since it was last sent; a metered 4G link pays for every byte, and a
+# CPU figure wobbling by a point tells nobody anything. Uptime is never in a delta: the reader
+# advances it by the time between the two messages.
+DELTA_SINCE = (1, 2)
+FULL_EVERY = 10  # at 30 s: a full snapshot every 5 minutes
+DEAD_BANDS = {"cpu": 5.0, "memory": 1.0, "disk": 0.5, "temperature": 1.0, "enclosure_temperature": 0.5,
+              "queue_depth": 0.0}
 
 
 @dataclass(frozen=True)
@@ -116,32 +135,78 @@ class Telemetry:
     queue_depth: float | None = None
     devices: dict[str, str] = field(default_factory=dict)  # name -> device state
     mode: str = ""
+    delta: bool = False  # a 1.2 delta: only the fields in ``present`` were sent
+    present: frozenset[str] = frozenset()
 
     def get(self, name: str, default: Any = None) -> Any:
         """A field by name: what the alarm rules read."""
-        return getattr(self, name, default) if name in self.__dataclass_fields__ else default
+        return getattr(self, name, default) if name in _TELEMETRY_FIELDS else default
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {k: getattr(self, k) for k in _TELEMETRY_FIELDS}
+
+
+_TELEMETRY_FIELDS = ("ts", *TELEMETRY_NUMBERS, "devices", "mode")
 
 
 def telemetry(kiosk_id: str, *, ts: float, uptime: float, cpu: float | None, memory: float | None,
               disk: float | None, temperature: float | None, enclosure_temperature: float | None,
               devices: dict[str, str], queue_depth: int, mode: str) -> dict[str, Any]:
-    return {"kiosk_id": kiosk_id, "ts": ts, "uptime": uptime, "cpu": cpu, "memory": memory, "disk": disk,
-            "temperature": temperature, "enclosure_temperature": enclosure_temperature,
+    """A full snapshot (every version reads it)."""
+    return {"kiosk_id": kiosk_id, "ts": round(ts, 1), "uptime": round(uptime), "cpu": cpu, "memory": memory,
+            "disk": disk, "temperature": temperature, "enclosure_temperature": enclosure_temperature,
             "devices": dict(devices), "queue_depth": queue_depth, "mode": mode}
+
+
+def telemetry_delta(last_sent: dict[str, Any], full: dict[str, Any]) -> dict[str, Any]:
+    """What of the snapshot ``full`` (built by :func:`telemetry`) must go out after ``last_sent``
+    (what the reader holds: the last snapshot plus the deltas since, as :func:`merge_telemetry` keeps
+    them). The kiosk id is left to the topic, which the broker's ACL binds to the certificate."""
+    out: dict[str, Any] = {"delta": True, "ts": full["ts"]}
+    for key, band in DEAD_BANDS.items():
+        new, old = full.get(key), last_sent.get(key)
+        if (new is None) != (old is None) or (new is not None and abs(new - old) > band):
+            out[key] = new
+    for key in ("devices", "mode"):
+        if full.get(key) != last_sent.get(key):
+            out[key] = full.get(key)
+    return out
+
+
+def merge_telemetry(base: Telemetry | dict[str, Any] | None, update: Telemetry) -> Telemetry:
+    """The kiosk's telemetry after ``update``: a full snapshot replaces ``base``; a delta changes
+    only what it carries (a delta with no base leaves the rest unknown until the next snapshot)."""
+    if not update.delta:
+        return update
+    held = base.to_dict() if isinstance(base, Telemetry) else dict(base or {})
+    values = {k: held.get(k) for k in _TELEMETRY_FIELDS}
+    values["devices"] = dict(values["devices"] or {})
+    values["mode"] = values["mode"] or ""
+    uptime, since = values.get("uptime"), values.get("ts")
+    for key in update.present:
+        values[key] = getattr(update, key)
+    if uptime is not None and since is not None and update.ts is not None and update.ts >= since:
+        values["uptime"] = uptime + (update.ts - since)
+    nums = {k: _num(values.get(k)) for k in ("ts", *TELEMETRY_NUMBERS)}
+    return Telemetry(**nums, devices={str(k): str(v) for k, v in values["devices"].items()},
+                     mode=str(values["mode"]), delta=False, present=frozenset(_TELEMETRY_FIELDS))
 
 
 def parse_telemetry(body: dict[str, Any]) -> Telemetry:
     for key in TELEMETRY_NUMBERS:
         if body.get(key) is not None and _num(body.get(key)) is None:
             raise RemoteProtocolError(f"telemetry {key} must be a number or null")
+    delta = body.get("delta", False)
+    if not isinstance(delta, bool):
+        raise RemoteProtocolError("telemetry delta must be true or false")
     devices = body.get("devices")
+    if delta and devices is not None and not isinstance(devices, dict):
+        raise RemoteProtocolError("telemetry devices must be an object")
+    present = frozenset(k for k in _TELEMETRY_FIELDS if k in body) if delta else frozenset(_TELEMETRY_FIELDS)
     return Telemetry(ts=_num(body.get("ts")), **{k: _num(body.get(k)) for k in TELEMETRY_NUMBERS},
                      devices={str(k)[:64]: str(v)[:16] for k, v in list(devices.items())[:32]}
                      if isinstance(devices, dict) else {},
-                     mode=str(body.get("mode", ""))[:32])
+                     mode=str(body.get("mode", ""))[:32], delta=delta, present=present)
 
 
 # -- events ---------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 from contract import device_status, payloads, topics
 from contract.commands import CommandResult
-from contract.payloads import ConfigReported, Event, KioskStatus, Telemetry
+from contract.payloads import ConfigReported, Event, KioskStatus, Telemetry, merge_telemetry
 from contract.topics import Parsed
 from controller import alarms, config_layers
 from controller.commands import OPEN, RESULT_TO_STATUS
@@ -131,6 +131,8 @@ def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list
         out = _status(state, rec, model, msg.kiosk_id, now)
     elif isinstance(model, Telemetry):
         rec["last_seen"] = rec["last_telemetry"] = now
+        # A 1.2 delta carries only what changed: alarms and the console read the merged whole.
+        model = merge_telemetry(rec["telemetry"], model)
         rec["telemetry"] = model.to_dict()
         if rec["state"] in ("stale", "unknown"):
             _set_state(state, rec, "online", "", now)

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from contract import commands, desired_config, device_status, payloads, signing, vocab
 from contract import topics as fleet
@@ -77,6 +79,15 @@ class KioskAgent:
         self._cursor = 0
         self._gen = self._pump_gen = 0
         self._controller_online: bool | None = None
+        self._controller_reads = (1, 1)  # the contract version the controller says it reads
+        # Telemetry on a metered link (contract 1.2): what the controller holds of our telemetry,
+        # the connection it was sent on, how many deltas since the last full snapshot, and the
+        # connection our topic alias was set up on (aliases live as long as one connection).
+        self._tel_held: dict[str, Any] = {}
+        self._tel_gen = -1
+        self._tel_since_full = 0
+        self._alias_max = 0
+        self._alias_gen = -1
         self._inbox: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         # Other parts of the kiosk (the app's service client) share this one connection: their topics
         # are handled on paho's thread, so an answer never waits behind a slow command.
@@ -221,6 +232,7 @@ class KioskAgent:
             log.error("broker refused connection: %s", reason_code)
             return
         self.backoff.reset()
+        self._alias_max = int(getattr(properties, "TopicAliasMaximum", 0) or 0) if properties else 0
         self._gen += 1
         self._set_controller_online(None)
         self._connected.set()
@@ -294,12 +306,33 @@ class KioskAgent:
                 next_poll = now + self.device_poll
             if now >= next_telemetry and self.connected:
                 try:
-                    self.client.publish(self._topic("telemetry"), fleet.encode(self.telemetry()),
-                                        *fleet.FLAGS["telemetry"])
+                    self._send_telemetry()
                 except KioskError as exc:
                     log.warning("telemetry not sent: %s", exc)
                 next_telemetry = now + self.telemetry_interval
             self._stop.wait(max(0.05, min(next_poll, next_telemetry if self.connected else now + 0.5) - now))
+
+    def _send_telemetry(self) -> None:
+        """A full snapshot on each new connection, to a controller that does not read deltas, and
+        every ``FULL_EVERY``-th time; otherwise only what changed. Sent under a topic alias where
+        the broker grants one, so the topic name crosses the link once per connection."""
+        gen, full = self._gen, self.telemetry()
+        send_full = (self._controller_reads < payloads.DELTA_SINCE or self._tel_gen != gen
+                     or self._tel_since_full + 1 >= payloads.FULL_EVERY)
+        body = full if send_full else payloads.telemetry_delta(self._tel_held, full)
+        topic_name, props = self._topic("telemetry"), None
+        if self._alias_max >= 1:
+            props = Properties(PacketTypes.PUBLISH)
+            props.TopicAlias = 1
+            if self._alias_gen == gen:
+                topic_name = ""
+        info = self.client.publish(topic_name, fleet.encode(body), *fleet.FLAGS["telemetry"], properties=props)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return
+        self._alias_gen = gen
+        self._tel_gen = gen
+        self._tel_since_full = 0 if send_full else self._tel_since_full + 1
+        self._tel_held = payloads.merge_telemetry(self._tel_held, payloads.parse_telemetry(body)).to_dict()
 
     def poll_devices(self) -> None:
         """Publish a device's retained status when it changes, and journal the change as an event."""
@@ -356,13 +389,18 @@ class KioskAgent:
 
     def _controller_status(self, payload: bytes) -> None:
         try:
-            online = payloads.parse_controller_status(fleet.decode(payload))
+            body = fleet.decode(payload)
+            online = payloads.parse_controller_status(body)
         except KioskError:
             return
         previous = self._controller_online
+        if online:
+            self._controller_reads = payloads.controller_reads(body)
         self._set_controller_online(online)
         if online and previous is False:
-            # The controller came back (maybe with a fresh store): tell it everything again.
+            # The controller came back (maybe with a fresh store): tell it everything again,
+            # telemetry included (a delta needs the snapshot it applies to).
+            self._tel_gen = -1
             self._publish_retained()
 
     def apply_desired(self, payload: bytes) -> None:
