@@ -80,7 +80,7 @@ class Devices:
 
 
 class Deployment:
-    def __init__(self, root: Path, speed: float) -> None:
+    def __init__(self, root: Path, speed: float, seed: int = 0) -> None:
         self.root = root
         self.speed = speed
         port = free_port()
@@ -88,7 +88,7 @@ class Deployment:
                                          broker_url=f"mqtts://127.0.0.1:{port}")
         self.broker = Mosquitto(root / "broker", port=port, listener_config=self.fleet.listener(port, "127.0.0.1"),
                                 extra_config=["user root"]).start()
-        self.proxy = LinkProxy(port, record=True).start()
+        self.proxy = LinkProxy(port, seed=seed).start()
         self.controller = Controller(from_mapping(ControllerConfig, {
             "broker": f"mqtts://127.0.0.1:{port}", "data_dir": str(root / "controller"),
             "telemetry_period": 30.0 / speed, "keepalive": 10, "ca_file": str(self.fleet.ca_cert),

@@ -182,6 +182,10 @@ class LinkProxy:
         assert self._server is not None
         self._server.close()
         await self._close_conns()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _close_conns(self) -> None:
         for up, down in list(self._conns):
