@@ -160,9 +160,28 @@ def resources_flat(soak) -> dict[str, Any]:
     return _result(failures, len(soak.resources), notes)
 
 
+def alarms_follow_faults(soak) -> dict[str, Any]:
+    """Every alarm raised lies in a fault's window (its target's, or a broker/controller fault's),
+    and none is still open at the end unless acknowledged."""
+    conn = soak.store()
+    rows = conn.execute("SELECT id, kiosk_id, rule, subject, raised_at, cleared_at, acked_at FROM alarms").fetchall()
+    conn.close()
+    failures = []
+    for aid, kid, rule, subject, raised, cleared, acked in rows:
+        t = raised - soak.wall0
+        where = f"seed {soak.seed}, t={t:.1f} s: alarm {aid} {rule} {subject} on kiosk {kid}"
+        if not any(f.target in (kid, "broker", "controller") and f.start - 1 <= t <= (f.end or t) + ONLINE_AGAIN
+                   for f in soak.faults):
+            failures.append(f"{where} raised without a fault")
+        if cleared is None and acked is None:
+            failures.append(f"{where} still open at the end")
+    return _result(failures, len(rows), [f"{len(rows)} alarms raised"])
+
+
 def check_all(soak) -> dict[str, dict[str, Any]]:
     offline, online, slow = liveness(soak)
-    return {"events_exactly_once": events_exactly_once(soak), "offline_within_bound": offline,
+    return {"events_exactly_once": events_exactly_once(soak), "alarms_follow_faults": alarms_follow_faults(soak),
+            "offline_within_bound": offline,
             "online_within_30s": online, "slow_link_stays_online": slow, "commands_final": commands_final(soak),
             "resources_flat": resources_flat(soak)}
 

@@ -9,6 +9,8 @@ from collections import Counter
 from html import escape
 from typing import Any
 
+from benchmarks.soak_checks import recovery
+
 COLOURS = {"link_cut": "#d62728", "link_slow": "#ff7f0e", "half_open": "#9467bd", "kiosk_kill": "#8c564b",
            "broker_restart": "#1f77b4", "controller_kill": "#17becf"}
 STATE_COLOURS = {"online": "#c7e9c0", "offline": "#fcbba1", "stale": "#fdd0a2"}
@@ -80,8 +82,6 @@ def write_report(soak, results: dict[str, dict[str, Any]]) -> None:
     for name, r in results.items():
         if r["failures"] or len(r["notes"]) > 3:
             lines += ["", f"## {name}", ""] + [f"- FAIL: {x}" for x in r["failures"]] + [f"- {x}" for x in r["notes"]]
-    from benchmarks.soak_checks import recovery
-
     lines += ["", "## Recovery", ""] + [f"- {x}" for x in recovery(soak)]
     lines += ["", "## Faults", "", "| t (s) | until | fault | target |", "|---|---|---|---|"]
     lines += [f"| {f.start:.1f} | {f.end:.1f} | {f.kind} | {f.target} |" for f in soak.faults]

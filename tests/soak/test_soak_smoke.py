@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKS = ("events_exactly_once", "offline_within_bound", "online_within_30s", "slow_link_stays_online",
+CHECKS = ("events_exactly_once", "alarms_follow_faults", "offline_within_bound", "online_within_30s", "slow_link_stays_online",
           "commands_final", "resources_flat")
 KINDS = ("link_cut", "link_slow", "half_open", "kiosk_kill", "broker_restart", "controller_kill")
 
