@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/soak.py --kiosks 20 --duration 600 --speed 10 --seed 7 --out soak-report
 
-Runs Mosquitto, the controller with its console (``kiosk-controller``, a process of its own) and
-``--kiosks`` headless kiosks (``kiosk-agent --simulated``, each a process with its simulated printer),
+Runs Mosquitto, the controller with its console (``kiosk-controller``, a process of its own), one
+real Kivy kiosk under Xvfb driven through resident journeys (``benchmarks/soak_resident.py``;
+``--no-kivy`` leaves it out) and ``--kiosks`` headless kiosks (``kiosk-agent --simulated``, each a process with its simulated printer),
 every kiosk's connection through its own link proxy (``tests/support/link_proxy.py``). ``--speed``
 compresses time: telemetry every 30/speed s, keepalive 10/speed s (whole seconds, at least 5), faults and
 commands at the same compressed pace. A fault injector driven by ``--seed`` (printed in the
@@ -24,6 +25,10 @@ Invariants, each a named check in the report (``report.md`` with ``timeline.svg`
 * ``online_within_30s``: back online within 30 s of the link's (or process's) return;
 * ``commands_final``: every command reaches a final state, and every ``succeeded``
   ``collect_diagnostics`` names a boot of that kiosk the controller has seen;
+* ``resident_journeys``: the Kivy kiosk's journeys end DONE (each session wiped, on screen and in
+  the app's memory, the walk-away ended by the idle timeout);
+* ``no_resident_data``: the resident's full ID number and name are in no file the soak's
+  processes wrote (logs, controller database, broker persistence, kiosk journals);
 * ``resources_flat``: resident memory and open files of the controller and the broker, first
   quarter versus last quarter of the run (growth reported; fails above 50 % memory or 20 fds).
 
@@ -54,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.soak_checks import check_all  # noqa: E402
 from benchmarks.soak_report import write_report  # noqa: E402
+from benchmarks.soak_resident import KivyKiosk, no_resident_data  # noqa: E402
 from controller.store import connect, enqueue_action  # noqa: E402
 from tests.support import processes  # noqa: E402
 from tests.support.broker import Mosquitto, free_port, wait_for_port  # noqa: E402
@@ -125,6 +131,7 @@ class Soak:
     duration: float
     speed: float
     seed: int
+    kivy: bool = True
     rng: random.Random = field(init=False)
     faults: list[Fault] = field(default_factory=list)
     states: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
@@ -165,6 +172,9 @@ class Soak:
             "--log-level", "WARNING"], self.work / "controller.log")
         self.controller.start()
         wait_for_port("127.0.0.1", self.console_port, 60)
+        self.ui = KivyKiosk(self, key, self.broker.port) if self.kivy else None
+        if self.ui:
+            self.ui.start()
         self.proxies: dict[str, LinkProxy] = {}
         self.procs: dict[str, Proc] = {}
         for i, kid in enumerate(self.ids):
@@ -244,9 +254,14 @@ class Soak:
             if kind in GLOBAL_FAULTS:
                 threading.Thread(target=self._global, args=(kind, hold), daemon=True).start()
             else:
-                kid = self.rng.choice(self.ids)
-                if any(f.target == kid and not f.end for f in self.faults):
-                    continue  # one fault per kiosk at a time keeps every window judgeable
+                # One fault per kiosk at a time, and 30 s to come back, keep every window judgeable.
+                free = [k for k in self.ids
+                        if not any(f.target == k and (not f.end or self.now() - f.end < 30) for f in self.faults)]
+                if not free:
+                    if kind not in first:
+                        first.append(kind)  # every kind still comes once
+                    continue
+                kid = self.rng.choice(free)
                 threading.Thread(target=self._kiosk, args=(kind, kid, hold), daemon=True).start()
 
     def _global(self, kind: str, hold: float) -> None:
@@ -295,6 +310,10 @@ class Soak:
             for t in threads:
                 t.join(self.duration)
         results = check_all(self)
+        if self.ui:
+            results["resident_journeys"] = self.ui.result(timeout=240)
+            self.ui.stop()
+        results["no_resident_data"] = no_resident_data(self)
         self.stop()
         return results
 
@@ -305,11 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=600.0, help="real seconds (600)")
     p.add_argument("--speed", type=float, default=10.0, help="time compression (10)")
     p.add_argument("--seed", type=int, default=None, help="fault schedule seed (random, printed)")
+    p.add_argument("--no-kivy", action="store_true", help="leave out the real Kivy kiosk under Xvfb")
     p.add_argument("--out", type=Path, default=Path("soak-report"), help="report folder (soak-report)")
     args = p.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     print(f"soak seed {seed}", flush=True)
-    soak = Soak(args.out, args.kiosks, args.duration, args.speed, seed)
+    soak = Soak(args.out, args.kiosks, args.duration, args.speed, seed, kivy=not args.no_kivy)
     results = soak.run()
     write_report(soak, results)
     print(json.dumps({name: r["ok"] for name, r in results.items()}), flush=True)

@@ -98,7 +98,8 @@ def liveness(soak) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
             if off is None or off - f.start > soak.bound + SAMPLE_STEP:
                 took = "never" if off is None else f"after {off - f.start:.1f} s"
                 offline_fail.append(f"{where}: offline {took}, bound {soak.bound:.1f} s")
-        if not f.end or _overlaps_global(soak, f.end, f.end + ONLINE_AGAIN):
+        if not f.end or _overlaps_global(soak, f.end, f.end + ONLINE_AGAIN) or any(
+                g.target == f.target and f.end <= g.start <= f.end + ONLINE_AGAIN for g in soak.faults):
             continue
         judged_on += 1
         back = _first(changes, max(f.end, off or f.end), lambda s: s == "online")

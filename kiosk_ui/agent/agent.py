@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 VERSION = "0.2.0"
 AGENT_APPLIES = {"telemetry_interval"}  # desired-config keys the agent applies by itself
 INFLIGHT = 200  # journal messages published but not yet acknowledged, at most
+# A kiosk must be online again within 30 s of its link's return (issue 17): the longest wait
+# between attempts plus a TLS connect must stay under that. The soak found 30 s too long.
+RECONNECT_CAP = 25.0
 
 
 class Actions(Protocol):
@@ -57,7 +60,7 @@ class KioskAgent:
         self.started = time.monotonic()
         self.device_status = device_status or (lambda: {})
         self.actions = actions
-        self.backoff = backoff or Backoff(base=0.5, cap=30.0)
+        self.backoff = backoff or Backoff(base=0.5, cap=RECONNECT_CAP)
         self.device_poll = device_poll
         self.extra_telemetry = extra_telemetry or (lambda: {})
         self.journal = Journal(config.data_dir / "agent-journal.sqlite3", max_events=max_events)

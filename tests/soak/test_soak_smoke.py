@@ -1,5 +1,5 @@
-"""The soak's smoke version: the real system (Mosquitto, the controller with its console, three
-headless kiosks with simulated printers, each behind its link proxy) for two and a half minutes
+"""The soak's smoke version: the real system (Mosquitto, the controller with its console, a real
+Kivy kiosk under Xvfb walked through resident journeys, three headless kiosks with simulated printers, each behind its link proxy) for two and a half minutes
 at speed 10 under every fault kind the injector has; every named invariant must hold and the
 report must say so with the seed."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ("events_exactly_once", "alarms_follow_faults", "offline_within_bound", "online_within_30s", "slow_link_stays_online",
-          "commands_final", "resources_flat")
+          "commands_final", "resources_flat", "resident_journeys", "no_resident_data")
 KINDS = ("link_cut", "link_slow", "half_open", "kiosk_kill", "broker_restart", "controller_kill")
 
 

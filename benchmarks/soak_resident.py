@@ -1,0 +1,140 @@
+"""The soak's resident (benchmarks/soak.py): one real Kivy kiosk under Xvfb, driven through
+resident journeys by ``tests/kiosk/harness.py`` (touches, its simulated ID reader, a resident who
+walks away mid-session), and the privacy check over everything the soak leaves behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from hardware_sim.identities import PROFILES
+from tests.support import processes
+from tests.support.xvfb import Xvfb
+
+KIOSK = "SOAK-UI"
+RESIDENT = PROFILES["resident-1"]["values"]
+# What must never leave a session: the fictitious resident's full ID number and name.
+SECRETS = {"id_number": RESIDENT["id_number"], "name": RESIDENT["name"]}
+
+
+def _home() -> list:
+    return [["press", "finish"], ["screen", "rating"], ["press", "skip"], ["screen", "done"], ["press", "home"],
+            ["screen", "attract"], ["wiped"]]
+
+
+def journey(rounds: int) -> list:
+    """``rounds`` times, each when the soak says ``go{i}`` on stdin (the app stays up all along):
+    read the notices; identify with an ID card, then walk away: the idle timeout must end the
+    session and wipe it (the harness's ``wiped`` step looks in the app's memory and on screen).
+    The app exits when the soak says ``end``."""
+    steps: list = [["screen", "attract", 60]]
+    for i in range(rounds):
+        steps += [["sync", f"go{i}"], *_round()]
+    return steps + [["sync", "end"]]
+
+
+def _round() -> list:
+    return [
+        ["press", "start"], ["press", "service:notices"], ["press", "option:elderly"], ["text", "长者免费体检"],
+        *_home(),
+        ["press", "start"], ["press", "service:volunteer"], ["screen", "identify"],
+        ["sim", "id_reader", {"cmd": "place_card", "profile": "resident-1"}], ["press", "confirm"],
+        ["idle", 75], ["screen", "attract", 30], ["wiped"],
+        ["sim", "id_reader", {"cmd": "remove_card"}],
+    ]
+
+
+class KivyKiosk:
+    def __init__(self, soak: Any, public_key: str, broker_port: int) -> None:
+        self.soak = soak
+        self.dir = soak.work / KIOSK
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config = self.dir / "kiosk.toml"
+        self.config.write_text(
+            f'kiosk_id = "{KIOSK}"\nbroker = "mqtt://127.0.0.1:{broker_port}"\ndata_dir = "{self.dir / "data"}"\n'
+            f'simulated = true\ntelemetry_interval = {soak.telemetry}\nkeepalive = {soak.keepalive}\n'
+            f'controller_public_key = "{public_key}"\nsite = "soak"\n', encoding="utf-8")
+        self.script = self.dir / "journey.json"
+        self.every = 20.0
+        self.rounds = max(1, int(soak.quiet_until // self.every))
+        self.sent = 0
+        self.script.write_text(json.dumps(journey(self.rounds), ensure_ascii=False), encoding="utf-8")
+        self.xvfb: Xvfb | None = None
+        self.proc: processes.Proc | None = None
+
+    def start(self) -> None:
+        display = os.environ.get("DISPLAY")
+        if not display:
+            self.xvfb = Xvfb()
+            display = self.xvfb.start()
+        self.proc = processes.Proc(
+            [sys.executable, "-m", "tests.kiosk.harness", "--script", str(self.script), "--data-dir",
+             str(self.dir / "data"), "--config", str(self.config), "--artifacts", str(self.dir / "shots"),
+             "--tag", "soak"], env={"DISPLAY": display}, stdin=True)
+        threading.Thread(target=self._pace, daemon=True).start()
+
+    def _say(self, line: str) -> None:
+        assert self.proc is not None and self.proc.proc.stdin is not None
+        try:
+            self.proc.proc.stdin.write(line + "\n")
+            self.proc.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the harness ended (failed): result() reports it
+
+    def _pace(self) -> None:
+        """A resident arrives every ``every`` seconds while the soak runs."""
+        while self.sent < self.rounds and not self.soak._stop.wait(0 if self.sent == 0 else self.every):
+            self._say(f"go{self.sent}")
+            self.sent += 1
+
+    def result(self, timeout: float) -> dict[str, Any]:
+        """Wait for the journeys to end; ``ok`` when the harness said DONE."""
+        assert self.proc is not None
+        while self.sent < self.rounds:  # rounds the soak had no time for run now, back to back
+            self._say(f"go{self.sent}")
+            self.sent += 1
+        self._say("end")
+        try:
+            line = self.proc.wait_for(lambda s: s.startswith(("DONE", "FAIL")), timeout=timeout)
+        except (TimeoutError, RuntimeError) as exc:
+            line = f"FAIL {str(exc)[:300]}"
+        steps = sum(1 for s in self.proc.stdout_lines if s.startswith("STEP"))
+        failures = [] if line.startswith("DONE") else [f"seed {self.soak.seed}: resident journey: {line[:300]}"]
+        return {"ok": not failures, "failures": failures, "judged": steps,
+                "notes": [f"{steps} steps of resident journeys, idle-timeout walk-away included"]}
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+            (self.dir / "harness.log").write_text("\n".join(self.proc.stdout_lines + self.proc.stderr_lines),
+                                                  encoding="utf-8")
+        if self.xvfb is not None:
+            self.xvfb.stop()
+
+
+def no_resident_data(soak: Any) -> dict[str, Any]:
+    """No full ID number or name in any file the soak's processes wrote: logs, the controller's
+    database, the broker's persistence, the kiosks' journals and data folders."""
+    needles = {k: v.encode("utf-8") for k, v in SECRETS.items()}
+    failures, files = [], 0
+    deadline = time.monotonic() + 30
+    for path in sorted(Path(soak.work).rglob("*")):
+        if not path.is_file() or path.name == "journey.json" or path.suffix == ".png":
+            continue  # the script names the profile; screenshots are the harness's own artefacts
+        if time.monotonic() > deadline:
+            failures.append("scan did not finish within 30 s")
+            break
+        files += 1
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        for what, needle in needles.items():
+            if needle in data:
+                failures.append(f"seed {soak.seed}: the resident's {what} is in {path.relative_to(soak.work)}")
+    return {"ok": not failures, "failures": failures, "judged": files, "notes": [f"{files} files scanned"]}
