@@ -106,6 +106,12 @@ class _Pipe:
             self.writer.close()
 
 
+def _quiet_cancel(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """Connections cancelled by ``stop`` are expected; anything else is reported as usual."""
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
 class LinkProxy:
     """``LinkProxy(target_port).start()`` listens on ``proxy.port`` and forwards to the target."""
 
@@ -119,6 +125,7 @@ class LinkProxy:
         self.port = 0
         self.is_cut = False
         self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(_quiet_cancel)
         self._server: asyncio.Server | None = None
         self._conns: set[tuple[_Pipe, _Pipe]] = set()  # (up, down) of each open connection
         self._thread = threading.Thread(target=self._loop.run_forever, name="link-proxy", daemon=True)
