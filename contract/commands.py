@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from contract import json_values, signing, versions, vocab
+from contract import json_values, signing, updates, versions, vocab
 from contract.versions import UnsupportedVersion
 from foundation.errors import CommandRejected, RemoteProtocolError
 
@@ -53,6 +53,7 @@ SPECS: dict[str, Spec] = {
                         "device: a device name; optional off_seconds 1-60"),
     "collect_diagnostics": Spec({}, {}, "no arguments"),
     "reload_config": Spec({}, {}, "no arguments"),
+    "update": Spec(updates.UPDATE_REQUIRED, updates.UPDATE_OPTIONAL, updates.UPDATE_HINT),
 }
 
 

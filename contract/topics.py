@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from contract import commands, device_status, json_values, payloads, versions, vocab
+from contract import commands, device_status, json_values, payloads, updates, versions, vocab
 from foundation.errors import RemoteProtocolError
 from foundation.settings import check_kiosk_id
 
@@ -26,6 +26,7 @@ FLAGS: dict[str, tuple[int, bool]] = {
     "status": (1, True), "telemetry": (0, False), "devices": (1, True), "events": (1, False),
     "config/desired": (1, True), "config/reported": (1, True), "cmd": (1, False), "cmd/result": (1, False),
     "svc/request": (1, False), "svc/response": (1, False), "controller/status": (1, True),
+    "update/state": (1, True),
 }
 QOS = {k: q for k, (q, _) in FLAGS.items()}
 RETAIN = {k: r for k, (_, r) in FLAGS.items()}
@@ -58,6 +59,7 @@ def subscriptions_for_controller() -> list[tuple[str, int]]:
         (f"{ROOT}/+/config/reported", QOS["config/reported"]),
         (f"{ROOT}/+/cmd/+/result", QOS["cmd/result"]),
         (f"{ROOT}/+/svc/request", QOS["svc/request"]),
+        (f"{ROOT}/+/update/state", QOS["update/state"]),
     ]
 
 
@@ -75,7 +77,7 @@ class Parsed:
     """A message from a kiosk, split into its parts."""
 
     kiosk_id: str
-    kind: str  # status, telemetry, devices, events, config/reported, cmd/result, svc/request
+    kind: str  # status, telemetry, devices, events, config/reported, cmd/result, svc/request, update/state
     name: str | None  # device name or command name
     body: dict[str, Any]  # the decoded payload, as received (stored where the contract says so)
     model: Any = None  # the topic's typed model (KioskStatus, Telemetry, DeviceStatus, Event, ...)
@@ -102,6 +104,8 @@ def parse_topic(topic_name: str) -> tuple[str, str, str | None]:
         return kiosk_id, "cmd/result", rest[1]
     if rest == ["svc", "request"]:
         return kiosk_id, "svc/request", None
+    if rest == ["update", "state"]:
+        return kiosk_id, "update/state", None
     raise RemoteProtocolError(f"unknown topic {topic_name!r}")
 
 
@@ -123,6 +127,7 @@ _PARSERS = {
     "status": payloads.parse_status, "telemetry": payloads.parse_telemetry, "devices": device_status.parse,
     "events": payloads.parse_event, "config/reported": payloads.parse_config_reported,
     "cmd/result": commands.parse_result, "svc/request": lambda body: body,
+    "update/state": updates.parse_state,
 }
 
 

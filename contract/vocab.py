@@ -30,7 +30,7 @@ REQUIRED_ACTIONS = ("check_connection", "check_printer_power", "close_cover", "l
                     "inspect_enclosure", "check_device")
 
 COMMANDS = ("reboot", "restart_app", "set_mode", "test_print", "power_cycle", "collect_diagnostics",
-            "reload_config")
+            "reload_config", "update")
 RESULT_STATUSES = ("ok", "error", "rejected", "expired")
 REJECT_REASONS = ("malformed", "wrong_kiosk", "no_key", "bad_signature", "expired", "replayed",
                   "unknown_command", "bad_arguments", "unsupported_version")
@@ -39,6 +39,7 @@ CONFIG_STATUSES = ("applied", "rejected")
 
 EVENT_TYPES = ("boot", "device_state", "mode_changed", "config_applied", "config_rejected", "device_power_cycled",
                "journal_overflow", "host_power_cycled", "tamper", "door", "relay", "self_test",
-               "card_left_behind")  # the kiosk app: a card still on a reader a minute after its session
+               "card_left_behind",  # the kiosk app: a card still on a reader a minute after its session
+               "update_rolled_back", "update_failed", "update_deferred")  # the agent's updates (issue 15)
 
 SERVICE_ERRORS = ("bad_request", "unknown_op", "service_failed", "backend_unavailable")

@@ -33,6 +33,7 @@ from foundation.errors import BrokerUnavailable, CommandRejected, ConfigError, K
 from foundation.settings import KioskConfig
 from kiosk_ui.agent import telemetry
 from kiosk_ui.agent.journal import Journal
+from kiosk_ui.agent.updates import UpdateRunner, UpdateSteps
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ class KioskAgent:
     def __init__(self, config: KioskConfig, *, clock: Callable[[], float] = time.time,
                  device_status: Callable[[], Mapping[str, DeviceStatus | dict[str, Any]]] | None = None, actions: Actions | None = None,
                  backoff: Backoff | None = None, max_events: int = 10_000, device_poll: float = 1.0,
-                 extra_telemetry: Callable[[], dict[str, Any]] | None = None) -> None:
+                 extra_telemetry: Callable[[], dict[str, Any]] | None = None, updater: UpdateSteps | None = None,
+                 health: Any = None) -> None:
         self.config = config
         self.clock = clock
         self.boot_id = uuid.uuid4().hex
@@ -98,6 +100,10 @@ class KioskAgent:
         self._routes_qos: dict[str, int] = {}
         self.controller_listeners: list[Callable[[bool], None]] = []
         self._cpu = telemetry.cpu_times()
+        # The health window of a release on trial waits for "broker" (kiosk_ui/update_hooks.py).
+        self.health = health
+        self.updates = UpdateRunner(config.kiosk_id, updater, self._publish_update_state, clock=clock,
+                                    last=self.journal.get("update_state", {})) if updater is not None else None
         c = config
         self.client = make_client(f"kiosk-{c.kiosk_id}", c.broker,
                                   ca_file=c.ca_file, cert_file=c.cert_file, key_file=c.key_file)
@@ -165,6 +171,17 @@ class KioskAgent:
         if self.reported:
             self.client.publish(self._topic("config/reported"), fleet.encode(self.reported),
                                 *fleet.FLAGS["config/reported"])
+        if self.updates is not None and self.updates.last:
+            self.client.publish(self._topic("update/state"), fleet.encode(self.updates.last),
+                                *fleet.FLAGS["update/state"])
+
+    def _publish_update_state(self, body: dict[str, Any]) -> None:
+        """Retained, and kept in the journal: re-published after every reconnect and restart."""
+        self.journal.put("update_state", body)
+        if body.get("state") in ("rolled_back", "failed", "deferred"):
+            self.emit(f"update_{body['state']}", {"version": body["version"], "reason": body.get("reason", "")})
+        if self.connected:
+            self.client.publish(self._topic("update/state"), fleet.encode(body), *fleet.FLAGS["update/state"])
 
     def _publish_device(self, name: str, st: DeviceStatus) -> None:
         self.client.publish(self._topic(f"devices/{name}"), fleet.encode(device_status.body(self.config.kiosk_id, st)),
@@ -243,6 +260,8 @@ class KioskAgent:
         client.subscribe(fleet.subscriptions_for_kiosk(self.config.kiosk_id) + list(self._routes_qos.items()))
         self._publish_retained()
         self._wake.set()
+        if self.health is not None:
+            self.health.report("broker")
         log.info("online", extra={"fields": {"kiosk": self.config.kiosk_id}})
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -306,6 +325,8 @@ class KioskAgent:
             now = time.monotonic()
             if now >= next_poll:
                 self.poll_devices()
+                if self.updates is not None:
+                    self.updates.poll()
                 next_poll = now + self.device_poll
             if now >= next_telemetry and self.connected:
                 try:
@@ -460,9 +481,14 @@ class KioskAgent:
             commands.verify(body, self.public_key, self.clock(), self.journal.first_sight)
             args = body.get("args", {})
             commands.check_args(name, args)
-            if self.actions is None:
+            if name == "update":
+                if self.updates is None:
+                    raise KioskError("no updater is configured on this kiosk")
+                data = self.updates.start(body_id, args)  # runs in the background, reports on update/state
+            elif self.actions is None:
                 raise KioskError("this kiosk has no command runtime")
-            data, after = self.actions.execute(name, args)
+            else:
+                data, after = self.actions.execute(name, args)
             res = commands.result(body_id, kiosk_id, "ok", data=data)
         except CommandRejected as exc:
             status = "expired" if exc.reason == "expired" else "rejected"

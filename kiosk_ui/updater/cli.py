@@ -29,7 +29,7 @@ from foundation.errors import KioskError
 from foundation.logs import setup_logging
 from kiosk_ui.updater.fetch import Fetcher, RateLimiter, from_folder
 from kiosk_ui.updater.health import HealthPolicy
-from kiosk_ui.updater.install import Installer
+from kiosk_ui.updater.install import Installer, check_pin
 from kiosk_ui.updater.state import Layout, UpdateError
 from kiosk_ui.updater.switch import Outcome, Switcher
 from kiosk_ui.updater.watch import SystemdObserver, watch
@@ -75,7 +75,10 @@ def cmd_install(args) -> int:
     if src.startswith(("https://", "http://")):
         limiter = RateLimiter(args.rate, clock=time.monotonic, sleep=time.sleep) if args.rate else None
         fetcher = Fetcher(src, lay.objects, context=_context(args), limiter=limiter, sleep=time.sleep)
-        man = inst.check(fetcher.manifest(), sw.current())
+        raw = fetcher.manifest()
+        if args.manifest_sha256:
+            check_pin(raw, args.manifest_sha256)
+        man = inst.check(raw, sw.current())
         inst.install(man, fetcher.ensure)
         extra = {"downloaded": fetcher.report.downloaded, "reused": fetcher.report.reused}
     else:
@@ -181,6 +184,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("install")
     s.add_argument("source", help="bundle URL (https://...) or folder")
     s.add_argument("--rate", type=float, default=None, help="download limit in bytes per second")
+    s.add_argument("--manifest-sha256", default="", help="refuse a release.json with another SHA-256 (cmd/update)")
     s.add_argument("--ca")
     s.add_argument("--cert")
     s.add_argument("--key")

@@ -11,6 +11,7 @@ and a trusted key list is saved only after it verified.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -28,6 +29,14 @@ from kiosk_ui.updater.state import INSTALLED_MARK, Layout, UpdateError
 
 log = logging.getLogger(__name__)
 VENV_FACTOR = 3  # an installed venv takes about this many times its wheels' size
+
+
+def check_pin(raw: bytes, manifest_sha256: str) -> None:
+    """The manifest downloaded must be the one a signed ``cmd/update`` named."""
+    got = hashlib.sha256(raw).hexdigest()
+    if got != manifest_sha256.lower():
+        raise UpdateError("manifest_mismatch", f"release.json hashes to {got[:12]}..., the update named "
+                          f"{manifest_sha256[:12]}...")
 
 
 class Installer:

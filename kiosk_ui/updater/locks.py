@@ -37,9 +37,9 @@ class Busy:
         return f"{state}: {self.activity} held {self.age_s:.0f} s (limit {self.limit_s:.0f} s)"
 
 
-@contextlib.contextmanager
-def hold(lock_dir: str | os.PathLike, activity: str, limit_s: float, *, now: float | None = None) -> Iterator[None]:
-    """Hold the lock for ``activity`` (blocks while the updater is switching)."""
+def acquire(lock_dir: str | os.PathLike, activity: str, limit_s: float, *, now: float | None = None) -> int:
+    """Take the lock for ``activity`` (blocks while the updater is switching); returns the fd to
+    :func:`release`. For activities that span calls, such as a resident session."""
     if activity not in ACTIVITIES:
         raise ValueError(f"unknown activity {activity!r}")
     Path(lock_dir).mkdir(parents=True, exist_ok=True)
@@ -48,9 +48,24 @@ def hold(lock_dir: str | os.PathLike, activity: str, limit_s: float, *, now: flo
         fcntl.flock(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"since": time.time() if now is None else now, "limit_s": limit_s}).encode(), 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def release(fd: int) -> None:
+    os.close(fd)  # closing drops the flock
+
+
+@contextlib.contextmanager
+def hold(lock_dir: str | os.PathLike, activity: str, limit_s: float, *, now: float | None = None) -> Iterator[None]:
+    """Hold the lock for ``activity`` (blocks while the updater is switching)."""
+    fd = acquire(lock_dir, activity, limit_s, now=now)
+    try:
         yield
     finally:
-        os.close(fd)  # closing drops the flock
+        release(fd)
 
 
 class SwitchGuard:
