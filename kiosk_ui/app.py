@@ -86,8 +86,10 @@ def _make_app_class():
                      backend=None, sims: dict | None = None, pin_hash: str = "",
                      clock: Callable[[], float] = time.time, voice: bool = True,
                      critical_devices: tuple[str, ...] = ("id_reader",), ref_key: bytes,
-                     time_zone: str = "Asia/Shanghai", **kwargs):
+                     time_zone: str = "Asia/Shanghai", health=None, update_locks=None, **kwargs):
             super().__init__(**kwargs)
+            # The updater's hooks (kiosk_ui/update_hooks.py): health signals and the update lock.
+            self.health, self.update_locks = health, update_locks
             self.kiosk_id = kiosk_id
             self.time_zone = time_zone  # receipts print the fleet's time, as the console shows it
             self.screenshot_path = screenshot
@@ -102,7 +104,7 @@ def _make_app_class():
             self.supervisor_port = ports.pop("supervisor", "")
             self.supervisor = None
             self.woken = 0
-            self.devices = Devices(ports, data_dir=self.data_dir / "devices")
+            self.devices = Devices(ports, data_dir=self.data_dir / "devices", locks=update_locks)
             self.backend = backend
             self.offline = OfflineTickets(self.data_dir / "offline-tickets.json", clock=clock)
             self.gate = MaintenanceGate(pin_hash, self.data_dir / "maintenance-lock.json")
@@ -255,6 +257,8 @@ def _make_app_class():
             from foundation import sd_notify
 
             sd_notify.notify("READY=1")
+            if self.health is not None:
+                self.health.report("ready")
             interval = sd_notify.watchdog_interval()
             if interval:
                 Clock.schedule_interval(lambda _dt: sd_notify.watchdog_ping(), interval)
@@ -264,6 +268,8 @@ def _make_app_class():
 
         def sync(self) -> None:
             """Show the view-model's screen and state."""
+            if self.update_locks is not None:
+                self.update_locks.session(self.vm.in_session())
             self.language = self.vm.language
             self.scale = ELDERLY_SCALE if self.vm.elderly else 1.0
             self.elderly = self.vm.elderly
@@ -467,6 +473,9 @@ def _make_app_class():
                         self.device_fault = fault
                         self._apply_mode()
                         self.sync()
+                    if self.health is not None and all(status.get(d, {}).get("state") in ("idle", "busy")
+                                                       for d in self.critical_devices):
+                        self.health.report("devices")
                     if then is not None:
                         then()
                 Clock.schedule_once(apply)

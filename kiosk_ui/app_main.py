@@ -78,9 +78,13 @@ def make_app(args, *, extra: dict | None = None, loaded: tuple | None = None):
     pin_hash = config.maintenance_pin_hash if config and config.maintenance_pin_hash else ""
     if not pin_hash and simulated:
         pin_hash = hash_pin(DEMO_PIN, iterations=1000)
+    from kiosk_ui import update_hooks
+
+    health, update_locks = update_hooks.from_environment()
     app = KioskApp(kiosk_id=kiosk_id, language=args.language or (config.language if config else "zh-CN"),
                    screenshot=args.screenshot, data_dir=data_dir, ports=ports, sims=sims,
                    pin_hash=pin_hash, voice=not args.no_voice, ref_key=_resident_key(config, data_dir),
+                   health=health, update_locks=update_locks,
                    **({"critical_devices": config.critical_devices, "time_zone": config.time_zone} if config else {}),
                    **(extra or {}))
     if config is None and broker_text and args.screenshot is None:
@@ -99,9 +103,14 @@ def _start_agent(config, app) -> None:
     desired config (service catalogue) and mode changes to the app. It connects in the background."""
     from foundation.errors import KioskError
     from kiosk_ui.agent.runtime import KioskRuntime
+    from kiosk_ui.agent.updates import CliSteps
     from kiosk_ui.service_client.over_mqtt import MqttServiceClient
 
-    runtime = KioskRuntime(config, on_config=app.on_desired, on_mode=app.on_mode)
+    # A kiosk running from a release folder updates itself through kiosk-updater (docs/updates.md).
+    tls = ("--ca", config.ca_file, "--cert", config.cert_file, "--key", config.key_file) if config.ca_file else ()
+    updater = CliSteps(tls=tls) if app.health.version else None
+    runtime = KioskRuntime(config, on_config=app.on_desired, on_mode=app.on_mode, health=app.health,
+                           updater=updater)
     # The app owns the serial ports; the runtime must not open a second driver on them. It gets the
     # app's device states, its test print, and (once the app opens it) the supervisor driver.
     runtime.agent.device_status = lambda: {

@@ -14,6 +14,7 @@ a missing one makes its services unavailable, never pretends success.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -105,7 +106,7 @@ class Devices:
     """
 
     def __init__(self, ports: dict[str, str], *, data_dir=None, printer_profile: str = "generic-80",
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, locks: Any = None) -> None:
         from device_drivers.manager import KINDS, DeviceConfig, DeviceManager
 
         self.ports = {k: v for k, v in ports.items() if v and k in KINDS}
@@ -125,6 +126,9 @@ class Devices:
         self._sleep = sleep
         self._io_lock = threading.Lock()  # one reader slice or one wipe at a time
         self._print_lock = threading.Lock()
+        # Prints and card reads hold the update lock (kiosk_ui/update_hooks.ActivityLocks): no
+        # release switch in the middle of one.
+        self.locks = locks
 
     def start(self) -> None:
         """Open, claim and enable every device (a failing one is left in ``error``, not raised)."""
@@ -154,8 +158,16 @@ class Devices:
         read: ``on_left_card`` is called once and the read waits for it to go and a card to come.
         Raises DeviceTimeout (nothing presented), ReadCancelled (the session ended), DeviceError
         (the card moved, the reader failed, an unreadable code) or TransportError (reader
-        unreachable)."""
-        session = self.session if session is None else session
+        unreachable). The read holds the update lock (no release switch in the middle of it)."""
+        with self._update_lock("card_read"):
+            return self._read_identity(kind, timeout, pin, self.session if session is None else session,
+                                       on_left_card)
+
+    def _update_lock(self, activity: str) -> contextlib.AbstractContextManager:
+        return self.locks.hold(activity) if self.locks is not None else contextlib.nullcontext()
+
+    def _read_identity(self, kind: str, timeout: float, pin: str, session: int,
+                       on_left_card: Callable[[], None] | None) -> ResidentIdentity:
         reader = READERS.get(kind)
         waited = 0.0
         told = False
@@ -245,7 +257,7 @@ class Devices:
     # -- printing --------------------------------------------------------------------------------
     def print_receipt(self, items: list[dict]) -> PrintOutcome:
         """Print one receipt; the outcome says honestly whether it came out, and if not, why."""
-        with self._print_lock:
+        with self._print_lock, self._update_lock("print"):
             try:
                 job = self._dev("printer").print_receipt(items)
             except DeviceMissing:
