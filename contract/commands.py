@@ -54,6 +54,8 @@ SPECS: dict[str, Spec] = {
     "collect_diagnostics": Spec({}, {}, "no arguments"),
     "reload_config": Spec({}, {}, "no arguments"),
     "update": Spec(updates.UPDATE_REQUIRED, updates.UPDATE_OPTIONAL, updates.UPDATE_HINT),
+    "update_rollback": Spec({"version": updates.UPDATE_REQUIRED["version"]}, {},
+                            "version: the release on trial to roll back"),
 }
 
 

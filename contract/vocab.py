@@ -30,7 +30,7 @@ REQUIRED_ACTIONS = ("check_connection", "check_printer_power", "close_cover", "l
                     "inspect_enclosure", "check_device")
 
 COMMANDS = ("reboot", "restart_app", "set_mode", "test_print", "power_cycle", "collect_diagnostics",
-            "reload_config", "update")
+            "reload_config", "update", "update_rollback")
 RESULT_STATUSES = ("ok", "error", "rejected", "expired")
 REJECT_REASONS = ("malformed", "wrong_kiosk", "no_key", "bad_signature", "expired", "replayed",
                   "unknown_command", "bad_arguments", "unsupported_version")

@@ -108,6 +108,8 @@ class Controller:
         self._stop = threading.Event()
         self._local = threading.local()
         self.svc_queue = FairQueue()
+        # Who else reads kiosks' update/state (the roll-out job): called on the ingest thread.
+        self.update_listeners: list[Callable[[str, Any, float], None]] = []
         self.client = make_client(
             config.client_id, config.broker, ca_file=config.ca_file, cert_file=config.cert_file,
             key_file=config.key_file, manual_ack=True,
@@ -212,6 +214,9 @@ class Controller:
             self._count("newer_minor")  # read as far as this side knows the contract; the rest ignored
         if parsed.kind == "svc/request":
             return  # answered by the service thread (``_on_message``); not expected here
+        if parsed.kind == "update/state":
+            for listener in self.update_listeners:
+                listener(parsed.kiosk_id, parsed.model, now)
         if parsed.kind == "status" and parsed.body.get("state") == "online":
             parsed = self._with_enrolled_site(parsed, now)
         if isinstance(parsed.model, CommandResult) and parsed.model.id not in self.state.commands:

@@ -161,8 +161,14 @@ class KioskAgent:
     # -- retained state ---------------------------------------------------------------------------
     def birth(self) -> dict[str, Any]:
         return payloads.birth(self.config.kiosk_id, mode=self.mode, boot_id=self.boot_id, site=self.config.site,
-                              versions={"agent": VERSION, "contract": fleet.VERSION}, devices=list(self._devices),
+                              versions={"agent": VERSION, "contract": fleet.VERSION, **self._release()},
+                              devices=list(self._devices),
                               ts=self.clock())
+
+    def _release(self) -> dict[str, str]:
+        """The release this process runs (roll-outs pick kiosks on an older one)."""
+        version = getattr(self.health, "version", "")
+        return {"release": version} if version else {}
 
     def _publish_retained(self) -> None:
         self.client.publish(self._topic("status"), fleet.encode(self.birth()), *fleet.FLAGS["status"])
@@ -481,10 +487,11 @@ class KioskAgent:
             commands.verify(body, self.public_key, self.clock(), self.journal.first_sight)
             args = body.get("args", {})
             commands.check_args(name, args)
-            if name == "update":
+            if name in ("update", "update_rollback"):
                 if self.updates is None:
                     raise KioskError("no updater is configured on this kiosk")
-                data = self.updates.start(body_id, args)  # runs in the background, reports on update/state
+                # update runs in the background and reports on update/state
+                data = self.updates.start(body_id, args) if name == "update" else self.updates.abort(args["version"])
             elif self.actions is None:
                 raise KioskError("this kiosk has no command runtime")
             else:

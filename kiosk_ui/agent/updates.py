@@ -29,6 +29,7 @@ from contract import updates
 from foundation.errors import KioskError
 
 log = logging.getLogger(__name__)
+ABORTED = "aborted: the roll-out was aborted by an operator"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class UpdateSteps(Protocol):
     def install(self, url: str, manifest_sha256: str) -> Step: ...
     def switch(self, version: str) -> Step: ...
     def status(self) -> dict[str, Any]: ...  # current, trial ({version}), last_result ({status, version, reason})
+    def abort(self, version: str) -> Step: ...
 
 
 class UpdateRunner:
@@ -104,6 +106,11 @@ class UpdateRunner:
             log.exception("update to %s failed", version)
             self._report("failed", version, f"internal: {type(exc).__name__}: {exc}"[:300], **ctx)
 
+    def abort(self, version: str) -> dict[str, Any]:
+        """An aborted roll-out: roll the release on trial back now (the end is reported by poll)."""
+        step = self.steps.abort(version)
+        return {"rolled_back": step.version}
+
     def poll(self) -> None:
         """Report what the updater decided since: the trial's end, read from its state file."""
         if self.busy or not self.last:
@@ -156,6 +163,14 @@ class LocalSteps:
                          kwargs={"restart": self.restart, "wait": self.wait, "interval": self.interval}).start()
         return Step("switched", version)
 
+    def abort(self, version: str) -> Step:
+        trial = self.sw.state().trial
+        if trial is None or trial.version != version:
+            raise KioskError(f"no_trial: release {version} is not on trial here")
+        out = self.sw.rollback(ABORTED)
+        self.restart()
+        return Step(out.status, version, out.reason)
+
     def status(self) -> dict[str, Any]:
         st = self.sw.state()
         return {"current": self.sw.current(), "trial": st.trial.__dict__ if st.trial else None,
@@ -201,3 +216,7 @@ class CliSteps:
 
     def status(self) -> dict[str, Any]:
         return self._call("status", "--json", timeout=30)
+
+    def abort(self, version: str) -> Step:
+        out = self._call("abort", version, timeout=300)
+        return Step(str(out.get("status", "")), version, str(out.get("reason", "")))

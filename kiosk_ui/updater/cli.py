@@ -5,6 +5,7 @@
     kiosk-updater activate 1.4.0                     the first release of a new kiosk (provisioning)
     kiosk-updater switch 1.4.0                       switch, restart the kiosk, run the health window
     kiosk-updater watch                              resume the health window of a pending trial
+    kiosk-updater abort 1.4.0                        roll the release on trial back now
     kiosk-updater boot                               recovery + trial boot count (kiosk.service ExecStartPre)
     kiosk-updater firmware BUNDLE-or-URL --port /dev/serial/by-id/...   staged supervisor update
     kiosk-updater status [--json]
@@ -116,6 +117,18 @@ def cmd_watch(args) -> int:
     return _print(_watch(args, sw))
 
 
+def cmd_abort(args) -> int:
+    """Roll the release on trial back at once (an operator aborted its roll-out)."""
+    _, _, sw = _parts(args)
+    trial = sw.state().trial
+    if trial is None or trial.version != args.version:
+        print(f"kiosk-updater abort: release {args.version} is not on trial", file=sys.stderr)
+        return 1
+    out = sw.rollback("aborted: the roll-out was aborted by an operator")
+    _restart(args)
+    return _print(out)
+
+
 def cmd_firmware(args) -> int:
     """A staged supervisor firmware update from a signed bundle (folder or URL)."""
     from contract.release import ReleaseRejected
@@ -202,6 +215,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("switch")
     s.add_argument("version")
     s.set_defaults(func=cmd_switch)
+    s = sub.add_parser("abort", help="roll the release on trial back now (its roll-out was aborted)")
+    s.add_argument("version")
+    s.set_defaults(func=cmd_abort)
     for name, func in (("watch", cmd_watch), ("boot", cmd_boot)):
         sub.add_parser(name).set_defaults(func=func)
     s = sub.add_parser("status")

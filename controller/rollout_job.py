@@ -1,0 +1,168 @@
+"""The roll-out job: feeds kiosks' ``update/state`` and the passing of time into the pure
+decisions of :mod:`controller.rollouts`, through :class:`controller.rollout_store.RolloutStore`,
+and carries out the effects it won: ``cmd/update`` / ``cmd/update_rollback`` through the
+controller's signed command path. Operator actions (create, approve, pause, resume, abort,
+retry) are methods here, each audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from contract import updates
+from controller import rollouts as RO
+from controller.rollout_store import Decide, RolloutStore
+from controller.store import connect, list_kiosks
+from foundation.errors import ConfigError, KioskError
+
+log = logging.getLogger(__name__)
+
+
+class RolloutJob:
+    def __init__(self, controller: Any, store: RolloutStore, *, base_url: str, clock: Callable[[], float],
+                 interval: float = 1.0) -> None:
+        self.ctl = controller
+        self.store = store
+        self.base_url = base_url.rstrip("/")
+        self.clock = clock
+        self.interval = interval
+        self.metrics = {"updates_sent": 0, "rollbacks_sent": 0, "waves_started": 0, "states_received": 0}
+        self._inbox: queue.Queue[tuple[str, updates.UpdateState, float] | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ro = threading.local()
+
+    # -- inputs ---------------------------------------------------------------------------------------
+    def on_update_state(self, kiosk_id: str, st: updates.UpdateState, now: float) -> None:
+        """Called on the controller's ingest thread: hand over, never block it."""
+        self._inbox.put((kiosk_id, st, now))
+
+    def _conn(self):
+        conn = getattr(self._ro, "conn", None)
+        if conn is None:
+            conn = self._ro.conn = connect(self.ctl.config.data_dir, readonly=True)
+        return conn
+
+    def _fleet(self) -> list[dict[str, Any]]:
+        return list_kiosks(self._conn())
+
+    def _online(self) -> set[str]:
+        return {k["kiosk_id"] for k in self._fleet() if k["state"] == "online"}
+
+    def _groups(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for row in self._conn().execute("SELECT group_name, kiosk_id FROM kiosk_groups"):
+            out.setdefault(row[0], set()).add(row[1])
+        return out
+
+    # -- effects --------------------------------------------------------------------------------------
+    def _carry_out(self, r: dict[str, Any], effects: list[tuple[str, str]], before: dict[str, Any] | None) -> None:
+        if before is not None and r["wave"] != before["wave"]:
+            self.metrics["waves_started"] += 1
+            log.info("wave started", extra={"fields": {"rollout": r["id"], "wave": r["wave"]}})
+            self.ctl.audit(f"rollout:{r['id']}", "rollout_wave", r["id"], "started", {"wave": r["wave"]})
+        for kind, kiosk_id in effects:
+            try:
+                if kind == "update":
+                    args = updates.update_args(version=r["version"], url=f"{self.base_url}/kiosk/{r['version']}",
+                                               manifest_sha256=r["manifest_sha256"], rollout=r["id"])
+                    self.ctl.send_command(kiosk_id, "update", args, f"rollout:{r['id']}", ttl=min(r["timeout_s"], 86400))
+                    self.metrics["updates_sent"] += 1
+                elif kind == "rollback":
+                    self.ctl.send_command(kiosk_id, "update_rollback", {"version": r["version"]}, f"rollout:{r['id']}")
+                    self.metrics["rollbacks_sent"] += 1
+            except KioskError as exc:
+                log.error("roll-out %s: %s to %s not sent: %s", r["id"], kind, kiosk_id, exc)
+
+    def _mutate(self, rollout_id: str, decide: Decide) -> dict[str, Any]:
+        before = self.store.get(rollout_id)
+        r, effects = self.store.mutate(rollout_id, decide)
+        self._carry_out(r, effects, before)
+        return r
+
+    # -- operators ------------------------------------------------------------------------------------
+    def create(self, *, version: str, user: str, rollout_id: str | None = None, **options: Any) -> dict[str, Any]:
+        rel = self.store.release(version)
+        if rel is None:
+            raise ConfigError(f"no published kiosk release {version} (kiosk-release publish first)", field="version")
+        now = self.clock()
+        r = RO.new_rollout(rollout_id or f"r-{uuid.uuid4().hex[:10]}",
+                           {"version": version, "url": "", "manifest_sha256": rel["manifest_sha256"]},
+                           created_by=user, now=now, **options)
+        r = RO.plan(r, self._fleet(), self._groups())
+        self.store.create(r)
+        self.ctl.audit(user, "rollout_create", r["id"], "ok", {"version": version, "kiosks": len(r["kiosks"]),
+                                                               "waves": r["wave_count"]})
+        online = self._online()
+        return self._mutate(r["id"], lambda cur: self._first(cur, now, online))
+
+    @staticmethod
+    def _first(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, Any], list]:
+        if any(k["state"] != "pending" for k in r["kiosks"].values()):
+            return r, []  # someone else already started it
+        return RO.tick(r, now, online)
+
+    def action(self, rollout_id: str, action: str, user: str, reason: str = "") -> dict[str, Any]:
+        now = self.clock()
+        online = self._online() if action in ("approve", "resume", "retry", "advance") else set()
+        decide = {
+            "approve": lambda r: RO.approve(r, now, online),
+            "pause": lambda r: (RO.pause(r, reason), []),
+            "resume": lambda r: RO.resume(r, now, online),
+            "abort": lambda r: RO.abort(r, reason, now),
+            "retry": lambda r: RO.retry_failed(r, now, online),
+            "advance": lambda r: RO.tick(r, now, online),
+        }.get(action)
+        if decide is None:
+            raise ConfigError(f"unknown roll-out action {action!r}", field="action")
+        try:
+            r = self._mutate(rollout_id, decide)
+        except ConfigError as exc:
+            self.ctl.audit(user, f"rollout_{action}", rollout_id, "refused", {"error": str(exc)})
+            raise
+        self.ctl.audit(user, f"rollout_{action}", rollout_id, "ok", {"status": r["status"], "wave": r["wave"],
+                                                                   **({"reason": reason} if reason else {})})
+        return r
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="rollouts", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._inbox.put(None)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        next_tick = 0.0
+        while not self._stop.is_set():
+            try:
+                item = self._inbox.get(timeout=self.interval)
+            except queue.Empty:
+                item = None
+            try:
+                if item is not None:
+                    self._state(*item)
+                if self.clock() >= next_tick:
+                    next_tick = self.clock() + self.interval
+                    online = self._online()
+                    for rid in self.store.active_ids():
+                        self._mutate(rid, lambda r, online=online: RO.tick(r, self.clock(), online))
+            except Exception:  # noqa: BLE001 - the job must outlive one bad decision; it is logged
+                log.exception("roll-out job step failed")
+
+    def _state(self, kiosk_id: str, st: updates.UpdateState, now: float) -> None:
+        self.metrics["states_received"] += 1
+        if not st.rollout:
+            return
+        if self.store.get(st.rollout) is None:
+            return
+        online = self._online()
+        self._mutate(st.rollout, lambda r: RO.on_update_state(r, kiosk_id, st, now, online))

@@ -1,0 +1,288 @@
+"""Staged roll-outs of a kiosk release: pure decisions, ``(rollout, input, now) -> (rollout, [effects])``.
+
+A roll-out targets the fleet, sites or groups. :func:`plan` picks the kiosks that are online and
+on an older release, puts ``canary`` of them in wave 0 and splits the rest into waves by
+cumulative percentage. Each wave's kiosks get ``cmd/update`` (effect ``("update", kiosk_id)``),
+at most ``max_in_flight`` at a time and only inside the maintenance window (local time of the
+fleet's ``time_zone``). Failures are counted against the kiosks sent so far. A kiosk counts as succeeded only on ``committed`` (its health commit,
+never on ``installed`` or ``switched``: hawkBit #3185); one silent past ``timeout_s`` counts as
+``timed_out`` (hawkBit #693). Failures reaching ``error_threshold`` of the wave pause the roll-out
+at once, with the reason, and nothing more is sent; a finished wave whose successes reach
+``success_threshold`` opens the next (after approval when ``approval`` is set). Operators resume,
+abort (kiosks on trial get ``("rollback", kiosk_id)``) and retry the failed only.
+
+No I/O here: :mod:`controller.rollout_store` keeps the state and makes the start of a wave happen
+exactly once; :mod:`controller.rollout_job` carries out the effects.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from contract import updates
+from contract.release import parse_version
+from foundation.errors import ConfigError, KioskError
+
+STATUSES = ("running", "awaiting_approval", "paused", "completed", "aborted")
+OPEN_KIOSK = ("sent", "downloading", "installed", "switched", "deferred")
+FAILED_KIOSK = ("failed", "rolled_back", "timed_out")
+ON_TRIAL = ("switched",)
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+Effect = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Window:
+    start: str = "02:00"
+    end: str = "05:00"
+    time_zone: str = "Asia/Shanghai"
+
+    def check(self) -> None:
+        for name in ("start", "end"):
+            if not _HHMM.match(getattr(self, name)):
+                raise ConfigError(f"must be HH:MM, got {getattr(self, name)!r}", field=f"window.{name}")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"unknown time zone {self.time_zone!r}", field="window.time_zone") from None
+
+    def contains(self, now: float) -> bool:
+        local = dt.datetime.fromtimestamp(now, ZoneInfo(self.time_zone))
+        minute = local.hour * 60 + local.minute
+        a, b = (int(x[:2]) * 60 + int(x[3:]) for x in (self.start, self.end))
+        return a <= minute < b if a <= b else (minute >= a or minute < b)  # 22:00-04:00 spans midnight
+
+
+def new_rollout(rollout_id: str, release: dict[str, Any], *, created_by: str, now: float,
+                sites: list[str] = (), groups: list[str] = (), canary: int = 1, waves: list[float] = (10, 50, 100),
+                approval: bool = False, window: Window | None = None, success_threshold: float = 0.95,
+                error_threshold: float = 0.05, timeout_s: float = 3600.0, max_in_flight: int = 50) -> dict[str, Any]:
+    """A roll-out record (not yet planned); raises ConfigError naming the bad field."""
+    if not updates.ROLLOUT_ID.match(rollout_id):
+        raise ConfigError(f"must be 1-64 letters, digits, _ or -, got {rollout_id!r}", field="id")
+    waves = [float(w) for w in waves]
+    if not waves or any(not 0 < w <= 100 for w in waves) or waves != sorted(waves) or waves[-1] != 100:
+        raise ConfigError(f"must be rising cumulative percentages ending at 100, got {waves}", field="waves")
+    if canary < 0:
+        raise ConfigError(f"must be 0 or more, got {canary}", field="canary")
+    for name, value in (("success_threshold", success_threshold), ("error_threshold", error_threshold)):
+        if not 0 < value <= 1:
+            raise ConfigError(f"must be a fraction in (0, 1], got {value}", field=name)
+    if timeout_s <= 0 or max_in_flight < 1:
+        raise ConfigError("timeout_s must be > 0 and max_in_flight >= 1", field="timeout_s")
+    if window is not None:
+        window.check()
+    return {"id": rollout_id, "version": release["version"], "url": release["url"],
+            "manifest_sha256": release["manifest_sha256"], "created_by": created_by, "created_at": now,
+            "sites": list(sites), "groups": list(groups), "canary": canary, "waves": waves, "approval": approval,
+            "window": window.__dict__ if window else None, "success_threshold": success_threshold,
+            "error_threshold": error_threshold, "timeout_s": timeout_s, "max_in_flight": max_in_flight,
+            "status": "running", "wave": 0, "reason": "", "wave_count": 0, "kiosks": {}, "updated_at": now}
+
+
+def _older(kiosk: dict[str, Any], version: str) -> bool:
+    running = (kiosk.get("versions") or {}).get("release", "")
+    try:
+        return parse_version(running) < parse_version(version)
+    except (KioskError, ValueError, TypeError):
+        return False  # a kiosk that does not say what it runs is not updated blindly
+
+
+def eligible(kiosk: dict[str, Any], r: dict[str, Any]) -> bool:
+    return kiosk.get("state") == "online" and _older(kiosk, r["version"])
+
+
+def plan(r: dict[str, Any], fleet: list[dict[str, Any]], groups: dict[str, set[str]]) -> dict[str, Any]:
+    """Assign every targeted, eligible kiosk to a wave. ``fleet``: kiosk summaries (kiosk_id, state,
+    site, versions); ``groups``: group name -> kiosk ids."""
+    r = copy.deepcopy(r)
+    in_groups = set().union(*(groups.get(g, set()) for g in r["groups"])) if r["groups"] else None
+    chosen = [k["kiosk_id"] for k in fleet
+              if (not r["sites"] or k.get("site") in r["sites"]) and (in_groups is None or k["kiosk_id"] in in_groups)
+              and eligible(k, r)]
+    # A stable spread: the same roll-out always picks the same order; sites mix across waves.
+    chosen.sort(key=lambda kid: hashlib.sha256(f"{r['id']}/{kid}".encode()).hexdigest())
+    canary, rest = chosen[:r["canary"]], chosen[r["canary"]:]
+    waves: list[list[str]] = [canary] if canary else []
+    done = 0
+    for pct in r["waves"]:
+        upto = round(len(rest) * pct / 100)
+        if upto > done:
+            waves.append(rest[done:upto])
+            done = upto
+    r["kiosks"] = {kid: {"wave": n, "state": "pending", "reason": "", "since": 0.0}
+                   for n, members in enumerate(waves) for kid in members}
+    r["wave_count"] = len(waves)
+    if not waves:
+        r["status"], r["reason"] = "completed", "no targeted kiosk is online on an older release"
+    return r
+
+
+def wave_counts(r: dict[str, Any], wave: int) -> dict[str, int]:
+    out = {"total": 0, "pending": 0, "open": 0, "succeeded": 0, "failed": 0, "skipped": 0}
+    for k in r["kiosks"].values():
+        if k["wave"] != wave:
+            continue
+        out["total"] += 1
+        s = k["state"]
+        key = ("succeeded" if s == "committed" else "failed" if s in FAILED_KIOSK else "open" if s in OPEN_KIOSK
+               else "skipped" if s == "skipped" else "pending")
+        out[key] += 1
+    return out
+
+
+def _send(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
+    """Send the current wave's pending kiosks, up to ``max_in_flight`` open at once, in the window."""
+    if r["status"] != "running" or (r["window"] and not Window(**r["window"]).contains(now)):
+        return []
+    c = wave_counts(r, r["wave"])
+    room = r["max_in_flight"] - c["open"]
+    out: list[Effect] = []
+    for kid, k in sorted(r["kiosks"].items()):
+        if room <= 0:
+            break
+        if k["wave"] == r["wave"] and k["state"] == "pending":
+            if kid not in online:
+                k.update(state="skipped", reason="offline when its wave started", since=now)
+                continue
+            k.update(state="sent", reason="", since=now)
+            out.append(("update", kid))
+            room -= 1
+    return out
+
+
+def _evaluate(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
+    """Pause on errors at once; open the next wave when this one has finished well enough."""
+    if r["status"] != "running":
+        return []
+    c = wave_counts(r, r["wave"])
+    counted = c["total"] - c["skipped"]
+    # Measured against the kiosks sent so far, not the whole wave: the first failures stop the
+    # sending before more kiosks take a bad release.
+    sent = c["succeeded"] + c["failed"] + c["open"]
+    if sent and c["failed"] / sent >= r["error_threshold"]:
+        r["status"] = "paused"
+        r["reason"] = (f"wave {r['wave']}: {c['failed']} of {sent} kiosks sent so far failed "
+                       f"(error threshold {r['error_threshold']:.0%})")
+        return []
+    if c["pending"] or c["open"]:
+        return _send(r, now, online)
+    if counted and c["succeeded"] / counted < r["success_threshold"]:
+        r["status"] = "paused"
+        r["reason"] = (f"wave {r['wave']}: {c['succeeded']} of {counted} kiosks succeeded "
+                       f"(success threshold {r['success_threshold']:.0%})")
+        return []
+    if r["wave"] + 1 >= r["wave_count"]:
+        r["status"], r["reason"] = "completed", ""
+        return []
+    if r["approval"]:
+        r["status"], r["reason"] = "awaiting_approval", f"wave {r['wave'] + 1} waits for approval"
+        return []
+    return start_next_wave(r, now, online)
+
+
+def start_next_wave(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
+    """Open wave ``wave + 1``. The store calls this only after it won the conditional update."""
+    r["wave"] += 1
+    r["status"], r["reason"] = "running", ""
+    return _send(r, now, online)
+
+
+def on_update_state(r: dict[str, Any], kiosk_id: str, st: updates.UpdateState, now: float,
+                    online: set[str]) -> tuple[dict[str, Any], list[Effect]]:
+    """A kiosk's ``update/state`` for this roll-out's release."""
+    k = r["kiosks"].get(kiosk_id)
+    if k is None or st.version != r["version"] or k["state"] in ("pending", "skipped", "timed_out"):
+        return r, []
+    if k["state"] in ("committed", "failed", "rolled_back") and k["state"] == st.state:
+        return r, []
+    r = copy.deepcopy(r)
+    k = r["kiosks"][kiosk_id]
+    k.update(state=st.state, reason=st.reason, since=now if st.state != k["state"] else k["since"])
+    r["updated_at"] = now
+    return r, _evaluate(r, now, online)
+
+
+def tick(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, Any], list[Effect]]:
+    """Time passes: silent kiosks time out, the window opens, waves finish."""
+    if r["status"] != "running":
+        return r, []
+    r = copy.deepcopy(r)
+    for k in r["kiosks"].values():
+        if k["state"] in OPEN_KIOSK and now - k["since"] >= r["timeout_s"]:
+            k.update(state="timed_out", reason=f"no final state {r['timeout_s']:.0f} s after it was sent", since=now)
+    return r, _evaluate(r, now, online)
+
+
+# -- operators ------------------------------------------------------------------------------------
+
+def _need(r: dict[str, Any], action: str, *statuses: str) -> None:
+    if r["status"] not in statuses:
+        raise ConfigError(f"cannot {action} a roll-out that is {r['status']}", field="status")
+
+
+def approve(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, Any], list[Effect]]:
+    _need(r, "approve", "awaiting_approval")
+    r = copy.deepcopy(r)
+    return r, start_next_wave(r, now, online)
+
+
+def pause(r: dict[str, Any], reason: str) -> dict[str, Any]:
+    _need(r, "pause", "running", "awaiting_approval")
+    return {**copy.deepcopy(r), "status": "paused", "reason": reason or "paused by an operator"}
+
+
+def resume(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, Any], list[Effect]]:
+    """Go on where it stopped; a wave that paused on errors is taken as accepted by the operator."""
+    _need(r, "resume", "paused")
+    r = copy.deepcopy(r)
+    r["status"], r["reason"] = "running", ""
+    c = wave_counts(r, r["wave"])
+    if c["pending"] or c["open"]:
+        return r, _send(r, now, online)
+    if r["wave"] + 1 >= r["wave_count"]:
+        r["status"] = "completed"
+        return r, []
+    return r, start_next_wave(r, now, online)
+
+
+def abort(r: dict[str, Any], reason: str, now: float) -> tuple[dict[str, Any], list[Effect]]:
+    """Stop for good; kiosks that switched but have not committed are told to roll back."""
+    _need(r, "abort", "running", "awaiting_approval", "paused")
+    r = copy.deepcopy(r)
+    r["status"], r["reason"] = "aborted", reason or "aborted by an operator"
+    out: list[Effect] = []
+    for kid, k in sorted(r["kiosks"].items()):
+        if k["state"] in ON_TRIAL:
+            out.append(("rollback", kid))
+        elif k["state"] == "pending":
+            k.update(state="skipped", reason="roll-out aborted", since=now)
+    return r, out
+
+
+def retry_failed(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, Any], list[Effect]]:
+    """Send again to the kiosks that failed or timed out (a rolled-back kiosk marked the release
+    bad: it would refuse it, so it is not retried)."""
+    _need(r, "retry", "running", "paused")
+    r = copy.deepcopy(r)
+    n = 0
+    for k in r["kiosks"].values():
+        if k["wave"] <= r["wave"] and k["state"] in ("failed", "timed_out"):
+            k.update(state="pending", reason="retry", since=now)
+            k["wave"] = r["wave"]
+            n += 1
+    if not n:
+        raise ConfigError("no failed or timed-out kiosk to retry", field="kiosks")
+    r["status"], r["reason"] = "running", ""
+    return r, _send(r, now, online)
+
+
+def progress(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per wave: counts by outcome, for the console, kioskctl and the metrics."""
+    return [{"wave": n, "canary": n == 0 and r["canary"] > 0, **wave_counts(r, n)} for n in range(r["wave_count"])]

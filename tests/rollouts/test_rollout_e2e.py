@@ -1,0 +1,90 @@
+"""Roll-outs end to end: the real controller with its roll-out job, releases published into its
+registry and served over HTTP, real kiosk agents running the real updater with the probe app on
+the real broker. Canary -> wave -> committed; a crashing release rolls back and pauses."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from controller import release_registry
+from controller.rollout_job import RolloutJob
+from controller.rollout_store import RolloutStore
+from kiosk_ui.update_hooks import HealthSignals
+from kiosk_ui.updater.health import HealthPolicy
+from tests.fleet.conftest import wait_until
+from tests.rollouts.test_kiosk_update_link import _steps
+from tests.support.bundle_server import BundleServer
+from tests.updates.conftest import Kiosk
+from tests.updates.probe import Service
+
+
+@pytest.fixture
+def site(make_controller, make_kiosk, broker, releases, tmp_path):
+    """A controller with its roll-out job and two kiosks on release 1.0.0 (each its own updater root
+    and app), both online."""
+    ctl = make_controller()
+    store = RolloutStore(ctl.config.data_dir)
+    srv = BundleServer(ctl.config.data_dir / "releases").__enter__()
+    job = RolloutJob(ctl, store, base_url=srv.url, clock=time.time, interval=0.2)
+    ctl.update_listeners.append(job.on_update_state)
+    job.start()
+    kiosks, apps = {}, []
+    for kid in ("K-R1", "K-R2"):
+        k = Kiosk(tmp_path / f"root-{kid}", releases, HealthPolicy(window_s=1.5, signal_deadline_s=8.0))
+        k.installer.accept_key_list(releases.key_list)
+        k.install("1.0.0")
+        k.sw.activate_first("1.0.0")
+        app = Service(k, broker.port, tmp_path / f"health-{kid}")
+        app.start()
+        apps.append(app)
+        make_kiosk(kid, ctl.public_key(), updater=_steps(k, app),
+                   health=HealthSignals(tmp_path / f"signals-{kid}", "1.0.0"))
+        kiosks[kid] = k
+    for kid in kiosks:
+        wait_until(lambda kid=kid: (ctl.kiosk(kid) or {}).get("versions", {}).get("release") == "1.0.0", 10,
+                   f"{kid} online on 1.0.0")
+    yield ctl, store, job, kiosks
+    job.stop()
+    srv.__exit__()
+    for app in apps:
+        app.stop()
+
+
+def _publish(ctl, store, releases, version):
+    return release_registry.publish(store, ctl.config.data_dir, releases.base / f"bundle-{version}", user="rel",
+                                    now=time.time())
+
+
+def test_canary_then_wave_then_completed(site, releases):
+    ctl, store, job, kiosks = site
+    _publish(ctl, store, releases, "2.0.0")
+    r = job.create(version="2.0.0", user="alice", rollout_id="r-good", canary=1, waves=[100],
+                   success_threshold=1.0, error_threshold=0.5, timeout_s=120)
+    assert r["wave_count"] == 2 and sorted(r["kiosks"]) == ["K-R1", "K-R2"]
+    canary = next(kid for kid, k in r["kiosks"].items() if k["wave"] == 0)
+    other = next(kid for kid in kiosks if kid != canary)
+    assert r["kiosks"][canary]["state"] == "sent" and r["kiosks"][other]["state"] == "pending"
+    done = wait_until(lambda: (store.get("r-good") or {})["status"] == "completed" and store.get("r-good"), 180,
+                      "roll-out completed")
+    assert {kid: k["state"] for kid, k in done["kiosks"].items()} == {"K-R1": "committed", "K-R2": "committed"}
+    assert all(k.sw.committed() == "2.0.0" for k in kiosks.values())
+    actions = [a["action"] for a in ctl.audit_log()["items"] if a["target"] == "r-good"]
+    assert "rollout_create" in actions and "rollout_wave" in actions
+
+
+def test_failing_release_rolls_back_the_canary_and_pauses(site, releases):
+    ctl, store, job, kiosks = site
+    _publish(ctl, store, releases, "3.0.0")
+    r = job.create(version="3.0.0", user="alice", rollout_id="r-bad", canary=1, waves=[100], timeout_s=120)
+    canary = next(kid for kid, k in r["kiosks"].items() if k["wave"] == 0)
+    other = next(kid for kid in kiosks if kid != canary)
+    paused = wait_until(lambda: (store.get("r-bad") or {})["status"] == "paused" and store.get("r-bad"), 120,
+                        "roll-out paused")
+    assert paused["reason"].startswith("wave 0: 1 of 1 kiosks sent so far failed")
+    assert paused["kiosks"][canary]["state"] == "rolled_back"
+    assert paused["kiosks"][canary]["reason"].startswith("crashed")
+    assert paused["kiosks"][other]["state"] == "pending"  # never told to update
+    assert kiosks[canary].sw.current() == "1.0.0" and kiosks[other].sw.current() == "1.0.0"
+    assert not kiosks[other].lay.installed("3.0.0")
