@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     from controller import ctl_sites  # sites list|set, queue next|show
 
     ctl_sites.register(sub, common)
+    from controller import ctl_rollouts  # releases list|publish, rollout create|list|show|approve|...
+
+    ctl_rollouts.register(sub, common)
     return p
 
 

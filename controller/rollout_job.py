@@ -12,6 +12,7 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from contract import updates
@@ -23,10 +24,19 @@ from foundation.errors import ConfigError, KioskError
 log = logging.getLogger(__name__)
 
 
+Send = Callable[..., Any]  # (kiosk_id, name, args, issuer, ttl=...) -> command id
+Audit = Callable[[str, str, str, str, dict[str, Any]], None]  # (user, action, target, result, detail)
+
+
 class RolloutJob:
-    def __init__(self, controller: Any, store: RolloutStore, *, base_url: str, clock: Callable[[], float],
-                 interval: float = 1.0) -> None:
-        self.ctl = controller
+    """``send`` and ``audit`` are the controller's (``for_controller``), or kioskctl's, which
+    queues the commands for the running controller (``controller.ctl_rollouts``)."""
+
+    def __init__(self, data_dir: Path, store: RolloutStore, *, send: Send, audit: Audit, base_url: str,
+                 clock: Callable[[], float], interval: float = 1.0) -> None:
+        self.data_dir = Path(data_dir)
+        self.send = send
+        self.audit = audit
         self.store = store
         self.base_url = base_url.rstrip("/")
         self.clock = clock
@@ -45,7 +55,7 @@ class RolloutJob:
     def _conn(self):
         conn = getattr(self._ro, "conn", None)
         if conn is None:
-            conn = self._ro.conn = connect(self.ctl.config.data_dir, readonly=True)
+            conn = self._ro.conn = connect(self.data_dir, readonly=True)
         return conn
 
     def _fleet(self) -> list[dict[str, Any]]:
@@ -65,16 +75,16 @@ class RolloutJob:
         if before is not None and r["wave"] != before["wave"]:
             self.metrics["waves_started"] += 1
             log.info("wave started", extra={"fields": {"rollout": r["id"], "wave": r["wave"]}})
-            self.ctl.audit(f"rollout:{r['id']}", "rollout_wave", r["id"], "started", {"wave": r["wave"]})
+            self.audit(f"rollout:{r['id']}", "rollout_wave", r["id"], "started", {"wave": r["wave"]})
         for kind, kiosk_id in effects:
             try:
                 if kind == "update":
-                    args = updates.update_args(version=r["version"], url=f"{self.base_url}/kiosk/{r['version']}",
+                    args = updates.update_args(version=r["version"], url=r["url"],
                                                manifest_sha256=r["manifest_sha256"], rollout=r["id"])
-                    self.ctl.send_command(kiosk_id, "update", args, f"rollout:{r['id']}", ttl=min(r["timeout_s"], 86400))
+                    self.send(kiosk_id, "update", args, f"rollout:{r['id']}", ttl=min(r["timeout_s"], 86400))
                     self.metrics["updates_sent"] += 1
                 elif kind == "rollback":
-                    self.ctl.send_command(kiosk_id, "update_rollback", {"version": r["version"]}, f"rollout:{r['id']}")
+                    self.send(kiosk_id, "update_rollback", {"version": r["version"]}, f"rollout:{r['id']}")
                     self.metrics["rollbacks_sent"] += 1
             except KioskError as exc:
                 log.error("roll-out %s: %s to %s not sent: %s", r["id"], kind, kiosk_id, exc)
@@ -92,11 +102,12 @@ class RolloutJob:
             raise ConfigError(f"no published kiosk release {version} (kiosk-release publish first)", field="version")
         now = self.clock()
         r = RO.new_rollout(rollout_id or f"r-{uuid.uuid4().hex[:10]}",
-                           {"version": version, "url": "", "manifest_sha256": rel["manifest_sha256"]},
+                           {"version": version, "url": f"{self.base_url}/kiosk/{version}",
+                            "manifest_sha256": rel["manifest_sha256"]},
                            created_by=user, now=now, **options)
         r = RO.plan(r, self._fleet(), self._groups())
         self.store.create(r)
-        self.ctl.audit(user, "rollout_create", r["id"], "ok", {"version": version, "kiosks": len(r["kiosks"]),
+        self.audit(user, "rollout_create", r["id"], "ok", {"version": version, "kiosks": len(r["kiosks"]),
                                                                "waves": r["wave_count"]})
         online = self._online()
         return self._mutate(r["id"], lambda cur: self._first(cur, now, online))
@@ -123,9 +134,9 @@ class RolloutJob:
         try:
             r = self._mutate(rollout_id, decide)
         except ConfigError as exc:
-            self.ctl.audit(user, f"rollout_{action}", rollout_id, "refused", {"error": str(exc)})
+            self.audit(user, f"rollout_{action}", rollout_id, "refused", {"error": str(exc)})
             raise
-        self.ctl.audit(user, f"rollout_{action}", rollout_id, "ok", {"status": r["status"], "wave": r["wave"],
+        self.audit(user, f"rollout_{action}", rollout_id, "ok", {"status": r["status"], "wave": r["wave"],
                                                                    **({"reason": reason} if reason else {})})
         return r
 
@@ -166,3 +177,12 @@ class RolloutJob:
             return
         online = self._online()
         self._mutate(st.rollout, lambda r: RO.on_update_state(r, kiosk_id, st, now, online))
+
+
+def for_controller(ctl: Any, *, base_url: str, clock: Callable[[], float] | None = None,
+                   interval: float = 1.0) -> RolloutJob:
+    """The job inside a running Controller: listens to its update/state and sends through it."""
+    job = RolloutJob(ctl.config.data_dir, RolloutStore(ctl.config.data_dir), send=ctl.send_command,
+                     audit=ctl.audit, base_url=base_url, clock=clock or ctl.clock, interval=interval)
+    ctl.update_listeners.append(job.on_update_state)
+    return job

@@ -8,9 +8,7 @@ import time
 
 import pytest
 
-from controller import release_registry
-from controller.rollout_job import RolloutJob
-from controller.rollout_store import RolloutStore
+from controller import release_registry, rollout_job
 from kiosk_ui.update_hooks import HealthSignals
 from kiosk_ui.updater.health import HealthPolicy
 from tests.fleet.conftest import wait_until
@@ -25,10 +23,9 @@ def site(make_controller, make_kiosk, broker, releases, tmp_path):
     """A controller with its roll-out job and two kiosks on release 1.0.0 (each its own updater root
     and app), both online."""
     ctl = make_controller()
-    store = RolloutStore(ctl.config.data_dir)
     srv = BundleServer(ctl.config.data_dir / "releases").__enter__()
-    job = RolloutJob(ctl, store, base_url=srv.url, clock=time.time, interval=0.2)
-    ctl.update_listeners.append(job.on_update_state)
+    job = rollout_job.for_controller(ctl, base_url=srv.url, interval=0.2)
+    store = job.store
     job.start()
     kiosks, apps = {}, []
     for kid in ("K-R1", "K-R2"):
