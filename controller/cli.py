@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--signing-key", type=Path, default=None,
                    help="Ed25519 private key (PEM) for signing commands (default: DATA_DIR/controller_ed25519.pem, "
                         "created on first start)")
+    p.add_argument("--releases-url", default=None,
+                   help="where kiosks download published releases, e.g. https://controller.example:8443/releases "
+                        "(default: the console's address + /releases)")
     p.add_argument("--print-public-key", action="store_true",
                    help="print the public key to pin as controller_public_key in kiosk configs, then exit")
     return p
@@ -83,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         parse_http(config.http)  # a malformed --http fails at start, naming the field
         enrol_routes = enrolment_routes(config)  # a wrong passphrase fails at start, not at a kiosk's first enrol
         controller = Controller(config, signing_key=args.signing_key)
+        from controller import rollout_job
+        from controller.web import rollout_api
+
+        rollouts = rollout_job.for_controller(controller, base_url=args.releases_url or "")
+        enrol_routes = (*enrol_routes, *rollout_api.routes(rollouts))
     except KioskError as exc:
         return fail(str(exc))
     code = start_service(controller)
@@ -95,12 +103,15 @@ def main(argv: list[str] | None = None) -> int:
 
         console, url = start_console(controller, config, extra_routes=enrol_routes)
         print(f"console {url}", flush=True)
+        rollouts.base_url = rollouts.base_url or f"{url.rstrip('/')}/releases"
     except KioskError as exc:
         # The fleet must stay watched even when the web port is taken: keep the MQTT side running.
         print(f"error: console not started: {exc}; fix --http HOST:PORT and restart", file=sys.stderr, flush=True)
+    rollouts.start()
     try:
         wait_for_stop_signal()
     finally:
+        rollouts.stop()
         if console is not None:
             console.stop()
         controller.stop()

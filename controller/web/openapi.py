@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from controller.service_backend.operations import COUNTER_PREFIX
+from controller.web import rollout_api
 from controller.web.core_gateway import COMMANDS, LAYERS
 from controller.web.fleetview import MAX_PAGE_SIZE, SORTS, STATUSES
 from controller.web.resident_requests import MAX_LIMIT, MAX_NOTE, URGENCIES
@@ -143,6 +144,7 @@ def spec() -> dict:
                 "answers the first record with repeated: true", "operator", params=[REF],
                 ok="ref, status, handled_by, handled_at, note, repeated",
                 body={"type": "object", "properties": {"note": {"type": "string", "maxLength": MAX_NOTE}}})},
+            **rollout_api.openapi_paths(_op, _p),  # releases, rollouts (issue 15)
         },
     }
 

@@ -1,19 +1,24 @@
 """Roll-outs end to end: the real controller with its roll-out job, releases published into its
-registry and served over HTTP, real kiosk agents running the real updater with the probe app on
+registry and served by its console server (REST API, release files), real kiosk agents running the real updater with the probe app on
 the real broker. Canary -> wave -> committed; a crashing release rolls back and pauses."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
+import urllib.request
 
 import pytest
 
 from controller import release_registry, rollout_job
+from controller.web import rollout_api
+from controller.web.accounts import Accounts
+from controller.web.serve import start_console
 from kiosk_ui.update_hooks import HealthSignals
 from kiosk_ui.updater.health import HealthPolicy
 from tests.fleet.conftest import wait_until
 from tests.rollouts.test_kiosk_update_link import _steps
-from tests.support.bundle_server import BundleServer
 from tests.updates.conftest import Kiosk
 from tests.updates.probe import Service
 
@@ -23,8 +28,11 @@ def site(make_controller, make_kiosk, broker, releases, tmp_path):
     """A controller with its roll-out job and two kiosks on release 1.0.0 (each its own updater root
     and app), both online."""
     ctl = make_controller()
-    srv = BundleServer(ctl.config.data_dir / "releases").__enter__()
-    job = rollout_job.for_controller(ctl, base_url=srv.url, interval=0.2)
+    job = rollout_job.for_controller(ctl, base_url="", interval=0.2)
+    console, url = start_console(ctl, dataclasses.replace(ctl.config, http="127.0.0.1:0"),
+                                 extra_routes=tuple(rollout_api.routes(job)))
+    job.base_url = f"{url.rstrip('/')}/releases"
+    token = Accounts(ctl.config.data_dir).create_token("ci", "operator")
     store = job.store
     job.start()
     kiosks, apps = {}, []
@@ -42,9 +50,9 @@ def site(make_controller, make_kiosk, broker, releases, tmp_path):
     for kid in kiosks:
         wait_until(lambda kid=kid: (ctl.kiosk(kid) or {}).get("versions", {}).get("release") == "1.0.0", 10,
                    f"{kid} online on 1.0.0")
-    yield ctl, store, job, kiosks
+    yield ctl, store, job, kiosks, (url, token)
     job.stop()
-    srv.__exit__()
+    console.stop()
     for app in apps:
         app.stop()
 
@@ -54,11 +62,26 @@ def _publish(ctl, store, releases, version):
                                     now=time.time())
 
 
+def _api(http, path: str, body: dict | None = None, headers: dict | None = None):
+    url, token = http
+    req = urllib.request.Request(url.rstrip("/") + path, data=json.dumps(body).encode() if body else None,
+                                 headers={"authorization": f"Bearer {token}", "content-type": "application/json",
+                                          **(headers or {})}, method="POST" if body else "GET")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        raw = resp.read()
+        return resp.status, (raw if headers else json.loads(raw))
+
+
 def test_canary_then_wave_then_completed(site, releases):
-    ctl, store, job, kiosks = site
+    ctl, store, job, kiosks, http = site
     _publish(ctl, store, releases, "2.0.0")
-    r = job.create(version="2.0.0", user="alice", rollout_id="r-good", canary=1, waves=[100],
-                   success_threshold=1.0, error_threshold=0.5, timeout_s=120)
+    status, r = _api(http, "/api/v1/rollouts", {"version": "2.0.0", "id": "r-good", "canary": 1, "waves": [100],
+                                                "success_threshold": 1.0, "error_threshold": 0.5, "timeout_s": 120})
+    assert status == 201
+    _, spec = _api(http, "/openapi.json")
+    assert "/api/v1/rollouts/{rollout_id}/{action}" in spec["paths"]
+    status, part = _api(http, "/releases/kiosk/2.0.0/manifest.json", headers={"range": "bytes=10-"})
+    assert status == 206 and part == (releases.base / "bundle-2.0.0" / "manifest.json").read_bytes()[10:]
     assert r["wave_count"] == 2 and sorted(r["kiosks"]) == ["K-R1", "K-R2"]
     canary = next(kid for kid, k in r["kiosks"].items() if k["wave"] == 0)
     other = next(kid for kid in kiosks if kid != canary)
@@ -69,10 +92,12 @@ def test_canary_then_wave_then_completed(site, releases):
     assert all(k.sw.committed() == "2.0.0" for k in kiosks.values())
     actions = [a["action"] for a in ctl.audit_log()["items"] if a["target"] == "r-good"]
     assert "rollout_create" in actions and "rollout_wave" in actions
+    _, shown = _api(http, "/api/v1/rollouts/r-good")
+    assert [(w["total"], w["succeeded"]) for w in shown["progress"]] == [(1, 1), (1, 1)]
 
 
 def test_failing_release_rolls_back_the_canary_and_pauses(site, releases):
-    ctl, store, job, kiosks = site
+    ctl, store, job, kiosks, http = site
     _publish(ctl, store, releases, "3.0.0")
     r = job.create(version="3.0.0", user="alice", rollout_id="r-bad", canary=1, waves=[100], timeout_s=120)
     canary = next(kid for kid, k in r["kiosks"].items() if k["wave"] == 0)

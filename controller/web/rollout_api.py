@@ -1,0 +1,144 @@
+"""Releases and roll-outs over HTTP: the release files kiosks download, and the REST API.
+
+``routes(job)`` serves, next to the console (``kiosk-controller`` passes them as extra routes):
+
+- ``GET /releases/{component}/{version}/manifest.json`` and ``.../objects/{sha256}``: the published
+  bundle (controller/release_registry.py), with HTTP Range (Starlette's FileResponse) so a kiosk
+  resumes a dropped download;
+- ``/api/v1/releases``, ``/api/v1/rollouts`` (GET viewer, POST operator),
+  ``/api/v1/rollouts/{id}`` and ``POST /api/v1/rollouts/{id}/{action}`` (approve, pause, resume,
+  abort, retry; operator). Every change is audited by the roll-out job.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from contract import release as R
+from controller import release_registry
+from controller import rollouts as RO
+from controller.web.api import body_json
+from controller.web.auth import HTTPProblem, require
+from foundation.errors import ConfigError
+
+ACTIONS = ("approve", "pause", "resume", "abort", "retry")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+CREATE_FIELDS = {"version": str, "id": str, "sites": list, "groups": list, "canary": int, "waves": list,
+                 "approval": bool, "window": dict, "success_threshold": float, "error_threshold": float,
+                 "timeout_s": float, "max_in_flight": int}
+
+
+def _public(r: dict[str, Any], *, kiosks: bool = True) -> dict[str, Any]:
+    out = {**r, "progress": RO.progress(r)}
+    if not kiosks:
+        out.pop("kiosks")
+    return out
+
+
+def routes(job) -> list[Route]:
+    async def release_file(request: Request) -> Response:
+        comp, version, rest = (request.path_params[k] for k in ("component", "version", "rest"))
+        try:
+            R.parse_version(version)
+        except ConfigError:
+            raise HTTPProblem(404, "no such release") from None
+        if comp not in R.COMPONENTS or job.store.release(version, comp) is None:
+            raise HTTPProblem(404, f"no published {comp} release {version}")
+        base = release_registry.release_dir(job.data_dir, comp, version)
+        if rest == R.MANIFEST_FILE:
+            return FileResponse(base / R.MANIFEST_FILE, media_type="application/json")
+        sub, _, sha = rest.partition("/")
+        if sub != R.OBJECTS_DIR or not _SHA.match(sha) or not (base / sub / sha).is_file():
+            raise HTTPProblem(404, "no such file in this release")
+        return FileResponse(base / sub / sha, media_type="application/octet-stream")
+
+    async def releases(request: Request) -> Response:
+        require(request, "viewer")
+        return JSONResponse({"items": job.store.releases()})
+
+    async def rollouts(request: Request) -> Response:
+        if request.method == "GET":
+            require(request, "viewer")
+            return JSONResponse({"items": [_public(r, kiosks=False) for r in job.store.list()]})
+        who = require(request, "operator")
+        body = await body_json(request)
+        unknown = sorted(set(body) - set(CREATE_FIELDS))
+        if unknown:
+            raise HTTPProblem(422, f"unknown fields {unknown} (known: {', '.join(CREATE_FIELDS)})")
+        for key, value in body.items():
+            typ = CREATE_FIELDS[key]
+            number = typ is float and isinstance(value, int)
+            if isinstance(value, bool) != (typ is bool) or not (isinstance(value, typ) or number):
+                raise HTTPProblem(422, f"{key} must be {typ.__name__}")
+        if "version" not in body:
+            raise HTTPProblem(422, "version is required")
+        opts = {k: v for k, v in body.items() if k not in ("version", "id", "window")}
+        try:
+            window = RO.Window(**body["window"]) if "window" in body else None
+            r = job.create(version=body["version"], user=who.name, rollout_id=body.get("id"), window=window, **opts)
+        except (ConfigError, TypeError) as exc:
+            raise HTTPProblem(422, str(exc)) from None
+        return JSONResponse(_public(r), status_code=201)
+
+    async def rollout(request: Request) -> Response:
+        require(request, "viewer")
+        r = job.store.get(request.path_params["rollout_id"])
+        if r is None:
+            raise HTTPProblem(404, "no such roll-out")
+        return JSONResponse(_public(r))
+
+    async def rollout_action(request: Request) -> Response:
+        who = require(request, "operator")
+        action = request.path_params["action"]
+        if action not in ACTIONS:
+            raise HTTPProblem(404, f"action must be one of {', '.join(ACTIONS)}")
+        rid = request.path_params["rollout_id"]
+        if job.store.get(rid) is None:
+            raise HTTPProblem(404, "no such roll-out")
+        reason = ""
+        if request.headers.get("content-type", "").startswith("application/json"):
+            reason = str((await body_json(request)).get("reason", ""))[:300]
+        try:
+            r = job.action(rid, action, who.name, reason)
+        except ConfigError as exc:
+            raise HTTPProblem(409, str(exc)) from None
+        return JSONResponse(_public(r))
+
+    p = "/api/v1"
+    return [
+        Route("/releases/{component}/{version}/{rest:path}", release_file),
+        Route(f"{p}/releases", releases),
+        Route(f"{p}/rollouts", rollouts, methods=["GET", "POST"]),
+        Route(f"{p}/rollouts/{{rollout_id}}", rollout),
+        Route(f"{p}/rollouts/{{rollout_id}}/{{action}}", rollout_action, methods=["POST"]),
+    ]
+
+
+def openapi_paths(op, path_param) -> dict[str, Any]:
+    """This API's entries of /openapi.json (``op`` and ``path_param`` are controller.web.openapi's)."""
+    rid = path_param("rollout_id", "the roll-out id")
+    create = {"type": "object", "required": ["version"], "properties": {
+        "version": {"type": "string"}, "id": {"type": "string"}, "sites": {"type": "array"},
+        "groups": {"type": "array"}, "canary": {"type": "integer"}, "waves": {"type": "array"},
+        "approval": {"type": "boolean"}, "success_threshold": {"type": "number"},
+        "error_threshold": {"type": "number"}, "timeout_s": {"type": "number"}, "max_in_flight": {"type": "integer"},
+        "window": {"type": "object", "properties": {"start": {"type": "string"}, "end": {"type": "string"},
+                                                    "time_zone": {"type": "string"}}}}}
+    return {
+        "/api/v1/releases": {"get": op("Published releases", "viewer", ok="items")},
+        "/api/v1/rollouts": {
+            "get": op("Roll-outs with progress per wave", "viewer", ok="items"),
+            "post": op("Plan a roll-out and start its canary; audited", "operator", body=create, status="201")},
+        "/api/v1/rollouts/{rollout_id}": {"get": op("One roll-out: waves, each kiosk's state and reason", "viewer",
+                                                    params=[rid])},
+        "/api/v1/rollouts/{rollout_id}/{action}": {"post": op(
+            "approve, pause, resume, abort (kiosks on trial roll back) or retry (the failed only); audited",
+            "operator", params=[rid, {"name": "action", "in": "path", "required": True,
+                                      "schema": {"type": "string", "enum": list(ACTIONS)}}],
+            body={"type": "object", "properties": {"reason": {"type": "string"}}}, errors=("409",))},
+    }
