@@ -4,7 +4,7 @@ A roll-out targets the fleet, sites or groups. :func:`plan` picks the kiosks tha
 on an older release, puts ``canary`` of them in wave 0 and splits the rest into waves by
 cumulative percentage. Each wave's kiosks get ``cmd/update`` (effect ``("update", kiosk_id)``),
 at most ``max_in_flight`` at a time and only inside the maintenance window (local time of the
-fleet's ``time_zone``). Failures are counted against the kiosks sent so far. A kiosk counts as succeeded only on ``committed`` (its health commit,
+fleet's ``time_zone``). Failures are counted against the kiosks finished so far. A kiosk counts as succeeded only on ``committed`` (its health commit,
 never on ``installed`` or ``switched``: hawkBit #3185); one silent past ``timeout_s`` counts as
 ``timed_out`` (hawkBit #693). Failures reaching ``error_threshold`` of the wave pause the roll-out
 at once, with the reason, and nothing more is sent; a finished wave whose successes reach
@@ -163,12 +163,12 @@ def _evaluate(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
         return []
     c = wave_counts(r, r["wave"])
     counted = c["total"] - c["skipped"]
-    # Measured against the kiosks sent so far, not the whole wave: the first failures stop the
-    # sending before more kiosks take a bad release.
-    sent = c["succeeded"] + c["failed"] + c["open"]
-    if sent and c["failed"] / sent >= r["error_threshold"]:
+    # Measured against the kiosks finished so far, not the whole wave: the first failures stop
+    # the sending before more kiosks take a bad release (an operator resumes a false alarm).
+    finished = c["succeeded"] + c["failed"]
+    if finished and c["failed"] / finished >= r["error_threshold"]:
         r["status"] = "paused"
-        r["reason"] = (f"wave {r['wave']}: {c['failed']} of {sent} kiosks sent so far failed "
+        r["reason"] = (f"wave {r['wave']}: {c['failed']} of {finished} kiosks finished so far failed "
                        f"(error threshold {r['error_threshold']:.0%})")
         return []
     if c["pending"] or c["open"]:

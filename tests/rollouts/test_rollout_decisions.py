@@ -83,7 +83,7 @@ def test_error_threshold_pauses_at_once_and_nothing_more_is_sent():
     assert len(eff) == 1  # a slot freed: one more
     r, eff = RO.on_update_state(r, sent[1], st("rolled_back", "crashed: exit 1"), 3, online(r))
     assert eff == [] and r["status"] == "paused"
-    assert r["reason"] == "wave 0: 1 of 11 kiosks sent so far failed (error threshold 5%)"
+    assert r["reason"] == "wave 0: 1 of 2 kiosks finished so far failed (error threshold 5%)"
     r2, eff = RO.tick(r, 4, online(r))
     assert eff == [] and r2 == r
 
