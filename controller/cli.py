@@ -87,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         enrol_routes = enrolment_routes(config)  # a wrong passphrase fails at start, not at a kiosk's first enrol
         controller = Controller(config, signing_key=args.signing_key)
         from controller import rollout_job
-        from controller.web import rollout_api
+        from controller.web import rollout_api, rollout_pages
 
         rollouts = rollout_job.for_controller(controller, base_url=args.releases_url or "")
-        enrol_routes = (*enrol_routes, *rollout_api.routes(rollouts))
+        enrol_routes = (*enrol_routes, *rollout_api.routes(rollouts), *rollout_pages.routes(rollouts))
     except KioskError as exc:
         return fail(str(exc))
     code = start_service(controller)

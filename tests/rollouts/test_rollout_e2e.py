@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from controller import release_registry, rollout_job
-from controller.web import rollout_api
+from controller.web import rollout_api, rollout_pages
 from controller.web.accounts import Accounts
 from controller.web.serve import start_console
 from kiosk_ui.update_hooks import HealthSignals
@@ -30,7 +30,7 @@ def site(make_controller, make_kiosk, broker, releases, tmp_path):
     ctl = make_controller()
     job = rollout_job.for_controller(ctl, base_url="", interval=0.2)
     console, url = start_console(ctl, dataclasses.replace(ctl.config, http="127.0.0.1:0"),
-                                 extra_routes=tuple(rollout_api.routes(job)))
+                                 extra_routes=(*rollout_api.routes(job), *rollout_pages.routes(job)))
     job.base_url = f"{url.rstrip('/')}/releases"
     token = Accounts(ctl.config.data_dir).create_token("ci", "operator")
     store = job.store
@@ -94,6 +94,9 @@ def test_canary_then_wave_then_completed(site, releases):
     assert "rollout_create" in actions and "rollout_wave" in actions
     _, shown = _api(http, "/api/v1/rollouts/r-good")
     assert [(w["total"], w["succeeded"]) for w in shown["progress"]] == [(1, 1), (1, 1)]
+    _, page = _api(http, "/rollouts/r-good", headers={"accept": "text/html"})
+    html = page.decode()
+    assert "K-R1" in html and "K-R2" in html and "已确认" in html and "rollouts.kiosk_state" not in html
 
 
 def test_failing_release_rolls_back_the_canary_and_pauses(site, releases):

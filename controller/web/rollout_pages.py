@@ -1,0 +1,53 @@
+"""The console's roll-out pages: ``/rollouts`` (releases, roll-outs with progress per wave) and
+``/rollouts/{id}`` (each kiosk's state and reason, with approve/pause/resume/abort/retry for
+operators). Reads and actions go through the roll-out job, as the REST API does."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from controller import rollouts as RO
+from controller.web.auth import HTTPProblem, require
+from controller.web.rollout_api import ACTIONS
+from foundation.errors import ConfigError
+
+
+def routes(job) -> list[Route]:
+    from controller.web.app import render
+
+    async def index(request: Request) -> Response:
+        request.state.who = require(request, "viewer")
+        items = [{**r, "progress": RO.progress(r)} for r in await run_in_threadpool(job.store.list)]
+        return render(request, "rollouts.html", {"releases": await run_in_threadpool(job.store.releases),
+                                                 "rollouts": items})
+
+    async def show(request: Request, error: str = "", status: int = 200) -> Response:
+        r = await run_in_threadpool(job.store.get, request.path_params["rollout_id"])
+        if r is None:
+            raise HTTPProblem(404, "no such roll-out")
+        return render(request, "rollout.html", {
+            "r": {**r, "progress": RO.progress(r)}, "error": error, "actions": ACTIONS,
+            "can_act": request.state.who.can("operator"),
+            "kiosks": sorted(r["kiosks"].items(), key=lambda kv: (kv[1]["wave"], kv[0]))}, status)
+
+    async def one(request: Request) -> Response:
+        request.state.who = require(request, "viewer")
+        return await show(request)
+
+    async def act(request: Request) -> Response:
+        form = await request.form()
+        request.state.who = who = require(request, "operator", form_csrf=str(form.get("csrf", "")))
+        action, rid = request.path_params["action"], request.path_params["rollout_id"]
+        if action not in ACTIONS or await run_in_threadpool(job.store.get, rid) is None:
+            raise HTTPProblem(404, "no such roll-out or action")
+        try:
+            await run_in_threadpool(job.action, rid, action, who.name, str(form.get("reason", ""))[:300])
+        except ConfigError as exc:
+            return await show(request, str(exc), 409)
+        return RedirectResponse(f"/rollouts/{rid}", status_code=303)
+
+    return [Route("/rollouts", index), Route("/rollouts/{rollout_id}", one),
+            Route("/rollouts/{rollout_id}/{action}", act, methods=["POST"])]
