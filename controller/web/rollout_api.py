@@ -109,14 +109,39 @@ def routes(job) -> list[Route]:
             raise HTTPProblem(409, str(exc)) from None
         return JSONResponse(_public(r))
 
+    async def metrics(request: Request) -> Response:
+        require(request, "viewer")  # as /metrics: Prometheus sends a viewer API token
+        return Response(render_metrics(job.store.list(), job.metrics),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
     p = "/api/v1"
     return [
+        Route("/metrics/rollouts", metrics),
         Route("/releases/{component}/{version}/{rest:path}", release_file),
         Route(f"{p}/releases", releases),
         Route(f"{p}/rollouts", rollouts, methods=["GET", "POST"]),
         Route(f"{p}/rollouts/{{rollout_id}}", rollout),
         Route(f"{p}/rollouts/{{rollout_id}}/{{action}}", rollout_action, methods=["POST"]),
     ]
+
+
+def render_metrics(items: list[dict[str, Any]], counters: dict[str, int]) -> str:
+    """Prometheus text: kiosks per roll-out, wave and state; roll-outs by status; the job's counters."""
+    lines = ["# HELP kiosk_rollout_kiosks Kiosks of a roll-out by wave and state", "# TYPE kiosk_rollout_kiosks gauge"]
+    for r in items:
+        if r["status"] in ("completed", "aborted") and r is not items[0]:
+            continue  # finished roll-outs stay out of the series, except the newest
+        for w in RO.progress(r):
+            for state in ("succeeded", "failed", "open", "pending", "skipped"):
+                lines.append(f'kiosk_rollout_kiosks{{rollout="{r["id"]}",version="{r["version"]}",wave="{w["wave"]}",'
+                             f'state="{state}"}} {w[state]}')
+    lines += ["# HELP kiosk_rollouts Roll-outs by status", "# TYPE kiosk_rollouts gauge"]
+    for status in RO.STATUSES:
+        lines.append(f'kiosk_rollouts{{status="{status}"}} {sum(r["status"] == status for r in items)}')
+    for name, value in sorted(counters.items()):
+        lines += [f"# HELP kiosk_rollout_{name}_total Roll-out job: {name.replace('_', ' ')}",
+                  f"# TYPE kiosk_rollout_{name}_total counter", f"kiosk_rollout_{name}_total {value}"]
+    return "\n".join(lines) + "\n"
 
 
 def openapi_paths(op, path_param) -> dict[str, Any]:

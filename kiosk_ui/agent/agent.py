@@ -183,6 +183,10 @@ class KioskAgent:
 
     def _publish_update_state(self, body: dict[str, Any]) -> None:
         """Retained, and kept in the journal: re-published after every reconnect and restart."""
+        if self._stop.is_set():
+            # The agent is stopping (its journal closes): the next agent reports from state.json.
+            log.warning("update state %s not reported: the agent is stopping", body.get("state"))
+            return
         self.journal.put("update_state", body)
         if body.get("state") in ("rolled_back", "failed", "deferred"):
             self.emit(f"update_{body['state']}", {"version": body["version"], "reason": body.get("reason", "")})

@@ -94,6 +94,9 @@ def test_canary_then_wave_then_completed(site, releases):
     assert "rollout_create" in actions and "rollout_wave" in actions
     _, shown = _api(http, "/api/v1/rollouts/r-good")
     assert [(w["total"], w["succeeded"]) for w in shown["progress"]] == [(1, 1), (1, 1)]
+    _, prom = _api(http, "/metrics/rollouts", headers={"accept": "text/plain"})
+    assert b'kiosk_rollout_kiosks{rollout="r-good",version="2.0.0",wave="1",state="succeeded"} 1' in prom
+    assert b"kiosk_rollout_waves_started_total 1" in prom and b'kiosk_rollouts{status="completed"} 1' in prom
     _, page = _api(http, "/rollouts/r-good", headers={"accept": "text/html"})
     html = page.decode()
     assert "K-R1" in html and "K-R2" in html and "已确认" in html and "rollouts.kiosk_state" not in html
