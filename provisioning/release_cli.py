@@ -7,6 +7,7 @@
     kiosk-release build supervisor --out dist/fw-1.3.0
     kiosk-release sign dist/kiosk-1.4.0 --key release-2026a.pem --key-id rk-2026a
     kiosk-release verify dist/kiosk-1.4.0 --keys release-keys.json --root-pub root.pem.pub
+    kiosk-release publish dist/kiosk-1.4.0 --controller https://controller:8443 --token-file admin.token
 
 Every failure ends with one line naming what was wrong and exit status 1 (2 for usage).
 """
@@ -94,6 +95,23 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def cmd_publish(args) -> int:
+    from provisioning.release_publish import Client, publish
+
+    try:
+        token = Path(args.token_file).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProvisioningError(f"cannot read the API token file {args.token_file}: {exc}") from None
+    ctx = None
+    if args.ca:
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=args.ca)
+    rec = publish(Path(args.bundle), Client(args.controller, token, context=ctx), chunk=args.chunk)
+    print(json.dumps(rec))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kiosk-release", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -130,6 +148,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--component", choices=R.COMPONENTS)
     s.add_argument("--installed", help="the version a device runs now")
     s.set_defaults(func=cmd_verify)
+    s = sub.add_parser("publish", help="upload a signed bundle to the controller (resumes a dropped upload)")
+    s.add_argument("bundle")
+    s.add_argument("--controller", required=True, help="the controller console's address, https://host:port")
+    s.add_argument("--token-file", required=True, help="file holding an admin API token (kt_...)")
+    s.add_argument("--ca", help="CA file to check the controller's certificate")
+    s.add_argument("--chunk", type=int, default=512 * 1024, help="bytes per uploaded piece (default 512 KiB)")
+    s.set_defaults(func=cmd_publish)
     return p
 
 

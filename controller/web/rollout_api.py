@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -22,9 +23,10 @@ from starlette.routing import Route
 from contract import release as R
 from controller import release_registry
 from controller import rollouts as RO
+from controller.web import release_uploads as uploads
 from controller.web.api import body_json
 from controller.web.auth import HTTPProblem, require
-from foundation.errors import ConfigError
+from foundation.errors import ConfigError, KioskError
 
 ACTIONS = ("approve", "pause", "resume", "abort", "retry")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -45,7 +47,7 @@ def routes(job) -> list[Route]:
         comp, version, rest = (request.path_params[k] for k in ("component", "version", "rest"))
         try:
             R.parse_version(version)
-        except ConfigError:
+        except KioskError:
             raise HTTPProblem(404, "no such release") from None
         if comp not in R.COMPONENTS or job.store.release(version, comp) is None:
             raise HTTPProblem(404, f"no published {comp} release {version}")
@@ -58,8 +60,34 @@ def routes(job) -> list[Route]:
         return FileResponse(base / sub / sha, media_type="application/octet-stream")
 
     async def releases(request: Request) -> Response:
-        require(request, "viewer")
-        return JSONResponse({"items": job.store.releases()})
+        if request.method == "GET":
+            require(request, "viewer")
+            return JSONResponse({"items": job.store.releases()})
+        who = require(request, "admin")  # kiosk-release publish: the manifest, once its files are uploaded
+        doc = await body_json(request)
+        try:
+            rec = await run_in_threadpool(uploads.publish, job, doc, who.name)
+        except (KioskError, OSError) as exc:  # ReleaseRejected, ConfigError
+            job.audit(who.name, "release_publish", "upload", "refused", {"error": str(exc)[:300]})
+            raise HTTPProblem(422, str(exc)) from None
+        return JSONResponse(rec, status_code=201)
+
+    async def upload(request: Request) -> Response:
+        require(request, "admin")
+        sha = request.path_params["sha256"]
+        if not _SHA.match(sha):
+            raise HTTPProblem(404, "uploads are named by their SHA-256 (64 hex digits)")
+        if request.method == "GET":
+            return JSONResponse({"size": uploads.size(job.data_dir, sha)})
+        try:
+            offset = int(request.query_params.get("offset", ""))
+        except ValueError:
+            raise HTTPProblem(422, "offset: the byte offset of this piece is required") from None
+        data = await request.body()  # at most the console's body limit (1 MiB) per piece
+        try:
+            return JSONResponse({"size": await run_in_threadpool(uploads.append, job.data_dir, sha, offset, data)})
+        except uploads.WrongOffset as exc:
+            return JSONResponse({"error": str(exc), "size": exc.size}, status_code=409)
 
     async def rollouts(request: Request) -> Response:
         if request.method == "GET":
@@ -118,7 +146,8 @@ def routes(job) -> list[Route]:
     return [
         Route("/metrics/rollouts", metrics),
         Route("/releases/{component}/{version}/{rest:path}", release_file),
-        Route(f"{p}/releases", releases),
+        Route(f"{p}/releases", releases, methods=["GET", "POST"]),
+        Route(f"{p}/releases/uploads/{{sha256}}", upload, methods=["GET", "PUT"]),
         Route(f"{p}/rollouts", rollouts, methods=["GET", "POST"]),
         Route(f"{p}/rollouts/{{rollout_id}}", rollout),
         Route(f"{p}/rollouts/{{rollout_id}}/{{action}}", rollout_action, methods=["POST"]),
@@ -155,7 +184,17 @@ def openapi_paths(op, path_param) -> dict[str, Any]:
         "window": {"type": "object", "properties": {"start": {"type": "string"}, "end": {"type": "string"},
                                                     "time_zone": {"type": "string"}}}}}
     return {
-        "/api/v1/releases": {"get": op("Published releases", "viewer", ok="items")},
+        "/api/v1/releases": {
+            "get": op("Published releases", "viewer", ok="items"),
+            "post": op("Publish a release: the signed manifest, once every file is uploaded (kiosk-release "
+                       "publish); checked like a kiosk checks it; audited", "admin", body={"type": "object"},
+                       status="201")},
+        "/api/v1/releases/uploads/{sha256}": {
+            "get": op("How many bytes of this file the controller has (resume)", "admin",
+                      params=[path_param("sha256", "the file's SHA-256")], ok="size"),
+            "put": op("Append a piece (body: bytes) at ?offset=N; 409 with size when the offset is not where "
+                      "the controller is", "admin", params=[path_param("sha256", "the file's SHA-256")],
+                      ok="size", errors=("409",))},
         "/api/v1/rollouts": {
             "get": op("Roll-outs with progress per wave", "viewer", ok="items"),
             "post": op("Plan a roll-out and start its canary; audited", "operator", body=create, status="201")},
