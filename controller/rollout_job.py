@@ -33,8 +33,9 @@ class RolloutJob:
     queues the commands for the running controller (``controller.ctl_rollouts``)."""
 
     def __init__(self, data_dir: Path, store: RolloutStore, *, send: Send, audit: Audit, base_url: str,
-                 clock: Callable[[], float], interval: float = 1.0) -> None:
+                 clock: Callable[[], float], interval: float = 1.0, time_zone: str = "Asia/Shanghai") -> None:
         self.data_dir = Path(data_dir)
+        self.time_zone = time_zone  # the fleet's: maintenance windows are in its local time
         self.send = send
         self.audit = audit
         self.store = store
@@ -183,6 +184,7 @@ def for_controller(ctl: Any, *, base_url: str, clock: Callable[[], float] | None
                    interval: float = 1.0) -> RolloutJob:
     """The job inside a running Controller: listens to its update/state and sends through it."""
     job = RolloutJob(ctl.config.data_dir, RolloutStore(ctl.config.data_dir), send=ctl.send_command,
-                     audit=ctl.audit, base_url=base_url, clock=clock or ctl.clock, interval=interval)
+                     audit=ctl.audit, base_url=base_url, clock=clock or ctl.clock, interval=interval,
+                     time_zone=getattr(ctl.config, "time_zone", "Asia/Shanghai"))
     ctl.update_listeners.append(job.on_update_state)
     return job

@@ -107,7 +107,7 @@ def routes(job) -> list[Route]:
             raise HTTPProblem(422, "version is required")
         opts = {k: v for k, v in body.items() if k not in ("version", "id", "window")}
         try:
-            window = RO.Window(**body["window"]) if "window" in body else None
+            window = RO.Window(**{"time_zone": job.time_zone, **body["window"]}) if "window" in body else None
             r = job.create(version=body["version"], user=who.name, rollout_id=body.get("id"), window=window, **opts)
         except (ConfigError, TypeError) as exc:
             raise HTTPProblem(422, str(exc)) from None
