@@ -532,6 +532,8 @@ class KioskAgent:
                 pass  # connection dropped meanwhile: the will reports offline instead
         self._stop.set()
         self._wake.set()
+        if self.updates is not None:
+            self.updates.stopped.set()
         self.client.disconnect()
         for t in getattr(self, "_threads", []):
             t.join(3)

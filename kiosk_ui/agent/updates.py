@@ -50,8 +50,13 @@ class UpdateRunner:
     """At most one update at a time; reports every step through ``publish(body)``."""
 
     def __init__(self, kiosk_id: str, steps: UpdateSteps, publish: Callable[[dict[str, Any]], None], *,
-                 clock: Callable[[], float], last: dict[str, Any] | None = None) -> None:
+                 clock: Callable[[], float], last: dict[str, Any] | None = None,
+                 retry_s: float = 60.0, retries: int = 30) -> None:
         self.kiosk_id = kiosk_id
+        # A deferred switch (a resident is being served) is tried again every ``retry_s`` seconds,
+        # ``retries`` times; each attempt that is still deferred is reported with its reason.
+        self.retry_s, self.retries = retry_s, retries
+        self.stopped = threading.Event()
         self.steps = steps
         self.publish = publish
         self.clock = clock
@@ -100,6 +105,12 @@ class UpdateRunner:
             self._report("installed", version, **ctx)
             step = self.steps.switch(version)
             self._report(step.status, version, step.reason, **ctx)
+            for _ in range(self.retries):
+                if step.status != "deferred" or self.stopped.wait(self.retry_s):
+                    break
+                step = self.steps.switch(version)
+                if step.status != "deferred" or step.reason != self.last.get("reason"):
+                    self._report(step.status, version, step.reason, **ctx)
         except KioskError as exc:
             self._report("failed", version, str(exc)[:300] or type(exc).__name__, **ctx)
         except Exception as exc:  # noqa: BLE001 - an update must end in a report, never in silence

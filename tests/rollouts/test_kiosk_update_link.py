@@ -111,8 +111,9 @@ def test_wrong_manifest_hash_fails_before_anything_is_installed(fleet, kiosk, re
     assert not kiosk.lay.installed("2.0.0") and kiosk.sw.current() == "1.0.0"
 
 
-def test_a_held_session_lock_defers_the_switch_and_a_second_update_waits(fleet, kiosk, releases, bundles):
-    ctl, r, _ = fleet("K-LCK")
+def test_a_held_session_lock_defers_the_switch_until_the_session_ends(fleet, kiosk, releases, bundles):
+    ctl, r, k = fleet("K-LCK")
+    k.agent.updates.retry_s = 0.2  # the kiosk tries the switch again (default every 60 s)
     held, release = threading.Event(), threading.Event()
 
     def resident():
@@ -136,3 +137,5 @@ def test_a_held_session_lock_defers_the_switch_and_a_second_update_waits(fleet, 
     finally:
         release.set()
         t.join(5)
+    done = _wait_final(r, "K-LCK", "2.0.0")  # the session ended: the next attempt switches
+    assert done.state == "committed" and kiosk.sw.current() == "2.0.0"
