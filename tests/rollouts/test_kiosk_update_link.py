@@ -15,6 +15,7 @@ from contract import topics, updates
 from kiosk_ui.agent.updates import LocalSteps
 from kiosk_ui.updater import locks
 from kiosk_ui.updater.fetch import Fetcher
+from kiosk_ui.updater.health import HealthPolicy
 from tests.fleet.conftest import wait_until
 from tests.support.bundle_server import BundleServer
 from tests.updates.probe import Service
@@ -139,3 +140,18 @@ def test_a_held_session_lock_defers_the_switch_until_the_session_ends(fleet, kio
         t.join(5)
     done = _wait_final(r, "K-LCK", "2.0.0")  # the session ended: the next attempt switches
     assert done.state == "committed" and kiosk.sw.current() == "2.0.0"
+
+
+def test_update_rollback_command_rolls_a_trial_back_at_once(fleet, kiosk, releases, bundles):
+    """What an aborted roll-out sends to a kiosk on trial."""
+    kiosk.sw.policy = HealthPolicy(window_s=600, signal_deadline_s=60)  # the trial would last 10 minutes
+    ctl, r, _ = fleet("K-ABT")
+    ctl.send_command("K-ABT", "update", _update_args(releases, bundles, "2.0.0"), "alice")
+    wait_until(lambda: any(s.state == "switched" for s in _states(r, "K-ABT")), 120, "on trial")
+    res = ctl.wait_command(ctl.send_command("K-ABT", "update_rollback", {"version": "2.0.0"}, "rollout:r-x"), 10)
+    assert res["status"] == "succeeded" and res["result"] == {"rolled_back": "2.0.0"}
+    final = _wait_final(r, "K-ABT", "2.0.0", 30)
+    assert final.state == "rolled_back" and final.reason.startswith("aborted")
+    assert kiosk.sw.current() == "1.0.0" and "2.0.0" in kiosk.sw.state().bad
+    again = ctl.wait_command(ctl.send_command("K-ABT", "update_rollback", {"version": "2.0.0"}, "alice"), 10)
+    assert again["status"] == "failed" and "no_trial" in again["error"]
