@@ -119,6 +119,12 @@ class KioskAgent:
         if self.connected:
             self.client.subscribe(topic_name, qos)
 
+    def reload_desired(self) -> None:
+        """Unsubscribe and subscribe again: the broker re-sends the retained desired config."""
+        desired = self._topic("config/desired")
+        self.client.unsubscribe(desired)
+        self.client.subscribe(desired, fleet.FLAGS["config/desired"][0])
+
     def publish(self, topic_name: str, payload: bytes, qos: int, properties: Any = None) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic_name, payload, qos, False, properties=properties)
 

@@ -15,6 +15,7 @@ from controller.server import Controller
 from foundation.backoff import Backoff
 from foundation.settings import ControllerConfig, KioskConfig, from_mapping
 from kiosk_ui.agent.runtime import KioskRuntime
+from kiosk_ui.compose import Kiosk, build_headless_kiosk
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
@@ -52,24 +53,23 @@ def make_controller(broker, tmp_path):
 
 @pytest.fixture
 def make_kiosk(broker, tmp_path):
-    made: list[KioskRuntime] = []
+    made: list[Kiosk] = []
 
     def make(kiosk_id: str, public_key: str = "", *, connect: bool = True, **kwargs) -> KioskRuntime:
         cfg = {"kiosk_id": kiosk_id, "broker": broker.url, "data_dir": str(tmp_path / f"kiosk-{kiosk_id}"),
                "controller_public_key": public_key, "keepalive": 2, "site": "site-a",
                **{k: kwargs.pop(k) for k in list(kwargs) if k in ("telemetry_interval", "site", "devices", "simulated")}}
         kwargs.setdefault("backoff", Backoff(base=0.2, cap=2.0))
-        k = KioskRuntime(from_mapping(KioskConfig, cfg), reboot_command=("true",), **kwargs)
+        kiosk, k = build_headless_kiosk(from_mapping(KioskConfig, cfg), reboot_command=("true",), **kwargs)
+        made.append(kiosk)
         k.start()
-        made.append(k)
         if connect:
             wait_until(lambda: k.agent.connected, 10, f"kiosk {kiosk_id} connected")
         return k
 
     yield make
-    for k in made:
-        if not k.agent._stop.is_set():
-            k.stop()
+    for kiosk in made:
+        kiosk.close()
 
 
 class Raw:
