@@ -155,7 +155,7 @@ class DevicePorts:
     """Serial ports by stable path (``/dev/serial/by-id/...``) or pyserial URL; empty = absent."""
 
     printer: str = ""
-    printer_profile: str = "generic-80mm"
+    printer_profile: str = "generic-80"  # device_drivers/profiles/printer-<name>.toml
     id_reader: str = ""
     card_reader: str = ""
     scanner: str = ""

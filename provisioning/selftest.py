@@ -56,7 +56,7 @@ class SelfTestReport:
 def _printer(cfg: KioskConfig):
     from device_drivers.printer import ReceiptPrinter
 
-    return ReceiptPrinter(cfg.devices.printer, profile=cfg.devices.printer_profile.removesuffix("mm"))
+    return ReceiptPrinter(cfg.devices.printer, profile=cfg.devices.printer_profile)
 
 
 def _id_reader(cfg: KioskConfig):
