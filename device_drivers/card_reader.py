@@ -18,12 +18,18 @@ from device_drivers import iso7816, pn532
 from device_drivers.serial_link import AnswerDevice
 from device_drivers.transport import wire_time
 from foundation.backoff import Backoff
-from foundation.errors import DeviceError, DeviceTimeout, RemoteProtocolError, TransportError
+from foundation.errors import (
+    DeviceError,
+    DeviceTimeout,
+    NothingPresented,
+    RemoteProtocolError,
+    TransportError,
+)
 
 log = logging.getLogger(__name__)
 
 
-class NoContactlessCard(DeviceTimeout):
+class NoContactlessCard(NothingPresented):
     """No card came into the field before the deadline."""
 
 

@@ -20,10 +20,11 @@ from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from contract import catalogue as catalogue_mod
+from device_drivers.iso7816 import PinBlocked, PinRequired, PinWrong
 from device_drivers.supervisor import SupervisorDriver, SupervisorEvent
 from foundation.errors import ConfigError, DeviceError, DeviceTimeout, KioskError, TransportError
 from kiosk_ui.agent.runtime import KioskRuntime
-from kiosk_ui.devices import DeviceMissing, Devices, PinNeeded, PinWrong, ReadCancelled
+from kiosk_ui.devices import DeviceMissing, Devices, ReadCancelled
 from kiosk_ui.fonts import find_cjk_font
 from kiosk_ui.i18n import tr
 from kiosk_ui.service_client import ServiceBackend, ServiceRefused, ServiceUnavailable
@@ -406,12 +407,15 @@ class KioskApp(App):
                                                on_left_card=lambda: self._post(self.vm.left_card_on_reader))
         except ReadCancelled:
             return
-        except PinNeeded:
+        except PinRequired:
             self._post(self.vm.pin_needed)
             return
         except PinWrong as exc:
-            tries = exc.tries
+            tries = exc.tries_left
             self._post(lambda now: self.vm.pin_needed(now, tries))
+            return
+        except PinBlocked:
+            self._post(self.vm.identity_failed, "pin_blocked")
             return
         except DeviceTimeout:
             self._post(self.vm.identity_failed, "no_card")

@@ -230,11 +230,12 @@ class SessionViewModel:
         return [Effect("speak", {"key": "identify.confirm"})]
 
     def identity_failed(self, reason: str, now: float) -> list[Effect]:
-        """``reason``: no_card, card_moved, bad_code, reader_unavailable. The read is retried on screen."""
+        """``reason``: no_card, card_moved, bad_code, reader_unavailable, pin_blocked. The read is
+        retried on screen, except when retrying cannot help (no reader; a blocked card)."""
         if self.screen != "identify":
             return []
         self.message = f"identify.{reason}"
-        if reason == "reader_unavailable":
+        if reason in ("reader_unavailable", "pin_blocked"):
             return []
         return [Effect("read_card", {"kind": self.service.identification})]
 
