@@ -52,7 +52,13 @@ def make_controller(broker, tmp_path):
 
 
 @pytest.fixture
-def make_kiosk(broker, tmp_path):
+def kiosk_sims() -> dict[str, dict]:
+    """The simulators a ``simulated`` kiosk from ``make_kiosk`` started, by kiosk id."""
+    return {}
+
+
+@pytest.fixture
+def make_kiosk(broker, tmp_path, kiosk_sims):
     made: list[Kiosk] = []
 
     def make(kiosk_id: str, public_key: str = "", *, connect: bool = True, **kwargs) -> KioskRuntime:
@@ -62,6 +68,7 @@ def make_kiosk(broker, tmp_path):
         kwargs.setdefault("backoff", Backoff(base=0.2, cap=2.0))
         kiosk, k = build_headless_kiosk(from_mapping(KioskConfig, cfg), reboot_command=("true",), **kwargs)
         made.append(kiosk)
+        kiosk_sims[kiosk_id] = kiosk.sims
         k.start()
         if connect:
             wait_until(lambda: k.agent.connected, 10, f"kiosk {kiosk_id} connected")
