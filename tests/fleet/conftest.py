@@ -87,6 +87,8 @@ class Raw:
         self._cond = threading.Condition()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self._subscribed: set[int] = set()
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
 
@@ -95,9 +97,17 @@ class Raw:
             self.messages.append((msg.topic, msg.payload))
             self._cond.notify_all()
 
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        with self._cond:
+            self._subscribed.add(mid)
+            self._cond.notify_all()
+
     def subscribe(self, topic: str) -> None:
-        self.client.subscribe(topic, 1)
-        time.sleep(0.2)
+        """Subscribe and return once the broker acknowledged it (SUBACK)."""
+        _, mid = self.client.subscribe(topic, 1)
+        with self._cond:
+            if not self._cond.wait_for(lambda: mid in self._subscribed, 10):
+                raise AssertionError(f"no SUBACK for {topic} in 10 s")
 
     def publish(self, topic: str, payload: bytes | dict, qos: int = 1, retain: bool = False) -> None:
         if isinstance(payload, dict):
