@@ -59,7 +59,13 @@ class CardReader(AnswerDevice):
         super().__init__(url, baudrate, clock=clock, sleep=sleep, backoff=backoff, new_decoder=pn532.Pn532Decoder,
                          counters={"cards_read": 0, "communication_errors": 0, "nacks_sent": 0},
                          on_reconnect=self._resync)
-        self.wake()
+        try:
+            self.wake()
+        except BaseException:
+            # A reader that did not wake must let go of its port: the device manager's next claim
+            # opens a new driver, and two reader threads on one port steal each other's frames.
+            self.close()
+            raise
 
     def _on_data(self, data: bytes) -> None:
         evs = self._decoder.feed(data)

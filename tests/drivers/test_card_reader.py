@@ -9,7 +9,7 @@ import pytest
 from device_drivers.card_reader import CardReader, NoContactlessCard
 from device_drivers.iso7816 import CardStatusError, PinBlocked, PinRequired, PinWrong, card_status_error
 from foundation.backoff import Backoff
-from foundation.errors import NothingPresented
+from foundation.errors import DeviceTimeout, NothingPresented
 
 
 def test_wakes_reads_firmware_and_uid(sim):
@@ -91,3 +91,17 @@ def test_garbled_answers_are_recovered_with_nack(sim):
     proc.send({"cmd": "garble", "rate": 0})
     assert r.read_social_security(timeout=1).name == "测试居民一"
     assert r.counters["communication_errors"] > 0
+
+
+def test_a_reader_that_does_not_wake_lets_go_of_its_port(sim):
+    proc, link = sim("card-reader")
+    proc.send({"cmd": "mute"})
+    with pytest.raises(DeviceTimeout):
+        CardReader(str(link), ack_timeout=0.05, answer_timeout=0.1)
+    proc.send({"cmd": "mute", "on": False})
+    r = CardReader(str(link))  # alone on the port: no leaked reader thread takes its answers
+    assert r.firmware == (0x32, 1, 6, 7)
+    proc.send({"cmd": "place_card", "kind": "uid", "uid": "04A2B3C4D5E680"})
+    for _ in range(5):
+        assert r.read_uid(timeout=1) == "04A2B3C4D5E680"
+    r.close()
