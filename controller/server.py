@@ -198,7 +198,7 @@ class Controller:
 
     def _apply_one(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing]) -> None:
         try:
-            parsed = topics.parse(msg.topic, msg.payload)
+            parsed = topics.parse(msg.topic, bytes(msg.payload))
         except UnsupportedVersion as exc:
             # A kiosk on another contract major (a mixed fleet mid-roll-out): counted per version,
             # for the first few versions seen; a kiosk inventing versions must not grow the counters

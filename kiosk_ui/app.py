@@ -250,7 +250,8 @@ class KioskApp(App):
             self.vm.online = bool(getattr(self.backend, "online", False))
         self.sync()
         if self.screenshot_path is not None:
-            Clock.schedule_once(lambda _dt: self._screenshot_and_stop(), 1.0)
+            shot = self.screenshot_path
+            Clock.schedule_once(lambda _dt: self._screenshot_and_stop(shot), 1.0)
         Clock.schedule_once(lambda _dt: self._notify_systemd(), 0)
         return self.sm
 
@@ -361,6 +362,8 @@ class KioskApp(App):
                 self._thread(self._call, e.args)
             elif e.kind == "print":
                 vm = self.vm
+                if vm.service is None or vm.result is None:
+                    continue  # the session ended before the print effect ran: nothing to print
                 items = receipt_items(vm.service, vm.result, vm.answers, vm.identity, vm.language,
                                       self.kiosk_id, self.clock(), zone=self.time_zone)
                 self._thread(self._print, items)
@@ -420,7 +423,8 @@ class KioskApp(App):
         except DeviceTimeout:
             self._post(self.vm.identity_failed, "no_card")
             return
-        except TransportError:
+        except TransportError as exc:
+            log.warning("card reader unavailable: %s", exc)
             self._post(self.vm.identity_failed, "reader_unavailable")
             return
         except DeviceError as exc:
@@ -579,9 +583,9 @@ class KioskApp(App):
             Path(made).replace(path)
         return path
 
-    def _screenshot_and_stop(self) -> None:
-        self.save_screenshot(self.screenshot_path)
-        log.info("screenshot saved", extra={"fields": {"path": str(self.screenshot_path)}})
+    def _screenshot_and_stop(self, path: Path) -> None:
+        self.save_screenshot(path)
+        log.info("screenshot saved", extra={"fields": {"path": str(path)}})
         self.stop()
 
     def on_stop(self) -> None:

@@ -175,7 +175,7 @@ def receipt_lines(report: SelfTestReport) -> list[str]:
 def print_receipt(printer, report: SelfTestReport) -> None:
     from device_drivers.printer import QrCode, Receipt, TextLine
 
-    items = [TextLine("安装自检回执 Provisioning receipt", align="center", bold=True)]
+    items: list[TextLine | QrCode] = [TextLine("安装自检回执 Provisioning receipt", align="center", bold=True)]
     items += [TextLine(s) for s in receipt_lines(report)]
     items.append(QrCode(receipt_qr_data(report)))
     res = printer.print_receipt(Receipt(items))

@@ -115,9 +115,11 @@ class KioskScreen(Screen):
         self._text_ratio = 1.0
 
     def _take(self, kind: str, factory):
-        pools = self.__dict__.setdefault("_pools", {})
+        # Plain dicts on the instance (Kivy screens have no __init__ of ours to create them in).
+        pools: dict[str, list] = getattr(self, "_pools", None) or {}
+        cursor: dict[str, int] = getattr(self, "_cursor", None) or {}
+        self._pools, self._cursor = pools, cursor
         pool = pools.setdefault(kind, [])
-        cursor = self.__dict__.setdefault("_cursor", {})
         i = cursor.get(kind, 0)
         cursor[kind] = i + 1
         if i == len(pool):
