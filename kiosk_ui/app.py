@@ -20,6 +20,7 @@ from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from contract import catalogue as catalogue_mod
+from contract import vocab
 from device_drivers.iso7816 import PinBlocked, PinRequired, PinWrong
 from device_drivers.supervisor import SupervisorDriver, SupervisorEvent
 from foundation.errors import ConfigError, DeviceError, DeviceTimeout, KioskError, TransportError
@@ -172,7 +173,7 @@ class KioskApp(App):
         except ConfigError as exc:
             log.error("service catalogue rejected: %s", exc)
         mode = body.get("mode")
-        if mode in ("normal", "out_of_service", "maintenance"):
+        if mode in vocab.COMMANDABLE_MODES:
             self.fleet_mode = mode
             self._apply_mode()
         self.sync()
