@@ -185,7 +185,8 @@ class KioskRuntime:
         return {"agent": VERSION, "boot_id": a.boot_id, "mode": a.mode, "uptime": round(time.monotonic() - a.started),
                 "journal_depth": a.journal.depth(), "config_version": a.applied["version"],
                 "telemetry_interval": a.telemetry_interval,
-                "devices": {name: st.to_dict() for name, st in self.device_status().items()},
+                "devices": {name: st.to_dict() if isinstance(st, DeviceStatus) else st
+                            for name, st in self.device_status().items()},
                 "ports": sorted(self.ports), "simulated": self.config.simulated, "telemetry": a.telemetry()}
 
     def apply_config(self, config: dict[str, Any]) -> None:

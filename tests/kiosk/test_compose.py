@@ -40,6 +40,7 @@ def test_the_fleet_runtime_reports_the_apps_devices_and_hands_it_the_mode(tmp_pa
         assert kiosk.runtime is not None
         status = kiosk.runtime.device_status()  # the app's device manager, through the runtime
         assert status["printer"]["state"] in ("idle", "error") and "stats" not in status["printer"]
+        assert kiosk.runtime.execute("collect_diagnostics", {})[0]["devices"]["printer"]["state"] in ("idle", "error")
         app.build()  # screens and window, as App.run() does first
         kiosk.runtime.execute("set_mode", {"mode": "out_of_service"})
         Clock.tick()  # the app applies fleet changes on its UI thread
