@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from contract import payloads
 from controller import effects as fx
 from controller import store_reads
 from controller.store import Store, connect
@@ -18,7 +19,8 @@ def test_each_effect_kind_has_its_store_method(tmp_path):
                           "issued_at": 1.0, "expires_at": 9.0, "timeout": 5.0, "status": "queued"})
         a = s.raise_alarm("K1", "paper_out", "printer", "warning", "paper out", 2.0)
         s.raise_alarm("K2", "paper_out", "printer", "warning", "paper out", 2.0)
-        event = {"id": "e1", "seq": 1, "type": "door", "ts": 3.0, "boot_id": "b"}
+        event = payloads.parse_event(payloads.event("K1", event_id="e1", boot_id="b", seq=1, ts=3.0, type="door",
+                                                        fields={}))
         assert s.record_events([fx.EventReceived("K1", event, 3.0), fx.EventReceived("K1", event, 3.5)]) == 1
         s.record_history([fx.HistorySample("K1", 4.0, {"cpu": 12, "memory": True})])
         s.update_command("c1", status="sent", sent_at=5.0)
