@@ -93,6 +93,10 @@ class KioskApp(App):
                  critical_devices: tuple[str, ...] = ("id_reader",), time_zone: str = "Asia/Shanghai",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # The window opens now, before run() (configure_window has set it up): the first frame is
+        # then ready soon after build(), which the --screenshot start-up check relies on.
+        from kivy.core.window import Window  # noqa: F401
+
         self.kiosk_id = kiosk_id
         self.time_zone = time_zone  # receipts print the fleet's time, as the console shows it
         self.screenshot_path = screenshot
@@ -251,8 +255,7 @@ class KioskApp(App):
             self.vm.online = bool(getattr(self.backend, "online", False))
         self.sync()
         if self.screenshot_path is not None:
-            shot = self.screenshot_path
-            Clock.schedule_once(lambda _dt: self._screenshot_and_stop(shot), 1.0)
+            self._screenshot_when_drawn(self.screenshot_path)
         Clock.schedule_once(lambda _dt: self._notify_systemd(), 0)
         return self.sm
 
@@ -583,6 +586,26 @@ class KioskApp(App):
         if made:
             Path(made).replace(path)
         return path
+
+    def _screenshot_when_drawn(self, path: Path, at_least: float = 1.0) -> None:
+        """Save the screenshot once the window has shown a frame and ``at_least`` seconds passed:
+        on a busy machine the first frame can come later than any fixed delay."""
+        from kivy.core.window import Window
+
+        drawn: list[bool] = []
+        start = self.clock()
+
+        def on_flip(*_args) -> None:
+            drawn.append(True)
+            Window.unbind(on_flip=on_flip)
+
+        def check(_dt) -> bool:
+            if not drawn or self.clock() - start < at_least:
+                return True  # keep checking
+            Clock.schedule_once(lambda _dt: self._screenshot_and_stop(path), 0)
+            return False
+        Window.bind(on_flip=on_flip)
+        Clock.schedule_interval(check, 0.1)
 
     def _screenshot_and_stop(self, path: Path) -> None:
         self.save_screenshot(path)
