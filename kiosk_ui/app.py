@@ -612,6 +612,11 @@ class KioskApp(App):
         log.info("screenshot saved", extra={"fields": {"path": str(path)}})
         self.stop()
 
+    def stop_with(self, exit_code: int) -> None:
+        """Leave the Kivy loop; ``kiosk`` exits with ``exit_code`` (75: "restart me")."""
+        self.exit_code = exit_code
+        self.stop()
+
     def on_stop(self) -> None:
         self._stopping.set()
         logging.getLogger().removeHandler(self._recent)

@@ -117,8 +117,7 @@ def _restart_on_request(runtime, app) -> None:
         if not runtime.restart_requested.is_set():
             return True
         log.warning("restarting: %s", runtime.restart_reason)
-        app.exit_code = RESTART_EXIT_CODE
-        app.stop()
+        app.stop_with(RESTART_EXIT_CODE)
         return False
     Clock.schedule_interval(check, 0.5)
 
