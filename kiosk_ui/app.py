@@ -404,9 +404,8 @@ class KioskApp(App):
     def _emit_event(self, event_type: str, fields: dict) -> None:
         """An event for staff through the fleet link's journal (stored and forwarded)."""
         log.warning("event for staff: %s", event_type, extra={"fields": fields})
-        runtime = getattr(self, "runtime", None)
-        if runtime is not None:
-            runtime.agent.emit(event_type, fields)
+        if self.fleet is not None:
+            self.fleet.emit(event_type, fields)
 
     def _read_card(self, kind: str, pin: str, session: int) -> None:
         try:

@@ -71,6 +71,10 @@ class KioskRuntime:
         if self.agent.applied["config"]:
             on_config(self.agent.applied["config"])  # the last applied config, until the broker answers
 
+    def emit(self, event_type: str, fields: dict[str, Any]) -> str:
+        """An event of this kiosk for the fleet (journaled, forwarded after an outage); its id."""
+        return self.agent.emit(event_type, fields)
+
     # -- devices ---------------------------------------------------------------------------------
     def printer(self) -> ReceiptPrinter:
         url = self.ports.get("printer")
