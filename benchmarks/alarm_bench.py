@@ -41,16 +41,16 @@ def main() -> None:
         sys.exit("mosquitto is not installed")
     from controller.server import Controller
     from foundation.settings import ControllerConfig, KioskConfig, from_mapping
-    from kiosk_ui.agent.runtime import KioskRuntime
+    from kiosk_ui.compose import build_headless_kiosk
     from tests.support.broker import Mosquitto
 
     tmp = Path(tempfile.mkdtemp())
     broker = Mosquitto(tmp / "broker").start()
     ctl = Controller(from_mapping(ControllerConfig, {"broker": broker.url, "data_dir": str(tmp / "controller")}))
     ctl.start()
-    kiosk = KioskRuntime(from_mapping(KioskConfig, {"kiosk_id": "K-BENCH", "broker": broker.url,
-                                                    "data_dir": str(tmp / "kiosk"), "simulated": True}))
-    kiosk.start()
+    kiosk, runtime = build_headless_kiosk(from_mapping(KioskConfig, {
+        "kiosk_id": "K-BENCH", "broker": broker.url, "data_dir": str(tmp / "kiosk"), "simulated": True}))
+    runtime.start()
     try:
         def rules() -> list[str]:
             return [a["rule"] for a in ctl.alarms(kiosk_id="K-BENCH")["items"]]
@@ -70,7 +70,7 @@ def main() -> None:
                   "raise_max_s": round(max(raised), 3), "clear_median_s": round(statistics.median(cleared), 3),
                   "clear_max_s": round(max(cleared), 3)}
     finally:
-        kiosk.stop()
+        kiosk.close()
         ctl.stop()
         broker.stop()
     print(json.dumps(result) if args.json else

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -34,7 +35,7 @@ def make_client(
     """A paho v2 MQTTv5 client; with ``manual_ack`` the caller acknowledges each QoS 1 message
     itself (``client.ack(mid, qos)``) once it is stored, so a crash before storing means redelivery."""
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2,
+        CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5,
         manual_ack=manual_ack,

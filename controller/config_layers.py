@@ -60,7 +60,8 @@ def diff_for(layers: Layers, kiosk: dict[str, Any]) -> dict[str, Any]:
     """Desired versus reported for one kiosk record."""
     version, desired = desired_for(layers, kiosk["kiosk_id"], kiosk.get("site", ""))
     reported = kiosk.get("reported") or {}
-    applied = reported.get("config") if isinstance(reported.get("config"), dict) else {}
+    config = reported.get("config")
+    applied: dict[str, Any] = config if isinstance(config, dict) else {}
     return {
         "kiosk_id": kiosk["kiosk_id"],
         "desired_version": version,

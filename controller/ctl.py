@@ -401,6 +401,8 @@ def _action(args: argparse.Namespace, kind: str, payload: dict, human, *, quiet:
             raise StoreError(f"the controller did not take the action within {timeout:.0f} s "
                              "(is kiosk-controller running on this data folder?); cancelled")
         act = store_reads.action(conn, action_id)
+    if act is None:
+        raise StoreError(f"action {action_id} is gone from the controller's database")
     if act["status"] == "error":
         if args.json:  # scripts parse stdout: the refusal is JSON too
             print(json.dumps({"error": act["result"]["error"]}, ensure_ascii=False))

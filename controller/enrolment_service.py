@@ -100,7 +100,7 @@ class EnrolmentContext:
     controller_public_key: str
     clock: Callable[[], float]
     on_issue: Callable[[x509.Certificate], None] = lambda _c: None
-    on_revoke: Callable[[], None] = lambda: None  # rewrite the CRL after a certificate was retired
+    on_revoke: Callable[[], object] = lambda: None  # rewrite the CRL after a certificate was retired (result unused)
     resident_ref_key: str = ""  # hex, the fleet's; each kiosk gets its site's key derived from it
     lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -2,9 +2,10 @@
 
 The message is the contract's parsed form (``contract.topics.Parsed``): handlers and alarm rules
 read its typed model (``KioskStatus``, ``Telemetry``, ``DeviceStatus``, ``Event``, ``ConfigReported``,
-``CommandResult``), never the raw JSON. No I/O here. Besides outgoing MQTT messages a handler leaves *effects* in ``state.effects``
-(events to store, alarm changes, command updates, telemetry history rows); the server writes
-them in one transaction and persists the kiosks marked dirty.
+``CommandResult``), never the raw JSON. No I/O here. Besides outgoing MQTT messages a handler leaves
+*effects* in ``state.effects`` (typed, one frozen dataclass per kind in :mod:`controller.effects`:
+events to store, alarm changes, command updates, telemetry history rows); the server writes them
+through the store's methods in one transaction and persists the kiosks marked dirty.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contract.commands import CommandResult
 from contract.payloads import ConfigReported, Event, KioskStatus, Telemetry, merge_telemetry
 from contract.topics import Parsed
 from controller import alarms, config_layers
+from controller import effects as fx
 from controller.commands import OPEN, RESULT_TO_STATUS
 
 
@@ -50,7 +52,7 @@ class FleetState:
     layers: config_layers.Layers = field(default_factory=dict)
     commands: dict[str, dict[str, Any]] = field(default_factory=dict)  # open ones, with "wire" (signed)
     history_bucket: dict[str, float] = field(default_factory=dict)
-    effects: list[tuple] = field(default_factory=list)
+    effects: list[fx.Effect] = field(default_factory=list)
 
 
 def _record(state: FleetState, kiosk_id: str, now: float) -> dict[str, Any]:
@@ -69,7 +71,7 @@ def _alarm_changes(state: FleetState, changes: list[alarms.Change], now: float) 
             state.open_alarms[ch.key] = {"raised_at": now, "message": ch.message, "severity": ch.severity}
         else:
             state.open_alarms.pop(ch.key, None)
-        state.effects.append(("alarm", ch, now))
+        state.effects.append(fx.AlarmChanged(ch, now))
 
 
 def _set_state(state: FleetState, rec: dict[str, Any], new: str, reason: str, now: float) -> None:
@@ -96,7 +98,7 @@ def _send_queued(state: FleetState, kiosk_id: str, now: float) -> list[Outgoing]
         if cmd["kiosk_id"] == kiosk_id and cmd["status"] == "queued" and now < cmd["expires_at"]:
             out.append(Outgoing(topics.cmd_topic(kiosk_id, cmd["name"]), cmd["wire"], "cmd"))
             cmd["status"], cmd["sent_at"] = "sent", now
-            state.effects.append(("command", cmd["id"], {"status": "sent", "sent_at": now}))
+            state.effects.append(fx.CommandSent(cmd["id"], now))
     return out
 
 
@@ -141,16 +143,16 @@ def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list
         bucket = math.floor(now / state.history_interval) * state.history_interval
         if state.history_bucket.get(msg.kiosk_id) != bucket:
             state.history_bucket[msg.kiosk_id] = bucket
-            state.effects.append(("history", msg.kiosk_id, now, rec["telemetry"]))
+            state.effects.append(fx.HistorySample(msg.kiosk_id, now, rec["telemetry"]))
     elif isinstance(model, device_status.DeviceStatus):
         name = msg.name or ""
         dev = model.to_dict()
         rec["devices"] = {**rec["devices"], name: dev}
-        state.effects.append(("device", msg.kiosk_id, name, dev, now))
+        state.effects.append(fx.DeviceReported(msg.kiosk_id, name, dev, now))
         _alarm_changes(state, alarms.evaluate(state.rules, "device", msg.kiosk_id, name, model, state.open_alarms),
                        now)
     elif isinstance(model, Event):
-        state.effects.append(("event", msg.kiosk_id, model, now))
+        state.effects.append(fx.EventReceived(msg.kiosk_id, model, now))
         _alarm_changes(state, alarms.evaluate_event(state.rules, msg.kiosk_id, model, state.open_alarms), now)
     elif isinstance(model, ConfigReported):
         rec["reported"] = model.to_dict()
@@ -158,9 +160,7 @@ def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list
         cmd = state.commands.get(model.id)
         if cmd is not None and cmd["kiosk_id"] == msg.kiosk_id and cmd["status"] in OPEN:
             status = RESULT_TO_STATUS[model.status]
-            state.effects.append(("command", cmd["id"], {
-                "status": status, "finished_at": now, "result": model.data,
-                "error": model.error or model.reason}))
+            state.effects.append(fx.CommandFinished(cmd["id"], status, now, model.error or model.reason, model.data))
             del state.commands[cmd["id"]]
     state.dirty.add(msg.kiosk_id)
     return state, out
@@ -185,13 +185,13 @@ def tick(state: FleetState, now: float) -> tuple[FleetState, list[Outgoing]]:
     for cmd in list(state.commands.values()):
         if cmd["status"] == "queued" and now >= cmd["expires_at"]:
             kiosk = state.kiosks.get(cmd["kiosk_id"], {}).get("state", "unknown")
-            update = {"status": "expired", "finished_at": now, "error": f"not delivered before expiry (kiosk {kiosk})"}
+            update = fx.CommandFinished(cmd["id"], "expired", now, f"not delivered before expiry (kiosk {kiosk})")
         elif cmd["status"] == "sent" and now >= cmd["sent_at"] + cmd["timeout"]:
-            update = {"status": "timed_out", "finished_at": now,
-                      "error": f"no result within {cmd['timeout']:.0f} s of sending"}
+            update = fx.CommandFinished(cmd["id"], "timed_out", now,
+                                        f"no result within {cmd['timeout']:.0f} s of sending")
         else:
             continue
-        state.effects.append(("command", cmd["id"], update))
+        state.effects.append(update)
         del state.commands[cmd["id"]]
     _alarm_changes(state, alarms.expired(state.rules, state.open_alarms, now), now)
     return state, []

@@ -62,9 +62,10 @@ from contract.commands import CommandResult
 from contract.mqtt_client import connect_with_retry, make_client
 from contract.versions import UnsupportedVersion
 from controller import alarms, commands, config_layers, fleet_clock, handlers, kiosk_sites, store_reads
+from controller import effects as fx
 from controller import service_backend as services
 from controller.service_backend.fair_queue import FairQueue
-from controller.store import Store, connect, kiosk_row
+from controller.store import Store, connect
 from foundation.errors import ConfigError, KioskError, ProtocolError
 from foundation.settings import ControllerConfig
 
@@ -199,7 +200,7 @@ class Controller:
 
     def _apply_one(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing]) -> None:
         try:
-            parsed = topics.parse(msg.topic, msg.payload)
+            parsed = topics.parse(msg.topic, bytes(msg.payload))
         except UnsupportedVersion as exc:
             # A kiosk on another contract major (a mixed fleet mid-roll-out): counted per version,
             # for the first few versions seen; a kiosk inventing versions must not grow the counters
@@ -294,28 +295,22 @@ class Controller:
     def _write_effects(self, store: Store) -> None:
         # Every write is isolated in a savepoint: a row SQLite refuses is dropped and counted
         # ("dropped:<what>"), the rest of the batch commits, and nothing stays pending forever.
-        events: list[tuple] = []
-        history: list[tuple] = []
+        events: list[fx.EventReceived] = []
+        history: list[fx.HistorySample] = []
         for eff in self.state.effects:
-            kind = eff[0]
-            if kind == "event":
-                _, kiosk_id, ev, now = eff
-                events.append((ev.id, kiosk_id, ev.boot_id, ev.seq, ev.ts, ev.type,
-                               json.dumps(ev.raw, ensure_ascii=False), now))
-            elif kind == "history":
-                _, kiosk_id, now, t = eff
-                history.append((kiosk_id, now, _f(t.get("cpu")), _f(t.get("memory")), _f(t.get("disk")),
-                                _f(t.get("temperature")), _f(t.get("queue_depth")),
-                                json.dumps(t, ensure_ascii=False)))
+            if isinstance(eff, fx.EventReceived):
+                events.append(eff)
+            elif isinstance(eff, fx.HistorySample):
+                history.append(eff)
             else:
-                self._isolated(store, kind, lambda e=eff: self._write_effect(store, e))
+                self._isolated(store, eff.kind, lambda e=eff: self._write_effect(store, e))
         self.state.effects.clear()
         if events:
-            stored, new = self._rows(store, "events", store.insert_events, events)
+            stored, new = self._rows(store, "events", store.record_events, events)
             self._count("events_new", new)
             self._count("events_duplicate", sum(stored) - new)
         if history:
-            self._rows(store, "history", store.insert_history, history)
+            self._rows(store, "history", store.record_history, history)
         if self.state.dirty:
             dirty = sorted(self.state.dirty)
             records = [self.state.kiosks[k] for k in dirty if k in self.state.kiosks]
@@ -329,47 +324,33 @@ class Controller:
         if unsaved:
             store.bump_counters(unsaved)
 
-    def _write_effect(self, store: Store, eff: tuple) -> None:
-        kind = eff[0]
-        if kind == "device":
-            store.upsert_device(*eff[1:])
-        elif kind == "alarm":
-            _, ch, now = eff
-            if ch.action == "raise":
-                alarm_id = store.raise_alarm(*ch.key, ch.severity, ch.message, now, ch.params or {})
+    def _write_effect(self, store: Store, eff: fx.Effect) -> None:
+        match eff:
+            case fx.DeviceReported(kiosk_id, name, status, at):
+                store.upsert_device(kiosk_id, name, dict(status), at)
+            case fx.AlarmChanged(ch, at) if ch.action == "raise":
+                alarm_id = store.raise_alarm(*ch.key, ch.severity, ch.message, at, ch.params or {})
                 if ch.key in self.state.open_alarms:
                     self.state.open_alarms[ch.key]["id"] = alarm_id
-            else:
-                rows = store.conn.execute(
-                    "SELECT id FROM alarms WHERE kiosk_id=? AND rule=? AND subject=? AND cleared_at IS NULL",
-                    ch.key).fetchall()
-                for r in rows:
-                    store.clear_alarm(r[0], now)
-        elif kind == "command":
-            store.update_command(eff[1], **eff[2])
-            if eff[2]["status"] in commands.FINAL:
-                # The operator's action ends with the kiosk's answer: audit that too.
-                row = store.conn.execute("SELECT issuer, kiosk_id, name FROM commands WHERE id=?",
-                                         (eff[1],)).fetchone()
-                if row is not None:
-                    store.audit(row[0], "command.result", f"kiosk:{row[1]}", {"id": eff[1], "name": row[2]},
-                                eff[2]["status"], eff[2].get("finished_at") or 0.0)
+            case fx.AlarmChanged(ch, at):
+                store.clear_alarms(*ch.key, at)
+            case fx.CommandSent(command_id, sent_at):
+                store.update_command(command_id, status="sent", sent_at=sent_at)
+            case fx.CommandFinished(command_id, status, finished_at, error, result):
+                store.finish_command(command_id, status, finished_at, error, result)
 
     def _isolated(self, store: Store, what: str, fn: Callable[[], Any], *, count: bool = True) -> tuple[Any] | None:
         """Run ``fn`` in a savepoint: ``(result,)``, or None once rolled back (and, with ``count``,
         dropped and counted)."""
-        store.conn.execute("SAVEPOINT effect")
         try:
-            result = fn()
+            with store.savepoint():
+                result = fn()
         except (sqlite3.Error, UnicodeError, ValueError, TypeError, OverflowError) as exc:
-            store.conn.execute("ROLLBACK TO effect")
-            store.conn.execute("RELEASE effect")
             if count:
                 self._count("dropped")
                 self._count("dropped:" + what)
                 log.error("store refused a %s row, dropped it: %s", what, str(exc)[:200])
             return None
-        store.conn.execute("RELEASE effect")
         return (result,)
 
     def _rows(self, store: Store, what: str, write: Callable[[list], Any], rows: list) -> tuple[list[bool], int]:
@@ -389,11 +370,11 @@ class Controller:
 
     def _restore_kiosk(self, store: Store, kiosk_id: str) -> None:
         """A kiosk record the store refused goes back to what was last stored, so it is not retried forever."""
-        row = store.conn.execute("SELECT * FROM kiosks WHERE kiosk_id=?", (kiosk_id,)).fetchone()
-        if row is None:
+        stored = store.kiosk_record(kiosk_id)
+        if stored is None:
             self.state.kiosks.pop(kiosk_id, None)
         else:
-            self.state.kiosks[kiosk_id] = kiosk_row(row)
+            self.state.kiosks[kiosk_id] = stored
 
     def _run(self) -> None:
         next_tick = next_actions = next_prune = 0.0
@@ -414,8 +395,7 @@ class Controller:
             calls = [item[1] for item in batch if not isinstance(item, mqtt.MQTTMessage)]
             done: list[tuple[concurrent.futures.Future, Any, Exception | None]] = []
             try:
-                tx = self.store.tx()
-                store = tx.__enter__()
+                tx = self.store.begin()
             except Exception:
                 # Could not even start (database locked for 10 s): nothing was applied, retry the batch.
                 log.exception("store busy; retrying %d items", len(batch))
@@ -424,7 +404,7 @@ class Controller:
                 self._stop.wait(0.5)
                 continue
             try:
-                with _Entered(tx):
+                with tx as store:
                     for item in batch:
                         if isinstance(item, mqtt.MQTTMessage):
                             self._apply(item, now, out)
@@ -528,7 +508,7 @@ class Controller:
 
     def _ack(self, store: Store, alarm_id: int, user: str, now: float, note: str = "") -> bool:
         detail = {"note": note} if note else {}
-        if store.conn.execute("SELECT 1 FROM alarms WHERE id=?", (alarm_id,)).fetchone() is None:
+        if not store.alarm_exists(alarm_id):
             store.audit(user, "alarm.ack", f"alarm:{alarm_id}", detail, "error: no such alarm", now)
             raise NotFound(f"no alarm {alarm_id}")
         done = store.ack_alarm(alarm_id, user, now)
@@ -552,7 +532,7 @@ class Controller:
         return version
 
     def _queue(self, store: Store, cmd: dict[str, Any], now: float, out: list) -> str:
-        if store.conn.execute("SELECT 1 FROM commands WHERE id=?", (cmd["id"],)).fetchone():
+        if store.command_exists(cmd["id"]):
             raise ConfigError(f"command id {cmd['id']} already used", field="id")
         store.insert_command(cmd)
         cmd["wire"] = signing.sign(self.key, cmd_contract.wire_body(cmd))
@@ -657,19 +637,6 @@ class Controller:
                 "open_alarms": len(self.state.open_alarms), "open_commands": len(self.state.commands)}
 
 
-class _Entered:
-    """Exit an already-entered transaction context (commit or roll back)."""
-
-    def __init__(self, tx) -> None:
-        self.tx = tx
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc) -> None:
-        self.tx.__exit__(*exc)
-
-
 def _reject_kind(why: str) -> str:
     for needle, kind in (("surrogate", "bad_text"), ("not a JSON number", "bad_number"), ("nesting", "too_deep"),
                          ("exceeds", "too_large"), ("not UTF-8 JSON", "invalid_json"), ("unknown topic", "bad_topic"),
@@ -679,6 +646,3 @@ def _reject_kind(why: str) -> str:
             return kind
     return "bad_payload"
 
-
-def _f(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None

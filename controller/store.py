@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from controller import audit_log
+from controller.effects import EventReceived, HistorySample
 from foundation.errors import KioskError
 
 DB_NAME = "controller.sqlite3"
@@ -168,9 +170,42 @@ class Store:
         return list_kiosks(self.conn)
 
     # -- writes used by the controller's worker; call inside ``with store.tx():`` ----------------
-    def tx(self) -> _Tx:
+    def tx(self) -> Transaction:
         """Lock plus transaction: ``with store.tx(): ...`` commits on success, rolls back on error."""
-        return _Tx(self)
+        return Transaction(self)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside a transaction: the block's writes are rolled back alone if it raises (re-raised)."""
+        self.conn.execute("SAVEPOINT effect")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO effect")
+            self.conn.execute("RELEASE effect")
+            raise
+        self.conn.execute("RELEASE effect")
+
+    def kiosk_record(self, kiosk_id: str) -> dict[str, Any] | None:
+        """The kiosk's record as last stored, or None."""
+        row = self.conn.execute("SELECT * FROM kiosks WHERE kiosk_id=?", (kiosk_id,)).fetchone()
+        return None if row is None else kiosk_row(row)
+
+    def begin(self) -> Transaction:
+        """A transaction begun now (raises if the database stays locked): ``with`` it to commit or
+        roll back. Lets a caller tell "could not start" (nothing applied) from "failed inside"."""
+        return Transaction(self).begin()
+
+    def record_events(self, events: Sequence[EventReceived]) -> int:
+        """Store kiosk events, skipping ids already stored; return how many were new."""
+        return self.insert_events([(e.event.id, e.kiosk_id, e.event.boot_id, e.event.seq, e.event.ts, e.event.type,
+                                    json.dumps(e.event.raw, ensure_ascii=False), e.received_at) for e in events])
+
+    def record_history(self, samples: Sequence[HistorySample]) -> None:
+        self.insert_history([(s.kiosk_id, s.at, _number(s.telemetry.get("cpu")), _number(s.telemetry.get("memory")),
+                              _number(s.telemetry.get("disk")), _number(s.telemetry.get("temperature")),
+                              _number(s.telemetry.get("queue_depth")), json.dumps(s.telemetry, ensure_ascii=False))
+                             for s in samples])
 
     def upsert_device(self, kiosk_id: str, name: str, body: dict[str, Any], now: float) -> None:
         self.conn.execute(
@@ -205,6 +240,14 @@ class Store:
     def clear_alarm(self, alarm_id: int, now: float) -> None:
         self.conn.execute("UPDATE alarms SET cleared_at=? WHERE id=? AND cleared_at IS NULL", (now, alarm_id))
 
+    def clear_alarms(self, kiosk_id: str, rule: str, subject: str, now: float) -> None:
+        """Clear every open alarm of this kiosk, rule and subject."""
+        self.conn.execute("UPDATE alarms SET cleared_at=? WHERE kiosk_id=? AND rule=? AND subject=? "
+                          "AND cleared_at IS NULL", (now, kiosk_id, rule, subject))
+
+    def alarm_exists(self, alarm_id: int) -> bool:
+        return self.conn.execute("SELECT 1 FROM alarms WHERE id=?", (alarm_id,)).fetchone() is not None
+
     def ack_alarm(self, alarm_id: int, user: str, now: float) -> bool:
         cur = self.conn.execute("UPDATE alarms SET acked_by=?, acked_at=? WHERE id=? AND acked_at IS NULL",
                                 (user, now, alarm_id))
@@ -231,6 +274,18 @@ class Store:
             fields["result"] = _dumps(fields["result"])
         sets = ", ".join(f"{k}=?" for k in fields)
         self.conn.execute(f"UPDATE commands SET {sets} WHERE id=?", (*fields.values(), command_id))
+
+    def command_exists(self, command_id: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM commands WHERE id=?", (command_id,)).fetchone() is not None
+
+    def finish_command(self, command_id: str, status: str, finished_at: float, error: str, result: Any) -> None:
+        """Record a command's final status and audit it as the issuing operator's (the operator's
+        action ends with the kiosk's answer)."""
+        self.update_command(command_id, status=status, finished_at=finished_at, error=error, result=result)
+        row = self.conn.execute("SELECT issuer, kiosk_id, name FROM commands WHERE id=?", (command_id,)).fetchone()
+        if row is not None:
+            self.audit(row[0], "command.result", f"kiosk:{row[1]}", {"id": command_id, "name": row[2]},
+                       status, finished_at)
 
     def open_commands(self) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM commands WHERE status IN ('queued', 'sent')")
@@ -263,11 +318,14 @@ class Store:
         self.conn.execute("INSERT OR REPLACE INTO sites VALUES (?,?,?)", (site, name, region))
 
 
-class _Tx:
+class Transaction:
+    """The store's lock plus one SQLite write transaction; ``with`` commits or rolls back."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._begun = False
 
-    def __enter__(self) -> Store:
+    def begin(self) -> Transaction:
         self.store.lock.acquire()
         # IMMEDIATE: take the write lock now. A deferred transaction that reads first (pending
         # actions) cannot upgrade once kioskctl has written meanwhile, and fails as "locked".
@@ -276,9 +334,16 @@ class _Tx:
         except Exception:
             self.store.lock.release()
             raise
+        self._begun = True
+        return self
+
+    def __enter__(self) -> Store:
+        if not self._begun:
+            self.begin()
         return self.store
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self._begun = False
         try:
             if exc_type is None:
                 self.store.conn.execute("COMMIT")
@@ -286,6 +351,10 @@ class _Tx:
                 self.store.conn.execute("ROLLBACK")
         finally:
             self.store.lock.release()
+
+
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 def _dumps(value: Any) -> str:

@@ -18,12 +18,18 @@ from device_drivers import iso7816, pn532
 from device_drivers.serial_link import AnswerDevice
 from device_drivers.transport import wire_time
 from foundation.backoff import Backoff
-from foundation.errors import DeviceError, DeviceTimeout, RemoteProtocolError, TransportError
+from foundation.errors import (
+    DeviceError,
+    DeviceTimeout,
+    NothingPresented,
+    RemoteProtocolError,
+    TransportError,
+)
 
 log = logging.getLogger(__name__)
 
 
-class NoContactlessCard(DeviceTimeout):
+class NoContactlessCard(NothingPresented):
     """No card came into the field before the deadline."""
 
 
@@ -53,7 +59,13 @@ class CardReader(AnswerDevice):
         super().__init__(url, baudrate, clock=clock, sleep=sleep, backoff=backoff, new_decoder=pn532.Pn532Decoder,
                          counters={"cards_read": 0, "communication_errors": 0, "nacks_sent": 0},
                          on_reconnect=self._resync)
-        self.wake()
+        try:
+            self.wake()
+        except BaseException:
+            # A reader that did not wake must let go of its port: the device manager's next claim
+            # opens a new driver, and two reader threads on one port steal each other's frames.
+            self.close()
+            raise
 
     def _on_data(self, data: bytes) -> None:
         evs = self._decoder.feed(data)

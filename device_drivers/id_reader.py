@@ -16,12 +16,12 @@ from device_drivers import samv
 from device_drivers.serial_link import AnswerDevice
 from device_drivers.transport import wire_time
 from foundation.backoff import Backoff
-from foundation.errors import DeviceTimeout, RemoteProtocolError, TransportError
+from foundation.errors import DeviceTimeout, NothingPresented, RemoteProtocolError, TransportError
 
 log = logging.getLogger(__name__)
 
 
-class NoCard(DeviceTimeout):
+class NoCard(NothingPresented):
     """No card was presented before the deadline."""
 
 

@@ -45,13 +45,35 @@ SW_TEXT = {
 
 
 class CardStatusError(DeviceError):
-    def __init__(self, sw: int, during: str) -> None:
+    """The card answered a status word other than 9000; ``sw`` is it. Use :func:`card_status_error`."""
+
+    def __init__(self, sw: int, during: str, text: str = "") -> None:
         self.sw = sw
-        if sw & 0xFFF0 == 0x63C0:
-            text = f"wrong PIN, {sw & 0x0F} tries left"
-        else:
-            text = SW_TEXT.get(sw, "unexpected status")
-        super().__init__(f"card: {during}: {text} (SW {sw:04X})")
+        super().__init__(f"card: {during}: {text or SW_TEXT.get(sw, 'unexpected status')} (SW {sw:04X})")
+
+
+class PinWrong(CardStatusError):
+    """The card refused the PIN (SW 63Cx); ``tries_left`` more before it blocks."""
+
+    def __init__(self, sw: int, during: str) -> None:
+        self.tries_left = sw & 0x0F
+        super().__init__(sw, during, f"wrong PIN, {self.tries_left} tries left")
+
+
+class PinBlocked(CardStatusError):
+    """The card's PIN is blocked (SW 6983, or 63C0 after the last wrong try): only the issuer unblocks it."""
+
+    def __init__(self, sw: int, during: str) -> None:
+        super().__init__(sw, during, "PIN blocked")
+
+
+def card_status_error(sw: int, during: str) -> CardStatusError:
+    """The typed error for status word ``sw``: the PIN's status words are this module's business."""
+    if sw == 0x6983 or sw == 0x63C0:
+        return PinBlocked(sw, during)
+    if sw & 0xFFF0 == 0x63C0:
+        return PinWrong(sw, during)
+    return CardStatusError(sw, during)
 
 
 class PinRequired(DeviceError):
@@ -172,7 +194,7 @@ def read_social_security(
     def run(cmd: bytes, during: str, allow: tuple[int, ...] = ()) -> Response:
         r = parse_response(transceive(cmd))
         if not r.ok and r.sw not in allow:
-            raise CardStatusError(r.sw, during)
+            raise card_status_error(r.sw, during)
         return r
 
     out = SocialSecurityData()
@@ -184,7 +206,7 @@ def read_social_security(
             r = run(read_record(number), f"read record {number:02X}", allow=(0x6982,))
             if r.sw == 0x6982:
                 if verified:
-                    raise CardStatusError(r.sw, f"read record {number:02X}")
+                    raise card_status_error(r.sw, f"read record {number:02X}")
                 pin = pin_provider() if pin_provider else None
                 if not pin:
                     raise PinRequired("the card needs a PIN for its basic data and none was provided")

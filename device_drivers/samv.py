@@ -125,10 +125,10 @@ class SamvDecoder:
         self.from_host = from_host
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> list[object]:
+    def feed(self, data: bytes) -> list[Command | Response | FrameError]:
         buf = self._buf
         buf += data
-        events: list[object] = []
+        events: list[Command | Response | FrameError] = []
         while True:
             start = buf.find(PREAMBLE)
             if start < 0:

@@ -51,8 +51,8 @@ class ScannerDecoder:
         self._buf = bytearray()
         self._overflow = 0
 
-    def feed(self, data: bytes) -> list[object]:
-        events: list[object] = []
+    def feed(self, data: bytes) -> list[Scan | ScanError]:
+        events: list[Scan | ScanError] = []
         self._buf += data
         while True:
             i = self._buf.find(self.terminator)
@@ -75,7 +75,7 @@ class ScannerDecoder:
                 continue
             events.append(self._decode(line))
 
-    def _decode(self, line: bytes) -> object:
+    def _decode(self, line: bytes) -> Scan | ScanError:
         if len(line) > self.max_length:
             return ScanError("too long", len(line))
         symbology = None

@@ -183,9 +183,10 @@ class SerialLink:
             return data
         # Any other URL (loop://, socket://, rfc2217://): read(n) waits for n bytes or the
         # timeout, so ask for one byte, then take what is already buffered.
-        data = self.port.read(self.port.in_waiting or 1)
+        # Every concrete pyserial port has in_waiting; the SerialBase stub does not declare it.
+        data = self.port.read(self.port.in_waiting or 1)  # pyright: ignore[reportAttributeAccessIssue]
         if len(data) == 1:
-            waiting = self.port.in_waiting
+            waiting = self.port.in_waiting  # pyright: ignore[reportAttributeAccessIssue]
             if waiting:
                 data += self.port.read(waiting)
         return data
@@ -216,6 +217,8 @@ class SerialLink:
             return
 
     def _resync(self) -> None:
+        if self.on_reconnect is None:
+            return
         try:
             self.on_reconnect()
         except Exception as exc:  # re-sync is best effort; the next operation retries

@@ -116,7 +116,9 @@ class SupervisorDriver:
         seq0: int | None = None,
     ) -> None:
         self.url = url
-        self.on_event = on_event
+        # Every part of the kiosk that wants the board's events (the app's presence greeting, the
+        # fleet agent's door/tamper events) subscribes with add_listener; on_event is the first.
+        self._listeners: list[Callable[[SupervisorEvent], None]] = [on_event] if on_event else []
         self.events: queue.Queue[SupervisorEvent] = queue.Queue(maxsize=1000)
         self.clock = clock
         self._lock = threading.RLock()
@@ -132,6 +134,10 @@ class SupervisorDriver:
         self.link = SerialLink(url, baudrate, self._on_data, on_reconnect=self._on_reconnect,
                                on_lost=self._on_lost, on_tick=self._service, tick_s=0.02,
                                backoff=self.backoff, clock=clock, pace=False)
+
+    def add_listener(self, listener: Callable[[SupervisorEvent], None]) -> None:
+        """Call ``listener`` (on the reader thread; it must return quickly) with every board event."""
+        self._listeners.append(listener)
 
     @property
     def connected(self) -> bool:
@@ -376,11 +382,11 @@ class SupervisorDriver:
             self.events.put_nowait(event)
         except queue.Full:
             log.warning("supervisor event queue full; event dropped", extra={"fields": {"kind": kind}})
-        if self.on_event:
+        for listener in list(self._listeners):
             try:
-                self.on_event(event)
+                listener(event)
             except Exception:  # a consumer bug must not stop the reader thread
-                log.exception("supervisor on_event callback failed")
+                log.exception("supervisor event listener failed")
 
     def _service(self) -> None:
         """Link housekeeping: retries due now, and requests whose tries ran out."""

@@ -49,6 +49,10 @@ class DeviceTimeout(DeviceError):
     """A device did not answer in time; its state is unknown, never assumed fine."""
 
 
+class NothingPresented(DeviceTimeout):
+    """The reader works, but no card or code was presented before the deadline: wait or ask again."""
+
+
 class BrokerUnavailable(TransportError):
     """The MQTT broker could not be reached."""
 

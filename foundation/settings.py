@@ -68,7 +68,7 @@ def _convert(value: Any, tp: Any, name: str) -> Any:
         return _convert(value, args[0], name)
     if tp is BrokerURL:
         return parse_broker_url(value, field_name=name)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"expected a table, got {value!r}", field=name)
         return from_mapping(tp, value, prefix=name + ".")
@@ -155,7 +155,7 @@ class DevicePorts:
     """Serial ports by stable path (``/dev/serial/by-id/...``) or pyserial URL; empty = absent."""
 
     printer: str = ""
-    printer_profile: str = "generic-80mm"
+    printer_profile: str = "generic-80"  # device_drivers/profiles/printer-<name>.toml
     id_reader: str = ""
     card_reader: str = ""
     scanner: str = ""

@@ -64,7 +64,8 @@ class SocialSecurityCardSim:
             self.tries -= 1
             return bytes([0x63, 0xC0 | self.tries]) if self.tries else b"\x69\x83"
         if ins == 0xB2 and p2 == 0x04:
-            allowed = {iso7816.EF05: range(0x01, 0x08), iso7816.EF06: range(0x08, 0x0E)}.get(self.ef)
+            files = {iso7816.EF05: range(0x01, 0x08), iso7816.EF06: range(0x08, 0x0E)}
+            allowed = files.get(self.ef) if self.ef is not None else None
             if allowed is None:
                 return b"\x69\x86"
             if p1 not in allowed:

@@ -32,6 +32,8 @@ class IdReaderSim(SimDevice):
                 if ev.reason == "bad checksum":
                     out += samv.response(0x10)
                 continue
+            if not isinstance(ev, samv.Command):
+                continue  # the reader's side of the codec yields commands only
             self.frames += 1
             answer, delay = self._answer(ev)
             if delay:

@@ -158,6 +158,8 @@ class PtyServer:
             if name == "slow":
                 self.delay = float(cmd.get("seconds", 0.5))
                 return {"ok": True, "cmd": name, "seconds": self.delay}
+            if name == "pending":  # bytes queued but not yet sent: tests wait for 0 instead of sleeping
+                return {"ok": True, "cmd": name, "bytes": len(self._outq)}
             if name in ("mute", "stop_answering"):
                 self.mute = bool(cmd.get("on", True))
                 return {"ok": True, "cmd": name, "on": self.mute}

@@ -14,7 +14,7 @@ FONT_CANDIDATES = (
     "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
     "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
 )
-_fonts: dict[int, ImageFont.ImageFont] = {}
+_fonts: dict[int, ImageFont.FreeTypeFont | ImageFont.ImageFont] = {}
 
 
 def _font(px: int):
@@ -30,7 +30,8 @@ def _font(px: int):
 
 def warm_up() -> None:
     """Load the fonts and the QR library once, at start-up."""
-    _font(24), _font(20), _font(48)
+    for px in (24, 20, 48):
+        _font(px)
     import qrcode  # noqa: F401
 
 
@@ -44,8 +45,9 @@ def _place(img_w: int, item_w: int, align: str) -> int:
 
 def _qr_image(data: bytes, module: int) -> Image.Image:
     import qrcode
+    from qrcode.constants import ERROR_CORRECT_M
 
-    q = qrcode.QRCode(border=1, box_size=module, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    q = qrcode.QRCode(border=1, box_size=module, error_correction=ERROR_CORRECT_M)
     q.add_data(data)
     q.make(fit=True)
     return q.make_image(fill_color="black", back_color="white").get_image().convert("L")
@@ -108,7 +110,8 @@ def render(blocks: list[tuple], width_dots: int = 576) -> Image.Image:
         elif kind == "qr":
             parts.append((_qr_image(b[1], b[3]), b[2]))
         elif kind == "barcode":
-            parts.append((_barcode_image(b[1], b[3], b[4] if len(b) > 4 else 73), b[2]))
+            _, data, align, height, *rest = b  # the barcode system is optional
+            parts.append((_barcode_image(data, height, rest[0] if rest else 73), align))
         elif kind == "raster":
             parts.append((_raster_image(b[1], b[2], b[3]), b[4]))
     margin = 16

@@ -8,6 +8,11 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Kivy is imported only after the arguments are parsed
+    from kiosk_ui.app import KioskApp
+    from kiosk_ui.compose import Kiosk
 
 log = logging.getLogger(__name__)
 DEMO_PIN = "2468"  # simulated kiosks only (documented in docs/kiosk.md); real kiosks take a hash from config
@@ -55,82 +60,62 @@ def _resident_key(config, data_dir: Path) -> bytes:
     return resident_key_file(data_dir / "resident-ref.key", create=True)
 
 
-def make_app(args, *, extra: dict | None = None, loaded: tuple | None = None):
-    """Build the KioskApp from parsed arguments (also used by the UI test harness); ``loaded`` is
-    what ``_load(args)`` already returned, so the config file is read once."""
+def make_kiosk(args, *, extra: dict | None = None, loaded: tuple | None = None) -> tuple[Kiosk, KioskApp]:
+    """Build the kiosk (app, devices, fleet runtime) from parsed arguments through the composition
+    root (also used by the UI test harness); ``loaded`` is what ``_load(args)`` already returned, so
+    the config file is read once. The fleet link connects in the background."""
     from foundation.settings import KioskConfig
-    from kiosk_ui.app import KioskApp
+    from kiosk_ui.compose import build_app_kiosk
     from kiosk_ui.viewmodels.maintenance import hash_pin
 
     config, kiosk_id, data_dir = loaded or _load(args)
     data_dir.mkdir(parents=True, exist_ok=True)
     simulated = args.simulated or bool(config and config.simulated)
-    sims: dict = {}
-    ports: dict = {}
-    if simulated:
-        from kiosk_ui import simulated as simmod
-
-        sims = simmod.start_all(data_dir)
-        ports = {name: str(sim.link) for name, sim in sims.items()}
-    elif config:
-        ports = {k: v for k, v in vars(config.devices).items() if v and not k.endswith("_profile")}
     broker_text = args.broker or (str(config.broker) if config else None)
     pin_hash = config.maintenance_pin_hash if config and config.maintenance_pin_hash else ""
     if not pin_hash and simulated:
         pin_hash = hash_pin(DEMO_PIN, iterations=1000)
-    from kiosk_ui import update_hooks
-
-    health, update_locks = update_hooks.from_environment()
-    app = KioskApp(kiosk_id=kiosk_id, language=args.language or (config.language if config else "zh-CN"),
-                   screenshot=args.screenshot, data_dir=data_dir, ports=ports, sims=sims,
-                   pin_hash=pin_hash, voice=not args.no_voice, ref_key=_resident_key(config, data_dir),
-                   health=health, update_locks=update_locks,
-                   **({"critical_devices": config.critical_devices, "time_zone": config.time_zone} if config else {}),
-                   **(extra or {}))
+    options = {"language": args.language or (config.language if config else "zh-CN"),
+               "screenshot": args.screenshot, "pin_hash": pin_hash, "voice": not args.no_voice,
+               "ref_key": _resident_key(config, data_dir),
+               **({"critical_devices": config.critical_devices, "time_zone": config.time_zone} if config else {}),
+               **(extra or {})}
     if config is None and broker_text and args.screenshot is None:
         # No config file but a broker: the kiosk still joins the fleet, with settings from the flags.
         from foundation.settings import from_mapping
 
         config = from_mapping(KioskConfig, {"kiosk_id": kiosk_id, "broker": broker_text,
                                             "data_dir": str(data_dir), "simulated": simulated})
-    if config is not None:
-        _start_agent(config, app)
-    return app
-
-
-def _start_agent(config, app) -> None:
-    """The fleet link runs in-process: the agent's runtime reports this app's devices and hands the
-    desired config (service catalogue) and mode changes to the app. It connects in the background."""
-    from foundation.errors import KioskError
-    from kiosk_ui.agent.runtime import KioskRuntime
+    from kiosk_ui import update_hooks
     from kiosk_ui.agent.updates import CliSteps
-    from kiosk_ui.service_client.over_mqtt import MqttServiceClient
 
-    # A kiosk running from a release folder updates itself through kiosk-updater (docs/updates.md).
-    tls = ("--ca", config.ca_file, "--cert", config.cert_file, "--key", config.key_file) if config.ca_file else ()
-    updater = CliSteps(tls=tls) if app.health.version else None
-    runtime = KioskRuntime(config, on_config=app.on_desired, on_mode=app.on_mode, health=app.health,
-                           updater=updater)
-    # The app owns the serial ports; the runtime must not open a second driver on them. It gets the
-    # app's device states, its test print, and (once the app opens it) the supervisor driver.
-    runtime.agent.device_status = lambda: {
-        **{name: {k: v for k, v in st.items() if k != "stats"} for name, st in app.devices.status().items()},
-        **runtime.device_status()}
-    runtime.test_print_hook = lambda: app.devices.health("printer", "external")
-    app.runtime = runtime
-    app.backend = MqttServiceClient(runtime.agent, on_presence=app.on_presence)  # on the agent's connection
-    app.on_mode(runtime.agent.mode)
-    if runtime.agent.applied["config"]:
-        app.on_desired(runtime.agent.applied["config"])  # the last applied config, until the broker answers
+    # The updater's hooks (docs/updates.md): health signals for a release on trial, the update lock,
+    # and, when this kiosk runs from a release folder, the kiosk-updater it updates itself through.
+    health, update_locks = update_hooks.from_environment()
+    updater = None
+    if config is not None and health.version:
+        tls = ("--ca", config.ca_file, "--cert", config.cert_file, "--key", config.key_file) if config.ca_file else ()
+        updater = CliSteps(tls=tls)
+    kiosk, app = build_app_kiosk(config=config, kiosk_id=kiosk_id, data_dir=data_dir, simulated=simulated,
+                                 app_options={**options, "health": health, "update_locks": update_locks},
+                                 join_fleet=True, update_locks=update_locks,
+                                 agent_options={"health": health, "updater": updater})
+    if kiosk.runtime is not None:
+        _start_fleet_link(kiosk.runtime)
+        _restart_on_request(kiosk.runtime, app)
+    return kiosk, app
+
+
+def _start_fleet_link(runtime) -> None:
+    """The fleet link runs in-process and connects in the background: the app works without it."""
+    from foundation.errors import KioskError
 
     def run():
         try:
-            runtime.agent.start()
+            runtime.start()
         except KioskError as exc:
             log.error("fleet link not started: %s", exc)
     threading.Thread(target=run, daemon=True).start()
-    app.agent = runtime.agent
-    _restart_on_request(runtime, app)
 
 
 def _restart_on_request(runtime, app) -> None:
@@ -144,8 +129,7 @@ def _restart_on_request(runtime, app) -> None:
         if not runtime.restart_requested.is_set():
             return True
         log.warning("restarting: %s", runtime.restart_reason)
-        app.exit_code = RESTART_EXIT_CODE
-        app.stop()
+        app.stop_with(RESTART_EXIT_CODE)
         return False
     Clock.schedule_interval(check, 0.5)
 
@@ -184,20 +168,22 @@ def main(argv: list[str] | None = None) -> int:
     from foundation.logs import setup_logging
 
     setup_logging(args.log_level)
-    try:
-        from kiosk_ui.app import configure_window
+    from kiosk_ui.app import configure_window
 
-        configure_window(args.windowed or args.screenshot is not None, args.size)
-        app = make_app(args, loaded=loaded)
+    configure_window(args.windowed or args.screenshot is not None, args.size)
+    try:
+        kiosk, app = make_kiosk(args, loaded=loaded)
+    except KioskError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         _stop_on_sigterm(app)
         app.run()
     except KioskError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        agent = getattr(locals().get("app"), "agent", None)
-        if agent is not None:
-            agent.stop()
+        kiosk.close()  # the fleet link says ``shutdown``, drivers close, simulators stop
     return app.exit_code
 
 

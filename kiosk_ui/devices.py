@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from foundation.errors import DeviceError, DeviceTimeout, KioskError, TransportError
+from foundation.errors import DeviceError, DeviceTimeout, KioskError, NothingPresented, TransportError
 from foundation.logs import mask_id_number, mask_name
 
 log = logging.getLogger(__name__)
@@ -36,18 +36,6 @@ READERS = {"id_card": "id_reader", "ss_card": "card_reader"}  # identification k
 
 class ReadCancelled(KioskError):
     """The session ended while a card read was waiting."""
-
-
-class PinNeeded(DeviceError):
-    """The social-security card wants its PIN before it gives the holder's data."""
-
-
-class PinWrong(DeviceError):
-    """The card refused the PIN; ``tries`` left before it locks (None if unknown)."""
-
-    def __init__(self, tries: int | None) -> None:
-        self.tries = tries
-        super().__init__(f"wrong PIN, {tries} tries left")
 
 
 class _LeftCardWait(DeviceTimeout):
@@ -157,8 +145,10 @@ class Devices:
         current one). A card that has lain on the reader since before this resident began is not
         read: ``on_left_card`` is called once and the read waits for it to go and a card to come.
         Raises DeviceTimeout (nothing presented), ReadCancelled (the session ended), DeviceError
-        (the card moved, the reader failed, an unreadable code) or TransportError (reader
-        unreachable). The read holds the update lock (no release switch in the middle of it)."""
+        (the card moved, the reader failed, an unreadable code; the social-security card's
+        :class:`~device_drivers.iso7816.PinRequired`, ``PinWrong`` and ``PinBlocked``) or
+        TransportError (reader unreachable). The read holds the update lock (no release switch in
+        the middle of it)."""
         with self._update_lock("card_read"):
             return self._read_identity(kind, timeout, pin, self.session if session is None else session,
                                        on_left_card)
@@ -190,10 +180,8 @@ class Devices:
             except _LeftCardWait:
                 self._sleep(LEFT_CARD_POLL)  # outside the lock: the end-of-session wipe may run meanwhile
                 waited += LEFT_CARD_POLL
-            except DeviceTimeout as exc:
-                if type(exc).__name__ not in ("NoCard", "DeviceTimeout") or "busy" in str(exc):
-                    raise
-                waited += slice_
+            except NothingPresented:
+                waited += slice_  # the reader answered "no card yet": next slice
 
     def reader_cleared(self, reader: str) -> bool:
         """Whether ``reader`` has been seen empty since this resident began (its card then counts)."""
@@ -228,16 +216,8 @@ class Devices:
             finally:
                 ident.wipe()  # our copy is the only one kept for the session
         if kind == "ss_card":
-            try:
-                # The PIN goes straight to the card; it is never stored or logged.
-                card = self._dev("card_reader").read_social_security((lambda: pin) if pin else None, timeout)
-            except DeviceError as exc:
-                if type(exc).__name__ == "PinRequired":
-                    raise PinNeeded("the card asks for its PIN") from None
-                sw = getattr(exc, "sw", 0)
-                if sw & 0xFFF0 == 0x63C0:
-                    raise PinWrong(sw & 0x0F) from None
-                raise
+            # The PIN goes straight to the card; it is never stored or logged.
+            card = self._dev("card_reader").read_social_security((lambda: pin) if pin else None, timeout)
             try:
                 return ResidentIdentity("ss_card", card.name, card.card_number,
                                         {"valid_until": card.expiry_date, "issuer": card.issuing_org})
@@ -247,7 +227,7 @@ class Devices:
         if kind == "qr_voucher":
             scan = self._dev("scanner").next_scan(timeout)
             if scan is None:
-                raise DeviceTimeout("no code scanned")
+                raise NothingPresented("no code scanned")
             data = getattr(scan, "data", None)
             if not isinstance(data, str):
                 raise DeviceError(f"unreadable code: {getattr(scan, 'reason', 'garbled')}")

@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from foundation.errors import ProvisioningError
 
@@ -80,6 +81,7 @@ def build_bundle(out: Path, *, run: Callable = subprocess.run) -> dict:
 
 
 def load_manifest(bundle: Path) -> dict:
+    manifest: Any = None
     try:
         manifest = json.loads((Path(bundle) / "manifest.json").read_text())
         files = manifest["files"]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from foundation.errors import ProvisioningError
 from foundation.secure_files import new_resident_key, write_atomic, write_private
@@ -140,6 +141,8 @@ def load_ca(lay: Layout, passphrase: bytes) -> pki.CA:
     except FileNotFoundError as exc:
         raise ProvisioningError(f"{exc.filename} not found: is --data-dir the folder init-fleet created?") from None
     key = pki.load_key_pem(key_data, passphrase, what=f"the CA key {lay.ca_key}")
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ProvisioningError(f"the CA key {lay.ca_key} is not an EC key (init-fleet makes EC P-256)")
     return pki.CA(key, cert)
 
 

@@ -69,7 +69,8 @@ def build_kiosk(out: Path, *, version: str, checkout: Path | None = None, wheels
         raise ProvisioningError("give either a checkout to build wheels from or a folder of wheels")
     with tempfile.TemporaryDirectory(prefix="kiosk-wheels-") as tmp:
         if checkout is not None:
-            argv = [sys.executable, "-m", "pip", "wheel", "--wheel-dir", tmp, *pip_args, str(checkout)]
+            # A kiosk runs the touch app: its bundle carries the [kiosk] extra (Kivy, Pillow, qrcode) too.
+            argv = [sys.executable, "-m", "pip", "wheel", "--wheel-dir", tmp, *pip_args, f"{checkout}[kiosk]"]
             proc = run(argv, capture_output=True, text=True, timeout=1800)
             if proc.returncode != 0:
                 raise ProvisioningError(f"pip wheel failed: {(proc.stderr or proc.stdout).strip()[-600:]}")

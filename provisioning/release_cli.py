@@ -113,7 +113,7 @@ def cmd_publish(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kiosk-release", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="kiosk-release", description=(__doc__ or "").split("\n")[0])  # no docstring under python -OO
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("keygen", help="a new Ed25519 key (root or release)")
     s.add_argument("--out", required=True)

@@ -56,7 +56,7 @@ class SelfTestReport:
 def _printer(cfg: KioskConfig):
     from device_drivers.printer import ReceiptPrinter
 
-    return ReceiptPrinter(cfg.devices.printer, profile=cfg.devices.printer_profile.removesuffix("mm"))
+    return ReceiptPrinter(cfg.devices.printer, profile=cfg.devices.printer_profile)
 
 
 def _id_reader(cfg: KioskConfig):
@@ -175,7 +175,7 @@ def receipt_lines(report: SelfTestReport) -> list[str]:
 def print_receipt(printer, report: SelfTestReport) -> None:
     from device_drivers.printer import QrCode, Receipt, TextLine
 
-    items = [TextLine("安装自检回执 Provisioning receipt", align="center", bold=True)]
+    items: list[TextLine | QrCode] = [TextLine("安装自检回执 Provisioning receipt", align="center", bold=True)]
     items += [TextLine(s) for s in receipt_lines(report)]
     items.append(QrCode(receipt_qr_data(report)))
     res = printer.print_receipt(Receipt(items))

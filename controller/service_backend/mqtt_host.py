@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -51,7 +52,7 @@ def answer(conn, msg: mqtt.MQTTMessage, now: float) -> dict:
     """The reply for one request message (bad messages get an error reply, never silence)."""
     try:
         kiosk_id, kind, _ = topics.parse_topic(msg.topic)
-        body = topics.decode(msg.payload)
+        body = topics.decode(bytes(msg.payload))
     except ProtocolError as exc:
         return services.refusal("bad_request", str(exc)[:300])
     if kind != "svc/request":
@@ -69,9 +70,12 @@ class ServiceHost:
         self.inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stop = threading.Event()
         self.client = make_client(client_id, broker)
-        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(REQUESTS, topics.QOS["svc/request"])
-                                                         if not rc.is_failure else None)
+        self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: self.inbox.put(m)
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if not reason_code.is_failure:
+            client.subscribe(REQUESTS, topics.QOS["svc/request"])
 
     def start(self, say: Callable[[str], None] | None = None) -> None:
         connect_with_retry(self.client, self.broker, keepalive=10, should_stop=self._stop.is_set, say=say)

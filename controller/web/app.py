@@ -101,7 +101,9 @@ def render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) 
     return templates.TemplateResponse(request, name, {**base, **ctx}, status_code=status)
 
 
-async def _problem(request: Request, exc: HTTPProblem) -> Response:
+async def _problem(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, HTTPProblem):  # Starlette registers it for HTTPProblem only
+        return await _crash(request, exc)
     browser = "text/html" in request.headers.get("accept", "")
     if request.url.path.startswith(("/api/", "/metrics", "/events")) or not browser:
         return JSONResponse({"error": exc.message}, status_code=exc.status)

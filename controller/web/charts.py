@@ -5,7 +5,7 @@ SVG keeps charts sharp when printed and needs no plotting library; every label i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
 W, H = 640, 260
@@ -59,7 +59,7 @@ def bar_chart(title: str, items: Sequence[tuple[str, float]], *, unit: str = "",
     return _frame(title, top, body, unit)
 
 
-def line_chart(title: str, series: dict[str, Sequence[tuple[float, float]]], *, unit: str = "",
+def line_chart(title: str, series: Mapping[str, Sequence[tuple[float, float]]], *, unit: str = "",
                ymax: float | None = None, xlabels: Sequence[str] = ()) -> str:
     """``series`` maps a name to (x, y) points; x is any increasing number (a time stamp)."""
     pts = [p for s in series.values() for p in s]

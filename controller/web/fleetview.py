@@ -195,7 +195,7 @@ class FleetView:
             return self.rows.get(kiosk_id)
 
     def counts(self, site: str = "", group: str = "") -> dict[str, int]:
-        out = dict.fromkeys(STATUSES, 0)
+        out: dict[str, int] = dict.fromkeys(STATUSES, 0)
         with self._lock:
             for r in self.rows.values():
                 if (not site or r["site"] == site) and (not group or r["group"] == group):

@@ -193,7 +193,7 @@ async def audit_page(request: Request) -> Response:
     request.state.who = require(request, "viewer")
     raw = request.query_params.get("offset")
     console = _console(request)
-    offset = int(raw) if (raw or "").isdigit() else 0
+    offset = int(raw) if raw is not None and raw.isdigit() else 0
     page = console.accounts.audit_trail(limit=AUDIT_PAGE, offset=offset)
     return _render(request, "audit.html", {"page": page, "offset": offset, "size": AUDIT_PAGE})
 

@@ -139,6 +139,12 @@ class KioskAgent:
         if self.connected:
             self.client.subscribe(topic_name, qos)
 
+    def reload_desired(self) -> None:
+        """Unsubscribe and subscribe again: the broker re-sends the retained desired config."""
+        desired = self._topic("config/desired")
+        self.client.unsubscribe(desired)
+        self.client.subscribe(desired, fleet.FLAGS["config/desired"][0])
+
     def publish(self, topic_name: str, payload: bytes, qos: int, properties: Any = None) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic_name, payload, qos, False, properties=properties)
 
@@ -411,13 +417,14 @@ class KioskAgent:
                 continue
             if msg is None:
                 continue
+            payload = bytes(msg.payload)  # paho may hand a bytearray; the parsers take bytes
             try:
                 if msg.topic == fleet.CONTROLLER_STATUS:
-                    self._controller_status(msg.payload)
+                    self._controller_status(payload)
                 elif msg.topic == self._topic("config/desired"):
-                    self.apply_desired(msg.payload)
+                    self.apply_desired(payload)
                 elif "/cmd/" in msg.topic:
-                    self.handle_command(msg.topic, msg.payload)
+                    self.handle_command(msg.topic, payload)
             except Exception:  # noqa: BLE001 - one bad message must not stop the kiosk
                 log.exception("failed to handle %s", msg.topic[:120])
 

@@ -47,11 +47,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     except KioskError as exc:
         return fail(str(exc))
-    from kiosk_ui.agent.runtime import KioskRuntime
+    from kiosk_ui.compose import build_headless_kiosk
 
-    runtime = KioskRuntime(config)
+    try:
+        kiosk, runtime = build_headless_kiosk(config)
+    except KioskError as exc:
+        return fail(str(exc))
     code = start_service(runtime)
     if code is not None:
+        kiosk.close()
         return code
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 # systemd (Restart=always) starts us again; the exit code tells it this was asked for.
                 return RESTART_EXIT_CODE
     finally:
-        runtime.stop()
+        kiosk.close()
     return 0
 
 

@@ -1,4 +1,8 @@
-"""The kiosk runtime: devices (real or simulated) plus the agent, started and stopped together.
+"""The kiosk runtime: the kiosk's devices plus the agent that links them to the fleet.
+
+It is built by the composition root (:mod:`kiosk_ui.compose`), which hands it the serial ports, the
+supervisor driver and, on a kiosk running the touch app, the app's own device status and test print
+(the app owns those serial ports; the runtime never opens a second driver on them).
 
 It is also the agent's ``actions``: what a fleet command or a desired config does on this kiosk
 (reboot through the supervisor board when there is one, restart the app, modes, test print,
@@ -15,8 +19,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from contract import device_status
-from contract import topics as fleet
 from contract.device_status import DeviceDetail, DeviceStatus
+from device_drivers.printer import ReceiptPrinter
+from device_drivers.supervisor import SupervisorDriver
 from foundation.errors import DeviceError, KioskError, TransportError
 from foundation.settings import KioskConfig
 from kiosk_ui.agent.agent import VERSION, KioskAgent
@@ -28,47 +33,63 @@ REBOOT_HOLD_S = 300  # the supervisor's watchdog must not cut power while the Pi
 
 
 class KioskRuntime:
-    def __init__(self, config: KioskConfig, *, reboot_command: Sequence[str] = REBOOT_COMMAND,
-                 on_config: Callable[[dict[str, Any]], None] | None = None,
-                 on_mode: Callable[[str], None] | None = None, **agent_kwargs: Any) -> None:
+    """``ports``: serial URLs the runtime drives itself (the printer); ``supervisor``: the board's
+    driver, opened by the caller; ``app_devices``/``test_print``: the status and test print of
+    devices an app owns. Listeners for desired config and mode subscribe with :meth:`watch`."""
+
+    def __init__(self, config: KioskConfig, *, ports: dict[str, str] | None = None,
+                 supervisor: SupervisorDriver | None = None,
+                 app_devices: Callable[[], dict[str, dict[str, Any]]] | None = None,
+                 test_print: Callable[[], dict[str, Any]] | None = None,
+                 reboot_command: Sequence[str] = REBOOT_COMMAND, **agent_kwargs: Any) -> None:
         self.config = config
-        self.sims: dict[str, Any] = {}
-        self.ports: dict[str, str] = {}
+        self.ports: dict[str, str] = dict(ports if ports is not None else configured_ports(config))
         self._lock = threading.Lock()
-        self._printer: Any = None
+        self._printer: ReceiptPrinter | None = None
         self.reboot_command = tuple(reboot_command)
-        self.on_config = on_config
-        self.on_mode = on_mode
+        self._config_listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._mode_listeners: list[Callable[[str], None]] = []
         self.restart_requested = threading.Event()
         self.restart_reason = ""
         self.config_values: dict[str, Any] = {}
-        # An app that owns the serial ports itself (the Kivy kiosk) hands them over here instead of
-        # letting the runtime open them: ``runtime.supervisor = driver``, ``runtime.test_print_hook =
-        # lambda: manager["printer"].check_health("external")``.
-        self.supervisor: Any = None
-        self.test_print_hook: Callable[[], dict[str, Any]] | None = None
+        self.supervisor = supervisor
+        self._app_devices = app_devices
+        self._test_print = test_print
         self._enclosure_c: float | None = None
+        self._stopped = False
+        if supervisor is not None:
+            supervisor.add_listener(self.on_supervisor_event)  # door, tamper, watchdog: fleet events
         self.agent = KioskAgent(config, device_status=self.device_status, actions=self,
                                 extra_telemetry=self._extra_telemetry, **agent_kwargs)
 
-    # -- devices ---------------------------------------------------------------------------------
-    def printer(self):
-        from device_drivers.printer import ReceiptPrinter
+    def watch(self, *, on_config: Callable[[dict[str, Any]], None], on_mode: Callable[[str], None]) -> None:
+        """Call ``on_mode`` with the current mode and ``on_config`` with the last applied config now,
+        then again on every change (fleet command or desired config)."""
+        self._config_listeners.append(on_config)
+        self._mode_listeners.append(on_mode)
+        on_mode(self.agent.mode)
+        if self.agent.applied["config"]:
+            on_config(self.agent.applied["config"])  # the last applied config, until the broker answers
 
+    def emit(self, event_type: str, fields: dict[str, Any]) -> str:
+        """An event of this kiosk for the fleet (journaled, forwarded after an outage); its id."""
+        return self.agent.emit(event_type, fields)
+
+    # -- devices ---------------------------------------------------------------------------------
+    def printer(self) -> ReceiptPrinter:
         url = self.ports.get("printer")
         if not url:
             raise DeviceError("no printer is configured on this kiosk")
         if self._printer is None:
-            # Kiosk configs name the paper width ("generic-80mm"); the driver's profiles drop the unit.
-            self._printer = ReceiptPrinter(url, profile=self.config.devices.printer_profile.removesuffix("mm"))
+            self._printer = ReceiptPrinter(url, profile=self.config.devices.printer_profile)
         return self._printer
 
     def _extra_telemetry(self) -> dict[str, Any]:
         return {"enclosure_temperature": self._enclosure_c}
 
-    def _supervisor_status(self) -> DeviceStatus:
+    def _supervisor_status(self, supervisor: SupervisorDriver) -> DeviceStatus:
         try:
-            st = self.supervisor.status(timeout=2.0)
+            st = supervisor.status(timeout=2.0)
         except KioskError as exc:
             log.debug("supervisor status not read: %s", exc)  # polled every second: the status says it
             return device_status.build("unknown", DeviceDetail(error="not_answering"))
@@ -84,12 +105,17 @@ class KioskRuntime:
             self.agent.emit(kind, {"device": "supervisor", **{k: v for k, v in event.fields.items()
                                                              if isinstance(v, str | int | float | bool)}})
 
-    def device_status(self) -> dict[str, DeviceStatus]:
-        """Per-device status through the contract's one builder; a device that does not answer is
+    def device_status(self) -> dict[str, DeviceStatus | dict[str, Any]]:
+        """Per-device status through the contract's one builder (the app's device manager hands
+        dicts with the same fields, which the agent parses); a device that does not answer is
         ``unknown``, never fine."""
-        out: dict[str, DeviceStatus] = {}
+        out: dict[str, DeviceStatus | dict[str, Any]] = {}
+        if self._app_devices is not None:
+            # The app's device manager keeps statistics for the maintenance screen; they stay local.
+            out.update({name: {k: v for k, v in st.items() if k != "stats"}
+                        for name, st in self._app_devices().items()})
         if self.supervisor is not None:
-            out["supervisor"] = self._supervisor_status()
+            out["supervisor"] = self._supervisor_status(self.supervisor)
         if self.ports.get("printer"):
             with self._lock:
                 try:
@@ -113,12 +139,12 @@ class KioskRuntime:
             return {"restarting": True}, lambda: self.request_restart("restart_app command")
         if name == "set_mode":
             self.agent.set_mode(args["mode"])
-            if self.on_mode:
-                self.on_mode(args["mode"])
+            for listener in self._mode_listeners:
+                listener(args["mode"])
             return {"mode": self.agent.mode}, None
         if name == "test_print":
-            if self.test_print_hook is not None:
-                return self.test_print_hook(), None
+            if self._test_print is not None:
+                return self._test_print(), None
             with self._lock:
                 job = self.printer().test_print()
             if not job.ok:
@@ -155,10 +181,7 @@ class KioskRuntime:
         return {"device": device, "off_ms": ms}
 
     def _reload_config(self) -> dict[str, Any]:
-        # Unsubscribe and subscribe again: the broker re-sends the retained desired config.
-        topic = self.agent._topic("config/desired")
-        self.agent.client.unsubscribe(topic)
-        self.agent.client.subscribe(topic, fleet.QOS["config/desired"])
+        self.agent.reload_desired()
         return {"applied_version": self.agent.applied["version"]}
 
     def diagnostics(self) -> dict[str, Any]:
@@ -166,13 +189,14 @@ class KioskRuntime:
         return {"agent": VERSION, "boot_id": a.boot_id, "mode": a.mode, "uptime": round(time.monotonic() - a.started),
                 "journal_depth": a.journal.depth(), "config_version": a.applied["version"],
                 "telemetry_interval": a.telemetry_interval,
-                "devices": {name: st.to_dict() for name, st in self.device_status().items()},
+                "devices": {name: st.to_dict() if isinstance(st, DeviceStatus) else st
+                            for name, st in self.device_status().items()},
                 "ports": sorted(self.ports), "simulated": self.config.simulated, "telemetry": a.telemetry()}
 
     def apply_config(self, config: dict[str, Any]) -> None:
         self.config_values = dict(config)
-        if self.on_config:
-            self.on_config(config)
+        for listener in self._config_listeners:
+            listener(config)
 
     def request_restart(self, reason: str) -> None:
         self.restart_reason = reason
@@ -180,33 +204,21 @@ class KioskRuntime:
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self, say: Callable[[str], None] | None = None) -> None:
-        if self.config.simulated:
-            from kiosk_ui.simulated import start_all
-
-            # The headless kiosk simulates its printer (test prints, paper alarms).
-            self.sims = start_all(self.config.data_dir, ("printer",))
-            self.ports = {name: str(sim.link) for name, sim in self.sims.items()}
-        else:
-            self.ports = {k: v for k, v in vars(self.config.devices).items()
-                          if v and not k.endswith("_profile")}
-        if self.ports.get("supervisor"):
-            from device_drivers.supervisor import SupervisorDriver
-
-            try:
-                self.supervisor = SupervisorDriver(self.ports["supervisor"], on_event=self.on_supervisor_event)
-                # The runtime owns the board link, so it feeds the host watchdog.
-                self.supervisor.start_heartbeat()
-            except KioskError as exc:
-                log.error("supervisor board not available: %s", exc)
         self.agent.start(say=say)
 
     def stop(self) -> None:
+        """Stop the agent and close the printer driver the runtime opened; the supervisor driver and
+        the simulators belong to whoever built them (:mod:`kiosk_ui.compose`). Stopping twice is a no-op."""
+        if self._stopped:
+            return
+        self._stopped = True
         try:
             self.agent.stop()
         finally:
             if self._printer is not None:
                 self._printer.close()
-            if self.supervisor is not None:
-                self.supervisor.close()
-            for sim in self.sims.values():
-                sim.stop()
+
+
+def configured_ports(config: KioskConfig) -> dict[str, str]:
+    """The serial ports a kiosk config names (``[devices]``, without the profile)."""
+    return {k: v for k, v in vars(config.devices).items() if v and not k.endswith("_profile")}

@@ -114,10 +114,20 @@ class KioskScreen(Screen):
         self._flex_text = []
         self._text_ratio = 1.0
 
+    def _bucket(self, name: str) -> list:
+        """A list kept on the instance under ``name`` (Kivy screens have no __init__ of ours)."""
+        items = getattr(self, name, None)
+        if items is None:
+            items = []
+            setattr(self, name, items)
+        return items
+
     def _take(self, kind: str, factory):
-        pools = self.__dict__.setdefault("_pools", {})
+        # Plain dicts on the instance (Kivy screens have no __init__ of ours to create them in).
+        pools: dict[str, list] = getattr(self, "_pools", None) or {}
+        cursor: dict[str, int] = getattr(self, "_cursor", None) or {}
+        self._pools, self._cursor = pools, cursor
         pool = pools.setdefault(kind, [])
-        cursor = self.__dict__.setdefault("_cursor", {})
         i = cursor.get(kind, 0)
         cursor[kind] = i + 1
         if i == len(pool):
@@ -134,7 +144,7 @@ class KioskScreen(Screen):
         w._base_font = w.font_size
         (into if into is not None else self.ids[where]).add_widget(w)
         if where == "body":
-            self.__dict__.setdefault("_flex_text", []).append(w)
+            self._bucket("_flex_text").append(w)
         return w
 
     def _button(self, text: str, on_press, *, main: bool = False, where: str = "body", name: str = "",
@@ -154,7 +164,7 @@ class KioskScreen(Screen):
         b.kiosk_name = name  # the UI tests find buttons by this
         (into if into is not None else self.ids[where]).add_widget(b)
         if where == "body":
-            self.__dict__.setdefault("_flex", []).append(b)
+            self._bucket("_flex").append(b)
         return b
 
     def _demo_card_remove(self, app) -> None:
@@ -175,7 +185,7 @@ class KioskScreen(Screen):
         row.clear_widgets()
         row.height = dp(theme.button_height(_scale()))
         (into if into is not None else self.ids.body).add_widget(row)
-        self.__dict__.setdefault("_flex", []).append(row)
+        self._bucket("_flex").append(row)
         return row
 
 
@@ -227,9 +237,11 @@ class AttractScreen(KioskScreen):
         if self.collide_point(*touch.pos):
             from kivy.app import App
 
-            App.get_running_app().act("start")
+            app = App.get_running_app()
+            if app is not None:
+                app.act("start")
             return True
-        return False
+        return None  # Kivy's "not handled"
 
     def show_clock(self, app) -> None:
         """The only thing on this screen that changes with time (called on every app tick)."""
@@ -302,7 +314,7 @@ class StepScreen(KioskScreen):
         title = self.ids.title
         title._base_font = sp(36) * _scale()
         title.font_size = title._base_font
-        self.__dict__.setdefault("_flex_text", []).append(title)
+        self._bucket("_flex_text").append(title)
         if step.input:
             # The number on the left, in groups as people read numbers out (138 1234 5678; a hint
             # while empty), the keypad on the right: everything on one screen, nothing moves as
@@ -436,7 +448,9 @@ class CountdownOverlay(FloatLayout):
             return True
         from kivy.app import App
 
-        App.get_running_app().keep_going()
+        app = App.get_running_app()
+        if app is not None:
+            app.keep_going()
         return True
 
 

@@ -7,6 +7,7 @@ local queue tickets while the controller is unreachable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from foundation.errors import KioskError, TransportError
@@ -31,3 +32,7 @@ class ServiceBackend(Protocol):
 
     @property
     def online(self) -> bool: ...
+
+    def watch_presence(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener`` with True/False whenever the backend becomes reachable or unreachable."""
+        ...

@@ -37,6 +37,10 @@ class MqttServiceClient:
         agent.route(self.response_topic, self._on_response, topics.QOS["svc/response"])
         agent.controller_listeners.append(lambda online: self.on_presence(online))
 
+    def watch_presence(self, listener: Callable[[bool], None]) -> None:
+        """Also call ``listener`` when the controller comes or goes (on the network thread)."""
+        self.agent.controller_listeners.append(listener)
+
     @property
     def online(self) -> bool:
         return self.agent.controller_online

@@ -182,7 +182,7 @@ def cmd_status(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kiosk-updater", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="kiosk-updater", description=(__doc__ or "").split("\n")[0])  # no docstring under python -OO
     p.add_argument("--root", default="/opt/kiosk", help="the folder holding releases/, current, committed")
     p.add_argument("--root-pub", default="/etc/kiosk/release-root.pub", help="the pinned release root key")
     p.add_argument("--unit", default="kiosk.service")

@@ -32,20 +32,27 @@ class Effect:
     args: dict[str, Any] = field(default_factory=dict)
 
 
+def _who(ident: ResidentIdentity | None) -> ResidentIdentity:
+    if ident is None:
+        raise ValueError("this service runs only for an identified resident")
+    return ident
+
+
 # service id -> (op, argument builder from answers and identity)
 def _ops(service: str, answers: dict[str, str], ident: ResidentIdentity | None, key: bytes) -> tuple[str, dict]:
     if service == "queue_ticket":
         return "take", {"counter": answers["counter"]}
     if service == "appointment":
-        return "book", {"site": answers["site"], "slot": answers["slot"], "resident_ref": ident.ref(key)}
+        return "book", {"site": answers["site"], "slot": answers["slot"], "resident_ref": _who(ident).ref(key)}
     if service == "certificate":
-        return "issue", {"kind": answers["kind"], "holder_name": ident.name, "id_masked": ident.masked_number()}
+        who = _who(ident)
+        return "issue", {"kind": answers["kind"], "holder_name": who.name, "id_masked": who.masked_number()}
     if service == "social_security":
-        return "info", {"card_ref": ident.ref(key)}
+        return "info", {"card_ref": _who(ident).ref(key)}
     if service == "volunteer":
-        return answers["action"], {"resident_ref": ident.ref(key)}
+        return answers["action"], {"resident_ref": _who(ident).ref(key)}
     if service == "certificate_check":
-        return "verify", {"code": ident.number}
+        return "verify", {"code": _who(ident).number}
     if service == "notices":
         return "list", {"group": answers["group"]}
     if service == "feedback":
@@ -77,8 +84,9 @@ class SessionViewModel:
 
     # -- session ---------------------------------------------------------------------------------
     def _clear(self) -> None:
-        if getattr(self, "identity", None) is not None:
-            self.identity.wipe()
+        identity: ResidentIdentity | None = getattr(self, "identity", None)
+        if identity is not None:
+            identity.wipe()
         self.service: Service | None = None
         self.identity: ResidentIdentity | None = None
         self.answers: dict[str, str] = {}
@@ -230,11 +238,12 @@ class SessionViewModel:
         return [Effect("speak", {"key": "identify.confirm"})]
 
     def identity_failed(self, reason: str, now: float) -> list[Effect]:
-        """``reason``: no_card, card_moved, bad_code, reader_unavailable. The read is retried on screen."""
-        if self.screen != "identify":
+        """``reason``: no_card, card_moved, bad_code, reader_unavailable, pin_blocked. The read is
+        retried on screen, except when retrying cannot help (no reader; a blocked card)."""
+        if self.screen != "identify" or self.service is None:
             return []
         self.message = f"identify.{reason}"
-        if reason == "reader_unavailable":
+        if reason in ("reader_unavailable", "pin_blocked"):
             return []
         return [Effect("read_card", {"kind": self.service.identification})]
 
@@ -249,7 +258,7 @@ class SessionViewModel:
 
     def card_pin_entered(self, pin: str, now: float) -> list[Effect]:
         self.touch(now)
-        if self.screen != "card_pin" or not (4 <= len(pin) <= 12 and pin.isdigit()):
+        if self.screen != "card_pin" or self.service is None or not (4 <= len(pin) <= 12 and pin.isdigit()):
             return []
         self.screen = "identify"
         self.message = ""
@@ -263,6 +272,8 @@ class SessionViewModel:
 
     def _next_step(self) -> list[Effect]:
         svc = self.service
+        if svc is None:
+            return []
         self.message = ""
         if self.step_index < len(svc.steps):
             step = svc.steps[self.step_index]
@@ -339,8 +350,11 @@ class SessionViewModel:
         self.entry = ""
         if self.screen == "step" and self.step_index > 0:
             self.step_index -= 1
-            self.answers.pop(self.current_step().field, None)
-            if self.current_step().options_from:
+            step = self.current_step()
+            if step is None:
+                return []
+            self.answers.pop(step.field, None)
+            if step.options_from:
                 return self._next_step()
             return []
         self._clear()
@@ -374,7 +388,7 @@ class SessionViewModel:
     # -- printing --------------------------------------------------------------------------------
     def print_result(self, now: float) -> list[Effect]:
         self.touch(now)
-        if self.result is None or self.print_state == "printing":
+        if self.result is None or self.service is None or self.print_state == "printing":
             return []
         self.print_state = "printing"
         self.screen = "printing"

@@ -40,10 +40,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     cfg = from_mapping(KioskConfig, {"kiosk_id": "GD-OLD-1", "broker": "mqtt://127.0.0.1:1", "data_dir": str(tmp / "k"),
                                      "site": "site-a", "simulated": True})
-    rt = KioskRuntime(cfg)
-    agent: KioskAgent = rt.agent
     sims = start_all(tmp / "sims", ("printer",))
-    rt.ports = {"printer": str(sims["printer"].link)}
+    rt = KioskRuntime(cfg, ports={"printer": str(sims["printer"].link)})
+    agent: KioskAgent = rt.agent
     out: dict = {}
     enc = lambda body: json.loads(__import__("contract.topics", fromlist=["encode"]).encode(body))  # noqa: E731
     out["birth"] = enc(agent.birth())

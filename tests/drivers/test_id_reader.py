@@ -74,10 +74,13 @@ def test_unplug_during_a_read_reconnects_and_next_read_works(sim):
         except Exception as exc:  # noqa: BLE001 - we want to see what it was
             errors.append(exc)
 
+    before = proc.send({"cmd": "status"})["frames"]
     t = threading.Thread(target=read)
     t.start()
-    time.sleep(0.1)  # the read command is in flight
-    proc.send({"cmd": "unplug"})
+    deadline = time.monotonic() + 5
+    while proc.send({"cmd": "status"})["frames"] == before:  # until the read command reached the reader
+        assert time.monotonic() < deadline, "the read command never reached the simulator"
+    proc.send({"cmd": "unplug"})  # the answer is still held back by the card latency
     t.join()
     assert errors and ("unknown" in str(errors[0]) or "connected" in str(errors[0]))
     proc.send({"cmd": "replug"})

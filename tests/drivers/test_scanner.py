@@ -85,7 +85,9 @@ def test_garbled_lines_do_not_wedge_the_scanner(sim):
     proc.send({"cmd": "config", "suffix": "CRLF", "aim": False})
     proc.send({"cmd": "garble", "rate": 0.05})
     proc.send({"cmd": "scan", "data": "NOISY", "repeat": 30, "numbered": True})
-    time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while proc.send({"cmd": "pending"})["bytes"]:  # every noisy byte went out while garbling was on
+        assert time.monotonic() < deadline, "the simulator never sent the noisy scans"
     proc.send({"cmd": "garble", "rate": 0})
     proc.send({"cmd": "scan", "data": "FLUSH"})  # ends a noisy line whose suffix was garbled
     proc.send({"cmd": "scan", "data": "CLEAN-CODE"})

@@ -15,6 +15,7 @@ from controller.server import Controller
 from foundation.backoff import Backoff
 from foundation.settings import ControllerConfig, KioskConfig, from_mapping
 from kiosk_ui.agent.runtime import KioskRuntime
+from kiosk_ui.compose import Kiosk, build_headless_kiosk
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
@@ -51,25 +52,31 @@ def make_controller(broker, tmp_path):
 
 
 @pytest.fixture
-def make_kiosk(broker, tmp_path):
-    made: list[KioskRuntime] = []
+def kiosk_sims() -> dict[str, dict]:
+    """The simulators a ``simulated`` kiosk from ``make_kiosk`` started, by kiosk id."""
+    return {}
+
+
+@pytest.fixture
+def make_kiosk(broker, tmp_path, kiosk_sims):
+    made: list[Kiosk] = []
 
     def make(kiosk_id: str, public_key: str = "", *, connect: bool = True, **kwargs) -> KioskRuntime:
         cfg = {"kiosk_id": kiosk_id, "broker": broker.url, "data_dir": str(tmp_path / f"kiosk-{kiosk_id}"),
                "controller_public_key": public_key, "keepalive": 2, "site": "site-a",
                **{k: kwargs.pop(k) for k in list(kwargs) if k in ("telemetry_interval", "site", "devices", "simulated")}}
         kwargs.setdefault("backoff", Backoff(base=0.2, cap=2.0))
-        k = KioskRuntime(from_mapping(KioskConfig, cfg), reboot_command=("true",), **kwargs)
+        kiosk, k = build_headless_kiosk(from_mapping(KioskConfig, cfg), reboot_command=("true",), **kwargs)
+        made.append(kiosk)
+        kiosk_sims[kiosk_id] = kiosk.sims
         k.start()
-        made.append(k)
         if connect:
             wait_until(lambda: k.agent.connected, 10, f"kiosk {kiosk_id} connected")
         return k
 
     yield make
-    for k in made:
-        if not k.agent._stop.is_set():
-            k.stop()
+    for kiosk in made:
+        kiosk.close()
 
 
 class Raw:
@@ -80,6 +87,8 @@ class Raw:
         self._cond = threading.Condition()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self._subscribed: set[int] = set()
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
 
@@ -88,9 +97,17 @@ class Raw:
             self.messages.append((msg.topic, msg.payload))
             self._cond.notify_all()
 
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        with self._cond:
+            self._subscribed.add(mid)
+            self._cond.notify_all()
+
     def subscribe(self, topic: str) -> None:
-        self.client.subscribe(topic, 1)
-        time.sleep(0.2)
+        """Subscribe and return once the broker acknowledged it (SUBACK)."""
+        _, mid = self.client.subscribe(topic, 1)
+        with self._cond:
+            if not self._cond.wait_for(lambda: mid in self._subscribed, 10):
+                raise AssertionError(f"no SUBACK for {topic} in 10 s")
 
     def publish(self, topic: str, payload: bytes | dict, qos: int = 1, retain: bool = False) -> None:
         if isinstance(payload, dict):

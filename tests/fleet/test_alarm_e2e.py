@@ -17,10 +17,10 @@ def _active(ctl) -> list[tuple[str, str]]:
     return sorted((a["rule"], a["subject"]) for a in ctl.alarms(kiosk_id=K)["items"])
 
 
-def test_headless_printer_faults_raise_one_alarm_each(make_controller, make_kiosk):
+def test_headless_printer_faults_raise_one_alarm_each(make_controller, make_kiosk, kiosk_sims):
     ctl = make_controller()
-    kiosk = make_kiosk(K, ctl.public_key(), simulated=True)
-    printer = kiosk.sims["printer"]
+    make_kiosk(K, ctl.public_key(), simulated=True)
+    printer = kiosk_sims[K]["printer"]
     wait_until(lambda: "printer" in ((ctl.kiosk(K) or {}).get("devices") or {}), 10, "printer status stored")
     assert _active(ctl) == []
 

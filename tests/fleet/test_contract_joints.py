@@ -15,6 +15,7 @@ import pytest
 from contract import device_status, topics
 from contract.device_status import DeviceStatus
 from controller import alarms, handlers
+from controller.effects import AlarmChanged
 from device_drivers.manager import DeviceConfig, DeviceManager
 from foundation.settings import KioskConfig, from_mapping
 from kiosk_ui.agent.runtime import KioskRuntime
@@ -54,9 +55,10 @@ def _drive(sim: Sim, read: Callable[[], DeviceStatus]) -> list[tuple[str, set[st
         sim.control(control)
         # The producer sees the change (automatic status back or a query); wait for that, not a time.
         wait_until(lambda w=want: _would_raise(read(), w), 10, f"printer status after {control}")
-        raised = len([e for e in state.effects if e[0] == "alarm" and e[1].action == "raise"])
+        raised = len([e for e in state.effects if isinstance(e, AlarmChanged) and e.change.action == "raise"])
         open_now = _controller_reads(state, read(), float(i))
-        new_raises = len([e for e in state.effects if e[0] == "alarm" and e[1].action == "raise"]) - raised
+        new_raises = len([e for e in state.effects
+                          if isinstance(e, AlarmChanged) and e.change.action == "raise"]) - raised
         seen.append((str(control), open_now, new_raises))
     return seen
 
@@ -90,8 +92,7 @@ def test_device_manager_status_raises_exactly_the_specific_alarm(printer_sim, tm
 
 def test_headless_runtime_status_raises_exactly_the_specific_alarm(printer_sim, tmp_path):
     cfg = from_mapping(KioskConfig, {"kiosk_id": K, "broker": "mqtt://127.0.0.1:1", "data_dir": str(tmp_path / "k")})
-    rt = KioskRuntime(cfg)
-    rt.ports = {"printer": str(printer_sim.link)}
+    rt = KioskRuntime(cfg, ports={"printer": str(printer_sim.link)})
     try:
         _assert_one_alarm_per_fault(_drive(printer_sim, lambda: rt.device_status()["printer"]))
     finally:

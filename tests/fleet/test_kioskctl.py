@@ -13,7 +13,7 @@ import pytest
 from controller import ctl as ctlmod
 from foundation.settings import KioskConfig, from_mapping
 from hardware_sim.control_socket import send
-from kiosk_ui.agent.runtime import KioskRuntime
+from kiosk_ui.compose import build_headless_kiosk
 from tests.fleet.conftest import wait_until
 from tests.support.processes import REPO
 
@@ -32,8 +32,8 @@ def paper_out(make_controller, broker, tmp_path):
     cfg = from_mapping(KioskConfig, {"kiosk_id": "K-NOTE", "broker": broker.url, "simulated": True,
                                      "data_dir": str(tmp_path / "kiosk"), "controller_public_key": ctl.public_key(),
                                      "telemetry_interval": 1, "keepalive": 2})
-    kiosk = KioskRuntime(cfg, reboot_command=("true",))
-    kiosk.start()
+    kiosk, runtime = build_headless_kiosk(cfg, reboot_command=("true",))
+    runtime.start()
     try:
         wait_until(lambda: (ctl.kiosk("K-NOTE") or {}).get("state") == "online", 15, "kiosk online")
         assert send(tmp_path / "kiosk" / "dev" / "printer.ctl", {"cmd": "paper", "state": "out"})["ok"]
@@ -41,7 +41,7 @@ def paper_out(make_controller, broker, tmp_path):
                    "paper_out alarm")
         yield ctl, next(a["id"] for a in ctl.alarms(kiosk_id="K-NOTE")["items"] if a["rule"] == "paper_out")
     finally:
-        kiosk.stop()
+        kiosk.close()
 
 
 def test_ack_with_note_prints_json_and_lands_in_the_audit(paper_out):

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from contract import commands as kcmd
 from contract import desired_config, signing, topics
 from controller import alarms, commands, handlers
+from controller.effects import CommandFinished
 from foundation.errors import CommandRejected, ConfigError, RemoteProtocolError
 from kiosk_ui.agent.journal import Journal
 
@@ -99,12 +100,12 @@ def test_command_lifecycle_queued_sent_timed_out_and_expired():
     s, out = handlers.handle(s, _msg("status", {"state": "online"}), 1.0)
     assert [o.topic for o in out] == ["kiosk/v1/K1/cmd/reboot"] and c1["status"] == "sent"
     s, _ = handlers.tick(s, 7.0)
-    assert ("command", "cmd00001", {"status": "timed_out", "finished_at": 7.0,
-                                    "error": "no result within 5 s of sending"}) in s.effects
+    assert CommandFinished("cmd00001", "timed_out", 7.0, "no result within 5 s of sending") in s.effects
     c2 = {**commands.new_command("K2", "reboot", {}, "op", 0.0, ttl=10, command_id="cmd00002"), "wire": {}}
     s, _ = handlers.queue_command(s, c2, 0.0)
     s, _ = handlers.tick(s, 10.0)
-    assert any(e[1] == "cmd00002" and e[2]["status"] == "expired" for e in s.effects if e[0] == "command")
+    assert any(e.command_id == "cmd00002" and e.status == "expired" for e in s.effects
+               if isinstance(e, CommandFinished))
 
 
 def test_journal_is_bounded_and_remembers_commands(tmp_path):

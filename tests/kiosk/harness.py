@@ -300,16 +300,14 @@ def main(argv=None) -> int:
                      f"--config={args.config}" if args.config else "", f"--broker={args.broker}" if args.broker else "",
                      "--simulated" if args.simulated else "", f"--language={args.language}" if args.language else ""] if a])
     holder = {}
-    app = app_main.make_app(kargs, extra={"clock": lambda: time.time() + holder["runner"].offset})
+    kiosk, app = app_main.make_kiosk(kargs, extra={"clock": lambda: time.time() + holder["runner"].offset})
     runner = Runner(app, json.loads(args.script.read_text(encoding="utf-8")), args.artifacts, args.tag)
     holder["runner"] = runner
     Clock.schedule_interval(runner.tick, 0.05)
     try:
         app.run()
     finally:
-        agent = getattr(app, "agent", None)
-        if agent is not None:
-            agent.stop()
+        kiosk.close()
     return app.exit_code
 
 

@@ -31,8 +31,11 @@ def test_session_end_cancels_only_its_own_read(sim, tmp_path):
     dev = Devices({"id_reader": str(link)}, data_dir=tmp_path / "devices")
     try:
         dev.start()
+        before = proc.send({"cmd": "status"})["frames"]
         old, old_box = _read_in_thread(dev, dev.session)
-        time.sleep(0.3)
+        deadline = time.monotonic() + 5
+        while proc.send({"cmd": "status"})["frames"] == before:  # the old read is asking the reader
+            assert time.monotonic() < deadline, "the read never reached the reader"
         dev.cancel()  # the previous resident's session ends (UI thread)...
         new, new_box = _read_in_thread(dev, dev.session)  # ...the next resident starts at once...
         wiper = threading.Thread(target=dev.wipe)  # ...while the reset's wipe is still to come

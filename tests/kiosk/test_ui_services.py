@@ -152,8 +152,11 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
     go("normal")
     ids = [s["id"] for s in load_default_document()["services"] if s["id"] != "feedback"]
     wait("catalogue")
-    controller.config_set("fleet", {"services": ids}, user="test")
-    time.sleep(1.0)  # the retained desired config travels broker -> kiosk; the harness step waits
+    version = controller.config_set("fleet", {"services": ids}, user="test")
+    deadline = time.monotonic() + 30
+    while ((controller.kiosk("k-ui") or {}).get("config") or {}).get("reported_version") != version:
+        assert time.monotonic() < deadline, "the kiosk did not report the new config"
+        time.sleep(0.05)  # poll the condition: the kiosk reports the version it applied
     go("catalogue")
     status = json.loads(p.wait_for("STATUS", timeout=60).split(" ", 1)[1])
     assert "feedback" not in status["menu"] and "queue_ticket" in status["menu"]

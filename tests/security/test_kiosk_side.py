@@ -5,9 +5,9 @@ runtime on a private broker (no ACL there: this is the kiosk's own line of defen
 from __future__ import annotations
 
 from contract import signing, topics
-from tests.fleet.conftest import make_controller, make_kiosk, raw, wait_until
+from tests.fleet.conftest import kiosk_sims, make_controller, make_kiosk, raw, wait_until
 
-__all__ = ["make_controller", "make_kiosk", "raw"]
+__all__ = ["kiosk_sims", "make_controller", "make_kiosk", "raw"]
 
 
 def test_only_a_desired_config_signed_for_this_kiosk_is_applied(make_controller, make_kiosk, raw):

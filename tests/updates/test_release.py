@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -38,6 +40,18 @@ def bundle(tmp_path, keys):
 
 def _doc(bundle) -> dict:
     return json.loads((bundle / R.MANIFEST_FILE).read_text())
+
+
+def test_a_kiosk_bundle_built_from_a_checkout_carries_the_kiosk_extra(tmp_path):
+    asked = []
+
+    def pip_wheel(argv, **_kwargs):  # stands in for pip: writes one wheel where it was told to
+        asked.append(argv)
+        make_wheel(Path(argv[argv.index("--wheel-dir") + 1]), "community_kiosk", "2.0.0", {"k/__init__.py": ""})
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    B.build_kiosk(tmp_path / "out", version="2.0.0", checkout=tmp_path / "src", now=NOW, run=pip_wheel)
+    assert asked[0][-1] == f"{tmp_path / 'src'}[kiosk]"  # Kivy, Pillow and qrcode come with it
 
 
 def test_signed_bundle_verifies_and_lists_every_wheel(bundle, keys):

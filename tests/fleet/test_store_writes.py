@@ -1,0 +1,51 @@
+"""The store's write methods the controller's worker uses for each typed effect (real SQLite)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from contract import payloads
+from controller import effects as fx
+from controller import store_reads
+from controller.store import Store, connect
+
+
+def test_each_effect_kind_has_its_store_method(tmp_path):
+    store = Store(tmp_path)
+    with store.tx() as s:
+        s.insert_command({"id": "c1", "kiosk_id": "K1", "name": "test_print", "args": {}, "issuer": "ops",
+                          "issued_at": 1.0, "expires_at": 9.0, "timeout": 5.0, "status": "queued"})
+        a = s.raise_alarm("K1", "paper_out", "printer", "warning", "paper out", 2.0)
+        s.raise_alarm("K2", "paper_out", "printer", "warning", "paper out", 2.0)
+        event = payloads.parse_event(payloads.event("K1", event_id="e1", boot_id="b", seq=1, ts=3.0, type="door",
+                                                        fields={}))
+        assert s.record_events([fx.EventReceived("K1", event, 3.0), fx.EventReceived("K1", event, 3.5)]) == 1
+        s.record_history([fx.HistorySample("K1", 4.0, {"cpu": 12, "memory": True})])
+        s.update_command("c1", status="sent", sent_at=5.0)
+        s.finish_command("c1", "succeeded", 6.0, "", {"printed": True})
+        s.clear_alarms("K1", "paper_out", "printer", 7.0)
+    assert store.command_exists("c1") and not store.command_exists("c2")
+    assert store.alarm_exists(a) and not store.alarm_exists(a + 10)
+    assert [(r["kiosk_id"]) for r in store.open_alarms()] == ["K2"]
+    row = store.conn.execute("SELECT status, finished_at, result FROM commands WHERE id='c1'").fetchone()
+    assert tuple(row) == ("succeeded", 6.0, '{"printed":true}')
+    audit = store_reads.audit_log(store.conn)["items"]
+    assert [(r["user"], r["action"], r["target"], r["result"]) for r in audit] == [
+        ("ops", "command.result", "kiosk:K1", "succeeded")]
+    hist = store.conn.execute("SELECT cpu, memory FROM telemetry_history").fetchone()
+    assert tuple(hist) == (12.0, None)  # a boolean is not a number
+
+
+def test_begin_fails_cleanly_when_the_database_stays_locked(tmp_path):
+    store = Store(tmp_path)
+    other = connect(tmp_path, autocommit=False)
+    other.execute("BEGIN IMMEDIATE")  # kioskctl holding the write lock
+    store.conn.execute("PRAGMA busy_timeout = 50")
+    with pytest.raises(sqlite3.OperationalError):
+        store.begin()
+    other.rollback()
+    with store.begin() as s:  # the store's own lock was released: the next batch goes through
+        s.audit("ops", "x", "y", {}, "ok", 1.0)
+    assert store.lock.acquire(blocking=False)
