@@ -17,6 +17,7 @@ import sqlite3
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -413,8 +414,9 @@ def _action(args: argparse.Namespace, kind: str, payload: dict, human, *, quiet:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.time) -> int:
     args = build_parser().parse_args(argv)
+    args.clock = clock  # the queue commands' "today" (a parameter so tests do not depend on the hour)
     args.data_dir = getattr(args, "data_dir", Path("controller-data"))
     args.json = getattr(args, "json", False)
     handlers = {"status": cmd_status, "kiosks": cmd_kiosks, "alarms": cmd_alarms, "events": cmd_events,

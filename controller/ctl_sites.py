@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
-import time
 from contextlib import closing
 
 from controller import ctl, store_reads
@@ -111,7 +110,7 @@ def cmd_sites_set(args: argparse.Namespace) -> int:
             name = name if name is not None else (old["name"] if old else "")
             region = region if region is not None else (old["region"] if old else "")
             st.set_site(site, name, region)
-            st.audit(ctl._user(args), "site.set", f"site:{site}", {"name": name, "region": region}, "ok", time.time())
+            st.audit(ctl._user(args), "site.set", f"site:{site}", {"name": name, "region": region}, "ok", args.clock())
     finally:
         store.close()
     return ctl._out(args, {"site": site, "name": name, "region": region},
@@ -150,7 +149,7 @@ def cmd_queue_next(args: argparse.Namespace) -> int:
         ref = prefix + args.request_id
     with closing(_queue_conn(args)) as conn:
         try:
-            ticket = queue_calls.call_next(conn, site, now=time.time(), called_by=user, counter=args.counter,
+            ticket = queue_calls.call_next(conn, site, now=args.clock(), called_by=user, counter=args.counter,
                                          request_ref=ref)
         except queue_calls.QueueEmpty as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -179,7 +178,7 @@ def cmd_queue_show(args: argparse.Namespace) -> int:
         # The console shows an empty queue for any name; here a typo should not look like a quiet day.
         if conn.execute("SELECT 1 FROM kiosks WHERE site=? LIMIT 1", (site,)).fetchone() is None:
             raise KioskError(f"no kiosk is registered at site {site!r}")
-        q = queue_calls.site_queue(conn, site, now=time.time())
+        q = queue_calls.site_queue(conn, site, now=args.clock())
 
     def human(d: dict) -> None:
         print(f"queue at {site} on {d['day']}")

@@ -20,6 +20,11 @@ from controller.service_backend import ensure_schema, handle_request
 from controller.store import DB_NAME, connect
 from controller.web.accounts import Accounts
 from tests.console.conftest import seed
+from tests.support.clocks import midday_clock
+
+# Tickets belong to the local day they were taken on: the CLI and the tickets share a clock at
+# midday, so "ten minutes ago" is today at any hour the suite runs.
+CLOCK = midday_clock()
 
 
 @pytest.fixture
@@ -30,15 +35,15 @@ def data(tmp_path):
 
 
 def run(data, capsys, *argv):
-    code = ctl.main(["--data-dir", str(data), "--user", "wanda", *argv])
+    code = ctl.main(["--data-dir", str(data), "--user", "wanda", *argv], clock=CLOCK)
     out = capsys.readouterr()
     return code, out.out, out.err
 
 
-def take_tickets(data, kiosk="gd-0001", counter="general", n=3, ago=600):
+def take_tickets(data, kiosk="gd-0001", counter="general", n=3, ago=600, clock=CLOCK):
     conn = sqlite3.connect(data / DB_NAME)
     ensure_schema(conn)
-    now = time.time()
+    now = clock()
     body = {"service": "queue_ticket", "op": "take", "args": {"counter": counter}}
     numbers = [handle_request(conn, kiosk, body, now - ago + i)["data"]["number"] for i in range(n)]
     conn.close()
@@ -162,6 +167,7 @@ def test_queue_next_refusals_map_to_exit_codes(data, capsys):
 
 
 def test_cli_and_console_share_one_queue(console_env, clients, capsys):
+    console_env.clock = CLOCK
     numbers = take_tickets(console_env.data_dir, n=3)
     code, out, _ = run(console_env.data_dir, capsys, "queue", "next", "site-1", "--json")
     assert code == 0 and json.loads(out)["number"] == numbers[0]
@@ -175,7 +181,8 @@ def test_cli_and_console_share_one_queue(console_env, clients, capsys):
 
 
 def test_installed_command_exit_codes(data):
-    take_tickets(data, n=1)
+    # The installed command reads the wall clock: the ticket is taken now, inside today.
+    take_tickets(data, n=1, ago=0, clock=time.time)
     base = [sys.executable, "-m", "controller.ctl", "--data-dir", str(data)]
     ok = subprocess.run([*base, "queue", "next", "site-1"], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and ok.stdout.startswith("called A")

@@ -5,24 +5,33 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
+
+import pytest
 
 from controller.service_backend import ensure_schema, handle_request
 from controller.store import DB_NAME
 from controller.web import reports
+from tests.support.clocks import midday_clock
+
+
+@pytest.fixture
+def midday(console_env):
+    """Tickets belong to the local day they were taken on: the console and the tickets share a clock
+    at midday, so "ten minutes ago" is today at any hour the suite runs."""
+    console_env.clock = midday_clock()
 
 
 def _tickets(console, kiosk="gd-0001", n=3, ago=600):
     conn = sqlite3.connect(console.data_dir / DB_NAME)
     ensure_schema(conn)
-    now = time.time()
+    now = console.clock()
     got = [handle_request(conn, kiosk, {"service": "queue_ticket", "op": "take", "args": {"counter": "general"}},
                           now - ago + i)["data"]["number"] for i in range(n)]
     conn.close()
     return got
 
 
-def test_operator_calls_next_by_api_and_it_is_audited(console_env, clients):
+def test_operator_calls_next_by_api_and_it_is_audited(console_env, clients, midday):
     numbers = _tickets(console_env)  # gd-0001 is at site-1
     r = clients["otto"].post("/api/v1/sites/site-1/queue/next", json={"counter": "general", "request_id": "r1"})
     assert r.status_code == 200, r.text
@@ -36,7 +45,7 @@ def test_operator_calls_next_by_api_and_it_is_audited(console_env, clients):
     assert {c["counter"]: c["waiting"] for c in q["counters"]}["general"] == 1 and len(q["called"]) == 2
 
 
-def test_call_next_refusals(clients, console_env):
+def test_call_next_refusals(clients, console_env, midday):
     assert clients["vera"].post("/api/v1/sites/site-1/queue/next").status_code == 403
     assert clients["otto"].post("/api/v1/sites/site-1/queue/next").status_code == 409  # nobody waits
     assert clients["otto"].post("/api/v1/sites/nowhere/queue/next").status_code == 404
@@ -46,7 +55,7 @@ def test_call_next_refusals(clients, console_env):
     assert no_csrf.status_code == 403
 
 
-def test_queue_page_button_calls_with_csrf(console_env, clients):
+def test_queue_page_button_calls_with_csrf(console_env, clients, midday):
     numbers = _tickets(console_env, n=2)
     page = clients["otto"].get("/sites/site-1/queue")
     assert page.status_code == 200 and numbers[0] in page.text
@@ -63,8 +72,8 @@ def test_queue_page_button_calls_with_csrf(console_env, clients):
     assert viewer.status_code == 200 and "<button class=\"primary\"" not in viewer.text
 
 
-def test_report_wait_times_come_from_real_calls(console_env, clients):
-    assert "no_called_at" not in str(reports.waits(console_env.data_dir, reports.parse_period({}, time.time())))
+def test_report_wait_times_come_from_real_calls(console_env, clients, midday):
+    assert "no_called_at" not in str(reports.waits(console_env.data_dir, reports.parse_period({}, console_env.clock())))
     _tickets(console_env, kiosk="gd-0001", n=3, ago=1200)  # site-1
     _tickets(console_env, kiosk="gd-0002", n=1, ago=300)  # site-2
     for site in ("site-1", "site-1", "site-1", "site-2"):
@@ -80,9 +89,9 @@ def test_report_wait_times_come_from_real_calls(console_env, clients):
     assert "queue.counter" not in clients["vera"].get("/reports").text  # translated labels
 
 
-def test_report_waits_empty_state(console_env):
+def test_report_waits_empty_state(console_env, midday):
     _tickets(console_env, n=1)
-    got = reports.waits(console_env.data_dir, reports.parse_period({}, time.time()))
+    got = reports.waits(console_env.data_dir, reports.parse_period({}, console_env.clock()))
     assert got["items"] == [] and "called" in got["note"]
 
 
