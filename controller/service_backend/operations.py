@@ -14,13 +14,12 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from contract.catalogue import PHONE
+from controller import fleet_clock
 from foundation.errors import KioskError
 from foundation.logs import mask_name
 
-TZ = ZoneInfo("Asia/Shanghai")
 AVG_SERVICE_MINUTES = 6  # per ticket ahead; the centre's measured average
 COUNTER_PREFIX = {"general": "A", "social": "B", "civil": "C"}
 SITES = ("centre", "street")
@@ -68,8 +67,10 @@ def _code(n: int = 8) -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(n))
 
 
-def _local(now: float) -> datetime:
-    return datetime.fromtimestamp(now, TZ)
+def _local(conn: sqlite3.Connection, now: float) -> datetime:
+    """``now`` in the fleet's zone: the one the controller recorded in its store (its ``time_zone``
+    setting), so a ticket's day, a reference's date and a reply-due date agree with the console."""
+    return fleet_clock.recorded(conn).local(now)
 
 
 # -- queue tickets ---------------------------------------------------------------------------------
@@ -86,7 +87,7 @@ def kiosk_site(conn: sqlite3.Connection, kiosk_id: str) -> str:
 def ticket_take(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
     """A ticket of the kiosk's site: every community centre numbers its own queue from 001 each day."""
     counter = _arg(args, "counter", tuple(COUNTER_PREFIX))
-    day = _local(now).strftime("%Y-%m-%d")
+    day = _local(conn, now).strftime("%Y-%m-%d")
     site = kiosk_site(conn, kiosk_id)
     seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM svc_tickets WHERE day=? AND site=? AND counter=?",
                        (day, site, counter)).fetchone()[0]
@@ -118,7 +119,7 @@ def ticket_call(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float)
 
 def appointment_slots(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
     site = _arg(args, "site", SITES)
-    local = _local(now)
+    local = _local(conn, now)
     out = []
     for d in range(1, SLOT_DAYS + 1):
         day = (local + timedelta(days=d)).strftime("%Y-%m-%d")
@@ -164,7 +165,7 @@ def certificate_issue(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: 
     conn.execute("INSERT INTO svc_certificates (code, kiosk_id, kind, holder_name, id_masked, issued_at, site) "
                  "VALUES (?,?,?,?,?,?,?)", (code, kiosk_id, kind, name, id_masked, now, site))
     return {"code": code, "qr": f"KIOSK-CERT:{code}", "kind": kind, "issued_at": now, "site": site,
-            "issued_date": _local(now).strftime("%Y-%m-%d")}
+            "issued_date": _local(conn, now).strftime("%Y-%m-%d")}
 
 
 def certificate_verify(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
@@ -174,7 +175,7 @@ def certificate_verify(conn: sqlite3.Connection, kiosk_id: str, args: dict, now:
     if row is None:
         return {"valid": False, "code": code}
     return {"valid": True, "code": code, "kind": row[0], "holder": mask_name(row[1]),
-            "id_masked": row[2], "issued_date": _local(row[3]).strftime("%Y-%m-%d"),
+            "id_masked": row[2], "issued_date": _local(conn, row[3]).strftime("%Y-%m-%d"),
             "site": row[4], "same_site": bool(row[4]) and row[4] == kiosk_site(conn, kiosk_id)}
 
 
@@ -237,7 +238,7 @@ def feedback_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: fl
     phone = args.get("phone", "")
     if not isinstance(phone, str) or (phone and not PHONE.fullmatch(phone)):
         raise ServiceError("bad_request", "phone must be an 11-digit mobile or a 7-8 digit landline number")
-    ref = "F" + _local(now).strftime("%y%m%d") + _code(4)
+    ref = "F" + _local(conn, now).strftime("%y%m%d") + _code(4)
     # The number is the resident's own request for a call back: stored for the staff, never logged.
     conn.execute("INSERT INTO svc_feedback (ref, kiosk_id, category, urgency, created, phone) VALUES (?,?,?,?,?,?)",
                  (ref, kiosk_id, category, urgency, now, phone))

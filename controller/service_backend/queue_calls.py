@@ -79,7 +79,7 @@ def call_in_transaction(conn: sqlite3.Connection, site: str, *, now: float, call
                         counter: str | None = None, request_ref: str | None = None) -> dict[str, Any]:
     """The call itself, inside the caller's write transaction (the console's ``call_next`` or a
     staff terminal's ``queue_ticket.call`` request)."""
-    day = _local(now).strftime("%Y-%m-%d")
+    day = _local(conn, now).strftime("%Y-%m-%d")
     sql = "SELECT t.id FROM svc_tickets t WHERE t.site=? AND t.day=? AND t.status='waiting'"
     args: list[Any] = [site, day]
     if counter:
@@ -96,7 +96,7 @@ def call_in_transaction(conn: sqlite3.Connection, site: str, *, now: float, call
 def site_queue(conn: sqlite3.Connection, site: str, *, now: float, recent: int = 10) -> dict[str, Any]:
     """Today's queue at a site: waiting count per counter, the next numbers, the last calls."""
     _check(site, None, None)
-    day = _local(now).strftime("%Y-%m-%d")
+    day = _local(conn, now).strftime("%Y-%m-%d")
     join = "FROM svc_tickets t WHERE t.site=? AND t.day=?"
     waiting = {c: {"counter": c, "waiting": 0, "next": None} for c in COUNTER_PREFIX}
     for counter, n in conn.execute(

@@ -17,7 +17,7 @@ import logging
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,8 +26,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from controller import fleet_clock
 from controller.fleet_clock import FleetClock
-from controller.service_backend.operations import REPLY_DAYS, TZ, ServiceError
+from controller.service_backend.operations import REPLY_DAYS, ServiceError
 from controller.web import i18n, servicedb
 from controller.web.auth import HTTPProblem, require
 from foundation.logs import mask_phone
@@ -84,13 +85,14 @@ def parse_filters(params: Mapping[str, str]) -> Filters:
     return Filters(site, status, urgency, limit)
 
 
-def due_at(created: float, working_days: int) -> float:
-    """When an answer is due: ``working_days`` Monday-to-Friday days after ``created`` (Asia/Shanghai).
+def due_at(created: float, working_days: int, *, zone: tzinfo) -> float:
+    """When an answer is due: ``working_days`` Monday-to-Friday days after ``created``, counted in
+    ``zone`` (the fleet's, so the console's due date and the resident's receipt agree).
 
     A request made at the weekend counts from Monday 00:00. Public holidays and the weekends
     worked in their place are not known here, so they count as ordinary days.
     """
-    day = datetime.fromtimestamp(created, TZ)
+    day = datetime.fromtimestamp(created, zone)
     if day.weekday() >= 5:
         day = (day + timedelta(days=7 - day.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
     left = working_days
@@ -112,9 +114,9 @@ FROM svc_feedback f LEFT JOIN kiosks k ON k.kiosk_id = f.kiosk_id
 LEFT JOIN console_request_handling h ON h.ref = f.ref"""
 
 
-def _item(row: sqlite3.Row, now: float, keep_days: float) -> dict[str, Any]:
+def _item(row: sqlite3.Row, now: float, keep_days: float, zone: tzinfo) -> dict[str, Any]:
     created = row["created"]
-    due = due_at(created, REPLY_DAYS.get(row["urgency"], max(REPLY_DAYS.values())))
+    due = due_at(created, REPLY_DAYS.get(row["urgency"], max(REPLY_DAYS.values())), zone=zone)
     handled_at = row["handled_at"]
     phone = row["phone"] or ""
     if phone:
@@ -146,7 +148,8 @@ def list_requests(conn: sqlite3.Connection, filters: Filters, *, now: float, kee
     total = conn.execute(f"SELECT COUNT(*) FROM ({SELECT}{cond})", args).fetchone()[0]
     rows = conn.execute(f"{SELECT}{cond} ORDER BY f.urgency = 'urgent' DESC, f.created DESC, f.ref LIMIT ?",
                         [*args, filters.limit]).fetchall()
-    return {"items": [_item(r, now, keep_days) for r in rows], "total": total, "filters": asdict(filters),
+    zone = fleet_clock.recorded(conn).tz
+    return {"items": [_item(r, now, keep_days, zone) for r in rows], "total": total, "filters": asdict(filters),
             "phone_retention_days": keep_days}
 
 

@@ -23,8 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from controller.fleet_clock import FleetClock
 from controller.service_backend import ensure_schema, forget_phones, handle_request
-from controller.service_backend.operations import FEEDBACK_CATEGORIES, TZ
+from controller.service_backend.operations import FEEDBACK_CATEGORIES
 from controller.store import DB_NAME, Store
 from controller.web import i18n
 from controller.web.resident_requests import (
@@ -39,6 +40,7 @@ from foundation.logs import mask_phone as mask
 from tests.console.test_browser_e2e import ARGS, CHROMIUM, publish_retained
 from tests.support.processes import Proc
 
+TZ = FleetClock().tz  # the fleet's default zone, Asia/Shanghai: these stores record no other
 # Wednesday 11 March 2026, 12:00 in Shanghai: the console's clock in the API tests.
 NOW = datetime(2026, 3, 11, 12, 0, tzinfo=TZ).timestamp()
 HOUR, DAY = 3600, 86400
@@ -86,11 +88,11 @@ def reqs(console_env):
 
 def test_reply_deadline_counts_working_days_in_shanghai():
     at = lambda *a: datetime(*a, tzinfo=TZ).timestamp()  # noqa: E731
-    assert due_at(at(2026, 3, 9, 10, 0), 1) == at(2026, 3, 10, 10, 0)  # Monday -> Tuesday
-    assert due_at(at(2026, 3, 13, 10, 0), 1) == at(2026, 3, 16, 10, 0)  # Friday -> Monday, not Saturday
-    assert due_at(at(2026, 3, 13, 10, 0), 3) == at(2026, 3, 18, 10, 0)  # Friday -> Wednesday
-    assert due_at(at(2026, 3, 14, 15, 0), 1) == at(2026, 3, 17, 0, 0)  # Saturday: Monday is the working day
-    assert due_at(at(2026, 3, 15, 23, 0), 3) == at(2026, 3, 19, 0, 0)  # Sunday: Monday to Wednesday
+    assert due_at(at(2026, 3, 9, 10, 0), 1, zone=TZ) == at(2026, 3, 10, 10, 0)  # Monday -> Tuesday
+    assert due_at(at(2026, 3, 13, 10, 0), 1, zone=TZ) == at(2026, 3, 16, 10, 0)  # Friday -> Monday, not Saturday
+    assert due_at(at(2026, 3, 13, 10, 0), 3, zone=TZ) == at(2026, 3, 18, 10, 0)  # Friday -> Wednesday
+    assert due_at(at(2026, 3, 14, 15, 0), 1, zone=TZ) == at(2026, 3, 17, 0, 0)  # Saturday: Monday is the working day
+    assert due_at(at(2026, 3, 15, 23, 0), 3, zone=TZ) == at(2026, 3, 19, 0, 0)  # Sunday: Monday to Wednesday
     assert REPLY_DAYS == {"urgent": 1, "normal": 3}
 
 

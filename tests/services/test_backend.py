@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller import fleet_clock
 from controller.service_backend import ensure_schema, handle_request
 
 NOW = 1_764_000_000.0  # 2025-11-24 23:20 in Shanghai
@@ -140,3 +141,23 @@ def test_any_body_gets_an_answer(body):
 def test_tables_created_on_first_request():
     c = sqlite3.connect(":memory:")
     assert call(c, "queue_ticket", "take", counter="civil")["data"]["number"] == "C001"
+
+
+def test_day_boundaries_follow_the_zone_the_controller_recorded(conn):
+    # NOW is midnight in Shanghai (the default zone) and 16:00 of the day before in London.
+    early = NOW - 3600
+    assert call(conn, "queue_ticket", "take", now=early, counter="general")["data"]["number"] == "A001"
+    assert call(conn, "queue_ticket", "take", counter="general")["data"]["number"] == "A001"  # a new day
+
+    fleet_clock.record(conn, "Europe/London")  # what the controller does at start with its time_zone
+    assert call(conn, "queue_ticket", "take", now=early, counter="social")["data"]["number"] == "B001"
+    assert call(conn, "queue_ticket", "take", counter="social")["data"]["number"] == "B002"  # the same day
+    feedback = call(conn, "feedback", "submit", category="other", urgency="normal")["data"]
+    assert feedback["ref"].startswith("F251124")
+    cert = call(conn, "certificate", "issue", kind="residence", holder_name="张三", id_masked="4401**********1234")
+    assert cert["data"]["issued_date"] == "2025-11-24"
+    assert call(conn, "certificate", "verify", code=cert["data"]["code"])["data"]["issued_date"] == "2025-11-24"
+    slots = call(conn, "appointment", "slots", site="centre")["data"]["slots"]
+    assert slots[0]["id"].startswith("2025-11-25 ")  # tomorrow in London; in Shanghai it is the 26th
+    # Calling reads the same day: London's 15:00 ticket is still waiting today at 16:10.
+    assert call(conn, "queue_ticket", "call", now=NOW + 600, counter="social")["data"]["number"] == "B001"
