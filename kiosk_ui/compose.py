@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HEADLESS_SIMULATED = ("printer",)  # the headless kiosk simulates its printer (test prints, paper alarms)
+# The headless kiosk simulates its printer (test prints, paper alarms) and its supervisor board
+# (the real firmware core: door, tamper, temperature, the watchdog over the agent's heartbeat).
+HEADLESS_SIMULATED = ("printer", "supervisor")
 
 
 @dataclass

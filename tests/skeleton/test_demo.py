@@ -59,6 +59,18 @@ def stop_demo(demo: Proc, data) -> None:
     assert leftovers == ""
 
 
+def wait_alarms(data, kiosk: str, done, timeout: float = 30) -> set[tuple[str, str]]:
+    """The kiosk's active alarms as (rule, subject), once ``done`` of them holds (or at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = kioskctl(data, "alarms", "list", "--kiosk", kiosk, "--json")
+        assert r.returncode == 0, r.stderr
+        active = {(a["rule"], a["subject"]) for a in json.loads(r.stdout)["items"]}
+        if done(active) or time.monotonic() > deadline:
+            return active
+        time.sleep(0.3)
+
+
 def plain_connect_refused(port: int) -> bool:
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="intruder", protocol=mqtt.MQTTv5)
     try:
@@ -95,7 +107,7 @@ def test_demo_is_a_small_real_deployment(tmp_path, procs):
     # Faults on demand, through the simulator's control socket.
     fault = [sys.executable, str(REPO / "scripts" / "demo_fault.py"), "--data-dir", str(data)]
     r = subprocess.run([*fault, "GD-DEMO-0001"], capture_output=True, text=True, timeout=30)
-    assert r.stdout.split() == ["printer"]
+    assert r.stdout.split() == ["printer", "supervisor"]
     r = subprocess.run([*fault, "GD-DEMO-0001", "printer", '{"cmd": "paper", "state": "out"}'],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and json.loads(r.stdout) == {"ok": True, "cmd": "paper", "paper": "out"}
@@ -106,6 +118,17 @@ def test_demo_is_a_small_real_deployment(tmp_path, procs):
             break
         time.sleep(0.3)
     assert show["devices"]["printer"]["fault"] == "paper_out"
+    # A headless kiosk's supervisor board (the real firmware core): its door is the enclosure door.
+    door = lambda kiosk, is_open: subprocess.run(  # noqa: E731
+        [*fault, kiosk, "supervisor", json.dumps({"cmd": "door", "open": is_open})],
+        capture_output=True, text=True, timeout=30)
+    r = door("GD-DEMO-0003", True)
+    assert r.returncode == 0 and json.loads(r.stdout)["open"] is True, r.stdout + r.stderr
+    assert wait_alarms(data, "GD-DEMO-0003", lambda a: ("door_open", "supervisor") in a) == {("door_open", "supervisor")}
+    assert door("GD-DEMO-0003", False).returncode == 0
+    assert wait_alarms(data, "GD-DEMO-0003", lambda a: not a) == set()  # closed: the alarm clears
+    history = json.loads(kioskctl(data, "alarms", "list", "--history", "--kiosk", "GD-DEMO-0003", "--json").stdout)["items"]
+    assert [(a["rule"], a["subject"]) for a in history] == [("door_open", "supervisor")]
     bad = subprocess.run([*fault, "GD-DEMO-0001", "printer", '{"cmd": "paper", "state": "soggy"}'],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 1 and json.loads(bad.stdout)["ok"] is False
