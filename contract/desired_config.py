@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from foundation.errors import ConfigError
 
@@ -45,6 +46,17 @@ def _bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else f"must be true or false, got {v!r}"
 
 
+def _zone(v: Any) -> str | None:
+    """An IANA zone name zoneinfo knows (``Asia/Shanghai``): the fleet's clock for receipts."""
+    if not isinstance(v, str) or not 0 < len(v) <= 64:
+        return f"must be an IANA time zone name such as Asia/Shanghai, got {v!r}"
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"must be an IANA time zone name such as Asia/Shanghai, got {v!r} (unknown zone)"
+    return None
+
+
 def _catalogue(v: Any) -> str | None:
     """A whole service catalogue (names in three languages, identification, steps, hours)."""
     from contract.catalogue import parse
@@ -61,6 +73,7 @@ def _catalogue(v: Any) -> str | None:
 SCHEMA: dict[str, Any] = {
     "telemetry_interval": _num_range(5, 3600),
     "language": _one_of("zh-CN", "zh-HK", "en"),
+    "time_zone": _zone,  # set it at fleet scope to the controller's time_zone: one clock for the fleet
     "idle_timeout": _int_range(10, 3600),
     "volume": _int_range(0, 100),
     "brightness": _int_range(10, 100),

@@ -179,6 +179,8 @@ class KioskApp(App):
                          extra={"fields": {"enabled": len([s for s in self.vm.catalogue.services if s.enabled])}})
         except ConfigError as exc:
             log.error("service catalogue rejected: %s", exc)
+        if isinstance(body.get("time_zone"), str):  # validated by the agent (contract/desired_config.py)
+            self.time_zone = body["time_zone"]  # receipts print the fleet's time, as the console shows it
         mode = body.get("mode")
         if mode in vocab.COMMANDABLE_MODES:
             self.fleet_mode = mode

@@ -46,6 +46,14 @@ def test_key_file_is_private(tmp_path):
     assert (tmp_path / signing.KEY_FILE).stat().st_mode & 0o777 == 0o600
 
 
+def test_config_time_zone_is_a_zone_zoneinfo_knows():
+    assert desired_config.validate({"time_zone": "Europe/London"}) == {"time_zone": "Europe/London"}
+    for bad in ("Mars/Olympus", "", 8, "../../etc/passwd", "x" * 65):
+        with pytest.raises(ConfigError) as exc:
+            desired_config.validate({"time_zone": bad})
+        assert exc.value.field == "time_zone" and "IANA time zone" in str(exc.value)
+
+
 def test_config_validate_merge_diff():
     with pytest.raises(ConfigError, match=r"printer\.density"):
         desired_config.validate({"printer": {"density": 99}})

@@ -228,8 +228,8 @@ class Runner:
             self.out("WIPED", app.vm.language, app.vm.elderly)
         elif kind == "status":
             self.out("STATUS", json.dumps({"screen": app.vm.screen, "online": app.vm.online,
-                                           "mode": app.vm.mode, "woken": app.woken, "menu": [s.id for s in app.vm.catalogue.services
-                                                                         if s.enabled]}))
+                                           "mode": app.vm.mode, "woken": app.woken, "time_zone": app.time_zone,
+                                           "menu": [s.id for s in app.vm.catalogue.services if s.enabled]}))
         if done:
             self.out("STEP", self.i, json.dumps(step, ensure_ascii=False)[:120])
             self.i += 1

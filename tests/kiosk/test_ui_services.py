@@ -152,7 +152,8 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
     go("normal")
     ids = [s["id"] for s in load_default_document()["services"] if s["id"] != "feedback"]
     wait("catalogue")
-    version = controller.config_set("fleet", {"services": ids}, user="test")
+    # The fleet's zone rides with the desired config: the app's receipts use it from then on.
+    version = controller.config_set("fleet", {"services": ids, "time_zone": "Europe/London"}, user="test")
     deadline = time.monotonic() + 30
     while ((controller.kiosk("k-ui") or {}).get("config") or {}).get("reported_version") != version:
         assert time.monotonic() < deadline, "the kiosk did not report the new config"
@@ -160,6 +161,7 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
     go("catalogue")
     status = json.loads(p.wait_for("STATUS", timeout=60).split(" ", 1)[1])
     assert "feedback" not in status["menu"] and "queue_ticket" in status["menu"]
+    assert status["time_zone"] == "Europe/London"
     wait("offline")
     controller.stop()
     controller.stopped_by_test = True
