@@ -34,12 +34,15 @@ def scopes_for(kiosk_id: str, site: str) -> list[str]:
     return ["fleet", f"site:{site}", f"kiosk:{kiosk_id}"]
 
 
-def desired_for(layers: Layers, kiosk_id: str, site: str) -> tuple[int, dict[str, Any]]:
-    """(version, merged config) for one kiosk; version 0 means no layer applies."""
+def desired_for(layers: Layers, kiosk_id: str, site: str, *, time_zone: str) -> tuple[int, dict[str, Any]]:
+    """(version, merged config) for one kiosk; version 0 means no layer applies. The fleet's
+    ``time_zone`` (the controller's setting) rides with every config, so no kiosk's receipts
+    disagree with the console."""
     present = [layers[s] for s in scopes_for(kiosk_id, site) if s in layers]
     if not present:
         return 0, {}
-    return max(int(p["version"]) for p in present), desired_config.merge(*(p["body"] for p in present))
+    merged = desired_config.merge(*(p["body"] for p in present))
+    return max(int(p["version"]) for p in present), {**merged, "time_zone": time_zone}
 
 
 def affected(scope: str, kiosks: dict[str, dict[str, Any]]) -> list[str]:
@@ -53,12 +56,15 @@ def affected(scope: str, kiosks: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def validate_layer(body: Any) -> dict[str, Any]:
+    if isinstance(body, dict) and "time_zone" in body:
+        raise ConfigError("is the controller's time_zone setting (its config file), the same for every kiosk; "
+                          "it is not set per layer", field="time_zone")
     return desired_config.validate(body)
 
 
-def diff_for(layers: Layers, kiosk: dict[str, Any]) -> dict[str, Any]:
+def diff_for(layers: Layers, kiosk: dict[str, Any], *, time_zone: str) -> dict[str, Any]:
     """Desired versus reported for one kiosk record."""
-    version, desired = desired_for(layers, kiosk["kiosk_id"], kiosk.get("site", ""))
+    version, desired = desired_for(layers, kiosk["kiosk_id"], kiosk.get("site", ""), time_zone=time_zone)
     reported = kiosk.get("reported") or {}
     config = reported.get("config")
     applied: dict[str, Any] = config if isinstance(config, dict) else {}

@@ -18,7 +18,7 @@ from contract import device_status, payloads, topics
 from contract.commands import CommandResult
 from contract.payloads import ConfigReported, Event, KioskStatus, Telemetry, merge_telemetry
 from contract.topics import Parsed
-from controller import alarms, config_layers
+from controller import alarms, config_layers, fleet_clock
 from controller import effects as fx
 from controller.commands import OPEN, RESULT_TO_STATUS
 
@@ -53,6 +53,7 @@ class FleetState:
     commands: dict[str, dict[str, Any]] = field(default_factory=dict)  # open ones, with "wire" (signed)
     history_bucket: dict[str, float] = field(default_factory=dict)
     effects: list[fx.Effect] = field(default_factory=list)
+    time_zone: str = fleet_clock.DEFAULT_ZONE  # the controller's: pushed with every desired config
 
 
 def _record(state: FleetState, kiosk_id: str, now: float) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def _set_state(state: FleetState, rec: dict[str, Any], new: str, reason: str, no
 
 def desired_message(state: FleetState, kiosk_id: str) -> Outgoing | None:
     rec = state.kiosks.get(kiosk_id, {})
-    version, body = config_layers.desired_for(state.layers, kiosk_id, rec.get("site", ""))
+    version, body = config_layers.desired_for(state.layers, kiosk_id, rec.get("site", ""), time_zone=state.time_zone)
     if not version:
         return None
     return Outgoing(topics.topic(kiosk_id, "config/desired"), payloads.config_desired(version, body),

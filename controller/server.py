@@ -95,7 +95,7 @@ class Controller:
         fleet_clock.record(self.store.conn, config.time_zone)  # kioskctl shows times in the same zone
         self.state = handlers.FleetState(
             telemetry_period=config.telemetry_period, stale_after_periods=config.stale_after_periods,
-            history_interval=history_interval,
+            history_interval=history_interval, time_zone=config.time_zone,
             rules=alarms.load_rules(rules_file) if rules_file else alarms.load_rules(),
         )
         self._load()

@@ -10,7 +10,7 @@ import json
 import sqlite3
 from typing import Any
 
-from controller import config_layers
+from controller import config_layers, fleet_clock
 from controller.audit_log import read as read_audit
 from controller.store import kiosk_row
 
@@ -66,7 +66,7 @@ def kiosk_detail(conn: sqlite3.Connection, kiosk_id: str) -> dict[str, Any] | No
     out["alarms"] = alarms(conn, active=True, kiosk_id=kiosk_id)["items"]
     out["events"] = events(conn, kiosk_id=kiosk_id, limit=20)["items"]
     out["commands"] = commands(conn, kiosk_id=kiosk_id, limit=20)["items"]
-    out["config"] = config_layers.diff_for(layers(conn), k)
+    out["config"] = config_layers.diff_for(layers(conn), k, time_zone=fleet_clock.recorded(conn).name)
     return out
 
 
@@ -131,7 +131,8 @@ def config_diff(conn: sqlite3.Connection, kiosk_id: str | None = None, *, only_o
     ls = layers(conn)
     rows = conn.execute("SELECT * FROM kiosks" + (" WHERE kiosk_id=?" if kiosk_id else "") + " ORDER BY kiosk_id",
                         (kiosk_id,) if kiosk_id else ())
-    out = [config_layers.diff_for(ls, kiosk_row(r)) for r in rows]
+    zone = fleet_clock.recorded(conn).name
+    out = [config_layers.diff_for(ls, kiosk_row(r), time_zone=zone) for r in rows]
     return [d for d in out if not d["in_sync"]] if only_out_of_sync else out
 
 

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from controller import audit_log, config_layers, server, store_reads
+from controller import audit_log, config_layers, fleet_clock, server, store_reads
 from controller import commands as fleet_commands
 from controller.store import connect
 from foundation.errors import ConfigError, KioskError
@@ -160,7 +160,8 @@ class Backend:
         row = rows[0]
         kiosk = self._read(store_reads.kiosk_detail, kiosk_id) or {}
         layers = self._read(store_reads.layers)
-        _, desired = config_layers.desired_for(layers, kiosk_id, kiosk.get("site", ""))
+        zone = self._read(fleet_clock.recorded).name
+        _, desired = config_layers.desired_for(layers, kiosk_id, kiosk.get("site", ""), time_zone=zone)
         return {**row, "desired": desired, "reported": (self._read(_reported, kiosk_id) or {})}
 
     def config_set(self, layer: str, target: str, values: dict[str, Any], actor: str) -> dict[str, Any]:

@@ -74,8 +74,9 @@ def test_layered_config_set_applied_and_diffed(make_controller, make_kiosk):
     assert _ctl(data, "config", "set", "site:north", '{"volume": 70}').returncode == 0
     assert _ctl(data, "config", "set", "kiosk:K-CFG-B", '{"printer": {"density": 5}, "language": "en"}').returncode == 0
     wait_until(lambda: all(d["in_sync"] for d in ctl.config_diff()), 10, "kiosks in sync")
-    assert a.config_values == {"volume": 70, "printer": {"density": 3}}
-    assert b.config_values == {"volume": 40, "printer": {"density": 5}, "language": "en"}
+    zone = {"time_zone": ctl.config.time_zone}  # the controller's, with every desired config
+    assert a.config_values == {"volume": 70, "printer": {"density": 3}, **zone}
+    assert b.config_values == {"volume": 40, "printer": {"density": 5}, "language": "en", **zone}
 
     bad = _ctl(data, "config", "set", "fleet", '{"volume": 400}')
     assert bad.returncode == 1 and "volume" in bad.stderr and "0 to 100" in bad.stderr

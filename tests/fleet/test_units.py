@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from contract import commands as kcmd
 from contract import desired_config, signing, topics
-from controller import alarms, commands, handlers
+from controller import alarms, commands, config_layers, handlers
 from controller.effects import CommandFinished
 from foundation.errors import CommandRejected, ConfigError, RemoteProtocolError
 from kiosk_ui.agent.journal import Journal
@@ -52,6 +52,21 @@ def test_config_time_zone_is_a_zone_zoneinfo_knows():
         with pytest.raises(ConfigError) as exc:
             desired_config.validate({"time_zone": bad})
         assert exc.value.field == "time_zone" and "IANA time zone" in str(exc.value)
+
+
+def test_the_controllers_time_zone_rides_with_every_desired_config():
+    state = handlers.FleetState(time_zone="Europe/London")
+    assert handlers.desired_message(state, "k1") is None  # no layer: nothing to send
+    state.layers = {"fleet": {"version": 3, "body": {"volume": 40}}, "kiosk:k1": {"version": 4, "body": {"volume": 50}}}
+    msg = handlers.desired_message(state, "k1")
+    assert msg is not None
+    body = msg.body
+    assert body["version"] == 4 and body["config"] == {"volume": 50, "time_zone": "Europe/London"}
+    assert desired_config.validate(body["config"]) == body["config"]  # what the kiosk checks on apply
+    # Nobody sets it per layer, so no kiosk can disagree with the console.
+    with pytest.raises(ConfigError) as exc:
+        config_layers.validate_layer({"time_zone": "UTC"})
+    assert exc.value.field == "time_zone" and "controller's time_zone setting" in str(exc.value)
 
 
 def test_config_validate_merge_diff():

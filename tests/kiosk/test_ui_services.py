@@ -109,7 +109,8 @@ SCRIPT = [
 
 def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, artifacts):
     p = run_harness(procs, tmp_path, SCRIPT, artifacts=artifacts, tag="e2e",
-                    config=kiosk_config(tmp_path, broker.url, public_key=controller.public_key()))
+                    config=kiosk_config(tmp_path, broker.url, public_key=controller.public_key(),
+                                        extra='time_zone = "UTC"\n'))
 
     def wait(token, timeout=120):
         line = p.wait_for(lambda s: s.startswith((f"WAIT {token}", "FAIL")), timeout=timeout)
@@ -152,8 +153,9 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
     go("normal")
     ids = [s["id"] for s in load_default_document()["services"] if s["id"] != "feedback"]
     wait("catalogue")
-    # The fleet's zone rides with the desired config: the app's receipts use it from then on.
-    version = controller.config_set("fleet", {"services": ids, "time_zone": "Europe/London"}, user="test")
+    # The controller's time_zone rides with every desired config: the app (started with its own UTC)
+    # prints receipts in the fleet's zone from then on.
+    version = controller.config_set("fleet", {"services": ids}, user="test")
     deadline = time.monotonic() + 30
     while ((controller.kiosk("k-ui") or {}).get("config") or {}).get("reported_version") != version:
         assert time.monotonic() < deadline, "the kiosk did not report the new config"
@@ -161,7 +163,7 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
     go("catalogue")
     status = json.loads(p.wait_for("STATUS", timeout=60).split(" ", 1)[1])
     assert "feedback" not in status["menu"] and "queue_ticket" in status["menu"]
-    assert status["time_zone"] == "Europe/London"
+    assert status["time_zone"] == controller.config.time_zone == "Asia/Shanghai"
     wait("offline")
     controller.stop()
     controller.stopped_by_test = True

@@ -14,7 +14,8 @@ def test_only_a_desired_config_signed_for_this_kiosk_is_applied(make_controller,
     ctl = make_controller()
     k = make_kiosk("K-SIG", ctl.public_key())
     ctl.config_set("kiosk:K-SIG", {"volume": 30}, user="erin")
-    wait_until(lambda: k.config_values == {"volume": 30}, 10, "signed config applied")
+    applied = {"volume": 30, "time_zone": ctl.config.time_zone}  # the controller's zone rides along
+    wait_until(lambda: k.config_values == applied, 10, "signed config applied")
     r = raw("forger")
     r.subscribe(topics.topic("K-SIG", "config/reported"))
     forged = {"version": 999, "config": {"volume": 100}, "kiosk_id": "K-SIG"}
@@ -26,7 +27,7 @@ def test_only_a_desired_config_signed_for_this_kiosk_is_applied(make_controller,
     r.publish(topics.topic("K-SIG", "config/desired"), topics.encode(other), retain=True)
     report = r.wait_json(lambda t, b: b.get("version") == 1000)
     assert report["status"] == "rejected" and "K-OTHER" in report["reason"]
-    assert k.config_values == {"volume": 30}
+    assert k.config_values == applied
 
 
 def test_a_deeply_nested_command_gets_a_rejected_result(make_controller, make_kiosk, raw):
