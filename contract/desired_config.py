@@ -90,6 +90,17 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+# Keys a kiosk knows only from this contract version on. A kiosk refuses a desired config with a
+# key it does not know (it names the field), so the controller leaves such keys out for kiosks
+# that report an older version: a mixed fleet keeps applying its configs during a roll-out.
+KEYS_SINCE: dict[str, tuple[int, int]] = {"time_zone": (1, 3)}
+
+
+def for_version(config: dict[str, Any], version: tuple[int, int]) -> dict[str, Any]:
+    """``config`` without the keys a kiosk on contract ``version`` does not know."""
+    return {k: v for k, v in config.items() if KEYS_SINCE.get(k, (0, 0)) <= version}
+
+
 def validate(config: Any, schema: dict[str, Any] | None = None, prefix: str = "") -> dict[str, Any]:
     """Return ``config`` if valid, else raise ConfigError naming the field."""
     schema = SCHEMA if schema is None else schema

@@ -14,7 +14,7 @@ from typing import Any
 from foundation.errors import RemoteProtocolError
 
 MAJOR = 1
-MINOR = 2
+MINOR = 3  # 1.3: the desired config's time_zone (contract.desired_config.KEYS_SINCE)
 CURRENT = f"{MAJOR}.{MINOR}"
 # What the controller writes towards kiosks: 1.0 kiosks compare ``v`` with the integer 1, and
 # nothing the controller sends needs 1.1, so the integer keeps them working during a roll-out.

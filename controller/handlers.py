@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract import device_status, payloads, topics
+from contract import desired_config, device_status, payloads, topics, versions
 from contract.commands import CommandResult
 from contract.payloads import ConfigReported, Event, KioskStatus, Telemetry, merge_telemetry
 from contract.topics import Parsed
@@ -54,6 +54,8 @@ class FleetState:
     history_bucket: dict[str, float] = field(default_factory=dict)
     effects: list[fx.Effect] = field(default_factory=list)
     time_zone: str = fleet_clock.DEFAULT_ZONE  # the controller's: pushed with every desired config
+    # Each kiosk's contract version, from its retained birth: which desired-config keys it knows.
+    contracts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def _record(state: FleetState, kiosk_id: str, now: float) -> dict[str, Any]:
@@ -89,6 +91,7 @@ def desired_message(state: FleetState, kiosk_id: str) -> Outgoing | None:
     version, body = config_layers.desired_for(state.layers, kiosk_id, rec.get("site", ""), time_zone=state.time_zone)
     if not version:
         return None
+    body = desired_config.for_version(body, state.contracts.get(kiosk_id, (versions.MAJOR, 0)))
     return Outgoing(topics.topic(kiosk_id, "config/desired"), payloads.config_desired(version, body),
                     "config/desired")
 
@@ -104,10 +107,12 @@ def _send_queued(state: FleetState, kiosk_id: str, now: float) -> list[Outgoing]
 
 
 def _status(state: FleetState, rec: dict[str, Any], st: KioskStatus, kiosk_id: str,
-            now: float) -> list[Outgoing]:
+            now: float, contract: tuple[int, int]) -> list[Outgoing]:
     out: list[Outgoing] = []
     if st.state == "online":
         site_before = rec["site"]
+        contract_before = state.contracts.get(kiosk_id)
+        state.contracts[kiosk_id] = contract
         rec["mode"] = st.mode
         rec["boot_id"] = st.boot_id
         if st.site is not None:
@@ -116,8 +121,10 @@ def _status(state: FleetState, rec: dict[str, Any], st: KioskStatus, kiosk_id: s
         rec["last_seen"] = now
         _set_state(state, rec, "online", "", now)
         desired = desired_message(state, kiosk_id)
-        if desired and (rec["site"] != site_before or (rec["reported"] or {}).get("version")
-                        != desired.body["version"]):
+        # Sent again when the kiosk moved, missed a version, or now speaks a contract that knows
+        # more of the config's keys (it was updated).
+        if desired and (rec["site"] != site_before or contract_before not in (None, contract)
+                        or (rec["reported"] or {}).get("version") != desired.body["version"]):
             out.append(desired)
         out += _send_queued(state, kiosk_id, now)
     elif not (st.boot_id and rec["boot_id"] and st.boot_id != rec["boot_id"] and rec["state"] == "online"):
@@ -131,7 +138,7 @@ def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list
     model = msg.model
     out: list[Outgoing] = []
     if isinstance(model, KioskStatus):
-        out = _status(state, rec, model, msg.kiosk_id, now)
+        out = _status(state, rec, model, msg.kiosk_id, now, msg.version)
     elif isinstance(model, Telemetry):
         rec["last_seen"] = rec["last_telemetry"] = now
         # A 1.2 delta carries only what changed: alarms and the console read the merged whole.

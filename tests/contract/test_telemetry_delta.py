@@ -81,6 +81,6 @@ def test_previous_telemetry_is_read_as_a_full_snapshot():
 
 def test_the_controller_says_which_minor_it_reads():
     body = json.loads(topics.encode_to_kiosk(payloads.controller_online(5.0)))
-    assert body["v"] == versions.TO_KIOSK and payloads.controller_reads(body) == (1, 2) >= payloads.DELTA_SINCE
+    assert body["v"] == versions.TO_KIOSK and payloads.controller_reads(body) == versions.parse_version(versions.CURRENT) >= payloads.DELTA_SINCE
     # A 1.1 controller's presence says nothing: the kiosk then sends full snapshots only.
     assert payloads.controller_reads({"v": 1, "state": "online", "ts": 5.0}) == (1, 1) < payloads.DELTA_SINCE

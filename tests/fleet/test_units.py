@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract import commands as kcmd
-from contract import desired_config, signing, topics
+from contract import desired_config, signing, topics, versions
 from controller import alarms, commands, config_layers, handlers
 from controller.effects import CommandFinished
 from foundation.errors import CommandRejected, ConfigError, RemoteProtocolError
@@ -58,6 +58,7 @@ def test_the_controllers_time_zone_rides_with_every_desired_config():
     state = handlers.FleetState(time_zone="Europe/London")
     assert handlers.desired_message(state, "k1") is None  # no layer: nothing to send
     state.layers = {"fleet": {"version": 3, "body": {"volume": 40}}, "kiosk:k1": {"version": 4, "body": {"volume": 50}}}
+    state.contracts["k1"] = versions.parse_version(versions.CURRENT)  # k1's birth said 1.3 or later
     msg = handlers.desired_message(state, "k1")
     assert msg is not None
     body = msg.body
@@ -67,6 +68,25 @@ def test_the_controllers_time_zone_rides_with_every_desired_config():
     with pytest.raises(ConfigError) as exc:
         config_layers.validate_layer({"time_zone": "UTC"})
     assert exc.value.field == "time_zone" and "controller's time_zone setting" in str(exc.value)
+
+
+def test_a_kiosk_on_an_older_contract_gets_only_the_config_keys_it_knows():
+    # A 1.2 kiosk refuses a desired config with a key it does not know: during a roll-out it must keep
+    # applying configs, so the controller leaves time_zone (1.3) out for it, and for an unknown kiosk.
+    state = handlers.FleetState(time_zone="Europe/London")
+    state.layers = {"fleet": {"version": 3, "body": {"volume": 40}}}
+    for kiosk, contract in (("old", (1, 2)), ("unknown", None)):
+        if contract:
+            state.contracts[kiosk] = contract
+        msg = handlers.desired_message(state, kiosk)
+        assert msg is not None and msg.body["config"] == {"volume": 40}
+    # When it comes back on 1.3 (updated), its birth makes the controller send the config again, now whole.
+    state.kiosks["old"] = {**handlers._record(state, "old", 0.0), "reported": {"version": 3}}
+    birth = topics.parse(topics.topic("old", "status"), topics.encode(
+        {"state": "online", "mode": "normal", "boot_id": "b2", "versions": {}, "devices": {}}))
+    _, out = handlers.handle(state, birth, 1.0)
+    sent = [o.body for o in out if o.topic.endswith("config/desired")]
+    assert sent and sent[0]["config"] == {"volume": 40, "time_zone": "Europe/London"}
 
 
 def test_config_validate_merge_diff():
