@@ -21,6 +21,7 @@ import copy
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -60,7 +61,8 @@ class Window:
 
 
 def new_rollout(rollout_id: str, release: dict[str, Any], *, created_by: str, now: float,
-                sites: list[str] = (), groups: list[str] = (), canary: int = 1, waves: list[float] = (10, 50, 100),
+                sites: Sequence[str] = (), groups: Sequence[str] = (), canary: int = 1,
+                waves: Sequence[float] = (10, 50, 100),
                 approval: bool = False, window: Window | None = None, success_threshold: float = 0.95,
                 error_threshold: float = 0.05, timeout_s: float = 3600.0, max_in_flight: int = 50) -> dict[str, Any]:
     """A roll-out record (not yet planned); raises ConfigError naming the bad field."""

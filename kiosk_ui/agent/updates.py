@@ -75,8 +75,8 @@ class UpdateRunner:
         except (KioskError, OSError, ValueError) as exc:
             log.warning("updater status unreadable: %s", exc)
         body = updates.state(self.kiosk_id, state=state, version=version, ts=self.clock(), reason=reason,
-                             running=running, rollout=ctx.get("rollout", self.last.get("rollout", "")),
-                             command=ctx.get("command", self.last.get("command", "")))
+                             running=running, rollout=str(ctx.get("rollout", self.last.get("rollout")) or ""),
+                             command=str(ctx.get("command", self.last.get("command")) or ""))
         self.last = body
         log.info("update", extra={"fields": {"state": state, "version": version, "reason": reason[:120]}})
         self.publish(body)
