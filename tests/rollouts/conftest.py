@@ -3,5 +3,5 @@ tests' in-process controller, kiosk runtimes and raw clients, all on the real br
 
 from __future__ import annotations
 
-from tests.fleet.conftest import make_controller, make_kiosk, raw  # noqa: F401 - fixtures
+from tests.fleet.conftest import kiosk_sims, make_controller, make_kiosk, raw  # noqa: F401 - fixtures
 from tests.updates.conftest import kiosk, releases  # noqa: F401 - fixtures

@@ -94,7 +94,7 @@ def test_forwarded_for_is_ignored_unless_from_a_configured_proxy(served, console
         with httpx.Client(base_url=url) as c:
             c.post("/login", data={"name": "vera", "password": "wrong-password"},
                    headers={"X-Forwarded-For": "203.0.113.9"})
-        return console_env.accounts.audit_trail(target="vera")[0]["detail"]["source"]
+        return console_env.accounts.audit_trail(target="vera")["items"][0]["detail"]["source"]
 
     assert source(served()) == "127.0.0.1"
     assert source(served(trusted_proxies=("127.0.0.1",))) == "203.0.113.9"
