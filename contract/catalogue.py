@@ -30,6 +30,7 @@ DEFAULT_PATH = Path(__file__).with_name("catalogue.json")
 class Option:
     id: str
     names: dict[str, str]
+    when: tuple[str, ...] = ()  # on a step with options_when: the earlier answers it is offered for
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,15 @@ class Step:
     options_from: str = ""  # the options are asked of the backend (e.g. free appointment slots)
     input: str = ""  # typed on the keypad instead of chosen: "phone"
     optional: bool = False  # the resident may skip it
+    # The field of an earlier step whose answer picks the options shown (a feedback problem by its
+    # category): each option names in ``when`` the answers it belongs to.
+    options_when: str = ""
+
+    def options_for(self, answers: dict[str, str]) -> tuple[Option, ...]:
+        """The options offered after ``answers`` (all of them on a step without options_when)."""
+        if not self.options_when:
+            return self.options
+        return tuple(o for o in self.options if answers.get(self.options_when) in o.when)
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,27 @@ def _hhmm(value: Any, where: str) -> str:
 def _option(d: Any, where: str) -> Option:
     if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not d["id"]:
         raise ConfigError("an option needs an id", field=where)
-    return Option(d["id"], _names(d.get("names"), f"{where}.names"))
+    when = d.get("when", [])
+    if not isinstance(when, list) or any(not isinstance(w, str) or not w for w in when):
+        raise ConfigError(f"expected a list of option ids, got {when!r}", field=f"{where}.when")
+    return Option(d["id"], _names(d.get("names"), f"{where}.names"), tuple(when))
+
+
+def _check_options_when(step: Step, earlier: list[Step], where: str) -> None:
+    """A step whose options depend on an earlier answer offers something for every such answer."""
+    parent = next((s for s in earlier if s.field == step.options_when and s.options), None)
+    if parent is None:
+        raise ConfigError(f"must name an earlier step with options, got {step.options_when!r}",
+                          field=f"{where}.options_when")
+    known = {o.id for o in parent.options}
+    for j, o in enumerate(step.options):
+        unknown = sorted(set(o.when) - known) if o.when else ["(none)"]
+        if unknown:
+            raise ConfigError(f"must list answers of {parent.field}: {', '.join(sorted(known))}; got "
+                              f"{', '.join(unknown)}", field=f"{where}.options[{j}].when")
+    bare = sorted(k for k in known if not step.options_for({parent.field: k}))
+    if bare:
+        raise ConfigError(f"no option for {parent.field} {', '.join(bare)}", field=f"{where}.options")
 
 
 def _service(d: Any, where: str) -> Service:
@@ -130,7 +160,11 @@ def _service(d: Any, where: str) -> Service:
         optional = s.get("optional", False)
         if not isinstance(optional, bool):
             raise ConfigError(f"must be true or false, got {optional!r}", field=f"{sw}.optional")
-        steps.append(Step(s["field"], _names(s.get("title"), f"{sw}.title"), opts, str(source), entry, optional))
+        step = Step(s["field"], _names(s.get("title"), f"{sw}.title"), opts, str(source), entry, optional,
+                    str(s.get("options_when", "")))
+        if step.options_when:
+            _check_options_when(step, steps, sw)
+        steps.append(step)
     hours = d.get("hours", {"open": "00:00", "close": "24:00"})
     if not isinstance(hours, dict):
         raise ConfigError("expected a table with open and close", field=f"{where}.hours")

@@ -7,6 +7,7 @@ replaces this module behind the same request/response shapes.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from contract.catalogue import PHONE
+from contract.catalogue import PHONE, load_default
 from controller import fleet_clock
 from foundation.errors import KioskError
 from foundation.logs import mask_name
@@ -232,17 +233,28 @@ def notices_list(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float
     return {"group": group, "notices": out}
 
 
+@functools.cache
+def feedback_problems(category: str) -> tuple[str, ...]:
+    """The problems the service catalogue offers for ``category`` (its feedback ``problem`` step)."""
+    svc = load_default().get("feedback")
+    step = next((s for s in svc.steps if s.field == "problem"), None) if svc else None
+    return tuple(o.id for o in step.options_for({"category": category})) if step else ()
+
+
 def feedback_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
     category = _arg(args, "category", FEEDBACK_CATEGORIES)
     urgency = _arg(args, "urgency", tuple(REPLY_DAYS))
+    # A kiosk from before the problem step sends none; one that sends a problem sends one the
+    # catalogue offers for that category.
+    problem = _arg(args, "problem", feedback_problems(category)) if "problem" in args else ""
     phone = args.get("phone", "")
     if not isinstance(phone, str) or (phone and not PHONE.fullmatch(phone)):
         raise ServiceError("bad_request", "phone must be an 11-digit mobile or a 7-8 digit landline number")
     ref = "F" + _local(conn, now).strftime("%y%m%d") + _code(4)
     # The number is the resident's own request for a call back: stored for the staff, never logged.
-    conn.execute("INSERT INTO svc_feedback (ref, kiosk_id, category, urgency, created, phone) VALUES (?,?,?,?,?,?)",
-                 (ref, kiosk_id, category, urgency, now, phone))
-    return {"ref": ref, "reply_days": REPLY_DAYS[urgency], "call_back": bool(phone)}
+    conn.execute("INSERT INTO svc_feedback (ref, kiosk_id, category, urgency, created, phone, problem) "
+                 "VALUES (?,?,?,?,?,?,?)", (ref, kiosk_id, category, urgency, now, phone, problem))
+    return {"ref": ref, "reply_days": REPLY_DAYS[urgency], "call_back": bool(phone), "problem": problem}
 
 
 def rating_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:

@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS svc_notices (
     id TEXT PRIMARY KEY, groups TEXT NOT NULL, titles TEXT NOT NULL, published REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS svc_feedback (
     ref TEXT PRIMARY KEY, kiosk_id TEXT NOT NULL, category TEXT NOT NULL, urgency TEXT NOT NULL,
-    created REAL NOT NULL, status TEXT NOT NULL DEFAULT 'open', phone TEXT NOT NULL DEFAULT '');
+    created REAL NOT NULL, status TEXT NOT NULL DEFAULT 'open', phone TEXT NOT NULL DEFAULT '',
+    problem TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS svc_ratings (
     id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, service TEXT NOT NULL, stars INTEGER NOT NULL,
     tags TEXT NOT NULL, created REAL NOT NULL);
@@ -50,6 +51,8 @@ ADDED_COLUMNS = (
     ("svc_tickets", "called_by", "TEXT"),
     ("svc_tickets", "call_ref", "TEXT"),
     ("svc_feedback", "phone", "TEXT NOT NULL DEFAULT ''"),
+    # The common problem the resident chose (the catalogue's feedback problem step); '' before it.
+    ("svc_feedback", "problem", "TEXT NOT NULL DEFAULT ''"),
     # The issuing kiosk's site from the registry (its enrolment record), never from the request.
     ("svc_certificates", "site", "TEXT NOT NULL DEFAULT ''"),
 )

@@ -1,7 +1,7 @@
 """Residents' requests (诉求, the service backend's ``svc_feedback``) for the staff who answer them.
 
-At a kiosk a resident registers a category, an urgency and, if they like, a number to be called
-back on; the kiosk promises an answer within 1 working day (urgent) or 3 (normal). Here staff list
+At a kiosk a resident registers a category, a common problem of it, an urgency and, if they like, a
+number to be called back on; the kiosk promises an answer within 1 working day (urgent) or 3 (normal). Here staff list
 the requests by site, status and urgency, see which are past that promise, show a number to call
 (operators and admins; the audit trail records who saw which request's number, never the number)
 and mark a request handled with a short note.
@@ -108,8 +108,8 @@ def _prepare(conn: sqlite3.Connection) -> None:
     conn.execute(HANDLING_TABLE)
 
 
-SELECT = """SELECT f.ref, f.kiosk_id, COALESCE(k.site, '') AS site, f.category, f.urgency, f.created, f.phone,
-       h.handled_by, h.handled_at, h.note
+SELECT = """SELECT f.ref, f.kiosk_id, COALESCE(k.site, '') AS site, f.category, f.problem, f.urgency,
+       f.created, f.phone, h.handled_by, h.handled_at, h.note
 FROM svc_feedback f LEFT JOIN kiosks k ON k.kiosk_id = f.kiosk_id
 LEFT JOIN console_request_handling h ON h.ref = f.ref"""
 
@@ -124,7 +124,7 @@ def _item(row: sqlite3.Row, now: float, keep_days: float, zone: tzinfo) -> dict[
     else:  # after the retention time nobody can tell (nor needs to) whether a number was given
         phone_state = "expired" if now - created >= keep_days * 86400 else "none"
     return {"ref": row["ref"], "kiosk_id": row["kiosk_id"], "site": row["site"], "category": row["category"],
-            "urgency": row["urgency"], "created": created, "status": "open" if handled_at is None else "handled",
+            "problem": row["problem"], "urgency": row["urgency"], "created": created, "status": "open" if handled_at is None else "handled",
             "reply_days": REPLY_DAYS.get(row["urgency"]), "due_at": due,
             "overdue": (now if handled_at is None else handled_at) > due,
             "age_hours": round(max(now - created, 0) / 3600, 1),

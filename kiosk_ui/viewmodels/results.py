@@ -16,7 +16,7 @@ from kiosk_ui.i18n import tr
 def _option_name(service: Service, field: str, option_id: str, lang: str) -> str:
     for step in service.steps:
         if step.field == field:
-            for o in step.options:
+            for o in step.options:  # all of them: a dependent step's names are looked up by id too
                 if o.id == option_id:
                     return o.names.get(lang) or o.names["zh-CN"]
     return option_id
@@ -108,7 +108,11 @@ def result_lines(service: Service, data: dict[str, Any], answers: dict[str, str]
         phone = answers.get("phone", "")
         reply = (tr("result.feedback_call", lang, days=data["reply_days"], phone=mask_phone(phone)) if phone
                  else tr("result.feedback_reply", lang, days=data["reply_days"]))
-        return [tr("result.feedback", lang, ref=data["ref"]), reply]
+        lines = [tr("result.feedback", lang, ref=data["ref"])]
+        if answers.get("problem"):
+            lines.append(tr("result.feedback_problem", lang,
+                            problem=_option_name(service, "problem", answers["problem"], lang)))
+        return [*lines, reply]
     return [f"{k}: {v}" for k, v in data.items()]
 
 

@@ -56,15 +56,19 @@ def _ops(service: str, answers: dict[str, str], ident: ResidentIdentity | None, 
     if service == "notices":
         return "list", {"group": answers["group"]}
     if service == "feedback":
-        return "submit", {"category": answers["category"], "urgency": answers["urgency"],
-                          **({"phone": answers["phone"]} if answers.get("phone") else {})}
+        extra = {k: answers[k] for k in ("problem", "phone") if answers.get(k)}
+        return "submit", {"category": answers["category"], "urgency": answers["urgency"], **extra}
     return "run", dict(answers)
 
 
 class SessionViewModel:
     def __init__(self, catalogue: Catalogue, *, ref_key: bytes, kiosk_id: str = "demo",
-                 language: str = DEFAULT_LANGUAGE) -> None:
+                 language: str = DEFAULT_LANGUAGE, elderly_auto_age: int = 0, zone: str = "Asia/Shanghai") -> None:
         self.catalogue = catalogue
+        # Elderly mode switches itself on for a session whose card holder is this old (0: never);
+        # the age is counted in the kiosk's time zone ``zone``.
+        self.elderly_auto_age = elderly_auto_age
+        self.zone = zone
         self.ref_key = ref_key  # the fleet's resident-reference key (see ResidentIdentity.ref)
         self.kiosk_id = kiosk_id
         self.default_language = language

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from controller.fleet_clock import FleetClock
 from controller.service_backend import ensure_schema, forget_phones, handle_request
-from controller.service_backend.operations import FEEDBACK_CATEGORIES
+from controller.service_backend.operations import FEEDBACK_CATEGORIES, feedback_problems
 from controller.store import DB_NAME, Store
 from controller.web import i18n
 from controller.web.resident_requests import (
@@ -46,12 +46,13 @@ NOW = datetime(2026, 3, 11, 12, 0, tzinfo=TZ).timestamp()
 HOUR, DAY = 3600, 86400
 
 
-def submit(data_dir, kiosk_id, category, urgency, phone="", *, at):
+def submit(data_dir, kiosk_id, category, urgency, phone="", *, at, problem=""):
     """A request registered as a kiosk's svc/request is answered (the service backend's own code)."""
     conn = sqlite3.connect(data_dir / DB_NAME)
     try:
         ensure_schema(conn)
-        args = {"category": category, "urgency": urgency, **({"phone": phone} if phone else {})}
+        args = {"category": category, "urgency": urgency, **({"phone": phone} if phone else {}),
+                **({"problem": problem} if problem else {})}
         reply = handle_request(conn, kiosk_id, {"service": "feedback", "op": "submit", "args": args}, at)
     finally:
         conn.close()
@@ -74,7 +75,7 @@ def reqs(console_env):
     d = console_env.data_dir
     refs = {
         # urgent, 2 days old (Monday 12:00): the answer was due Tuesday 12:00
-        "late_urgent": submit(d, "gd-0001", "safety", "urgent", "13812345678", at=NOW - 2 * DAY),
+        "late_urgent": submit(d, "gd-0001", "safety", "urgent", "13812345678", at=NOW - 2 * DAY, problem="parking"),
         # normal, 2 days old: due Thursday 12:00, still in time
         "normal": submit(d, "gd-0000", "environment", "normal", "13900001111", at=NOW - 2 * DAY),
         # urgent, an hour old, without a number
@@ -120,6 +121,7 @@ def test_list_masks_numbers_and_sorts_urgent_newest_first(reqs, clients):
     late = by[reqs["late_urgent"]]
     assert late["phone"] == "138****5678" and late["phone_state"] == "kept" and late["site"] == "site-1"
     assert late["category"] == "safety" and late["status"] == "open" and late["reply_days"] == 1
+    assert late["problem"] == "parking"
     assert by[reqs["normal"]]["phone"] == "139****1111"
     assert by[reqs["fresh_urgent"]]["phone_state"] == "none"
     assert by[reqs["old"]]["phone"] == "" and by[reqs["old"]]["phone_state"] == "expired"
@@ -211,6 +213,7 @@ def test_page_shows_masked_numbers_and_forms_by_role(reqs, clients):
     page = viewer.text
     assert "138****5678" in page and "13812345678" not in page and "/reveal" not in page and "/handled" not in page
     assert "号码已超过 30 天，不再保存" in page and "治安安全" in page and "紧急" in page
+    assert '<div class="problem">乱停车、占用通道</div>' in page  # the problem the resident chose, translated
     assert f'id="req-{reqs["late_urgent"]}"' in page
     assert 'class="req-open urg-urgent overdue"' in page  # the late urgent request is highlighted
     assert page.count(" overdue\"") == 2  # and the 40-day-old one; the others are in time
@@ -248,7 +251,8 @@ def test_requests_are_translated_and_documented(anon):
     for lang in i18n.LANGS:
         cat = i18n.catalogue(lang)
         keys = [f"requests.category.{c}" for c in FEEDBACK_CATEGORIES] + \
-            [f"requests.urgency.{u}" for u in URGENCIES] + [f"requests.status.{s}" for s in STATUSES]
+            [f"requests.urgency.{u}" for u in URGENCIES] + [f"requests.status.{s}" for s in STATUSES] + \
+            [f"requests.problem.{p}" for c in FEEDBACK_CATEGORIES for p in feedback_problems(c)]
         assert [k for k in keys if k not in cat] == [], lang
     paths = anon.get("/openapi.json").json()["paths"]
     assert {"/api/v1/requests", "/api/v1/requests/{ref}/reveal", "/api/v1/requests/{ref}/handled"} <= set(paths)
@@ -324,7 +328,7 @@ def test_staff_work_through_requests_in_a_real_browser(broker, procs, tmp_path, 
         publish_retained(broker, f"kiosk/v1/{kiosk_id}/status", {"v": 1, "state": "online", "kiosk_id": kiosk_id,
                                                                  "boot_id": "b1", "site": site, "mode": "normal"})
     fresh = submit_over_mqtt(broker, "gd-req-south", {"category": "facilities", "urgency": "normal",
-                                                      "phone": "13855556666"})
+                                                      "problem": "water_leak", "phone": "13855556666"})
     assert fresh["reply_days"] == 3 and fresh["call_back"] is True
     fresh = fresh["ref"]
 
@@ -348,6 +352,7 @@ def test_staff_work_through_requests_in_a_real_browser(broker, procs, tmp_path, 
             expect(staff.locator(f"#req-{fresh} .phone .masked")).to_have_text("138****6666")
             expect(staff.locator(f"#req-{fresh}")).to_contain_text("site-south")
             expect(staff.locator(f"#req-{fresh}")).to_contain_text("设施维修")
+            expect(staff.locator(f"#req-{fresh} .problem")).to_have_text("漏水、渗水")
             # The controller blanked the 20-day-old number at start (its phone_retention_days is 14).
             expect(staff.locator(f"#req-{old} .phone")).to_have_text("号码已超过 14 天，不再保存")
 

@@ -60,7 +60,8 @@ SCRIPT = [
     ["press", "start"], ["press", "service:notices"], ["press", "option:elderly"], ["screen", "result"],
     ["layout", "result-notices"], *home(),
     ["press", "start"], ["press", "service:feedback"], ["screen", "step"], ["layout", "step-feedback"],
-    ["press", "option:safety"], ["press", "option:urgent"], ["screen", "step"],
+    ["press", "option:safety"], ["screen", "step"], ["layout", "step-feedback-problem"],
+    ["press", "option:parking"], ["press", "option:urgent"], ["screen", "step"],
     *[["press", f"pin:{c}"] for c in "1381234"], ["layout", "phone"], *[["press", f"pin:{c}"] for c in "5678✓"],
     ["screen", "result"], ["layout", "result-feedback"], *home(),
     # Printer out of paper.

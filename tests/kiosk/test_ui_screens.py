@@ -60,7 +60,8 @@ def rest(elderly: bool) -> list:
         ["press", "health"], ["text", "%HEALTH%"], ["labels", "maintenance"],
         ["press", "exit"], ["screen", "attract"],
         # Feedback: the call-back number typed on the keypad.
-        *e, ["press", "start"], ["press", "service:feedback"], ["press", "option:safety"], ["press", "option:urgent"],
+        *e, ["press", "start"], ["press", "service:feedback"], ["press", "option:safety"], ["press", "option:parking"],
+        ["press", "option:urgent"],
         *[["press", f"pin:{c}"] for c in "1381234"], ["text", "138 1234"], *shot("phone"),
         *[["press", f"pin:{c}"] for c in "5678✓"], ["screen", "result"], ["text", "138****5678"],
         *shot("feedback"), ["press", "finish"], ["press", "skip"], ["press", "home"], ["screen", "attract"],

@@ -76,11 +76,14 @@ SCRIPT = [
     # Notices for the elderly; feedback.
     ["press", "start"], ["press", "service:notices"], ["press", "option:elderly"], ["text", "长者免费体检"],
     *back_home(),
-    ["press", "start"], ["press", "service:feedback"], ["press", "option:safety"], ["press", "option:urgent"],
+    # Feedback says what the problem is: the choices follow the category (safety: no street lights).
+    ["press", "start"], ["press", "service:feedback"], ["press", "option:safety"], ["screen", "step"],
+    ["text", "电动车在楼道充电"], ["no_text", "路灯不亮"], ["press", "option:parking"], ["press", "option:urgent"],
     *[["press", f"pin:{c}"] for c in "123✓"], ["text", "号码不正确"], ["press", "pin:C"],
-    *[["press", f"pin:{c}"] for c in "13812345678✓"], ["text", "已登记"], ["text", "致电 138****5678"], *back_home(),
-    ["press", "start"], ["press", "service:feedback"], ["press", "option:other"], ["press", "option:normal"],
-    ["press", "skip"], ["text", "3 个工作日内回复"], *back_home(),
+    *[["press", f"pin:{c}"] for c in "13812345678✓"], ["text", "已登记"], ["text", "致电 138****5678"],
+    ["text", "问题：乱停车、占用通道"], ["press", "print"], ["text", "打印完成"], *back_home(),
+    ["press", "start"], ["press", "service:feedback"], ["press", "option:other"], ["press", "option:praise"],
+    ["press", "option:normal"], ["press", "skip"], ["text", "3 个工作日内回复"], ["text", "问题：表扬"], *back_home(),
     # Fault: printer out of paper.
     ["sim", "printer", {"cmd": "paper", "state": "out"}],
     ["press", "start"], ["press", "service:queue_ticket"], ["press", "option:civil"], ["press", "print"],
@@ -174,14 +177,15 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
     assert db.execute("SELECT COUNT(*) FROM svc_tickets").fetchone()[0] == 2
     assert db.execute("SELECT COUNT(*) FROM svc_appointments").fetchone()[0] == 1
     assert db.execute("SELECT COUNT(*) FROM svc_volunteer_sessions").fetchone()[0] == 1
-    assert db.execute("SELECT category, urgency, phone FROM svc_feedback ORDER BY created").fetchall() == [
-        ("safety", "urgent", "13812345678"), ("other", "normal", "")]
+    assert db.execute("SELECT category, problem, urgency, phone FROM svc_feedback ORDER BY created").fetchall() == [
+        ("safety", "parking", "urgent", "13812345678"), ("other", "praise", "normal", "")]
     assert db.execute("SELECT stars FROM svc_ratings").fetchall() == [(4,)]
     cert = db.execute("SELECT holder_name, id_masked FROM svc_certificates").fetchone()
     assert cert == (NAME, NUMBER[:4] + "*" * 10 + NUMBER[-4:])
     receipts = sorted((tmp_path / "kiosk" / "receipts").glob("receipt-*.txt"))
     assert len(receipts) >= 4
     assert any(code in r.read_text(encoding="utf-8") or "证明" in r.read_text(encoding="utf-8") for r in receipts)
+    assert any("问题：乱停车、占用通道" in r.read_text(encoding="utf-8") for r in receipts)  # the printed feedback slip
 
     # Privacy: the ID number nowhere; the name only in the certificate request and its record.
     for topic, payload in sniffer:

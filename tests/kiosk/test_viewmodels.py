@@ -150,6 +150,7 @@ def test_feedback_call_back_number_typed_checked_and_wiped(vm):
     vm.start(0)
     vm.choose_service("feedback", 0)
     vm.choose_option("safety", 1)
+    vm.choose_option("parking", 1)
     vm.choose_option("urgent", 2)
     step = vm.current_step()
     assert vm.screen == "step" and step.input == "phone" and step.optional and vm.step_options() == []
@@ -162,20 +163,36 @@ def test_feedback_call_back_number_typed_checked_and_wiped(vm):
         vm.entry_key(ch, 5)
     assert vm.entry == "13812345678"
     eff = vm.entry_key("✓", 6)
-    assert eff[0].args["args"] == {"category": "safety", "urgency": "urgent", "phone": "13812345678"}
+    assert eff[0].args["args"] == {"category": "safety", "problem": "parking", "urgency": "urgent",
+                                   "phone": "13812345678"}
     vm.call_done("result", {"ref": "F2511240001", "reply_days": 1, "call_back": True}, 7)
-    assert result_lines(vm.service, vm.result, vm.answers, None, "zh-CN")[1] == "工作人员将在 1 个工作日内致电 138****5678"
+    assert result_lines(vm.service, vm.result, vm.answers, None, "zh-CN")[1:] == [
+        "问题：乱停车、占用通道", "工作人员将在 1 个工作日内致电 138****5678"]
     vm.end_session(8)
     assert vm.answers == {} and vm.entry == ""
     # Skipped: no number in the request, the usual answer.
     vm.start(9)
     vm.choose_service("feedback", 9)
     vm.choose_option("other", 9)
+    vm.choose_option("praise", 9)
     vm.choose_option("normal", 9)
     vm.entry_key("1", 10)
-    assert vm.choose_option("1", 10) == [] and vm.skip_step(10)[0].args["args"] == {"category": "other",
-                                                                                     "urgency": "normal"}
+    assert vm.choose_option("1", 10) == [] and vm.skip_step(10)[0].args["args"] == {
+        "category": "other", "problem": "praise", "urgency": "normal"}
     assert vm.skip_step(11) == []  # not on an input step any more
+
+
+def test_feedback_problems_follow_the_category_and_back_changes_them(vm):
+    vm.start(0)
+    vm.choose_service("feedback", 0)
+    vm.choose_option("facilities", 1)
+    assert [o for o, _ in vm.step_options()] == ["street_light", "lift", "water_leak", "other"]
+    assert vm.choose_option("parking", 2) == [] and vm.answers == {"category": "facilities"}  # not offered here
+    vm.set_language("en", 2)
+    assert dict(vm.step_options())["lift"] == "Lift broken"
+    vm.back(3)  # the resident changes the category: the problems change with it
+    vm.choose_option("safety", 4)
+    assert [o for o, _ in vm.step_options()] == ["parking", "ebike_charging", "suspicious", "other"]
 
 
 def test_resident_reference_is_keyed_and_never_the_plain_hash():

@@ -161,3 +161,37 @@ def test_day_boundaries_follow_the_zone_the_controller_recorded(conn):
     assert slots[0]["id"].startswith("2025-11-25 ")  # tomorrow in London; in Shanghai it is the 26th
     # Calling reads the same day: London's 15:00 ticket is still waiting today at 16:10.
     assert call(conn, "queue_ticket", "call", now=NOW + 600, counter="social")["data"]["number"] == "B001"
+
+
+def test_feedback_problem_checked_against_the_catalogue(conn):
+    r = call(conn, "feedback", "submit", category="facilities", problem="lift", urgency="urgent")
+    assert r["ok"] and r["data"]["problem"] == "lift"
+    # A problem of another category, an unknown one, or not a string: refused, naming the argument
+    # and what it may be.
+    for bad in ("parking", "earthquake", "", 7, None):
+        r = call(conn, "feedback", "submit", category="facilities", problem=bad, urgency="normal")
+        assert r["error"] == "bad_request" and "'problem'" in r["message"], bad
+    r = call(conn, "feedback", "submit", category="facilities", problem="parking", urgency="normal")
+    assert "street_light, lift, water_leak, other" in r["message"]
+    # A kiosk from before the problem step sends none: still registered, with no problem.
+    assert call(conn, "feedback", "submit", category="safety", urgency="normal")["ok"]
+    assert sorted(conn.execute("SELECT category, problem FROM svc_feedback").fetchall()) == [
+        ("facilities", "lift"), ("safety", "")]
+
+
+def test_an_older_feedback_table_gains_the_problem_column_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "controller.sqlite3"
+    old = sqlite3.connect(path)  # svc_feedback as the first release made it: no phone, no problem
+    old.execute("CREATE TABLE svc_feedback (ref TEXT PRIMARY KEY, kiosk_id TEXT NOT NULL, category TEXT NOT NULL, "
+                "urgency TEXT NOT NULL, created REAL NOT NULL, status TEXT NOT NULL DEFAULT 'open')")
+    old.execute("INSERT INTO svc_feedback (ref, kiosk_id, category, urgency, created) "
+                "VALUES ('F2511240001', 'k1', 'safety', 'urgent', 1.0)")
+    old.commit()
+    old.close()
+    c = sqlite3.connect(path)
+    ensure_schema(c)
+    assert call(c, "feedback", "submit", category="environment", problem="noise", urgency="normal")["ok"]
+    assert c.execute("SELECT ref, category, problem, phone FROM svc_feedback ORDER BY created").fetchall()[0] == (
+        "F2511240001", "safety", "", "")
+    assert c.execute("SELECT problem FROM svc_feedback ORDER BY created").fetchall() == [("",), ("noise",)]
+    c.close()

@@ -45,9 +45,19 @@ def _feedback(doc):
     (lambda d: d["services"][1].update(id="queue_ticket"), "services"),
     (lambda d: d["services"][0]["steps"][0].pop("options"), "services.queue_ticket.steps[0]"),
     (lambda d: d.update(services=[]), "services"),
-    (lambda d: _feedback(d)["steps"][-1].update(input="email"), "services.feedback.steps[2].input"),
-    (lambda d: _feedback(d)["steps"][-1].update(optional="yes"), "services.feedback.steps[2].optional"),
-    (lambda d: _feedback(d)["steps"][-1].pop("input"), "services.feedback.steps[2]"),
+    (lambda d: _feedback(d)["steps"][-1].update(input="email"), "services.feedback.steps[3].input"),
+    (lambda d: _feedback(d)["steps"][-1].update(optional="yes"), "services.feedback.steps[3].optional"),
+    (lambda d: _feedback(d)["steps"][-1].pop("input"), "services.feedback.steps[3]"),
+    # The problem step: its options follow the category answer, and every category has some.
+    (lambda d: _feedback(d)["steps"][1].update(options_when="urgency"), "services.feedback.steps[1].options_when"),
+    (lambda d: _feedback(d)["steps"][1]["options"][0].update(when=["weather"]),
+     "services.feedback.steps[1].options[0].when"),
+    (lambda d: _feedback(d)["steps"][1]["options"][0].update(when="environment"),
+     "services.feedback.steps[1].options[0].when"),
+    (lambda d: _feedback(d)["steps"][1]["options"][0].pop("when"), "services.feedback.steps[1].options[0].when"),
+    (lambda d: _feedback(d)["steps"][1].update(options=[o for o in _feedback(d)["steps"][1]["options"]
+                                                         if "other" not in o["when"]]),
+     "services.feedback.steps[1].options"),
 ])
 def test_bad_catalogue_names_the_field(mutate, field):
     doc = copy.deepcopy(catalogue.load_default_document())
