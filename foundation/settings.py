@@ -188,9 +188,15 @@ class KioskConfig:
     enrolment_url: str = ""
     # The fleet's time zone (the controller's ``time_zone``): receipts print their time in it.
     time_zone: str = "Asia/Shanghai"
+    # Elderly mode switches itself on for the session when the card read says the resident is at
+    # least this old (counted in time_zone); 0 = never (a resident still turns it on by hand).
+    elderly_auto_age: int = 0
 
     def validate(self) -> None:
         check_kiosk_id(self.kiosk_id)
+        age = self.elderly_auto_age
+        if not isinstance(age, int) or isinstance(age, bool) or not (age == 0 or 50 <= age <= 120):
+            raise ConfigError(f"must be 0 (off) or an age from 50 to 120, got {age!r}", field="elderly_auto_age")
         _positive(self, "telemetry_interval", "keepalive")
         _zone(self.time_zone)
         if self.language not in ("zh-CN", "zh-HK", "en"):

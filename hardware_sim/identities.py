@@ -45,6 +45,11 @@ PROFILES: dict[str, dict] = {
         "name": "测试居民二", "sex": "2", "nation": "15", "birth": "19851120",
         "address": "广东省深圳市南山区样例社区演示大道88号", "id_number": number("440305", "19851120", "246"),
         "authority": "深圳市公安局南山分局", "valid_from": "20150601", "valid_until": "长期"}},
+    # Old enough for elderly mode by age (a kiosk's elderly_auto_age, 65 for example).
+    "elder-1": {"flag": "resident", "values": {
+        "name": "测试长者一", "sex": "2", "nation": "01", "birth": "19500615",
+        "address": "广东省广州市越秀区测试街道样例巷3号", "id_number": number("440104", "19500615", "328"),
+        "authority": "广州市公安局越秀分局", "valid_from": "20100101", "valid_until": "长期"}},
     "hmt-1": {"flag": "J", "values": {
         "name": "测试港澳居民", "sex": "1", "birth": "19920815",
         "address": "广东省珠海市香洲区测试路2号", "id_number": number("810000", "19920815", "017"),

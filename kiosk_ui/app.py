@@ -91,7 +91,7 @@ class KioskApp(App):
                  backend: ServiceBackend | None = None, sims: dict[str, Any] | None = None, pin_hash: str = "",
                  clock: Callable[[], float] = time.time, voice: bool = True,
                  critical_devices: tuple[str, ...] = ("id_reader",), time_zone: str = "Asia/Shanghai",
-                 health: Any = None, update_locks: Any = None,
+                 health: Any = None, update_locks: Any = None, elderly_auto_age: int = 0,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # The window opens now, before run() (configure_window has set it up): the first frame is
@@ -118,7 +118,8 @@ class KioskApp(App):
         self.gate = MaintenanceGate(pin_hash, self.data_dir / "maintenance-lock.json")
         self.voice = Voice(voice)
         self.base_catalogue = self._initial_catalogue()
-        self.vm = SessionViewModel(self.base_catalogue, ref_key=ref_key, kiosk_id=kiosk_id, language=language)
+        self.vm = SessionViewModel(self.base_catalogue, ref_key=ref_key, kiosk_id=kiosk_id, language=language,
+                                   elderly_auto_age=elderly_auto_age, zone=time_zone)
         self.language = language
         self.pin_message = ""
         self.maintenance_note = ""

@@ -78,7 +78,8 @@ def make_kiosk(args, *, extra: dict | None = None, loaded: tuple | None = None) 
     options = {"language": args.language or (config.language if config else "zh-CN"),
                "screenshot": args.screenshot, "pin_hash": pin_hash, "voice": not args.no_voice,
                "ref_key": _resident_key(config, data_dir),
-               **({"critical_devices": config.critical_devices, "time_zone": config.time_zone} if config else {}),
+               **({"critical_devices": config.critical_devices, "time_zone": config.time_zone,
+                   "elderly_auto_age": config.elderly_auto_age} if config else {}),
                **(extra or {})}
     if config is None and broker_text and args.screenshot is None:
         # No config file but a broker: the kiosk still joins the fleet, with settings from the flags.

@@ -212,7 +212,8 @@ class Devices:
             ident = self._dev("id_reader").read_card(timeout)
             try:
                 return ResidentIdentity("id_card", ident.name, ident.id_number,
-                                        {"valid_until": ident.valid_until, "card_type": ident.card_type})
+                                        {"valid_until": ident.valid_until, "card_type": ident.card_type,
+                                         "birth": ident.birth})
             finally:
                 ident.wipe()  # our copy is the only one kept for the session
         if kind == "ss_card":
@@ -220,7 +221,8 @@ class Devices:
             card = self._dev("card_reader").read_social_security((lambda: pin) if pin else None, timeout)
             try:
                 return ResidentIdentity("ss_card", card.name, card.card_number,
-                                        {"valid_until": card.expiry_date, "issuer": card.issuing_org})
+                                        {"valid_until": card.expiry_date, "issuer": card.issuing_org,
+                                         "birth": card.birth_date})
             finally:
                 if hasattr(card, "wipe"):
                     card.wipe()

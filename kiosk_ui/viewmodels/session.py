@@ -14,6 +14,7 @@ from typing import Any
 from contract.catalogue import PHONE, Catalogue, Service
 from kiosk_ui.devices import ResidentIdentity
 from kiosk_ui.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from kiosk_ui.viewmodels.age import is_elderly
 
 IDLE_TIMEOUT = 60.0
 COUNTDOWN = 15.0
@@ -239,6 +240,11 @@ class SessionViewModel:
             return self._next_step()  # a scanned voucher needs no "that's me"
         self.identity = identity
         self.message = ""
+        if not self.elderly and is_elderly(identity.details.get("birth", ""), identity.number,
+                                           min_age=self.elderly_auto_age, now=now, zone=self.zone):
+            # On until the session ends, like a touch on the elderly button; the top bar shows it
+            # (one prompt: a second would cut the first short).
+            self.elderly = True
         return [Effect("speak", {"key": "identify.confirm"})]
 
     def identity_failed(self, reason: str, now: float) -> list[Effect]:
@@ -309,7 +315,7 @@ class SessionViewModel:
             return []
         if step.options_from:
             return [(o["id"], o["label"]) for o in self.dynamic_options]
-        return [(o.id, o.names.get(self.language) or o.names["zh-CN"]) for o in step.options]
+        return [(o.id, o.names.get(self.language) or o.names["zh-CN"]) for o in step.options_for(self.answers)]
 
     def choose_option(self, option_id: str, now: float) -> list[Effect]:
         self.touch(now)

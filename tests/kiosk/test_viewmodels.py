@@ -375,3 +375,67 @@ def test_every_step_of_a_journey_has_its_spoken_prompt(vm):
     keys = [e.args.get("key") or e.args.get("text") for e in said]
     assert keys == ["menu.title", "identify.id_card", "identify.confirm", "请选择证明类型", "result.ready",
                     "print.done", "rating.title", "done.take_card"], keys
+
+
+def test_age_from_the_card_or_the_id_number_counted_in_the_kiosk_zone():
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from kiosk_ui.viewmodels.age import age_on, birth_date, is_elderly
+
+    assert birth_date("19590307", "") == date(1959, 3, 7)
+    assert birth_date("", "440106195903071234") == date(1959, 3, 7)  # GB 11643: the date inside the number
+    assert birth_date("长期", "H00000000") is None and birth_date("19591301", "") is None
+    assert age_on(date(1960, 2, 29), date(2025, 2, 28)) == 64 and age_on(date(1960, 2, 29), date(2025, 3, 1)) == 65
+    # The 65th birthday begins at midnight in Shanghai, 16:00 UTC the day before.
+    eve = datetime(2024, 3, 6, 23, 59, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+    assert not is_elderly("19590307", "", min_age=65, now=eve, zone="Asia/Shanghai")
+    assert is_elderly("19590307", "", min_age=65, now=eve + 60, zone="Asia/Shanghai")
+    assert not is_elderly("19590307", "", min_age=65, now=eve + 60, zone="UTC")  # still the 6th in UTC
+    assert not is_elderly("19000101", "", min_age=0, now=eve, zone="Asia/Shanghai")  # 0: off
+    assert not is_elderly("", "", min_age=65, now=eve, zone="Asia/Shanghai")  # no date: never guessed
+
+
+def test_elderly_mode_switches_on_for_an_old_enough_card_holder_until_the_session_ends():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    now = datetime(2026, 3, 11, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+    v = SessionViewModel(load_default(), ref_key=KEY, kiosk_id="k1", elderly_auto_age=65, zone="Asia/Shanghai")
+    v.online = True
+
+    def read(birth, number="440106199003071234"):
+        v.start(now)
+        v.choose_service("certificate", now)
+        return v.identity_done(ResidentIdentity("id_card", "测试居民一", number, {"birth": birth}), now)
+
+    assert kinds(read("19900307")) == ["speak"] and v.elderly is False  # 36: nothing changes
+    v.end_session(now)
+    read("19500101")
+    assert v.elderly is True and v.timeouts()[0] == 2 * SessionViewModel(load_default(), ref_key=KEY).timeouts()[0]
+    v.confirm_identity(now)
+    assert v.elderly is True  # for the whole session
+    v.end_session(now)
+    assert v.elderly is False  # the next resident starts in normal mode
+    read("", "440106195001011234")  # no birth field: the ID number's date counts
+    assert v.elderly is True
+    v.end_session(now)
+    off = SessionViewModel(load_default(), ref_key=KEY, kiosk_id="k1")  # the default: 0, off
+    off.online = True
+    off.start(now)
+    off.choose_service("certificate", now)
+    off.identity_done(ResidentIdentity("id_card", "测试居民一", "440106195001011234", {"birth": "19500101"}), now)
+    assert off.elderly is False
+
+
+def test_elderly_auto_age_is_validated_with_its_field():
+    from foundation.errors import ConfigError
+    from foundation.settings import KioskConfig, from_mapping
+
+    base = {"kiosk_id": "k1", "broker": "mqtt://localhost:1883", "data_dir": "/tmp/k"}
+    assert from_mapping(KioskConfig, base).elderly_auto_age == 0
+    assert from_mapping(KioskConfig, {**base, "elderly_auto_age": 65}).elderly_auto_age == 65
+    for bad in (30, 200, -1):
+        with pytest.raises(ConfigError) as err:
+            from_mapping(KioskConfig, {**base, "elderly_auto_age": bad})
+        assert err.value.field == "elderly_auto_age" and str(bad) in str(err.value)
