@@ -50,8 +50,8 @@ JOURNEYS: dict[str, tuple[list, list]] = {
     "volunteer": ([["press", "service:volunteer"], ["screen", "identify"], CARD, ["text", MASKED],
                    ["press", "confirm"], ["press", "option:check_in"], ["screen", "result"]], []),
     "notices": ([["press", "service:notices"], ["press", "option:elderly"], ["screen", "result"]], []),
-    "feedback": ([["press", "service:feedback"], ["press", "option:safety"], ["press", "option:normal"],
-                  ["press", "skip"], ["screen", "result"]], [["press", "print"], PRINTED]),
+    "feedback": ([["press", "service:feedback"], ["press", "option:safety"], ["press", "option:parking"],
+                  ["press", "option:normal"], ["press", "skip"], ["screen", "result"]], [["press", "print"], PRINTED]),
 }
 TAKE = {"id_reader": ["sim", "id_reader", {"cmd": "remove_card"}],
         "card_reader": ["sim", "card_reader", {"cmd": "remove_card"}]}

@@ -128,8 +128,9 @@ def spec() -> dict:
                                         "description": "seconds until it expires (3600)"}}}),
                 "get": _op("Enrolment tokens: site, kiosk, expiry, used or not (never the token)", "admin")},
             "/api/v1/requests": {"get": _op(
-                "Residents' requests (feedback registered at kiosks), urgent first, newest first; call-back "
-                "numbers masked (phone_state kept, none or expired); due_at and overdue against the reply "
+                "Residents' requests (feedback registered at kiosks: category, problem, urgency), urgent first, "
+                "newest first; call-back numbers masked (phone_state kept, none or expired); due_at and "
+                "overdue against the reply "
                 "promised (1 working day urgent, 3 normal, Monday-Friday Asia/Shanghai)", "viewer", params=[
                     _q("site", {"type": "string", "maxLength": 64}, "the kiosk's site in the registry"),
                     _q("status", {"type": "string", "enum": list(REQUEST_STATUSES)}, "open (default), handled or all"),
