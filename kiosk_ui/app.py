@@ -182,6 +182,7 @@ class KioskApp(App):
             log.error("service catalogue rejected: %s", exc)
         if isinstance(body.get("time_zone"), str):  # validated by the agent (contract/desired_config.py)
             self.time_zone = body["time_zone"]  # receipts print the fleet's time, as the console shows it
+            self.vm.zone = self.time_zone  # and a resident's age (elderly_auto_age) is counted in it
         mode = body.get("mode")
         if mode in vocab.COMMANDABLE_MODES:
             self.fleet_mode = mode
