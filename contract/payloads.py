@@ -88,8 +88,10 @@ def parse_status(body: dict[str, Any]) -> KioskStatus:
 
 def controller_online(ts: float) -> dict[str, Any]:
     """``contract`` says which minor the controller reads (from 1.2; absent means 1.0/1.1), so a
-    kiosk sends what only a newer controller reads (telemetry deltas) only when it is there."""
-    return {"state": "online", "ts": ts, "contract": f"{versions.MAJOR}.{versions.MINOR}"}
+    kiosk sends what only a newer controller reads (telemetry deltas) only when it is there.
+    ``acks_events``: this controller answers stored events on ``events/ack`` (see below); a kiosk
+    facing a controller whose presence lacks it falls back to dropping events on the broker's PUBACK."""
+    return {"state": "online", "ts": ts, "contract": f"{versions.MAJOR}.{versions.MINOR}", "acks_events": True}
 
 
 def controller_offline(reason: str) -> dict[str, Any]:
@@ -107,6 +109,11 @@ def controller_reads(body: dict[str, Any]) -> tuple[int, int]:
         return versions.parse_version(body.get("contract"))
     except RemoteProtocolError:
         return (versions.MAJOR, 1)
+
+
+def controller_acks_events(body: dict[str, Any]) -> bool:
+    """True when the controller's presence says it acknowledges stored events."""
+    return body.get("state") == "online" and body.get("acks_events") is True
 
 
 # -- telemetry ------------------------------------------------------------------------------------
@@ -247,6 +254,27 @@ def parse_event(body: dict[str, Any]) -> Event:
     return Event(id=body["id"][:128], seq=seq, type=body["type"][:64], boot_id=_str(body, "boot_id"),
                  ts=_num(body.get("ts")), fields={k: v for k, v in body.items() if k not in _EVENT_KEYS},
                  raw=body)
+
+
+# -- events/ack (controller -> kiosk) -------------------------------------------------------------
+
+MAX_ACK_IDS = 500  # ids per acknowledgement; the controller splits larger batches
+
+
+def events_ack(ids: list[str]) -> dict[str, Any]:
+    """The ids of events that are committed to the controller's database (new or duplicate)."""
+    if len(ids) > MAX_ACK_IDS:
+        raise ValueError(f"at most {MAX_ACK_IDS} ids per acknowledgement, got {len(ids)}")
+    return {"ids": list(ids)}
+
+
+def parse_events_ack(body: dict[str, Any]) -> tuple[str, ...]:
+    ids = body.get("ids")
+    if not isinstance(ids, list) or len(ids) > MAX_ACK_IDS:
+        raise RemoteProtocolError(f"events/ack needs a list of at most {MAX_ACK_IDS} ids")
+    if not all(isinstance(i, str) and 0 < len(i) <= 128 for i in ids):
+        raise RemoteProtocolError("events/ack ids must be non-empty strings of at most 128 characters")
+    return tuple(ids)
 
 
 # -- config/desired and config/reported (both retained) -------------------------------------------

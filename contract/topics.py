@@ -27,6 +27,7 @@ FLAGS: dict[str, tuple[int, bool]] = {
     "config/desired": (1, True), "config/reported": (1, True), "cmd": (1, False), "cmd/result": (1, False),
     "svc/request": (1, False), "svc/response": (1, False), "controller/status": (1, True),
     "update/state": (1, True),
+    "events/ack": (1, False),
 }
 QOS = {k: q for k, (q, _) in FLAGS.items()}
 RETAIN = {k: r for k, (_, r) in FLAGS.items()}
@@ -46,6 +47,7 @@ def subscriptions_for_kiosk(kiosk_id: str) -> list[tuple[str, int]]:
     return [
         (topic(kiosk_id, "config/desired"), QOS["config/desired"]),
         (f"{ROOT}/{kiosk_id}/cmd/+", QOS["cmd"]),
+        (topic(kiosk_id, "events/ack"), QOS["events/ack"]),
         (CONTROLLER_STATUS, QOS["controller/status"]),
     ]
 

@@ -109,7 +109,13 @@ def _send_queued(state: FleetState, kiosk_id: str, now: float) -> list[Outgoing]
 def _status(state: FleetState, rec: dict[str, Any], st: KioskStatus, kiosk_id: str,
             now: float, contract: tuple[int, int]) -> list[Outgoing]:
     out: list[Outgoing] = []
+    if st.state == "online" and st.ts is not None and st.ts < rec.get("status_ts", st.ts):
+        # A birth older than one already applied (redelivered late, or taken by another
+        # controller's share first): the newer state stands. Order comes from the kiosk's clock.
+        return out
     if st.state == "online":
+        if st.ts is not None:
+            rec["status_ts"] = st.ts
         site_before = rec["site"]
         contract_before = state.contracts.get(kiosk_id)
         state.contracts[kiosk_id] = contract

@@ -105,6 +105,7 @@ class Controller:
         # Counted from the worker, the MQTT thread (service calls over a kiosk's bound) and the
         # service thread: one lock, so no count is lost and no reader sees a dict mid-change.
         self._count_lock = threading.Lock()
+        self._to_ack: dict[str, list[str]] = {}  # kiosk -> event ids written in the open transaction
         self._log_budget = (0.0, 0)
         self._stop = threading.Event()
         self._local = threading.local()
@@ -307,6 +308,10 @@ class Controller:
         self.state.effects.clear()
         if events:
             stored, new = self._rows(store, "events", store.record_events, events)
+            # Stored or refused and counted as dropped, each is settled once this commits: the
+            # kiosk may let it go (a refused row would only be refused again).
+            for e in events:
+                self._to_ack.setdefault(e.kiosk_id, []).append(e.event.id)
             self._count("events_new", new)
             self._count("events_duplicate", sum(stored) - new)
         if history:
@@ -432,6 +437,7 @@ class Controller:
                 # Never ack what was not stored: the broker redelivers it after a restart.
                 log.exception("worker batch failed; %d messages left unacknowledged", len(acks))
                 self.state.effects.clear()
+                self._to_ack.clear()  # the kiosks keep these events and send them again
                 for fut in calls:
                     if not fut.done():
                         fut.set_exception(KioskError("the controller could not store this change; try again"))
@@ -445,7 +451,18 @@ class Controller:
             for m in acks:
                 if m.qos > 0:
                     self.client.ack(m.mid, m.qos)
+            self._ack_events()
             self._send(out)
+
+    def _ack_events(self) -> None:
+        """Tell each kiosk which of its events are committed (new or duplicate): only now may its
+        journal let them go. Kiosks on a contract without acknowledgements just do not subscribe."""
+        for kiosk_id, ids in self._to_ack.items():
+            for i in range(0, len(ids), payloads.MAX_ACK_IDS):
+                self.client.publish(topics.topic(kiosk_id, "events/ack"),
+                                    topics.encode_to_kiosk(payloads.events_ack(ids[i:i + payloads.MAX_ACK_IDS])),
+                                    *topics.FLAGS["events/ack"])
+        self._to_ack.clear()
 
     def _call(self, fn: Callable[[Store, float, list], Any], timeout: float = 10.0) -> Any:
         """Run ``fn(store, now, out)`` on the worker inside its transaction and return its result."""
@@ -471,6 +488,7 @@ class Controller:
             self._svc_thread.join(5)
         with self.store.tx() as store:
             self._write_effects(store)
+        self._to_ack.clear()  # disconnected already: the kiosks send these again to whoever is next
         self.store.close()
         self.sites.close()
 

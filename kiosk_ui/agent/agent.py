@@ -43,6 +43,7 @@ INFLIGHT = 200  # journal messages published but not yet acknowledged, at most
 # A kiosk must be online again within 30 s of its link's return (issue 17): the longest wait
 # between attempts plus a TLS connect must stay under that. The soak found 30 s too long.
 RECONNECT_CAP = 25.0
+ACK_WAIT = 10.0  # seconds without the controller's events/ack before the journal is sent again
 
 
 class Actions(Protocol):
@@ -55,7 +56,8 @@ class KioskAgent:
                  device_status: Callable[[], Mapping[str, DeviceStatus | dict[str, Any]]] | None = None, actions: Actions | None = None,
                  backoff: Backoff | None = None, max_events: int = 10_000, device_poll: float = 1.0,
                  extra_telemetry: Callable[[], dict[str, Any]] | None = None, updater: UpdateSteps | None = None,
-                 health: Any = None) -> None:
+                 health: Any = None, ack_wait: float = ACK_WAIT,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.clock = clock
         self.boot_id = uuid.uuid4().hex
@@ -79,8 +81,17 @@ class KioskAgent:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._wake = threading.Event()
-        self._inflight: dict[int, int] = {}  # mid -> journal seq (sender thread only)
+        self.ack_wait = ack_wait
+        self.monotonic = monotonic
+        self._inflight: dict[int, int] = {}  # mid -> journal seq, until PUBACK (sender thread only)
+        self._unacked: dict[str, float] = {}  # event id -> when sent, until events/ack (sender thread only)
         self._acks: collections.deque[int] = collections.deque()  # acknowledged mids, from paho's thread
+        self._event_acks: collections.deque[tuple[str, ...]] = collections.deque()  # events/ack, paho's thread
+        # Whether the controller acknowledges events (its presence says so). Until a controller has
+        # said otherwise, hold every event for its acknowledgement: the journal bounds what is held.
+        self.controller_acks = True
+        self._resend = False  # set by the command thread when the controller comes back
+        self.resends = 0  # how many times the unacknowledged events were sent again
         self._cursor = 0
         self._gen = self._pump_gen = 0
         self._controller_online: bool | None = None
@@ -149,6 +160,9 @@ class KioskAgent:
         return self.client.publish(topic_name, payload, qos, False, properties=properties)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == self._topic("events/ack"):
+            self._on_events_ack(bytes(msg.payload))
+            return
         handler = self._routes.get(msg.topic)
         if handler is None:
             self._inbox.put(msg)
@@ -231,11 +245,21 @@ class KioskAgent:
             seq = self.seq
         body = payloads.event(self.config.kiosk_id, event_id=event_id, boot_id=self.boot_id, seq=seq,
                               ts=self.clock(), type=event_type, fields=fields)
-        return self.journal.append(self._topic("events"), fleet.encode(body))
+        return self.journal.append(self._topic("events"), fleet.encode(body), event_id)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         # Called on paho's thread with paho's locks held: only hand the mid over, take no lock.
         self._acks.append(mid)
+        self._wake.set()
+
+    def _on_events_ack(self, payload: bytes) -> None:
+        """The controller committed these events (paho's thread: parse, hand over, take no lock)."""
+        try:
+            ids = payloads.parse_events_ack(fleet.decode(payload))
+        except KioskError as exc:
+            log.warning("ignored a bad events/ack: %s", exc)
+            return
+        self._event_acks.append(ids)
         self._wake.set()
 
     def _pump_journal(self) -> None:
@@ -244,23 +268,47 @@ class KioskAgent:
         if self._pump_gen != self._gen:
             # New connection: whatever was in flight is sent again; the controller de-duplicates.
             self._pump_gen = self._gen
-            self._inflight.clear()
-            self._cursor = 0
-        acked = []
+            self._send_again()
+        holding = self.controller_acks  # read once: the command thread may change it meanwhile
+        puback = []
         while self._acks:
             seq = self._inflight.pop(self._acks.popleft(), None)
             if seq is not None:
-                acked.append(seq)
-        self.journal.remove(acked)
-        room = INFLIGHT - len(self._inflight)
+                puback.append(seq)
+        if not holding:
+            self.journal.remove(puback)  # an older controller: the broker's PUBACK is all there is
+        committed: list[str] = []
+        while self._event_acks:
+            committed += self._event_acks.popleft()
+        if committed:
+            self.journal.remove_events(committed)
+            for event_id in committed:
+                self._unacked.pop(event_id, None)
+        now = self.monotonic()
+        if self._resend or (holding and self._unacked and self._controller_online is not False
+                            and min(self._unacked.values()) <= now - self.ack_wait):
+            # No acknowledgement in time (or the controller came back): whatever it lost, it gets
+            # again; it de-duplicates by event id.
+            self._resend = False
+            self.resends += 1
+            self._send_again()
+        room = INFLIGHT - (len(self._unacked) if holding else len(self._inflight))
         if not self.connected or room <= 0:
             return
-        for seq, topic_name, payload in self.journal.pending(self._cursor, room):
+        for seq, topic_name, payload, event_id in self.journal.pending(self._cursor, room):
             info = self.client.publish(topic_name, payload, *fleet.FLAGS["events"])
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
             self._inflight[info.mid] = seq
+            if holding:
+                self._unacked[event_id] = now
             self._cursor = seq
+
+    def _send_again(self) -> None:
+        """Sender thread only: forget what was sent; the next pump starts at the oldest event."""
+        self._inflight.clear()
+        self._unacked.clear()
+        self._cursor = 0
 
     # -- connection ------------------------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -438,11 +486,21 @@ class KioskAgent:
         if online:
             self._controller_reads = payloads.controller_reads(body)
         self._set_controller_online(online)
+        if online:
+            acks = payloads.controller_acks_events(body)
+            if acks != self.controller_acks:
+                # Switching either way, start again from the oldest event: nothing is dropped that
+                # the controller in charge has not confirmed its way.
+                self.controller_acks = acks
+                self._resend = True
+                self._wake.set()
         if online and previous is False:
             # The controller came back (maybe with a fresh store): tell it everything again,
             # telemetry included (a delta needs the snapshot it applies to).
             self._tel_gen = -1
             self._publish_retained()
+            self._resend = True
+            self._wake.set()
 
     def apply_desired(self, payload: bytes) -> None:
         if not payload:

@@ -1,8 +1,10 @@
 """The kiosk's local SQLite journal: store-and-forward events, seen command ids, small agent state.
 
-An event is written here before it is published and removed only after the broker acknowledges
-it (PUBACK), so a kiosk that is offline, or restarts, loses nothing. The journal is bounded: past
-``max_events`` the oldest are dropped and the caller says so in an event.
+An event is written here before it is published and removed only once the controller says it
+is committed to its database (``events/ack``, by event id), or, facing an older controller that
+never acknowledges, once the broker acknowledges it (PUBACK). So a kiosk that is offline, or
+restarts, or a controller that is down longer than the broker queues for it, loses nothing. The
+journal is bounded: past ``max_events`` the oldest are dropped and the caller says so in an event.
 """
 
 from __future__ import annotations
@@ -31,17 +33,26 @@ class Journal:
         # FULL: an event the kiosk believes journaled must survive a power cut.
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(outbox)")}
+        if "event_id" not in columns:
+            # A journal written before controller acknowledgements: its events get their ids.
+            self._conn.execute("ALTER TABLE outbox ADD COLUMN event_id TEXT")
+            rows = self._conn.execute("SELECT seq, payload FROM outbox").fetchall()
+            self._conn.executemany("UPDATE outbox SET event_id = ? WHERE seq = ?",
+                                   [(_id_of(payload), seq) for seq, payload in rows])
+        self._conn.execute("CREATE INDEX IF NOT EXISTS outbox_event ON outbox (event_id)")
         self._depth = self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
-    def append(self, topic: str, payload: bytes) -> int:
+    def append(self, topic: str, payload: bytes, event_id: str | None = None) -> int:
         """Journal one message; return how many of the oldest were dropped to stay in bounds."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute("INSERT INTO outbox (topic, payload) VALUES (?, ?)", (topic, payload))
+            self._conn.execute("INSERT INTO outbox (topic, payload, event_id) VALUES (?, ?, ?)",
+                               (topic, payload, event_id))
             self._depth += 1
             dropped = 0
             if self._depth > self.max_events:
@@ -52,10 +63,13 @@ class Journal:
             self._conn.execute("COMMIT")
             return dropped
 
-    def pending(self, after: int, limit: int = 200) -> list[tuple[int, str, bytes]]:
+    def pending(self, after: int, limit: int = 200) -> list[tuple[int, str, bytes, str]]:
+        """Journaled messages after ``after``, oldest first: (seq, topic, payload, event id)."""
         with self._lock:
-            return self._conn.execute("SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-                                      (after, limit)).fetchall()
+            rows = self._conn.execute(
+                "SELECT seq, topic, payload, event_id FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit)).fetchall()
+        return [(seq, topic, payload, event_id or "") for seq, topic, payload, event_id in rows]
 
     def remove(self, seqs: list[int]) -> None:
         if not seqs:
@@ -66,6 +80,19 @@ class Journal:
             self._conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
             self._depth -= self._conn.total_changes - before
             self._conn.execute("COMMIT")
+
+    def remove_events(self, event_ids: list[str]) -> int:
+        """Drop the events the controller has committed; returns how many were still here."""
+        if not event_ids:
+            return 0
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            before = self._conn.total_changes
+            self._conn.executemany("DELETE FROM outbox WHERE event_id = ?", [(i,) for i in event_ids])
+            removed = self._conn.total_changes - before
+            self._depth -= removed
+            self._conn.execute("COMMIT")
+            return removed
 
     def depth(self) -> int:
         return self._depth
@@ -88,3 +115,12 @@ class Journal:
     def put(self, key: str, value: Any) -> None:
         with self._lock:
             self._conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, json.dumps(value)))
+
+
+def _id_of(payload: bytes) -> str:
+    """The event id inside a payload journaled before the ``event_id`` column existed."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return str(body.get("id", "")) if isinstance(body, dict) else ""

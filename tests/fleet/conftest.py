@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -12,10 +14,12 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from controller.server import Controller
+from controller.store import StoreError, connect
 from foundation.backoff import Backoff
 from foundation.settings import ControllerConfig, KioskConfig, from_mapping
 from kiosk_ui.agent.runtime import KioskRuntime
 from kiosk_ui.compose import Kiosk, build_headless_kiosk
+from tests.support.processes import Proc
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
@@ -27,6 +31,30 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
+
+
+def stored_event_ids(data_dir, kiosk_id: str | None, event_type: str) -> list[str]:
+    """Ids of the events of one type (of one kiosk, or all) in a controller's database, read apart."""
+    try:
+        conn = connect(data_dir, readonly=True)
+    except StoreError:  # the controller has not created its database yet
+        return []
+    try:
+        return [r[0] for r in conn.execute("SELECT id FROM events WHERE type = ? AND (? IS NULL OR kiosk_id = ?)",
+                                           (event_type, kiosk_id, kiosk_id))]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+def spawn_controller(broker, data_dir: Path, procs: list) -> Proc:
+    """A controller in its own process (``tests.fleet.run_controller``), online when this returns."""
+    ctl = Proc([sys.executable, "-m", "tests.fleet.run_controller", "--broker", broker.url, "--data-dir",
+                str(data_dir)])
+    procs.append(ctl)
+    ctl.wait_for("controller online", 30)
+    return ctl
 
 
 def controller_config(broker, data_dir: Path, **extra) -> ControllerConfig:

@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
-import sys
 import threading
 import time
 
-from controller.store import StoreError, connect
-from tests.fleet.conftest import wait_until
-from tests.support.processes import Proc
-
-
-def _stored(data_dir, kiosk_id: str, event_type: str) -> list[str]:
-    try:
-        conn = connect(data_dir, readonly=True)
-    except StoreError:  # the controller has not created its database yet
-        return []
-    try:
-        return [r[0] for r in conn.execute("SELECT id FROM events WHERE kiosk_id=? AND type=?",
-                                           (kiosk_id, event_type))]
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        conn.close()
+from tests.fleet.conftest import spawn_controller, wait_until
+from tests.fleet.conftest import stored_event_ids as _stored
 
 
 def test_offline_kiosk_delivers_exactly_its_1000_events_after_broker_restart(broker, make_controller, make_kiosk,
@@ -52,10 +35,7 @@ def test_offline_kiosk_delivers_exactly_its_1000_events_after_broker_restart(bro
 
 def test_controller_killed_under_load_loses_no_event(broker, make_kiosk, tmp_path, procs):
     data = tmp_path / "ctl"
-    argv = [sys.executable, "-m", "tests.fleet.run_controller", "--broker", broker.url, "--data-dir", str(data)]
-    ctl = Proc(argv)
-    procs.append(ctl)
-    ctl.wait_for("controller online", 30)
+    ctl = spawn_controller(broker, data, procs)
     kiosk = make_kiosk("K-LOAD")
     ids: list[str] = []
 
@@ -71,9 +51,7 @@ def test_controller_killed_under_load_loses_no_event(broker, make_kiosk, tmp_pat
     ctl.signal(signal.SIGKILL)  # no clean stop: whatever it had not stored must come again
     ctl.proc.wait(10)
     producer.join(30)
-    ctl2 = Proc(argv)
-    procs.append(ctl2)
-    ctl2.wait_for("controller online", 30)
+    spawn_controller(broker, data, procs)
     wait_until(lambda: len(_stored(data, "K-LOAD", "load")) >= 1000, 40, "all 1000 stored")
     wait_until(lambda: kiosk.agent.journal.depth() == 0, 10, "journal drained: nothing more in flight")
     stored = _stored(data, "K-LOAD", "load")

@@ -154,8 +154,8 @@ def test_command_lifecycle_queued_sent_timed_out_and_expired():
 def test_journal_is_bounded_and_remembers_commands(tmp_path):
     j = Journal(tmp_path / "j.sqlite3", max_events=3)
     assert [j.append("t", b"%d" % i) for i in range(5)] == [0, 0, 0, 1, 1]
-    assert [p for _, _, p in j.pending(0)] == [b"2", b"3", b"4"] and j.depth() == 3
-    j.remove([s for s, _, _ in j.pending(0)][:2])
+    assert [p for _, _, p, _ in j.pending(0)] == [b"2", b"3", b"4"] and j.depth() == 3
+    j.remove([s for s, _, _, _ in j.pending(0)][:2])
     assert j.depth() == 1
     assert j.first_sight("c1", 100.0, 0.0) and not j.first_sight("c1", 100.0, 1.0)
 
@@ -168,7 +168,7 @@ def test_agent_overflow_says_so_in_an_event(tmp_path):
     agent = KioskAgent(cfg, max_events=5)
     for n in range(8):
         agent.emit("x", {"n": n})
-    bodies = [json.loads(p) for _, _, p in agent.journal.pending(0)]
+    bodies = [json.loads(p) for _, _, p, _ in agent.journal.pending(0)]
     assert len(bodies) == 5 and bodies[-1]["type"] == "journal_overflow" and bodies[-1]["dropped"] == 1
     assert [b["seq"] for b in bodies] == sorted(b["seq"] for b in bodies)
     agent.journal.close()
@@ -287,3 +287,13 @@ def test_alarm_rule_params_must_be_a_list(tmp_path):
     bad.write_text('[[rule]]\nid="x"\nseverity="major"\nsource="kiosk"\nmessage="m"\nfield="state"\nparams="state"\n')
     with pytest.raises(ConfigError, match=r"rule\[0\]\.params"):
         alarms.load_rules(bad)
+
+
+def test_a_late_older_birth_does_not_overwrite_a_newer_status():
+    s = _state()
+    s, _ = handlers.handle(s, _msg("status", {"state": "online", "boot_id": "b", "mode": "maintenance", "ts": 20.0}),
+                           1.0)
+    s, _ = handlers.handle(s, _msg("status", {"state": "online", "boot_id": "b", "mode": "normal", "ts": 10.0}), 2.0)
+    assert s.kiosks["K1"]["mode"] == "maintenance"
+    s, _ = handlers.handle(s, _msg("status", {"state": "online", "boot_id": "b", "mode": "normal", "ts": 30.0}), 3.0)
+    assert s.kiosks["K1"]["mode"] == "normal"
