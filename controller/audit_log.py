@@ -21,7 +21,8 @@ MAX_RESULT = 300
 def write(conn: sqlite3.Connection, *, user: str, action: str, target: str, detail: dict[str, Any] | None,
           result: str, now: float) -> None:
     """One row; ``result`` is ``ok`` or what went wrong (``error: ...``, ``rejected: ...``)."""
-    conn.execute("INSERT INTO audit (ts, user, action, target, detail, result) VALUES (?,?,?,?,?,?)",
+    # "user" quoted: a reserved word in PostgreSQL, where the fleet store may live (controller.store_pg).
+    conn.execute('INSERT INTO audit (ts, "user", action, target, detail, result) VALUES (?,?,?,?,?,?)',
                  (now, user, action, target, json.dumps(detail or {}, ensure_ascii=False, default=str),
                   str(result)[:MAX_RESULT]))
 
@@ -29,11 +30,11 @@ def write(conn: sqlite3.Connection, *, user: str, action: str, target: str, deta
 def read(conn: sqlite3.Connection, *, user: str | None = None, action: str | None = None,
          target: str | None = None, offset: int = 0, limit: int = 100) -> dict[str, Any]:
     """Newest first (by time: rows adopted from the console's old table keep their times)."""
-    where = [f"{c} = ?" for c, v in (("user", user), ("action", action), ("target", target)) if v]
+    where = [f'"{c}" = ?' for c, v in (("user", user), ("action", action), ("target", target)) if v]
     args = [v for v in (user, action, target) if v]
     cond = (" WHERE " + " AND ".join(where)) if where else ""
     total = conn.execute(f"SELECT COUNT(*) FROM audit{cond}", args).fetchone()[0]
-    rows = conn.execute(f"SELECT id, ts, user, action, target, detail, result FROM audit{cond} "
+    rows = conn.execute(f'SELECT id, ts, "user", action, target, detail, result FROM audit{cond} '
                         "ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
     return {"total": total, "items": [{"id": r[0], "ts": r[1], "user": r[2], "action": r[3], "target": r[4],
                                        "detail": _detail(r[5]), "result": r[6]} for r in rows]}

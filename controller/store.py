@@ -1,4 +1,8 @@
-"""The controller's embedded store: SQLite in WAL mode with numbered schema migrations.
+"""The controller's store: SQLite in WAL mode (the embedded default) or PostgreSQL, with numbered
+schema migrations for each (PostgreSQL's in ``controller.store_pg``).
+
+The write methods below are written once in SQL both accept; ``Store(data_dir, database=URL)``
+picks the backend (``postgresql://...``, else the SQLite file in ``data_dir``).
 
 One writer (the controller's worker thread, through ``Store`` under its lock); readers open
 their own connections (``connect(..., readonly=True)``, see ``controller.store_reads``). Operator
@@ -16,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from controller import audit_log
+from controller import audit_log, store_pg
 from controller.effects import EventReceived, HistorySample
 from foundation.errors import KioskError
 
@@ -135,9 +139,16 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 class Store:
-    def __init__(self, data_dir: Path) -> None:
-        self.conn = connect(data_dir)
-        migrate(self.conn)
+    def __init__(self, data_dir: Path, database: str | None = None) -> None:
+        self.conn: Any
+        if database and store_pg.SCHEME.match(database):
+            self.conn = store_pg.PgConnection(database)
+            store_pg.migrate(self.conn)
+        elif database:
+            raise StoreError(f"--database must be a postgresql:// URL (or left out for SQLite), got {database[:40]!r}")
+        else:
+            self.conn = connect(data_dir)
+            migrate(self.conn)
         self.lock = threading.Lock()
 
     def close(self) -> None:
@@ -219,12 +230,17 @@ class Store:
 
     def insert_events(self, rows: list[tuple[str, str, str, int, Any, str, str, float]]) -> int:
         """Insert events, ignoring ids already stored; return how many were new."""
-        before = self.conn.total_changes
-        self.conn.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
-        return self.conn.total_changes - before
+        if not rows:
+            return 0
+        cur = self.conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING", rows)
+        return cur.rowcount
 
     def insert_history(self, rows: list[tuple]) -> None:
-        self.conn.executemany("INSERT OR REPLACE INTO telemetry_history VALUES (?,?,?,?,?,?,?,?)", rows)
+        if rows:
+            self.conn.executemany(
+                """INSERT INTO telemetry_history VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (kiosk_id, ts) DO UPDATE SET
+                   cpu=excluded.cpu, memory=excluded.memory, disk=excluded.disk, temperature=excluded.temperature,
+                   queue_depth=excluded.queue_depth, body=excluded.body""", rows)
 
     def prune(self, *, history_before: float, events_before: float) -> None:
         self.conn.execute("DELETE FROM telemetry_history WHERE ts < ?", (history_before,))
@@ -232,10 +248,10 @@ class Store:
 
     def raise_alarm(self, kiosk_id: str, rule: str, subject: str, severity: str, message: str, now: float,
                     params: dict[str, Any] | None = None) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO alarms (kiosk_id, rule, subject, severity, message, raised_at, params) VALUES (?,?,?,?,?,?,?)",
-            (kiosk_id, rule, subject, severity, message, now, _dumps(params or {})))
-        return int(cur.lastrowid or 0)
+        row = self.conn.execute(
+            "INSERT INTO alarms (kiosk_id, rule, subject, severity, message, raised_at, params) VALUES (?,?,?,?,?,?,?) "
+            "RETURNING id", (kiosk_id, rule, subject, severity, message, now, _dumps(params or {}))).fetchone()
+        return int(row[0])
 
     def clear_alarm(self, alarm_id: int, now: float) -> None:
         self.conn.execute("UPDATE alarms SET cleared_at=? WHERE id=? AND cleared_at IS NULL", (now, alarm_id))
@@ -258,8 +274,9 @@ class Store:
 
     def set_layer(self, scope: str, body: dict[str, Any], user: str, now: float) -> int:
         version = int(self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM config_layers").fetchone()[0]) + 1
-        self.conn.execute("INSERT OR REPLACE INTO config_layers VALUES (?,?,?,?,?)",
-                          (scope, version, _dumps(body), now, user))
+        self.conn.execute("INSERT INTO config_layers VALUES (?,?,?,?,?) ON CONFLICT (scope) DO UPDATE SET "
+                          "version=excluded.version, body=excluded.body, updated_at=excluded.updated_at, "
+                          "updated_by=excluded.updated_by", (scope, version, _dumps(body), now, user))
         return version
 
     def insert_command(self, c: dict[str, Any]) -> None:
@@ -304,18 +321,20 @@ class Store:
 
     def bump_counters(self, counts: dict[str, int]) -> None:
         self.conn.executemany(
-            "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
             list(counts.items()))
 
     def set_groups(self, group: str, kiosk_ids: list[str], add: bool) -> None:
         if add:
-            self.conn.executemany("INSERT OR IGNORE INTO kiosk_groups VALUES (?,?)", [(group, k) for k in kiosk_ids])
+            self.conn.executemany("INSERT INTO kiosk_groups VALUES (?,?) ON CONFLICT DO NOTHING",
+                                  [(group, k) for k in kiosk_ids])
         else:
             self.conn.executemany("DELETE FROM kiosk_groups WHERE group_name=? AND kiosk_id=?",
                                   [(group, k) for k in kiosk_ids])
 
     def set_site(self, site: str, name: str, region: str) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO sites VALUES (?,?,?)", (site, name, region))
+        self.conn.execute("INSERT INTO sites VALUES (?,?,?) ON CONFLICT (site) DO UPDATE SET name=excluded.name, "
+                          "region=excluded.region", (site, name, region))
 
 
 class Transaction:

@@ -20,7 +20,7 @@ AVAILABLE_DEVICE_STATES = ("idle", "busy", "ok", "ready")
 def _page(conn: sqlite3.Connection, sql: str, where: list[str], args: list[Any], order: str,
           offset: int, limit: int) -> tuple[int, list[sqlite3.Row]]:
     cond = (" WHERE " + " AND ".join(where)) if where else ""
-    total = conn.execute(f"SELECT COUNT(*) FROM ({sql}{cond})", args).fetchone()[0]
+    total = conn.execute(f"SELECT COUNT(*) FROM ({sql}{cond}) AS page", args).fetchone()[0]
     rows = conn.execute(f"{sql}{cond} ORDER BY {order} LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
     return total, rows
 
@@ -28,7 +28,8 @@ def _page(conn: sqlite3.Connection, sql: str, where: list[str], args: list[Any],
 def _equal(**columns: Any) -> tuple[list[str], list[Any]]:
     """``column = ?`` conditions for the filters that are set (a falsy value means no filter)."""
     given = {c: v for c, v in columns.items() if v}
-    return [f"{c} = ?" for c in given], list(given.values())
+    # Quoted: ``user`` is a reserved word in PostgreSQL (unquoted it is the session's role).
+    return [f'"{c}" = ?' for c in given], list(given.values())
 
 
 def list_kiosks(conn: sqlite3.Connection, *, state: str | None = None, site: str | None = None,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.support.broker import Mosquitto
+from tests.support.postgres import PostgresCluster
 from tests.support.processes import REPO, Proc, start_sim
 from tests.support.xvfb import Xvfb
 
@@ -33,6 +36,23 @@ def broker(tmp_path):
     b = Mosquitto(tmp_path / "broker").start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A private PostgreSQL cluster for the whole session (started only by tests that ask for it).
+    Its folder is outside pytest's root-only temporary tree: the ``postgres`` user must enter it."""
+    folder = Path(tempfile.mkdtemp(prefix="kiosk-pg-"))
+    cluster = PostgresCluster(folder).start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster, request):
+    """A fresh, empty database on the session's cluster for one test."""
+    return postgres_cluster.create_database(f"t{abs(hash(request.node.nodeid)):x}"[:40])
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The store's write methods the controller's worker uses for each typed effect (real SQLite)."""
+"""The store's write methods the controller's worker uses for each typed effect (real SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ from controller import store_reads
 from controller.store import Store, connect
 
 
-def test_each_effect_kind_has_its_store_method(tmp_path):
-    store = Store(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The same store tests against both backends: the SQLite file and a private PostgreSQL."""
+    s = Store(tmp_path, request.getfixturevalue("postgres_url") if request.param == "postgresql" else None)
+    yield s
+    s.close()
+
+
+def test_each_effect_kind_has_its_store_method(store):
     with store.tx() as s:
         s.insert_command({"id": "c1", "kiosk_id": "K1", "name": "test_print", "args": {}, "issuer": "ops",
                           "issued_at": 1.0, "expires_at": 9.0, "timeout": 5.0, "status": "queued"})
@@ -31,6 +38,19 @@ def test_each_effect_kind_has_its_store_method(tmp_path):
     assert [(r["kiosk_id"]) for r in store.open_alarms()] == ["K2"]
     row = store.conn.execute("SELECT status, finished_at, result FROM commands WHERE id='c1'").fetchone()
     assert tuple(row) == ("succeeded", 6.0, '{"printed":true}')
+    with store.tx() as s:  # counters add up, groups and sites upsert, config versions grow
+        s.bump_counters({"received": 2})
+        s.bump_counters({"received": 3, "rejected": 1})
+        s.set_groups("north", ["K1", "K2"], True)
+        s.set_groups("north", ["K1"], True)
+        s.set_site("tianhe-01", "Tianhe", "Guangzhou")
+        s.set_site("tianhe-01", "Tianhe 1", "Guangzhou")
+        assert (s.set_layer("fleet", {"volume": 1}, "ops", 8.0), s.set_layer("fleet", {"volume": 2}, "ops", 9.0)) \
+            == (1, 2)
+    assert dict(store.conn.execute("SELECT name, value FROM counters").fetchall()) == {"received": 5, "rejected": 1}
+    assert store.conn.execute("SELECT COUNT(*) FROM kiosk_groups").fetchone()[0] == 2
+    assert tuple(store.conn.execute("SELECT name, region FROM sites").fetchone()) == ("Tianhe 1", "Guangzhou")
+    assert [dict(r)["version"] for r in store.conn.execute("SELECT * FROM config_layers")] == [2]
     audit = store_reads.audit_log(store.conn)["items"]
     assert [(r["user"], r["action"], r["target"], r["result"]) for r in audit] == [
         ("ops", "command.result", "kiosk:K1", "succeeded")]

@@ -1,0 +1,60 @@
+"""A private PostgreSQL cluster in a temporary folder on a free loopback port, stopped after use.
+
+Debian's PostgreSQL 15 (``scripts/bootstrap`` installs it). ``initdb`` refuses to run as root, so
+as root the cluster belongs to the ``postgres`` user. Trust authentication on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.broker import free_port, wait_for_port
+
+
+def _bin(name: str) -> str:
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[-1:]
+    if not found:
+        raise RuntimeError(f"PostgreSQL's {name} not found: run scripts/bootstrap")
+    return found if isinstance(found, str) else found[0]
+
+
+@dataclass
+class PostgresCluster:
+    workdir: Path
+    port: int = 0
+
+    def _run(self, *argv: str) -> None:
+        cmd = list(argv)
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.workdir)
+
+    def start(self) -> PostgresCluster:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, "postgres", "postgres")
+        self.port = self.port or free_port()
+        data = self.workdir / "data"
+        self._run(_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._run(_bin("pg_ctl"), "-D", str(data), "-l", str(self.workdir / "log"), "-w", "-o",
+                  f"-h 127.0.0.1 -p {self.port} -k {self.workdir} -c fsync=off", "start")
+        wait_for_port("127.0.0.1", self.port)
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        return self.url(name)
+
+    def stop(self) -> None:
+        self._run(_bin("pg_ctl"), "-D", str(self.workdir / "data"), "-m", "immediate", "-w", "stop")
