@@ -44,7 +44,6 @@ import dataclasses
 import json
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -61,7 +60,16 @@ from contract import services as svc_contract
 from contract.commands import CommandResult
 from contract.mqtt_client import connect_with_retry, make_client
 from contract.versions import UnsupportedVersion
-from controller import alarms, commands, config_layers, fleet_clock, handlers, kiosk_sites, store_reads
+from controller import (
+    alarms,
+    commands,
+    config_layers,
+    fleet_clock,
+    handlers,
+    kiosk_sites,
+    store_pg,
+    store_reads,
+)
 from controller import effects as fx
 from controller import service_backend as services
 from controller.service_backend.fair_queue import FairQueue
@@ -90,7 +98,7 @@ class Controller:
         self.history_retention = config.history_retention_days * 86400
         self.event_retention = config.event_retention_days * 86400
         self.phone_retention = config.phone_retention_days * 86400
-        self.store = Store(config.data_dir)
+        self.store = Store(config.data_dir, config.database or None)
         self.sites = kiosk_sites.SiteRegistry(config.fleet_dir or None)
         fleet_clock.record(self.store.conn, config.time_zone)  # kioskctl shows times in the same zone
         self.state = handlers.FleetState(
@@ -237,7 +245,7 @@ class Controller:
         rec = self.state.kiosks.get(parsed.kiosk_id) or {}
         model = parsed.model
         claimed = model.site if model is not None else parsed.body.get("site")
-        site, refused = self.sites.site_for(self.store.conn, parsed.kiosk_id, claimed, rec.get("site", ""), now)
+        site, refused = self.sites.site_for(self._local_db(), parsed.kiosk_id, claimed, rec.get("site", ""), now)
         if refused:
             self._count("site_claim_refused")
         return dataclasses.replace(parsed, body={**parsed.body, "site": site},
@@ -350,13 +358,23 @@ class Controller:
         try:
             with store.savepoint():
                 result = fn()
-        except (sqlite3.Error, UnicodeError, ValueError, TypeError, OverflowError) as exc:
+        except (*store.refusals, UnicodeError, ValueError, TypeError, OverflowError) as exc:
             if count:
                 self._count("dropped")
                 self._count("dropped:" + what)
                 log.error("store refused a %s row, dropped it: %s", what, str(exc)[:200])
             return None
         return (result,)
+
+    def _local_db(self) -> Any:
+        """Worker thread: where the service backend's and enrolment's tables are. They stay in the
+        SQLite file in data_dir also when the fleet store is on PostgreSQL (not moved there yet,
+        docs/scale-out.md)."""
+        if not self.config.database:
+            return self.store.conn
+        if not hasattr(self, "_local_sqlite"):
+            self._local_sqlite = connect(self.config.data_dir)
+        return self._local_sqlite
 
     def _rows(self, store: Store, what: str, write: Callable[[list], Any], rows: list) -> tuple[list[bool], int]:
         """Write ``rows`` in one go; if SQLite refuses, one by one so only the bad rows are dropped.
@@ -430,7 +448,7 @@ class Controller:
                     if now >= next_prune:
                         store.prune(history_before=now - self.history_retention,
                                     events_before=now - self.event_retention)
-                        services.forget_phones(store.conn, now - self.phone_retention)
+                        services.forget_phones(self._local_db(), now - self.phone_retention)
                         next_prune = now + 3600
                     self._write_effects(store)
             except Exception:
@@ -568,10 +586,11 @@ class Controller:
         store.audit(user, "group.add" if add else "group.remove", f"group:{group}", {"kiosks": kiosks}, "ok", now)
 
     # -- public API (any thread) ------------------------------------------------------------------
-    def _ro(self):
+    def _ro(self) -> Any:
         conn = getattr(self._local, "ro", None)
         if conn is None:
-            conn = self._local.ro = connect(self.config.data_dir, readonly=True)
+            conn = self._local.ro = (store_pg.PgConnection(self.config.database) if self.config.database
+                                     else connect(self.config.data_dir, readonly=True))
         return conn
 
     def list_kiosks(self, **filters: Any) -> dict[str, Any]:

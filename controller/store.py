@@ -141,8 +141,11 @@ def migrate(conn: sqlite3.Connection) -> int:
 class Store:
     def __init__(self, data_dir: Path, database: str | None = None) -> None:
         self.conn: Any
+        # What the backend raises when it refuses a row (the worker drops and counts that row).
+        self.refusals: tuple[type[Exception], ...] = (sqlite3.Error,)
         if database and store_pg.SCHEME.match(database):
             self.conn = store_pg.PgConnection(database)
+            self.refusals = store_pg.refusals()
             store_pg.migrate(self.conn)
         elif database:
             raise StoreError(f"--database must be a postgresql:// URL (or left out for SQLite), got {database[:40]!r}")

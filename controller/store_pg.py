@@ -150,6 +150,13 @@ class PgConnection:
         self.raw.close()
 
 
+def refusals() -> tuple[type[Exception], ...]:
+    """psycopg's data and integrity errors: a row PostgreSQL refuses (not a lost connection)."""
+    import psycopg
+
+    return (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError)
+
+
 class StoreUnavailable(KioskError):
     """The PostgreSQL database cannot be reached or used."""
 

@@ -236,6 +236,8 @@ class ControllerConfig:
     # The fleet's time zone (IANA name): every time shown to people (console, kioskctl, reports)
     # is in this zone; everything stored stays UTC epoch seconds.
     time_zone: str = "Asia/Shanghai"
+    # Fleet store: empty for the SQLite file in data_dir (the default), or a postgresql:// URL.
+    database: str = ""
 
     def validate(self) -> None:
         _positive(self, "telemetry_period", "stale_after_periods", "keepalive", "history_retention_days",

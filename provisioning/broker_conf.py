@@ -22,7 +22,7 @@ MAX_PACKET = 1024 * 1024
 # What a kiosk publishes (under kiosk/v1/<its id>/) and what it only reads, from the contract.
 KIOSK_WRITES = ("status", "telemetry", "devices/+", "events", "config/reported", "cmd/+/result", "svc/request",
                 "update/state")
-KIOSK_READS = ("config/desired", "cmd/+", "svc/response")
+KIOSK_READS = ("config/desired", "cmd/+", "svc/response", "events/ack")
 
 
 def acl_text() -> str:

@@ -48,10 +48,10 @@ def stored_event_ids(data_dir, kiosk_id: str | None, event_type: str) -> list[st
         conn.close()
 
 
-def spawn_controller(broker, data_dir: Path, procs: list) -> Proc:
+def spawn_controller(broker, data_dir: Path, procs: list, database: str = "") -> Proc:
     """A controller in its own process (``tests.fleet.run_controller``), online when this returns."""
     ctl = Proc([sys.executable, "-m", "tests.fleet.run_controller", "--broker", broker.url, "--data-dir",
-                str(data_dir)])
+                str(data_dir), "--database", database])
     procs.append(ctl)
     ctl.wait_for("controller online", 30)
     return ctl

@@ -17,11 +17,13 @@ def main() -> None:
     p.add_argument("--broker", required=True)
     p.add_argument("--data-dir", required=True)
     p.add_argument("--telemetry-period", type=float, default=30.0)
+    p.add_argument("--database", default="", help="postgresql:// URL (default: SQLite in --data-dir)")
     args = p.parse_args()
     setup_logging("WARNING")
     c = Controller(from_mapping(ControllerConfig, {"broker": args.broker, "data_dir": args.data_dir,
                                                    "client_id": f"ctl-{Path(args.data_dir).name}",
-                                                   "telemetry_period": args.telemetry_period, "keepalive": 5}))
+                                                   "telemetry_period": args.telemetry_period, "keepalive": 5,
+                                                   "database": args.database}))
     c.start()
     print("controller online", flush=True)
     stop = threading.Event()
