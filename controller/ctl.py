@@ -124,7 +124,25 @@ def build_parser() -> argparse.ArgumentParser:
     from controller import ctl_rollouts  # releases list|publish, rollout create|list|show|approve|...
 
     ctl_rollouts.register(sub, common)
+    mv = sub.add_parser("move-store", parents=[common],
+                        help="move the stopped controller's fleet store from SQLite to PostgreSQL, every row checked")
+    mv.add_argument("--to", required=True, metavar="postgresql://...", help="an empty PostgreSQL database")
+    mv.set_defaults(handler=cmd_move_store)
     return p
+
+
+def cmd_move_store(args: argparse.Namespace) -> int:
+    from controller import store_move
+
+    moved = store_move.move(args.data_dir, args.to)
+    if args.json:
+        print(json.dumps({"moved": moved}))
+    else:
+        for table, n in moved.items():
+            print(f"{table:<18} {n:>10} rows moved and checked")
+        print("done: the controller's database setting can now point at it; the web console does not read "
+              "PostgreSQL yet (docs/scale-out.md)")
+    return 0
 
 
 MAX_NOTE = 500  # an acknowledgement note is a line or two for the audit log

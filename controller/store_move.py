@@ -1,0 +1,88 @@
+"""Move a controller's fleet store from its SQLite file to PostgreSQL, every row checked.
+
+``kioskctl move-store --data-dir DIR --to postgresql://...``: the controller must be stopped (the
+SQLite file is read in one read transaction, so what is moved is one consistent state). The
+target must be empty; its schema comes from ``controller.store_pg``'s migrations. Each table is
+copied in one PostgreSQL transaction (pipelined batches), identity counters are set past the
+highest id, then every table is read back from both sides and compared row for row: the move
+fails, naming the table, if one row is missing, extra or different.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Any
+
+from controller import store_pg
+from controller.store import MIGRATIONS, StoreError, connect
+
+# The fleet store's tables, in the order they are moved.
+TABLES = ("kiosks", "sites", "kiosk_groups", "devices", "telemetry_history", "events", "alarms", "config_layers",
+          "commands", "audit", "actions", "counters")
+IDENTITY = ("alarms", "audit", "actions")  # tables whose id PostgreSQL counts
+BATCH = 5000
+
+
+def _columns(src: Any, table: str) -> list[str]:
+    return [r[1] for r in src.execute(f"PRAGMA table_info({table})")]
+
+
+def _select(table: str, columns: list[str]) -> str:
+    return f"SELECT {', '.join(_quoted(columns))} FROM {table}"
+
+
+def _quoted(columns: list[str]) -> list[str]:
+    return [f'"{c}"' for c in columns]
+
+
+def move(data_dir: Path, url: str, *, batch: int = BATCH) -> dict[str, int]:
+    """Copy every fleet table to the empty PostgreSQL database at ``url``; return rows per table."""
+    src = connect(data_dir, readonly=True)
+    dst = store_pg.PgConnection(url)
+    try:
+        version = src.execute("PRAGMA user_version").fetchone()[0]
+        if version != len(MIGRATIONS):
+            raise StoreError(f"the SQLite store is at schema {version}, this kioskctl moves schema "
+                             f"{len(MIGRATIONS)}: start the controller of this release on it once first")
+        store_pg.migrate(dst)
+        for table in TABLES:
+            if dst.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
+                raise StoreError(f"the PostgreSQL database is not empty (table {table} has rows): "
+                                 "move into a new database")
+        src.execute("BEGIN")  # one read snapshot for the copy and the check
+        moved = {table: _copy(src, dst, table, batch) for table in TABLES}
+        for table in TABLES:
+            _check(src, dst, table)
+        src.execute("COMMIT")
+        return moved
+    finally:
+        src.close()
+        dst.close()
+
+
+def _copy(src: Any, dst: store_pg.PgConnection, table: str, batch: int) -> int:
+    columns = _columns(src, table)
+    insert = (f"INSERT INTO {table} ({', '.join(_quoted(columns))}) "
+              f"{'OVERRIDING SYSTEM VALUE ' if table in IDENTITY else ''}VALUES ({', '.join('?' * len(columns))})")
+    cur = src.execute(_select(table, columns))
+    n = 0
+    with dst.raw.transaction():
+        while rows := cur.fetchmany(batch):
+            dst.executemany(insert, [tuple(r) for r in rows])
+            n += len(rows)
+        if table in IDENTITY:
+            dst.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)")
+    return n
+
+
+def _check(src: Any, dst: store_pg.PgConnection, table: str) -> None:
+    """Every row on both sides, compared as multisets (the two sort text differently)."""
+    select = _select(table, _columns(src, table))
+    before = collections.Counter(tuple(r) for r in src.execute(select))
+    after = collections.Counter(tuple(r) for r in dst.execute(select))
+    if before != after:
+        missing, extra = sum((before - after).values()), sum((after - before).values())
+        raise StoreError(f"table {table}: {missing} rows missing or changed in PostgreSQL, {extra} unexpected; "
+                         "the move is not complete, keep using the SQLite store")
