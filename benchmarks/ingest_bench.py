@@ -1,0 +1,142 @@
+"""Ingest benchmark: the same queued burst of QoS-1 events drained by each consumer ALONE.
+
+    .venv/bin/python benchmarks/ingest_bench.py [--burst 20000] [--postgres]
+
+Each consumer first subscribes with a persistent session and goes away; the burst (real kiosk
+event payloads from ``contract.payloads.event``, over ``--kiosks`` kiosk topics) is published
+while it is away, so the broker queues it; then the consumer alone comes back and we time from
+its start until it has everything: for the raw paho v5 QoS-1 subscriber, until it received the
+burst; for the controller (SQLite, and with ``--postgres`` a private PostgreSQL cluster), until
+the burst is stored and the controller has published its acknowledgements. Nothing else runs
+meanwhile. Prints JSON: rates and the controller / raw ratio (goal >= 0.5, docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from contract import payloads, topics  # noqa: E402
+from contract.mqtt_client import make_client  # noqa: E402
+from foundation.settings import ControllerConfig, from_mapping, parse_broker_url  # noqa: E402
+from tests.support.broker import Mosquitto  # noqa: E402
+
+
+def _burst(broker: Mosquitto, n: int, kiosks: int) -> None:
+    pub = make_client(f"bench-pub-{uuid.uuid4().hex[:6]}", parse_broker_url(broker.url))
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    infos = []
+    for i in range(n):
+        kiosk = f"K-ING-{i % kiosks:04d}"
+        body = payloads.event(kiosk, event_id=uuid.uuid4().hex, boot_id="b", seq=i, ts=time.time(), type="burst",
+                              fields={"n": i})
+        infos.append(pub.publish(topics.topic(kiosk, "events"), topics.encode(body), 1))
+        if len(infos) >= 500:
+            infos.pop(0).wait_for_publish(30)
+    for info in infos:
+        info.wait_for_publish(30)
+    pub.loop_stop()
+    pub.disconnect()
+
+
+def _raw(broker: Mosquitto, n: int, kiosks: int) -> float:
+    got = threading.Event()
+    count = [0]
+
+    def on_message(c, u, m) -> None:
+        count[0] += 1
+        if count[0] >= n:
+            got.set()
+
+    def session() -> mqtt.Client:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=mqtt.MQTTv5)
+        c.on_message = on_message
+        props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+        return c
+
+    c = session()
+    c.subscribe("kiosk/v1/+/events", 1)
+    c.loop_start()
+    time.sleep(0.5)  # let SUBACK arrive before leaving: the session then queues the burst
+    c.loop_stop()
+    c.disconnect()
+    _burst(broker, n, kiosks)
+    start = time.monotonic()
+    c = session()
+    c.loop_start()
+    got.wait(600)
+    elapsed = time.monotonic() - start
+    c.loop_stop()
+    c.disconnect()
+    return count[0] / elapsed
+
+
+def _controller(broker: Mosquitto, n: int, kiosks: int, data: Path, database: str) -> float:
+    from controller.server import Controller
+
+    cfg = from_mapping(ControllerConfig, {"broker": broker.url, "data_dir": str(data), "client_id": "bench-ctl",
+                                          "database": database, "keepalive": 10})
+    c = Controller(cfg)
+    c.start()
+    time.sleep(1.0)  # subscribed (persistent session) before it goes away
+    c.stop()
+    _burst(broker, n, kiosks)
+    start = time.monotonic()
+    c = Controller(cfg)
+    c.start()
+    try:
+        while c.counts.get("events_new", 0) < n and time.monotonic() - start < 600:
+            time.sleep(0.01)
+        return c.counts.get("events_new", 0) / (time.monotonic() - start)
+    finally:
+        c.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--burst", type=int, default=20000)
+    p.add_argument("--kiosks", type=int, default=1000)
+    p.add_argument("--postgres", action="store_true", help="also measure the controller on PostgreSQL")
+    args = p.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
+    broker = Mosquitto(tmp / "broker", extra_config=["max_queued_messages 0"]).start()
+    out: dict = {"burst": args.burst}
+    cluster = None
+    try:
+        out["raw_msgs_per_s"] = round(_raw(broker, args.burst, args.kiosks))
+        out["sqlite_stored_per_s"] = round(_controller(broker, args.burst, args.kiosks, tmp / "sqlite", ""))
+        out["sqlite_ratio"] = round(out["sqlite_stored_per_s"] / out["raw_msgs_per_s"], 2)
+        if args.postgres:
+            from tests.support.postgres import PostgresCluster
+
+            pg_dir = Path(tempfile.mkdtemp(prefix="ingest-bench-pg-"))
+            cluster = PostgresCluster(pg_dir).start()
+            url = cluster.create_database("ingest")
+            out["postgres_stored_per_s"] = round(_controller(broker, args.burst, args.kiosks, tmp / "pg", url))
+            out["postgres_ratio"] = round(out["postgres_stored_per_s"] / out["raw_msgs_per_s"], 2)
+        print(json.dumps(out))
+    finally:
+        if cluster is not None:
+            cluster.stop()
+            shutil.rmtree(cluster.workdir, ignore_errors=True)
+        broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
