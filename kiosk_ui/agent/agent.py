@@ -44,6 +44,7 @@ INFLIGHT = 200  # journal messages published but not yet acknowledged, at most
 # between attempts plus a TLS connect must stay under that. The soak found 30 s too long.
 RECONNECT_CAP = 25.0
 ACK_WAIT = 10.0  # seconds without the controller's events/ack before the journal is sent again
+ACK_WAIT_CAP = 300.0  # the wait doubles while nothing is acknowledged (no controller answers), up to this
 
 
 class Actions(Protocol):
@@ -82,6 +83,7 @@ class KioskAgent:
         self._connected = threading.Event()
         self._wake = threading.Event()
         self.ack_wait = ack_wait
+        self._resend_after = ack_wait  # doubles on each re-send nobody acknowledges, back on an ack
         self.monotonic = monotonic
         self._inflight: dict[int, int] = {}  # mid -> journal seq, until PUBACK (sender thread only)
         self._unacked: dict[str, float] = {}  # event id -> when sent, until events/ack (sender thread only)
@@ -281,14 +283,18 @@ class KioskAgent:
         while self._event_acks:
             committed += self._event_acks.popleft()
         if committed:
+            self._resend_after = self.ack_wait
             self.journal.remove_events(committed)
             for event_id in committed:
                 self._unacked.pop(event_id, None)
         now = self.monotonic()
         if self._resend or (holding and self._unacked and self._controller_online is not False
-                            and min(self._unacked.values()) <= now - self.ack_wait):
+                            and min(self._unacked.values()) <= now - self._resend_after):
             # No acknowledgement in time (or the controller came back): whatever it lost, it gets
-            # again; it de-duplicates by event id.
+            # again; it de-duplicates by event id. Unanswered, the kiosk waits longer each time, so a
+            # fleet whose controller never answers does not flood the broker.
+            if not self._resend:
+                self._resend_after = min(self._resend_after * 2, max(self.ack_wait, ACK_WAIT_CAP))
             self._resend = False
             self.resends += 1
             self._send_again()

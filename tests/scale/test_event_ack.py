@@ -73,3 +73,26 @@ def test_kiosk_facing_a_controller_that_never_acks_lets_go_on_puback(make_agent,
         agent.emit("load", {"n": n})
     wait_until(lambda: agent.journal.depth() == 0, 10, "journal drained on PUBACK")
 
+
+
+def test_unanswered_resends_wait_longer_each_time(make_agent):
+    clock = [1000.0]
+    agent = make_agent("K-ACK-WAIT", ack_wait=1.0, monotonic=lambda: clock[0])
+    agent.emit("load", {"n": 0})
+    wait_until(lambda: len(agent._unacked) == 2, 10, "boot and load event sent")  # no controller: unanswered
+
+    def step(seconds: float) -> None:
+        # Advance the agent's clock, then make it pump once more (a new event) and wait for that.
+        clock[0] += seconds
+        before = agent.journal.depth()
+        agent.emit("load", {"n": before})
+        wait_until(lambda: len(agent._unacked) == before + 1, 10, "the pump ran")
+
+    step(1.1)
+    assert agent.resends == 1  # waited 1 s: sent again, now waits 2 s
+    step(1.5)
+    assert agent.resends == 1
+    step(1.0)
+    assert agent.resends == 2  # 2.5 s > 2 s; next wait 4 s
+    step(3.0)
+    assert agent.resends == 2
