@@ -140,6 +140,7 @@ def _status(state: FleetState, rec: dict[str, Any], st: KioskStatus, kiosk_id: s
 
 
 def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list[Outgoing]]:
+    known = msg.kiosk_id in state.kiosks
     rec = _record(state, msg.kiosk_id, now)
     model = msg.model
     out: list[Outgoing] = []
@@ -176,6 +177,8 @@ def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list
             status = RESULT_TO_STATUS[model.status]
             state.effects.append(fx.CommandFinished(cmd["id"], status, now, model.error or model.reason, model.data))
             del state.commands[cmd["id"]]
+    if known and isinstance(model, Event):
+        return state, out  # an event changes nothing of a known kiosk's record: no row to rewrite
     state.dirty.add(msg.kiosk_id)
     return state, out
 
