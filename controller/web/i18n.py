@@ -7,12 +7,16 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from controller.fleet_clock import FleetClock
 from controller.web import vocabulary
 
 LANGS = ("zh-CN", "en")
 DEFAULT = "zh-CN"
 _DIR = Path(__file__).parent / "i18n"
+# Detail fields that hold an identifier (shown as code, never translated).
+ID_FIELDS = frozenset({"notice", "notice_id", "ref", "code", "token_id", "boot_id", "release", "version"})
 
 
 @cache
@@ -69,11 +73,12 @@ class Translator:
         legacy = {"action": tuple(vocabulary.LEGACY_ACTIONS)}
         return {k: {v: self.term(k, v) for v in (*vocabulary.VOCABULARIES[k], *legacy.get(k, ()))} for k in kinds}
 
-    def target(self, target: str | None) -> str:
+    def target(self, target: str | None) -> str | Markup:
         """What an audit row is about: ``kiosk:GD-1`` reads "自助机 GD-1"; a user or token name stays."""
         kind, sep, name = str(target or "").partition(":")
         if sep and kind in vocabulary.VOCABULARIES["target"]:
-            return f"{self.term('target', kind)} {name}"
+            # The thing's id is a code (a kiosk id, a notice id such as "water"), not a word to translate.
+            return Markup('%s <code class="id">%s</code>') % (self.term("target", kind), name)
         return self.term("target", kind) if kind == "fleet" else str(target or "")
 
     def actor(self, actor: str | None) -> str:
@@ -100,13 +105,17 @@ class Translator:
         """A device's detail, an event's body or a command's result as readable fields
         ("纸张：缺纸 · 机盖：关闭"), never a dict's text; a bare id is read as a fault."""
         if not isinstance(mapping, dict):
-            return self.term("fault", mapping)
+            return escape(self.term("fault", mapping))
         parts = []
         for key, value in sorted(mapping.items()):
             if key in vocabulary.ENVELOPE or value is None or value == "" or value == {} or value == []:
                 continue
-            parts.append(self("common.field", name=self.term("field", key), value=self._value(key, value)))
-        return " · ".join(parts)
+            # Everything interpolated is escaped (details come from kiosks); an identifier (a notice's,
+            # a reference) is shown as the code it is, not as a word to translate.
+            shown = Markup('<code class="id">%s</code>') % value if key in ID_FIELDS and isinstance(value, str) \
+                else escape(self._value(key, value))
+            parts.append(self("common.field", name=escape(self.term("field", key)), value=shown))
+        return Markup(" · ".join(parts))
 
     def _value(self, key: str, value: object) -> str:
         if isinstance(value, bool):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
+from contract import payloads, topics
 from foundation.settings import KioskConfig, from_mapping
 from kiosk_ui.agent.agent import KioskAgent
 from provisioning import fleet_ca, pki
@@ -32,7 +34,12 @@ def test_agent_keeps_its_tls_connection_under_concurrent_traffic(tmp_path, fleet
     ctl = Client(tls_broker.port, fleet_dir.ca_cert, fleet_dir.controller_cert, fleet_dir.controller_key, "ctl-load")
     assert ctl.connect()
     ctl.subscribe("kiosk/v1/tls-load-1/events")
+    # A controller from before event acknowledgements (its presence lacks acks_events): the kiosk
+    # drops each event on the broker's PUBACK, so every one of them crosses the TLS link once.
+    older = {k: v for k, v in payloads.controller_online(time.time()).items() if k != "acks_events"}
+    ctl.c.publish(topics.CONTROLLER_STATUS, topics.encode_to_kiosk(older), 1, retain=True).wait_for_publish(10)
     agent.start(wait=20)
+    assert wait_until(lambda: not agent.controller_acks, timeout=10)
     stop = threading.Event()
 
     def chatter():  # the broker writes to the kiosk while it writes its events
