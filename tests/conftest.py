@@ -16,6 +16,33 @@ from tests.support.xvfb import Xvfb
 
 ARTIFACTS = Path(os.environ.get("KIOSK_TEST_ARTIFACTS", REPO / "test-artifacts"))
 
+# Tests that take a minute or more on 2 cores. With several workers (scripts/test runs
+# pytest-xdist) they are handed out first, so the long ones overlap instead of ending the run.
+LONG_FIRST = (
+    "tests/soak/test_soak_smoke.py",
+    "tests/kiosk/test_ui_layout.py",
+    "tests/kiosk/test_ui_services.py",
+    "tests/updates/test_crash_safety.py",
+    "tests/kiosk/test_ui_screens.py",
+    "tests/demo/test_operators_day.py",
+    "tests/scale/test_controller_downtime.py",
+    "tests/skeleton/test_demo.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Hand the long tests out first, each followed by a short one: xdist gives every worker its
+    first two tests at once (scripts/test passes --maxschedchunk 1), so this puts one long test on
+    each worker instead of several on the first. Which tests run is unchanged."""
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONG_FIRST.index(path) if path in LONG_FIRST else len(LONG_FIRST)
+
+    long = sorted((i for i in items if rank(i) < len(LONG_FIRST)), key=rank)
+    short = [i for i in items if rank(i) == len(LONG_FIRST)]
+    paired = [t for pair in zip(long, short, strict=False) for t in pair]
+    items[:] = paired + long[len(short):] + short[len(long):]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def display():
