@@ -12,7 +12,7 @@ contract/commands.py, one ``cmd/update/result``, then ``update/state`` downloadi
 how many kiosks ran the failing release before it paused (goal: at most 0.5 % of the fleet), the
 controller's CPU time and peak memory during the roll-out.
 
-    .venv/bin/python benchmarks/rollout_bench.py [--kiosks 1000] [--fail 0.05] [--window 1.0]
+    .venv/bin/python benchmarks/rollout_bench.py [--kiosks 1000] [--fail 0.05] [--window 1.0] [--error 0.01]
 """
 
 from __future__ import annotations
@@ -180,6 +180,8 @@ def main() -> int:
     p.add_argument("--waves", default="5,40,100")
     p.add_argument("--max-in-flight", type=int, default=25)
     p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--error", default="0.01", help="error threshold, a share of each wave (default 0.01)")
+    p.add_argument("--error-min", default="1", help="error threshold, at least this many kiosks (default 1)")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
     broker = Mosquitto(tmp / "broker").start()
@@ -206,7 +208,7 @@ def main() -> int:
         t0 = time.monotonic()
         r = ctl(data, "rollout", "create", "2.0.0", "--id", "bench", "--base-url", "https://ctl.example/releases",
                 "--canary", str(args.canary), "--waves", args.waves, "--max-in-flight", str(args.max_in_flight),
-                "--error", "0.05", "--success", "0.9", "--timeout", str(args.timeout))
+                "--error", args.error, "--error-min", args.error_min, "--success", "0.9", "--timeout", str(args.timeout))
         wave2 = sorted(k for k, v in r["kiosks"].items() if v["wave"] == 2)
         n_fail = math.ceil(len(wave2) * args.fail) if args.fail else 0
         fleet_sim.failing = set(sorted(wave2, key=lambda k: hashlib.sha256(k.encode()).hexdigest())[:n_fail])

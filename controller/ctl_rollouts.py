@@ -49,7 +49,10 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     oc.add_argument("--window", help="maintenance window in local time, e.g. 02:00-05:00")
     oc.add_argument("--time-zone", default="Asia/Shanghai", help="of the window (default Asia/Shanghai)")
     oc.add_argument("--success", type=float, default=0.95, help="share of a wave that must commit (default 0.95)")
-    oc.add_argument("--error", type=float, default=0.05, help="share of failures that pauses (default 0.05)")
+    oc.add_argument("--error", type=float, default=0.05,
+                    help="failures that pause a wave, as a share of the wave's kiosks (default 0.05)")
+    oc.add_argument("--error-min", type=int, default=1,
+                    help="... but never fewer failed kiosks than this (default 1)")
     oc.add_argument("--timeout", type=float, default=3600.0, help="seconds a kiosk may stay silent (default 3600)")
     oc.add_argument("--max-in-flight", type=int, default=50, help="kiosks updating at once (default 50)")
     oc.set_defaults(handler=cmd_create)
@@ -131,7 +134,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     r = _job(args, args.base_url).create(
         version=args.version, user=ctl._user(args), rollout_id=args.id, sites=args.site, groups=args.group,
         canary=args.canary, waves=waves, approval=args.approval, window=_window(args),
-        success_threshold=args.success, error_threshold=args.error, timeout_s=args.timeout,
+        success_threshold=args.success, error_threshold=args.error, error_min=args.error_min, timeout_s=args.timeout,
         max_in_flight=args.max_in_flight)
     return ctl._out(args, _public(r), lambda d: print(_line(r)))
 

@@ -4,12 +4,13 @@ A roll-out targets the fleet, sites or groups. :func:`plan` picks the kiosks tha
 on an older release, puts ``canary`` of them in wave 0 and splits the rest into waves by
 cumulative percentage. Each wave's kiosks get ``cmd/update`` (effect ``("update", kiosk_id)``),
 at most ``max_in_flight`` at a time and only inside the maintenance window (local time of the
-fleet's ``time_zone``). Failures are counted against the kiosks finished so far. A kiosk counts as succeeded only on ``committed`` (its health commit,
+fleet's ``time_zone``). A kiosk counts as succeeded only on ``committed`` (its health commit,
 never on ``installed`` or ``switched``: hawkBit #3185); one silent past ``timeout_s`` counts as
-``timed_out`` (hawkBit #693). Failures reaching ``error_threshold`` of the wave pause the roll-out
-at once, with the reason, and nothing more is sent; a finished wave whose successes reach
-``success_threshold`` opens the next (after approval when ``approval`` is set). Operators resume,
-abort (kiosks on trial get ``("rollback", kiosk_id)``) and retry the failed only.
+``timed_out`` (hawkBit #693). The error threshold is a number of kiosks fixed by the wave's size:
+as soon as the wave's failures reach ``error_threshold`` x the kiosks of the wave (rounded up,
+at least ``error_min``), the roll-out pauses at once, with the reason, and nothing more is sent;
+a finished wave whose successes reach ``success_threshold`` opens the next (after approval when
+``approval`` is set). Operators resume, abort (kiosks on trial get ``("rollback", kiosk_id)``) and retry the failed only.
 
 No I/O here: :mod:`controller.rollout_store` keeps the state and makes the start of a wave happen
 exactly once; :mod:`controller.rollout_job` carries out the effects.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ STATUSES = ("running", "awaiting_approval", "paused", "completed", "aborted")
 OPEN_KIOSK = ("sent", "downloading", "installed", "switched", "deferred")
 FAILED_KIOSK = ("failed", "rolled_back", "timed_out")
 ON_TRIAL = ("switched",)
+KIOSK_STATES = ("pending", "sent", *updates.STATES, "timed_out", "skipped")
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 Effect = tuple[str, str]
 
@@ -64,7 +67,7 @@ def new_rollout(rollout_id: str, release: dict[str, Any], *, created_by: str, no
                 sites: Sequence[str] = (), groups: Sequence[str] = (), canary: int = 1,
                 waves: Sequence[float] = (10, 50, 100),
                 approval: bool = False, window: Window | None = None, success_threshold: float = 0.95,
-                error_threshold: float = 0.05, timeout_s: float = 3600.0, max_in_flight: int = 50) -> dict[str, Any]:
+                error_threshold: float = 0.05, error_min: int = 1, timeout_s: float = 3600.0, max_in_flight: int = 50) -> dict[str, Any]:
     """A roll-out record (not yet planned); raises ConfigError naming the bad field."""
     if not updates.ROLLOUT_ID.match(rollout_id):
         raise ConfigError(f"must be 1-64 letters, digits, _ or -, got {rollout_id!r}", field="id")
@@ -73,6 +76,8 @@ def new_rollout(rollout_id: str, release: dict[str, Any], *, created_by: str, no
         raise ConfigError(f"must be rising cumulative percentages ending at 100, got {waves}", field="waves")
     if canary < 0:
         raise ConfigError(f"must be 0 or more, got {canary}", field="canary")
+    if error_min < 1:
+        raise ConfigError(f"must be 1 or more, got {error_min}", field="error_min")
     for name, value in (("success_threshold", success_threshold), ("error_threshold", error_threshold)):
         if not 0 < value <= 1:
             raise ConfigError(f"must be a fraction in (0, 1], got {value}", field=name)
@@ -84,7 +89,7 @@ def new_rollout(rollout_id: str, release: dict[str, Any], *, created_by: str, no
             "manifest_sha256": release["manifest_sha256"], "created_by": created_by, "created_at": now,
             "sites": list(sites), "groups": list(groups), "canary": canary, "waves": waves, "approval": approval,
             "window": window.__dict__ if window else None, "success_threshold": success_threshold,
-            "error_threshold": error_threshold, "timeout_s": timeout_s, "max_in_flight": max_in_flight,
+            "error_threshold": error_threshold, "error_min": error_min, "timeout_s": timeout_s, "max_in_flight": max_in_flight,
             "status": "running", "wave": 0, "reason": "", "wave_count": 0, "kiosks": {}, "updated_at": now}
 
 
@@ -118,7 +123,8 @@ def plan(r: dict[str, Any], fleet: list[dict[str, Any]], groups: dict[str, set[s
         if upto > done:
             waves.append(rest[done:upto])
             done = upto
-    r["kiosks"] = {kid: {"wave": n, "state": "pending", "reason": "", "since": 0.0}
+    running = {k["kiosk_id"]: str((k.get("versions") or {}).get("release", "")) for k in fleet}
+    r["kiosks"] = {kid: {"wave": n, "state": "pending", "reason": "", "from_version": running[kid], "since": 0.0}
                    for n, members in enumerate(waves) for kid in members}
     r["wave_count"] = len(waves)
     if not waves:
@@ -159,19 +165,28 @@ def _send(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
     return out
 
 
+def error_limit(r: dict[str, Any], counted: int) -> int:
+    """How many failed kiosks pause a wave of ``counted`` kiosks (offline-skipped ones not counted).
+
+    A share of the whole wave, decided before it starts, not of the kiosks finished so far: one
+    early failure among the first few kiosks (a flaky link, a kiosk unplugged mid-update) does not
+    pause a wave of hundreds, and the operator knows in advance how many failures will. The
+    minimum count keeps a small wave from pausing on a single flaky kiosk when that is wanted.
+    """
+    return max(int(r.get("error_min", 1)), math.ceil(r["error_threshold"] * counted - 1e-9))
+
+
 def _evaluate(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
     """Pause on errors at once; open the next wave when this one has finished well enough."""
     if r["status"] != "running":
         return []
     c = wave_counts(r, r["wave"])
     counted = c["total"] - c["skipped"]
-    # Measured against the kiosks finished so far, not the whole wave: the first failures stop
-    # the sending before more kiosks take a bad release (an operator resumes a false alarm).
-    finished = c["succeeded"] + c["failed"]
-    if finished and c["failed"] / finished >= r["error_threshold"]:
+    limit = error_limit(r, counted)
+    if c["failed"] >= limit:
         r["status"] = "paused"
-        r["reason"] = (f"wave {r['wave']}: {c['failed']} of {finished} kiosks finished so far failed "
-                       f"(error threshold {r['error_threshold']:.0%})")
+        r["reason"] = (f"wave {r['wave']}: {c['failed']} of {counted} kiosks failed (error threshold "
+                       f"{r['error_threshold']:.1%} of the wave, at least {r.get('error_min', 1)}: {limit} kiosks)")
         return []
     if c["pending"] or c["open"]:
         return _send(r, now, online)

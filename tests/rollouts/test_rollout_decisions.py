@@ -81,11 +81,51 @@ def test_error_threshold_pauses_at_once_and_nothing_more_is_sent():
     assert len(sent) == 10
     r, eff = RO.on_update_state(r, sent[0], st("committed"), 2, online(r))
     assert len(eff) == 1  # a slot freed: one more
-    r, eff = RO.on_update_state(r, sent[1], st("rolled_back", "crashed: exit 1"), 3, online(r))
+    for kid in sent[1:5]:  # 5 % of a wave of 100: four failures are not enough, each slot is refilled
+        r, eff = RO.on_update_state(r, kid, st("rolled_back", "crashed: exit 1"), 3, online(r))
+        assert r["status"] == "running" and len(eff) == 1
+    r, eff = RO.on_update_state(r, sent[5], st("rolled_back", "crashed: exit 1"), 3, online(r))
     assert eff == [] and r["status"] == "paused"
-    assert r["reason"] == "wave 0: 1 of 2 kiosks finished so far failed (error threshold 5%)"
+    assert r["reason"] == "wave 0: 5 of 100 kiosks failed (error threshold 5.0% of the wave, at least 1: 5 kiosks)"
     r2, eff = RO.tick(r, 4, online(r))
     assert eff == [] and r2 == r
+
+
+@pytest.mark.parametrize(("n", "share", "minimum", "limit"), [
+    (100, 0.05, 1, 5), (346, 0.05, 1, 18), (346, 0.01, 1, 4), (10, 0.05, 1, 1), (10, 0.05, 3, 3),
+    (1000, 0.001, 2, 2), (20, 1.0, 1, 20), (0, 0.05, 1, 1)])
+def test_the_error_threshold_is_a_share_of_the_wave_with_a_minimum_count(n, share, minimum, limit):
+    r = RO.new_rollout("r1", REL, created_by="a", now=0, error_threshold=share, error_min=minimum)
+    assert RO.error_limit(r, n) == limit
+
+
+def test_one_early_failure_does_not_pause_a_big_wave_but_the_minimum_count_is_kept():
+    r = planned(200, canary=0, waves=[100], error_threshold=0.05, max_in_flight=20)
+    r, eff = RO.tick(r, 1, online(r))
+    r, eff = RO.on_update_state(r, eff[0][1], st("rolled_back", "no_broker"), 2, online(r))
+    assert r["status"] == "running" and len(eff) == 1  # 1 of 200 is not 5 %: its slot is refilled
+    small = planned(10, canary=0, waves=[100], error_threshold=0.05, error_min=2)
+    small, eff = RO.tick(small, 1, online(small))
+    small, _ = RO.on_update_state(small, eff[0][1], st("failed", "disk_full"), 2, online(small))
+    assert small["status"] == "running"
+    small, _ = RO.on_update_state(small, eff[1][1], st("failed", "disk_full"), 2, online(small))
+    assert small["status"] == "paused" and "at least 2: 2 kiosks" in small["reason"]
+
+
+def test_kiosks_offline_at_their_wave_do_not_count_towards_the_wave_size():
+    r = RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100], error_threshold=0.1),
+                fleet(20), {})
+    r, eff = RO.tick(r, 1, set(r["kiosks"]) - {f"K{i:04d}" for i in range(10)})
+    assert len(eff) == 10 and RO.wave_counts(r, 0)["skipped"] == 10
+    r, _ = RO.on_update_state(r, eff[0][1], st("failed", "disk_full"), 2, online(r))
+    assert r["status"] == "paused" and "1 of 10 kiosks failed" in r["reason"]
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_error_min_must_be_at_least_one(bad):
+    with pytest.raises(ConfigError) as exc:
+        RO.new_rollout("r1", REL, created_by="a", now=0, error_min=bad)
+    assert exc.value.field == "error_min"
 
 
 def test_silent_kiosks_time_out_and_retry_sends_only_the_failed():

@@ -110,7 +110,7 @@ def test_failing_release_rolls_back_the_canary_and_pauses(site, releases):
     other = next(kid for kid in kiosks if kid != canary)
     paused = wait_until(lambda: (store.get("r-bad") or {})["status"] == "paused" and store.get("r-bad"), 120,
                         "roll-out paused")
-    assert paused["reason"].startswith("wave 0: 1 of 1 kiosks finished so far failed")
+    assert paused["reason"].startswith("wave 0: 1 of 1 kiosks failed (error threshold")
     assert paused["kiosks"][canary]["state"] == "rolled_back"
     assert paused["kiosks"][canary]["reason"].startswith("crashed")
     assert paused["kiosks"][other]["state"] == "pending"  # never told to update
