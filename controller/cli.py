@@ -97,13 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     if code is not None:
         return code
     print(f"controller online broker={config.broker} data={config.data_dir}", flush=True)
-    console = None
+    console = watch = None
     try:
+        from controller.web.rollout_live import RolloutWatch
         from controller.web.serve import start_console
 
         console, url = start_console(controller, config, extra_routes=enrol_routes)
         print(f"console {url}", flush=True)
         rollouts.base_url = rollouts.base_url or f"{url.rstrip('/')}/releases"
+        watch = RolloutWatch(rollouts.store, console.app.state.console.hub)  # roll-out pages live
+        watch.start()
     except KioskError as exc:
         # The fleet must stay watched even when the web port is taken: keep the MQTT side running.
         print(f"error: console not started: {exc}; fix --http HOST:PORT and restart", file=sys.stderr, flush=True)
@@ -112,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_stop_signal()
     finally:
         rollouts.stop()
+        if watch is not None:
+            watch.stop()
         if console is not None:
             console.stop()
         controller.stop()

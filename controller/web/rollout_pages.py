@@ -1,6 +1,8 @@
 """The console's roll-out pages: ``/rollouts`` (releases, roll-outs with progress per wave) and
 ``/rollouts/{id}`` (each kiosk's state and reason, with approve/pause/resume/abort/retry for
-operators). Reads and actions go through the roll-out job, as the REST API does."""
+operators). Reads and actions go through the roll-out job, as the REST API does. The roll-out
+page follows the ``rollout`` events of the console's live stream (controller/web/rollout_live.py):
+wave counts, status and each kiosk's state and reason change without a reload."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from controller import rollouts as RO
+from controller.web import i18n
 from controller.web.auth import HTTPProblem, require
 from controller.web.rollout_api import ACTIONS
 from foundation.errors import ConfigError
@@ -28,7 +31,12 @@ def routes(job) -> list[Route]:
         r = await run_in_threadpool(job.store.get, request.path_params["rollout_id"])
         if r is None:
             raise HTTPProblem(404, "no such roll-out")
-        return render(request, "rollout.html", {
+        t = i18n.for_request(request)
+        words = {"live": t("fleet.live"), "reconnecting": t("fleet.reconnecting"),
+                 "current_wave": t("rollouts.current_wave", wave="{wave}"),
+                 "status": {s: t(f"rollouts.status.{s}") for s in RO.STATUSES},
+                 "kiosk_state": {s: t(f"rollouts.kiosk_state.{s}") for s in RO.KIOSK_STATES}}
+        return render(request, "rollout.html", {"words": words,
             "r": {**r, "progress": RO.progress(r)}, "error": error, "actions": ACTIONS,
             "can_act": request.state.who.can("operator"),
             "kiosks": sorted(r["kiosks"].items(), key=lambda kv: (kv[1]["wave"], kv[0]))}, status)

@@ -9,7 +9,6 @@ runs a real kiosk-controller and broker; kiosks register by publishing their bir
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
@@ -17,7 +16,7 @@ from controller.web.fleetview import FleetView
 from controller.web.live import Hub, Poller
 from tests.console.test_browser_e2e import ARGS, CHROMIUM, publish_retained
 from tests.console.test_fleetview import Source, rec
-from tests.support.processes import Proc
+from tests.support.console_browser import signed_in, start_controller
 
 
 def recording_poller(src: Source) -> tuple[Poller, list]:
@@ -70,16 +69,7 @@ def birth(broker, kiosk_id: str, site: str) -> None:
 def test_new_kiosks_appear_live_where_the_page_would_put_them(broker, procs, tmp_path, artifacts):
     from playwright.sync_api import expect, sync_playwright
 
-    from controller.web.accounts import Accounts
-
-    data = tmp_path / "controller-data"
-    acc = Accounts(data)
-    acc.add_user("otto", "operator", "otto-operator-pw")
-    acc.close()
-    ctl = Proc([sys.executable, "-m", "controller.cli", "--broker", broker.url, "--data-dir", str(data),
-                "--http", "127.0.0.1:0"])
-    procs.append(ctl)
-    url = ctl.wait_for("console http://", timeout=20).split(" ", 1)[1].strip()
+    url = start_controller(broker, procs, tmp_path / "controller-data")
 
     def ids(page):
         return page.locator("#fleet tbody tr").evaluate_all("rows => rows.map(r => r.dataset.kiosk)")
@@ -87,14 +77,7 @@ def test_new_kiosks_appear_live_where_the_page_would_put_them(broker, procs, tmp
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            ctx = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
-            ctx.set_default_timeout(15000)
-            page = ctx.new_page()
-            page.goto(url + "login")
-            page.fill("input[name=name]", "otto")
-            page.fill("input[name=password]", "otto-operator-pw")
-            page.click("button[type=submit]")
-            page.wait_for_url("**/fleet")
+            ctx, page = signed_in(browser, url)
 
             # An empty fleet, three to a page: the first kiosks take the place of the empty-state text.
             page.goto(url + "fleet?size=3")

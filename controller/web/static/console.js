@@ -342,5 +342,30 @@ const Console = (() => {
     }});
   }
 
-  return {fleetLive, kioskPage, reloadOnAlarms, setAlarmCount};
+  function rolloutLive(rolloutId) {
+    // One roll-out's page: its status, the counts per wave and each kiosk's row follow the
+    // "rollout" events (controller/web/rollout_live.py); a frame names only the kiosks that changed.
+    const w = words();
+    stream({rollout: (r) => {
+      if (r.id !== rolloutId) return;
+      document.getElementById("ro-status").textContent = (w.status || {})[r.status] || r.status;
+      document.getElementById("ro-wave").textContent = (w.current_wave || "{wave}").replace("{wave}", r.wave);
+      document.getElementById("ro-reason").textContent = r.reason ? "· " + r.reason : "";
+      for (const p of r.progress) {
+        const row = document.getElementById("w-" + p.wave);
+        if (!row) continue;
+        for (const cell of row.querySelectorAll("[data-n]")) cell.textContent = String(p[cell.dataset.n]);
+      }
+      for (const row of document.querySelectorAll("tr[data-kiosk]")) {
+        const k = r.kiosks[row.dataset.kiosk];
+        if (!k) continue;
+        row.dataset.state = k.state;
+        row.querySelector(".wave").textContent = String(k.wave);
+        row.querySelector(".state").textContent = (w.kiosk_state || {})[k.state] || k.state;
+        row.querySelector(".reason").textContent = k.reason;
+      }
+    }});
+  }
+
+  return {fleetLive, kioskPage, reloadOnAlarms, rolloutLive, setAlarmCount};
 })();

@@ -1,0 +1,136 @@
+"""The roll-out page is live: wave counts, status and each kiosk's state and reason follow the
+roll-out store over the console's SSE stream (controller/web/rollout_live.py), without a reload.
+
+The browser test runs a real kiosk-controller, broker and Chromium; the kiosk's ``update/state``
+is built by the contract's builder (contract/updates.py, as the kiosk agent builds it) and
+published over MQTT, and the roll-out is made with kioskctl, as an operator makes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from contract import topics as fleet
+from contract import updates
+from controller import ctl
+from controller import rollouts as RO
+from controller.rollout_store import RolloutStore
+from controller.web.rollout_live import RolloutWatch
+from tests.console.test_browser_e2e import ARGS, CHROMIUM, publish_retained
+from tests.fleet.conftest import wait_until
+from tests.rollouts.test_rollout_decisions import REL, online, st
+from tests.rollouts.test_rollout_decisions import fleet as sim_fleet
+from tests.support.console_browser import signed_in, start_controller
+from tests.updates.probe import Releases
+
+
+class Frames:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, dict]] = []
+
+    def publish(self, event: str, data: dict) -> None:
+        self.items.append((event, json.loads(json.dumps(data))))
+
+
+def test_each_change_is_one_frame_with_the_kiosks_that_changed(tmp_path):
+    store = RolloutStore(tmp_path)
+    r = RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=2, waves=[100]), sim_fleet(6), {})
+    store.create(r)
+    hub = Frames()
+    watch = RolloutWatch(store, hub)
+    watch._prime()
+    assert watch.step() == 0 and hub.items == []  # what pages already show is not news
+    r, eff = store.mutate("r1", lambda cur: RO.tick(cur, 1, online(cur)))
+    assert watch.step() == 1
+    event, frame = hub.items[-1]
+    assert event == "rollout" and frame["status"] == "running" and frame["wave"] == 0
+    assert sorted(frame["kiosks"]) == sorted(k for _, k in eff)  # the two canaries only
+    assert all(k["state"] == "sent" for k in frame["kiosks"].values())
+    assert frame["progress"][0] == {"wave": 0, "canary": True, "total": 2, "pending": 0, "open": 2, "succeeded": 0,
+                                    "failed": 0, "skipped": 0}
+    assert watch.step() == 0  # nothing new
+    kid = eff[0][1]
+    store.mutate("r1", lambda cur: RO.on_update_state(cur, kid, st("rolled_back", "crashed: exit 1"), 2, online(cur)))
+    watch.step()
+    frame = hub.items[-1][1]
+    assert frame["kiosks"] == {kid: {"wave": 0, "state": "rolled_back", "reason": "crashed: exit 1"}}
+    assert frame["status"] == "paused" and frame["reason"].startswith("wave 0: 1 of 2 kiosks failed")
+    # A roll-out created after the watch started is news with all its kiosks.
+    store.create(RO.plan(RO.new_rollout("r2", REL, created_by="a", now=5, canary=0, waves=[100]), sim_fleet(3), {}))
+    watch.step()
+    assert hub.items[-1][1]["id"] == "r2" and len(hub.items[-1][1]["kiosks"]) == 3
+
+
+def publish_state(broker, kiosk_id: str, state: str, rollout: str, reason: str = "") -> None:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    body = updates.state(kiosk_id, state=state, version="2.0.0", ts=time.time(), reason=reason,
+                         running="2.0.0" if state == "committed" else "1.0.0", rollout=rollout)
+    c.publish(fleet.topic(kiosk_id, "update/state"), fleet.encode(body), *fleet.FLAGS["update/state"]).wait_for_publish(5)
+    c.loop_stop()
+    c.disconnect()
+
+
+def kioskctl(data, *argv: str) -> dict:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert ctl.main(["--data-dir", str(data), "--user", "otto", "--json", *argv]) == 0
+    return json.loads(out.getvalue())
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
+def test_the_rollout_page_follows_a_kiosks_update_without_reload(broker, procs, tmp_path, artifacts):
+    from playwright.sync_api import expect, sync_playwright
+
+    data = tmp_path / "controller-data"
+    url = start_controller(broker, procs, data)
+    for kid in ("gd-r-1", "gd-r-2"):
+        publish_retained(broker, f"kiosk/v1/{kid}/status",
+                         {"v": 1, "state": "online", "kiosk_id": kid, "boot_id": f"b-{kid}", "site": "s",
+                          "mode": "normal", "versions": {"release": "1.0.0"}})
+    wait_until(lambda: len(kioskctl(data, "status", "--state", "online")) == 2, 20, "both kiosks online")
+    rel = Releases(tmp_path / "rel", int(time.time()))
+    kioskctl(data, "releases", "publish", str(rel.bundle("2.0.0")))
+    r = kioskctl(data, "rollout", "create", "2.0.0", "--id", "r-live", "--base-url", "https://ctl.example/releases",
+                 "--canary", "1", "--waves", "100")
+    canary = next(k for k, v in r["kiosks"].items() if v["wave"] == 0)
+    other = next(k for k in r["kiosks"] if k != canary)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            _, page = signed_in(browser, url)
+            page.goto(url + "rollouts/r-live")
+            expect(page.locator("#live")).to_have_text("Live")
+            row = page.locator(f'tr[data-kiosk="{canary}"]')
+            expect(row.locator(".state")).to_have_text("sent")
+            page.evaluate("window.__noReload = 'still here'")
+
+            publish_state(broker, canary, "downloading", "r-live")
+            expect(row.locator(".state")).to_have_text("downloading")
+            expect(page.locator('#w-0 [data-n="open"]')).to_have_text("1")
+            publish_state(broker, canary, "committed", "r-live")
+            expect(row.locator(".state")).to_have_text("committed")
+            expect(page.locator('#w-0 [data-n="succeeded"]')).to_have_text("1")
+            # The canary committed: wave 1 opens, its kiosk is sent the update, the page follows.
+            expect(page.locator("#ro-wave")).to_have_text("current wave 1")
+            other_row = page.locator(f'tr[data-kiosk="{other}"]')
+            expect(other_row.locator(".state")).to_have_text("sent")
+            publish_state(broker, other, "rolled_back", "r-live", "crashed: exit status 1")
+            expect(other_row.locator(".reason")).to_have_text("crashed: exit status 1")
+            expect(other_row.locator(".state")).to_have_text("rolled back")
+            expect(page.locator("#ro-status")).to_have_text("paused")
+            expect(page.locator("#ro-reason")).to_contain_text("wave 1: 1 of 1 kiosks failed")
+            expect(page.locator('#w-1 [data-n="failed"]')).to_have_text("1")
+            assert page.evaluate("window.__noReload") == "still here"
+            page.screenshot(path=str(artifacts / "console-rollout-live.png"), full_page=True)
+        finally:
+            browser.close()
