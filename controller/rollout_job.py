@@ -33,7 +33,8 @@ class RolloutJob:
     queues the commands for the running controller (``controller.ctl_rollouts``)."""
 
     def __init__(self, data_dir: Path, store: RolloutStore, *, send: Send, audit: Audit, base_url: str,
-                 clock: Callable[[], float], interval: float = 1.0, time_zone: str = "Asia/Shanghai") -> None:
+                 clock: Callable[[], float], interval: float = 1.0, time_zone: str = "Asia/Shanghai",
+                 download_rate: float = 0.0) -> None:
         self.data_dir = Path(data_dir)
         self.time_zone = time_zone  # the fleet's: maintenance windows are in its local time
         self.send = send
@@ -42,6 +43,8 @@ class RolloutJob:
         self.base_url = base_url.rstrip("/")
         self.clock = clock
         self.interval = interval
+        self.download_rate = download_rate  # bytes/s for all release downloads together; 0: unlimited
+        self.downloads: Any = None  # the release serving's DownloadLimit (controller/web/release_files.py)
         self.metrics = {"updates_sent": 0, "rollbacks_sent": 0, "waves_started": 0, "states_received": 0}
         self._inbox: queue.Queue[tuple[str, updates.UpdateState, float] | None] = queue.Queue()
         self._stop = threading.Event()
@@ -63,7 +66,13 @@ class RolloutJob:
         return list_kiosks(self._conn())
 
     def _online(self) -> set[str]:
-        return {k["kiosk_id"] for k in self._fleet() if k["state"] == "online"}
+        """Kiosks online now; read at most once per ``interval`` (every kiosk's update/state asks,
+        and reading the fleet costs as much as the fleet is big)."""
+        now = self.clock()
+        cached = getattr(self._ro, "online", None)
+        if cached is None or not 0 <= now - cached[0] < self.interval:
+            cached = self._ro.online = (now, {k["kiosk_id"] for k in self._fleet() if k["state"] == "online"})
+        return cached[1]
 
     def _groups(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
@@ -91,9 +100,13 @@ class RolloutJob:
                 log.error("roll-out %s: %s to %s not sent: %s", r["id"], kind, kiosk_id, exc)
 
     def _mutate(self, rollout_id: str, decide: Decide) -> dict[str, Any]:
-        before = self.store.get(rollout_id)
-        r, effects = self.store.mutate(rollout_id, decide)
-        self._carry_out(r, effects, before)
+        seen: dict[str, Any] = {}
+
+        def deciding(cur: dict[str, Any]):
+            seen["before"] = cur  # the last call is the one whose write won (or that changed nothing)
+            return decide(cur)
+        r, effects = self.store.mutate(rollout_id, deciding)
+        self._carry_out(r, effects, seen.get("before"))
         return r
 
     # -- operators ------------------------------------------------------------------------------------
@@ -185,6 +198,7 @@ def for_controller(ctl: Any, *, base_url: str, clock: Callable[[], float] | None
     """The job inside a running Controller: listens to its update/state and sends through it."""
     job = RolloutJob(ctl.config.data_dir, RolloutStore(ctl.config.data_dir), send=ctl.send_command,
                      audit=ctl.audit, base_url=base_url, clock=clock or ctl.clock, interval=interval,
-                     time_zone=getattr(ctl.config, "time_zone", "Asia/Shanghai"))
+                     time_zone=getattr(ctl.config, "time_zone", "Asia/Shanghai"),
+                     download_rate=getattr(ctl.config, "release_download_rate", 0.0))
     ctl.update_listeners.append(job.on_update_state)
     return job

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS rollout_kiosks (
     rollout_id TEXT NOT NULL, kiosk_id TEXT NOT NULL, wave INTEGER NOT NULL, state TEXT NOT NULL,
     reason TEXT NOT NULL, from_version TEXT NOT NULL, since REAL NOT NULL, updated_at REAL NOT NULL,
     PRIMARY KEY (rollout_id, kiosk_id));
+CREATE TABLE IF NOT EXISTS rollout_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _KIOSK_COLS = ("wave", "state", "reason", "from_version", "since")
 _UPSERT = ("INSERT INTO rollout_kiosks (rollout_id, kiosk_id, wave, state, reason, from_version, since, updated_at)"
@@ -64,6 +65,7 @@ class RolloutStore:
         self.path = Path(data_dir) / DB_NAME
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._cache: dict[str, tuple[dict[str, Any], int]] = {}  # roll-out id -> (record, rev)
         self.conn().executescript(SCHEMA)
         self._migrate()
 
@@ -98,6 +100,15 @@ class RolloutStore:
         except BaseException:
             c.execute("ROLLBACK")
             raise
+
+    # -- what the running controller tells kioskctl (the releases URL it serves) ----------------------
+    def set_setting(self, name: str, value: str) -> None:
+        self.conn().execute("INSERT INTO rollout_settings (name, value) VALUES (?, ?) ON CONFLICT (name)"
+                            " DO UPDATE SET value = excluded.value", (name, value))
+
+    def setting(self, name: str) -> str:
+        row = self.conn().execute("SELECT value FROM rollout_settings WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else ""
 
     # -- releases ---------------------------------------------------------------------------------
     def add_release(self, rec: dict[str, Any]) -> None:
@@ -137,7 +148,7 @@ class RolloutStore:
 
     def get(self, rollout_id: str) -> dict[str, Any] | None:
         got = self._get(rollout_id)
-        return got[0] if got else None
+        return {**got[0], "kiosks": {kid: dict(k) for kid, k in got[0]["kiosks"].items()}} if got else None
 
     def _kiosks(self, rollout_id: str) -> dict[str, dict[str, Any]]:
         return {row["kiosk_id"]: {k: row[k] for k in _KIOSK_COLS} for row in self.conn().execute(
@@ -145,13 +156,23 @@ class RolloutStore:
             (rollout_id,))}
 
     def _get(self, rollout_id: str) -> tuple[dict[str, Any], int] | None:
+        """The record and its revision. The last one this process read or wrote is kept: when the
+        revision in the database is still its own, the kiosk rows are not read again (a kiosk's
+        update/state then costs one small read and one row written, not the whole roll-out).
+        Callers must not change what this returns (the decisions copy before they change)."""
         c = self.conn()
         c.execute("BEGIN")  # one snapshot: the body, its revision and the kiosk rows agree
         try:
             row = c.execute("SELECT body, rev FROM rollouts WHERE id = ?", (rollout_id,)).fetchone()
-            got = ({**json.loads(row["body"]), "kiosks": self._kiosks(rollout_id)}, row["rev"]) if row else None
+            if row is None:
+                return None
+            hit = self._cache.get(rollout_id)
+            if hit is not None and hit[1] == row["rev"]:
+                return hit
+            got = ({**json.loads(row["body"]), "kiosks": self._kiosks(rollout_id)}, row["rev"])
         finally:
             c.execute("COMMIT")
+        self._cache[rollout_id] = got
         return got
 
     def list(self, status: str | None = None) -> list[dict[str, Any]]:
@@ -169,14 +190,26 @@ class RolloutStore:
         """Each roll-out's revision: what changed since a caller last looked (the console's live view)."""
         return {r[0]: r[1] for r in self.conn().execute("SELECT id, rev FROM rollouts")}
 
-    def kiosk_states(self) -> dict[str, int]:
-        """Kiosks of the roll-outs still open, by update state (the metrics)."""
-        return {r[0]: r[1] for r in self.conn().execute(
-            "SELECT k.state, count(*) FROM rollout_kiosks k JOIN rollouts r ON r.id = k.rollout_id"
-            " WHERE r.status IN ('running', 'awaiting_approval', 'paused') GROUP BY k.state")}
+    def kiosk_states(self) -> list[tuple[str, str, int]]:
+        """``(roll-out status, kiosk update state, kiosks)``: every roll-out's kiosks, each counted once."""
+        return [tuple(r) for r in self.conn().execute(
+            "SELECT r.status, k.state, count(*) FROM rollout_kiosks k JOIN rollouts r ON r.id = k.rollout_id"
+            " GROUP BY r.status, k.state ORDER BY 1, 2")]
+
+    def open_waves(self) -> list[tuple[str, int, str, int]]:
+        """``(roll-out, wave, kiosk state, kiosks)`` of the roll-outs not finished yet."""
+        return [tuple(r) for r in self.conn().execute(
+            "SELECT k.rollout_id, k.wave, k.state, count(*) FROM rollout_kiosks k JOIN rollouts r ON r.id = k.rollout_id"
+            " WHERE r.status IN ('running', 'awaiting_approval', 'paused') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")]
 
     def status_counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.conn().execute("SELECT status, count(*) FROM rollouts GROUP BY status")}
+
+    def waves_started(self) -> int:
+        """Waves started by every roll-out so far (the canary counts; a roll-out with no kiosk none)."""
+        row = self.conn().execute("SELECT coalesce(sum(json_extract(body, '$.wave') + 1), 0) FROM rollouts"
+                                  " WHERE json_extract(body, '$.wave_count') > 0").fetchone()
+        return int(row[0])
 
     def mutate(self, rollout_id: str, decide: Decide, attempts: int = 200) -> tuple[dict[str, Any], list]:
         """Apply one decision with optimistic concurrency; returns (record, effects won)."""
@@ -202,5 +235,6 @@ class RolloutStore:
                 c.execute("ROLLBACK")
                 raise
             if cur.rowcount == 1:
+                self._cache[rollout_id] = (new, rev + 1)
                 return new, effects
         raise Conflict(f"roll-out {rollout_id} changed {attempts} times while deciding")

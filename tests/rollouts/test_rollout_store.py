@@ -70,5 +70,24 @@ def test_a_kiosk_state_writes_its_own_row_only(tmp_path):
     assert len(rows) == 50 and {v for _, _, v, _ in rows} == {"1.2.0"}
     assert [(k, s) for k, s, _, t in rows if t == 7] == [(kid, "downloading")]  # the other 49 rows untouched
     assert store.get("r1") == r
-    assert store.kiosk_states() == {"pending": 47, "sent": 2, "downloading": 1}
-    assert store.status_counts() == {"running": 1}
+    assert store.kiosk_states() == [("running", "downloading", 1), ("running", "pending", 47), ("running", "sent", 2)]
+    assert store.open_waves() == [("r1", 0, "downloading", 1), ("r1", 0, "pending", 47), ("r1", 0, "sent", 2)]
+    assert store.status_counts() == {"running": 1} and store.waves_started() == 1
+
+
+def test_what_another_writer_changed_is_read_again(tmp_path):
+    """The record a store keeps between its own writes is used only while the revision is its own."""
+    a, b = RolloutStore(tmp_path), RolloutStore(tmp_path)  # the controller and kioskctl, say
+    r = RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100], max_in_flight=2),
+                fleet(5), {})
+    a.create(r)
+    _, eff = a.mutate("r1", lambda cur: RO.tick(cur, 1, online(cur)))
+    kid = eff[0][1]
+    assert b.get("r1")["kiosks"][kid]["state"] == "sent"
+    b.mutate("r1", lambda cur: RO.on_update_state(cur, kid, st("committed"), 2, online(cur)))
+    assert a.get("r1")["kiosks"][kid]["state"] == "committed"
+    got = a.get("r1")
+    got["kiosks"][kid]["state"] = "scribbled"  # a caller's copy: the kept record is not touched
+    assert a.get("r1")["kiosks"][kid]["state"] == "committed"
+    r2, _ = a.mutate("r1", lambda cur: (RO.pause(cur, "field report"), []))
+    assert b.get("r1")["status"] == "paused" and b.get("r1") == r2
