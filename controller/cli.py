@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             ControllerConfig, args,
             {"broker": args.broker, "data_dir": args.data_dir, "http": args.http,
              "telemetry_period": args.telemetry_period, "fleet_dir": args.fleet_dir,
-             "ca_passphrase_file": args.ca_passphrase_file},
+             "ca_passphrase_file": args.ca_passphrase_file, "releases_url": args.releases_url},
             {"broker": "mqtt://127.0.0.1:1883", "data_dir": "controller-data"},
         )
         if args.print_public_key:
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         from controller import rollout_job
         from controller.web import rollout_api, rollout_pages
 
-        rollouts = rollout_job.for_controller(controller, base_url=args.releases_url or "")
+        rollouts = rollout_job.for_controller(controller, base_url=config.releases_url)
         enrol_routes = (*enrol_routes, *rollout_api.routes(rollouts), *rollout_pages.routes(rollouts))
     except KioskError as exc:
         return fail(str(exc))
@@ -99,14 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"controller online broker={config.broker} data={config.data_dir}", flush=True)
     console = watch = None
     try:
-        from controller.web.rollout_live import RolloutWatch
+        from controller.web import rollout_live
         from controller.web.serve import start_console
 
         console, url = start_console(controller, config, extra_routes=enrol_routes)
         print(f"console {url}", flush=True)
         rollouts.base_url = rollouts.base_url or f"{url.rstrip('/')}/releases"
-        watch = RolloutWatch(rollouts.store, console.app.state.console.hub)  # roll-out pages live
-        watch.start()
+        rollouts.store.set_setting("releases_url", rollouts.base_url)  # for kioskctl rollout create
+        watch = rollout_live.attach(console.app.state.console, rollouts)  # live pages, /metrics
     except KioskError as exc:
         # The fleet must stay watched even when the web port is taken: keep the MQTT side running.
         print(f"error: console not started: {exc}; fix --http HOST:PORT and restart", file=sys.stderr, flush=True)

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
-from controller import ctl, release_registry
+from controller import ctl, fleet_clock, release_registry
 from controller import rollouts as RO
 from controller.rollout_job import RolloutJob
 from controller.rollout_store import RolloutStore
 from controller.store import Store, connect, enqueue_action
 from foundation.errors import ConfigError, KioskError
+from foundation.settings import ControllerConfig, load_toml
 
 ACTIONS = ("approve", "pause", "resume", "abort", "retry")
 
@@ -38,8 +40,11 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     osub = o.add_subparsers(dest="sub", required=True)
     oc = osub.add_parser("create", parents=[common], help="plan a roll-out and start its canary (audited)")
     oc.add_argument("version")
-    oc.add_argument("--base-url", required=True,
-                    help="where kiosks download releases, e.g. https://controller.example:8443/releases")
+    oc.add_argument("--base-url",
+                    help="where kiosks download releases, e.g. https://controller.example:8443/releases (default: "
+                         "releases_url of --controller-config, else the address the running controller serves)")
+    oc.add_argument("--controller-config", type=Path,
+                    help="the controller's TOML config: its releases_url and time_zone are the defaults")
     oc.add_argument("--id", help="roll-out id (default: generated)")
     oc.add_argument("--site", action="append", default=[], help="only this site (repeatable; default: the fleet)")
     oc.add_argument("--group", action="append", default=[], help="only this group (repeatable)")
@@ -47,7 +52,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     oc.add_argument("--waves", default="10,50,100", help="cumulative percentages after the canary (default 10,50,100)")
     oc.add_argument("--approval", action="store_true", help="wait for 'rollout approve' before each wave")
     oc.add_argument("--window", help="maintenance window in local time, e.g. 02:00-05:00")
-    oc.add_argument("--time-zone", default="Asia/Shanghai", help="of the window (default Asia/Shanghai)")
+    oc.add_argument("--time-zone", help="of the window (default: the controller's time_zone)")
     oc.add_argument("--success", type=float, default=0.95, help="share of a wave that must commit (default 0.95)")
     oc.add_argument("--error", type=float, default=0.05,
                     help="failures that pause a wave, as a share of the wave's kiosks (default 0.05)")
@@ -67,7 +72,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         a.set_defaults(handler=cmd_action, action=action)
 
 
-def _job(args: argparse.Namespace, base_url: str = "") -> RolloutJob:
+def _job(args: argparse.Namespace) -> RolloutJob:
     ctl._ro(args).close()  # a clear message, and no new database, when --data-dir is wrong
 
     def send(kiosk_id: str, name: str, cargs: dict[str, Any], issuer: str, ttl: float = 300.0) -> int:
@@ -86,7 +91,7 @@ def _job(args: argparse.Namespace, base_url: str = "") -> RolloutJob:
         finally:
             store.close()
 
-    return RolloutJob(args.data_dir, RolloutStore(args.data_dir), send=send, audit=audit, base_url=base_url,
+    return RolloutJob(args.data_dir, RolloutStore(args.data_dir), send=send, audit=audit, base_url="",
                       clock=time.time)
 
 
@@ -117,13 +122,34 @@ def cmd_publish(args: argparse.Namespace) -> int:
                                                f"({d['files']} files, {d['size']} B)"))
 
 
-def _window(args: argparse.Namespace) -> RO.Window | None:
+def _defaults(args: argparse.Namespace, job: RolloutJob) -> tuple[str, str]:
+    """(releases URL, time zone): the flags, else the controller config given, else what the
+    controller recorded when it last ran with this data folder (its URL and its fleet zone)."""
+    url, zone = args.base_url or "", args.time_zone or ""
+    if args.controller_config is not None:
+        cfg = load_toml(ControllerConfig, args.controller_config, {})
+        url, zone = url or cfg.releases_url, zone or cfg.time_zone
+    if not url:
+        url = job.store.setting("releases_url")
+    if not zone:
+        conn = connect(args.data_dir, readonly=True)
+        try:
+            zone = fleet_clock.recorded(conn).name
+        finally:
+            conn.close()
+    if not url:
+        raise ConfigError("no releases URL: set releases_url in the controller config (--controller-config), "
+                          "start the controller once, or pass --base-url", field="--base-url")
+    return url, zone
+
+
+def _window(args: argparse.Namespace, zone: str) -> RO.Window | None:
     if not args.window:
         return None
     start, sep, end = args.window.partition("-")
     if not sep:
         raise ConfigError(f"expected HH:MM-HH:MM, got {args.window!r}", field="--window")
-    return RO.Window(start, end, args.time_zone)
+    return RO.Window(start, end, zone)
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -131,9 +157,12 @@ def cmd_create(args: argparse.Namespace) -> int:
         waves = [float(w) for w in args.waves.split(",")]
     except ValueError:
         raise ConfigError(f"expected numbers like 10,50,100, got {args.waves!r}", field="--waves") from None
-    r = _job(args, args.base_url).create(
+    job = _job(args)
+    job.base_url, zone = _defaults(args, job)
+    job.time_zone = zone
+    r = job.create(
         version=args.version, user=ctl._user(args), rollout_id=args.id, sites=args.site, groups=args.group,
-        canary=args.canary, waves=waves, approval=args.approval, window=_window(args),
+        canary=args.canary, waves=waves, approval=args.approval, window=_window(args, zone),
         success_threshold=args.success, error_threshold=args.error, error_min=args.error_min, timeout_s=args.timeout,
         max_in_flight=args.max_in_flight)
     return ctl._out(args, _public(r), lambda d: print(_line(r)))

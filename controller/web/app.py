@@ -58,6 +58,8 @@ class Console:
     poller: live.Poller | None = None
     fleet_dir: Path | None = None  # the fleet folder (CA certificate), for enrolment tokens' CA fingerprint
     clock_zone: FleetClock = field(default_factory=FleetClock)  # every time shown, in the fleet's zone
+    # More /metrics text from parts served next to the console (the roll-outs), each a function.
+    extra_metrics: list[Callable[[], str]] = field(default_factory=list)
 
 
 def build_console(data_dir: Path, controller: Any = None, *, clock: Callable[[], float] = time.time,

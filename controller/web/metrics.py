@@ -136,7 +136,7 @@ def render(console) -> str:
            [({}, console.stats.errors)])
     metric("kiosk_controller_uptime_seconds", "gauge", "Seconds since the console started.",
            [({}, round(console.clock() - console.stats.started, 1))])
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + "".join(more() for more in console.extra_metrics)
 
 
 async def endpoint(request: Request) -> Response:

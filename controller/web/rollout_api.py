@@ -3,8 +3,8 @@
 ``routes(job)`` serves, next to the console (``kiosk-controller`` passes them as extra routes):
 
 - ``GET /releases/{component}/{version}/manifest.json`` and ``.../objects/{sha256}``: the published
-  bundle (controller/release_registry.py), with HTTP Range (Starlette's FileResponse) so a kiosk
-  resumes a dropped download;
+  bundle (controller/release_registry.py), with HTTP Range so a kiosk resumes a dropped download,
+  every download together within the fleet-wide rate (controller/web/release_files.py);
 - ``/api/v1/releases``, ``/api/v1/rollouts`` (GET viewer, POST operator),
   ``/api/v1/rollouts/{id}`` and ``POST /api/v1/rollouts/{id}/{action}`` (approve, pause, resume,
   abort, retry; operator). Every change is audited by the roll-out job.
@@ -17,12 +17,13 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contract import release as R
 from controller import release_registry
 from controller import rollouts as RO
+from controller.web import release_files
 from controller.web import release_uploads as uploads
 from controller.web.api import body_json
 from controller.web.auth import HTTPProblem, require
@@ -43,6 +44,9 @@ def _public(r: dict[str, Any], *, kiosks: bool = True) -> dict[str, Any]:
 
 
 def routes(job) -> list[Route]:
+    if job.downloads is None:  # one bucket for every download this controller serves
+        job.downloads = release_files.DownloadLimit(job.download_rate)
+
     async def release_file(request: Request) -> Response:
         comp, version, rest = (request.path_params[k] for k in ("component", "version", "rest"))
         try:
@@ -53,11 +57,11 @@ def routes(job) -> list[Route]:
             raise HTTPProblem(404, f"no published {comp} release {version}")
         base = release_registry.release_dir(job.data_dir, comp, version)
         if rest == R.MANIFEST_FILE:
-            return FileResponse(base / R.MANIFEST_FILE, media_type="application/json")
+            return release_files.serve(base / R.MANIFEST_FILE, request, job.downloads, "application/json")
         sub, _, sha = rest.partition("/")
         if sub != R.OBJECTS_DIR or not _SHA.match(sha) or not (base / sub / sha).is_file():
             raise HTTPProblem(404, "no such file in this release")
-        return FileResponse(base / sub / sha, media_type="application/octet-stream")
+        return release_files.serve(base / sub / sha, request, job.downloads, "application/octet-stream")
 
     async def releases(request: Request) -> Response:
         if request.method == "GET":
@@ -137,14 +141,8 @@ def routes(job) -> list[Route]:
             raise HTTPProblem(409, str(exc)) from None
         return JSONResponse(_public(r))
 
-    async def metrics(request: Request) -> Response:
-        require(request, "viewer")  # as /metrics: Prometheus sends a viewer API token
-        return Response(render_metrics(job.store.list(), job.metrics),
-                        media_type="text/plain; version=0.0.4; charset=utf-8")
-
     p = "/api/v1"
     return [
-        Route("/metrics/rollouts", metrics),
         Route("/releases/{component}/{version}/{rest:path}", release_file),
         Route(f"{p}/releases", releases, methods=["GET", "POST"]),
         Route(f"{p}/releases/uploads/{{sha256}}", upload, methods=["GET", "PUT"]),
@@ -154,22 +152,44 @@ def routes(job) -> list[Route]:
     ]
 
 
-def render_metrics(items: list[dict[str, Any]], counters: dict[str, int]) -> str:
-    """Prometheus text: kiosks per roll-out, wave and state; roll-outs by status; the job's counters."""
-    lines = ["# HELP kiosk_rollout_kiosks Kiosks of a roll-out by wave and state", "# TYPE kiosk_rollout_kiosks gauge"]
-    for r in items:
-        if r["status"] in ("completed", "aborted") and r is not items[0]:
-            continue  # finished roll-outs stay out of the series, except the newest
-        for w in RO.progress(r):
-            for state in ("succeeded", "failed", "open", "pending", "skipped"):
-                lines.append(f'kiosk_rollout_kiosks{{rollout="{r["id"]}",version="{r["version"]}",wave="{w["wave"]}",'
-                             f'state="{state}"}} {w[state]}')
-    lines += ["# HELP kiosk_rollouts Roll-outs by status", "# TYPE kiosk_rollouts gauge"]
-    for status in RO.STATUSES:
-        lines.append(f'kiosk_rollouts{{status="{status}"}} {sum(r["status"] == status for r in items)}')
-    for name, value in sorted(counters.items()):
-        lines += [f"# HELP kiosk_rollout_{name}_total Roll-out job: {name.replace('_', ' ')}",
-                  f"# TYPE kiosk_rollout_{name}_total counter", f"kiosk_rollout_{name}_total {value}"]
+def _outcome(state: str) -> str:
+    return ("succeeded" if state == "committed" else "failed" if state in RO.FAILED_KIOSK
+            else "open" if state in RO.OPEN_KIOSK else state)  # pending, skipped
+
+
+def render_metrics(job) -> str:
+    """Roll-outs for the console's ``/metrics`` (Prometheus text): roll-outs by status, their
+    kiosks by update state, the open roll-outs' waves, waves started, the job's commands and the
+    release bytes served."""
+    store = job.store
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, text: str, samples: list[tuple[str, object]]) -> None:
+        lines.extend([f"# HELP {name} {text}", f"# TYPE {name} {kind}"])
+        lines.extend(f"{name}{labels} {value}" for labels, value in samples)
+
+    statuses = store.status_counts()
+    metric("kiosk_rollouts", "gauge", "Roll-outs by status.",
+           [(f'{{status="{s}"}}', statuses.get(s, 0)) for s in RO.STATUSES])
+    metric("kiosk_rollout_kiosks", "gauge", "Kiosks of roll-outs by roll-out status and the kiosk's update state.",
+           [(f'{{status="{st}",state="{state}"}}', n) for st, state, n in store.kiosk_states()])
+    waves: dict[tuple[str, int, str], int] = {}
+    for rid, wave, state, n in store.open_waves():
+        key = (rid, wave, _outcome(state))
+        waves[key] = waves.get(key, 0) + n
+    metric("kiosk_rollout_wave_kiosks", "gauge", "Kiosks of the unfinished roll-outs by wave and outcome.",
+           [(f'{{rollout="{rid}",wave="{w}",outcome="{o}"}}', n) for (rid, w, o), n in sorted(waves.items())])
+    metric("kiosk_rollout_waves_started_total", "counter", "Waves started by all roll-outs (canaries included).",
+           [("", store.waves_started())])
+    for name in ("updates_sent", "rollbacks_sent", "states_received"):
+        metric(f"kiosk_rollout_{name}_total", "counter",
+               f"Roll-out job of this controller: {name.replace('_', ' ')} since it started.",
+               [("", job.metrics[name])])
+    dl = job.downloads
+    metric("kiosk_release_download_bytes_total", "counter", "Release file bytes served to kiosks since start.",
+           [("", dl.bytes_served if dl else 0)])
+    metric("kiosk_release_downloads_total", "counter", "Release file downloads (requests) served since start.",
+           [("", dl.downloads if dl else 0)])
     return "\n".join(lines) + "\n"
 
 

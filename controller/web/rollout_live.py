@@ -85,3 +85,14 @@ class RolloutWatch:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+
+
+def attach(console: Any, job: Any) -> RolloutWatch:
+    """Roll-outs in a running console (``controller.web.app.Console``): live ``rollout`` frames on
+    its stream, and their series on its ``/metrics``. Returns the started watch (stop it at exit)."""
+    from controller.web.rollout_api import render_metrics
+
+    console.extra_metrics.append(lambda: render_metrics(job))
+    watch = RolloutWatch(job.store, console.hub)
+    watch.start()
+    return watch

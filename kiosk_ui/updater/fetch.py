@@ -23,6 +23,7 @@ from pathlib import Path
 from contract import release as R
 from foundation.backoff import Backoff
 from foundation.errors import TransportError
+from foundation.ratelimit import TokenBucket
 from kiosk_ui.updater.fsops import Fs
 from kiosk_ui.updater.state import UpdateError
 
@@ -31,25 +32,18 @@ CHUNK = 16 * 1024
 
 
 class RateLimiter:
-    """Token bucket in bytes per second (None: unlimited)."""
+    """This kiosk's download rate in bytes per second (None: unlimited), as a token bucket."""
 
     def __init__(self, bytes_per_s: float | None, *, clock: Callable[[], float], sleep: Callable[[float], None],
                  burst: float | None = None) -> None:
-        self.rate = bytes_per_s
         self.clock, self.sleep = clock, sleep
-        self.capacity = burst if burst is not None else (bytes_per_s or 0)
-        self.tokens = self.capacity
-        self.last = clock()
+        self.bucket = TokenBucket(bytes_per_s, now=clock(), burst=burst) if bytes_per_s else None
 
     def take(self, n: int) -> None:
-        if not self.rate:
-            return
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        self.tokens -= n
-        if self.tokens < 0:
-            self.sleep(-self.tokens / self.rate)
+        if self.bucket is not None:
+            wait = self.bucket.reserve(n, self.clock())
+            if wait > 0:
+                self.sleep(wait)
 
 
 @dataclass

@@ -23,6 +23,16 @@ def test_kiosk_unit_is_notify_with_watchdog():
     assert _unit("kiosk-cert-renew.timer")["Timer"]["OnCalendar"] == "monthly"
 
 
+def test_kiosk_units_run_the_release_that_current_names():
+    """Every kiosk program comes from the release layout (docs/updates.md), never a checkout's .venv."""
+    renew = _unit("kiosk-cert-renew.service")["Service"]["ExecStart"]
+    assert renew.startswith("/opt/kiosk/current/venv/bin/kiosk-provision renew ")
+    assert _unit("kiosk.service")["Service"]["ExecStart"].startswith("/opt/kiosk/current/venv/bin/")
+    for unit in (DEPLOY / "systemd").glob("kiosk*.service"):
+        if unit.name != "kiosk-controller.service":  # the controller server installs into /opt/kiosk/.venv
+            assert "/opt/kiosk/.venv" not in unit.read_text(), unit.name
+
+
 def test_udev_rules_are_well_formed():
     lines = [s for s in (DEPLOY / "udev" / "99-kiosk-serial.rules").read_text().splitlines() if s and s[0] != "#"]
     assert len(lines) == 6

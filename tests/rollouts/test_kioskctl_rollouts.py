@@ -55,3 +55,28 @@ def test_publish_create_pause_resume_abort(make_controller, make_kiosk, releases
     for a in ("release_publish", "rollout_create", "rollout_pause", "rollout_approve", "rollout_resume",
               "rollout_abort"):
         assert a in actions, a
+
+
+def test_create_takes_the_releases_url_and_time_zone_from_the_controller_config(make_controller, releases, capsys,
+                                                                                tmp_path):
+    c = make_controller()
+    d = c.config.data_dir
+    assert run(capsys, d, "releases", "publish", str(releases.base / "bundle-2.0.0"))[0] == 0
+    code, out = run(capsys, d, "rollout", "create", "2.0.0", "--id", "r-none")
+    assert code == 2 and "no releases URL" in out and "--base-url" in out  # never a made-up address
+    cfg = tmp_path / "controller.toml"
+    cfg.write_text('broker = "mqtts://ctl.example:8883"\ndata_dir = "/var/lib/kiosk-controller"\n'
+                   'releases_url = "https://ctl.example:8443/releases"\ntime_zone = "Asia/Hong_Kong"\n')
+    code, r = run(capsys, d, "rollout", "create", "2.0.0", "--id", "r-cfg", "--controller-config", str(cfg),
+                  "--window", "02:00-05:00", "--json")
+    assert code == 0 and r["url"] == "https://ctl.example:8443/releases/kiosk/2.0.0"
+    assert r["window"] == {"start": "02:00", "end": "05:00", "time_zone": "Asia/Hong_Kong"}
+    code, r = run(capsys, d, "rollout", "create", "2.0.0", "--id", "r-flags", "--controller-config", str(cfg),
+                  "--base-url", "https://other.example/releases", "--time-zone", "Asia/Urumqi",
+                  "--window", "01:00-04:00", "--json")
+    assert code == 0 and r["url"] == "https://other.example/releases/kiosk/2.0.0"  # flags override
+    assert r["window"]["time_zone"] == "Asia/Urumqi"
+    cfg.write_text('broker = "mqtt://127.0.0.1:1883"\ndata_dir = "x"\ntime_zone = "Mars/Olympus"\n')
+    code, out = run(capsys, d, "rollout", "create", "2.0.0", "--id", "r-bad", "--controller-config", str(cfg),
+                    "--base-url", "https://ctl.example/releases")
+    assert code == 2 and "time_zone" in out and str(cfg) in out

@@ -99,8 +99,9 @@ def test_the_rollout_page_follows_a_kiosks_update_without_reload(broker, procs, 
     wait_until(lambda: len(kioskctl(data, "status", "--state", "online")) == 2, 20, "both kiosks online")
     rel = Releases(tmp_path / "rel", int(time.time()))
     kioskctl(data, "releases", "publish", str(rel.bundle("2.0.0")))
-    r = kioskctl(data, "rollout", "create", "2.0.0", "--id", "r-live", "--base-url", "https://ctl.example/releases",
-                 "--canary", "1", "--waves", "100")
+    # No --base-url: kioskctl takes the address the running controller serves releases at.
+    r = kioskctl(data, "rollout", "create", "2.0.0", "--id", "r-live", "--canary", "1", "--waves", "100")
+    assert r["url"] == f"{url}releases/kiosk/2.0.0"
     canary = next(k for k, v in r["kiosks"].items() if v["wave"] == 0)
     other = next(k for k in r["kiosks"] if k != canary)
 

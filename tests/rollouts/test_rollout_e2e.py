@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from controller import release_registry, rollout_job
-from controller.web import rollout_api, rollout_pages
+from controller.web import rollout_api, rollout_live, rollout_pages
 from controller.web.accounts import Accounts
 from controller.web.serve import start_console
 from kiosk_ui.update_hooks import HealthSignals
@@ -32,6 +32,7 @@ def site(make_controller, make_kiosk, broker, releases, tmp_path):
     console, url = start_console(ctl, dataclasses.replace(ctl.config, http="127.0.0.1:0"),
                                  extra_routes=(*rollout_api.routes(job), *rollout_pages.routes(job)))
     job.base_url = f"{url.rstrip('/')}/releases"
+    watch = rollout_live.attach(console.app.state.console, job)
     token = Accounts(ctl.config.data_dir).create_token("ci", "operator")
     store = job.store
     job.start()
@@ -52,6 +53,7 @@ def site(make_controller, make_kiosk, broker, releases, tmp_path):
                    f"{kid} online on 1.0.0")
     yield ctl, store, job, kiosks, (url, token)
     job.stop()
+    watch.stop()
     console.stop()
     for app in apps:
         app.stop()
@@ -94,9 +96,13 @@ def test_canary_then_wave_then_completed(site, releases):
     assert "rollout_create" in actions and "rollout_wave" in actions
     _, shown = _api(http, "/api/v1/rollouts/r-good")
     assert [(w["total"], w["succeeded"]) for w in shown["progress"]] == [(1, 1), (1, 1)]
-    _, prom = _api(http, "/metrics/rollouts", headers={"accept": "text/plain"})
-    assert b'kiosk_rollout_kiosks{rollout="r-good",version="2.0.0",wave="1",state="succeeded"} 1' in prom
-    assert b"kiosk_rollout_waves_started_total 1" in prom and b'kiosk_rollouts{status="completed"} 1' in prom
+    _, prom = _api(http, "/metrics", headers={"accept": "text/plain"})
+    assert b'kiosk_rollout_kiosks{status="completed",state="committed"} 2' in prom
+    assert b"kiosk_rollout_waves_started_total 2" in prom and b'kiosk_rollouts{status="completed"} 1' in prom
+    assert b"kiosk_fleet_kiosks{" in prom  # the console's own series, in the same scrape
+    served = int(next(x for x in prom.splitlines() if x.startswith(b"kiosk_release_download_bytes_total ")).split()[1])
+    assert served >= 2 * len((releases.base / "bundle-2.0.0" / "manifest.json").read_bytes())  # both kiosks
+    assert b"kiosk_rollout_updates_sent_total 2" in prom
     _, page = _api(http, "/rollouts/r-good", headers={"accept": "text/html"})
     html = page.decode()
     assert "K-R1" in html and "K-R2" in html and "已确认" in html and "rollouts.kiosk_state" not in html
