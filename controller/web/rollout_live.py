@@ -24,8 +24,9 @@ MAX_KIOSKS = 500  # per frame: a bigger change (a wave of thousands opening) sen
 
 
 class RolloutWatch:
-    def __init__(self, store: RolloutStore, hub: Any, *, interval: float = 0.5) -> None:
+    def __init__(self, store: RolloutStore, hub: Any, *, interval: float = 0.5, max_kiosks: int = MAX_KIOSKS) -> None:
         self.store = store
+        self.max_kiosks = max_kiosks
         self.hub = hub
         self.interval = interval
         self.errors = 0
@@ -50,7 +51,7 @@ class RolloutWatch:
             seen = self._kiosks.setdefault(rid, {})
             changed = {kid: {"wave": k["wave"], "state": k["state"], "reason": k["reason"]}
                        for kid, k in sorted(r["kiosks"].items()) if seen.get(kid) != k}
-            some = dict(list(changed.items())[:MAX_KIOSKS])
+            some = dict(list(changed.items())[:self.max_kiosks])
             for kid in some:
                 seen[kid] = r["kiosks"][kid]
             self.hub.publish("rollout", {"id": rid, "status": r["status"], "wave": r["wave"], "reason": r["reason"],

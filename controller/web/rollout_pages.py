@@ -1,7 +1,7 @@
 """The console's roll-out pages: ``/rollouts`` (releases, roll-outs with progress per wave) and
 ``/rollouts/{id}`` (each kiosk's state and reason, with approve/pause/resume/abort/retry for
-operators). Reads and actions go through the roll-out job, as the REST API does. The roll-out
-page follows the ``rollout`` events of the console's live stream (controller/web/rollout_live.py):
+operators). Reads and actions go through the roll-out job, as the REST API does. Both pages
+follow the ``rollout`` events of the console's live stream (controller/web/rollout_live.py):
 wave counts, status and each kiosk's state and reason change without a reload."""
 
 from __future__ import annotations
@@ -18,6 +18,15 @@ from controller.web.rollout_api import ACTIONS
 from foundation.errors import ConfigError
 
 
+def _words(request: Request) -> dict:
+    """What the live script writes into the page, in the page's language."""
+    t = i18n.for_request(request)
+    return {"live": t("fleet.live"), "reconnecting": t("fleet.reconnecting"),
+            "current_wave": t("rollouts.current_wave", wave="{wave}"), "wave_title": t("rollouts.wave_title", wave="{wave}"),
+            "status": {s: t(f"rollouts.status.{s}") for s in RO.STATUSES},
+            "kiosk_state": {s: t(f"rollouts.kiosk_state.{s}") for s in RO.KIOSK_STATES}}
+
+
 def routes(job) -> list[Route]:
     from controller.web.app import render
 
@@ -25,18 +34,13 @@ def routes(job) -> list[Route]:
         request.state.who = require(request, "viewer")
         items = [{**r, "progress": RO.progress(r)} for r in await run_in_threadpool(job.store.list)]
         return render(request, "rollouts.html", {"releases": await run_in_threadpool(job.store.releases),
-                                                 "rollouts": items})
+                                                 "rollouts": items, "words": _words(request)})
 
     async def show(request: Request, error: str = "", status: int = 200) -> Response:
         r = await run_in_threadpool(job.store.get, request.path_params["rollout_id"])
         if r is None:
             raise HTTPProblem(404, "no such roll-out")
-        t = i18n.for_request(request)
-        words = {"live": t("fleet.live"), "reconnecting": t("fleet.reconnecting"),
-                 "current_wave": t("rollouts.current_wave", wave="{wave}"),
-                 "status": {s: t(f"rollouts.status.{s}") for s in RO.STATUSES},
-                 "kiosk_state": {s: t(f"rollouts.kiosk_state.{s}") for s in RO.KIOSK_STATES}}
-        return render(request, "rollout.html", {"words": words,
+        return render(request, "rollout.html", {"words": _words(request),
             "r": {**r, "progress": RO.progress(r)}, "error": error, "actions": ACTIONS,
             "can_act": request.state.who.can("operator"),
             "kiosks": sorted(r["kiosks"].items(), key=lambda kv: (kv[1]["wave"], kv[0]))}, status)

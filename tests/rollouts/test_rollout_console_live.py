@@ -68,6 +68,22 @@ def test_each_change_is_one_frame_with_the_kiosks_that_changed(tmp_path):
     assert hub.items[-1][1]["id"] == "r2" and len(hub.items[-1][1]["kiosks"]) == 3
 
 
+def test_a_big_change_is_sent_over_several_bounded_frames(tmp_path):
+    store = RolloutStore(tmp_path)
+    store.create(RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100], max_in_flight=25),
+                         sim_fleet(40), {}))
+    hub = Frames()
+    watch = RolloutWatch(store, hub, max_kiosks=10)
+    watch._prime()
+    watch.step()
+    store.mutate("r1", lambda cur: RO.tick(cur, 1, online(cur)))  # 25 kiosks sent at once
+    assert [watch.step() for _ in range(4)] == [1, 1, 1, 0]
+    sizes = [len(f["kiosks"]) for _, f in hub.items]
+    assert sizes == [10, 10, 5]
+    assert set().union(*(f["kiosks"] for _, f in hub.items)) == set(store.get("r1")["kiosks"]) - {
+        kid for kid, k in store.get("r1")["kiosks"].items() if k["state"] == "pending"}
+
+
 def publish_state(broker, kiosk_id: str, state: str, rollout: str, reason: str = "") -> None:
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     c.connect("127.0.0.1", broker.port)
@@ -108,7 +124,11 @@ def test_the_rollout_page_follows_a_kiosks_update_without_reload(broker, procs, 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            _, page = signed_in(browser, url)
+            ctx, page = signed_in(browser, url)
+            index = ctx.new_page()  # the list of roll-outs follows too
+            index.goto(url + "rollouts")
+            listed = index.locator('tr[data-rollout="r-live"]')
+            expect(listed.locator(".status")).to_have_text("running")
             page.goto(url + "rollouts/r-live")
             expect(page.locator("#live")).to_have_text("Live")
             row = page.locator(f'tr[data-kiosk="{canary}"]')
@@ -132,6 +152,9 @@ def test_the_rollout_page_follows_a_kiosks_update_without_reload(broker, procs, 
             expect(page.locator("#ro-reason")).to_contain_text("wave 1: 1 of 1 kiosks failed")
             expect(page.locator('#w-1 [data-n="failed"]')).to_have_text("1")
             assert page.evaluate("window.__noReload") == "still here"
+            expect(listed.locator(".status")).to_have_text("paused")
+            expect(listed.locator(".waves")).to_have_text("0: 1/1 1: 0/1 ✗1")
+            expect(listed.locator(".reason")).to_contain_text("wave 1: 1 of 1 kiosks failed")
             page.screenshot(path=str(artifacts / "console-rollout-live.png"), full_page=True)
         finally:
             browser.close()

@@ -367,5 +367,25 @@ const Console = (() => {
     }});
   }
 
-  return {fleetLive, kioskPage, reloadOnAlarms, rolloutLive, setAlarmCount};
+  function rolloutsLive() {
+    // The list of roll-outs: each row's status, progress per wave and reason follow the same events.
+    const w = words();
+    stream({rollout: (r) => {
+      const row = [...document.querySelectorAll("tr[data-rollout]")].find((x) => x.dataset.rollout === r.id);
+      if (!row) return;  // a roll-out created since the page loaded: it shows on the next visit
+      row.querySelector(".status").textContent = (w.status || {})[r.status] || r.status;
+      row.querySelector(".reason").textContent = r.reason;
+      const waves = row.querySelector(".waves");
+      waves.textContent = "";
+      for (const p of r.progress) {
+        const pill = document.createElement("span");
+        pill.className = "pill";
+        pill.title = (w.wave_title || "{wave}").replace("{wave}", p.wave);
+        pill.textContent = `${p.wave}: ${p.succeeded}/${p.total}` + (p.failed ? ` ✗${p.failed}` : "");
+        waves.append(pill, " ");
+      }
+    }});
+  }
+
+  return {fleetLive, kioskPage, reloadOnAlarms, rolloutLive, rolloutsLive, setAlarmCount};
 })();
