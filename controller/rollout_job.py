@@ -34,7 +34,7 @@ class RolloutJob:
 
     def __init__(self, data_dir: Path, store: RolloutStore, *, send: Send, audit: Audit, base_url: str,
                  clock: Callable[[], float], interval: float = 1.0, time_zone: str = "Asia/Shanghai",
-                 download_rate: float = 0.0) -> None:
+                 download_rate: float = 0.0, download_rate_per_kiosk: float = 0.0) -> None:
         self.data_dir = Path(data_dir)
         self.time_zone = time_zone  # the fleet's: maintenance windows are in its local time
         self.send = send
@@ -44,6 +44,7 @@ class RolloutJob:
         self.clock = clock
         self.interval = interval
         self.download_rate = download_rate  # bytes/s for all release downloads together; 0: unlimited
+        self.download_rate_per_kiosk = download_rate_per_kiosk  # bytes/s for each downloading address
         self.downloads: Any = None  # the release serving's DownloadLimit (controller/web/release_files.py)
         self.metrics = {"updates_sent": 0, "rollbacks_sent": 0, "waves_started": 0, "states_received": 0}
         self._inbox: queue.Queue[tuple[str, updates.UpdateState, float] | None] = queue.Queue()
@@ -199,6 +200,7 @@ def for_controller(ctl: Any, *, base_url: str, clock: Callable[[], float] | None
     job = RolloutJob(ctl.config.data_dir, RolloutStore(ctl.config.data_dir), send=ctl.send_command,
                      audit=ctl.audit, base_url=base_url, clock=clock or ctl.clock, interval=interval,
                      time_zone=getattr(ctl.config, "time_zone", "Asia/Shanghai"),
-                     download_rate=getattr(ctl.config, "release_download_rate", 0.0))
+                     download_rate=getattr(ctl.config, "release_download_rate", 0.0),
+                     download_rate_per_kiosk=getattr(ctl.config, "release_download_rate_per_kiosk", 0.0))
     ctl.update_listeners.append(job.on_update_state)
     return job

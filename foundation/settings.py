@@ -240,9 +240,11 @@ class ControllerConfig:
     # Fleet store: empty for the SQLite file in data_dir (the default), or a postgresql:// URL.
     database: str = ""
     # Bytes per second for all release downloads together (every kiosk of a roll-out shares it),
-    # so a roll-out does not saturate the server's uplink; 0: unlimited. Each kiosk also caps its
-    # own download (kiosk-updater install --rate).
+    # so a roll-out does not saturate the server's uplink, and for each downloading address (a
+    # kiosk, or a site's kiosks behind one NAT address), so it does not saturate a site's 4G link.
+    # 0: unlimited.
     release_download_rate: float = 0.0
+    release_download_rate_per_kiosk: float = 0.0
     # Where kiosks download published releases (https://controller.example:8443/releases): the
     # address in every cmd/update of a roll-out. Empty: the console's address + /releases.
     releases_url: str = ""
@@ -251,9 +253,10 @@ class ControllerConfig:
         _positive(self, "telemetry_period", "stale_after_periods", "keepalive", "history_retention_days",
                   "event_retention_days", "phone_retention_days")
         _zone(self.time_zone)
-        if self.release_download_rate < 0:
-            raise ConfigError(f"must be 0 (unlimited) or more bytes per second, got {self.release_download_rate}",
-                              field="release_download_rate")
+        for name in ("release_download_rate", "release_download_rate_per_kiosk"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be 0 (unlimited) or more bytes per second, got {getattr(self, name)}",
+                                  field=name)
 
 
 def _zone(name: str) -> None:

@@ -4,8 +4,9 @@ fleet-wide download rate and the bytes served.
 Every download of every kiosk takes its bytes from one token bucket
 (:class:`foundation.ratelimit.TokenBucket`, ``release_download_rate`` bytes/s in the controller
 config, 0 = unlimited), so a roll-out cannot saturate the server's uplink however many kiosks
-download at once; each kiosk also caps its own rate (``kiosk-updater install --rate``, for a
-site's 4G link). The bytes are counted for ``/metrics``.
+download at once, and from its kiosk's own bucket (``release_download_rate_per_kiosk``), so it
+cannot saturate a site's 4G link either (``kiosk-updater install --rate`` caps a download on the
+kiosk's side too). The bytes are counted for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -26,21 +27,40 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 class DownloadLimit:
-    """The fleet-wide bucket and the counters of what was served; ``rate`` 0 or less: unlimited."""
+    """The fleet-wide bucket, one bucket per downloading address, and the counters of what was
+    served. A rate of 0 or less: no limit of that kind."""
 
-    def __init__(self, rate: float = 0.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate: float = 0.0, per_kiosk: float = 0.0, *, clock: Callable[[], float] = time.monotonic,
+                 max_kiosks: int = 30_000) -> None:
         self.clock = clock
         self.bucket = TokenBucket(rate, now=clock()) if rate > 0 else None
+        self.per_kiosk = per_kiosk
+        self.max_kiosks = max_kiosks
+        self.kiosks: dict[str, TokenBucket] = {}
         # Small pieces at a low rate, so the bytes flow evenly rather than in second-long bursts.
-        self.chunk = MAX_CHUNK if rate <= 0 else int(max(4096, min(MAX_CHUNK, rate / 8)))
+        lowest = min((r for r in (rate, per_kiosk) if r > 0), default=0)
+        self.chunk = MAX_CHUNK if not lowest else int(max(4096, min(MAX_CHUNK, lowest / 8)))
         self.bytes_served = 0
         self.downloads = 0
 
-    async def take(self, n: int) -> None:
-        if self.bucket is not None:
-            wait = self.bucket.reserve(n, self.clock())
-            if wait > 0:
-                await asyncio.sleep(wait)
+    def wait_for(self, n: int, kiosk: str) -> float:
+        """Take ``n`` bytes for a download to ``kiosk``; the seconds to wait so that both the
+        fleet's and this kiosk's rate hold."""
+        now = self.clock()
+        wait = self.bucket.reserve(n, now) if self.bucket is not None else 0.0
+        if self.per_kiosk > 0:
+            mine = self.kiosks.get(kiosk)
+            if mine is None:
+                if len(self.kiosks) >= self.max_kiosks:  # bounded: forget the longest known
+                    self.kiosks.pop(next(iter(self.kiosks)))
+                mine = self.kiosks[kiosk] = TokenBucket(self.per_kiosk, now=now)
+            wait = max(wait, mine.reserve(n, now))
+        return wait
+
+    async def take(self, n: int, kiosk: str) -> None:
+        wait = self.wait_for(n, kiosk)
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -72,6 +92,10 @@ def serve(path: Path, request: Request, limit: DownloadLimit, media_type: str) -
     if rng:
         headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
     limit.downloads += 1
+    # The kiosk is the downloading address (the proxy's X-Forwarded-For only from trusted proxies,
+    # as everywhere in the console): kiosks of a site behind one NAT address share its rate, which
+    # is what protects the site's 4G link.
+    kiosk = request.client.host if request.client else ""
 
     async def body() -> AsyncIterator[bytes]:
         with path.open("rb") as fh:
@@ -79,7 +103,7 @@ def serve(path: Path, request: Request, limit: DownloadLimit, media_type: str) -
             left = end - start
             while left > 0:
                 n = min(limit.chunk, left)
-                await limit.take(n)
+                await limit.take(n, kiosk)
                 block = fh.read(n)
                 if not block:
                     return  # the file shrank under us: the kiosk sees a short body and resumes

@@ -45,7 +45,7 @@ def _public(r: dict[str, Any], *, kiosks: bool = True) -> dict[str, Any]:
 
 def routes(job) -> list[Route]:
     if job.downloads is None:  # one bucket for every download this controller serves
-        job.downloads = release_files.DownloadLimit(job.download_rate)
+        job.downloads = release_files.DownloadLimit(job.download_rate, job.download_rate_per_kiosk)
 
     async def release_file(request: Request) -> Response:
         comp, version, rest = (request.path_params[k] for k in ("component", "version", "rest"))

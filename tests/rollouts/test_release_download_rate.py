@@ -56,8 +56,10 @@ def test_unsatisfiable_ranges_are_refused(header):
 
 
 @pytest.fixture
-def served(tmp_path):
-    """A published release with two ~400 kB objects that do not compress, served at RATE."""
+def publish(tmp_path):
+    """Serve a published release with two ~400 kB objects that do not compress at the given rates
+    (fleet-wide, per kiosk); returns (release URL, job, manifest)."""
+    servers: list[ConsoleServer] = []
     data = tmp_path / "controller"
     rel = Releases(tmp_path / "rel", int(time.time()))
     wheels = tmp_path / "wheels"
@@ -68,12 +70,43 @@ def served(tmp_path):
     B.sign_bundle(bundle, rel.key, "rk-1")
     store = RolloutStore(data)
     release_registry.publish(store, data, bundle, user="rel", now=time.time())
-    job = RolloutJob(data, store, send=None, audit=None, base_url="", clock=time.time,  # type: ignore[arg-type]
-                     download_rate=RATE)
-    server = ConsoleServer(Starlette(routes=rollout_api.routes(job)), "127.0.0.1:0")
-    url = server.start()
-    yield f"{url.rstrip('/')}/releases/kiosk/2.0.0", job, R.parse_manifest((bundle / R.MANIFEST_FILE).read_bytes())
-    server.stop()
+
+    def serve(rate: float, per_kiosk: float = 0.0):
+        job = RolloutJob(data, store, send=None, audit=None, base_url="", clock=time.time,  # type: ignore[arg-type]
+                         download_rate=rate, download_rate_per_kiosk=per_kiosk)
+        server = ConsoleServer(Starlette(routes=rollout_api.routes(job)), "127.0.0.1:0")
+        servers.append(server)
+        url = server.start()
+        return (f"{url.rstrip('/')}/releases/kiosk/2.0.0", job,
+                R.parse_manifest((bundle / R.MANIFEST_FILE).read_bytes()))
+    yield serve
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def served(publish):
+    return publish(RATE)
+
+
+def test_each_kiosk_has_its_own_bucket_under_the_fleets():
+    t = [0.0]
+    lim = release_files.DownloadLimit(10_000, 1_000, clock=lambda: t[0], max_kiosks=2)
+    assert lim.wait_for(1_000, "10.0.0.1") == 0.0 and lim.wait_for(1_000, "10.0.0.2") == 0.0  # bursts
+    assert lim.wait_for(500, "10.0.0.1") == pytest.approx(0.5)  # this kiosk's rate, not the fleet's
+    assert lim.wait_for(500, "10.0.0.2") == pytest.approx(0.5)
+    assert lim.wait_for(1_000, "10.0.0.3") == 0.0 and sorted(lim.kiosks) == ["10.0.0.2", "10.0.0.3"]  # bounded
+    fleet = release_files.DownloadLimit(1_000, 0, clock=lambda: t[0])
+    assert fleet.wait_for(1_000, "a") == 0.0 and fleet.wait_for(1_000, "b") == pytest.approx(1.0)  # one bucket
+
+
+def test_one_kiosk_is_held_to_its_own_rate(publish, tmp_path):
+    url, job, man = publish(0, RATE / 2)  # no fleet-wide cap; this kiosk (this address) at 100 kB/s
+    entry = max(man.files, key=lambda e: e.size)
+    objects = tmp_path / "kiosk" / "objects"
+    t0 = time.monotonic()
+    R.check_file(entry, Fetcher(url, objects, sleep=time.sleep).ensure(entry))
+    assert time.monotonic() - t0 >= (entry.size - RATE / 2 - job.downloads.chunk) / (RATE / 2)
 
 
 def _have(objects, entry) -> int:
