@@ -66,12 +66,13 @@ class RolloutJob:
     def _fleet(self) -> list[dict[str, Any]]:
         return list_kiosks(self._conn())
 
-    def _online(self) -> set[str]:
-        """Kiosks online now; read at most once per ``interval`` (every kiosk's update/state asks,
-        and reading the fleet costs as much as the fleet is big)."""
+    def _online(self, fresh: bool = False) -> set[str]:
+        """Kiosks online now; read at most once per ``interval`` for the job's own steps (every
+        kiosk's update/state asks, and reading the fleet costs as much as the fleet is big), at
+        once for an operator's action (``fresh``)."""
         now = self.clock()
         cached = getattr(self._ro, "online", None)
-        if cached is None or not 0 <= now - cached[0] < self.interval:
+        if fresh or cached is None or not 0 <= now - cached[0] < self.interval:
             cached = self._ro.online = (now, {k["kiosk_id"] for k in self._fleet() if k["state"] == "online"})
         return cached[1]
 
@@ -124,7 +125,7 @@ class RolloutJob:
         self.store.create(r)
         self.audit(user, "rollout_create", r["id"], "ok", {"version": version, "kiosks": len(r["kiosks"]),
                                                                "waves": r["wave_count"]})
-        online = self._online()
+        online = self._online(fresh=True)
         return self._mutate(r["id"], lambda cur: self._first(cur, now, online))
 
     @staticmethod
@@ -135,7 +136,7 @@ class RolloutJob:
 
     def action(self, rollout_id: str, action: str, user: str, reason: str = "") -> dict[str, Any]:
         now = self.clock()
-        online = self._online() if action in ("approve", "resume", "retry", "advance") else set()
+        online = self._online(fresh=True) if action in ("approve", "resume", "retry", "advance") else set()
         decide = {
             "approve": lambda r: RO.approve(r, now, online),
             "pause": lambda r: (RO.pause(r, reason), []),
