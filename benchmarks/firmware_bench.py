@@ -261,7 +261,11 @@ def check():
             continue
         for f in dec.feed(out):
             if f.mtype == mtype | L.REPLY and f.ack == k + 1:
-                got = f.body()
+                p = f.payload
+                if mtype == L.FILE_DATA and len(p) == 4:
+                    got = {"size": (p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]}
+                else:
+                    got = f.body()
             elif f.mtype == L.EVENT:
                 sup.receive(L.encode_frame(0, f.seq, L.ACK), ST[1])
     if got is None or "err" in got or (want >= 0 and got.get("size") != want):
@@ -327,15 +331,16 @@ def heap_budget(frames: int) -> dict:
     }
 
 
-def transfer_frames(name: str, data: bytes) -> tuple[bytes, list[list[int]], list[str]]:
-    """The frames flash-firmware sends to copy one file (file_info, file_write chunks, file_commit,
-    file_info), built like SupervisorDriver.put_file; with their [offset, length, type, size
-    expected in the reply (-1: none)] in the concatenation, and each command's name."""
+def transfer_frames(name: str, data: bytes, legacy: bool = False) -> tuple[bytes, list[list[int]], list[str]]:
+    """The frames flash-firmware sends to copy one file (file_info, file_open, binary file_data
+    chunks, file_commit, file_info; ``legacy``: base64 file_write chunks instead of open/data, as
+    a host before 1.4.0 sends), built like SupervisorDriver.put_file; with their [offset, length,
+    type, size expected in the reply (-1: none)] in the concatenation, and each command's name."""
     frames = bytearray()
     index: list[list[int]] = []
     kinds: list[str] = []
 
-    def add(mtype: int, body: dict, want: int, kind: str) -> None:
+    def add(mtype: int, body: dict | bytes, want: int, kind: str) -> None:
         seq = len(index) + 1  # the first frame of a fresh link carries SYN
         f = L.encode_frame(seq, 0, mtype, L.encode_body(body), L.FLAG_SYN if seq == 1 else 0)
         index.append([len(frames), len(f), mtype, want])
@@ -343,10 +348,15 @@ def transfer_frames(name: str, data: bytes) -> tuple[bytes, list[list[int]], lis
         frames.extend(f)
 
     add(L.FILE_INFO, {"path": name}, -1, "file_info")
+    if not legacy:
+        add(L.FILE_OPEN, {"path": name}, -1, "file_open")
     for off in range(0, len(data), L.FILE_CHUNK):
         chunk = data[off:off + L.FILE_CHUNK]
-        add(L.FILE_WRITE, {"path": name, "off": off, "data": base64.b64encode(chunk).decode()}, off + len(chunk),
-            "file_write")
+        if legacy:
+            add(L.FILE_WRITE, {"path": name, "off": off, "data": base64.b64encode(chunk).decode()},
+                off + len(chunk), "file_write")
+        else:
+            add(L.FILE_DATA, off.to_bytes(4, "big") + chunk, off + len(chunk), "file_data")
     add(L.FILE_COMMIT, {"path": name, "sha256": hashlib.sha256(data).hexdigest()}, len(data), "file_commit")
     add(L.FILE_INFO, {"path": name}, len(data), "file_info")
     if len(index) > 254:
@@ -354,14 +364,15 @@ def transfer_frames(name: str, data: bytes) -> tuple[bytes, list[list[int]], lis
     return bytes(frames), index, kinds
 
 
-def transfer_heap(prefix: str = "") -> dict:
+def transfer_heap(prefix: str = "", legacy: bool = False) -> dict:
     """Peak heap (upper bound) while the board takes the largest bundle file over the link
-    (to ``prefix`` + its name: ``sets/<version>/`` for a staged update)."""
+    (to ``prefix`` + its name: ``sets/<version>/`` for a staged update; ``legacy``: as a host
+    before 1.4.0 sends it)."""
     with tempfile.TemporaryDirectory() as tmp:
         manifest = build.build(tmp)
         name = max(sorted(manifest["files"]), key=lambda n: manifest["files"][n]["size"])
         data = (Path(tmp) / name).read_bytes()
-    frames, index, kinds = transfer_frames(prefix + name, data)
+    frames, index, kinds = transfer_frames(prefix + name, data, legacy)
     phases = TRANSFER_SETUP + [TRANSFER_HARNESS.replace("INDEX_JSON", json.dumps(index)), "measure()\n"]
     phases += ["prep()\n", "measure()\n", "check()\n"] * len(index) + [TRANSFER_REPORT]
     marks = run_phases(phases, {"frames.bin": frames})

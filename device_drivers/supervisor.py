@@ -94,6 +94,17 @@ class SupervisorStatus:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _file_data_reply(frame: L.Frame) -> dict[str, Any]:
+    """A file_data reply (firmware/core/files.py builds it): the bytes the board holds, 4 bytes
+    big-endian, as ``{"size": n}``; or a JSON refusal ``{"err": ...}``."""
+    p = bytes(frame.payload)
+    if p[:1] == b"{":
+        return frame.body()
+    if len(p) != 4:
+        raise L.LinkError("payload", f"file_data reply of {len(p)} bytes")
+    return {"size": int.from_bytes(p, "big")}
+
+
 class _Waiter:
     def __init__(self, command: str) -> None:
         self.command = command
@@ -126,6 +137,9 @@ class SupervisorDriver:
                              retry_ms=retry_ms, tries=tries, versions=L.V1 | L.V2)
         self._waiters: dict[int, _Waiter] = {}
         self._errors_seen = 0
+        # Whether the board takes binary file_data (firmware 1.4.0 and later): None until a
+        # file_open tells, again after a reconnect or a board reset (it may run other firmware).
+        self._binary_files: bool | None = None
         self._hb_thread: threading.Thread | None = None
         self._hb_stop = threading.Event()
         self.baudrate = baudrate
@@ -220,15 +234,17 @@ class SupervisorDriver:
         The board writes the chunks to ``remote.part``; only when the whole file is there and its
         hash matches does it rename it over ``remote``, so a cut cable or a refused chunk leaves
         the old file in place. ``progress(bytes_sent, total)`` is called after every chunk.
+        Chunks go as binary ``file_data`` frames (docs/firmware.md); a board before firmware
+        1.4.0 answers ``file_open`` with ``unknown_type`` and gets base64 ``file_write`` instead.
         Raises SupervisorRefused (``bad_path``, ``hash``, ``io`` ...) or DeviceTimeout.
         """
         data = Path(local).read_bytes()
         digest = hashlib.sha256(data).hexdigest()
+        send = self._file_data if self._open_file(remote) else self._file_write
         off = 0
         while True:
             chunk = data[off:off + L.FILE_CHUNK]
-            self._request(L.FILE_WRITE, {"path": remote, "off": off,
-                                         "data": base64.b64encode(chunk).decode()}, "file_write", None)
+            send(remote, off, chunk)
             off += len(chunk)
             if progress is not None:
                 progress(off, len(data))
@@ -239,6 +255,34 @@ class SupervisorDriver:
             raise RemoteProtocolError(f"supervisor committed {remote} with hash {reply.get('sha256')!r}, "
                                       f"expected {digest}")
         return digest
+
+    def _open_file(self, remote: str) -> bool:
+        """file_open on a board that has it: True; False for a board before 1.4.0."""
+        if self._binary_files is False:
+            return False
+        try:
+            self._request(L.FILE_OPEN, {"path": remote}, "file_open", None)
+        except SupervisorRefused as exc:
+            if exc.reason != "unknown_type":
+                raise
+            log.info("supervisor firmware has no binary file transfer; sending base64 file_write",
+                     extra={"fields": {"url": self.url}})
+            self._binary_files = False
+            return False
+        self._binary_files = True
+        return True
+
+    def _file_data(self, remote: str, off: int, chunk: bytes) -> None:
+        if not chunk:
+            return  # an empty file: file_open made it
+        reply = self._request(L.FILE_DATA, off.to_bytes(4, "big") + chunk, "file_data", None)
+        if reply.get("size") != off + len(chunk):
+            raise RemoteProtocolError(f"supervisor has {reply.get('size')!r} bytes of {remote}, "
+                                      f"expected {off + len(chunk)}")
+
+    def _file_write(self, remote: str, off: int, chunk: bytes) -> None:
+        self._request(L.FILE_WRITE, {"path": remote, "off": off, "data": base64.b64encode(chunk).decode()},
+                      "file_write", None)
 
     def reset_board(self, timeout: float | None = None) -> None:
         """Restart the board (it replies first); it comes back with a ``boot`` event (reset "soft")."""
@@ -298,7 +342,8 @@ class SupervisorDriver:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def _request(self, mtype: int, body: dict[str, Any] | None, command: str, timeout: float | None) -> dict:
+    def _request(self, mtype: int, body: dict[str, Any] | bytes | None, command: str,
+                 timeout: float | None) -> dict:
         if not self.link.connected:
             # Refuse rather than queue: a relay pulse sent minutes later, after a replug, would
             # surprise whoever asked for it.
@@ -337,6 +382,7 @@ class SupervisorDriver:
         # Another board, or the same one reflashed, may be behind the port when it comes back.
         with self._lock:
             self._proto.peer = 0
+            self._binary_files = None
 
     def _on_data(self, data: bytes) -> None:
         events = []
@@ -363,7 +409,7 @@ class SupervisorDriver:
         if waiter is None:
             return  # a late duplicate of a reply already taken
         try:
-            waiter.body = frame.body()
+            waiter.body = _file_data_reply(frame) if frame.mtype == L.FILE_DATA | L.REPLY else frame.body()
         except L.LinkError as exc:
             waiter.error = RemoteProtocolError(f"supervisor reply to {waiter.command}: {exc}")
         waiter.done.set()
@@ -375,6 +421,9 @@ class SupervisorDriver:
             log.warning("undecodable supervisor event", extra={"fields": {"error": str(exc)}})
             return
         kind = str(body.pop("ev", "unknown"))
+        if kind == "boot":
+            with self._lock:
+                self._binary_files = None  # it may have booted other firmware
         event = SupervisorEvent(kind, body, self.clock())
         if kind in ("watchdog", "boot", "sensor"):
             log.info("supervisor event", extra={"fields": {"kind": kind, **body}})

@@ -12,7 +12,8 @@ Frame on the wire (protocol 2)::
 0 for an unreliable one (acks, replies). ``ack`` is the seq being acknowledged, 0 for none.
 ``len`` is the payload length (big-endian, 0..MAX_PAYLOAD): a frame cut short or run together
 with another is rejected as ``length`` whatever its last two bytes happen to be. The payload is
-a JSON object (UTF-8) or empty. The CRC covers everything before it.
+a JSON object (UTF-8) or empty, except in ``file_data`` frames and their replies (binary, see
+below). The CRC covers everything before it.
 
 Protocol 1 (firmware 1.1.0 and older) is the same frame without ``len``, and without that check.
 The board speaks only 2. The host speaks both, so that it can still supervise and flash a board
@@ -34,8 +35,8 @@ HEADER_LEN = 6  # protocol 1: 4, no length field
 # Longest COBS-encoded frame: header + payload + crc plus one overhead byte per 254.
 MAX_ENCODED = HEADER_LEN + MAX_PAYLOAD + 2 + 2
 
-# Bytes of file data per file_write: base64 makes 344 characters of it, which with a 64-character
-# path and the JSON keys stays under MAX_PAYLOAD.
+# Bytes of file data per file_write (base64 makes 344 characters of it, which with a 64-character
+# path and the JSON keys stays under MAX_PAYLOAD), and at most per file_data frame.
 FILE_CHUNK = 256
 
 # Message types. A reply has the request's type with REPLY set and carries the request's seq
@@ -52,6 +53,12 @@ FILE_INFO = 0x08
 FILE_WRITE = 0x09
 FILE_COMMIT = 0x0A
 RESET = 0x0B
+# Binary file transfer (firmware 1.4.0): file_open {"path"} starts a file, then each file_data
+# payload is ``off`` (4 bytes, big-endian) + 1..FILE_CHUNK bytes of the file, no JSON; its reply
+# is the bytes received so far (4 bytes, big-endian) or a JSON {"err"}. A board before 1.4.0
+# answers file_open with unknown_type, and the host falls back to file_write.
+FILE_OPEN = 0x0C
+FILE_DATA = 0x0D
 EVENT = 0x40
 REPLY = 0x80
 
@@ -134,9 +141,10 @@ def cobs_decode(data) -> bytes:
 
 
 class Frame:
-    """One decoded frame. ``payload`` is raw bytes; ``body()`` parses the JSON object."""
+    """One decoded frame. ``payload`` is raw bytes (a memoryview for FrameDecoder's ``view``
+    type); ``body()`` parses the JSON object."""
 
-    def __init__(self, seq: int, ack: int, mtype: int, payload: bytes = b"", flags: int = 0,
+    def __init__(self, seq: int, ack: int, mtype: int, payload: "bytes | memoryview" = b"", flags: int = 0,
                  version: int = PROTO_VERSION) -> None:
         self.seq = seq
         self.ack = ack
@@ -149,7 +157,7 @@ class Frame:
         if not self.payload:
             return {}
         try:
-            obj = json.loads(self.payload)
+            obj = json.loads(self.payload)  # pyright: ignore[reportArgumentType]  (bytes: views are file_data)
         except ValueError:
             raise LinkError("payload", "not JSON")
         if not isinstance(obj, dict):
@@ -162,8 +170,11 @@ class Frame:
 
 
 def encode_body(body) -> bytes:
+    """The payload for ``body``: a dict as compact JSON, bytes (a binary payload) as they are."""
     if not body:
         return b""
+    if isinstance(body, bytes):
+        return body
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -194,12 +205,13 @@ def encode_frame(seq: int, ack: int, mtype: int, payload: bytes = b"", flags: in
     return cobs_encode(raw, 1)
 
 
-def decode_frame(raw, versions: int = V2, n: int = -1) -> Frame:
+def decode_frame(raw, versions: int = V2, n: int = -1, view: int = -1) -> Frame:
     """Decode the bytes between two delimiters; raises LinkError on any fault.
 
     ``versions``: the protocol versions accepted (V1, V2 or both); a frame of another version
     that is otherwise sound is a ``version`` fault. With ``n``, ``raw`` is a bytearray whose
-    first n bytes are decoded in place (the board's receive buffer: no copy of the frame).
+    first n bytes are decoded in place (the board's receive buffer: no copy of the frame). A
+    frame of type ``view`` then keeps its payload there too, as a memoryview.
     """
     if n < 0:
         raw = bytearray(raw)
@@ -218,7 +230,8 @@ def decode_frame(raw, versions: int = V2, n: int = -1) -> Frame:
         raise LinkError("crc")
     if not (versions >> ver) & 1:
         raise LinkError("version", "protocol %d" % ver)
-    return Frame(raw[1], raw[2], raw[3], bytes(mv[hdr:n - 2]), raw[0] & 0x0F, ver)
+    payload = mv[hdr:n - 2]
+    return Frame(raw[1], raw[2], raw[3], payload if raw[3] == view else bytes(payload), raw[0] & 0x0F, ver)
 
 
 class FrameDecoder:
@@ -226,14 +239,20 @@ class FrameDecoder:
 
     A fault (bad COBS, short, length, CRC, version, overlong frame) drops bytes up to the next
     0x00 and counts ``errors[reason]``. ``versions``: the protocol versions accepted.
+
+    ``view``: a message type whose payload is handed out as a memoryview of the receive buffer
+    instead of a copy (the board's file_data: no copy of the chunk). It is valid until the next
+    ``feed``; a frame that starts behind it in the same ``feed`` copies it out first.
     """
 
-    def __init__(self, max_encoded: int = MAX_ENCODED, versions: int = V2) -> None:
+    def __init__(self, max_encoded: int = MAX_ENCODED, versions: int = V2, view: int = -1) -> None:
         # Fixed buffer: no heap growth per byte on the board.
         self._buf = bytearray(max_encoded)
         self._n = 0
         self._overflow = False
         self.versions = versions
+        self.view = view
+        self._held = None  # the frame whose payload is still in the buffer
         self.errors = {}
 
     def _fault(self, reason: str) -> None:
@@ -247,6 +266,7 @@ class FrameDecoder:
 
     def feed(self, data) -> list:
         frames = []
+        self._held = None  # the caller is done with the frames of the last feed
         buf = self._buf
         cap = len(buf)
         for byte in data:
@@ -256,7 +276,10 @@ class FrameDecoder:
                 elif self._n:
                     try:
                         # Decoded in the receive buffer itself, which is emptied next anyway.
-                        frames.append(decode_frame(buf, self.versions, self._n))
+                        frame = decode_frame(buf, self.versions, self._n, self.view)
+                        frames.append(frame)
+                        if frame.mtype == self.view:
+                            self._held = frame
                     except LinkError as exc:
                         self._fault(exc.reason)
                 self._n = 0
@@ -264,6 +287,10 @@ class FrameDecoder:
             elif self._overflow:
                 continue
             elif self._n < cap:
+                if self._held is not None:
+                    # A new frame overwrites the buffer: copy the held payload out first.
+                    self._held.payload = bytes(self._held.payload)
+                    self._held = None
                 buf[self._n] = byte
                 self._n += 1
             else:
@@ -287,16 +314,16 @@ class Link:
     the version of the frame answered, other frames in ``peer``, the version of the last valid
     frame received; before any (``peer`` 0) in ``version``, ours, except that a link that also
     speaks protocol 1 sends every even-numbered try in it: an old board answers the second try,
-    a new one the first.
+    a new one the first. ``view``: see FrameDecoder (the board passes FILE_DATA).
     """
 
     def __init__(self, seq0: int = 1, retry_ms: int = 250, tries: int = 5, queue_max: int = 16,
-                 versions: int = V2) -> None:
+                 versions: int = V2, view: int = -1) -> None:
         self._seq = ((seq0 - 1) % 255) + 1
         self.retry_ms = retry_ms
         self.tries = tries
         self.queue_max = queue_max
-        self.decoder = FrameDecoder(MAX_ENCODED, versions)
+        self.decoder = FrameDecoder(MAX_ENCODED, versions, view)
         self.version = PROTO_VERSION if versions & V2 else PROTO_V1
         self.peer = 0
         self._queue = []          # [(seq, mtype, payload)] waiting to be sent

@@ -23,7 +23,8 @@ core of this source tree: the files flashed are stored and verified, not execute
 
 ``--protocol 1`` (``SupervisorSim(protocol=1)``) simulates a board still on firmware 1.1.0 as
 the host sees it: link protocol 1 only (protocol 2 frames are dropped as ``version`` faults),
-``fw`` "1.1.0" in ``hello`` and the boot event, the same commands. Once its flash has changed
+``fw`` "1.1.0" in ``hello`` and the boot event, the same commands but no binary file transfer
+(``file_open``/``file_data`` are ``unknown_type``, as on every board before 1.4.0). Once its flash has changed
 (a flash-firmware run) it boots the current firmware, protocol 2, at the next reset or reboot.
 """
 
@@ -38,6 +39,7 @@ from firmware import bootsel
 from firmware import link as L
 from firmware.core.files import sha256_of
 from firmware.core.hostwatch import HostWatchdog
+from firmware.core.relays import CommandError
 from firmware.core.supervisor import Supervisor
 from firmware.hal.fs import DirFs
 from firmware.hal.host import HostHal, MemoryFs, MemoryStore
@@ -76,6 +78,11 @@ class LegacyBoard(Supervisor):
         reply = super().hello(now)
         reply["fw"] = LEGACY_FIRMWARE
         return reply
+
+    def _command(self, mtype: int, body, now: int):
+        if mtype in (L.FILE_OPEN, L.FILE_DATA):
+            raise CommandError("unknown_type")  # binary file transfer came with 1.4.0
+        return super()._command(mtype, body, now)
 
 
 class SupervisorSim(SimDevice):

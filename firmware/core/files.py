@@ -1,11 +1,17 @@
 """File transfer over the link: how ``kiosk-provision flash-firmware`` updates the firmware.
 
-Three commands (docs/firmware.md): ``file_info`` (SHA-256 and size of a file, or absent),
-``file_write`` (a chunk at an offset, into ``PATH.part``) and ``file_commit`` (hash the part
-file, compare with the host's hash, then rename it over PATH). The rename is the only step that
-touches the live file, so a transfer cut anywhere before it leaves the old file in place, and a
-wrong hash replaces nothing. Paths are checked here once: ``main.py`` or files under
-``firmware/``, plain names only, nothing else on the board (least of all the boot record).
+Commands (docs/firmware.md): ``file_info`` (SHA-256 and size of a file, or absent),
+``file_open`` (start ``PATH.part``), ``file_data`` (binary: a chunk at an offset, appended to
+the part file and hashed as it arrives) and ``file_commit`` (compare the hash with the host's,
+then rename the part file over PATH). Hosts from before 1.4.0 send ``file_write`` (base64 in
+JSON, firmware/core/files_b64.py) instead of open/data; their commit hashes the part file from
+flash. The rename is the only step that touches the live file, so a transfer cut anywhere
+before it leaves the old file in place, and a wrong hash replaces nothing. Paths are checked
+here once: ``main.py`` or files under ``firmware/``, plain names only, nothing else on the board
+(least of all the boot record).
+
+The supervisor imports this module for a file command and drops it again when no file is open
+(core/supervisor.py): its bytecode is in the heap only during a transfer.
 
 Staged updates (docs/updates.md) use the same three commands: the new set's files go to
 ``sets/<version>/`` beside the running set (its ``set.txt`` lists each file's SHA-256 and size,
@@ -19,6 +25,7 @@ from firmware.core.relays import CommandError
 MAX_PATH = 64
 PART = ".part"
 READ_BLOCK = 256  # bytes per read while hashing
+CHUNK = 256  # at most per file_data (link.FILE_CHUNK; not imported: the link is loaded already)
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
 _SUFFIXES = (".py", ".mpy", ".json")
 POINTER = "fwset.json"
@@ -56,10 +63,15 @@ def check_path(path) -> str:
     return path
 
 
+def hexdigest(h) -> str:
+    import binascii
+
+    return binascii.hexlify(h.digest()).decode()
+
+
 def sha256_of(fs, path: str):
     """Hex SHA-256 of a file on ``fs``, or None. One open file and one small buffer for the
     whole file (the board has little RAM: a read per block would allocate a block each)."""
-    import binascii
     import hashlib
 
     if fs.size(path) < 0:
@@ -76,14 +88,21 @@ def sha256_of(fs, path: str):
             h.update(mv[:n])
     finally:
         f.close()
-    return binascii.hexlify(h.digest()).decode()
+    return hexdigest(h)
 
 
 class FileTransfer:
-    """The three commands against a HAL filesystem (hal/fs.DirFs or hal/host.MemoryFs)."""
+    """The commands against a HAL filesystem (hal/fs.DirFs or hal/host.MemoryFs).
+
+    ``path`` is the file open for file_data (None: none), ``off`` how much of it arrived.
+    """
 
     def __init__(self, fs) -> None:
         self.fs = fs
+        self.path = None
+        self.part = ""
+        self.off = 0
+        self.hash = None
 
     def info(self, body: dict) -> dict:
         path = check_path(body.get("path"))
@@ -95,53 +114,75 @@ class FileTransfer:
         except OSError:
             raise CommandError("io")
 
-    def write(self, body: dict) -> dict:
-        path = check_path(body.get("path"))
-        off = body.get("off")
-        data = body.get("data")
-        if not isinstance(off, int) or off < 0 or not isinstance(data, str):
-            raise CommandError("bad_args")
-        # Imported on first use: a board that is never flashed over the link does not pay for
-        # them (built in on the rp2 port, but pure Python on some ports, e.g. WebAssembly).
-        import binascii
+    def open(self, body: dict) -> dict:
+        """Start ``PATH.part`` empty (making its folders); file_data chunks follow from 0."""
+        import hashlib
 
-        raw = data.encode()
-        try:
-            chunk = binascii.a2b_base64(raw)
-        except Exception:  # ValueError on the board, a plain Exception in some ports' binascii
-            raise CommandError("bad_args")
-        # Decoders skip characters outside the alphabet; only canonical base64 is accepted, so
-        # a mangled chunk is refused rather than written short. Compared as bytes: no copies.
-        if binascii.b2a_base64(chunk, newline=False) != raw:
-            raise CommandError("bad_args")
+        path = check_path(body.get("path"))
+        self.path = None
         part = path + PART
         try:
-            if off == 0:
-                if "/" in path:
-                    self.fs.makedirs(path.rsplit("/", 1)[0])
-            elif self.fs.size(part) != off:
-                # Chunks arrive in order (the link is stop-and-wait): a gap means the host
-                # restarted mid-file, so it must start this file again at offset 0.
-                raise CommandError("offset")
-            size = self.fs.write(part, off, chunk)
+            if "/" in path:
+                self.fs.makedirs(path.rsplit("/", 1)[0])
+            self.fs.write(part, 0, b"")
         except OSError:
             raise CommandError("io")
-        return {"path": path, "size": size}
+        self.path = path
+        self.part = part
+        self.off = 0
+        self.hash = hashlib.sha256()
+        return {"path": path, "chunk": CHUNK}
+
+    def data(self, payload) -> bytes:
+        """One file_data payload: offset (4 bytes, big-endian) + 1..CHUNK bytes, a memoryview of
+        the receive buffer on the board. Written and hashed from there, never copied."""
+        n = len(payload) - 4
+        if n < 1 or n > CHUNK:
+            raise CommandError("chunk")  # before anything is touched
+        h = self.hash
+        if self.path is None or h is None:
+            raise CommandError("no_upload")
+        off = (payload[0] << 24) | (payload[1] << 16) | (payload[2] << 8) | payload[3]
+        if off != self.off:
+            # Stop-and-wait delivers chunks in order: a gap means the host lost its place and
+            # starts the file again with file_open.
+            raise CommandError("offset")
+        chunk = payload[4:]
+        try:
+            self.fs.write(self.part, off, chunk)
+        except OSError:
+            self.path = None
+            raise CommandError("io")
+        h.update(chunk)
+        self.off = off + n
+        return self.off.to_bytes(4, "big")
+
+    def write(self, body: dict) -> dict:
+        """file_write from a host before 1.4.0 (base64 in JSON)."""
+        from firmware.core.files_b64 import write
+
+        self.path = None
+        return write(self.fs, body, check_path(body.get("path")))
 
     def commit(self, body: dict) -> dict:
         path = check_path(body.get("path"))
         want = body.get("sha256")
         if not isinstance(want, str) or len(want) != 64:
             raise CommandError("bad_args")
+        # The hash of what arrived by file_data, if that is what the part file holds; after
+        # file_write (an old host) the part file is hashed from flash.
+        streamed = self.hash if path == self.path else None
+        self.path = None
+        self.hash = None
         part = path + PART
         try:
-            got = sha256_of(self.fs, part)
-            if got is None:
+            size = self.fs.size(part)
+            if size < 0:
                 raise CommandError("no_upload")
+            got = hexdigest(streamed) if streamed is not None and size == self.off else sha256_of(self.fs, part)
             if got != want.lower():
                 self.fs.remove(part)
                 raise CommandError("hash")
-            size = self.fs.size(part)
             if path == POINTER:
                 # Loaded only here: its code stays out of the heap during the file transfers.
                 from firmware.bootsel import switch

@@ -6,6 +6,9 @@ hardware watchdog only while ``healthy(now)``. The same class runs on the board 
 and in the simulator (hardware_sim/supervisor.py).
 """
 
+import gc
+import sys
+
 from firmware import VERSION
 from firmware import link as L
 from firmware.core.beacon import Beacon
@@ -17,6 +20,9 @@ from firmware.core.relays import CommandError, RelayBank
 # Consecutive loop passes with an unexpected exception before the loop counts as unhealthy
 # and the hardware watchdog is left to reset the board.
 FAULT_LIMIT = 5
+# A file left open this long without a file command (the host went away mid-transfer) is
+# dropped, and with it the file-transfer code.
+FILE_IDLE_MS = 60000
 
 
 def _no_listener(ev: str, fields: dict) -> None:
@@ -30,7 +36,8 @@ class Supervisor:
         self.guard = BootGuard(hal.store)
         self.safe = self.guard.begin()
         self.reset_cause = hal.reset_cause()
-        self.link = L.Link(seq0=hal.rand_seq())
+        # file_data payloads stay in the receive buffer: the chunk is written from there.
+        self.link = L.Link(seq0=hal.rand_seq(), view=L.FILE_DATA)
         self.relays = RelayBank(hal.relays, self.emit)
         # The power-cycle history lives in flash beside the files, under this boot's number.
         self.watchdog = HostWatchdog(self.relays, self.emit, now, "host", hal.files, self.guard.boots)
@@ -45,9 +52,10 @@ class Supervisor:
         # Set by the reset command once its reply is queued; main.py (or the simulator) resets
         # after that reply has gone out.
         self.reset_requested = False
-        # File transfer is loaded on the first file command: its bytecode would otherwise sit in
-        # the heap of every board all the time, and a flash over the link ends in a reset anyway.
+        # File transfer is loaded for a file command and dropped once no file is open: its
+        # bytecode would otherwise sit in the heap of every board all the time.
         self.files = None
+        self.files_at = 0
         self.fault_streak = 0
         # A staged firmware set on trial becomes the good one once this boot ran stably.
         self.set_confirmed = False
@@ -67,7 +75,8 @@ class Supervisor:
             if frame.mtype & L.REPLY or frame.mtype == L.EVENT:
                 continue  # the host does not send these; ignore rather than guess
             try:
-                body = frame.body()
+                # file_data is binary (a view of the receive buffer), every other command JSON.
+                body = frame.payload if frame.mtype == L.FILE_DATA else frame.body()
                 reply = self._command(frame.mtype, body, now)
             except (L.LinkError, CommandError) as exc:
                 reply = {"err": exc.reason}
@@ -93,6 +102,8 @@ class Supervisor:
                 self.enclosure.tick(now)
             if self.beacon is not None:
                 self.beacon.tick(now)
+            if self.files is not None and now - self.files_at > FILE_IDLE_MS:
+                self.drop_files()
             self.fault_streak = 0
         except Exception:  # a component bug must not stop supervision
             self.faults += 1
@@ -104,7 +115,7 @@ class Supervisor:
 
     # -- commands -------------------------------------------------------------------------
 
-    def _command(self, mtype: int, body: dict, now: int) -> dict:
+    def _command(self, mtype: int, body, now: int):
         if mtype == L.HEARTBEAT:
             self.watchdog.heartbeat(now)
             return {"state": self.watchdog.state, "hold_s": self.watchdog.hold_left_s(now)}
@@ -137,21 +148,41 @@ class Supervisor:
                 raise CommandError("bad_args")
             self.service_s = seconds
             return {"service_s": seconds}
-        if mtype == L.FILE_INFO or mtype == L.FILE_WRITE or mtype == L.FILE_COMMIT:
-            files = self.files
-            if files is None:
-                from firmware.core.files import FileTransfer
+        if L.FILE_INFO <= mtype <= L.FILE_COMMIT or mtype == L.FILE_OPEN or mtype == L.FILE_DATA:
+            return self._file(mtype, body, now)
+        if mtype == L.RESET:
+            self.reset_requested = True
+            return {"reset": True}
+        raise CommandError("unknown_type")
 
-                files = self.files = FileTransfer(self.hal.files)
+    def _file(self, mtype: int, body, now: int):
+        files = self.files
+        if files is None:
+            from firmware.core.files import FileTransfer
+
+            files = self.files = FileTransfer(self.hal.files)
+        self.files_at = now
+        try:
+            if mtype == L.FILE_DATA:
+                return files.data(body)
+            if mtype == L.FILE_OPEN:
+                return files.open(body)
             if mtype == L.FILE_INFO:
                 return files.info(body)
             if mtype == L.FILE_WRITE:
                 return files.write(body)
             return files.commit(body)
-        if mtype == L.RESET:
-            self.reset_requested = True
-            return {"reset": True}
-        raise CommandError("unknown_type")
+        finally:
+            # Nothing open (an info, a commit, a refused open): the code goes until the next one.
+            # An old host's file_write chunks keep it until their commit or FILE_IDLE_MS.
+            if files.path is None and mtype != L.FILE_WRITE:
+                self.drop_files()
+
+    def drop_files(self) -> None:
+        self.files = None
+        for name in ("firmware.core.files", "firmware.core.files_b64", "firmware.bootsel"):
+            sys.modules.pop(name, None)
+        gc.collect()
 
     def hello(self, now: int) -> dict:
         return {"fw": VERSION, "proto": self.link.version, "board": self.hal.board_id(),
