@@ -63,6 +63,11 @@ EVENT = 0x40
 REPLY = 0x80
 
 
+# What feed and receive return when no frame completed: one shared list, never modified, so the
+# board's loop allocates nothing for the many reads that end mid-frame.
+NO_FRAMES = []
+
+
 class LinkError(Exception):
     """A frame broke the link protocol; ``reason`` is a short stable word (crc, cobs, ...)."""
 
@@ -71,10 +76,11 @@ class LinkError(Exception):
         self.reason = reason
 
 
-def crc16(data, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final xor)."""
-    for byte in data:
-        crc ^= byte << 8
+def crc16(data, crc: int = 0xFFFF, n: int = -1) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final xor) of ``data``, or
+    of its first ``n`` bytes (no slice of the buffer to allocate)."""
+    for i in range(len(data) if n < 0 else n):
+        crc ^= data[i] << 8
         for _ in range(8):
             if crc & 0x8000:
                 crc = ((crc << 1) ^ 0x1021) & 0xFFFF
@@ -107,7 +113,9 @@ def cobs_encode(data, pad: int = 0) -> bytes:
                 j += 1
                 code = 1
     out[code_at] = code
-    return bytes(memoryview(out)[:j + pad])
+    n = j + pad
+    # Short frames fill the buffer exactly: one copy, no memoryview.
+    return bytes(out) if n == len(out) else bytes(memoryview(out)[:n])
 
 
 def cobs_unstuff(buf, n: int) -> int:
@@ -197,7 +205,7 @@ def encode_frame(seq: int, ack: int, mtype: int, payload: bytes = b"", flags: in
         raw[4] = n >> 8
         raw[5] = n & 0xFF
     raw[hdr:hdr + n] = payload
-    crc = crc16(memoryview(raw)[:hdr + n])
+    crc = crc16(raw, 0xFFFF, hdr + n)
     raw[-2] = crc >> 8
     raw[-1] = crc & 0xFF
     # The leading delimiter ends any half frame the peer still holds, so one cut frame costs
@@ -226,7 +234,7 @@ def decode_frame(raw, versions: int = V2, n: int = -1, view: int = -1) -> Frame:
     if ver == PROTO_VERSION and ((raw[4] << 8) | raw[5]) != n - HEADER_LEN - 2:
         raise LinkError("length")
     mv = memoryview(raw)
-    if crc16(mv[:n - 2]) != (raw[n - 2] << 8) | raw[n - 1]:
+    if crc16(raw, 0xFFFF, n - 2) != (raw[n - 2] << 8) | raw[n - 1]:
         raise LinkError("crc")
     if not (versions >> ver) & 1:
         raise LinkError("version", "protocol %d" % ver)
@@ -265,7 +273,7 @@ class FrameDecoder:
         return total
 
     def feed(self, data) -> list:
-        frames = []
+        frames = NO_FRAMES
         self._held = None  # the caller is done with the frames of the last feed
         buf = self._buf
         cap = len(buf)
@@ -277,7 +285,10 @@ class FrameDecoder:
                     try:
                         # Decoded in the receive buffer itself, which is emptied next anyway.
                         frame = decode_frame(buf, self.versions, self._n, self.view)
-                        frames.append(frame)
+                        if frames is NO_FRAMES:
+                            frames = [frame]
+                        else:
+                            frames.append(frame)
                         if frame.mtype == self.view:
                             self._held = frame
                     except LinkError as exc:
@@ -331,7 +342,8 @@ class Link:
         self._syn = True
         self._last_rx = -1
         self._last_rx_syn = False
-        self._cached = None       # (seq, encoded reply) for duplicate suppression
+        self._cached = None       # the last encoded reply, for duplicate suppression
+        self._cached_seq = 0      # the seq it answered (two fields: no tuple per reply)
         self._out = []
         self.failed = []          # [(seq, mtype)] given up after all tries (latest queue_max)
         self.gave_up = 0
@@ -358,15 +370,19 @@ class Link:
     def respond(self, frame: Frame, mtype: int = ACK, body=None) -> None:
         data = encode_frame(0, frame.seq, mtype, encode_body(body), 0, frame.version)
         if frame.seq:
-            self._cached = (frame.seq, data)
+            self._cached_seq = frame.seq
+            self._cached = data
         self._out.append(data)
 
     def pending(self) -> int:
         return len(self._queue) + (1 if self._inflight else 0)
 
     def receive(self, data, now: int) -> list:
-        delivered = []
-        for frame in self.decoder.feed(data):
+        # The frames for the application are kept in the decoder's own list, compacted in place
+        # (no second list per frame on the board).
+        frames = self.decoder.feed(data)
+        kept = 0
+        for frame in frames:
             self.peer = frame.version
             if frame.ack and self._inflight and frame.ack == self._inflight[0]:
                 self._inflight = None
@@ -377,16 +393,18 @@ class Link:
                 syn = bool(frame.flags & FLAG_SYN)
                 if frame.seq == self._last_rx and syn == self._last_rx_syn:
                     self.duplicates += 1
-                    cached = self._cached
-                    if cached and cached[0] == frame.seq:
-                        self._out.append(cached[1])
+                    if self._cached is not None and self._cached_seq == frame.seq:
+                        self._out.append(self._cached)
                     else:
                         self._out.append(encode_frame(0, frame.seq, ACK, b"", 0, frame.version))
                     continue
                 self._last_rx = frame.seq
                 self._last_rx_syn = syn
-            delivered.append(frame)
-        return delivered
+            frames[kept] = frame
+            kept += 1
+        if kept < len(frames):
+            del frames[kept:]
+        return frames
 
     def poll(self, now: int) -> bytes:
         """Bytes to write now: answers, a new frame, or a retry. Call every loop pass."""
@@ -409,10 +427,13 @@ class Link:
             inflight = [seq, mtype, payload, now, 1]
             self._inflight = inflight
             self._out.append(self._encode(inflight))
-        if not self._out:
+        out = self._out
+        if not out:
             return b""
-        data = b"".join(self._out)
-        self._out = []
+        # Mostly one frame (a reply): handed out as it is, not copied by a join; and the list
+        # is emptied, not replaced.
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         return data
 
     def _encode(self, inflight) -> bytes:

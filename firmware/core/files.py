@@ -10,8 +10,9 @@ before it leaves the old file in place, and a wrong hash replaces nothing. Paths
 here once: ``main.py`` or files under ``firmware/``, plain names only, nothing else on the board
 (least of all the boot record).
 
-The supervisor imports this module for a file command and drops it again when no file is open
-(core/supervisor.py): its bytecode is in the heap only during a transfer.
+The supervisor loads this module for a file command and it drops itself again right after
+(``command``): its bytecode is in the heap only while a command runs. The chunks themselves
+(``file_data``) go straight to the open Upload (core/upload.py).
 
 Staged updates (docs/updates.md) use the same three commands: the new set's files go to
 ``sets/<version>/`` beside the running set (its ``set.txt`` lists each file's SHA-256 and size,
@@ -20,12 +21,15 @@ hashes every file of the set against ``set.txt`` first and only then renames the
 (firmware/bootsel.py), so a set with a missing or wrong file is never booted.
 """
 
+import binascii
+
+from firmware import link as L
 from firmware.core.relays import CommandError
 
 MAX_PATH = 64
 PART = ".part"
 READ_BLOCK = 256  # bytes per read while hashing
-CHUNK = 256  # at most per file_data (link.FILE_CHUNK; not imported: the link is loaded already)
+CHUNK = 256  # at most per file_data (link.FILE_CHUNK)
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
 _SUFFIXES = (".py", ".mpy", ".json")
 POINTER = "fwset.json"
@@ -63,63 +67,95 @@ def check_path(path) -> str:
     return path
 
 
-def hexdigest(h) -> str:
-    import binascii
-
-    return binascii.hexlify(h.digest()).decode()
-
-
 def sha256_of(fs, path: str):
     """Hex SHA-256 of a file on ``fs``, or None. One open file and one small buffer for the
     whole file (the board has little RAM: a read per block would allocate a block each)."""
     import hashlib
 
-    if fs.size(path) < 0:
-        return None
     h = hashlib.sha256()
     buf = bytearray(READ_BLOCK)
-    mv = memoryview(buf)
-    f = fs.open(path)
+    try:
+        f = fs.open(path)
+    except OSError:
+        return None
     try:
         while True:
             n = f.readinto(buf)
             if not n:
                 break
-            h.update(mv[:n])
+            # A full block as it is: a slice (memoryview) per block would be garbage per block.
+            h.update(buf if n == READ_BLOCK else memoryview(buf)[:n])
     finally:
         f.close()
-    return hexdigest(h)
+    return binascii.hexlify(h.digest()).decode()
+
+
+# The file-transfer code, taken out of the heap after each command (core/upload.py stays while
+# a file is open): (package, name, full name).
+MODULES = (("firmware.core", "files", "firmware.core.files"),
+           ("firmware.core", "files_b64", "firmware.core.files_b64"),
+           ("firmware", "bootsel", "firmware.bootsel"),
+           ("firmware.core", "upload", "firmware.core.upload"))
+
+
+def command(sup, mtype: int, body):
+    """Run a file command for the supervisor ``sup`` (its open Upload is ``sup.upload``; chunks
+    of it never come here), then drop the file-transfer code from the heap again."""
+    ft = FileTransfer(sup.hal.files)
+    ft.upload = sup.upload
+    try:
+        if mtype == L.FILE_INFO:
+            return ft.info(body)
+        if mtype == L.FILE_OPEN:
+            return ft.open(body)
+        if mtype == L.FILE_WRITE:
+            return ft.write(body)
+        if mtype == L.FILE_COMMIT:
+            return ft.commit(body)
+        return ft.data(body)
+    finally:
+        sup.upload = ft.upload
+        drop(ft.upload is not None)
+
+
+def drop(keep_upload: bool = False) -> None:
+    """Unload the file-transfer modules: a module stays in the heap while sys.modules or its
+    package refers to it. Collected at once (on the board; the WebAssembly port at its next
+    top-level call)."""
+    import gc
+    import sys
+
+    for pkg, name, full in MODULES:
+        if not (keep_upload and name == "upload"):
+            sys.modules.pop(full, None)
+            sys.modules[pkg].__dict__.pop(name, None)
+    gc.collect()
 
 
 class FileTransfer:
-    """The commands against a HAL filesystem (hal/fs.DirFs or hal/host.MemoryFs).
-
-    ``path`` is the file open for file_data (None: none), ``off`` how much of it arrived.
-    """
+    """The commands against a HAL filesystem (hal/fs.DirFs or hal/host.MemoryFs). ``upload``: the
+    file open for file_data (core/upload.py), kept by the supervisor between commands."""
 
     def __init__(self, fs) -> None:
         self.fs = fs
-        self.path = None
-        self.part = ""
-        self.off = 0
-        self.hash = None
+        self.upload = None
 
     def info(self, body: dict) -> dict:
         path = check_path(body.get("path"))
+        size = self.fs.size(path)
+        if size < 0:
+            return {"path": path, "size": None, "sha256": None}
         try:
-            size = self.fs.size(path)
-            if size < 0:
-                return {"path": path, "size": None, "sha256": None}
             return {"path": path, "size": size, "sha256": sha256_of(self.fs, path)}
         except OSError:
             raise CommandError("io")
 
     def open(self, body: dict) -> dict:
         """Start ``PATH.part`` empty (making its folders); file_data chunks follow from 0."""
-        import hashlib
+        from firmware.core.upload import Upload
 
         path = check_path(body.get("path"))
-        self.path = None
+        self.upload = None
         part = path + PART
         try:
             if "/" in path:
@@ -127,41 +163,19 @@ class FileTransfer:
             self.fs.write(part, 0, b"")
         except OSError:
             raise CommandError("io")
-        self.path = path
-        self.part = part
-        self.off = 0
-        self.hash = hashlib.sha256()
+        self.upload = Upload(self.fs, path, part)
         return {"path": path, "chunk": CHUNK}
 
     def data(self, payload) -> bytes:
-        """One file_data payload: offset (4 bytes, big-endian) + 1..CHUNK bytes, a memoryview of
-        the receive buffer on the board. Written and hashed from there, never copied."""
-        n = len(payload) - 4
-        if n < 1 or n > CHUNK:
-            raise CommandError("chunk")  # before anything is touched
-        h = self.hash
-        if self.path is None or h is None:
+        if self.upload is None:
             raise CommandError("no_upload")
-        off = (payload[0] << 24) | (payload[1] << 16) | (payload[2] << 8) | payload[3]
-        if off != self.off:
-            # Stop-and-wait delivers chunks in order: a gap means the host lost its place and
-            # starts the file again with file_open.
-            raise CommandError("offset")
-        chunk = payload[4:]
-        try:
-            self.fs.write(self.part, off, chunk)
-        except OSError:
-            self.path = None
-            raise CommandError("io")
-        h.update(chunk)
-        self.off = off + n
-        return self.off.to_bytes(4, "big")
+        return self.upload.data(payload)
 
     def write(self, body: dict) -> dict:
         """file_write from a host before 1.4.0 (base64 in JSON)."""
         from firmware.core.files_b64 import write
 
-        self.path = None
+        self.upload = None
         return write(self.fs, body, check_path(body.get("path")))
 
     def commit(self, body: dict) -> dict:
@@ -169,17 +183,18 @@ class FileTransfer:
         want = body.get("sha256")
         if not isinstance(want, str) or len(want) != 64:
             raise CommandError("bad_args")
-        # The hash of what arrived by file_data, if that is what the part file holds; after
-        # file_write (an old host) the part file is hashed from flash.
-        streamed = self.hash if path == self.path else None
-        self.path = None
-        self.hash = None
+        up = self.upload
+        self.upload = None
         part = path + PART
         try:
             size = self.fs.size(part)
             if size < 0:
                 raise CommandError("no_upload")
-            got = hexdigest(streamed) if streamed is not None and size == self.off else sha256_of(self.fs, part)
+            if up is not None and up.path == path and up.off == size:
+                # What arrived by file_data was hashed as it came: no second read of the flash.
+                got = binascii.hexlify(up.hash.digest()).decode()
+            else:
+                got = sha256_of(self.fs, part)  # after file_write (an old host)
             if got != want.lower():
                 self.fs.remove(part)
                 raise CommandError("hash")

@@ -6,9 +6,6 @@ hardware watchdog only while ``healthy(now)``. The same class runs on the board 
 and in the simulator (hardware_sim/supervisor.py).
 """
 
-import gc
-import sys
-
 from firmware import VERSION
 from firmware import link as L
 from firmware.core.beacon import Beacon
@@ -23,6 +20,7 @@ FAULT_LIMIT = 5
 # A file left open this long without a file command (the host went away mid-transfer) is
 # dropped, and with it the file-transfer code.
 FILE_IDLE_MS = 60000
+
 
 
 def _no_listener(ev: str, fields: dict) -> None:
@@ -52,9 +50,9 @@ class Supervisor:
         # Set by the reset command once its reply is queued; main.py (or the simulator) resets
         # after that reply has gone out.
         self.reset_requested = False
-        # File transfer is loaded for a file command and dropped once no file is open: its
-        # bytecode would otherwise sit in the heap of every board all the time.
-        self.files = None
+        # File transfer (core/upload.py) is loaded for a file command and dropped once no file
+        # is open: its bytecode would otherwise sit in the heap of every board all the time.
+        self.upload = None
         self.files_at = 0
         self.fault_streak = 0
         # A staged firmware set on trial becomes the good one once this boot ran stably.
@@ -102,8 +100,11 @@ class Supervisor:
                 self.enclosure.tick(now)
             if self.beacon is not None:
                 self.beacon.tick(now)
-            if self.files is not None and now - self.files_at > FILE_IDLE_MS:
-                self.drop_files()
+            if self.upload is not None and now - self.files_at > FILE_IDLE_MS:
+                self.upload = None
+                from firmware.core.files import drop
+
+                drop()
             self.fault_streak = 0
         except Exception:  # a component bug must not stop supervision
             self.faults += 1
@@ -148,41 +149,17 @@ class Supervisor:
                 raise CommandError("bad_args")
             self.service_s = seconds
             return {"service_s": seconds}
-        if L.FILE_INFO <= mtype <= L.FILE_COMMIT or mtype == L.FILE_OPEN or mtype == L.FILE_DATA:
-            return self._file(mtype, body, now)
+        if L.FILE_INFO <= mtype <= L.FILE_DATA and mtype != L.RESET:
+            self.files_at = now
+            if mtype == L.FILE_DATA and self.upload:
+                return self.upload.data(body)  # a chunk: the open upload alone, nothing loaded
+            from firmware.core.files import command
+
+            return command(self, mtype, body)
         if mtype == L.RESET:
             self.reset_requested = True
             return {"reset": True}
         raise CommandError("unknown_type")
-
-    def _file(self, mtype: int, body, now: int):
-        files = self.files
-        if files is None:
-            from firmware.core.files import FileTransfer
-
-            files = self.files = FileTransfer(self.hal.files)
-        self.files_at = now
-        try:
-            if mtype == L.FILE_DATA:
-                return files.data(body)
-            if mtype == L.FILE_OPEN:
-                return files.open(body)
-            if mtype == L.FILE_INFO:
-                return files.info(body)
-            if mtype == L.FILE_WRITE:
-                return files.write(body)
-            return files.commit(body)
-        finally:
-            # Nothing open (an info, a commit, a refused open): the code goes until the next one.
-            # An old host's file_write chunks keep it until their commit or FILE_IDLE_MS.
-            if files.path is None and mtype != L.FILE_WRITE:
-                self.drop_files()
-
-    def drop_files(self) -> None:
-        self.files = None
-        for name in ("firmware.core.files", "firmware.core.files_b64", "firmware.bootsel"):
-            sys.modules.pop(name, None)
-        gc.collect()
 
     def hello(self, now: int) -> dict:
         return {"fw": VERSION, "proto": self.link.version, "board": self.hal.board_id(),

@@ -12,9 +12,10 @@ import os
 class DirFs:
     def __init__(self, root: str) -> None:
         self.root = root.rstrip("/")
+        self._prefix = self.root + "/"
 
     def _abs(self, rel: str) -> str:
-        return self.root + "/" + rel
+        return self._prefix + rel  # one new string per call, not two
 
     def size(self, rel: str) -> int:
         """Size in bytes, or -1 when the file does not exist."""
