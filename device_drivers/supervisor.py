@@ -162,6 +162,11 @@ class SupervisorDriver:
         return self.link.reconnects
 
     @property
+    def binary_file_transfer(self) -> bool | None:
+        """Whether the board took binary file_data in the last put_file (None: not known yet)."""
+        return self._binary_files
+
+    @property
     def _port(self) -> serial.SerialBase:
         """The pyserial port of the moment (benchmarks/firmware_bench.py counts what is written)."""
         return self.link.port

@@ -120,11 +120,14 @@ def command(sup, mtype: int, body):
 
 def drop(keep_upload: bool = False) -> None:
     """Unload the file-transfer modules: a module stays in the heap while sys.modules or its
-    package refers to it. Collected at once (on the board; the WebAssembly port at its next
-    top-level call)."""
+    package refers to it. Collected at once on the board (the WebAssembly port collects at its
+    next top-level call). Only on MicroPython: on CPython (the simulator) there is no heap budget,
+    and importing the modules again for every file command would only cost time."""
     import gc
     import sys
 
+    if sys.implementation.name != "micropython":
+        return
     for pkg, name, full in MODULES:
         if not (keep_upload and name == "upload"):
             sys.modules.pop(full, None)

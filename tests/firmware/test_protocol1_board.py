@@ -60,3 +60,17 @@ def test_flash_firmware_upgrades_a_protocol_1_board_to_protocol_2(procs, tmp_pat
     with SupervisorDriver(str(link)) as drv:
         info = drv.hello()
         assert (info.firmware, info.protocol) == (VERSION, 2)
+
+
+def test_put_file_falls_back_to_base64_for_a_board_without_binary_file_transfer(procs, tmp_path):
+    """A board before firmware 1.4.0 answers file_open with unknown_type: the host sends the file
+    as base64 file_write instead, and it arrives all the same."""
+    proc, link = start_protocol1_board(procs, tmp_path)
+    data = bytes(range(256)) * 3 + b"tail"
+    (tmp_path / "x.mpy").write_bytes(data)
+    with SupervisorDriver(str(link)) as drv:
+        drv.hello()
+        digest = drv.put_file(tmp_path / "x.mpy", "firmware/x.mpy")
+        assert drv.binary_file_transfer is False
+        assert drv.file_info("firmware/x.mpy") == (len(data), digest)
+    assert (tmp_path / "board" / "flash" / "firmware" / "x.mpy").read_bytes() == data

@@ -750,6 +750,136 @@ def t_file_interrupted_transfer_keeps_old():
     check(fs.files["main.py"] == b"new")
 
 
+def data_payload(off, chunk):
+    return bytes([(off >> 24) & 255, (off >> 16) & 255, (off >> 8) & 255, off & 255]) + chunk
+
+
+def t_file_data_frames_golden():
+    # file_data, seq 6: offset 0 (4 bytes, big-endian) + b"abc", no JSON; its reply: 3 bytes held.
+    check(L.encode_frame(6, 0, L.FILE_DATA, data_payload(0, b"abc"))
+          == unhex("00032006020d020701010106616263dcaf00"), "file_data")
+    check(L.encode_frame(0, 6, L.FILE_DATA | L.REPLY, data_payload(3, b""))
+          == unhex("00022003068d020401010403a06900"), "file_data reply")
+    check(L.encode_frame(5, 0, L.FILE_OPEN, b'{"path":"main.py"}')
+          == unhex("00032005020c16127b2270617468223a226d61696e2e7079227dfe3f00"), "file_open")
+    check((L.FILE_OPEN, L.FILE_DATA) == (12, 13), "type numbers")
+    # A full chunk fits one frame with room to spare.
+    check(4 + L.FILE_CHUNK <= L.MAX_PAYLOAD)
+
+
+def t_file_open_data_commit():
+    fs = MemoryFs({"main.py": b"old"})
+    ft = FileTransfer(fs)
+    check(refused(ft.data, data_payload(0, b"x")) == "no_upload", "no file open")
+    check(ft.open({"path": "firmware/a.mpy"}) == {"path": "firmware/a.mpy", "chunk": L.FILE_CHUNK})
+    data = bytes(range(256)) * 3 + b"tail"
+    off = 0
+    while off < len(data):
+        chunk = data[off:off + L.FILE_CHUNK]
+        reply = ft.data(memoryview(data_payload(off, chunk)))
+        off += len(chunk)
+        check(reply == data_payload(off, b""), "bytes held after a chunk")
+    check(fs.size("firmware/a.mpy") == -1, "nothing live before commit")
+    r = ft.commit({"path": "firmware/a.mpy", "sha256": sha_hex(data)})
+    check(r == {"path": "firmware/a.mpy", "size": len(data), "sha256": sha_hex(data)}, "commit")
+    check(fs.files["firmware/a.mpy"] == data and "firmware/a.mpy.part" not in fs.files)
+    check(ft.upload is None, "the upload ends with its commit")
+
+
+def t_file_data_refusals_leave_the_board_unchanged():
+    fs = MemoryFs({"main.py": b"old"})
+    ft = FileTransfer(fs)
+    check(refused(ft.open, {"path": "../boot.json"}) == "bad_path" and ft.upload is None)
+    ft.open({"path": "main.py"})
+    ft.data(data_payload(0, b"new "))
+    up = ft.upload
+    before = (dict(fs.files), up.off)
+    for payload, why in ((data_payload(4, bytes(L.FILE_CHUNK + 1)), "chunk"), (data_payload(4, b""), "chunk"),
+                         (b"\x00\x00\x04", "chunk"), (b"", "chunk"), (data_payload(0, b"again"), "offset"),
+                         (data_payload(99, b"gap"), "offset")):
+        check(refused(ft.data, payload) == why, why)
+        check((dict(fs.files), up.off) == before, "unchanged after " + why)
+    ft.data(data_payload(4, b"main"))
+    # The hash saw none of the refused chunks either (digest() ends a hash on MicroPython).
+    check(ft.commit({"path": "main.py", "sha256": sha_hex(b"new main")})["size"] == 8)
+    check(fs.files == {"main.py": b"new main"})
+    ft.open({"path": "main.py"})
+    ft.data(data_payload(0, b"newer"))
+    check(refused(ft.commit, {"path": "main.py", "sha256": sha_hex(b"other")}) == "hash")
+    check(fs.files == {"main.py": b"new main"}, "wrong hash: old file kept, part file removed")
+    ft.open({"path": "main.py"})
+    fs.fail_after = 2
+    check(refused(ft.data, data_payload(0, b"newer")) == "io")
+    check(fs.files["main.py"] == b"new main")
+
+
+def t_file_data_payload_stays_in_the_receive_buffer():
+    dec = L.FrameDecoder(L.MAX_ENCODED, L.V2, L.FILE_DATA)
+    wire = L.encode_frame(7, 0, L.FILE_DATA, data_payload(0, b"chunk"))
+    one = dec.feed(wire)
+    check(isinstance(one[0].payload, memoryview) and bytes(one[0].payload) == data_payload(0, b"chunk"), "a view")
+    # Another frame behind it in the same read overwrites the buffer: the payload is copied first.
+    two = dec.feed(wire + L.encode_frame(0, 3, L.ACK))
+    check(len(two) == 2 and bytes(two[0].payload) == data_payload(0, b"chunk"), "copied before overwritten")
+    check(dec.feed(L.encode_frame(8, 0, L.FILE_INFO, b"{}"))[0].payload == b"{}", "other types are copies")
+
+
+def t_supervisor_binary_transfer_drops_its_code():
+    import sys
+
+    hal = HostHal(lambda: 0)
+    sup = Supervisor(hal, 0)
+    host = L.Link(seq0=60)
+    data = bytes(range(200)) * 2
+    host.send(L.FILE_OPEN, {"path": "firmware/y.mpy"})
+    host.send(L.FILE_DATA, data_payload(0, data[:256]))
+    host.send(L.FILE_DATA, data_payload(256, data[256:]))
+    host.send(L.FILE_DATA, data_payload(256, data[256:]))  # a repeat: refused, nothing written twice
+    host.send(L.FILE_COMMIT, {"path": "firmware/y.mpy", "sha256": sha_hex(data)})
+    host.send(L.FILE_INFO, {"path": "firmware/y.mpy"})
+    replies = []
+    loaded = []
+    for t in range(0, 3000, 10):
+        sup.receive(host.poll(t), t)
+        for f in host.receive(sup.tick(t), t):
+            if f.mtype & L.REPLY:
+                replies.append((f.mtype & 0x7F, bytes(f.payload)))
+                loaded.append(("firmware.core.upload" in sys.modules, "firmware.core.files" in sys.modules))
+            elif f.seq:
+                host.respond(f)
+    check([r[0] for r in replies] == [L.FILE_OPEN, L.FILE_DATA, L.FILE_DATA, L.FILE_DATA, L.FILE_COMMIT,
+                                      L.FILE_INFO], "every command answered")
+    check(replies[1][1] == data_payload(256, b"") and replies[2][1] == data_payload(400, b""), "sizes")
+    check(replies[3][1] == b'{"err":"offset"}', replies[3][1])
+    check(hal.files.files["firmware/y.mpy"] == data, "the file")
+    check(b'"size":400' in replies[5][1], "info reads it back")
+    # On the board, while the file is open only core/upload.py is in the heap; after the commit
+    # nothing of the file transfer is (CPython keeps its modules: no heap budget there).
+    if sys.implementation.name == "micropython":
+        check(loaded[1] == (True, False) and loaded[4] == (False, False) and loaded[5] == (False, False), loaded)
+
+
+def t_supervisor_drops_an_abandoned_upload():
+    import sys
+
+    hal = HostHal(lambda: 0)
+    sup = Supervisor(hal, 0)
+    host = L.Link(seq0=90)
+    host.send(L.FILE_OPEN, {"path": "firmware/z.mpy"})
+    t = 0
+    while t < 1000:
+        sup.receive(host.poll(t), t)
+        host.receive(sup.tick(t), t)
+        t += 10
+    check(sup.upload is not None and "firmware.core.upload" in sys.modules, "open")
+    # The host went away mid-file: after FILE_IDLE_MS the upload and its code are dropped.
+    while t < 1000 + 61000:
+        sup.tick(t)
+        t += 100
+    check(sup.upload is None, "dropped")
+    check(sys.implementation.name != "micropython" or "firmware.core.upload" not in sys.modules, "code dropped")
+
+
 def _b64(data):
     import binascii
 

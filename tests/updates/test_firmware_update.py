@@ -176,8 +176,19 @@ def test_staged_update_over_the_link_to_the_simulated_board(sim, tmp_path, fw_re
     with SupervisorDriver(str(link)) as drv:
         drv.hello()
         drv.start_heartbeat(1.0)
+        modes = []
+        put = drv.put_file
+
+        def put_noting_the_frames(*args, **kwargs):
+            digest = put(*args, **kwargs)
+            modes.append(drv.binary_file_transfer)  # before the reset, after which it is unknown
+            return digest
+
+        drv.put_file = put_noting_the_frames  # type: ignore[method-assign]
         report = flash.stage_over_link(drv, bundle, man)
         assert len(report.copied) == len(man.files)
+        # Every file went as binary file_data frames, none as base64 file_write.
+        assert modes == [True] * (len(man.files) + 2)  # the files, set.txt, fwset.json
         proc.wait_for(lambda s: '"ev": "boot"' in s and f'"set": "{new}"' in s, timeout=20)
         st = drv.status()
         # The host watchdog supervised the Pi through the update: no power cycle, still armed.
