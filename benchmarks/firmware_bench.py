@@ -7,8 +7,9 @@
    ``gc.mem_alloc()`` after ``gc.collect()`` is read after boot, after N and after 2N frames.
    Budget: at most 32 KB after boot + 1,000 frames, no growth from frame 1,000 to 2,000.
 2. Heap during a file transfer: the board takes the largest bundle file as
-   ``kiosk-provision flash-firmware`` sends it (file_info, 256-byte file_write chunks,
-   file_commit, file_info), 64 bytes per loop pass, with its files on the MicroPython
+   ``kiosk-provision flash-firmware`` sends it (file_info, file_open, binary 256-byte file_data
+   chunks, file_commit, file_info; and again as a host before 1.4.0 sends it, with base64
+   file_write chunks), 64 bytes per loop pass, with its files on the MicroPython
    filesystem. Reported: the peak, an upper bound (heap at rest before a command plus every byte
    allocated while the board handles it, garbage included: this port cannot collect inside a
    call); the heap at rest between commands. Budget: the same 32 KB.
@@ -17,7 +18,7 @@
    (the real firmware core) over a pseudo-terminal and waits for the reply. The wire time is
    what request + reply take on an 8N1 line at 115200 baud. Budget: round trip <= 1.2 x wire time.
 5. Flash over the link: ``provisioning.flash.flash_over_link`` copies the whole bundle to a fresh
-   simulator (file_info, file_write chunks, file_commit, verify, reset, hello), then runs again
+   simulator (file_info, file_open, file_data chunks, file_commit, verify, reset, hello), then runs again
    (nothing to copy). Reported: seconds and the bytes on the wire for the first run, compared
    with the wire time at 115200 baud. Budget: a full flash within 1.5 x the wire time of its bytes.
 """
@@ -46,6 +47,7 @@ from tests.support.micropython import NODE_PATH  # noqa: E402
 from tests.support.processes import start_sim  # noqa: E402
 
 BAUD = 115200
+DATA_REPLY = len(L.encode_frame(0, 1, L.FILE_DATA | L.REPLY, bytes(4)))  # bytes on the wire
 
 # The WebAssembly port can only collect garbage between top-level runPython calls (it cannot
 # scan the wasm C stack mid-call), so the heap script runs in phases and each phase starts with
@@ -477,10 +479,11 @@ def flash_link() -> dict:
             t3 = time.perf_counter()
         finally:
             proc.stop()
-    # Requests dominate the wire (base64 chunks); replies are small, counted at 40 bytes each.
-    chunks = sum(-(-e["size"] // L.FILE_CHUNK) or 1 for e in manifest["files"].values())
-    frames = chunks + 3 * len(manifest["files"]) + 1  # writes; info before, info after, commit; reset
-    wire = (sent[0] + 40 * frames) * 10 / BAUD
+    # Requests dominate the wire; replies are small: a file_data reply is 15 bytes, the others
+    # are counted at 40 bytes each.
+    chunks = sum(-(-e["size"] // L.FILE_CHUNK) for e in manifest["files"].values())
+    frames = 4 * len(manifest["files"]) + 1  # info before, open, commit, info after; reset
+    wire = (sent[0] + DATA_REPLY * chunks + 40 * frames) * 10 / BAUD
     return {"bytes": manifest["total_size"], "files": len(first.copied), "seconds": round(t1 - t0, 2),
             "host_bytes_sent": sent[0], "wire_s": round(wire, 2), "ratio": round((t1 - t0) / wire, 2),
             "hello_s": round(t2 - t1, 2), "second_run_s": round(t3 - t2, 2), "second_run_copied": len(again.copied)}
@@ -496,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = ap.parse_args(argv)
-    figures = {"heap": heap_budget(args.frames), "transfer_heap": transfer_heap(), "bundle": bundle_budget(),
+    figures = {"heap": heap_budget(args.frames), "transfer_heap": transfer_heap(),
+               "transfer_heap_old_host": transfer_heap(legacy=True), "bundle": bundle_budget(),
                "round_trip": round_trip(args.rounds), "flash_link": flash_link()}
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -510,7 +514,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"heap during a file transfer ({t['file']}, {t['size']} B, {t['frames']} frames): peak at most "
           f"{t['peak']} B in a {t['peak_command']} (budget {t['budget']} B: {verdict}); at rest between "
           f"commands at most {t['at_rest_max']} B; after boot {t['after_boot']} B (HAL files on the filesystem); "
-          "most allocated by one command: " + ", ".join(f"{k} {v['allocated']} B" for k, v in t["per_command"].items()))
+          "per command kind (peak / most allocated): "
+          + ", ".join(f"{k} {v['peak']} / {v['allocated']} B" for k, v in t["per_command"].items()))
+    o = figures["transfer_heap_old_host"]
+    print(f"  the same file from a host before 1.4.0 (base64 file_write): peak at most {o['peak']} B in a "
+          f"{o['peak_command']}; at rest at most {o['at_rest_max']} B; "
+          + ", ".join(f"{k} {v['peak']} / {v['allocated']} B" for k, v in o["per_command"].items()))
     print(f"bundle: {b['total_size']} B in {b['files']} files (budget {b['budget']} B)")
     for name, r in figures["round_trip"].items():
         print(f"round trip {name}: wire {r['wire_ms']} ms, median {r['median_ms']} ms ({r['median_ratio']} x), "

@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks import firmware_bench as FB  # noqa: E402
 from contract import release as R  # noqa: E402
+from firmware import VERSION  # noqa: E402
 from kiosk_ui.updater.fetch import Fetcher, from_folder  # noqa: E402
 from kiosk_ui.updater.health import HealthPolicy  # noqa: E402
 from kiosk_ui.updater.install import Installer  # noqa: E402
@@ -211,9 +212,9 @@ def firmware_staged() -> dict:
                 t3 = time.perf_counter()
         finally:
             proc.stop()
-    chunks = sum(-(-e.size // L.FILE_CHUNK) or 1 for e in man.files) + 2
-    frames = chunks + 2 * len(man.files) + 4  # info + commit per file; set.txt, pointer, reset
-    wire = (first_sent + 40 * frames) * 10 / FB.BAUD
+    chunks = sum(-(-e.size // L.FILE_CHUNK) for e in man.files) + 2  # + set.txt and the pointer
+    frames = 3 * len(man.files) + 5  # info, open, commit per file; open + commit of set.txt, pointer; reset
+    wire = (first_sent + FB.DATA_REPLY * chunks + 40 * frames) * 10 / FB.BAUD
     return {"files": len(man.files), "bytes": man.total_size, "seconds": round(t1 - t0, 2),
             "host_bytes_sent": first_sent, "wire_s": round(wire, 2), "ratio": round((t1 - t0) / wire, 2),
             "second_run_s": round(t3 - t2, 2), "second_run_copied": len(again.copied)}
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if "firmware" not in args.skip:
         figures["firmware_staged"] = firmware_staged()
     if "heap" not in args.skip:
-        figures["staged_transfer_heap"] = FB.transfer_heap(prefix="sets/1.3.0/")
+        figures["staged_transfer_heap"] = FB.transfer_heap(prefix=f"sets/{VERSION}/")
     print(json.dumps(figures, indent=2))
     return 0
 

@@ -166,7 +166,7 @@ class FileTransfer:
             self.fs.write(part, 0, b"")
         except OSError:
             raise CommandError("io")
-        self.upload = Upload(self.fs, path, part)
+        self.upload = Upload(self.fs, part)
         return {"path": path, "chunk": CHUNK}
 
     def data(self, payload) -> bytes:
@@ -193,7 +193,7 @@ class FileTransfer:
             size = self.fs.size(part)
             if size < 0:
                 raise CommandError("no_upload")
-            if up is not None and up.path == path and up.off == size:
+            if up is not None and up.part == part and up.off == size:
                 # What arrived by file_data was hashed as it came: no second read of the flash.
                 got = binascii.hexlify(up.hash.digest()).decode()
             else:

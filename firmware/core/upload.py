@@ -12,13 +12,13 @@ CHUNK = 256  # at most per file_data: link.FILE_CHUNK
 
 
 class Upload:
-    """``path`` (already checked) arriving into ``part``: ``off`` bytes so far, hashed as they came."""
+    """A file (its path already checked) arriving into ``part``, its part file: ``off`` bytes so
+    far, hashed as they came. Only the part file's name is kept: every byte counts here."""
 
-    def __init__(self, fs, path: str, part: str) -> None:
+    def __init__(self, fs, part: str) -> None:
         import hashlib
 
         self.fs = fs
-        self.path = path
         self.part = part
         self.off = 0
         self.hash = hashlib.sha256()

@@ -60,7 +60,7 @@ class Board:
 
     def state(self) -> tuple:
         up = self.sup.upload
-        return dict(self.hal.files.files), None if up is None else (up.path, up.off)
+        return dict(self.hal.files.files), None if up is None else (up.part, up.off)
 
     def faults(self) -> int:
         return self.sup.link.decoder.error_count()
