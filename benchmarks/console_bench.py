@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 
-from contract import topics  # noqa: E402
+from contract import payloads, topics  # noqa: E402
 from controller.store import Store  # noqa: E402
 from controller.web.app import build_console, create_app  # noqa: E402
 from controller.web.serve import ConsoleServer  # noqa: E402
@@ -185,12 +185,15 @@ def bench_events(data_dir: Path, args) -> dict:
             first = "online" if console.fleet.get(kid)["state"] != "online" else "offline"
             # Each publish is a real change (online -> offline -> online), so each must reach the browser.
             for state in (first, "online" if first == "offline" else "offline"):
-                body = {"state": state, "mode": "normal", "reason": "lwt"} if state == "offline" else \
-                    {"state": "online", "mode": "normal", "boot_id": f"b{i}", "versions": {}}
+                # As the kiosk agent says it: its birth, or its will when its connection is lost.
+                body = payloads.offline(kid, f"b{i}", "lwt") if state == "offline" else \
+                    payloads.birth(kid, mode="normal", boot_id=f"b{i}", site=console.fleet.get(kid)["site"],
+                                   versions={"agent": "bench"}, devices=["printer", "id_reader"], ts=time.time())
                 key = f"{kid}/{state}"
                 arrived.pop(key, None)
                 t = time.perf_counter()
-                pub.publish(topics.topic(kid, "status"), topics.encode(body), 1, True).wait_for_publish(5)
+                info = pub.publish(topics.topic(kid, "status"), topics.encode(body), *topics.FLAGS["status"])
+                info.wait_for_publish(5)
                 deadline = t + 5
                 while key not in arrived and time.perf_counter() < deadline:
                     time.sleep(0.005)
