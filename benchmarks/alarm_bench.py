@@ -17,19 +17,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-
-def _until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.01)
 
 
 def main() -> None:
@@ -43,6 +34,7 @@ def main() -> None:
     from foundation.settings import ControllerConfig, KioskConfig, from_mapping
     from kiosk_ui.compose import build_headless_kiosk
     from tests.support.broker import Mosquitto
+    from tests.support.waiting import wait_until
 
     tmp = Path(tempfile.mkdtemp())
     broker = Mosquitto(tmp / "broker").start()
@@ -55,16 +47,16 @@ def main() -> None:
         def rules() -> list[str]:
             return [a["rule"] for a in ctl.alarms(kiosk_id="K-BENCH")["items"]]
 
-        _until(lambda: "printer" in ((ctl.kiosk("K-BENCH") or {}).get("devices") or {}))
+        wait_until(lambda: "printer" in ((ctl.kiosk("K-BENCH") or {}).get("devices") or {}), 30, "printer status")
         raised, cleared = [], []
         for _ in range(args.rounds):
             t0 = time.monotonic()
             kiosk.sims["printer"].control({"cmd": "paper", "state": "out"})
-            _until(lambda: rules() == ["paper_out"])
+            wait_until(lambda: rules() == ["paper_out"], 30, "alarm raised", interval=0.01)
             raised.append(time.monotonic() - t0)
             t0 = time.monotonic()
             kiosk.sims["printer"].control({"cmd": "paper", "state": "ok"})
-            _until(lambda: rules() == [])
+            wait_until(lambda: rules() == [], 30, "alarm cleared", interval=0.01)
             cleared.append(time.monotonic() - t0)
         result = {"rounds": args.rounds, "raise_median_s": round(statistics.median(raised), 3),
                   "raise_max_s": round(max(raised), 3), "clear_median_s": round(statistics.median(cleared), 3),

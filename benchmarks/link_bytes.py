@@ -43,18 +43,11 @@ from kiosk_ui.agent.runtime import KioskRuntime  # noqa: E402
 from provisioning import fleet_ca, pki  # noqa: E402
 from tests.support.broker import Mosquitto, free_port  # noqa: E402
 from tests.support.link_proxy import LinkProxy  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
 
 PASSPHRASE = b"link-bench-passphrase"
 DAY = 86_400
 KIOSK = "GD-440106-0001"
-
-
-def wait_for(pred, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class Devices:
@@ -127,7 +120,7 @@ class Deployment:
 
     def quiet(self, seconds: float, timeout: float = 30.0) -> None:
         """Wait until the link carried nothing but steady traffic for a moment."""
-        wait_for(self.settled, timeout, "the kiosk to settle")
+        wait_until(self.settled, timeout, "the kiosk to settle")
         time.sleep(seconds)  # benchmark pacing, not synchronisation: lets late acknowledgements pass
 
     def stop(self) -> None:
@@ -152,7 +145,7 @@ def part(dep: Deployment, rate: float, act, done, timeout: float = 30.0) -> dict
     dep.proxy.reset_counts()
     t0 = time.monotonic()
     act()
-    wait_for(done, timeout, "the action to complete")
+    wait_until(done, timeout, "the action to complete")
     dep.quiet(1.0)
     elapsed = time.monotonic() - t0
     c = dep.proxy.reset_counts()

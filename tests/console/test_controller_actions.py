@@ -4,7 +4,6 @@ config editor (validation, diff, apply), service selection, notices, live SSE fr
 from __future__ import annotations
 
 import json
-import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -15,16 +14,7 @@ from controller.web import console_reads
 from controller.web.app import build_console, create_app
 from foundation.settings import ControllerConfig, parse_broker_url
 from tests.console.conftest import PASSWORDS, ROLES, login
-
-
-def wait(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out waiting for {what}")
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -59,7 +49,7 @@ def test_offline_kiosk_raises_alarm_operator_acknowledges(live):
     status("gd-1", state="online", mode="normal", boot_id="b1", site="north", versions={})
     status("gd-1", state="offline", reason="lwt")
     otto = clients["otto"] = login(app, "otto")
-    alarms = wait(lambda: otto.get("/api/v1/alarms").json()["items"], what="offline alarm")
+    alarms = wait_until(lambda: otto.get("/api/v1/alarms").json()["items"], what="offline alarm")
     alarm = alarms[0]
     assert alarm["kiosk_id"] == "gd-1" and alarm["kind"] == "kiosk_offline" and not alarm["acked_by"]
     assert alarm["params"] == {"state": "offline", "reason": "lwt"}  # rule id + params: what a page translates
@@ -69,7 +59,7 @@ def test_offline_kiosk_raises_alarm_operator_acknowledges(live):
     assert r.status_code == 200 and r.json()["changed"] is True
     assert otto.get("/api/v1/alarms").json()["items"][0]["acked_by"] == "otto"
     # The fleet view follows the store on its own poll, a moment after the alarm row exists.
-    wait(lambda: otto.get("/api/v1/kiosks/gd-1").json().get("status") == "offline", what="kiosk shown offline")
+    wait_until(lambda: otto.get("/api/v1/kiosks/gd-1").json().get("status") == "offline", what="kiosk shown offline")
     trail = console.backend.audit(limit=10)["items"]
     # One row per acknowledgement, in the one log: the failed one and the real one with its note.
     acks = [(a["target"], a["result"], a["detail"]) for a in trail if a["action"] == "alarm.ack"]
@@ -78,7 +68,7 @@ def test_offline_kiosk_raises_alarm_operator_acknowledges(live):
     assert 'kiosk_alarms_unacknowledged 0' in otto.get("/metrics").text
     # A kiosk on a contract major this controller does not speak: refused, counted by version.
     status("gd-2", state="online", mode="normal", boot_id="b2", v="2.0")
-    wait(lambda: 'kiosk_controller_refused_versions_total{version="2.0"} 1' in otto.get("/metrics").text,
+    wait_until(lambda: 'kiosk_controller_refused_versions_total{version="2.0"} 1' in otto.get("/metrics").text,
          what="refusal counted in the metrics")
 
 
@@ -139,7 +129,7 @@ def test_live_stream_delivers_changed_kiosk(live):
     console, app, status, clients = live
     clients["vera"] = login(app, "vera")  # the app (and its store poller) runs while a client is open
     status("gd-live", state="online", mode="normal", boot_id="b1", site="north", versions={})
-    wait(lambda: console.fleet.get("gd-live"), what="kiosk in the console")
+    wait_until(lambda: console.fleet.get("gd-live"), what="kiosk in the console")
     q = []  # frames as a browser's EventSource would receive them from the hub
     import asyncio
     import threading

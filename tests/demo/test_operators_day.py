@@ -21,7 +21,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ import pytest
 from controller.web.i18n import Translator
 from tests.support.broker import free_port
 from tests.support.processes import REPO, Proc
+from tests.support.waiting import wait_until
 from tests.support.xvfb import Xvfb
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -41,17 +41,6 @@ HEADLESS = ["GD-DEMO-0001", "GD-DEMO-0002", "GD-DEMO-0003"]
 WINDOW = "GD-DEMO-WINDOW"
 KIOSKS = [*HEADLESS, WINDOW]
 PASSWORD = "demo-admin-password"
-
-
-def wait_until(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
 
 
 class Demo:
@@ -112,7 +101,7 @@ def test_operators_day_on_the_demo_fleet(tmp_path, procs, display, artifacts):
     r = demo.ctl("user", "add", "admin", "--role", "admin", "--password-file", str(pw))
     assert r.returncode == 0, r.stderr
     wait_until(lambda: {k["kiosk_id"]: k["state"] for k in demo.ctl_json("status")} == dict.fromkeys(KIOSKS, "online"),
-               60, "every demo kiosk online")
+               60, "every demo kiosk online", interval=0.2)
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -140,7 +129,7 @@ def test_operators_day_on_the_demo_fleet(tmp_path, procs, display, artifacts):
                 page.click("button[data-cmd=test_print]")
                 sync_api.expect(page.locator("#cmd-result")).to_have_attribute("data-status", "succeeded",
                                                                               timeout=30000)
-                wait_until(lambda k=kiosk, n=before: demo.receipts(k) > n, 15, f"a receipt from {kiosk}")
+                wait_until(lambda k=kiosk, n=before: demo.receipts(k) > n, 15, f"a receipt from {kiosk}", interval=0.2)
 
             # Paper out on each kind of kiosk: exactly one paper_out alarm each, nothing else.
             faulty = [HEADLESS[0], WINDOW]
@@ -149,7 +138,7 @@ def test_operators_day_on_the_demo_fleet(tmp_path, procs, display, artifacts):
             for kiosk in faulty:
                 # needs: paper_out from the Kivy kiosk's device status (contract), one fault one alarm (rules).
                 wait_until(lambda k=kiosk: [a["rule"] for a in demo.alarms(k)] == ["paper_out"], 40,
-                           f"one paper_out alarm on {kiosk}")
+                           f"one paper_out alarm on {kiosk}", interval=0.2)
             page.goto(demo.url + "alarms")
             for kiosk in faulty:
                 row = page.locator("tr[data-alarm]", has_text=kiosk)
@@ -162,7 +151,7 @@ def test_operators_day_on_the_demo_fleet(tmp_path, procs, display, artifacts):
             for kiosk in faulty:
                 assert demo.fault(kiosk, "printer", {"cmd": "paper", "state": "ok"})["ok"]
             for kiosk in faulty:
-                wait_until(lambda k=kiosk: demo.alarms(k) == [], 40, f"the alarm on {kiosk} cleared")
+                wait_until(lambda k=kiosk: demo.alarms(k) == [], 40, f"the alarm on {kiosk} cleared", interval=0.2)
                 assert [a["rule"] for a in demo.alarms(kiosk, history=True)] == ["paper_out"]
 
             # A config change: previewed, applied, and reported back by every kiosk.
@@ -170,13 +159,13 @@ def test_operators_day_on_the_demo_fleet(tmp_path, procs, display, artifacts):
             page.fill("textarea[name=text]", json.dumps({"volume": 55}))
             page.click("button[value=preview]")
             page.click("button[value=apply]")
-            version = wait_until(lambda: demo.ctl_json("config", "get", "fleet")["version"], 10, "fleet layer")
+            version = wait_until(lambda: demo.ctl_json("config", "get", "fleet")["version"], 10, "fleet layer", interval=0.2)
 
             def all_reported():
                 diff = demo.ctl_json("config", "diff")
                 return len(diff) == len(KIOSKS) and all(d["in_sync"] and d["reported_version"] == version
                                                         for d in diff)
-            wait_until(all_reported, 30, f"every kiosk reporting config v{version}")
+            wait_until(all_reported, 30, f"every kiosk reporting config v{version}", interval=0.2)
             page.goto(demo.url + f"kiosks/{WINDOW}")
             sync_api.expect(page.locator("body")).to_contain_text(f"v{version}")
 

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from device_drivers.manager import DeviceConfig, DeviceManager
 from foundation.backoff import Backoff
 from foundation.errors import ConfigError, DeviceError
-
-
-def wait(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -58,7 +49,7 @@ def test_life_cycle_operations_and_status(kiosk):
     got = []
     mgr["scanner"].on_scan = got.append
     sims["scanner"].send({"cmd": "scan", "data": "Q-42"})
-    assert wait(lambda: got) and got[0].data == "Q-42"
+    assert wait_until(lambda: got, 5) and got[0].data == "Q-42"
     health = mgr["printer"].check_health("external")
     assert health["ok"] and health["test_print"]["status"] == "completed"
     mgr["printer"].disable()
@@ -93,21 +84,21 @@ def test_automatic_status_back_updates_an_idle_printer_without_polling(kiosk):
     mgr, sims, _ = kiosk
     mgr.start()
     sims["printer"].send({"cmd": "cover", "open": True})
-    assert wait(lambda: mgr["printer"].detail().cover == "open")
+    assert wait_until(lambda: mgr["printer"].detail().cover == "open", 5)
     assert mgr["printer"].state == "error"
     sims["printer"].send({"cmd": "cover", "open": False})
-    assert wait(lambda: mgr["printer"].state == "idle")
+    assert wait_until(lambda: mgr["printer"].state == "idle", 5)
 
 
 def test_unplug_shows_error_then_reconnects_and_resyncs(kiosk):
     mgr, sims, _ = kiosk
     mgr.start()
     sims["printer"].send({"cmd": "unplug"})
-    assert wait(lambda: mgr["printer"].status()["state"] == "error")
+    assert wait_until(lambda: mgr["printer"].status()["state"] == "error", 5)
     st = mgr["printer"].status()
     assert st["detail"]["connection"] == "disconnected" and st["required_action"] == "check_connection"
     sims["printer"].send({"cmd": "replug"})
-    assert wait(lambda: mgr["printer"].status()["state"] == "idle", 8)
+    assert wait_until(lambda: mgr["printer"].status()["state"] == "idle", 8)
     assert mgr["printer"].print_receipt([{"text": "back"}])["status"] == "completed"
     assert mgr["printer"].status()["stats"]["reconnects"] == 1
 
@@ -122,7 +113,7 @@ def test_missing_port_at_start_is_claimed_later(sim, tmp_path):
 
     p = start_sim("scanner", link, baud=9600)
     try:
-        assert wait(lambda: mgr["scanner"].status()["state"] == "idle")
+        assert wait_until(lambda: mgr["scanner"].status()["state"] == "idle", 5)
         assert mgr["scanner"].enabled
     finally:
         mgr.stop()

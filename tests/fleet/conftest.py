@@ -20,17 +20,7 @@ from foundation.settings import ControllerConfig, KioskConfig, from_mapping
 from kiosk_ui.agent.runtime import KioskRuntime
 from kiosk_ui.compose import Kiosk, build_headless_kiosk
 from tests.support.processes import Proc
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+from tests.support.waiting import wait_until
 
 
 def stored_event_ids(data_dir, kiosk_id: str | None, event_type: str) -> list[str]:

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from kiosk_ui.devices import Devices, ReadCancelled
+from tests.support.waiting import wait_until
 
 
 def _read_in_thread(dev: Devices, session: int, kind: str = "id_card",
@@ -55,13 +56,6 @@ def test_session_end_cancels_only_its_own_read(sim, tmp_path):
         dev.close()
 
 
-def _wait_until(cond, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 def _end_resident_session(dev: Devices) -> None:
     """What the app runs when a session ends (reset_devices, then watch_cards)."""
     dev.cancel()
@@ -93,7 +87,7 @@ def test_a_card_left_behind_is_not_read_for_the_next_resident(sim, tmp_path, dev
         assert told.wait(10), "the next resident was not told about the card left on the reader"
         assert t.is_alive() and box == {}  # nothing read: the read waits for a card of this session
         proc.send({"cmd": "remove_card"})
-        _wait_until(lambda: dev.reader_cleared(reader))
+        wait_until(lambda: dev.reader_cleared(reader))
         proc.send(second)
         t.join(10)
         assert "error" not in box, box
@@ -106,7 +100,7 @@ def test_a_card_left_behind_is_not_read_for_the_next_resident(sim, tmp_path, dev
         t, box = _read_in_thread(dev, dev.session, kind, on_left_card=told.set)
         assert told.wait(10)
         proc.send({"cmd": "remove_card"})
-        _wait_until(lambda: dev.reader_cleared(reader))
+        wait_until(lambda: dev.reader_cleared(reader))
         proc.send(first)
         t.join(10)
         assert "ident" in box, box

@@ -5,21 +5,13 @@ the contract's one builder, so the controller's rules see what the headless kios
 
 from __future__ import annotations
 
-import time
-
 from tests.kiosk.conftest import finish, kiosk_config, run_harness
+from tests.support.waiting import wait_until
 
 PRINTER = [({"cmd": "paper", "state": "out"}, [("paper_out", "printer")]),
            ({"cmd": "paper", "state": "ok"}, []),
            ({"cmd": "cover", "open": True}, [("cover_open", "printer")]),
            ({"cmd": "cover", "open": False}, [])]
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_kivy_kiosk_printer_faults_raise_one_alarm_each(broker, controller, procs, tmp_path, artifacts):
@@ -40,11 +32,11 @@ def test_kivy_kiosk_printer_faults_raise_one_alarm_each(broker, controller, proc
         stdin.write(f"{token}\n")
         stdin.flush()
 
-    _wait(lambda: "printer" in ((controller.kiosk("k-ui") or {}).get("devices") or {}), 60, "printer status stored")
+    wait_until(lambda: "printer" in ((controller.kiosk("k-ui") or {}).get("devices") or {}), 60, "printer status stored")
     assert active() == []
     go("step0")
     for i, (control, want) in enumerate(PRINTER, start=1):
-        _wait(lambda w=want: active() == w, 10, f"alarms {want} after {control}")
+        wait_until(lambda w=want: active() == w, 10, f"alarms {want} after {control}")
         go(f"step{i}")
     finish(p)
     history = sorted(a["rule"] for a in controller.alarms(kiosk_id="k-ui", active=None)["items"]

@@ -17,7 +17,7 @@ from contract import vocab
 from device_drivers.manager import DeviceConfig, DeviceManager
 from kiosk_ui.i18n import LANGUAGES, catalogue
 from kiosk_ui.viewmodels import maintenance
-from tests.fleet.conftest import wait_until
+from tests.support.waiting import wait_until
 
 ENGLISH = {w.lower() for text in catalogue("en").values()
            for w in re.findall(r"[A-Za-z]{3,}", re.sub(r"{\w+}", " ", text))}

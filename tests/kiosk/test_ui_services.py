@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 
 from contract.catalogue import load_default_document
 from hardware_sim.identities import PROFILES
 from kiosk_ui.i18n import tr
-from tests.kiosk.conftest import finish, kiosk_config, run_harness
+from tests.kiosk.conftest import finish, kiosk_config, release, run_harness, wait_online, wait_token
+from tests.support.waiting import wait_until
 
 R1 = PROFILES["resident-1"]["values"]
 NAME, NUMBER = R1["name"], R1["id_number"]
@@ -115,27 +115,16 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
                     config=kiosk_config(tmp_path, broker.url, public_key=controller.public_key(),
                                         extra='time_zone = "UTC"\n'))
 
-    def wait(token, timeout=120):
-        line = p.wait_for(lambda s: s.startswith((f"WAIT {token}", "FAIL")), timeout=timeout)
-        assert not line.startswith("FAIL"), line
-
     def go(token, value=""):
-        wait(token)
-        p.proc.stdin.write(f"{token} {value}\n")
-        p.proc.stdin.flush()
-
-    def online():
-        deadline = time.monotonic() + 30
-        while [k["state"] for k in controller.list_kiosks()["items"] if k["kiosk_id"] == "k-ui"] != ["online"]:
-            assert time.monotonic() < deadline, "kiosk not online at the controller"
-            time.sleep(0.2)
+        wait_token(p, token)
+        release(p, token, value)
 
     def set_mode(mode):
-        online()
+        wait_online(controller)
         cid = controller.send_command("k-ui", "set_mode", {"mode": mode}, "test")
         assert controller.wait_command(cid, 30)["status"] == "succeeded"
 
-    online()
+    wait_online(controller)
     go("online")
     first = json.loads(p.wait_for("STATUS", timeout=60).split(" ", 1)[1])
     assert first["woken"] >= 1 and first["online"] is True, f"{first}\n" + "\n".join(
@@ -144,30 +133,28 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
     cid = controller.send_command("k-ui", "test_print", {}, "test")
     assert controller.wait_command(cid, 30)["status"] == "succeeded"
     db = sqlite3.connect(tmp_path / "controller" / "controller.sqlite3")
-    wait("cert")
+    wait_token(p, "cert")
     code = db.execute("SELECT code FROM svc_certificates").fetchone()[0]
     p.proc.stdin.write(f"cert KIOSK-CERT:{code}\n")
     p.proc.stdin.flush()
-    wait("oos")
+    wait_token(p, "oos")
     set_mode("out_of_service")
     go("oos")
-    wait("normal")
+    wait_token(p, "normal")
     set_mode("normal")
     go("normal")
     ids = [s["id"] for s in load_default_document()["services"] if s["id"] != "feedback"]
-    wait("catalogue")
+    wait_token(p, "catalogue")
     # The controller's time_zone rides with every desired config: the app (started with its own UTC)
     # prints receipts in the fleet's zone from then on.
     version = controller.config_set("fleet", {"services": ids}, user="test")
-    deadline = time.monotonic() + 30
-    while ((controller.kiosk("k-ui") or {}).get("config") or {}).get("reported_version") != version:
-        assert time.monotonic() < deadline, "the kiosk did not report the new config"
-        time.sleep(0.05)  # poll the condition: the kiosk reports the version it applied
+    wait_until(lambda: ((controller.kiosk("k-ui") or {}).get("config") or {}).get("reported_version") == version,
+               30, "the kiosk to report the new config", interval=0.05)
     go("catalogue")
     status = json.loads(p.wait_for("STATUS", timeout=60).split(" ", 1)[1])
     assert "feedback" not in status["menu"] and "queue_ticket" in status["menu"]
     assert status["time_zone"] == controller.config.time_zone == "Asia/Shanghai"
-    wait("offline")
+    wait_token(p, "offline")
     controller.stop()
     controller.stopped_by_test = True
     go("offline")

@@ -13,11 +13,9 @@ import pytest
 
 from controller import enrolment_service
 from controller.enrolment_server import EnrolmentServer, open_context
-from foundation.secure_files import write_atomic, write_private
-from provisioning import fleet_ca, pki
+from provisioning import fleet_ca
 from tests.support.broker import Mosquitto, free_port
-
-PASSPHRASE = b"fleet-passphrase-for-tests"
+from tests.support.identities import PASSPHRASE
 
 
 @pytest.fixture
@@ -69,12 +67,6 @@ def token(ctx: enrolment_service.EnrolmentContext, site: str = "tianhe-001", **k
     return enrolment_service.issue_token(ctx.conn, site, now=ctx.clock(), **kw)["token"]
 
 
-def write_identity(dir: Path, name: str, key, cert) -> tuple[Path, Path]:
-    k = write_private(dir / f"{name}.key.pem", pki.key_pem(key))
-    c = write_atomic(dir / f"{name}.crt.pem", pki.cert_pem(cert))
-    return c, k
-
-
 class Client:
     """A paho MQTTv5 client with a TLS identity that records CONNACK, SUBACK and messages."""
 
@@ -120,11 +112,3 @@ class Client:
         self.c.disconnect()
         self.c.loop_stop()
 
-
-def wait_until(pred, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()

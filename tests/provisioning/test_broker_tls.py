@@ -6,19 +6,16 @@ import signal
 
 import pytest
 
-from provisioning import fleet_ca, pki, revocation
-from tests.provisioning.conftest import PASSPHRASE, Client, wait_until, write_identity
+from provisioning import pki, revocation
+from tests.provisioning.conftest import Client
+from tests.support.identities import PASSPHRASE, Issuer, write_identity
+from tests.support.waiting import poll, wait_until
 
 
 @pytest.fixture
 def identities(fleet_dir, tmp_path):
-    ca = fleet_ca.load_ca(fleet_dir, PASSPHRASE)
-    index = fleet_ca.CertIndex(fleet_dir.index)
-    out = {}
-    for kid in ("kiosk-a", "kiosk-b"):
-        key, cert = fleet_ca.issue_identity(ca, index, kid, "site-1", pki.utcnow())
-        out[kid] = write_identity(tmp_path / "ids", kid, key, cert)
-    index.close()
+    with Issuer(fleet_dir, tmp_path / "ids") as issuer:
+        out = {kid: issuer.issue(kid, "site-1") for kid in ("kiosk-a", "kiosk-b")}
     out["_controller"] = (fleet_dir.controller_cert, fleet_dir.controller_key)
     return out
 
@@ -86,7 +83,7 @@ def test_plain_tcp_is_refused(tls_broker):
     try:
         c.connect("127.0.0.1", tls_broker.port)
         c.loop_start()
-        wait_until(lambda: acks, timeout=2)
+        poll(lambda: acks, 2)  # a refused connection never acknowledges
     except OSError:
         pass
     finally:

@@ -8,8 +8,9 @@ import sys
 
 from controller.enrolment_server import EnrolmentServer, open_context
 from provisioning import pki
-from tests.provisioning.conftest import PASSPHRASE, token, wait_until
+from tests.provisioning.conftest import PASSPHRASE, token
 from tests.support.processes import REPO, Proc
+from tests.support.waiting import wait_until
 
 
 def test_enrolled_kiosk_connects_and_works(tmp_path, fleet_dir, tls_broker, procs):

@@ -6,18 +6,16 @@ import json
 import subprocess
 import sys
 
-from provisioning import fleet_ca, pki
 from provisioning.enrol_client import dump_toml
-from tests.provisioning.conftest import PASSPHRASE, Client, wait_until, write_identity
+from tests.provisioning.conftest import Client
+from tests.support.identities import Issuer
 from tests.support.processes import REPO
+from tests.support.waiting import wait_until
 
 
 def _kiosk_config(tmp_path, fleet_dir, port, devices: dict) -> str:
-    ca = fleet_ca.load_ca(fleet_dir, PASSPHRASE)
-    index = fleet_ca.CertIndex(fleet_dir.index)
-    key, cert = fleet_ca.issue_identity(ca, index, "th-042", "tianhe-042", pki.utcnow())
-    index.close()
-    cert_file, key_file = write_identity(tmp_path / "tls", "th-042", key, cert)
+    with Issuer(fleet_dir, tmp_path / "tls") as issuer:
+        cert_file, key_file = issuer.issue("th-042", "tianhe-042")
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text(dump_toml({
         "kiosk_id": "th-042", "site": "tianhe-042", "broker": f"mqtts://127.0.0.1:{port}",

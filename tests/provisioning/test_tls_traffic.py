@@ -12,18 +12,16 @@ import time
 from contract import payloads, topics
 from foundation.settings import KioskConfig, from_mapping
 from kiosk_ui.agent.agent import KioskAgent
-from provisioning import fleet_ca, pki
-from tests.provisioning.conftest import PASSPHRASE, Client, wait_until, write_identity
+from tests.provisioning.conftest import Client
+from tests.support.identities import Issuer
+from tests.support.waiting import wait_until
 
 EVENTS = 600
 
 
 def test_agent_keeps_its_tls_connection_under_concurrent_traffic(tmp_path, fleet_dir, tls_broker):
-    ca = fleet_ca.load_ca(fleet_dir, PASSPHRASE)
-    index = fleet_ca.CertIndex(fleet_dir.index)
-    key, cert = fleet_ca.issue_identity(ca, index, "tls-load-1", "site-1", pki.utcnow())
-    index.close()
-    cert_file, key_file = write_identity(tmp_path / "tls", "tls-load-1", key, cert)
+    with Issuer(fleet_dir, tmp_path / "tls") as issuer:
+        cert_file, key_file = issuer.issue("tls-load-1", "site-1")
     cfg = from_mapping(KioskConfig, {"kiosk_id": "tls-load-1", "broker": f"mqtts://127.0.0.1:{tls_broker.port}",
                                      "data_dir": str(tmp_path / "kiosk"), "ca_file": str(fleet_dir.ca_cert),
                                      "cert_file": str(cert_file), "key_file": str(key_file), "keepalive": 5})

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
 
 import pytest
 from paho.mqtt.packettypes import PacketTypes
@@ -14,18 +13,9 @@ from paho.mqtt.properties import Properties
 
 from controller.server import Controller
 from foundation.settings import ControllerConfig, from_mapping
-from provisioning import fleet_ca, pki
-from tests.provisioning.conftest import (
-    PASSPHRASE,
-    Client,
-    clock,
-    enrol_ctx,
-    enrol_server,
-    fleet_dir,
-    tls_broker,
-    wait_until,
-    write_identity,
-)
+from tests.provisioning.conftest import Client, clock, enrol_ctx, enrol_server, fleet_dir, tls_broker
+from tests.support.identities import Issuer
+from tests.support.waiting import wait_until
 
 __all__ = ["clock", "enrol_ctx", "enrol_server", "fleet_dir", "tls_broker"]
 
@@ -33,15 +23,8 @@ __all__ = ["clock", "enrol_ctx", "enrol_server", "fleet_dir", "tls_broker"]
 @pytest.fixture
 def identities(fleet_dir, tmp_path):
     """``identities(kiosk_id, site)`` -> (cert, key) of a freshly issued kiosk certificate."""
-    ca = fleet_ca.load_ca(fleet_dir, PASSPHRASE)
-    index = fleet_ca.CertIndex(fleet_dir.index)
-
-    def issue(kiosk_id: str, site: str = "site-1") -> tuple[Path, Path]:
-        key, cert = fleet_ca.issue_identity(ca, index, kiosk_id, site, pki.utcnow())
-        return write_identity(tmp_path / "ids", kiosk_id, key, cert)
-
-    yield issue
-    index.close()
+    with Issuer(fleet_dir, tmp_path / "ids") as issuer:
+        yield issuer.issue
 
 
 def tls_controller_config(fleet_dir, port: int) -> ControllerConfig:

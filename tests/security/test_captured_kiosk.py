@@ -13,8 +13,8 @@ from contract import topics
 from controller import enrolment_service
 from foundation.errors import EnrolmentRefused
 from provisioning import pki
-from tests.provisioning.conftest import wait_until
 from tests.security.conftest import publish
+from tests.support.waiting import wait_until
 
 
 def _sentinel(client, kiosk_id: str, ctl, n: int) -> None:

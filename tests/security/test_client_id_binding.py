@@ -6,8 +6,8 @@ controller's persistent session."""
 from __future__ import annotations
 
 from contract import topics
-from tests.provisioning.conftest import wait_until
 from tests.security.conftest import publish
+from tests.support.waiting import wait_until
 
 STOLEN_IDS = ("kiosk-kiosk-b", "kiosk-b", "kiosk-controller", "_controller", "ctl-controller")
 

@@ -9,7 +9,8 @@ from controller import enrolment_service
 from foundation.errors import EnrolmentRefused, ProvisioningError
 from foundation.settings import KioskConfig, load_toml
 from provisioning import enrol_client, fleet_ca, pki, revocation
-from tests.provisioning.conftest import PASSPHRASE, token, wait_until
+from tests.provisioning.conftest import PASSPHRASE, token
+from tests.support.waiting import wait_until
 
 
 def _pin(ctx) -> str:

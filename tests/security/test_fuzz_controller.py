@@ -18,8 +18,8 @@ from paho.mqtt.properties import Properties
 
 from contract import topics
 from controller.web.app import build_console, create_app
-from tests.provisioning.conftest import wait_until
 from tests.security.conftest import publish
+from tests.support.waiting import wait_until
 
 warnings.filterwarnings("ignore", message=".*httpx.*")
 from starlette.testclient import TestClient  # noqa: E402

@@ -5,8 +5,8 @@ and a record SQLite refuses is dropped without blocking later batches."""
 from __future__ import annotations
 
 from contract import topics
-from tests.provisioning.conftest import wait_until
 from tests.security.conftest import publish
+from tests.support.waiting import wait_until
 
 POISON = b'{"v":1,"state":"online","mode":"normal","boot_id":"b1","site":"x\\ud800"}'
 

@@ -9,8 +9,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from contract import topics
-from tests.provisioning.conftest import wait_until
 from tests.security.conftest import publish
+from tests.support.waiting import wait_until
 
 REQUEST = {"v": 1, "service": "no-such-service", "op": "x"}
 

@@ -8,8 +8,8 @@ import sqlite3
 
 from contract import topics
 from controller.store import DB_NAME
-from tests.provisioning.conftest import wait_until
 from tests.security.conftest import publish
+from tests.support.waiting import wait_until
 
 FLOOD = 20_000
 TICKET = {"v": 1, "service": "queue_ticket", "op": "take", "args": {"counter": "general"}}

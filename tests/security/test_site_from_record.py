@@ -8,8 +8,8 @@ import sqlite3
 
 from contract import topics
 from controller.store import DB_NAME
-from tests.provisioning.conftest import wait_until
 from tests.security.conftest import publish
+from tests.support.waiting import wait_until
 
 
 def test_birth_message_cannot_move_a_kiosk_to_another_site(identities, kiosk_client, make_tls_controller, fleet_dir):
