@@ -14,6 +14,7 @@ import random
 import select
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -288,7 +289,7 @@ class Replies:
                 raise
 
 
-class AnswerDevice:
+class AnswerDevice(ABC):
     """What the request/answer readers (ID card reader, contactless card reader) share: a codec
     fed by the port's reader thread (``_on_data``, per driver), the answers in ``replies``, and a
     fresh codec after an unplug (a half frame from before it is worthless).
@@ -311,8 +312,9 @@ class AnswerDevice:
         self.link = SerialLink(url, baudrate, self._on_data, on_reconnect=on_reconnect, on_lost=self._on_lost,
                                backoff=backoff, sleep=sleep, clock=clock)
 
+    @abstractmethod
     def _on_data(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Feed bytes from the port to the driver's codec (called on the reader thread)."""
 
     def _on_lost(self, why: str) -> None:
         self._decoder = self._new_decoder()
