@@ -193,7 +193,5 @@ class Backend:
 
 
 def _reported(conn: sqlite3.Connection, kiosk_id: str) -> dict[str, Any]:
-    import json
-
     row = conn.execute("SELECT reported FROM kiosks WHERE kiosk_id=?", (kiosk_id,)).fetchone()
     return json.loads(row[0]) if row and row[0] else {}

@@ -22,11 +22,13 @@ class Fs:
         """Called before every step; the fault-injection shim raises here."""
 
     def write_new(self, path: Path, data: bytes) -> None:
-        """Create ``path`` (must not exist) with ``data``, not yet synced."""
+        """Create ``path`` (a leftover from a killed run is truncated) with ``data``, not yet synced."""
         self.step("write", path)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:  # os.write may write less than asked (a full disk, a signal): the rest follows
+                view = view[os.write(fd, view):]
         finally:
             os.close(fd)
 
