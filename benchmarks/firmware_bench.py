@@ -17,7 +17,7 @@
 4. Round trip: the supervisor driver sends a request to ``python -m hardware_sim supervisor``
    (the real firmware core) over a pseudo-terminal and waits for the reply. The wire time is
    what request + reply take on an 8N1 line at 115200 baud. Budget: round trip <= 1.2 x wire time.
-5. Flash over the link: ``provisioning.flash.flash_over_link`` copies the whole bundle to a fresh
+5. Flash over the link: ``device_drivers.supervisor_flash.flash_over_link`` copies the whole bundle to a fresh
    simulator (file_info, file_open, file_data chunks, file_commit, verify, reset, hello), then runs again
    (nothing to copy). Reported: seconds and the bytes on the wire for the first run, compared
    with the wire time at 115200 baud. Budget: a full flash within 1.5 x the wire time of its bytes.
@@ -451,7 +451,7 @@ def round_trip(rounds: int) -> dict:
 
 
 def flash_link() -> dict:
-    from provisioning import flash
+    from device_drivers import supervisor_flash as flash
 
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"

@@ -10,7 +10,7 @@
    app reaches a real Mosquitto. Health window shortened to ``--window`` seconds. Reported: switch
    -> committed (healthy), switch -> rolled back and the old release running again (crash on
    import; never reaches the broker, with ``--deadline``).
-3. **Firmware staged update over the link** (provisioning.flash.stage_over_link) against the
+3. **Firmware staged update over the link** (device_drivers.supervisor_flash.stage_over_link) against the
    simulator on a pty at 115200 baud, first run and second run (nothing to send), vs the wire
    time of the bytes the host sent; and the board's heap during a staged file transfer, measured
    as benchmarks/firmware_bench.py does (MicroPython 1.27, upper bound).
@@ -173,9 +173,9 @@ def switch_times(window: float, deadline: float) -> dict:
 
 
 def firmware_staged() -> dict:
+    from device_drivers import supervisor_flash as flash
     from device_drivers.supervisor import SupervisorDriver
     from firmware import link as L
-    from provisioning import flash
 
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)

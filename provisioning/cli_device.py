@@ -11,8 +11,8 @@ from provisioning.cli import _say
 
 
 def cmd_flash(args) -> int:
+    from device_drivers import supervisor_flash as flash
     from foundation.settings import KioskConfig, load_toml
-    from provisioning import flash
 
     hello_port = args.hello_port
     if not hello_port and args.config and args.config.exists():

@@ -89,11 +89,11 @@ def build_supervisor(out: Path, *, firmware_dir: Path | None = None, min_from_ve
     """A supervisor bundle from ``python -m firmware.build`` (or the folder it already wrote)."""
     with tempfile.TemporaryDirectory(prefix="kiosk-fw-") as tmp:
         if firmware_dir is None:
-            from provisioning.flash import build_bundle
+            from device_drivers.supervisor_flash import build_bundle
 
             build_bundle(Path(tmp), run=run)
             firmware_dir = Path(tmp)
-        from provisioning.flash import load_manifest
+        from device_drivers.supervisor_flash import load_manifest
 
         fw = load_manifest(firmware_dir)
         table = _collect(out, {name: firmware_dir / name for name in fw["files"]})

@@ -133,7 +133,7 @@ def cmd_firmware(args) -> int:
     """A staged supervisor firmware update from a signed bundle (folder or URL)."""
     from contract.release import ReleaseRejected
     from device_drivers.supervisor import SupervisorDriver
-    from provisioning.flash import stage_over_link
+    from device_drivers.supervisor_flash import stage_over_link
 
     lay, inst, _ = _parts(args)
     inst.component = "supervisor"

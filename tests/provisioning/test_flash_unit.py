@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from device_drivers import supervisor_flash as flash
 from foundation.errors import ProvisioningError
-from provisioning import flash
 
 
 def _bundle(tmp_path: Path) -> Path:

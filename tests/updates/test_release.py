@@ -151,8 +151,8 @@ def test_key_list_rotation_removal_and_replay(keys):
 
 
 def test_supervisor_bundle_is_what_firmware_build_makes(tmp_path, keys):
+    from device_drivers.supervisor_flash import build_bundle
     from firmware import VERSION
-    from provisioning.flash import build_bundle
 
     fw = tmp_path / "fw"
     fw_manifest = build_bundle(fw)
