@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from device_drivers.card_reader import CardReader, NoContactlessCard
 from device_drivers.iso7816 import CardStatusError, PinBlocked, PinRequired, PinWrong, card_status_error
 from foundation.backoff import Backoff
 from foundation.errors import DeviceTimeout, NothingPresented
+from tests.support.waiting import poll
 
 
 def test_wakes_reads_firmware_and_uid(sim):
@@ -71,9 +70,7 @@ def test_unplug_during_a_read_reconnects_and_next_read_works(sim):
         r.read_social_security(timeout=0.3)
     proc.send({"cmd": "replug"})
     r.link.wait_connected(5)
-    deadline = time.monotonic() + 3
-    while r.link.reconnects == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    poll(lambda: r.link.reconnects, 3)
     assert r.read_social_security(timeout=2).name == "测试居民一"
 
 

@@ -10,6 +10,7 @@ import pytest
 from device_drivers.id_reader import IdCardReader, NoCard
 from device_drivers.samv import SamvStatusError
 from foundation.backoff import Backoff
+from tests.support.waiting import wait_until
 
 
 def test_reads_all_three_card_types(sim):
@@ -77,9 +78,8 @@ def test_unplug_during_a_read_reconnects_and_next_read_works(sim):
     before = proc.send({"cmd": "status"})["frames"]
     t = threading.Thread(target=read)
     t.start()
-    deadline = time.monotonic() + 5
-    while proc.send({"cmd": "status"})["frames"] == before:  # until the read command reached the reader
-        assert time.monotonic() < deadline, "the read command never reached the simulator"
+    wait_until(lambda: proc.send({"cmd": "status"})["frames"] != before, 5,
+               "the read command to reach the simulator")
     proc.send({"cmd": "unplug"})  # the answer is still held back by the card latency
     t.join()
     assert errors and ("unknown" in str(errors[0]) or "connected" in str(errors[0]))

@@ -8,16 +8,15 @@ import time
 from PIL import Image, ImageDraw
 
 from device_drivers.printer import Barcode128, Logo, QrCode, Receipt, ReceiptPrinter, TextLine
+from tests.support.waiting import wait_until
 
 
 def wait_receipt(out, n=1, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def nth():
         files = sorted(out.glob("receipt-*.txt"))
-        if len(files) >= n:
-            return files[n - 1].read_text(encoding="utf-8")
-        time.sleep(0.02)
-    raise AssertionError(f"receipt {n} not written")
+        return files[n - 1] if len(files) >= n else None
+
+    return wait_until(nth, timeout, f"receipt {n} written").read_text(encoding="utf-8")
 
 
 def logo(width=200, height=48):

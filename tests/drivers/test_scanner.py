@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from device_drivers.scanner import BarcodeScanner
 from device_drivers.scanner_codec import Debouncer, Scan, ScanError, ScannerDecoder
 from foundation.errors import ProtocolError
+from tests.support.waiting import poll, wait_until
 
 
 def test_lines_with_aim_prefix_suffixes_and_encodings():
@@ -71,9 +70,7 @@ def test_scanner_survives_unplug_and_replug(sim):
     proc.send({"cmd": "unplug"})
     proc.send({"cmd": "replug"})
     s.link.wait_connected(5)
-    deadline = time.monotonic() + 3
-    while s.link.reconnects == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    poll(lambda: s.link.reconnects, 3)
     proc.send({"cmd": "scan", "data": "AFTER-REPLUG"})
     assert s.next_scan(2).data == "AFTER-REPLUG"
     assert s.link.reconnects == 1
@@ -85,9 +82,8 @@ def test_garbled_lines_do_not_wedge_the_scanner(sim):
     proc.send({"cmd": "config", "suffix": "CRLF", "aim": False})
     proc.send({"cmd": "garble", "rate": 0.05})
     proc.send({"cmd": "scan", "data": "NOISY", "repeat": 30, "numbered": True})
-    deadline = time.monotonic() + 5
-    while proc.send({"cmd": "pending"})["bytes"]:  # every noisy byte went out while garbling was on
-        assert time.monotonic() < deadline, "the simulator never sent the noisy scans"
+    # every noisy byte went out while garbling was on
+    wait_until(lambda: not proc.send({"cmd": "pending"})["bytes"], 5, "the simulator to send the noisy scans")
     proc.send({"cmd": "garble", "rate": 0})
     proc.send({"cmd": "scan", "data": "FLUSH"})  # ends a noisy line whose suffix was garbled
     proc.send({"cmd": "scan", "data": "CLEAN-CODE"})
