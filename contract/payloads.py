@@ -86,12 +86,15 @@ def parse_status(body: dict[str, Any]) -> KioskStatus:
 
 # -- controller presence (retained) --------------------------------------------------------------
 
-def controller_online(ts: float) -> dict[str, Any]:
+def controller_online(ts: float, instance: str = "") -> dict[str, Any]:
     """``contract`` says which minor the controller reads (from 1.2; absent means 1.0/1.1), so a
     kiosk sends what only a newer controller reads (telemetry deltas) only when it is there.
     ``acks_events``: this controller answers stored events on ``events/ack`` (see below); a kiosk
-    facing a controller whose presence lacks it falls back to dropping events on the broker's PUBACK."""
-    return {"state": "online", "ts": ts, "contract": f"{versions.MAJOR}.{versions.MINOR}", "acks_events": True}
+    facing a controller whose presence lacks it falls back to dropping events on the broker's PUBACK.
+    ``instance`` (several controllers): which instance said it, for people reading the broker; kiosks
+    need not read it, the fleet's controllers are online while any instance is."""
+    body = {"state": "online", "ts": ts, "contract": f"{versions.MAJOR}.{versions.MINOR}", "acks_events": True}
+    return {**body, "instance": instance} if instance else body
 
 
 def controller_offline(reason: str) -> dict[str, Any]:

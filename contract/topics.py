@@ -52,17 +52,25 @@ def subscriptions_for_kiosk(kiosk_id: str) -> list[tuple[str, int]]:
     ]
 
 
-def subscriptions_for_controller() -> list[tuple[str, int]]:
-    return [
-        (f"{ROOT}/+/status", QOS["status"]),
-        (f"{ROOT}/+/telemetry", QOS["telemetry"]),
-        (f"{ROOT}/+/devices/+", QOS["devices"]),
-        (f"{ROOT}/+/events", QOS["events"]),
-        (f"{ROOT}/+/config/reported", QOS["config/reported"]),
-        (f"{ROOT}/+/cmd/+/result", QOS["cmd/result"]),
-        (f"{ROOT}/+/svc/request", QOS["svc/request"]),
-        (f"{ROOT}/+/update/state", QOS["update/state"]),
-    ]
+def subscriptions_for_controller(share_group: str = "") -> list[tuple[str, int]]:
+    """The kiosk topics a controller reads. With ``share_group`` (several controller instances)
+    each is an MQTT v5 shared subscription ``$share/<group>/...``: the broker hands every message
+    to one member. The controllers' own presence is then read by every instance, unshared."""
+    prefix = f"$share/{share_group}/" if share_group else ""
+    subs = [(prefix + t, q) for t, q in _CONTROLLER_READS]
+    return [*subs, (CONTROLLER_STATUS, QOS["controller/status"])] if share_group else subs
+
+
+_CONTROLLER_READS: list[tuple[str, int]] = [
+    (f"{ROOT}/+/status", QOS["status"]),
+    (f"{ROOT}/+/telemetry", QOS["telemetry"]),
+    (f"{ROOT}/+/devices/+", QOS["devices"]),
+    (f"{ROOT}/+/events", QOS["events"]),
+    (f"{ROOT}/+/config/reported", QOS["config/reported"]),
+    (f"{ROOT}/+/cmd/+/result", QOS["cmd/result"]),
+    (f"{ROOT}/+/svc/request", QOS["svc/request"]),
+    (f"{ROOT}/+/update/state", QOS["update/state"]),
+]
 
 
 def response_topic(kiosk_id: str, requested: str | None) -> tuple[str, bool]:

@@ -34,8 +34,11 @@ class RolloutJob:
 
     def __init__(self, data_dir: Path, store: RolloutStore, *, send: Send, audit: Audit, base_url: str,
                  clock: Callable[[], float], interval: float = 1.0, time_zone: str = "Asia/Shanghai",
-                 download_rate: float = 0.0, download_rate_per_kiosk: float = 0.0) -> None:
+                 download_rate: float = 0.0, download_rate_per_kiosk: float = 0.0,
+                 leads: Callable[[], bool] = lambda: True) -> None:
         self.data_dir = Path(data_dir)
+        # Several controller instances: only the singleton-jobs lease holder advances waves.
+        self.leads = leads
         self.time_zone = time_zone  # the fleet's: maintenance windows are in its local time
         self.send = send
         self.audit = audit
@@ -177,7 +180,7 @@ class RolloutJob:
             try:
                 if item is not None:
                     self._state(*item)
-                if self.clock() >= next_tick:
+                if self.clock() >= next_tick and self.leads():
                     next_tick = self.clock() + self.interval
                     online = self._online()
                     for rid in self.store.active_ids():
@@ -202,6 +205,7 @@ def for_controller(ctl: Any, *, base_url: str, clock: Callable[[], float] | None
                      audit=ctl.audit, base_url=base_url, clock=clock or ctl.clock, interval=interval,
                      time_zone=getattr(ctl.config, "time_zone", "Asia/Shanghai"),
                      download_rate=getattr(ctl.config, "release_download_rate", 0.0),
-                     download_rate_per_kiosk=getattr(ctl.config, "release_download_rate_per_kiosk", 0.0))
+                     download_rate_per_kiosk=getattr(ctl.config, "release_download_rate_per_kiosk", 0.0),
+                     leads=lambda: ctl.lease.holder)
     ctl.update_listeners.append(job.on_update_state)
     return job

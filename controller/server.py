@@ -65,8 +65,10 @@ from controller import (
     commands,
     config_layers,
     fleet_clock,
+    fleet_share,
     handlers,
     kiosk_sites,
+    lease,
     store_pg,
     store_reads,
 )
@@ -120,8 +122,13 @@ class Controller:
         self.svc_queue = FairQueue()
         # Who else reads kiosks' update/state (the roll-out job): called on the ingest thread.
         self.update_listeners: list[Callable[[str, Any, float], None]] = []
+        # Several instances (``instance`` set): singleton jobs only while holding the lease.
+        self.lease: lease.SoleLease | lease.PgLease = (
+            lease.PgLease(lambda: store_pg.PgConnection(fleet_share.with_keepalives(config.database)))
+            if config.shared else lease.SoleLease())
+        self._fresh: set[str] = set()  # kiosks refreshed from the database in the open transaction
         self.client = make_client(
-            config.client_id, config.broker, ca_file=config.ca_file, cert_file=config.cert_file,
+            config.mqtt_client_id, config.broker, ca_file=config.ca_file, cert_file=config.cert_file,
             key_file=config.key_file, manual_ack=True,
         )
         self.client.will_set(topics.CONTROLLER_STATUS, topics.encode_to_kiosk(payloads.controller_offline("lwt")),
@@ -137,8 +144,7 @@ class Controller:
             st.open_alarms[(a["kiosk_id"], a["rule"], a["subject"])] = a
         st.layers = store_reads.layers(self.store.conn)
         for cmd in self.store.open_commands():
-            # Ed25519 signatures are deterministic: re-signing gives the bytes sent before the restart.
-            cmd["wire"] = signing.sign(self.key, cmd_contract.wire_body(cmd))
+            cmd["wire"] = self._sign(cmd)
             st.commands[cmd["id"]] = cmd
 
     # -- MQTT edge -------------------------------------------------------------------------------
@@ -147,14 +153,35 @@ class Controller:
             log.error("broker refused connection: %s", reason_code)
             return
         log.info("connected to broker", extra={"fields": {"session_present": flags.session_present}})
-        client.subscribe(topics.subscriptions_for_controller())
-        client.publish(topics.CONTROLLER_STATUS, topics.encode_to_kiosk(payloads.controller_online(self.clock())),
-                       *topics.FLAGS["controller/status"])
+        client.subscribe(topics.subscriptions_for_controller(self.config.share_group if self.config.shared else ""))
+        self._say_online()
+
+    def _say_online(self) -> None:
+        self.client.publish(topics.CONTROLLER_STATUS,
+                            topics.encode_to_kiosk(payloads.controller_online(self.clock(), self.config.instance)),
+                            *topics.FLAGS["controller/status"])
+
+    def _peer_presence(self, msg: mqtt.MQTTMessage) -> None:
+        """Several instances share the one retained presence: each sets its will there, so a killed
+        instance's will says "offline" while the others still serve. Whoever sees that answers
+        "online" at once; the kiosks see offline then online and send again what is unacknowledged
+        (what the dead instance held in flight). One controller keeps its will's word."""
+        self._ack_message(msg)
+        try:
+            online = payloads.parse_controller_status(topics.decode(bytes(msg.payload)))
+        except KioskError:
+            online = False
+        if not online and not self._stop.is_set():
+            self._count("peer_offline_seen")
+            self._say_online()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         # Service calls skip the worker's inbox: one kiosk's flood there would delay everybody's
         # answers (and the fleet's ingest) behind it. Each kiosk gets a bounded queue of its own,
         # served in turn; a request beyond its bound is dropped at once, counted and acknowledged.
+        if self.config.shared and msg.topic == topics.CONTROLLER_STATUS:
+            self._peer_presence(msg)
+            return
         parts = msg.topic.split("/")
         if len(parts) == 5 and parts[3:] == ["svc", "request"]:
             if not self.svc_queue.put(parts[2], msg):
@@ -168,9 +195,14 @@ class Controller:
             self.client.ack(msg.mid, msg.qos)
 
     def start(self, say: Callable[[str], None] | None = None) -> None:
+        # One controller keeps a persistent session: the broker queues the fleet's messages while
+        # it restarts. An instance of several must not (Mosquitto would keep queueing a dead
+        # member's share of a shared subscription, #1747): its session ends with its connection,
+        # the others take the whole share, and the kiosks re-send what it held unacknowledged.
+        shared = self.config.shared
         connect_with_retry(
-            self.client, self.config.broker, keepalive=self.config.keepalive, clean_start=False,
-            session_expiry=SESSION_EXPIRY, should_stop=self._stop.is_set, say=say,
+            self.client, self.config.broker, keepalive=self.config.keepalive, clean_start=shared,
+            session_expiry=0 if shared else SESSION_EXPIRY, should_stop=self._stop.is_set, say=say,
         )
         self.client.loop_start()
         self._worker = threading.Thread(target=self._run, name="controller-worker", daemon=True)
@@ -400,7 +432,7 @@ class Controller:
             self.state.kiosks[kiosk_id] = stored
 
     def _run(self) -> None:
-        next_tick = next_actions = next_prune = 0.0
+        due = (0.0, 0.0, 0.0)  # when the operator actions, the tick and the pruning are next due
         while not self._stop.is_set():
             try:
                 first = self.inbox.get(timeout=0.1)
@@ -428,6 +460,9 @@ class Controller:
                 continue
             try:
                 with tx as store:
+                    if self.config.shared:
+                        self._fresh = fleet_share.begin(self.state)
+                        fleet_share.refresh_kiosks(self.state, store.conn, _kiosks_of(batch), self._sign, self._fresh)
                     for item in batch:
                         if isinstance(item, mqtt.MQTTMessage):
                             self._apply(item, now, out)
@@ -438,18 +473,8 @@ class Controller:
                                 done.append((fut, fn(store, now, out), None))
                             except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
                                 done.append((fut, None, exc))
-                    if now >= next_actions:
-                        self._take_actions(store, now, out)
-                        next_actions = now + 0.2
-                    if now >= next_tick:
-                        self.state, more = handlers.tick(self.state, now)
-                        out += more
-                        next_tick = now + 1.0
-                    if now >= next_prune:
-                        store.prune(history_before=now - self.history_retention,
-                                    events_before=now - self.event_retention)
-                        services.forget_phones(self._local_db(), now - self.phone_retention)
-                        next_prune = now + 3600
+                    if not self.config.shared:
+                        due = self._jobs(store, now, out, due)
                     self._write_effects(store)
             except Exception:
                 # Never ack what was not stored: the broker redelivers it after a restart.
@@ -471,6 +496,49 @@ class Controller:
                     self.client.ack(m.mid, m.qos)
             self._ack_events()
             self._send(out)
+            if self.config.shared and min(due) <= now and self.lease.held(now):
+                due = self._shared_jobs(now, due)
+
+    def _jobs(self, store: Store, now: float, out: list, due: tuple[float, float, float]) -> tuple[float, float, float]:
+        """The singleton jobs that are due, in the worker's open transaction: operator actions
+        (every 0.2 s), the tick (liveness, command expiry and time-outs, alarms with time; every
+        second), retention (hourly). Returns when each is next due."""
+        next_actions, next_tick, next_prune = due
+        if now >= next_actions:
+            self._take_actions(store, now, out)
+            next_actions = now + 0.2
+        if now >= next_tick:
+            if self.config.shared:
+                fleet_share.refresh_for_jobs(self.state, store.conn, now, self._sign, self._fresh)
+            self.state, more = handlers.tick(self.state, now)
+            out += more
+            next_tick = now + 1.0
+        if now >= next_prune:
+            store.prune(history_before=now - self.history_retention, events_before=now - self.event_retention)
+            services.forget_phones(self._local_db(), now - self.phone_retention)
+            next_prune = now + 3600
+        return next_actions, next_tick, next_prune
+
+    def _shared_jobs(self, now: float, due: tuple[float, float, float]) -> tuple[float, float, float]:
+        """On the lease holder of several instances: the due jobs in a transaction of their own,
+        under the jobs' fence, on state read from the database (``controller.fleet_share``)."""
+        out: list[handlers.Outgoing] = []
+        try:
+            with self.store.tx() as store:
+                fleet_share.fence(store.conn)
+                self._fresh = fleet_share.begin(self.state)
+                due = self._jobs(store, now, out, due)
+                self._write_effects(store)
+        except Exception:
+            log.exception("singleton jobs failed; trying again")
+            self.state.effects.clear()
+            return due
+        self._send(out)
+        return due
+
+    def _sign(self, cmd: dict[str, Any]) -> Any:
+        # Ed25519 signatures are deterministic: any instance signing a stored command sends the same bytes.
+        return signing.sign(self.key, cmd_contract.wire_body(cmd))
 
     def _ack_events(self) -> None:
         """Tell each kiosk which of its events are committed (new or duplicate): only now may its
@@ -507,6 +575,7 @@ class Controller:
         with self.store.tx() as store:
             self._write_effects(store)
         self._to_ack.clear()  # disconnected already: the kiosks send these again to whoever is next
+        self.lease.close()
         self.store.close()
         self.sites.close()
 
@@ -560,6 +629,11 @@ class Controller:
             raise
         version = store.set_layer(scope, body, user, now)
         self.state.layers = store_reads.layers(store.conn)
+        if self.config.shared:
+            # Only this batch's kiosks are held: the others' sites (which layers apply) are read,
+            # without replacing what this transaction changed.
+            for rec in store.load_kiosks():
+                self.state.kiosks.setdefault(rec["kiosk_id"], rec)
         for kiosk_id in config_layers.affected(scope, self.state.kiosks):
             msg = handlers.desired_message(self.state, kiosk_id)
             if msg is not None:
@@ -568,6 +642,8 @@ class Controller:
         return version
 
     def _queue(self, store: Store, cmd: dict[str, Any], now: float, out: list) -> str:
+        if self.config.shared:
+            fleet_share.refresh_kiosks(self.state, store.conn, [cmd["kiosk_id"]], self._sign, self._fresh)
         if store.command_exists(cmd["id"]):
             raise ConfigError(f"command id {cmd['id']} already used", field="id")
         store.insert_command(cmd)
@@ -672,6 +748,12 @@ class Controller:
         return {**counts, "inbox": self.inbox.qsize(), "svc_waiting": len(self.svc_queue),
                 "kiosks": len(self.state.kiosks),
                 "open_alarms": len(self.state.open_alarms), "open_commands": len(self.state.commands)}
+
+
+def _kiosks_of(batch: list[Any]) -> list[str]:
+    """The kiosk ids in a batch's message topics (what an ingest batch locks and refreshes)."""
+    ids = (fleet_share.kiosk_of(m.topic) for m in batch if isinstance(m, mqtt.MQTTMessage))
+    return [k for k in ids if k is not None]
 
 
 def _reject_kind(why: str) -> str:

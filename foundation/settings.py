@@ -248,6 +248,12 @@ class ControllerConfig:
     # Where kiosks download published releases (https://controller.example:8443/releases): the
     # address in every cmd/update of a roll-out. Empty: the console's address + /releases.
     releases_url: str = ""
+    # Several controllers, one fleet (docs/scale-out.md): this instance's name. Empty: the one
+    # controller of its store (plain subscriptions, client id ``client_id``). Set: the client id
+    # and certificate name are ``controller-<instance>``, the kiosk topics are shared with the
+    # other instances through ``$share/<share_group>/...``, and the database must be PostgreSQL.
+    instance: str = ""
+    share_group: str = "controllers"
 
     def validate(self) -> None:
         _positive(self, "telemetry_period", "stale_after_periods", "keepalive", "history_retention_days",
@@ -257,6 +263,27 @@ class ControllerConfig:
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be 0 (unlimited) or more bytes per second, got {getattr(self, name)}",
                                   field=name)
+        if not _TOPIC_LEVEL.fullmatch(self.share_group):
+            raise ConfigError(f"must be letters, digits, - or _ (a topic level), got {self.share_group!r}",
+                              field="share_group")
+        if self.instance:
+            if not _TOPIC_LEVEL.fullmatch(self.instance):
+                raise ConfigError(f"must be letters, digits, - or _ (at most 48), got {self.instance!r}",
+                                  field="instance")
+            if not self.database.startswith(("postgresql://", "postgres://")):
+                raise ConfigError("several controller instances share one PostgreSQL store: set database = "
+                                  "\"postgresql://...\" (SQLite serves exactly one controller)", field="database")
+
+    @property
+    def mqtt_client_id(self) -> str:
+        """The MQTT client id: ``controller-<instance>`` for an instance (the broker binds it to the
+        certificate of that name), else ``client_id``."""
+        return f"{CONTROLLER_PREFIX}{self.instance}" if self.instance else self.client_id
+
+    @property
+    def shared(self) -> bool:
+        """True when this controller is one of several (shared subscriptions, singleton jobs under a lease)."""
+        return bool(self.instance)
 
 
 def _zone(name: str) -> None:
@@ -267,6 +294,8 @@ def _zone(name: str) -> None:
                           field="time_zone") from None
 
 
+CONTROLLER_PREFIX = "controller-"  # certificate names of controller instances; no kiosk may take one
+_TOPIC_LEVEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 _KIOSK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 

@@ -17,13 +17,18 @@ def main() -> None:
     p.add_argument("--broker", required=True)
     p.add_argument("--data-dir", required=True)
     p.add_argument("--telemetry-period", type=float, default=30.0)
+    p.add_argument("--stale-after-periods", type=int, default=3)
     p.add_argument("--database", default="", help="postgresql:// URL (default: SQLite in --data-dir)")
+    p.add_argument("--instance", default="", help="one of several controllers (needs --database)")
+    p.add_argument("--signing-key", default=None, help="the fleet's command-signing key (shared by instances)")
     args = p.parse_args()
     setup_logging("WARNING")
     c = Controller(from_mapping(ControllerConfig, {"broker": args.broker, "data_dir": args.data_dir,
                                                    "client_id": f"ctl-{Path(args.data_dir).name}",
                                                    "telemetry_period": args.telemetry_period, "keepalive": 5,
-                                                   "database": args.database}))
+                                                   "stale_after_periods": args.stale_after_periods,
+                                                   "database": args.database, "instance": args.instance}),
+                   signing_key=args.signing_key)
     c.start()
     print("controller online", flush=True)
     stop = threading.Event()
