@@ -96,7 +96,7 @@ class Controller:
                  history_interval: float = 300.0) -> None:
         self.config = config
         self.clock = clock
-        self.key = signing.load_or_create_key(config.data_dir, signing_key)
+        self.key = signing.load_or_create_key(config.data_dir, signing_key or config.signing_key or None)
         self.history_retention = config.history_retention_days * 86400
         self.event_retention = config.event_retention_days * 86400
         self.phone_retention = config.phone_retention_days * 86400

@@ -254,6 +254,9 @@ class ControllerConfig:
     # other instances through ``$share/<share_group>/...``, and the database must be PostgreSQL.
     instance: str = ""
     share_group: str = "controllers"
+    # The command-signing key (PEM); empty: controller_ed25519.pem in data_dir (made on first
+    # start). Instances of one fleet must all name the same key: kiosks trust exactly one.
+    signing_key: str = ""
 
     def validate(self) -> None:
         _positive(self, "telemetry_period", "stale_after_periods", "keepalive", "history_retention_days",
@@ -296,16 +299,21 @@ def _zone(name: str) -> None:
 
 CONTROLLER_PREFIX = "controller-"  # certificate names of controller instances; no kiosk may take one
 _TOPIC_LEVEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
-_KIOSK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+# ``controller-...`` names are controller instances' certificates (the broker gives them the fleet).
+_KIOSK_ID = re.compile(r"(?!controller-)[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 def check_kiosk_id(kiosk_id: str) -> str:
     """Kiosk ids are topic levels: letters, digits, ``-`` and ``_`` (not first), at most 64 characters.
 
-    Ids starting with ``_`` are reserved for the fleet's own topics (``kiosk/v1/_controller``).
+    Ids starting with ``_`` are reserved for the fleet's own topics (``kiosk/v1/_controller``), ids
+    starting with ``controller-`` for the controller instances' certificate names.
     """
     # A regular expression, not a loop over characters: the controller checks every message's topic.
     if not (isinstance(kiosk_id, str) and _KIOSK_ID.fullmatch(kiosk_id)):
+        if isinstance(kiosk_id, str) and kiosk_id.startswith(CONTROLLER_PREFIX):
+            raise ConfigError(f"{kiosk_id!r}: names starting with {CONTROLLER_PREFIX!r} are reserved for "
+                              "controller instances", field="kiosk_id")
         raise ConfigError(
             f"must be 1-64 characters of letters, digits, '-' or '_', got {kiosk_id!r}", field="kiosk_id"
         )

@@ -7,12 +7,18 @@ replaced by its certificate's name, so no certificate can take over another clie
 kick it off, fire its will or wipe its persistent session. The ACL's ``%u`` patterns confine
 each kiosk to the directions of its own ``kiosk/v1/<its id>/`` topics the contract gives it
 (it publishes status, telemetry, devices, events, reports and results; it only reads its
-commands, desired config and service replies). The controller (``_controller``) has the fleet.
+commands, desired config and service replies). The controller (``_controller``) has the fleet,
+and so has each controller instance of a fleet with several (``controller-<instance>``): Mosquitto's
+ACL has no wildcard for user names, so each gets its own ``user`` block, written from the
+certificate index whenever an instance is added.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+
+from foundation.settings import CONTROLLER_PREFIX
 
 CONTROLLER_CN = "_controller"
 BROADCAST_ROOT = "kiosk/v1/_broadcast"
@@ -25,7 +31,8 @@ KIOSK_WRITES = ("status", "telemetry", "devices/+", "events", "config/reported",
 KIOSK_READS = ("config/desired", "cmd/+", "svc/response", "events/ack")
 
 
-def acl_text() -> str:
+def acl_text(instances: Iterable[str] = ()) -> str:
+    """The topic ACL; ``instances`` names the controller instances (``a`` for CN ``controller-a``)."""
     # Pattern lines apply to every client, user blocks only to that user; mosquitto denies
     # anything no line allows, so a kiosk cannot touch another kiosk's topics, nor write its
     # own commands or desired config (a captured kiosk must not feed itself orders).
@@ -37,9 +44,9 @@ def acl_text() -> str:
         "pattern read kiosk/v1/_controller/status",
         f"pattern read {BROADCAST_ROOT}/#",
         "",
-        "# The fleet controller sees and commands the whole fleet.",
-        f"user {CONTROLLER_CN}",
-        "topic readwrite kiosk/v1/#",
+        "# The fleet controller (and each instance of several) sees and commands the whole fleet.",
+        *(line for cn in (CONTROLLER_CN, *(CONTROLLER_PREFIX + i for i in sorted(set(instances))))
+          for line in (f"user {cn}", "topic readwrite kiosk/v1/#")),
         "",
     ])
 

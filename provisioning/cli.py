@@ -36,7 +36,8 @@ def cmd_init_fleet(args) -> int:
     from provisioning import fleet_ca
 
     lay = fleet_ca.init_fleet(args.data_dir, _passphrase(args, confirm=True), hosts=args.host or ["localhost", "127.0.0.1"], port=args.port,
-                           broker_url=args.broker or "", progress=_say)
+                           broker_url=args.broker or "", instances=tuple(args.instance or ()),
+                           database=args.database or "", progress=_say)
     from cryptography import x509
 
     from provisioning.pki import fingerprint
@@ -46,6 +47,23 @@ def cmd_init_fleet(args) -> int:
     print(f"CA fingerprint (give to technicians as --ca-hash): {fingerprint(ca)}")
     print(f"broker config: {lay.mosquitto_conf} (ACL {lay.acl}, CRL {lay.crl})")
     print(f"controller config: {lay.controller_toml}")
+    for name in args.instance or ():
+        print(f"controller instance {name}: {lay.instance_dir(name) / 'controller.toml'}")
+    return 0
+
+
+def cmd_add_controller(args) -> int:
+    from provisioning import fleet_ca, pki, revocation
+
+    lay = fleet_ca.Layout(args.data_dir)
+    toml = fleet_ca.add_controller_instance(lay, fleet_ca.load_ca(lay, _passphrase(args)), args.instance,
+                                            broker_url=args.broker, database=args.database, now=pki.utcnow())
+    print(f"controller instance {args.instance}: {toml} (ACL {lay.acl} now names it)")
+    if args.broker_pid or args.broker_pid_file or args.reload_command:
+        print(revocation.reload_broker(pid=args.broker_pid, pid_file=args.broker_pid_file,
+                                       command=args.reload_command))
+    else:
+        print("reload the broker (SIGHUP) so it reads the new ACL")
     return 0
 
 
@@ -144,7 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="broker host name or address for its certificate (repeat; default localhost, 127.0.0.1)")
     s.add_argument("--port", type=int, default=8883, help="TLS listener port (8883)")
     s.add_argument("--broker", help="broker URL kiosks are given (default mqtts://FIRST-HOST:PORT)")
+    s.add_argument("--instance", action="append", default=None,
+                   help="a controller instance of several (repeat): its own certificate controller-NAME "
+                        "and controller/NAME/controller.toml (needs --database)")
+    s.add_argument("--database", help="the PostgreSQL URL the controller instances share")
     s.set_defaults(func=cmd_init_fleet)
+
+    s = sub.add_parser("add-controller", help="issue one more controller instance (certificate, config, ACL)")
+    _fleet_args(s)
+    s.add_argument("--instance", required=True, help="its name: the certificate is controller-NAME")
+    s.add_argument("--database", required=True, help="the PostgreSQL URL the instances share")
+    s.add_argument("--broker", required=True, help="the broker URL the instance connects to (mqtts://...)")
+    _reload_args(s)
+    s.set_defaults(func=cmd_add_controller)
 
     s = sub.add_parser("issue", help="issue a kiosk identity offline (key + certificate) into a folder")
     _fleet_args(s)

@@ -10,6 +10,8 @@ Layout under ``DIR`` (created by ``kiosk-provision init-fleet``)::
     broker/mosquitto.conf   TLS listener, CRL, ACL; broker/acl is the topic ACL
     controller/client.*.pem the controller's client certificate (CN ``_controller``) and key
     controller/controller_ed25519.pem  the controller's Ed25519 command-signing key (PKCS8, 0600)
+    controller/NAME/        one controller instance of several (``--instance NAME``): client.*.pem
+                            (CN ``controller-NAME``) and controller.toml; all share the signing key
     ca/resident-ref.key     the key kiosks derive residents' one-way references with (0600); given to
                             kiosks at enrolment, never stored in the controller's database
 """
@@ -30,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from foundation.errors import ProvisioningError
 from foundation.secure_files import new_resident_key, write_atomic, write_private
-from foundation.settings import check_kiosk_id
+from foundation.settings import CONTROLLER_PREFIX, ControllerConfig, check_kiosk_id, from_mapping
 from provisioning import broker_conf, pki
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,9 @@ class Layout:
     signing_pub = property(lambda s: s.root / "controller" / "signing_key.pub")
     controller_toml = property(lambda s: s.root / "controller" / "controller.toml")
 
+    def instance_dir(self, name: str) -> Path:
+        return self.root / "controller" / name
+
     def listener(self, port: int, bind: str = "") -> list[str]:
         return broker_conf.listener_lines(port=port, bind=bind, ca_file=self.ca_cert, cert_file=self.server_cert,
                                           key_file=self.server_key, crl_file=self.crl, acl_file=self.acl)
@@ -84,11 +89,14 @@ def signing_public_text(key) -> str:
 
 
 def init_fleet(root: Path, passphrase: bytes, *, hosts: list[str], port: int = 8883,
-               broker_url: str = "", now: dt.datetime | None = None,
-               progress: Callable[[str], None] = lambda _m: None) -> Layout:
-    """Create CA, broker and controller identities, signing key and broker config under ``root``."""
+               broker_url: str = "", now: dt.datetime | None = None, instances: tuple[str, ...] = (),
+               database: str = "", progress: Callable[[str], None] = lambda _m: None) -> Layout:
+    """Create CA, broker and controller identities, signing key and broker config under ``root``;
+    with ``instances`` also one certificate and config per controller instance (on ``database``)."""
     now = now or pki.utcnow()
     lay = Layout(Path(root))
+    for name in instances:
+        _instance_config(name, database, broker_url or f"mqtts://{hosts[0] if hosts else 'localhost'}:{port}", lay)
     if lay.ca_key.exists():
         raise ProvisioningError(f"{lay.ca_key} exists: this folder already holds a fleet (use another --data-dir)")
     if not hosts:
@@ -118,9 +126,14 @@ def init_fleet(root: Path, passphrase: bytes, *, hosts: list[str], port: int = 8
     progress("writing the CRL, the ACL and mosquitto.conf")
     write_crl(lay, ca, index, now)
     index.close()
-    write_atomic(lay.acl, broker_conf.acl_text())
-    write_atomic(lay.mosquitto_conf, broker_conf.mosquitto_conf(lay.listener(port)))
     url = broker_url or f"mqtts://{hosts[0]}:{port}"
+    for name in instances:
+        progress(f"issuing the client certificate of controller instance {name} ({CONTROLLER_PREFIX}{name})")
+        index = CertIndex(lay.index)
+        _issue_instance(lay, ca, index, name, url, database, now)
+        index.close()
+    write_atomic(lay.acl, broker_conf.acl_text(instances))
+    write_atomic(lay.mosquitto_conf, broker_conf.mosquitto_conf(lay.listener(port)))
     write_atomic(lay.controller_toml, "\n".join([
         "# Controller settings for this fleet (see docs/provisioning.md).",
         f'broker = "{url}"',
@@ -132,6 +145,55 @@ def init_fleet(root: Path, passphrase: bytes, *, hosts: list[str], port: int = 8
     ]))
     log.info("fleet initialised", extra={"fields": {"dir": str(lay.root), "ca": pki.fingerprint(ca_cert)}})
     return lay
+
+
+def _instance_config(name: str, database: str, broker_url: str, lay: Layout) -> str:
+    """controller.toml of one instance, checked as the controller will read it (a bad name or a
+    database that is not PostgreSQL fails here, naming the field, before anything is issued)."""
+    d = lay.instance_dir(name)
+    text = "\n".join([
+        f"# Controller instance {name} of this fleet (docs/scale-out.md): all instances share the",
+        "# PostgreSQL database and the command-signing key; each has its own certificate.",
+        f'broker = "{broker_url}"',
+        f'data_dir = "{d}"',
+        f'instance = "{name}"',
+        f'database = "{database}"',
+        f'ca_file = "{lay.ca_cert}"',
+        f'cert_file = "{d / "client.crt.pem"}"',
+        f'key_file = "{d / "client.key.pem"}"',
+        f'signing_key = "{lay.signing_key}"',
+        "",
+    ])
+    from_mapping(ControllerConfig, {"broker": broker_url, "data_dir": str(d), "instance": name, "database": database})
+    return text
+
+
+def _issue_instance(lay: Layout, ca: pki.CA, index: CertIndex, name: str, broker_url: str, database: str,
+                    now: dt.datetime) -> Path:
+    text = _instance_config(name, database, broker_url, lay)
+    d = lay.instance_dir(name)
+    key = pki.new_ec_key()
+    cert = ca.issue_client(CONTROLLER_PREFIX + name, key.public_key(), now, days=pki.SERVER_DAYS)
+    index.record(cert, "_fleet")
+    write_private(d / "client.key.pem", pki.key_pem(key))
+    write_atomic(d / "client.crt.pem", pki.cert_pem(cert))
+    write_atomic(d / "controller.toml", text)
+    return d / "controller.toml"
+
+
+def add_controller_instance(lay: Layout, ca: pki.CA, name: str, *, broker_url: str, database: str,
+                            now: dt.datetime) -> Path:
+    """One more controller instance for a fleet: its certificate, its controller.toml, and the ACL
+    rewritten with every instance the index holds (reload the broker: SIGHUP). Returns the toml."""
+    index = CertIndex(lay.index)
+    try:
+        if lay.instance_dir(name).joinpath("client.crt.pem").exists():
+            raise ProvisioningError(f"controller instance {name} exists already ({lay.instance_dir(name)})")
+        toml = _issue_instance(lay, ca, index, name, broker_url, database, now)
+        write_atomic(lay.acl, broker_conf.acl_text(index.controller_instances()))
+    finally:
+        index.close()
+    return toml
 
 
 def load_ca(lay: Layout, passphrase: bytes) -> pki.CA:
@@ -166,6 +228,11 @@ class CertIndex:
                 "INSERT INTO certs (serial, kiosk_id, site, fingerprint, not_before, not_after) VALUES (?,?,?,?,?,?)",
                 (format(cert.serial_number, "x"), pki.common_name(cert.subject), site, pki.fingerprint(cert),
                  cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp()))
+
+    def controller_instances(self) -> list[str]:
+        """Names of the controller instances with a certificate not revoked (``a`` for ``controller-a``)."""
+        rows = self.conn.execute("SELECT DISTINCT kiosk_id FROM certs WHERE site = '_fleet' AND revoked_at IS NULL")
+        return sorted(r[0].removeprefix(CONTROLLER_PREFIX) for r in rows if r[0].startswith(CONTROLLER_PREFIX))
 
     def site_of(self, kiosk_id: str) -> str | None:
         row = self.conn.execute("SELECT site FROM certs WHERE kiosk_id=? ORDER BY not_before DESC LIMIT 1",
