@@ -6,7 +6,8 @@
 A private Mosquitto (``max_queued_messages 10000``, as ``kiosk-provision`` writes it) and a
 private PostgreSQL cluster; ``--instances`` real controller processes (``instance`` set: shared
 subscriptions, the singleton-jobs lease); ``--kiosks`` real kiosk agents, each with its journal,
-sending ``--events`` events with unique ids at ``--rate`` events/s in all. Every ``--every`` s a
+sending ``--events`` events with unique ids at ``--rate`` events/s in all, from load processes of
+``--per-process`` agents each. Every ``--every`` s a
 random instance is SIGKILLed and started again ``--down`` s later, ``--kills`` times. Then we wait
 until every journal is drained by the controllers' acknowledgements. Prints JSON: events sent,
 stored, lost, duplicated rows; per kill, how long until the kiosks started re-sending and, when
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -66,6 +68,39 @@ def _stored(url: str) -> list[str]:
         conn.close()
 
 
+def producer(args: argparse.Namespace) -> None:
+    """One load process: ``--count`` kiosk agents from ``--first`` (paho's ``select()`` loop cannot
+    watch descriptors above 1024, about 150 agents a process), ``--events`` events at ``--rate``.
+    Prints READY, a line RESEND <unix time> whenever its agents' re-send count grows, then DONE
+    once every journal is drained (the ids it sent are in ``--ids``)."""
+    tmp = Path(args.tmp)
+    agents = []
+    for i in range(args.first, args.first + args.count):
+        cfg = from_mapping(KioskConfig, {"kiosk_id": f"K-FO-{i:05d}", "broker": args.broker, "keepalive": 5,
+                                         "data_dir": str(tmp / f"kiosk-{i}"), "controller_public_key": args.public})
+        agent = KioskAgent(cfg, backoff=Backoff(base=0.5, cap=5.0), max_events=100_000, ack_wait=10.0)
+        agent.start(wait=120)
+        agents.append(agent)
+    print("READY", flush=True)
+    ids: list[str] = []
+    resends = 0
+    start = time.monotonic()
+    deadline = start + args.events / args.rate + args.drain_timeout
+    while (len(ids) < args.events or any(a.journal.depth() for a in agents)) and time.monotonic() < deadline:
+        due = min(args.events, int((time.monotonic() - start) * args.rate))
+        while len(ids) < due:
+            ids.append(agents[len(ids) % len(agents)].emit("load", {"n": len(ids)}))
+        now_resends = sum(a.resends for a in agents)
+        if now_resends > resends:
+            resends = now_resends
+            print(f"RESEND {time.time():.3f}", flush=True)
+        time.sleep(0.02)  # pacing the load generator, not synchronisation
+    Path(args.ids).write_text("\n".join(ids))
+    print(f"DONE {sum(a.journal.depth() for a in agents)}", flush=True)
+    for agent in agents:
+        agent.stop()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--instances", type=int, default=3)
@@ -75,9 +110,18 @@ def main() -> None:
     p.add_argument("--kills", type=int, default=10)
     p.add_argument("--every", type=float, default=15.0, help="seconds between kills")
     p.add_argument("--down", type=float, default=3.0, help="seconds a killed instance stays dead")
+    p.add_argument("--per-process", type=int, default=125, help="kiosk agents per load process")
     p.add_argument("--drain-timeout", type=float, default=600.0)
     p.add_argument("--seed", type=int, default=16)
+    # the load processes' own options (started by main)
+    for name in ("--producer", "--tmp", "--broker", "--public", "--ids"):
+        p.add_argument(name, help=argparse.SUPPRESS)
+    p.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.producer:
+        producer(args)
+        return
     rng = random.Random(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="failover-bench-"))
     tmp.chmod(0o755)  # the postgres user enters it when we run as root
@@ -89,65 +133,66 @@ def main() -> None:
     names = [chr(ord("a") + i) for i in range(args.instances)]
     ctls = {n: _instance(broker, tmp, n, url, key) for n in names}
     dead: dict[str, float] = {}
-    agents: list[KioskAgent] = []
+    loads: list[Proc] = []
     try:
-        for i in range(args.kiosks):
-            cfg = from_mapping(KioskConfig, {"kiosk_id": f"K-FO-{i:05d}", "broker": broker.url, "keepalive": 5,
-                                             "data_dir": str(tmp / f"kiosk-{i}"),
-                                             "controller_public_key": public})
-            agent = KioskAgent(cfg, backoff=Backoff(base=0.5, cap=5.0), max_events=100_000, ack_wait=10.0)
-            agent.start(wait=60)
-            agents.append(agent)
-        ids: list[str] = []
+        slices = [(f, min(args.per_process, args.kiosks - f)) for f in range(0, args.kiosks, args.per_process)]
+        for n, (first, count) in enumerate(slices):
+            share = args.events * count // args.kiosks
+            loads.append(Proc([sys.executable, str(Path(__file__).resolve()), "--producer", "1", "--tmp", str(tmp),
+                               "--broker", broker.url, "--public", public, "--ids", str(tmp / f"ids-{n}"),
+                               "--first", str(first), "--count", str(count), "--events", str(share),
+                               "--rate", str(args.rate * count / args.kiosks),
+                               "--drain-timeout", str(args.drain_timeout)], cwd=ROOT))
+        for load in loads:
+            load.wait_for("READY", 300)
         start = time.monotonic()
         seen: dict[str, int] = {}
         holder = ""
-        kills: list[dict] = []  # per kill: when, re-sends before, whether the holder, and the figures
-        while len(ids) < args.events or dead or any(k["open"] for k in kills):
+        kills: list[dict] = []  # per kill: when, whether the holder, and the figures
+        emitting = args.events / args.rate
+        while not all(any(line.startswith("DONE") for line in ld.stdout_lines) for ld in loads):
             now = time.monotonic()
-            due = min(args.events, int((now - start) * args.rate))
-            while len(ids) < due:
-                ids.append(agents[len(ids) % len(agents)].emit("load", {"n": len(ids)}))
             took = _new_holder(ctls, seen)
-            resends = sum(a.resends for a in agents)
             for k in kills:
-                if k["open"] and k["resend"] is None and resends > k["resends"]:
-                    k["resend"] = round(now - k["at"], 2)
-                if k["open"] and k["holder"] and k["handover"] is None and took:
+                if k["holder"] and k["handover"] is None and took and now - k["at"] < 60:
                     k["handover"] = round(now - k["at"], 2)
-                k["open"] = now - k["at"] < 60 and (k["resend"] is None or (k["holder"] and k["handover"] is None))
             holder = took or holder
-            if len(kills) < args.kills and now - start >= (len(kills) + 1) * args.every and len(ids) < args.events:
+            if len(kills) < args.kills and now - start >= (len(kills) + 1) * args.every and now - start < emitting:
                 victim = rng.choice([n for n in names if n not in dead])
                 ctls[victim].signal(signal.SIGKILL)
                 ctls[victim].proc.wait(10)
-                kills.append({"at": now, "resends": resends, "holder": victim == holder, "resend": None,
-                              "handover": None, "open": True})
+                kills.append({"at": now, "wall": time.time(), "holder": victim == holder, "handover": None})
                 dead[victim] = now
             for name, at in list(dead.items()):
                 if now - at >= args.down:
                     ctls[name] = _instance(broker, tmp, name, url, key)
                     seen[name] = 0
                     del dead[name]
-            time.sleep(0.01)  # pacing the load generator, not synchronisation
-        deadline = time.monotonic() + args.drain_timeout
-        while any(a.journal.depth() for a in agents) and time.monotonic() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.02)  # polling the processes' output, not synchronisation
+        resends = sorted(float(line.split()[1]) for ld in loads for line in ld.stdout_lines
+                         if line.startswith("RESEND"))
+        for k in kills:
+            after = [t - k["wall"] for t in resends if t >= k["wall"]]
+            k["resend"] = round(min(after), 2) if after else None
+        ids = [i for n in range(len(loads)) for i in (tmp / f"ids-{n}").read_text().split()]
         stored = _stored(url)
         print(json.dumps({
             "instances": args.instances, "kiosks": args.kiosks, "rate": args.rate, "kills": len(kills),
             "sent": len(ids), "stored": len(stored), "lost": len(set(ids) - set(stored)),
             "duplicated": len(stored) - len(set(stored)), "resend_after_kill_s": [k["resend"] for k in kills],
-            "lease_handover_s": [k["handover"] for k in kills if k["holder"]], "run_s": round(time.monotonic() - start, 1),
-            "left_in_journals": sum(a.journal.depth() for a in agents),
+            "lease_handover_s": [k["handover"] for k in kills if k["holder"]],
+            "run_s": round(time.monotonic() - start, 1),
+            "left_in_journals": sum(int(line.split()[1]) for ld in loads for line in ld.stdout_lines
+                                    if line.startswith("DONE")),
         }))
     finally:
-        for agent in agents:
-            agent.stop()
+        for load in loads:
+            load.stop()
         for c in ctls.values():
             c.stop()
         broker.stop()
         pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
