@@ -96,6 +96,9 @@ def producer(args: argparse.Namespace) -> None:
             print(f"RESEND {time.time():.3f}", flush=True)
         time.sleep(0.02)  # pacing the load generator, not synchronisation
     Path(args.ids).write_text("\n".join(ids))
+    # What is still journaled (not yet acknowledged) is not lost: the kiosk would send it again.
+    held = [e for a in agents for _s, _t, _p, e in a.journal.pending(0, limit=10**7) if e]
+    Path(args.ids + ".held").write_text("\n".join(held))
     print(f"DONE {sum(a.journal.depth() for a in agents)}", flush=True)
     for agent in agents:
         agent.stop()
@@ -175,10 +178,12 @@ def main() -> None:
             after = [t - k["wall"] for t in resends if t >= k["wall"]]
             k["resend"] = round(min(after), 2) if after else None
         ids = [i for n in range(len(loads)) for i in (tmp / f"ids-{n}").read_text().split()]
+        held = {i for n in range(len(loads)) for i in (tmp / f"ids-{n}.held").read_text().split()}
         stored = _stored(url)
         print(json.dumps({
             "instances": args.instances, "kiosks": args.kiosks, "rate": args.rate, "kills": len(kills),
-            "sent": len(ids), "stored": len(stored), "lost": len(set(ids) - set(stored)),
+            "sent": len(ids), "stored": len(stored), "not_stored_yet": len(set(ids) - set(stored)),
+            "lost": len(set(ids) - set(stored) - held),
             "duplicated": len(stored) - len(set(stored)), "resend_after_kill_s": [k["resend"] for k in kills],
             "lease_handover_s": [k["handover"] for k in kills if k["holder"]],
             "run_s": round(time.monotonic() - start, 1),

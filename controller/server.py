@@ -209,6 +209,14 @@ class Controller:
         self._worker.start()
         self._svc_thread = threading.Thread(target=self._serve_requests, name="svc", daemon=True)
         self._svc_thread.start()
+        if self.config.shared:
+            # Its own thread: taking the lease over must not wait behind a long ingest batch.
+            self._lease_thread = threading.Thread(target=self._keep_lease, name="lease", daemon=True)
+            self._lease_thread.start()
+
+    def _keep_lease(self) -> None:
+        while not self._stop.wait(0.2):
+            self.lease.held(self.clock())
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._count_lock:
@@ -496,7 +504,7 @@ class Controller:
                     self.client.ack(m.mid, m.qos)
             self._ack_events()
             self._send(out)
-            if self.config.shared and min(due) <= now and self.lease.held(now):
+            if self.config.shared and min(due) <= now and self.lease.holder:
                 due = self._shared_jobs(now, due)
 
     def _jobs(self, store: Store, now: float, out: list, due: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -575,6 +583,8 @@ class Controller:
         with self.store.tx() as store:
             self._write_effects(store)
         self._to_ack.clear()  # disconnected already: the kiosks send these again to whoever is next
+        if hasattr(self, "_lease_thread"):
+            self._lease_thread.join(5)
         self.lease.close()
         self.store.close()
         self.sites.close()
