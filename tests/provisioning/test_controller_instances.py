@@ -14,7 +14,8 @@ from foundation.errors import ConfigError
 from foundation.settings import ControllerConfig, KioskConfig, from_mapping, load_toml
 from kiosk_ui.agent.agent import KioskAgent
 from provisioning import fleet_ca, pki
-from tests.provisioning.conftest import PASSPHRASE, wait_until, write_identity
+from tests.support.identities import PASSPHRASE, Issuer
+from tests.support.waiting import wait_until
 
 
 def test_instances_need_postgresql_and_kiosks_cannot_take_an_instance_name(tmp_path, fleet_dir):
@@ -45,10 +46,8 @@ def test_added_instance_serves_the_fleet_over_tls(tmp_path, fleet_dir, tls_broke
                                          database=postgres_url, now=pki.utcnow())
     assert tls_broker.proc is not None
     tls_broker.proc.send_signal(signal.SIGHUP)  # what add-controller --broker-pid does: read the new ACL
-    index = fleet_ca.CertIndex(fleet_dir.index)
-    key, cert = fleet_ca.issue_identity(ca, index, "kiosk-i1", "site-1", pki.utcnow())
-    index.close()
-    cert_file, key_file = write_identity(tmp_path / "ids", "kiosk-i1", key, cert)
+    with Issuer(fleet_dir, tmp_path / "ids") as issuer:
+        cert_file, key_file = issuer.issue("kiosk-i1")
     url = f"mqtts://127.0.0.1:{tls_broker.port}"
     config = load_toml(ControllerConfig, toml, {"broker": url, "keepalive": 5})
     assert config.instance == "b" and config.mqtt_client_id == "controller-b"

@@ -9,7 +9,7 @@ from contract import topics
 from controller import fleet_share, lease, store_pg
 from foundation.errors import ConfigError
 from foundation.settings import ControllerConfig, from_mapping
-from tests.fleet.conftest import wait_until
+from tests.support.waiting import wait_until
 
 
 def test_one_holder_and_the_lease_passes_when_its_connection_dies(postgres_url):

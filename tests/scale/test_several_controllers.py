@@ -24,8 +24,8 @@ from controller.server import Controller
 from foundation.backoff import Backoff
 from foundation.settings import ControllerConfig, KioskConfig, from_mapping
 from kiosk_ui.agent.agent import KioskAgent
-from tests.fleet.conftest import wait_until
 from tests.support.processes import Proc
+from tests.support.waiting import wait_until
 
 LEASE_LINE = "now runs the fleet's singleton jobs"
 
