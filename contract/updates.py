@@ -7,6 +7,10 @@ kiosk answers the command at once (accepted or refused) and then reports how the
 ``downloading``, ``installed``, ``switched``, ``committed``, ``rolled_back`` (reason),
 ``deferred`` (an activity holds the update lock; reason names it) and ``failed`` (reason).
 :func:`state` builds the body, :func:`parse_state` reads it.
+
+A reason is ``"<id>: <detail>"``: a stable id from :data:`REASONS` (what an operator's console
+translates), then the kiosk's own words (file names, sizes: diagnostic data, shown as they are).
+:func:`reason_id` splits it; an id this version does not know is kept as the code it is.
 """
 
 from __future__ import annotations
@@ -25,6 +29,19 @@ VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 ROLLOUT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_URL = 500
+
+# The ids a kiosk puts first in an update reason: the release checks (contract.release), the
+# updater's steps (kiosk_ui.updater), the health window's roll-backs and the agent's own.
+REASONS = (
+    "bad_manifest", "not_signed", "unknown_key", "bad_signature", "expired", "not_yet_valid", "wrong_component",
+    "not_newer", "too_old", "missing_file", "size_mismatch", "hash_mismatch", "bad_key_list", "key_list_replay",
+    "no_root_key", "no_key_list", "already_active", "not_installed", "trial_pending", "marked_bad",
+    "nothing_to_switch", "manifest_mismatch", "no_wheels", "disk_full", "install_failed", "bad_state",
+    "not_on_server", "crashed", "not_ready", "no_broker", "devices_failed", "boot_loop", "update_busy",
+    "wrong_release", "no_trial", "aborted", "internal", "switch_failed", "busy", "locked")
+# Heads of reasons that kiosks write as words rather than ids (kiosk_ui.updater.locks, the agent).
+REASON_ALIASES = {"deferred (busy)": "busy", "deferred (locked)": "locked", "switch failed": "switch_failed"}
+_REASON_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
 def _is_url(v: Any) -> bool:
@@ -80,6 +97,18 @@ def state(kiosk_id: str, *, state: str, version: str, ts: float, reason: str = "
         raise ValueError(f"update state {state} needs a reason")
     return {"kiosk_id": kiosk_id, "state": state, "version": version, "reason": reason[:300],
             "running": running, "rollout": rollout, "command": command, "ts": ts}
+
+
+def reason_id(reason: str) -> tuple[str, str]:
+    """``(id, detail)`` of an update reason; ``("", reason)`` when it does not start with an id.
+    The id may be one this version does not know (a newer kiosk's): callers show it as a code."""
+    head, sep, detail = reason.partition(": ")
+    head = REASON_ALIASES.get(head, head)
+    if sep and _REASON_ID.match(head):
+        return head, detail
+    if not sep and _REASON_ID.match(reason):
+        return reason, ""
+    return "", reason
 
 
 def _text(body: dict[str, Any], key: str, limit: int) -> str:

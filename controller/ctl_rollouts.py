@@ -22,6 +22,7 @@ from controller import rollouts as RO
 from controller.rollout_job import RolloutJob
 from controller.rollout_store import RolloutStore
 from controller.store import Store, connect, enqueue_action
+from controller.web import i18n, rollout_words
 from foundation.errors import ConfigError, KioskError
 from foundation.settings import ControllerConfig, load_toml
 
@@ -61,18 +62,24 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     oc.add_argument("--timeout", type=float, default=3600.0, help="seconds a kiosk may stay silent (default 3600)")
     oc.add_argument("--max-in-flight", type=int, default=50, help="kiosks updating at once (default 50)")
     oc.set_defaults(handler=cmd_create)
-    osub.add_parser("list", parents=[common], help="every roll-out").set_defaults(handler=cmd_list)
+    ol = osub.add_parser("list", parents=[common], help="every roll-out")
+    ol.set_defaults(handler=cmd_list)
     os_ = osub.add_parser("show", parents=[common], help="one roll-out: waves and each kiosk's state and reason")
     os_.add_argument("id")
     os_.set_defaults(handler=cmd_show)
+    shown = [oc, ol, os_]
     for action in ACTIONS:
         a = osub.add_parser(action, parents=[common], help=f"{action} a roll-out (audited)")
         a.add_argument("id")
         a.add_argument("--reason", default="", help="why (kept in the roll-out and the audit log)")
         a.set_defaults(handler=cmd_action, action=action)
+        shown.append(a)
+    for p in shown:
+        p.add_argument("--lang", choices=i18n.LANGS, default="en",
+                       help="language of the reasons in the text output (the console's catalogues; default en)")
 
 
-def _job(args: argparse.Namespace) -> RolloutJob:
+def _job(args: argparse.Namespace, *, base_url: str = "", time_zone: str = "Asia/Shanghai") -> RolloutJob:
     ctl._ro(args).close()  # a clear message, and no new database, when --data-dir is wrong
 
     def send(kiosk_id: str, name: str, cargs: dict[str, Any], issuer: str, ttl: float = 300.0) -> int:
@@ -91,14 +98,19 @@ def _job(args: argparse.Namespace) -> RolloutJob:
         finally:
             store.close()
 
-    return RolloutJob(args.data_dir, RolloutStore(args.data_dir), send=send, audit=audit, base_url="",
-                      clock=time.time)
+    return RolloutJob(args.data_dir, RolloutStore(args.data_dir), send=send, audit=audit, base_url=base_url,
+                      clock=time.time, time_zone=time_zone)
 
 
-def _line(r: dict[str, Any]) -> str:
+def _line(r: dict[str, Any], t: i18n.Translator) -> str:
     waves = " ".join(f"{w['wave']}:{w['succeeded']}/{w['total']}" + (f"!{w['failed']}" if w["failed"] else "")
                      for w in RO.progress(r))
-    return f"{r['id']:<16} {r['version']:<10} {r['status']:<18} wave {r['wave']}  [{waves}]  {r['reason']}"
+    return (f"{r['id']:<16} {r['version']:<10} {r['status']:<18} wave {r['wave']}  [{waves}]  "
+            f"{rollout_words.plain(t, r['reason'])}").rstrip()
+
+
+def _words(args: argparse.Namespace) -> i18n.Translator:
+    return i18n.Translator(getattr(args, "lang", "en"))
 
 
 def cmd_releases(args: argparse.Namespace) -> int:
@@ -122,7 +134,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
                                                f"({d['files']} files, {d['size']} B)"))
 
 
-def _defaults(args: argparse.Namespace, job: RolloutJob) -> tuple[str, str]:
+def _defaults(args: argparse.Namespace, store: RolloutStore) -> tuple[str, str]:
     """(releases URL, time zone): the flags, else the controller config given, else what the
     controller recorded when it last ran with this data folder (its URL and its fleet zone)."""
     url, zone = args.base_url or "", args.time_zone or ""
@@ -130,7 +142,7 @@ def _defaults(args: argparse.Namespace, job: RolloutJob) -> tuple[str, str]:
         cfg = load_toml(ControllerConfig, args.controller_config, {})
         url, zone = url or cfg.releases_url, zone or cfg.time_zone
     if not url:
-        url = job.store.setting("releases_url")
+        url = store.setting("releases_url")
     if not zone:
         conn = connect(args.data_dir, readonly=True)
         try:
@@ -157,15 +169,14 @@ def cmd_create(args: argparse.Namespace) -> int:
         waves = [float(w) for w in args.waves.split(",")]
     except ValueError:
         raise ConfigError(f"expected numbers like 10,50,100, got {args.waves!r}", field="--waves") from None
-    job = _job(args)
-    job.base_url, zone = _defaults(args, job)
-    job.time_zone = zone
+    url, zone = _defaults(args, _job(args).store)
+    job = _job(args, base_url=url, time_zone=zone)
     r = job.create(
         version=args.version, user=ctl._user(args), rollout_id=args.id, sites=args.site, groups=args.group,
         canary=args.canary, waves=waves, approval=args.approval, window=_window(args, zone),
         success_threshold=args.success, error_threshold=args.error, error_min=args.error_min, timeout_s=args.timeout,
         max_in_flight=args.max_in_flight)
-    return ctl._out(args, _public(r), lambda d: print(_line(r)))
+    return ctl._out(args, _public(r), lambda d: print(_line(r, _words(args))))
 
 
 def _public(r: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +186,7 @@ def _public(r: dict[str, Any]) -> dict[str, Any]:
 def cmd_list(args: argparse.Namespace) -> int:
     items = _job(args).store.list()
     return ctl._out(args, [{k: v for k, v in _public(r).items() if k != "kiosks"} for r in items],
-                    lambda d: print("\n".join(_line(r) for r in items) or "no roll-outs"))
+                    lambda d: print("\n".join(_line(r, _words(args)) for r in items) or "no roll-outs"))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -184,12 +195,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise ConfigError(f"no roll-out {args.id!r}", field="id")
 
     def human(_d):
-        print(_line(r))
+        t = _words(args)
+        print(_line(r, t))
         for kid, k in sorted(r["kiosks"].items(), key=lambda kv: (kv[1]["wave"], kv[0])):
-            print(f"  wave {k['wave']}  {kid:<20} {k['state']:<12} {k['reason']}")
+            print(f"  wave {k['wave']}  {kid:<20} {k['state']:<12} {rollout_words.plain(t, k['reason'])}".rstrip())
     return ctl._out(args, _public(r), human)
 
 
 def cmd_action(args: argparse.Namespace) -> int:
     r = _job(args).action(args.id, args.action, ctl._user(args), args.reason)
-    return ctl._out(args, _public(r), lambda d: print(_line(r)))
+    return ctl._out(args, _public(r), lambda d: print(_line(r, _words(args))))

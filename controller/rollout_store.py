@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from controller import rollout_reasons as RR
 from foundation.errors import ConfigError, KioskError
 
 DB_NAME = "rollouts.sqlite3"
@@ -56,8 +57,18 @@ class Conflict(KioskError):
 
 
 def _kiosk_rows(rollout_id: str, kiosks: Iterable[tuple[str, dict[str, Any]]], now: float) -> list[tuple]:
-    return [(rollout_id, kid, k["wave"], k["state"], k["reason"], k.get("from_version", ""), k["since"], now)
-            for kid, k in kiosks]
+    return [(rollout_id, kid, k["wave"], k["state"], json.dumps(k["reason"]) if k["reason"] else "",
+             k.get("from_version", ""), k["since"], now) for kid, k in kiosks]
+
+
+def _reason(text: str, kiosk_state: str = "") -> RR.Reason:
+    """A kiosk row's reason column: JSON of the reason, or a sentence an older controller wrote."""
+    if text.startswith("{"):
+        try:
+            return RR.normalize(json.loads(text), kiosk_state)
+        except ValueError:
+            pass
+    return RR.normalize(text, kiosk_state)
 
 
 class RolloutStore:
@@ -151,7 +162,8 @@ class RolloutStore:
         return {**got[0], "kiosks": {kid: dict(k) for kid, k in got[0]["kiosks"].items()}} if got else None
 
     def _kiosks(self, rollout_id: str) -> dict[str, dict[str, Any]]:
-        return {row["kiosk_id"]: {k: row[k] for k in _KIOSK_COLS} for row in self.conn().execute(
+        return {row["kiosk_id"]: {**{k: row[k] for k in _KIOSK_COLS}, "reason": _reason(row["reason"], row["state"])}
+                for row in self.conn().execute(
             "SELECT kiosk_id, wave, state, reason, from_version, since FROM rollout_kiosks WHERE rollout_id = ?",
             (rollout_id,))}
 
@@ -169,7 +181,8 @@ class RolloutStore:
             hit = self._cache.get(rollout_id)
             if hit is not None and hit[1] == row["rev"]:
                 return hit
-            got = ({**json.loads(row["body"]), "kiosks": self._kiosks(rollout_id)}, row["rev"])
+            body = json.loads(row["body"])
+            got = ({**body, "reason": RR.normalize(body.get("reason")), "kiosks": self._kiosks(rollout_id)}, row["rev"])
         finally:
             c.execute("COMMIT")
         self._cache[rollout_id] = got

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from contract import updates
 from contract.release import parse_version
+from controller import rollout_reasons as RR
 from foundation.errors import ConfigError, KioskError
 
 STATUSES = ("running", "awaiting_approval", "paused", "completed", "aborted")
@@ -95,7 +96,7 @@ def new_rollout(rollout_id: str, release: dict[str, Any], *, created_by: str, no
             "sites": list(sites), "groups": list(groups), "canary": canary, "waves": waves, "approval": approval,
             "window": window.__dict__ if window else None, "success_threshold": success_threshold,
             "error_threshold": error_threshold, "error_min": error_min, "timeout_s": timeout_s, "max_in_flight": max_in_flight,
-            "status": "running", "wave": 0, "reason": "", "wave_count": 0, "kiosks": {}, "updated_at": now}
+            "status": "running", "wave": 0, "reason": {}, "wave_count": 0, "kiosks": {}, "updated_at": now}
 
 
 def _older(kiosk: dict[str, Any], version: str) -> bool:
@@ -129,11 +130,11 @@ def plan(r: dict[str, Any], fleet: list[dict[str, Any]], groups: dict[str, set[s
             waves.append(rest[done:upto])
             done = upto
     running = {k["kiosk_id"]: str((k.get("versions") or {}).get("release", "")) for k in fleet}
-    r["kiosks"] = {kid: {"wave": n, "state": "pending", "reason": "", "from_version": running[kid], "since": 0.0}
+    r["kiosks"] = {kid: {"wave": n, "state": "pending", "reason": {}, "from_version": running[kid], "since": 0.0}
                    for n, members in enumerate(waves) for kid in members}
     r["wave_count"] = len(waves)
     if not waves:
-        r["status"], r["reason"] = "completed", "no targeted kiosk is online on an older release"
+        r["status"], r["reason"] = "completed", RR.make("no_targets")
     return r
 
 
@@ -162,9 +163,9 @@ def _send(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
             break
         if k["wave"] == r["wave"] and k["state"] == "pending":
             if kid not in online:
-                k.update(state="skipped", reason="offline when its wave started", since=now)
+                k.update(state="skipped", reason=RR.make("offline"), since=now)
                 continue
-            k.update(state="sent", reason="", since=now)
+            k.update(state="sent", reason={}, since=now)
             out.append(("update", kid))
             room -= 1
     return out
@@ -190,21 +191,21 @@ def _evaluate(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
     limit = error_limit(r, counted)
     if c["failed"] >= limit:
         r["status"] = "paused"
-        r["reason"] = (f"wave {r['wave']}: {c['failed']} of {counted} kiosks failed (error threshold "
-                       f"{r['error_threshold']:.1%} of the wave, at least {r.get('error_min', 1)}: {limit} kiosks)")
+        r["reason"] = RR.make("error_threshold", wave=r["wave"], failed=c["failed"], counted=counted,
+                              threshold=r["error_threshold"], min=int(r.get("error_min", 1)), limit=limit)
         return []
     if c["pending"] or c["open"]:
         return _send(r, now, online)
     if counted and c["succeeded"] / counted < r["success_threshold"]:
         r["status"] = "paused"
-        r["reason"] = (f"wave {r['wave']}: {c['succeeded']} of {counted} kiosks succeeded "
-                       f"(success threshold {r['success_threshold']:.0%})")
+        r["reason"] = RR.make("success_threshold", wave=r["wave"], succeeded=c["succeeded"], counted=counted,
+                              threshold=r["success_threshold"])
         return []
     if r["wave"] + 1 >= r["wave_count"]:
-        r["status"], r["reason"] = "completed", ""
+        r["status"], r["reason"] = "completed", {}
         return []
     if r["approval"]:
-        r["status"], r["reason"] = "awaiting_approval", f"wave {r['wave'] + 1} waits for approval"
+        r["status"], r["reason"] = "awaiting_approval", RR.make("awaiting_approval", wave=r["wave"] + 1)
         return []
     return start_next_wave(r, now, online)
 
@@ -212,7 +213,7 @@ def _evaluate(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
 def start_next_wave(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
     """Open wave ``wave + 1``. The store calls this only after it won the conditional update."""
     r["wave"] += 1
-    r["status"], r["reason"] = "running", ""
+    r["status"], r["reason"] = "running", {}
     return _send(r, now, online)
 
 
@@ -226,7 +227,7 @@ def on_update_state(r: dict[str, Any], kiosk_id: str, st: updates.UpdateState, n
         return r, []
     r = _copy(r)
     k = r["kiosks"][kiosk_id]
-    k.update(state=st.state, reason=st.reason, since=now if st.state != k["state"] else k["since"])
+    k.update(state=st.state, reason=RR.from_kiosk(st.reason), since=now if st.state != k["state"] else k["since"])
     r["updated_at"] = now
     return r, _evaluate(r, now, online)
 
@@ -238,7 +239,7 @@ def tick(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, Any
     r = _copy(r)
     for k in r["kiosks"].values():
         if k["state"] in OPEN_KIOSK and now - k["since"] >= r["timeout_s"]:
-            k.update(state="timed_out", reason=f"no final state {r['timeout_s']:.0f} s after it was sent", since=now)
+            k.update(state="timed_out", reason=RR.make("timed_out", timeout=round(r["timeout_s"])), since=now)
     return r, _evaluate(r, now, online)
 
 
@@ -257,14 +258,14 @@ def approve(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, 
 
 def pause(r: dict[str, Any], reason: str) -> dict[str, Any]:
     _need(r, "pause", "running", "awaiting_approval")
-    return {**_copy(r), "status": "paused", "reason": reason or "paused by an operator"}
+    return {**_copy(r), "status": "paused", "reason": RR.operator("paused_by_operator", reason)}
 
 
 def resume(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, Any], list[Effect]]:
     """Go on where it stopped; a wave that paused on errors is taken as accepted by the operator."""
     _need(r, "resume", "paused")
     r = _copy(r)
-    r["status"], r["reason"] = "running", ""
+    r["status"], r["reason"] = "running", {}
     c = wave_counts(r, r["wave"])
     if c["pending"] or c["open"]:
         return r, _send(r, now, online)
@@ -278,13 +279,13 @@ def abort(r: dict[str, Any], reason: str, now: float) -> tuple[dict[str, Any], l
     """Stop for good; kiosks that switched but have not committed are told to roll back."""
     _need(r, "abort", "running", "awaiting_approval", "paused")
     r = _copy(r)
-    r["status"], r["reason"] = "aborted", reason or "aborted by an operator"
+    r["status"], r["reason"] = "aborted", RR.operator("aborted_by_operator", reason)
     out: list[Effect] = []
     for kid, k in sorted(r["kiosks"].items()):
         if k["state"] in ON_TRIAL:
             out.append(("rollback", kid))
         elif k["state"] == "pending":
-            k.update(state="skipped", reason="roll-out aborted", since=now)
+            k.update(state="skipped", reason=RR.make("rollout_aborted"), since=now)
     return r, out
 
 
@@ -296,12 +297,12 @@ def retry_failed(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[
     n = 0
     for k in r["kiosks"].values():
         if k["wave"] <= r["wave"] and k["state"] in ("failed", "timed_out"):
-            k.update(state="pending", reason="retry", since=now)
+            k.update(state="pending", reason=RR.make("retry"), since=now)
             k["wave"] = r["wave"]
             n += 1
     if not n:
         raise ConfigError("no failed or timed-out kiosk to retry", field="kiosks")
-    r["status"], r["reason"] = "running", ""
+    r["status"], r["reason"] = "running", {}
     return r, _send(r, now, online)
 
 

@@ -3,9 +3,10 @@
 
 It polls the roll-out store's revisions (one small query), so a change made anywhere shows: the
 controller's roll-out job, kioskctl in another process, an operator's button. For each roll-out
-whose revision moved it publishes ``{"id", "status", "wave", "reason", "progress": [per wave],
-"kiosks": {kiosk_id: {"wave", "state", "reason"}}}`` with only the kiosks that changed since the
-last frame (the page replaces those rows and the wave counts; a browser that falls behind gets the
+whose revision moved it publishes ``{"id", "status", "wave", "reason", "reason_text", "progress": [per
+wave], "kiosks": {kiosk_id: {"wave", "state", "reason", "reason_text"}}}`` with only the kiosks that
+changed since the last frame (a reason is its code and params; ``reason_text`` is it in each console
+language, controller/web/rollout_words.py, since one stream serves pages of every language) (the page replaces those rows and the wave counts; a browser that falls behind gets the
 hub's ``reload``).
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from controller import rollouts as RO
 from controller.rollout_store import RolloutStore
+from controller.web import rollout_words
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +51,12 @@ class RolloutWatch:
             if r is None:
                 continue
             seen = self._kiosks.setdefault(rid, {})
-            changed = {kid: {"wave": k["wave"], "state": k["state"], "reason": k["reason"]}
-                       for kid, k in sorted(r["kiosks"].items()) if seen.get(kid) != k}
+            changed = {kid: rollout_words.frame_kiosk(k) for kid, k in sorted(r["kiosks"].items()) if seen.get(kid) != k}
             some = dict(list(changed.items())[:self.max_kiosks])
             for kid in some:
                 seen[kid] = r["kiosks"][kid]
             self.hub.publish("rollout", {"id": rid, "status": r["status"], "wave": r["wave"], "reason": r["reason"],
+                                         "reason_text": rollout_words.every_language(r["reason"]),
                                          "progress": RO.progress(r), "kiosks": some})
             n += 1
             # More than one frame's worth: leave the revision unseen so the next round sends the rest.

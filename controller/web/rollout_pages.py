@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from controller import rollouts as RO
-from controller.web import i18n
+from controller.web import i18n, rollout_words
 from controller.web.auth import HTTPProblem, require
 from controller.web.rollout_api import ACTIONS
 from foundation.errors import ConfigError
@@ -27,6 +27,12 @@ def _words(request: Request) -> dict:
             "kiosk_state": {s: t(f"rollouts.kiosk_state.{s}") for s in RO.KIOSK_STATES}}
 
 
+def _reason(request: Request):
+    """A reason (code and params) as the page shows it, in the page's language."""
+    t = i18n.for_request(request)
+    return lambda reason: rollout_words.html(t, reason)
+
+
 def routes(job) -> list[Route]:
     from controller.web.app import render
 
@@ -34,13 +40,14 @@ def routes(job) -> list[Route]:
         request.state.who = require(request, "viewer")
         items = [{**r, "progress": RO.progress(r)} for r in await run_in_threadpool(job.store.list)]
         return render(request, "rollouts.html", {"releases": await run_in_threadpool(job.store.releases),
-                                                 "rollouts": items, "words": _words(request)})
+                                                 "rollouts": items, "words": _words(request),
+                                                 "reason": _reason(request)})
 
     async def show(request: Request, error: str = "", status: int = 200) -> Response:
         r = await run_in_threadpool(job.store.get, request.path_params["rollout_id"])
         if r is None:
             raise HTTPProblem(404, "no such roll-out")
-        return render(request, "rollout.html", {"words": _words(request),
+        return render(request, "rollout.html", {"words": _words(request), "reason": _reason(request),
             "r": {**r, "progress": RO.progress(r)}, "error": error, "actions": ACTIONS,
             "can_act": request.state.who.can("operator"),
             "kiosks": sorted(r["kiosks"].items(), key=lambda kv: (kv[1]["wave"], kv[0]))}, status)

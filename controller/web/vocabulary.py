@@ -15,8 +15,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from contract import vocab
+from contract import updates, vocab
 from contract.catalogue import IDENTIFICATION, load_default_document
+from controller.rollout_reasons import CODES as ROLLOUT_REASONS
 from controller.service_backend.operations import FEEDBACK_CATEGORIES, GROUPS
 
 # kind -> the ids it may carry; the catalogue key of an id is f"{kind}.{id}".
@@ -53,6 +54,10 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
     "role": ("admin", "operator", "viewer"),
     "diffop": ("add", "remove", "change"),
     "cfgstatus": vocab.CONFIG_STATUSES,
+    # Why a roll-out or a kiosk of it is where it is (controller/rollout_reasons.py; ``kiosk`` and ``text``
+    # carry what a kiosk or an older record said), and the ids of the kiosks' update reasons.
+    "roreason": tuple(c for c in ROLLOUT_REASONS if c not in ("kiosk", "text")),
+    "updatereason": updates.REASONS,
     # The status field of results: a config report's, a print job's.
     "outcome": ("applied", "rejected", "completed", "failed"),
     "queue.counter": ("general", "social", "civil"),

@@ -40,7 +40,12 @@ def test_publish_create_pause_resume_abort(make_controller, make_kiosk, releases
     assert cmd["args"]["manifest_sha256"] == rel["manifest_sha256"]
 
     code, r = run(capsys, d, "rollout", "pause", "r-cli", "--reason", "field report", "--json")
-    assert code == 0 and (r["status"], r["reason"]) == ("paused", "field report")
+    assert code == 0 and (r["status"], r["reason"]) == ("paused", {"code": "paused_by_operator",
+                                                                    "params": {"note": "field report"}})
+    code, out = run(capsys, d, "rollout", "list")
+    assert code == 0 and "paused by an operator (field report)" in out
+    code, out = run(capsys, d, "rollout", "list", "--lang", "zh-CN")
+    assert code == 0 and "由操作员暂停 (field report)" in out
     code, out = run(capsys, d, "rollout", "approve", "r-cli")
     assert code == 2 and "cannot approve a roll-out that is paused" in out
     code, r = run(capsys, d, "rollout", "resume", "r-cli", "--json")

@@ -60,8 +60,13 @@ def test_each_change_is_one_frame_with_the_kiosks_that_changed(tmp_path):
     store.mutate("r1", lambda cur: RO.on_update_state(cur, kid, st("rolled_back", "crashed: exit 1"), 2, online(cur)))
     watch.step()
     frame = hub.items[-1][1]
-    assert frame["kiosks"] == {kid: {"wave": 0, "state": "rolled_back", "reason": "crashed: exit 1"}}
-    assert frame["status"] == "paused" and frame["reason"].startswith("wave 0: 1 of 2 kiosks failed")
+    crashed = {"code": "kiosk", "params": {"id": "crashed", "detail": "exit 1"}}
+    assert frame["kiosks"] == {kid: {"wave": 0, "state": "rolled_back", "reason": crashed, "reason_text": {
+        "zh-CN": {"text": "新版本崩溃", "code": "", "detail": "exit 1"},
+        "en": {"text": "the new release crashed", "code": "", "detail": "exit 1"}}}}
+    assert frame["status"] == "paused" and frame["reason"]["code"] == "error_threshold"
+    assert frame["reason_text"]["en"]["text"].startswith("wave 0: 1 of 2 kiosks failed")
+    assert frame["reason_text"]["zh-CN"]["text"].startswith("第 0 批：2 台中 1 台失败")
     # A roll-out created after the watch started is news with all its kiosks.
     store.create(RO.plan(RO.new_rollout("r2", REL, created_by="a", now=5, canary=0, waves=[100]), sim_fleet(3), {}))
     watch.step()
@@ -125,11 +130,13 @@ def test_the_rollout_page_follows_a_kiosks_update_without_reload(broker, procs, 
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             ctx, page = signed_in(browser, url)
-            index = ctx.new_page()  # the list of roll-outs follows too
+            page.goto(url + "rollouts/r-live")
+            # The list of roll-outs follows too, here in Chinese: one stream serves pages of both languages.
+            ctx.add_cookies([{"name": "lang", "value": "zh-CN", "url": url}])
+            index = ctx.new_page()
             index.goto(url + "rollouts")
             listed = index.locator('tr[data-rollout="r-live"]')
-            expect(listed.locator(".status")).to_have_text("running")
-            page.goto(url + "rollouts/r-live")
+            expect(listed.locator(".status")).to_have_text("进行中")
             expect(page.locator("#live")).to_have_text("Live")
             row = page.locator(f'tr[data-kiosk="{canary}"]')
             expect(row.locator(".state")).to_have_text("sent")
@@ -146,15 +153,16 @@ def test_the_rollout_page_follows_a_kiosks_update_without_reload(broker, procs, 
             other_row = page.locator(f'tr[data-kiosk="{other}"]')
             expect(other_row.locator(".state")).to_have_text("sent")
             publish_state(broker, other, "rolled_back", "r-live", "crashed: exit status 1")
-            expect(other_row.locator(".reason")).to_have_text("crashed: exit status 1")
+            expect(other_row.locator(".reason")).to_have_text("the new release crashed exit status 1")
+            expect(other_row.locator(".reason code.id")).to_have_text("exit status 1")
             expect(other_row.locator(".state")).to_have_text("rolled back")
             expect(page.locator("#ro-status")).to_have_text("paused")
             expect(page.locator("#ro-reason")).to_contain_text("wave 1: 1 of 1 kiosks failed")
             expect(page.locator('#w-1 [data-n="failed"]')).to_have_text("1")
             assert page.evaluate("window.__noReload") == "still here"
-            expect(listed.locator(".status")).to_have_text("paused")
+            expect(listed.locator(".status")).to_have_text("已暂停")
             expect(listed.locator(".waves")).to_have_text("0: 1/1 1: 0/1 ✗1")
-            expect(listed.locator(".reason")).to_contain_text("wave 1: 1 of 1 kiosks failed")
+            expect(listed.locator(".reason")).to_contain_text("第 1 批：1 台中 1 台失败（错误阈值为该批的 5.0%")
             page.screenshot(path=str(artifacts / "console-rollout-live.png"), full_page=True)
         finally:
             browser.close()

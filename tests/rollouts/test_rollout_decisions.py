@@ -86,7 +86,9 @@ def test_error_threshold_pauses_at_once_and_nothing_more_is_sent():
         assert r["status"] == "running" and len(eff) == 1
     r, eff = RO.on_update_state(r, sent[5], st("rolled_back", "crashed: exit 1"), 3, online(r))
     assert eff == [] and r["status"] == "paused"
-    assert r["reason"] == "wave 0: 5 of 100 kiosks failed (error threshold 5.0% of the wave, at least 1: 5 kiosks)"
+    assert r["reason"] == {"code": "error_threshold", "params": {"wave": 0, "failed": 5, "counted": 100,
+                                                                 "threshold": 0.05, "min": 1, "limit": 5}}
+    assert r["kiosks"][sent[5]]["reason"] == {"code": "kiosk", "params": {"id": "crashed", "detail": "exit 1"}}
     r2, eff = RO.tick(r, 4, online(r))
     assert eff == [] and r2 == r
 
@@ -109,7 +111,7 @@ def test_one_early_failure_does_not_pause_a_big_wave_but_the_minimum_count_is_ke
     small, _ = RO.on_update_state(small, eff[0][1], st("failed", "disk_full"), 2, online(small))
     assert small["status"] == "running"
     small, _ = RO.on_update_state(small, eff[1][1], st("failed", "disk_full"), 2, online(small))
-    assert small["status"] == "paused" and "at least 2: 2 kiosks" in small["reason"]
+    assert small["status"] == "paused" and (small["reason"]["params"]["min"], small["reason"]["params"]["limit"]) == (2, 2)
 
 
 def test_kiosks_offline_at_their_wave_do_not_count_towards_the_wave_size():
@@ -118,7 +120,7 @@ def test_kiosks_offline_at_their_wave_do_not_count_towards_the_wave_size():
     r, eff = RO.tick(r, 1, set(r["kiosks"]) - {f"K{i:04d}" for i in range(10)})
     assert len(eff) == 10 and RO.wave_counts(r, 0)["skipped"] == 10
     r, _ = RO.on_update_state(r, eff[0][1], st("failed", "disk_full"), 2, online(r))
-    assert r["status"] == "paused" and "1 of 10 kiosks failed" in r["reason"]
+    assert r["status"] == "paused" and (r["reason"]["params"]["failed"], r["reason"]["params"]["counted"]) == (1, 10)
 
 
 @pytest.mark.parametrize("bad", [0, -1])
@@ -139,7 +141,9 @@ def test_silent_kiosks_time_out_and_retry_sends_only_the_failed():
     assert r["kiosks"][kids[3]]["state"] == "sent"
     r, _ = RO.tick(r, 61, online(r))
     assert r["kiosks"][kids[3]]["state"] == "timed_out"
-    assert r["status"] == "paused" and "1 of 4 kiosks succeeded" in r["reason"]
+    assert r["status"] == "paused" and r["reason"] == {"code": "success_threshold", "params": {
+        "wave": 0, "succeeded": 1, "counted": 4, "threshold": 0.5}}
+    assert r["kiosks"][kids[3]]["reason"] == {"code": "timed_out", "params": {"timeout": 60}}
     r, eff = RO.retry_failed(r, 70, online(r))
     assert sorted(k for _, k in eff) == sorted([kids[2], kids[3]])  # not the rolled-back one
     assert r["kiosks"][kids[1]]["state"] == "rolled_back"

@@ -116,9 +116,14 @@ def test_failing_release_rolls_back_the_canary_and_pauses(site, releases):
     other = next(kid for kid in kiosks if kid != canary)
     paused = wait_until(lambda: (store.get("r-bad") or {})["status"] == "paused" and store.get("r-bad"), 120,
                         "roll-out paused")
-    assert paused["reason"].startswith("wave 0: 1 of 1 kiosks failed (error threshold")
+    assert paused["reason"]["code"] == "error_threshold" and paused["reason"]["params"]["failed"] == 1
     assert paused["kiosks"][canary]["state"] == "rolled_back"
-    assert paused["kiosks"][canary]["reason"].startswith("crashed")
+    assert paused["kiosks"][canary]["reason"]["params"]["id"] == "crashed"  # the real updater's roll-back reason
+    # What the real kiosk reported and the pause, in the operator's language on the roll-out page.
+    _, zh = _api(http, "/rollouts/r-bad", headers={"accept": "text/html"})
+    assert "第 0 批：1 台中 1 台失败" in zh.decode() and "新版本崩溃" in zh.decode()
+    _, en = _api(http, "/rollouts/r-bad", headers={"accept": "text/html", "accept-language": "en"})
+    assert "wave 0: 1 of 1 kiosks failed" in en.decode() and "the new release crashed" in en.decode()
     assert paused["kiosks"][other]["state"] == "pending"  # never told to update
     assert kiosks[canary].sw.current() == "1.0.0" and kiosks[other].sw.current() == "1.0.0"
     assert not kiosks[other].lay.installed("3.0.0")

@@ -342,6 +342,22 @@ const Console = (() => {
     }});
   }
 
+  function showReason(el, texts, prefix) {
+    // A reason as the server worded it in each console language (controller/web/rollout_words.py):
+    // the catalogue's text, then a code without a text here and the data as it came, as codes.
+    el.textContent = "";
+    const p = (texts || {})[document.documentElement.lang];
+    if (!p || !(p.text || p.code || p.detail)) return;
+    el.append(prefix + p.text);
+    for (const part of [p.code, p.detail]) {
+      if (!part) continue;
+      const code = document.createElement("code");
+      code.className = "id";
+      code.textContent = part;
+      el.append(" ", code);
+    }
+  }
+
   function rolloutLive(rolloutId) {
     // One roll-out's page: its status, the counts per wave and each kiosk's row follow the
     // "rollout" events (controller/web/rollout_live.py); a frame names only the kiosks that changed.
@@ -350,7 +366,7 @@ const Console = (() => {
       if (r.id !== rolloutId) return;
       document.getElementById("ro-status").textContent = (w.status || {})[r.status] || r.status;
       document.getElementById("ro-wave").textContent = (w.current_wave || "{wave}").replace("{wave}", r.wave);
-      document.getElementById("ro-reason").textContent = r.reason ? "· " + r.reason : "";
+      showReason(document.getElementById("ro-reason"), r.reason_text, "· ");
       for (const p of r.progress) {
         const row = document.getElementById("w-" + p.wave);
         if (!row) continue;
@@ -362,7 +378,7 @@ const Console = (() => {
         row.dataset.state = k.state;
         row.querySelector(".wave").textContent = String(k.wave);
         row.querySelector(".state").textContent = (w.kiosk_state || {})[k.state] || k.state;
-        row.querySelector(".reason").textContent = k.reason;
+        showReason(row.querySelector(".reason"), k.reason_text, "");
       }
     }});
   }
@@ -374,7 +390,7 @@ const Console = (() => {
       const row = [...document.querySelectorAll("tr[data-rollout]")].find((x) => x.dataset.rollout === r.id);
       if (!row) return;  // a roll-out created since the page loaded: it shows on the next visit
       row.querySelector(".status").textContent = (w.status || {})[r.status] || r.status;
-      row.querySelector(".reason").textContent = r.reason;
+      showReason(row.querySelector(".reason"), r.reason_text, "");
       const waves = row.querySelector(".waves");
       waves.textContent = "";
       for (const p of r.progress) {

@@ -1,0 +1,91 @@
+"""The console's roll-out pages show reasons in the operator's language (zh-CN by default, en):
+a roll-out paused on errors, the kiosks' reasons as the real contract carries them, and roll-outs
+an older controller stored with sentences (read back as codes, or shown as they are, escaped)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import urllib.request
+
+import pytest
+
+from contract import updates
+from controller import rollout_job
+from controller import rollouts as RO
+from controller.web import rollout_api, rollout_pages
+from controller.web.accounts import Accounts
+from controller.web.serve import start_console
+
+REL = {"version": "2.0.0", "url": "https://ctl.example/releases/kiosk/2.0.0", "manifest_sha256": "a" * 64}
+
+
+@pytest.fixture
+def console(make_controller):
+    ctl = make_controller()
+    job = rollout_job.for_controller(ctl, base_url="")
+    server, url = start_console(ctl, dataclasses.replace(ctl.config, http="127.0.0.1:0"),
+                                extra_routes=(*rollout_api.routes(job), *rollout_pages.routes(job)))
+    yield job, url, Accounts(ctl.config.data_dir).create_token("view", "viewer")
+    server.stop()
+
+
+def page(url: str, token: str, path: str, lang: str | None = None) -> str:
+    headers = {"authorization": f"Bearer {token}", "accept": "text/html", **({"accept-language": lang} if lang else {})}
+    with urllib.request.urlopen(urllib.request.Request(url.rstrip("/") + path, headers=headers), timeout=10) as resp:
+        return resp.read().decode()
+
+
+def kiosk_said(kid: str, state: str, reason: str) -> updates.UpdateState:
+    """A kiosk's update/state as the contract builds and parses it."""
+    return updates.parse_state(updates.state(kid, state=state, version="2.0.0", ts=1.0, reason=reason,
+                                             rollout="r-bad"))
+
+
+def test_a_paused_rollouts_reasons_in_chinese_and_english(console):
+    job, url, token = console
+    fleet = [{"kiosk_id": f"K{i}", "state": "online", "site": "s", "versions": {"release": "1.0.0"}} for i in range(4)]
+    r = RO.plan(RO.new_rollout("r-bad", REL, created_by="a", now=0, canary=0, waves=[100], error_threshold=0.5),
+                fleet, {})
+    online = set(r["kiosks"])
+    r, _ = RO.tick(r, 1, online)
+    r, _ = RO.on_update_state(r, "K0", kiosk_said("K0", "rolled_back", "crashed: exit status 1"), 2, online)
+    r, _ = RO.on_update_state(r, "K1", kiosk_said("K1", "failed", "flux_capacitor: <script>x</script>"), 3, online)
+    job.store.create(r)
+    assert job.store.get("r-bad")["status"] == "paused"
+
+    zh_list, zh_one = page(url, token, "/rollouts"), page(url, token, "/rollouts/r-bad")
+    assert "第 0 批：4 台中 2 台失败（错误阈值为该批的 50.0%，至少 1 台：2 台）" in zh_list
+    assert "第 0 批：4 台中 2 台失败" in zh_one and '新版本崩溃 <code class="id">exit status 1</code>' in zh_one
+    # A reason id this console has no text for: the code, escaped, never markup.
+    assert ('<code class="id">flux_capacitor</code> <code class="id">&lt;script&gt;x&lt;/script&gt;</code>'
+            in zh_one) and "<script>x" not in zh_one
+    en_one = page(url, token, "/rollouts/r-bad", "en")
+    assert "wave 0: 2 of 4 kiosks failed (error threshold 50.0% of the wave, at least 1: 2 kiosks)" in en_one
+    assert 'the new release crashed <code class="id">exit status 1</code>' in en_one
+    assert "error_threshold" not in zh_one + en_one and "roreason." not in zh_one + en_one
+    api = json.loads(urllib.request.urlopen(urllib.request.Request(
+        url.rstrip("/") + "/api/v1/rollouts/r-bad", headers={"authorization": f"Bearer {token}"}), timeout=10).read())
+    assert api["reason"]["code"] == "error_threshold" and api["kiosks"]["K0"]["reason"]["params"]["id"] == "crashed"
+
+
+def test_a_rollout_stored_with_sentences_by_an_older_controller_still_shows(console):
+    job, url, token = console
+    db = sqlite3.connect(job.store.path)
+    body = {"id": "r-old", "version": "2.0.0", "status": "paused", "wave": 2, "wave_count": 3, "canary": 1,
+            "reason": "wave 2: 4 of 346 kiosks failed (error threshold 1.0% of the wave, at least 1: 4 kiosks)"}
+    with db:
+        db.execute("INSERT INTO rollouts (id, version, status, rev, created_at, body) VALUES ('r-old', '2.0.0',"
+                   " 'paused', 3, 1, ?)", (json.dumps(body),))
+        db.executemany("INSERT INTO rollout_kiosks VALUES ('r-old', ?, 2, ?, ?, '1.0.0', 1, 1)", [
+            ("K-a", "rolled_back", "no_broker: no broker signal 61 s after the switch"),
+            ("K-b", "skipped", "offline when its wave started"),
+            ("K-c", "failed", "<b>kiosk said so</b>")])
+    db.close()
+    zh = page(url, token, "/rollouts/r-old")
+    assert "第 2 批：346 台中 4 台失败（错误阈值为该批的 1.0%，至少 1 台：4 台）" in zh
+    assert "新版本未按时连上消息服务器" in zh and "所在批次开始时离线" in zh
+    assert '<code class="id">&lt;b&gt;kiosk said so&lt;/b&gt;</code>' in zh
+    en = page(url, token, "/rollouts", "en")
+    assert "wave 2: 4 of 346 kiosks failed (error threshold 1.0% of the wave, at least 1: 4 kiosks)" in en
