@@ -19,6 +19,7 @@ from contract import updates
 from controller import rollouts as RO
 from controller.rollout_store import Decide, RolloutStore
 from controller.store import connect, list_kiosks
+from controller.web.release_files import DownloadLimit
 from foundation.errors import ConfigError, KioskError
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class RolloutJob:
     def __init__(self, data_dir: Path, store: RolloutStore, *, send: Send, audit: Audit, base_url: str,
                  clock: Callable[[], float], interval: float = 1.0, time_zone: str = "Asia/Shanghai",
                  download_rate: float = 0.0, download_rate_per_kiosk: float = 0.0,
-                 leads: Callable[[], bool] = lambda: True) -> None:
+                 leads: Callable[[], bool] = lambda: True, downloads: DownloadLimit | None = None) -> None:
         self.data_dir = Path(data_dir)
         # Several controller instances: only the singleton-jobs lease holder advances waves.
         self.leads = leads
@@ -46,9 +47,9 @@ class RolloutJob:
         self.base_url = base_url.rstrip("/")
         self.clock = clock
         self.interval = interval
-        self.download_rate = download_rate  # bytes/s for all release downloads together; 0: unlimited
-        self.download_rate_per_kiosk = download_rate_per_kiosk  # bytes/s for each downloading address
-        self.downloads: Any = None  # the release serving's DownloadLimit (controller/web/release_files.py)
+        # What the release serving (controller/web/rollout_api.py) takes every download's bytes from and
+        # counts them in: one per job, made here from the two rates unless the caller hands one in.
+        self.downloads = downloads if downloads is not None else DownloadLimit(download_rate, download_rate_per_kiosk)
         self.metrics = {"updates_sent": 0, "rollbacks_sent": 0, "waves_started": 0, "states_received": 0}
         self._inbox: queue.Queue[tuple[str, updates.UpdateState, float] | None] = queue.Queue()
         self._stop = threading.Event()

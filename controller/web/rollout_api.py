@@ -44,8 +44,8 @@ def _public(r: dict[str, Any], *, kiosks: bool = True) -> dict[str, Any]:
 
 
 def routes(job) -> list[Route]:
-    if job.downloads is None:  # one bucket for every download this controller serves
-        job.downloads = release_files.DownloadLimit(job.download_rate, job.download_rate_per_kiosk)
+    """The routes of ``job`` (a :class:`controller.rollout_job.RolloutJob`): its store, and its
+    ``downloads`` limit, the one bucket every release download this controller serves takes from."""
 
     async def release_file(request: Request) -> Response:
         comp, version, rest = (request.path_params[k] for k in ("component", "version", "rest"))
@@ -187,9 +187,9 @@ def render_metrics(job) -> str:
                [("", job.metrics[name])])
     dl = job.downloads
     metric("kiosk_release_download_bytes_total", "counter", "Release file bytes served to kiosks since start.",
-           [("", dl.bytes_served if dl else 0)])
+           [("", dl.bytes_served)])
     metric("kiosk_release_downloads_total", "counter", "Release file downloads (requests) served since start.",
-           [("", dl.downloads if dl else 0)])
+           [("", dl.downloads)])
     return "\n".join(lines) + "\n"
 
 
