@@ -2,7 +2,9 @@
 
 A roll-out is one ``rollouts`` row (its options, status, wave, reason and revision ``rev``) and one
 ``rollout_kiosks`` row per kiosk (wave, state, reason, the release it ran when planned, times), so a
-kiosk's ``update/state`` rewrites one small row, not a record of the whole fleet.
+kiosk's ``update/state`` rewrites one small row, not a record of the whole fleet. A reason is a code
+and params (:mod:`controller.rollout_reasons`; JSON in the kiosk rows); a sentence an older
+controller stored is read back through :func:`controller.rollout_reasons.normalize`.
 
 Every change of a roll-out goes through :meth:`RolloutStore.mutate`: read the record and its
 revision in one snapshot, decide (pure, :mod:`controller.rollouts`), then in one transaction
