@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sqlite3
 import urllib.request
 
@@ -17,6 +18,7 @@ from controller import rollouts as RO
 from controller.web import rollout_api, rollout_pages
 from controller.web.accounts import Accounts
 from controller.web.serve import start_console
+from tests.console.test_every_page_translated import untranslated
 
 REL = {"version": "2.0.0", "url": "https://ctl.example/releases/kiosk/2.0.0", "manifest_sha256": "a" * 64}
 
@@ -35,6 +37,11 @@ def page(url: str, token: str, path: str, lang: str | None = None) -> str:
     headers = {"authorization": f"Bearer {token}", "accept": "text/html", **({"accept-language": lang} if lang else {})}
     with urllib.request.urlopen(urllib.request.Request(url.rstrip("/") + path, headers=headers), timeout=10) as resp:
         return resp.read().decode()
+
+
+def reasons(html: str) -> list[str]:
+    """The reason cells of a roll-out page (the list's, the roll-out's and each kiosk's)."""
+    return re.findall(r'(?s)<(?:td class="reason"|span id="ro-reason")>(.*?)</(?:td|span)>', html)
 
 
 def kiosk_said(kid: str, state: str, reason: str) -> updates.UpdateState:
@@ -65,6 +72,12 @@ def test_a_paused_rollouts_reasons_in_chinese_and_english(console):
     assert "wave 0: 2 of 4 kiosks failed (error threshold 50.0% of the wave, at least 1: 2 kiosks)" in en_one
     assert 'the new release crashed <code class="id">exit status 1</code>' in en_one
     assert "error_threshold" not in zh_one + en_one and "roreason." not in zh_one + en_one
+    # The console's own rule for every page (tests/console/test_every_page_translated.py), on every reason
+    # shown: no id and no English word in Chinese, no id in English.
+    en_list = page(url, token, "/rollouts", "en")
+    for html, lang in ((zh_list, "zh-CN"), (zh_one, "zh-CN"), (en_list, "en"), (en_one, "en")):
+        shown = reasons(html)
+        assert len(shown) == (5 if html in (zh_one, en_one) else 1) and untranslated(" ".join(shown), lang) == []
     api = json.loads(urllib.request.urlopen(urllib.request.Request(
         url.rstrip("/") + "/api/v1/rollouts/r-bad", headers={"authorization": f"Bearer {token}"}), timeout=10).read())
     assert api["reason"]["code"] == "error_threshold" and api["kiosks"]["K0"]["reason"]["params"]["id"] == "crashed"
