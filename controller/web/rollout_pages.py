@@ -33,6 +33,14 @@ def _reason(request: Request):
     return lambda reason: rollout_words.html(t, reason)
 
 
+def _refusal(request: Request, action: str, exc: ConfigError, status: str) -> str:
+    """Why an action was not done, in the page's language (the decisions name the field they refused on)."""
+    t = i18n.for_request(request)
+    if exc.field == "kiosks":
+        return t("rollouts.refused_nothing_to_retry")
+    return t("rollouts.refused", action=t(f"rollouts.action.{action}"), status=t(f"rollouts.status.{status}"))
+
+
 def routes(job) -> list[Route]:
     from controller.web.app import render
 
@@ -65,7 +73,8 @@ def routes(job) -> list[Route]:
         try:
             await run_in_threadpool(job.action, rid, action, who.name, str(form.get("reason", ""))[:300])
         except ConfigError as exc:
-            return await show(request, str(exc), 409)
+            now = await run_in_threadpool(job.store.get, rid)
+            return await show(request, _refusal(request, action, exc, now["status"] if now else ""), 409)
         return RedirectResponse(f"/rollouts/{rid}", status_code=303)
 
     return [Route("/rollouts", index), Route("/rollouts/{rollout_id}", one),

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import re
 import sqlite3
+import urllib.error
 import urllib.request
 
 import pytest
@@ -29,7 +30,8 @@ def console(make_controller):
     job = rollout_job.for_controller(ctl, base_url="")
     server, url = start_console(ctl, dataclasses.replace(ctl.config, http="127.0.0.1:0"),
                                 extra_routes=(*rollout_api.routes(job), *rollout_pages.routes(job)))
-    yield job, url, Accounts(ctl.config.data_dir).create_token("view", "viewer")
+    accounts = Accounts(ctl.config.data_dir)
+    yield job, url, accounts.create_token("view", "viewer"), accounts.create_token("op", "operator")
     server.stop()
 
 
@@ -51,7 +53,7 @@ def kiosk_said(kid: str, state: str, reason: str) -> updates.UpdateState:
 
 
 def test_a_paused_rollouts_reasons_in_chinese_and_english(console):
-    job, url, token = console
+    job, url, token, _ = console
     fleet = [{"kiosk_id": f"K{i}", "state": "online", "site": "s", "versions": {"release": "1.0.0"}} for i in range(4)]
     r = RO.plan(RO.new_rollout("r-bad", REL, created_by="a", now=0, canary=0, waves=[100], error_threshold=0.5),
                 fleet, {})
@@ -84,7 +86,7 @@ def test_a_paused_rollouts_reasons_in_chinese_and_english(console):
 
 
 def test_a_rollout_stored_with_sentences_by_an_older_controller_still_shows(console):
-    job, url, token = console
+    job, url, token, _ = console
     db = sqlite3.connect(job.store.path)
     body = {"id": "r-old", "version": "2.0.0", "status": "paused", "wave": 2, "wave_count": 3, "canary": 1,
             "reason": "wave 2: 4 of 346 kiosks failed (error threshold 1.0% of the wave, at least 1: 4 kiosks)"}
@@ -102,3 +104,25 @@ def test_a_rollout_stored_with_sentences_by_an_older_controller_still_shows(cons
     assert '<code class="id">&lt;b&gt;kiosk said so&lt;/b&gt;</code>' in zh
     en = page(url, token, "/rollouts", "en")
     assert "wave 2: 4 of 346 kiosks failed (error threshold 1.0% of the wave, at least 1: 4 kiosks)" in en
+
+
+def test_a_refused_action_says_why_in_the_operators_language(console):
+    job, url, _, operator = console
+    fleet = [{"kiosk_id": "K0", "state": "online", "site": "s", "versions": {"release": "1.0.0"}}]
+    job.store.create(RO.pause(RO.plan(RO.new_rollout("r-p", REL, created_by="a", now=0, canary=0, waves=[100]),
+                                      fleet, {}), "field report"))
+
+    def post(action: str, lang: str) -> str:
+        req = urllib.request.Request(f"{url.rstrip('/')}/rollouts/r-p/{action}", data=b"reason=", method="POST",
+                                     headers={"authorization": f"Bearer {operator}", "accept-language": lang,
+                                              "content-type": "application/x-www-form-urlencoded"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 409
+        return err.value.read().decode()
+
+    assert "未执行：发布已暂停时不能“批准下一批”。" in post("approve", "zh-CN")
+    assert "Not done: “Approve next wave” is not possible while the roll-out is paused." in post("approve", "en")
+    assert "未执行：没有失败或超时的自助机可重试。" in post("retry", "zh-CN")
+    shown = page(url, operator, "/rollouts/r-p")
+    assert '由操作员暂停 <code class="id">field report</code>' in shown
