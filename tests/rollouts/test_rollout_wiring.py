@@ -15,8 +15,12 @@ USERS = [REPO / "controller" / "ctl_rollouts.py", *sorted((REPO / "controller" /
 def sets_on_the_job(tree: ast.AST) -> list[str]:
     found = []
     for node in ast.walk(tree):
-        targets = node.targets if isinstance(node, ast.Assign) else \
-            [node.target] if isinstance(node, ast.AugAssign | ast.AnnAssign) else []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        else:
+            continue
         for t in targets:
             for part in ast.walk(t):
                 if isinstance(part, ast.Attribute) and isinstance(part.value, ast.Name) and part.value.id == "job":
