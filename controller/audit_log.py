@@ -56,15 +56,16 @@ def adopt_console_rows(store: sqlite3.Connection, console: sqlite3.Connection) -
         return 0
     moved = 0
     rows = console.execute("SELECT ts, actor, action, target, detail FROM audit ORDER BY id").fetchall()
-    with store:
-        for ts, actor, action, target, detail in rows:
-            if store.execute("SELECT 1 FROM audit WHERE ts=? AND user=? AND action=? AND target=?",
-                             (ts, actor, action, target)).fetchone():
-                continue
-            result = "failed" if action in ("login.failed", "login.locked") else "ok"
-            store.execute("INSERT INTO audit (ts, user, action, target, detail, result) VALUES (?,?,?,?,?,?)",
-                          (ts, actor, action, target, detail or "{}", result))
-            moved += 1
+    # Row by row (the store's connection commits each): a row already copied is skipped, so a
+    # crash part-way loses and doubles nothing, on SQLite as on PostgreSQL.
+    for ts, actor, action, target, detail in rows:
+        if store.execute('SELECT 1 FROM audit WHERE ts=? AND "user"=? AND action=? AND target=?',
+                         (ts, actor, action, target)).fetchone():
+            continue
+        result = "failed" if action in ("login.failed", "login.locked") else "ok"
+        store.execute('INSERT INTO audit (ts, "user", action, target, detail, result) VALUES (?,?,?,?,?,?)',
+                      (ts, actor, action, target, detail or "{}", result))
+        moved += 1
     with console:
         console.execute("DROP TABLE audit")
     return moved

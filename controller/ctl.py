@@ -1,6 +1,7 @@
 """``kioskctl``: the operator's command line for the fleet controller.
 
-Reads go straight to the controller's SQLite store (read-only, WAL). Actions (acknowledge an
+Reads go straight to the fleet database (read-only): the SQLite store in ``--data-dir``, or the
+PostgreSQL database given by ``--database`` or by the controller's ``--config`` file. Actions (acknowledge an
 alarm, set config, send a command, groups) are queued in the store's ``actions`` table; the
 running controller carries them out, audits them and writes the result, which kioskctl waits
 for. Sites and the queue at a site's window: ``controller.ctl_sites``.
@@ -13,7 +14,6 @@ import argparse
 import getpass
 import json
 import os
-import sqlite3
 import sys
 import time
 import uuid
@@ -23,16 +23,23 @@ from typing import Any
 
 from contract import signing
 from controller import commands as cmds
-from controller import fleet_clock, store_reads
+from controller import fleet_clock, sql_dialect, store_reads
 from controller.fleet_clock import FleetClock
-from controller.store import StoreError, connect, enqueue_action
+from controller.fleet_db import FleetDb
+from controller.store import StoreError, enqueue_action
 from foundation.errors import ConfigError, KioskError
+from foundation.settings import ControllerConfig, load_toml
 
 
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
                         help="the controller's data folder (default ./controller-data)")
+    common.add_argument("--database", default=argparse.SUPPRESS, metavar="postgresql://...",
+                        help="the fleet database when the controller runs on PostgreSQL (its 'database' setting; "
+                             "a password is better kept in ~/.pgpass or PGPASSWORD than here)")
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                        help="the controller's TOML config file: its data_dir and database (flags override them)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output")
     common.add_argument("--user", default=argparse.SUPPRESS,
                         help="operator name for the audit log (default $KIOSKCTL_USER or your login)")
@@ -172,8 +179,21 @@ def _out(args: argparse.Namespace, data: Any, human) -> int:
     return 0
 
 
+def fleet_db(args: argparse.Namespace) -> FleetDb:
+    """The fleet database the flags name: ``--config``'s ``data_dir`` and ``database``, overridden
+    by ``--data-dir`` and ``--database``; else the SQLite store in ``--data-dir``."""
+    given_dir = getattr(args, "data_dir_given", None)
+    database = getattr(args, "database", None)
+    config = getattr(args, "config", None)
+    if config is not None:
+        cfg = load_toml(ControllerConfig, config, {"data_dir": str(given_dir) if given_dir else None,
+                                                   "database": database})
+        return FleetDb.from_config(cfg)
+    return FleetDb(Path(args.data_dir), database or "")
+
+
 def _ro(args: argparse.Namespace):
-    conn = connect(args.data_dir, readonly=True)
+    conn = fleet_db(args).connect(readonly=True)
     if not _zone:
         _zone.append(fleet_clock.recorded(conn))
     return conn
@@ -405,7 +425,7 @@ def _action(args: argparse.Namespace, kind: str, payload: dict, human, *, quiet:
             timeout: float = 10.0) -> int:
     """Queue an action for the controller and wait until it has been carried out."""
     _ro(args).close()  # fails with a clear message when there is no controller database
-    conn = connect(args.data_dir)
+    conn = fleet_db(args).connect()
     action_id = enqueue_action(conn, _user(args), kind, payload, time.time())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -435,7 +455,10 @@ def _action(args: argparse.Namespace, kind: str, payload: dict, human, *, quiet:
 def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.time) -> int:
     args = build_parser().parse_args(argv)
     args.clock = clock  # the queue commands' "today" (a parameter so tests do not depend on the hour)
-    args.data_dir = getattr(args, "data_dir", Path("controller-data"))
+    args.data_dir_given = getattr(args, "data_dir", None)
+    args.data_dir = args.data_dir_given or Path("controller-data")
+    if getattr(args, "config", None) is not None:
+        args.data_dir = fleet_db(args).data_dir  # the config's data folder unless --data-dir overrides it
     args.json = getattr(args, "json", False)
     handlers = {"status": cmd_status, "kiosks": cmd_kiosks, "alarms": cmd_alarms, "events": cmd_events,
                 "telemetry": cmd_telemetry, "config": cmd_config, "command": cmd_command, "group": cmd_group,
@@ -452,10 +475,17 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
     except KioskError as exc:  # StoreError and ConfigError included
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except sqlite3.Error as exc:
-        print(f"error: the controller database in {args.data_dir} cannot be read ({exc}); "
-              "is --data-dir the controller's data folder, and has the controller run there?", file=sys.stderr)
+    except sql_dialect.all_errors() as exc:
+        print(f"error: the controller database {_where(args)} cannot be read ({str(exc).strip()[:300]}); "
+              "is --data-dir (or --database) the controller's, and has the controller run there?", file=sys.stderr)
         return 2
+
+
+def _where(args: argparse.Namespace) -> str:
+    try:
+        return fleet_db(args).describe()
+    except KioskError:
+        return f"in {args.data_dir}"
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def cmd_sites_set(args: argparse.Namespace) -> int:
     name = None if args.name is None else _check_text(args.name, "--name", MAX_NAME)
     region = None if args.region is None else _check_text(args.region, "--region", MAX_REGION)
     ctl._ro(args).close()  # a clear message (and no new empty database) when --data-dir is wrong
-    store = Store(args.data_dir)
+    store = Store(args.data_dir, ctl.fleet_db(args).url or None)
     try:
         with store.tx() as st:
             old = st.conn.execute("SELECT name, region FROM sites WHERE site=?", (site,)).fetchone()

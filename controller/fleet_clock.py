@@ -9,11 +9,12 @@ start so that ``kioskctl``, which only reads the store, shows the same zone with
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from controller import sql_dialect
 from foundation.errors import ConfigError
 
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -58,17 +59,19 @@ class FleetClock:
         return datetime.combine(day, datetime.min.time(), self.tz).timestamp()
 
 
-def record(conn: sqlite3.Connection, name: str) -> None:
+def record(conn: Any, name: str) -> None:
     """Remember the controller's zone in its store, for readers without its config (kioskctl)."""
     conn.execute(SETTINGS_TABLE)
     conn.execute("INSERT INTO fleet_settings(name, value) VALUES ('time_zone', ?) "
                  "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name,))
 
 
-def recorded(conn: sqlite3.Connection) -> FleetClock:
+def recorded(conn: Any) -> FleetClock:
     """The zone the controller recorded, or the default when it never ran with this store."""
     try:
         row = conn.execute("SELECT value FROM fleet_settings WHERE name = 'time_zone'").fetchone()
-    except sqlite3.OperationalError:  # no such table: a store from before the setting existed
-        return FleetClock()
+    except Exception as exc:
+        if sql_dialect.missing_schema(exc):  # a store from before the setting existed
+            return FleetClock()
+        raise
     return FleetClock(row[0]) if row else FleetClock()

@@ -383,12 +383,14 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def enqueue_action(conn: sqlite3.Connection, user: str, kind: str, payload: dict[str, Any], now: float) -> int:
-    """Queue an operator action for the controller (used by ``kioskctl`` from another process)."""
-    with conn:
-        cur = conn.execute("INSERT INTO actions (ts, user, kind, payload) VALUES (?,?,?,?)",
-                           (now, user, kind, _dumps(payload)))
-    return int(cur.lastrowid or 0)
+def enqueue_action(conn: Any, user: str, kind: str, payload: dict[str, Any], now: float) -> int:
+    """Queue an operator action for the controller (used by ``kioskctl`` from another process);
+    committed when this returns, on either backend."""
+    row = conn.execute('INSERT INTO actions (ts, "user", kind, payload) VALUES (?,?,?,?) RETURNING id',
+                       (now, user, kind, _dumps(payload))).fetchone()
+    if getattr(conn, "in_transaction", False):  # a sqlite3 connection not in autocommit mode
+        conn.commit()
+    return int(row[0])
 
 
 def list_kiosks(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import json
 import sqlite3
 from typing import Any
 
-from controller import config_layers, fleet_clock
+from controller import config_layers, fleet_clock, sql_dialect
 from controller.audit_log import read as read_audit
 from controller.store import kiosk_row
 
@@ -40,7 +40,8 @@ def list_kiosks(conn: sqlite3.Connection, *, state: str | None = None, site: str
         where.append("kiosk_id IN (SELECT kiosk_id FROM kiosk_groups WHERE group_name = ?)")
         args.append(group)
     if search:
-        where.append("(kiosk_id LIKE ? OR site LIKE ?)")
+        like = sql_dialect.like(conn)  # case-insensitive on both
+        where.append(f"(kiosk_id {like} ? OR site {like} ?)")
         args += [f"%{search}%", f"%{search}%"]
     total, rows = _page(conn, "SELECT * FROM kiosks", where, args, "kiosk_id", offset, limit)
     return {"total": total, "items": [summary(kiosk_row(r)) for r in rows]}
@@ -161,7 +162,7 @@ def sites(conn: sqlite3.Connection) -> dict[str, Any]:
     when never set), how many kiosks it has and how many of them are online. Ordered by site id;
     kiosks registered without a site appear under the site ``""``."""
     rows = conn.execute(
-        """WITH counts AS (SELECT site, COUNT(*) AS kiosks, SUM(state = 'online') AS online
+        """WITH counts AS (SELECT site, COUNT(*) AS kiosks, SUM(CASE WHEN state = 'online' THEN 1 ELSE 0 END) AS online
                           FROM kiosks GROUP BY site),
                 ids AS (SELECT site FROM sites UNION SELECT site FROM counts)
            SELECT ids.site, COALESCE(s.name, '') AS name, COALESCE(s.region, '') AS region,

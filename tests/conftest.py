@@ -82,6 +82,23 @@ def postgres_url(postgres_cluster, request):
     return postgres_cluster.create_database(f"t{abs(hash(request.node.nodeid)):x}"[:40])
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture
+def backend():
+    """The fleet database's backend for one test: SQLite unless the test module runs on both
+    (``pytestmark = pytest.mark.parametrize("backend", BACKENDS)``)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def fleet_database(backend, request) -> str:
+    """The controller's ``database`` setting for ``backend``: "" (the SQLite file in the data
+    folder) or the URL of a fresh database on the session's PostgreSQL cluster."""
+    return request.getfixturevalue("postgres_url") if backend == "postgresql" else ""
+
+
 @pytest.fixture
 def procs():
     """Collects started processes and stops every one after the test."""

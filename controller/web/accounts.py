@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import audit_log
-from controller.store import connect, migrate
+from controller.fleet_db import FleetDb
 from foundation.errors import KioskError
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class Accounts:
     """All account state, behind one lock (the console's threads share one connection)."""
 
     def __init__(self, data_dir: Path, *, clock: Callable[[], float] = time.time,
-                 token_bytes: Callable[[int], str] = secrets.token_urlsafe) -> None:
+                 token_bytes: Callable[[int], str] = secrets.token_urlsafe, fleet_db: FleetDb | None = None) -> None:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         self.clock = clock
         self._token = token_bytes
@@ -157,9 +157,9 @@ class Accounts:
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.lock = threading.Lock()
         self._migrate()
-        # The one audit log lives in the controller store (created here if the console runs first).
-        self.fleet = connect(Path(data_dir))
-        migrate(self.fleet)
+        # The one audit log lives in the controller store (created here if the console runs first),
+        # wherever the controller's config puts it (``fleet_db``; default: the SQLite file here).
+        self.fleet = (fleet_db or FleetDb.of(data_dir)).open_migrated()
         moved = audit_log.adopt_console_rows(self.fleet, self.conn)
         if moved:
             log.info("console audit rows moved to the fleet audit log", extra={"fields": {"rows": moved}})

@@ -25,7 +25,7 @@ from starlette.templating import Jinja2Templates
 
 from controller import fleet_clock
 from controller.fleet_clock import FleetClock
-from controller.store import connect
+from controller.fleet_db import FleetDb
 from controller.web import api, i18n, live, metrics, openapi, pages
 from controller.web.accounts import Accounts
 from controller.web.auth import HTTPProblem, principal
@@ -60,23 +60,33 @@ class Console:
     clock_zone: FleetClock = field(default_factory=FleetClock)  # every time shown, in the fleet's zone
     # More /metrics text from parts served next to the console (the roll-outs), each a function.
     extra_metrics: list[Callable[[], str]] = field(default_factory=list)
+    db: FleetDb | None = None  # the fleet database (default: the SQLite file in data_dir)
+
+    def __post_init__(self) -> None:
+        if self.db is None:
+            self.db = FleetDb.of(self.data_dir)
 
 
 def build_console(data_dir: Path, controller: Any = None, *, clock: Callable[[], float] = time.time,
-                  fleet_dir: Path | str | None = None, time_zone: str | None = None) -> Console:
-    """The console of the store in ``data_dir``; times show in ``time_zone``, else the running
-    controller's, else the zone the controller last recorded in the store."""
-    fleet = FleetView.from_store(data_dir)
+                  fleet_dir: Path | str | None = None, time_zone: str | None = None,
+                  database: str | None = None) -> Console:
+    """The console of the fleet database: ``database`` (a postgresql:// URL), else the running
+    controller's setting, else the SQLite store in ``data_dir``. Times show in ``time_zone``, else
+    the running controller's, else the zone the controller last recorded in the store."""
+    if database is None and controller is not None:
+        database = controller.config.database
+    db = FleetDb(Path(data_dir), database or "")
+    fleet = FleetView.from_store(db)
     if time_zone is None and controller is not None:
         time_zone = controller.config.time_zone
-    zone = FleetClock(time_zone) if time_zone else _recorded_zone(Path(data_dir))
-    return Console(accounts=Accounts(data_dir, clock=clock), fleet=fleet, backend=Backend(data_dir, controller),
+    zone = FleetClock(time_zone) if time_zone else _recorded_zone(db)
+    return Console(accounts=Accounts(data_dir, clock=clock, fleet_db=db), fleet=fleet, backend=Backend(db, controller),
                    data_dir=Path(data_dir), clock=clock, fleet_dir=Path(fleet_dir) if fleet_dir else None,
-                   clock_zone=zone)
+                   clock_zone=zone, db=db)
 
 
-def _recorded_zone(data_dir: Path) -> FleetClock:
-    conn = connect(data_dir)
+def _recorded_zone(db: FleetDb) -> FleetClock:
+    conn = db.connect()
     try:
         return fleet_clock.recorded(conn)
     finally:

@@ -1,30 +1,42 @@
 """Read-only queries the console makes against the fleet store and the service backend's tables.
 
 The console never writes the fleet controller's tables; it reads them through one read-only
-connection per database. Tables that another part has not created yet read as empty, so the
-console shows an empty state instead of failing.
+connection per database (``controller.fleet_db.FleetDb``: the SQLite file in a data folder or the
+PostgreSQL database of the controller's ``database`` setting; a bare data folder means SQLite).
+Tables that another part has not created yet read as empty, so the console shows an empty state
+instead of failing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
-from controller.store import DB_NAME, connect
+from controller import sql_dialect
+from controller.fleet_db import FleetDb
 
-_conns: dict[str, tuple[sqlite3.Connection, threading.Lock]] = {}
+Where = FleetDb | Path | str
+_conns: dict[str, tuple[Any, threading.Lock]] = {}
 _guard = threading.Lock()
 
 
-def _conn(data_dir: Path) -> tuple[sqlite3.Connection, threading.Lock]:
-    key = str(Path(data_dir).resolve())
+def _conn(db: FleetDb) -> tuple[Any, threading.Lock]:
     with _guard:
-        if key not in _conns:
-            _conns[key] = (connect(data_dir, readonly=True), threading.Lock())
-        return _conns[key]
+        if db.key not in _conns:
+            _conns[db.key] = (db.connect(readonly=True), threading.Lock())
+        return _conns[db.key]
+
+
+def _drop(db: FleetDb) -> None:
+    """Forget a connection the server closed (PostgreSQL restarted): the next read reconnects."""
+    with _guard:
+        conn, _ = _conns.pop(db.key, (None, None))
+    if conn is not None:
+        with contextlib.suppress(Exception):  # it is broken already; closing is a courtesy
+            conn.close()
 
 
 def close_all() -> None:
@@ -34,27 +46,36 @@ def close_all() -> None:
         _conns.clear()
 
 
-def fetch(data_dir: Path, sql: str, args: tuple | list = ()) -> list[dict[str, Any]]:
-    if not (Path(data_dir) / DB_NAME).exists():
-        return []
-    conn, lock = _conn(data_dir)
+def _run(where: Where, default: Any, fn) -> Any:
+    """``fn(conn)`` on the database's shared read connection; ``default`` when there is no
+    database yet or ``fn`` reads a table or column not created yet."""
+    db = FleetDb.of(where)
+    if not db.exists():
+        return default
+    conn, lock = _conn(db)
     with lock:
         try:
-            return [dict(r) for r in conn.execute(sql, args).fetchall()]
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc) or "no such column" in str(exc):
-                return []
+            return fn(conn)
+        except Exception as exc:
+            if sql_dialect.missing_schema(exc):
+                return default
+            if sql_dialect.connection_lost(exc):
+                _drop(db)
             raise
 
 
-def tables(data_dir: Path) -> set[str]:
-    return {r["name"] for r in fetch(data_dir, "SELECT name FROM sqlite_master WHERE type='table'")}
+def fetch(where: Where, sql: str, args: tuple | list = ()) -> list[dict[str, Any]]:
+    return _run(where, [], lambda conn: [dict(r) for r in conn.execute(sql, tuple(args)).fetchall()])
 
 
-def columns(data_dir: Path, table: str) -> set[str]:
+def tables(where: Where) -> set[str]:
+    return _run(where, set(), sql_dialect.tables)
+
+
+def columns(where: Where, table: str) -> set[str]:
     if not table.replace("_", "").isalnum():
         raise ValueError(f"bad table name {table!r}")
-    return {r["name"] for r in fetch(data_dir, f"PRAGMA table_info({table})")}
+    return _run(where, set(), lambda conn: sql_dialect.columns(conn, table))
 
 
 def _kiosk(row: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +89,7 @@ def _kiosk(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _with_devices(data_dir: Path, rows: list[dict[str, Any]], where: str = "", args: tuple = ()) -> list[dict]:
+def _with_devices(data_dir: Where, rows: list[dict[str, Any]], where: str = "", args: tuple = ()) -> list[dict]:
     """Attach each kiosk's retained device status (``devices`` table) and groups, when they exist.
 
     The retained ``devices/{name}`` message carries ``required_action``; telemetry only a state word.
@@ -89,11 +110,11 @@ def _with_devices(data_dir: Path, rows: list[dict[str, Any]], where: str = "", a
     return list(kiosks.values())
 
 
-def all_kiosks(data_dir: Path) -> list[dict[str, Any]]:
+def all_kiosks(data_dir: Where) -> list[dict[str, Any]]:
     return _with_devices(data_dir, fetch(data_dir, "SELECT * FROM kiosks"))
 
 
-def kiosks_changed(data_dir: Path, since: float) -> list[dict[str, Any]]:
+def kiosks_changed(data_dir: Where, since: float) -> list[dict[str, Any]]:
     """Kiosks whose record or any device changed after ``since`` (controller clock)."""
     rows = fetch(data_dir, "SELECT * FROM kiosks WHERE last_seen > ? OR state_since > ? OR kiosk_id IN "
                            "(SELECT kiosk_id FROM devices WHERE updated_at > ?)", (since, since, since))

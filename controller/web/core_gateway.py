@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
-from controller import audit_log, config_layers, fleet_clock, server, store_reads
+from controller import audit_log, config_layers, fleet_clock, server, sql_dialect, store_reads
 from controller import commands as fleet_commands
-from controller.store import connect
+from controller.fleet_db import FleetDb
 from foundation.errors import ConfigError, KioskError
 
 log = logging.getLogger(__name__)
@@ -73,23 +72,29 @@ def _alarm_params(raw: Any) -> dict[str, Any]:
 
 
 class Backend:
-    def __init__(self, data_dir: Path, controller: Any = None) -> None:
-        self.data_dir = Path(data_dir)
+    def __init__(self, db: FleetDb | Path, controller: Any = None) -> None:
+        self.db = FleetDb.of(db)
+        self.data_dir = self.db.data_dir
         self.controller = controller
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Any = None
         self._lock = threading.Lock()
 
     def _read(self, fn, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             if self._conn is None:
                 try:
-                    self._conn = connect(self.data_dir, readonly=True)
+                    self._conn = self.db.connect(readonly=True)
                 except KioskError as exc:
                     raise Unavailable(str(exc)) from None
             try:
                 return fn(self._conn, *args, **kwargs)
-            except sqlite3.OperationalError as exc:
-                raise Unavailable(f"the fleet store cannot answer: {exc}") from None
+            except sql_dialect.all_errors() as exc:
+                if not (isinstance(exc, sql_dialect.unavailable_errors()) or sql_dialect.missing_schema(exc)):
+                    raise
+                if sql_dialect.connection_lost(exc):  # PostgreSQL restarted: reconnect on the next read
+                    self._conn.close()
+                    self._conn = None
+                raise Unavailable(f"the fleet store cannot answer: {str(exc).strip()[:300]}") from None
 
     def _write(self, name: str, *args: Any, **kwargs: Any) -> Any:
         fn = getattr(self.controller, name, None)
@@ -192,6 +197,6 @@ class Backend:
         return self._read(audit_log.read, target=target, user=user, action=action, offset=offset, limit=limit)
 
 
-def _reported(conn: sqlite3.Connection, kiosk_id: str) -> dict[str, Any]:
+def _reported(conn: Any, kiosk_id: str) -> dict[str, Any]:
     row = conn.execute("SELECT reported FROM kiosks WHERE kiosk_id=?", (kiosk_id,)).fetchone()
     return json.loads(row[0]) if row and row[0] else {}

@@ -145,8 +145,9 @@ class FleetView:
         self.listeners: list[Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]] = []
 
     @classmethod
-    def from_store(cls, data_dir) -> FleetView:
-        return cls(lambda: console_reads.all_kiosks(data_dir), lambda since: console_reads.kiosks_changed(data_dir, since))
+    def from_store(cls, db) -> FleetView:
+        """The view of the fleet database ``db`` (a ``FleetDb``, or a data folder for its SQLite file)."""
+        return cls(lambda: console_reads.all_kiosks(db), lambda since: console_reads.kiosks_changed(db, since))
 
     def _merge(self, records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         changed, added = [], []

@@ -18,10 +18,10 @@ PASSWORDS = {"ada": "ada-admin-password", "otto": "otto-operator-pw", "vera": "v
 ROLES = {"ada": "admin", "otto": "operator", "vera": "viewer"}
 
 
-def seed(data_dir, n=30, now=None):
-    """A small fleet: every status appears, across three sites."""
+def seed(data_dir, n=30, now=None, database=""):
+    """A small fleet: every status appears, across three sites (in ``database`` when given)."""
     now = now or time.time()
-    store = Store(data_dir)
+    store = Store(data_dir, database or None)
     recs = []
     for i in range(n):
         state = "offline" if i % 5 == 0 else "online"
@@ -32,17 +32,17 @@ def seed(data_dir, n=30, now=None):
                      "reason": "lwt" if state == "offline" else "", "mode": mode, "devices": devices,
                      "last_seen": now - i, "state_since": now - 100 - i})
     store.upsert_kiosks(recs)
-    if not getattr(store.conn, "autocommit", True) or store.conn.in_transaction:
+    if getattr(store.conn, "in_transaction", False):  # SQLite outside autocommit; PostgreSQL autocommits
         store.conn.commit()
     store.close()
     return recs
 
 
 @pytest.fixture
-def console_env(tmp_path):
+def console_env(tmp_path, fleet_database):
     data = tmp_path / "controller-data"
-    seed(data)
-    console = build_console(data)
+    seed(data, database=fleet_database)
+    console = build_console(data, database=fleet_database)
     for name, pw in PASSWORDS.items():
         console.accounts.add_user(name, ROLES[name], pw)
     yield console

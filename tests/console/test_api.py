@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import BACKENDS
 from tests.console.conftest import TestClient
+
+# The console's reads, accounts' audit rows and API on the SQLite file and on PostgreSQL alike.
+pytestmark = pytest.mark.parametrize("backend", BACKENDS)
 
 
 def test_fleet_list_filters_and_pages(clients):
