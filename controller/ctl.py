@@ -457,13 +457,13 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], float] = time.tim
     args.clock = clock  # the queue commands' "today" (a parameter so tests do not depend on the hour)
     args.data_dir_given = getattr(args, "data_dir", None)
     args.data_dir = args.data_dir_given or Path("controller-data")
-    if getattr(args, "config", None) is not None:
-        args.data_dir = fleet_db(args).data_dir  # the config's data folder unless --data-dir overrides it
     args.json = getattr(args, "json", False)
     handlers = {"status": cmd_status, "kiosks": cmd_kiosks, "alarms": cmd_alarms, "events": cmd_events,
                 "telemetry": cmd_telemetry, "config": cmd_config, "command": cmd_command, "group": cmd_group,
                 "audit": cmd_audit, "public-key": cmd_public_key}
     try:
+        if getattr(args, "config", None) is not None:
+            args.data_dir = fleet_db(args).data_dir  # the config's data folder unless --data-dir overrides it
         code = (getattr(args, "handler", None) or handlers[args.command])(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
         return code

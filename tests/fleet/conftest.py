@@ -57,7 +57,7 @@ def make_controller(broker, tmp_path):
     made: list[Controller] = []
 
     def make(name: str = "controller", **kwargs) -> Controller:
-        extra = {k: kwargs.pop(k) for k in list(kwargs) if k in ("telemetry_period", "stale_after_periods")}
+        extra = {k: kwargs.pop(k) for k in list(kwargs) if k in ("telemetry_period", "stale_after_periods", "database")}
         c = Controller(controller_config(broker, tmp_path / name, **extra), **kwargs)
         c.start()
         made.append(c)

@@ -1,6 +1,7 @@
 """kioskctl as an operator's scripts use it: acknowledging with a note, JSON output that parses,
 ``kioskctl events | head`` without a traceback, and ``kiosks show`` without Python's None or dict
-text. The alarm comes from a real simulated kiosk whose printer runs out of paper."""
+text. The alarm comes from a real simulated kiosk whose printer runs out of paper. Every test runs
+with the controller's fleet store in SQLite and in PostgreSQL (kioskctl given ``--database``)."""
 
 from __future__ import annotations
 
@@ -14,21 +15,30 @@ from controller import ctl as ctlmod
 from foundation.settings import KioskConfig, from_mapping
 from hardware_sim.control_socket import send
 from kiosk_ui.compose import build_headless_kiosk
+from tests.conftest import BACKENDS
 from tests.fleet.conftest import wait_until
 from tests.support.processes import REPO
 
 KIOSKCTL = str(REPO / ".venv" / "bin" / "kioskctl")
 
 
-def _ctl(data, *argv) -> subprocess.CompletedProcess:
-    return subprocess.run([KIOSKCTL, "--data-dir", str(data), *argv], capture_output=True, text=True, timeout=30,
+def _where(ctl) -> list[str]:
+    """kioskctl's flags for the controller's fleet database."""
+    database = ["--database", ctl.config.database] if ctl.config.database else []
+    return ["--data-dir", str(ctl.config.data_dir), *database]
+
+
+def _ctl(ctl, *argv) -> subprocess.CompletedProcess:
+    return subprocess.run([KIOSKCTL, *_where(ctl), *argv], capture_output=True, text=True, timeout=30,
                           env={**os.environ, "KIOSKCTL_USER": "fay"})
 
 
-@pytest.fixture
-def paper_out(make_controller, broker, tmp_path):
-    """A controller and a simulated kiosk with an active paper_out alarm: (controller, alarm id)."""
-    ctl = make_controller()
+@pytest.fixture(params=BACKENDS)
+def paper_out(make_controller, broker, tmp_path, request):
+    """A controller (fleet store on SQLite, then PostgreSQL) and a simulated kiosk with an active
+    paper_out alarm: (controller, alarm id)."""
+    database = request.getfixturevalue("postgres_url") if request.param == "postgresql" else ""
+    ctl = make_controller(database=database)
     cfg = from_mapping(KioskConfig, {"kiosk_id": "K-NOTE", "broker": broker.url, "simulated": True,
                                      "data_dir": str(tmp_path / "kiosk"), "controller_public_key": ctl.public_key(),
                                      "telemetry_interval": 1, "keepalive": 2})
@@ -46,7 +56,7 @@ def paper_out(make_controller, broker, tmp_path):
 
 def test_ack_with_note_prints_json_and_lands_in_the_audit(paper_out):
     ctl, alarm_id = paper_out
-    data = ctl.config.data_dir
+    data = ctl
     r = _ctl(data, "--json", "alarms", "ack", str(alarm_id), "--note", "paper loaded, roll 2 of 5")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"alarm_id": alarm_id, "acked": True, "note": "paper loaded, roll 2 of 5"}
@@ -67,11 +77,23 @@ def test_ack_with_note_prints_json_and_lands_in_the_audit(paper_out):
 def test_kiosks_show_prints_no_python_values(paper_out):
     ctl, _ = paper_out
     wait_until(lambda: (ctl.kiosk("K-NOTE") or {}).get("telemetry"), 10, "telemetry")
-    r = _ctl(ctl.config.data_dir, "kiosks", "show", "K-NOTE")
+    r = _ctl(ctl, "kiosks", "show", "K-NOTE")
     assert r.returncode == 0, r.stderr
     assert "None" not in r.stdout and "{" not in r.stdout and "vNone" not in r.stdout, r.stdout
     assert "device printer: error paper_out UNAVAILABLE load_paper" in r.stdout
     assert "nothing reported yet" in r.stdout or " reported v" in r.stdout
+
+
+def test_status_from_the_controllers_config_file(paper_out, tmp_path):
+    """``--config``: the controller's own TOML names the data folder and the fleet database."""
+    ctl, _ = paper_out
+    config = tmp_path / "controller.toml"
+    config.write_text(f'broker = "{ctl.config.broker}"\ndata_dir = "{ctl.config.data_dir}"\n'
+                      f'database = "{ctl.config.database}"\n', encoding="utf-8")
+    r = subprocess.run([KIOSKCTL, "--config", str(config), "status", "--json"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert [(k["kiosk_id"], k["state"]) for k in json.loads(r.stdout)] == [("K-NOTE", "online")]
 
 
 def test_kioskctl_into_a_closed_pipe_exits_quietly(paper_out):
@@ -79,7 +101,7 @@ def test_kioskctl_into_a_closed_pipe_exits_quietly(paper_out):
     read, write = os.pipe()
     os.close(read)  # what `| head` does once it has its lines
     try:
-        r = subprocess.run([KIOSKCTL, "--data-dir", str(ctl.config.data_dir), "events"], stdout=write,
+        r = subprocess.run([KIOSKCTL, *_where(ctl), "events"], stdout=write,
                            stderr=subprocess.PIPE, text=True, timeout=30)
     finally:
         os.close(write)
