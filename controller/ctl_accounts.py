@@ -62,7 +62,11 @@ def register(subparsers) -> None:
 
 
 def _accounts(args: argparse.Namespace) -> Accounts:
-    return Accounts(getattr(args, "data_dir", Path("controller-data")))
+    """The console's accounts where the controller keeps them (``--database``/``--config``: PostgreSQL)."""
+    from controller.ctl import fleet_db
+
+    data_dir = getattr(args, "data_dir", Path("controller-data"))
+    return Accounts(data_dir, fleet_db=fleet_db(argparse.Namespace(**{**vars(args), "data_dir": data_dir})))
 
 
 def _password(args: argparse.Namespace, *, prompt=getpass.getpass) -> str:

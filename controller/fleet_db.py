@@ -63,9 +63,22 @@ class FleetDb:
         naming the path, when there is none."""
         if not self.url:
             return store.connect(self.data_dir, readonly=readonly)
-        conn = store_pg.PgConnection(self.url)
+        conn = PgTxConnection(self.url)
         if readonly:
             conn.execute("SET default_transaction_read_only = on")
+        return conn
+
+    def open_part(self, part: str) -> Any:
+        """PostgreSQL only: a read-write connection with ``part``'s tables (``controller.pg_parts``)
+        up to date."""
+        from controller import pg_parts
+
+        conn = self.connect()
+        try:
+            pg_parts.migrate(conn, part)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def open_migrated(self) -> Any:
@@ -77,3 +90,18 @@ class FleetDb:
             conn.close()
             raise
         return conn
+
+
+class PgTxConnection(store_pg.PgConnection):
+    """A PostgreSQL connection that also works as ``sqlite3.Connection`` does in a ``with``
+    block: one transaction, committed when the block ends, rolled back when it raises. Code
+    written as ``with conn: ...`` for SQLite runs unchanged on PostgreSQL."""
+
+    def __enter__(self) -> PgTxConnection:
+        self._tx: Any = self.raw.transaction()
+        self._tx.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        tx, self._tx = self._tx, None
+        tx.__exit__(exc_type, exc, tb)

@@ -1,7 +1,8 @@
 """Console accounts: users with roles, scrypt password hashes, sessions, lock-out, API tokens.
 
 Kept in its own SQLite file (``console.sqlite3`` in the controller's data folder) with its own
-numbered migrations. What account holders do (sign-ins, account and token changes, the console's
+numbered migrations; with the fleet store on PostgreSQL, in tables of that database
+(``controller.pg_parts``), so sessions do not depend on which controller instance opened them. What account holders do (sign-ins, account and token changes, the console's
 own actions) goes to the fleet's one audit log (``controller.audit_log``, in the controller store),
 so ``kioskctl audit`` and the console show every row.
 """
@@ -151,15 +152,21 @@ class Accounts:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         self.clock = clock
         self._token = token_bytes
+        self.lock = threading.Lock()
+        db = fleet_db or FleetDb.of(data_dir)
+        # The one audit log lives in the controller store (created here if the console runs first),
+        # wherever the controller's config puts it (``fleet_db``; default: the SQLite file here).
+        self.fleet = db.open_migrated()
+        if db.on_postgresql:
+            # Accounts and sessions in the fleet database: every controller instance signs in the
+            # same operators and serves any operator's session.
+            self.conn = db.open_part("console_accounts")
+            return
         self.conn = sqlite3.connect(Path(data_dir) / DB_NAME, timeout=10, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self.lock = threading.Lock()
         self._migrate()
-        # The one audit log lives in the controller store (created here if the console runs first),
-        # wherever the controller's config puts it (``fleet_db``; default: the SQLite file here).
-        self.fleet = (fleet_db or FleetDb.of(data_dir)).open_migrated()
         moved = audit_log.adopt_console_rows(self.fleet, self.conn)
         if moved:
             log.info("console audit rows moved to the fleet audit log", extra={"fields": {"rows": moved}})
@@ -200,7 +207,7 @@ class Accounts:
                                     (hashed, name))
             if cur.rowcount == 0:
                 raise AccountError(f"no user {name!r}")
-            self.conn.execute("DELETE FROM sessions WHERE user=?", (name,))
+            self.conn.execute('DELETE FROM sessions WHERE "user"=?', (name,))
         self.audit(actor, "user.password", name, {})
 
     def set_role(self, name: str, role: str, *, actor: str = "kioskctl") -> None:
@@ -262,8 +269,8 @@ class Accounts:
             return None
         with self.lock:
             row = self.conn.execute(
-                "SELECT s.user, s.csrf, s.expires, u.role, u.disabled FROM sessions s JOIN users u "
-                "ON u.name = s.user WHERE s.token_hash=?", (_sha256(token),)).fetchone()
+                'SELECT s."user", s.csrf, s.expires, u.role, u.disabled FROM sessions s JOIN users u '
+                'ON u.name = s."user" WHERE s.token_hash=?', (_sha256(token),)).fetchone()
         if row is None or row["expires"] < self.clock() or row["disabled"]:
             return None
         return Principal(row["user"], row["role"], "session", row["csrf"])

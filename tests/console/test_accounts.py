@@ -1,9 +1,11 @@
-"""Accounts: scrypt hashes, lock-out after failed logins, sessions, API tokens, audit (unit tests)."""
+"""Accounts: scrypt hashes, lock-out after failed logins, sessions, API tokens, audit (their own SQLite
+file, or tables in the fleet's PostgreSQL database; the same tests on both)."""
 
 from __future__ import annotations
 
 import pytest
 
+from controller.fleet_db import FleetDb
 from controller.web.accounts import (
     LOCK_SECONDS,
     MAX_FAILED,
@@ -13,6 +15,7 @@ from controller.web.accounts import (
     hash_password,
     verify_password,
 )
+from tests.conftest import BACKENDS
 
 
 class Clock:
@@ -23,13 +26,31 @@ class Clock:
         return self.t
 
 
-@pytest.fixture
-def acc(tmp_path):
+@pytest.fixture(params=BACKENDS)
+def acc(tmp_path, request):
     clock = Clock()
-    a = Accounts(tmp_path, clock=clock)
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else ""
+    a = Accounts(tmp_path, clock=clock, fleet_db=FleetDb(tmp_path, url))
     a.clock_obj = clock
     yield a
     a.close()
+
+
+def test_sessions_on_postgresql_are_served_by_any_instance(postgres_url, tmp_path):
+    """Two consoles (two controller instances) on one PostgreSQL database: a session opened on one
+    is valid on the other, and signing out on the other ends it for both."""
+    one = Accounts(tmp_path / "a", fleet_db=FleetDb(tmp_path / "a", postgres_url))
+    two = Accounts(tmp_path / "b", fleet_db=FleetDb(tmp_path / "b", postgres_url))
+    try:
+        one.add_user("ada", "admin", "ada-admin-password")
+        token, who = one.login("ada", "ada-admin-password", source="127.0.0.1")
+        assert two.session(token) == who
+        two.logout(token)
+        assert one.session(token) is None
+        assert [a["action"] for a in two.audit_trail(target="ada")["items"]] == ["login", "user.add"]
+    finally:
+        one.close()
+        two.close()
 
 
 def test_password_hash_is_scrypt_salted_and_verifies():
