@@ -66,6 +66,18 @@ def publish_retained(broker, topic, body):
     c.disconnect()
 
 
+def signed_in_page(browser, url, name, password):
+    """A Chinese-locale page of the console at ``url``, signed in as ``name``, on the fleet page."""
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 860})
+    page.set_default_timeout(15000)
+    page.goto(url)
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/fleet")
+    return page
+
+
 def start_agent(broker, tmp_path, kiosk_id, key, site):
     return Proc([sys.executable, "-m", "kiosk_ui.agent.cli", "--broker", broker.url, "--kiosk-id", kiosk_id,
                  "--site", site, "--simulated", "--data-dir", str(tmp_path / kiosk_id), "--telemetry-interval", "1",
@@ -94,13 +106,7 @@ def test_operator_console_in_a_real_browser(broker, procs, tmp_path, artifacts):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 860})
-            page.set_default_timeout(15000)
-            page.goto(url)
-            page.fill("input[name=name]", "otto")
-            page.fill("input[name=password]", "otto-operator-pw")
-            page.click("button[type=submit]")
-            page.wait_for_url("**/fleet")
+            page = signed_in_page(browser, url, "otto", "otto-operator-pw")
             row = page.locator("#k-gd-e2e-down")
             sync_api.expect(row.locator(".badge")).to_have_text("在线")
             sync_api.expect(page.locator("#k-gd-e2e-print .badge")).to_have_text("在线")

@@ -20,7 +20,7 @@ import pytest
 
 from contract import signing
 from controller.store import DB_NAME
-from tests.console.test_browser_e2e import ARGS, CHROMIUM, start_agent
+from tests.console.test_browser_e2e import ARGS, CHROMIUM, signed_in_page, start_agent
 from tests.support.processes import REPO, Proc
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -53,13 +53,7 @@ def test_console_and_kioskctl_on_postgresql(broker, procs, tmp_path, postgres_ur
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 860})
-            page.set_default_timeout(15000)
-            page.goto(url)
-            page.fill("input[name=name]", "otto")
-            page.fill("input[name=password]", "otto-operator-pw")
-            page.click("button[type=submit]")
-            page.wait_for_url("**/fleet")
+            page = signed_in_page(browser, url, "otto", "otto-operator-pw")
             sync_api.expect(page.locator(f"#k-{KIOSK} .badge")).to_have_text("在线", timeout=20000)
             page.screenshot(path=str(artifacts / "console-postgres-fleet.png"), full_page=True)
 
