@@ -147,8 +147,8 @@ def cmd_move_store(args: argparse.Namespace) -> int:
     else:
         for table, n in moved.items():
             print(f"{table:<18} {n:>10} rows moved and checked")
-        print("done: the controller's database setting can now point at it; the web console does not read "
-              "PostgreSQL yet (docs/scale-out.md)")
+        print("done: set the controller's database setting to it; the console, kioskctl (--database or "
+              "--config) and the accounts use it from then on (docs/scale-out.md)")
     return 0
 
 

@@ -1,5 +1,6 @@
-"""PostgreSQL schemas of the tables that live beside the fleet store: the console's accounts
-(users, sessions, API tokens). On SQLite they keep their own file and migrations
+"""PostgreSQL schemas of the tables that live beside the fleet store: the fleet's settings (its
+time zone, ``controller.fleet_clock``) and the console's accounts (users, sessions, API tokens).
+On SQLite they keep their own file and migrations
 (``controller.web.accounts``); on PostgreSQL they are tables in the fleet database, so every
 controller instance signs in the same operators and serves the same sessions.
 
@@ -12,10 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from controller.fleet_clock import SETTINGS_TABLE
 from controller.store_pg import StoreUnavailable
 
 # Per part: entry i migrates the part from version i to i+1; never edit a released entry.
 PARTS: dict[str, list[str]] = {
+    # The controller also creates it at start (IF NOT EXISTS), as on SQLite.
+    "fleet_settings": [SETTINGS_TABLE],
     "console_accounts": [
         """
         CREATE TABLE users (
@@ -38,7 +42,8 @@ PARTS: dict[str, list[str]] = {
 }
 
 # The tables each part owns, in the order ``kioskctl move-store`` copies them.
-TABLES: dict[str, tuple[str, ...]] = {"console_accounts": ("users", "sessions", "api_tokens")}
+TABLES: dict[str, tuple[str, ...]] = {"fleet_settings": ("fleet_settings",),
+                                      "console_accounts": ("users", "sessions", "api_tokens")}
 
 
 def migrate(conn: Any, part: str) -> int:

@@ -2,7 +2,9 @@
 
 ``kioskctl move-store --data-dir DIR --to postgresql://...``: the controller must be stopped (the
 SQLite file is read in one read transaction, so what is moved is one consistent state). The
-target must be empty; its schema comes from ``controller.store_pg``'s migrations. Each table is
+target must be empty; its schema comes from ``controller.store_pg``'s migrations and, for the
+tables beside the store, ``controller.pg_parts``'s: the fleet's settings and the console's
+accounts, sessions and API tokens (``console.sqlite3``), so operators sign in as before. Each table is
 copied in one PostgreSQL transaction (pipelined batches), identity counters are set past the
 highest id, then every table is read back from both sides and compared row for row: the move
 fails, naming the table, if one row is missing, extra or different.
@@ -11,16 +13,20 @@ fails, naming the table, if one row is missing, extra or different.
 from __future__ import annotations
 
 import collections
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from controller import store_pg
+from controller import pg_parts, sql_dialect, store_pg
 from controller.store import MIGRATIONS, StoreError, connect
 
 # The fleet store's tables, in the order they are moved.
 TABLES = ("kiosks", "sites", "kiosk_groups", "devices", "telemetry_history", "events", "alarms", "config_layers",
           "commands", "audit", "actions", "counters")
 IDENTITY = ("alarms", "audit", "actions")  # tables whose id PostgreSQL counts
+# Tables beside the fleet store that move with it: the SQLite file in the data folder they are in
+# (read when it has them) and their part in ``controller.pg_parts``.
+BESIDE = (("controller.sqlite3", "fleet_settings"), ("console.sqlite3", "console_accounts"))
 BATCH = 5000
 
 
@@ -46,7 +52,9 @@ def move(data_dir: Path, url: str, *, batch: int = BATCH) -> dict[str, int]:
             raise StoreError(f"the SQLite store is at schema {version}, this kioskctl moves schema "
                              f"{len(MIGRATIONS)}: start the controller of this release on it once first")
         store_pg.migrate(dst)
-        for table in TABLES:
+        for _, part in BESIDE:
+            pg_parts.migrate(dst, part)
+        for table in (*TABLES, *(t for _, part in BESIDE for t in pg_parts.TABLES[part])):
             if dst.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
                 raise StoreError(f"the PostgreSQL database is not empty (table {table} has rows): "
                                  "move into a new database")
@@ -55,10 +63,29 @@ def move(data_dir: Path, url: str, *, batch: int = BATCH) -> dict[str, int]:
         for table in TABLES:
             _check(src, dst, table)
         src.execute("COMMIT")
+        for file, part in BESIDE:
+            moved.update(_move_beside(Path(data_dir) / file, dst, pg_parts.TABLES[part], batch))
         return moved
     finally:
         src.close()
         dst.close()
+
+
+def _move_beside(path: Path, dst: store_pg.PgConnection, tables: tuple[str, ...], batch: int) -> dict[str, int]:
+    """Copy and check the ``tables`` the SQLite file at ``path`` has (a console that never ran has none)."""
+    if not path.exists():
+        return {}
+    src = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        have = sql_dialect.tables(src)
+        src.execute("BEGIN")
+        moved = {table: _copy(src, dst, table, batch) for table in tables if table in have}
+        for table in moved:
+            _check(src, dst, table)
+        src.execute("COMMIT")
+        return moved
+    finally:
+        src.close()
 
 
 def _copy(src: Any, dst: store_pg.PgConnection, table: str, batch: int) -> int:

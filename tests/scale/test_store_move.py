@@ -1,5 +1,7 @@
 """``kioskctl move-store``: a controller's SQLite store, written by the real controller, moved to
-PostgreSQL with every row checked; a controller started on PostgreSQL then shows the same fleet."""
+PostgreSQL with every row checked, the console's accounts and sessions and the fleet's settings
+with it; a controller started on PostgreSQL then shows the same fleet, and the operator signs in
+and keeps the session opened before the move."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ import json
 import pytest
 
 from controller import ctl, store_move, store_pg
+from controller.fleet_db import FleetDb
 from controller.server import Controller
 from controller.store import StoreError, connect
+from controller.web.accounts import Accounts
 from tests.fleet.conftest import controller_config, wait_until
 
 
@@ -30,12 +34,23 @@ def test_move_sqlite_store_to_postgresql_every_row_checked(broker, make_agent, p
         c.set_group("north", ["K-MOVE-1"], user="ops")
     finally:
         c.stop()
+    accounts = Accounts(data)  # the console's own SQLite file, as on one machine
+    accounts.add_user("ada", "admin", "ada-admin-password")
+    token, ada = accounts.login("ada", "ada-admin-password")
+    accounts.close()
     before = _counts(connect(data, readonly=True))
     assert before["events"] >= 51 and before["audit"] >= 2 and before["kiosks"] == 1
 
     assert ctl.main(["move-store", "--data-dir", str(data), "--to", postgres_url, "--json"]) == 0
     moved = json.loads(capsys.readouterr().out)["moved"]
-    assert moved == before == _counts(store_pg.PgConnection(postgres_url))
+    assert {t: moved[t] for t in store_move.TABLES} == before == _counts(store_pg.PgConnection(postgres_url))
+    assert (moved["users"], moved["sessions"], moved["fleet_settings"]) == (1, 1, 1)
+    on_pg = Accounts(tmp_path / "console-pg", fleet_db=FleetDb(tmp_path / "console-pg", postgres_url))
+    try:
+        assert on_pg.session(token) == ada  # signed in before the move, still signed in
+        assert on_pg.login("ada", "ada-admin-password")[1].role == "admin"
+    finally:
+        on_pg.close()
 
     # A second move into the same (now full) database is refused, naming why.
     with pytest.raises(StoreError, match="not empty"):
@@ -56,6 +71,6 @@ def test_move_sqlite_store_to_postgresql_every_row_checked(broker, make_agent, p
         assert {e["id"] for e in c2.events(kiosk_id="K-MOVE-1", type="load", limit=100)["items"]} == ids
         assert c2.config_get("fleet")["body"] == {"volume": 60}
         assert c2.config_set("fleet", {"volume": 70}, "ops") == 2
-        assert c2.audit_log(limit=100)["total"] == before["audit"] + 1
+        assert c2.audit_log(limit=100)["total"] == before["audit"] + 2  # ada's sign-in on PostgreSQL, the config
     finally:
         c2.stop()
