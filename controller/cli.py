@@ -60,7 +60,7 @@ def enrolment_routes(config: ControllerConfig) -> tuple:
         passphrase = Path(source).read_bytes().rstrip(b"\r\n")
     except OSError as exc:
         raise ConfigError(f"cannot read {source}: {exc.strerror}", field="ca_passphrase_file") from None
-    ctx = open_context(Path(config.fleet_dir), passphrase, controller_dir=config.data_dir)
+    ctx = open_context(Path(config.fleet_dir), passphrase, controller_dir=config.data_dir, database=config.database)
     return tuple(enrolment_service.routes(lambda: ctx))
 
 

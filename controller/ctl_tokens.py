@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from controller import enrolment_service, fleet_clock
-from controller.store import connect, migrate
 from foundation.errors import KioskError
 
 
@@ -45,8 +44,11 @@ def _ca_fingerprint(path: Path) -> str:
 def cmd_issue(args: argparse.Namespace, *, now: float | None = None) -> int:
     data_dir = Path(getattr(args, "data_dir", "controller-data"))
     try:
-        conn = connect(data_dir)
-        migrate(conn)  # tokens may be issued before the controller's first start
+        from controller.ctl import fleet_db
+
+        # The fleet database (--config/--database: PostgreSQL), its schema made if the controller
+        # has not started yet: tokens may be issued before its first start.
+        conn = fleet_db(argparse.Namespace(**{**vars(args), "data_dir": data_dir})).open_migrated()
         tok = enrolment_service.issue_token(conn, args.site, kiosk_id=args.kiosk_id, ttl=args.ttl,
                                     now=time.time() if now is None else now, issued_by="kioskctl")
     except KioskError as exc:

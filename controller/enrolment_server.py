@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from controller import enrolment_service
-from controller.store import connect
+from controller.fleet_db import FleetDb
 from foundation.secure_files import resident_key_file
 from provisioning import fleet_ca
 
@@ -22,11 +22,12 @@ log = logging.getLogger(__name__)
 
 
 def open_context(fleet_dir: Path, passphrase: bytes, *, controller_dir: Path | None = None,
-                 broker_url: str = "", clock=time.time) -> enrolment_service.EnrolmentContext:
-    """Load CA (decrypting its key), index and controller DB for the enrolment routes."""
+                 broker_url: str = "", clock=time.time, database: str = "") -> enrolment_service.EnrolmentContext:
+    """Load CA (decrypting its key), index and controller DB (``database``: its PostgreSQL URL)
+    for the enrolment routes."""
     lay = fleet_ca.Layout(Path(fleet_dir))
     ca = fleet_ca.load_ca(lay, passphrase)
-    conn = connect(controller_dir or lay.root / "controller")
+    conn = FleetDb(Path(controller_dir or lay.root / "controller"), database).connect()
     pub = lay.signing_pub.read_text().strip() if lay.signing_pub.exists() else ""
     if not broker_url and lay.controller_toml.exists():
         import tomllib

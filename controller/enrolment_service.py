@@ -17,16 +17,17 @@ import hashlib
 import json
 import logging
 import secrets
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from controller import pg_parts, sql_dialect
 from foundation.errors import ConfigError, EnrolmentRefused
 from foundation.secure_files import site_resident_key
 from foundation.settings import check_kiosk_id
@@ -60,7 +61,11 @@ STATUS = {"bad_request": 400, "kiosk_id_invalid": 400, "csr_invalid": 400, "csr_
           "renew_clock": 403}
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
+def ensure_schema(conn: Any) -> None:
+    """The token table, in the fleet database (SQLite here; PostgreSQL: ``controller.pg_parts``)."""
+    if sql_dialect.name(conn) == sql_dialect.POSTGRESQL:
+        pg_parts.migrate(conn, "enrolment")
+        return
     with conn:
         conn.executescript(SCHEMA)
 
@@ -69,7 +74,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.strip().encode("utf-8")).hexdigest()
 
 
-def issue_token(conn: sqlite3.Connection, site: str, *, kiosk_id: str | None = None, ttl: float = DEFAULT_TTL,
+def issue_token(conn: Any, site: str, *, kiosk_id: str | None = None, ttl: float = DEFAULT_TTL,
                 now: float, issued_by: str = "", rand: Callable[[int], str] = secrets.token_urlsafe) -> dict:
     """Create a one-time token; the token itself is returned once and never stored."""
     if not site or not site.strip():
@@ -93,7 +98,7 @@ def issue_token(conn: sqlite3.Connection, site: str, *, kiosk_id: str | None = N
 class EnrolmentContext:
     """What the endpoint needs: the controller DB, the loaded CA and index, what kiosks are told."""
 
-    conn: sqlite3.Connection
+    conn: Any  # the fleet database (``FleetDb.connect``): ``with conn:`` is one transaction
     ca: pki.CA
     index: CertIndex
     broker_url: str

@@ -12,9 +12,10 @@ claimed; a later, different claim is refused and counted.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
+from typing import Any
 
+from controller import sql_dialect
 from provisioning import fleet_ca
 
 
@@ -22,8 +23,9 @@ class SiteRegistry:
     def __init__(self, fleet_dir: str | Path | None) -> None:
         self.fleet_dir = Path(fleet_dir) if fleet_dir else None
         self._index: fleet_ca.CertIndex | None = None
+        self._tokens_table = False
 
-    def enrolled_site(self, conn: sqlite3.Connection, kiosk_id: str, now: float) -> str | None:
+    def enrolled_site(self, conn: Any, kiosk_id: str, now: float) -> str | None:
         """The site of the kiosk's enrolment record, or None when it has none."""
         if self.fleet_dir is not None:
             if self._index is None:
@@ -31,14 +33,17 @@ class SiteRegistry:
             active = self._index.active(kiosk_id, now)
             if active:
                 return active[0]["site"]
-        try:
-            row = conn.execute("SELECT site FROM enrol_tokens WHERE used_by=? ORDER BY used_at DESC LIMIT 1",
-                               (kiosk_id,)).fetchone()
-        except sqlite3.OperationalError:  # no enrolment ever ran against this database
-            return None
+        # Looked up in the catalogue, not tried and caught: on PostgreSQL a failed statement would
+        # abort the controller's transaction. Once there, the table stays.
+        if not self._tokens_table:
+            self._tokens_table = "enrol_tokens" in sql_dialect.tables(conn)
+            if not self._tokens_table:  # no enrolment ever ran against this database
+                return None
+        row = conn.execute("SELECT site FROM enrol_tokens WHERE used_by=? ORDER BY used_at DESC LIMIT 1",
+                           (kiosk_id,)).fetchone()
         return row[0] if row else None
 
-    def site_for(self, conn: sqlite3.Connection, kiosk_id: str, claimed: object, current: str,
+    def site_for(self, conn: Any, kiosk_id: str, claimed: object, current: str,
                  now: float) -> tuple[str, bool]:
         """The site to file for a birth message claiming ``claimed``, and whether the claim was refused."""
         site = self.enrolled_site(conn, kiosk_id, now)

@@ -1,5 +1,6 @@
 """PostgreSQL schemas of the tables that live beside the fleet store: the fleet's settings (its
-time zone, ``controller.fleet_clock``) and the console's accounts (users, sessions, API tokens).
+time zone, ``controller.fleet_clock``), the kiosk enrolment tokens and the console's accounts
+(users, sessions, API tokens).
 On SQLite they keep their own file and migrations
 (``controller.web.accounts``); on PostgreSQL they are tables in the fleet database, so every
 controller instance signs in the same operators and serves the same sessions.
@@ -20,6 +21,17 @@ from controller.store_pg import StoreUnavailable
 PARTS: dict[str, list[str]] = {
     # The controller also creates it at start (IF NOT EXISTS), as on SQLite.
     "fleet_settings": [SETTINGS_TABLE],
+    # One-time kiosk enrolment tokens (``controller.enrolment_service``; only their hashes).
+    "enrolment": [
+        """
+        CREATE TABLE enrol_tokens (
+            token_hash TEXT PRIMARY KEY, site TEXT NOT NULL, kiosk_id TEXT, issued_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL, issued_by TEXT NOT NULL DEFAULT '', used_at DOUBLE PRECISION,
+            used_by TEXT, serial TEXT
+        );
+        CREATE INDEX enrol_tokens_used_by ON enrol_tokens(used_by, used_at);
+        """,
+    ],
     "console_accounts": [
         """
         CREATE TABLE users (
@@ -42,7 +54,7 @@ PARTS: dict[str, list[str]] = {
 }
 
 # The tables each part owns, in the order ``kioskctl move-store`` copies them.
-TABLES: dict[str, tuple[str, ...]] = {"fleet_settings": ("fleet_settings",),
+TABLES: dict[str, tuple[str, ...]] = {"fleet_settings": ("fleet_settings",), "enrolment": ("enrol_tokens",),
                                       "console_accounts": ("users", "sessions", "api_tokens")}
 
 

@@ -285,7 +285,8 @@ class Controller:
         rec = self.state.kiosks.get(parsed.kiosk_id) or {}
         model = parsed.model
         claimed = model.site if model is not None else parsed.body.get("site")
-        site, refused = self.sites.site_for(self._local_db(), parsed.kiosk_id, claimed, rec.get("site", ""), now)
+        # The enrolment tokens are in the fleet store (on PostgreSQL too), not in _local_db's file.
+        site, refused = self.sites.site_for(self.store.conn, parsed.kiosk_id, claimed, rec.get("site", ""), now)
         if refused:
             self._count("site_claim_refused")
         return dataclasses.replace(parsed, body={**parsed.body, "site": site},
@@ -407,9 +408,8 @@ class Controller:
         return (result,)
 
     def _local_db(self) -> Any:
-        """Worker thread: where the service backend's and enrolment's tables are. They stay in the
-        SQLite file in data_dir also when the fleet store is on PostgreSQL (not moved there yet,
-        docs/scale-out.md)."""
+        """Worker thread: where the service backend's tables are. They stay in the SQLite file in
+        data_dir also when the fleet store is on PostgreSQL (not moved there yet, docs/scale-out.md)."""
         if not self.config.database:
             return self.store.conn
         if not hasattr(self, "_local_sqlite"):

@@ -3,8 +3,9 @@
 ``kioskctl move-store --data-dir DIR --to postgresql://...``: the controller must be stopped (the
 SQLite file is read in one read transaction, so what is moved is one consistent state). The
 target must be empty; its schema comes from ``controller.store_pg``'s migrations and, for the
-tables beside the store, ``controller.pg_parts``'s: the fleet's settings and the console's
-accounts, sessions and API tokens (``console.sqlite3``), so operators sign in as before. Each table is
+tables beside the store, ``controller.pg_parts``'s: the fleet's settings, the enrolment tokens
+and the console's accounts, sessions and API tokens (``console.sqlite3``), so operators sign in
+as before and an issued token still enrols its kiosk. Each table is
 copied in one PostgreSQL transaction (pipelined batches), identity counters are set past the
 highest id, then every table is read back from both sides and compared row for row: the move
 fails, naming the table, if one row is missing, extra or different.
@@ -26,7 +27,8 @@ TABLES = ("kiosks", "sites", "kiosk_groups", "devices", "telemetry_history", "ev
 IDENTITY = ("alarms", "audit", "actions")  # tables whose id PostgreSQL counts
 # Tables beside the fleet store that move with it: the SQLite file in the data folder they are in
 # (read when it has them) and their part in ``controller.pg_parts``.
-BESIDE = (("controller.sqlite3", "fleet_settings"), ("console.sqlite3", "console_accounts"))
+BESIDE = (("controller.sqlite3", "fleet_settings"), ("controller.sqlite3", "enrolment"),
+          ("console.sqlite3", "console_accounts"))
 BATCH = 5000
 
 

@@ -18,7 +18,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from controller import enrolment_service
-from controller.store import connect, migrate
 from controller.web import i18n
 from controller.web.auth import HTTPProblem, require
 from controller.web.console_reads import fetch, tables
@@ -47,11 +46,10 @@ def issue(console, who, site: Any, kiosk_id: Any = None, ttl: Any = None) -> dic
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
         raise HTTPProblem(422, f"ttl must be a number of seconds, got {ttl!r}")
     try:
-        conn = connect(console.data_dir)
+        conn = console.db.open_migrated()  # tokens may be issued before the controller's first start
     except KioskError as exc:
         raise HTTPProblem(503, str(exc)) from None
     try:
-        migrate(conn)  # tokens may be issued before the controller's first start, as with kioskctl
         tok = enrolment_service.issue_token(conn, site.strip(), kiosk_id=(kiosk_id or "").strip() or None, ttl=float(ttl),
                                     now=console.clock(), issued_by=f"console:{who.name}")
     except ConfigError as exc:
@@ -68,10 +66,10 @@ def issue(console, who, site: Any, kiosk_id: Any = None, ttl: Any = None) -> dic
 
 def outstanding(console) -> list[dict[str, Any]]:
     """Newest tokens first, with their state; the hash prefix only tells two tokens apart."""
-    if "enrol_tokens" not in tables(console.data_dir):
+    if "enrol_tokens" not in tables(console.db):
         return []
     now = console.clock()
-    rows = fetch(console.data_dir, "SELECT substr(token_hash, 1, 8) AS ref, site, kiosk_id, issued_at, expires_at, "
+    rows = fetch(console.db, "SELECT substr(token_hash, 1, 8) AS ref, site, kiosk_id, issued_at, expires_at, "
                                    "issued_by, used_at, used_by FROM enrol_tokens ORDER BY issued_at DESC LIMIT ?",
                  [LIST_LIMIT])
     for r in rows:

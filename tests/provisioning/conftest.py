@@ -49,8 +49,10 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def enrol_ctx(fleet_dir, clock, tmp_path):
-    ctx = open_context(fleet_dir.root, PASSPHRASE, broker_url="mqtts://127.0.0.1:8883", clock=clock)
+def enrol_ctx(fleet_dir, clock, tmp_path, fleet_database):
+    """The enrolment endpoint's context; its tokens in the fleet database of ``fleet_database``."""
+    ctx = open_context(fleet_dir.root, PASSPHRASE, broker_url="mqtts://127.0.0.1:8883", clock=clock,
+                       database=fleet_database)
     yield ctx
     ctx.index.close()
     ctx.conn.close()

@@ -1,4 +1,5 @@
-"""Enrolment over real HTTP: the happy path, and every refusal issues nothing."""
+"""Enrolment over real HTTP: the happy path, and every refusal issues nothing. The tests that use
+the endpoint run with its tokens in SQLite and in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,12 +10,22 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from controller import sql_dialect
 from controller.enrolment_server import open_context
+from controller.fleet_db import FleetDb
+from controller.kiosk_sites import SiteRegistry
 from foundation.errors import EnrolmentRefused, ProvisioningError
 from foundation.secure_files import resident_key_file, site_resident_key
 from foundation.settings import KioskConfig, load_toml
 from provisioning import enrol_client, pki
+from tests.conftest import BACKENDS
 from tests.provisioning.conftest import PASSPHRASE, token
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Every test here that uses the endpoint's context runs on both fleet database backends."""
+    return request.param
 
 
 def _issued(ctx) -> int:
@@ -50,7 +61,7 @@ def test_enrol_writes_identity_and_config(enrol_server, enrol_ctx, fleet_dir, tm
         resident_key_file(cfg.resident_ref_key_file)
     # ...and never in the controller's database.
     key_hex = fleet_dir.resident_key.read_text().strip()
-    for table, in enrol_ctx.conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+    for table in sql_dialect.tables(enrol_ctx.conn):
         assert key_hex not in repr(enrol_ctx.conn.execute(f"SELECT * FROM {table}").fetchall())
 
 
@@ -76,6 +87,26 @@ def test_token_is_single_use(enrol_server, enrol_ctx, tmp_path):
         enrol_client.enroll(enrol_server.url, ca_hash=_pin(enrol_ctx), token=t, kiosk_id="th-002", site="tianhe-001", config_path=tmp_path / "b.toml")
     assert exc.value.reason == "token_used" and "issue a new one" in str(exc.value)
     assert _issued(enrol_ctx) == before and not (tmp_path / "b.toml").exists()
+
+
+def test_the_controller_files_a_kiosk_at_its_tokens_site(enrol_server, enrol_ctx, tmp_path, fleet_database):
+    """Without the fleet folder the controller takes a kiosk's site from the token it enrolled with,
+    read from the fleet database (PostgreSQL too); a database without tokens yet answers "no
+    record" without failing the controller's open transaction."""
+    store = FleetDb(tmp_path / "ctl", fleet_database).open_migrated()
+    sites = SiteRegistry(None)
+    try:
+        with store:  # one transaction, as the controller's worker holds one
+            assert sites.site_for(store, "th-001", "tianhe-009", "", enrol_ctx.clock()) == ("tianhe-009", False)
+            store.execute("SELECT COUNT(*) FROM kiosks").fetchone()  # the transaction is still usable
+        enrol_client.enroll(enrol_server.url, ca_hash=_pin(enrol_ctx), token=token(enrol_ctx), kiosk_id="th-001",
+                            site="tianhe-001", config_path=tmp_path / "a.toml")
+        if fleet_database:  # the endpoint wrote its token to the same PostgreSQL database
+            assert sites.site_for(store, "th-001", "tianhe-009", "", enrol_ctx.clock()) == ("tianhe-001", True)
+        else:  # SQLite: the endpoint's database is the fleet folder's controller store
+            assert sites.site_for(enrol_ctx.conn, "th-001", "tianhe-009", "", enrol_ctx.clock()) == ("tianhe-001", True)
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("case", ["expired", "other_site", "other_kiosk", "unknown"])

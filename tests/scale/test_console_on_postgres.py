@@ -48,7 +48,7 @@ def test_console_and_kioskctl_on_postgresql(broker, procs, tmp_path, postgres_ur
     assert made.returncode == 0, made.stderr
     agent = start_agent(broker, tmp_path, KIOSK, key, "site-pg")
     procs.append(agent)
-    agent.wait_for(f"kiosk {KIOSK} online", timeout=20)
+    agent.wait_for(f"kiosk {KIOSK} online", timeout=60)  # a loaded machine starts Python slowly
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

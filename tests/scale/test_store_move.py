@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from controller import ctl, store_move, store_pg
+from controller import ctl, enrolment_service, store_move, store_pg
 from controller.fleet_db import FleetDb
 from controller.server import Controller
 from controller.store import StoreError, connect
@@ -38,13 +38,17 @@ def test_move_sqlite_store_to_postgresql_every_row_checked(broker, make_agent, p
     accounts.add_user("ada", "admin", "ada-admin-password")
     token, ada = accounts.login("ada", "ada-admin-password")
     accounts.close()
+    issued = enrolment_service.issue_token(connect(data), "site-1", now=1.0e9, issued_by="kioskctl")
     before = _counts(connect(data, readonly=True))
     assert before["events"] >= 51 and before["audit"] >= 2 and before["kiosks"] == 1
 
     assert ctl.main(["move-store", "--data-dir", str(data), "--to", postgres_url, "--json"]) == 0
     moved = json.loads(capsys.readouterr().out)["moved"]
     assert {t: moved[t] for t in store_move.TABLES} == before == _counts(store_pg.PgConnection(postgres_url))
-    assert (moved["users"], moved["sessions"], moved["fleet_settings"]) == (1, 1, 1)
+    assert (moved["users"], moved["sessions"], moved["fleet_settings"], moved["enrol_tokens"]) == (1, 1, 1, 1)
+    token_row = store_pg.PgConnection(postgres_url).execute("SELECT site FROM enrol_tokens WHERE token_hash = ?", (
+        enrolment_service.token_hash(issued["token"]),)).fetchone()
+    assert tuple(token_row) == ("site-1",)
     on_pg = Accounts(tmp_path / "console-pg", fleet_db=FleetDb(tmp_path / "console-pg", postgres_url))
     try:
         assert on_pg.session(token) == ada  # signed in before the move, still signed in
