@@ -58,16 +58,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.soak_checks import check_all  # noqa: E402
+from benchmarks.soak_faults import (  # noqa: E402
+    GLOBAL_FAULTS,
+    KIOSK_FAULTS,
+    OFFLINE_FAULTS,
+    Fault,
+    mount_disk,
+    run_kiosk_fault,
+    unmount_disk,
+)
 from benchmarks.soak_report import write_report  # noqa: E402
 from benchmarks.soak_resident import KivyKiosk, no_resident_data  # noqa: E402
 from controller.store import connect, enqueue_action  # noqa: E402
 from tests.support import processes  # noqa: E402
 from tests.support.broker import Mosquitto, free_port, wait_for_port  # noqa: E402
-from tests.support.link_proxy import LinkProxy, Shape  # noqa: E402
-
-SLOW = Shape(latency=0.3, loss=0.05, bandwidth_bps=64_000)
-KIOSK_FAULTS = ("link_cut", "link_slow", "half_open", "kiosk_kill")
-GLOBAL_FAULTS = ("broker_restart", "controller_kill")
+from tests.support.link_proxy import LinkProxy  # noqa: E402
 
 
 class Proc:
@@ -117,14 +122,6 @@ def usage(pid: int | None) -> tuple[float, int] | None:
 
 
 @dataclass
-class Fault:
-    kind: str
-    target: str  # kiosk id, or "broker" / "controller"
-    start: float  # seconds since the soak began
-    end: float = 0.0
-
-
-@dataclass
 class Soak:
     out: Path
     kiosks: int
@@ -132,11 +129,15 @@ class Soak:
     speed: float
     seed: int
     kivy: bool = True
+    fault_every: float | None = None
+    kinds: tuple[str, ...] = KIOSK_FAULTS + GLOBAL_FAULTS
     rng: random.Random = field(init=False)
     faults: list[Fault] = field(default_factory=list)
     states: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     resources: dict[str, list[tuple[float, float, int, int]]] = field(default_factory=dict)
     commands: list[tuple[float, str, str, str]] = field(default_factory=list)  # (t, id, kiosk, name)
+
+    disks: dict[str, bool] = field(default_factory=dict)  # kiosk id -> its data folder is a tmpfs
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -180,6 +181,7 @@ class Soak:
         for i, kid in enumerate(self.ids):
             proxy = LinkProxy(self.broker.port, seed=self.seed * 1000 + i).start()
             self.proxies[kid] = proxy
+            self.disks[kid] = mount_disk(self.work / kid)
             self.procs[kid] = Proc(kid, [
                 py, "-m", "kiosk_ui.agent.cli", "--kiosk-id", kid, "--site", "soak",
                 "--broker", f"mqtt://127.0.0.1:{proxy.port}", "--data-dir", str(self.work / kid), "--simulated",
@@ -194,6 +196,11 @@ class Soak:
         for proxy in self.proxies.values():
             proxy.stop()
         self.broker.stop()
+
+    def unmount(self) -> None:
+        for kid, mounted in self.disks.items():
+            if mounted:
+                unmount_disk(self.work / kid)
 
     def store(self) -> sqlite3.Connection | None:
         try:
@@ -241,28 +248,52 @@ class Soak:
                 pass
 
     # -- faults ------------------------------------------------------------------------------------
+    def ack_alarms(self, kid: str, rule: str) -> None:
+        """Acknowledge ``kid``'s open ``rule`` alarms as an operator would (kioskctl ack)."""
+        try:
+            conn = connect(self.ctl_dir)
+            try:
+                ids = [r[0] for r in conn.execute("SELECT id FROM alarms WHERE kiosk_id = ? AND rule = ? AND "
+                                                  "cleared_at IS NULL AND acked_at IS NULL", (kid, rule))]
+                for aid in ids:
+                    enqueue_action(conn, "soak", "ack", {"alarm_id": aid, "note": "soak: fault ended"}, time.time())
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            pass
+
+    def _free(self, k: str) -> bool:
+        """One fault per kiosk at a time, and 30 s to come back after one that took it offline,
+        keep every window judgeable."""
+        return not any(f.target == k and (not f.end or (f.kind in OFFLINE_FAULTS and self.now() - f.end < 30))
+                       for f in self.faults)
+
     def inject(self) -> None:
-        every = max(2.0, 120.0 / self.speed)
-        first = list(KIOSK_FAULTS + GLOBAL_FAULTS)
+        every = self.fault_every or max(2.0, 120.0 / self.speed)
+        first = list(self.kinds)
         self.rng.shuffle(first)
+        kiosk_kinds = tuple(k for k in self.kinds if k in KIOSK_FAULTS)
+        global_kinds = tuple(k for k in self.kinds if k in GLOBAL_FAULTS)
         while not self._stop.wait(self.rng.uniform(0.5, 1.5) * every):
             if self.now() > self.quiet_until:
                 return
             # Every kind once first (in a seeded order), so even a short run meets each of them.
-            kind = first.pop() if first else self.rng.choice(KIOSK_FAULTS * 2 + GLOBAL_FAULTS)
-            hold = self.rng.uniform(1.5, 3) * self.bound
+            kind = first.pop() if first else self.rng.choice(kiosk_kinds * 2 + global_kinds)
             if kind in GLOBAL_FAULTS:
+                hold = self.rng.uniform(1.5, 3) * self.bound
                 threading.Thread(target=self._global, args=(kind, hold), daemon=True).start()
-            else:
-                # One fault per kiosk at a time, and 30 s to come back, keep every window judgeable.
-                free = [k for k in self.ids
-                        if not any(f.target == k and (not f.end or self.now() - f.end < 30) for f in self.faults)]
-                if not free:
-                    if kind not in first:
-                        first.append(kind)  # every kind still comes once
-                    continue
-                kid = self.rng.choice(free)
-                threading.Thread(target=self._kiosk, args=(kind, kid, hold), daemon=True).start()
+                continue
+            # A device fault needs only long enough for the kiosk to report it and the alarm to rise.
+            hold = self.rng.uniform(*((1.5, 3) if kind in OFFLINE_FAULTS or kind == "link_slow" else (0.6, 1.2)))
+            hold *= self.bound
+            free = [k for k in self.ids if self._free(k)]
+            if not free:
+                if kind not in first:
+                    first.append(kind)  # every kind still comes once
+                continue
+            f = Fault(kind, self.rng.choice(free), self.now())
+            self.faults.append(f)
+            threading.Thread(target=run_kiosk_fault, args=(self, f, hold), daemon=True).start()
 
     def _global(self, kind: str, hold: float) -> None:
         if any(f.kind in GLOBAL_FAULTS and not f.end for f in self.faults):
@@ -277,28 +308,14 @@ class Soak:
             self.controller.start()
         f.end = self.now()
 
-    def _kiosk(self, kind: str, kid: str, hold: float) -> None:
-        f = Fault(kind, kid, self.now())
-        self.faults.append(f)
-        proxy = self.proxies[kid]
-        if kind == "link_cut":
-            proxy.cut()
-            time.sleep(hold)  # the outage
-            proxy.restore()
-        elif kind == "link_slow":
-            proxy.set_shape(SLOW)
-            time.sleep(hold)
-            proxy.set_shape(Shape())
-        elif kind == "half_open":
-            proxy.half_open()
-        elif kind == "kiosk_kill":
-            self.procs[kid].kill()
-            time.sleep(hold)
-            self.procs[kid].start()
-        f.end = self.now()
-
     # -- the run -----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            self.unmount()  # also when the run failed: no tmpfs outlives the soak
+
+    def _run(self) -> dict[str, Any]:
         self.start()
         threads = [threading.Thread(target=t, daemon=True) for t in (self.sample, self.command_loop, self.inject)]
         for t in threads:
@@ -311,7 +328,7 @@ class Soak:
                 t.join(self.duration)
         results = check_all(self)
         if self.ui:
-            results["resident_journeys"] = self.ui.result(timeout=240)
+            results["resident_journeys"], results["resident_data_in_memory"] = self.ui.result(timeout=240)
             self.ui.stop()
         results["no_resident_data"] = no_resident_data(self)
         self.stop()
@@ -325,11 +342,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speed", type=float, default=10.0, help="time compression (10)")
     p.add_argument("--seed", type=int, default=None, help="fault schedule seed (random, printed)")
     p.add_argument("--no-kivy", action="store_true", help="leave out the real Kivy kiosk under Xvfb")
+    p.add_argument("--fault-every", type=float, default=None,
+                   help="mean seconds between faults (120/speed, at least 2)")
+    p.add_argument("--kinds", default=",".join(KIOSK_FAULTS + GLOBAL_FAULTS),
+                   help="comma-separated fault kinds to inject (all: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("soak-report"), help="report folder (soak-report)")
     args = p.parse_args(argv)
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    unknown = sorted(set(kinds) - set(KIOSK_FAULTS + GLOBAL_FAULTS))
+    if unknown or not kinds:
+        p.error(f"--kinds: unknown fault kind(s) {', '.join(unknown)}" if unknown else "--kinds: none given")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     print(f"soak seed {seed}", flush=True)
-    soak = Soak(args.out, args.kiosks, args.duration, args.speed, seed, kivy=not args.no_kivy)
+    soak = Soak(args.out, args.kiosks, args.duration, args.speed, seed, kivy=not args.no_kivy,
+                fault_every=args.fault_every, kinds=kinds)
     results = soak.run()
     write_report(soak, results)
     print(json.dumps({name: r["ok"] for name, r in results.items()}), flush=True)

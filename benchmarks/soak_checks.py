@@ -9,6 +9,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from benchmarks.soak_faults import EXPECTED_ALARM, ONLINE_FAULTS
+
 SAMPLE_STEP = 0.25
 ONLINE_AGAIN = 30.0
 
@@ -72,7 +74,7 @@ def events_exactly_once(soak) -> dict[str, Any]:
 
 
 def liveness(soak) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    offline_fail, online_fail, slow_fail, notes = [], [], [], []
+    offline_fail, online_fail, slow_fail, notes, slow_notes = [], [], [], [], []
     judged_off = judged_on = judged_slow = 0
     for f in soak.faults:
         if f.target in ("broker", "controller"):
@@ -83,11 +85,15 @@ def liveness(soak) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
             notes.append(f"{f.kind} {f.target} at {f.start:.1f} s not judged: not online when it began")
             continue
         where = f"seed {soak.seed}, t={f.start:.1f} s, fault {f.kind}, kiosk {f.target}"
-        if f.kind == "link_slow":
+        if f.kind in ONLINE_FAULTS:
+            if _overlaps_global(soak, f.start - soak.bound, end + soak.bound):
+                slow_notes.append(f"{f.kind} {f.target} at {f.start:.1f} s: staying online not judged, a "
+                             "broker/controller fault overlaps")
+                continue
             judged_slow += 1
             dropped = _first(changes, f.start, lambda s: s != "online")
             if dropped is not None and dropped <= end:
-                slow_fail.append(f"{where}: {_state_at(changes, dropped)} at {dropped:.1f} s on the slow link")
+                slow_fail.append(f"{where}: {_state_at(changes, dropped)} at {dropped:.1f} s during the fault")
             continue
         off = _first(changes, f.start, lambda s: s == "offline")
         if _overlaps_global(soak, f.start - soak.bound, f.start + soak.bound):
@@ -98,16 +104,17 @@ def liveness(soak) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
             if off is None or off - f.start > soak.bound + SAMPLE_STEP:
                 took = "never" if off is None else f"after {off - f.start:.1f} s"
                 offline_fail.append(f"{where}: offline {took}, bound {soak.bound:.1f} s")
-        if not f.end or _overlaps_global(soak, f.end, f.end + ONLINE_AGAIN) or any(
-                g.target == f.target and f.end <= g.start <= f.end + ONLINE_AGAIN for g in soak.faults):
+        ret = f.back or f.end
+        if not ret or _overlaps_global(soak, ret, ret + ONLINE_AGAIN) or any(
+                g is not f and g.target == f.target and ret <= g.start <= ret + ONLINE_AGAIN for g in soak.faults):
             continue
         judged_on += 1
-        back = _first(changes, max(f.end, off or f.end), lambda s: s == "online")
-        if back is None or back - f.end > ONLINE_AGAIN:
-            took = "not at all" if back is None else f"after {back - f.end:.1f} s"
-            online_fail.append(f"{where}: online again {took} after the return at {f.end:.1f} s")
+        back = _first(changes, max(ret, off or ret), lambda s: s == "online")
+        if back is None or back - ret > ONLINE_AGAIN:
+            took = "not at all" if back is None else f"after {back - ret:.1f} s"
+            online_fail.append(f"{where}: online again {took} after the return at {ret:.1f} s")
     return (_result(offline_fail, judged_off, notes), _result(online_fail, judged_on),
-            _result(slow_fail, judged_slow))
+            _result(slow_fail, judged_slow, slow_notes))
 
 
 def commands_final(soak) -> dict[str, Any]:
@@ -161,29 +168,68 @@ def resources_flat(soak) -> dict[str, Any]:
     return _result(failures, len(soak.resources), notes)
 
 
-def alarms_follow_faults(soak) -> dict[str, Any]:
-    """Every alarm raised lies in a fault's window (its target's, or a broker/controller fault's),
-    and none is still open at the end unless acknowledged."""
+def _alarms(soak) -> list[tuple]:
     conn = soak.store()
     rows = conn.execute("SELECT id, kiosk_id, rule, subject, raised_at, cleared_at, acked_at FROM alarms").fetchall()
     conn.close()
+    return rows
+
+
+def alarms_follow_faults(soak) -> dict[str, Any]:
+    """Every alarm raised lies in a fault's window (its kiosk's, or a broker/controller fault's),
+    and is cleared (or acknowledged) within 30 s of the end of the last fault that explains it."""
+    rows = _alarms(soak)
     failures = []
     for aid, kid, rule, subject, raised, cleared, acked in rows:
         t = raised - soak.wall0
         where = f"seed {soak.seed}, t={t:.1f} s: alarm {aid} {rule} {subject} on kiosk {kid}"
-        if not any(f.target in (kid, "broker", "controller") and f.start - 1 <= t <= (f.end or t) + ONLINE_AGAIN
-                   for f in soak.faults):
+        causes = [f for f in soak.faults
+                  if f.target in (kid, "broker", "controller") and f.start - 1 <= t <= (f.end or t) + ONLINE_AGAIN]
+        if not causes:
             failures.append(f"{where} raised without a fault")
-        if cleared is None and acked is None:
-            failures.append(f"{where} still open at the end")
+            continue
+        done = min(x for x in (cleared, acked) if x is not None) - soak.wall0 if (cleared or acked) else None
+        last = max((f.end or soak.now()) for f in causes)
+        # Another fault of the same kiosk starting before the clear may hold the alarm up.
+        later = [f for f in soak.faults if f.target in (kid, "broker", "controller") and last < f.start
+                 and (done is None or f.start <= done)]
+        if later:
+            last = max(last, *((f.end or soak.now()) for f in later))
+        if done is None:
+            failures.append(f"{where} still open at the end (its fault ended at {last:.1f} s)")
+        elif done - last > ONLINE_AGAIN:
+            kinds = ", ".join(sorted({f.kind for f in causes}))
+            failures.append(f"{where} cleared {done - last:.1f} s after its fault ({kinds}) ended at {last:.1f} s")
     return _result(failures, len(rows), [f"{len(rows)} alarms raised"])
+
+
+def device_faults_alarmed(soak) -> dict[str, Any]:
+    """Each device fault with a named alarm (paper low/out, cover open, the host power cycle)
+    raised that alarm on its kiosk while it lasted."""
+    rows = _alarms(soak)
+    failures, notes = [], []
+    judged = 0
+    for f in soak.faults:
+        rule = EXPECTED_ALARM.get(f.kind)
+        if rule is None or not f.end:
+            continue
+        if _overlaps_global(soak, f.start - 1, f.end + 1):
+            notes.append(f"{f.kind} {f.target} at {f.start:.1f} s not judged: a broker/controller fault overlaps")
+            continue
+        judged += 1
+        if not any(kid == f.target and r == rule and f.start - 1 <= raised - soak.wall0 <= f.end + ONLINE_AGAIN
+                   for _, kid, r, _, raised, _, _ in rows):
+            failures.append(f"seed {soak.seed}, t={f.start:.1f} s: fault {f.kind} on kiosk {f.target} "
+                            f"(until {f.end:.1f} s) raised no {rule} alarm {f.note}".rstrip())
+    return _result(failures, judged, notes)
 
 
 def check_all(soak) -> dict[str, dict[str, Any]]:
     offline, online, slow = liveness(soak)
     return {"events_exactly_once": events_exactly_once(soak), "alarms_follow_faults": alarms_follow_faults(soak),
+            "device_faults_alarmed": device_faults_alarmed(soak),
             "offline_within_bound": offline,
-            "online_within_30s": online, "slow_link_stays_online": slow, "commands_final": commands_final(soak),
+            "online_within_30s": online, "stays_online": slow, "commands_final": commands_final(soak),
             "resources_flat": resources_flat(soak)}
 
 

@@ -10,9 +10,12 @@ from html import escape
 from typing import Any
 
 from benchmarks.soak_checks import recovery
+from benchmarks.soak_faults import GLOBAL_FAULTS, KIOSK_FAULTS
 
 COLOURS = {"link_cut": "#d62728", "link_slow": "#ff7f0e", "half_open": "#9467bd", "kiosk_kill": "#8c564b",
-           "broker_restart": "#1f77b4", "controller_kill": "#17becf"}
+           "broker_restart": "#1f77b4", "controller_kill": "#17becf", "host_power_cycle": "#e377c2",
+           "clock_step": "#7f7f7f", "disk_full": "#bcbd22"}
+DEVICE_COLOUR = "#2ca02c"  # printer and supervisor faults
 STATE_COLOURS = {"online": "#c7e9c0", "offline": "#fcbba1", "stale": "#fdd0a2"}
 
 
@@ -37,7 +40,7 @@ def _timeline(soak) -> str:
                 end = f.end or soak.duration
                 out.append(f'<rect x="{left + f.start * scale:.1f}" y="{y + 3}" '
                            f'width="{max(1.5, (end - f.start) * scale):.1f}" height="{row - 8}" '
-                           f'fill="{COLOURS.get(f.kind, "#000")}"><title>{f.kind} {f.start:.1f}-{end:.1f} s'
+                           f'fill="{COLOURS.get(f.kind, DEVICE_COLOUR)}"><title>{f.kind} {f.start:.1f}-{end:.1f} s'
                            f'</title></rect>')
     y = height - 6
     for k in range(0, int(soak.duration) + 1, max(10, int(soak.duration / 10))):
@@ -69,7 +72,9 @@ def write_report(soak, results: dict[str, dict[str, Any]]) -> None:
     lines = [
         "# Soak report", "",
         f"Seed **{soak.seed}** (replay: `benchmarks/soak.py --seed {soak.seed} --kiosks {soak.kiosks} "
-        f"--duration {soak.duration:g} --speed {soak.speed:g}`). {soak.kiosks} kiosks, {soak.duration:g} s at "
+        f"--duration {soak.duration:g} --speed {soak.speed:g}"
+        f"{f' --fault-every {soak.fault_every:g}' if soak.fault_every else ''}"
+        f"{' --kinds ' + ','.join(soak.kinds) if set(soak.kinds) != set(KIOSK_FAULTS + GLOBAL_FAULTS) else ''}`). {soak.kiosks} kiosks, {soak.duration:g} s at "
         f"speed {soak.speed:g} (telemetry {soak.telemetry:g} s, keepalive {soak.keepalive} s, offline bound "
         f"{soak.bound:g} s).", "",
         "Faults: " + (", ".join(f"{k} x{n}" for k, n in sorted(kinds.items())) or "none") +
@@ -83,7 +88,8 @@ def write_report(soak, results: dict[str, dict[str, Any]]) -> None:
         if r["failures"] or len(r["notes"]) > 3:
             lines += ["", f"## {name}", ""] + [f"- FAIL: {x}" for x in r["failures"]] + [f"- {x}" for x in r["notes"]]
     lines += ["", "## Recovery", ""] + [f"- {x}" for x in recovery(soak)]
-    lines += ["", "## Faults", "", "| t (s) | until | fault | target |", "|---|---|---|---|"]
-    lines += [f"| {f.start:.1f} | {f.end:.1f} | {f.kind} | {f.target} |" for f in soak.faults]
+    lines += ["", "## Faults", "", "| t (s) | until | fault | target | what happened |", "|---|---|---|---|---|"]
+    lines += [f"| {f.start:.1f} | {f.end:.1f} | {f.kind} | {f.target} | {f.note.replace('|', '/')} |"
+              for f in soak.faults]
     lines += ["", "![timeline](timeline.svg)", "", "![resources](resources.svg)", ""]
     (soak.out / "report.md").write_text("\n".join(lines), encoding="utf-8")

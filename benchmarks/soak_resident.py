@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.soak_memory import scan
 from hardware_sim.identities import PROFILES
 from tests.support import processes
 from tests.support.xvfb import Xvfb
@@ -20,6 +21,9 @@ KIOSK = "SOAK-UI"
 RESIDENT = PROFILES["resident-1"]["values"]
 # What must never leave a session: the fictitious resident's full ID number and name.
 SECRETS = {"id_number": RESIDENT["id_number"], "name": RESIDENT["name"]}
+# The fictitious phone number the feedback journey types for a call back (memory check only: the
+# service backend keeps it, as it must, to call the resident back).
+PHONE = "13700001234"
 
 
 def _home() -> list:
@@ -41,6 +45,9 @@ def journey(rounds: int) -> list:
 def _round() -> list:
     return [
         ["press", "start"], ["press", "service:notices"], ["press", "option:elderly"], ["text", "长者免费体检"],
+        *_home(),
+        ["press", "start"], ["press", "service:feedback"], ["press", "option:safety"], ["press", "option:parking"],
+        ["press", "option:normal"], *[["press", f"pin:{c}"] for c in PHONE + "✓"], ["screen", "result"],
         *_home(),
         ["press", "start"], ["press", "service:volunteer"], ["screen", "identify"],
         ["sim", "id_reader", {"cmd": "place_card", "profile": "resident-1"}], ["press", "confirm"],
@@ -92,12 +99,15 @@ class KivyKiosk:
             self._say(f"go{self.sent}")
             self.sent += 1
 
-    def result(self, timeout: float) -> dict[str, Any]:
-        """Wait for the journeys to end; ``ok`` when the harness said DONE."""
+    def result(self, timeout: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Wait for the journeys to end, look for the residents' data in the app's memory once
+        every session has ended, then let it exit: (journeys, memory) results; the journeys are
+        ``ok`` when the harness said DONE."""
         assert self.proc is not None
         while self.sent < self.rounds:  # rounds the soak had no time for run now, back to back
             self._say(f"go{self.sent}")
             self.sent += 1
+        memory = self._memory(timeout)
         self._say("end")
         try:
             line = self.proc.wait_for(lambda s: s.startswith(("DONE", "FAIL")), timeout=timeout)
@@ -106,7 +116,23 @@ class KivyKiosk:
         steps = sum(1 for s in self.proc.stdout_lines if s.startswith("STEP"))
         failures = [] if line.startswith("DONE") else [f"seed {self.soak.seed}: resident journey: {line[:300]}"]
         return {"ok": not failures, "failures": failures, "judged": steps,
-                "notes": [f"{steps} steps of resident journeys, idle-timeout walk-away included"]}
+                "notes": [f"{steps} steps of resident journeys, idle-timeout walk-away included"]}, memory
+
+    def _memory(self, timeout: float) -> dict[str, Any]:
+        """The ``resident_data_in_memory`` check: with every session ended (the harness waits for
+        "end"), the app process's memory holds none of the residents' data."""
+        assert self.proc is not None
+        try:
+            self.proc.wait_for(lambda s: s == "WAIT end", timeout=timeout)
+        except (TimeoutError, RuntimeError) as exc:
+            return {"ok": False, "failures": [f"seed {self.soak.seed}: the journeys never ended: {str(exc)[:200]}"],
+                    "judged": 0, "notes": []}
+        got = scan(self.proc.proc.pid, {**SECRETS, "phone": PHONE})
+        failures = [f"seed {self.soak.seed}: the resident's {what} is in the kiosk app's memory after the "
+                    f"session ended ({', '.join(where[:5])})" for what, where in sorted(got["found"].items())]
+        return {"ok": not failures, "failures": failures, "judged": len(SECRETS) + 1,
+                "notes": [f"{got['bytes'] // (1024 * 1024)} MiB of the app's memory scanned for name, ID number, "
+                          "phone (UTF-8, UTF-16, UTF-32, GB18030)"]}
 
     def stop(self) -> None:
         if self.proc is not None:

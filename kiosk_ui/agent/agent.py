@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import logging
 import queue
+import sqlite3
 import threading
 import time
 import uuid
@@ -72,6 +73,7 @@ class KioskAgent:
         self.mode = self.journal.get("mode", "normal")
         self.applied: dict[str, Any] = self.journal.get("applied", {"version": 0, "config": {}})
         self.reported: dict[str, Any] = self.journal.get("reported", {})
+        self._birth_ts = float(self.journal.get("birth_ts", 0.0) or 0.0)
         self.telemetry_interval = float(self.applied["config"].get("telemetry_interval",
                                                                     config.telemetry_interval))
         self.public_key = signing.parse_public_key(config.controller_public_key) \
@@ -182,10 +184,18 @@ class KioskAgent:
 
     # -- retained state ---------------------------------------------------------------------------
     def birth(self) -> dict[str, Any]:
+        # The controller orders births by their stamp (a late redelivered birth must not undo a
+        # newer one), so the stamp never goes back, not even when the wall clock is stepped back
+        # (NTP after a long time offline, a technician); kept in the journal across restarts.
+        ts = max(self.clock(), self._birth_ts + 0.001)
+        self._birth_ts = ts
+        try:
+            self.journal.put("birth_ts", ts)
+        except sqlite3.OperationalError as exc:  # a full disk: the stamp in memory still holds
+            log.warning("birth stamp not kept: %s", exc)
         return payloads.birth(self.config.kiosk_id, mode=self.mode, boot_id=self.boot_id, site=self.config.site,
                               versions={"agent": VERSION, "contract": fleet.VERSION, **self._release()},
-                              devices=list(self._devices),
-                              ts=self.clock())
+                              devices=list(self._devices), ts=ts)
 
     def _release(self) -> dict[str, str]:
         """The release this process runs (roll-outs pick kiosks on an older one)."""
@@ -233,13 +243,15 @@ class KioskAgent:
     def emit(self, event_type: str, fields: dict[str, Any] | None = None) -> str:
         """Journal one event and wake the sender; returns its id. Never put resident data here."""
         event_id = uuid.uuid4().hex
-        dropped = self._journal_event(event_id, event_type, fields or {})
+        self._overflowed(self._journal_event(event_id, event_type, fields or {}))
+        self._wake.set()
+        return event_id
+
+    def _overflowed(self, dropped: int) -> None:
         if dropped:
             log.warning("event journal full: dropped %d oldest events", dropped)
             self._journal_event(uuid.uuid4().hex, "journal_overflow",
                                 {"dropped": dropped, "max_events": self.journal.max_events})
-        self._wake.set()
-        return event_id
 
     def _journal_event(self, event_id: str, event_type: str, fields: dict[str, Any]) -> int:
         with self._seq_lock:
@@ -385,6 +397,7 @@ class KioskAgent:
             self._wake.wait(0.5)
             self._wake.clear()
             try:
+                self._overflowed(self.journal.flush_held())  # what a full disk held back, first
                 self._pump_journal()
             except Exception:  # noqa: BLE001 - keep forwarding; the journal keeps the events
                 log.exception("journal pump failed")

@@ -49,8 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc))
     from kiosk_ui.compose import build_headless_kiosk
 
+    extra = {}
+    if config.simulated:
+        # Test-only: a simulated kiosk's wall clock can be stepped (kiosk_ui/agent/stepped_clock.py).
+        from kiosk_ui.agent.stepped_clock import OFFSET_FILE, SteppedClock
+
+        extra["clock"] = SteppedClock(config.data_dir / "dev" / OFFSET_FILE)
     try:
-        kiosk, runtime = build_headless_kiosk(config)
+        kiosk, runtime = build_headless_kiosk(config, **extra)
     except KioskError as exc:
         return fail(str(exc))
     code = start_service(runtime)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from benchmarks.soak_faults import fill_disk, mount_disk, unmount_disk
+from contract import topics
+from controller import alarms, handlers
 from foundation.settings import KioskConfig, from_mapping
 from kiosk_ui.agent.agent import KioskAgent
 
@@ -17,3 +24,71 @@ def test_a_kiosk_waits_less_than_30_s_between_reconnect_attempts(tmp_path):
     finally:
         agent.journal.close()
     assert max(waits) <= 25.0 and waits[-1] == max(waits)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs: a disk that really fills (ENOSPC), not a flag."""
+    mnt = tmp_path / "disk"
+    if not mount_disk(mnt, size=1024 * 1024):  # the soak's own kiosk disks, smaller
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        unmount_disk(mnt)
+
+
+def test_a_kiosk_whose_disk_is_full_keeps_its_events_and_journals_them_in_order_when_there_is_room(small_disk):
+    # Soak seed 9 (--kinds disk_full,clock_step): the journal's write raised "database or disk is
+    # full" out of emit(), which ended the agent's device/telemetry thread: the kiosk went stale, its
+    # cover_open alarm never cleared, a command stayed queued, and the event was gone.
+    agent = KioskAgent(from_mapping(KioskConfig, {"kiosk_id": "K-DISK", "broker": "mqtt://127.0.0.1:1",
+                                                  "data_dir": str(small_disk)}))
+    try:
+        first = agent.emit("device_state", {"device": "printer", "state": "idle"})
+        filler = small_disk / "fill.bin"
+        fill_disk(filler)
+        pad = "x" * 3000  # a page or more each, so the full disk must refuse them
+        ids = [first] + [agent.emit("device_state", {"device": "printer", "state": "error", "pad": pad})
+                         for _ in range(30)]
+        assert agent.journal.held() > 0, "the disk took every event: the test did not fill it"
+        assert agent.journal.depth() == 31
+        filler.unlink()
+        assert agent.journal.flush_held() == 0 and agent.journal.held() == 0
+        journaled = [event_id for *_, event_id in agent.journal.pending(0, limit=100)]
+        assert journaled == ids  # every one, in the order they happened
+        seqs = [json.loads(payload)["seq"] for _, _, payload, _ in agent.journal.pending(0, limit=100)]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 31
+    finally:
+        agent.journal.close()
+
+
+def test_a_kiosk_whose_clock_was_stepped_back_is_online_again_after_it_reconnects(tmp_path):
+    # Soak seed 9 (--kinds disk_full,clock_step): a kiosk whose wall clock was stepped back an hour
+    # and then reconnected stayed offline in the controller: the controller keeps the newest birth
+    # by its stamp, and every birth after the step was "older" than the last one before it. The
+    # real producer (the agent's birth, restarted on the same data folder) into the real consumer.
+    wall = [1_800_000_000.0]
+    cfg = from_mapping(KioskConfig, {"kiosk_id": "K1", "broker": "mqtt://127.0.0.1:1", "data_dir": str(tmp_path)})
+    s = handlers.FleetState(telemetry_period=10, stale_after_periods=3, rules=alarms.load_rules())
+
+    def birth_and_will(agent: KioskAgent, now: float) -> None:
+        nonlocal s
+        s, _ = handlers.handle(s, topics.parse("kiosk/v1/K1/status", topics.encode(agent.birth())), now)
+        assert s.kiosks["K1"]["state"] == "online"
+        s, _ = handlers.handle(s, topics.parse("kiosk/v1/K1/status", topics.encode(
+            {"v": topics.VERSION, "state": "offline", "reason": "lwt"})), now + 1)
+        assert s.kiosks["K1"]["state"] == "offline"
+
+    agent = KioskAgent(cfg, clock=lambda: wall[0])
+    try:
+        birth_and_will(agent, 100.0)
+        wall[0] -= 3600  # NTP steps the clock back an hour
+        birth_and_will(agent, 200.0)
+    finally:
+        agent.journal.close()
+    again = KioskAgent(cfg, clock=lambda: wall[0])  # the kiosk restarts, its clock still behind
+    try:
+        birth_and_will(again, 300.0)
+    finally:
+        again.journal.close()
