@@ -59,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.soak_checks import check_all  # noqa: E402
 from benchmarks.soak_faults import (  # noqa: E402
+    FULL_ONLY,
     GLOBAL_FAULTS,
     KIOSK_FAULTS,
     OFFLINE_FAULTS,
@@ -131,6 +132,8 @@ class Soak:
     kivy: bool = True
     fault_every: float | None = None
     kinds: tuple[str, ...] = KIOSK_FAULTS + GLOBAL_FAULTS
+    device_kiosks: int | None = None  # kiosks with simulated devices, a process each (None: all)
+    pack: int = 20  # link-only kiosks per process (benchmarks/soak_pack.py)
     rng: random.Random = field(init=False)
     faults: list[Fault] = field(default_factory=list)
     states: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
@@ -151,6 +154,7 @@ class Soak:
         self.out.mkdir(parents=True, exist_ok=True)
         self.work = self.out / "run"
         self.ids = [f"SOAK-{i:03d}" for i in range(self.kiosks)]
+        self.full = set(self.ids[:self.kiosks if self.device_kiosks is None else self.device_kiosks])
         self.t0 = time.monotonic()
         self.wall0 = time.time()  # the controller stamps alarms with wall-clock time
         self._stop = threading.Event()
@@ -178,19 +182,34 @@ class Soak:
             self.ui.start()
         self.proxies: dict[str, LinkProxy] = {}
         self.procs: dict[str, Proc] = {}
+        self.packs: list[Proc] = []
+        packs: list[list[dict[str, str]]] = [[] for _ in range(-(-(self.kiosks - len(self.full)) // self.pack))]
         for i, kid in enumerate(self.ids):
             proxy = LinkProxy(self.broker.port, seed=self.seed * 1000 + i).start()
             self.proxies[kid] = proxy
             self.disks[kid] = mount_disk(self.work / kid)
+            (self.work / kid / "dev").mkdir(parents=True, exist_ok=True)  # the stepped clock's file
+            if kid not in self.full:
+                packs[(i - len(self.full)) // self.pack].append(
+                    {"kiosk_id": kid, "broker": f"mqtt://127.0.0.1:{proxy.port}", "data_dir": str(self.work / kid)})
+                continue
             self.procs[kid] = Proc(kid, [
                 py, "-m", "kiosk_ui.agent.cli", "--kiosk-id", kid, "--site", "soak",
                 "--broker", f"mqtt://127.0.0.1:{proxy.port}", "--data-dir", str(self.work / kid), "--simulated",
                 "--telemetry-interval", str(self.telemetry), "--keepalive", str(self.keepalive),
                 "--controller-public-key", key, "--log-level", "WARNING"], self.work / f"{kid}.log")
             self.procs[kid].start()
+        common = {"site": "soak", "telemetry_interval": self.telemetry, "keepalive": self.keepalive,
+                  "controller_public_key": key, "log_level": "WARNING"}
+        for n, kiosks in enumerate(packs):
+            spec = self.work / f"pack-{n}.json"
+            spec.write_text(json.dumps({"common": common, "kiosks": kiosks}), encoding="utf-8")
+            self.packs.append(Proc(f"pack-{n}", [py, str(ROOT / "benchmarks" / "soak_pack.py"), str(spec)],
+                                   self.work / f"pack-{n}.log"))
+            self.packs[-1].start()
 
     def stop(self) -> None:
-        for p in self.procs.values():
+        for p in [*self.procs.values(), *self.packs]:
             p.stop()
         self.controller.stop()
         for proxy in self.proxies.values():
@@ -223,7 +242,9 @@ class Soak:
                     pass
                 finally:
                     conn.close()
-            for name, pid in (("controller", self.controller.pid), ("broker", self.broker.proc and self.broker.proc.pid)):
+            watched = [("controller", self.controller.pid), ("broker", self.broker.proc and self.broker.proc.pid),
+                       *((p.name, p.pid) for p in self.packs[:2])]  # two packs stand for the rest
+            for name, pid in watched:
                 u = usage(pid)
                 if u:
                     self.resources.setdefault(name, []).append((t, *u, pid))
@@ -286,7 +307,7 @@ class Soak:
             # A device fault needs only long enough for the kiosk to report it and the alarm to rise.
             hold = self.rng.uniform(*((1.5, 3) if kind in OFFLINE_FAULTS or kind == "link_slow" else (0.6, 1.2)))
             hold *= self.bound
-            free = [k for k in self.ids if self._free(k)]
+            free = [k for k in self.ids if self._free(k) and (kind not in FULL_ONLY or k in self.full)]
             if not free:
                 if kind not in first:
                     first.append(kind)  # every kind still comes once
@@ -346,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="mean seconds between faults (120/speed, at least 2)")
     p.add_argument("--kinds", default=",".join(KIOSK_FAULTS + GLOBAL_FAULTS),
                    help="comma-separated fault kinds to inject (all: %(default)s)")
+    p.add_argument("--device-kiosks", type=int, default=None,
+                   help="how many of the kiosks have simulated devices, a process each (all); the others "
+                        "are link-only agents, --pack to a process")
+    p.add_argument("--pack", type=int, default=20, help="link-only kiosks per process (20)")
     p.add_argument("--out", type=Path, default=Path("soak-report"), help="report folder (soak-report)")
     args = p.parse_args(argv)
     kinds = tuple(k for k in args.kinds.split(",") if k)
@@ -355,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     print(f"soak seed {seed}", flush=True)
     soak = Soak(args.out, args.kiosks, args.duration, args.speed, seed, kivy=not args.no_kivy,
-                fault_every=args.fault_every, kinds=kinds)
+                fault_every=args.fault_every, kinds=kinds, device_kiosks=args.device_kiosks, pack=args.pack)
     results = soak.run()
     write_report(soak, results)
     print(json.dumps({name: r["ok"] for name, r in results.items()}), flush=True)

@@ -37,6 +37,8 @@ ONLINE_FAULTS = ("link_slow", "printer_unplug", "printer_garble", "paper_low", "
                  "supervisor_reset", "disk_full")
 DEVICE_FAULTS = ONLINE_FAULTS[1:]
 KIOSK_FAULTS = OFFLINE_FAULTS + ONLINE_FAULTS
+# Faults that need the kiosk's own process and simulated devices (not a link-only packed kiosk).
+FULL_ONLY = ("kiosk_kill", "host_power_cycle") + tuple(k for k in DEVICE_FAULTS if k != "disk_full")
 GLOBAL_FAULTS = ("broker_restart", "controller_kill")
 # The alarm each device fault must raise while it lasts (kiosk_offline for the offline faults is
 # judged by the liveness checks instead).
