@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import threading
 import time
@@ -13,14 +14,28 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.soak_memory import scan
-from hardware_sim.identities import PROFILES
+from hardware_sim.identities import fictitious
 from tests.support import processes
 from tests.support.xvfb import Xvfb
 
 KIOSK = "SOAK-UI"
-RESIDENT = PROFILES["resident-1"]["values"]
-# What must never leave a session: the fictitious resident's full ID number and name.
-SECRETS = {"id_number": RESIDENT["id_number"], "name": RESIDENT["name"]}
+# What must never leave a session: each round's fictitious resident's full ID number and name.
+# Each round's card is made from the soak's seed (hardware_sim/identities.py, ``seed-N``): data in
+# no source file, so a search of the app's memory finds only what the app itself read.
+
+
+def resident(seed: int, i: int) -> int:
+    """The card seed of round ``i`` of the soak with ``seed``."""
+    return seed * 1000 + i
+
+
+def secrets(seed: int, rounds: int) -> dict[str, str]:
+    out = {}
+    for i in range(rounds):
+        values = fictitious(resident(seed, i))["values"]
+        out[f"round {i} id_number"], out[f"round {i} name"] = values["id_number"], values["name"]
+    return out
+
 # The fictitious phone number the feedback journey types for a call back (memory check only: the
 # service backend keeps it, as it must, to call the resident back).
 PHONE = "13700001234"
@@ -31,18 +46,18 @@ def _home() -> list:
             ["screen", "attract"], ["wiped"]]
 
 
-def journey(rounds: int) -> list:
+def journey(seed: int, rounds: int) -> list:
     """``rounds`` times, each when the soak says ``go{i}`` on stdin (the app stays up all along):
     read the notices; identify with an ID card, then walk away: the idle timeout must end the
     session and wipe it (the harness's ``wiped`` step looks in the app's memory and on screen).
     The app exits when the soak says ``end``."""
     steps: list = [["screen", "attract", 60]]
     for i in range(rounds):
-        steps += [["sync", f"go{i}"], *_round()]
+        steps += [["sync", f"go{i}"], *_round(resident(seed, i))]
     return steps + [["sync", "end"]]
 
 
-def _round() -> list:
+def _round(card: int) -> list:
     return [
         ["press", "start"], ["press", "service:notices"], ["press", "option:elderly"], ["text", "长者免费体检"],
         *_home(),
@@ -50,10 +65,25 @@ def _round() -> list:
         ["press", "option:normal"], *[["press", f"pin:{c}"] for c in PHONE + "✓"], ["screen", "result"],
         *_home(),
         ["press", "start"], ["press", "service:volunteer"], ["screen", "identify"],
-        ["sim", "id_reader", {"cmd": "place_card", "profile": "resident-1"}], ["press", "confirm"],
+        ["sim", "id_reader", {"cmd": "place_card", "profile": f"seed-{card}"}], ["press", "confirm"],
         ["idle", 75], ["screen", "attract", 30], ["wiped"],
         ["sim", "id_reader", {"cmd": "remove_card"}],
     ]
+
+
+SERVICE = Path(__file__).resolve().parents[1] / "deploy" / "systemd" / "kiosk.service"
+
+
+def service_env() -> dict[str, str]:
+    """The environment kiosk.service gives the app (its ``Environment=`` lines): the soak's kiosk
+    runs as a deployed one does, its allocator settings included."""
+    env = {}
+    for line in SERVICE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("Environment="):
+            for pair in shlex.split(line.partition("=")[2]):
+                key, _, value = pair.partition("=")
+                env[key] = value
+    return env
 
 
 class KivyKiosk:
@@ -70,7 +100,7 @@ class KivyKiosk:
         self.every = 20.0
         self.rounds = max(1, int(soak.quiet_until // self.every))
         self.sent = 0
-        self.script.write_text(json.dumps(journey(self.rounds), ensure_ascii=False), encoding="utf-8")
+        self.script.write_text(json.dumps(journey(soak.seed, self.rounds), ensure_ascii=False), encoding="utf-8")
         self.xvfb: Xvfb | None = None
         self.proc: processes.Proc | None = None
 
@@ -82,7 +112,7 @@ class KivyKiosk:
         self.proc = processes.Proc(
             [sys.executable, "-m", "tests.kiosk.harness", "--script", str(self.script), "--data-dir",
              str(self.dir / "data"), "--config", str(self.config), "--artifacts", str(self.dir / "shots"),
-             "--tag", "soak"], env={"DISPLAY": display}, stdin=True)
+             "--tag", "soak"], env={**service_env(), "DISPLAY": display}, stdin=True)
         threading.Thread(target=self._pace, daemon=True).start()
 
     def _say(self, line: str) -> None:
@@ -127,10 +157,11 @@ class KivyKiosk:
         except (TimeoutError, RuntimeError) as exc:
             return {"ok": False, "failures": [f"seed {self.soak.seed}: the journeys never ended: {str(exc)[:200]}"],
                     "judged": 0, "notes": []}
-        got = scan(self.proc.proc.pid, {**SECRETS, "phone": PHONE})
+        secret = secrets(self.soak.seed, self.rounds)
+        got = scan(self.proc.proc.pid, {**secret, "phone": PHONE})
         failures = [f"seed {self.soak.seed}: the resident's {what} is in the kiosk app's memory after the "
                     f"session ended ({', '.join(where[:5])})" for what, where in sorted(got["found"].items())]
-        return {"ok": not failures, "failures": failures, "judged": len(SECRETS) + 1,
+        return {"ok": not failures, "failures": failures, "judged": len(secret) + 1,
                 "notes": [f"{got['bytes'] // (1024 * 1024)} MiB of the app's memory scanned for name, ID number, "
                           "phone (UTF-8, UTF-16, UTF-32, GB18030)"]}
 
@@ -146,7 +177,7 @@ class KivyKiosk:
 def no_resident_data(soak: Any) -> dict[str, Any]:
     """No full ID number or name in any file the soak's processes wrote: logs, the controller's
     database, the broker's persistence, the kiosks' journals and data folders."""
-    needles = {k: v.encode("utf-8") for k, v in SECRETS.items()}
+    needles = {k: v.encode("utf-8") for k, v in secrets(soak.seed, soak.ui.rounds if soak.ui else 0).items()}
     failures, files = [], 0
     deadline = time.monotonic() + 30
     for path in sorted(Path(soak.work).rglob("*")):

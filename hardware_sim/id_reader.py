@@ -90,7 +90,8 @@ class IdReaderSim(SimDevice):
                 raise SimControlError(str(exc.args[0])) from None
             self.profile = profile
             self.found = self.selected = False
-            return {"profile": profile, "type": identities.PROFILES[profile]["flag"]}
+            flag = identities.PROFILES[profile]["flag"] if profile in identities.PROFILES else "resident"
+            return {"profile": profile, "type": flag}
         if name == "remove_card":
             self.card = self.profile = None
             self.found = self.selected = False

@@ -8,6 +8,8 @@ residence ID card (``Y``).
 
 from __future__ import annotations
 
+import random
+
 from device_drivers import samv
 
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
@@ -63,9 +65,27 @@ PROFILES: dict[str, dict] = {
 }
 
 
+GIVEN = "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未申酉戌亥"
+
+
+def fictitious(seed: int) -> dict:
+    """A fictitious resident made from ``seed`` (``place_card`` with ``"seed"``): data that is in
+    no source file, so a search of a process's memory for it finds only what the process read."""
+    rng = random.Random(seed)
+    birth = f"{rng.randrange(1965, 2000)}{rng.randrange(1, 13):02d}{rng.randrange(1, 29):02d}"
+    return {"flag": "resident", "values": {
+        "name": "测试" + "".join(rng.choice(GIVEN) for _ in range(2)), "sex": str(rng.randrange(1, 3)),
+        "nation": "01", "birth": birth, "address": f"广东省广州市天河区测试街道演示路{rng.randrange(1, 999)}号",
+        "id_number": number("440106", birth, f"{rng.randrange(1000):03d}"), "authority": "广州市公安局天河分局",
+        "valid_from": "20200101", "valid_until": "20400101"}}
+
+
 def card(profile: str) -> tuple[bytes, bytes]:
     """(256-byte text block, 1024-byte opaque photo) for a named fictitious card."""
+    if profile.startswith("seed-") and profile[5:].isdigit():
+        p = fictitious(int(profile[5:]))
+        return samv.encode_text(p["flag"], p["values"]), fake_wlt(profile)
     if profile not in PROFILES:
-        raise KeyError(f"unknown card profile {profile!r}; known: {', '.join(PROFILES)}")
+        raise KeyError(f"unknown card profile {profile!r}; known: {', '.join(PROFILES)} or seed-N")
     p = PROFILES[profile]
     return samv.encode_text(p["flag"], p["values"]), fake_wlt(profile)

@@ -16,7 +16,7 @@ from benchmarks.soak_faults import GLOBAL_FAULTS, KIOSK_FAULTS
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ("events_exactly_once", "alarms_follow_faults", "device_faults_alarmed", "offline_within_bound",
           "online_within_30s", "stays_online", "commands_final", "resources_flat", "resident_journeys",
-          "no_resident_data")
+          "resident_data_in_memory", "no_resident_data")
 
 
 def test_a_compressed_soak_keeps_every_invariant(tmp_path):
