@@ -4,13 +4,18 @@
 
 Runs Mosquitto, the controller with its console (``kiosk-controller``, a process of its own), one
 real Kivy kiosk under Xvfb driven through resident journeys (``benchmarks/soak_resident.py``;
-``--no-kivy`` leaves it out) and ``--kiosks`` headless kiosks (``kiosk-agent --simulated``, each a process with its simulated printer),
-every kiosk's connection through its own link proxy (``tests/support/link_proxy.py``). ``--speed``
+``--no-kivy`` leaves it out) and ``--kiosks`` headless kiosks: ``--device-kiosks`` of them (all by
+default) ``kiosk-agent --simulated``, each a process with its simulated printer and supervisor
+board, the rest link-only agents ``--pack`` to a process (``benchmarks/soak_pack.py``); every
+kiosk's connection goes through its own link proxy (``tests/support/link_proxy.py``) and its data
+folder is a small tmpfs (when the soak may mount one: root). ``--speed``
 compresses time: telemetry every 30/speed s, keepalive 10/speed s (whole seconds, at least 5), faults and
 commands at the same compressed pace. A fault injector driven by ``--seed`` (printed in the
-report, so a run can be replayed) picks, at random moments: broker restart, controller SIGKILL and
-restart, kiosk link cut and restore, slow lossy link (300 ms, 5 %, 64 kbit/s), half-open link,
-kiosk process SIGKILL and restart. Commands (``set_mode`` and ``collect_diagnostics``) are queued
+report, so a run can be replayed) picks, at random moments (``--fault-every``, ``--kinds``): broker
+restart, controller SIGKILL and restart, and per kiosk the faults of ``benchmarks/soak_faults.py``:
+link cut, slow lossy link (300 ms, 5 %, 64 kbit/s), half-open link, kiosk SIGKILL, host power
+cycle by the supervisor board, clock step, printer unplug, garbage on its line, paper low/out,
+cover open, supervisor board reset, disk full. Commands (``set_mode`` and ``collect_diagnostics``) are queued
 all along as an operator would (``kioskctl``'s action queue).
 
 Invariants, each a named check in the report (``report.md`` with ``timeline.svg`` and
@@ -19,17 +24,24 @@ Invariants, each a named check in the report (``report.md`` with ``timeline.svg`
 * ``events_exactly_once``: every kiosk's journal is empty at the end and, per boot, the stored
   event sequence numbers are 1..n without a gap (ids are the store's primary key, so none twice);
 * ``alarms_follow_faults``: every alarm raised falls in a fault's window (its kiosk's, or a
-  broker/controller fault's, up to 30 s after it ended), and none is open at the end;
-* ``offline_within_bound``: a cut, half-open link or killed kiosk shows offline in the
+  broker/controller fault's, up to 30 s after it ended), and is cleared (or acknowledged, as the
+  soak does for a host power cycle) within 30 s of that fault's end;
+* ``device_faults_alarmed``: paper low/out, cover open and a host power cycle raise their alarm;
+* ``stays_online``: a kiosk on a slow link or with a device fault or a full disk stays online;
+* ``offline_within_bound``: a cut, half-open link, clock step (with its cut), killed or
+  power-cycled kiosk shows offline in the
   controller's store within 1.5 x keepalive + 1 s (+ the 0.25 s sampling step);
 * ``online_within_30s``: back online within 30 s of the link's (or process's) return;
 * ``commands_final``: every command reaches a final state, and every ``succeeded``
   ``collect_diagnostics`` names a boot of that kiosk the controller has seen;
 * ``resident_journeys``: the Kivy kiosk's journeys end DONE (each session wiped, on screen and in
   the app's memory, the walk-away ended by the idle timeout);
-* ``no_resident_data``: the resident's full ID number and name are in no file the soak's
+* ``resident_data_in_memory``: once every session ended, no resident's name, ID number or phone
+  is in the Kivy kiosk's memory (``benchmarks/soak_memory.py``);
+* ``no_resident_data``: the residents' full ID numbers and names are in no file the soak's
   processes wrote (logs, controller database, broker persistence, kiosk journals);
-* ``resources_flat``: resident memory and open files of the controller and the broker, first
+* ``resources_flat``: resident memory and open files of the controller, the broker and two
+  packs of link-only kiosks, first
   quarter versus last quarter of the run (growth reported; fails above 50 % memory or 20 fds).
 
 A fault window overlapping a broker or controller fault is not judged for liveness (the
@@ -269,19 +281,27 @@ class Soak:
                 pass
 
     # -- faults ------------------------------------------------------------------------------------
-    def ack_alarms(self, kid: str, rule: str) -> None:
-        """Acknowledge ``kid``'s open ``rule`` alarms as an operator would (kioskctl ack)."""
-        try:
-            conn = connect(self.ctl_dir)
+    def ack_alarms(self, kid: str, rule: str, wait: float = 30.0) -> None:
+        """Acknowledge ``kid``'s open ``rule`` alarms as an operator would (kioskctl ack), waiting up
+        to ``wait`` s for one to be there: the event behind it may still be on its way."""
+        deadline = time.monotonic() + wait
+        while not self._stop.is_set():
+            ids: list[int] = []
             try:
-                ids = [r[0] for r in conn.execute("SELECT id FROM alarms WHERE kiosk_id = ? AND rule = ? AND "
-                                                  "cleared_at IS NULL AND acked_at IS NULL", (kid, rule))]
-                for aid in ids:
-                    enqueue_action(conn, "soak", "ack", {"alarm_id": aid, "note": "soak: fault ended"}, time.time())
-            finally:
-                conn.close()
-        except sqlite3.Error:
-            pass
+                conn = connect(self.ctl_dir)
+                try:
+                    ids = [r[0] for r in conn.execute("SELECT id FROM alarms WHERE kiosk_id = ? AND rule = ? AND "
+                                                      "cleared_at IS NULL AND acked_at IS NULL", (kid, rule))]
+                    for aid in ids:
+                        enqueue_action(conn, "soak", "ack", {"alarm_id": aid, "note": "soak: fault ended"},
+                                       time.time())
+                finally:
+                    conn.close()
+            except sqlite3.Error:
+                pass
+            if ids or time.monotonic() > deadline:
+                return
+            self._stop.wait(0.5)  # polled, bounded by the deadline
 
     def _free(self, k: str) -> bool:
         """One fault per kiosk at a time, and 30 s to come back after one that took it offline,

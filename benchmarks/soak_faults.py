@@ -91,13 +91,20 @@ def fill_disk(path: Path) -> int:
 
 
 # -- one fault on one kiosk ------------------------------------------------------------------------
-def _sim(soak: Any, kid: str, sim: str, cmd: dict[str, Any]) -> dict[str, Any]:
+SIM_WAIT = 30.0  # a kiosk that was just (re)started may not have its simulators up yet
+
+
+def _sim(soak: Any, kid: str, sim: str, cmd: dict[str, Any], wait: float = SIM_WAIT) -> dict[str, Any]:
+    """Send one control command to a kiosk's simulator, waiting up to ``wait`` s for its socket."""
     path = soak.work / kid / "dev" / f"{sim}.ctl"
-    try:
-        reply = send(path, cmd)
-    except TransportError as exc:
-        return {"ok": False, "error": str(exc)}
-    return reply
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return send(path, cmd)
+        except TransportError as exc:
+            if time.monotonic() > deadline:
+                return {"ok": False, "error": str(exc)}
+        time.sleep(0.5)  # polled, bounded by the deadline
 
 
 def _seen_event(soak: Any, kid: str, etype: str, since_wall: float, timeout: float) -> bool:
@@ -143,8 +150,8 @@ def run_kiosk_fault(soak: Any, f: Fault, hold: float) -> None:
         # skips the heartbeat silence, it cuts the host's power, and tells the host at power-on;
         # here the event reaches the agent before the power goes (the board sim lives in the
         # kiosk's process group), then the whole host dies and boots again after ``hold``.
-        wall = time.time()
         reply = _sim(soak, kid, "supervisor", {"cmd": "advance", "seconds": 181})
+        f.start, wall = soak.now(), time.time()
         seen = reply.get("ok") and _seen_event(soak, kid, "host_power_cycled", wall - 1, 10.0)
         f.note = "board cut the host's power" if seen else f"board's power cycle not seen: {reply}"
         soak.procs[kid].kill()
@@ -192,6 +199,7 @@ def _device_fault(soak: Any, f: Fault, hold: float) -> None:
     kid = f.target
     if f.kind == "supervisor_reset":
         reply = _sim(soak, kid, "supervisor", {"cmd": "reboot", "cause": "soft"})
+        f.start = soak.now()
         f.note = "board reset" if reply.get("ok") else f"reset refused: {reply.get('error')}"
         time.sleep(hold)  # what follows the reset (the driver's resync) is the fault's window
         return
@@ -212,11 +220,9 @@ def _device_fault(soak: Any, f: Fault, hold: float) -> None:
         return
     sim, start, end = DEVICE_COMMANDS[f.kind]
     reply = _sim(soak, kid, sim, start)
+    f.start = soak.now()  # the fault begins when the device takes it
     f.note = "" if reply.get("ok") else f"not injected: {reply.get('error')}"
     time.sleep(hold)
     # The end must reach the device even if the first try met a busy simulator.
-    for _ in range(3):
-        if _sim(soak, kid, sim, end).get("ok"):
-            return
-        time.sleep(0.5)  # a simulator that just restarted; bounded
-    f.note += " (end command not taken)"
+    if not _sim(soak, kid, sim, end).get("ok"):
+        f.note += " (end command not taken)"

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from benchmarks.soak_faults import fill_disk, mount_disk, unmount_disk
+from benchmarks.soak_memory import scan
+from benchmarks.soak_resident import service_env
 from contract import topics
 from controller import alarms, handlers
 from foundation.settings import KioskConfig, from_mapping
+from hardware_sim.identities import fictitious
 from kiosk_ui.agent.agent import KioskAgent
 
 
@@ -92,3 +98,37 @@ def test_a_kiosk_whose_clock_was_stepped_back_is_online_again_after_it_reconnect
         birth_and_will(again, 300.0)
     finally:
         again.journal.close()
+
+
+FORGET = """
+import gc, os, sys
+data = os.read(0, 4096)  # the resident's data arrives as bytes, as from a card reader
+name, number = data.decode("utf-8").split()
+frame = name.encode("utf-16-le") + number.encode("ascii")
+del data, name, number, frame  # the session ends: every reference wiped
+gc.collect()
+print("READY", flush=True)
+os.read(0, 1)
+"""
+
+
+def _forgotten(env: dict[str, str], values: dict[str, str]) -> dict:
+    p = subprocess.Popen([sys.executable, "-c", FORGET], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env={**os.environ, **env})
+    try:
+        assert p.stdin is not None and p.stdout is not None
+        p.stdin.write(f"{values['name']} {values['id_number']}\n".encode())
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == b"READY"
+        return scan(p.pid, {"name": values["name"], "id_number": values["id_number"]})["found"]
+    finally:
+        p.communicate(b"\n", timeout=10)
+
+
+def test_the_kiosk_units_allocator_settings_leave_no_resident_data_in_freed_memory():
+    # Soak seed 17: after every session had ended, the Kivy kiosk's memory still held the ID card's
+    # text block (name and ID number) in freed blocks. kiosk.service now runs the app with an
+    # allocator that overwrites what is freed; without those settings the same process keeps it.
+    values = fictitious(20261204)["values"]
+    assert _forgotten({}, values), "the default allocator kept nothing: this test proves nothing"
+    assert _forgotten(service_env(), values) == {}
