@@ -217,8 +217,11 @@ def device_faults_alarmed(soak) -> dict[str, Any]:
             notes.append(f"{f.kind} {f.target} at {f.start:.1f} s not judged: a broker/controller fault overlaps")
             continue
         judged += 1
-        if not any(kid == f.target and r == rule and f.start - 1 <= raised - soak.wall0 <= f.end + ONLINE_AGAIN
-                   for _, kid, r, _, raised, _, _ in rows):
+        # One alarm per kiosk and rule: one still open (acknowledged, say) from an earlier fault counts.
+        if not any(kid == f.target and r == rule and (
+                f.start - 1 <= raised - soak.wall0 <= f.end + ONLINE_AGAIN
+                or (raised - soak.wall0 < f.start and (cleared is None or cleared - soak.wall0 >= f.start)))
+                   for _, kid, r, _, raised, cleared, _ in rows):
             failures.append(f"seed {soak.seed}, t={f.start:.1f} s: fault {f.kind} on kiosk {f.target} "
                             f"(until {f.end:.1f} s) raised no {rule} alarm {f.note}".rstrip())
     return _result(failures, judged, notes)

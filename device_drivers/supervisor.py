@@ -377,9 +377,13 @@ class SupervisorDriver:
     def _write(self, data: bytes) -> None:
         # While the port is away the link keeps the frame and retries once it is back; a request
         # times out (DeviceTimeout) if it stays away.
-        if data:
+        # The link's reader thread starts inside SerialLink() and may deliver the board's first
+        # frame before __init__ has stored the link: that answer is dropped, and the board repeats
+        # whatever it does not see acknowledged.
+        link = self.__dict__.get("link")
+        if data and link is not None:
             try:
-                self.link.write(data)
+                link.write(data)
             except TransportError:
                 pass
 

@@ -132,3 +132,51 @@ def test_the_kiosk_units_allocator_settings_leave_no_resident_data_in_freed_memo
     values = fictitious(20261204)["values"]
     assert _forgotten({}, values), "the default allocator kept nothing: this test proves nothing"
     assert _forgotten(service_env(), values) == {}
+
+
+def test_the_supervisor_driver_takes_the_boards_first_frame_even_before_its_constructor_returns(tmp_path, caplog,
+                                                                                              monkeypatch):
+    # Soak seed 2026 (200 kiosks, a loaded machine): the Kivy kiosk's log showed "codec callback
+    # failed ... 'SupervisorDriver' object has no attribute 'link'": the link's reader thread
+    # delivered the real board's boot event before SupervisorDriver.__init__ had stored the link.
+    # Here that ordering is forced: the link's constructor returns only after the first delivery.
+    import logging
+    import threading
+
+    from device_drivers import supervisor as sup
+    from kiosk_ui.simulated import Sim
+
+    delivered = threading.Event()
+    calls: list[int] = []
+
+    class LateLink(sup.SerialLink):
+        def __init__(self, url, baudrate, on_data, **kwargs):
+            def first(data):
+                try:
+                    on_data(data)
+                finally:
+                    calls.append(len(data))
+                    delivered.set()
+            super().__init__(url, baudrate, first, **kwargs)
+            assert delivered.wait(10), "the simulated board sent nothing"
+            # Until the board's boot frame is in whole (no new bytes for 0.3 s), as a busy machine
+            # may schedule it.
+            seen = -1
+            while seen != len(calls):
+                seen = len(calls)
+                delivered.clear()
+                delivered.wait(0.3)
+
+    monkeypatch.setattr(sup, "SerialLink", LateLink)
+    (tmp_path / "dev").mkdir()
+    board = Sim("supervisor", tmp_path / "dev" / "supervisor")
+    try:
+        with caplog.at_level(logging.ERROR):
+            driver = sup.SupervisorDriver(str(board.link))
+            try:
+                assert driver.status(timeout=5.0) is not None  # and it goes on working
+            finally:
+                driver.close()
+    finally:
+        board.stop()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
