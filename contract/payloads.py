@@ -52,21 +52,48 @@ class KioskStatus:
     devices: tuple[str, ...] = ()
     ts: float | None = None
     reason: str = ""  # offline: lwt / shutdown
+    stamp: int | None = None  # the connection's stamp (see :func:`connection_stamp`); None: an older kiosk
+
+
+# The connection stamp: one integer per broker connection, in the birth and in the will registered
+# for that connection (and the clean stop sent on it), so a reader orders a status by the connection
+# that produced it. The kiosk's clock in ms, raised to one past the last stamp it used (kept across
+# reboots), so it only grows even when the clock steps back; unlike a random connection id it orders
+# connections of different boots as well. An optional field: older readers ignore it.
+STAMP_MAX = 2**63 - 1  # what a BIGINT column holds
+
+
+def connection_stamp(now: float, last: int | None) -> int:
+    """The stamp of a new connection at ``now`` (seconds) after the one stamped ``last``."""
+    return max(int(now * 1000), (last or 0) + 1)
+
+
+def _with_stamp(body: dict[str, Any], stamp: int | None) -> dict[str, Any]:
+    return {**body, "stamp": stamp} if stamp is not None else body
 
 
 def birth(kiosk_id: str, *, mode: str, boot_id: str, site: str, versions: dict[str, str], devices: list[str],
-          ts: float) -> dict[str, Any]:
+          ts: float, stamp: int | None = None) -> dict[str, Any]:
     if mode not in vocab.MODES:
         raise ValueError(f"mode must be one of {', '.join(vocab.MODES)}, got {mode!r}")
-    return {"state": "online", "kiosk_id": kiosk_id, "mode": mode, "boot_id": boot_id, "site": site,
-            "versions": dict(versions), "devices": sorted(devices), "ts": ts}
+    return _with_stamp({"state": "online", "kiosk_id": kiosk_id, "mode": mode, "boot_id": boot_id, "site": site,
+                        "versions": dict(versions), "devices": sorted(devices), "ts": ts}, stamp)
 
 
-def offline(kiosk_id: str, boot_id: str, reason: str) -> dict[str, Any]:
-    """The will (``lwt``) and the clean stop (``shutdown``)."""
+def offline(kiosk_id: str, boot_id: str, reason: str, stamp: int | None = None) -> dict[str, Any]:
+    """The will (``lwt``) and the clean stop (``shutdown``), with the stamp of the connection they end."""
     if reason not in vocab.OFFLINE_REASONS:
         raise ValueError(f"reason must be one of {', '.join(vocab.OFFLINE_REASONS)}")
-    return {"state": "offline", "reason": reason, "kiosk_id": kiosk_id, "boot_id": boot_id}
+    return _with_stamp({"state": "offline", "reason": reason, "kiosk_id": kiosk_id, "boot_id": boot_id}, stamp)
+
+
+def _stamp(body: dict[str, Any]) -> int | None:
+    value = body.get("stamp")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= STAMP_MAX:
+        raise RemoteProtocolError(f"stamp must be a whole number from 0 to {STAMP_MAX}, got {str(value)[:32]!r}")
+    return value
 
 
 def parse_status(body: dict[str, Any]) -> KioskStatus:
@@ -81,7 +108,7 @@ def parse_status(body: dict[str, Any]) -> KioskStatus:
         site=_str(body, "site") if isinstance(body.get("site"), str) else None,
         versions={str(k)[:32]: str(v)[:32] for k, v in versions.items()} if isinstance(versions, dict) else {},
         devices=tuple(str(d)[:64] for d in devices[:32]) if isinstance(devices, list) else (),
-        ts=_num(body.get("ts")), reason=_str(body, "reason"))
+        ts=_num(body.get("ts")), reason=_str(body, "reason"), stamp=_stamp(body))
 
 
 # -- controller presence (retained) --------------------------------------------------------------

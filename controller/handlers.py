@@ -56,6 +56,8 @@ class FleetState:
     time_zone: str = fleet_clock.DEFAULT_ZONE  # the controller's: pushed with every desired config
     # Each kiosk's contract version, from its retained birth: which desired-config keys it knows.
     contracts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Counters for the server's metrics (it adds and clears them after each message).
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 def _record(state: FleetState, kiosk_id: str, now: float) -> dict[str, Any]:
@@ -109,6 +111,11 @@ def _send_queued(state: FleetState, kiosk_id: str, now: float) -> list[Outgoing]
 def _status(state: FleetState, rec: dict[str, Any], st: KioskStatus, kiosk_id: str,
             now: float, contract: tuple[int, int]) -> list[Outgoing]:
     out: list[Outgoing] = []
+    if superseded(st, rec.get("status_stamp")):
+        # From a connection older than the newest birth applied (persisted, so whichever controller
+        # instance applied it): a late will of an old connection must not turn a connected kiosk offline.
+        state.counts["status_superseded"] = state.counts.get("status_superseded", 0) + 1
+        return out
     if st.state == "online" and st.ts is not None and st.ts < rec.get("status_ts", st.ts):
         # A birth older than one already applied (redelivered late, or taken by another
         # controller's share first): the newer state stands. Order comes from the kiosk's clock.
@@ -116,6 +123,8 @@ def _status(state: FleetState, rec: dict[str, Any], st: KioskStatus, kiosk_id: s
     if st.state == "online":
         if st.ts is not None:
             rec["status_ts"] = st.ts
+        if st.stamp is not None:
+            rec["status_stamp"] = st.stamp
         site_before = rec["site"]
         contract_before = state.contracts.get(kiosk_id)
         state.contracts[kiosk_id] = contract
@@ -137,6 +146,12 @@ def _status(state: FleetState, rec: dict[str, Any], st: KioskStatus, kiosk_id: s
         # A will from an older connection must not turn a kiosk offline that has since rebooted.
         _set_state(state, rec, "offline", st.reason, now)
     return out
+
+
+def superseded(st: KioskStatus, held: int | None) -> bool:
+    """True when ``st`` comes from a connection older than the one whose birth stamped ``held``.
+    A status without a stamp (a kiosk older than the stamp) is never superseded: it behaves as before."""
+    return st.stamp is not None and held is not None and st.stamp < held
 
 
 def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list[Outgoing]]:

@@ -273,6 +273,9 @@ class Controller:
             self._count("results_unmatched")
         self.state, more = handlers.handle(self.state, parsed, now)
         out += more
+        for name, n in self.state.counts.items():
+            self._count(name, n)
+        self.state.counts.clear()
 
     def _version_counter(self, version: str) -> str:
         name = f"refused_version:{version}"

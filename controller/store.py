@@ -101,6 +101,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE alarms ADD COLUMN params TEXT NOT NULL DEFAULT '{}';
     """,
+    # The connection stamp of the newest birth applied: a late status of an older connection is
+    # ignored by whichever controller instance handles it.
+    """
+    ALTER TABLE kiosks ADD COLUMN status_stamp INTEGER;
+    """,
 ]
 
 
@@ -163,7 +168,7 @@ class Store:
                 r["kiosk_id"], r.get("site", ""), r["state"], r.get("reason", ""), r.get("mode", ""),
                 r.get("boot_id", ""), _dumps(r.get("versions", {})), _dumps(r.get("devices", {})),
                 r["last_seen"], r["state_since"], _dumps(r.get("telemetry", {})), r.get("last_telemetry", 0.0),
-                _dumps(r.get("reported", {})),
+                _dumps(r.get("reported", {})), r.get("status_stamp"),
             )
             for r in records
         ]
@@ -171,12 +176,14 @@ class Store:
             return
         self.conn.executemany(
             """INSERT INTO kiosks (kiosk_id, site, state, reason, mode, boot_id, versions, devices, last_seen,
-                   state_since, telemetry, last_telemetry, reported) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+                   state_since, telemetry, last_telemetry, reported, status_stamp)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT(kiosk_id) DO UPDATE SET site=excluded.site, state=excluded.state,
                reason=excluded.reason, mode=excluded.mode, boot_id=excluded.boot_id,
                versions=excluded.versions, devices=excluded.devices, last_seen=excluded.last_seen,
                state_since=excluded.state_since, telemetry=excluded.telemetry,
-               last_telemetry=excluded.last_telemetry, reported=excluded.reported""",
+               last_telemetry=excluded.last_telemetry, reported=excluded.reported,
+               status_stamp=excluded.status_stamp""",
             rows,
         )
 

@@ -87,6 +87,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX actions_pending ON actions(status);
     CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
     """,
+    # The connection stamp of the newest birth applied (SQLite's schema 5).
+    """
+    ALTER TABLE kiosks ADD COLUMN status_stamp BIGINT;
+    """,
 ]
 
 

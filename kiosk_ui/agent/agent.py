@@ -122,8 +122,7 @@ class KioskAgent:
         c = config
         self.client = make_client(f"kiosk-{c.kiosk_id}", c.broker,
                                   ca_file=c.ca_file, cert_file=c.cert_file, key_file=c.key_file)
-        self.client.will_set(self._topic("status"), fleet.encode(payloads.offline(c.kiosk_id, self.boot_id, "lwt")),
-                             *fleet.FLAGS["status"])
+        self.stamp: int | None = None  # this connection's (payloads.connection_stamp); set before each connect
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
@@ -195,7 +194,7 @@ class KioskAgent:
             log.warning("birth stamp not kept: %s", exc)
         return payloads.birth(self.config.kiosk_id, mode=self.mode, boot_id=self.boot_id, site=self.config.site,
                               versions={"agent": VERSION, "contract": fleet.VERSION, **self._release()},
-                              devices=list(self._devices), ts=ts)
+                              devices=list(self._devices), ts=ts, stamp=self.stamp)
 
     def _release(self) -> dict[str, str]:
         """The release this process runs (roll-outs pick kiosks on an older one)."""
@@ -346,6 +345,18 @@ class KioskAgent:
             self.health.report("broker")
         log.info("online", extra={"fields": {"kiosk": self.config.kiosk_id}})
 
+    def _reconnect(self) -> None:
+        """Connect with a new connection stamp, in the will registered now and in the birth sent on
+        it: the controller then ignores this connection's will should it come after a newer birth
+        (a broker publishes the old session's will on take-over, and another controller instance
+        may handle it late). The last stamp is journaled, so stamps grow across reboots too."""
+        self.stamp = payloads.connection_stamp(self.clock(), self.journal.get("stamp"))
+        self.journal.put("stamp", self.stamp)
+        self.client.will_set(self._topic("status"),
+                             fleet.encode(payloads.offline(self.config.kiosk_id, self.boot_id, "lwt", self.stamp)),
+                             *fleet.FLAGS["status"])
+        self.client.reconnect()
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
         self._set_controller_online(None)
@@ -365,7 +376,7 @@ class KioskAgent:
             if self._stop.wait(delay):
                 break
             try:
-                self.client.reconnect()
+                self._reconnect()
                 self._why = ""
             except (OSError, mqtt.WebsocketConnectionError) as exc:
                 self._why = failure_reason(exc)
@@ -381,7 +392,7 @@ class KioskAgent:
         try:
             self.client.connect_async(self.config.broker.host, self.config.broker.port,
                                       keepalive=self.config.keepalive, clean_start=True)
-            self.client.reconnect()
+            self._reconnect()
         except (OSError, mqtt.WebsocketConnectionError) as exc:
             self._why = failure_reason(exc)
         self._threads = [threading.Thread(target=t, name=n, daemon=True) for t, n in (
@@ -608,7 +619,8 @@ class KioskAgent:
         if self.connected:
             info = self.client.publish(
                 self._topic("status"),
-                fleet.encode(payloads.offline(self.config.kiosk_id, self.boot_id, "shutdown")), *fleet.FLAGS["status"],
+                fleet.encode(payloads.offline(self.config.kiosk_id, self.boot_id, "shutdown", self.stamp)),
+                *fleet.FLAGS["status"],
             )
             try:
                 info.wait_for_publish(3)
