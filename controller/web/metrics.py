@@ -86,7 +86,8 @@ def render(console) -> str:
            [({"reason": k}, v) for k, v in refused] or [({"reason": "none"}, 0)])
     ingest = {"received": "MQTT messages received from kiosks.",
               "events_new": "Kiosk events stored (first sight).",
-              "events_duplicate": "Kiosk events dropped as duplicates (redelivery after reconnect)."}
+              "events_duplicate": "Kiosk events dropped as duplicates (redelivery after reconnect).",
+              "status_superseded": "Kiosk statuses ignored as older than the newest birth (connection stamp)."}
     for key, text in ingest.items():
         if key in health:
             metric(f"kiosk_controller_{key}_total", "counter", text, [({}, health[key])])
