@@ -10,6 +10,8 @@ from contract import payloads, topics
 from controller import alarms, handlers
 from controller.store import Store
 from foundation.errors import RemoteProtocolError
+from foundation.settings import KioskConfig, from_mapping
+from kiosk_ui.agent.agent import KioskAgent
 
 
 def _state(kiosks=None):
@@ -102,3 +104,24 @@ def test_the_stamp_is_stored_so_another_instance_ignores_the_late_will(store):
     with store.tx() as s:
         s.upsert_kiosks([{**a.kiosks["K1"], "status_stamp": None}])
     assert store.load_kiosks()[0]["status_stamp"] is None
+
+
+def test_the_agent_stamps_each_connection_and_keeps_growing_across_restarts(broker, raw, tmp_path):
+    """A real agent on the real broker: the stamp of its connection is in its retained birth, and a
+    restart with the clock stepped back (same data_dir) still gets a larger one from the journal."""
+    cfg = from_mapping(KioskConfig, {"kiosk_id": "K1", "broker": broker.url, "keepalive": 2,
+                                     "data_dir": str(tmp_path / "kiosk")})
+    watcher = raw("watcher")
+    watcher.subscribe("kiosk/v1/K1/status")
+    stamps = []
+    for now in (2_000_000_000.0, 1_000_000_000.0):
+        agent = KioskAgent(cfg, clock=lambda n=now: n)
+        agent.start(wait=10)
+        try:
+            stamps.append(agent.stamp)
+            watcher.wait_json(lambda _t, body, a=agent: body.get("state") == "online" and body.get("stamp") == a.stamp)
+        finally:
+            agent.stop()
+        # The clean stop carries the stamp of the connection it ends.
+        watcher.wait_json(lambda _t, body: body.get("reason") == "shutdown" and body.get("stamp") == stamps[-1])
+    assert stamps == [2_000_000_000_000, 2_000_000_000_001]
