@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -64,6 +65,19 @@ def _stored(url: str) -> list[str]:
     conn = store_pg.PgConnection(url)
     try:
         return [r[0] for r in conn.execute("SELECT id FROM events WHERE type = 'load'")]
+    finally:
+        conn.close()
+
+
+def _status_figures(url: str) -> dict[str, Any]:
+    """Kiosks not online now (by state:reason; a clean stop is the load process finishing), and statuses of an older connection ignored so far (issue 16's stamp)."""
+    conn = store_pg.PgConnection(url)
+    try:
+        down = {f"{r[0]}:{r[1]}": int(r[2]) for r in conn.execute(
+            "SELECT state, reason, COUNT(*) FROM kiosks WHERE state <> 'online' AND reason <> 'shutdown' "
+            "GROUP BY state, reason")}
+        late = conn.execute("SELECT value FROM counters WHERE name = 'status_superseded'").fetchone()
+        return {"kiosks_not_online": down, "status_superseded": int(late[0]) if late else 0}
     finally:
         conn.close()
 
@@ -153,8 +167,11 @@ def main() -> None:
         holder = ""
         kills: list[dict] = []  # per kill: when, whether the holder, and the figures
         emitting = args.events / args.rate
+        at_load_end: dict[str, Any] = {}
         while not all(any(line.startswith("DONE") for line in ld.stdout_lines) for ld in loads):
             now = time.monotonic()
+            if not at_load_end and now - start >= emitting:
+                at_load_end = _status_figures(url)  # the agents are all still connected here
             took = _new_holder(ctls, seen)
             for k in kills:
                 if k["holder"] and k["handover"] is None and took and now - k["at"] < 60:
@@ -187,6 +204,7 @@ def main() -> None:
             "duplicated": len(stored) - len(set(stored)), "resend_after_kill_s": [k["resend"] for k in kills],
             "lease_handover_s": [k["handover"] for k in kills if k["holder"]],
             "run_s": round(time.monotonic() - start, 1),
+            "at_end_of_load": at_load_end,
             "left_in_journals": sum(int(line.split()[1]) for ld in loads for line in ld.stdout_lines
                                     if line.startswith("DONE")),
         }))
