@@ -350,8 +350,13 @@ class KioskAgent:
         it: the controller then ignores this connection's will should it come after a newer birth
         (a broker publishes the old session's will on take-over, and another controller instance
         may handle it late). The last stamp is journaled, so stamps grow across reboots too."""
-        self.stamp = payloads.connection_stamp(self.clock(), self.journal.get("stamp"))
-        self.journal.put("stamp", self.stamp)
+        try:
+            last = max(self.stamp or 0, int(self.journal.get("stamp") or 0))
+            self.stamp = payloads.connection_stamp(self.clock(), last)
+            self.journal.put("stamp", self.stamp)
+        except sqlite3.Error as exc:  # a full or broken disk must not stop the kiosk reconnecting
+            self.stamp = payloads.connection_stamp(self.clock(), self.stamp)
+            log.warning("connection stamp not journaled: %s", exc)
         self.client.will_set(self._topic("status"),
                              fleet.encode(payloads.offline(self.config.kiosk_id, self.boot_id, "lwt", self.stamp)),
                              *fleet.FLAGS["status"])
