@@ -352,10 +352,13 @@ class KioskAgent:
         may handle it late). The last stamp is journaled, so stamps grow across reboots too."""
         try:
             last = max(self.stamp or 0, int(self.journal.get("stamp") or 0))
-            self.stamp = payloads.connection_stamp(self.clock(), last)
+        except sqlite3.Error as exc:
+            last = self.stamp or 0
+            log.warning("last connection stamp not read: %s", exc)
+        self.stamp = payloads.connection_stamp(self.clock(), last)
+        try:
             self.journal.put("stamp", self.stamp)
         except sqlite3.Error as exc:  # a full or broken disk must not stop the kiosk reconnecting
-            self.stamp = payloads.connection_stamp(self.clock(), self.stamp)
             log.warning("connection stamp not journaled: %s", exc)
         self.client.will_set(self._topic("status"),
                              fleet.encode(payloads.offline(self.config.kiosk_id, self.boot_id, "lwt", self.stamp)),

@@ -4,6 +4,9 @@ stamp's column on both store backends (real SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 import pytest
 
 from contract import payloads, topics
@@ -125,3 +128,22 @@ def test_the_agent_stamps_each_connection_and_keeps_growing_across_restarts(brok
         # The clean stop carries the stamp of the connection it ends.
         watcher.wait_json(lambda _t, body: body.get("reason") == "shutdown" and body.get("stamp") == stamps[-1])
     assert stamps == [2_000_000_000_000, 2_000_000_000_001]
+
+
+def test_a_journal_that_cannot_be_written_does_not_stop_the_reconnect(tmp_path, monkeypatch):
+    """Unit test (the journal's write and paho's connect replaced): a full disk still gives each
+    connection a larger stamp, in its will too, and the agent still connects."""
+    cfg = from_mapping(KioskConfig, {"kiosk_id": "K1", "broker": "mqtt://127.0.0.1:1", "data_dir": str(tmp_path)})
+    agent = KioskAgent(cfg, clock=lambda: 1_000.0)
+
+    def full(*_a):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    connects = []
+    monkeypatch.setattr(agent.journal, "put", full)
+    monkeypatch.setattr(agent.client, "reconnect", lambda: connects.append(agent.stamp))
+    agent._reconnect()
+    agent._reconnect()
+    assert connects == [1_000_000, 1_000_001]
+    assert payloads.parse_status(json.loads(agent.client.will_payload)).stamp == 1_000_001
+    agent.journal.close()
