@@ -92,6 +92,9 @@ class Parsed:
     body: dict[str, Any]  # the decoded payload, as received (stored where the contract says so)
     model: Any = None  # the topic's typed model (KioskStatus, Telemetry, DeviceStatus, Event, ...)
     version: tuple[int, int] = (versions.MAJOR, 0)
+    # The payload as received (UTF-8 JSON that ``body`` was decoded from and checked against):
+    # stored as it is where the contract keeps the whole body (events), instead of encoding again.
+    text: str = ""
 
 
 def parse_topic(topic_name: str) -> tuple[str, str, str | None]:
@@ -121,16 +124,21 @@ def parse_topic(topic_name: str) -> tuple[str, str, str | None]:
 
 def decode(payload: bytes) -> dict[str, Any]:
     """Decode one payload or raise RemoteProtocolError (UnsupportedVersion for another major)."""
+    return _decode(payload)[1]
+
+
+def _decode(payload: bytes) -> tuple[str, dict[str, Any], tuple[int, int]]:
+    """The payload's text, its decoded body and its contract version (checked once)."""
     if len(payload) > MAX_PAYLOAD:
         raise RemoteProtocolError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     try:
-        body = json_values.loads(payload.decode("utf-8"))
+        text = payload.decode("utf-8")
+        body = json_values.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RemoteProtocolError(f"payload is not UTF-8 JSON: {exc}") from None
     if not isinstance(body, dict):
         raise RemoteProtocolError("payload is not a JSON object")
-    versions.check(body)
-    return body
+    return text, body, versions.check(body)
 
 
 _PARSERS = {
@@ -148,14 +156,14 @@ def parse(topic_name: str, payload: bytes) -> Parsed:
     (``bad_request``), so the kiosk is never left waiting.
     """
     kiosk_id, kind, name = parse_topic(topic_name)
-    body = decode(payload)
+    text, body, version = _decode(payload)
     claimed = body.get("kiosk_id")
     if claimed is not None and claimed != kiosk_id:
         # Only broker ACLs can stop the publish; the controller at least never files it under
         # the wrong kiosk.
         raise RemoteProtocolError(f"payload of kiosk {str(claimed)[:64]!r} published under kiosk {kiosk_id!r}")
     model = _PARSERS[kind](body)
-    return Parsed(kiosk_id, kind, name, body, model, versions.parse_version(body["v"]))
+    return Parsed(kiosk_id, kind, name, body, model, version, text)
 
 
 def encode(body: dict[str, Any], version: str | int = VERSION) -> bytes:

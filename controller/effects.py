@@ -23,6 +23,7 @@ class EventReceived:
     kiosk_id: str
     event: Event
     received_at: float
+    text: str = ""  # the payload as received and checked (``Parsed.text``): stored as it is
 
 
 @dataclass(frozen=True)

@@ -182,7 +182,7 @@ def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list
         _alarm_changes(state, alarms.evaluate(state.rules, "device", msg.kiosk_id, name, model, state.open_alarms),
                        now)
     elif isinstance(model, Event):
-        state.effects.append(fx.EventReceived(msg.kiosk_id, model, now))
+        state.effects.append(fx.EventReceived(msg.kiosk_id, model, now, msg.text))
         _alarm_changes(state, alarms.evaluate_event(state.rules, msg.kiosk_id, model, state.open_alarms), now)
     elif isinstance(model, ConfigReported):
         rec["reported"] = model.to_dict()

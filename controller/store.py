@@ -220,7 +220,8 @@ class Store:
     def record_events(self, events: Sequence[EventReceived]) -> int:
         """Store kiosk events, skipping ids already stored; return how many were new."""
         return self.insert_events([(e.event.id, e.kiosk_id, e.event.boot_id, e.event.seq, e.event.ts, e.event.type,
-                                    json.dumps(e.event.raw, ensure_ascii=False), e.received_at) for e in events])
+                                    e.text or json.dumps(e.event.raw, ensure_ascii=False), e.received_at)
+                                   for e in events])
 
     def record_history(self, samples: Sequence[HistorySample]) -> None:
         self.insert_history([(s.kiosk_id, s.at, _number(s.telemetry.get("cpu")), _number(s.telemetry.get("memory")),
