@@ -88,6 +88,11 @@ BATCH = 2000  # messages per transaction at most
 # batch (in a burst that was about one publish per two events). Far below the kiosk's re-send
 # wait (``kiosk_ui.agent.agent.ACK_WAIT``, 10 s).
 ACK_WINDOW = 1.0
+# Telemetry's latest readings and its downsampled history rows are held in memory and written in
+# bulk at least this often (history also once HISTORY_BATCH rows wait), and on a clean stop: a
+# crash loses at most this window of them, never an event (docs/benchmarks.md, "Telemetry CPU").
+HELD_FLUSH = 5.0
+HISTORY_BATCH = 1000
 MAX_VERSION_LABELS = 16  # distinct refused contract versions counted by name; the rest as "other"
 
 
@@ -124,6 +129,8 @@ class Controller:
         self._to_ack: dict[str, list[str]] = {}  # kiosk -> event ids written in the open transaction
         self._acks_due: dict[str, list[str]] = {}  # kiosk -> event ids committed, not yet acknowledged
         self._acks_since: float | None = None  # when the oldest of those was committed
+        self._history: list[fx.HistorySample] = []  # held until the next bulk write (HELD_FLUSH)
+        self._next_held_flush = 0.0
         self._log_budget = (0.0, 0)
         self._stop = threading.Event()
         self._local = threading.local()
@@ -357,12 +364,11 @@ class Controller:
         # Every write is isolated in a savepoint: a row SQLite refuses is dropped and counted
         # ("dropped:<what>"), the rest of the batch commits, and nothing stays pending forever.
         events: list[fx.EventReceived] = []
-        history: list[fx.HistorySample] = []
         for eff in self.state.effects:
             if isinstance(eff, fx.EventReceived):
                 events.append(eff)
             elif isinstance(eff, fx.HistorySample):
-                history.append(eff)
+                self._history.append(eff)
             else:
                 self._isolated(store, eff.kind, lambda e=eff: self._write_effect(store, e))
         self.state.effects.clear()
@@ -374,10 +380,9 @@ class Controller:
                 self._to_ack.setdefault(e.kiosk_id, []).append(e.event.id)
             self._count("events_new", new)
             self._count("events_duplicate", sum(stored) - new)
-        if history:
-            self._rows(store, "history", store.record_history, history)
         if self.state.dirty:
             dirty = sorted(self.state.dirty)
+            self.state.fresh.difference_update(dirty)  # the whole record is written anyway
             records = [self.state.kiosks[k] for k in dirty if k in self.state.kiosks]
             for rec, ok in zip(records, self._rows(store, "kiosks", store.upsert_kiosks, records)[0], strict=True):
                 if not ok:
@@ -388,6 +393,21 @@ class Controller:
             unsaved, self._unsaved_counts = self._unsaved_counts, {}
         if unsaved:
             store.bump_counters(unsaved)
+
+    def _write_held(self, store: Store, now: float, *, flush: bool = False) -> None:
+        """Telemetry held in memory: the history rows and the latest readings of kiosks whose
+        only change was a reading, in bulk once ``HELD_FLUSH`` has passed (or with ``flush``)."""
+        if not (flush or now >= self._next_held_flush or len(self._history) >= HISTORY_BATCH):
+            return
+        self._next_held_flush = now + HELD_FLUSH
+        if self._history:
+            history, self._history = self._history, []
+            self._rows(store, "history", store.record_history, history)
+        if self.state.fresh:
+            fresh = sorted(self.state.fresh)
+            self.state.fresh.clear()
+            records = [self.state.kiosks[k] for k in fresh if k in self.state.kiosks]
+            self._rows(store, "kiosks", store.update_readings, records)
 
     def _write_effect(self, store: Store, eff: fx.Effect) -> None:
         match eff:
@@ -495,6 +515,7 @@ class Controller:
                     if not self.config.shared:
                         due = self._jobs(store, now, out, due)
                     self._write_effects(store)
+                    self._write_held(store, now)
             except Exception:
                 # Never ack what was not stored: the broker redelivers it after a restart.
                 log.exception("worker batch failed; %d messages left unacknowledged", len(acks))
@@ -616,6 +637,7 @@ class Controller:
             self._svc_thread.join(5)
         with self.store.tx() as store:
             self._write_effects(store)
+            self._write_held(store, self.clock(), flush=True)
         self._to_ack.clear()  # disconnected already: the kiosks send these again to whoever is next
         if hasattr(self, "_lease_thread"):
             self._lease_thread.join(5)

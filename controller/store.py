@@ -187,6 +187,15 @@ class Store:
             rows,
         )
 
+    def update_readings(self, records: Iterable[dict[str, Any]]) -> None:
+        """Only the latest telemetry of kiosks whose record changed in nothing else (one narrow
+        row update each, no index touched, instead of rewriting the whole record)."""
+        rows = [(_dumps(r.get("telemetry", {})), r.get("last_telemetry", 0.0), r["last_seen"], r["kiosk_id"])
+                for r in records]
+        if rows:
+            self.conn.executemany("UPDATE kiosks SET telemetry=?, last_telemetry=?, last_seen=? WHERE kiosk_id=?",
+                                  rows)
+
     def load_kiosks(self) -> list[dict[str, Any]]:
         return list_kiosks(self.conn)
 
