@@ -16,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from contract.mqtt_properties import share_property_tables
 from foundation.backoff import Backoff
 from foundation.errors import BrokerUnavailable
 from foundation.settings import BrokerURL
@@ -34,6 +35,7 @@ def make_client(
 ) -> mqtt.Client:
     """A paho v2 MQTTv5 client; with ``manual_ack`` the caller acknowledges each QoS 1 message
     itself (``client.ack(mid, qos)``) once it is stored, so a crash before storing means redelivery."""
+    share_property_tables()  # paho's per-packet property tables, built once (contract.mqtt_properties)
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,

@@ -83,6 +83,7 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our subscriptions and queued messages this long
 BATCH = 2000  # messages per transaction at most
+GATHER = 0.05  # seconds a batch waits for more messages after its first (one commit for them all)
 # Stored events are acknowledged to each kiosk at most this long after their commit, gathered
 # over several batches: one ``events/ack`` per kiosk per window instead of one per kiosk per
 # batch (in a burst that was about one publish per two events). Far below the kiosk's re-send
@@ -472,17 +473,15 @@ class Controller:
 
     def _run(self) -> None:
         due = (0.0, 0.0, 0.0)  # when the operator actions, the tick and the pruning are next due
+        busy = False  # the previous batch had messages: more are likely on their way
         while not self._stop.is_set():
             try:
                 first = self.inbox.get(timeout=0.1)
             except queue.Empty:
                 first = None
             batch = [first] if first is not None else []
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self.inbox.get_nowait())
-                except queue.Empty:
-                    break
+            self._gather(batch, wait=busy)
+            busy = bool(batch)
             now = self.clock()
             out: list[handlers.Outgoing] = []
             acks: list[mqtt.MQTTMessage] = []
@@ -590,6 +589,25 @@ class Controller:
         self._to_ack.clear()
         if self._acks_since is None:
             self._acks_since = now
+
+    def _gather(self, batch: list[Any], *, wait: bool) -> None:
+        """Fill ``batch`` from the inbox, up to ``BATCH``; with ``wait`` (a steady trickle such as
+        telemetry) for up to ``GATHER`` after its first item, so that costs a few transactions a
+        second, not one per message. The first message after a quiet spell is handled at once."""
+        if not batch:
+            return
+        deadline = time.monotonic() + (GATHER if wait else 0.0)
+        while len(batch) < BATCH:
+            try:
+                batch.append(self.inbox.get_nowait())
+            except queue.Empty:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    return
+                try:
+                    batch.append(self.inbox.get(timeout=wait))
+                except queue.Empty:
+                    return
 
     def _ack_events(self, now: float, *, flush: bool = False) -> None:
         """Tell each kiosk which of its events are committed (new or duplicate): only now may its
