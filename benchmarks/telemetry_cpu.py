@@ -93,9 +93,11 @@ def role_kiosks(args: argparse.Namespace) -> None:
     last_sent: dict[str, dict] = {}
     sent_count: dict[str, int] = dict.fromkeys(ids, 0)
     total = 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # the measurement is over
     print("READY", flush=True)
     last_misc = 0.0
-    while time.time() - start < args.duration:
+    while time.time() - start < args.duration and not stop.is_set():
         for key, _ in sel.select(timeout=0.01):
             key.data.loop_read()
         now = time.time()
@@ -132,6 +134,17 @@ def _child(args: argparse.Namespace, role: str, *extra: str) -> subprocess.Popen
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
+def _wait_all_online(args: argparse.Namespace, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            if _check_store(args)["kiosks_online"] >= args.kiosks:
+                return
+        except sqlite3.Error:
+            pass  # not created yet
+        time.sleep(1.0)
+    raise TimeoutError("the controller did not see every kiosk online within the warm-up")
+
+
 def _check_store(args: argparse.Namespace) -> dict:
     """After the clean stop: every kiosk online, each with its latest telemetry written."""
     if args.database:
@@ -162,14 +175,16 @@ def orchestrate(args: argparse.Namespace) -> dict:
         procs.append(ctl)
         _ready(ctl)
         per = args.kiosks // args.workers
-        duration = args.period + args.measure + 5
+        duration = 3 * args.period + args.measure + 60  # the kiosks outlast warm-up and measurement
         workers = [_child(args, "kiosks", "--worker", str(w), "--count", str(per + (w < args.kiosks % args.workers)),
                           "--connections", str(args.connections), "--duration", str(duration))
                    for w in range(args.workers)]
         procs += workers
         for p in workers:
             _ready(p)
-        time.sleep(args.period + 2)  # warm-up: every kiosk born and reporting
+        # Warm-up: every birth handled (the store shows all online), then one full period of telemetry.
+        _wait_all_online(args, deadline=time.monotonic() + 300)
+        time.sleep(args.period)
         cpu0, _ = _proc_stats(ctl.pid)
         t0 = time.monotonic()
         rss = 0
@@ -179,7 +194,9 @@ def orchestrate(args: argparse.Namespace) -> dict:
         cpu1, _ = _proc_stats(ctl.pid)
         out["controller_cpu_percent"] = round(100 * (cpu1 - cpu0) / (time.monotonic() - t0), 1)
         out["controller_rss_mb"] = round(rss / 2**20, 1)
-        sent = [json.loads(p.communicate(timeout=duration + 60)[0].strip().splitlines()[-1]) for p in workers]
+        for p in workers:
+            p.send_signal(signal.SIGTERM)
+        sent = [json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in workers]
         out["sent_msgs_per_s"] = round(sum(s["sent"] for s in sent) / max(s["seconds"] for s in sent), 1)
         ctl.send_signal(signal.SIGTERM)
         ctl.wait(60)

@@ -63,3 +63,12 @@ def test_instances_do_not_share_values_and_tables_are_read_only(shared) -> None:
     assert not hasattr(b, "ResponseTopic")
     with pytest.raises(TypeError):
         a.names["Invented"] = 99  # type: ignore[index]
+
+
+def test_clear_removes_every_value_as_paho_does(shared) -> None:
+    p = _publish_props()
+    p.clear()
+    assert p.pack() == Properties(PacketTypes.PUBLISH).pack()
+    assert not hasattr(p, "ResponseTopic") and not hasattr(p, "UserProperty")
+    p.ResponseTopic = "again"  # still usable after clearing
+    assert p.ResponseTopic == "again"
