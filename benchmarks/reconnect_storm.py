@@ -1,0 +1,321 @@
+"""Reconnect storm: the broker restarts under the whole fleet, every kiosk with a journal to flush.
+
+    .venv/bin/python benchmarks/reconnect_storm.py [--kiosks 26412] [--connections 19000]
+        [--workers 4] [--events 3] [--down 5] [--limit 300]
+
+Simulated kiosks (``--workers`` processes, each driving its share of paho clients from one
+selector loop) connect to a private Mosquitto with the kiosk agent's own reconnect policy
+(``foundation.backoff.Backoff``, base 0.5 s, cap ``kiosk_ui.agent.agent.RECONNECT_CAP``: capped
+full jitter), publish their birth (``payloads.birth``) and subscribe to ``events/ack`` as the agent
+does. Once the controller (its own process) shows every kiosk online, the broker is stopped; while
+it is down every kiosk journals ``--events`` events (``payloads.event``, unique ids); then the
+broker starts again on the same port. Each kiosk reconnects, publishes its birth again and sends
+its journal, keeping each event until the controller's ``events/ack`` names it and re-sending
+after the agent's ``ACK_WAIT`` without one (doubling, as the agent does).
+
+Measured from the broker's restart: when the controller's store shows every kiosk online again
+(``last_seen`` after the restart) and when it holds every journaled event (0 lost: each id stored
+once; the ids are the primary key). Goal: both within 5 minutes (issue 16). A kiosk id beyond
+``--connections`` shares a connection with another kiosk: the broker's process may hold at most
+the machine's file-descriptor limit of sockets (20,000 here, not raisable), so 26,412 kiosks ride
+on at most ``--connections`` connections. Loopback only; bounded by ``--limit``; stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import selectors
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.fleet_bench import _raise_nofile, _ready  # noqa: E402
+from benchmarks.telemetry_cpu import role_controller  # noqa: E402
+from contract import payloads, topics  # noqa: E402
+from contract.mqtt_client import make_client  # noqa: E402
+from controller.store import DB_NAME  # noqa: E402
+from foundation.backoff import Backoff  # noqa: E402
+from foundation.settings import parse_broker_url  # noqa: E402
+from kiosk_ui.agent.agent import ACK_WAIT, RECONNECT_CAP  # noqa: E402
+from tests.support.broker import Mosquitto  # noqa: E402
+
+GOAL_S = 300.0
+
+
+class Link:
+    """One MQTT connection carrying one or more simulated kiosks, each with its journal."""
+
+    def __init__(self, n: int, worker: int, kiosks: list[str], broker: str) -> None:
+        self.kiosks = kiosks
+        self.client = make_client(f"storm-{worker}-{n}", parse_broker_url(broker))
+        self.client.reconnect_delay_set(1, 1)  # unused: we reconnect ourselves, like the agent
+        first = kiosks[0]
+        qos, retain = topics.FLAGS["status"]
+        self.client.will_set(topics.topic(first, "status"), topics.encode(payloads.offline(first, f"b-{first}", "lwt")),
+                             qos, retain)
+        self.backoff = Backoff(base=0.5, cap=RECONNECT_CAP)
+        self.connected = False
+        self.retry_at = 0.0
+        self.journal: dict[str, dict[str, tuple[bytes, float]]] = {k: {} for k in kiosks}  # id -> (payload, sent)
+        self.resend_after = ACK_WAIT
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.seq = 0
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            return
+        self.connected = True
+        self.backoff.reset()
+        now = time.time()
+        qos, retain = topics.FLAGS["status"]
+        client.subscribe([(topics.topic(k, "events/ack"), topics.QOS["events/ack"]) for k in self.kiosks])
+        for k in self.kiosks:
+            client.publish(topics.topic(k, "status"), topics.encode(payloads.birth(
+                k, mode="normal", boot_id=f"b-{k}", site=f"site-{k[-2:]}", versions={"app": "1.0"},
+                devices=["printer"], ts=now)), qos, retain)
+        self.flush(now)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.connected:
+            self.connected = False
+            self.retry_at = time.time() + self.backoff.next_delay()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        kiosk = msg.topic.split("/")[2]
+        for event_id in payloads.parse_events_ack(topics.decode(msg.payload)):
+            self.journal.get(kiosk, {}).pop(event_id, None)
+        self.resend_after = ACK_WAIT
+
+    def journal_events(self, n: int, now: float) -> None:
+        for k in self.kiosks:
+            for _ in range(n):
+                self.seq += 1
+                eid = uuid.uuid4().hex
+                body = payloads.event(k, event_id=eid, boot_id=f"b-{k}", seq=self.seq, ts=now, type="session_end",
+                                      fields={"service": "social_security"})
+                self.journal[k][eid] = (topics.encode(body), 0.0)
+
+    def flush(self, now: float, *, only_due: bool = False) -> None:
+        """Send journaled events: all of them on connect, later those unacknowledged for too long."""
+        if not self.connected:
+            return
+        resent = False
+        for k, entries in self.journal.items():
+            for eid, (payload, sent) in list(entries.items()):
+                if only_due and now - sent < self.resend_after:
+                    continue
+                resent = resent or sent > 0
+                self.client.publish(topics.topic(k, "events"), payload, topics.QOS["events"])
+                entries[eid] = (payload, now)
+        if resent:
+            self.resend_after = min(self.resend_after * 2, 4 * ACK_WAIT)
+
+    def left(self) -> int:
+        return sum(len(e) for e in self.journal.values())
+
+
+def role_kiosks(args: argparse.Namespace) -> None:
+    """One worker process: its links, a selector loop, commands on stdin (journal / report / stop)."""
+    ids = [f"S{args.worker:02d}-{i:05d}" for i in range(args.count)]
+    per_link = [ids[i::args.links] for i in range(args.links)]
+    links = [Link(n, args.worker, ks, args.broker) for n, ks in enumerate(per_link) if ks]
+    host, port = "127.0.0.1", int(args.broker.rsplit(":", 1)[1])
+    sel = selectors.DefaultSelector()
+    registered: dict[Link, object] = {}
+    commands: list[str] = []
+    threading.Thread(target=lambda: commands.extend(iter(sys.stdin.readline, "")), daemon=True).start()
+    start = time.time()
+    for i, link in enumerate(links):
+        link.retry_at = start + link.backoff.next_delay() * i / max(1, len(links))  # a first boot is spread too
+        link.client.connect_async(host, port, keepalive=60, clean_start=True)
+    last_misc = 0.0
+    print("READY", flush=True)
+    while time.time() - start < args.duration:
+        now = time.time()
+        for link in links:
+            sock = link.client.socket()
+            if sock is None and registered.get(link) is not None:
+                sel.unregister(registered.pop(link))  # type: ignore[arg-type]
+                if link.connected:
+                    link._on_disconnect(link.client, None, None, None, None)
+            if sock is None and not link.connected and now >= link.retry_at:
+                try:
+                    link.client.reconnect()
+                except OSError:
+                    link.retry_at = now + link.backoff.next_delay()
+                    continue
+                sock = link.client.socket()
+            if sock is not None and registered.get(link) is not sock:
+                if link in registered:
+                    sel.unregister(registered.pop(link))  # type: ignore[arg-type]
+                sel.register(sock, selectors.EVENT_READ, link)
+                registered[link] = sock
+        for key, _ in sel.select(timeout=0.01):
+            link = key.data
+            if link.client.loop_read(100) != mqtt.MQTT_ERR_SUCCESS:
+                link.client._sock_close()
+        for link in links:
+            if link.client.socket() is not None and link.client.want_write():
+                if link.client.loop_write() != mqtt.MQTT_ERR_SUCCESS:
+                    link.client._sock_close()
+        if now - last_misc > 1.0:
+            for link in links:
+                if link.client.socket() is not None:
+                    link.client.loop_misc()
+                link.flush(now, only_due=True)
+            last_misc = now
+        while commands:
+            cmd = commands.pop(0).split()
+            if cmd[0] == "journal":
+                for link in links:
+                    link.journal_events(int(cmd[1]), now)
+            elif cmd[0] == "report":
+                print(json.dumps({"connected": sum(1 for lk in links if lk.connected),
+                                  "links": len(links), "journal_left": sum(lk.left() for lk in links)}), flush=True)
+            elif cmd[0] == "stop":
+                return
+
+
+def _duplicates(data: str) -> int:
+    """Events the controller received again (a kiosk re-sent before its acknowledgement came)."""
+    conn = sqlite3.connect(f"file:{data}/{DB_NAME}?mode=ro", uri=True, timeout=10)
+    try:
+        row = conn.execute("SELECT value FROM counters WHERE name='events_duplicate'").fetchone()
+    finally:
+        conn.close()
+    return int(row[0]) if row else 0
+
+
+def _store_counts(data: str, since: float) -> tuple[int, int]:
+    conn = sqlite3.connect(f"file:{data}/{DB_NAME}?mode=ro", uri=True, timeout=10)
+    try:
+        online = conn.execute("SELECT COUNT(*) FROM kiosks WHERE state='online' AND last_seen >= ?",
+                              (since,)).fetchone()[0]
+        events = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    finally:
+        conn.close()
+    return int(online), int(events)
+
+
+def _child(args: argparse.Namespace, role: str, *extra: str) -> subprocess.Popen:
+    argv = [sys.executable, __file__, "--role", role, "--broker", args.broker, "--data", args.data, *extra]
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=_raise_nofile, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def _ask(workers: list[subprocess.Popen]) -> list[dict]:
+    for p in workers:
+        p.stdin.write("report\n")  # type: ignore[union-attr]
+        p.stdin.flush()  # type: ignore[union-attr]
+    return [json.loads(p.stdout.readline()) for p in workers]  # type: ignore[union-attr]
+
+
+def orchestrate(args: argparse.Namespace) -> dict:
+    _raise_nofile()
+    work = Path(tempfile.mkdtemp(prefix="reconnect-storm-"))
+    broker = Mosquitto(work / "broker", extra_config=["max_connections -1", "max_queued_messages 0"]).start()
+    args.broker, args.data = broker.url, str(work / "controller")
+    args.period, args.database = 30.0, ""
+    out: dict = {"kiosks": args.kiosks, "connections": min(args.kiosks, args.connections),
+                 "events_per_kiosk": args.events, "broker_down_s": args.down, "goal_s": GOAL_S}
+    procs: list[subprocess.Popen] = []
+    try:
+        ctl = _child(args, "controller", "--period", "30", "--database", "")
+        procs.append(ctl)
+        _ready(ctl)
+        per = args.kiosks // args.workers
+        links = min(args.kiosks, args.connections) // args.workers
+        workers = [_child(args, "kiosks", "--worker", str(w), "--count", str(per + (w < args.kiosks % args.workers)),
+                          "--links", str(links), "--duration", str(args.limit * 3))
+                   for w in range(args.workers)]
+        procs += workers
+        for p in workers:
+            _ready(p)
+        t0 = time.time()
+        while _store_counts(args.data, 0)[0] < args.kiosks:
+            if time.time() - t0 > args.limit:
+                raise TimeoutError(f"first boot: only {_store_counts(args.data, 0)[0]} kiosks online")
+            time.sleep(1.0)
+        out["first_boot_all_online_s"] = round(time.time() - t0, 1)
+        broker.stop()
+        for p in workers:
+            p.stdin.write(f"journal {args.events}\n")  # type: ignore[union-attr]
+            p.stdin.flush()  # type: ignore[union-attr]
+        time.sleep(args.down)
+        restart = time.time()
+        broker.start()
+        want = args.kiosks * args.events
+        all_online = all_events = None
+        while time.time() - restart < args.limit and (all_online is None or all_events is None):
+            online, events = _store_counts(args.data, restart)
+            t = round(time.time() - restart, 1)
+            if all_online is None and online >= args.kiosks:
+                all_online = t
+            if all_events is None and events >= want:
+                all_events = t
+            time.sleep(1.0)
+        online, events = _store_counts(args.data, restart)
+        reports = _ask(workers)
+        out.update({"all_online_s": all_online, "all_events_stored_s": all_events, "online_after_restart": online,
+                    "events_stored": events, "events_journaled": want,
+                    "journal_left_on_kiosks": sum(r["journal_left"] for r in reports),
+                    "links_connected": sum(r["connected"] for r in reports),
+                    "events_received_again": _duplicates(args.data)})
+        return out
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM) if p is procs[0] else p.kill()
+        for p in procs:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--role", default="orchestrate", choices=["orchestrate", "controller", "kiosks"])
+    p.add_argument("--kiosks", type=int, default=26412)
+    p.add_argument("--connections", type=int, default=19000, help="at most this many MQTT connections in all")
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--events", type=int, default=3, help="events each kiosk journals while the broker is down")
+    p.add_argument("--down", type=float, default=5.0, help="seconds the broker stays down")
+    p.add_argument("--limit", type=float, default=600.0, help="give up after this many seconds per phase")
+    p.add_argument("--broker", default="")
+    p.add_argument("--data", default="")
+    p.add_argument("--period", type=float, default=30.0)
+    p.add_argument("--database", default="")
+    p.add_argument("--worker", type=int, default=0)
+    p.add_argument("--count", type=int, default=0)
+    p.add_argument("--links", type=int, default=1)
+    p.add_argument("--duration", type=float, default=0.0)
+    args = p.parse_args()
+    if args.role == "controller":
+        role_controller(args)
+    elif args.role == "kiosks":
+        role_kiosks(args)
+    else:
+        print(json.dumps(orchestrate(args)))
+
+
+if __name__ == "__main__":
+    main()
