@@ -50,7 +50,7 @@ from contract.mqtt_client import make_client  # noqa: E402
 from controller.store import DB_NAME  # noqa: E402
 from foundation.backoff import Backoff  # noqa: E402
 from foundation.settings import parse_broker_url  # noqa: E402
-from kiosk_ui.agent.agent import ACK_WAIT, RECONNECT_CAP  # noqa: E402
+from kiosk_ui.agent.agent import ACK_WAIT, ACK_WAIT_CAP, RECONNECT_CAP  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402
 
 GOAL_S = 300.0
@@ -124,7 +124,7 @@ class Link:
                 self.client.publish(topics.topic(k, "events"), payload, topics.QOS["events"])
                 entries[eid] = (payload, now)
         if resent:
-            self.resend_after = min(self.resend_after * 2, 4 * ACK_WAIT)
+            self.resend_after = min(self.resend_after * 2, ACK_WAIT_CAP)
 
     def left(self) -> int:
         return sum(len(e) for e in self.journal.values())

@@ -3,8 +3,9 @@
 Python API (thread-safe; the web console and ``kioskctl`` build on it)
 ---------------------------------------------------------------------
 Reads go to the store through a per-thread read-only connection (at most one worker batch,
-about 0.2 s, behind the live state); writes are run on the controller's worker thread, the
-store's only writer, and return once committed. Bad input raises ``ConfigError`` naming the
+about 0.2 s, behind the live state; a kiosk's latest telemetry reading and the telemetry history
+rows up to ``HELD_FLUSH``, 5 s, since they are written in bulk); writes are run on the
+controller's worker thread, the store's only writer, and return once committed. Bad input raises ``ConfigError`` naming the
 field; an unknown kiosk/alarm/command raises ``NotFound``.
 
 Kiosks and registry
