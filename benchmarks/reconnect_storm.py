@@ -148,22 +148,24 @@ def role_kiosks(args: argparse.Namespace) -> None:
     print("READY", flush=True)
     while time.time() - start < args.duration:
         now = time.time()
+        # First forget every socket that closed: its descriptor number may come back at once for
+        # another link's new connection, which must then be registered afresh.
         for link in links:
-            sock = link.client.socket()
-            if sock is None and registered.get(link) is not None:
-                sel.unregister(registered.pop(link))  # type: ignore[arg-type]
-                if link.connected:
+            old = registered.get(link)
+            if old is not None and link.client.socket() is not old:
+                _forget(sel, registered.pop(link))
+                if link.client.socket() is None and link.connected:
                     link._on_disconnect(link.client, None, None, None, None)
-            if sock is None and not link.connected and now >= link.retry_at:
+        for link in links:
+            if link.client.socket() is None and not link.connected and now >= link.retry_at:
                 try:
                     link.client.reconnect()
                 except OSError:
                     link.retry_at = now + link.backoff.next_delay()
                     continue
-                sock = link.client.socket()
-            if sock is not None and registered.get(link) is not sock:
-                if link in registered:
-                    sel.unregister(registered.pop(link))  # type: ignore[arg-type]
+            sock = link.client.socket()
+            if sock is not None and link not in registered:
+                _forget(sel, sock)  # a stale registration under the same descriptor number
                 sel.register(sock, selectors.EVENT_READ, link)
                 registered[link] = sock
         for key, _ in sel.select(timeout=0.01):
@@ -190,6 +192,13 @@ def role_kiosks(args: argparse.Namespace) -> None:
                                   "links": len(links), "journal_left": sum(lk.left() for lk in links)}), flush=True)
             elif cmd[0] == "stop":
                 return
+
+
+def _forget(sel: selectors.BaseSelector, sock: object) -> None:
+    try:
+        sel.unregister(sock)  # type: ignore[arg-type]
+    except (KeyError, ValueError):
+        pass
 
 
 def _duplicates(data: str) -> int:
