@@ -214,7 +214,9 @@ def _duplicates(data: str) -> int:
 def _store_counts(data: str, since: float) -> tuple[int, int]:
     conn = sqlite3.connect(f"file:{data}/{DB_NAME}?mode=ro", uri=True, timeout=10)
     try:
-        online = conn.execute("SELECT COUNT(*) FROM kiosks WHERE state='online' AND last_seen >= ?",
+        # These kiosks send no telemetry, so the controller calls one "stale" 90 s after its birth
+        # (connected, silent): still back, as its birth after ``since`` shows.
+        online = conn.execute("SELECT COUNT(*) FROM kiosks WHERE state IN ('online', 'stale') AND last_seen >= ?",
                               (since,)).fetchone()[0]
         events = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     finally:
