@@ -602,11 +602,11 @@ class Controller:
             try:
                 batch.append(self.inbox.get_nowait())
             except queue.Empty:
-                wait = deadline - time.monotonic()
-                if wait <= 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     return
                 try:
-                    batch.append(self.inbox.get(timeout=wait))
+                    batch.append(self.inbox.get(timeout=left))
                 except queue.Empty:
                     return
 

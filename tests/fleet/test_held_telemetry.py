@@ -7,8 +7,7 @@ import json
 from contract import payloads, topics
 from controller import handlers
 from controller.store import Store, connect
-
-from .conftest import wait_until
+from tests.support.waiting import wait_until
 
 
 def _telemetry(kiosk: str, cpu: float) -> topics.Parsed:
