@@ -515,7 +515,9 @@ class Controller:
                     if not self.config.shared:
                         due = self._jobs(store, now, out, due)
                     self._write_effects(store)
-                    self._write_held(store, now)
+                    # Several instances decide liveness from the database's rows and reload each
+                    # batch's kiosks from it: there nothing is held past its own transaction.
+                    self._write_held(store, now, flush=self.config.shared)
             except Exception:
                 # Never ack what was not stored: the broker redelivers it after a restart.
                 log.exception("worker batch failed; %d messages left unacknowledged", len(acks))
