@@ -142,15 +142,10 @@ def cobs_unstuff(buf, n: int) -> int:
     return j
 
 
-def cobs_decode(data) -> bytes:
-    """Inverse of cobs_encode; raises LinkError("cobs") on a malformed block."""
-    buf = bytearray(data)
-    return bytes(buf[:cobs_unstuff(buf, len(buf))])
-
-
 class Frame:
     """One decoded frame. ``payload`` is raw bytes (a memoryview for FrameDecoder's ``view``
-    type); ``body()`` parses the JSON object."""
+    type); ``body()`` parses the JSON object. No ``__repr__``: every method here is in the
+    board's heap for good (docs/benchmarks.md), and a debugging aid is not worth 128 B there."""
 
     def __init__(self, seq: int, ack: int, mtype: int, payload: "bytes | memoryview" = b"", flags: int = 0,
                  version: int = PROTO_VERSION) -> None:
@@ -171,10 +166,6 @@ class Frame:
         if not isinstance(obj, dict):
             raise LinkError("payload", "not a JSON object")
         return obj
-
-    def __repr__(self) -> str:
-        return "Frame(seq=%d, ack=%d, type=0x%02x, payload=%r)" % (
-            self.seq, self.ack, self.mtype, self.payload)
 
 
 def encode_body(body) -> bytes:

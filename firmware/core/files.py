@@ -31,7 +31,6 @@ PART = ".part"
 READ_BLOCK = 256  # bytes per read while hashing
 CHUNK = 256  # at most per file_data (link.FILE_CHUNK)
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
-_SUFFIXES = (".py", ".mpy", ".json")
 POINTER = "fwset.json"
 
 
@@ -41,29 +40,28 @@ def check_path(path) -> str:
         raise CommandError("bad_path")
     if path == POINTER:
         return path
-    rel = path
+    n = len(path)
+    rel = 0  # where the path a root set may hold starts
     if path.startswith("sets/"):
-        # sets/<version>/ then a path the root set may hold, or the set's own list
-        cut = path.find("/", 5)
-        if cut < 6:
+        rel = path.find("/", 5) + 1
+        if rel < 7:
+            raise CommandError("bad_path")  # no version, or an empty one
+    if path.startswith("set.txt", rel) and n == rel + 7:
+        if not rel:
+            raise CommandError("bad_path")  # a set list belongs to a set
+    elif not (path.startswith("main.py", rel) and n == rel + 7) and not (
+            path.startswith("firmware/", rel)
+            and (path.endswith(".py") or path.endswith(".mpy") or path.endswith(".json"))):
+        raise CommandError("bad_path")
+    prev = "/"  # the segment starts at the first character
+    for ch in path:
+        if prev == "/" and (ch == "/" or ch == "."):
+            raise CommandError("bad_path")  # empty segment, ".", "..", hidden names
+        if ch != "/" and ch not in _NAME_CHARS:
             raise CommandError("bad_path")
-        rel = path[cut + 1:]
-    if rel != "main.py" and rel != "set.txt" and not rel.startswith("firmware/"):
-        raise CommandError("bad_path")
-    if rel == "set.txt" and rel == path:
-        raise CommandError("bad_path")  # a set list belongs to a set
-    for part in path.split("/"):
-        if not part or part[0] == ".":
-            raise CommandError("bad_path")  # empty segment, "/...", ".", "..", hidden names
-        for ch in part:
-            if ch not in _NAME_CHARS:
-                raise CommandError("bad_path")
-    ok = False
-    for suffix in _SUFFIXES:
-        if rel.endswith(suffix):
-            ok = True
-    if not ok and rel != "set.txt":
-        raise CommandError("bad_path")
+        prev = ch
+    if prev == "/":
+        raise CommandError("bad_path")  # ends with "/"
     return path
 
 
@@ -161,8 +159,9 @@ class FileTransfer:
         self.upload = None
         part = path + PART
         try:
-            if "/" in path:
-                self.fs.makedirs(path.rsplit("/", 1)[0])
+            cut = path.rfind("/")
+            if cut > 0:
+                self.fs.makedirs(path[:cut])  # one slice, not rsplit's list and two strings
             self.fs.write(part, 0, b"")
         except OSError:
             raise CommandError("io")

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from firmware import link as L
 from firmware.core.supervisor import Supervisor
 from firmware.hal.host import HostHal
+from tests.firmware.vectors_mp import cobs_decode
 
 PATH = "firmware/p.mpy"
 FIRST = bytes(range(1, 201))
@@ -85,7 +86,7 @@ def damaged(kind: str, at: int, bit: int, cut: int, delta: int, seq: int) -> byt
     """The second chunk's frame damaged on the wire in one way; COBS-framed again, so that the
     damage reaches the length and CRC checks rather than only the COBS decoder."""
     good = L.encode_frame(seq, 0, L.FILE_DATA, payload(len(FIRST), SECOND))
-    raw = bytearray(L.cobs_decode(good[1:-1]))
+    raw = bytearray(cobs_decode(good[1:-1]))
     if kind == "flip":
         raw[at % len(raw)] ^= 1 << bit
     elif kind == "cut":

@@ -22,6 +22,13 @@ def check(cond, what="") -> None:
         raise AssertionError(what)
 
 
+def cobs_decode(data) -> bytes:
+    """Inverse of link.cobs_encode (LinkError("cobs") on a malformed block). A test helper: the
+    board only decodes in place (link.cobs_unstuff), so the codec does not carry a copying one."""
+    buf = bytearray(data)
+    return bytes(buf[:L.cobs_unstuff(buf, len(buf))])
+
+
 def unhex(s: str) -> bytes:
     return bytes(int(s[i:i + 2], 16) for i in range(0, len(s), 2))
 
@@ -44,10 +51,10 @@ def t_cobs_vectors():
     ]
     for raw, enc in cases:
         check(L.cobs_encode(unhex(raw)) == unhex(enc), raw)
-        check(L.cobs_decode(unhex(enc)) == unhex(raw), enc)
+        check(cobs_decode(unhex(enc)) == unhex(raw), enc)
     block = bytes(range(1, 255))
     check(L.cobs_encode(block) == b"\xff" + block + b"\x01", "254 non-zero bytes")
-    check(L.cobs_decode(b"\xff" + block + b"\x01") == block)
+    check(cobs_decode(b"\xff" + block + b"\x01") == block)
 
 
 def t_frame_golden():
