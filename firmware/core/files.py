@@ -93,6 +93,7 @@ def sha256_of(fs, path: str):
 MODULES = (("firmware.core", "files", "firmware.core.files"),
            ("firmware.core", "files_b64", "firmware.core.files_b64"),
            ("firmware", "bootsel", "firmware.bootsel"),
+           ("firmware.core", "commit", "firmware.core.commit"),
            ("firmware.core", "upload", "firmware.core.upload"))
 
 

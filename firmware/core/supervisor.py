@@ -153,7 +153,10 @@ class Supervisor:
             self.files_at = now
             if mtype == L.FILE_DATA and self.upload:
                 return self.upload.data(body)  # a chunk: the open upload alone, nothing loaded
-            from firmware.core.files import command
+            if mtype == L.FILE_COMMIT and self.upload:
+                from firmware.core.commit import command  # its hash is streamed: no files.py
+            else:
+                from firmware.core.files import command
 
             return command(self, mtype, body)
         if mtype == L.RESET:

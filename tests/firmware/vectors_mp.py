@@ -851,7 +851,8 @@ def t_supervisor_binary_transfer_drops_its_code():
         for f in host.receive(sup.tick(t), t):
             if f.mtype & L.REPLY:
                 replies.append((f.mtype & 0x7F, bytes(f.payload)))
-                loaded.append(("firmware.core.upload" in sys.modules, "firmware.core.files" in sys.modules))
+                loaded.append(("firmware.core.upload" in sys.modules, "firmware.core.files" in sys.modules,
+                               "firmware.core.commit" in sys.modules))
             elif f.seq:
                 host.respond(f)
     check([r[0] for r in replies] == [L.FILE_OPEN, L.FILE_DATA, L.FILE_DATA, L.FILE_DATA, L.FILE_COMMIT,
@@ -860,10 +861,12 @@ def t_supervisor_binary_transfer_drops_its_code():
     check(replies[3][1] == b'{"err":"offset"}', replies[3][1])
     check(hal.files.files["firmware/y.mpy"] == data, "the file")
     check(b'"size":400' in replies[5][1], "info reads it back")
-    # On the board, while the file is open only core/upload.py is in the heap; after the commit
-    # nothing of the file transfer is (CPython keeps its modules: no heap budget there).
+    # On the board, while the file is open only core/upload.py is in the heap; the commit of a
+    # streamed file loads core/commit.py, not core/files.py; after it nothing of the file
+    # transfer is in the heap (CPython keeps its modules: no heap budget there).
     if sys.implementation.name == "micropython":
-        check(loaded[1] == (True, False) and loaded[4] == (False, False) and loaded[5] == (False, False), loaded)
+        check(loaded[1] == (True, False, False) and loaded[4] == (False, False, False)
+              and loaded[5] == (False, False, False), loaded)
 
 
 def t_supervisor_drops_an_abandoned_upload():
@@ -885,6 +888,62 @@ def t_supervisor_drops_an_abandoned_upload():
         t += 100
     check(sup.upload is None, "dropped")
     check(sys.implementation.name != "micropython" or "firmware.core.upload" not in sys.modules, "code dropped")
+
+
+def _board_exchange(sup, host, t):
+    """Pump the board and the host link until the host has nothing in flight; the board's
+    replies, as (type, payload bytes), and the time reached."""
+    replies = []
+    while True:
+        sup.receive(host.poll(t), t)
+        for f in host.receive(sup.tick(t), t):
+            if f.mtype & L.REPLY:
+                replies.append((f.mtype & 0x7F, bytes(f.payload)))
+            elif f.seq:
+                host.respond(f)
+        t += 10
+        if not host.pending():
+            return replies, t
+
+
+def t_supervisor_streamed_commit_refusals():
+    # The commit of a file that arrived by file_data (core/commit.py): a wrong hash replaces
+    # nothing and ends the upload; a commit of another path or a malformed one takes the long
+    # way (core/files.py) and is refused there; the right one after that still commits.
+    import json
+    import sys
+
+    fs = MemoryFs({"firmware/w.mpy": b"old"})
+    sup = Supervisor(HostHal(lambda: 0, files=fs), 0)
+    host = L.Link(seq0=120)
+    data = bytes(range(256)) + b"tail"
+    t = 0
+
+    def put(commit_body):
+        host.send(L.FILE_OPEN, {"path": "firmware/w.mpy"})
+        host.send(L.FILE_DATA, data_payload(0, data[:256]))
+        host.send(L.FILE_DATA, data_payload(256, data[256:]))
+        host.send(L.FILE_COMMIT, commit_body)
+        replies, t2 = _board_exchange(sup, host, t)
+        check(len(replies) == 4, replies)
+        return json.loads(replies[3][1]), t2
+
+    got, t = put({"path": "firmware/w.mpy", "sha256": sha_hex(b"other")})
+    check(got == {"err": "hash"}, got)
+    check(fs.files["firmware/w.mpy"] == b"old" and "firmware/w.mpy.part" not in fs.files, "nothing replaced")
+    check(sup.upload is None, "the upload ends with a wrong hash")
+    check(sys.implementation.name != "micropython" or "firmware.core.upload" not in sys.modules, "code dropped")
+    got, t = put({"path": "firmware/v.mpy", "sha256": sha_hex(data)})
+    check(got == {"err": "no_upload"}, got)  # another file: no part file of its own
+    check(fs.files["firmware/w.mpy"] == b"old", "the open file is not committed under another name")
+    got, t = put({"path": "firmware/w.mpy", "sha256": "ab"})
+    check(got == {"err": "bad_args"}, got)
+    check(sup.upload is not None, "a malformed commit leaves the upload open")
+    host.send(L.FILE_COMMIT, {"path": "firmware/w.mpy", "sha256": sha_hex(data).upper()})
+    replies, t = _board_exchange(sup, host, t)
+    got = json.loads(replies[0][1])
+    check(got == {"path": "firmware/w.mpy", "size": len(data), "sha256": sha_hex(data)}, got)
+    check(fs.files["firmware/w.mpy"] == data and sup.upload is None, "committed")
 
 
 def _b64(data):
