@@ -12,7 +12,8 @@ here once: ``main.py`` or files under ``firmware/``, plain names only, nothing e
 
 The supervisor loads this module for a file command and it drops itself again right after
 (``command``): its bytecode is in the heap only while a command runs. The chunks themselves
-(``file_data``) go straight to the open Upload (core/upload.py).
+(``file_data``) go straight to the open Upload (core/upload.py), and the commit of a file
+that arrived that way loads only core/commit.py; this module takes every other commit.
 
 Staged updates (docs/updates.md) use the same three commands: the new set's files go to
 ``sets/<version>/`` beside the running set (its ``set.txt`` lists each file's SHA-256 and size,
