@@ -25,69 +25,10 @@ hashes every file of the set against ``set.txt`` first and only then renames the
 import binascii
 
 from firmware import link as L
+from firmware.core.paths import CHUNK, PART, POINTER, begin, check_path, info, sha256_of
 from firmware.core.relays import CommandError
 
-MAX_PATH = 64
-PART = ".part"
-READ_BLOCK = 256  # bytes per read while hashing
-CHUNK = 256  # at most per file_data (link.FILE_CHUNK)
-_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
-POINTER = "fwset.json"
-
-
-def check_path(path) -> str:
-    """The path if it is one the host may write; CommandError("bad_path") otherwise."""
-    if not isinstance(path, str) or not 0 < len(path) <= MAX_PATH:
-        raise CommandError("bad_path")
-    if path == POINTER:
-        return path
-    n = len(path)
-    rel = 0  # where the path a root set may hold starts
-    if path.startswith("sets/"):
-        rel = path.find("/", 5) + 1
-        if rel < 7:
-            raise CommandError("bad_path")  # no version, or an empty one
-    if path.startswith("set.txt", rel) and n == rel + 7:
-        if not rel:
-            raise CommandError("bad_path")  # a set list belongs to a set
-    elif not (path.startswith("main.py", rel) and n == rel + 7) and not (
-            path.startswith("firmware/", rel)
-            and (path.endswith(".py") or path.endswith(".mpy") or path.endswith(".json"))):
-        raise CommandError("bad_path")
-    prev = "/"  # the segment starts at the first character
-    for ch in path:
-        if prev == "/" and (ch == "/" or ch == "."):
-            raise CommandError("bad_path")  # empty segment, ".", "..", hidden names
-        if ch != "/" and ch not in _NAME_CHARS:
-            raise CommandError("bad_path")
-        prev = ch
-    if prev == "/":
-        raise CommandError("bad_path")  # ends with "/"
-    return path
-
-
-def sha256_of(fs, path: str):
-    """Hex SHA-256 of a file on ``fs``, or None. One open file and one small buffer for the
-    whole file (the board has little RAM: a read per block would allocate a block each)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    buf = bytearray(READ_BLOCK)
-    try:
-        f = fs.open(path)
-    except OSError:
-        return None
-    try:
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            # A full block as it is: a slice (memoryview) per block would be garbage per block.
-            h.update(buf if n == READ_BLOCK else memoryview(buf)[:n])
-    finally:
-        f.close()
-    return binascii.hexlify(h.digest()).decode()
-
+__all__ = ["FileTransfer", "check_path", "sha256_of"]  # where their callers import them from
 
 # The file-transfer code, taken out of the heap after each command (core/upload.py stays while
 # a file is open): (package, name, full name).
@@ -95,6 +36,7 @@ MODULES = (("firmware.core", "files", "firmware.core.files"),
            ("firmware.core", "files_b64", "firmware.core.files_b64"),
            ("firmware", "bootsel", "firmware.bootsel"),
            ("firmware.core", "commit", "firmware.core.commit"),
+           ("firmware.core", "paths", "firmware.core.paths"),
            ("firmware.core", "upload", "firmware.core.upload"))
 
 
@@ -144,30 +86,13 @@ class FileTransfer:
         self.upload = None
 
     def info(self, body: dict) -> dict:
-        path = check_path(body.get("path"))
-        size = self.fs.size(path)
-        if size < 0:
-            return {"path": path, "size": None, "sha256": None}
-        try:
-            return {"path": path, "size": size, "sha256": sha256_of(self.fs, path)}
-        except OSError:
-            raise CommandError("io")
+        return info(self.fs, body)
 
     def open(self, body: dict) -> dict:
         """Start ``PATH.part`` empty (making its folders); file_data chunks follow from 0."""
-        from firmware.core.upload import Upload
-
         path = check_path(body.get("path"))
         self.upload = None
-        part = path + PART
-        try:
-            cut = path.rfind("/")
-            if cut > 0:
-                self.fs.makedirs(path[:cut])  # one slice, not rsplit's list and two strings
-            self.fs.write(part, 0, b"")
-        except OSError:
-            raise CommandError("io")
-        self.upload = Upload(self.fs, part)
+        self.upload = begin(self.fs, path)
         return {"path": path, "chunk": CHUNK}
 
     def data(self, payload) -> bytes:

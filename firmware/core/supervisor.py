@@ -22,7 +22,6 @@ FAULT_LIMIT = 5
 FILE_IDLE_MS = 60000
 
 
-
 def _no_listener(ev: str, fields: dict) -> None:
     pass
 
@@ -155,6 +154,8 @@ class Supervisor:
                 return self.upload.data(body)  # a chunk: the open upload alone, nothing loaded
             if mtype == L.FILE_COMMIT and self.upload:
                 from firmware.core.commit import command  # its hash is streamed: no files.py
+            elif mtype == L.FILE_OPEN or mtype == L.FILE_INFO:
+                from firmware.core.paths import command  # the path rules, info and open alone
             else:
                 from firmware.core.files import command
 

@@ -834,6 +834,9 @@ def t_file_data_payload_stays_in_the_receive_buffer():
 def t_supervisor_binary_transfer_drops_its_code():
     import sys
 
+    from firmware.core.files import drop
+
+    drop()  # this file imports core/files.py itself: start as a board does, with none of it loaded
     hal = HostHal(lambda: 0)
     sup = Supervisor(hal, 0)
     host = L.Link(seq0=60)
@@ -852,7 +855,7 @@ def t_supervisor_binary_transfer_drops_its_code():
             if f.mtype & L.REPLY:
                 replies.append((f.mtype & 0x7F, bytes(f.payload)))
                 loaded.append(("firmware.core.upload" in sys.modules, "firmware.core.files" in sys.modules,
-                               "firmware.core.commit" in sys.modules))
+                               "firmware.core.commit" in sys.modules, "firmware.core.paths" in sys.modules))
             elif f.seq:
                 host.respond(f)
     check([r[0] for r in replies] == [L.FILE_OPEN, L.FILE_DATA, L.FILE_DATA, L.FILE_DATA, L.FILE_COMMIT,
@@ -861,12 +864,12 @@ def t_supervisor_binary_transfer_drops_its_code():
     check(replies[3][1] == b'{"err":"offset"}', replies[3][1])
     check(hal.files.files["firmware/y.mpy"] == data, "the file")
     check(b'"size":400' in replies[5][1], "info reads it back")
-    # On the board, while the file is open only core/upload.py is in the heap; the commit of a
-    # streamed file loads core/commit.py, not core/files.py; after it nothing of the file
-    # transfer is in the heap (CPython keeps its modules: no heap budget there).
+    # On the board, while the file is open only core/upload.py is in the heap; open, the commit
+    # of a streamed file and info never load core/files.py; after each command nothing else of
+    # the file transfer is in the heap (CPython keeps its modules: no heap budget there).
     if sys.implementation.name == "micropython":
-        check(loaded[1] == (True, False, False) and loaded[4] == (False, False, False)
-              and loaded[5] == (False, False, False), loaded)
+        check(loaded[0] == (True, False, False, False) and loaded[1] == (True, False, False, False)
+              and loaded[4] == (False, False, False, False) and loaded[5] == (False, False, False, False), loaded)
 
 
 def t_supervisor_drops_an_abandoned_upload():
