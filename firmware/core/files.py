@@ -6,14 +6,14 @@ the part file and hashed as it arrives) and ``file_commit`` (compare the hash wi
 then rename the part file over PATH). Hosts from before 1.4.0 send ``file_write`` (base64 in
 JSON, firmware/core/files_b64.py) instead of open/data; their commit hashes the part file from
 flash. The rename is the only step that touches the live file, so a transfer cut anywhere
-before it leaves the old file in place, and a wrong hash replaces nothing. Paths are checked
-here once: ``main.py`` or files under ``firmware/``, plain names only, nothing else on the board
-(least of all the boot record).
+before it leaves the old file in place, and a wrong hash replaces nothing. The path rules
+are core/paths.py's.
 
-The supervisor loads this module for a file command and it drops itself again right after
-(``command``): its bytecode is in the heap only while a command runs. The chunks themselves
-(``file_data``) go straight to the open Upload (core/upload.py), and the commit of a file
-that arrived that way loads only core/commit.py; this module takes every other commit.
+On the board the supervisor loads this module only for what the small modules leave to it
+(``file_write``, a commit that is not of the streamed file, the set pointer), and it drops
+itself again right after (``command``). ``file_info`` and ``file_open`` load core/paths.py,
+the chunks (``file_data``) go straight to the open Upload (core/upload.py), and their commit
+loads core/commit.py. ``FileTransfer`` runs every command, for the tests and the tools.
 
 Staged updates (docs/updates.md) use the same three commands: the new set's files go to
 ``sets/<version>/`` beside the running set (its ``set.txt`` lists each file's SHA-256 and size,
