@@ -2,8 +2,9 @@
 
 While a file is open, this small module and its ``Upload`` are all the file-transfer code in
 the board's heap: the supervisor hands each chunk straight to it (core/supervisor.py). Every
-other file command loads core/files.py, which drops itself (and this module, once no file is
-open) again right after.
+other file command loads its code (core/paths.py for file_info and file_open, core/commit.py
+for the commit of this file, core/files.py for the rest), which drops itself (and this module,
+once no file is open) again right after.
 """
 
 from firmware.core.relays import CommandError

@@ -1,6 +1,6 @@
 """The board's flash as a folder: the filesystem half of the HAL, shared by hal/rp2 and hal/host.
 
-``DirFs(root)`` maps the file-transfer paths (relative, already checked by core/files.py) and
+``DirFs(root)`` maps the file-transfer paths (relative, already checked by core/paths.py) and
 the host watchdog's history file (core/hostwatch.py) to files under ``root``: ``"/"`` on the
 board (littlefs), a folder on disk for the simulator. Only
 ``open``, ``os.stat``, ``os.rename``, ``os.remove`` and ``os.mkdir``, which MicroPython has.
