@@ -334,11 +334,23 @@ class Controller:
             if not hasattr(self._local, "svc_conn"):
                 # The backend takes one write transaction per request itself.
                 self._local.svc_conn = connect(self.config.data_dir, autocommit=False)
+            if not services.kiosk_site(self._local.svc_conn, parsed.kiosk_id):
+                self._settle_worker()
             body = services.handle_request(self._local.svc_conn, parsed.kiosk_id, parsed.body, now)
         except Exception as exc:  # noqa: BLE001 - a broken backend answers an error, never kills the link
             log.exception("service backend failed")
             body = svc_contract.refusal("service_failed", str(exc)[:200])
         self._reply(msg, parsed, body)
+
+    def _settle_worker(self) -> None:
+        """Wait until the worker has committed what arrived before now. A kiosk's first request
+        can reach the service thread before the worker stored its birth (another thread, another
+        queue); answering it without the kiosk's site would number its ticket in nobody's queue
+        and give the next resident at that centre the same number."""
+        try:
+            self._call(lambda store, now, out: None, timeout=5.0)
+        except Exception:  # noqa: BLE001 - a busy or stopping worker: answer with what is stored
+            log.warning("service request answered before the worker caught up")
 
     def _reply(self, msg: mqtt.MQTTMessage, parsed: topics.Parsed, body: dict[str, Any]) -> None:
         props = getattr(msg, "properties", None)

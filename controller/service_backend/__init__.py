@@ -13,11 +13,11 @@ import sqlite3
 from typing import Any
 
 from contract import services
-from controller.service_backend.operations import OPS, ServiceError
+from controller.service_backend.operations import OPS, ServiceError, kiosk_site
 from controller.service_backend.tables import ensure_schema
 from foundation.errors import RemoteProtocolError
 
-__all__ = ["ServiceError", "ensure_schema", "forget_phones", "handle_request"]
+__all__ = ["ServiceError", "ensure_schema", "forget_phones", "handle_request", "kiosk_site"]
 
 log = logging.getLogger(__name__)
 

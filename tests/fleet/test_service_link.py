@@ -37,3 +37,23 @@ def test_service_calls_ride_on_the_agent_connection(broker, make_controller, mak
     assert not svc.online
     with pytest.raises(ServiceUnavailable, match="controller is offline"):
         svc.call("queue_ticket", "take", {"counter": "general"})
+
+
+def test_a_kiosks_first_ticket_is_numbered_in_its_own_sites_queue(make_controller, make_kiosk):
+    """Regression (found by the parallel suite): the service thread answered a kiosk's first request
+    before the worker had stored its birth, so the ticket went to no site's queue and the next
+    resident at that centre got the same number. Each kiosk asks at once after it connects."""
+    from controller.store import connect
+
+    controller = make_controller()
+    for i in range(6):
+        kiosk = make_kiosk(f"k-first-{i}", site=f"centre-{i}", connect=False)
+        seen: list[bool] = []
+        svc = MqttServiceClient(kiosk.agent, on_presence=seen.append)
+        wait_until(lambda seen=seen: seen == [True], 10, "controller seen online through the agent")
+        first = svc.call("queue_ticket", "take", {"counter": "general"})
+        second = svc.call("queue_ticket", "take", {"counter": "general"})
+        assert first["number"] != second["number"]
+    conn = connect(controller.config.data_dir)
+    rows = conn.execute("SELECT kiosk_id, site FROM svc_tickets ORDER BY id").fetchall()
+    assert [(k, s) for k, s in rows] == [(f"k-first-{i}", f"centre-{i}") for i in range(6) for _ in range(2)]
