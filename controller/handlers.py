@@ -61,6 +61,10 @@ class FleetState:
     contracts: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Counters for the server's metrics (it adds and clears them after each message).
     counts: dict[str, int] = field(default_factory=dict)
+    # Since when the controller hears the broker (its edge sets it on every connect, None while it
+    # does not): a kiosk's silence counts only from then, since the controller could not hear it
+    # before. A kiosk that went away meanwhile is offline by its will, which waits at the broker.
+    listening_since: float | None = 0.0
 
 
 def _record(state: FleetState, kiosk_id: str, now: float) -> dict[str, Any]:
@@ -220,7 +224,10 @@ def tick(state: FleetState, now: float) -> tuple[FleetState, list[Outgoing]]:
     """Stale kiosks, expired and timed-out commands, event alarms past their ``clear_after``."""
     limit = state.telemetry_period * state.stale_after_periods
     for kiosk_id, rec in state.kiosks.items():
-        if rec["state"] == "online" and now - rec["last_seen"] > limit:
+        if state.listening_since is None:
+            break  # not hearing the broker: no kiosk's silence can be told from ours
+        heard = max(rec["last_seen"], state.listening_since)
+        if rec["state"] == "online" and now - heard > limit:
             _set_state(state, rec, "stale", f"no telemetry for {now - rec['last_seen']:.0f} s", now)
             state.dirty.add(kiosk_id)
     for cmd in list(state.commands.values()):

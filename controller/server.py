@@ -123,6 +123,7 @@ class Controller:
         self._load()
         # SimpleQueue: the C queue, several times cheaper per message than queue.Queue's locks.
         self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.state.listening_since = None  # until connected: the liveness sweep waits (handlers.tick)
         self.counts: dict[str, int] = {"received": 0, "rejected": 0, "events_new": 0, "events_duplicate": 0}
         self._unsaved_counts: dict[str, int] = {}
         # Counted from the worker, the MQTT thread (service calls over a kiosk's bound) and the
@@ -151,6 +152,7 @@ class Controller:
         self.client.will_set(topics.CONTROLLER_STATUS, topics.encode_to_kiosk(payloads.controller_offline("lwt")),
                              *topics.FLAGS["controller/status"])
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
 
     def _load(self) -> None:
@@ -170,8 +172,13 @@ class Controller:
             log.error("broker refused connection: %s", reason_code)
             return
         log.info("connected to broker", extra={"fields": {"session_present": flags.session_present}})
+        # Before subscribing: the retained births and whatever waited in the session come after.
+        self.state.listening_since = self.clock()
         client.subscribe(topics.subscriptions_for_controller(self.config.share_group if self.config.shared else ""))
         self._say_online()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.state.listening_since = None  # deaf until the next connect: no kiosk is called stale meanwhile
 
     def _say_online(self) -> None:
         self.client.publish(topics.CONTROLLER_STATUS,

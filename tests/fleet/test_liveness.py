@@ -79,3 +79,47 @@ def test_restart_app_command_exits_the_agent_for_systemd(broker, tmp_path, procs
     assert any("restarting: restart_app command" in s for s in agent.stdout_lines)
     wait_until(lambda: ctl.kiosk("K-RST")["state"] == "offline" and ctl.kiosk("K-RST")["reason"] == "shutdown", 10,
                "clean shutdown status")
+
+
+def _alarms(data_dir, kiosk_id: str) -> list[dict]:
+    r = subprocess.run([str(BIN / "kioskctl"), "--data-dir", str(data_dir), "alarms", "list", "--history", "--json",
+                        "--kiosk", kiosk_id], capture_output=True, text=True, timeout=30)
+    return [a for a in json.loads(r.stdout)["items"] if a["rule"] == "kiosk_offline"]
+
+
+def test_a_controller_restart_raises_no_offline_alarm_for_a_kiosk_that_stayed_connected(broker, tmp_path, procs,
+                                                                                          raw):
+    # Soak (issue 17): after every controller restart each kiosk had a kiosk_offline alarm raised and
+    # cleared within 0.2 s: the first liveness sweep ran on the records from before the downtime,
+    # before the controller had heard the retained births. A kiosk that went away meanwhile must
+    # still be offline (by its will, waiting at the broker) at once.
+    data = tmp_path / "ctl"
+    argv = [sys.executable, "-m", "tests.fleet.run_controller", "--broker", broker.url, "--data-dir", str(data),
+            "--telemetry-period", "1"]  # stale after 3 s of silence
+    ctl = Proc(argv)
+    procs.append(ctl)
+    ctl.wait_for("controller online", 30)
+    stay, gone = _agent(broker, tmp_path, "K-STAY", 2), _agent(broker, tmp_path, "K-GONE", 2)
+    procs.extend([stay, gone])
+    wait_until(lambda: _states(data) == {"K-STAY": ("online", ""), "K-GONE": ("online", "")}, 30, "both online",
+               interval=0.3)
+
+    watch = raw("watch")
+    watch.subscribe("kiosk/v1/K-STAY/telemetry")
+    os.killpg(ctl.proc.pid, signal.SIGKILL)  # no clean stop: the records still say online
+    ctl.proc.wait(10)
+    os.killpg(gone.proc.pid, signal.SIGKILL)  # goes away while the controller is down
+    # Down for longer than the stale limit: five telemetry periods of the kiosk that stayed.
+    wait_until(lambda: len(watch.messages) >= 5, 20, "five telemetry periods of downtime")
+
+    ctl = Proc(argv)
+    procs.append(ctl)
+    ctl.wait_for("controller online", 30)
+    wait_until(lambda: _states(data).get("K-GONE") == ("offline", "lwt"), 10, "the kiosk that went away offline",
+               interval=0.2)
+    # Past the first sweeps of the restarted controller: a few more telemetry periods.
+    seen = len(watch.messages)
+    wait_until(lambda: len(watch.messages) >= seen + 3, 15, "three telemetry periods after the restart")
+    assert _states(data)["K-STAY"] == ("online", "")
+    assert _alarms(data, "K-STAY") == []
+    assert [a["cleared_at"] for a in _alarms(data, "K-GONE")] == [None]

@@ -127,6 +127,22 @@ def test_stale_after_three_missed_periods_and_back():
     assert s.kiosks["K1"]["state"] == "online" and not s.open_alarms
 
 
+def test_silence_counts_only_while_the_controller_hears_the_broker():
+    # Soak (issue 17): a restarted controller called every kiosk stale on its first sweep, before
+    # the retained births had come in. Silence counts from the controller's connect, never while deaf.
+    s = _state()
+    s, _ = handlers.handle(s, _msg("status", {"state": "online", "boot_id": "b"}), 100.0)
+    s.listening_since = None  # disconnected (or not yet connected after a restart)
+    s, _ = handlers.tick(s, 500.0)
+    assert s.kiosks["K1"]["state"] == "online" and not s.open_alarms
+    s.listening_since = 600.0  # connected again
+    s, _ = handlers.tick(s, 630.0)
+    assert s.kiosks["K1"]["state"] == "online" and not s.open_alarms
+    s, _ = handlers.tick(s, 630.1)  # still silent three periods after the connect: stale after all
+    assert s.kiosks["K1"]["state"] == "stale" and ("K1", "kiosk_offline", "") in s.open_alarms
+    assert s.kiosks["K1"]["reason"] == "no telemetry for 530 s"
+
+
 def test_old_will_does_not_take_a_rebooted_kiosk_offline():
     s = _state()
     s, _ = handlers.handle(s, _msg("status", {"state": "online", "boot_id": "new"}), 1.0)
