@@ -154,6 +154,10 @@ class Controller:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        # Set once the broker granted the kiosk topics on the current connection: from then on
+        # nothing a kiosk publishes passes unheard (``wait_listening``).
+        self.listening = threading.Event()
 
     def _load(self) -> None:
         st = self.state
@@ -177,7 +181,18 @@ class Controller:
         client.subscribe(topics.subscriptions_for_controller(self.config.share_group if self.config.shared else ""))
         self._say_online()
 
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if all(not rc.is_failure for rc in reason_codes):
+            self.listening.set()
+        else:
+            log.error("broker refused a subscription: %s", [str(rc) for rc in reason_codes])
+
+    def wait_listening(self, timeout: float) -> bool:
+        """True once connected and subscribed (within ``timeout`` seconds)."""
+        return self.listening.wait(timeout)
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.listening.clear()
         self.state.listening_since = None  # deaf until the next connect: no kiosk is called stale meanwhile
 
     def _say_online(self) -> None:

@@ -61,6 +61,7 @@ def make_controller(broker, tmp_path):
         c = Controller(controller_config(broker, tmp_path / name, **extra), **kwargs)
         c.start()
         made.append(c)
+        assert c.wait_listening(10), "controller not subscribed within 10 s"
         return c
 
     yield make

@@ -33,6 +33,7 @@ def controller(broker, tmp_path):
     logging.getLogger().addHandler(handler)
     c = Controller(cfg)
     c.start()
+    assert c.wait_listening(10), "controller not subscribed within 10 s"
     c.log_lines = handler.lines
     yield c
     if not getattr(c, "stopped_by_test", False):

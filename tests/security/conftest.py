@@ -15,7 +15,6 @@ from controller.server import Controller
 from foundation.settings import ControllerConfig, from_mapping
 from tests.provisioning.conftest import Client, clock, enrol_ctx, enrol_server, fleet_dir, tls_broker
 from tests.support.identities import Issuer
-from tests.support.waiting import wait_until
 
 __all__ = ["clock", "enrol_ctx", "enrol_server", "fleet_dir", "tls_broker"]
 
@@ -42,7 +41,7 @@ def make_tls_controller(fleet_dir, tls_broker):
             c = Controller(tls_controller_config(fleet_dir, tls_broker.port), **kwargs)
             c.start()
             running.callback(lambda: c._stop.is_set() or c.stop())
-            assert wait_until(c.client.is_connected, 10)
+            assert c.wait_listening(10), "controller not subscribed within 10 s"
             return c
 
         yield make

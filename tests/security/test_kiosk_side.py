@@ -33,6 +33,9 @@ def test_only_a_desired_config_signed_for_this_kiosk_is_applied(make_controller,
 def test_a_deeply_nested_command_gets_a_rejected_result(make_controller, make_kiosk, raw):
     ctl = make_controller()
     make_kiosk("K-DEEP", ctl.public_key())
+    # Its birth follows its SUBSCRIBE on one connection: once the controller has it, the broker
+    # routes commands to the kiosk (a command published earlier would reach nobody).
+    wait_until(lambda: (ctl.kiosk("K-DEEP") or {}).get("state") == "online", 10, "kiosk online")
     r = raw("deep")
     r.subscribe(topics.topic("K-DEEP", "cmd/+/result"))
     deep = b'{"v":1,"id":"deep-1","args":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
