@@ -1,7 +1,8 @@
 """Building and connecting paho-mqtt 2.x clients (MQTT v5) for the controller and the kiosks.
 
 The first connection is retried with capped, jittered backoff and a one-line message per
-attempt (no traceback wall); after that paho reconnects by itself.
+attempt (no traceback wall); after that paho reconnects by itself, at paho's own pace (1 s
+doubling to 30 s) unless ``pace_reconnects`` gives it a jittered policy.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -100,3 +102,41 @@ def connect_with_retry(
             message = f"broker {broker} not reachable: {reason}; retrying in {delay:.1f} s"
             (say or log.warning)(message)
             sleep(delay)
+
+
+def pace_reconnects(client: mqtt.Client, backoff: Backoff) -> None:
+    """Make paho's own reconnect loop (``loop_start``) wait ``backoff``'s jittered delays.
+
+    paho doubles a fixed delay with no jitter. Before each of its waits it reports the lost
+    connection (``on_disconnect``) or the failed attempt (``on_connect_fail``); there the next
+    delay is drawn and set as paho's single delay, so its wait is exactly that. A connection the
+    broker accepts starts the schedule again. Call after the client's own callbacks are set: they
+    are kept and called first.
+    """
+    # paho types its callbacks as a union of its API versions; these clients are VERSION2 (make_client).
+    on_connect: Any = client.on_connect
+    on_disconnect: Any = client.on_disconnect
+    on_fail: Any = client.on_connect_fail
+
+    def next_wait() -> None:
+        delay = backoff.next_delay()
+        client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
+
+    def connected(c, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001 - paho's signature
+        if on_connect is not None:
+            on_connect(c, userdata, flags, reason_code, properties)
+        if not reason_code.is_failure:
+            backoff.reset()
+
+    def lost(c, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001 - paho's signature
+        if on_disconnect is not None:
+            on_disconnect(c, userdata, flags, reason_code, properties)
+        next_wait()
+
+    def failed(c, userdata) -> None:  # noqa: ANN001 - paho's signature
+        if on_fail is not None:
+            on_fail(c, userdata)
+        next_wait()
+
+    client.on_connect, client.on_disconnect, client.on_connect_fail = connected, lost, failed
+    next_wait()

@@ -59,7 +59,7 @@ from contract import commands as cmd_contract
 from contract import payloads, signing, topics, versions
 from contract import services as svc_contract
 from contract.commands import CommandResult
-from contract.mqtt_client import connect_with_retry, make_client
+from contract.mqtt_client import connect_with_retry, make_client, pace_reconnects
 from contract.versions import UnsupportedVersion
 from controller import (
     alarms,
@@ -77,6 +77,7 @@ from controller import effects as fx
 from controller import service_backend as services
 from controller.service_backend.fair_queue import FairQueue
 from controller.store import Store, connect
+from foundation.backoff import controller_reconnect
 from foundation.errors import ConfigError, KioskError, ProtocolError
 from foundation.settings import ControllerConfig
 
@@ -158,6 +159,8 @@ class Controller:
         # Set once the broker granted the kiosk topics on the current connection: from then on
         # nothing a kiosk publishes passes unheard (``wait_listening``).
         self.listening = threading.Event()
+        # Back within seconds of a restarted broker, before the kiosks' ACK_WAIT sends them again.
+        pace_reconnects(self.client, controller_reconnect())
 
     def _load(self) -> None:
         st = self.state

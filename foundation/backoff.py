@@ -23,3 +23,16 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+# The controller's reconnect to the broker once it has been connected. Short on purpose: kiosks
+# re-send what is unacknowledged after the agent's ACK_WAIT (10 s), so a controller that comes back
+# within a few seconds of the broker saves the fleet a round of re-sends; the jitter keeps several
+# instances (and a restarted broker's first seconds) from being hit in lock-step.
+CONTROLLER_RECONNECT_BASE = 0.5
+CONTROLLER_RECONNECT_CAP = 4.0
+
+
+def controller_reconnect(rand: Callable[[], float] = random.random) -> Backoff:
+    """The controller's reconnect policy: 0.5 s doubling to 4 s, full jitter."""
+    return Backoff(base=CONTROLLER_RECONNECT_BASE, cap=CONTROLLER_RECONNECT_CAP, rand=rand)
