@@ -11,7 +11,9 @@ does. Once the controller (its own process) shows every kiosk online, the broker
 it is down every kiosk journals ``--events`` events (``payloads.event``, unique ids); then the
 broker starts again on the same port. Each kiosk reconnects, publishes its birth again and sends
 its journal, keeping each event until the controller's ``events/ack`` names it and re-sending
-after the agent's ``ACK_WAIT`` without one (doubling, as the agent does).
+after the agent's ``ACK_WAIT`` without one (doubling, as the agent does). Like the agent, each
+kiosk reads the controller's retained presence: no timed re-send while it says offline, one re-send
+at once when it turns online again (the agent's own decision, ``kiosk_ui.agent.resend_rule``).
 
 Measured from the broker's restart: when the controller's store shows every kiosk online again
 (``last_seen`` after the restart) and when it holds every journaled event (0 lost: each id stored
@@ -49,7 +51,9 @@ from contract import payloads, topics  # noqa: E402
 from contract.mqtt_client import make_client  # noqa: E402
 from controller.store import DB_NAME  # noqa: E402
 from foundation.backoff import Backoff  # noqa: E402
+from foundation.errors import KioskError  # noqa: E402
 from foundation.settings import parse_broker_url  # noqa: E402
+from kiosk_ui.agent import resend_rule  # noqa: E402
 from kiosk_ui.agent.agent import ACK_WAIT, ACK_WAIT_CAP, RECONNECT_CAP  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402
 
@@ -72,6 +76,8 @@ class Link:
         self.retry_at = 0.0
         self.journal: dict[str, dict[str, tuple[bytes, float]]] = {k: {} for k in kiosks}  # id -> (payload, sent)
         self.resend_after = ACK_WAIT
+        self.presence: bool | None = None  # the controller's, as read on this connection (the agent's)
+        self.resends = 0  # journal rounds sent again (timed or on the controller's return)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -81,10 +87,12 @@ class Link:
         if reason_code.is_failure:
             return
         self.connected = True
+        self.presence = None
         self.backoff.reset()
         now = time.time()
         qos, retain = topics.FLAGS["status"]
-        client.subscribe([(topics.topic(k, "events/ack"), topics.QOS["events/ack"]) for k in self.kiosks])
+        client.subscribe([(topics.topic(k, "events/ack"), topics.QOS["events/ack"]) for k in self.kiosks]
+                         + [(topics.CONTROLLER_STATUS, 1)])
         for k in self.kiosks:
             client.publish(topics.topic(k, "status"), topics.encode(payloads.birth(
                 k, mode="normal", boot_id=f"b-{k}", site=f"site-{k[-2:]}", versions={"app": "1.0"},
@@ -94,9 +102,19 @@ class Link:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self.connected:
             self.connected = False
+            self.presence = None
             self.retry_at = time.time() + self.backoff.next_delay()
 
     def _on_message(self, client, userdata, msg) -> None:
+        if msg.topic == topics.CONTROLLER_STATUS:
+            try:
+                online = payloads.parse_controller_status(topics.decode(msg.payload))
+            except KioskError:
+                return
+            previous, self.presence = self.presence, online
+            if resend_rule.send_again_at_once(previous, online):
+                self.flush(time.time(), again=True)
+            return
         kiosk = msg.topic.split("/")[2]
         for event_id in payloads.parse_events_ack(topics.decode(msg.payload)):
             self.journal.get(kiosk, {}).pop(event_id, None)
@@ -111,20 +129,23 @@ class Link:
                                       fields={"service": "social_security"})
                 self.journal[k][eid] = (topics.encode(body), 0.0)
 
-    def flush(self, now: float, *, only_due: bool = False) -> None:
-        """Send journaled events: all of them on connect, later those unacknowledged for too long."""
+    def flush(self, now: float, *, only_due: bool = False, again: bool = False) -> None:
+        """Send journaled events: all of them on connect or ``again`` (the controller is back, which
+        does not lengthen the wait, as in the agent), later those unacknowledged for too long."""
         if not self.connected:
             return
         resent = False
         for k, entries in self.journal.items():
             for eid, (payload, sent) in list(entries.items()):
-                if only_due and now - sent < self.resend_after:
+                if only_due and not resend_rule.send_again_when_due(self.presence, sent, now, self.resend_after):
                     continue
                 resent = resent or sent > 0
                 self.client.publish(topics.topic(k, "events"), payload, topics.QOS["events"])
                 entries[eid] = (payload, now)
         if resent:
-            self.resend_after = min(self.resend_after * 2, ACK_WAIT_CAP)
+            self.resends += 1
+            if not again:
+                self.resend_after = min(self.resend_after * 2, ACK_WAIT_CAP)
 
     def left(self) -> int:
         return sum(len(e) for e in self.journal.values())
@@ -189,7 +210,8 @@ def role_kiosks(args: argparse.Namespace) -> None:
                     link.journal_events(int(cmd[1]), now)
             elif cmd[0] == "report":
                 print(json.dumps({"connected": sum(1 for lk in links if lk.connected),
-                                  "links": len(links), "journal_left": sum(lk.left() for lk in links)}), flush=True)
+                                  "links": len(links), "journal_left": sum(lk.left() for lk in links),
+                                  "resends": sum(lk.resends for lk in links)}), flush=True)
             elif cmd[0] == "stop":
                 return
 
@@ -287,7 +309,8 @@ def orchestrate(args: argparse.Namespace) -> dict:
                     "events_stored": events, "events_journaled": want,
                     "journal_left_on_kiosks": sum(r["journal_left"] for r in reports),
                     "links_connected": sum(r["connected"] for r in reports),
-                    "events_received_again": _duplicates(args.data)})
+                    "events_received_again": _duplicates(args.data),
+                    "kiosk_resend_rounds": sum(r["resends"] for r in reports)})
         return out
     finally:
         for p in procs:

@@ -32,7 +32,7 @@ from contract.mqtt_client import failure_reason, make_client
 from foundation.backoff import Backoff
 from foundation.errors import BrokerUnavailable, CommandRejected, ConfigError, KioskError
 from foundation.settings import KioskConfig
-from kiosk_ui.agent import telemetry
+from kiosk_ui.agent import resend_rule, telemetry
 from kiosk_ui.agent.journal import Journal
 from kiosk_ui.agent.updates import UpdateRunner, UpdateSteps
 
@@ -299,8 +299,8 @@ class KioskAgent:
             for event_id in committed:
                 self._unacked.pop(event_id, None)
         now = self.monotonic()
-        if self._resend or (holding and self._unacked and self._controller_online is not False
-                            and min(self._unacked.values()) <= now - self._resend_after):
+        if self._resend or (holding and self._unacked and resend_rule.send_again_when_due(
+                self._controller_online, min(self._unacked.values()), now, self._resend_after)):
             # No acknowledgement in time (or the controller came back): whatever it lost, it gets
             # again; it de-duplicates by event id. Unanswered, the kiosk waits longer each time, so a
             # fleet whose controller never answers does not flood the broker.
@@ -532,7 +532,7 @@ class KioskAgent:
                 self.controller_acks = acks
                 self._resend = True
                 self._wake.set()
-        if online and previous is False:
+        if resend_rule.send_again_at_once(previous, online):
             # The controller came back (maybe with a fresh store): tell it everything again,
             # telemetry included (a delta needs the snapshot it applies to).
             self._tel_gen = -1
