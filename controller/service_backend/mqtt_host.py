@@ -20,9 +20,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from contract import services, topics
-from contract.mqtt_client import connect_with_retry, make_client
+from contract.mqtt_client import connect_with_retry, make_client, pace_reconnects
 from controller import store
 from controller.service_backend import ensure_schema, handle_request
+from foundation.backoff import controller_reconnect
 from foundation.errors import ProtocolError
 from foundation.settings import BrokerURL
 
@@ -72,6 +73,8 @@ class ServiceHost:
         self.client = make_client(client_id, broker)
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: self.inbox.put(m)
+        # Answering residents again within seconds of a broker restart, like the controller.
+        pace_reconnects(self.client, controller_reconnect())
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if not reason_code.is_failure:
