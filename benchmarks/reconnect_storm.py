@@ -31,6 +31,7 @@ import os
 import selectors
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -259,10 +260,30 @@ def _ask(workers: list[subprocess.Popen]) -> list[dict]:
     return [json.loads(p.stdout.readline()) for p in workers]  # type: ignore[union-attr]
 
 
+def _port_below_ephemeral_range() -> int:
+    """A free port the kernel never hands out as a client's own port. Thousands of kiosks retrying
+    a stopped broker's loopback port inside that range sooner or later draw it as their own and
+    connect to themselves (TCP simultaneous open), holding the port: the broker then cannot start
+    again (seen at 8,000 kiosks). A real broker listens on 1883/8883, outside the range."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for port in range(low - 1, 1024, -1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port below the ephemeral range")
+
+
 def orchestrate(args: argparse.Namespace) -> dict:
     _raise_nofile()
     work = Path(tempfile.mkdtemp(prefix="reconnect-storm-"))
-    broker = Mosquitto(work / "broker", extra_config=["max_connections -1", "max_queued_messages 0"]).start()
+    broker = Mosquitto(work / "broker", port=_port_below_ephemeral_range(),
+                       extra_config=["max_connections -1", "max_queued_messages 0"]).start()
     args.broker, args.data = broker.url, str(work / "controller")
     args.period, args.database = 30.0, ""
     out: dict = {"kiosks": args.kiosks, "connections": min(args.kiosks, args.connections),
