@@ -279,6 +279,30 @@ def _port_below_ephemeral_range() -> int:
     raise OSError("no free port below the ephemeral range")
 
 
+def _watch_controller(broker: str, since: float) -> tuple[mqtt.Client, dict[str, float]]:
+    """When the controller's presence says online again with a stamp after ``since`` (its own
+    reconnect, not the retained word from before the restart), seconds after ``since``."""
+    seen: dict[str, float] = {}
+    client = make_client(f"storm-watch-{uuid.uuid4().hex[:6]}", parse_broker_url(broker))
+    client.reconnect_delay_set(0.1, 0.1)  # type: ignore[arg-type] - the watcher must not be the late one
+
+    def on_connect(c, userdata, flags, reason_code, properties) -> None:
+        c.subscribe(topics.CONTROLLER_STATUS, 1)
+
+    client.on_connect = on_connect
+
+    def on_message(c, userdata, msg) -> None:
+        body = topics.decode(msg.payload)
+        if body.get("state") == "online" and float(body.get("ts") or 0) >= since and "back_s" not in seen:
+            seen["back_s"] = round(time.time() - since, 2)
+
+    client.on_message = on_message
+    host, port = broker.removeprefix("mqtt://").rsplit(":", 1)
+    client.connect_async(host, int(port))
+    client.loop_start()
+    return client, seen
+
+
 def orchestrate(args: argparse.Namespace) -> dict:
     _raise_nofile()
     work = Path(tempfile.mkdtemp(prefix="reconnect-storm-"))
@@ -314,6 +338,7 @@ def orchestrate(args: argparse.Namespace) -> dict:
         time.sleep(args.down)
         restart = time.time()
         broker.start()
+        watcher, controller = _watch_controller(args.broker, restart)
         want = args.kiosks * args.events
         all_online = all_events = None
         while time.time() - restart < args.limit and (all_online is None or all_events is None):
@@ -325,13 +350,15 @@ def orchestrate(args: argparse.Namespace) -> dict:
                 all_events = t
             time.sleep(1.0)
         online, events = _store_counts(args.data, restart)
+        watcher.loop_stop()
         reports = _ask(workers)
         out.update({"all_online_s": all_online, "all_events_stored_s": all_events, "online_after_restart": online,
                     "events_stored": events, "events_journaled": want,
                     "journal_left_on_kiosks": sum(r["journal_left"] for r in reports),
                     "links_connected": sum(r["connected"] for r in reports),
                     "events_received_again": _duplicates(args.data),
-                    "kiosk_resend_rounds": sum(r["resends"] for r in reports)})
+                    "kiosk_resend_rounds": sum(r["resends"] for r in reports),
+                    "controller_back_s": controller.get("back_s")})
         return out
     finally:
         for p in procs:
