@@ -48,9 +48,8 @@ def test_a_kiosks_first_ticket_is_numbered_in_its_own_sites_queue(make_controlle
     controller = make_controller()
     for i in range(6):
         kiosk = make_kiosk(f"k-first-{i}", site=f"centre-{i}", connect=False)
-        seen: list[bool] = []
-        svc = MqttServiceClient(kiosk.agent, on_presence=seen.append)
-        wait_until(lambda seen=seen: seen == [True], 10, "controller seen online through the agent")
+        svc = MqttServiceClient(kiosk.agent)
+        wait_until(lambda svc=svc: svc.online, 10, "controller seen online through the agent")
         first = svc.call("queue_ticket", "take", {"counter": "general"})
         second = svc.call("queue_ticket", "take", {"counter": "general"})
         assert first["number"] != second["number"]
