@@ -23,6 +23,7 @@ from controller.fleet_clock import FleetClock
 from controller.web.accounts import Accounts
 from tests.console.test_browser_e2e import ARGS, CHROMIUM, start_agent
 from tests.support.processes import Proc
+from tests.support.waiting import wait_until
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -75,8 +76,12 @@ def test_pages_in_a_real_browser(broker, procs, tmp_path):
             sync_api.expect(page.locator("p.result")).to_be_visible()
             sync_api.expect(page.locator("#config-diff")).to_have_count(0)
             sync_api.expect(page.locator("button[value=apply]")).to_have_count(0)
-            page.goto(url + "kiosks/gd-s-1")
-            sync_api.expect(page.locator("#config-state")).to_contain_text("已应用", timeout=20000)
+            # The kiosk page is drawn once (not live): load it again until the kiosk has reported.
+            def applied() -> bool:
+                page.goto(url + "kiosks/gd-s-1")
+                return "已应用" in page.locator("#config-state").inner_text()
+
+            wait_until(applied, 20, "gd-s-1 reported the applied config", interval=0.5)
 
             # The fleet filtered by a site counts that site only, and keeps doing so live.
             page.goto(url + "fleet?site=north")
