@@ -66,6 +66,7 @@ def role_controller(args: argparse.Namespace) -> None:
 
     setup_logging("ERROR")
     c = Controller(from_mapping(ControllerConfig, {"broker": args.broker, "data_dir": args.data,
+                                                   "database": getattr(args, "database", ""),
                                                    "telemetry_period": args.period, "keepalive": 30}))
     c.start()
     print("READY", flush=True)

@@ -46,8 +46,7 @@ import paho.mqtt.client as mqtt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fleet_bench import _raise_nofile, _ready  # noqa: E402
-from benchmarks.telemetry_cpu import role_controller  # noqa: E402
+from benchmarks.fleet_bench import _raise_nofile, _ready, role_controller  # noqa: E402
 from contract import payloads, topics  # noqa: E402
 from contract.mqtt_client import make_client  # noqa: E402
 from controller.store import DB_NAME  # noqa: E402

@@ -35,29 +35,12 @@ import paho.mqtt.client as mqtt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fleet_bench import _proc_stats, _raise_nofile, _ready  # noqa: E402
+from benchmarks.fleet_bench import _proc_stats, _raise_nofile, _ready, role_controller  # noqa: E402
 from contract import payloads, topics  # noqa: E402
 from controller.store import DB_NAME  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402
 
 GOAL_PERCENT = 15.0  # of one core, at 880 msg/s (issue 16)
-
-
-def role_controller(args: argparse.Namespace) -> None:
-    from controller.server import Controller
-    from foundation.logs import setup_logging
-    from foundation.settings import ControllerConfig, from_mapping
-
-    setup_logging("ERROR")
-    c = Controller(from_mapping(ControllerConfig, {"broker": args.broker, "data_dir": args.data,
-                                                   "database": args.database, "telemetry_period": args.period,
-                                                   "keepalive": 30}))
-    c.start()
-    print("READY", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    c.stop()
 
 
 def _reading(rnd: random.Random, held: dict[str, float], kid: str, now: float, start: float) -> dict:
