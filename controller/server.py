@@ -359,7 +359,9 @@ class Controller:
             if not hasattr(self._local, "svc_conn"):
                 # The backend takes one write transaction per request itself.
                 self._local.svc_conn = connect(self.config.data_dir, autocommit=False)
-            if not services.kiosk_site(self._local.svc_conn, parsed.kiosk_id):
+            # Only where the backend reads the worker's kiosks table (the SQLite store): on
+            # PostgreSQL its tables are still a separate file (docs/scale-out.md), no wait helps.
+            if not self.config.database and not services.kiosk_site(self._local.svc_conn, parsed.kiosk_id):
                 self._settle_worker()
             body = services.handle_request(self._local.svc_conn, parsed.kiosk_id, parsed.body, now)
         except Exception as exc:  # noqa: BLE001 - a broken backend answers an error, never kills the link
