@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -92,8 +93,14 @@ class Service:
                                      env={"KIOSK_HEALTH_DIR": str(self.health_dir),
                                           "KIOSK_BROKER_PORT": str(self.port), "PATH": "/usr/bin:/bin"})
 
-    def running_version(self) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
+    def running_version(self, timeout: float = 10) -> str:
+        """The version the live app prints. After a roll-back the watcher restarts the app just
+        after it saves the result, so the process seen first may still be the crashed one."""
+        deadline = time.monotonic() + timeout
+        while self.proc is None or self.proc.poll() is not None:
+            assert time.monotonic() < deadline, "the app was not restarted"
+            time.sleep(0.05)
+        assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
         assert line[:1] == ["running"], line
         return line[1]
