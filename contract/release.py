@@ -41,6 +41,7 @@ MANIFEST_FILE = "manifest.json"
 OBJECTS_DIR = "objects"
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_FILES = 4096
+MAX_FILE_BYTES = 512 << 20  # one wheel or firmware file; the largest real one (Kivy) is ~60 MB
 CLOCK_SKEW_S = 300  # a manifest "created" this far in the future is still accepted
 _VERSION_RE = re.compile(r"^(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -281,8 +282,8 @@ def parse_manifest(data: bytes | dict[str, Any]) -> Manifest:
         sha, size = meta["sha256"], meta["size"]
         if not isinstance(sha, str) or not _SHA_RE.match(sha):
             raise ReleaseRejected("bad_manifest", f"file {path!r}: sha256 must be 64 lowercase hex digits")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise ReleaseRejected("bad_manifest", f"file {path!r}: size must be a non-negative integer")
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_FILE_BYTES:
+            raise ReleaseRejected("bad_manifest", f"file {path!r}: size must be an integer 0..{MAX_FILE_BYTES}")
         entries.append(FileEntry(check_path(path), sha, size))
     return Manifest(component=doc["component"], version=doc["version"], min_from_version=doc["min_from_version"],
                     created=created, expires=expires, key_id=doc["key_id"], files=tuple(entries), document=doc)

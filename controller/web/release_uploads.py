@@ -3,7 +3,10 @@
 Each file of the bundle is uploaded by its SHA-256 in pieces no larger than the console's body
 limit (``PUT /api/v1/releases/uploads/{sha256}?offset=N``), appended to
 ``DATA/releases/.uploads/<sha256>.part`` only at the offset the server already has (so a dropped
-link resumes: ``GET`` says how much arrived). ``POST /api/v1/releases`` with the manifest then
+link resumes: ``GET`` says how much arrived). The offset check and the append happen under an
+exclusive lock on the part file, so two uploads of the same file (two publishers, or a retry that
+overtook its first attempt) cannot both append at one offset; no file grows past
+:data:`contract.release.MAX_FILE_BYTES`, the largest size a manifest may name. ``POST /api/v1/releases`` with the manifest then
 assembles a bundle from the uploaded files and publishes it through
 :func:`controller.release_registry.publish`, which checks the signature and every file's size and
 SHA-256 before anything is served.
@@ -11,6 +14,7 @@ SHA-256 before anything is served.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -28,6 +32,13 @@ class WrongOffset(ConfigError):
         super().__init__(f"the server has {size} bytes of this file: send from there", field="offset")
 
 
+class TooLarge(ConfigError):
+    def __init__(self, size: int) -> None:
+        self.size = size
+        super().__init__(f"a release file is at most {R.MAX_FILE_BYTES} bytes; this piece would make it {size}",
+                         field="size")
+
+
 def _part(data_dir: Path, sha: str) -> Path:
     return Path(data_dir) / "releases" / ".uploads" / f"{sha}.part"
 
@@ -42,10 +53,13 @@ def size(data_dir: Path, sha: str) -> int:
 def append(data_dir: Path, sha: str, offset: int, data: bytes) -> int:
     part = _part(data_dir, sha)
     part.parent.mkdir(parents=True, exist_ok=True)
-    have = size(data_dir, sha)
-    if offset != have:
-        raise WrongOffset(have)
     with part.open("ab") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes
+        have = os.fstat(fh.fileno()).st_size
+        if offset != have:
+            raise WrongOffset(have)
+        if have + len(data) > R.MAX_FILE_BYTES:
+            raise TooLarge(have + len(data))
         fh.write(data)
     return have + len(data)
 

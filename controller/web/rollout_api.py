@@ -92,6 +92,8 @@ def routes(job) -> list[Route]:
             return JSONResponse({"size": await run_in_threadpool(uploads.append, job.data_dir, sha, offset, data)})
         except uploads.WrongOffset as exc:
             return JSONResponse({"error": str(exc), "size": exc.size}, status_code=409)
+        except uploads.TooLarge as exc:
+            raise HTTPProblem(413, str(exc)) from None
 
     async def rollouts(request: Request) -> Response:
         if request.method == "GET":
