@@ -28,12 +28,12 @@ from paho.mqtt.properties import Properties
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from contract import topics  # noqa: E402
+from contract import services, topics  # noqa: E402
 from controller.server import Controller  # noqa: E402
 from foundation.settings import ControllerConfig, from_mapping  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402
 
-TICKET = {"v": 1, "service": "queue_ticket", "op": "take", "args": {"counter": "general"}}
+TICKET = topics.encode(services.request("queue_ticket", "take", {"counter": "general"}))  # as the kiosk sends it
 
 
 def _client(port: int, cid: str) -> mqtt.Client:
@@ -64,13 +64,13 @@ def flood(tmp: Path, count: int) -> dict:
                 props.ResponseTopic = topics.topic("victim", "svc/response")
                 props.CorrelationData = corr = f"v{n}".encode()
                 sent[corr] = time.perf_counter()
-                victim.publish(topics.topic("victim", "svc/request"), json.dumps(TICKET), 1, properties=props)
+                victim.publish(topics.topic("victim", "svc/request"), TICKET, 1, properties=props)
                 n += 1
                 done.wait(0.2)
 
         asker = threading.Thread(target=ask)
         asker.start()
-        payload = json.dumps(TICKET).encode()
+        payload = TICKET
         t0 = time.perf_counter()
         for _ in range(count):
             attacker.publish(topics.topic("attacker", "svc/request"), payload, 0)

@@ -123,7 +123,7 @@ def test_sign_in_from_another_site_is_refused(served):
 def test_parallel_sign_ins_do_not_stall_the_console(served):
     """40 sign-ins (one scrypt each) in flight: /healthz, asked after all of them, is answered
     while some are still hashing (with scrypt on the event loop it would wait for all 40).
-    The latency itself is measured by ``benchmarks/console_bench.py --logins``."""
+    The latency itself is measured by ``benchmarks/security_bench.py --logins``."""
     url = served()
     finished: list[int] = []
 
