@@ -149,6 +149,10 @@ def _stop_on_sigterm(app) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # started as a command (not called from Python): the privacy allocator first
+        from kiosk_ui import private_memory
+
+        private_memory.ensure()
     args = build_parser().parse_args(argv)
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")

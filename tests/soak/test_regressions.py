@@ -17,6 +17,7 @@ from controller import alarms, handlers
 from foundation.settings import KioskConfig, from_mapping
 from hardware_sim.identities import fictitious
 from kiosk_ui.agent.agent import KioskAgent
+from tests.support.processes import REPO
 
 
 def test_a_kiosk_waits_less_than_30_s_between_reconnect_attempts(tmp_path):
@@ -112,9 +113,10 @@ os.read(0, 1)
 """
 
 
-def _forgotten(env: dict[str, str], values: dict[str, str]) -> dict:
-    p = subprocess.Popen([sys.executable, "-c", FORGET], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         env={**os.environ, **env})
+def _forgotten(env: dict[str, str], values: dict[str, str], first: str = "") -> dict:
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONMALLOC", "GLIBC_TUNABLES")}
+    p = subprocess.Popen([sys.executable, "-c", first + FORGET], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env={**clean, "PYTHONPATH": str(REPO), **env})
     try:
         assert p.stdin is not None and p.stdout is not None
         p.stdin.write(f"{values['name']} {values['id_number']}\n".encode())
@@ -132,6 +134,13 @@ def test_the_kiosk_units_allocator_settings_leave_no_resident_data_in_freed_memo
     values = fictitious(20261204)["values"]
     assert _forgotten({}, values), "the default allocator kept nothing: this test proves nothing"
     assert _forgotten(service_env(), values) == {}
+
+
+def test_a_kiosk_started_by_hand_re_executes_itself_onto_the_units_allocator():
+    # Left over from the fix above: ``kiosk`` started without the unit's environment kept freed card
+    # text. kiosk_ui.private_memory.ensure (run first by ``kiosk``) re-executes it with the settings.
+    values = fictitious(20261205)["values"]
+    assert _forgotten({}, values, first="from kiosk_ui import private_memory; private_memory.ensure()\n") == {}
 
 
 def test_the_supervisor_driver_takes_the_boards_first_frame_even_before_its_constructor_returns(tmp_path, caplog,
