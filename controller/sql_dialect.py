@@ -81,3 +81,15 @@ def all_errors() -> tuple[type[Exception], ...]:
 def like(conn: Any) -> str:
     """The operator that matches text ignoring case (SQLite's ``LIKE`` already ignores ASCII case)."""
     return "ILIKE" if name(conn) == POSTGRESQL else "LIKE"
+
+
+def lock(conn: Any, space: int, key: str) -> None:
+    """Serialise the writers of ``key`` (in the namespace ``space``) until the open transaction ends.
+
+    SQLite needs nothing: a write transaction (``BEGIN IMMEDIATE``) holds the file's one write
+    lock, so writers of one database never overlap. On PostgreSQL several controller instances
+    write at once: a transaction-level advisory lock on ``(space, hashtext(key))`` makes the next
+    writer of that key wait for the commit, and under READ COMMITTED its next statement then sees
+    what the first wrote. Two keys that hash alike only wait for each other, never mix up."""
+    if name(conn) == POSTGRESQL:
+        conn.execute(f"SELECT pg_advisory_xact_lock({int(space)}, hashtext(?))", (key,))

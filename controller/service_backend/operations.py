@@ -11,13 +11,12 @@ import functools
 import json
 import re
 import secrets
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from contract.catalogue import PHONE, load_default
-from controller import fleet_clock
+from controller import fleet_clock, sql_dialect
 from foundation.errors import KioskError
 from foundation.logs import mask_name
 
@@ -38,6 +37,10 @@ MASKED_ID = re.compile(r"[0-9A-Za-z]{4}\*{7,10}[0-9A-Za-z]{4}")
 # Read aloud by residents and typed by staff: no look-alike pairs (0/O, 1/I, 5/S, 8/B, 2/Z), the
 # letters of each pair dropped since references also carry digits (a feedback ref holds its date).
 CODE_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY23456789"
+# Advisory-lock namespaces (``sql_dialect.lock``; PostgreSQL only): what two controller instances
+# must not do at once. A site's queue (numbering and calling its tickets), an appointment time,
+# a volunteer's open check-in.
+LOCK_QUEUE, LOCK_SLOT, LOCK_VOLUNTEER = 16160, 16161, 16162
 
 
 class ServiceError(KioskError):
@@ -68,7 +71,7 @@ def _code(n: int = 8) -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(n))
 
 
-def _local(conn: sqlite3.Connection, now: float) -> datetime:
+def _local(conn: Any, now: float) -> datetime:
     """``now`` in the fleet's zone: the one the controller recorded in its store (its ``time_zone``
     setting), so a ticket's day, a reference's date and a reply-due date agree with the console."""
     return fleet_clock.recorded(conn).local(now)
@@ -76,20 +79,29 @@ def _local(conn: sqlite3.Connection, now: float) -> datetime:
 
 # -- queue tickets ---------------------------------------------------------------------------------
 
-def kiosk_site(conn: sqlite3.Connection, kiosk_id: str) -> str:
+def kiosk_site(conn: Any, kiosk_id: str) -> str:
     """The kiosk's site in the fleet registry; "" when unknown (or a service database without it)."""
     try:
         row = conn.execute("SELECT site FROM kiosks WHERE kiosk_id=?", (kiosk_id,)).fetchone()
-    except sqlite3.OperationalError:  # a standalone service database without the fleet registry
-        return ""
+    except sql_dialect.all_errors() as exc:
+        if sql_dialect.missing_schema(exc):  # a standalone service database without the fleet registry
+            return ""
+        raise
     return row[0] if row else ""
 
 
-def ticket_take(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+def lock_queue(conn: Any, site: str) -> None:
+    """Take the site's queue for the open transaction: its numbering (gap-free, unique per day and
+    counter) and its calls, whichever controller instance answers (``sql_dialect.lock``)."""
+    sql_dialect.lock(conn, LOCK_QUEUE, site)
+
+
+def ticket_take(conn: Any, kiosk_id: str, args: dict, now: float) -> dict:
     """A ticket of the kiosk's site: every community centre numbers its own queue from 001 each day."""
     counter = _arg(args, "counter", tuple(COUNTER_PREFIX))
     day = _local(conn, now).strftime("%Y-%m-%d")
     site = kiosk_site(conn, kiosk_id)
+    lock_queue(conn, site)
     seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM svc_tickets WHERE day=? AND site=? AND counter=?",
                        (day, site, counter)).fetchone()[0]
     ahead = conn.execute("SELECT COUNT(*) FROM svc_tickets WHERE day=? AND site=? AND counter=? AND status='waiting'",
@@ -107,18 +119,20 @@ def ticket_take(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float)
             "wait_basis": "estimate"}
 
 
-def ticket_call(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+def ticket_call(conn: Any, kiosk_id: str, args: dict, now: float) -> dict:
     """Staff call the next waiting ticket of a counter at the calling terminal's site."""
     counter = _arg(args, "counter", tuple(COUNTER_PREFIX))
     from controller.service_backend.queue_calls import call_in_transaction
 
-    ticket = call_in_transaction(conn, kiosk_site(conn, kiosk_id), now=now, called_by=kiosk_id, counter=counter)
+    site = kiosk_site(conn, kiosk_id)
+    lock_queue(conn, site)
+    ticket = call_in_transaction(conn, site, now=now, called_by=kiosk_id, counter=counter)
     return {"number": ticket["number"]}
 
 
 # -- appointments ----------------------------------------------------------------------------------
 
-def appointment_slots(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+def appointment_slots(conn: Any, kiosk_id: str, args: dict, now: float) -> dict:
     site = _arg(args, "site", SITES)
     local = _local(conn, now)
     out = []
@@ -133,10 +147,12 @@ def appointment_slots(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: 
     return {"site": site, "slots": out}
 
 
-def appointment_book(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+def appointment_book(conn: Any, kiosk_id: str, args: dict, now: float) -> dict:
     site = _arg(args, "site", SITES)
     slot = _arg(args, "slot")
     ref = _resident(args)
+    # The slot's bookings at every site (a resident's other booking at that time counts too).
+    sql_dialect.lock(conn, LOCK_SLOT, slot)
     free = {s["id"] for s in appointment_slots(conn, kiosk_id, {"site": site}, now)["slots"]}
     if slot not in free:
         raise ServiceError("slot_full", f"slot {slot} at {site} is not available")
@@ -151,7 +167,7 @@ def appointment_book(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: f
 
 # -- certificates ----------------------------------------------------------------------------------
 
-def certificate_issue(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+def certificate_issue(conn: Any, kiosk_id: str, args: dict, now: float) -> dict:
     kind = _arg(args, "kind", CERT_KINDS)
     name = _arg(args, "holder_name")
     id_masked = _arg(args, "id_masked")
@@ -169,7 +185,7 @@ def certificate_issue(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: 
             "issued_date": _local(conn, now).strftime("%Y-%m-%d")}
 
 
-def certificate_verify(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+def certificate_verify(conn: Any, kiosk_id: str, args: dict, now: float) -> dict:
     code = _arg(args, "code").removeprefix("KIOSK-CERT:").strip().upper()
     row = conn.execute("SELECT kind, holder_name, id_masked, issued_at, site FROM svc_certificates WHERE code=?",
                        (code,)).fetchone()
@@ -182,7 +198,7 @@ def certificate_verify(conn: sqlite3.Connection, kiosk_id: str, args: dict, now:
 
 # -- social security, volunteers, notices, feedback, rating ----------------------------------------
 
-def ss_info(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+def ss_info(conn: Any, kiosk_id: str, args: dict, now: float) -> dict:
     ref = _arg(args, "card_ref")
     row = conn.execute("SELECT status, insured_since, medical_balance FROM svc_ss_accounts WHERE card_ref=?",
                        (ref,)).fetchone()
@@ -191,13 +207,14 @@ def ss_info(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> 
     return {"enrolled": True, "status": row[0], "insured_since": row[1], "medical_balance": row[2]}
 
 
-def _balance(conn: sqlite3.Connection, ref: str) -> float:
+def _balance(conn: Any, ref: str) -> float:
     return round(conn.execute("SELECT COALESCE(SUM(hours), 0) FROM svc_volunteer_sessions WHERE resident_ref=?",
                               (ref,)).fetchone()[0], 1)
 
 
-def volunteer_check_in(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+def volunteer_check_in(conn: Any, kiosk_id: str, args: dict, now: float) -> dict:
     ref = _resident(args)
+    sql_dialect.lock(conn, LOCK_VOLUNTEER, ref)  # one open check-in, also from two kiosks at once
     if conn.execute("SELECT 1 FROM svc_volunteer_sessions WHERE resident_ref=? AND ended IS NULL", (ref,)).fetchone():
         raise ServiceError("already_checked_in", "already checked in; check out first")
     conn.execute("INSERT INTO svc_volunteer_sessions (resident_ref, kiosk_id, started) VALUES (?,?,?)",
@@ -205,8 +222,9 @@ def volunteer_check_in(conn: sqlite3.Connection, kiosk_id: str, args: dict, now:
     return {"started": now, "balance": _balance(conn, ref)}
 
 
-def volunteer_check_out(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+def volunteer_check_out(conn: Any, kiosk_id: str, args: dict, now: float) -> dict:
     ref = _resident(args)
+    sql_dialect.lock(conn, LOCK_VOLUNTEER, ref)
     row = conn.execute("SELECT id, started FROM svc_volunteer_sessions WHERE resident_ref=? AND ended IS NULL",
                        (ref,)).fetchone()
     if row is None:
@@ -216,14 +234,14 @@ def volunteer_check_out(conn: sqlite3.Connection, kiosk_id: str, args: dict, now
     return {"hours": hours, "balance": _balance(conn, ref)}
 
 
-def volunteer_balance(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+def volunteer_balance(conn: Any, kiosk_id: str, args: dict, now: float) -> dict:
     ref = _resident(args)
     open_ = conn.execute("SELECT started FROM svc_volunteer_sessions WHERE resident_ref=? AND ended IS NULL",
                          (ref,)).fetchone()
     return {"balance": _balance(conn, ref), "checked_in": open_ is not None}
 
 
-def notices_list(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+def notices_list(conn: Any, kiosk_id: str, args: dict, now: float) -> dict:
     group = _arg(args, "group", GROUPS)
     out = []
     for nid, groups, titles in conn.execute("SELECT id, groups, titles FROM svc_notices ORDER BY published DESC, id"):
@@ -241,7 +259,7 @@ def feedback_problems(category: str) -> tuple[str, ...]:
     return tuple(o.id for o in step.options_for({"category": category})) if step else ()
 
 
-def feedback_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+def feedback_submit(conn: Any, kiosk_id: str, args: dict, now: float) -> dict:
     category = _arg(args, "category", FEEDBACK_CATEGORIES)
     urgency = _arg(args, "urgency", tuple(REPLY_DAYS))
     # A kiosk from before the problem step sends none; one that sends a problem sends one the
@@ -257,7 +275,7 @@ def feedback_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: fl
     return {"ref": ref, "reply_days": REPLY_DAYS[urgency], "call_back": bool(phone), "problem": problem}
 
 
-def rating_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: float) -> dict:
+def rating_submit(conn: Any, kiosk_id: str, args: dict, now: float) -> dict:
     service = _arg(args, "service")
     stars = args.get("stars")
     if not isinstance(stars, int) or isinstance(stars, bool) or not 1 <= stars <= 5:
@@ -270,7 +288,7 @@ def rating_submit(conn: sqlite3.Connection, kiosk_id: str, args: dict, now: floa
     return {}
 
 
-Op = Callable[[sqlite3.Connection, str, dict, float], dict]
+Op = Callable[[Any, str, dict, float], dict]
 OPS: dict[tuple[str, str], Op] = {
     ("queue_ticket", "take"): ticket_take,
     ("queue_ticket", "call"): ticket_call,

@@ -3,17 +3,17 @@
 ``call_next(conn, site, now=..., called_by=...)`` marks the oldest waiting ticket of today at a
 site (each ticket records the site of the kiosk that issued it, from the fleet registry) as called and stores ``called_at``; the wait of a
 ticket is ``called_at - issued_at``. Calls are safe under concurrency (one ``BEGIN IMMEDIATE``
-transaction: two windows never get the same ticket) and idempotent per ``request_ref`` (a
+transaction on SQLite, the site's queue lock on PostgreSQL: two windows never get the same
+ticket, whichever console or controller instance they use) and idempotent per ``request_ref`` (a
 double-clicked button or a retried API call returns the ticket it called the first time).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from statistics import median
 from typing import Any
 
-from controller.service_backend.operations import COUNTER_PREFIX, ServiceError, _local
+from controller.service_backend.operations import COUNTER_PREFIX, ServiceError, _local, lock_queue
 
 RECENT_SECONDS = 2 * 3600  # waits older than this no longer describe the queue now
 MIN_SAMPLES = 3  # fewer measured waits say little; the per-ticket estimate is used instead
@@ -30,7 +30,7 @@ class UnknownSite(ServiceError):
         super().__init__("unknown_site", message)
 
 
-def _ticket(row: sqlite3.Row | tuple, site: str, repeated: bool = False) -> dict[str, Any]:
+def _ticket(row: Any, site: str, repeated: bool = False) -> dict[str, Any]:
     tid, number, counter, kiosk_id, issued_at, called_at, called_by = tuple(row)
     return {"id": tid, "number": number, "counter": counter, "kiosk_id": kiosk_id, "site": site,
             "issued_at": issued_at, "called_at": called_at, "called_by": called_by,
@@ -49,16 +49,18 @@ def _check(site: str, counter: str | None, request_ref: str | None) -> None:
         raise ServiceError("bad_request", f"request id must be a string of 1-{MAX_REF} characters")
 
 
-def call_next(conn: sqlite3.Connection, site: str, *, now: float, called_by: str, counter: str | None = None,
+def call_next(conn: Any, site: str, *, now: float, called_by: str, counter: str | None = None,
               request_ref: str | None = None) -> dict[str, Any]:
     """Call the oldest waiting ticket of today at ``site`` (of one ``counter`` or any).
 
-    ``conn`` must be in autocommit mode (``isolation_level=None``): the transaction is explicit.
+    ``conn`` must be in autocommit mode (SQLite's ``isolation_level=None``, or a PostgreSQL
+    connection of ``controller.fleet_db``): the transaction is explicit.
     Raises :class:`QueueEmpty`, :class:`UnknownSite` or ``ServiceError("bad_request")``.
     """
     _check(site, counter, request_ref)
     conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading: no two windows get one ticket
     try:
+        lock_queue(conn, site)
         if request_ref is not None:
             row = conn.execute(f"SELECT {_COLS} FROM svc_tickets t WHERE t.call_ref=?", (request_ref,)).fetchone()
             if row is not None:
@@ -75,7 +77,7 @@ def call_next(conn: sqlite3.Connection, site: str, *, now: float, called_by: str
     return called
 
 
-def call_in_transaction(conn: sqlite3.Connection, site: str, *, now: float, called_by: str,
+def call_in_transaction(conn: Any, site: str, *, now: float, called_by: str,
                         counter: str | None = None, request_ref: str | None = None) -> dict[str, Any]:
     """The call itself, inside the caller's write transaction (the console's ``call_next`` or a
     staff terminal's ``queue_ticket.call`` request)."""
@@ -93,7 +95,7 @@ def call_in_transaction(conn: sqlite3.Connection, site: str, *, now: float, call
     return _ticket(conn.execute(f"SELECT {_COLS} FROM svc_tickets t WHERE t.id=?", (row[0],)).fetchone(), site)
 
 
-def site_queue(conn: sqlite3.Connection, site: str, *, now: float, recent: int = 10) -> dict[str, Any]:
+def site_queue(conn: Any, site: str, *, now: float, recent: int = 10) -> dict[str, Any]:
     """Today's queue at a site: waiting count per counter, the next numbers, the last calls."""
     _check(site, None, None)
     day = _local(conn, now).strftime("%Y-%m-%d")
@@ -109,7 +111,7 @@ def site_queue(conn: sqlite3.Connection, site: str, *, now: float, recent: int =
     return {"site": site, "day": day, "counters": list(waiting.values()), "called": called}
 
 
-def recent_median_wait(conn: sqlite3.Connection, counter: str, site: str, now: float) -> float | None:
+def recent_median_wait(conn: Any, counter: str, site: str, now: float) -> float | None:
     """Median wait in minutes of the tickets of ``counter`` called at ``site`` in the last two hours,
     or None with too few."""
     waits = [max(0.0, r[0]) for r in conn.execute(

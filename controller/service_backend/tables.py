@@ -1,4 +1,9 @@
-"""The service backend's own tables in the controller database (``svc_`` prefix, created if missing).
+"""The service backend's own tables in the fleet database (``svc_`` prefix, created if missing).
+
+They live where the fleet store is (``controller.fleet_db``): in the SQLite file of ``data_dir``
+(created and upgraded here), or in the PostgreSQL database, where their schema is a numbered
+track of ``controller.pg_parts`` (``service_backend``). Either way the catalogue's default
+notices are seeded once, here.
 
 No table holds an ID number or a name, except ``svc_certificates``: the certificate a resident asked
 for names its holder, with the ID number masked. Residents are otherwise known by ``resident_ref``,
@@ -10,8 +15,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
 from contract.catalogue import load_default_document
+from controller import sql_dialect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS svc_tickets (
@@ -80,8 +87,27 @@ COMMIT;
 """
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
+def ensure_schema(conn: Any) -> None:
     """Create the tables if missing and seed the default notices once (an operator may edit them)."""
+    if sql_dialect.name(conn) == sql_dialect.POSTGRESQL:
+        from controller import pg_parts
+
+        # The ops read the fleet's time zone (``controller.fleet_clock``): a statement failing on a
+        # missing table would abort a request's whole transaction on PostgreSQL.
+        pg_parts.migrate(conn, "fleet_settings")
+        pg_parts.migrate(conn, "service_backend")
+        if conn.execute("SELECT 1 FROM svc_seeded WHERE name='notices'").fetchone() is None:
+            with conn.raw.transaction():
+                # Several instances may start at once: one seeds, the others find it done.
+                conn.execute("SELECT pg_advisory_xact_lock(16016)")
+                _seed_notices(conn)
+        return
+    _sqlite_schema(conn)
+    with conn:
+        _seed_notices(conn)
+
+
+def _sqlite_schema(conn: sqlite3.Connection) -> None:
     with conn:
         conn.executescript(SCHEMA)
         for table, column, decl in ADDED_COLUMNS:
@@ -100,16 +126,20 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
             raise
     with conn:
         conn.executescript(INDEXES)
-        # The catalogue's default notices are seeded once: an operator who withdraws them all
-        # must not see them come back at the next start (svc_seeded remembers; a store seeded
-        # before it existed has notices, and is only marked).
         conn.execute("CREATE TABLE IF NOT EXISTS svc_seeded (name TEXT PRIMARY KEY)")
-        if conn.execute("SELECT 1 FROM svc_seeded WHERE name='notices'").fetchone() is None:
-            if conn.execute("SELECT COUNT(*) FROM svc_notices").fetchone()[0] == 0:
-                doc = load_default_document()
-                conn.executemany(
-                    "INSERT INTO svc_notices VALUES (?,?,?,0)",
-                    [(n["id"], json.dumps(n["groups"]), json.dumps(n["titles"], ensure_ascii=False))
-                     for n in doc.get("notices", [])],
-                )
-            conn.execute("INSERT INTO svc_seeded (name) VALUES ('notices')")
+
+
+def _seed_notices(conn: Any) -> None:
+    # The catalogue's default notices are seeded once: an operator who withdraws them all must
+    # not see them come back at the next start (svc_seeded remembers; a store seeded before it
+    # existed has notices, and is only marked).
+    if conn.execute("SELECT 1 FROM svc_seeded WHERE name='notices'").fetchone() is not None:
+        return
+    if conn.execute("SELECT COUNT(*) FROM svc_notices").fetchone()[0] == 0:
+        doc = load_default_document()
+        conn.executemany(
+            "INSERT INTO svc_notices VALUES (?,?,?,0)",
+            [(n["id"], json.dumps(n["groups"]), json.dumps(n["titles"], ensure_ascii=False))
+             for n in doc.get("notices", [])],
+        )
+    conn.execute("INSERT INTO svc_seeded (name) VALUES ('notices')")

@@ -1,4 +1,5 @@
-"""The reference service backend: every service's ops, refusals with codes, and privacy of its tables."""
+"""The reference service backend: every service's ops, refusals with codes, and privacy of its tables;
+on both backends of the fleet database (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller import fleet_clock
+from controller.fleet_db import FleetDb
 from controller.service_backend import ensure_schema, handle_request
 
 NOW = 1_764_000_000.0  # 2025-11-24 23:20 in Shanghai
 REF = "0123456789abcdef0123456789abcdef"
 
 
-@pytest.fixture
-def conn():
-    c = sqlite3.connect(":memory:")
+@pytest.fixture(params=("sqlite", "postgresql"))
+def conn(request, tmp_path):
+    """A connection to the service tables: an in-memory SQLite database, or a fresh PostgreSQL fleet
+    database with the fleet store's schema (where the controller keeps them)."""
+    if request.param == "postgresql":
+        c = FleetDb(tmp_path, request.getfixturevalue("postgres_url")).open_migrated()
+    else:
+        c = sqlite3.connect(":memory:")
     ensure_schema(c)
     ensure_schema(c)  # idempotent
     yield c

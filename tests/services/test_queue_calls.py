@@ -1,4 +1,6 @@
-"""Staff calling tickets: called_at stored, per site, idempotent, concurrency-safe; measured waits."""
+"""Staff calling tickets: called_at stored, per site, idempotent, concurrency-safe; measured waits.
+On both backends of the fleet database: the concurrency tests open one connection per thread, as
+several controller instances (or consoles) on one PostgreSQL database do."""
 
 from __future__ import annotations
 
@@ -7,23 +9,53 @@ import threading
 
 import pytest
 
+from controller import sql_dialect
+from controller.fleet_db import FleetDb
 from controller.service_backend import ensure_schema, handle_request, queue_calls
 from controller.store import DB_NAME, Store
 
 NOW = 1_763_956_800.0  # 2025-11-24 12:00 in Shanghai: waits in the tests stay within one day
 
 
-@pytest.fixture
-def db(tmp_path):
-    store = Store(tmp_path)
+def _fleet(tmp_path, url: str):
+    """A fleet store with three kiosks at two sites; returns how to open another autocommit connection."""
+    store = Store(tmp_path, url or None)
     with store.tx() as s:
         s.upsert_kiosks([{"kiosk_id": k, "site": site, "state": "online", "last_seen": NOW, "state_since": NOW}
                          for k, site in (("k-n1", "north"), ("k-n2", "north"), ("k-s1", "south"))])
     store.close()
-    conn = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None, timeout=10)
+    if url:
+        return FleetDb(tmp_path, url).connect
+    return lambda: sqlite3.connect(tmp_path / DB_NAME, isolation_level=None, timeout=10, check_same_thread=False)
+
+
+@pytest.fixture(params=("sqlite", "postgresql"))
+def db(request, tmp_path):
+    """``(open_connection, conn)`` on the SQLite store or a PostgreSQL fleet database."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else ""
+    connect = _fleet(tmp_path, url)
+    conn = connect()
     ensure_schema(conn)
-    yield tmp_path, conn
+    yield connect, conn
     conn.close()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    """The SQLite store only: its own upgrades of tables made by older releases."""
+    connect = _fleet(tmp_path, "")
+    conn = connect()
+    ensure_schema(conn)
+    yield connect, conn
+    conn.close()
+
+
+def in_transaction(conn) -> bool:
+    if sql_dialect.name(conn) == sql_dialect.POSTGRESQL:
+        import psycopg
+
+        return conn.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    return conn.in_transaction
 
 
 def take(conn, kiosk, counter="general", now=NOW):
@@ -58,7 +90,7 @@ def test_refusals_name_what_was_wrong(db):
     take(conn, "k-n1", counter="social")
     with pytest.raises(queue_calls.QueueEmpty, match="general"):
         queue_calls.call_next(conn, "north", now=NOW, called_by="otto", counter="general")
-    assert not conn.in_transaction  # a refused call leaves no open transaction behind
+    assert not in_transaction(conn)  # a refused call leaves no open transaction behind
 
 
 def test_same_request_id_returns_the_same_ticket(db):
@@ -72,13 +104,13 @@ def test_same_request_id_returns_the_same_ticket(db):
 
 
 def test_concurrent_windows_never_call_the_same_ticket(db):
-    path, conn = db
+    connect, conn = db
     for _ in range(20):
         take(conn, "k-n1")
     called, errors = [], []
 
     def window(name):
-        c = sqlite3.connect(path / DB_NAME, isolation_level=None, timeout=10)
+        c = connect()
         try:
             while True:
                 try:
@@ -153,8 +185,8 @@ def test_each_site_numbers_its_own_queue(db):
     assert queue_calls.site_queue(conn, "north", now=NOW)["counters"][0] == {"counter": "general", "waiting": 2, "next": "A001"}
 
 
-def test_tickets_of_the_fleet_wide_numbering_are_moved_to_their_sites(db):
-    path, conn = db
+def test_tickets_of_the_fleet_wide_numbering_are_moved_to_their_sites(sqlite_db):
+    _, conn = sqlite_db
     day = "2025-11-24"
     conn.execute("DROP TABLE svc_tickets")
     conn.execute("CREATE TABLE svc_tickets (id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, day TEXT NOT NULL, "
@@ -176,11 +208,11 @@ def test_tickets_of_the_fleet_wide_numbering_are_moved_to_their_sites(db):
 
 
 def test_concurrent_kiosks_never_get_the_same_number(db):
-    path, _ = db
+    connect, _ = db
     numbers, errors = [], []
 
     def kiosk(kiosk_id):
-        c = sqlite3.connect(path / DB_NAME, timeout=10, check_same_thread=False)
+        c = connect()
         try:
             for _ in range(15):
                 r = handle_request(c, kiosk_id, {"service": "queue_ticket", "op": "take",
