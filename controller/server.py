@@ -75,6 +75,7 @@ from controller import (
 )
 from controller import effects as fx
 from controller import service_backend as services
+from controller.fleet_db import FleetDb
 from controller.service_backend.fair_queue import FairQueue
 from controller.store import Store, connect
 from foundation.backoff import controller_reconnect
@@ -96,6 +97,9 @@ ACK_WINDOW = 1.0
 # crash loses at most this window of them, never an event (docs/benchmarks.md, "Telemetry CPU").
 HELD_FLUSH = 5.0
 HISTORY_BATCH = 1000
+# Several instances: how long the service thread waits for a kiosk's birth that another instance
+# is storing (polls of the kiosks table), before answering a first request without its site.
+BIRTH_POLLS, BIRTH_POLL_SECONDS = 100, 0.05
 MAX_VERSION_LABELS = 16  # distinct refused contract versions counted by name; the rest as "other"
 
 
@@ -116,6 +120,10 @@ class Controller:
         self.store = Store(config.data_dir, config.database or None)
         self.sites = kiosk_sites.SiteRegistry(config.fleet_dir or None)
         fleet_clock.record(self.store.conn, config.time_zone)  # kioskctl shows times in the same zone
+        if config.database:
+            # The service backend's tables: its requests and the hourly retention (``forget_phones``,
+            # in the worker's transaction, where a missing table would fail the whole batch).
+            services.ensure_schema(self.store.conn)
         self.state = handlers.FleetState(
             telemetry_period=config.telemetry_period, stale_after_periods=config.stale_after_periods,
             history_interval=history_interval, time_zone=config.time_zone,
@@ -139,6 +147,8 @@ class Controller:
         self._stop = threading.Event()
         self._local = threading.local()
         self.svc_queue = FairQueue()
+        self.fleet_db = FleetDb.from_config(config)
+        self._birth_unseen: set[str] = set()  # kiosks the service thread waited for in vain (several instances)
         # Who else reads kiosks' update/state (the roll-out job): called on the ingest thread.
         self.update_listeners: list[Callable[[str, Any, float], None]] = []
         # Several instances (``instance`` set): singleton jobs only while holding the lease.
@@ -330,7 +340,7 @@ class Controller:
         rec = self.state.kiosks.get(parsed.kiosk_id) or {}
         model = parsed.model
         claimed = model.site if model is not None else parsed.body.get("site")
-        # The enrolment tokens are in the fleet store (on PostgreSQL too), not in _local_db's file.
+        # The enrolment tokens are in the fleet store (on PostgreSQL too).
         site, refused = self.sites.site_for(self.store.conn, parsed.kiosk_id, claimed, rec.get("site", ""), now)
         if refused:
             self._count("site_claim_refused")
@@ -352,32 +362,69 @@ class Controller:
             else:
                 self._service(msg, parsed, now)
             self._ack_message(msg)
+        self._close_service_conn()
 
     def _service(self, msg: mqtt.MQTTMessage, parsed: topics.Parsed, now: float) -> None:
-        """Answer ``svc/request`` through the reference backend ``controller.service_backend``."""
+        """Answer ``svc/request`` through the reference backend ``controller.service_backend``, on
+        its tables in the fleet database (the SQLite store's file, or PostgreSQL)."""
         try:
-            if not hasattr(self._local, "svc_conn"):
-                # The backend takes one write transaction per request itself.
-                self._local.svc_conn = connect(self.config.data_dir, autocommit=False)
-            # Only where the backend reads the worker's kiosks table (the SQLite store): on
-            # PostgreSQL its tables are still a separate file (docs/scale-out.md), no wait helps.
-            if not self.config.database and not services.kiosk_site(self._local.svc_conn, parsed.kiosk_id):
-                self._settle_worker()
-            body = services.handle_request(self._local.svc_conn, parsed.kiosk_id, parsed.body, now)
+            conn = self._service_conn()
+            # The backend reads the kiosk's site from the kiosks table the worker writes.
+            if not services.kiosk_site(conn, parsed.kiosk_id):
+                self._settle_worker(conn, parsed.kiosk_id)
+            body = services.handle_request(conn, parsed.kiosk_id, parsed.body, now)
         except Exception as exc:  # noqa: BLE001 - a broken backend answers an error, never kills the link
             log.exception("service backend failed")
             body = svc_contract.refusal("service_failed", str(exc)[:200])
+        self._drop_broken_service_conn()
         self._reply(msg, parsed, body)
 
-    def _settle_worker(self) -> None:
+    def _service_conn(self) -> Any:
+        """The service thread's own connection (the backend takes one write transaction per request)."""
+        if not hasattr(self._local, "svc_conn"):
+            # PostgreSQL: an autocommit connection (the tables were made at start); SQLite: the
+            # store's file, tables made at the first request.
+            self._local.svc_conn = (self.fleet_db.connect() if self.config.database
+                                    else connect(self.config.data_dir, autocommit=False))
+        return self._local.svc_conn
+
+    def _drop_broken_service_conn(self) -> None:
+        """A PostgreSQL connection lost (server restarted, network): the next request reconnects."""
+        conn = getattr(self._local, "svc_conn", None)
+        if conn is not None and getattr(getattr(conn, "raw", None), "closed", False):
+            del self._local.svc_conn
+
+    def _close_service_conn(self) -> None:
+        conn = getattr(self._local, "svc_conn", None)
+        if conn is not None:
+            del self._local.svc_conn
+            conn.close()
+
+    def _settle_worker(self, conn: Any, kiosk_id: str) -> None:
         """Wait until the worker has committed what arrived before now. A kiosk's first request
         can reach the service thread before the worker stored its birth (another thread, another
         queue); answering it without the kiosk's site would number its ticket in nobody's queue
-        and give the next resident at that centre the same number."""
+        and give the next resident at that centre the same number.
+
+        With several instances the broker may have handed the birth to another instance: then
+        wait (a bounded number of short polls) until the kiosk is in the database. A kiosk that
+        never appears there is remembered, so it cannot hold the service thread again."""
         try:
             self._call(lambda store, now, out: None, timeout=5.0)
         except Exception:  # noqa: BLE001 - a busy or stopping worker: answer with what is stored
             log.warning("service request answered before the worker caught up")
+        if not self.config.shared or kiosk_id in self._birth_unseen:
+            return
+        for _ in range(BIRTH_POLLS):
+            if conn.execute("SELECT 1 FROM kiosks WHERE kiosk_id = ?", (kiosk_id,)).fetchone() is not None:
+                return
+            if self._stop.wait(BIRTH_POLL_SECONDS):
+                return
+        if len(self._birth_unseen) >= 10_000:
+            self._birth_unseen.clear()
+        self._birth_unseen.add(kiosk_id)
+        log.warning("service request answered without the kiosk's birth in the database",
+                    extra={"fields": {"kiosk": kiosk_id}})
 
     def _reply(self, msg: mqtt.MQTTMessage, parsed: topics.Parsed, body: dict[str, Any]) -> None:
         props = getattr(msg, "properties", None)
@@ -478,15 +525,6 @@ class Controller:
                 log.error("store refused a %s row, dropped it: %s", what, str(exc)[:200])
             return None
         return (result,)
-
-    def _local_db(self) -> Any:
-        """Worker thread: where the service backend's tables are. They stay in the SQLite file in
-        data_dir also when the fleet store is on PostgreSQL (not moved there yet, docs/scale-out.md)."""
-        if not self.config.database:
-            return self.store.conn
-        if not hasattr(self, "_local_sqlite"):
-            self._local_sqlite = connect(self.config.data_dir)
-        return self._local_sqlite
 
     def _rows(self, store: Store, what: str, write: Callable[[list], Any], rows: list) -> tuple[list[bool], int]:
         """Write ``rows`` in one go; if SQLite refuses, one by one so only the bad rows are dropped.
@@ -597,7 +635,7 @@ class Controller:
             next_tick = now + 1.0
         if now >= next_prune:
             store.prune(history_before=now - self.history_retention, events_before=now - self.event_retention)
-            services.forget_phones(self._local_db(), now - self.phone_retention)
+            services.forget_phones(store.conn, now - self.phone_retention)
             next_prune = now + 3600
         return next_actions, next_tick, next_prune
 

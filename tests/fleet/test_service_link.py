@@ -1,21 +1,26 @@
-"""The app's service client shares the agent's MQTT connection (one session per kiosk on the broker)."""
+"""The app's service client shares the agent's MQTT connection (one session per kiosk on the broker);
+the service backend's tables in the fleet database, SQLite or PostgreSQL."""
 
 from __future__ import annotations
 
 import pytest
 
+from controller.fleet_db import FleetDb
 from kiosk_ui.service_client import ServiceRefused, ServiceUnavailable
 from kiosk_ui.service_client.over_mqtt import MqttServiceClient
+from tests.conftest import BACKENDS
 
 from .conftest import Raw, wait_until
 
+pytestmark = pytest.mark.parametrize("backend", BACKENDS)
 
-def test_service_calls_ride_on_the_agent_connection(broker, make_controller, make_kiosk):
+
+def test_service_calls_ride_on_the_agent_connection(broker, make_controller, make_kiosk, fleet_database):
     kiosk = make_kiosk("k-svc")
     seen: list[bool] = []
     svc = MqttServiceClient(kiosk.agent, on_presence=seen.append)
     assert not svc.online
-    controller = make_controller()
+    controller = make_controller(database=fleet_database)
     wait_until(lambda: seen == [True], 10, "controller seen online through the agent")
     assert svc.online
     ticket = svc.call("queue_ticket", "take", {"counter": "general"})
@@ -39,13 +44,11 @@ def test_service_calls_ride_on_the_agent_connection(broker, make_controller, mak
         svc.call("queue_ticket", "take", {"counter": "general"})
 
 
-def test_a_kiosks_first_ticket_is_numbered_in_its_own_sites_queue(make_controller, make_kiosk):
+def test_a_kiosks_first_ticket_is_numbered_in_its_own_sites_queue(make_controller, make_kiosk, fleet_database):
     """Regression (found by the parallel suite): the service thread answered a kiosk's first request
     before the worker had stored its birth, so the ticket went to no site's queue and the next
     resident at that centre got the same number. Each kiosk asks at once after it connects."""
-    from controller.store import connect
-
-    controller = make_controller()
+    controller = make_controller(database=fleet_database)
     for i in range(6):
         kiosk = make_kiosk(f"k-first-{i}", site=f"centre-{i}", connect=False)
         svc = MqttServiceClient(kiosk.agent)
@@ -53,6 +56,7 @@ def test_a_kiosks_first_ticket_is_numbered_in_its_own_sites_queue(make_controlle
         first = svc.call("queue_ticket", "take", {"counter": "general"})
         second = svc.call("queue_ticket", "take", {"counter": "general"})
         assert first["number"] != second["number"]
-    conn = connect(controller.config.data_dir)
+    conn = FleetDb.from_config(controller.config).connect(readonly=True)
     rows = conn.execute("SELECT kiosk_id, site FROM svc_tickets ORDER BY id").fetchall()
+    conn.close()
     assert [(k, s) for k, s in rows] == [(f"k-first-{i}", f"centre-{i}") for i in range(6) for _ in range(2)]
