@@ -19,14 +19,15 @@ counter or request id, a site without kiosks, no controller database), which try
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from contextlib import closing
+from typing import Any
 
-from controller import ctl, store_reads
-from controller.service_backend import ensure_schema, queue_calls
+from controller import ctl, sql_dialect, store_reads
+from controller.service_backend import queue_calls
 from controller.service_backend.operations import COUNTER_PREFIX
-from controller.store import Store, StoreError, connect
+from controller.service_backend.tables import open_tables
+from controller.store import Store
 from foundation.errors import ConfigError, KioskError
 
 MAX_SITE = 64  # as config scopes (site:NAME) and the queue service accept
@@ -117,19 +118,10 @@ def cmd_sites_set(args: argparse.Namespace) -> int:
                     lambda d: print(f"site {site}: name {name or '-'}, region {region or '-'}"))
 
 
-def _queue_conn(args: argparse.Namespace) -> sqlite3.Connection:
-    """An autocommit connection to the controller database with the service tables in place."""
+def _queue_conn(args: argparse.Namespace) -> Any:
+    """An autocommit connection to the fleet database (SQLite or PostgreSQL) with the service tables in place."""
     ctl._ro(args).close()  # fails with a clear message, and creates nothing, when there is no database
-    conn = connect(args.data_dir)
-    try:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name='kiosks'").fetchone() is None:
-            raise StoreError(f"the fleet registry in {args.data_dir} has not been created yet "
-                             "(start kiosk-controller once)")
-        ensure_schema(conn)  # as the console: cheap when up to date, adds newer ticket columns
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    return open_tables(ctl.fleet_db(args))
 
 
 def cmd_queue_next(args: argparse.Namespace) -> int:
@@ -154,14 +146,14 @@ def cmd_queue_next(args: argparse.Namespace) -> int:
         except queue_calls.QueueEmpty as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        except sqlite3.OperationalError as exc:  # locked past the busy timeout: nothing was called
+        except sql_dialect.unavailable_errors() as exc:  # locked past the busy timeout, connection lost
             print(f"error: the controller database is busy ({exc}); nothing was called, try again", file=sys.stderr)
             return 1
         # UnknownSite and bad_request are KioskErrors: kioskctl prints them and exits 2.
     try:
-        with closing(Accounts(args.data_dir)) as accounts:
+        with closing(Accounts(args.data_dir, fleet_db=ctl.fleet_db(args))) as accounts:
             audit_call(accounts, user, site, ticket, via="kioskctl")
-    except (KioskError, sqlite3.Error) as exc:
+    except (KioskError, *sql_dialect.all_errors()) as exc:
         print(f"error: ticket {ticket['number']} was called but the audit trail could not be written: {exc}",
               file=sys.stderr)
         return 1

@@ -143,3 +143,24 @@ def _seed_notices(conn: Any) -> None:
              for n in doc.get("notices", [])],
         )
     conn.execute("INSERT INTO svc_seeded (name) VALUES ('notices')")
+
+
+def open_tables(db: Any) -> Any:
+    """An autocommit read-write connection to the fleet database ``db`` (``controller.fleet_db.FleetDb``)
+    with the service tables up to date, for the console and ``kioskctl``. Raises ``StoreError``
+    naming what is missing when the controller never ran there (no database, no fleet registry)."""
+    from controller.store import DB_NAME, StoreError
+
+    if not db.exists():
+        raise StoreError(f"no controller database at {db.describe()} (is --data-dir right?)")
+    conn = db.connect() if db.on_postgresql else sqlite3.connect(db.data_dir / DB_NAME, timeout=10,
+                                                                 isolation_level=None, check_same_thread=False)
+    try:
+        if "kiosks" not in sql_dialect.tables(conn):
+            raise StoreError(f"the fleet registry in {db.describe()} has not been created yet "
+                             "(start kiosk-controller once)")
+        ensure_schema(conn)  # cheap when up to date; adds newer columns to an older database
+    except BaseException:
+        conn.close()
+        raise
+    return conn

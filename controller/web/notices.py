@@ -5,7 +5,8 @@ The console shows exactly what the kiosks are served: it opens the table through
 backend's own ``ensure_schema``, which seeds the service catalogue's default notices once, so the
 defaults are listed (and can be edited or withdrawn) before any kiosk has asked for notices.
 Notices are service content, not fleet state: the console writes them with a short transaction of
-its own (SQLite serialises it with the controller's writes; ``busy_timeout`` waits for a lock).
+its own in the fleet database (``controller.fleet_db``; on SQLite serialised with the controller's
+writes, ``busy_timeout`` waits for a lock; on PostgreSQL every instance serves the same notices).
 Titles are required in every kiosk language so no resident sees an untranslated notice.
 """
 
@@ -13,14 +14,16 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from contract.catalogue import LANGS
+from controller import sql_dialect
+from controller.fleet_db import FleetDb
 from controller.service_backend import ensure_schema
 from controller.service_backend.operations import GROUPS
-from controller.store import DB_NAME
+from controller.web import servicedb
+from controller.web.auth import HTTPProblem
 from controller.web.core_gateway import BadRequest, NotFound, Unavailable
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
@@ -45,25 +48,25 @@ def validate(notice_id: str, titles: dict[str, str], groups: list[str]) -> tuple
     return notice_id, clean, sorted(set(groups))
 
 
-def _connect(data_dir: Path) -> sqlite3.Connection:
-    path = Path(data_dir) / DB_NAME
-    if not path.exists():
-        raise Unavailable(f"no controller database at {path}")
-    conn = sqlite3.connect(path, timeout=10)
+def _connect(where: FleetDb | Path | str) -> Any:
+    try:
+        conn = servicedb.open_db(where)
+    except HTTPProblem as exc:
+        raise Unavailable(exc.message) from None
     try:
         # The backend's tables, with the catalogue's default notices seeded once; a store where that
         # happened already is only read (no write lock per page view).
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='svc_seeded'").fetchone() is None:
+        if "svc_seeded" not in sql_dialect.tables(conn):
             ensure_schema(conn)
-    except sqlite3.Error as exc:
+    except sql_dialect.all_errors() as exc:
         conn.close()
         raise Unavailable(f"the service tables cannot be opened: {exc}") from None
     return conn
 
 
-def list_all(data_dir: Path) -> list[dict[str, Any]]:
+def list_all(where: FleetDb | Path | str) -> list[dict[str, Any]]:
     """Every notice the kiosks are served, newest first; ``published`` 0 marks a catalogue default."""
-    conn = _connect(data_dir)
+    conn = _connect(where)
     try:
         rows = conn.execute("SELECT id, groups, titles, published FROM svc_notices "
                             "ORDER BY published DESC, id LIMIT 500").fetchall()
@@ -80,9 +83,9 @@ def list_all(data_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def publish(data_dir: Path, notice_id: str, titles: dict[str, str], groups: list[str], now: float) -> dict[str, Any]:
+def publish(where: FleetDb | Path | str, notice_id: str, titles: dict[str, str], groups: list[str], now: float) -> dict[str, Any]:
     notice_id, titles, groups = validate(notice_id, titles, groups)
-    conn = _connect(data_dir)
+    conn = _connect(where)
     try:
         with conn:
             conn.execute("INSERT INTO svc_notices (id, groups, titles, published) VALUES (?,?,?,?) "
@@ -94,8 +97,8 @@ def publish(data_dir: Path, notice_id: str, titles: dict[str, str], groups: list
     return {"id": notice_id, "titles": titles, "groups": groups, "published": now}
 
 
-def withdraw(data_dir: Path, notice_id: str) -> None:
-    conn = _connect(data_dir)
+def withdraw(where: FleetDb | Path | str, notice_id: str) -> None:
+    conn = _connect(where)
     try:
         with conn:
             if conn.execute("DELETE FROM svc_notices WHERE id=?", (notice_id,)).rowcount == 0:

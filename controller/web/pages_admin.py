@@ -92,7 +92,7 @@ def _catalogue_services() -> list[dict]:
 
 def _notices(console) -> tuple[list[dict], str]:
     try:
-        return notices.list_all(console.data_dir), ""
+        return notices.list_all(console.db), ""
     except Unavailable as exc:
         return [], str(exc)
 
@@ -140,13 +140,13 @@ async def services_submit(request: Request) -> Response:
         elif action == "publish":
             nid = str(form.get("notice_id", "")).strip()
             titles = {lang: str(form.get(f"title_{lang}", "")) for lang in notices.LANGS}
-            n = notices.publish(console.data_dir, nid, titles, [str(g) for g in form.getlist("group")],
+            n = notices.publish(console.db, nid, titles, [str(g) for g in form.getlist("group")],
                                 console.clock())
             console.accounts.audit(who.name, "notice.publish", f"notice:{nid}", {"groups": n["groups"]})
             msg = t("services.published", id=nid)
         elif action == "withdraw":
             nid = str(form.get("notice_id", ""))
-            notices.withdraw(console.data_dir, nid)
+            notices.withdraw(console.db, nid)
             console.accounts.audit(who.name, "notice.withdraw", f"notice:{nid}", {})
             msg = t("services.withdrawn", id=nid)
         else:

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def do_call_next(console, site: str, who, *, counter: str | None, request_ref: str | None) -> dict[str, Any]:
-    ticket = servicedb.run(console.data_dir, queue_calls.call_next, site, now=console.clock(), called_by=who.name,
+    ticket = servicedb.run(console.db, queue_calls.call_next, site, now=console.clock(), called_by=who.name,
                            counter=counter, request_ref=request_ref)
     audit_call(console.accounts, who.name, site, ticket)
     return ticket
@@ -71,7 +71,7 @@ async def api_queue(request: Request) -> Response:
 
     require(request, "viewer")
     console = request.app.state.console
-    return ok(await run_in_threadpool(servicedb.run, console.data_dir, queue_calls.site_queue,
+    return ok(await run_in_threadpool(servicedb.run, console.db, queue_calls.site_queue,
                                       request.path_params["site"], now=console.clock()))
 
 
@@ -87,7 +87,7 @@ async def _show(request: Request, who, *, message: str = "", error: str = "", st
     console = request.app.state.console
     site = request.path_params["site"]
     try:
-        q = await run_in_threadpool(servicedb.run, console.data_dir, queue_calls.site_queue, site, now=console.clock())
+        q = await run_in_threadpool(servicedb.run, console.db, queue_calls.site_queue, site, now=console.clock())
     except HTTPProblem as exc:
         q, error, status = None, error or exc.message, status if error else exc.status
     return render(request, "queue.html", {

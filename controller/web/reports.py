@@ -247,7 +247,7 @@ def availability(period: Period, alarms: list[dict[str, Any]], ids: list[str], n
 
 def build(console, period: Period, *, every_kiosk: bool = False) -> dict[str, Any]:
     """The report; ``every_kiosk`` lists availability for all kiosks (CSV), else the 50 worst."""
-    d = console.data_dir
+    d = console.db
     now = console.clock()
     ids = kiosk_ids(d, period)
     alarms = _alarm_rows(d, period) if "alarms" in tables(d) else []

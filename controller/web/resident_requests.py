@@ -6,8 +6,9 @@ the requests by site, status and urgency, see which are past that promise, show 
 (operators and admins; the audit trail records who saw which request's number, never the number)
 and mark a request handled with a short note.
 
-Handling is the console's own record, in ``console_request_handling`` of the controller database
-(created here on first use); ``svc_feedback`` is only read. Lists show numbers masked; the
+Handling is the console's own record, in ``console_request_handling`` of the fleet database
+(SQLite: created here on first use; PostgreSQL: with the service backend's tables, the
+``service_backend`` track of ``controller.pg_parts``); ``svc_feedback`` is only read. Lists show numbers masked; the
 controller blanks them after ``phone_retention_days``, and then says so instead of a number.
 """
 
@@ -26,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from controller import fleet_clock
+from controller import fleet_clock, sql_dialect
 from controller.fleet_clock import FleetClock
 from controller.service_backend.operations import REPLY_DAYS, ServiceError
 from controller.web import i18n, servicedb
@@ -103,9 +104,10 @@ def due_at(created: float, working_days: int, *, zone: tzinfo) -> float:
     return day.timestamp()
 
 
-def _prepare(conn: sqlite3.Connection) -> None:
-    conn.row_factory = sqlite3.Row
-    conn.execute(HANDLING_TABLE)
+def _prepare(conn: Any) -> None:
+    if sql_dialect.name(conn) == sql_dialect.SQLITE:  # PostgreSQL's rows have names already
+        conn.row_factory = sqlite3.Row
+        conn.execute(HANDLING_TABLE)
 
 
 SELECT = """SELECT f.ref, f.kiosk_id, COALESCE(k.site, '') AS site, f.category, f.problem, f.urgency,
@@ -114,7 +116,7 @@ FROM svc_feedback f LEFT JOIN kiosks k ON k.kiosk_id = f.kiosk_id
 LEFT JOIN console_request_handling h ON h.ref = f.ref"""
 
 
-def _item(row: sqlite3.Row, now: float, keep_days: float, zone: tzinfo) -> dict[str, Any]:
+def _item(row: Any, now: float, keep_days: float, zone: tzinfo) -> dict[str, Any]:
     created = row["created"]
     due = due_at(created, REPLY_DAYS.get(row["urgency"], max(REPLY_DAYS.values())), zone=zone)
     handled_at = row["handled_at"]
@@ -132,7 +134,7 @@ def _item(row: sqlite3.Row, now: float, keep_days: float, zone: tzinfo) -> dict[
             "handled_by": row["handled_by"], "handled_at": handled_at, "note": row["note"] or ""}
 
 
-def list_requests(conn: sqlite3.Connection, filters: Filters, *, now: float, keep_days: float) -> dict[str, Any]:
+def list_requests(conn: Any, filters: Filters, *, now: float, keep_days: float) -> dict[str, Any]:
     """Requests matching the filters, urgent before normal, newest first; numbers masked."""
     _prepare(conn)
     where, args = ["1=1"], []
@@ -145,7 +147,7 @@ def list_requests(conn: sqlite3.Connection, filters: Filters, *, now: float, kee
     if filters.status != "all":
         where.append("h.ref IS NULL" if filters.status == "open" else "h.ref IS NOT NULL")
     cond = " WHERE " + " AND ".join(where)
-    total = conn.execute(f"SELECT COUNT(*) FROM ({SELECT}{cond})", args).fetchone()[0]
+    total = conn.execute(f"SELECT COUNT(*) FROM ({SELECT}{cond}) AS matching", args).fetchone()[0]
     rows = conn.execute(f"{SELECT}{cond} ORDER BY f.urgency = 'urgent' DESC, f.created DESC, f.ref LIMIT ?",
                         [*args, filters.limit]).fetchall()
     zone = fleet_clock.recorded(conn).tz
@@ -153,7 +155,7 @@ def list_requests(conn: sqlite3.Connection, filters: Filters, *, now: float, kee
             "phone_retention_days": keep_days}
 
 
-def _one(conn: sqlite3.Connection, ref: str) -> sqlite3.Row:
+def _one(conn: Any, ref: str) -> Any:
     _prepare(conn)
     row = conn.execute(f"{SELECT} WHERE f.ref = ?", (ref,)).fetchone() if len(ref) <= MAX_REF else None
     if row is None:
@@ -161,7 +163,7 @@ def _one(conn: sqlite3.Connection, ref: str) -> sqlite3.Row:
     return row
 
 
-def reveal(conn: sqlite3.Connection, ref: str, *, now: float, keep_days: float,
+def reveal(conn: Any, ref: str, *, now: float, keep_days: float,
            clock: FleetClock | None = None) -> dict[str, Any]:
     """The full call-back number of one request (the caller audits who saw it)."""
     row = _one(conn, ref)
@@ -186,7 +188,7 @@ def clean_note(note: Any) -> str:
     return note
 
 
-def mark_handled(conn: sqlite3.Connection, ref: str, *, by: str, note: Any, now: float) -> dict[str, Any]:
+def mark_handled(conn: Any, ref: str, *, by: str, note: Any, now: float) -> dict[str, Any]:
     """Record that staff handled a request. Marking again keeps the first record (``repeated``)."""
     note = clean_note(note)
     _one(conn, ref)
@@ -206,11 +208,11 @@ def keep_days(console) -> float:
 
 
 def do_list(console, filters: Filters) -> dict[str, Any]:
-    return servicedb.run(console.data_dir, list_requests, filters, now=console.clock(), keep_days=keep_days(console))
+    return servicedb.run(console.db, list_requests, filters, now=console.clock(), keep_days=keep_days(console))
 
 
 def do_reveal(console, who, ref: str) -> dict[str, Any]:
-    got = servicedb.run(console.data_dir, reveal, ref, now=console.clock(), keep_days=keep_days(console),
+    got = servicedb.run(console.db, reveal, ref, now=console.clock(), keep_days=keep_days(console),
                        clock=console.clock_zone)
     console.accounts.audit(who.name, "request.reveal", f"request:{ref}",
                            {"kiosk_id": got["kiosk_id"], "site": got["site"]})
@@ -219,7 +221,7 @@ def do_reveal(console, who, ref: str) -> dict[str, Any]:
 
 
 def do_handled(console, who, ref: str, note: Any) -> dict[str, Any]:
-    got = servicedb.run(console.data_dir, mark_handled, ref, by=who.name, note=note, now=console.clock())
+    got = servicedb.run(console.db, mark_handled, ref, by=who.name, note=note, now=console.clock())
     if not got["repeated"]:  # marking again changed nothing
         console.accounts.audit(who.name, "request.handled", f"request:{ref}",
                                {"kiosk_id": got["kiosk_id"], "site": got["site"], "note": got["note"]})

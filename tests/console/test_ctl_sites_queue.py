@@ -1,13 +1,13 @@
 """``kioskctl sites list|set`` and ``kioskctl queue next|show`` on a real controller store.
 
 The queue is called through the same function as the console's *Call next*, so the CLI and the
-console share one queue; every call (not a repeat) lands in the console's audit trail.
+console share one queue; every call (not a repeat) lands in the console's audit trail. The queue
+commands run on both backends of the fleet database (``--database`` naming PostgreSQL).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,9 +16,12 @@ from contextlib import closing
 import pytest
 
 from controller import ctl, store_reads
-from controller.service_backend import ensure_schema, handle_request
-from controller.store import DB_NAME, connect
+from controller.fleet_db import FleetDb
+from controller.service_backend import handle_request
+from controller.service_backend.tables import open_tables
+from controller.store import connect
 from controller.web.accounts import Accounts
+from tests.conftest import BACKENDS
 from tests.console.conftest import seed
 from tests.support.clocks import midday_clock
 
@@ -34,15 +37,38 @@ def data(tmp_path):
     return d
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """The queue tests (``queue_db``, ``console_env``) run on SQLite and on PostgreSQL."""
+    return request.param
+
+
+@pytest.fixture
+def queue_db(tmp_path, fleet_database):
+    """The seeded fleet of ``data`` in the fleet database of ``backend``."""
+    d = tmp_path / "controller-data"
+    seed(d, n=7, database=fleet_database)
+    return FleetDb(d, fleet_database)
+
+
+def _where(data) -> list[str]:
+    db = FleetDb.of(data)
+    return ["--data-dir", str(db.data_dir), *(["--database", db.url] if db.url else [])]
+
+
+def _accounts(data) -> Accounts:
+    db = FleetDb.of(data)
+    return Accounts(db.data_dir, fleet_db=db)
+
+
 def run(data, capsys, *argv):
-    code = ctl.main(["--data-dir", str(data), "--user", "wanda", *argv], clock=CLOCK)
+    code = ctl.main([*_where(data), "--user", "wanda", *argv], clock=CLOCK)
     out = capsys.readouterr()
     return code, out.out, out.err
 
 
 def take_tickets(data, kiosk="gd-0001", counter="general", n=3, ago=600, clock=CLOCK):
-    conn = sqlite3.connect(data / DB_NAME)
-    ensure_schema(conn)
+    conn = open_tables(FleetDb.of(data))
     now = clock()
     body = {"service": "queue_ticket", "op": "take", "args": {"counter": counter}}
     numbers = [handle_request(conn, kiosk, body, now - ago + i)["data"]["number"] for i in range(n)]
@@ -119,7 +145,8 @@ def test_no_database_is_a_setup_error_and_creates_nothing(tmp_path, capsys):
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_queue_next_calls_in_order_through_the_console_path_and_is_audited(data, capsys):
+def test_queue_next_calls_in_order_through_the_console_path_and_is_audited(queue_db, capsys):
+    data = queue_db
     numbers = take_tickets(data)  # gd-0001 is at site-1
     code, out, err = run(data, capsys, "queue", "next", "site-1", "--json", "--request-id", "win3-1")
     assert code == 0, err
@@ -133,7 +160,7 @@ def test_queue_next_calls_in_order_through_the_console_path_and_is_audited(data,
     code, out, _ = run(data, capsys, "queue", "next", "site-1", "--counter", "general")
     assert code == 0 and out.startswith(f"called {numbers[1]} (general) at site-1")
 
-    acc = Accounts(data)
+    acc = _accounts(data)
     trail = [a for a in acc.audit_trail(target="site:site-1")["items"] if a["action"] == "queue.call_next"]
     acc.close()
     assert [(a["user"], a["detail"]["number"], a["detail"]["via"]) for a in reversed(trail)] == \
@@ -147,7 +174,8 @@ def test_queue_next_calls_in_order_through_the_console_path_and_is_audited(data,
     assert code == 0 and f"general          1  {numbers[2]}" in out and f"called {numbers[0]}" in out
 
 
-def test_queue_next_refusals_map_to_exit_codes(data, capsys):
+def test_queue_next_refusals_map_to_exit_codes(queue_db, capsys):
+    data = queue_db
     take_tickets(data, n=1)
     code, out, err = run(data, capsys, "queue", "next", "site-1", "--counter", "social")
     assert (code, out) == (1, "") and err == "error: no ticket is waiting at site 'site-1' at counter social today\n"
@@ -156,25 +184,25 @@ def test_queue_next_refusals_map_to_exit_codes(data, capsys):
     code, _, err = run(data, capsys, "queue", "show", "nowhere")
     assert code == 2 and "no kiosk is registered at site 'nowhere'" in err
     with pytest.raises(SystemExit) as exc:
-        ctl.main(["--data-dir", str(data), "queue", "next", "site-1", "--counter", "bank"])
+        ctl.main([*_where(data), "queue", "next", "site-1", "--counter", "bank"])
     assert exc.value.code == 2 and "--counter" in capsys.readouterr().err
     assert run(data, capsys, "queue", "next", "site-1")[0] == 0
     code, _, err = run(data, capsys, "queue", "next", "site-1")  # the one ticket is gone
     assert code == 1 and "no ticket is waiting" in err
-    acc = Accounts(data)
+    acc = _accounts(data)
     assert [a["action"] for a in acc.audit_trail(target="site:site-1")["items"]].count("queue.call_next") == 1
     acc.close()
 
 
 def test_cli_and_console_share_one_queue(console_env, clients, capsys):
     console_env.clock = CLOCK
-    numbers = take_tickets(console_env.data_dir, n=3)
-    code, out, _ = run(console_env.data_dir, capsys, "queue", "next", "site-1", "--json")
+    numbers = take_tickets(console_env.db, n=3)
+    code, out, _ = run(console_env.db, capsys, "queue", "next", "site-1", "--json")
     assert code == 0 and json.loads(out)["number"] == numbers[0]
     r = clients["otto"].post("/api/v1/sites/site-1/queue/next", json={"request_id": "same-id"})
     assert r.status_code == 200 and r.json()["number"] == numbers[1]
     # The console's request ids and the CLI's live apart: the same id from the CLI is a new call.
-    code, out, _ = run(console_env.data_dir, capsys, "queue", "next", "site-1", "--request-id", "same-id", "--json")
+    code, out, _ = run(console_env.db, capsys, "queue", "next", "site-1", "--request-id", "same-id", "--json")
     assert code == 0 and json.loads(out)["number"] == numbers[2] and not json.loads(out)["repeated"]
     trail = console_env.accounts.audit_trail(target="site:site-1")["items"]
     assert sorted(a["user"] for a in trail if a["action"] == "queue.call_next") == ["otto", "wanda", "wanda"]

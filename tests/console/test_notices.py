@@ -2,21 +2,23 @@
 catalogue's defaults included, before any kiosk asked), and the operator edits and withdraws them.
 
 The kiosk side is the service backend's own ``notices.list`` (what a kiosk's svc/request gets);
-the console side is the services page.
+the console side is the services page. On both backends of the fleet database.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import pytest
 
 from contract.catalogue import load_default_document
 from controller.service_backend import handle_request
-from controller.store import DB_NAME
-from controller.web import notices
+from controller.web import notices, servicedb
+from tests.conftest import BACKENDS
+
+pytestmark = pytest.mark.parametrize("backend", BACKENDS)
 
 
-def kiosk_sees(data_dir, group="all"):
-    conn = sqlite3.connect(data_dir / DB_NAME)
+def kiosk_sees(db, group="all"):
+    conn = servicedb.open_db(db)
     try:
         reply = handle_request(conn, "gd-0001", {"service": "notices", "op": "list", "args": {"group": group}}, 0.0)
     finally:
@@ -30,8 +32,8 @@ def test_console_shows_the_catalogue_defaults_the_kiosks_show(console_env, clien
     defaults = load_default_document()["notices"]
     for n in defaults:
         assert n["titles"]["zh-CN"] in page
-    assert set(kiosk_sees(console_env.data_dir)) == {n["id"] for n in defaults}
-    assert {n["id"] for n in notices.list_all(console_env.data_dir)} == {n["id"] for n in defaults}
+    assert set(kiosk_sees(console_env.db)) == {n["id"] for n in defaults}
+    assert {n["id"] for n in notices.list_all(console_env.db)} == {n["id"] for n in defaults}
 
 
 def test_operator_edits_and_withdraws_a_default_notice(console_env, clients):
@@ -43,11 +45,11 @@ def test_operator_edits_and_withdraws_a_default_notice(console_env, clients):
                                     "title_zh-HK": "體檢改到週四", "title_en": "Check-up moved to Thursday",
                                     "group": ["elderly"]})
     assert r.status_code == 200 and "体检改到周四" in r.text
-    assert kiosk_sees(console_env.data_dir, "elderly")["n1"]["titles"]["en"] == "Check-up moved to Thursday"
+    assert kiosk_sees(console_env.db, "elderly")["n1"]["titles"]["en"] == "Check-up moved to Thursday"
     for n in load_default_document()["notices"]:
         assert ada.post("/services", data={"csrf": csrf, "action": "withdraw", "notice_id": n["id"]}).status_code == 200
-    assert kiosk_sees(console_env.data_dir) == {}
+    assert kiosk_sees(console_env.db) == {}
     # Withdrawn defaults stay withdrawn: opening the tables again does not seed them a second time.
-    assert notices.list_all(console_env.data_dir) == [] and "services.no_notices" not in ada.get("/services").text
+    assert notices.list_all(console_env.db) == [] and "services.no_notices" not in ada.get("/services").text
     trail = console_env.accounts.audit_trail(action="notice.withdraw")["items"]
     assert {a["target"] for a in trail} == {f"notice:{n['id']}" for n in load_default_document()["notices"]}

@@ -1,17 +1,19 @@
 """Console: call the next ticket (API, page, roles, CSRF, audit), wait-time reports from real calls,
-and enrolment tokens issued from the console (shown once, never logged, listed without the token)."""
+and enrolment tokens issued from the console (shown once, never logged, listed without the token);
+on both backends of the fleet database."""
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 import pytest
 
-from controller.service_backend import ensure_schema, handle_request
-from controller.store import DB_NAME
-from controller.web import reports
+from controller.service_backend import handle_request
+from controller.web import reports, servicedb
+from tests.conftest import BACKENDS
 from tests.support.clocks import midday_clock
+
+pytestmark = pytest.mark.parametrize("backend", BACKENDS)
 
 
 @pytest.fixture
@@ -22,8 +24,7 @@ def midday(console_env):
 
 
 def _tickets(console, kiosk="gd-0001", n=3, ago=600):
-    conn = sqlite3.connect(console.data_dir / DB_NAME)
-    ensure_schema(conn)
+    conn = servicedb.connect(console.db)  # where the controller's service thread writes them
     now = console.clock()
     got = [handle_request(conn, kiosk, {"service": "queue_ticket", "op": "take", "args": {"counter": "general"}},
                           now - ago + i)["data"]["number"] for i in range(n)]
@@ -73,7 +74,7 @@ def test_queue_page_button_calls_with_csrf(console_env, clients, midday):
 
 
 def test_report_wait_times_come_from_real_calls(console_env, clients, midday):
-    assert "no_called_at" not in str(reports.waits(console_env.data_dir, reports.parse_period({}, console_env.clock())))
+    assert "no_called_at" not in str(reports.waits(console_env.db, reports.parse_period({}, console_env.clock())))
     _tickets(console_env, kiosk="gd-0001", n=3, ago=1200)  # site-1
     _tickets(console_env, kiosk="gd-0002", n=1, ago=300)  # site-2
     for site in ("site-1", "site-1", "site-1", "site-2"):
@@ -91,7 +92,7 @@ def test_report_wait_times_come_from_real_calls(console_env, clients, midday):
 
 def test_report_waits_empty_state(console_env, midday):
     _tickets(console_env, n=1)
-    got = reports.waits(console_env.data_dir, reports.parse_period({}, console_env.clock()))
+    got = reports.waits(console_env.db, reports.parse_period({}, console_env.clock()))
     assert got["items"] == [] and "called" in got["note"]
 
 
@@ -113,7 +114,7 @@ def test_enrolment_token_issued_once_never_logged(console_env, clients, caplog):
     # The token really enrols: it is the controller's own kind, stored as a hash.
     from controller.enrolment_service import token_hash
 
-    conn = sqlite3.connect(console_env.data_dir / DB_NAME)
+    conn = servicedb.open_db(console_env.db)
     assert conn.execute("SELECT site FROM enrol_tokens WHERE token_hash=?", (token_hash(tok["token"]),)).fetchone()
     conn.close()
 

@@ -1,31 +1,32 @@
-"""Reports over seeded service and alarm tables: figures, empty states, CSV, charts, bad periods."""
+"""Reports over seeded service and alarm tables: figures, empty states, CSV, charts, bad periods;
+the seeded figures on both backends of the fleet database (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 
 import pytest
 
-from controller.store import DB_NAME, Store
-from controller.web import charts, reports
+from controller.fleet_db import FleetDb
+from controller.store import Store
+from controller.web import charts, console_reads, reports, servicedb
 from controller.web.i18n import Translator
+from tests.conftest import BACKENDS
 
 DAY = datetime(2026, 3, 10, 12, 0).timestamp()
 
 
 class Ctx:
-    def __init__(self, data_dir, now):
-        self.data_dir = data_dir
+    def __init__(self, where, now):
+        self.db = FleetDb.of(where)
         self.clock = lambda: now
 
 
-@pytest.fixture
-def data(tmp_path):
-    from controller.service_backend.tables import ensure_schema
-
-    store = Store(tmp_path)
+@pytest.fixture(params=BACKENDS)
+def data(request, tmp_path):
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else ""
+    store = Store(tmp_path, url or None)
     with store.tx() as s:
         s.upsert_kiosks([{"kiosk_id": k, "site": site, "state": "online", "last_seen": DAY, "state_since": DAY}
                          for k, site in (("gd-a", "north"), ("gd-b", "north"), ("gd-c", "south"))])
@@ -35,8 +36,8 @@ def data(tmp_path):
         s.clear_alarm(p, DAY - 7200 + 600)  # repaired in 10 minutes
         s.raise_alarm("gd-c", "paper_out", "printer", "major", "printer: paper out", DAY)  # still open
     store.close()
-    conn = sqlite3.connect(tmp_path / DB_NAME)
-    ensure_schema(conn)
+    db = FleetDb(tmp_path, url)
+    conn = servicedb.connect(db)  # the service tables where the controller keeps them
     with conn:
         for i, (kiosk, stars, tags) in enumerate([("gd-a", 5, ["fast"]), ("gd-a", 4, ["fast", "clear"]),
                                                   ("gd-b", 1, ["slow"]), ("gd-c", 5, [])]):
@@ -48,7 +49,8 @@ def data(tmp_path):
         conn.execute("INSERT INTO svc_feedback (ref, kiosk_id, category, urgency, created) VALUES (?,?,?,?,?)",
                      ("F1", "gd-c", "environment", "normal", DAY))
     conn.close()
-    return tmp_path
+    yield db
+    console_reads.close_all()
 
 
 def test_report_figures_for_all_sites(data):
@@ -78,6 +80,9 @@ def test_report_for_one_site_and_csv(data):
     text = reports.to_csv(rep)
     assert text.splitlines()[0] == "section,key,value,extra"
     assert "period,2026-03-10,2026-03-10,south" in text and "availability_pct,gd-c,100.0" in text
+    north = reports.build(Ctx(data, DAY + 3600), reports.parse_period({"to": "2026-03-10", "site": "north"}, DAY))
+    usage = {u["service"]: u["count"] for u in north["usage"]}
+    assert north["kiosks"] == 2 and usage["queue_ticket"] == 3 and usage["rating"] == 3  # the site's own figures
 
 
 def test_empty_store_gives_empty_sections(tmp_path):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import sys
 import threading
 import time
@@ -24,10 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.fleet_clock import FleetClock
-from controller.service_backend import ensure_schema, forget_phones, handle_request
+from controller.service_backend import forget_phones, handle_request
 from controller.service_backend.operations import FEEDBACK_CATEGORIES, feedback_problems
-from controller.store import DB_NAME, Store
-from controller.web import i18n
+from controller.web import i18n, servicedb
 from controller.web.resident_requests import (
     REPLY_DAYS,
     STATUSES,
@@ -37,6 +35,7 @@ from controller.web.resident_requests import (
     parse_filters,
 )
 from foundation.logs import mask_phone as mask
+from tests.conftest import BACKENDS
 from tests.console.test_browser_e2e import ARGS, CHROMIUM, publish_retained
 from tests.support.processes import Proc
 
@@ -46,11 +45,16 @@ NOW = datetime(2026, 3, 11, 12, 0, tzinfo=TZ).timestamp()
 HOUR, DAY = 3600, 86400
 
 
-def submit(data_dir, kiosk_id, category, urgency, phone="", *, at, problem=""):
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """The tests over the console's fleet (``console_env``) run on SQLite and on PostgreSQL."""
+    return request.param
+
+
+def submit(db, kiosk_id, category, urgency, phone="", *, at, problem=""):
     """A request registered as a kiosk's svc/request is answered (the service backend's own code)."""
-    conn = sqlite3.connect(data_dir / DB_NAME)
+    conn = servicedb.connect(db)
     try:
-        ensure_schema(conn)
         args = {"category": category, "urgency": urgency, **({"phone": phone} if phone else {}),
                 **({"problem": problem} if problem else {})}
         reply = handle_request(conn, kiosk_id, {"service": "feedback", "op": "submit", "args": args}, at)
@@ -60,19 +64,20 @@ def submit(data_dir, kiosk_id, category, urgency, phone="", *, at, problem=""):
     return reply["data"]["ref"]
 
 
-def blank_old_numbers(data_dir, before):
+def blank_old_numbers(db, before):
     """What the controller's hourly prune does after phone_retention_days (services.forget_phones)."""
-    store = Store(data_dir)
-    forget_phones(store.conn, before)
-    store.conn.commit()
-    store.close()
+    conn = servicedb.open_db(db)
+    try:
+        forget_phones(conn, before)
+    finally:
+        conn.close()
 
 
 @pytest.fixture
 def reqs(console_env):
     """Requests at the seeded kiosks (gd-0000 site-0, gd-0001 site-1, gd-0002 site-2, gd-0003 site-0)."""
     console_env.clock = lambda: NOW
-    d = console_env.data_dir
+    d = console_env.db
     refs = {
         # urgent, 2 days old (Monday 12:00): the answer was due Tuesday 12:00
         "late_urgent": submit(d, "gd-0001", "safety", "urgent", "13812345678", at=NOW - 2 * DAY, problem="parking"),
@@ -306,6 +311,7 @@ def submit_over_mqtt(broker, kiosk_id, args):
 def test_staff_work_through_requests_in_a_real_browser(broker, procs, tmp_path, artifacts):
     from playwright.sync_api import expect, sync_playwright
 
+    from controller.store import Store
     from controller.web.accounts import Accounts
 
     data = tmp_path / "controller-data"

@@ -13,7 +13,7 @@ DAY = 1773100800.0  # 2026-03-10
 
 class _Ctx:
     def __init__(self, data_dir, now):
-        self.data_dir = data_dir
+        self.db = data_dir  # the fleet database the report reads (a data folder: its SQLite store)
         self.clock = lambda: now
 
 
