@@ -3,9 +3,11 @@
 ``kioskctl move-store --data-dir DIR --to postgresql://...``: the controller must be stopped (the
 SQLite file is read in one read transaction, so what is moved is one consistent state). The
 target must be empty; its schema comes from ``controller.store_pg``'s migrations and, for the
-tables beside the store, ``controller.pg_parts``'s: the fleet's settings, the enrolment tokens
-and the console's accounts, sessions and API tokens (``console.sqlite3``), so operators sign in
-as before and an issued token still enrols its kiosk. Each table is
+tables beside the store, ``controller.pg_parts``'s: the fleet's settings, the enrolment tokens,
+the console's accounts, sessions and API tokens (``console.sqlite3``), and the residents' service
+backend's tables (queue tickets, appointments, certificates, notices, feedback and its handling,
+ratings, volunteer hours), so operators sign in as before, an issued token still enrols its kiosk
+and today's queue goes on numbering where it was. Each table is
 copied in one PostgreSQL transaction (pipelined batches), identity counters are set past the
 highest id, then every table is read back from both sides and compared row for row: the move
 fails, naming the table, if one row is missing, extra or different.
@@ -24,11 +26,12 @@ from controller.store import MIGRATIONS, StoreError, connect
 # The fleet store's tables, in the order they are moved.
 TABLES = ("kiosks", "sites", "kiosk_groups", "devices", "telemetry_history", "events", "alarms", "config_layers",
           "commands", "audit", "actions", "counters")
-IDENTITY = ("alarms", "audit", "actions")  # tables whose id PostgreSQL counts
+# Tables whose id PostgreSQL counts.
+IDENTITY = ("alarms", "audit", "actions", *pg_parts.SERVICE_BACKEND_IDENTITY)
 # Tables beside the fleet store that move with it: the SQLite file in the data folder they are in
 # (read when it has them) and their part in ``controller.pg_parts``.
 BESIDE = (("controller.sqlite3", "fleet_settings"), ("controller.sqlite3", "enrolment"),
-          ("console.sqlite3", "console_accounts"))
+          ("console.sqlite3", "console_accounts"), ("controller.sqlite3", "service_backend"))
 BATCH = 5000
 
 
@@ -53,6 +56,12 @@ def move(data_dir: Path, url: str, *, batch: int = BATCH) -> dict[str, int]:
         if version != len(MIGRATIONS):
             raise StoreError(f"the SQLite store is at schema {version}, this kioskctl moves schema "
                              f"{len(MIGRATIONS)}: start the controller of this release on it once first")
+        if "svc_tickets" in sql_dialect.tables(src) and "site" not in sql_dialect.columns(src, "svc_tickets"):
+            # Tickets numbered fleet-wide (before each site had its queue): the service backend of this
+            # release gives each its kiosk's site when it opens the table; moved as they are, they
+            # would all land in no site's queue.
+            raise StoreError("the service tables are from an older release (tickets without a site): start "
+                             "the controller of this release on the store and take one ticket, then move")
         store_pg.migrate(dst)
         for _, part in BESIDE:
             pg_parts.migrate(dst, part)
