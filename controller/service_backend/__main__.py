@@ -1,4 +1,5 @@
-"""``python -m controller.service_backend --broker URL --data-dir DIR``: serve the reference service backend."""
+"""``python -m controller.service_backend --broker URL --data-dir DIR [--database URL]``: serve the
+reference service backend."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m controller.service_backend", description=__doc__)
     p.add_argument("--broker", required=True, help="broker URL, mqtt://host:port")
     p.add_argument("--data-dir", type=Path, required=True, help="folder of the controller database")
+    p.add_argument("--database", default="", help="the fleet database's postgresql:// URL (default: SQLite in --data-dir)")
     args = p.parse_args(argv)
     setup_logging()
+    from controller.fleet_db import FleetDb
     from controller.service_backend.mqtt_host import ServiceHost
 
     try:
-        host = ServiceHost(parse_broker_url(args.broker), args.data_dir)
+        host = ServiceHost(parse_broker_url(args.broker), FleetDb(args.data_dir, args.database))
         host.start(say=lambda m: print(m, file=sys.stderr, flush=True))
     except KioskError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -2,7 +2,9 @@
 
 It answers ``kiosk/v1/+/svc/request`` on the request's MQTT v5 response topic with its correlation
 data. The fleet controller dispatches the same requests to :func:`handle_request` itself; run this
-host only where the controller does not (a separate service server, demos, tests).
+host only where the controller does not (a separate service server, demos, tests). Its tables are
+in the fleet database it is given (``controller.fleet_db``: the SQLite file of a data folder, or
+PostgreSQL).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from paho.mqtt.properties import Properties
 
 from contract import services, topics
 from contract.mqtt_client import connect_with_retry, make_client, pace_reconnects
-from controller import store
+from controller.fleet_db import FleetDb
 from controller.service_backend import ensure_schema, handle_request
 from foundation.backoff import controller_reconnect
 from foundation.errors import ProtocolError
@@ -62,9 +64,11 @@ def answer(conn, msg: mqtt.MQTTMessage, now: float) -> dict:
 
 
 class ServiceHost:
-    def __init__(self, broker: BrokerURL, data_dir: Path, *, clock: Callable[[], float] = time.time,
+    def __init__(self, broker: BrokerURL, where: FleetDb | Path, *, clock: Callable[[], float] = time.time,
                  client_id: str = "kiosk-services") -> None:
-        self.conn = store.connect(data_dir)
+        db = FleetDb.of(where)
+        # PostgreSQL: the fleet registry too (the backend reads each kiosk's site from it).
+        self.conn = db.open_migrated() if db.on_postgresql else db.connect()
         ensure_schema(self.conn)
         self.clock = clock
         self.broker = broker
@@ -87,7 +91,7 @@ class ServiceHost:
         self._worker.start()
 
     def _run(self) -> None:
-        # One thread owns the SQLite connection; paho's thread only queues.
+        # One thread owns the database connection; paho's thread only queues.
         while not self._stop.is_set():
             try:
                 msg = self.inbox.get(timeout=0.2)

@@ -73,8 +73,7 @@ def test_console_and_kioskctl_on_postgresql(broker, procs, tmp_path, postgres_ur
     assert [(c["name"], c["issuer"], c["status"]) for c in detail["commands"]] == [("test_print", "otto", "succeeded")]
     audit = json.loads(kioskctl(config, "--json", "audit").stdout)["items"]
     assert {("otto", "login"), ("otto", "command.result")} <= {(a["user"], a["action"]) for a in audit}
-    # The fleet lives in PostgreSQL only: the data folder's SQLite file (the service backend's,
-    # for now) holds no kiosk.
+    # The fleet lives in PostgreSQL only: a SQLite file in the data folder, if any, holds no kiosk.
     if (data / DB_NAME).exists():
         conn = sqlite3.connect(data / DB_NAME)
         try:
