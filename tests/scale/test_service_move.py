@@ -1,21 +1,25 @@
 """``kioskctl move-store`` moves the residents' service backend too: tickets, appointments,
 certificates, notices, feedback and its handling, ratings and volunteer hours written by the real
 controller's service thread for a real kiosk agent, copied to PostgreSQL with every row checked;
-the controller started on PostgreSQL then numbers today's queue on from where it was."""
+the controller started on PostgreSQL then numbers today's queue on from where it was. And the
+standalone service host on PostgreSQL."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
+from contract import services, topics
 from controller import ctl, pg_parts, store_move, store_pg
 from controller.fleet_db import FleetDb
-from controller.store import StoreError, connect
+from controller.store import Store, StoreError, connect
 from controller.web import notices, resident_requests, servicedb
 from kiosk_ui.service_client import ServiceRefused
 from kiosk_ui.service_client.over_mqtt import MqttServiceClient
-from tests.fleet.conftest import wait_until
+from tests.fleet.conftest import Raw, wait_until
+from tests.support.processes import Proc
 
 REF = "0123456789abcdef0123456789abcdef"
 
@@ -88,3 +92,35 @@ def test_service_tables_move_to_postgresql_and_the_queue_goes_on(make_controller
     ids = [r[0] for r in pg.execute("SELECT id FROM svc_ratings ORDER BY id")]
     pg.close()
     assert len(ids) == 2 and ids[1] > ids[0]
+
+
+def test_standalone_service_host_on_postgresql_numbers_the_kiosks_site_queue(broker, postgres_url, tmp_path, procs):
+    """``python -m controller.service_backend --database URL``: the backend on its own, on the fleet
+    database in PostgreSQL, numbers a kiosk's ticket in the queue of the site the registry has."""
+    store = Store(tmp_path / "svc", postgres_url)
+    with store.tx() as s:
+        s.upsert_kiosks([{"kiosk_id": "K-ALONE", "site": "centre-west", "state": "online", "last_seen": 1.0,
+                          "state_since": 1.0}])
+    store.close()
+    host = Proc([sys.executable, "-m", "controller.service_backend", "--broker", broker.url, "--data-dir",
+                 str(tmp_path / "svc"), "--database", postgres_url])
+    procs.append(host)
+    host.wait_for("READY services", timeout=30)
+    kiosk = Raw(broker, "K-ALONE")
+    try:
+        kiosk.subscribe(topics.topic("K-ALONE", "svc/response"))
+        for _ in range(2):
+            # The bytes the kiosk's service client sends (kiosk_ui.service_client.over_mqtt).
+            kiosk.publish(topics.topic("K-ALONE", "svc/request"),
+                          topics.encode(services.request("queue_ticket", "take", {"counter": "social"})))
+        wait_until(lambda: len(kiosk.messages) == 2, 15, "two answers")
+    finally:
+        kiosk.close()
+    numbers = sorted(services.parse_response(json.loads(p)).data["number"] for _, p in kiosk.messages)
+    assert numbers == ["B001", "B002"]
+    pg = store_pg.PgConnection(postgres_url)
+    try:
+        assert [tuple(r) for r in pg.execute("SELECT site, number FROM svc_tickets ORDER BY id")] == [
+            ("centre-west", "B001"), ("centre-west", "B002")]
+    finally:
+        pg.close()
