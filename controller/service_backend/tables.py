@@ -145,21 +145,38 @@ def _seed_notices(conn: Any) -> None:
     conn.execute("INSERT INTO svc_seeded (name) VALUES ('notices')")
 
 
+def connect(db: Any) -> Any:
+    """An autocommit read-write connection to the fleet database ``db`` (``controller.fleet_db.FleetDb``):
+    statements commit one by one, transactions are explicit (``BEGIN IMMEDIATE`` on SQLite)."""
+    if db.on_postgresql:
+        return db.connect()
+    from controller.store import DB_NAME
+
+    return sqlite3.connect(db.data_dir / DB_NAME, timeout=10, isolation_level=None, check_same_thread=False)
+
+
+# PostgreSQL databases whose service tables this process brought up to date: a console page then
+# does not take the migrations' lock again (SQLite's upgrade is only catalogue reads when current).
+_current: set[str] = set()
+
+
 def open_tables(db: Any) -> Any:
-    """An autocommit read-write connection to the fleet database ``db`` (``controller.fleet_db.FleetDb``)
-    with the service tables up to date, for the console and ``kioskctl``. Raises ``StoreError``
-    naming what is missing when the controller never ran there (no database, no fleet registry)."""
-    from controller.store import DB_NAME, StoreError
+    """:func:`connect`, with the service tables up to date, for the console and ``kioskctl``. Raises
+    ``StoreError`` naming what is missing when the controller never ran there (no database, no
+    fleet registry)."""
+    from controller.store import StoreError
 
     if not db.exists():
         raise StoreError(f"no controller database at {db.describe()} (is --data-dir right?)")
-    conn = db.connect() if db.on_postgresql else sqlite3.connect(db.data_dir / DB_NAME, timeout=10,
-                                                                 isolation_level=None, check_same_thread=False)
+    conn = connect(db)
     try:
-        if "kiosks" not in sql_dialect.tables(conn):
-            raise StoreError(f"the fleet registry in {db.describe()} has not been created yet "
-                             "(start kiosk-controller once)")
-        ensure_schema(conn)  # cheap when up to date; adds newer columns to an older database
+        if db.key not in _current:
+            if "kiosks" not in sql_dialect.tables(conn):
+                raise StoreError(f"the fleet registry in {db.describe()} has not been created yet "
+                                 "(start kiosk-controller once)")
+            ensure_schema(conn)  # cheap when up to date; adds newer columns to an older database
+            if db.on_postgresql:
+                _current.add(db.key)
     except BaseException:
         conn.close()
         raise

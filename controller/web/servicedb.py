@@ -10,15 +10,14 @@ controller instance sees the same queue and the backend's advisory locks keep ca
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from controller import sql_dialect
 from controller.fleet_db import FleetDb
+from controller.service_backend import tables
 from controller.service_backend.operations import ServiceError
-from controller.service_backend.tables import open_tables
-from controller.store import DB_NAME, StoreError
+from controller.store import StoreError
 from controller.web.auth import HTTPProblem
 
 # ServiceError codes -> HTTP status: the queue's, then the residents' requests'.
@@ -31,16 +30,14 @@ def open_db(where: FleetDb | Path | str) -> Any:
     db = FleetDb.of(where)
     if not db.exists():
         raise HTTPProblem(503, f"no controller database at {db.describe()}")
-    if db.on_postgresql:
-        return db.connect()
-    return sqlite3.connect(db.data_dir / DB_NAME, timeout=10, isolation_level=None)
+    return tables.connect(db)
 
 
 def connect(where: FleetDb | Path | str) -> Any:
     """An autocommit connection with the service tables up to date; 503 before the controller ran
     (no database, or no fleet registry in it)."""
     try:
-        return open_tables(FleetDb.of(where))
+        return tables.open_tables(FleetDb.of(where))
     except StoreError as exc:
         raise HTTPProblem(503, str(exc)) from None
 
