@@ -6,21 +6,9 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
-from controller.service_backend import ensure_schema, handle_request
+from controller.service_backend import handle_request
 from controller.service_backend.operations import SLOT_CAPACITY
-from tests.services.test_queue_calls import NOW, _fleet
-
-
-@pytest.fixture(params=("sqlite", "postgresql"))
-def connect(request, tmp_path):
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else ""
-    opener = _fleet(tmp_path, url)
-    conn = opener()
-    ensure_schema(conn)
-    conn.close()
-    return opener
+from tests.services.conftest import NOW
 
 
 def _at_once(connect, bodies: list[tuple[str, dict]]) -> list[dict]:
@@ -44,23 +32,21 @@ def _at_once(connect, bodies: list[tuple[str, dict]]) -> list[dict]:
     return replies
 
 
-def test_a_slot_is_never_booked_beyond_its_capacity(connect):
-    conn = connect()
+def test_a_slot_is_never_booked_beyond_its_capacity(db):
+    connect, conn = db
     slot = handle_request(conn, "k-n1", {"service": "appointment", "op": "slots", "args": {"site": "centre"}},
                           NOW)["data"]["slots"][0]["id"]
-    conn.close()
     residents = [f"{i:032x}" for i in range(SLOT_CAPACITY + 4)]
     replies = _at_once(connect, [("k-n1" if i % 2 else "k-s1", {"service": "appointment", "op": "book", "args": {
         "site": "centre", "slot": slot, "resident_ref": ref}}) for i, ref in enumerate(residents)])
     assert sum(r["ok"] for r in replies) == SLOT_CAPACITY, replies
     assert {r["error"] for r in replies if not r["ok"]} == {"slot_full"}
-    conn = connect()
     booked = conn.execute("SELECT COUNT(*) FROM svc_appointments WHERE slot = ?", (slot,)).fetchone()[0]
-    conn.close()
     assert booked == SLOT_CAPACITY
 
 
-def test_one_volunteer_checks_in_once_from_two_kiosks_at_once(connect):
+def test_one_volunteer_checks_in_once_from_two_kiosks_at_once(db):
+    connect, _ = db
     body = {"service": "volunteer", "op": "check_in", "args": {"resident_ref": "ab" * 16}}
     replies = _at_once(connect, [("k-n1", body), ("k-s1", body), ("k-n2", body)])
     assert sorted(r.get("error", "ok") for r in replies) == ["already_checked_in", "already_checked_in", "ok"]

@@ -10,44 +10,8 @@ import threading
 import pytest
 
 from controller import sql_dialect
-from controller.fleet_db import FleetDb
 from controller.service_backend import ensure_schema, handle_request, queue_calls
-from controller.store import DB_NAME, Store
-
-NOW = 1_763_956_800.0  # 2025-11-24 12:00 in Shanghai: waits in the tests stay within one day
-
-
-def _fleet(tmp_path, url: str):
-    """A fleet store with three kiosks at two sites; returns how to open another autocommit connection."""
-    store = Store(tmp_path, url or None)
-    with store.tx() as s:
-        s.upsert_kiosks([{"kiosk_id": k, "site": site, "state": "online", "last_seen": NOW, "state_since": NOW}
-                         for k, site in (("k-n1", "north"), ("k-n2", "north"), ("k-s1", "south"))])
-    store.close()
-    if url:
-        return FleetDb(tmp_path, url).connect
-    return lambda: sqlite3.connect(tmp_path / DB_NAME, isolation_level=None, timeout=10, check_same_thread=False)
-
-
-@pytest.fixture(params=("sqlite", "postgresql"))
-def db(request, tmp_path):
-    """``(open_connection, conn)`` on the SQLite store or a PostgreSQL fleet database."""
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else ""
-    connect = _fleet(tmp_path, url)
-    conn = connect()
-    ensure_schema(conn)
-    yield connect, conn
-    conn.close()
-
-
-@pytest.fixture
-def sqlite_db(tmp_path):
-    """The SQLite store only: its own upgrades of tables made by older releases."""
-    connect = _fleet(tmp_path, "")
-    conn = connect()
-    ensure_schema(conn)
-    yield connect, conn
-    conn.close()
+from tests.services.conftest import NOW
 
 
 def in_transaction(conn) -> bool:
