@@ -407,22 +407,26 @@ class Controller:
         and give the next resident at that centre the same number.
 
         With several instances the broker may have handed the birth to another instance: then
-        wait (a bounded number of short polls) until the kiosk is in the database. A kiosk that
-        never appears there is remembered, so it cannot hold the service thread again."""
+        wait (a bounded number of short polls) until the database has the kiosk's site. A kiosk
+        that never gets one there is remembered, so it cannot hold the service thread again."""
         try:
             self._call(lambda store, now, out: None, timeout=5.0)
         except Exception:  # noqa: BLE001 - a busy or stopping worker: answer with what is stored
             log.warning("service request answered before the worker caught up")
         if not self.config.shared or kiosk_id in self._birth_unseen:
             return
+        self._count("svc_birth_waits")
         for _ in range(BIRTH_POLLS):
-            if conn.execute("SELECT 1 FROM kiosks WHERE kiosk_id = ?", (kiosk_id,)).fetchone() is not None:
+            # The site, not just the row: a telemetry or device message handled by an instance
+            # before the birth reached the other makes a record without one.
+            if services.kiosk_site(conn, kiosk_id):
                 return
             if self._stop.wait(BIRTH_POLL_SECONDS):
                 return
         if len(self._birth_unseen) >= 10_000:
             self._birth_unseen.clear()
         self._birth_unseen.add(kiosk_id)
+        self._count("svc_birth_unseen")
         log.warning("service request answered without the kiosk's birth in the database",
                     extra={"fields": {"kiosk": kiosk_id}})
 

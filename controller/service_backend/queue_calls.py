@@ -37,6 +37,9 @@ def _ticket(row: Any, site: str, repeated: bool = False) -> dict[str, Any]:
             "wait_minutes": round(max(0.0, called_at - issued_at) / 60, 1), "repeated": repeated}
 
 
+# The lowest waiting number of the queue (site, day, counter) of the ticket row ``queue``.
+HEAD = ("SELECT MIN(h.seq) FROM svc_tickets h WHERE h.site={queue}.site AND h.day={queue}.day "
+        "AND h.counter={queue}.counter AND h.status='waiting'")
 _COLS = "t.id, t.number, t.counter, t.kiosk_id, t.issued_at, t.called_at, t.called_by"
 
 
@@ -82,7 +85,11 @@ def call_in_transaction(conn: Any, site: str, *, now: float, called_by: str,
     """The call itself, inside the caller's write transaction (the console's ``call_next`` or a
     staff terminal's ``queue_ticket.call`` request)."""
     day = _local(conn, now).strftime("%Y-%m-%d")
-    sql = "SELECT t.id FROM svc_tickets t WHERE t.site=? AND t.day=? AND t.status='waiting'"
+    # A counter's queue goes by number: with several instances a ticket can carry an issue time a
+    # few milliseconds before the number ahead of it (its instance read the clock, then waited for
+    # the queue lock). Among the counters, the head issued first goes first.
+    sql = (f"SELECT t.id FROM svc_tickets t WHERE t.site=? AND t.day=? AND t.status='waiting' AND t.seq = "
+           f"({HEAD.format(queue='t')})")
     args: list[Any] = [site, day]
     if counter:
         sql, args = sql + " AND t.counter=?", [*args, counter]
@@ -104,7 +111,7 @@ def site_queue(conn: Any, site: str, *, now: float, recent: int = 10) -> dict[st
     for counter, n in conn.execute(
             f"SELECT t.counter, COUNT(*) {join} AND t.status='waiting' GROUP BY t.counter", (site, day)).fetchall():
         nxt = conn.execute(f"SELECT t.number {join} AND t.status='waiting' AND t.counter=? "
-                           "ORDER BY t.issued_at, t.id LIMIT 1", (site, day, counter)).fetchone()
+                           "ORDER BY t.seq LIMIT 1", (site, day, counter)).fetchone()
         waiting[counter] = {"counter": counter, "waiting": n, "next": nxt[0] if nxt else None}
     called = [_ticket(r, site) for r in conn.execute(
         f"SELECT {_COLS} {join} AND t.called_at IS NOT NULL ORDER BY t.called_at DESC LIMIT ?", (site, day, recent))]

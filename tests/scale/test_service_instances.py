@@ -10,6 +10,9 @@ headless Chromium, the console API of instance A.
   the numbers are unique and consecutive, and every ticket is in the centre's queue (a kiosk's
   birth may reach one instance and its first request the other);
 * A's console API shows the same queue as B's page.
+
+And the rule behind "every ticket in the centre's queue", made to happen: a kiosk's first request
+reaches an instance that never saw its birth.
 """
 
 from __future__ import annotations
@@ -24,13 +27,16 @@ from pathlib import Path
 
 import pytest
 
-from contract import signing
+from contract import services, signing, topics
 from controller import store_pg
+from controller.server import Controller
+from controller.store import Store
 from foundation.backoff import Backoff
 from foundation.settings import KioskConfig, from_mapping
 from kiosk_ui.agent.agent import KioskAgent
 from kiosk_ui.service_client.over_mqtt import MqttServiceClient
 from tests.console.test_browser_e2e import ARGS, CHROMIUM, signed_in_page
+from tests.fleet.conftest import Raw, controller_config
 from tests.support.processes import REPO, Proc
 from tests.support.waiting import wait_until
 
@@ -151,3 +157,36 @@ def test_two_instances_number_one_queue_and_show_it_alike(broker, procs, tmp_pat
     general = next(c for c in on_a["counters"] if c["counter"] == "general")
     assert (general["waiting"], general["next"]) == (total - 1, "A002")
     assert [(c["number"], c["called_by"]) for c in on_a["called"]] == [(first, "otto")]
+
+
+def test_a_first_request_waits_for_the_birth_another_instance_stores(broker, postgres_url, tmp_path):
+    """The broker handed the kiosk's birth to instance A and its first ticket request to B: B's
+    worker never sees the birth, so B polls the database until A's worker has stored it, and
+    numbers the ticket in the kiosk's own centre's queue. Here A's worker is the fleet store's
+    own writer, called once B has received the request."""
+    b = Controller(controller_config(broker, tmp_path / "ctl-b", database=postgres_url, instance="b"))
+    b.start()
+    kiosk = Raw(broker, "K-LATE")
+    try:
+        assert b.wait_listening(10)
+        kiosk.subscribe(topics.topic("K-LATE", "svc/response"))
+        kiosk.publish(topics.topic("K-LATE", "svc/request"),
+                      topics.encode(services.request("queue_ticket", "take", {"counter": "civil"})))
+        # B's own worker has nothing of the kiosk: B now waits for the birth in the database.
+        wait_until(lambda: b.counts.get("svc_birth_waits", 0) == 1, 10, "instance b waiting for the birth")
+        store = Store(tmp_path / "ctl-a", postgres_url)  # instance a's worker storing the birth
+        with store.tx() as s:
+            s.upsert_kiosks([{"kiosk_id": "K-LATE", "site": SITE, "state": "online", "last_seen": 1.0,
+                              "state_since": 1.0}])
+        store.close()
+        answer = kiosk.wait_json(lambda t, body: t.endswith("/svc/response"), 15)
+    finally:
+        kiosk.close()
+        b.stop()
+    assert services.parse_response(answer).data["number"] == "C001"
+    assert "svc_birth_unseen" not in b.counts
+    conn = store_pg.PgConnection(postgres_url)
+    try:
+        assert [tuple(r) for r in conn.execute("SELECT kiosk_id, site FROM svc_tickets")] == [("K-LATE", SITE)]
+    finally:
+        conn.close()

@@ -96,21 +96,37 @@ def test_concurrent_windows_never_call_the_same_ticket(db):
 
 def test_estimate_uses_measured_recent_median_wait(db):
     _, conn = db
-    # No calls yet: the per-ticket estimate.
-    take(conn, "k-n1")
-    est = take(conn, "k-n1")
-    assert est["wait_basis"] == "estimate" and est["wait_minutes"] == 6
-    for minutes in (10, 20, 30):
+    for minutes in (30, 20, 10):  # issued 30, 20 and 10 minutes ago: A001-A003
         take(conn, "k-n2", now=NOW - minutes * 60)
+    # No calls yet: the per-ticket estimate (three ahead, then four).
+    assert take(conn, "k-n1")["wait_minutes"] == 3 * 6
+    est = take(conn, "k-n1")
+    assert est["wait_basis"] == "estimate" and est["wait_minutes"] == 4 * 6
     for _ in range(3):
-        queue_calls.call_next(conn, "north", now=NOW, called_by="otto")  # the three issued 30, 20, 10 minutes ago
+        queue_calls.call_next(conn, "north", now=NOW, called_by="otto")  # A001-A003: waited 30, 20, 10 minutes
     waits = sorted(r[0] for r in conn.execute("SELECT (called_at - issued_at) / 60 FROM svc_tickets "
                                               "WHERE called_at IS NOT NULL"))
+    assert waits == [10, 20, 30]
     got = take(conn, "k-n1", now=NOW + 1)
-    assert got["wait_basis"] == "measured" and got["wait_minutes"] == round(waits[1])
+    assert got["wait_basis"] == "measured" and got["wait_minutes"] == 20
     # The south site has no measured waits: its own estimate.
     take(conn, "k-s1")
     assert take(conn, "k-s1")["wait_basis"] == "estimate"
+
+
+def test_a_counter_is_called_by_number_even_if_a_later_number_carries_an_earlier_time(db):
+    """Two instances: the one that numbers A002 read its clock a moment after the one that then
+    waited for the queue lock and numbered A003. Number order decides, per counter; among
+    counters, the head issued first."""
+    _, conn = db
+    take(conn, "k-n1", now=NOW)
+    take(conn, "k-n2", now=NOW + 0.002)  # A002
+    take(conn, "k-n1", now=NOW + 0.001)  # A003, its clock read before A002's commit
+    take(conn, "k-n2", counter="social", now=NOW + 0.0015)  # B001
+    assert queue_calls.site_queue(conn, "north", now=NOW)["counters"][0] == {"counter": "general", "waiting": 3,
+                                                                          "next": "A001"}
+    called = [queue_calls.call_next(conn, "north", now=NOW + 60, called_by="otto")["number"] for _ in range(4)]
+    assert called == ["A001", "B001", "A002", "A003"]
 
 
 def test_kiosk_side_call_op_records_called_at(db):
