@@ -49,7 +49,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     q = subparsers.add_parser("queue", help="call the next queue ticket of a site, or show its queue",
                               parents=[common])
     qsub = q.add_subparsers(dest="sub", required=True)
-    qn = qsub.add_parser("next", parents=[common], help="call the oldest waiting ticket of today (audited)")
+    qn = qsub.add_parser("next", parents=[common], help="call the next waiting ticket of today (audited)")
     qn.add_argument("site")
     qn.add_argument("--counter", choices=tuple(COUNTER_PREFIX), help="only this counter (default: any)")
     qn.add_argument("--request-id", help="a retry with the same id returns the same ticket instead of calling "

@@ -1,6 +1,6 @@
 """Staff at a community centre's window call the next queue ticket; recent measured waits.
 
-``call_next(conn, site, now=..., called_by=...)`` marks the oldest waiting ticket of today at a
+``call_next(conn, site, now=..., called_by=...)`` marks the next waiting ticket of today (a counter's lowest number) at a
 site (each ticket records the site of the kiosk that issued it, from the fleet registry) as called and stores ``called_at``; the wait of a
 ticket is ``called_at - issued_at``. Calls are safe under concurrency (one ``BEGIN IMMEDIATE``
 transaction on SQLite, the site's queue lock on PostgreSQL: two windows never get the same
@@ -54,7 +54,8 @@ def _check(site: str, counter: str | None, request_ref: str | None) -> None:
 
 def call_next(conn: Any, site: str, *, now: float, called_by: str, counter: str | None = None,
               request_ref: str | None = None) -> dict[str, Any]:
-    """Call the oldest waiting ticket of today at ``site`` (of one ``counter`` or any).
+    """Call the next waiting ticket of today at ``site``: the lowest number of ``counter``, or of
+    the counter whose next ticket was issued first.
 
     ``conn`` must be in autocommit mode (SQLite's ``isolation_level=None``, or a PostgreSQL
     connection of ``controller.fleet_db``): the transaction is explicit.
