@@ -7,14 +7,15 @@ standalone service host on PostgreSQL."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 
 import pytest
 
 from contract import services, topics
-from controller import ctl, pg_parts, store_move, store_pg
+from controller import ctl, pg_parts, sql_dialect, store_move, store_pg
 from controller.fleet_db import FleetDb
-from controller.store import Store, StoreError, connect
+from controller.store import DB_NAME, Store, StoreError, connect
 from controller.web import notices, resident_requests, servicedb
 from kiosk_ui.service_client import ServiceRefused
 from kiosk_ui.service_client.over_mqtt import MqttServiceClient
@@ -122,5 +123,24 @@ def test_standalone_service_host_on_postgresql_numbers_the_kiosks_site_queue(bro
     try:
         assert [tuple(r) for r in pg.execute("SELECT site, number FROM svc_tickets ORDER BY id")] == [
             ("centre-west", "B001"), ("centre-west", "B002")]
+    finally:
+        pg.close()
+
+
+def test_tickets_of_an_older_release_are_not_moved_without_their_sites(postgres_url, tmp_path):
+    """Tickets numbered fleet-wide (no site column) would land in no site's queue: the move refuses,
+    saying what to do, and writes nothing."""
+    Store(tmp_path).close()
+    old = sqlite3.connect(tmp_path / DB_NAME)
+    old.execute("CREATE TABLE svc_tickets (id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, day TEXT NOT NULL, "
+                "counter TEXT NOT NULL, number TEXT NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL DEFAULT "
+                "'waiting', issued_at REAL NOT NULL, UNIQUE(day, counter, seq))")
+    old.commit()
+    old.close()
+    with pytest.raises(StoreError, match="older release"):
+        store_move.move(tmp_path, postgres_url)
+    pg = store_pg.PgConnection(postgres_url)
+    try:
+        assert "kiosks" not in sql_dialect.tables(pg)
     finally:
         pg.close()
