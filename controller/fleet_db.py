@@ -92,6 +92,12 @@ class FleetDb:
         return conn
 
 
+def with_name(url: str, application_name: str) -> str:
+    """A PostgreSQL URL whose connections name themselves ``application_name`` in ``pg_stat_activity``
+    (which part of which instance holds a connection or a lock)."""
+    return url + ("&" if "?" in url else "?") + "application_name=" + application_name
+
+
 class PgTxConnection(store_pg.PgConnection):
     """A PostgreSQL connection that also works as ``sqlite3.Connection`` does in a ``with``
     block: one transaction, committed when the block ends, rolled back when it raises. Code

@@ -70,12 +70,13 @@ from controller import (
     handlers,
     kiosk_sites,
     lease,
+    sql_dialect,
     store_pg,
     store_reads,
 )
 from controller import effects as fx
 from controller import service_backend as services
-from controller.fleet_db import FleetDb
+from controller.fleet_db import FleetDb, with_name
 from controller.service_backend.fair_queue import FairQueue
 from controller.store import Store, connect
 from foundation.backoff import controller_reconnect
@@ -100,6 +101,8 @@ HISTORY_BATCH = 1000
 # Several instances: how long the service thread waits for a kiosk's birth that another instance
 # is storing (polls of the kiosks table), before answering a first request without its site.
 BIRTH_POLLS, BIRTH_POLL_SECONDS = 100, 0.05
+# The service thread's PostgreSQL connection as ``pg_stat_activity`` names it (its application_name).
+SERVICE_CONNECTION = "kiosk-controller-services"
 MAX_VERSION_LABELS = 16  # distinct refused contract versions counted by name; the rest as "other"
 
 
@@ -147,7 +150,6 @@ class Controller:
         self._stop = threading.Event()
         self._local = threading.local()
         self.svc_queue = FairQueue()
-        self.fleet_db = FleetDb.from_config(config)
         self._birth_unseen: set[str] = set()  # kiosks the service thread waited for in vain (several instances)
         # Who else reads kiosks' update/state (the roll-out job): called on the ingest thread.
         self.update_listeners: list[Callable[[str, Any, float], None]] = []
@@ -373,6 +375,9 @@ class Controller:
             if not services.kiosk_site(conn, parsed.kiosk_id):
                 self._settle_worker(conn, parsed.kiosk_id)
             body = services.handle_request(conn, parsed.kiosk_id, parsed.body, now)
+        except sql_dialect.unavailable_errors() as exc:  # the database cannot answer now (connection lost)
+            log.warning("service store unavailable", extra={"fields": {"why": str(exc)[:200]}})
+            body = svc_contract.refusal("backend_unavailable", "the service store failed; try again")
         except Exception as exc:  # noqa: BLE001 - a broken backend answers an error, never kills the link
             log.exception("service backend failed")
             body = svc_contract.refusal("service_failed", str(exc)[:200])
@@ -384,12 +389,15 @@ class Controller:
         if not hasattr(self._local, "svc_conn"):
             # PostgreSQL: an autocommit connection (the tables were made at start); SQLite: the
             # store's file, tables made at the first request.
-            self._local.svc_conn = (self.fleet_db.connect() if self.config.database
-                                    else connect(self.config.data_dir, autocommit=False))
+            self._local.svc_conn = (
+                FleetDb(self.config.data_dir, with_name(self.config.database, SERVICE_CONNECTION)).connect()
+                if self.config.database else connect(self.config.data_dir, autocommit=False))
         return self._local.svc_conn
 
     def _drop_broken_service_conn(self) -> None:
-        """A PostgreSQL connection lost (server restarted, network): the next request reconnects."""
+        """A PostgreSQL connection lost (server restarted, network, terminated): the request that
+        found it gone was answered ``backend_unavailable`` (the resident may try again; retrying here
+        could take a second ticket if the commit went through), the next request reconnects."""
         conn = getattr(self._local, "svc_conn", None)
         if conn is not None and getattr(getattr(conn, "raw", None), "closed", False):
             del self._local.svc_conn

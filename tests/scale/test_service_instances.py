@@ -12,7 +12,8 @@ headless Chromium, the console API of instance A.
 * A's console API shows the same queue as B's page.
 
 And the rule behind "every ticket in the centre's queue", made to happen: a kiosk's first request
-reaches an instance that never saw its birth.
+reaches an instance that never saw its birth; and a service thread whose database connection
+was ended reconnects.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from controller.store import Store
 from foundation.backoff import Backoff
 from foundation.settings import KioskConfig, from_mapping
 from kiosk_ui.agent.agent import KioskAgent
+from kiosk_ui.service_client import ServiceRefused
 from kiosk_ui.service_client.over_mqtt import MqttServiceClient
 from tests.console.test_browser_e2e import ARGS, CHROMIUM, signed_in_page
 from tests.fleet.conftest import Raw, controller_config
@@ -188,5 +190,30 @@ def test_a_first_request_waits_for_the_birth_another_instance_stores(broker, pos
     conn = store_pg.PgConnection(postgres_url)
     try:
         assert [tuple(r) for r in conn.execute("SELECT kiosk_id, site FROM svc_tickets")] == [("K-LATE", SITE)]
+    finally:
+        conn.close()
+
+
+def test_the_service_thread_reconnects_after_losing_its_database_connection(make_controller, make_agent,
+                                                                            postgres_url):
+    """PostgreSQL ends the service thread's connection (a restart, a failover, an operator's
+    ``pg_terminate_backend``): the request that finds it gone is refused as "try again", nothing
+    half-done is kept, and the next request reconnects and numbers on."""
+    from controller.server import SERVICE_CONNECTION
+
+    make_controller(database=postgres_url)
+    svc = MqttServiceClient(make_agent("K-RECONNECT"))
+    wait_until(lambda: svc.online, 10, "controller seen online through the agent")
+    assert _take(svc) == "A001"
+    conn = store_pg.PgConnection(postgres_url)
+    try:
+        ended = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ?",
+                             (SERVICE_CONNECTION,)).fetchall()
+        assert [tuple(r) for r in ended] == [(True,)]
+        with pytest.raises(ServiceRefused) as refused:
+            _take(svc)
+        assert refused.value.code == "backend_unavailable"
+        assert _take(svc) == "A002"
+        assert conn.execute("SELECT COUNT(*) FROM svc_tickets").fetchone()[0] == 2
     finally:
         conn.close()
