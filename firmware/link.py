@@ -61,6 +61,8 @@ FILE_OPEN = 0x0C
 FILE_DATA = 0x0D
 EVENT = 0x40
 REPLY = 0x80
+# FrameDecoder/Link ``view`` for every type: the board parses each command before its next read.
+ANY_TYPE = 0x100
 
 
 # What feed and receive return when no frame completed: one shared list, never modified, so the
@@ -144,7 +146,7 @@ def cobs_unstuff(buf, n: int) -> int:
 
 class Frame:
     """One decoded frame. ``payload`` is raw bytes (a memoryview for FrameDecoder's ``view``
-    type); ``body()`` parses the JSON object. No ``__repr__``: every method here is in the
+    types); ``body()`` parses the JSON object. No ``__repr__``: every method here is in the
     board's heap for good (docs/benchmarks.md), and a debugging aid is not worth 128 B there."""
 
     def __init__(self, seq: int, ack: int, mtype: int, payload: "bytes | memoryview" = b"", flags: int = 0,
@@ -157,10 +159,14 @@ class Frame:
         self.version = version
 
     def body(self) -> dict:
-        if not self.payload:
+        p = self.payload
+        if not p:
             return {}
         try:
-            obj = json.loads(self.payload)  # pyright: ignore[reportArgumentType]  (bytes: views are file_data)
+            try:
+                obj = json.loads(p)  # pyright: ignore[reportArgumentType]  (MicroPython parses a view in place)
+            except TypeError:
+                obj = json.loads(bytes(p))  # CPython's json takes no memoryview
         except ValueError:
             raise LinkError("payload", "not JSON")
         if not isinstance(obj, dict):
@@ -210,7 +216,8 @@ def decode_frame(raw, versions: int = V2, n: int = -1, view: int = -1) -> Frame:
     ``versions``: the protocol versions accepted (V1, V2 or both); a frame of another version
     that is otherwise sound is a ``version`` fault. With ``n``, ``raw`` is a bytearray whose
     first n bytes are decoded in place (the board's receive buffer: no copy of the frame). A
-    frame of type ``view`` then keeps its payload there too, as a memoryview.
+    frame of type ``view`` (any type for ANY_TYPE) then keeps its payload there too, as a
+    memoryview.
     """
     if n < 0:
         raw = bytearray(raw)
@@ -230,7 +237,9 @@ def decode_frame(raw, versions: int = V2, n: int = -1, view: int = -1) -> Frame:
     if not (versions >> ver) & 1:
         raise LinkError("version", "protocol %d" % ver)
     payload = mv[hdr:n - 2]
-    return Frame(raw[1], raw[2], raw[3], payload if raw[3] == view else bytes(payload), raw[0] & 0x0F, ver)
+    if raw[3] != view and view != ANY_TYPE:
+        payload = bytes(payload)
+    return Frame(raw[1], raw[2], raw[3], payload, raw[0] & 0x0F, ver)
 
 
 class FrameDecoder:
@@ -240,8 +249,9 @@ class FrameDecoder:
     0x00 and counts ``errors[reason]``. ``versions``: the protocol versions accepted.
 
     ``view``: a message type whose payload is handed out as a memoryview of the receive buffer
-    instead of a copy (the board's file_data: no copy of the chunk). It is valid until the next
-    ``feed``; a frame that starts behind it in the same ``feed`` copies it out first.
+    instead of a copy, or ANY_TYPE for every frame (the board: no copy of a chunk, nor of a
+    command's JSON). It is valid until the next ``feed``; a frame that starts behind it in the
+    same ``feed`` copies it out first.
     """
 
     def __init__(self, max_encoded: int = MAX_ENCODED, versions: int = V2, view: int = -1) -> None:
@@ -257,6 +267,11 @@ class FrameDecoder:
     def _fault(self, reason: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
 
+    def release(self) -> None:
+        """The caller is done with the frames of the last ``feed`` (as the next ``feed`` says
+        too): their views need not be kept, and the last frame can be collected."""
+        self._held = None
+
     def error_count(self) -> int:
         total = 0
         for v in self.errors.values():
@@ -265,7 +280,7 @@ class FrameDecoder:
 
     def feed(self, data) -> list:
         frames = NO_FRAMES
-        self._held = None  # the caller is done with the frames of the last feed
+        self._held = None  # see release()
         buf = self._buf
         cap = len(buf)
         for byte in data:
@@ -280,7 +295,7 @@ class FrameDecoder:
                             frames = [frame]
                         else:
                             frames.append(frame)
-                        if frame.mtype == self.view:
+                        if frame.mtype == self.view or self.view == ANY_TYPE:
                             self._held = frame
                     except LinkError as exc:
                         self._fault(exc.reason)
@@ -316,7 +331,7 @@ class Link:
     the version of the frame answered, other frames in ``peer``, the version of the last valid
     frame received; before any (``peer`` 0) in ``version``, ours, except that a link that also
     speaks protocol 1 sends every even-numbered try in it: an old board answers the second try,
-    a new one the first. ``view``: see FrameDecoder (the board passes FILE_DATA).
+    a new one the first. ``view``: see FrameDecoder (the board passes ANY_TYPE).
     """
 
     def __init__(self, seq0: int = 1, retry_ms: int = 250, tries: int = 5, queue_max: int = 16,
