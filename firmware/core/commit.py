@@ -10,6 +10,7 @@ way the upload and this module leave the heap after the command.
 
 import binascii
 
+from firmware.core import forget
 from firmware.core.relays import CommandError
 
 
@@ -21,7 +22,7 @@ def command(sup, mtype: int, body):
     part = up.part
     if (not isinstance(path, str) or len(part) != len(path) + 5 or not part.startswith(path)
             or path == "fwset.json" or not isinstance(want, str) or len(want) != 64
-            or fs.size(part) != up.off):
+            or (up.off and fs.size(part) != up.off)):
         from firmware.core.files import command
 
         return command(sup, mtype, body)
@@ -34,25 +35,20 @@ def command(sup, mtype: int, body):
 
 def unload() -> None:
     """The transfer is over: this module and the upload's leave the heap, as core/files.drop
-    does on the long way (a few lines again here rather than 2.5 KB of core/files.py loaded)."""
-    import gc
-    import sys
-
-    if sys.implementation.name == "micropython":
-        core = sys.modules["firmware.core"].__dict__
-        for name in ("firmware.core.commit", "firmware.core.upload"):
-            sys.modules.pop(name, None)
-            core.pop(name[14:], None)
-        gc.collect()
+    does on the long way (without loading 2.5 KB of core/files.py for it)."""
+    forget("upload")
+    forget("commit")
 
 
 def finish(fs, path: str, part: str, size: int, got: str, want: str) -> dict:
     """Rename the part file over ``path`` if its hash ``got`` is the one wanted; otherwise (or
     when the rename fails) remove it: a wrong hash replaces nothing."""
-    if got != want.lower():
+    if got != want and got != want.lower():  # lower() only for a host that sends upper case
         fs.remove(part)
         raise CommandError("hash")
     try:
+        if not size:
+            fs.write(part, 0, b"")  # an empty file: no chunk created its part file
         fs.rename(part, path)
     except OSError:
         fs.remove(part)

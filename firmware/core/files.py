@@ -89,7 +89,7 @@ class FileTransfer:
         return info(self.fs, body)
 
     def open(self, body: dict) -> dict:
-        """Start ``PATH.part`` empty (making its folders); file_data chunks follow from 0."""
+        """Start a file (making its folders); file_data chunks into ``PATH.part`` follow from 0."""
         path = check_path(body.get("path"))
         self.upload = None
         self.upload = begin(self.fs, path)
@@ -116,6 +116,8 @@ class FileTransfer:
         self.upload = None
         part = path + PART
         try:
+            if up is not None and up.part == part and not up.off:
+                self.fs.write(part, 0, b"")  # an empty file: no chunk created its part file
             size = self.fs.size(part)
             if size < 0:
                 raise CommandError("no_upload")

@@ -13,10 +13,11 @@ commands' small heap budget (docs/benchmarks.md).
 import binascii
 
 from firmware import link as L
+from firmware.core import forget
 from firmware.core.relays import CommandError
 
 MAX_PATH = 64
-READ_BLOCK = 256  # bytes per read while hashing
+READ_BLOCK = 64  # bytes per read while hashing: its buffer is in file_info's heap budget
 PART = ".part"
 CHUNK = 256  # at most per file_data (link.FILE_CHUNK)
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
@@ -66,29 +67,19 @@ def command(sup, mtype: int, body):
         sup.upload = begin(sup.hal.files, path)
         return {"path": path, "chunk": CHUNK}
     finally:
-        import gc
-        import sys
-
-        if sys.implementation.name == "micropython":
-            sys.modules.pop("firmware.core.paths", None)
-            sys.modules["firmware.core"].__dict__.pop("paths", None)
-            gc.collect()
+        forget("paths")
 
 
 def begin(fs, path: str):
-    """Start ``PATH.part`` empty (making its folders) for ``path``, already checked: the Upload
-    that file_data chunks go to, from offset 0."""
+    """The Upload that file_data chunks for ``path`` (already checked) go to, from offset 0,
+    into ``PATH.part``; its folders are made now. The first chunk creates the part file (and
+    truncates one an earlier transfer left); the commit of an empty file creates it empty."""
     from firmware.core.upload import Upload
 
-    part = path + PART
-    try:
-        cut = path.rfind("/")
-        if cut > 0:
-            fs.makedirs(path[:cut])  # one slice, not rsplit's list and two strings
-        fs.write(part, 0, b"")
-    except OSError:
-        raise CommandError("io")
-    return Upload(fs, part)
+    cut = path.rfind("/")
+    if cut > 0:
+        fs.makedirs(path[:cut])  # one slice, not rsplit's list and two strings
+    return Upload(fs, path + PART)
 
 
 def info(fs, body: dict) -> dict:

@@ -1,17 +1,21 @@
 """The supervisor application: wires the link to the state machines.
 
-``Supervisor(hal, now)`` boots (boot counter, safe mode decision, ``boot`` event); then the
-caller loops: ``receive(bytes_from_host, now)``, ``tick(now)`` -> bytes to write, and feeds its
-hardware watchdog only while ``healthy(now)``. The same class runs on the board (firmware/main.py)
-and in the simulator (hardware_sim/supervisor.py).
+``Supervisor(hal, now)`` boots (core/boot.py: boot counter, safe mode decision, ``boot`` event);
+then the caller loops: ``receive(bytes_from_host, now)``, ``tick(now)`` -> bytes to write, and
+feeds its hardware watchdog only while ``healthy(now)``. The same class runs on the board
+(firmware/main.py) and in the simulator (hardware_sim/supervisor.py).
+
+Only what runs all the time stays in the board's heap: the boot sequence, the rare commands
+(core/commands.py) and the file transfer (core/paths.py, upload.py, commit.py, files.py) are
+loaded when needed and dropped again (core.forget; docs/benchmarks.md, "Supervisor firmware").
 """
 
-from firmware import VERSION
 from firmware import link as L
+from firmware.core import forget
 from firmware.core.beacon import Beacon
 from firmware.core.bootguard import BootGuard
 from firmware.core.enclosure import Enclosure
-from firmware.core.hostwatch import MAX_HOLD_S, HostWatchdog
+from firmware.core.hostwatch import HostWatchdog
 from firmware.core.relays import CommandError, RelayBank
 
 # Consecutive loop passes with an unexpected exception before the loop counts as unhealthy
@@ -27,40 +31,43 @@ def _no_listener(ev: str, fields: dict) -> None:
 
 
 class Supervisor:
+    # Set by core/boot.py (annotations only: MicroPython stores nothing for them).
+    started: int
+    guard: BootGuard
+    safe: bool
+    reset_cause: str
+    link: L.Link
+    relays: RelayBank
+    watchdog: HostWatchdog
+    last_tick: int
+    # Until the boot or a command sets them: class attributes, nothing per instance until then.
+    enclosure: "Enclosure | None" = None  # None in safe mode
+    beacon: "Beacon | None" = None
+    faults = 0
+    fault_streak = 0
+    # Seconds of service mode the host asked for; main.py leaves the loop for the REPL.
+    service_s = 0
+    # Set by the reset command once its reply is queued; main.py (or the simulator) resets
+    # after that reply has gone out.
+    reset_requested = False
+    # File transfer (core/upload.py) is loaded for a file command and dropped once no file is
+    # open: its bytecode would otherwise sit in the heap of every board all the time.
+    upload = None
+    files_at = 0
+    # A staged firmware set on trial becomes the good one once this boot ran stably.
+    set_confirmed = False
+
     def __init__(self, hal, now: int) -> None:
         self.hal = hal
-        self.started = now
-        self.guard = BootGuard(hal.store)
-        self.safe = self.guard.begin()
-        self.reset_cause = hal.reset_cause()
-        # file_data payloads stay in the receive buffer: the chunk is written from there.
-        self.link = L.Link(seq0=hal.rand_seq(), view=L.FILE_DATA)
-        self.relays = RelayBank(hal.relays, self.emit)
-        # The power-cycle history lives in flash beside the files, under this boot's number.
-        self.watchdog = HostWatchdog(self.relays, self.emit, now, "host", hal.files, self.guard.boots)
-        self.enclosure = None
-        self.beacon = None
-        if not self.safe:
-            self.enclosure = Enclosure(hal, self.emit, now)
-            self.beacon = Beacon(hal.beacon, now)
-        self.faults = 0
-        # Seconds of service mode the host asked for; main.py leaves the loop for the REPL.
-        self.service_s = 0
-        # Set by the reset command once its reply is queued; main.py (or the simulator) resets
-        # after that reply has gone out.
-        self.reset_requested = False
-        # File transfer (core/upload.py) is loaded for a file command and dropped once no file
-        # is open: its bytecode would otherwise sit in the heap of every board all the time.
-        self.upload = None
-        self.files_at = 0
-        self.fault_streak = 0
-        # A staged firmware set on trial becomes the good one once this boot ran stably.
-        self.set_confirmed = False
-        self.last_tick = now
         # The simulator sets this to report every event it sees; the board leaves it a no-op.
+        # (Set here: a function of core/boot.py kept by the supervisor would keep that module.)
         self.listener = _no_listener
-        self.emit("boot", {"reset": self.reset_cause, "boots": self.guard.boots, "safe": self.safe,
-                           "fw": VERSION})
+        from firmware.core.boot import start
+
+        try:
+            start(self, now)
+        finally:
+            forget("boot")  # runs once: its code leaves the heap
 
     def emit(self, ev: str, fields: dict) -> None:
         fields["ev"] = ev
@@ -81,6 +88,8 @@ class Supervisor:
                 self.link.respond(frame, frame.mtype | L.REPLY, reply)
             except L.LinkError as exc:
                 self.link.respond(frame, frame.mtype | L.REPLY, {"err": exc.reason})
+        # Between reads nothing of the last frame stays in the heap (its payload is a view).
+        self.link.decoder.release()
 
     def tick(self, now: int) -> bytes:
         """Advance every state machine to ``now``; returns bytes for the host."""
@@ -119,35 +128,6 @@ class Supervisor:
         if mtype == L.HEARTBEAT:
             self.watchdog.heartbeat(now)
             return {"state": self.watchdog.state, "hold_s": self.watchdog.hold_left_s(now)}
-        if mtype == L.HELLO:
-            return self.hello(now)
-        if mtype == L.RELAY:
-            name = body.get("relay")
-            off_s = body.get("off_s", 5)
-            if not isinstance(name, str) or not isinstance(off_s, (int, float)) or off_s < 0:
-                raise CommandError("bad_args")
-            off_ms = self.relays.pulse(name, int(off_s * 1000), now)
-            return {"relay": name, "off_ms": off_ms}
-        if mtype == L.HOLD:
-            seconds = body.get("seconds")
-            if not isinstance(seconds, int) or seconds < 0 or seconds > MAX_HOLD_S:
-                raise CommandError("bad_args")
-            return {"hold_s": self.watchdog.hold(now, seconds)}
-        if mtype == L.BEACON:
-            if self.beacon is None:
-                raise CommandError("safe_mode")
-            pattern = body.get("pattern")
-            if not isinstance(pattern, str) or not self.beacon.set(pattern, now):
-                raise CommandError("unknown_pattern")
-            return {"pattern": pattern}
-        if mtype == L.STATUS:
-            return self.status(now)
-        if mtype == L.SERVICE:
-            seconds = body.get("seconds", 600)
-            if not isinstance(seconds, int) or not 10 <= seconds <= 3600:
-                raise CommandError("bad_args")
-            self.service_s = seconds
-            return {"service_s": seconds}
         if L.FILE_INFO <= mtype <= L.FILE_DATA and mtype != L.RESET:
             self.files_at = now
             if mtype == L.FILE_DATA and self.upload:
@@ -160,32 +140,20 @@ class Supervisor:
                 from firmware.core.files import command
 
             return command(self, mtype, body)
-        if mtype == L.RESET:
-            self.reset_requested = True
-            return {"reset": True}
-        raise CommandError("unknown_type")
+        # Every other command is rare: its code is loaded for it and dropped again.
+        try:
+            from firmware.core.commands import command
+
+            return command(self, mtype, body, now)
+        finally:
+            forget("commands")
 
     def hello(self, now: int) -> dict:
-        return {"fw": VERSION, "proto": self.link.version, "board": self.hal.board_id(),
-                "reset": self.reset_cause, "boots": self.guard.boots, "safe": self.safe,
-                "uptime_s": (now - self.started) // 1000}
+        from firmware.core.commands import hello
+
+        return hello(self, now)
 
     def status(self, now: int) -> dict:
-        wd = self.watchdog
-        st = {"host": wd.state, "hold_s": wd.hold_left_s(now),
-              "relays": self.relays.states(), "safe": self.safe, "faults": self.faults + wd.faults,
-              "link_errors": self.link.decoder.error_count(), "dropped": self.link.dropped}
-        enc = self.enclosure
-        if enc is not None:
-            c = enc.celsius
-            rh = enc.rh
-            st["c"] = None if c is None else round(c, 1)
-            st["rh"] = None if rh is None else round(rh, 1)
-            st["sensor"] = enc.sensor_status
-            st["door"] = "open" if enc.door.state else "closed"
-            st["tamper"] = enc.tamper.state
-            st["presence"] = enc.presence.state
-            st["fan"] = enc.fan.duty
-        if self.beacon is not None:
-            st["beacon"] = self.beacon.pattern
-        return st
+        from firmware.core.commands import status
+
+        return status(self, now)

@@ -38,7 +38,7 @@ class Upload:
             raise CommandError("offset")
         chunk = payload[4:]
         try:
-            self.fs.write(self.part, off, chunk)
+            self.fs.write(self.part, off, chunk)  # offset 0 creates it, or truncates a stale one
         except OSError:
             raise CommandError("io")
         self.hash.update(chunk)
