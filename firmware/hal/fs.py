@@ -53,12 +53,16 @@ class DirFs:
             pass
 
     def makedirs(self, rel_dir: str) -> None:
-        here = self.root
-        for part in rel_dir.split("/"):
-            if not part:
-                continue
-            here = here + "/" + part
+        # One string for the whole path and a slice per parent (this runs inside file_open's
+        # heap budget: no split list, no string built per level).
+        path = self._prefix + rel_dir
+        i = len(self._prefix)
+        while True:
+            j = path.find("/", i)
             try:
-                os.mkdir(here)
+                os.mkdir(path if j < 0 else path[:j])
             except OSError:
                 pass  # exists already; a real failure shows up when the file is opened
+            if j < 0:
+                return
+            i = j + 1
