@@ -15,6 +15,7 @@ def forget(name: str) -> None:
     if sys.implementation.name == "micropython":
         import gc
 
-        sys.modules.pop("firmware.core." + name, None)
-        globals().pop(name, None)
+        mod = globals().pop(name, None)
+        if mod is not None:
+            sys.modules.pop(mod.__name__, None)  # its full name, interned already: no new string
         gc.collect()

@@ -7,13 +7,13 @@ then rename the part file over PATH). Hosts from before 1.4.0 send ``file_write`
 JSON, firmware/core/files_b64.py) instead of open/data; their commit hashes the part file from
 flash. The rename is the only step that touches the live file, so a transfer cut anywhere
 before it leaves the old file in place, and a wrong hash replaces nothing. The path rules
-are core/paths.py's.
+are core/paths.py's, the hashing from flash core/fileinfo.py's.
 
 On the board the supervisor loads this module only for what the small modules leave to it
 (``file_write``, a commit that is not of the streamed file, the set pointer), and it drops
-itself again right after (``command``). ``file_info`` and ``file_open`` load core/paths.py,
-the chunks (``file_data``) go straight to the open Upload (core/upload.py), and their commit
-loads core/commit.py. ``FileTransfer`` runs every command, for the tests and the tools.
+itself again right after (``command``). ``file_open`` loads core/paths.py, ``file_info``
+core/fileinfo.py, and the chunks (``file_data``) and their commit go straight to the open
+Upload (core/upload.py). ``FileTransfer`` runs every command, for the tests and the tools.
 
 Staged updates (docs/updates.md) use the same three commands: the new set's files go to
 ``sets/<version>/`` beside the running set (its ``set.txt`` lists each file's SHA-256 and size,
@@ -22,10 +22,9 @@ hashes every file of the set against ``set.txt`` first and only then renames the
 (firmware/bootsel.py), so a set with a missing or wrong file is never booted.
 """
 
-import binascii
-
 from firmware import link as L
-from firmware.core.paths import CHUNK, PART, POINTER, begin, check_path, info, sha256_of
+from firmware.core.fileinfo import info, sha256_of
+from firmware.core.paths import CHUNK, PART, POINTER, begin, check_path
 from firmware.core.relays import CommandError
 
 __all__ = ["FileTransfer", "check_path", "sha256_of"]  # where their callers import them from
@@ -35,7 +34,7 @@ __all__ = ["FileTransfer", "check_path", "sha256_of"]  # where their callers imp
 MODULES = (("firmware.core", "files", "firmware.core.files"),
            ("firmware.core", "files_b64", "firmware.core.files_b64"),
            ("firmware", "bootsel", "firmware.bootsel"),
-           ("firmware.core", "commit", "firmware.core.commit"),
+           ("firmware.core", "fileinfo", "firmware.core.fileinfo"),
            ("firmware.core", "paths", "firmware.core.paths"),
            ("firmware.core", "upload", "firmware.core.upload"))
 
@@ -93,7 +92,7 @@ class FileTransfer:
         path = check_path(body.get("path"))
         self.upload = None
         self.upload = begin(self.fs, path)
-        return {"path": path, "chunk": CHUNK}
+        return {"chunk": CHUNK}
 
     def data(self, payload) -> bytes:
         if self.upload is None:
@@ -123,7 +122,7 @@ class FileTransfer:
                 raise CommandError("no_upload")
             if up is not None and up.part == part and up.off == size:
                 # What arrived by file_data was hashed as it came: no second read of the flash.
-                got = binascii.hexlify(up.hash.digest()).decode()
+                got = up.hash.digest().hex()
             else:
                 got = sha256_of(self.fs, part)  # after file_write (an old host)
             if got != want.lower():
@@ -134,9 +133,9 @@ class FileTransfer:
                 from firmware.bootsel import switch
 
                 switch(self.fs, part, size, check_path, sha256_of)
-                return {"path": path, "size": size, "sha256": got}
+                return {"size": size, "sha256": got}
             self.fs.rename(part, path)
         except OSError:
             self.fs.remove(part)
             raise CommandError("io")
-        return {"path": path, "size": size, "sha256": got}
+        return {"size": size, "sha256": got}

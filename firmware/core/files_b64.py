@@ -38,4 +38,4 @@ def write(fs, body: dict, path: str) -> dict:
         size = fs.write(part, off, chunk)
     except OSError:
         raise CommandError("io")
-    return {"path": path, "size": size}
+    return {"size": size}

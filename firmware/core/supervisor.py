@@ -6,7 +6,7 @@ feeds its hardware watchdog only while ``healthy(now)``. The same class runs on 
 (firmware/main.py) and in the simulator (hardware_sim/supervisor.py).
 
 Only what runs all the time stays in the board's heap: the boot sequence, the rare commands
-(core/commands.py) and the file transfer (core/paths.py, upload.py, commit.py, files.py) are
+(core/commands.py) and the file transfer (core/paths.py, fileinfo.py, upload.py, files.py) are
 loaded when needed and dropped again (core.forget; docs/benchmarks.md, "Supervisor firmware").
 """
 
@@ -133,9 +133,11 @@ class Supervisor:
             if mtype == L.FILE_DATA and self.upload:
                 return self.upload.data(body)  # a chunk: the open upload alone, nothing loaded
             if mtype == L.FILE_COMMIT and self.upload:
-                from firmware.core.commit import command  # its hash is streamed: no files.py
-            elif mtype == L.FILE_OPEN or mtype == L.FILE_INFO:
-                from firmware.core.paths import command  # the path rules, info and open alone
+                return self.upload.commit(self, mtype, body)  # its hash is streamed: nothing loaded
+            if mtype == L.FILE_OPEN:
+                from firmware.core.paths import command  # the path rules and the part file alone
+            elif mtype == L.FILE_INFO:
+                from firmware.core.fileinfo import command  # the path rules and the hashing alone
             else:
                 from firmware.core.files import command
 

@@ -1,12 +1,15 @@
-"""The one file being received by binary ``file_data`` frames (firmware 1.4.0).
+"""The one file being received by binary ``file_data`` frames (firmware 1.4.0), and its commit.
 
 While a file is open, this small module and its ``Upload`` are all the file-transfer code in
-the board's heap: the supervisor hands each chunk straight to it (core/supervisor.py). Every
-other file command loads its code (core/paths.py for file_info and file_open, core/commit.py
-for the commit of this file, core/files.py for the rest), which drops itself (and this module,
-once no file is open) again right after.
+the board's heap: the supervisor hands each chunk straight to it (core/supervisor.py), and the
+commit of this file too, which needs nothing else: the path was checked at ``file_open`` (the
+part file's name is that path plus ``.part``) and the SHA-256 computed as the chunks came.
+Every other file command loads its code (core/paths.py for file_open, core/fileinfo.py for
+file_info, core/files.py for the rest), which drops itself (and this module, once no file is
+open) again right after.
 """
 
+from firmware.core import forget
 from firmware.core.relays import CommandError
 
 CHUNK = 256  # at most per file_data: link.FILE_CHUNK
@@ -44,3 +47,38 @@ class Upload:
         self.hash.update(chunk)
         self.off = off + n
         return self.off.to_bytes(4, "big")
+
+    def commit(self, sup, mtype: int, body):
+        """file_commit ``body`` ({"path", "sha256"}) while this upload is the supervisor
+        ``sup``'s: rename the part file over the path if the streamed hash is the one wanted;
+        a wrong hash (or a failed rename) removes it and replaces nothing. Anything else
+        (another path, the set pointer, a malformed request) takes the long way through
+        core/files.py, which checks and refuses. Either way the upload ends (and this module
+        leaves the heap) unless the long way keeps it."""
+        fs = self.fs
+        path = body.get("path")
+        want = body.get("sha256")
+        part = self.part
+        size = self.off
+        if (not isinstance(path, str) or len(part) != len(path) + 5 or not part.startswith(path)
+                or path == "fwset.json" or not isinstance(want, str) or len(want) != 64
+                or (size and fs.size(part) != size)):
+            from firmware.core.files import command
+
+            return command(sup, mtype, body)
+        sup.upload = None
+        try:
+            got = self.hash.digest().hex()
+            if got != want and got != want.lower():  # lower() only for a host that sends upper case
+                fs.remove(part)
+                raise CommandError("hash")
+            try:
+                if not size:
+                    fs.write(part, 0, b"")  # an empty file: no chunk created its part file
+                fs.rename(part, path)
+            except OSError:
+                fs.remove(part)
+                raise CommandError("io")
+            return {"size": size, "sha256": got}
+        finally:
+            forget("upload")

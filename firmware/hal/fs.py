@@ -53,9 +53,20 @@ class DirFs:
             pass
 
     def makedirs(self, rel_dir: str) -> None:
-        # One string for the whole path and a slice per parent (this runs inside file_open's
-        # heap budget: no split list, no string built per level).
+        # This runs inside file_open's heap budget: one string for the whole path, and a slice
+        # per parent only when parents are missing (the usual cases, the folder or only it
+        # missing, cost no more: every file after the first of a folder finds it there).
         path = self._prefix + rel_dir
+        try:
+            os.mkdir(path)
+            return
+        except OSError:
+            pass
+        try:
+            os.stat(path)
+            return
+        except OSError:
+            pass
         i = len(self._prefix)
         while True:
             j = path.find("/", i)

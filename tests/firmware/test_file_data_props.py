@@ -69,7 +69,7 @@ class Board:
 
 def board_with_a_file_open() -> Board:
     b = Board()
-    assert b.send(L.FILE_OPEN, {"path": PATH}).body() == {"path": PATH, "chunk": L.FILE_CHUNK}
+    assert b.send(L.FILE_OPEN, {"path": PATH}).body() == {"chunk": L.FILE_CHUNK}
     assert bytes(b.send(L.FILE_DATA, payload(0, FIRST)).payload) == len(FIRST).to_bytes(4, "big")
     return b
 

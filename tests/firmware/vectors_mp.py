@@ -704,7 +704,7 @@ def t_file_paths():
 def t_file_write_commit_and_info():
     fs = MemoryFs({"main.py": b"old"})
     ft = FileTransfer(fs)
-    check(ft.info({"path": "firmware/a.mpy"}) == {"path": "firmware/a.mpy", "size": None, "sha256": None})
+    check(ft.info({"path": "firmware/a.mpy"}) == {"size": None, "sha256": None})
     check(ft.info({"path": "main.py"})["sha256"] == sha_hex(b"old"))
     data = bytes(range(256)) * 3 + b"tail"
     off = 0
@@ -715,7 +715,7 @@ def t_file_write_commit_and_info():
         check(r["size"] == off, "size after chunk")
     check(fs.size("firmware/a.mpy") == -1, "nothing live before commit")
     r = ft.commit({"path": "firmware/a.mpy", "sha256": sha_hex(data)})
-    check(r == {"path": "firmware/a.mpy", "size": len(data), "sha256": sha_hex(data)}, "commit")
+    check(r == {"size": len(data), "sha256": sha_hex(data)}, "commit")
     check(fs.files["firmware/a.mpy"] == data and "firmware/a.mpy.part" not in fs.files)
     check(sha256_of(fs, "firmware/a.mpy") == sha_hex(data))
 
@@ -778,7 +778,7 @@ def t_file_open_data_commit():
     fs = MemoryFs({"main.py": b"old"})
     ft = FileTransfer(fs)
     check(refused(ft.data, data_payload(0, b"x")) == "no_upload", "no file open")
-    check(ft.open({"path": "firmware/a.mpy"}) == {"path": "firmware/a.mpy", "chunk": L.FILE_CHUNK})
+    check(ft.open({"path": "firmware/a.mpy"}) == {"chunk": L.FILE_CHUNK})
     data = bytes(range(256)) * 3 + b"tail"
     off = 0
     while off < len(data):
@@ -788,7 +788,7 @@ def t_file_open_data_commit():
         check(reply == data_payload(off, b""), "bytes held after a chunk")
     check(fs.size("firmware/a.mpy") == -1, "nothing live before commit")
     r = ft.commit({"path": "firmware/a.mpy", "sha256": sha_hex(data)})
-    check(r == {"path": "firmware/a.mpy", "size": len(data), "sha256": sha_hex(data)}, "commit")
+    check(r == {"size": len(data), "sha256": sha_hex(data)}, "commit")
     check(fs.files["firmware/a.mpy"] == data and "firmware/a.mpy.part" not in fs.files)
     check(ft.upload is None, "the upload ends with its commit")
 
@@ -855,7 +855,7 @@ def t_supervisor_binary_transfer_drops_its_code():
             if f.mtype & L.REPLY:
                 replies.append((f.mtype & 0x7F, bytes(f.payload)))
                 loaded.append(("firmware.core.upload" in sys.modules, "firmware.core.files" in sys.modules,
-                               "firmware.core.commit" in sys.modules, "firmware.core.paths" in sys.modules))
+                               "firmware.core.fileinfo" in sys.modules, "firmware.core.paths" in sys.modules))
             elif f.seq:
                 host.respond(f)
     check([r[0] for r in replies] == [L.FILE_OPEN, L.FILE_DATA, L.FILE_DATA, L.FILE_DATA, L.FILE_COMMIT,
@@ -864,9 +864,10 @@ def t_supervisor_binary_transfer_drops_its_code():
     check(replies[3][1] == b'{"err":"offset"}', replies[3][1])
     check(hal.files.files["firmware/y.mpy"] == data, "the file")
     check(b'"size":400' in replies[5][1], "info reads it back")
-    # On the board, while the file is open only core/upload.py is in the heap; open, the commit
-    # of a streamed file and info never load core/files.py; after each command nothing else of
-    # the file transfer is in the heap (CPython keeps its modules: no heap budget there).
+    # On the board, while the file is open only core/upload.py is in the heap (the commit of the
+    # streamed file is its own); open and info never load core/files.py; after each command
+    # nothing else of the file transfer is in the heap (CPython keeps its modules: no heap
+    # budget there).
     if sys.implementation.name == "micropython":
         check(loaded[0] == (True, False, False, False) and loaded[1] == (True, False, False, False)
               and loaded[4] == (False, False, False, False) and loaded[5] == (False, False, False, False), loaded)
@@ -909,8 +910,34 @@ def _board_exchange(sup, host, t):
             return replies, t
 
 
+def t_supervisor_empty_file_and_stale_part():
+    # file_open makes only the folders: the first chunk creates the part file (truncating one an
+    # earlier transfer left behind) and the commit of an empty file creates it empty.
+    import json
+
+    fs = MemoryFs({"firmware/e.mpy.part": b"stale bytes", "firmware/s.mpy.part": b"stale and longer"})
+    sup = Supervisor(HostHal(lambda: 0, files=fs), 0)
+    host = L.Link(seq0=140)
+    host.send(L.FILE_OPEN, {"path": "firmware/e.mpy"})
+    host.send(L.FILE_COMMIT, {"path": "firmware/e.mpy", "sha256": sha_hex(b"")})
+    host.send(L.FILE_OPEN, {"path": "firmware/s.mpy"})
+    host.send(L.FILE_DATA, data_payload(0, b"new"))
+    host.send(L.FILE_COMMIT, {"path": "firmware/s.mpy", "sha256": sha_hex(b"new")})
+    replies, _t = _board_exchange(sup, host, 0)
+    check(json.loads(replies[1][1]) == {"size": 0, "sha256": sha_hex(b"")}, replies)
+    check(json.loads(replies[4][1]) == {"size": 3, "sha256": sha_hex(b"new")}, replies)
+    check(fs.files["firmware/e.mpy"] == b"" and fs.files["firmware/s.mpy"] == b"new", "committed")
+    check("firmware/e.mpy.part" not in fs.files and "firmware/s.mpy.part" not in fs.files, "no part left")
+    # The reference commands (core/files.py) do the same.
+    fs = MemoryFs({"firmware/e.mpy.part": b"stale"})
+    ft = FileTransfer(fs)
+    check(ft.open({"path": "firmware/e.mpy"}) == {"chunk": L.FILE_CHUNK})
+    check(ft.commit({"path": "firmware/e.mpy", "sha256": sha_hex(b"")}) == {"size": 0, "sha256": sha_hex(b"")})
+    check(fs.files == {"firmware/e.mpy": b""}, fs.files)
+
+
 def t_supervisor_streamed_commit_refusals():
-    # The commit of a file that arrived by file_data (core/commit.py): a wrong hash replaces
+    # The commit of a file that arrived by file_data (core/upload.py): a wrong hash replaces
     # nothing and ends the upload; a commit of another path or a malformed one takes the long
     # way (core/files.py) and is refused there; the right one after that still commits.
     import json
@@ -945,7 +972,7 @@ def t_supervisor_streamed_commit_refusals():
     host.send(L.FILE_COMMIT, {"path": "firmware/w.mpy", "sha256": sha_hex(data).upper()})
     replies, t = _board_exchange(sup, host, t)
     got = json.loads(replies[0][1])
-    check(got == {"path": "firmware/w.mpy", "size": len(data), "sha256": sha_hex(data)}, got)
+    check(got == {"size": len(data), "sha256": sha_hex(data)}, got)
     check(fs.files["firmware/w.mpy"] == data and sup.upload is None, "committed")
 
 
@@ -1011,7 +1038,7 @@ def t_supervisor_file_transfer_and_reset():
                 replies.append((f.mtype & 0x7F, f.body()))
             elif f.seq:
                 host.respond(f)
-    check(replies[0] == (L.FILE_WRITE, {"path": "firmware/x.mpy", "size": 3}), "write")
+    check(replies[0] == (L.FILE_WRITE, {"size": 3}), "write")
     check(replies[1][1]["sha256"] == sha_hex(b"xyz"), "commit")
     check(replies[2][1]["size"] == 3, "info")
     check(replies[3] == (L.FILE_INFO, {"err": "bad_path"}), "boot record is not reachable")
