@@ -15,7 +15,6 @@ def forget(name: str) -> None:
     if sys.implementation.name == "micropython":
         import gc
 
-        mod = globals().pop(name, None)
-        if mod is not None:
-            sys.modules.pop(mod.__name__, None)  # its full name, interned already: no new string
+        sys.modules.pop("firmware.core." + name, None)
+        globals().pop(name, None)
         gc.collect()

@@ -11,8 +11,8 @@ are core/paths.py's, the hashing from flash core/fileinfo.py's.
 
 On the board the supervisor loads this module only for what the small modules leave to it
 (``file_write``, a commit that is not of the streamed file, the set pointer), and it drops
-itself again right after (``command``). ``file_open`` loads core/paths.py, ``file_info``
-core/fileinfo.py, and the chunks (``file_data``) and their commit go straight to the open
+itself again right after (``command``). ``file_open`` loads core/fileopen.py, ``file_info``
+core/fileinfo.py (both with the path rules), and the chunks (``file_data``) and their commit go straight to the open
 Upload (core/upload.py). ``FileTransfer`` runs every command, for the tests and the tools.
 
 Staged updates (docs/updates.md) use the same three commands: the new set's files go to
@@ -24,7 +24,8 @@ hashes every file of the set against ``set.txt`` first and only then renames the
 
 from firmware import link as L
 from firmware.core.fileinfo import info, sha256_of
-from firmware.core.paths import CHUNK, PART, POINTER, begin, check_path
+from firmware.core.fileopen import begin
+from firmware.core.paths import CHUNK, PART, POINTER, check_path
 from firmware.core.relays import CommandError
 
 __all__ = ["FileTransfer", "check_path", "sha256_of"]  # where their callers import them from
@@ -35,6 +36,7 @@ MODULES = (("firmware.core", "files", "firmware.core.files"),
            ("firmware.core", "files_b64", "firmware.core.files_b64"),
            ("firmware", "bootsel", "firmware.bootsel"),
            ("firmware.core", "fileinfo", "firmware.core.fileinfo"),
+           ("firmware.core", "fileopen", "firmware.core.fileopen"),
            ("firmware.core", "paths", "firmware.core.paths"),
            ("firmware.core", "upload", "firmware.core.upload"))
 
@@ -43,7 +45,7 @@ def command(sup, mtype: int, body):
     """Run a file command for the supervisor ``sup`` (its open Upload is ``sup.upload``; chunks
     of it never come here), then drop the file-transfer code from the heap again."""
     ft = FileTransfer(sup.hal.files)
-    ft.upload = sup.upload
+    ft.upload = sup.upload  # an Upload: the supervisor makes one of an opened file's name first
     try:
         if mtype == L.FILE_INFO:
             return ft.info(body)
@@ -91,7 +93,9 @@ class FileTransfer:
         """Start a file (making its folders); file_data chunks into ``PATH.part`` follow from 0."""
         path = check_path(body.get("path"))
         self.upload = None
-        self.upload = begin(self.fs, path)
+        from firmware.core.upload import Upload
+
+        self.upload = Upload(self.fs, begin(self.fs, path))
         return {"chunk": CHUNK}
 
     def data(self, payload) -> bytes:

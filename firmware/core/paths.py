@@ -1,15 +1,13 @@
-"""The path rules every file command checks, and ``file_open``.
+"""The path rules every file command checks.
 
-The supervisor loads this module, not core/files.py (2.5 KB in the heap), for ``file_open``
-(the Upload, core/upload.py, that the chunks go to); core/fileinfo.py (``file_info``) and
-core/files.py (the other commands) import the path rules from here. Paths: ``main.py`` or files under
+core/fileopen.py (``file_open``), core/fileinfo.py (``file_info``) and core/files.py (the other
+commands) import them from here, and drop this module with theirs after the command. Paths: ``main.py`` or files under
 ``firmware/``, plain names only, the same under a staged set ``sets/<version>/`` (plus the set's
 own ``set.txt``), or the set pointer ``fwset.json``; nothing else on the board (least of all
 the boot record). The check allocates nothing (no split, no slices): it runs inside the file
 commands' small heap budget (docs/benchmarks.md).
 """
 
-from firmware.core import forget
 from firmware.core.relays import CommandError
 
 MAX_PATH = 64
@@ -42,27 +40,3 @@ def check_path(path) -> str:
                 if prev != "/":  # not a folder
                     return path
     raise CommandError("bad_path")
-
-
-def command(sup, mtype: int, body):
-    """file_open for the supervisor ``sup``: its open Upload becomes this file's; then this
-    module leaves the heap again, the Upload stays."""
-    try:
-        path = check_path(body.get("path"))
-        sup.upload = None
-        sup.upload = begin(sup.hal.files, path)
-        return {"chunk": CHUNK}  # the path is the host's own: not echoed (a reply is 4 buffers on the heap)
-    finally:
-        forget("paths")
-
-
-def begin(fs, path: str):
-    """The Upload that file_data chunks for ``path`` (already checked) go to, from offset 0,
-    into ``PATH.part``; its folders are made now. The first chunk creates the part file (and
-    truncates one an earlier transfer left); the commit of an empty file creates it empty."""
-    from firmware.core.upload import Upload
-
-    cut = path.rfind("/")
-    if cut > 0:
-        fs.makedirs(path[:cut])  # one slice, not rsplit's list and two strings
-    return Upload(fs, path + PART)

@@ -6,7 +6,7 @@ feeds its hardware watchdog only while ``healthy(now)``. The same class runs on 
 (firmware/main.py) and in the simulator (hardware_sim/supervisor.py).
 
 Only what runs all the time stays in the board's heap: the boot sequence, the rare commands
-(core/commands.py) and the file transfer (core/paths.py, fileinfo.py, upload.py, files.py) are
+(core/commands.py) and the file transfer (core/fileopen.py, fileinfo.py, upload.py, files.py) are
 loaded when needed and dropped again (core.forget; docs/benchmarks.md, "Supervisor firmware").
 """
 
@@ -51,7 +51,8 @@ class Supervisor:
     # after that reply has gone out.
     reset_requested = False
     # File transfer (core/upload.py) is loaded for a file command and dropped once no file is
-    # open: its bytecode would otherwise sit in the heap of every board all the time.
+    # open: its bytecode would otherwise sit in the heap of every board all the time. Between
+    # file_open and the first chunk, the part file's name (core/paths.py).
     upload = None
     files_at = 0
     # A staged firmware set on trial becomes the good one once this boot ran stably.
@@ -130,12 +131,19 @@ class Supervisor:
             return {"state": self.watchdog.state, "hold_s": self.watchdog.hold_left_s(now)}
         if L.FILE_INFO <= mtype <= L.FILE_DATA and mtype != L.RESET:
             self.files_at = now
-            if mtype == L.FILE_DATA and self.upload:
-                return self.upload.data(body)  # a chunk: the open upload alone, nothing loaded
-            if mtype == L.FILE_COMMIT and self.upload:
-                return self.upload.commit(self, mtype, body)  # its hash is streamed: nothing loaded
+            up = self.upload
+            if isinstance(up, str) and mtype != L.FILE_OPEN and mtype != L.FILE_INFO:
+                # file_open left the part file's name: the Upload (and its code) comes with the
+                # first chunk, or the commit of an empty file, not in file_open's heap.
+                from firmware.core.upload import Upload
+
+                up = self.upload = Upload(self.hal.files, up)
+            if mtype == L.FILE_DATA and up:
+                return up.data(body)  # a chunk: the open upload alone, nothing loaded
+            if mtype == L.FILE_COMMIT and up:
+                return up.commit(self, mtype, body)  # its hash is streamed: nothing loaded
             if mtype == L.FILE_OPEN:
-                from firmware.core.paths import command  # the path rules and the part file alone
+                from firmware.core.fileopen import command  # the path rules and the folders alone
             elif mtype == L.FILE_INFO:
                 from firmware.core.fileinfo import command  # the path rules and the hashing alone
             else:

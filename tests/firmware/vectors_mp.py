@@ -855,7 +855,8 @@ def t_supervisor_binary_transfer_drops_its_code():
             if f.mtype & L.REPLY:
                 replies.append((f.mtype & 0x7F, bytes(f.payload)))
                 loaded.append(("firmware.core.upload" in sys.modules, "firmware.core.files" in sys.modules,
-                               "firmware.core.fileinfo" in sys.modules, "firmware.core.paths" in sys.modules))
+                               "firmware.core.fileinfo" in sys.modules, "firmware.core.paths" in sys.modules,
+                               "firmware.core.fileopen" in sys.modules))
             elif f.seq:
                 host.respond(f)
     check([r[0] for r in replies] == [L.FILE_OPEN, L.FILE_DATA, L.FILE_DATA, L.FILE_DATA, L.FILE_COMMIT,
@@ -864,13 +865,14 @@ def t_supervisor_binary_transfer_drops_its_code():
     check(replies[3][1] == b'{"err":"offset"}', replies[3][1])
     check(hal.files.files["firmware/y.mpy"] == data, "the file")
     check(b'"size":400' in replies[5][1], "info reads it back")
-    # On the board, while the file is open only core/upload.py is in the heap (the commit of the
-    # streamed file is its own); open and info never load core/files.py; after each command
-    # nothing else of the file transfer is in the heap (CPython keeps its modules: no heap
-    # budget there).
+    # On the board, after file_open nothing of the file transfer is in the heap (the first chunk
+    # loads core/upload.py); while chunks come only core/upload.py is (the commit of the streamed
+    # file is its own); open and info never load core/files.py; after each command nothing else
+    # of the file transfer is in the heap (CPython keeps its modules: no heap budget there).
     if sys.implementation.name == "micropython":
-        check(loaded[0] == (True, False, False, False) and loaded[1] == (True, False, False, False)
-              and loaded[4] == (False, False, False, False) and loaded[5] == (False, False, False, False), loaded)
+        none = (False, False, False, False, False)
+        chunks = (True, False, False, False, False)
+        check(loaded == [none, chunks, chunks, chunks, none, none], loaded)
 
 
 def t_supervisor_drops_an_abandoned_upload():
@@ -885,9 +887,15 @@ def t_supervisor_drops_an_abandoned_upload():
         sup.receive(host.poll(t), t)
         host.receive(sup.tick(t), t)
         t += 10
-    check(sup.upload is not None and "firmware.core.upload" in sys.modules, "open")
+    check(isinstance(sup.upload, str), "open: the part file's name until the first chunk")
+    host.send(L.FILE_DATA, data_payload(0, b"abc"))
+    while t < 2000:
+        sup.receive(host.poll(t), t)
+        host.receive(sup.tick(t), t)
+        t += 10
+    check(sup.upload is not None and "firmware.core.upload" in sys.modules, "a chunk came")
     # The host went away mid-file: after FILE_IDLE_MS the upload and its code are dropped.
-    while t < 1000 + 61000:
+    while t < 2000 + 61000:
         sup.tick(t)
         t += 100
     check(sup.upload is None, "dropped")
