@@ -12,7 +12,10 @@
    file_write chunks), 64 bytes per loop pass, with its files on the MicroPython
    filesystem. Reported: the peak, an upper bound (heap at rest before a command plus every byte
    allocated while the board handles it, garbage included: this port cannot collect inside a
-   call); the heap at rest between commands. Budget: the same 32 KB.
+   call); the heap at rest between commands. The same file to ``sets/<version>/`` (a staged
+   update), and a whole staged update as ``stage_over_link`` sends it (every file, the set list
+   ``set.txt``, the pointer ``fwset.json`` whose commit hashes the whole set and switches).
+   Budget: the same 32 KB.
 3. Bundle: ``firmware.build`` output (mpy-cross .mpy + main.py). Budget: at most 64 KB.
 4. Round trip: the supervisor driver sends a request to ``python -m hardware_sim supervisor``
    (the real firmware core) over a pseudo-terminal and waits for the reply. The wire time is
@@ -268,7 +271,7 @@ def check():
         if out is None:
             continue
         for f in dec.feed(out):
-            if f.mtype == mtype | L.REPLY and f.ack == k + 1:
+            if f.mtype == mtype | L.REPLY and f.ack == k % 255 + 1:
                 p = f.payload
                 if mtype == L.FILE_DATA and len(p) == 4:
                     got = {"size": (p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]}
@@ -344,32 +347,63 @@ def transfer_frames(name: str, data: bytes, legacy: bool = False) -> tuple[bytes
     chunks, file_commit, file_info; ``legacy``: base64 file_write chunks instead of open/data, as
     a host before 1.4.0 sends), built like SupervisorDriver.put_file; with their [offset, length,
     type, size expected in the reply (-1: none)] in the concatenation, and each command's name."""
-    frames = bytearray()
-    index: list[list[int]] = []
-    kinds: list[str] = []
+    frames = _Frames()
+    frames.add(L.FILE_INFO, {"path": name}, -1, "file_info")
+    frames.put_file(name, data, legacy)
+    frames.add(L.FILE_INFO, {"path": name}, len(data), "file_info")
+    if len(frames.index) > 254:
+        raise ValueError(f"{name} needs {len(frames.index)} frames; the benchmark numbers them 1..254")
+    return bytes(frames.wire), frames.index, frames.kinds
 
-    def add(mtype: int, body: dict | bytes, want: int, kind: str) -> None:
-        seq = len(index) + 1  # the first frame of a fresh link carries SYN
-        f = L.encode_frame(seq, 0, mtype, L.encode_body(body), L.FLAG_SYN if seq == 1 else 0)
-        index.append([len(frames), len(f), mtype, want])
-        kinds.append(kind)
-        frames.extend(f)
 
-    add(L.FILE_INFO, {"path": name}, -1, "file_info")
-    if not legacy:
-        add(L.FILE_OPEN, {"path": name}, -1, "file_open")
-    for off in range(0, len(data), L.FILE_CHUNK):
-        chunk = data[off:off + L.FILE_CHUNK]
-        if legacy:
-            add(L.FILE_WRITE, {"path": name, "off": off, "data": base64.b64encode(chunk).decode()},
-                off + len(chunk), "file_write")
-        else:
-            add(L.FILE_DATA, off.to_bytes(4, "big") + chunk, off + len(chunk), "file_data")
-    add(L.FILE_COMMIT, {"path": name, "sha256": hashlib.sha256(data).hexdigest()}, len(data), "file_commit")
-    add(L.FILE_INFO, {"path": name}, len(data), "file_info")
-    if len(index) > 254:
-        raise ValueError(f"{name} needs {len(index)} frames; the benchmark numbers them 1..254")
-    return bytes(frames), index, kinds
+def staged_update_frames(files: dict[str, bytes], version: str) -> tuple[bytes, list[list[int]], list[str]]:
+    """The frames device_drivers.supervisor_flash.stage_over_link sends to a board that has none
+    of the set yet: per file (in the manifest's order) file_info, then file_open, file_data
+    chunks, file_commit to ``sets/<version>/``; then the set list ``set.txt`` and the pointer
+    ``fwset.json``, whose commit makes the board hash the whole set and switch. As
+    transfer_frames; the sequence numbers wrap at 255 as the host's do."""
+    import json as _json
+
+    set_dir = f"sets/{version}"
+    frames = _Frames()
+    for path in sorted(files):
+        remote = f"{set_dir}/{path}"
+        frames.add(L.FILE_INFO, {"path": remote}, -1, "file_info")
+        frames.put_file(remote, files[path], False)
+    listing = "".join(f"{hashlib.sha256(files[p]).hexdigest()} {len(files[p])} {p}\n" for p in sorted(files))
+    frames.put_file(f"{set_dir}/set.txt", listing.encode(), False)
+    frames.put_file("fwset.json", _json.dumps({"active": set_dir}).encode(), False, "file_commit fwset.json")
+    return bytes(frames.wire), frames.index, frames.kinds
+
+
+class _Frames:
+    """Host frames in the order sent, as SupervisorDriver builds them (seq 1 carries SYN)."""
+
+    def __init__(self) -> None:
+        self.wire = bytearray()
+        self.index: list[list[int]] = []
+        self.kinds: list[str] = []
+
+    def add(self, mtype: int, body: dict | bytes, want: int, kind: str) -> None:
+        seq = len(self.index) % 255 + 1
+        f = L.encode_frame(seq, 0, mtype, L.encode_body(body), L.FLAG_SYN if not self.index else 0)
+        self.index.append([len(self.wire), len(f), mtype, want])
+        self.kinds.append(kind)
+        self.wire.extend(f)
+
+    def put_file(self, name: str, data: bytes, legacy: bool, commit_kind: str = "file_commit") -> None:
+        """SupervisorDriver.put_file: file_open and binary file_data chunks (``legacy``: base64
+        file_write chunks), then file_commit."""
+        if not legacy:
+            self.add(L.FILE_OPEN, {"path": name}, -1, "file_open")
+        for off in range(0, len(data), L.FILE_CHUNK):
+            chunk = data[off:off + L.FILE_CHUNK]
+            if legacy:
+                self.add(L.FILE_WRITE, {"path": name, "off": off, "data": base64.b64encode(chunk).decode()},
+                         off + len(chunk), "file_write")
+            else:
+                self.add(L.FILE_DATA, off.to_bytes(4, "big") + chunk, off + len(chunk), "file_data")
+        self.add(L.FILE_COMMIT, {"path": name, "sha256": hashlib.sha256(data).hexdigest()}, len(data), commit_kind)
 
 
 def transfer_heap(prefix: str = "", legacy: bool = False) -> dict:
@@ -380,7 +414,22 @@ def transfer_heap(prefix: str = "", legacy: bool = False) -> dict:
         manifest = build.build(tmp)
         name = max(sorted(manifest["files"]), key=lambda n: manifest["files"][n]["size"])
         data = (Path(tmp) / name).read_bytes()
-    frames, index, kinds = transfer_frames(prefix + name, data, legacy)
+    out = _transfer_peaks(*transfer_frames(prefix + name, data, legacy))
+    return {"file": name, "size": len(data), **out}
+
+
+def staged_update_heap() -> dict:
+    """Peak heap (upper bound, as transfer_heap) through a whole staged update of the bundle as
+    stage_over_link sends it: every file to ``sets/<version>/``, the set list, and the pointer
+    whose commit checks every file of the set and switches."""
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = build.build(tmp)
+        files = {name: (Path(tmp) / name).read_bytes() for name in manifest["files"]}
+    out = _transfer_peaks(*staged_update_frames(files, manifest["version"]))
+    return {"files": len(files), "size": sum(len(d) for d in files.values()), **out}
+
+
+def _transfer_peaks(frames: bytes, index: list[list[int]], kinds: list[str]) -> dict:
     phases = TRANSFER_SETUP + [TRANSFER_HARNESS.replace("INDEX_JSON", json.dumps(index)), "measure()\n"]
     phases += ["prep()\n", "measure()\n", "check()\n"] * len(index) + [TRANSFER_REPORT]
     marks = run_phases(phases, {"frames.bin": frames})
@@ -397,8 +446,6 @@ def transfer_heap(prefix: str = "", legacy: bool = False) -> dict:
         entry["allocated"] = max(entry["allocated"], peak[k] - rest[k])
     budget = 32 * 1024
     return {
-        "file": name,
-        "size": len(data),
         "frames": len(index),
         "after_boot": marks["boot"],
         "harness": harness,
@@ -500,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = ap.parse_args(argv)
     figures = {"heap": heap_budget(args.frames), "transfer_heap": transfer_heap(),
+               "transfer_heap_staged": transfer_heap(prefix=f"sets/{build.VERSION}/"),
+               "staged_update_heap": staged_update_heap(),
                "transfer_heap_old_host": transfer_heap(legacy=True), "bundle": bundle_budget(),
                "round_trip": round_trip(args.rounds), "flash_link": flash_link()}
     if args.json:
@@ -516,6 +565,14 @@ def main(argv: list[str] | None = None) -> int:
           f"commands at most {t['at_rest_max']} B; after boot {t['after_boot']} B (HAL files on the filesystem); "
           "per command kind (peak / most allocated): "
           + ", ".join(f"{k} {v['peak']} / {v['allocated']} B" for k, v in t["per_command"].items()))
+    t = figures["transfer_heap_staged"]
+    print(f"  the same file to sets/{build.VERSION}/: peak at most {t['peak']} B in a {t['peak_command']}; "
+          f"at rest at most {t['at_rest_max']} B; "
+          + ", ".join(f"{k} {v['peak']} / {v['allocated']} B" for k, v in t["per_command"].items()))
+    u = figures["staged_update_heap"]
+    print(f"  a whole staged update ({u['files']} files, {u['size']} B, {u['frames']} commands, then set.txt and the "
+          f"pointer): peak at most {u['peak']} B in a {u['peak_command']}; "
+          + ", ".join(f"{k} {v['peak']} / {v['allocated']} B" for k, v in u["per_command"].items()))
     o = figures["transfer_heap_old_host"]
     print(f"  the same file from a host before 1.4.0 (base64 file_write): peak at most {o['peak']} B in a "
           f"{o['peak_command']}; at rest at most {o['at_rest_max']} B; "
