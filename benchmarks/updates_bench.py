@@ -12,8 +12,9 @@
    import; never reaches the broker, with ``--deadline``).
 3. **Firmware staged update over the link** (device_drivers.supervisor_flash.stage_over_link) against the
    simulator on a pty at 115200 baud, first run and second run (nothing to send), vs the wire
-   time of the bytes the host sent; and the board's heap during a staged file transfer, measured
-   as benchmarks/firmware_bench.py does (MicroPython 1.27, upper bound).
+   time of the bytes the host sent; and the board's heap during a staged file transfer and
+   through a whole staged update, measured as benchmarks/firmware_bench.py does (MicroPython
+   1.27, upper bound).
 """
 
 from __future__ import annotations
@@ -235,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["firmware_staged"] = firmware_staged()
     if "heap" not in args.skip:
         figures["staged_transfer_heap"] = FB.transfer_heap(prefix=f"sets/{VERSION}/")
+        figures["staged_update_heap"] = FB.staged_update_heap()
     print(json.dumps(figures, indent=2))
     return 0
 
