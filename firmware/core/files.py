@@ -104,11 +104,24 @@ class FileTransfer:
         return self.upload.data(payload)
 
     def write(self, body: dict) -> dict:
-        """file_write from a host before 1.4.0 (base64 in JSON)."""
-        from firmware.core.files_b64 import write
+        """file_write from a host before 1.4.0 (base64 in JSON) into PATH.part, each chunk at
+        the part file's size (the board streams them into an Upload instead: core/files_b64.py)."""
+        from firmware.core.files_b64 import chunk_of
 
         self.upload = None
-        return write(self.fs, body, check_path(body.get("path")))
+        path = check_path(body.get("path"))
+        off, chunk = chunk_of(body)
+        part = path + PART
+        try:
+            if off == 0:
+                begin(self.fs, path)
+            elif self.fs.size(part) != off:
+                # Chunks arrive in order (the link is stop-and-wait): a gap means the host
+                # restarted mid-file, so it must start this file again at offset 0.
+                raise CommandError("offset")
+            return {"size": self.fs.write(part, off, chunk)}
+        except OSError:
+            raise CommandError("io")
 
     def commit(self, body: dict) -> dict:
         path = check_path(body.get("path"))

@@ -132,7 +132,7 @@ class Supervisor:
         if L.FILE_INFO <= mtype <= L.FILE_DATA and mtype != L.RESET:
             self.files_at = now
             up = self.upload
-            if isinstance(up, str) and mtype != L.FILE_OPEN and mtype != L.FILE_INFO:
+            if isinstance(up, str) and (mtype == L.FILE_DATA or mtype == L.FILE_COMMIT):
                 # file_open left the part file's name: the Upload (and its code) comes with the
                 # first chunk, or the commit of an empty file, not in file_open's heap.
                 from firmware.core.upload import Upload
@@ -146,6 +146,8 @@ class Supervisor:
                 from firmware.core.fileopen import command  # the path rules and the folders alone
             elif mtype == L.FILE_INFO:
                 from firmware.core.fileinfo import command  # the path rules and the hashing alone
+            elif mtype == L.FILE_WRITE:
+                from firmware.core.files_b64 import command  # an old host's chunk, into the Upload
             else:
                 from firmware.core.files import command
 

@@ -35,18 +35,22 @@ class Upload:
         if n < 1 or n > CHUNK:
             raise CommandError("chunk")  # before anything is touched
         off = (payload[0] << 24) | (payload[1] << 16) | (payload[2] << 8) | payload[3]
+        return self.put(off, payload[4:]).to_bytes(4, "big")
+
+    def put(self, off: int, chunk) -> int:
+        """Write and hash ``chunk`` at ``off`` (a file_data chunk, or an old host's file_write:
+        core/files_b64.py); returns the bytes received so far."""
         if off != self.off:
             # Stop-and-wait delivers chunks in order: a gap means the host lost its place and
-            # starts the file again with file_open.
+            # starts the file again (file_open, or file_write at offset 0).
             raise CommandError("offset")
-        chunk = payload[4:]
         try:
             self.fs.write(self.part, off, chunk)  # offset 0 creates it, or truncates a stale one
         except OSError:
             raise CommandError("io")
         self.hash.update(chunk)
-        self.off = off + n
-        return self.off.to_bytes(4, "big")
+        self.off = off + len(chunk)
+        return self.off
 
     def commit(self, sup, mtype: int, body):
         """file_commit ``body`` ({"path", "sha256"}) while this upload is the supervisor

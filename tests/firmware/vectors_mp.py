@@ -944,6 +944,32 @@ def t_supervisor_empty_file_and_stale_part():
     check(fs.files == {"firmware/e.mpy": b""}, fs.files)
 
 
+def t_supervisor_old_host_write_streams():
+    # An old host's file_write chunks go into an Upload too (core/files_b64.py): its commit is
+    # the streamed one (core/files.py is not loaded), a chunk that is not the next one of the
+    # file being written is refused, and only canonical base64 is taken.
+    import json
+    import sys
+
+    from firmware.core.files import drop
+
+    drop()  # this file imports core/files.py itself: start as a board does, with none of it loaded
+    fs = MemoryFs({"firmware/o.mpy": b"old"})
+    sup = Supervisor(HostHal(lambda: 0, files=fs), 0)
+    host = L.Link(seq0=160)
+    data = bytes(range(256)) + b"tail"
+    host.send(L.FILE_WRITE, {"path": "firmware/o.mpy", "off": 256, "data": b64(data[256:])})  # no start
+    host.send(L.FILE_WRITE, {"path": "firmware/o.mpy", "off": 0, "data": "QR=="})  # bits past the data
+    host.send(L.FILE_WRITE, {"path": "firmware/o.mpy", "off": 0, "data": b64(data[:256])})
+    host.send(L.FILE_WRITE, {"path": "firmware/o.mpy", "off": 256, "data": b64(data[256:])})
+    host.send(L.FILE_COMMIT, {"path": "firmware/o.mpy", "sha256": sha_hex(data)})
+    replies, _t = _board_exchange(sup, host, 0)
+    got = [json.loads(r[1]) for r in replies]
+    check(got[:4] == [{"err": "offset"}, {"err": "bad_args"}, {"size": 256}, {"size": 260}], got)
+    check(got[4] == {"size": 260, "sha256": sha_hex(data)} and fs.files["firmware/o.mpy"] == data, got)
+    check(sys.implementation.name != "micropython" or "firmware.core.files" not in sys.modules, "no files.py")
+
+
 def t_supervisor_streamed_commit_refusals():
     # The commit of a file that arrived by file_data (core/upload.py): a wrong hash replaces
     # nothing and ends the upload; a commit of another path or a malformed one takes the long
