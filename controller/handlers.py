@@ -21,6 +21,7 @@ from contract.topics import Parsed
 from controller import alarms, config_layers, fleet_clock
 from controller import effects as fx
 from controller.commands import OPEN, RESULT_TO_STATUS
+from foundation.errors import ProtocolError
 
 
 @dataclass
@@ -57,8 +58,6 @@ class FleetState:
     history_bucket: dict[str, float] = field(default_factory=dict)
     effects: list[fx.Effect] = field(default_factory=list)
     time_zone: str = fleet_clock.DEFAULT_ZONE  # the controller's: pushed with every desired config
-    # Each kiosk's contract version, from its retained birth: which desired-config keys it knows.
-    contracts: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Counters for the server's metrics (it adds and clears them after each message).
     counts: dict[str, int] = field(default_factory=dict)
     # Since when the controller hears the broker (its edge sets it on every connect, None while it
@@ -72,7 +71,7 @@ def _record(state: FleetState, kiosk_id: str, now: float) -> dict[str, Any]:
     if rec is None:
         rec = {"kiosk_id": kiosk_id, "state": "unknown", "reason": "", "last_seen": now, "state_since": now,
                "site": "", "mode": "", "boot_id": "", "versions": {}, "devices": {}, "telemetry": {},
-               "last_telemetry": 0.0, "reported": {}}
+               "last_telemetry": 0.0, "reported": {}, "contract": ""}
         state.kiosks[kiosk_id] = rec
     return rec
 
@@ -100,9 +99,19 @@ def desired_message(state: FleetState, kiosk_id: str) -> Outgoing | None:
     version, body = config_layers.desired_for(state.layers, kiosk_id, rec.get("site", ""), time_zone=state.time_zone)
     if not version:
         return None
-    body = desired_config.for_version(body, state.contracts.get(kiosk_id, (versions.MAJOR, 0)))
+    body = desired_config.for_version(body, announced_contract(rec))
     return Outgoing(topics.topic(kiosk_id, "config/desired"), payloads.config_desired(version, body),
                     "config/desired")
+
+
+def announced_contract(rec: dict[str, Any]) -> tuple[int, int]:
+    """The contract version the kiosk's latest birth announced, as stored in its record (so every
+    controller instance reads the same): which desired-config keys it knows. A kiosk whose birth
+    no controller has applied yet is taken for 1.0, the safe reading."""
+    try:
+        return versions.parse_version(rec.get("contract") or "")
+    except ProtocolError:
+        return versions.MAJOR, 0
 
 
 def _send_queued(state: FleetState, kiosk_id: str, now: float) -> list[Outgoing]:
@@ -133,8 +142,8 @@ def _status(state: FleetState, rec: dict[str, Any], st: KioskStatus, kiosk_id: s
         if st.stamp is not None:
             rec["status_stamp"] = st.stamp
         site_before = rec["site"]
-        contract_before = state.contracts.get(kiosk_id)
-        state.contracts[kiosk_id] = contract
+        contract_before = rec.get("contract") or None
+        rec["contract"] = f"{contract[0]}.{contract[1]}"
         rec["mode"] = st.mode
         rec["boot_id"] = st.boot_id
         if st.site is not None:
@@ -145,7 +154,7 @@ def _status(state: FleetState, rec: dict[str, Any], st: KioskStatus, kiosk_id: s
         desired = desired_message(state, kiosk_id)
         # Sent again when the kiosk moved, missed a version, or now speaks a contract that knows
         # more of the config's keys (it was updated).
-        if desired and (rec["site"] != site_before or contract_before not in (None, contract)
+        if desired and (rec["site"] != site_before or contract_before not in (None, rec["contract"])
                         or (rec["reported"] or {}).get("version") != desired.body["version"]):
             out.append(desired)
         out += _send_queued(state, kiosk_id, now)

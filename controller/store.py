@@ -106,6 +106,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE kiosks ADD COLUMN status_stamp INTEGER;
     """,
+    # The contract version the kiosk's latest applied birth announced ("1.3"; '' before any):
+    # what it may be sent, read by every controller instance from here (not from its memory).
+    """
+    ALTER TABLE kiosks ADD COLUMN contract TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 
@@ -168,7 +173,7 @@ class Store:
                 r["kiosk_id"], r.get("site", ""), r["state"], r.get("reason", ""), r.get("mode", ""),
                 r.get("boot_id", ""), _dumps(r.get("versions", {})), _dumps(r.get("devices", {})),
                 r["last_seen"], r["state_since"], _dumps(r.get("telemetry", {})), r.get("last_telemetry", 0.0),
-                _dumps(r.get("reported", {})), r.get("status_stamp"),
+                _dumps(r.get("reported", {})), r.get("status_stamp"), r.get("contract", ""),
             )
             for r in records
         ]
@@ -176,14 +181,14 @@ class Store:
             return
         self.conn.executemany(
             """INSERT INTO kiosks (kiosk_id, site, state, reason, mode, boot_id, versions, devices, last_seen,
-                   state_since, telemetry, last_telemetry, reported, status_stamp)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                   state_since, telemetry, last_telemetry, reported, status_stamp, contract)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT(kiosk_id) DO UPDATE SET site=excluded.site, state=excluded.state,
                reason=excluded.reason, mode=excluded.mode, boot_id=excluded.boot_id,
                versions=excluded.versions, devices=excluded.devices, last_seen=excluded.last_seen,
                state_since=excluded.state_since, telemetry=excluded.telemetry,
                last_telemetry=excluded.last_telemetry, reported=excluded.reported,
-               status_stamp=excluded.status_stamp""",
+               status_stamp=excluded.status_stamp, contract=excluded.contract""",
             rows,
         )
 

@@ -91,6 +91,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE kiosks ADD COLUMN status_stamp BIGINT;
     """,
+    # The contract version the kiosk's latest applied birth announced (SQLite's schema 6).
+    """
+    ALTER TABLE kiosks ADD COLUMN contract TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

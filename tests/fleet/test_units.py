@@ -58,7 +58,7 @@ def test_the_controllers_time_zone_rides_with_every_desired_config():
     state = handlers.FleetState(time_zone="Europe/London")
     assert handlers.desired_message(state, "k1") is None  # no layer: nothing to send
     state.layers = {"fleet": {"version": 3, "body": {"volume": 40}}, "kiosk:k1": {"version": 4, "body": {"volume": 50}}}
-    state.contracts["k1"] = versions.parse_version(versions.CURRENT)  # k1's birth said 1.3 or later
+    handlers._record(state, "k1", 0.0)["contract"] = versions.CURRENT  # k1's birth said 1.3 or later
     msg = handlers.desired_message(state, "k1")
     assert msg is not None
     body = msg.body
@@ -75,9 +75,9 @@ def test_a_kiosk_on_an_older_contract_gets_only_the_config_keys_it_knows():
     # applying configs, so the controller leaves time_zone (1.3) out for it, and for an unknown kiosk.
     state = handlers.FleetState(time_zone="Europe/London")
     state.layers = {"fleet": {"version": 3, "body": {"volume": 40}}}
-    for kiosk, contract in (("old", (1, 2)), ("unknown", None)):
+    for kiosk, contract in (("old", "1.2"), ("unknown", None)):
         if contract:
-            state.contracts[kiosk] = contract
+            handlers._record(state, kiosk, 0.0)["contract"] = contract
         msg = handlers.desired_message(state, kiosk)
         assert msg is not None and msg.body["config"] == {"volume": 40}
     # When it comes back on 1.3 (updated), its birth makes the controller send the config again, now whole.
