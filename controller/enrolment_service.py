@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from controller import pg_parts, sql_dialect
+from controller import kiosk_sites, pg_parts, sql_dialect
 from foundation.errors import ConfigError, EnrolmentRefused
 from foundation.secure_files import site_resident_key
 from foundation.settings import check_kiosk_id
@@ -52,6 +52,15 @@ CREATE TABLE IF NOT EXISTS enrol_tokens (
     used_by TEXT,
     serial TEXT
 );
+CREATE TABLE IF NOT EXISTS kiosk_certs (
+    serial TEXT PRIMARY KEY,
+    kiosk_id TEXT NOT NULL,
+    site TEXT NOT NULL,
+    not_before REAL NOT NULL,
+    not_after REAL NOT NULL,
+    revoked_at REAL
+);
+CREATE INDEX IF NOT EXISTS kiosk_certs_kiosk ON kiosk_certs(kiosk_id);
 """
 
 STATUS = {"bad_request": 400, "kiosk_id_invalid": 400, "csr_invalid": 400, "csr_signature": 400,
@@ -62,7 +71,8 @@ STATUS = {"bad_request": 400, "kiosk_id_invalid": 400, "csr_invalid": 400, "csr_
 
 
 def ensure_schema(conn: Any) -> None:
-    """The token table, in the fleet database (SQLite here; PostgreSQL: ``controller.pg_parts``)."""
+    """The token table and the certificates' sites (``controller.kiosk_sites``), in the fleet
+    database (SQLite here; PostgreSQL: ``controller.pg_parts``)."""
     if sql_dialect.name(conn) == sql_dialect.POSTGRESQL:
         pg_parts.migrate(conn, "enrolment")
         return
@@ -188,6 +198,8 @@ def enroll(ctx: EnrolmentContext, body: dict) -> dict:
         ctx.index.record(cert, site)
         # A token issued for this very id replaces the kiosk (new SD card): the old certificate retires.
         replaced = [r for c in active for r in ctx.index.revoke(kiosk_id, when, serial=c["serial"], reason="replaced")]
+        # Every controller instance files the kiosk by this record (in the same transaction as the token).
+        kiosk_sites.copy_kiosk(ctx.conn, ctx.index, kiosk_id)
     ctx.on_issue(cert)
     if replaced:
         ctx.on_revoke()
@@ -237,6 +249,7 @@ def renew(ctx: EnrolmentContext, body: dict) -> dict:
         # The renewed certificate retires the one it replaces (a copy of the old key is worth nothing
         # once the broker has re-read the CRL); the running connection is not cut by that.
         ctx.index.revoke(kiosk_id, when, serial=format(current.serial_number, "x"), reason="superseded")
+        kiosk_sites.copy_kiosk(ctx.conn, ctx.index, kiosk_id)
     ctx.on_issue(cert)
     ctx.on_revoke()
     log.info("kiosk certificate renewed", extra={"fields": {"kiosk_id": kiosk_id, "serial": format(cert.serial_number, "x")}})

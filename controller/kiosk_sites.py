@@ -2,45 +2,93 @@
 
 A kiosk's birth message carries a ``site``; a captured kiosk could claim any site and so draw
 queue tickets, site config and residents' requests of another community. The controller
-therefore takes the site from the record made when the kiosk's certificate was issued: the
-fleet CA's certificate index (``DIR/ca/issued.sqlite3``, when the controller knows the fleet
-folder: online enrolment and offline ``kiosk-provision issue`` alike), else the enrolment
-token the kiosk used (``enrol_tokens`` in the controller's own database). A kiosk without any
-record (a fleet run without enrolment, e.g. the plain-broker tests) keeps the first site it
-claimed; a later, different claim is refused and counted.
+therefore takes the site from the record made when the kiosk's certificate was issued, read from
+the fleet database (so every controller instance files a kiosk alike, docs/scale-out.md):
+
+* ``kiosk_certs``: the fleet CA's certificate index (``DIR/ca/issued.sqlite3``) as the fleet
+  database knows it. The enrolment endpoint writes a certificate there when it issues or retires
+  one; a controller that knows the fleet folder copies the index there at start and whenever the
+  index changed (offline ``kiosk-provision issue`` and ``revoke`` write only the index). Copies
+  only ever add certificates and revocations (a revocation never goes back), so instances with
+  copies of the folder of different ages cannot undo each other;
+* else the enrolment token the kiosk used (``enrol_tokens``).
+
+A kiosk without any record (a fleet run without enrolment, e.g. the plain-broker tests) keeps
+the first site it claimed; a later, different claim is refused and counted.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from controller import sql_dialect
 from provisioning import fleet_ca
 
+log = logging.getLogger(__name__)
+
+# In the fleet database beside the enrolment tokens (SQLite: ``enrolment_service.SCHEMA``,
+# PostgreSQL: ``pg_parts`` part ``enrolment``).
+CERTS_COLUMNS = ("serial", "kiosk_id", "site", "not_before", "not_after", "revoked_at")
+_UPSERT = ("INSERT INTO kiosk_certs (serial, kiosk_id, site, not_before, not_after, revoked_at) "
+           "VALUES (?,?,?,?,?,?) ON CONFLICT (serial) DO UPDATE SET "
+           "revoked_at = COALESCE(kiosk_certs.revoked_at, excluded.revoked_at)")
+
+
+def copy_certs(conn: Any, rows: list[dict[str, Any]]) -> None:
+    """Add certificate-index rows to the fleet database's ``kiosk_certs`` (in serial order, so two
+    instances copying at once wait for each other instead of deadlocking)."""
+    if rows:
+        conn.executemany(_UPSERT, [tuple(r[c] for c in CERTS_COLUMNS)
+                                   for r in sorted(rows, key=lambda r: r["serial"])])
+
+
+def copy_kiosk(conn: Any, index: fleet_ca.CertIndex, kiosk_id: str) -> None:
+    """The kiosk's certificates as ``index`` has them now, into the fleet database."""
+    copy_certs(conn, index.certs(kiosk_id))
+
 
 class SiteRegistry:
     def __init__(self, fleet_dir: str | Path | None) -> None:
         self.fleet_dir = Path(fleet_dir) if fleet_dir else None
         self._index: fleet_ca.CertIndex | None = None
-        self._tokens_table = False
+        self._copied: int | None = None  # the index's data_version when last copied
+        self._tables = False
+
+    def _have_tables(self, conn: Any) -> bool:
+        # Looked up in the catalogue, not tried and caught: on PostgreSQL a failed statement would
+        # abort the controller's transaction. Once there, the tables stay.
+        if not self._tables:
+            self._tables = {"kiosk_certs", "enrol_tokens"} <= sql_dialect.tables(conn)
+        return self._tables
+
+    def sync(self, conn: Any) -> None:
+        """Copy the fleet folder's certificate index into the fleet database if it changed since
+        the last copy (another process issued or revoked: SQLite's ``data_version`` moved). The
+        tables are there (``enrolment_service.ensure_schema``, which the controller runs at start)."""
+        if self.fleet_dir is None:
+            return
+        if self._index is None:
+            self._index = fleet_ca.CertIndex(fleet_ca.Layout(self.fleet_dir).index)
+        version = self._index.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._copied:
+            return
+        rows = self._index.certs()
+        copy_certs(conn, rows)
+        self._copied = version
+        log.info("certificate index copied to the fleet database", extra={"fields": {"certificates": len(rows)}})
 
     def enrolled_site(self, conn: Any, kiosk_id: str, now: float) -> str | None:
-        """The site of the kiosk's enrolment record, or None when it has none."""
-        if self.fleet_dir is not None:
-            if self._index is None:
-                self._index = fleet_ca.CertIndex(fleet_ca.Layout(self.fleet_dir).index)
-            active = self._index.active(kiosk_id, now)
-            if active:
-                return active[0]["site"]
-        # Looked up in the catalogue, not tried and caught: on PostgreSQL a failed statement would
-        # abort the controller's transaction. Once there, the table stays.
-        if not self._tokens_table:
-            self._tokens_table = "enrol_tokens" in sql_dialect.tables(conn)
-            if not self._tokens_table:  # no enrolment ever ran against this database
-                return None
-        row = conn.execute("SELECT site FROM enrol_tokens WHERE used_by=? ORDER BY used_at DESC LIMIT 1",
-                           (kiosk_id,)).fetchone()
+        """The site of the kiosk's enrolment record in the fleet database, or None when it has none."""
+        if not self._have_tables(conn):  # no enrolment ever ran against this database
+            return None
+        self.sync(conn)
+        row = conn.execute("SELECT site FROM kiosk_certs WHERE kiosk_id=? AND revoked_at IS NULL AND not_after > ? "
+                           "ORDER BY not_before DESC LIMIT 1", (kiosk_id, now)).fetchone()
+        if row is None:
+            row = conn.execute("SELECT site FROM enrol_tokens WHERE used_by=? ORDER BY used_at DESC LIMIT 1",
+                               (kiosk_id,)).fetchone()
         return row[0] if row else None
 
     def site_for(self, conn: Any, kiosk_id: str, claimed: object, current: str,

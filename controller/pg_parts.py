@@ -31,6 +31,14 @@ PARTS: dict[str, list[str]] = {
         );
         CREATE INDEX enrol_tokens_used_by ON enrol_tokens(used_by, used_at);
         """,
+        # The fleet CA's certificates and their sites, read by every instance (``controller.kiosk_sites``).
+        """
+        CREATE TABLE kiosk_certs (
+            serial TEXT PRIMARY KEY, kiosk_id TEXT NOT NULL, site TEXT NOT NULL,
+            not_before DOUBLE PRECISION NOT NULL, not_after DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION
+        );
+        CREATE INDEX kiosk_certs_kiosk ON kiosk_certs(kiosk_id);
+        """,
     ],
     "console_accounts": [
         """
@@ -54,7 +62,7 @@ PARTS: dict[str, list[str]] = {
 }
 
 # The tables each part owns, in the order ``kioskctl move-store`` copies them.
-TABLES: dict[str, tuple[str, ...]] = {"fleet_settings": ("fleet_settings",), "enrolment": ("enrol_tokens",),
+TABLES: dict[str, tuple[str, ...]] = {"fleet_settings": ("fleet_settings",), "enrolment": ("enrol_tokens", "kiosk_certs"),
                                       "console_accounts": ("users", "sessions", "api_tokens")}
 
 # The residents' service backend (``controller.service_backend.tables``: queue tickets,

@@ -65,6 +65,7 @@ from controller import (
     alarms,
     commands,
     config_layers,
+    enrolment_service,
     fleet_clock,
     fleet_share,
     handlers,
@@ -122,6 +123,11 @@ class Controller:
         self.phone_retention = config.phone_retention_days * 86400
         self.store = Store(config.data_dir, config.database or None)
         self.sites = kiosk_sites.SiteRegistry(config.fleet_dir or None)
+        # The enrolment records the site check reads, in the fleet database; the fleet folder's
+        # certificate index copied there for the instances that have no copy of the folder.
+        enrolment_service.ensure_schema(self.store.conn)
+        with self.store.tx() as store:
+            self.sites.sync(store.conn)
         fleet_clock.record(self.store.conn, config.time_zone)  # kioskctl shows times in the same zone
         if config.database:
             # The service backend's tables: its requests and the hourly retention (``forget_phones``,
@@ -342,7 +348,7 @@ class Controller:
         rec = self.state.kiosks.get(parsed.kiosk_id) or {}
         model = parsed.model
         claimed = model.site if model is not None else parsed.body.get("site")
-        # The enrolment tokens are in the fleet store (on PostgreSQL too).
+        # The enrolment records are in the fleet database (on PostgreSQL too), never in a local file.
         site, refused = self.sites.site_for(self.store.conn, parsed.kiosk_id, claimed, rec.get("site", ""), now)
         if refused:
             self._count("site_claim_refused")
