@@ -63,10 +63,9 @@ class FleetDb:
         naming the path, when there is none."""
         if not self.url:
             return store.connect(self.data_dir, readonly=readonly)
-        conn = PgTxConnection(self.url)
-        if readonly:
-            conn.execute("SET default_transaction_read_only = on")
-        return conn
+        # Long-lived in the console and the API: a restarted PostgreSQL is reconnected to.
+        return PgTxConnection(self.url, reconnect=True,
+                              setup=("SET default_transaction_read_only = on",) if readonly else ())
 
     def open_part(self, part: str) -> Any:
         """PostgreSQL only: a read-write connection with ``part``'s tables (``controller.pg_parts``)
@@ -104,6 +103,7 @@ class PgTxConnection(store_pg.PgConnection):
     written as ``with conn: ...`` for SQLite runs unchanged on PostgreSQL."""
 
     def __enter__(self) -> PgTxConnection:
+        self.ensure_open()
         self._tx: Any = self.raw.transaction()
         self._tx.__enter__()
         return self

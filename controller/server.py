@@ -847,7 +847,8 @@ class Controller:
     def _ro(self) -> Any:
         conn = getattr(self._local, "ro", None)
         if conn is None:
-            conn = self._local.ro = (store_pg.PgConnection(self.config.database) if self.config.database
+            conn = self._local.ro = (store_pg.PgConnection(self.config.database, reconnect=True)
+                                     if self.config.database
                                      else connect(self.config.data_dir, readonly=True))
         return conn
 

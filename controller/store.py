@@ -154,7 +154,7 @@ class Store:
         # What the backend raises when it refuses a row (the worker drops and counts that row).
         self.refusals: tuple[type[Exception], ...] = (sqlite3.Error,)
         if database and store_pg.SCHEME.match(database):
-            self.conn = store_pg.PgConnection(database)
+            self.conn = store_pg.PgConnection(database, reconnect=True)
             self.refusals = store_pg.refusals()
             store_pg.migrate(self.conn)
         elif database:

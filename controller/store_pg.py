@@ -13,11 +13,16 @@ column ``user`` (a reserved word here) is always quoted.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+import select
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from foundation.errors import KioskError
+
+log = logging.getLogger(__name__)
 
 SCHEME = re.compile(r"^postgres(ql)?://")
 
@@ -131,31 +136,76 @@ def _sql(statement: str) -> str:
 
 class PgConnection:
     """The ``sqlite3.Connection`` methods ``Store`` uses, over one psycopg 3 connection in autocommit
-    mode (transactions are explicit, as in SQLite's case)."""
+    mode (transactions are explicit, as in SQLite's case).
+
+    With ``reconnect`` (every long-lived connection of the controller, console and API; never the
+    singleton-jobs lease, whose lock lives exactly as long as its connection) a connection the
+    server has dropped is replaced before the next statement, so a restarted PostgreSQL costs no
+    request once it is back. Dropped means: psycopg found it broken, or, between transactions, the
+    server has written to it unasked (its goodbye when it shut down, or end of file). Nothing is
+    retried after a statement was sent: it may have run, and a write must not happen twice; that
+    one statement fails, and the next one reconnects. ``setup`` statements run on every new
+    connection (``SET default_transaction_read_only = on``)."""
 
     dialect = "postgresql"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, reconnect: bool = False, setup: Sequence[str] = ()) -> None:
+        self.url = url
+        self.reconnect = reconnect
+        self.setup = tuple(setup)
+        self.raw = self._open()
+
+    def _open(self) -> Any:
         try:
             import psycopg
         except ImportError:
             raise StoreUnavailable("PostgreSQL needs psycopg 3: install the controller extra "
                                    "(pip install '.[controller]')") from None
         try:
-            self.raw = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
+            raw = psycopg.connect(self.url, autocommit=True, row_factory=_row_factory)
         except psycopg.Error as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {str(exc).strip()[:300]}") from None
+        for statement in self.setup:
+            raw.execute(statement)  # type: ignore[arg-type]
+        return raw
+
+    def ensure_open(self) -> None:
+        """Replace a connection the server dropped (with ``reconnect``); see the class docstring."""
+        if not self.reconnect:
+            return
+        raw = self.raw
+        why = "it broke" if raw.broken or raw.closed else _dropped(raw)
+        if not why:
+            return
+        with contextlib.suppress(Exception):  # it is gone already; closing is a courtesy
+            raw.close()
+        self.raw = self._open()
+        log.warning("lost the connection to PostgreSQL (%s); reconnected", why,
+                    extra={"fields": {"host": self.raw.info.host, "port": self.raw.info.port}})
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        self.ensure_open()
         return self.raw.execute(_sql(statement), tuple(params))  # type: ignore[arg-type]
 
     def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> Any:
+        self.ensure_open()
         cur = self.raw.cursor()
         cur.executemany(_sql(statement), list(rows))  # type: ignore[arg-type]
         return cur
 
     def close(self) -> None:
         self.raw.close()
+
+
+def _dropped(raw: Any) -> str:
+    """Why an idle connection is no longer usable, or ''. Idle (no transaction open), the server
+    writes nothing unless it is leaving: anything to read means it has said goodbye or closed."""
+    from psycopg.pq import TransactionStatus
+
+    if raw.info.transaction_status != TransactionStatus.IDLE:
+        return ""
+    readable, _, _ = select.select([raw.fileno()], [], [], 0)
+    return "the server closed it" if readable else ""
 
 
 def refusals() -> tuple[type[Exception], ...]:

@@ -39,12 +39,21 @@ class PostgresCluster:
         if os.geteuid() == 0:
             shutil.chown(self.workdir, "postgres", "postgres")
         self.port = self.port or free_port()
-        data = self.workdir / "data"
-        self._run(_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        self._run(_bin("pg_ctl"), "-D", str(data), "-l", str(self.workdir / "log"), "-w", "-o",
+        self._run(_bin("initdb"), "-D", str(self.workdir / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                  "--no-sync")
+        self._serve()
+        return self
+
+    def _serve(self) -> None:
+        self._run(_bin("pg_ctl"), "-D", str(self.workdir / "data"), "-l", str(self.workdir / "log"), "-w", "-o",
                   f"-h 127.0.0.1 -p {self.port} -k {self.workdir} -c fsync=off", "start")
         wait_for_port("127.0.0.1", self.port)
-        return self
+
+    def restart(self) -> None:
+        """Stop the server at once (every client's connection is cut) and start it again on the
+        same port with the same databases; returns once it accepts connections."""
+        self.stop()
+        self._serve()
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
