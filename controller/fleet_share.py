@@ -8,12 +8,14 @@ transaction and under a transaction-level advisory lock per kiosk:
 
 * an ingest batch: :func:`refresh_kiosks` for the kiosks whose messages it holds (their records,
   open alarms and open commands) plus the desired-config layers;
-* a command queued through this instance's API: the same for its kiosk;
+* a command queued through this instance's API or by an operator action: its kiosk is locked
+  with the batch's (or the jobs run's) other kiosks, in the same statement;
 * the singleton jobs (``controller.lease``): :func:`refresh_for_jobs` under the jobs' fence, with
   the kiosks the liveness sweep may turn stale, every open command and every open alarm.
 
-The locks are taken in one order (sorted), so two instances' batches wait for each other instead
-of deadlocking; a kiosk's row is never written from a stale copy. Only PostgreSQL: SQLite serves
+The locks are taken in one order (sorted by lock key, all of a transaction's in one statement
+before it applies anything), so two instances' batches wait for each other instead of
+deadlocking; a kiosk's row is never written from a stale copy. Only PostgreSQL: SQLite serves
 exactly one controller, which keeps its whole fleet in memory as before.
 """
 
@@ -80,13 +82,14 @@ def fence(conn: Any) -> None:
 
 
 def refresh_for_jobs(st: handlers.FleetState, conn: Any, now: float,
-                     sign: Callable[[dict[str, Any]], Any], fresh: set[str]) -> None:
-    """After :func:`fence`: the kiosks the liveness sweep may turn stale (locked), every open
-    command and every open alarm, as committed (what this transaction changed already stays)."""
+                     sign: Callable[[dict[str, Any]], Any], fresh: set[str], also: Iterable[str] = ()) -> None:
+    """After :func:`fence`: the kiosks the liveness sweep may turn stale and those of ``also`` (the
+    commands the run queues), locked together, every open command and every open alarm, as
+    committed (what this transaction changed already stays)."""
     limit = st.telemetry_period * st.stale_after_periods
     due = [r[0] for r in conn.execute("SELECT kiosk_id FROM kiosks WHERE state = 'online' AND last_seen < ?",
                                       (now - limit,))]
-    refresh_kiosks(st, conn, due, sign, fresh)
+    refresh_kiosks(st, conn, [*due, *also], sign, fresh)
     for key, alarm in _alarms(conn, "", ()).items():
         st.open_alarms.setdefault(key, alarm)
     for cid, cmd in _commands(conn, "", (), sign).items():

@@ -602,7 +602,7 @@ class Controller:
                             self._apply(item, now, out)
                             acks.append(item)
                         else:
-                            fn, fut = item
+                            fn, fut, _kiosks = item
                             try:
                                 done.append((fut, fn(store, now, out), None))
                             except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
@@ -642,12 +642,19 @@ class Controller:
         (every 0.2 s), the tick (liveness, command expiry and time-outs, alarms with time; every
         second), retention (hourly). Returns when each is next due."""
         next_actions, next_tick, next_prune = due
+        actions = store.pending_actions() if now >= next_actions else []
+        if self.config.shared:
+            # Every kiosk lock of this run in one statement, before any is needed: the actions'
+            # commands' kiosks with the ones the sweep may turn stale (the global lock order).
+            also = _action_kiosks(actions)
+            if now >= next_tick:
+                fleet_share.refresh_for_jobs(self.state, store.conn, now, self._sign, self._fresh, also=also)
+            else:
+                fleet_share.refresh_kiosks(self.state, store.conn, also, self._sign, self._fresh)
         if now >= next_actions:
-            self._take_actions(store, now, out)
+            self._take_actions(store, actions, now, out)
             next_actions = now + 0.2
         if now >= next_tick:
-            if self.config.shared:
-                fleet_share.refresh_for_jobs(self.state, store.conn, now, self._sign, self._fresh)
             self.state, more = handlers.tick(self.state, now)
             out += more
             next_tick = now + 1.0
@@ -728,10 +735,13 @@ class Controller:
         if not left:
             self._acks_since = None
 
-    def _call(self, fn: Callable[[Store, float, list], Any], timeout: float = 10.0) -> Any:
-        """Run ``fn(store, now, out)`` on the worker inside its transaction and return its result."""
+    def _call(self, fn: Callable[[Store, float, list], Any], timeout: float = 10.0,
+              kiosks: tuple[str, ...] = ()) -> Any:
+        """Run ``fn(store, now, out)`` on the worker inside its transaction and return its result.
+        ``kiosks``: those whose transaction lock ``fn`` takes (with several instances), taken with
+        the batch's own, in the one global order (``fleet_share.lock_kiosks``)."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
-        self.inbox.put((fn, fut))
+        self.inbox.put((fn, fut, kiosks))
         return fut.result(timeout)
 
     def stop(self) -> None:
@@ -762,9 +772,9 @@ class Controller:
         self.sites.close()
 
     # -- operator actions (worker side) -------------------------------------------------------------
-    def _take_actions(self, store: Store, now: float, out: list) -> None:
-        """Actions queued by ``kioskctl`` in the ``actions`` table."""
-        for act in store.pending_actions():
+    def _take_actions(self, store: Store, actions: list[dict[str, Any]], now: float, out: list) -> None:
+        """Actions queued by ``kioskctl`` in the ``actions`` table (``store.pending_actions()``)."""
+        for act in actions:
             user = act["user"]
             try:
                 payload = json.loads(act["payload"])
@@ -888,7 +898,7 @@ class Controller:
                      command_id: str | None = None) -> str:
         cmd = commands.new_command(kiosk_id, name, args if args is not None else {}, issuer, self.clock(),
                                    ttl=ttl, timeout=timeout, command_id=command_id)
-        return self._call(lambda store, now, out: self._queue(store, cmd, now, out))
+        return self._call(lambda store, now, out: self._queue(store, cmd, now, out), kiosks=(cmd["kiosk_id"],))
 
     def command(self, command_id: str) -> dict[str, Any] | None:
         return store_reads.command(self._ro(), command_id)
@@ -934,9 +944,29 @@ class Controller:
 
 
 def _kiosks_of(batch: list[Any]) -> list[str]:
-    """The kiosk ids in a batch's message topics (what an ingest batch locks and refreshes)."""
-    ids = (fleet_share.kiosk_of(m.topic) for m in batch if isinstance(m, mqtt.MQTTMessage))
-    return [k for k in ids if k is not None]
+    """Every kiosk a batch touches, locked and refreshed before any item is applied: those in its
+    messages' topics and those of the calls in it (a command queued through the API). One lock
+    statement for all of them keeps the global lock order; a call's kiosk locked later, while the
+    batch already holds others, could deadlock with another instance's batch."""
+    ids = [fleet_share.kiosk_of(m.topic) if isinstance(m, mqtt.MQTTMessage) else None for m in batch]
+    calls = [k for item in batch if not isinstance(item, mqtt.MQTTMessage) for k in item[2]]
+    return [k for k in ids if k is not None] + calls
+
+
+def _action_kiosks(actions: list[dict[str, Any]]) -> list[str]:
+    """The kiosks of the command actions among pending ``actions`` (a bad payload names none: it
+    is refused when carried out)."""
+    out = []
+    for act in actions:
+        if act["kind"] != "command":
+            continue
+        try:
+            kiosk_id = json.loads(act["payload"]).get("kiosk_id")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(kiosk_id, str):
+            out.append(kiosk_id)
+    return out
 
 
 def _reject_kind(why: str) -> str:
