@@ -13,7 +13,9 @@ broker starts again on the same port. Each kiosk reconnects, publishes its birth
 its journal, keeping each event until the controller's ``events/ack`` names it and re-sending
 after the agent's ``ACK_WAIT`` without one (doubling, as the agent does). Like the agent, each
 kiosk reads the controller's retained presence: no timed re-send while it says offline, one re-send
-at once when it turns online again (the agent's own decision, ``kiosk_ui.agent.resend_rule``).
+at once when it turns online again unless the presence says the broker queued the events for it
+(``queued_while_away``: then the wait for acknowledgements starts again instead), the agent's own
+decision, ``kiosk_ui.agent.resend_rule``.
 
 Measured from the broker's restart: when the controller's store shows every kiosk online again
 (``last_seen`` after the restart) and when it holds every journaled event (0 lost: each id stored
@@ -108,12 +110,16 @@ class Link:
     def _on_message(self, client, userdata, msg) -> None:
         if msg.topic == topics.CONTROLLER_STATUS:
             try:
-                online = payloads.parse_controller_status(topics.decode(msg.payload))
+                body = topics.decode(msg.payload)
+                online = payloads.parse_controller_status(body)
             except KioskError:
                 return
+            queued = payloads.controller_queued_while_away(body)
             previous, self.presence = self.presence, online
-            if resend_rule.send_again_at_once(previous, online):
+            if resend_rule.send_again_at_once(previous, online, queued):
                 self.flush(time.time(), again=True)
+            elif resend_rule.restart_wait(previous, online, queued):
+                self.restart_wait(time.time())
             return
         kiosk = msg.topic.split("/")[2]
         for event_id in payloads.parse_events_ack(topics.decode(msg.payload)):
@@ -146,6 +152,14 @@ class Link:
             self.resends += 1
             if not again:
                 self.resend_after = min(self.resend_after * 2, ACK_WAIT_CAP)
+
+    def restart_wait(self, now: float) -> None:
+        """The controller is back and the broker queued the events for it: each one's wait for an
+        acknowledgement starts again now (the agent's ``_restart_wait``)."""
+        for entries in self.journal.values():
+            for eid, (payload, sent) in entries.items():
+                if sent:
+                    entries[eid] = (payload, now)
 
     def left(self) -> int:
         return sum(len(e) for e in self.journal.values())

@@ -113,14 +113,21 @@ def parse_status(body: dict[str, Any]) -> KioskStatus:
 
 # -- controller presence (retained) --------------------------------------------------------------
 
-def controller_online(ts: float, instance: str = "") -> dict[str, Any]:
+def controller_online(ts: float, instance: str = "", *, queued_while_away: bool = False) -> dict[str, Any]:
     """``contract`` says which minor the controller reads (from 1.2; absent means 1.0/1.1), so a
     kiosk sends what only a newer controller reads (telemetry deltas) only when it is there.
     ``acks_events``: this controller answers stored events on ``events/ack`` (see below); a kiosk
     facing a controller whose presence lacks it falls back to dropping events on the broker's PUBACK.
+    ``queued_while_away``: the broker keeps this controller's session while it is away (one
+    controller, persistent session), so what kiosks sent meanwhile reaches it when it is back; a
+    kiosk then need not send everything unacknowledged again at once on its return
+    (``kiosk_ui.agent.resend_rule``). Absent: it must (several instances, clean sessions).
     ``instance`` (several controllers): which instance said it, for people reading the broker; kiosks
     need not read it, the fleet's controllers are online while any instance is."""
-    body = {"state": "online", "ts": ts, "contract": f"{versions.MAJOR}.{versions.MINOR}", "acks_events": True}
+    body: dict[str, Any] = {"state": "online", "ts": ts, "contract": f"{versions.MAJOR}.{versions.MINOR}",
+                            "acks_events": True}
+    if queued_while_away:
+        body["queued_while_away"] = True
     return {**body, "instance": instance} if instance else body
 
 
@@ -144,6 +151,11 @@ def controller_reads(body: dict[str, Any]) -> tuple[int, int]:
 def controller_acks_events(body: dict[str, Any]) -> bool:
     """True when the controller's presence says it acknowledges stored events."""
     return body.get("state") == "online" and body.get("acks_events") is True
+
+
+def controller_queued_while_away(body: dict[str, Any]) -> bool:
+    """True when the controller's presence says the broker queued what was sent while it was away."""
+    return body.get("state") == "online" and body.get("queued_while_away") is True
 
 
 # -- telemetry ------------------------------------------------------------------------------------

@@ -218,7 +218,10 @@ class Controller:
 
     def _say_online(self) -> None:
         self.client.publish(topics.CONTROLLER_STATUS,
-                            topics.encode_to_kiosk(payloads.controller_online(self.clock(), self.config.instance)),
+                            # One controller keeps a persistent session (``start``): the broker
+                            # queued what kiosks sent while it was away. Several instances do not.
+                            topics.encode_to_kiosk(payloads.controller_online(
+                                self.clock(), self.config.instance, queued_while_away=not self.config.shared)),
                             *topics.FLAGS["controller/status"])
 
     def _peer_presence(self, msg: mqtt.MQTTMessage) -> None:

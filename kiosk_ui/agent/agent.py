@@ -95,6 +95,7 @@ class KioskAgent:
         # said otherwise, hold every event for its acknowledgement: the journal bounds what is held.
         self.controller_acks = True
         self._resend = False  # set by the command thread when the controller comes back
+        self._restart_wait = False  # likewise, when the broker queued the events for it
         self.resends = 0  # how many times the unacknowledged events were sent again
         self._cursor = 0
         self._gen = self._pump_gen = 0
@@ -299,6 +300,10 @@ class KioskAgent:
             for event_id in committed:
                 self._unacked.pop(event_id, None)
         now = self.monotonic()
+        if self._restart_wait:
+            self._restart_wait = False
+            for event_id in self._unacked:
+                self._unacked[event_id] = now
         if self._resend or (holding and self._unacked and resend_rule.send_again_when_due(
                 self._controller_online, min(self._unacked.values()), now, self._resend_after)):
             # No acknowledgement in time (or the controller came back): whatever it lost, it gets
@@ -521,6 +526,7 @@ class KioskAgent:
         except KioskError:
             return
         previous = self._controller_online
+        queued = payloads.controller_queued_while_away(body)
         if online:
             self._controller_reads = payloads.controller_reads(body)
         self._set_controller_online(online)
@@ -532,12 +538,16 @@ class KioskAgent:
                 self.controller_acks = acks
                 self._resend = True
                 self._wake.set()
-        if resend_rule.send_again_at_once(previous, online):
-            # The controller came back (maybe with a fresh store): tell it everything again,
-            # telemetry included (a delta needs the snapshot it applies to).
+        if resend_rule.came_back(previous, online):
+            # The controller came back (maybe with a fresh store): tell it the retained state again,
+            # telemetry included (a delta needs the snapshot it applies to); the events too, unless
+            # the broker queued them for it (then its acknowledgements get a whole wait from now).
             self._tel_gen = -1
             self._publish_retained()
-            self._resend = True
+            if resend_rule.send_again_at_once(previous, online, queued):
+                self._resend = True
+            elif resend_rule.restart_wait(previous, online, queued):
+                self._restart_wait = True
             self._wake.set()
 
     def apply_desired(self, payload: bytes) -> None:
