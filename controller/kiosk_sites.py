@@ -54,6 +54,7 @@ class SiteRegistry:
         self.fleet_dir = Path(fleet_dir) if fleet_dir else None
         self._index: fleet_ca.CertIndex | None = None
         self._copied: int | None = None  # the index's data_version when last copied
+        self._rows: dict[str, Any] = {}  # serial -> revoked_at as last copied (only changes are copied again)
         self._tables = False
 
     def _have_tables(self, conn: Any) -> bool:
@@ -63,27 +64,32 @@ class SiteRegistry:
             self._tables = {"kiosk_certs", "enrol_tokens"} <= sql_dialect.tables(conn)
         return self._tables
 
-    def sync(self, conn: Any) -> None:
-        """Copy the fleet folder's certificate index into the fleet database if it changed since
-        the last copy (another process issued or revoked: SQLite's ``data_version`` moved). The
-        tables are there (``enrolment_service.ensure_schema``, which the controller runs at start)."""
+    def pending(self) -> tuple[int, list[dict[str, Any]]] | None:
+        """What of the fleet folder's certificate index is not yet in the fleet database: ``(the
+        index's version, rows)`` when the index changed since the last :meth:`copied` (another
+        process issued or revoked: SQLite's ``data_version`` moved), else None. The caller copies
+        the rows (:func:`copy_certs`) in a transaction of its own, then calls :meth:`copied`."""
         if self.fleet_dir is None:
-            return
+            return None
         if self._index is None:
             self._index = fleet_ca.CertIndex(fleet_ca.Layout(self.fleet_dir).index)
         version = self._index.conn.execute("PRAGMA data_version").fetchone()[0]
         if version == self._copied:
-            return
-        rows = self._index.certs()
-        copy_certs(conn, rows)
+            return None
+        return version, [r for r in self._index.certs()
+                         if r["serial"] not in self._rows or self._rows[r["serial"]] != r["revoked_at"]]
+
+    def copied(self, version: int, rows: list[dict[str, Any]]) -> None:
+        """The rows of :meth:`pending` are committed in the fleet database."""
+        self._rows.update((r["serial"], r["revoked_at"]) for r in rows)
         self._copied = version
-        log.info("certificate index copied to the fleet database", extra={"fields": {"certificates": len(rows)}})
+        if rows:
+            log.info("certificate index copied to the fleet database", extra={"fields": {"certificates": len(rows)}})
 
     def enrolled_site(self, conn: Any, kiosk_id: str, now: float) -> str | None:
         """The site of the kiosk's enrolment record in the fleet database, or None when it has none."""
         if not self._have_tables(conn):  # no enrolment ever ran against this database
             return None
-        self.sync(conn)
         row = conn.execute("SELECT site FROM kiosk_certs WHERE kiosk_id=? AND revoked_at IS NULL AND not_after > ? "
                            "ORDER BY not_before DESC LIMIT 1", (kiosk_id, now)).fetchone()
         if row is None:

@@ -126,8 +126,7 @@ class Controller:
         # The enrolment records the site check reads, in the fleet database; the fleet folder's
         # certificate index copied there for the instances that have no copy of the folder.
         enrolment_service.ensure_schema(self.store.conn)
-        with self.store.tx() as store:
-            self.sites.sync(store.conn)
+        self._copy_certificates()
         fleet_clock.record(self.store.conn, config.time_zone)  # kioskctl shows times in the same zone
         if config.database:
             # The service backend's tables: its requests and the hourly retention (``forget_phones``,
@@ -179,6 +178,16 @@ class Controller:
         self.listening = threading.Event()
         # Back within seconds of a restarted broker, before the kiosks' ACK_WAIT sends them again.
         pace_reconnects(self.client, controller_reconnect())
+
+    def _copy_certificates(self) -> None:
+        """The fleet folder's certificate index into the fleet database, when it changed (in a
+        transaction of its own, so a failed ingest batch cannot take the copy back with it)."""
+        todo = self.sites.pending()
+        if todo is None:
+            return
+        with self.store.tx() as store:
+            kiosk_sites.copy_certs(store.conn, todo[1])
+        self.sites.copied(*todo)
 
     def _load(self) -> None:
         st = self.state
@@ -581,6 +590,10 @@ class Controller:
             batch = [first] if first is not None else []
             self._gather(batch, wait=busy)
             busy = bool(batch)
+            try:
+                self._copy_certificates()  # before the batch: a kiosk issued offline is filed right
+            except Exception:  # noqa: BLE001 - the copy is tried again with the next batch
+                log.exception("certificate index not copied to the fleet database")
             now = self.clock()
             out: list[handlers.Outgoing] = []
             acks: list[mqtt.MQTTMessage] = []

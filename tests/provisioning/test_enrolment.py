@@ -109,6 +109,38 @@ def test_the_controller_files_a_kiosk_at_its_tokens_site(enrol_server, enrol_ctx
         store.close()
 
 
+def test_certificate_copies_only_add_certificates_and_revocations(fleet_dir, tmp_path, fleet_database):
+    """An instance with the fleet folder copies its certificate index into the fleet database
+    (issued offline: only the index knows); a revocation reaches it too, and a copy made from an
+    older folder (the certificate not yet revoked there) cannot undo it."""
+    from controller import enrolment_service, kiosk_sites
+    from provisioning import fleet_ca
+
+    db = FleetDb(tmp_path / "ctl", fleet_database).open_migrated()
+    index = fleet_ca.CertIndex(fleet_dir.index)
+    sites = SiteRegistry(fleet_dir.root)
+    try:
+        enrolment_service.ensure_schema(db)
+        fleet_ca.issue_identity(fleet_ca.load_ca(fleet_dir, PASSPHRASE), index, "th-077", "tianhe-007", pki.utcnow())
+        version, rows = sites.pending()
+        kiosk_sites.copy_certs(db, rows)
+        sites.copied(version, rows)
+        now = pki.utcnow()
+        assert SiteRegistry(None).enrolled_site(db, "th-077", now.timestamp()) == "tianhe-007"
+        assert sites.pending() is None  # unchanged index: nothing to copy
+        stale = index.certs("th-077")
+        index.revoke("th-077", now, reason="stolen")
+        version, rows = sites.pending()
+        assert [r["serial"] for r in rows] == [r["serial"] for r in stale]  # only what changed
+        kiosk_sites.copy_certs(db, rows)
+        kiosk_sites.copy_certs(db, stale)  # an older copy of the folder, where it is not revoked
+        assert SiteRegistry(None).enrolled_site(db, "th-077", now.timestamp()) is None
+    finally:
+        sites.close()
+        index.close()
+        db.close()
+
+
 @pytest.mark.parametrize("case", ["expired", "other_site", "other_kiosk", "unknown"])
 def test_bad_tokens_are_refused(case, enrol_server, enrol_ctx, tmp_path):
     kw = {"kiosk_id": "th-009"} if case == "other_kiosk" else {}
