@@ -23,9 +23,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from controller import fleet_clock
+from controller import fleet_clock, sql_dialect
 from controller.fleet_clock import FleetClock
 from controller.fleet_db import FleetDb
+from controller.store_pg import StoreUnavailable
 from controller.web import api, i18n, live, metrics, openapi, pages
 from controller.web.accounts import Accounts
 from controller.web.auth import HTTPProblem, principal
@@ -128,6 +129,12 @@ async def _problem(request: Request, exc: Exception) -> Response:
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, StoreUnavailable) or sql_dialect.connection_lost(exc):
+        # PostgreSQL down or restarting: the request was fine, the next one reconnects (store_pg).
+        log.warning("console request without the fleet database: %s", str(exc).strip()[:200],
+                    extra={"fields": {"path": request.url.path}})
+        return await _problem(request, HTTPProblem(503, "the fleet database cannot be reached now; try again "
+                                                        "shortly", key="error.database"))
     log.exception("console request failed", extra={"fields": {"path": request.url.path}})
     request.app.state.console.stats.errors += 1
     return JSONResponse({"error": "internal error; see the controller log"}, status_code=500)

@@ -3,8 +3,8 @@ come back by themselves. A real ``kiosk-controller`` process started from its TO
 private PostgreSQL cluster, the real Mosquitto, a real kiosk agent; the cluster is stopped at once
 (every connection cut) and started again on the same port.
 
-Once the database is back, sign-in, API reads and the kiosk's events work again within seconds,
-and no request answers 500: each long-lived connection notices the server's goodbye and
+While it is down the API answers 503 (not 500). Once it is back, sign-in, API reads and the
+kiosk's events work again within seconds, and no request answers 500: each long-lived connection notices the server's goodbye and
 reconnects before its next statement (``controller.store_pg.PgConnection``).
 """
 
@@ -85,7 +85,10 @@ def test_console_api_and_ingest_recover_after_a_postgresql_restart(broker, procs
         agent.emit("before_restart", {})
         wait_until(lambda: _events(url, "before_restart") == 1, 15, "an event stored before the restart")
 
-        own_cluster.restart()
+        own_cluster.stop()  # every connection cut at once
+        down = client.get("/api/v1/kiosks")
+        assert down.status_code == 503 and "fleet database" in down.json()["error"], down.text  # not a 500
+        own_cluster.serve()
         back = time.monotonic()
         statuses.clear()
         wait_until(sign_in_and_read, 5, "sign-in and API reads after PostgreSQL is back")

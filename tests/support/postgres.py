@@ -41,10 +41,11 @@ class PostgresCluster:
         self.port = self.port or free_port()
         self._run(_bin("initdb"), "-D", str(self.workdir / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--no-sync")
-        self._serve()
+        self.serve()
         return self
 
-    def _serve(self) -> None:
+    def serve(self) -> None:
+        """Start the server of an existing cluster (after ``stop``)."""
         self._run(_bin("pg_ctl"), "-D", str(self.workdir / "data"), "-l", str(self.workdir / "log"), "-w", "-o",
                   f"-h 127.0.0.1 -p {self.port} -k {self.workdir} -c fsync=off", "start")
         wait_for_port("127.0.0.1", self.port)
@@ -53,7 +54,7 @@ class PostgresCluster:
         """Stop the server at once (every client's connection is cut) and start it again on the
         same port with the same databases; returns once it accepts connections."""
         self.stop()
-        self._serve()
+        self.serve()
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
