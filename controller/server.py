@@ -163,6 +163,7 @@ class Controller:
             lease.PgLease(lambda: store_pg.PgConnection(fleet_share.with_keepalives(config.database)))
             if config.shared else lease.SoleLease())
         self._fresh: set[str] = set()  # kiosks refreshed from the database in the open transaction
+        self._session_kept = False  # the broker kept our persistent session at the latest connect
         self.client = make_client(
             config.mqtt_client_id, config.broker, ca_file=config.ca_file, cert_file=config.cert_file,
             key_file=config.key_file, manual_ack=True,
@@ -206,6 +207,9 @@ class Controller:
             log.error("broker refused connection: %s", reason_code)
             return
         log.info("connected to broker", extra={"fields": {"session_present": flags.session_present}})
+        # The broker kept our session (and so queued what kiosks sent while we were away) only if
+        # it says so: a broker restarted without persistence, or a first start, kept nothing.
+        self._session_kept = bool(flags.session_present) and not self.config.shared
         # Before subscribing: the retained births and whatever waited in the session come after.
         self.state.listening_since = self.clock()
         client.subscribe(topics.subscriptions_for_controller(self.config.share_group if self.config.shared else ""))
@@ -227,10 +231,11 @@ class Controller:
 
     def _say_online(self) -> None:
         self.client.publish(topics.CONTROLLER_STATUS,
-                            # One controller keeps a persistent session (``start``): the broker
-                            # queued what kiosks sent while it was away. Several instances do not.
+                            # One controller keeps a persistent session (``start``): when the broker
+                            # kept it, it queued what kiosks sent while we were away. Instances of
+                            # several never say so (clean sessions).
                             topics.encode_to_kiosk(payloads.controller_online(
-                                self.clock(), self.config.instance, queued_while_away=not self.config.shared)),
+                                self.clock(), self.config.instance, queued_while_away=self._session_kept)),
                             *topics.FLAGS["controller/status"])
 
     def _peer_presence(self, msg: mqtt.MQTTMessage) -> None:

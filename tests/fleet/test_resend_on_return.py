@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import signal
 import sys
+import uuid
 
-from contract import signing
+from contract import payloads, signing, topics
 from controller import store_pg
 from foundation.backoff import Backoff
 from foundation.settings import KioskConfig, from_mapping
@@ -50,12 +51,23 @@ def _down_and_back(agent: KioskAgent, ctl: Proc, restart) -> list[str]:
     return ids
 
 
-def test_one_controller_with_a_persistent_session_gets_the_queued_events_once(broker, tmp_path, procs):
+def _says_queued(raw) -> bool:
+    """The flag of the controller's retained presence as a kiosk reads it (the contract's parser)."""
+    watcher = raw(f"watch-{uuid.uuid4().hex[:8]}")  # closed by the fixture
+    watcher.subscribe(topics.CONTROLLER_STATUS)
+    wait_until(lambda: watcher.messages, 10, "the retained presence")
+    body = topics.decode(watcher.messages[-1][1])
+    return payloads.parse_controller_status(body) and payloads.controller_queued_while_away(body)
+
+
+def test_one_controller_with_a_persistent_session_gets_the_queued_events_once(broker, tmp_path, procs, raw):
     data = tmp_path / "ctl"
     ctl = spawn_controller(broker, data, procs)
+    assert not _says_queued(raw)  # a first start: the broker kept no session for it, nothing queued
     agent = _agent(broker, tmp_path, "K-QUEUED")
     try:
         ids = _down_and_back(agent, ctl, lambda: spawn_controller(broker, data, procs))
+        assert _says_queued(raw)  # back on the session the broker kept
         assert agent.resends == 0  # nothing sent twice: the broker had queued them for the controller
     finally:
         agent.stop()
