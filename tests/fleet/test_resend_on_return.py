@@ -1,7 +1,7 @@
 """When the controller returns, does a kiosk send its unacknowledged events again at once? The
 controller's presence decides (``queued_while_away``, docs/mqtt.md; ``kiosk_ui.agent.resend_rule``).
 Real controller processes SIGKILLed and started again, the real broker, a real kiosk agent whose
-acknowledgement wait (30 s) is far longer than the test, so only the presence rule can be at work:
+acknowledgement wait (60 s) is far longer than the test, so only the presence rule can be at work:
 
 * one controller with a persistent session says the broker queued what was sent while it was away:
   the kiosk does not send again, the controller takes the queued events, each arrives once;
@@ -24,7 +24,7 @@ from tests.fleet.conftest import spawn_controller, stored_event_ids
 from tests.support.processes import Proc
 from tests.support.waiting import wait_until
 
-ACK_WAIT = 30.0  # longer than every wait below: a timed re-send cannot drain the journal here
+ACK_WAIT = 60.0  # longer than every wait below: a timed re-send cannot drain the journal here
 EVENTS = 20
 
 
@@ -39,15 +39,15 @@ def _agent(broker, tmp_path, kiosk_id: str) -> KioskAgent:
 
 def _down_and_back(agent: KioskAgent, ctl: Proc, restart) -> list[str]:
     """SIGKILL the controller, journal EVENTS events while it is away, start it again; the ids."""
-    wait_until(lambda: agent.controller_online and agent.controller_acks, 15, "the controller seen online")
+    wait_until(lambda: agent.controller_online and agent.controller_acks, 20, "the controller seen online")
     ctl.signal(signal.SIGKILL)
     ctl.proc.wait(10)
-    wait_until(lambda: not agent.controller_online, 15, "its will: offline")
+    wait_until(lambda: not agent.controller_online, 20, "its will: offline")
     ids = [agent.emit("while_away", {"n": n}) for n in range(EVENTS)]
     # Published while the controller is away (the sender thread's own map, only read here).
-    wait_until(lambda: len(agent._unacked) >= EVENTS, 10, "all sent while the controller is away")
+    wait_until(lambda: len(agent._unacked) >= EVENTS, 20, "all sent while the controller is away")
     restart()
-    wait_until(lambda: agent.journal.depth() == 0, 15, "every event acknowledged")
+    wait_until(lambda: agent.journal.depth() == 0, 30, "every event acknowledged")
     return ids
 
 

@@ -45,10 +45,10 @@ def test_an_instance_that_never_saw_the_birth_sends_the_config_the_kiosk_announc
         _controller(broker, tmp_path, postgres_url, "a", key, made)  # the only instance at the birth
         _agent(broker, tmp_path, "K-VER", public, agents)
         wait_until(lambda: _query(postgres_url, "SELECT contract FROM kiosks WHERE kiosk_id = 'K-VER'")
-                   == [(versions.CURRENT,)], 10, "the birth's contract stored by a")
+                   == [(versions.CURRENT,)], 20, "the birth's contract stored by a")
         b = _controller(broker, tmp_path, postgres_url, "b", key, made)
         version = b.config_set("fleet", {"telemetry_interval": 60}, "alice")
-        wait_until(lambda: _reported(postgres_url, "K-VER").get("version") == version, 15, "config reported")
+        wait_until(lambda: _reported(postgres_url, "K-VER").get("version") == version, 30, "config reported")
         reported = _reported(postgres_url, "K-VER")
         # time_zone goes only to kiosks whose birth said 1.3 or newer: b read that from the database.
         # This agent runs without a kiosk runtime, so it names the keys it got but cannot apply
@@ -78,7 +78,7 @@ def test_an_instance_without_the_fleet_folder_files_a_kiosk_at_its_certificates_
         b = _controller(broker, tmp_path, postgres_url, "b", key, made)
         _agent(broker, tmp_path, "K-SITE", public, agents, site="site-2")
         # The birth, not the telemetry that may overtake it (QoS 0 is not held in the broker's window).
-        wait_until(lambda: (b.kiosk("K-SITE") or {}).get("boot_id"), 10, "birth handled by b")
+        wait_until(lambda: (b.kiosk("K-SITE") or {}).get("boot_id"), 20, "birth handled by b")
         assert b.kiosk("K-SITE")["site"] == "site-1"
         assert b.stats()["site_claim_refused"] == 1
     finally:

@@ -66,11 +66,11 @@ def test_a_jobs_run_that_queues_a_command_locks_its_kiosks_in_the_global_order(p
         other.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (fleet_share.KIOSK_LOCKS, low))
         runner = threading.Thread(target=jobs)
         runner.start()
-        wait_until(lambda: _waiting_for(postgres_url, low, other.info.backend_pid), 10, "the jobs run waits for low")
+        wait_until(lambda: _waiting_for(postgres_url, low, other.info.backend_pid), 20, "the jobs run waits for low")
         # Before the fix the run held high here (its command's kiosk), and this waited for it: deadlock.
         other.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (fleet_share.KIOSK_LOCKS, high))
         other.execute("COMMIT")
-        runner.join(15)
+        runner.join(30)
         assert not runner.is_alive() and not failures, failures
         with psycopg.connect(postgres_url) as conn:
             assert conn.execute("SELECT state FROM kiosks WHERE kiosk_id = %s", (low,)).fetchone()[0] == "stale"
