@@ -126,31 +126,63 @@ def load_rules(path: str | Path = RULES_FILE) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def evaluate(rules: tuple[Rule, ...], source: str, kiosk_id: str, subject: str, data: Source,
+class RuleSet:
+    """The rules pre-filtered once: per source, and per device name as names are met, so one
+    message is compared with its own source's rules only (every telemetry message used to filter
+    the whole list and glob-match device names again)."""
+
+    MAX_SUBJECTS = 1024  # device names remembered; a kiosk inventing names must not grow this
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self.by_source = {s: tuple(r for r in rules if r.source == s) for s in SOURCES}
+        self.by_id = {r.id: r for r in rules}
+        self.timed = frozenset(r.id for r in self.by_source["event"] if r.clear_after)
+        self._devices: dict[str, tuple[Rule, ...]] = {}
+
+    def of(self, source: str, subject: str) -> tuple[Rule, ...]:
+        if source != "device":
+            return self.by_source.get(source, ())
+        mine = self._devices.get(subject)
+        if mine is None:
+            mine = tuple(r for r in self.by_source["device"] if fnmatch.fnmatchcase(subject, r.device))
+            if len(self._devices) < self.MAX_SUBJECTS:
+                self._devices[subject] = mine
+        return mine
+
+
+Rules = tuple[Rule, ...] | RuleSet
+
+
+def indexed(rules: Rules) -> RuleSet:
+    return rules if isinstance(rules, RuleSet) else RuleSet(rules)
+
+
+def evaluate(rules: Rules, source: str, kiosk_id: str, subject: str, data: Source,
              open_keys: set[AlarmKey] | dict[AlarmKey, Any]) -> list[Change]:
     """Changes for one kiosk/device/telemetry source whose parsed current values are ``data``."""
+    mine = indexed(rules).of(source, subject)
+    if not mine:
+        return []
+    raised = [(kiosk_id, r.id, subject) in open_keys for r in mine]
+    on = [r.matches(data, up) for r, up in zip(mine, raised, strict=True)]
+    specific = any(o for r, o in zip(mine, on, strict=True) if not r.fallback)
     out = []
-    mine = [r for r in rules if r.source == source and (source != "device" or fnmatch.fnmatchcase(subject, r.device))]
-    on = {r.id: r.matches(data, (kiosk_id, r.id, subject) in open_keys) for r in mine}
-    specific = any(on[r.id] for r in mine if not r.fallback)
-    for rule in mine:
-        key = (kiosk_id, rule.id, subject)
-        raised = key in open_keys
-        now_on = on[rule.id] and not (rule.fallback and specific)
-        if now_on != raised:
+    for rule, was, hit in zip(mine, raised, on, strict=True):
+        now_on = hit and not (rule.fallback and specific)
+        if now_on != was:
             params = rule.parameters(data, subject)
-            out.append(Change("raise" if now_on else "clear", key, rule.severity, rule.describe(params), params))
+            out.append(Change("raise" if now_on else "clear", (kiosk_id, rule.id, subject), rule.severity,
+                              rule.describe(params), params))
     return out
 
 
-def evaluate_event(rules: tuple[Rule, ...], kiosk_id: str, event: Source,
+def evaluate_event(rules: Rules, kiosk_id: str, event: Source,
                    open_keys: set[AlarmKey] | dict[AlarmKey, Any]) -> list[Change]:
     out = []
     etype = event.get("type")
     subject = str(event.get("device") or "")[:64]
-    for rule in rules:
-        if rule.source != "event":
-            continue
+    for rule in indexed(rules).by_source["event"]:
         key = (kiosk_id, rule.id, subject)
         if rule.event == etype and key not in open_keys:
             params = rule.parameters(event, subject)
@@ -161,12 +193,15 @@ def evaluate_event(rules: tuple[Rule, ...], kiosk_id: str, event: Source,
     return out
 
 
-def expired(rules: tuple[Rule, ...], open_alarms: dict[AlarmKey, dict[str, Any]], now: float) -> list[Change]:
+def expired(rules: Rules, open_alarms: dict[AlarmKey, dict[str, Any]], now: float) -> list[Change]:
     """Event alarms whose ``clear_after`` has passed."""
-    by_id = {r.id: r for r in rules}
+    index = indexed(rules)
+    if not index.timed:
+        return []
     out = []
     for key, alarm in open_alarms.items():
-        rule = by_id.get(key[1])
-        if rule and rule.source == "event" and rule.clear_after and now - alarm["raised_at"] >= rule.clear_after:
-            out.append(Change("clear", key, rule.severity, alarm.get("message", "")))
+        if key[1] in index.timed:
+            rule = index.by_id[key[1]]
+            if now - alarm["raised_at"] >= rule.clear_after:
+                out.append(Change("clear", key, rule.severity, alarm.get("message", "")))
     return out

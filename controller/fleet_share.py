@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from controller import handlers, lease, store, store_reads
+from controller.stale_watch import StaleWatch
 
 KIOSK_LOCKS = 16019  # class id of pg_advisory_xact_lock(int, int): one lock per kiosk (hashtext of its id)
 KEEPALIVES = "keepalives=1&keepalives_idle=5&keepalives_interval=2&keepalives_count=2"
@@ -54,6 +55,7 @@ def begin(st: handlers.FleetState) -> set[str]:
     """Start a transaction's working set: forget every kiosk, alarm and command held so far (any of
     it may be stale now). Returns the set :func:`refresh_kiosks` records the refreshed kiosks in."""
     st.kiosks, st.open_alarms, st.commands = {}, {}, {}
+    st.stale_watch = StaleWatch()  # the kiosks read in this transaction are watched as they come
     st.dirty.clear()
     return set()
 
@@ -70,7 +72,7 @@ def refresh_kiosks(st: handlers.FleetState, conn: Any, kiosk_ids: Iterable[str],
         st.layers = store_reads.layers(conn)
     fresh.update(ids)
     lock_kiosks(conn, ids)
-    st.kiosks.update(_records(conn, "SELECT * FROM kiosks WHERE kiosk_id = ANY(?::text[])", (ids,)))
+    handlers.adopt(st, _records(conn, "SELECT * FROM kiosks WHERE kiosk_id = ANY(?::text[])", (ids,)).values())
     st.open_alarms.update(_alarms(conn, "kiosk_id = ANY(?::text[]) AND", (ids,)))
     st.commands.update(_commands(conn, "kiosk_id = ANY(?::text[]) AND", (ids,), sign))
 

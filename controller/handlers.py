@@ -11,6 +11,7 @@ through the store's methods in one transaction and persists the kiosks marked di
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from contract.topics import Parsed
 from controller import alarms, config_layers, fleet_clock
 from controller import effects as fx
 from controller.commands import OPEN, RESULT_TO_STATUS
+from controller.stale_watch import StaleWatch
 from foundation.errors import ProtocolError
 
 
@@ -64,6 +66,37 @@ class FleetState:
     # does not): a kiosk's silence counts only from then, since the controller could not hear it
     # before. A kiosk that went away meanwhile is offline by its will, which waits at the broker.
     listening_since: float | None = 0.0
+    # The online kiosks the liveness sweep must look at, by when each may go stale (``tick``).
+    # Records put into ``kiosks`` from outside the handlers go through :func:`adopt`.
+    stale_watch: StaleWatch = field(default_factory=StaleWatch)
+
+    # ``rules`` pre-filtered per source, rebuilt when ``rules`` is replaced (see ``_rules``).
+    rule_set: alarms.RuleSet = field(default_factory=lambda: alarms.RuleSet(()), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        adopt(self, self.kiosks.values())
+
+
+def _rules(state: FleetState) -> alarms.RuleSet:
+    if state.rule_set.rules is not state.rules:
+        state.rule_set = alarms.RuleSet(state.rules)
+    return state.rule_set
+
+
+def adopt(state: FleetState, records: Iterable[dict[str, Any]]) -> None:
+    """Put kiosk records read from the store into ``state`` (replacing what it held of them), so
+    the liveness sweep watches the online ones."""
+    for rec in records:
+        state.kiosks[rec["kiosk_id"]] = rec
+        if rec["state"] == "online":
+            state.stale_watch.watch(rec["kiosk_id"], rec["last_seen"])
+
+
+def _heard(state: FleetState, rec: dict[str, Any], now: float) -> None:
+    if now < rec["last_seen"]:
+        # The clock stepped back: the pending check would come late by the step.
+        state.stale_watch.watch(rec["kiosk_id"], now)
+    rec["last_seen"] = now
 
 
 def _record(state: FleetState, kiosk_id: str, now: float) -> dict[str, Any]:
@@ -89,9 +122,11 @@ def _set_state(state: FleetState, rec: dict[str, Any], new: str, reason: str, no
     changed = rec["state"] != new
     if changed:
         rec["state_since"] = now
+    if new == "online":
+        state.stale_watch.watch(rec["kiosk_id"], rec["last_seen"])
     rec["state"] = new
     rec["reason"] = reason
-    _alarm_changes(state, alarms.evaluate(state.rules, "kiosk", rec["kiosk_id"], "", rec, state.open_alarms), now)
+    _alarm_changes(state, alarms.evaluate(_rules(state), "kiosk", rec["kiosk_id"], "", rec, state.open_alarms), now)
 
 
 def desired_message(state: FleetState, kiosk_id: str) -> Outgoing | None:
@@ -149,7 +184,7 @@ def _status(state: FleetState, rec: dict[str, Any], st: KioskStatus, kiosk_id: s
         if st.site is not None:
             rec["site"] = st.site
         rec["versions"] = dict(st.versions)
-        rec["last_seen"] = now
+        _heard(state, rec, now)
         _set_state(state, rec, "online", "", now)
         desired = desired_message(state, kiosk_id)
         # Sent again when the kiosk moved, missed a version, or now speaks a contract that knows
@@ -179,7 +214,8 @@ def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list
     if isinstance(model, KioskStatus):
         out = _status(state, rec, model, msg.kiosk_id, now, msg.version)
     elif isinstance(model, Telemetry):
-        rec["last_seen"] = rec["last_telemetry"] = now
+        _heard(state, rec, now)
+        rec["last_telemetry"] = now
         # A 1.2 delta carries only what changed: alarms and the console read the merged whole.
         model = merge_telemetry(rec["telemetry"], model)
         rec["telemetry"] = model.to_dict()
@@ -187,7 +223,7 @@ def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list
             _set_state(state, rec, "online", "", now)
         else:
             reading_only = known
-        _alarm_changes(state, alarms.evaluate(state.rules, "telemetry", msg.kiosk_id, "", model,
+        _alarm_changes(state, alarms.evaluate(_rules(state), "telemetry", msg.kiosk_id, "", model,
                                               state.open_alarms), now)
         bucket = math.floor(now / state.history_interval) * state.history_interval
         if state.history_bucket.get(msg.kiosk_id) != bucket:
@@ -198,11 +234,11 @@ def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list
         dev = model.to_dict()
         rec["devices"] = {**rec["devices"], name: dev}
         state.effects.append(fx.DeviceReported(msg.kiosk_id, name, dev, now))
-        _alarm_changes(state, alarms.evaluate(state.rules, "device", msg.kiosk_id, name, model, state.open_alarms),
+        _alarm_changes(state, alarms.evaluate(_rules(state), "device", msg.kiosk_id, name, model, state.open_alarms),
                        now)
     elif isinstance(model, Event):
         state.effects.append(fx.EventReceived(msg.kiosk_id, model, now, msg.text))
-        _alarm_changes(state, alarms.evaluate_event(state.rules, msg.kiosk_id, model, state.open_alarms), now)
+        _alarm_changes(state, alarms.evaluate_event(_rules(state), msg.kiosk_id, model, state.open_alarms), now)
     elif isinstance(model, ConfigReported):
         rec["reported"] = model.to_dict()
     elif isinstance(model, CommandResult):
@@ -232,13 +268,19 @@ def queue_command(state: FleetState, cmd: dict[str, Any], now: float) -> tuple[F
 def tick(state: FleetState, now: float) -> tuple[FleetState, list[Outgoing]]:
     """Stale kiosks, expired and timed-out commands, event alarms past their ``clear_after``."""
     limit = state.telemetry_period * state.stale_after_periods
-    for kiosk_id, rec in state.kiosks.items():
-        if state.listening_since is None:
-            break  # not hearing the broker: no kiosk's silence can be told from ours
-        heard = max(rec["last_seen"], state.listening_since)
-        if rec["state"] == "online" and now - heard > limit:
+    # Not hearing the broker (listening_since None): no kiosk's silence can be told from ours.
+    # Otherwise only the kiosks whose watched time is old enough (controller.stale_watch).
+    since = state.listening_since
+    for kiosk_id in state.stale_watch.due(now, limit) if since is not None else ():
+        rec = state.kiosks.get(kiosk_id)
+        if rec is None or rec["state"] != "online":
+            continue  # watched again when it comes online
+        heard = max(rec["last_seen"], since)
+        if now - heard > limit:
             _set_state(state, rec, "stale", f"no telemetry for {now - rec['last_seen']:.0f} s", now)
             state.dirty.add(kiosk_id)
+        else:
+            state.stale_watch.watch(kiosk_id, heard)
     for cmd in list(state.commands.values()):
         if cmd["status"] == "queued" and now >= cmd["expires_at"]:
             kiosk = state.kiosks.get(cmd["kiosk_id"], {}).get("state", "unknown")
@@ -250,5 +292,5 @@ def tick(state: FleetState, now: float) -> tuple[FleetState, list[Outgoing]]:
             continue
         state.effects.append(update)
         del state.commands[cmd["id"]]
-    _alarm_changes(state, alarms.expired(state.rules, state.open_alarms, now), now)
+    _alarm_changes(state, alarms.expired(_rules(state), state.open_alarms, now), now)
     return state, []

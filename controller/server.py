@@ -192,8 +192,7 @@ class Controller:
 
     def _load(self) -> None:
         st = self.state
-        for rec in self.store.load_kiosks():
-            st.kiosks[rec["kiosk_id"]] = rec
+        handlers.adopt(st, self.store.load_kiosks())
         for a in self.store.open_alarms():
             st.open_alarms[(a["kiosk_id"], a["rule"], a["subject"])] = a
         st.layers = store_reads.layers(self.store.conn)
@@ -582,7 +581,7 @@ class Controller:
         if stored is None:
             self.state.kiosks.pop(kiosk_id, None)
         else:
-            self.state.kiosks[kiosk_id] = stored
+            handlers.adopt(self.state, [stored])
 
     def _run(self) -> None:
         due = (0.0, 0.0, 0.0)  # when the operator actions, the tick and the pruning are next due
