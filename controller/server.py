@@ -721,18 +721,19 @@ class Controller:
         second, not one per message. The first message after a quiet spell is handled at once."""
         if not batch:
             return
-        deadline = time.monotonic() + (GATHER if wait else 0.0)
+        self._drain(batch)
+        if wait and len(batch) < BATCH:
+            # One wait for the whole window, then take what came: blocking on the queue instead
+            # woke this thread (and handed it the interpreter lock) once per message.
+            self._stop.wait(GATHER)
+            self._drain(batch)
+
+    def _drain(self, batch: list[Any]) -> None:
         while len(batch) < BATCH:
             try:
                 batch.append(self.inbox.get_nowait())
             except queue.Empty:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                try:
-                    batch.append(self.inbox.get(timeout=left))
-                except queue.Empty:
-                    return
+                return
 
     def _ack_events(self, now: float, *, flush: bool = False) -> None:
         """Tell each kiosk which of its events are committed (new or duplicate): only now may its
