@@ -19,6 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from contract.mqtt_properties import share_property_tables
+from contract.mqtt_reads import ReceivingClient
 from foundation.backoff import Backoff
 from foundation.errors import BrokerUnavailable
 from foundation.settings import BrokerURL
@@ -34,11 +35,14 @@ def make_client(
     cert_file: str = "",
     key_file: str = "",
     manual_ack: bool = False,
+    many_messages: bool = False,
 ) -> mqtt.Client:
     """A paho v2 MQTTv5 client; with ``manual_ack`` the caller acknowledges each QoS 1 message
-    itself (``client.ack(mid, qos)``) once it is stored, so a crash before storing means redelivery."""
+    itself (``client.ack(mid, qos)``) once it is stored, so a crash before storing means redelivery.
+    ``many_messages`` (a client that receives a fleet's messages): buffered reads
+    (:mod:`contract.mqtt_reads`)."""
     share_property_tables()  # paho's per-packet property tables, built once (contract.mqtt_properties)
-    client = mqtt.Client(
+    client = (ReceivingClient if many_messages else mqtt.Client)(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5,

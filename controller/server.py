@@ -166,7 +166,7 @@ class Controller:
         self._session_kept = False  # the broker kept our persistent session at the latest connect
         self.client = make_client(
             config.mqtt_client_id, config.broker, ca_file=config.ca_file, cert_file=config.cert_file,
-            key_file=config.key_file, manual_ack=True,
+            key_file=config.key_file, manual_ack=True, many_messages=True,
         )
         self.client.will_set(topics.CONTROLLER_STATUS, topics.encode_to_kiosk(payloads.controller_offline("lwt")),
                              *topics.FLAGS["controller/status"])
