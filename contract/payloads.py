@@ -196,6 +196,8 @@ class Telemetry:
 
 
 _TELEMETRY_FIELDS = ("ts", *TELEMETRY_NUMBERS, "devices", "mode")
+_ALL_FIELDS = frozenset(_TELEMETRY_FIELDS)
+_NUMBER_FIELDS = ("ts", *TELEMETRY_NUMBERS)
 
 
 def telemetry(kiosk_id: str, *, ts: float, uptime: float, cpu: float | None, memory: float | None,
@@ -227,23 +229,24 @@ def merge_telemetry(base: Telemetry | dict[str, Any] | None, update: Telemetry) 
     only what it carries (a delta with no base leaves the rest unknown until the next snapshot)."""
     if not update.delta:
         return update
-    held = base.to_dict() if isinstance(base, Telemetry) else dict(base or {})
+    held = base.to_dict() if isinstance(base, Telemetry) else base or {}  # only read: no copy
     values = {k: held.get(k) for k in _TELEMETRY_FIELDS}
-    values["devices"] = dict(values["devices"] or {})
-    values["mode"] = values["mode"] or ""
-    uptime, since = values.get("uptime"), values.get("ts")
+    uptime, since = values["uptime"], values["ts"]
     for key in update.present:
         values[key] = getattr(update, key)
     if uptime is not None and since is not None and update.ts is not None and update.ts >= since:
         values["uptime"] = uptime + (update.ts - since)
-    nums = {k: _num(values.get(k)) for k in ("ts", *TELEMETRY_NUMBERS)}
-    return Telemetry(**nums, devices={str(k): str(v) for k, v in values["devices"].items()},
-                     mode=str(values["mode"]), delta=False, present=frozenset(_TELEMETRY_FIELDS))
+    nums = {k: _num(values[k]) for k in _NUMBER_FIELDS}
+    return Telemetry(**nums, devices={str(k): str(v) for k, v in (values["devices"] or {}).items()},
+                     mode=str(values["mode"] or ""), delta=False, present=_ALL_FIELDS)
 
 
 def parse_telemetry(body: dict[str, Any]) -> Telemetry:
+    nums = {}
     for key in TELEMETRY_NUMBERS:
-        if body.get(key) is not None and _num(body.get(key)) is None:
+        value = body.get(key)
+        nums[key] = _num(value)
+        if nums[key] is None and value is not None:
             raise RemoteProtocolError(f"telemetry {key} must be a number or null")
     delta = body.get("delta", False)
     if not isinstance(delta, bool):
@@ -251,8 +254,8 @@ def parse_telemetry(body: dict[str, Any]) -> Telemetry:
     devices = body.get("devices")
     if delta and devices is not None and not isinstance(devices, dict):
         raise RemoteProtocolError("telemetry devices must be an object")
-    present = frozenset(k for k in _TELEMETRY_FIELDS if k in body) if delta else frozenset(_TELEMETRY_FIELDS)
-    return Telemetry(ts=_num(body.get("ts")), **{k: _num(body.get(k)) for k in TELEMETRY_NUMBERS},
+    present = frozenset(k for k in _TELEMETRY_FIELDS if k in body) if delta else _ALL_FIELDS
+    return Telemetry(ts=_num(body.get("ts")), **nums,
                      devices={str(k)[:64]: str(v)[:16] for k, v in list(devices.items())[:32]}
                      if isinstance(devices, dict) else {},
                      mode=str(body.get("mode", ""))[:32], delta=delta, present=present)
