@@ -717,8 +717,9 @@ class Controller:
 
     def _gather(self, batch: list[Any], *, wait: bool) -> None:
         """Fill ``batch`` from the inbox, up to ``BATCH``; with ``wait`` (a steady trickle such as
-        telemetry) for up to ``GATHER`` after its first item, so that costs a few transactions a
-        second, not one per message. The first message after a quiet spell is handled at once."""
+        telemetry) also what arrives within ``GATHER`` after its first item, so that costs a few
+        transactions a second, not one per message. The first message after a quiet spell is
+        handled at once."""
         if not batch:
             return
         self._drain(batch)
