@@ -74,7 +74,7 @@ class FleetState:
     rule_set: alarms.RuleSet = field(default_factory=lambda: alarms.RuleSet(()), repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        adopt(self, self.kiosks.values())
+        adopt(self, list(self.kiosks.values()))
 
 
 def _rules(state: FleetState) -> alarms.RuleSet:
