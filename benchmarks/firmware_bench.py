@@ -14,7 +14,8 @@
    allocated while the board handles it, garbage included: this port cannot collect inside a
    call); the heap at rest between commands. The same file to ``sets/<version>/`` (a staged
    update), and a whole staged update as ``stage_over_link`` sends it (every file, the set list
-   ``set.txt``, the pointer ``fwset.json`` whose commit hashes the whole set and switches).
+   ``set.txt``, one ``file_check`` per file, the pointer ``fwset.json`` whose commit switches; and
+   as a host before 1.5.1 sends it, without file_check, so the switch hashes the whole set).
    Budget: the same 32 KB.
 3. Bundle: ``firmware.build`` output (mpy-cross .mpy + main.py). Budget: at most 64 KB.
 4. Round trip: the supervisor driver sends a request to ``python -m hardware_sim supervisor``
@@ -356,11 +357,13 @@ def transfer_frames(name: str, data: bytes, legacy: bool = False) -> tuple[bytes
     return bytes(frames.wire), frames.index, frames.kinds
 
 
-def staged_update_frames(files: dict[str, bytes], version: str) -> tuple[bytes, list[list[int]], list[str]]:
+def staged_update_frames(files: dict[str, bytes], version: str,
+                         checks: bool = True) -> tuple[bytes, list[list[int]], list[str]]:
     """The frames device_drivers.supervisor_flash.stage_over_link sends to a board that has none
     of the set yet: per file (in the manifest's order) file_info, then file_open, file_data
-    chunks, file_commit to ``sets/<version>/``; then the set list ``set.txt`` and the pointer
-    ``fwset.json``, whose commit makes the board hash the whole set and switch. As
+    chunks, file_commit to ``sets/<version>/``; then the set list ``set.txt``, one file_check
+    per entry (firmware 1.5.1; ``checks=False``: a host before it sends none, and the switch
+    hashes the whole set) and the pointer ``fwset.json``, whose commit switches. As
     transfer_frames; the sequence numbers wrap at 255 as the host's do."""
     import json as _json
 
@@ -372,6 +375,9 @@ def staged_update_frames(files: dict[str, bytes], version: str) -> tuple[bytes, 
         frames.put_file(remote, files[path], False)
     listing = "".join(f"{hashlib.sha256(files[p]).hexdigest()} {len(files[p])} {p}\n" for p in sorted(files))
     frames.put_file(f"{set_dir}/set.txt", listing.encode(), False)
+    if checks:
+        for _path in files:
+            frames.add(L.FILE_CHECK, {"set": set_dir}, -1, "file_check")
     frames.put_file("fwset.json", _json.dumps({"active": set_dir}).encode(), False, "file_commit fwset.json")
     return bytes(frames.wire), frames.index, frames.kinds
 
@@ -418,14 +424,15 @@ def transfer_heap(prefix: str = "", legacy: bool = False) -> dict:
     return {"file": name, "size": len(data), **out}
 
 
-def staged_update_heap() -> dict:
+def staged_update_heap(checks: bool = True) -> dict:
     """Peak heap (upper bound, as transfer_heap) through a whole staged update of the bundle as
-    stage_over_link sends it: every file to ``sets/<version>/``, the set list, and the pointer
-    whose commit checks every file of the set and switches."""
+    stage_over_link sends it: every file to ``sets/<version>/``, the set list, one file_check
+    per file, and the pointer whose commit switches (``checks=False``: as a host before 1.5.1
+    sends it, no file_check, so the switch hashes every file of the set)."""
     with tempfile.TemporaryDirectory() as tmp:
         manifest = build.build(tmp)
         files = {name: (Path(tmp) / name).read_bytes() for name in manifest["files"]}
-    out = _transfer_peaks(*staged_update_frames(files, manifest["version"]))
+    out = _transfer_peaks(*staged_update_frames(files, manifest["version"], checks))
     return {"files": len(files), "size": sum(len(d) for d in files.values()), **out}
 
 
@@ -549,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {"heap": heap_budget(args.frames), "transfer_heap": transfer_heap(),
                "transfer_heap_staged": transfer_heap(prefix=f"sets/{build.VERSION}/"),
                "staged_update_heap": staged_update_heap(),
+               "staged_update_heap_old_host": staged_update_heap(checks=False),
                "transfer_heap_old_host": transfer_heap(legacy=True), "bundle": bundle_budget(),
                "round_trip": round_trip(args.rounds), "flash_link": flash_link()}
     if args.json:
@@ -570,9 +578,12 @@ def main(argv: list[str] | None = None) -> int:
           f"at rest at most {t['at_rest_max']} B; "
           + ", ".join(f"{k} {v['peak']} / {v['allocated']} B" for k, v in t["per_command"].items()))
     u = figures["staged_update_heap"]
-    print(f"  a whole staged update ({u['files']} files, {u['size']} B, {u['frames']} commands, then set.txt and the "
-          f"pointer): peak at most {u['peak']} B in a {u['peak_command']}; "
+    print(f"  a whole staged update ({u['files']} files, {u['size']} B, {u['frames']} commands: the files, set.txt, a "
+          f"file_check per file, the pointer): peak at most {u['peak']} B in a {u['peak_command']}; "
           + ", ".join(f"{k} {v['peak']} / {v['allocated']} B" for k, v in u["per_command"].items()))
+    u = figures["staged_update_heap_old_host"]
+    print(f"  the same staged update from a host before 1.5.1 (no file_check: the switch hashes the set): peak at "
+          f"most {u['peak']} B in a {u['peak_command']}")
     o = figures["transfer_heap_old_host"]
     print(f"  the same file from a host before 1.4.0 (base64 file_write): peak at most {o['peak']} B in a "
           f"{o['peak_command']}; at rest at most {o['at_rest_max']} B; "

@@ -289,6 +289,23 @@ class SupervisorDriver:
         self._request(L.FILE_WRITE, {"path": remote, "off": off, "data": base64.b64encode(chunk).decode()},
                       "file_write", None)
 
+    def check_set_entry(self, set_dir: str, timeout: float | None = None) -> int | None:
+        """file_check (firmware 1.5.1): the board checks the next entry of ``set_dir``'s set.txt
+        against the file it has (size and SHA-256 from flash) and records it; returns how many
+        entries have passed, or None for a board before 1.5.1 (``unknown_type``), whose set
+        switch hashes the whole set itself. Raises SupervisorRefused (``hash``: that file is
+        missing or differs; ``no_upload``: no or malformed set.txt) or DeviceTimeout."""
+        try:
+            reply = self._request(L.FILE_CHECK, {"set": set_dir}, "file_check", timeout)
+        except SupervisorRefused as exc:
+            if exc.reason != "unknown_type":
+                raise
+            return None
+        checked = reply.get("checked")
+        if not isinstance(checked, int) or isinstance(checked, bool) or checked < 0:
+            raise RemoteProtocolError(f"supervisor file_check reply is malformed: {reply!r}")
+        return checked
+
     def reset_board(self, timeout: float | None = None) -> None:
         """Restart the board (it replies first); it comes back with a ``boot`` event (reset "soft")."""
         self._request(L.RESET, None, "reset", timeout)

@@ -266,9 +266,10 @@ def stage_over_link(drv, bundle: Path, manifest, *, progress: Callable[[str], No
 
     ``manifest`` is the contract.release.Manifest the caller verified (signature, version,
     component). The files go to ``sets/<version>/`` beside the running set, with ``set.txt``
-    listing each file's SHA-256 and size; committing ``fwset.json`` makes the board hash the
-    whole set against that list and switch with one rename, then the board is reset into it
-    (firmware/bootsel.py). The board keeps supervising the Pi all along: the link's file
+    listing each file's SHA-256 and size; then one ``file_check`` per file makes the board hash
+    that file against the list and record it (firmware 1.5.1, core/setcheck.py), and committing
+    ``fwset.json`` switches with one rename once every entry passed (a board before 1.5.1 hashes
+    the whole set in that commit instead), then the board is reset into it (firmware/bootsel.py). The board keeps supervising the Pi all along: the link's file
     commands run inside its main loop. Files already staged intact are not sent again.
     ``objects`` is where the files are by SHA-256 (default: the bundle's ``objects/``).
     """
@@ -298,6 +299,8 @@ def stage_over_link(drv, bundle: Path, manifest, *, progress: Callable[[str], No
             step = "staging the set list"
             (Path(tmp) / "set.txt").write_bytes(listing)
             drv.put_file(Path(tmp) / "set.txt", f"{set_dir}/set.txt")
+            step = "checking the staged set"
+            _check_set(drv, set_dir, len(manifest.files), progress)
             step = "switching to the new set"
             progress(step)
             (Path(tmp) / "fwset.json").write_text(json.dumps({"active": set_dir}))
@@ -313,6 +316,24 @@ def stage_over_link(drv, bundle: Path, manifest, *, progress: Callable[[str], No
         raise ProvisioningError(f"{step}: {exc}; the running firmware is unchanged, run the update again "
                                 "(files staged intact are skipped)") from None
     return report
+
+
+def _check_set(drv, set_dir: str, entries: int, progress: Callable[[str], None]) -> None:
+    """One file_check per entry of the staged set (each command hashes one file, within the
+    board's heap budget); a board before 1.5.1 answers unknown_type and checks at the switch.
+    Entries the board recorded before (a run cut short) are not checked again."""
+    from foundation.errors import RemoteProtocolError
+
+    checked = 0
+    for _ in range(entries):
+        checked = drv.check_set_entry(set_dir)
+        if checked is None:
+            return
+        progress(f"checked {checked} of {entries} staged files")
+        if checked >= entries:
+            break
+    if checked != entries:
+        raise RemoteProtocolError(f"the board checked {checked} entries of {set_dir}/set.txt, expected {entries}")
 
 
 def link_supported(url: str, timeout: float = 2.0) -> bool:

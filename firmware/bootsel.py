@@ -111,10 +111,21 @@ def confirm(fs) -> bool:
     return True
 
 
-def switch(fs, part: str, size: int, check_path, sha256_of) -> None:
-    """The host asks to boot a staged set (``part`` holds {"active": "sets/<version>"}): check
-    every file of the set against its set.txt, then write the pointer (one rename). Raises
-    CommandError: bad_args, no_upload (set list missing), hash (a file missing or different)."""
+def switch(fs, part: str, size: int, checked) -> None:
+    """The host asks to boot a staged set (``part`` holds {"active": "sets/<version>"}): every
+    file of the set must match its set.txt, then the pointer is written (one rename).
+    ``checked`` is core/setcheck.py's record: when file_check passed every entry of the set
+    since its files last changed, nothing is hashed here; otherwise (a host before 1.5.1 sends
+    no file_check) the whole set is, in this one command (over the heap budget:
+    docs/benchmarks.md). Raises CommandError: bad_args, no_upload (set list missing), hash (a
+    file missing or different). Leaves the heap again on the board (it is loaded for this)."""
+    try:
+        _switch(fs, part, size, checked)
+    finally:
+        _leave()
+
+
+def _switch(fs, part: str, size: int, checked) -> None:
     from firmware.core.relays import CommandError
 
     try:
@@ -126,17 +137,35 @@ def switch(fs, part: str, size: int, check_path, sha256_of) -> None:
     if not isinstance(active, str) or not (active == "" or active.startswith("sets/")):
         raise CommandError("bad_args")
     if active:
-        check_path(active + "/" + SET_LIST)
-        listed = entries(fs, active)
-        if listed is None:
-            raise CommandError("no_upload")
-        for sha, n, rel in listed:
-            path = check_path(active + "/" + rel)
-            if fs.size(path) != n or sha256_of(fs, path) != sha:
-                raise CommandError("hash")
+        from firmware.core.paths import check_path
+
+        listing = check_path(active + "/" + SET_LIST)
+        if checked is None or checked[0] != active or checked[1] != fs.size(listing):
+            from firmware.core.fileinfo import sha256_of
+
+            listed = entries(fs, active)
+            if listed is None:
+                raise CommandError("no_upload")
+            for sha, n, rel in listed:
+                path = check_path(active + "/" + rel)
+                if fs.size(path) != n or sha256_of(fs, path) != sha:
+                    raise CommandError("hash")
     rec = load(fs)
     good = "" if rec is None else (rec["active"] if rec["active"] == rec["good"] else rec["good"])
     save(fs, {"active": active, "good": good, "tries": 0})
+
+
+def _leave() -> None:
+    """Take the switch's code (this module, the path rules, the hashing) out of the board's heap."""
+    import sys
+
+    from firmware.core import forget
+
+    forget("paths")
+    forget("fileinfo")
+    if sys.implementation.name == "micropython":
+        sys.modules.pop("firmware.bootsel", None)
+        sys.modules["firmware"].__dict__.pop("bootsel", None)
 
 
 def confirm_staged(sup) -> None:

@@ -59,6 +59,10 @@ RESET = 0x0B
 # answers file_open with unknown_type, and the host falls back to file_write.
 FILE_OPEN = 0x0C
 FILE_DATA = 0x0D
+# file_check {"set": "sets/<version>"} (firmware 1.5.1): the board checks the next entry of the
+# staged set's set.txt and answers {"checked": entries so far} (firmware/core/setcheck.py). A
+# board before 1.5.1 answers unknown_type, and the switch then hashes the whole set itself.
+FILE_CHECK = 0x0E
 EVENT = 0x40
 REPLY = 0x80
 # FrameDecoder/Link ``view`` for every type: the board parses each command before its next read.

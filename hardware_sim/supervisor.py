@@ -24,7 +24,8 @@ core of this source tree: the files flashed are stored and verified, not execute
 ``--protocol 1`` (``SupervisorSim(protocol=1)``) simulates a board still on firmware 1.1.0 as
 the host sees it: link protocol 1 only (protocol 2 frames are dropped as ``version`` faults),
 ``fw`` "1.1.0" in ``hello`` and the boot event, the same commands but no binary file transfer
-(``file_open``/``file_data`` are ``unknown_type``, as on every board before 1.4.0). Once its flash has changed
+(``file_open``/``file_data`` are ``unknown_type``, as on every board before 1.4.0, and so is
+``file_check``, as before 1.5.1). Once its flash has changed
 (a flash-firmware run) it boots the current firmware, protocol 2, at the next reset or reboot.
 """
 
@@ -80,8 +81,8 @@ class LegacyBoard(Supervisor):
         return reply
 
     def _command(self, mtype: int, body, now: int):
-        if mtype in (L.FILE_OPEN, L.FILE_DATA):
-            raise CommandError("unknown_type")  # binary file transfer came with 1.4.0
+        if mtype in (L.FILE_OPEN, L.FILE_DATA, L.FILE_CHECK):
+            raise CommandError("unknown_type")  # binary file transfer came with 1.4.0, file_check with 1.5.1
         return super()._command(mtype, body, now)
 
 

@@ -38,6 +38,7 @@ MODULES = (("firmware.core", "files", "firmware.core.files"),
            ("firmware.core", "fileinfo", "firmware.core.fileinfo"),
            ("firmware.core", "fileopen", "firmware.core.fileopen"),
            ("firmware.core", "paths", "firmware.core.paths"),
+           ("firmware.core", "setcheck", "firmware.core.setcheck"),
            ("firmware.core", "upload", "firmware.core.upload"))
 
 
@@ -46,6 +47,7 @@ def command(sup, mtype: int, body):
     of it never come here), then drop the file-transfer code from the heap again."""
     ft = FileTransfer(sup.hal.files)
     ft.upload = sup.upload  # an Upload: the supervisor makes one of an opened file's name first
+    ft.checked = sup.checked  # the staged set's entries file_check passed (core/setcheck.py)
     try:
         if mtype == L.FILE_INFO:
             return ft.info(body)
@@ -55,9 +57,12 @@ def command(sup, mtype: int, body):
             return ft.write(body)
         if mtype == L.FILE_COMMIT:
             return ft.commit(body)
+        if mtype == L.FILE_CHECK:
+            return ft.check(body)
         return ft.data(body)
     finally:
         sup.upload = ft.upload
+        sup.checked = ft.checked
         drop(ft.upload is not None)
 
 
@@ -85,6 +90,7 @@ class FileTransfer:
     def __init__(self, fs) -> None:
         self.fs = fs
         self.upload = None
+        self.checked = None  # core/setcheck.py's record: cleared by every commit
 
     def info(self, body: dict) -> dict:
         return info(self.fs, body)
@@ -123,6 +129,12 @@ class FileTransfer:
         except OSError:
             raise CommandError("io")
 
+    def check(self, body: dict) -> dict:
+        """file_check: the next entry of a staged set's set.txt (core/setcheck.py)."""
+        from firmware.core.setcheck import check
+
+        return {"checked": check(self.fs, self, body)}
+
     def commit(self, body: dict) -> dict:
         path = check_path(body.get("path"))
         want = body.get("sha256")
@@ -130,6 +142,8 @@ class FileTransfer:
             raise CommandError("bad_args")
         up = self.upload
         self.upload = None
+        checked = self.checked
+        self.checked = None  # a file of the set may change: its checks are void
         part = path + PART
         try:
             if up is not None and up.part == part and not up.off:
@@ -149,7 +163,7 @@ class FileTransfer:
                 # Loaded only here: its code stays out of the heap during the file transfers.
                 from firmware.bootsel import switch
 
-                switch(self.fs, part, size, check_path, sha256_of)
+                switch(self.fs, part, size, checked)
                 return {"size": size, "sha256": got}
             self.fs.rename(part, path)
         except OSError:

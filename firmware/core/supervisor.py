@@ -54,6 +54,7 @@ class Supervisor:
     # open: its bytecode would otherwise sit in the heap of every board all the time. Between
     # file_open and the first chunk, the part file's name (core/paths.py).
     upload = None
+    checked = None  # a staged set's entries file_check passed (core/setcheck.py); None after any commit
     files_at = 0
     # A staged firmware set on trial becomes the good one once this boot ran stably.
     set_confirmed = False
@@ -129,7 +130,7 @@ class Supervisor:
         if mtype == L.HEARTBEAT:
             self.watchdog.heartbeat(now)
             return {"state": self.watchdog.state, "hold_s": self.watchdog.hold_left_s(now)}
-        if L.FILE_INFO <= mtype <= L.FILE_DATA and mtype != L.RESET:
+        if L.FILE_INFO <= mtype <= L.FILE_CHECK and mtype != L.RESET:
             self.files_at = now
             up = self.upload
             if isinstance(up, str) and (mtype == L.FILE_DATA or mtype == L.FILE_COMMIT):
@@ -148,6 +149,8 @@ class Supervisor:
                 from firmware.core.fileinfo import command  # the path rules and the hashing alone
             elif mtype == L.FILE_WRITE:
                 from firmware.core.files_b64 import command  # an old host's chunk, into the Upload
+            elif mtype == L.FILE_CHECK:
+                from firmware.core.setcheck import command  # one entry of a staged set, hashed
             else:
                 from firmware.core.files import command
 

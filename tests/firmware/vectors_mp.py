@@ -1055,6 +1055,140 @@ def t_staged_set_switch_fallback_and_confirm():
     check(bootsel.choose(fs) == "", "an incomplete set is never booted")
 
 
+def _staged_set(files):
+    """A MemoryFs and its FileTransfer with the set sets/2.0.0 staged through the link: its
+    ``files`` ({path: bytes}) and set.txt (as stage_over_link writes it)."""
+    fs = MemoryFs({"main.py": b"old"})
+    ft = FileTransfer(fs)
+    listing = ""
+    for rel in sorted(files):
+        _put(ft, "sets/2.0.0/" + rel, files[rel])
+        listing += "%s %d %s\n" % (sha_hex(files[rel]), len(files[rel]), rel)
+    _put(ft, "sets/2.0.0/set.txt", listing.encode())
+    return fs, ft
+
+
+SET_FILES = {"main.py": b"new main", "firmware/link.mpy": b"new link" * 30, "firmware/e.mpy": b""}
+
+
+def t_file_check_frames_golden():
+    # file_check, seq 8, for the set sets/1.5.1; its reply: 3 entries checked; a refusal.
+    check(L.encode_frame(8, 0, L.FILE_CHECK, b'{"set":"sets/1.5.1"}')
+          == unhex("00032008020e18147b22736574223a22736574732f312e352e31227db36600"), "file_check")
+    check(L.encode_frame(0, 8, L.FILE_CHECK | L.REPLY, b'{"checked":3}')
+          == unhex("00022003088e110d7b22636865636b6564223a337d23f700"), "file_check reply")
+    check(L.encode_frame(0, 8, L.FILE_CHECK | L.REPLY, b'{"err":"hash"}')
+          == unhex("00022003088e120e7b22657272223a2268617368227d5ea500"), "refusal")
+    check(L.FILE_CHECK == 14, "type number")
+
+
+def t_file_check_one_entry_per_command_then_switch_without_hashing():
+    import firmware.core.fileinfo as FI
+
+    fs, ft = _staged_set(SET_FILES)
+    for n in (1, 2, 3, 3):  # set.txt order; once every entry passed, nothing more to check
+        check(ft.check({"set": "sets/2.0.0"}) == {"checked": n}, n)
+    listing = fs.files["sets/2.0.0/set.txt"]
+    check(ft.checked == ("sets/2.0.0", len(listing), 3), ft.checked)
+    hashed = []
+    real = FI.sha256_of
+
+    def sha256_spy(fs2, path):
+        hashed.append(path)
+        return real(fs2, path)
+
+    FI.sha256_of = sha256_spy
+    try:
+        _put(ft, "fwset.json", b'{"active": "sets/2.0.0"}')
+    finally:
+        FI.sha256_of = real
+    check(hashed == [], "the switch hashes nothing when every entry passed")
+    check(ft.checked is None, "a commit ends the record")
+    check(bootsel.load(fs) == {"active": "sets/2.0.0", "good": "", "tries": 0})
+    check(bootsel.choose(fs) == "sets/2.0.0")
+
+
+def t_file_check_refusals_leave_the_board_unchanged():
+    fs, ft = _staged_set(SET_FILES)
+    ft.check({"set": "sets/2.0.0"})
+    before = (dict(fs.files), ft.checked)
+    for body, why in (({"set": "sets/9.9.9"}, "no_upload"), ({"set": "sets/../x"}, "bad_path"),
+                      ({"set": "firmware"}, "bad_path"), ({"set": 7}, "bad_path"), ({}, "bad_path"),
+                      ({"set": "sets/2.0.0/firmware"}, "bad_path")):
+        check(refused(ft.check, body) == why, "%r: %s" % (body, why))
+        check((fs.files, ft.checked) == before, "unchanged after %r" % (body,))
+    link = fs.files["sets/2.0.0/firmware/link.mpy"]
+    fs.files["sets/2.0.0/firmware/link.mpy"] = b"X" + link[1:]
+    check(refused(ft.check, {"set": "sets/2.0.0"}) == "hash", "a damaged file")
+    check(ft.checked == before[1], "the record stays where it was")
+    del fs.files["sets/2.0.0/firmware/link.mpy"]
+    check(refused(ft.check, {"set": "sets/2.0.0"}) == "hash", "a missing file")
+    check(ft.checked == before[1], "the record stays where it was")
+    fs.files["sets/2.0.0/firmware/link.mpy"] = link
+    check(ft.check({"set": "sets/2.0.0"}) == {"checked": 2}, "goes on once the file is right")
+    ft.checked = None
+    fs.files["sets/2.0.0/set.txt"] = b"not a set list\n"
+    check(refused(ft.check, {"set": "sets/2.0.0"}) == "no_upload", "a malformed set list")
+    fs.files["sets/2.0.0/set.txt"] = ("%s 8 ../boot.json\n" % sha_hex(b"x")).encode()
+    check(refused(ft.check, {"set": "sets/2.0.0"}) == "bad_path", "a path outside the set")
+    check(ft.checked is None, "no record")
+
+
+def t_file_changed_after_its_check_makes_the_switch_refuse():
+    # Every entry passed, then a file of the set is replaced through the link: its commit ends
+    # the record, so the switch hashes the set itself and refuses the changed file.
+    for rel, data in (("firmware/link.mpy", b"evil lnk" * 30), ("set.txt", b"")):
+        fs, ft = _staged_set(SET_FILES)
+        for _ in SET_FILES:
+            ft.check({"set": "sets/2.0.0"})
+        if rel == "set.txt":  # set.txt itself changed: lists a file of other content
+            data = ("%s %d main.py\n" % (sha_hex(b"other main"), 8)).encode()
+        _put(ft, "sets/2.0.0/" + rel, data)
+        check(ft.checked is None, "record ended by " + rel)
+        try:
+            _put(ft, "fwset.json", b'{"active": "sets/2.0.0"}')
+            check(False, "switched to a set changed after its check: " + rel)
+        except CommandError as exc:
+            check(exc.reason == "hash", exc.reason)
+        check(bootsel.load(fs) is None, "no pointer written")
+    # A record of another set, or one short of the end, does not stand in for this one.
+    fs, ft = _staged_set(SET_FILES)
+    fs.files["sets/2.0.0/main.py"] = b"new mai!"
+    for rec in (("sets/3.0.0", len(fs.files["sets/2.0.0/set.txt"]), 3), ("sets/2.0.0", 10, 1)):
+        ft.checked = rec
+        try:
+            bootsel.switch(fs, "fwset.json.part", fs.write("fwset.json.part", 0, b'{"active": "sets/2.0.0"}'), rec)
+            check(False, "switched on the record %r" % (rec,))
+        except CommandError as exc:
+            check(exc.reason == "hash", exc.reason)
+
+
+def t_supervisor_file_check_then_switch():
+    # Through the board's own dispatch (core/supervisor.py): one file_check per entry, each
+    # dropping its code again, then the switch by file_open/file_data/file_commit of fwset.json.
+    import json
+    import sys
+
+    fs, _ft = _staged_set(SET_FILES)
+    from firmware.core.files import drop
+
+    drop()  # as a board starts: none of the transfer code loaded
+    sup = Supervisor(HostHal(lambda: 0, files=fs), 0)
+    host = L.Link(seq0=200)
+    for _ in range(len(SET_FILES) + 1):
+        host.send(L.FILE_CHECK, {"set": "sets/2.0.0"})
+    pointer = b'{"active": "sets/2.0.0"}'
+    host.send(L.FILE_OPEN, {"path": "fwset.json"})
+    host.send(L.FILE_DATA, data_payload(0, pointer))
+    host.send(L.FILE_COMMIT, {"path": "fwset.json", "sha256": sha_hex(pointer)})
+    replies, _t = _board_exchange(sup, host, 0)
+    got = [json.loads(r[1]) for r in replies if r[0] == L.FILE_CHECK]
+    check(got == [{"checked": 1}, {"checked": 2}, {"checked": 3}, {"checked": 3}], got)
+    check(sys.implementation.name != "micropython" or "firmware.core.setcheck" not in sys.modules, "dropped")
+    check(json.loads(replies[-1][1])["size"] == len(pointer), replies[-1])
+    check(bootsel.load(fs) == {"active": "sets/2.0.0", "good": "", "tries": 0}, "switched")
+
+
 def t_supervisor_file_transfer_and_reset():
     hal = HostHal(lambda: 0)
     sup = Supervisor(hal, 0)

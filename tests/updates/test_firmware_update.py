@@ -71,13 +71,18 @@ class FaultFs(MemoryFs):
         pass
 
 
-def _stage(ft: FileTransfer, bundle, man) -> None:
-    """What stage_over_link sends, as board-side commands (file_write chunks, file_commit)."""
+def _stage(ft: FileTransfer, bundle, man, *, checks: bool = True) -> None:
+    """What stage_over_link sends, as board-side commands (file_write chunks, file_commit, and
+    from a 1.5.1 host one file_check per entry before the switch; ``checks=False``: an older
+    host, whose switch makes the board hash the whole set)."""
     set_dir = f"sets/{man.version}"
     listing = "".join(f"{e.sha256} {e.size} {e.path}\n" for e in man.files).encode()
     items = [(f"{set_dir}/{e.path}", R.object_path(bundle, e.sha256).read_bytes()) for e in man.files]
     items += [(f"{set_dir}/set.txt", listing), ("fwset.json", json.dumps({"active": set_dir}).encode())]
     for path, data in items:
+        if path == "fwset.json" and checks:
+            for n in range(1, len(man.files) + 1):
+                assert ft.check({"set": set_dir}) == {"checked": n}
         for off in range(0, max(len(data), 1), 256):
             ft.write({"path": path, "off": off, "data": base64.b64encode(data[off:off + 256]).decode()})
         ft.commit({"path": path, "sha256": hashlib.sha256(data).hexdigest()})
@@ -94,23 +99,29 @@ def _booted_set_is_complete(fs, chosen, man) -> None:
         assert hashlib.sha256(fs.files[f"{chosen}/{e.path}"]).hexdigest() == e.sha256
 
 
-def test_a_reset_at_every_step_boots_a_complete_set(fw_release):
+@pytest.mark.parametrize("checks", [True, False], ids=["file_check", "old_host"])
+def test_a_reset_at_every_step_boots_a_complete_set(fw_release, checks):
     bundle, man = fw_release
     counting = FaultFs(OLD)
-    _stage(FileTransfer(counting), bundle, man)
+    _stage(FileTransfer(counting), bundle, man, checks=checks)
     total = counting.n
     assert total > 2 * len(man.files)
     outcomes = set()
     for n in range(1, total + 1):
         fs = FaultFs(OLD, fail_at=n)
         with pytest.raises(Reset):
-            _stage(FileTransfer(fs), bundle, man)
+            _stage(FileTransfer(fs), bundle, man, checks=checks)
         fs.fail_at = None
         chosen = bootsel.choose(fs)
         _booted_set_is_complete(fs, chosen, man)
         outcomes.add(chosen)
+        if checks and n % 7 == 0:
+            # After the reset the host runs the update again (files staged intact are skipped by
+            # stage_over_link; here all are sent again): it completes, whatever the record says.
+            _stage(FileTransfer(fs), bundle, man, checks=checks)
+            assert bootsel.choose(fs) == f"sets/{man.version}"
     fs = FaultFs(OLD)
-    _stage(FileTransfer(fs), bundle, man)
+    _stage(FileTransfer(fs), bundle, man, checks=checks)
     chosen = bootsel.choose(fs)
     _booted_set_is_complete(fs, chosen, man)
     assert outcomes == {""} and chosen == f"sets/{man.version}"
@@ -139,11 +150,40 @@ def test_a_set_that_does_not_come_up_falls_back_and_a_stable_one_stays(fw_releas
     assert [bootsel.choose(fs2) for _ in range(10)] == [new] * 10  # ordinary boots never fall back
 
 
-def test_the_board_refuses_a_set_with_a_wrong_or_missing_file(fw_release):
+def test_file_check_refuses_a_wrong_file_and_a_file_replaced_after_its_check_voids_it(fw_release):
     bundle, man = fw_release
     fs = MemoryFs(OLD)
     ft = FileTransfer(fs)
     _stage(ft, bundle, man)
+    set_dir = f"sets/{man.version}"
+    fs.files.pop("fwset.json")
+    victim = f"{set_dir}/{man.files[0].path}"
+    good = fs.files[victim]
+    fs.files[victim] = b"x" + good[1:]
+    with pytest.raises(CommandError) as exc:
+        ft.check({"set": set_dir})
+    assert exc.value.reason == "hash" and ft.checked is None  # damaged before its check
+    fs.files[victim] = good
+    for n in range(1, len(man.files) + 1):
+        assert ft.check({"set": set_dir}) == {"checked": n}
+    # Replaced through the link after its check (the only way a running board's file changes):
+    # the commit ends the record, and the switch hashes the set itself and refuses.
+    data = b"x" + good[1:]
+    ft.write({"path": victim, "off": 0, "data": base64.b64encode(data[:256]).decode()})
+    for off in range(256, len(data), 256):
+        ft.write({"path": victim, "off": off, "data": base64.b64encode(data[off:off + 256]).decode()})
+    ft.commit({"path": victim, "sha256": hashlib.sha256(data).hexdigest()})
+    with pytest.raises(CommandError) as exc:
+        _stage_pointer(ft, set_dir)
+    assert exc.value.reason == "hash" and "fwset.json" not in fs.files and bootsel.choose(fs) == ""
+
+
+def test_the_board_refuses_a_set_with_a_wrong_or_missing_file(fw_release):
+    """An older host sends no file_check: the switch hashes the whole set and refuses."""
+    bundle, man = fw_release
+    fs = MemoryFs(OLD)
+    ft = FileTransfer(fs)
+    _stage(ft, bundle, man, checks=False)
     before = dict(fs.files)
     victim = f"sets/{man.version}/{man.files[0].path}"
     fs.files[victim] = b"x" + fs.files[victim][1:]
@@ -185,8 +225,12 @@ def test_staged_update_over_the_link_to_the_simulated_board(sim, tmp_path, fw_re
             return digest
 
         drv.put_file = put_noting_the_frames  # type: ignore[method-assign]
-        report = flash.stage_over_link(drv, bundle, man)
+        notes: list[str] = []
+        report = flash.stage_over_link(drv, bundle, man, progress=notes.append)
         assert len(report.copied) == len(man.files)
+        # The board checked the set one file_check per entry before the switch (firmware 1.5.1).
+        n = len(man.files)
+        assert [m for m in notes if m.startswith("checked")] == [f"checked {k} of {n} staged files" for k in range(1, n + 1)]
         # Every file went as binary file_data frames, none as base64 file_write.
         assert modes == [True] * (len(man.files) + 2)  # the files, set.txt, fwset.json
         proc.wait_for(lambda s: '"ev": "boot"' in s and f'"set": "{new}"' in s, timeout=20)
