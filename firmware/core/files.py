@@ -47,7 +47,7 @@ def command(sup, mtype: int, body):
     of it never come here), then drop the file-transfer code from the heap again."""
     ft = FileTransfer(sup.hal.files)
     ft.upload = sup.upload  # an Upload: the supervisor makes one of an opened file's name first
-    ft.checked = sup.checked  # the staged set's entries file_check passed (core/setcheck.py)
+    ft.checked = getattr(sup, "checked", None)  # the staged set's entries file_check passed (core/setcheck.py)
     try:
         if mtype == L.FILE_INFO:
             return ft.info(body)
@@ -62,7 +62,8 @@ def command(sup, mtype: int, body):
         return ft.data(body)
     finally:
         sup.upload = ft.upload
-        sup.checked = ft.checked
+        if ft.checked is not None or getattr(sup, "checked", None) is not None:
+            sup.checked = ft.checked  # (no slot on the supervisor until file_check runs)
         drop(ft.upload is not None)
 
 

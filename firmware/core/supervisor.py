@@ -54,7 +54,6 @@ class Supervisor:
     # open: its bytecode would otherwise sit in the heap of every board all the time. Between
     # file_open and the first chunk, the part file's name (core/paths.py).
     upload = None
-    checked = None  # a staged set's entries file_check passed (core/setcheck.py); None after any commit
     files_at = 0
     # A staged firmware set on trial becomes the good one once this boot ran stably.
     set_confirmed = False

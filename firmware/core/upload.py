@@ -71,8 +71,9 @@ class Upload:
 
             return command(sup, mtype, body)
         sup.upload = None
-        checked = sup.checked
-        sup.checked = None  # a file of a staged set may change: its checks are void (core/setcheck.py)
+        checked = getattr(sup, "checked", None)  # core/setcheck.py's record: no slot on sup until it runs
+        if checked is not None:
+            sup.checked = None  # a file of a staged set may change: its checks are void (core/setcheck.py)
         try:
             got = self.hash.digest().hex()
             if got != want and got != want.lower():  # lower() only for a host that sends upper case
