@@ -13,7 +13,8 @@
 3. **Firmware staged update over the link** (device_drivers.supervisor_flash.stage_over_link) against the
    simulator on a pty at 115200 baud, first run and second run (nothing to send), vs the wire
    time of the bytes the host sent; and the board's heap during a staged file transfer and
-   through a whole staged update, measured as benchmarks/firmware_bench.py does (MicroPython
+   through a whole staged update (one file_check per file before the switch, and as a host
+   before 1.5.1 sends it, without), measured as benchmarks/firmware_bench.py does (MicroPython
    1.27, upper bound).
 """
 
@@ -214,7 +215,7 @@ def firmware_staged() -> dict:
         finally:
             proc.stop()
     chunks = sum(-(-e.size // L.FILE_CHUNK) for e in man.files) + 2  # + set.txt and the pointer
-    frames = 3 * len(man.files) + 5  # info, open, commit per file; open + commit of set.txt, pointer; reset
+    frames = 4 * len(man.files) + 5  # info, open, commit, file_check per file; open + commit of set.txt, pointer; reset
     wire = (first_sent + FB.DATA_REPLY * chunks + 40 * frames) * 10 / FB.BAUD
     return {"files": len(man.files), "bytes": man.total_size, "seconds": round(t1 - t0, 2),
             "host_bytes_sent": first_sent, "wire_s": round(wire, 2), "ratio": round((t1 - t0) / wire, 2),
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if "heap" not in args.skip:
         figures["staged_transfer_heap"] = FB.transfer_heap(prefix=f"sets/{VERSION}/")
         figures["staged_update_heap"] = FB.staged_update_heap()
+        figures["staged_update_heap_old_host"] = FB.staged_update_heap(checks=False)
     print(json.dumps(figures, indent=2))
     return 0
 

