@@ -1187,6 +1187,24 @@ def t_supervisor_file_check_then_switch():
     check(sys.implementation.name != "micropython" or "firmware.core.setcheck" not in sys.modules, "dropped")
     check(json.loads(replies[-1][1])["size"] == len(pointer), replies[-1])
     check(bootsel.load(fs) == {"active": "sets/2.0.0", "good": "", "tries": 0}, "switched")
+    # Through the board's own commit (core/upload.py): a set file replaced after the checks
+    # ends the record, so the switch hashes the set itself and refuses it.
+    fs, _ft = _staged_set(SET_FILES)
+    sup = Supervisor(HostHal(lambda: 0, files=fs), 0)
+    host = L.Link(seq0=60)
+    for _ in SET_FILES:
+        host.send(L.FILE_CHECK, {"set": "sets/2.0.0"})
+    evil = b"evil mai"
+    host.send(L.FILE_OPEN, {"path": "sets/2.0.0/main.py"})
+    host.send(L.FILE_DATA, data_payload(0, evil))
+    host.send(L.FILE_COMMIT, {"path": "sets/2.0.0/main.py", "sha256": sha_hex(evil)})
+    host.send(L.FILE_OPEN, {"path": "fwset.json"})
+    host.send(L.FILE_DATA, data_payload(0, pointer))
+    host.send(L.FILE_COMMIT, {"path": "fwset.json", "sha256": sha_hex(pointer)})
+    replies, _t = _board_exchange(sup, host, 0)
+    got = [json.loads(r[1]) for r in replies if r[0] != L.FILE_DATA]
+    check(got[2] == {"checked": 3} and got[4]["size"] == len(evil), got)
+    check(got[-1] == {"err": "hash"} and bootsel.load(fs) is None, got)
 
 
 def t_supervisor_file_transfer_and_reset():
