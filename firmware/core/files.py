@@ -17,9 +17,10 @@ Upload (core/upload.py). ``FileTransfer`` runs every command, for the tests and 
 
 Staged updates (docs/updates.md) use the same three commands: the new set's files go to
 ``sets/<version>/`` beside the running set (its ``set.txt`` lists each file's SHA-256 and size,
-from the manifest the host verified), and committing ``fwset.json`` switches sets: the board
-hashes every file of the set against ``set.txt`` first and only then renames the pointer
-(firmware/bootsel.py), so a set with a missing or wrong file is never booted.
+from the manifest the host verified); ``file_check`` then hashes them one per command
+(core/setcheck.py), and committing ``fwset.json`` switches sets: only once every file of the
+set matched ``set.txt`` (checked before, or hashed then: firmware/bootsel.py) is the pointer
+renamed, so a set with a missing or wrong file is never booted.
 """
 
 from firmware import link as L
@@ -39,6 +40,7 @@ MODULES = (("firmware.core", "files", "firmware.core.files"),
            ("firmware.core", "fileopen", "firmware.core.fileopen"),
            ("firmware.core", "paths", "firmware.core.paths"),
            ("firmware.core", "setcheck", "firmware.core.setcheck"),
+           ("firmware.core", "setswitch", "firmware.core.setswitch"),
            ("firmware.core", "upload", "firmware.core.upload"))
 
 

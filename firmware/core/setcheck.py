@@ -6,9 +6,9 @@ The host sends one ``file_check`` {"set": "sets/<version>"} per entry of the set
 after staging it. Each checks the next entry (the file's size and SHA-256, hashed from flash as
 ``file_info`` does, with this module's own loop: core/fileinfo.py's would not fit the heap as
 well) and advances the supervisor's record ``checked``: (set folder, offset in
-``set.txt`` where the next unchecked entry starts, entries checked). The switch (firmware/
-bootsel.py) needs that offset to be the size of ``set.txt``, and otherwise hashes the whole set
-itself as before. The record is in RAM, not on the flash: the commit of any file (the only step
+``set.txt`` where the next unchecked entry starts, entries checked). The switch (core/
+setswitch.py) needs that offset to be the size of ``set.txt``; otherwise firmware/bootsel.py
+hashes the whole set itself as before. The record is in RAM, not on the flash: the commit of any file (the only step
 that changes one, ``set.txt`` included) clears it (core/upload.py, core/files.py), and so does a
 reset, so a file changed after its check cannot slip through, and nothing stale or forged on the
 flash can stand in for a check. The supervisor loads this module with the path rules and the

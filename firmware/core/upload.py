@@ -55,10 +55,12 @@ class Upload:
     def commit(self, sup, mtype: int, body):
         """file_commit ``body`` ({"path", "sha256"}) while this upload is the supervisor
         ``sup``'s: rename the part file over the path if the streamed hash is the one wanted;
-        a wrong hash (or a failed rename) removes it and replaces nothing. Anything else
-        (another path, the set pointer, a malformed request) takes the long way through
-        core/files.py, which checks and refuses. Either way the upload ends (and this module
-        leaves the heap) unless the long way keeps it."""
+        a wrong hash (or a failed rename) removes it and replaces nothing; the set pointer
+        ``fwset.json`` goes to the set switch (core/setswitch.py). Anything else (another path,
+        a malformed request) takes the long way through core/files.py, which checks and
+        refuses. A commit ends file_check's record (core/setcheck.py): a file changes here.
+        Either way the upload ends (and this module leaves the heap) unless the long way keeps
+        it."""
         fs = self.fs
         path = body.get("path")
         want = body.get("sha256")
@@ -83,7 +85,7 @@ class Upload:
                 if not size:
                     fs.write(part, 0, b"")  # an empty file: no chunk created its part file
                 if path == "fwset.json":  # the set switch: the pointer, once the set passed
-                    from firmware.bootsel import switch
+                    from firmware.core.setswitch import switch
 
                     switch(fs, part, size, checked)
                 else:

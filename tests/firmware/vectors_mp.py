@@ -1170,6 +1170,7 @@ def t_supervisor_file_check_then_switch():
     import sys
 
     fs, _ft = _staged_set(SET_FILES)
+    fs.files["fwset.json"] = b'{"active": "sets/1.0.0", "good": "sets/1.0.0", "tries": 0}'
     from firmware.core.files import drop
 
     drop()  # as a board starts: none of the transfer code loaded
@@ -1186,7 +1187,7 @@ def t_supervisor_file_check_then_switch():
     check(got == [{"checked": 1}, {"checked": 2}, {"checked": 3}, {"checked": 3}], got)
     check(sys.implementation.name != "micropython" or "firmware.core.setcheck" not in sys.modules, "dropped")
     check(json.loads(replies[-1][1])["size"] == len(pointer), replies[-1])
-    check(bootsel.load(fs) == {"active": "sets/2.0.0", "good": "", "tries": 0}, "switched")
+    check(bootsel.load(fs) == {"active": "sets/2.0.0", "good": "sets/1.0.0", "tries": 0}, "switched")
     # Through the board's own commit (core/upload.py): a set file replaced after the checks
     # ends the record, so the switch hashes the set itself and refuses it.
     fs, _ft = _staged_set(SET_FILES)
