@@ -294,3 +294,41 @@ def test_kiosk_updater_firmware_command_stages_a_signed_release(sim, tmp_path, c
     out = json.loads(capsys.readouterr().out)
     assert out["firmware"] == doc["version"] and out["sent"] == len(doc["files"])
     proc.wait_for(lambda s: '"ev": "boot"' in s and f'"set": "sets/{doc["version"]}"' in s, timeout=20)
+
+
+class _BoardDriver:
+    """stage_over_link's side of the link, answered by the board's own file commands
+    (FileTransfer) in this process: ``old`` answers file_check as a board before 1.5.1 does."""
+
+    def __init__(self, fs, *, old: bool) -> None:
+        self.ft, self.old, self.checks = FileTransfer(fs), old, 0
+
+    def file_sha256(self, remote):
+        return self.ft.info({"path": remote})["sha256"]
+
+    def put_file(self, local, remote):
+        data = local.read_bytes()
+        self.ft.open({"path": remote})
+        for off in range(0, len(data), 256):
+            self.ft.data(off.to_bytes(4, "big") + data[off:off + 256])
+        return self.ft.commit({"path": remote, "sha256": hashlib.sha256(data).hexdigest()})["sha256"]
+
+    def check_set_entry(self, set_dir):
+        if self.old:
+            return None  # unknown_type
+        self.checks += 1
+        return self.ft.check({"set": set_dir})["checked"]
+
+    def reset_board(self):
+        pass
+
+
+@pytest.mark.parametrize("old", [False, True], ids=["board_1.5.1", "board_before_1.5.1"])
+def test_stage_over_link_checks_each_file_or_falls_back_to_the_full_check(fw_release, old):
+    bundle, man = fw_release
+    fs = MemoryFs(OLD)
+    drv = _BoardDriver(fs, old=old)
+    flash.stage_over_link(drv, bundle, man)
+    assert drv.checks == (0 if old else len(man.files))
+    assert bootsel.choose(fs) == f"sets/{man.version}"
+    _booted_set_is_complete(fs, f"sets/{man.version}", man)
