@@ -28,17 +28,14 @@ def command(sup, mtype: int, body):
         return {"checked": check(sup.hal.files, sup, body)}
     finally:
         forget("setcheck")
-        forget("paths")
 
 
 def check(fs, owner, body) -> int:
     """Check the next unchecked entry of the set's set.txt against its file and advance
     ``owner.checked``; returns the entries checked so far. Refusals (bad_path, no_upload: no or
     malformed set.txt, hash: the file is missing or differs, io) leave the record as it was."""
-    from firmware.core.paths import check_path
-
     set_dir = body.get("set")
-    if not isinstance(set_dir, str):
+    if not isinstance(set_dir, str) or set_dir.find("/", 5) >= 0:
         raise CommandError("bad_path")
     listing = check_path(set_dir + "/set.txt")  # a set folder "sets/<version>", nothing else
     total = fs.size(listing)
@@ -48,42 +45,81 @@ def check(fs, owner, body) -> int:
     off, count = (rec[1], rec[2]) if rec is not None and rec[0] == set_dir else (0, 0)
     if off == total:
         return count  # every entry passed already
+    # One buffer for the line and then the file's bytes: the line's fields are taken out of it
+    # (the path, the digest the hex spells) before the hashing overwrites it.
+    buf = bytearray(LINE_MAX)
+    mv = memoryview(buf)
     try:
-        line = fs.read(listing, off, min(LINE_MAX, total - off))
+        f = fs.open(listing)
+        try:
+            f.seek(off)
+            end = f.readinto(buf) or 0
+        finally:
+            f.close()
     except OSError:
         raise CommandError("io")
-    end = line.find(b"\n")
-    parts = line[:end].decode().split(" ") if end > 0 else ()
-    if len(parts) != 3 or len(parts[0]) != 64 or not parts[1].isdigit():
+    end = buf.find(b"\n", 0, end) if end > 0 else -1
+    # "<64 hex> <size> <path>": the size's digits summed in place, no slice or split.
+    size = 0
+    i = 65
+    while 0 < end and i < end and 0x30 <= buf[i] <= 0x39:
+        size = size * 10 + buf[i] - 0x30
+        i += 1
+    if end < 0 or buf[64] != 0x20 or i == 65 or i >= end or buf[i] != 0x20:
         raise CommandError("no_upload")
-    if _digest(fs, check_path(set_dir + "/" + parts[2])) != (int(parts[1]), parts[0]):
-        raise CommandError("hash")
+    try:
+        path = set_dir + "/" + str(mv[i + 1:end], "utf-8")
+    except ValueError:  # UnicodeError: not a path the rules allow
+        raise CommandError("no_upload")
+    path = check_path(path)
+    # The hex spelled in the line's first 64 bytes (the hashing read into the rest) against
+    # the digest, nibble by nibble: no copy of either. Any character but 0-9a-f gives a value
+    # outside 0-255, so it never matches.
+    j = 0
+    for b in _digest(fs, path, mv[64:], size):
+        hi = buf[j]
+        lo = buf[j + 1]
+        j += 2
+        if ((hi - 48 if hi < 58 else hi - 87) << 4) + (lo - 48 if lo < 58 else lo - 87) != b:
+            raise CommandError("hash")
     owner.checked = (set_dir, off + end + 1, count + 1)
     return count + 1
 
 
-def _digest(fs, path: str):
-    """(size, hex SHA-256) of a file, or None when it cannot be read. Read through the
-    ``line`` buffer's size again rather than core/fileinfo.py's code: this command's heap has
-    no room for that module as well."""
+def check_path(path: str) -> str:
+    """``path`` if it names a file inside a set folder ``sets/<version>/``; CommandError
+    ("bad_path") otherwise. Only reads go there, and only files that core/paths.py's rules let
+    the host write can exist in a set folder (set.txt itself was written so, which makes the
+    set folder one those rules allow), so this need only keep the path inside it: no empty,
+    hidden, "." or ".." segment, no NUL. Not core/paths.py's code: 560 B of this command's
+    heap."""
+    if not path.startswith("sets/") or "/." in path or "//" in path or "\0" in path:
+        raise CommandError("bad_path")
+    return path
+
+
+def _digest(fs, path: str, room, size: int) -> bytes:
+    """The SHA-256 digest of a file of ``size`` bytes, read through ``room`` (the line buffer
+    after its first 64 bytes); CommandError("hash") when the file is missing, unreadable or of
+    another size. This module's own loop rather than core/fileinfo.py's code: this command's
+    heap has no room for that module as well."""
     import hashlib
 
+    h = hashlib.sha256()
+    got = 0
     try:
         f = fs.open(path)
+        try:
+            while True:
+                n = f.readinto(room)
+                if not n:
+                    break
+                got += n
+                h.update(room if n == LINE_MAX - 64 else room[:n])
+        finally:
+            f.close()
     except OSError:
-        return None
-    h = hashlib.sha256()
-    buf = bytearray(LINE_MAX)
-    size = 0
-    try:
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            size += n
-            h.update(buf if n == LINE_MAX else memoryview(buf)[:n])
-    except OSError:
-        return None
-    finally:
-        f.close()
-    return size, h.digest().hex()
+        got = -1
+    if got != size:
+        raise CommandError("hash")
+    return h.digest()

@@ -1114,7 +1114,8 @@ def t_file_check_refusals_leave_the_board_unchanged():
     before = (dict(fs.files), ft.checked)
     for body, why in (({"set": "sets/9.9.9"}, "no_upload"), ({"set": "sets/../x"}, "bad_path"),
                       ({"set": "firmware"}, "bad_path"), ({"set": 7}, "bad_path"), ({}, "bad_path"),
-                      ({"set": "sets/2.0.0/firmware"}, "bad_path")):
+                      ({"set": "sets/2.0.0/firmware"}, "bad_path"), ({"set": "sets/.."}, "bad_path"),
+                      ({"set": "sets/"}, "bad_path"), ({"set": "sets/2.0.0\x00"}, "bad_path")):
         check(refused(ft.check, body) == why, "%r: %s" % (body, why))
         check((fs.files, ft.checked) == before, "unchanged after %r" % (body,))
     link = fs.files["sets/2.0.0/firmware/link.mpy"]
@@ -1131,6 +1132,16 @@ def t_file_check_refusals_leave_the_board_unchanged():
     check(refused(ft.check, {"set": "sets/2.0.0"}) == "no_upload", "a malformed set list")
     fs.files["sets/2.0.0/set.txt"] = ("%s 8 ../boot.json\n" % sha_hex(b"x")).encode()
     check(refused(ft.check, {"set": "sets/2.0.0"}) == "bad_path", "a path outside the set")
+    for rel in ("firmware/../../boot.json", "firmware//link.mpy", "/boot.json", ".hidden"):
+        fs.files["sets/2.0.0/set.txt"] = ("%s 8 %s\n" % (sha_hex(b"x"), rel)).encode()
+        check(refused(ft.check, {"set": "sets/2.0.0"}) == "bad_path", "outside the set: " + rel)
+    for line in ("%s 8main.py" % sha_hex(b"x"), "%s  main.py" % sha_hex(b"x"), "%s x main.py" % sha_hex(b"x"),
+                 "%s 8 main.py" % sha_hex(b"x")[1:], "%s 8 main.py" % sha_hex(b"x")):  # the last: no newline
+        fs.files["sets/2.0.0/set.txt"] = line.encode()
+        check(refused(ft.check, {"set": "sets/2.0.0"}) == "no_upload", "malformed: " + line)
+    fs.files["sets/2.0.0/set.txt"] = ("%s 8 main.py\n" % sha_hex(b"x").upper()).encode()
+    fs.files["sets/2.0.0/main.py"] = b"12345678"
+    check(refused(ft.check, {"set": "sets/2.0.0"}) == "hash", "another file's digest")
     check(ft.checked is None, "no record")
 
 
