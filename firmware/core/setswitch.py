@@ -25,7 +25,6 @@ def switch(fs, part: str, size: int, checked) -> None:
 
             full(fs, part, size, None)
             return
-        fs.remove(part)
         n = fs.size("fwset.json")
         try:
             rec = json.loads(fs.read("fwset.json", 0, n)) if 0 < n <= 512 else None
@@ -39,7 +38,7 @@ def switch(fs, part: str, size: int, checked) -> None:
             good = ""  # no pointer, or not one bootsel.load takes: the root set
         elif was == good:
             good = was  # as bootsel.switch: the set running for good is the one to fall back to
-        fs.write("fwset.json.part", 0, json.dumps({"active": active, "good": good, "tries": 0}).encode())
-        fs.rename("fwset.json.part", "fwset.json")
+        fs.write(part, 0, json.dumps({"active": active, "good": good, "tries": 0}).encode())  # over the request
+        fs.rename(part, "fwset.json")
     finally:
         forget("setswitch")
