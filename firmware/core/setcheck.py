@@ -11,8 +11,9 @@ setswitch.py) needs that offset to be the size of ``set.txt``; otherwise firmwar
 hashes the whole set itself as before. The record is in RAM, not on the flash: the commit of any file (the only step
 that changes one, ``set.txt`` included) clears it (core/upload.py, core/files.py), and so does a
 reset, so a file changed after its check cannot slip through, and nothing stale or forged on the
-flash can stand in for a check. The supervisor loads this module with the path rules and the
-hashing for one command and drops them right after.
+flash can stand in for a check. The supervisor loads this module and the hashing for one
+command and drops them right after; it has a path rule of its own (``check_path``), not
+core/paths.py's, whose code would not fit this command's heap.
 """
 
 from firmware.core import forget
@@ -22,8 +23,7 @@ LINE_MAX = 144  # one set.txt line: 64 hex + " " + size + " " + a path of at mos
 
 
 def command(sup, mtype: int, body):
-    """file_check for the supervisor ``sup``; then this module, the hashing and the path rules
-    leave the heap."""
+    """file_check for the supervisor ``sup``; then this module and the hashing leave the heap."""
     try:
         return {"checked": check(sup.hal.files, sup, body)}
     finally:

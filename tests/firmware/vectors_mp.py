@@ -1142,6 +1142,8 @@ def t_file_check_refusals_leave_the_board_unchanged():
     fs.files["sets/2.0.0/set.txt"] = ("%s 8 main.py\n" % sha_hex(b"x").upper()).encode()
     fs.files["sets/2.0.0/main.py"] = b"12345678"
     check(refused(ft.check, {"set": "sets/2.0.0"}) == "hash", "another file's digest")
+    fs.files["sets/2.0.0/set.txt"] = ("%s 8 main" % sha_hex(b"x")).encode() + b"\xff.py\n"
+    check(refused(ft.check, {"set": "sets/2.0.0"}) == "no_upload", "a path that is not UTF-8")
     check(ft.checked is None, "no record")
 
 
