@@ -13,6 +13,9 @@ how many kiosks ran the failing release before it paused (goal: at most 0.5 % of
 controller's CPU time and peak memory during the roll-out.
 
     .venv/bin/python benchmarks/rollout_bench.py [--kiosks 1000] [--fail 0.05] [--window 1.0] [--error 0.01]
+        [--error-min 1] [--failure-budget 0.005]
+
+Roll-out options not given are kioskctl's defaults.
 """
 
 from __future__ import annotations
@@ -180,8 +183,10 @@ def main() -> int:
     p.add_argument("--waves", default="5,40,100")
     p.add_argument("--max-in-flight", type=int, default=25)
     p.add_argument("--timeout", type=float, default=600.0)
-    p.add_argument("--error", default="0.01", help="error threshold, a share of each wave (default 0.01)")
-    p.add_argument("--error-min", default="1", help="error threshold, at least this many kiosks (default 1)")
+    p.add_argument("--error", help="error threshold, a share of each wave (default: kioskctl's)")
+    p.add_argument("--error-min", help="error threshold, at least this many kiosks (default: kioskctl's)")
+    p.add_argument("--failure-budget", help="kiosks that may run a failing release, a share of the roll-out's "
+                                            "(default: kioskctl's)")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
     broker = Mosquitto(tmp / "broker").start()
@@ -206,9 +211,12 @@ def main() -> int:
         ctl(data, "releases", "publish", str(rel.bundle("2.0.0")))
         cpu0, _ = proc_usage(proc.pid)
         t0 = time.monotonic()
+        # Options not given are kioskctl's defaults, as an operator's plain "rollout create" gets them.
+        options = [x for flag, value in (("--error", args.error), ("--error-min", args.error_min),
+                                         ("--failure-budget", args.failure_budget)) if value for x in (flag, value)]
         r = ctl(data, "rollout", "create", "2.0.0", "--id", "bench", "--base-url", "https://ctl.example/releases",
                 "--canary", str(args.canary), "--waves", args.waves, "--max-in-flight", str(args.max_in_flight),
-                "--error", args.error, "--error-min", args.error_min, "--success", "0.9", "--timeout", str(args.timeout))
+                "--success", "0.9", "--timeout", str(args.timeout), *options)
         wave2 = sorted(k for k, v in r["kiosks"].items() if v["wave"] == 2)
         n_fail = math.ceil(len(wave2) * args.fail) if args.fail else 0
         fleet_sim.failing = set(sorted(wave2, key=lambda k: hashlib.sha256(k.encode()).hexdigest())[:n_fail])
@@ -233,6 +241,7 @@ def main() -> int:
         result = {
             "kiosks": args.kiosks, "waves": [prog[w]["total"] for w in sorted(prog)],
             "failing_in_wave2": n_fail, "status": cur["status"], "reason": cur["reason"],
+            "options": {k: cur[k] for k in ("error_threshold", "error_min", "failure_budget", "max_in_flight")},
             "wave_seconds": {w: round(wave_end[w] - wave_start[w], 2) for w in sorted(wave_end)},
             "ran_failing_release": len(ran_bad), "ran_failing_pct_of_fleet": round(100 * len(ran_bad) / args.kiosks, 2),
             "updates_sent": len(fleet_sim.got_update), "elapsed_s": round(elapsed, 2),

@@ -61,6 +61,10 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                     help="... but never fewer failed kiosks than this (default 1)")
     oc.add_argument("--timeout", type=float, default=3600.0, help="seconds a kiosk may stay silent (default 3600)")
     oc.add_argument("--max-in-flight", type=int, default=50, help="kiosks updating at once (default 50)")
+    oc.add_argument("--failure-budget", type=float, default=RO.FAILURE_BUDGET,
+                    help="kiosks that may run a failing release, as a share of the roll-out's kiosks (at least 1): "
+                         "failed plus updating kiosks never exceed it, it pauses when failures fill it "
+                         f"(default {RO.FAILURE_BUDGET})")
     oc.set_defaults(handler=cmd_create)
     ol = osub.add_parser("list", parents=[common], help="every roll-out")
     ol.set_defaults(handler=cmd_list)
@@ -175,17 +179,13 @@ def cmd_create(args: argparse.Namespace) -> int:
         version=args.version, user=ctl._user(args), rollout_id=args.id, sites=args.site, groups=args.group,
         canary=args.canary, waves=waves, approval=args.approval, window=_window(args, zone),
         success_threshold=args.success, error_threshold=args.error, error_min=args.error_min, timeout_s=args.timeout,
-        max_in_flight=args.max_in_flight)
-    return ctl._out(args, _public(r), lambda d: print(_line(r, _words(args))))
-
-
-def _public(r: dict[str, Any]) -> dict[str, Any]:
-    return {**r, "progress": RO.progress(r)}
+        max_in_flight=args.max_in_flight, failure_budget=args.failure_budget)
+    return ctl._out(args, RO.public(r), lambda d: print(_line(r, _words(args))))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     items = _job(args).store.list()
-    return ctl._out(args, [{k: v for k, v in _public(r).items() if k != "kiosks"} for r in items],
+    return ctl._out(args, [{k: v for k, v in RO.public(r).items() if k != "kiosks"} for r in items],
                     lambda d: print("\n".join(_line(r, _words(args)) for r in items) or "no roll-outs"))
 
 
@@ -197,11 +197,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     def human(_d):
         t = _words(args)
         print(_line(r, t))
+        if r.get("failure_budget") is not None:
+            print("  " + rollout_words.budget(t, RO.budget(r)))
         for kid, k in sorted(r["kiosks"].items(), key=lambda kv: (kv[1]["wave"], kv[0])):
             print(f"  wave {k['wave']}  {kid:<20} {k['state']:<12} {rollout_words.plain(t, k['reason'])}".rstrip())
-    return ctl._out(args, _public(r), human)
+    return ctl._out(args, RO.public(r), human)
 
 
 def cmd_action(args: argparse.Namespace) -> int:
     r = _job(args).action(args.id, args.action, ctl._user(args), args.reason)
-    return ctl._out(args, _public(r), lambda d: print(_line(r, _words(args))))
+    return ctl._out(args, RO.public(r), lambda d: print(_line(r, _words(args))))

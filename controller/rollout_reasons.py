@@ -24,6 +24,7 @@ CODES: dict[str, tuple[str, ...]] = {
     "no_targets": (),
     "error_threshold": ("wave", "failed", "counted", "threshold", "min", "limit"),
     "success_threshold": ("wave", "succeeded", "counted", "threshold"),
+    "failure_budget": ("failed", "targets", "budget", "limit"),
     "awaiting_approval": ("wave",),
     "paused_by_operator": ("note",),
     "aborted_by_operator": ("note",),
@@ -34,7 +35,7 @@ CODES: dict[str, tuple[str, ...]] = {
     "kiosk": ("id", "detail"),
     "text": ("text",),
 }
-SHARES = frozenset({"threshold"})  # parameters that are fractions, shown as percentages
+SHARES = frozenset({"threshold", "budget"})  # parameters that are fractions, shown as percentages
 Reason = dict[str, Any]
 MAX_TEXT = 300
 

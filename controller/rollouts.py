@@ -8,8 +8,14 @@ fleet's ``time_zone``). A kiosk counts as succeeded only on ``committed`` (its h
 never on ``installed`` or ``switched``: hawkBit #3185); one silent past ``timeout_s`` counts as
 ``timed_out`` (hawkBit #693). The error threshold is a number of kiosks fixed by the wave's size:
 as soon as the wave's failures reach ``error_threshold`` x the kiosks of the wave (rounded up,
-at least ``error_min``), the roll-out pauses at once, with the reason, and nothing more is sent;
-a finished wave whose successes reach ``success_threshold`` opens the next (after approval when
+at least ``error_min``), the roll-out pauses at once, with the reason, and nothing more is sent.
+Across all waves, the failure budget (``failure_budget`` x the kiosks the roll-out targets, rounded
+down, at least 1) bounds how many kiosks may ever run a release that fails: a kiosk counts against
+it from the moment its ``cmd/update`` is sent (it may switch to the release before anything is
+known) until it commits, and for good once it fails. Starts are paced so failed plus in-flight
+kiosks never exceed the budget (and never more than ``max_in_flight`` at once), and the roll-out
+pauses as soon as the failures fill it, so the kiosks that ran a failing release stay within the
+budget however the waves are sized (issue 15: at most 0.5 % of the fleet). A finished wave whose successes reach ``success_threshold`` opens the next (after approval when
 ``approval`` is set). Operators resume, abort (kiosks on trial get ``("rollback", kiosk_id)``) and retry the failed only.
 
 No I/O here: :mod:`controller.rollout_store` keeps the state and makes the start of a wave happen
@@ -39,6 +45,9 @@ ON_TRIAL = ("switched",)
 KIOSK_STATES = ("pending", "sent", *updates.STATES, "timed_out", "skipped")
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 Effect = tuple[str, str]
+# The share of a roll-out's kiosks that may run a release that fails before it pauses: the fleet
+# goal of issue 15 (at most 0.5 % of the fleet runs a failing release), met in the worst case.
+FAILURE_BUDGET = 0.005
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,8 @@ def new_rollout(rollout_id: str, release: dict[str, Any], *, created_by: str, no
                 sites: Sequence[str] = (), groups: Sequence[str] = (), canary: int = 1,
                 waves: Sequence[float] = (10, 50, 100),
                 approval: bool = False, window: Window | None = None, success_threshold: float = 0.95,
-                error_threshold: float = 0.05, error_min: int = 1, timeout_s: float = 3600.0, max_in_flight: int = 50) -> dict[str, Any]:
+                error_threshold: float = 0.05, error_min: int = 1, timeout_s: float = 3600.0, max_in_flight: int = 50,
+                failure_budget: float = FAILURE_BUDGET) -> dict[str, Any]:
     """A roll-out record (not yet planned); raises ConfigError naming the bad field."""
     if not updates.ROLLOUT_ID.match(rollout_id):
         raise ConfigError(f"must be 1-64 letters, digits, _ or -, got {rollout_id!r}", field="id")
@@ -84,7 +94,8 @@ def new_rollout(rollout_id: str, release: dict[str, Any], *, created_by: str, no
         raise ConfigError(f"must be 0 or more, got {canary}", field="canary")
     if error_min < 1:
         raise ConfigError(f"must be 1 or more, got {error_min}", field="error_min")
-    for name, value in (("success_threshold", success_threshold), ("error_threshold", error_threshold)):
+    for name, value in (("success_threshold", success_threshold), ("error_threshold", error_threshold),
+                        ("failure_budget", failure_budget)):
         if not 0 < value <= 1:
             raise ConfigError(f"must be a fraction in (0, 1], got {value}", field=name)
     if timeout_s <= 0 or max_in_flight < 1:
@@ -96,6 +107,7 @@ def new_rollout(rollout_id: str, release: dict[str, Any], *, created_by: str, no
             "sites": list(sites), "groups": list(groups), "canary": canary, "waves": waves, "approval": approval,
             "window": window.__dict__ if window else None, "success_threshold": success_threshold,
             "error_threshold": error_threshold, "error_min": error_min, "timeout_s": timeout_s, "max_in_flight": max_in_flight,
+            "failure_budget": failure_budget, "accepted": {},
             "status": "running", "wave": 0, "reason": {}, "wave_count": 0, "kiosks": {}, "updated_at": now}
 
 
@@ -157,6 +169,9 @@ def _send(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
         return []
     c = wave_counts(r, r["wave"])
     room = r["max_in_flight"] - c["open"]
+    b = budget(r)
+    if b is not None:
+        room = min(room, b["limit"] - b["at_risk"])
     out: list[Effect] = []
     for kid, k in sorted(r["kiosks"].items()):
         if room <= 0:
@@ -182,6 +197,36 @@ def error_limit(r: dict[str, Any], counted: int) -> int:
     return max(int(r.get("error_min", 1)), math.ceil(r["error_threshold"] * counted - 1e-9))
 
 
+def budget(r: dict[str, Any]) -> dict[str, Any] | None:
+    """The roll-out's failure budget now: ``limit`` (kiosks), ``failed`` (failures counted against
+    it: those the operator accepted by resuming are not), ``at_risk`` (``failed`` plus the kiosks
+    sent the release and not committed yet: each may be running it), ``targets``, ``share``.
+    ``None`` for a roll-out created before budgets (it has only the per-wave threshold)."""
+    share = r.get("failure_budget")
+    if share is None:
+        return None
+    targets = len(r["kiosks"])
+    failed = sum(k["state"] in FAILED_KIOSK for k in r["kiosks"].values())
+    in_flight = sum(k["state"] in OPEN_KIOSK for k in r["kiosks"].values())
+    counted = max(0, failed - int((r.get("accepted") or {}).get("failed", 0)))
+    # Rounded down: the budget never allows more than its share; at least one kiosk, or nothing could start.
+    limit = max(1, math.floor(share * targets + 1e-9))
+    return {"limit": limit, "failed": counted, "at_risk": counted + in_flight, "targets": targets, "share": share}
+
+
+def _wave_failed(r: dict[str, Any], c: dict[str, int]) -> int:
+    """The current wave's failures the operator has not accepted (by resuming after a pause)."""
+    accepted = r.get("accepted") or {}
+    return max(0, c["failed"] - int(accepted.get("wave_failed", 0))) if accepted.get("wave") == r["wave"] else c["failed"]
+
+
+def _accept(r: dict[str, Any]) -> None:
+    """The operator goes on: the failures so far no longer count against the budget or the wave."""
+    c = wave_counts(r, r["wave"])
+    r["accepted"] = {"wave": r["wave"], "wave_failed": c["failed"],
+                     "failed": sum(k["state"] in FAILED_KIOSK for k in r["kiosks"].values())}
+
+
 def _evaluate(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
     """Pause on errors at once; open the next wave when this one has finished well enough."""
     if r["status"] != "running":
@@ -189,10 +234,16 @@ def _evaluate(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
     c = wave_counts(r, r["wave"])
     counted = c["total"] - c["skipped"]
     limit = error_limit(r, counted)
-    if c["failed"] >= limit:
+    if _wave_failed(r, c) >= limit:
         r["status"] = "paused"
-        r["reason"] = RR.make("error_threshold", wave=r["wave"], failed=c["failed"], counted=counted,
+        r["reason"] = RR.make("error_threshold", wave=r["wave"], failed=_wave_failed(r, c), counted=counted,
                               threshold=r["error_threshold"], min=int(r.get("error_min", 1)), limit=limit)
+        return []
+    b = budget(r)
+    if b is not None and b["failed"] >= b["limit"]:
+        r["status"] = "paused"
+        r["reason"] = RR.make("failure_budget", failed=b["failed"], targets=b["targets"], budget=b["share"],
+                              limit=b["limit"])
         return []
     if c["pending"] or c["open"]:
         return _send(r, now, online)
@@ -266,6 +317,7 @@ def resume(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, A
     _need(r, "resume", "paused")
     r = _copy(r)
     r["status"], r["reason"] = "running", {}
+    _accept(r)
     c = wave_counts(r, r["wave"])
     if c["pending"] or c["open"]:
         return r, _send(r, now, online)
@@ -302,8 +354,15 @@ def retry_failed(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[
             n += 1
     if not n:
         raise ConfigError("no failed or timed-out kiosk to retry", field="kiosks")
+    _accept(r)  # what is still failed (rolled back) was seen by the operator who retried
     r["status"], r["reason"] = "running", {}
     return r, _send(r, now, online)
+
+
+def public(r: dict[str, Any]) -> dict[str, Any]:
+    """What the console, kioskctl and the REST API show of a roll-out: the record, its progress
+    per wave and its failure budget now."""
+    return {**r, "progress": progress(r), "budget": budget(r)}
 
 
 def progress(r: dict[str, Any]) -> list[dict[str, Any]]:

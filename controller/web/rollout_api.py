@@ -33,11 +33,11 @@ ACTIONS = ("approve", "pause", "resume", "abort", "retry")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 CREATE_FIELDS = {"version": str, "id": str, "sites": list, "groups": list, "canary": int, "waves": list,
                  "approval": bool, "window": dict, "success_threshold": float, "error_threshold": float,
-                 "error_min": int, "timeout_s": float, "max_in_flight": int}
+                 "error_min": int, "timeout_s": float, "max_in_flight": int, "failure_budget": float}
 
 
 def _public(r: dict[str, Any], *, kiosks: bool = True) -> dict[str, Any]:
-    out = {**r, "progress": RO.progress(r)}
+    out = RO.public(r)
     if not kiosks:
         out.pop("kiosks")
     return out
@@ -202,7 +202,10 @@ def openapi_paths(op, path_param) -> dict[str, Any]:
         "version": {"type": "string"}, "id": {"type": "string"}, "sites": {"type": "array"},
         "groups": {"type": "array"}, "canary": {"type": "integer"}, "waves": {"type": "array"},
         "approval": {"type": "boolean"}, "success_threshold": {"type": "number"},
-        "error_threshold": {"type": "number"}, "error_min": {"type": "integer"}, "timeout_s": {"type": "number"}, "max_in_flight": {"type": "integer"},
+        "error_threshold": {"type": "number"}, "error_min": {"type": "integer"}, "timeout_s": {"type": "number"},
+        "max_in_flight": {"type": "integer"},
+        "failure_budget": {"type": "number", "description": "kiosks that may run a failing release, as a share of "
+                           f"the roll-out's kiosks, at least 1 (default {RO.FAILURE_BUDGET})"},
         "window": {"type": "object", "properties": {"start": {"type": "string"}, "end": {"type": "string"},
                                                     "time_zone": {"type": "string"}}}}}
     return {

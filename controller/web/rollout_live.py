@@ -57,7 +57,8 @@ class RolloutWatch:
                 seen[kid] = r["kiosks"][kid]
             self.hub.publish("rollout", {"id": rid, "status": r["status"], "wave": r["wave"], "reason": r["reason"],
                                          "reason_text": rollout_words.every_language(r["reason"]),
-                                         "progress": RO.progress(r), "kiosks": some})
+                                         "progress": RO.progress(r), "kiosks": some,
+                                         "budget_text": rollout_words.budget_every_language(RO.budget(r))})
             n += 1
             # More than one frame's worth: leave the revision unseen so the next round sends the rest.
             self._revs[rid] = rev if len(some) == len(changed) else -1

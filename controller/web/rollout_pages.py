@@ -46,7 +46,7 @@ def routes(job) -> list[Route]:
 
     async def index(request: Request) -> Response:
         request.state.who = require(request, "viewer")
-        items = [{**r, "progress": RO.progress(r)} for r in await run_in_threadpool(job.store.list)]
+        items = [RO.public(r) for r in await run_in_threadpool(job.store.list)]
         return render(request, "rollouts.html", {"releases": await run_in_threadpool(job.store.releases),
                                                  "rollouts": items, "words": _words(request),
                                                  "reason": _reason(request)})
@@ -56,7 +56,7 @@ def routes(job) -> list[Route]:
         if r is None:
             raise HTTPProblem(404, "no such roll-out")
         return render(request, "rollout.html", {"words": _words(request), "reason": _reason(request),
-            "r": {**r, "progress": RO.progress(r)}, "error": error, "actions": ACTIONS,
+            "r": RO.public(r), "budget": lambda b: rollout_words.budget(i18n.for_request(request), b), "error": error, "actions": ACTIONS,
             "can_act": request.state.who.can("operator"),
             "kiosks": sorted(r["kiosks"].items(), key=lambda kv: (kv[1]["wave"], kv[0]))}, status)
 

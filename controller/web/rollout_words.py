@@ -74,5 +74,18 @@ def _translator(lang: str) -> Translator:
     return Translator(lang)
 
 
+def budget(t: Translator, b: dict[str, Any] | None) -> str:
+    """A roll-out's failure budget now (``controller.rollouts.budget``); empty for a roll-out
+    created before budgets."""
+    if not b:
+        return ""
+    return t("rollouts.budget", failed=b["failed"], limit=b["limit"], at_risk=b["at_risk"],
+             share=_value("budget", b["share"]), targets=b["targets"])
+
+
+def budget_every_language(b: dict[str, Any] | None) -> dict[str, str]:
+    return {lang: budget(_translator(lang), b) for lang in LANGS}
+
+
 def frame_kiosk(k: dict[str, Any]) -> dict[str, Any]:
     return {"wave": k["wave"], "state": k["state"], "reason": k["reason"], "reason_text": every_language(k["reason"])}

@@ -41,7 +41,7 @@ class Frames:
 
 def test_each_change_is_one_frame_with_the_kiosks_that_changed(tmp_path):
     store = RolloutStore(tmp_path)
-    r = RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=2, waves=[100]), sim_fleet(6), {})
+    r = RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=2, waves=[100], failure_budget=1.0), sim_fleet(6), {})
     store.create(r)
     hub = Frames()
     watch = RolloutWatch(store, hub)
@@ -75,7 +75,8 @@ def test_each_change_is_one_frame_with_the_kiosks_that_changed(tmp_path):
 
 def test_a_big_change_is_sent_over_several_bounded_frames(tmp_path):
     store = RolloutStore(tmp_path)
-    store.create(RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100], max_in_flight=25),
+    store.create(RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100], max_in_flight=25,
+                                        failure_budget=1.0),
                          sim_fleet(40), {}))
     hub = Frames()
     watch = RolloutWatch(store, hub, max_kiosks=10)

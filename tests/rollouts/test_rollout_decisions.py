@@ -27,6 +27,9 @@ def st(state: str, reason: str = "", version: str = "2.0.0") -> updates.UpdateSt
 
 
 def planned(n: int = 100, **kw) -> dict:
+    # The per-wave rules are tested with the fleet-wide budget out of the way (all kiosks); the
+    # budget's own tests (test_rollout_budget.py) set it.
+    kw.setdefault("failure_budget", 1.0)
     return RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, **kw), fleet(n), {})
 
 
@@ -115,8 +118,8 @@ def test_one_early_failure_does_not_pause_a_big_wave_but_the_minimum_count_is_ke
 
 
 def test_kiosks_offline_at_their_wave_do_not_count_towards_the_wave_size():
-    r = RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100], error_threshold=0.1),
-                fleet(20), {})
+    r = RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100], error_threshold=0.1,
+                               failure_budget=1.0), fleet(20), {})
     r, eff = RO.tick(r, 1, set(r["kiosks"]) - {f"K{i:04d}" for i in range(10)})
     assert len(eff) == 10 and RO.wave_counts(r, 0)["skipped"] == 10
     r, _ = RO.on_update_state(r, eff[0][1], st("failed", "disk_full"), 2, online(r))

@@ -55,8 +55,8 @@ def kiosk_said(kid: str, state: str, reason: str) -> updates.UpdateState:
 def test_a_paused_rollouts_reasons_in_chinese_and_english(console):
     job, url, token, _ = console
     fleet = [{"kiosk_id": f"K{i}", "state": "online", "site": "s", "versions": {"release": "1.0.0"}} for i in range(4)]
-    r = RO.plan(RO.new_rollout("r-bad", REL, created_by="a", now=0, canary=0, waves=[100], error_threshold=0.5),
-                fleet, {})
+    r = RO.plan(RO.new_rollout("r-bad", REL, created_by="a", now=0, canary=0, waves=[100], error_threshold=0.5,
+                               failure_budget=1.0), fleet, {})
     online = set(r["kiosks"])
     r, _ = RO.tick(r, 1, online)
     r, _ = RO.on_update_state(r, "K0", kiosk_said("K0", "rolled_back", "crashed: exit status 1"), 2, online)

@@ -23,9 +23,10 @@ CREATE INDEX rollouts_status ON rollouts(status);
 def _old_record(rid: str, n: int) -> dict:
     r = RO.plan(RO.new_rollout(rid, REL, created_by="a", now=0, canary=1, waves=[100]), fleet(n), {})
     r, _ = RO.tick(r, 1, online(r))
-    for k in r["kiosks"].values():  # records written before from_version and error_min existed
+    for k in r["kiosks"].values():  # records written before from_version, error_min and budgets existed
         k.pop("from_version")
-    r.pop("error_min")
+    for name in ("error_min", "failure_budget", "accepted"):
+        r.pop(name)
     return r
 
 
@@ -58,7 +59,8 @@ def test_an_existing_database_is_migrated_to_kiosk_rows_and_goes_on(tmp_path):
 
 def test_a_kiosk_state_writes_its_own_row_only(tmp_path):
     store = RolloutStore(tmp_path)
-    r = RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100], max_in_flight=3),
+    r = RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100], max_in_flight=3,
+                               failure_budget=1.0),
                 fleet(50, release="1.2.0"), {})
     store.create(r)
     r, effects = store.mutate("r1", lambda cur: RO.tick(cur, 1, online(cur)))
@@ -78,7 +80,8 @@ def test_a_kiosk_state_writes_its_own_row_only(tmp_path):
 def test_what_another_writer_changed_is_read_again(tmp_path):
     """The record a store keeps between its own writes is used only while the revision is its own."""
     a, b = RolloutStore(tmp_path), RolloutStore(tmp_path)  # the controller and kioskctl, say
-    r = RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100], max_in_flight=2),
+    r = RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100], max_in_flight=2,
+                               failure_budget=1.0),
                 fleet(5), {})
     a.create(r)
     _, eff = a.mutate("r1", lambda cur: RO.tick(cur, 1, online(cur)))

@@ -367,6 +367,8 @@ const Console = (() => {
       document.getElementById("ro-status").textContent = (w.status || {})[r.status] || r.status;
       document.getElementById("ro-wave").textContent = (w.current_wave || "{wave}").replace("{wave}", r.wave);
       showReason(document.getElementById("ro-reason"), r.reason_text, "· ");
+      const budget = document.getElementById("ro-budget");
+      if (budget) budget.textContent = (r.budget_text || {})[document.documentElement.lang] || "";
       for (const p of r.progress) {
         const row = document.getElementById("w-" + p.wave);
         if (!row) continue;
