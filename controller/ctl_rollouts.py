@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from controller import ctl, fleet_clock, release_registry
+from controller import audit_log, ctl, fleet_clock, release_registry
 from controller import rollouts as RO
 from controller.rollout_job import RolloutJob
 from controller.rollout_store import RolloutStore
-from controller.store import Store, connect, enqueue_action
+from controller.store import enqueue_action
 from controller.web import i18n, rollout_words
 from foundation.errors import ConfigError, KioskError
 from foundation.settings import ControllerConfig, load_toml
@@ -85,9 +85,10 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 def _job(args: argparse.Namespace, *, base_url: str = "", time_zone: str = "Asia/Shanghai") -> RolloutJob:
     ctl._ro(args).close()  # a clear message, and no new database, when --data-dir is wrong
+    db = ctl.fleet_db(args)  # the SQLite store in --data-dir, or PostgreSQL (--database, --config)
 
     def send(kiosk_id: str, name: str, cargs: dict[str, Any], issuer: str, ttl: float = 300.0) -> int:
-        conn = connect(args.data_dir, autocommit=False)
+        conn = db.connect()
         try:
             return enqueue_action(conn, issuer, "command", {"kiosk_id": kiosk_id, "name": name, "args": cargs,
                                                             "ttl": ttl}, time.time())
@@ -95,14 +96,14 @@ def _job(args: argparse.Namespace, *, base_url: str = "", time_zone: str = "Asia
             conn.close()
 
     def audit(user: str, action: str, target: str, result: str, detail: dict[str, Any]) -> None:
-        store = Store(args.data_dir)
+        conn = db.connect()
         try:
-            with store.tx() as st:
-                st.audit(user, action, target, detail, result, time.time())
+            audit_log.write(conn, user=user, action=action, target=target, detail=detail, result=result,
+                            now=time.time())
         finally:
-            store.close()
+            conn.close()
 
-    return RolloutJob(args.data_dir, RolloutStore(args.data_dir), send=send, audit=audit, base_url=base_url,
+    return RolloutJob(db.data_dir, RolloutStore(db), send=send, audit=audit, base_url=base_url,
                       clock=time.time, time_zone=time_zone)
 
 
@@ -128,7 +129,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     job = _job(args)
     user = ctl._user(args)
     try:
-        rec = release_registry.publish(job.store, args.data_dir, args.bundle, user=user, now=time.time())
+        rec = release_registry.publish(job.store, job.data_dir, args.bundle, user=user, now=time.time())
     except (KioskError, OSError) as exc:
         job.audit(user, "release_publish", str(args.bundle)[:120], "refused", {"error": str(exc)[:300]})
         raise
@@ -148,7 +149,7 @@ def _defaults(args: argparse.Namespace, store: RolloutStore) -> tuple[str, str]:
     if not url:
         url = store.setting("releases_url")
     if not zone:
-        conn = connect(args.data_dir, readonly=True)
+        conn = ctl._ro(args)
         try:
             zone = fleet_clock.recorded(conn).name
         finally:

@@ -1,6 +1,7 @@
 """PostgreSQL schemas of the tables that live beside the fleet store: the fleet's settings (its
 time zone, ``controller.fleet_clock``), the kiosk enrolment tokens, the console's accounts
-(users, sessions, API tokens) and the residents' service backend (``SERVICE_BACKEND``).
+(users, sessions, API tokens), the residents' service backend (``SERVICE_BACKEND``), and the
+roll-outs with the releases registry.
 On SQLite they keep their own file and migrations
 (``controller.web.accounts``); on PostgreSQL they are tables in the fleet database, so every
 controller instance signs in the same operators and serves the same sessions.
@@ -142,3 +143,28 @@ def migrate(conn: Any, part: str) -> int:
             conn.execute("INSERT INTO part_schema VALUES (?, ?) ON CONFLICT (part) DO UPDATE SET "
                          "version = excluded.version", (part, len(steps)))
     return len(steps)
+
+
+# Roll-outs and the releases registry (``controller.rollout_store``): on SQLite the same tables in
+# the store's file. Added apart from the dict above so parts added at the same time merge cleanly.
+PARTS["rollouts"] = [
+    """
+    CREATE TABLE releases (
+        component TEXT NOT NULL, version TEXT NOT NULL, manifest_sha256 TEXT NOT NULL, size BIGINT NOT NULL,
+        files BIGINT NOT NULL, published_by TEXT NOT NULL, published_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (component, version)
+    );
+    CREATE TABLE rollouts (
+        id TEXT PRIMARY KEY, version TEXT NOT NULL, status TEXT NOT NULL, rev BIGINT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL, body TEXT NOT NULL
+    );
+    CREATE INDEX rollouts_status ON rollouts(status);
+    CREATE TABLE rollout_kiosks (
+        rollout_id TEXT NOT NULL, kiosk_id TEXT NOT NULL, wave BIGINT NOT NULL, state TEXT NOT NULL,
+        reason TEXT NOT NULL, from_version TEXT NOT NULL, since DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (rollout_id, kiosk_id)
+    );
+    CREATE TABLE rollout_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+TABLES["rollouts"] = ("releases", "rollouts", "rollout_kiosks", "rollout_settings")

@@ -3,6 +3,12 @@ decisions of :mod:`controller.rollouts`, through :class:`controller.rollout_stor
 and carries out the effects it won: ``cmd/update`` / ``cmd/update_rollback`` through the
 controller's signed command path. Operator actions (create, approve, pause, resume, abort,
 retry) are methods here, each audited.
+
+With several controller instances on one PostgreSQL database every instance's job records the
+kiosks' states it receives and the operator actions made on its console, but only the holder of
+the singleton-jobs lease (``leads``) ticks and sends ``cmd/update``: the others decide with
+sending left out, and the holder's next tick sends what their decision opened. An abort's
+``cmd/update_rollback`` goes out at once from the instance the operator used.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from typing import Any
 
 from contract import updates
 from controller import rollouts as RO
+from controller.fleet_db import FleetDb
 from controller.rollout_store import Decide, RolloutStore
-from controller.store import connect, list_kiosks
+from controller.store import list_kiosks
 from controller.web.release_files import DownloadLimit
 from foundation.errors import ConfigError, KioskError
 
@@ -62,9 +69,10 @@ class RolloutJob:
         self._inbox.put((kiosk_id, st, now))
 
     def _conn(self):
+        """This thread's read-only connection to the fleet database the roll-outs are in."""
         conn = getattr(self._ro, "conn", None)
         if conn is None:
-            conn = self._ro.conn = connect(self.data_dir, readonly=True)
+            conn = self._ro.conn = self.store.db.connect(readonly=True)
         return conn
 
     def _fleet(self) -> list[dict[str, Any]]:
@@ -129,11 +137,11 @@ class RolloutJob:
         self.store.create(r)
         self.audit(user, "rollout_create", r["id"], "ok", {"version": version, "kiosks": len(r["kiosks"]),
                                                                "waves": r["wave_count"]})
-        online = self._online(fresh=True)
+        online = self._online(fresh=True) if self.leads() else None  # None: the lease holder sends
         return self._mutate(r["id"], lambda cur: self._first(cur, now, online))
 
     @staticmethod
-    def _first(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, Any], list]:
+    def _first(r: dict[str, Any], now: float, online: set[str] | None) -> tuple[dict[str, Any], list]:
         if any(k["state"] != "pending" for k in r["kiosks"].values()):
             return r, []  # someone else already started it
         return RO.tick(r, now, online)
@@ -141,6 +149,8 @@ class RolloutJob:
     def action(self, rollout_id: str, action: str, user: str, reason: str = "") -> dict[str, Any]:
         now = self.clock()
         online = self._online(fresh=True) if action in ("approve", "resume", "retry", "advance") else set()
+        if not self.leads():
+            online = None  # decided here, sent by the lease holder's next tick (an abort's roll-backs: at once)
         decide = {
             "approve": lambda r: RO.approve(r, now, online),
             "pause": lambda r: (RO.pause(r, reason), []),
@@ -195,14 +205,16 @@ class RolloutJob:
             return
         if self.store.get(st.rollout) is None:
             return
-        online = self._online()
+        # Several instances share the kiosks' messages: any of them records a kiosk's state, only
+        # the singleton-jobs lease holder sends (the holder's next tick sends what this opened).
+        online = self._online() if self.leads() else None
         self._mutate(st.rollout, lambda r: RO.on_update_state(r, kiosk_id, st, now, online))
 
 
 def for_controller(ctl: Any, *, base_url: str, clock: Callable[[], float] | None = None,
                    interval: float = 1.0) -> RolloutJob:
     """The job inside a running Controller: listens to its update/state and sends through it."""
-    job = RolloutJob(ctl.config.data_dir, RolloutStore(ctl.config.data_dir), send=ctl.send_command,
+    job = RolloutJob(ctl.config.data_dir, RolloutStore(FleetDb.from_config(ctl.config)), send=ctl.send_command,
                      audit=ctl.audit, base_url=base_url, clock=clock or ctl.clock, interval=interval,
                      time_zone=getattr(ctl.config, "time_zone", "Asia/Shanghai"),
                      download_rate=getattr(ctl.config, "release_download_rate", 0.0),

@@ -1,4 +1,11 @@
-"""Where roll-outs and published releases are kept: ``rollouts.sqlite3`` beside the controller's store.
+"""Where roll-outs and published releases are kept: tables in the fleet database.
+
+The fleet database is the controller's (``controller.fleet_db.FleetDb``): its SQLite store file
+in ``data_dir``, or PostgreSQL when its ``database`` setting names one, so with several
+controller instances every instance's console, API and kioskctl see the same roll-outs. On
+PostgreSQL the tables have their own migration track (``controller.pg_parts``, part
+``rollouts``). Roll-outs an older controller kept in ``rollouts.sqlite3`` are moved in when the
+store opens (``controller.rollout_adopt``).
 
 A roll-out is one ``rollouts`` row (its options, status, wave, reason and revision ``rev``) and one
 ``rollout_kiosks`` row per kiosk (wave, state, reason, the release it ran when planned, times), so a
@@ -11,10 +18,8 @@ revision in one snapshot, decide (pure, :mod:`controller.rollouts`), then in one
 ``UPDATE rollouts ... WHERE rev = ?`` and write the kiosk rows that changed. Only the caller whose
 conditional update wins gets the effects to carry out; the others roll back, re-read and decide
 again on the new state. So a wave starts exactly once however many callers ask at the same moment
-(hawkBit PR #1853), across threads and processes. Each thread has its own connection.
-
-Roll-outs live in this SQLite file only, also when the fleet store is on PostgreSQL
-(docs/scale-out.md).
+(hawkBit PR #1853), across threads, processes and controller instances (PostgreSQL re-checks
+``rev`` after a concurrent update commits). Each thread has its own connection.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from controller import pg_parts, sql_dialect, store
 from controller import rollout_reasons as RR
+from controller.fleet_db import FleetDb
 from foundation.errors import ConfigError, KioskError
 
-DB_NAME = "rollouts.sqlite3"
-LAYOUT = 2  # PRAGMA user_version: 2 = one row per kiosk (1 or 0: every kiosk inside the roll-out's body)
+# The tables on SQLite, in the fleet store's file (PostgreSQL: ``pg_parts.PARTS["rollouts"]``).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS releases (
     component TEXT NOT NULL, version TEXT NOT NULL, manifest_sha256 TEXT NOT NULL, size INTEGER NOT NULL,
@@ -46,8 +52,10 @@ CREATE TABLE IF NOT EXISTS rollout_kiosks (
     PRIMARY KEY (rollout_id, kiosk_id));
 CREATE TABLE IF NOT EXISTS rollout_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_RELEASE_COLS = ("component", "version", "manifest_sha256", "size", "files", "published_by", "published_at",
+                 "expires_at")
 _KIOSK_COLS = ("wave", "state", "reason", "from_version", "since")
-_UPSERT = ("INSERT INTO rollout_kiosks (rollout_id, kiosk_id, wave, state, reason, from_version, since, updated_at)"
+UPSERT = ("INSERT INTO rollout_kiosks (rollout_id, kiosk_id, wave, state, reason, from_version, since, updated_at)"
            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (rollout_id, kiosk_id) DO UPDATE SET wave = excluded.wave,"
            " state = excluded.state, reason = excluded.reason, from_version = excluded.from_version,"
            " since = excluded.since, updated_at = excluded.updated_at")
@@ -58,7 +66,7 @@ class Conflict(KioskError):
     """The roll-out kept changing under us (should not happen outside a storm of writers)."""
 
 
-def _kiosk_rows(rollout_id: str, kiosks: Iterable[tuple[str, dict[str, Any]]], now: float) -> list[tuple]:
+def kiosk_rows(rollout_id: str, kiosks: Iterable[tuple[str, dict[str, Any]]], now: float) -> list[tuple]:
     return [(rollout_id, kid, k["wave"], k["state"], json.dumps(k["reason"]) if k["reason"] else "",
              k.get("from_version", ""), k["since"], now) for kid, k in kiosks]
 
@@ -74,45 +82,58 @@ def _reason(text: str, kiosk_state: str = "") -> RR.Reason:
 
 
 class RolloutStore:
-    def __init__(self, data_dir: Path) -> None:
-        self.path = Path(data_dir) / DB_NAME
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._cache: dict[str, tuple[dict[str, Any], int]] = {}  # roll-out id -> (record, rev)
-        self.conn().executescript(SCHEMA)
-        self._migrate()
+    """The roll-out tables of the fleet database ``where`` (a ``FleetDb``, or a data folder: its
+    SQLite store)."""
 
-    def conn(self) -> sqlite3.Connection:
+    def __init__(self, where: FleetDb | Path | str) -> None:
+        self.db = FleetDb.of(where)
+        self.data_dir = self.db.data_dir
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._opened: list[Any] = []
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[dict[str, Any], int]] = {}  # roll-out id -> (record, rev)
+        c = self.conn()
+        if self.db.on_postgresql:
+            pg_parts.migrate(c, "rollouts")
+        else:
+            c.executescript(SCHEMA)
+        from controller import rollout_adopt  # it writes through this store's tables
+
+        rollout_adopt.adopt(self)
+
+    @property
+    def on_postgresql(self) -> bool:
+        return self.db.on_postgresql
+
+    def conn(self) -> Any:
         c = getattr(self._local, "conn", None)
         if c is None:
-            c = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute("PRAGMA synchronous=NORMAL")
-            c.row_factory = sqlite3.Row
+            if self.db.on_postgresql:
+                c = self.db.connect()
+            else:
+                c = sqlite3.connect(self.data_dir / store.DB_NAME, timeout=30, isolation_level=None,
+                                    check_same_thread=False)
+                c.execute("PRAGMA journal_mode=WAL")
+                c.execute("PRAGMA synchronous=NORMAL")
+                c.row_factory = sqlite3.Row
             self._local.conn = c
+            with self._lock:
+                self._opened.append(c)
         return c
 
-    def _migrate(self) -> None:
-        """Move each roll-out's kiosks out of its body into rows (a database from before ``LAYOUT`` 2).
-        One transaction: a controller and kioskctl opening the file at once migrate it once."""
-        c = self.conn()
-        if c.execute("PRAGMA user_version").fetchone()[0] >= LAYOUT:
-            return
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            if c.execute("PRAGMA user_version").fetchone()[0] < LAYOUT:
-                for row in c.execute("SELECT id, body FROM rollouts").fetchall():
-                    body = json.loads(row["body"])
-                    kiosks = body.pop("kiosks", None)
-                    if kiosks is None:
-                        continue
-                    c.executemany(_UPSERT, _kiosk_rows(row["id"], kiosks.items(), body.get("updated_at", 0.0)))
-                    c.execute("UPDATE rollouts SET body = ? WHERE id = ?", (json.dumps(body), row["id"]))
-                c.execute(f"PRAGMA user_version = {LAYOUT}")
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
+    def close(self) -> None:
+        """Close every connection this store opened (any thread's)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for c in opened:
+            c.close()
+        self._local = threading.local()
+
+    def _snapshot(self) -> str:
+        """The statement that starts a read of one consistent state (PostgreSQL's default,
+        READ COMMITTED, gives each statement its own)."""
+        return "BEGIN ISOLATION LEVEL REPEATABLE READ" if self.db.on_postgresql else "BEGIN"
 
     # -- what the running controller tells kioskctl (the releases URL it serves) ----------------------
     def set_setting(self, name: str, value: str) -> None:
@@ -127,10 +148,9 @@ class RolloutStore:
     def add_release(self, rec: dict[str, Any]) -> None:
         try:
             self.conn().execute(
-                "INSERT INTO releases (component, version, manifest_sha256, size, files, published_by, published_at,"
-                " expires_at) VALUES (:component, :version, :manifest_sha256, :size, :files, :published_by,"
-                " :published_at, :expires_at)", rec)
-        except sqlite3.IntegrityError:
+                f"INSERT INTO releases ({', '.join(_RELEASE_COLS)}) VALUES ({', '.join('?' * len(_RELEASE_COLS))})",
+                tuple(rec[k] for k in _RELEASE_COLS))
+        except sql_dialect.integrity_errors():
             raise ConfigError(f"{rec['component']} release {rec['version']} is already published "
                               "(a published release never changes: build a new version)", field="version") from None
 
@@ -150,9 +170,9 @@ class RolloutStore:
         try:
             c.execute("INSERT INTO rollouts (id, version, status, rev, created_at, body) VALUES (?,?,?,0,?,?)",
                       (r["id"], r["version"], r["status"], r["created_at"], json.dumps(body)))
-            c.executemany(_UPSERT, _kiosk_rows(r["id"], r["kiosks"].items(), r["updated_at"]))
+            c.executemany(UPSERT, kiosk_rows(r["id"], r["kiosks"].items(), r["updated_at"]))
             c.execute("COMMIT")
-        except sqlite3.IntegrityError:
+        except sql_dialect.integrity_errors():
             c.execute("ROLLBACK")
             raise ConfigError(f"a roll-out {r['id']!r} exists already", field="id") from None
         except BaseException:
@@ -175,7 +195,7 @@ class RolloutStore:
         update/state then costs one small read and one row written, not the whole roll-out).
         Callers must not change what this returns (the decisions copy before they change)."""
         c = self.conn()
-        c.execute("BEGIN")  # one snapshot: the body, its revision and the kiosk rows agree
+        c.execute(self._snapshot())  # one snapshot: the body, its revision and the kiosk rows agree
         try:
             row = c.execute("SELECT body, rev FROM rollouts WHERE id = ?", (rollout_id,)).fetchone()
             if row is None:
@@ -222,9 +242,8 @@ class RolloutStore:
 
     def waves_started(self) -> int:
         """Waves started by every roll-out so far (the canary counts; a roll-out with no kiosk none)."""
-        row = self.conn().execute("SELECT coalesce(sum(json_extract(body, '$.wave') + 1), 0) FROM rollouts"
-                                  " WHERE json_extract(body, '$.wave_count') > 0").fetchone()
-        return int(row[0])
+        bodies = (json.loads(row[0]) for row in self.conn().execute("SELECT body FROM rollouts"))
+        return sum(int(b.get("wave", 0)) + 1 for b in bodies if b.get("wave_count", 0) > 0)
 
     def mutate(self, rollout_id: str, decide: Decide, attempts: int = 200) -> tuple[dict[str, Any], list]:
         """Apply one decision with optimistic concurrency; returns (record, effects won)."""
@@ -244,7 +263,7 @@ class RolloutStore:
                 cur = c.execute("UPDATE rollouts SET body = ?, status = ?, rev = rev + 1 WHERE id = ? AND rev = ?",
                                 (json.dumps(body), new["status"], rollout_id, rev))
                 if cur.rowcount == 1:
-                    c.executemany(_UPSERT, _kiosk_rows(rollout_id, changed, new.get("updated_at", 0.0)))
+                    c.executemany(UPSERT, kiosk_rows(rollout_id, changed, new.get("updated_at", 0.0)))
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")

@@ -163,9 +163,11 @@ def wave_counts(r: dict[str, Any], wave: int) -> dict[str, int]:
     return out
 
 
-def _send(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
-    """Send the current wave's pending kiosks, up to ``max_in_flight`` open at once, in the window."""
-    if r["status"] != "running" or (r["window"] and not Window(**r["window"]).contains(now)):
+def _send(r: dict[str, Any], now: float, online: set[str] | None) -> list[Effect]:
+    """Send the current wave's pending kiosks, up to ``max_in_flight`` open at once, in the window.
+    ``online`` None: this caller may not send (a controller instance without the singleton-jobs
+    lease records a kiosk's state; the lease holder's next tick sends)."""
+    if online is None or r["status"] != "running" or (r["window"] and not Window(**r["window"]).contains(now)):
         return []
     c = wave_counts(r, r["wave"])
     room = r["max_in_flight"] - c["open"]
@@ -227,7 +229,7 @@ def _accept(r: dict[str, Any]) -> None:
                      "failed": sum(k["state"] in FAILED_KIOSK for k in r["kiosks"].values())}
 
 
-def _evaluate(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
+def _evaluate(r: dict[str, Any], now: float, online: set[str] | None) -> list[Effect]:
     """Pause on errors at once; open the next wave when this one has finished well enough."""
     if r["status"] != "running":
         return []
@@ -261,7 +263,7 @@ def _evaluate(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
     return start_next_wave(r, now, online)
 
 
-def start_next_wave(r: dict[str, Any], now: float, online: set[str]) -> list[Effect]:
+def start_next_wave(r: dict[str, Any], now: float, online: set[str] | None) -> list[Effect]:
     """Open wave ``wave + 1``. The store calls this only after it won the conditional update."""
     r["wave"] += 1
     r["status"], r["reason"] = "running", {}
@@ -269,8 +271,8 @@ def start_next_wave(r: dict[str, Any], now: float, online: set[str]) -> list[Eff
 
 
 def on_update_state(r: dict[str, Any], kiosk_id: str, st: updates.UpdateState, now: float,
-                    online: set[str]) -> tuple[dict[str, Any], list[Effect]]:
-    """A kiosk's ``update/state`` for this roll-out's release."""
+                    online: set[str] | None) -> tuple[dict[str, Any], list[Effect]]:
+    """A kiosk's ``update/state`` for this roll-out's release (``online`` None: decide, send nothing)."""
     k = r["kiosks"].get(kiosk_id)
     if k is None or st.version != r["version"] or k["state"] in ("pending", "skipped", "timed_out"):
         return r, []
@@ -283,7 +285,7 @@ def on_update_state(r: dict[str, Any], kiosk_id: str, st: updates.UpdateState, n
     return r, _evaluate(r, now, online)
 
 
-def tick(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, Any], list[Effect]]:
+def tick(r: dict[str, Any], now: float, online: set[str] | None) -> tuple[dict[str, Any], list[Effect]]:
     """Time passes: silent kiosks time out, the window opens, waves finish."""
     if r["status"] != "running":
         return r, []
@@ -301,7 +303,7 @@ def _need(r: dict[str, Any], action: str, *statuses: str) -> None:
         raise ConfigError(f"cannot {action} a roll-out that is {r['status']}", field="status")
 
 
-def approve(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, Any], list[Effect]]:
+def approve(r: dict[str, Any], now: float, online: set[str] | None) -> tuple[dict[str, Any], list[Effect]]:
     _need(r, "approve", "awaiting_approval")
     r = _copy(r)
     return r, start_next_wave(r, now, online)
@@ -312,7 +314,7 @@ def pause(r: dict[str, Any], reason: str) -> dict[str, Any]:
     return {**_copy(r), "status": "paused", "reason": RR.operator("paused_by_operator", reason)}
 
 
-def resume(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, Any], list[Effect]]:
+def resume(r: dict[str, Any], now: float, online: set[str] | None) -> tuple[dict[str, Any], list[Effect]]:
     """Go on where it stopped; a wave that paused on errors is taken as accepted by the operator."""
     _need(r, "resume", "paused")
     r = _copy(r)
@@ -341,7 +343,7 @@ def abort(r: dict[str, Any], reason: str, now: float) -> tuple[dict[str, Any], l
     return r, out
 
 
-def retry_failed(r: dict[str, Any], now: float, online: set[str]) -> tuple[dict[str, Any], list[Effect]]:
+def retry_failed(r: dict[str, Any], now: float, online: set[str] | None) -> tuple[dict[str, Any], list[Effect]]:
     """Send again to the kiosks that failed or timed out (a rolled-back kiosk marked the release
     bad: it would refuse it, so it is not retried)."""
     _need(r, "retry", "running", "paused")

@@ -93,3 +93,9 @@ def lock(conn: Any, space: int, key: str) -> None:
     what the first wrote. Two keys that hash alike only wait for each other, never mix up."""
     if name(conn) == POSTGRESQL:
         conn.execute(f"SELECT pg_advisory_xact_lock({int(space)}, hashtext(?))", (key,))
+
+
+def integrity_errors() -> tuple[type[Exception], ...]:
+    """Errors meaning a row broke a constraint (a key that exists already), on either database."""
+    pg = _psycopg()
+    return (sqlite3.IntegrityError,) + ((pg.IntegrityError,) if pg is not None else ())

@@ -4,10 +4,11 @@
 SQLite file is read in one read transaction, so what is moved is one consistent state). The
 target must be empty; its schema comes from ``controller.store_pg``'s migrations and, for the
 tables beside the store, ``controller.pg_parts``'s: the fleet's settings, the enrolment tokens,
-the console's accounts, sessions and API tokens (``console.sqlite3``), and the residents' service
+the console's accounts, sessions and API tokens (``console.sqlite3``), the residents' service
 backend's tables (queue tickets, appointments, certificates, notices, feedback and its handling,
-ratings, volunteer hours), so operators sign in as before, an issued token still enrols its kiosk
-and today's queue goes on numbering where it was. Each table is
+ratings, volunteer hours), and the roll-outs with their kiosk rows and the releases registry (the
+published bundles stay in ``data_dir/releases``), so operators sign in as before, an issued token
+still enrols its kiosk and today's queue goes on numbering where it was. Each table is
 copied in one PostgreSQL transaction (pipelined batches), identity counters are set past the
 highest id, then every table is read back from both sides and compared row for row: the move
 fails, naming the table, if one row is missing, extra or different.
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import pg_parts, sql_dialect, store_pg
+from controller.rollout_adopt import OLD_NAME
 from controller.store import MIGRATIONS, StoreError, connect
 
 # The fleet store's tables, in the order they are moved.
@@ -32,6 +34,8 @@ IDENTITY = ("alarms", "audit", "actions", *pg_parts.SERVICE_BACKEND_IDENTITY)
 # (read when it has them) and their part in ``controller.pg_parts``.
 BESIDE = (("controller.sqlite3", "fleet_settings"), ("controller.sqlite3", "enrolment"),
           ("console.sqlite3", "console_accounts"), ("controller.sqlite3", "service_backend"))
+# Roll-outs and the releases registry (``controller.rollout_store``): their tables in the store's file.
+BESIDE_ROLLOUTS = (("controller.sqlite3", "rollouts"),)
 BATCH = 5000
 
 
@@ -63,9 +67,10 @@ def move(data_dir: Path, url: str, *, batch: int = BATCH) -> dict[str, int]:
             raise StoreError("the service tables are from an older release (tickets without a site): start "
                              "the controller of this release on the store and take one ticket, then move")
         store_pg.migrate(dst)
-        for _, part in BESIDE:
+        _refuse_unmoved_rollouts(Path(data_dir))
+        for _, part in (*BESIDE, *BESIDE_ROLLOUTS):
             pg_parts.migrate(dst, part)
-        for table in (*TABLES, *(t for _, part in BESIDE for t in pg_parts.TABLES[part])):
+        for table in (*TABLES, *(t for _, part in (*BESIDE, *BESIDE_ROLLOUTS) for t in pg_parts.TABLES[part])):
             if dst.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
                 raise StoreError(f"the PostgreSQL database is not empty (table {table} has rows): "
                                  "move into a new database")
@@ -74,12 +79,20 @@ def move(data_dir: Path, url: str, *, batch: int = BATCH) -> dict[str, int]:
         for table in TABLES:
             _check(src, dst, table)
         src.execute("COMMIT")
-        for file, part in BESIDE:
+        for file, part in (*BESIDE, *BESIDE_ROLLOUTS):
             moved.update(_move_beside(Path(data_dir) / file, dst, pg_parts.TABLES[part], batch))
         return moved
     finally:
         src.close()
         dst.close()
+
+
+def _refuse_unmoved_rollouts(data_dir: Path) -> None:
+    """Roll-outs still in the file an older controller kept them in are not in the store's file
+    yet: the controller of this release moves them there when it starts."""
+    if (data_dir / OLD_NAME).exists():
+        raise StoreError(f"{data_dir / OLD_NAME} holds roll-outs not yet in the store: start the controller of "
+                         "this release on it once first (it moves them), then move the store")
 
 
 def _move_beside(path: Path, dst: store_pg.PgConnection, tables: tuple[str, ...], batch: int) -> dict[str, int]:

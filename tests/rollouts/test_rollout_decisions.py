@@ -10,8 +10,10 @@ import pytest
 
 from contract import updates
 from controller import rollouts as RO
+from controller.fleet_db import FleetDb
 from controller.rollout_store import RolloutStore
 from foundation.errors import ConfigError
+from tests.conftest import BACKENDS
 
 REL = {"version": "2.0.0", "url": "", "manifest_sha256": "a" * 64}
 
@@ -182,8 +184,9 @@ def test_maintenance_window_in_local_time_and_offline_kiosks_skipped():
     assert len(eff) == 4 and r["kiosks"]["K0000"]["state"] == "skipped"
 
 
-def test_a_wave_starts_exactly_once_under_100_concurrent_advances(tmp_path):
-    store = RolloutStore(tmp_path)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_wave_starts_exactly_once_under_100_concurrent_advances(tmp_path, fleet_database):
+    store = RolloutStore(FleetDb(tmp_path, fleet_database))
     r = planned(200, canary=10, waves=[100], success_threshold=0.9)
     r, eff = RO.tick(r, 0, online(r))
     for _, kid in eff:
@@ -195,24 +198,31 @@ def test_a_wave_starts_exactly_once_under_100_concurrent_advances(tmp_path):
         if k["wave"] == 1:
             k.update(state="pending", since=0.0)
     store.create(r)
-    barrier = threading.Barrier(100)
+    # Each thread has its own connection: on PostgreSQL 50 threads (the test cluster allows 100
+    # connections in all) make two advances each, all released at once.
+    threads_n = 50 if fleet_database else 100
+    barrier = threading.Barrier(threads_n)
     won: list[list] = []
     errors: list[BaseException] = []
+    calls: list[int] = []
 
     def advance():
         try:
-            barrier.wait(10)
-            _, effects = store.mutate("r1", lambda cur: RO.tick(cur, 2, online(cur)))
-            if effects:
-                won.append(effects)
+            barrier.wait(30)
+            for _ in range(100 // threads_n):
+                calls.append(1)
+                _, effects = store.mutate("r1", lambda cur: RO.tick(cur, 2, online(cur)))
+                if effects:
+                    won.append(effects)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
-    threads = [threading.Thread(target=advance) for _ in range(100)]
+    threads = [threading.Thread(target=advance) for _ in range(threads_n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    assert not errors
+    assert not errors and len(calls) == 100
     assert len(won) == 1 and len(won[0]) == 50  # max_in_flight of wave 1, sent by one caller only
     final = store.get("r1")
     assert final["wave"] == 1 and sum(k["state"] == "sent" for k in final["kiosks"].values()) == 50
+    store.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import sqlite3
 import urllib.error
 import urllib.request
 
@@ -87,10 +86,10 @@ def test_a_paused_rollouts_reasons_in_chinese_and_english(console):
 
 def test_a_rollout_stored_with_sentences_by_an_older_controller_still_shows(console):
     job, url, token, _ = console
-    db = sqlite3.connect(job.store.path)
+    db = job.store.db.connect()
     body = {"id": "r-old", "version": "2.0.0", "status": "paused", "wave": 2, "wave_count": 3, "canary": 1,
             "reason": "wave 2: 4 of 346 kiosks failed (error threshold 1.0% of the wave, at least 1: 4 kiosks)"}
-    with db:
+    with db:  # the fleet database's roll-out tables, as an older controller wrote them
         db.execute("INSERT INTO rollouts (id, version, status, rev, created_at, body) VALUES ('r-old', '2.0.0',"
                    " 'paused', 3, 1, ?)", (json.dumps(body),))
         db.executemany("INSERT INTO rollout_kiosks VALUES ('r-old', ?, 2, ?, ?, '1.0.0', 1, 1)", [

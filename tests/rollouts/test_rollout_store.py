@@ -1,13 +1,36 @@
-"""The roll-out store's layout: one row per kiosk, and the migration from one JSON record per roll-out."""
+"""The roll-out store in the fleet database, on SQLite and on PostgreSQL: one row per kiosk, and
+roll-outs an older controller kept in ``rollouts.sqlite3`` (with every kiosk in one JSON record,
+or already in rows) moved in, checked, the old file kept renamed."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 
+import pytest
+
 from controller import rollouts as RO
-from controller.rollout_store import DB_NAME, RolloutStore
+from controller.fleet_db import FleetDb
+from controller.rollout_adopt import OLD_NAME
+from controller.rollout_store import RolloutStore
+from controller.store import StoreError
+from tests.conftest import BACKENDS
 from tests.rollouts.test_rollout_decisions import REL, fleet, online, st
+
+pytestmark = pytest.mark.parametrize("backend", BACKENDS)
+
+
+@pytest.fixture
+def db(tmp_path, fleet_database) -> FleetDb:
+    return FleetDb(tmp_path, fleet_database)
+
+
+def rows(db: FleetDb, sql: str) -> list[tuple]:
+    conn = db.connect()
+    try:
+        return [tuple(r) for r in conn.execute(sql)]
+    finally:
+        conn.close()
 
 # The layout before rollout_kiosks, as controller/rollout_store.py created it (every kiosk in ``body``).
 OLD_SCHEMA = """
@@ -30,35 +53,60 @@ def _old_record(rid: str, n: int) -> dict:
     return r
 
 
-def test_an_existing_database_is_migrated_to_kiosk_rows_and_goes_on(tmp_path):
-    db = sqlite3.connect(tmp_path / DB_NAME)
+def _old_file(tmp_path, old: dict[str, dict]) -> None:
+    db = sqlite3.connect(tmp_path / OLD_NAME)
     db.executescript(OLD_SCHEMA)
-    old = {rid: _old_record(rid, n) for rid, n in (("r1", 5), ("r2", 3))}
     for rid, r in old.items():
         db.execute("INSERT INTO rollouts VALUES (?,?,?,3,?,?)", (rid, r["version"], r["status"], 0, json.dumps(r)))
+    db.execute("INSERT INTO releases VALUES ('kiosk', '2.0.0', ?, 10, 1, 'rel', 5.5, 99.0)", ("a" * 64,))
     db.commit()
     db.close()
 
-    store = RolloutStore(tmp_path)
+
+def test_an_old_rollouts_file_is_moved_into_the_fleet_database_and_goes_on(tmp_path, db):
+    old = {rid: _old_record(rid, n) for rid, n in (("r1", 5), ("r2", 3))}
+    _old_file(tmp_path, old)
+
+    store = RolloutStore(db)
     for rid, r in old.items():
         got = store.get(rid)
         assert {kid: {k: v for k, v in row.items() if k != "from_version"} for kid, row in got["kiosks"].items()} \
             == r["kiosks"]
         assert {k: v for k, v in got.items() if k != "kiosks"} == {k: v for k, v in r.items() if k != "kiosks"}
-    raw = sqlite3.connect(tmp_path / DB_NAME)
-    assert all("kiosks" not in json.loads(b) for (b,) in raw.execute("SELECT body FROM rollouts"))
-    assert raw.execute("SELECT count(*) FROM rollout_kiosks").fetchone()[0] == 8
-    assert raw.execute("SELECT rev FROM rollouts WHERE id = 'r1'").fetchone()[0] == 3  # revisions kept
-    # Opening it again changes nothing; the migrated roll-out goes on (a record without error_min: 1).
-    RolloutStore(tmp_path)
-    assert raw.execute("SELECT count(*) FROM rollout_kiosks").fetchone()[0] == 8
+    assert store.release("2.0.0") == {"component": "kiosk", "version": "2.0.0", "manifest_sha256": "a" * 64,
+                                      "size": 10, "files": 1, "published_by": "rel", "published_at": 5.5,
+                                      "expires_at": 99.0}
+    assert all("kiosks" not in json.loads(b) for (b,) in rows(db, "SELECT body FROM rollouts"))
+    assert rows(db, "SELECT count(*) FROM rollout_kiosks") == [(8,)]
+    assert rows(db, "SELECT rev FROM rollouts WHERE id = 'r1'") == [(3,)]  # revisions kept
+    assert not (tmp_path / OLD_NAME).exists()
+    kept = sqlite3.connect(tmp_path / (OLD_NAME + ".moved"))  # kept, renamed, with every row
+    assert kept.execute("SELECT count(*) FROM rollouts").fetchone()[0] == 2
+    kept.close()
+    # Opening it again changes nothing; the moved roll-out goes on (a record without error_min: 1).
+    RolloutStore(db).close()
+    assert rows(db, "SELECT count(*) FROM rollout_kiosks") == [(8,)]
     canary = next(kid for kid, k in old["r1"]["kiosks"].items() if k["state"] == "sent")
     r, effects = store.mutate("r1", lambda cur: RO.on_update_state(cur, canary, st("committed"), 5, online(cur)))
     assert r["wave"] == 1 and len(effects) == 4 and store.get("r1")["kiosks"][canary]["state"] == "committed"
+    store.close()
 
 
-def test_a_kiosk_state_writes_its_own_row_only(tmp_path):
-    store = RolloutStore(tmp_path)
+def test_a_row_that_differs_from_the_fleet_databases_stops_the_move_and_keeps_the_file(tmp_path, db):
+    first = RolloutStore(db)
+    first.create(RO.plan(RO.new_rollout("r1", REL, created_by="someone else", now=0, canary=0, waves=[100]),
+                         fleet(2), {}))
+    first.close()
+    _old_file(tmp_path, {"r1": _old_record("r1", 5), "r2": _old_record("r2", 3)})
+    with pytest.raises(StoreError, match=r"rollouts \('r1',\) differs from the row already there"):
+        RolloutStore(db)
+    assert (tmp_path / OLD_NAME).exists() and not (tmp_path / (OLD_NAME + ".moved")).exists()
+    assert rows(db, "SELECT id FROM rollouts") == [("r1",)]  # nothing of the file moved, r1 not overwritten
+    assert rows(db, "SELECT count(*) FROM releases") == [(0,)]
+
+
+def test_a_kiosk_state_writes_its_own_row_only(db):
+    store = RolloutStore(db)
     r = RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100], max_in_flight=3,
                                failure_budget=1.0),
                 fleet(50, release="1.2.0"), {})
@@ -67,19 +115,19 @@ def test_a_kiosk_state_writes_its_own_row_only(tmp_path):
     assert len(effects) == 3
     kid = effects[0][1]
     r, _ = store.mutate("r1", lambda cur: RO.on_update_state(cur, kid, st("downloading"), 7, online(cur)))
-    rows = sqlite3.connect(tmp_path / DB_NAME).execute(
-        "SELECT kiosk_id, state, from_version, updated_at FROM rollout_kiosks WHERE rollout_id = 'r1'").fetchall()
-    assert len(rows) == 50 and {v for _, _, v, _ in rows} == {"1.2.0"}
-    assert [(k, s) for k, s, _, t in rows if t == 7] == [(kid, "downloading")]  # the other 49 rows untouched
+    got = rows(db, "SELECT kiosk_id, state, from_version, updated_at FROM rollout_kiosks WHERE rollout_id = 'r1'")
+    assert len(got) == 50 and {v for _, _, v, _ in got} == {"1.2.0"}
+    assert [(k, s) for k, s, _, t in got if t == 7] == [(kid, "downloading")]  # the other 49 rows untouched
     assert store.get("r1") == r
     assert store.kiosk_states() == [("running", "downloading", 1), ("running", "pending", 47), ("running", "sent", 2)]
     assert store.open_waves() == [("r1", 0, "downloading", 1), ("r1", 0, "pending", 47), ("r1", 0, "sent", 2)]
     assert store.status_counts() == {"running": 1} and store.waves_started() == 1
+    store.close()
 
 
-def test_what_another_writer_changed_is_read_again(tmp_path):
+def test_what_another_writer_changed_is_read_again(db):
     """The record a store keeps between its own writes is used only while the revision is its own."""
-    a, b = RolloutStore(tmp_path), RolloutStore(tmp_path)  # the controller and kioskctl, say
+    a, b = RolloutStore(db), RolloutStore(db)  # the controller and kioskctl, say (or two instances)
     r = RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100], max_in_flight=2,
                                failure_budget=1.0),
                 fleet(5), {})
@@ -94,3 +142,5 @@ def test_what_another_writer_changed_is_read_again(tmp_path):
     assert a.get("r1")["kiosks"][kid]["state"] == "committed"
     r2, _ = a.mutate("r1", lambda cur: (RO.pause(cur, "field report"), []))
     assert b.get("r1")["status"] == "paused" and b.get("r1") == r2
+    a.close()
+    b.close()
