@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from contract import updates
+from controller import rollout_reasons as RR
 from controller import rollouts as RO
 from controller.fleet_db import FleetDb
 from controller.rollout_store import Decide, RolloutStore
@@ -160,11 +161,13 @@ class RolloutJob:
             "advance": lambda r: RO.tick(r, now, online),
         }.get(action)
         if decide is None:
-            raise ConfigError(f"unknown roll-out action {action!r}", field="action")
+            raise RR.Refused("unknown_action", f"unknown roll-out action {action!r}", field="action",
+                             rollout_action=action)
         try:
             r = self._mutate(rollout_id, decide)
-        except ConfigError as exc:
-            self.audit(user, f"rollout_{action}", rollout_id, "refused", {"error": str(exc)})
+        except RR.Refused as exc:
+            # A code and its parameters, worded in the reader's language by the console.
+            self.audit(user, f"rollout_{action}", rollout_id, f"refused: {exc.code}", exc.params)
             raise
         self.audit(user, f"rollout_{action}", rollout_id, "ok", {"status": r["status"], "wave": r["wave"],
                                                                    **({"reason": reason} if reason else {})})

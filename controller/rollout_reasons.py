@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from contract import updates
+from foundation.errors import ConfigError
 
 # code -> the parameters its text names
 CODES: dict[str, tuple[str, ...]] = {
@@ -35,9 +36,31 @@ CODES: dict[str, tuple[str, ...]] = {
     "kiosk": ("id", "detail"),
     "text": ("text",),
 }
-SHARES = frozenset({"threshold", "budget"})  # parameters that are fractions, shown as percentages
+SHARES = frozenset({"threshold", "budget"})
+# Why an operator's action on a roll-out was refused: code -> its parameters. The audit log keeps
+# ``refused: <code>`` with the parameters as its detail; the console words them from its
+# catalogues (``auditresult.<code>``; the parameters as fields: ``rollouts.action.*``,
+# ``rollouts.status.*``), as other audit rows.
+REFUSALS: dict[str, tuple[str, ...]] = {
+    "not_in_status": ("rollout_action", "rollout_status"),
+    "nothing_to_retry": (),
+    "unknown_action": ("rollout_action",),
+    "no_rollout": (),
+}  # parameters that are fractions, shown as percentages
 Reason = dict[str, Any]
 MAX_TEXT = 300
+
+
+class Refused(ConfigError):
+    """An operator's action a roll-out cannot take now: ``code`` (one of :data:`REFUSALS`) and its
+    ``params`` for the audit log and the console; the message (English) for kioskctl and logs."""
+
+    def __init__(self, code: str, message: str, *, field: str, **params: str) -> None:
+        if code not in REFUSALS or set(params) != set(REFUSALS[code]):
+            raise ValueError(f"refusal {code!r} with params {sorted(params)} is not one of {sorted(REFUSALS)}")
+        super().__init__(message, field=field)
+        self.code = code
+        self.params = params
 
 
 def make(code: str, **params: str | int | float) -> Reason:

@@ -251,7 +251,7 @@ class RolloutStore:
         for _ in range(attempts):
             got = self._get(rollout_id)
             if got is None:
-                raise ConfigError(f"no roll-out {rollout_id!r}", field="id")
+                raise RR.Refused("no_rollout", f"no roll-out {rollout_id!r}", field="id")
             old, rev = got
             new, effects = decide(old)
             if new == old:

@@ -300,7 +300,8 @@ def tick(r: dict[str, Any], now: float, online: set[str] | None) -> tuple[dict[s
 
 def _need(r: dict[str, Any], action: str, *statuses: str) -> None:
     if r["status"] not in statuses:
-        raise ConfigError(f"cannot {action} a roll-out that is {r['status']}", field="status")
+        raise RR.Refused("not_in_status", f"cannot {action} a roll-out that is {r['status']}", field="status",
+                         rollout_action=action, rollout_status=r["status"])
 
 
 def approve(r: dict[str, Any], now: float, online: set[str] | None) -> tuple[dict[str, Any], list[Effect]]:
@@ -355,7 +356,7 @@ def retry_failed(r: dict[str, Any], now: float, online: set[str] | None) -> tupl
             k["wave"] = r["wave"]
             n += 1
     if not n:
-        raise ConfigError("no failed or timed-out kiosk to retry", field="kiosks")
+        raise RR.Refused("nothing_to_retry", "no failed or timed-out kiosk to retry", field="kiosks")
     _accept(r)  # what is still failed (rolled back) was seen by the operator who retried
     r["status"], r["reason"] = "running", {}
     return r, _send(r, now, online)

@@ -40,7 +40,7 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
               "category", "urgency", "rebooting_in", "restarting", "receipt", "ok", "reason_code", "delay", "agent",
               "job_id", "refused", "bytes_sent", "total_bytes", "seconds", "safe_mode", "hold_s",
               "enclosure_temperature", "max_events", "off_seconds", "mode_from", "expires_at", "issued_at",
-              "reader"),
+              "reader", "rollout_action", "rollout_status"),
     "paper": (*vocab.PAPER, "ok"),  # "ok": a v1 kiosk's word for full
     "cover": vocab.COVER,
     "connection": vocab.CONNECTION,
@@ -70,7 +70,10 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
                     "user.unlock", "user.remove", "token.create", "token.revoke", "alarm.ack", "config.set",
                     "command.send", "command.result", "group.add", "group.remove", "site.set", "notice.publish",
                     "notice.withdraw", "request.reveal", "request.handled", "queue.call_next",
-                    "enrolment_token.issue", "services.set", "ack", "config_set", "command", "group"),
+                    "enrolment_token.issue", "services.set", "ack", "config_set", "command", "group",
+                    # The roll-out job's and kioskctl's (controller/rollout_job.py, ctl_rollouts.py).
+                    "release_publish", "rollout_create", "rollout_wave", "rollout_approve", "rollout_pause",
+                    "rollout_resume", "rollout_abort", "rollout_retry", "rollout_advance"),
 }
 # Kiosks of contract v1 send a required action as an English sentence; a mixed fleet keeps some of
 # them for a while, so the console reads those sentences as the action ids they mean.
@@ -89,7 +92,7 @@ FIELD_KINDS = {"device": "device", "mode": "mode", "previous": "devstate", "from
                "name": "command", "category": "category", "urgency": "urgency",
                "paper": "paper", "cover": "cover", "connection": "connection", "media": "media", "fault": "fault",
                "required_action": "action", "reason": "reason", "state": "devstate", "status": "outcome",
-               "warnings": "fault"}
+               "warnings": "fault", "rollout_action": "rollouts.action", "rollout_status": "rollouts.status"}
 # The vocabulary of each alarm parameter the rules name (controller/alarm_rules.toml, ``params``).
 ALARM_PARAM_KINDS = {"device": "device", "state": "state", "reason": "reason", "fault": "fault"}
 # Envelope fields of a payload (contract version, ids, times): not what an operator reads.
