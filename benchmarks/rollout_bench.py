@@ -13,7 +13,7 @@ how many kiosks ran the failing release before it paused (goal: at most 0.5 % of
 controller's CPU time and peak memory during the roll-out.
 
     .venv/bin/python benchmarks/rollout_bench.py [--kiosks 1000] [--fail 0.05] [--window 1.0] [--error 0.01]
-        [--error-min 1] [--failure-budget 0.005]
+        [--error-min 1] [--failure-budget 0.005] [--postgres]
 
 Roll-out options not given are kioskctl's defaults.
 """
@@ -43,6 +43,7 @@ from contract import commands, payloads, signing, updates  # noqa: E402
 from contract import topics as fleet  # noqa: E402
 from controller import ctl as kioskctl  # noqa: E402
 from controller import rollouts as RO  # noqa: E402
+from controller.fleet_db import FleetDb  # noqa: E402
 from controller.rollout_store import RolloutStore  # noqa: E402
 from foundation.errors import KioskError  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402
@@ -161,13 +162,16 @@ def proc_usage(pid: int) -> tuple[float, int]:
     return cpu, hwm
 
 
+DATABASE: list[str] = []  # kioskctl's --database when the controller runs on PostgreSQL (--postgres)
+
+
 def ctl(data_dir: Path, *argv: str) -> dict:
     import contextlib
     import io
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = kioskctl.main(["--data-dir", str(data_dir), "--user", "bench", "--json", *argv])
+        code = kioskctl.main(["--data-dir", str(data_dir), *DATABASE, "--user", "bench", "--json", *argv])
     if code != 0:
         raise SystemExit(f"kioskctl {' '.join(argv)} failed ({code})")
     return json.loads(out.getvalue())
@@ -187,13 +191,24 @@ def main() -> int:
     p.add_argument("--error-min", help="error threshold, at least this many kiosks (default: kioskctl's)")
     p.add_argument("--failure-budget", help="kiosks that may run a failing release, a share of the roll-out's "
                                             "(default: kioskctl's)")
+    p.add_argument("--postgres", action="store_true",
+                   help="the controller's fleet database (roll-outs included) on a private PostgreSQL")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
     broker = Mosquitto(tmp / "broker").start()
     data = tmp / "controller"
-    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "--broker", broker.url, "--data-dir", str(data),
-                             "--http", "127.0.0.1:0", "--log-level", "WARNING"], cwd=REPO, stdout=subprocess.PIPE,
-                            text=True)
+    cluster, url, config = None, "", []
+    if args.postgres:  # the fleet database, roll-outs included, on a private PostgreSQL
+        from tests.support.postgres import PostgresCluster
+
+        cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="rollout-bench-pg-"))).start()
+        url = cluster.create_database("fleet")
+        DATABASE.extend(["--database", url])
+        (tmp / "controller.toml").write_text(f'database = "{url}"\n')
+        config = ["--config", str(tmp / "controller.toml")]
+    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", *config, "--broker", broker.url, "--data-dir",
+                             str(data), "--http", "127.0.0.1:0", "--log-level", "WARNING"], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
     fleet_sim = None
     try:
         while "console" not in (line := proc.stdout.readline()):
@@ -220,7 +235,7 @@ def main() -> int:
         wave2 = sorted(k for k, v in r["kiosks"].items() if v["wave"] == 2)
         n_fail = math.ceil(len(wave2) * args.fail) if args.fail else 0
         fleet_sim.failing = set(sorted(wave2, key=lambda k: hashlib.sha256(k.encode()).hexdigest())[:n_fail])
-        store = RolloutStore(data)
+        store = RolloutStore(FleetDb(data, url))
         wave_start, wave_end = {0: t0}, {}
         while True:
             cur = store.get("bench")
@@ -239,7 +254,7 @@ def main() -> int:
         ran_bad = sorted(k for k in fleet_sim.failing if k in fleet_sim.got_update)
         prog = {w["wave"]: w for w in RO.progress(cur)}
         result = {
-            "kiosks": args.kiosks, "waves": [prog[w]["total"] for w in sorted(prog)],
+            "kiosks": args.kiosks, "database": "postgresql" if args.postgres else "sqlite", "waves": [prog[w]["total"] for w in sorted(prog)],
             "failing_in_wave2": n_fail, "status": cur["status"], "reason": cur["reason"],
             "options": {k: cur[k] for k in ("error_threshold", "error_min", "failure_budget", "max_in_flight")},
             "wave_seconds": {w: round(wave_end[w] - wave_start[w], 2) for w in sorted(wave_end)},
@@ -259,6 +274,8 @@ def main() -> int:
         proc.terminate()
         proc.wait(20)
         broker.stop()
+        if cluster is not None:
+            cluster.stop()
 
 
 if __name__ == "__main__":
