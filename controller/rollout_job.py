@@ -24,6 +24,7 @@ from typing import Any
 from contract import updates
 from controller import rollout_reasons as RR
 from controller import rollouts as RO
+from controller import sql_dialect
 from controller.fleet_db import FleetDb
 from controller.rollout_store import Decide, RolloutStore
 from controller.store import list_kiosks
@@ -199,8 +200,11 @@ class RolloutJob:
                     online = self._online()
                     for rid in self.store.active_ids():
                         self._mutate(rid, lambda r, online=online: RO.tick(r, self.clock(), online))
-            except Exception:  # noqa: BLE001 - the job must outlive one bad decision; it is logged
+            except Exception as exc:  # noqa: BLE001 - the job must outlive one bad decision; it is logged
                 log.exception("roll-out job step failed")
+                if sql_dialect.connection_lost(exc):  # PostgreSQL restarted: open new connections next step
+                    self.store.reopen()
+                    self._ro.conn = None
 
     def _state(self, kiosk_id: str, st: updates.UpdateState, now: float) -> None:
         self.metrics["states_received"] += 1

@@ -24,6 +24,7 @@ again on the new state. So a wave starts exactly once however many callers ask a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -129,6 +130,17 @@ class RolloutStore:
         for c in opened:
             c.close()
         self._local = threading.local()
+
+    def reopen(self) -> None:
+        """Drop this thread's connection (PostgreSQL restarted, network lost): the next use opens a new one."""
+        c = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if c is not None:
+            with self._lock:
+                if c in self._opened:
+                    self._opened.remove(c)
+            with contextlib.suppress(Exception):  # closing a broken connection may fail too
+                c.close()
 
     def _snapshot(self) -> str:
         """The statement that starts a read of one consistent state (PostgreSQL's default,

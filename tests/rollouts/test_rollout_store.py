@@ -10,6 +10,7 @@ import sqlite3
 import pytest
 
 from controller import rollouts as RO
+from controller import sql_dialect
 from controller.fleet_db import FleetDb
 from controller.rollout_adopt import OLD_NAME
 from controller.rollout_store import RolloutStore
@@ -144,3 +145,22 @@ def test_what_another_writer_changed_is_read_again(db):
     assert b.get("r1")["status"] == "paused" and b.get("r1") == r2
     a.close()
     b.close()
+
+
+def test_a_lost_postgresql_connection_is_opened_again(db, backend):
+    if backend != "postgresql":
+        pytest.skip("a SQLite file has no connection to lose")
+    store = RolloutStore(db)
+    store.create(RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100]), fleet(3), {}))
+    admin = db.connect()
+    try:  # what a restart of PostgreSQL does to the store's connection
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                      " AND datname = current_database()").fetchall()
+    finally:
+        admin.close()
+    with pytest.raises(Exception) as lost:  # noqa: PT011 - psycopg's, whichever the driver raises
+        store.revisions()
+    assert sql_dialect.connection_lost(lost.value)
+    store.reopen()
+    assert store.revisions() == {"r1": 0}
+    store.close()
