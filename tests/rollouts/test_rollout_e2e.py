@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -78,8 +79,14 @@ def test_canary_then_wave_then_completed(site, releases):
     ctl, store, job, kiosks, http = site
     _publish(ctl, store, releases, "2.0.0")
     status, r = _api(http, "/api/v1/rollouts", {"version": "2.0.0", "id": "r-good", "canary": 1, "waves": [100],
-                                                "success_threshold": 1.0, "error_threshold": 0.5, "timeout_s": 120})
+                                                "success_threshold": 1.0, "error_threshold": 0.5, "timeout_s": 120,
+                                                "failure_budget": 0.5})
     assert status == 201
+    assert r["failure_budget"] == 0.5 and r["budget"] == {"limit": 1, "failed": 0, "at_risk": 1, "targets": 2,
+                                                          "share": 0.5}
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        _api(http, "/api/v1/rollouts", {"version": "2.0.0", "id": "r-bad-budget", "failure_budget": 2})
+    assert bad.value.code == 422 and "failure_budget" in bad.value.read().decode()
     _, spec = _api(http, "/openapi.json")
     assert "/api/v1/rollouts/{rollout_id}/{action}" in spec["paths"]
     status, part = _api(http, "/releases/kiosk/2.0.0/manifest.json", headers={"range": "bytes=10-"})
