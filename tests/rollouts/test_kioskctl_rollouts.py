@@ -6,31 +6,39 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from controller import ctl
 from kiosk_ui.update_hooks import HealthSignals
+from tests.conftest import BACKENDS
 from tests.fleet.conftest import wait_until
 
 
-def run(capsys, data_dir, *argv) -> tuple[int, object]:
-    code = ctl.main(["--data-dir", str(data_dir), "--user", "alice", *argv])
+def run(capsys, data_dir, *argv, database: str = "") -> tuple[int, object]:
+    code = ctl.main(["--data-dir", str(data_dir), *(["--database", database] if database else []), "--user", "alice",
+                     *argv])
     out, err = capsys.readouterr()
     return code, (json.loads(out) if "--json" in argv and code == 0 else out + err)
 
 
-def test_publish_create_pause_resume_abort(make_controller, make_kiosk, releases, capsys, tmp_path):
-    c = make_controller()
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_publish_create_pause_resume_abort(make_controller, make_kiosk, releases, capsys, tmp_path, fleet_database):
+    c = make_controller(database=fleet_database)
     for kid in ("K-C1", "K-C2"):
         make_kiosk(kid, c.public_key(), health=HealthSignals(tmp_path / kid, "1.0.0"))
         wait_until(lambda kid=kid: (c.kiosk(kid) or {}).get("state") == "online", 10, "online")
     d = c.config.data_dir
-    code, rel = run(capsys, d, "releases", "publish", str(releases.base / "bundle-2.0.0"), "--json")
+
+    def kctl(*argv):  # kioskctl on the controller's fleet database (--database when on PostgreSQL)
+        return run(capsys, d, *argv, database=fleet_database)
+    code, rel = kctl("releases", "publish", str(releases.base / "bundle-2.0.0"), "--json")
     assert code == 0 and rel["version"] == "2.0.0" and len(rel["manifest_sha256"]) == 64
-    code, out = run(capsys, d, "releases", "publish", str(releases.base / "bundle-2.0.0"))
+    code, out = kctl("releases", "publish", str(releases.base / "bundle-2.0.0"))
     assert code == 2 and "already published" in out
-    code, out = run(capsys, d, "releases", "publish", str(tmp_path))
+    code, out = kctl("releases", "publish", str(tmp_path))
     assert code == 2 and "not a bundle" in out
 
-    code, r = run(capsys, d, "rollout", "create", "2.0.0", "--base-url", "https://ctl.example/releases",
+    code, r = kctl("rollout", "create", "2.0.0", "--base-url", "https://ctl.example/releases",
                   "--id", "r-cli", "--canary", "1", "--waves", "100", "--approval", "--json")
     assert code == 0 and r["status"] == "running" and [w["total"] for w in r["progress"]] == [1, 1]
     canary = next(k for k, v in r["kiosks"].items() if v["wave"] == 0)
@@ -39,22 +47,22 @@ def test_publish_create_pause_resume_abort(make_controller, make_kiosk, releases
     assert cmd["args"]["rollout"] == "r-cli" and cmd["args"]["url"] == "https://ctl.example/releases/kiosk/2.0.0"
     assert cmd["args"]["manifest_sha256"] == rel["manifest_sha256"]
 
-    code, r = run(capsys, d, "rollout", "pause", "r-cli", "--reason", "field report", "--json")
+    code, r = kctl("rollout", "pause", "r-cli", "--reason", "field report", "--json")
     assert code == 0 and (r["status"], r["reason"]) == ("paused", {"code": "paused_by_operator",
                                                                     "params": {"note": "field report"}})
-    code, out = run(capsys, d, "rollout", "list")
+    code, out = kctl("rollout", "list")
     assert code == 0 and "paused by an operator (field report)" in out
-    code, out = run(capsys, d, "rollout", "list", "--lang", "zh-CN")
+    code, out = kctl("rollout", "list", "--lang", "zh-CN")
     assert code == 0 and "由操作员暂停 (field report)" in out
-    code, out = run(capsys, d, "rollout", "approve", "r-cli")
+    code, out = kctl("rollout", "approve", "r-cli")
     assert code == 2 and "cannot approve a roll-out that is paused" in out
-    code, r = run(capsys, d, "rollout", "resume", "r-cli", "--json")
+    code, r = kctl("rollout", "resume", "r-cli", "--json")
     assert code == 0 and r["status"] == "running"
-    code, out = run(capsys, d, "rollout", "show", "r-cli")
+    code, out = kctl("rollout", "show", "r-cli")
     assert code == 0 and canary in out and "sent" in out
-    code, r = run(capsys, d, "rollout", "abort", "r-cli", "--json")
+    code, r = kctl("rollout", "abort", "r-cli", "--json")
     assert code == 0 and r["status"] == "aborted"
-    code, items = run(capsys, d, "rollout", "list", "--json")
+    code, items = kctl("rollout", "list", "--json")
     assert [x["id"] for x in items] == ["r-cli"] and "kiosks" not in items[0]
     actions = [a["action"] for a in c.audit_log(limit=50)["items"]]
     for a in ("release_publish", "rollout_create", "rollout_pause", "rollout_approve", "rollout_resume",

@@ -1,4 +1,4 @@
-"""The console's roll-out pages show reasons in the operator's language (zh-CN by default, en):
+"""The console's roll-out pages (the fleet database on SQLite and on PostgreSQL) show reasons in the operator's language (zh-CN by default, en):
 a roll-out paused on errors, the kiosks' reasons as the real contract carries them, and roll-outs
 an older controller stored with sentences (read back as codes, or shown as they are, escaped)."""
 
@@ -15,21 +15,26 @@ import pytest
 from contract import updates
 from controller import rollout_job
 from controller import rollouts as RO
+from controller.fleet_db import FleetDb
 from controller.web import rollout_api, rollout_pages
 from controller.web.accounts import Accounts
 from controller.web.serve import start_console
+from tests.conftest import BACKENDS
 from tests.console.test_every_page_translated import untranslated
 
 REL = {"version": "2.0.0", "url": "https://ctl.example/releases/kiosk/2.0.0", "manifest_sha256": "a" * 64}
 
 
+pytestmark = pytest.mark.parametrize("backend", BACKENDS)
+
+
 @pytest.fixture
-def console(make_controller):
-    ctl = make_controller()
+def console(make_controller, fleet_database):
+    ctl = make_controller(database=fleet_database)
     job = rollout_job.for_controller(ctl, base_url="")
     server, url = start_console(ctl, dataclasses.replace(ctl.config, http="127.0.0.1:0"),
                                 extra_routes=(*rollout_api.routes(job), *rollout_pages.routes(job)))
-    accounts = Accounts(ctl.config.data_dir)
+    accounts = Accounts(ctl.config.data_dir, fleet_db=FleetDb.from_config(ctl.config))
     yield job, url, accounts.create_token("view", "viewer"), accounts.create_token("op", "operator")
     server.stop()
 
