@@ -170,8 +170,9 @@ class RolloutJob:
             # A code and its parameters, worded in the reader's language by the console.
             self.audit(user, f"rollout_{action}", rollout_id, f"refused: {exc.code}", exc.params)
             raise
-        self.audit(user, f"rollout_{action}", rollout_id, "ok", {"status": r["status"], "wave": r["wave"],
-                                                                   **({"reason": reason} if reason else {})})
+        # Keys the console words: the status as a roll-out status, the operator's reason as a note.
+        self.audit(user, f"rollout_{action}", rollout_id, "ok", {"rollout_status": r["status"], "wave": r["wave"],
+                                                                   **({"note": reason} if reason else {})})
         return r
 
     # -- the loop -------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ LANGS = ("zh-CN", "en")
 DEFAULT = "zh-CN"
 _DIR = Path(__file__).parent / "i18n"
 # Detail fields that hold an identifier (shown as code, never translated).
-ID_FIELDS = frozenset({"notice", "notice_id", "ref", "code", "token_id", "boot_id", "release", "version"})
+ID_FIELDS = frozenset({"notice", "notice_id", "ref", "code", "token_id", "boot_id", "release", "version",
+                       "manifest_sha256"})
 
 
 @cache

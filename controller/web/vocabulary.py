@@ -40,7 +40,7 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
               "category", "urgency", "rebooting_in", "restarting", "receipt", "ok", "reason_code", "delay", "agent",
               "job_id", "refused", "bytes_sent", "total_bytes", "seconds", "safe_mode", "hold_s",
               "enclosure_temperature", "max_events", "off_seconds", "mode_from", "expires_at", "issued_at",
-              "reader", "rollout_action", "rollout_status"),
+              "reader", "rollout_action", "rollout_status", "wave", "waves", "manifest_sha256", "size"),
     "paper": (*vocab.PAPER, "ok"),  # "ok": a v1 kiosk's word for full
     "cover": vocab.COVER,
     "connection": vocab.CONNECTION,

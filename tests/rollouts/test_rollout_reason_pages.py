@@ -130,6 +130,7 @@ def test_a_refused_action_says_why_in_the_operators_language(console):
     assert "未执行：没有失败或超时的自助机可重试。" in post("retry", "zh-CN")
     shown = page(url, operator, "/rollouts/r-p")
     assert '由操作员暂停 <code class="id">field report</code>' in shown
+    job.action("r-p", "abort", "ops", "bad field reports")  # done: its row is worded too
     # The audit log keeps each refusal as a code and its parameters; its page words them.
     audit = job.store.db.connect()
     try:
@@ -140,10 +141,12 @@ def test_a_refused_action_says_why_in_the_operators_language(console):
     assert [(a, res, json.loads(d)) for a, res, d in rows] == [
         ("rollout_approve", "refused: not_in_status", {"rollout_action": "approve", "rollout_status": "paused"}),
         ("rollout_approve", "refused: not_in_status", {"rollout_action": "approve", "rollout_status": "paused"}),
-        ("rollout_retry", "refused: nothing_to_retry", {})]
+        ("rollout_retry", "refused: nothing_to_retry", {}),
+        ("rollout_abort", "ok", {"rollout_status": "aborted", "wave": 0, "note": "bad field reports"})]
     zh = page(url, operator, "/audit?target=r-p")
     assert "批准发布批次" in zh and "已拒绝：发布当前状态下不可执行" in zh and "操作：批准下一批" in zh
     assert "发布状态：已暂停" in zh and "已拒绝：没有失败或超时的自助机可重试" in zh and "cannot" not in zh
+    assert "中止发布" in zh and "发布状态：已中止" in zh and "批次：0" in zh and "bad field reports" in zh
     en = page(url, operator, "/audit?target=r-p", "en")
     assert "roll-out wave approved" in en and "refused: not possible in the roll-out&#39;s status" in en
     assert "roll-out status: paused" in en
