@@ -17,7 +17,7 @@ from contract import signing
 from controller import release_registry, rollout_job
 from controller.fleet_db import FleetDb
 from controller.server import Controller
-from controller.web import rollout_api
+from controller.web import rollout_api, rollout_live
 from controller.web.accounts import Accounts
 from controller.web.serve import start_console
 from tests.fleet.conftest import controller_config
@@ -34,7 +34,7 @@ def test_two_instances_show_the_same_rollouts_and_only_the_lease_holder_sends(
         broker, postgres_url, releases, tmp_path):
     key_dir = tmp_path / "fleet-key"
     public = signing.public_key_text(signing.load_or_create_key(key_dir))
-    ctls, jobs, consoles = {}, {}, []
+    ctls, jobs, consoles, watches = {}, {}, [], []
     sims = None
     try:
         for name in ("a", "b"):
@@ -46,6 +46,7 @@ def test_two_instances_show_the_same_rollouts_and_only_the_lease_holder_sends(
             job.start()
             consoles.append(start_console(c, dataclasses.replace(cfg, http="127.0.0.1:0"),
                                           extra_routes=tuple(rollout_api.routes(job))))
+            watches.append(rollout_live.attach(consoles[-1][0].app.state.console, job))
         wait_until(lambda: ctls["a"].lease.holder != ctls["b"].lease.holder, 15, "one instance holds the lease")
         holder = "a" if ctls["a"].lease.holder else "b"
         other = "b" if holder == "a" else "a"
@@ -70,11 +71,20 @@ def test_two_instances_show_the_same_rollouts_and_only_the_lease_holder_sends(
         assert shown[0] == shown[1] and [x["id"] for x in shown[0]["items"]] == ["r-two"]
         assert shown[0]["items"][0]["status"] == "completed"
         assert [x["version"] for x in _get(consoles[1][1], token, "/api/v1/releases")["items"]] == ["2.0.0"]
+        for _, url in consoles:  # the store's series, read from PostgreSQL, on every instance's /metrics
+            req = urllib.request.Request(url.rstrip("/") + "/metrics", headers={"authorization": f"Bearer {token}",
+                                                                                  "accept": "text/plain"})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                prom = resp.read().decode()
+            assert 'kiosk_rollouts{status="completed"} 1' in prom and "kiosk_rollout_waves_started_total 2" in prom
+            assert 'kiosk_rollout_kiosks{status="completed",state="committed"} 12' in prom
     finally:
         if sims is not None:
             sims.close()
         for job in jobs.values():
             job.stop()
+        for watch in watches:
+            watch.stop()
         for server, _ in consoles:
             server.stop()
         for c in ctls.values():
