@@ -141,6 +141,8 @@ def test_the_rollout_page_follows_a_kiosks_update_without_reload(broker, procs, 
             expect(page.locator("#live")).to_have_text("Live")
             row = page.locator(f'tr[data-kiosk="{canary}"]')
             expect(row.locator(".state")).to_have_text("sent")
+            budget = "Failure budget: {} of 1 kiosks failed; failed or updating: 1 (0.5% of the roll-out's 2 kiosks, at least 1)"
+            expect(page.locator("#ro-budget")).to_have_text(budget.format(0))
             page.evaluate("window.__noReload = 'still here'")
 
             publish_state(broker, canary, "downloading", "r-live")
@@ -160,6 +162,7 @@ def test_the_rollout_page_follows_a_kiosks_update_without_reload(broker, procs, 
             expect(page.locator("#ro-status")).to_have_text("paused")
             expect(page.locator("#ro-reason")).to_contain_text("wave 1: 1 of 1 kiosks failed")
             expect(page.locator('#w-1 [data-n="failed"]')).to_have_text("1")
+            expect(page.locator("#ro-budget")).to_have_text(budget.format(1))  # the live frame's budget
             assert page.evaluate("window.__noReload") == "still here"
             expect(listed.locator(".status")).to_have_text("已暂停")
             expect(listed.locator(".waves")).to_have_text("0: 1/1 1: 0/1 ✗1")
