@@ -15,8 +15,10 @@ it from the moment its ``cmd/update`` is sent (it may switch to the release befo
 known) until it commits, and for good once it fails. Starts are paced so failed plus in-flight
 kiosks never exceed the budget (and never more than ``max_in_flight`` at once), and the roll-out
 pauses as soon as the failures fill it, so the kiosks that ran a failing release stay within the
-budget however the waves are sized (issue 15: at most 0.5 % of the fleet). A finished wave whose successes reach ``success_threshold`` opens the next (after approval when
-``approval`` is set). Operators resume, abort (kiosks on trial get ``("rollback", kiosk_id)``) and retry the failed only.
+budget however the waves are sized (issue 15: at most 0.5 % of the fleet). A finished wave whose
+successes reach ``success_threshold`` opens the next (after approval when ``approval`` is set).
+Operators resume (the failures so far are accepted: the wave's threshold and the budget count
+again from there), abort (kiosks on trial get ``("rollback", kiosk_id)``) and retry the failed only.
 
 No I/O here: :mod:`controller.rollout_store` keeps the state and makes the start of a wave happen
 exactly once; :mod:`controller.rollout_job` carries out the effects.
