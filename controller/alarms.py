@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import tomllib
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,6 +67,7 @@ class Rule:
     clear_event: str = ""
     fallback: bool = False  # only while no other rule of this source matches the subject
     params: tuple[str, ...] = ()  # fields of the source the message names, besides device
+    hold: float = 0.0  # seconds the condition must stay true before the alarm rises (`for` in the file)
 
     def matches(self, data: Source, raised: bool) -> bool:
         limit = self.clear_value if raised and self.clear_value is not None else self.value
@@ -87,7 +89,7 @@ class Rule:
 
 @dataclass(frozen=True)
 class Change:
-    action: str  # raise or clear
+    action: str  # raise or clear; hold or release: a held condition starts or ends (see module doc)
     key: AlarmKey
     severity: str
     message: str  # English rendering of the rule's message with params (logs, kioskctl)
@@ -101,9 +103,10 @@ def load_rules(path: str | Path = RULES_FILE) -> tuple[Rule, ...]:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read alarm rules: {exc}", path=str(path)) from None
     rules = []
-    known = set(Rule.__dataclass_fields__)
+    known = set(Rule.__dataclass_fields__) - {"hold"} | {"for"}
     for i, raw in enumerate(data.get("rule", [])):
         where = f"rule[{i}]"
+        raw = dict(raw)
         unknown = set(raw) - known
         if unknown:
             raise ConfigError(f"unknown keys {sorted(unknown)}", field=where, path=str(path))
@@ -120,7 +123,12 @@ def load_rules(path: str | Path = RULES_FILE) -> tuple[Rule, ...]:
             raise ConfigError("an event rule needs an event type", field=where, path=str(path))
         if not isinstance(raw.get("params", []), list):
             raise ConfigError("params must be a list of field names", field=f"{where}.params", path=str(path))
-        rules.append(Rule(**{**raw, "params": tuple(raw.get("params", ()))}))
+        hold = raw.pop("for", 0.0)
+        if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 <= hold <= 86400:
+            raise ConfigError("for must be a number of seconds (0 to 86400)", field=f"{where}.for", path=str(path))
+        if hold and raw["source"] == "event":
+            raise ConfigError("an event rule cannot hold (use clear_after)", field=f"{where}.for", path=str(path))
+        rules.append(Rule(**{**raw, "params": tuple(raw.get("params", ())), "hold": float(hold)}))
     if len({r.id for r in rules}) != len(rules):
         raise ConfigError("rule ids must be unique", path=str(path))
     return tuple(rules)
@@ -159,8 +167,9 @@ def indexed(rules: Rules) -> RuleSet:
 
 
 def evaluate(rules: Rules, source: str, kiosk_id: str, subject: str, data: Source,
-             open_keys: set[AlarmKey] | dict[AlarmKey, Any]) -> list[Change]:
-    """Changes for one kiosk/device/telemetry source whose parsed current values are ``data``."""
+             open_keys: set[AlarmKey] | dict[AlarmKey, Any], held: Collection[AlarmKey] = ()) -> list[Change]:
+    """Changes for one kiosk/device/telemetry source whose parsed current values are ``data``;
+    ``held``: the keys whose rule's hold is running (see the module doc)."""
     mine = indexed(rules).of(source, subject)
     if not mine:
         return []
@@ -169,11 +178,33 @@ def evaluate(rules: Rules, source: str, kiosk_id: str, subject: str, data: Sourc
     specific = any(o for r, o in zip(mine, on, strict=True) if not r.fallback)
     out = []
     for rule, was, hit in zip(mine, raised, on, strict=True):
+        key = (kiosk_id, rule.id, subject)
         now_on = hit and not (rule.fallback and specific)
-        if now_on != was:
+        if now_on and not was:
+            action = "hold" if rule.hold and key not in held else "" if rule.hold else "raise"
+        elif was and not now_on:
+            action = "clear"
+        else:
+            action = "release" if not now_on and key in held else ""
+        if action:
             params = rule.parameters(data, subject)
-            out.append(Change("raise" if now_on else "clear", (kiosk_id, rule.id, subject), rule.severity,
-                              rule.describe(params), params))
+            out.append(Change(action, key, rule.severity, rule.describe(params), params))
+    return out
+
+
+def held_due(rules: Rules, held: dict[AlarmKey, dict[str, Any]],
+             open_keys: set[AlarmKey] | dict[AlarmKey, Any], now: float) -> list[Change]:
+    """Held conditions whose rule's hold has passed by ``now``: raise them. ``held`` maps each key to
+    what its ``hold`` change carried (``since``, ``severity``, ``message``, ``params``). A hold whose
+    rule is gone, or holds no more, is released."""
+    by_id = indexed(rules).by_id
+    out = []
+    for key, h in held.items():
+        rule = by_id.get(key[1])
+        if rule is None or not rule.hold or key in open_keys:
+            out.append(Change("release", key, h.get("severity", ""), h.get("message", "")))
+        elif now - h["since"] >= rule.hold:
+            out.append(Change("raise", key, rule.severity, h.get("message", ""), h.get("params") or {}))
     return out
 
 

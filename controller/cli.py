@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="file with the fleet CA key's passphrase, for enrolment (or systemd LoadCredential=ca-passphrase)")
     p.add_argument("--telemetry-period", type=float, default=None,
                    help="expected kiosk telemetry period in seconds (default 30)")
+    p.add_argument("--alarm-rules", default=None,
+                   help="alarm rules file in the format of controller/alarm_rules.toml (default: that file)")
     p.add_argument("--signing-key", type=Path, default=None,
                    help="Ed25519 private key (PEM) for signing commands (default: DATA_DIR/controller_ed25519.pem, "
                         "created on first start)")
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             ControllerConfig, args,
             {"broker": args.broker, "data_dir": args.data_dir, "http": args.http,
              "telemetry_period": args.telemetry_period, "fleet_dir": args.fleet_dir,
-             "ca_passphrase_file": args.ca_passphrase_file, "releases_url": args.releases_url},
+             "ca_passphrase_file": args.ca_passphrase_file, "releases_url": args.releases_url,
+             "alarm_rules": args.alarm_rules},
             {"broker": "mqtt://127.0.0.1:1883", "data_dir": "controller-data"},
         )
         if args.print_public_key:

@@ -11,7 +11,8 @@ transaction and under a transaction-level advisory lock per kiosk:
 * a command queued through this instance's API or by an operator action: its kiosk is locked
   with the batch's (or the jobs run's) other kiosks, in the same statement;
 * the singleton jobs (``controller.lease``): :func:`refresh_for_jobs` under the jobs' fence, with
-  the kiosks the liveness sweep may turn stale, every open command and every open alarm.
+  the kiosks the liveness sweep may turn stale or whose held condition may raise its alarm
+  (``handlers.FleetState.held``), every open command and every open alarm.
 
 The locks are taken in one order (sorted by lock key, all of a transaction's in one statement
 before it applies anything), so two instances' batches wait for each other instead of
@@ -54,7 +55,7 @@ def lock_kiosks(conn: Any, kiosk_ids: Iterable[str]) -> None:
 def begin(st: handlers.FleetState) -> set[str]:
     """Start a transaction's working set: forget every kiosk, alarm and command held so far (any of
     it may be stale now). Returns the set :func:`refresh_kiosks` records the refreshed kiosks in."""
-    st.kiosks, st.open_alarms, st.commands = {}, {}, {}
+    st.kiosks, st.open_alarms, st.commands, st.held = {}, {}, {}, {}
     st.stale_watch = StaleWatch()  # the kiosks read in this transaction are watched as they come
     st.dirty.clear()
     return set()
@@ -74,6 +75,7 @@ def refresh_kiosks(st: handlers.FleetState, conn: Any, kiosk_ids: Iterable[str],
     lock_kiosks(conn, ids)
     handlers.adopt(st, _records(conn, "SELECT * FROM kiosks WHERE kiosk_id = ANY(?::text[])", (ids,)).values())
     st.open_alarms.update(_alarms(conn, "kiosk_id = ANY(?::text[]) AND", (ids,)))
+    st.held.update(store.held_rows(conn, "kiosk_id = ANY(?::text[])", (ids,)))
     st.commands.update(_commands(conn, "kiosk_id = ANY(?::text[]) AND", (ids,), sign))
 
 
@@ -85,13 +87,17 @@ def fence(conn: Any) -> None:
 
 def refresh_for_jobs(st: handlers.FleetState, conn: Any, now: float,
                      sign: Callable[[dict[str, Any]], Any], fresh: set[str], also: Iterable[str] = ()) -> None:
-    """After :func:`fence`: the kiosks the liveness sweep may turn stale and those of ``also`` (the
-    commands the run queues), locked together, every open command and every open alarm, as
+    """After :func:`fence`: the kiosks the liveness sweep may turn stale, those with a held
+    condition (with their held conditions) and those of ``also`` (the commands the run queues),
+    locked together, every open command and every open alarm, as
     committed (what this transaction changed already stays)."""
     limit = st.telemetry_period * st.stale_after_periods
     due = [r[0] for r in conn.execute("SELECT kiosk_id FROM kiosks WHERE state = 'online' AND last_seen < ?",
                                       (now - limit,))]
-    refresh_kiosks(st, conn, [*due, *also], sign, fresh)
+    # Kiosks with a held condition are locked too: the tick may raise its alarm, and must not do
+    # so from a copy that a batch about to commit (the device answering again) makes stale.
+    held = [r[0] for r in conn.execute("SELECT DISTINCT kiosk_id FROM held_alarms")]
+    refresh_kiosks(st, conn, [*due, *held, *also], sign, fresh)
     for key, alarm in _alarms(conn, "", ()).items():
         st.open_alarms.setdefault(key, alarm)
     for cid, cmd in _commands(conn, "", (), sign).items():

@@ -55,6 +55,9 @@ class FleetState:
     history_interval: float = 300.0
     rules: tuple[alarms.Rule, ...] = ()
     open_alarms: dict[alarms.AlarmKey, dict[str, Any]] = field(default_factory=dict)
+    # Conditions of rules with a hold (``for``) that are true but not yet long enough: since when,
+    # and the alarm they will raise (persisted, so the lease holder's tick raises them).
+    held: dict[alarms.AlarmKey, dict[str, Any]] = field(default_factory=dict)
     layers: config_layers.Layers = field(default_factory=dict)
     commands: dict[str, dict[str, Any]] = field(default_factory=dict)  # open ones, with "wire" (signed)
     history_bucket: dict[str, float] = field(default_factory=dict)
@@ -111,8 +114,13 @@ def _record(state: FleetState, kiosk_id: str, now: float) -> dict[str, Any]:
 
 def _alarm_changes(state: FleetState, changes: list[alarms.Change], now: float) -> None:
     for ch in changes:
-        if ch.action == "raise":
+        if ch.action == "hold":
+            state.held[ch.key] = {"since": now, "severity": ch.severity, "message": ch.message, "params": ch.params}
+        elif ch.action == "release":
+            state.held.pop(ch.key, None)
+        elif ch.action == "raise":
             state.open_alarms[ch.key] = {"raised_at": now, "message": ch.message, "severity": ch.severity}
+            state.held.pop(ch.key, None)  # its row goes with the raise (the store's raise_alarm)
         else:
             state.open_alarms.pop(ch.key, None)
         state.effects.append(fx.AlarmChanged(ch, now))
@@ -126,7 +134,8 @@ def _set_state(state: FleetState, rec: dict[str, Any], new: str, reason: str, no
         state.stale_watch.watch(rec["kiosk_id"], rec["last_seen"])
     rec["state"] = new
     rec["reason"] = reason
-    _alarm_changes(state, alarms.evaluate(_rules(state), "kiosk", rec["kiosk_id"], "", rec, state.open_alarms), now)
+    _alarm_changes(state, alarms.evaluate(_rules(state), "kiosk", rec["kiosk_id"], "", rec, state.open_alarms,
+                                          state.held), now)
 
 
 def desired_message(state: FleetState, kiosk_id: str) -> Outgoing | None:
@@ -224,7 +233,7 @@ def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list
         else:
             reading_only = known
         _alarm_changes(state, alarms.evaluate(_rules(state), "telemetry", msg.kiosk_id, "", model,
-                                              state.open_alarms), now)
+                                              state.open_alarms, state.held), now)
         bucket = math.floor(now / state.history_interval) * state.history_interval
         if state.history_bucket.get(msg.kiosk_id) != bucket:
             state.history_bucket[msg.kiosk_id] = bucket
@@ -234,8 +243,8 @@ def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list
         dev = model.to_dict()
         rec["devices"] = {**rec["devices"], name: dev}
         state.effects.append(fx.DeviceReported(msg.kiosk_id, name, dev, now))
-        _alarm_changes(state, alarms.evaluate(_rules(state), "device", msg.kiosk_id, name, model, state.open_alarms),
-                       now)
+        _alarm_changes(state, alarms.evaluate(_rules(state), "device", msg.kiosk_id, name, model, state.open_alarms,
+                                                   state.held), now)
     elif isinstance(model, Event):
         state.effects.append(fx.EventReceived(msg.kiosk_id, model, now, msg.text))
         _alarm_changes(state, alarms.evaluate_event(_rules(state), msg.kiosk_id, model, state.open_alarms), now)
@@ -266,7 +275,8 @@ def queue_command(state: FleetState, cmd: dict[str, Any], now: float) -> tuple[F
 
 
 def tick(state: FleetState, now: float) -> tuple[FleetState, list[Outgoing]]:
-    """Stale kiosks, expired and timed-out commands, event alarms past their ``clear_after``."""
+    """Stale kiosks, expired and timed-out commands, event alarms past their ``clear_after``,
+    held conditions past their rule's hold."""
     limit = state.telemetry_period * state.stale_after_periods
     # Not hearing the broker (listening_since None): no kiosk's silence can be told from ours.
     # Otherwise only the kiosks whose watched time is old enough (controller.stale_watch).
@@ -293,4 +303,5 @@ def tick(state: FleetState, now: float) -> tuple[FleetState, list[Outgoing]]:
         state.effects.append(update)
         del state.commands[cmd["id"]]
     _alarm_changes(state, alarms.expired(_rules(state), state.open_alarms, now), now)
+    _alarm_changes(state, alarms.held_due(_rules(state), state.held, state.open_alarms, now), now)
     return state, []

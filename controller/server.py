@@ -135,7 +135,7 @@ class Controller:
         self.state = handlers.FleetState(
             telemetry_period=config.telemetry_period, stale_after_periods=config.stale_after_periods,
             history_interval=history_interval, time_zone=config.time_zone,
-            rules=alarms.load_rules(rules_file) if rules_file else alarms.load_rules(),
+            rules=alarms.load_rules(rules_file or config.alarm_rules or alarms.RULES_FILE),
         )
         self._load()
         # SimpleQueue: the C queue, several times cheaper per message than queue.Queue's locks.
@@ -195,6 +195,7 @@ class Controller:
         handlers.adopt(st, self.store.load_kiosks())
         for a in self.store.open_alarms():
             st.open_alarms[(a["kiosk_id"], a["rule"], a["subject"])] = a
+        st.held = self.store.held_alarms()
         st.layers = store_reads.layers(self.store.conn)
         for cmd in self.store.open_commands():
             cmd["wire"] = self._sign(cmd)
@@ -535,6 +536,10 @@ class Controller:
         match eff:
             case fx.DeviceReported(kiosk_id, name, status, at):
                 store.upsert_device(kiosk_id, name, dict(status), at)
+            case fx.AlarmChanged(ch, at) if ch.action == "hold":
+                store.hold_alarm(*ch.key, ch.severity, ch.message, at, ch.params or {})
+            case fx.AlarmChanged(ch, at) if ch.action == "release":
+                store.release_alarm(*ch.key)
             case fx.AlarmChanged(ch, at) if ch.action == "raise":
                 alarm_id = store.raise_alarm(*ch.key, ch.severity, ch.message, at, ch.params or {})
                 if ch.key in self.state.open_alarms:

@@ -111,6 +111,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE kiosks ADD COLUMN contract TEXT NOT NULL DEFAULT '';
     """,
+    # Held conditions of rules with a hold (`for`): true since `since`, raised once held long enough.
+    """
+    CREATE TABLE held_alarms (
+        kiosk_id TEXT NOT NULL, rule TEXT NOT NULL, subject TEXT NOT NULL DEFAULT '', since REAL NOT NULL,
+        severity TEXT NOT NULL, message TEXT NOT NULL, params TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (kiosk_id, rule, subject)
+    );
+    """,
 ]
 
 
@@ -271,8 +279,24 @@ class Store:
         self.conn.execute("DELETE FROM telemetry_history WHERE ts < ?", (history_before,))
         self.conn.execute("DELETE FROM events WHERE received_at < ?", (events_before,))
 
+    def hold_alarm(self, kiosk_id: str, rule: str, subject: str, severity: str, message: str, since: float,
+                   params: dict[str, Any] | None = None) -> None:
+        """Remember a held condition; one already held keeps its (earlier) start."""
+        self.conn.execute(
+            "INSERT INTO held_alarms (kiosk_id, rule, subject, since, severity, message, params) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT (kiosk_id, rule, subject) DO NOTHING",
+            (kiosk_id, rule, subject, since, severity, message, _dumps(params or {})))
+
+    def release_alarm(self, kiosk_id: str, rule: str, subject: str) -> None:
+        self.conn.execute("DELETE FROM held_alarms WHERE kiosk_id=? AND rule=? AND subject=?", (kiosk_id, rule, subject))
+
+    def held_alarms(self) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """Every held condition, by alarm key."""
+        return held_rows(self.conn, "", ())
+
     def raise_alarm(self, kiosk_id: str, rule: str, subject: str, severity: str, message: str, now: float,
                     params: dict[str, Any] | None = None) -> int:
+        self.release_alarm(kiosk_id, rule, subject)
         row = self.conn.execute(
             "INSERT INTO alarms (kiosk_id, rule, subject, severity, message, raised_at, params) VALUES (?,?,?,?,?,?,?) "
             "RETURNING id", (kiosk_id, rule, subject, severity, message, now, _dumps(params or {}))).fetchone()
@@ -422,6 +446,12 @@ def enqueue_action(conn: Any, user: str, kind: str, payload: dict[str, Any], now
 
 def list_kiosks(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [kiosk_row(row) for row in conn.execute("SELECT * FROM kiosks ORDER BY kiosk_id")]
+
+
+def held_rows(conn: Any, where: str, params: tuple) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Held conditions (``where``: a condition on ``held_alarms`` or empty), by alarm key."""
+    rows = conn.execute(f"SELECT * FROM held_alarms {'WHERE ' + where if where else ''}", params)
+    return {(r["kiosk_id"], r["rule"], r["subject"]): {**dict(r), "params": json.loads(r["params"])} for r in rows}
 
 
 def kiosk_row(row: sqlite3.Row) -> dict[str, Any]:

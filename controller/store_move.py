@@ -26,7 +26,8 @@ from controller.rollout_adopt import OLD_NAME
 from controller.store import MIGRATIONS, StoreError, connect
 
 # The fleet store's tables, in the order they are moved.
-TABLES = ("kiosks", "sites", "kiosk_groups", "devices", "telemetry_history", "events", "alarms", "config_layers",
+TABLES = ("kiosks", "sites", "kiosk_groups", "devices", "telemetry_history", "events", "alarms", "held_alarms",
+          "config_layers",
           "commands", "audit", "actions", "counters")
 # Tables whose id PostgreSQL counts.
 IDENTITY = ("alarms", "audit", "actions", *pg_parts.SERVICE_BACKEND_IDENTITY)

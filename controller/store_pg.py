@@ -100,6 +100,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE kiosks ADD COLUMN contract TEXT NOT NULL DEFAULT '';
     """,
+    # Held conditions of rules with a hold (SQLite's schema 7).
+    """
+    CREATE TABLE held_alarms (
+        kiosk_id TEXT NOT NULL, rule TEXT NOT NULL, subject TEXT NOT NULL DEFAULT '',
+        since DOUBLE PRECISION NOT NULL, severity TEXT NOT NULL, message TEXT NOT NULL,
+        params TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (kiosk_id, rule, subject)
+    );
+    """,
 ]
 
 

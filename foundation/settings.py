@@ -257,6 +257,8 @@ class ControllerConfig:
     # The command-signing key (PEM); empty: controller_ed25519.pem in data_dir (made on first
     # start). Instances of one fleet must all name the same key: kiosks trust exactly one.
     signing_key: str = ""
+    # The alarm rules file (the format of controller/alarm_rules.toml); empty: that packaged file.
+    alarm_rules: str = ""
 
     def validate(self) -> None:
         _positive(self, "telemetry_period", "stale_after_periods", "keepalive", "history_retention_days",

@@ -21,13 +21,15 @@ def main() -> None:
     p.add_argument("--database", default="", help="postgresql:// URL (default: SQLite in --data-dir)")
     p.add_argument("--instance", default="", help="one of several controllers (needs --database)")
     p.add_argument("--signing-key", default=None, help="the fleet's command-signing key (shared by instances)")
+    p.add_argument("--alarm-rules", default="", help="alarm rules file (default: the packaged one)")
     args = p.parse_args()
     setup_logging("WARNING")
     c = Controller(from_mapping(ControllerConfig, {"broker": args.broker, "data_dir": args.data_dir,
                                                    "client_id": f"ctl-{Path(args.data_dir).name}",
                                                    "telemetry_period": args.telemetry_period, "keepalive": 5,
                                                    "stale_after_periods": args.stale_after_periods,
-                                                   "database": args.database, "instance": args.instance}),
+                                                   "database": args.database, "instance": args.instance,
+                                                   "alarm_rules": args.alarm_rules}),
                    signing_key=args.signing_key)
     c.start()
     print("controller online", flush=True)
