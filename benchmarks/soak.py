@@ -26,7 +26,8 @@ Invariants, each a named check in the report (``report.md`` with ``timeline.svg`
 * ``alarms_follow_faults``: every alarm raised falls in a fault's window (its kiosk's, or a
   broker/controller fault's, up to 30 s after it ended), and is cleared (or acknowledged, as the
   soak does for a host power cycle) within 30 s of that fault's end;
-* ``device_faults_alarmed``: paper low/out, cover open and a host power cycle raise their alarm;
+* ``device_faults_alarmed``: paper low/out, cover open, a host power cycle and an unplugged or
+  garbled printer (``device_unreachable``, its hold compressed by ``--speed``) raise their alarm;
 * ``stays_online``: a kiosk on a slow link or with a device fault or a full disk stays online;
 * ``offline_within_bound``: a cut, half-open link, clock step (with its cut), killed or
   power-cycled kiosk shows offline in the
@@ -78,6 +79,7 @@ from benchmarks.soak_faults import (  # noqa: E402
     Fault,
     mount_disk,
     run_kiosk_fault,
+    scaled_rules,
     unmount_disk,
 )
 from benchmarks.soak_report import write_report  # noqa: E402
@@ -186,6 +188,7 @@ class Soak:
         self.controller = Proc("controller", [
             py, "-m", "controller.cli", "--broker", self.broker.url, "--data-dir", str(ctl_dir),
             "--http", f"127.0.0.1:{self.console_port}", "--telemetry-period", str(self.telemetry),
+            "--alarm-rules", str(scaled_rules(self.work / "alarm_rules.toml", self.speed)),
             "--log-level", "WARNING"], self.work / "controller.log")
         self.controller.start()
         wait_for_port("127.0.0.1", self.console_port, 60)

@@ -204,8 +204,8 @@ def alarms_follow_faults(soak) -> dict[str, Any]:
 
 
 def device_faults_alarmed(soak) -> dict[str, Any]:
-    """Each device fault with a named alarm (paper low/out, cover open, the host power cycle)
-    raised that alarm on its kiosk while it lasted."""
+    """Each device fault with a named alarm (paper low/out, cover open, the host power cycle, an
+    unplugged or garbled printer) raised that alarm on its kiosk while it lasted."""
     rows = _alarms(soak)
     failures, notes = [], []
     judged = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import sqlite3
 import subprocess
 import time
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.alarms import RULES_FILE
 from controller.store import DB_NAME
 from foundation.errors import TransportError
 from hardware_sim.control_socket import send
@@ -43,9 +45,20 @@ GLOBAL_FAULTS = ("broker_restart", "controller_kill")
 # The alarm each device fault must raise while it lasts (kiosk_offline for the offline faults is
 # judged by the liveness checks instead).
 EXPECTED_ALARM = {"paper_low": "paper_low", "paper_out": "paper_out", "cover_open": "cover_open",
-                  "host_power_cycle": "host_power_cycled"}
+                  "host_power_cycle": "host_power_cycled", "printer_unplug": "device_unreachable",
+                  "printer_garble": "device_unreachable"}
 DISK_BYTES = 8 * 1024 * 1024  # each kiosk's tmpfs: room for its journal, receipts and sockets
 CLOCK_STEP_S = 3600.0
+
+
+def scaled_rules(path: Path, speed: float) -> Path:
+    """The packaged alarm rules with each rule's hold (``for``) compressed like the soak's time,
+    written to ``path`` (for the controller's ``--alarm-rules``)."""
+    text = RULES_FILE.read_text(encoding="utf-8")
+    text = re.sub(r"^for = ([0-9.]+)$", lambda m: f"for = {float(m[1]) / speed:g}", text, flags=re.M)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 @dataclass
@@ -188,7 +201,9 @@ def _write_offset(soak: Any, kid: str, seconds: float) -> None:
 # (start command, end command) per device fault, on (simulator, JSON control line).
 DEVICE_COMMANDS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "printer_unplug": ("printer", {"cmd": "unplug"}, {"cmd": "replug"}),
-    "printer_garble": ("printer", {"cmd": "garble", "rate": 0.05}, {"cmd": "garble", "rate": 0.0}),
+    # Only garbage on the line: at a few garbled bytes in a hundred most status answers still read
+    # well, and an intermittent fault is not one the held device_unreachable rule is about.
+    "printer_garble": ("printer", {"cmd": "garble", "rate": 1.0}, {"cmd": "garble", "rate": 0.0}),
     "paper_low": ("printer", {"cmd": "paper", "state": "low"}, {"cmd": "paper", "state": "ok"}),
     "paper_out": ("printer", {"cmd": "paper", "state": "out"}, {"cmd": "paper", "state": "ok"}),
     "cover_open": ("printer", {"cmd": "cover", "open": True}, {"cmd": "cover", "open": False}),
