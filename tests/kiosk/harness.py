@@ -5,8 +5,9 @@ so every UI test runs this module in its own subprocess:
     python -m tests.kiosk.harness --script FILE.json --data-dir DIR [--config kiosk.toml | --simulated]
 
 Steps (JSON list): ["press", NAME], ["press_prefix", PREFIX], ["screen", NAME, TIMEOUT], ["sim", PORT, CMD], ["shot", LABEL],
-["text", SUBSTRING], ["no_text", SUBSTRING] (waits until no label shows it), ["lang", CODE], ["corner", N], ["idle", SECONDS], ["sync", TOKEN] (waits for the line "TOKEN [VALUE]" on stdin; "$SYNC" in a later sim command is VALUE),
-["wiped"], ["wiped_identity"], ["cleared", READER] (waits until the reader was seen
+["text", SUBSTRING], ["no_text", SUBSTRING] (waits until no label shows it), ["lang", CODE], ["corner", N], ["idle", SECONDS], ["sync", TOKEN, TIMEOUT] (waits for the line "TOKEN [VALUE]" on stdin; "$SYNC" in a later sim command is VALUE),
+["wiped"], ["wiped_identity"], ["round", NAME] (from here a service shown unavailable sends the resident away
+and back later, to this step: tests/kiosk/harness_away.py), ["cleared", READER] (waits until the reader was seen
 empty in this resident's session), ["woken"] (waits until the presence sensor woke the attract screen), ["layout", LABEL] (checks the screen in every
 language, normal and elderly: BADLAYOUT lines), ["status"], ["elderly"], ["sizes"], ["mark"], ["elapsed", LABEL], ["rss", LABEL], ["frames", "on"|"off"].
 Output: ``STEP n ...`` per step, ``FAIL ...`` (exit 1) or ``DONE`` (exit 0).
@@ -22,6 +23,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from tests.kiosk.harness_away import MAX_RETURNS, Away, shown_unavailable
 
 STEP_TIMEOUT = 20.0
 SYNC_TIMEOUT = 120.0  # the test process may be doing slow things (commands, restarts) meanwhile
@@ -83,6 +86,10 @@ class Runner:
         self.busy = False
         self.sync_value = ""
         self.candidate = None
+        self.round_name = ""  # inside a ["round", NAME]: a resident who finds the centre down comes back
+        self.round_start: int | None = None
+        self.returns = 0
+        self.away: Away | None = None
         self.stdin_lines: list[str] = []
         threading.Thread(target=self._read_stdin, daemon=True).start()
 
@@ -108,10 +115,21 @@ class Runner:
         if self.busy:
             return True
         step = self.steps[self.i]
+        if self.away is None and self.round_start is not None:
+            target = next((w for w in app.sm.current_screen.walk() if getattr(w, "kiosk_name", None) == step[1]),
+                          None) if step[0] == "press" else None  # greyed out (disabled) too
+            if unavailable := shown_unavailable(app, step, target):
+                self.returns += 1
+                if self.returns > MAX_RETURNS:
+                    self.fail(f"round {self.round_name}: the services were unavailable {MAX_RETURNS} times")
+                    return False
+                self.away = Away(self, unavailable, _labels)
+        if self.away is not None:
+            return self._away()
         now = time.monotonic()
         if self.started is None:
             self.started = now
-        elif now - self.started > (step[2] if step[0] == "screen" and len(step) > 2
+        elif now - self.started > (step[2] if step[0] in ("screen", "sync") and len(step) > 2
                                    else SYNC_TIMEOUT if step[0] in ("sync", "layout") else STEP_TIMEOUT):
             self.fail("timed out")
             return False
@@ -203,6 +221,8 @@ class Runner:
                 app.corner_tap()
         elif kind == "idle":
             self.offset += step[1]
+        elif kind == "round":
+            self.round_name, self.round_start, self.returns = str(step[1]), self.i, 0
         elif kind == "sync":
             self.out("WAIT", step[1])
             got = [line for line in self.stdin_lines if line.split(" ")[0] == step[1]]
@@ -235,6 +255,17 @@ class Runner:
             self.i += 1
             self.started = None
         return True
+
+    def _away(self) -> bool:
+        """The resident found the services unavailable: see tests/kiosk/harness_away.py."""
+        assert self.away is not None
+        going = self.away.tick()
+        if going is None:  # back: the round again from its first step
+            self.away, self.candidate, self.started = None, None, None
+            assert self.round_start is not None
+            self.i = self.round_start + 1
+            return True
+        return going
 
     LAYOUT_SETTLE = 8  # ticks between a change of language or mode and the check: layouts settle
 
