@@ -69,6 +69,10 @@ class FleetState:
     # does not): a kiosk's silence counts only from then, since the controller could not hear it
     # before. A kiosk that went away meanwhile is offline by its will, which waits at the broker.
     listening_since: float | None = 0.0
+    # Up to when the controller has handled every kiosk message that reached it (its edge sets it
+    # before each batch; None: no backlog is known). Behind under load, a kiosk's silence counts
+    # only up to there: its telemetry may be waiting in the controller's own inbox.
+    heard_until: float | None = None
     # The online kiosks the liveness sweep must look at, by when each may go stale (``tick``).
     # Records put into ``kiosks`` from outside the handlers go through :func:`adopt`.
     stale_watch: StaleWatch = field(default_factory=StaleWatch)
@@ -281,12 +285,13 @@ def tick(state: FleetState, now: float) -> tuple[FleetState, list[Outgoing]]:
     # Not hearing the broker (listening_since None): no kiosk's silence can be told from ours.
     # Otherwise only the kiosks whose watched time is old enough (controller.stale_watch).
     since = state.listening_since
+    judged = now if state.heard_until is None else min(now, state.heard_until)
     for kiosk_id in state.stale_watch.due(now, limit) if since is not None else ():
         rec = state.kiosks.get(kiosk_id)
         if rec is None or rec["state"] != "online":
             continue  # watched again when it comes online
         heard = max(rec["last_seen"], since)
-        if now - heard > limit:
+        if judged - heard > limit:
             _set_state(state, rec, "stale", f"no telemetry for {now - rec['last_seen']:.0f} s", now)
             state.dirty.add(kiosk_id)
         else:

@@ -265,6 +265,7 @@ class Controller:
                 self._count("svc_refused:busy")
                 self._ack_message(msg)
             return
+        msg.timestamp = time.monotonic()  # arrival: how far behind the worker is (``_caught_up``)
         self.inbox.put(msg)
 
     def _ack_message(self, msg: mqtt.MQTTMessage) -> None:
@@ -604,6 +605,7 @@ class Controller:
             except Exception:  # noqa: BLE001 - the copy is tried again with the next batch
                 log.exception("certificate index not copied to the fleet database")
             now = self.clock()
+            self.state.heard_until = self._caught_up(batch, now)
             out: list[handlers.Outgoing] = []
             acks: list[mqtt.MQTTMessage] = []
             calls = [item[1] for item in batch if not isinstance(item, mqtt.MQTTMessage)]
@@ -719,6 +721,16 @@ class Controller:
         self._to_ack.clear()
         if self._acks_since is None:
             self._acks_since = now
+
+    def _caught_up(self, batch: list[Any], now: float) -> float | None:
+        """The controller time up to which every kiosk message that arrived is in ``batch`` or
+        handled before it: ``now`` with the inbox empty, else the last message's arrival. A
+        controller behind under load (start-up at 200 kiosks) must not call kiosks stale for
+        telemetry waiting in its own inbox (soak, issue 17)."""
+        if self.inbox.empty():
+            return now
+        stamps = [m.timestamp for m in batch if isinstance(m, mqtt.MQTTMessage) and m.timestamp]
+        return now - max(0.0, time.monotonic() - stamps[-1]) if stamps else self.state.heard_until
 
     def _gather(self, batch: list[Any], *, wait: bool) -> None:
         """Fill ``batch`` from the inbox, up to ``BATCH``; with ``wait`` (a steady trickle such as
