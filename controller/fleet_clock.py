@@ -61,7 +61,14 @@ class FleetClock:
 
 def record(conn: Any, name: str) -> None:
     """Remember the controller's zone in its store, for readers without its config (kioskctl)."""
-    conn.execute(SETTINGS_TABLE)
+    if getattr(conn, "dialect", "") == "postgresql":
+        # PostgreSQL's CREATE TABLE IF NOT EXISTS fails when another instance creates the same
+        # table at that moment: instances starting together create it under the migrations' lock.
+        from controller import pg_parts  # pg_parts imports this module's table
+
+        pg_parts.migrate(conn, "fleet_settings")
+    else:
+        conn.execute(SETTINGS_TABLE)
     conn.execute("INSERT INTO fleet_settings(name, value) VALUES ('time_zone', ?) "
                  "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name,))
 
