@@ -20,6 +20,7 @@ time; stops everything by itself. Measured and printed as JSON:
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import os
 import random
@@ -27,23 +28,25 @@ import resource
 import selectors
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from contract import commands, device_status, payloads, topics  # noqa: E402
-from controller.store import DB_NAME, enqueue_action  # noqa: E402
+from benchmarks import fleet_store  # noqa: E402
+from contract import commands, device_status, payloads, signing, topics  # noqa: E402
+from controller.store import enqueue_action  # noqa: E402
 from foundation.errors import CommandRejected  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402
+from tests.support.postgres import PostgresCluster  # noqa: E402
 
 
 def _pct(values: list[float], p: float) -> float | None:
@@ -67,6 +70,8 @@ def role_controller(args: argparse.Namespace) -> None:
     setup_logging("ERROR")
     c = Controller(from_mapping(ControllerConfig, {"broker": args.broker, "data_dir": args.data,
                                                    "database": getattr(args, "database", ""),
+                                                   "instance": getattr(args, "instance", ""),
+                                                   "signing_key": getattr(args, "signing_key", ""),
                                                    "telemetry_period": args.period, "keepalive": 30}))
     c.start()
     print("READY", flush=True)
@@ -95,6 +100,7 @@ class _Kiosk:
         self.boot_id = f"{rnd.getrandbits(64):016x}"
         self.seq = 0
         self.held: dict = {}
+        self.last_sent = 0.0
         self.since_full = payloads.FULL_EVERY  # the first message is a full snapshot
 
     def birth(self, now: float) -> bytes:
@@ -111,6 +117,7 @@ class _Kiosk:
         body = full if send_full else payloads.telemetry_delta(self.held, full)
         self.since_full = 0 if send_full else self.since_full + 1
         self.held = payloads.merge_telemetry(self.held, payloads.parse_telemetry(body)).to_dict()
+        self.last_sent = now
         return topics.encode(body)
 
     def event(self, now: float, event_type: str, fields: dict) -> bytes:
@@ -140,7 +147,9 @@ def _answer(kiosk_id: str, topic_name: str, payload: bytes) -> tuple[str, bytes]
 
 
 def role_kiosks(args: argparse.Namespace) -> None:
-    """One worker: ``real`` kiosks with own connections plus ``shared`` kiosks on one connection."""
+    """One worker: ``real`` kiosks with own connections plus ``shared`` kiosks on one connection.
+    At the end it writes, per kiosk, what the store should show (``--out``): its state and the
+    telemetry a reader holds after everything it sent (``payloads.merge_telemetry``)."""
     host, port = "127.0.0.1", int(args.broker.rsplit(":", 1)[1])
     rnd = random.Random(args.seed)
     ids = [f"B{args.worker:02d}-{i:05d}" for i in range(args.count)]
@@ -164,6 +173,7 @@ def role_kiosks(args: argparse.Namespace) -> None:
         c.publish(topics.topic(kid, "status"), kiosks[kid].birth(start), *topics.FLAGS["status"])
         clients[kid] = c
     shared = _client(f"bench-shared-{args.worker}")
+    shared.max_inflight_messages_set(200)  # thousands of births (QoS 1) go out at once on it
     shared.connect(host, port, keepalive=60)
     clients["_shared"] = shared
     for kid in shared_ids:
@@ -171,12 +181,14 @@ def role_kiosks(args: argparse.Namespace) -> None:
     for c in clients.values():
         sel.register(c.socket(), selectors.EVENT_READ, c)
     frozen: set[str] = set()
-    # Spread each kiosk's telemetry over the period so the load is steady, not a burst every 30 s.
-    next_t = {kid: start + rnd.random() * args.period for kid in ids}
+    # Spread each kiosk's telemetry over the period so the load is steady, not a burst every 30 s;
+    # a heap of due times, so the loop touches only the kiosks that are due.
+    due = [(start + rnd.random() * args.period, i) for i in range(len(ids))]
+    heapq.heapify(due)
     freeze_at = start + args.freeze_after
     to_freeze = real_ids[:args.freeze]
     # Faults start after the warm-up (the connect storm of every birth), so they measure steady load.
-    warm = min(args.period, args.duration / 4)
+    warm = _warmup(args)
     fault_every = (args.duration - warm - 2) / max(1, args.faults)
     next_fault = start + warm
     last_misc = 0.0
@@ -187,15 +199,18 @@ def role_kiosks(args: argparse.Namespace) -> None:
             if c._client_id.decode().removeprefix("kiosk-") not in frozen:
                 c.loop_read()
         now = time.time()
-        for kid in ids:
-            if next_t[kid] <= now and kid not in frozen:
-                c = clients.get(kid, shared)
-                c.publish(topics.topic(kid, "telemetry"), kiosks[kid].telemetry(now), *topics.FLAGS["telemetry"])
-                if rnd.random() < args.period / args.event_every:
-                    c.publish(topics.topic(kid, "events"), kiosks[kid].event(
-                        now, "device_state", {"device": "printer", "state": "idle", "fault": "",
-                                              "previous": "busy"}), *topics.FLAGS["events"])
-                next_t[kid] = now + args.period
+        while due and due[0][0] <= now:
+            at, i = heapq.heappop(due)
+            kid = ids[i]
+            if kid in frozen:
+                continue
+            c = clients.get(kid, shared)
+            c.publish(topics.topic(kid, "telemetry"), kiosks[kid].telemetry(now), *topics.FLAGS["telemetry"])
+            if rnd.random() < args.period / args.event_every:
+                c.publish(topics.topic(kid, "events"), kiosks[kid].event(
+                    now, "device_state", {"device": "printer", "state": "idle", "fault": "",
+                                          "previous": "busy"}), *topics.FLAGS["events"])
+            heapq.heappush(due, (max(at + args.period, now), i))
         if now >= next_fault and shared_ids:
             kid = rnd.choice(shared_ids)
             shared.publish(topics.topic(kid, "devices/printer"), _paper_out(kid), *topics.FLAGS["devices"])
@@ -214,10 +229,24 @@ def role_kiosks(args: argparse.Namespace) -> None:
                 if kid not in frozen:
                     c.loop_misc()
             last_misc = now
+    # Everything queued goes out before the record of what was sent is written.
+    drain_until = time.time() + 10
+    while time.time() < drain_until and any(k not in frozen and c.want_write() for k, c in clients.items()):
+        for kid, c in clients.items():
+            if kid not in frozen and c.want_write():
+                c.loop_write()
+        for key, _ in sel.select(timeout=0.01):
+            if key.data._client_id.decode().removeprefix("kiosk-") not in frozen:
+                key.data.loop_read()
+    if args.out:
+        Path(args.out).write_text(json.dumps({kid: {"state": "offline" if kid in frozen else "online",
+                                                    "last_sent": k.last_sent, "telemetry": k.held}
+                                              for kid, k in kiosks.items()}))
     print(json.dumps(results), flush=True)
     for kid, c in clients.items():
         if kid not in frozen:
             c.disconnect()
+            c.loop_write()
 
 
 def role_blast(args: argparse.Namespace) -> None:
@@ -253,9 +282,16 @@ def _proc_stats(pid: int) -> tuple[float, int]:
 
 def _child(args: argparse.Namespace, role: str, *extra: str) -> subprocess.Popen:
     argv = [sys.executable, __file__, "--role", role, "--broker", args.broker, "--data", args.data,
-            "--period", str(args.period), "--keepalive", str(args.keepalive), *extra]
+            "--period", str(args.period), "--keepalive", str(args.keepalive), "--database", args.database,
+            "--warmup", str(_warmup(args)), *extra]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, preexec_fn=_raise_nofile,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def _warmup(args: argparse.Namespace) -> float:
+    """Seconds from the kiosks' start before faults and measurements: the connect storm of every
+    birth is over by then (at least one telemetry period)."""
+    return args.warmup or min(args.period, args.duration / 4)
 
 
 def _ready(p: subprocess.Popen, timeout: float = 120) -> None:
@@ -269,38 +305,70 @@ def _ready(p: subprocess.Popen, timeout: float = 120) -> None:
     raise TimeoutError("child not ready")
 
 
+def _controllers(args: argparse.Namespace, work: Path) -> list[subprocess.Popen]:
+    """``--instances`` controller processes: one plain controller, or several instances (shared
+    subscriptions, the singleton-jobs lease) naming one command-signing key, as a fleet runs them."""
+    if args.instances == 1:
+        return [_child(args, "controller")]
+    key = work / "key" / signing.KEY_FILE
+    signing.load_or_create_key(work / "key")
+    return [_child(args, "controller", "--instance", chr(ord("a") + n), "--data", str(work / f"controller-{n}"),
+                    "--signing-key", str(key)) for n in range(args.instances)]
+
+
 def orchestrate(args: argparse.Namespace) -> dict:
     _raise_nofile()
     work = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+    work.chmod(0o755)  # the postgres user enters it when we run as root
     broker = Mosquitto(work / "broker", extra_config=["max_connections -1", "max_keepalive 600"])
     broker.start()
     args.broker, args.data = broker.url, str(work / "controller")
+    cluster = None
+    if args.database == "postgresql":
+        cluster = PostgresCluster(work / "pg").start()
+        args.database = cluster.create_database("fleet")
+    elif args.instances > 1:
+        raise SystemExit("--instances > 1 needs --database postgresql (SQLite serves one controller)")
     procs: list[subprocess.Popen] = []
     out: dict = {"kiosks": args.kiosks, "real_connections": args.connections, "workers": args.workers,
                  "telemetry_period_s": args.period, "duration_s": args.duration, "keepalive_s": args.keepalive,
-                 "cpu_cores": os.cpu_count()}
+                 "backend": "postgresql" if cluster else "sqlite", "instances": args.instances,
+                 "cpu_cores": os.cpu_count(), "load_average_at_start": os.getloadavg()}
     try:
-        ctl = _child(args, "controller")
-        procs.append(ctl)
-        _ready(ctl)
+        ctls = _controllers(args, work)
+        procs += ctls
+        for ctl in ctls:
+            _ready(ctl)
         per, real_per = args.kiosks // args.workers, args.connections // args.workers
         workers = []
         for w in range(args.workers):
             p = _child(args, "kiosks", "--worker", str(w), "--count", str(per), "--real", str(real_per),
                        "--duration", str(args.duration), "--freeze", str(args.freeze // args.workers or 0),
                        "--freeze-after", str(args.duration - 3 * args.keepalive), "--faults",
-                       str(args.faults // args.workers), "--seed", str(w), "--event-every", str(args.event_every))
+                       str(args.faults // args.workers), "--seed", str(w), "--event-every", str(args.event_every),
+                       "--out", str(work / f"kiosks-{w}.json"))
             procs.append(p)
             workers.append(p)
+        t_start = time.monotonic()
         for p in workers:
             _ready(p)
-        conn = sqlite3.connect(f"file:{args.data}/{DB_NAME}?mode=ro", uri=True)
-        wconn = sqlite3.connect(f"{args.data}/{DB_NAME}", isolation_level=None, timeout=10)
-        # Warm up, then measure the controller's CPU and memory over the steady part.
-        time.sleep(min(args.period, args.duration / 4))
-        cpu0, _ = _proc_stats(ctl.pid)
+        conn = fleet_store.connect(args.database, args.data)
+        wconn = fleet_store.connect(args.database, args.data)
+        # Warm up: every birth stored, then the rest of the warm-up; then measure the steady part.
+        while time.monotonic() - t_start < args.duration / 2:
+            n = conn.execute("SELECT COUNT(*) FROM kiosks WHERE kiosk_id LIKE 'B%' AND state = 'online'").fetchone()[0]
+            if n >= per * args.workers:
+                break
+            time.sleep(1.0)
+        out["all_births_stored_s"] = round(time.monotonic() - t_start, 1)
+        time.sleep(max(0.0, _warmup(args) - (time.monotonic() - t_start)))
+        pids = {"controllers": [c.pid for c in ctls], "broker": [broker.proc.pid] if broker.proc else [],
+                "postgresql": fleet_store.postgres_pids(cluster.workdir / "data") if cluster else []}
+        cpu0 = {k: fleet_store.cpu_seconds(v) for k, v in pids.items()}
+        per_ctl0 = [fleet_store.cpu_seconds([c.pid]) for c in ctls]
+        load0 = os.getloadavg()[0]
         t0 = time.monotonic()
-        rss_max = 0
+        rss_max = [0] * len(ctls)
         commands_sent = 0
         real_ids = [f"B{w:02d}-{i:05d}" for w in range(args.workers) for i in range(real_per)]
         cmd_deadline = time.monotonic() + args.duration / 3
@@ -308,14 +376,20 @@ def orchestrate(args: argparse.Namespace) -> dict:
             enqueue_action(wconn, "bench", "command", {"kiosk_id": random.choice(real_ids[args.freeze:]),
                                                         "name": "collect_diagnostics", "args": {}}, time.time())
             commands_sent += 1
-            rss_max = max(rss_max, _proc_stats(ctl.pid)[1])
+            rss_max = [max(m, fleet_store.rss_bytes(c.pid)) for m, c in zip(rss_max, ctls, strict=True)]
             time.sleep(0.2)
-        cpu1, _ = _proc_stats(ctl.pid)
-        out["controller_cpu_percent"] = round(100 * (cpu1 - cpu0) / (time.monotonic() - t0), 1)
-        out["controller_rss_mb"] = round(rss_max / 2**20, 1)
+        span = time.monotonic() - t0
+        cpu = {k: round(100 * (fleet_store.cpu_seconds(v) - cpu0[k]) / span, 1) for k, v in pids.items()}
+        out["controller_cpu_percent"] = cpu["controllers"]
+        out["controller_cpu_percent_each"] = [round(100 * (fleet_store.cpu_seconds([c.pid]) - c0) / span, 1)
+                                              for c, c0 in zip(ctls, per_ctl0, strict=True)]
+        out["controller_rss_mb"] = round(max(rss_max) / 2**20, 1)
+        out["controller_rss_mb_each"] = [round(m / 2**20, 1) for m in rss_max]
+        out["cpu_percent_of_one_core"] = cpu
+        out["load_average_during"] = [round(load0, 1), round(os.getloadavg()[0], 1)]
         results = {"faults": [], "frozen": []}
         for p in workers:
-            p.wait(args.duration + 120)
+            p.wait(args.duration + 300)
             for line in p.stdout:
                 if line.startswith("{"):
                     r = json.loads(line)
@@ -325,25 +399,14 @@ def orchestrate(args: argparse.Namespace) -> dict:
         online = conn.execute("SELECT COUNT(*) FROM kiosks WHERE kiosk_id LIKE 'B%'").fetchone()[0]
         out["kiosks_registered"] = online
         out["messages_per_s_offered"] = round(args.kiosks / args.period, 1)
-        det = []
-        for kid, t in results["frozen"]:
-            row = conn.execute("SELECT state, state_since FROM kiosks WHERE kiosk_id=?", (kid,)).fetchone()
-            if row and row[0] == "offline":
-                det.append(row[1] - t)
-        out["offline_detection_s"] = {"n": len(results["frozen"]), "detected": len(det), "p50": _pct(det, 50),
-                                      "p99": _pct(det, 99), "target_p99": 1.5 * args.keepalive + 1}
-        lat = []
-        for kid, t in results["faults"]:
-            row = conn.execute("SELECT MIN(raised_at) FROM alarms WHERE kiosk_id=? AND rule='paper_out'",
-                               (kid,)).fetchone()
-            if row and row[0]:
-                lat.append(row[0] - t)
-        out["fault_to_alarm_s"] = {"n": len(results["faults"]), "stored": len(lat), "p50": _pct(lat, 50),
-                                   "p99": _pct(lat, 99), "target_p99": 0.5}
-        rt = [r[0] for r in conn.execute("SELECT finished_at - issued_at FROM commands WHERE status='succeeded'")]
-        out["command_round_trip_s"] = {"sent": commands_sent, "succeeded": len(rt), "p50": _pct(rt, 50),
-                                       "p99": _pct(rt, 99), "target_p99": 0.25}
-        out["ingest"] = _ingest(args, conn)
+        expected: dict = {}
+        for w in range(args.workers):
+            expected.update(json.loads((work / f"kiosks-{w}.json").read_text()))
+        out["every_kiosk"] = fleet_store.check_every_kiosk(conn, expected, stale_after=3 * args.period,
+                                                           now=time.time())
+        out.update(_figures(args, conn, results, commands_sent))
+        if args.burst:
+            out["ingest"] = _ingest(args, conn)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -354,11 +417,37 @@ def orchestrate(args: argparse.Namespace) -> dict:
             except subprocess.TimeoutExpired:
                 p.kill()
         broker.stop()
+        if cluster is not None:
+            cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
     return out
 
 
-def _ingest(args: argparse.Namespace, conn: sqlite3.Connection) -> dict:
+def _figures(args: argparse.Namespace, conn: Any, results: dict, commands_sent: int) -> dict:
+    """Offline detection, fault to alarm and command round trip, from the store."""
+    out: dict = {}
+    det = []
+    for kid, t in results["frozen"]:
+        row = conn.execute("SELECT state, state_since FROM kiosks WHERE kiosk_id=?", (kid,)).fetchone()
+        if row and row[0] == "offline":
+            det.append(row[1] - t)
+    out["offline_detection_s"] = {"n": len(results["frozen"]), "detected": len(det), "p50": _pct(det, 50),
+                                  "p99": _pct(det, 99), "target_p99": 1.5 * args.keepalive + 1}
+    lat = []
+    for kid, t in results["faults"]:
+        row = conn.execute("SELECT MIN(raised_at) FROM alarms WHERE kiosk_id=? AND rule='paper_out'",
+                           (kid,)).fetchone()
+        if row and row[0]:
+            lat.append(row[0] - t)
+    out["fault_to_alarm_s"] = {"n": len(results["faults"]), "stored": len(lat), "p50": _pct(lat, 50),
+                               "p99": _pct(lat, 99), "target_p99": 0.5}
+    rt = [r[0] for r in conn.execute("SELECT finished_at - issued_at FROM commands WHERE status='succeeded'")]
+    out["command_round_trip_s"] = {"sent": commands_sent, "succeeded": len(rt), "p50": _pct(rt, 50),
+                                   "p99": _pct(rt, 99), "target_p99": 0.25}
+    return out
+
+
+def _ingest(args: argparse.Namespace, conn: Any) -> dict:
     """Same burst, two consumers: the controller (stored rate) and a raw paho subscriber."""
     port = int(args.broker.rsplit(":", 1)[1])
     got = {"n": 0, "first": 0.0, "last": 0.0}
@@ -408,9 +497,13 @@ def main() -> None:
     p.add_argument("--freeze", type=int, default=20, help="real connections that go silent near the end")
     p.add_argument("--faults", type=int, default=40, help="printer faults spread over the run")
     p.add_argument("--event-every", type=float, default=600.0, help="mean seconds between a kiosk's events")
-    p.add_argument("--burst", type=int, default=20000, help="events in the ingest-headroom burst")
+    p.add_argument("--burst", type=int, default=20000, help="events in the ingest-headroom burst (0: none)")
+    p.add_argument("--database", default="", help="'postgresql': a private PostgreSQL cluster (default SQLite)")
+    p.add_argument("--instances", type=int, default=1, help="controller instances (more than 1: PostgreSQL)")
+    p.add_argument("--warmup", type=float, default=0.0,
+                   help="seconds before faults and measurements (default: one period, at most a quarter of the run)")
     p.add_argument("--role", default="main", help=argparse.SUPPRESS)
-    for hidden in ("--broker", "--data"):
+    for hidden in ("--broker", "--data", "--instance", "--signing-key", "--out"):
         p.add_argument(hidden, default="", help=argparse.SUPPRESS)
     for hidden in ("--worker", "--count", "--real", "--seed"):
         p.add_argument(hidden, type=int, default=0, help=argparse.SUPPRESS)
