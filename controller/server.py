@@ -315,19 +315,36 @@ class Controller:
         if n <= 20:
             log.warning("rejected message on %s: %s", msg.topic[:120], why[:200])
 
-    def _apply(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing]) -> None:
+    def _apply(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing],
+               parsed: topics.Parsed | Exception | None = None) -> None:
         if msg.topic == topics.CONTROLLER_STATUS:
             return  # our own presence, matched by the status wildcard
         self._count("received")
         try:
-            self._apply_one(msg, now, out)
+            self._apply_one(msg, now, out, parsed)
         except Exception as exc:  # noqa: BLE001 - one odd message must not stop the fleet's ingest
             log.exception("handler failed on %s", msg.topic[:120])
             self._reject(msg, f"internal {type(exc).__name__}", now)
 
-    def _apply_one(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing]) -> None:
+    @staticmethod
+    def _parse(item: Any) -> topics.Parsed | Exception | None:
+        """A batch item's message parsed (pure work), or the exception parsing raised; None for a
+        call or our own presence. Done before the batch's transaction: with several instances that
+        transaction holds its kiosks' locks, and the other instances wait for them."""
+        if not isinstance(item, mqtt.MQTTMessage) or item.topic == topics.CONTROLLER_STATUS:
+            return None
         try:
-            parsed = topics.parse(msg.topic, bytes(msg.payload))
+            return topics.parse(item.topic, bytes(item.payload))
+        except Exception as exc:  # noqa: BLE001 - raised again where the message is applied
+            return exc
+
+    def _apply_one(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing],
+                   parsed: topics.Parsed | Exception | None = None) -> None:
+        try:
+            if parsed is None:
+                parsed = topics.parse(msg.topic, bytes(msg.payload))
+            elif isinstance(parsed, Exception):
+                raise parsed
         except UnsupportedVersion as exc:
             # A kiosk on another contract major (a mixed fleet mid-roll-out): counted per version,
             # for the first few versions seen; a kiosk inventing versions must not grow the counters
@@ -610,6 +627,7 @@ class Controller:
             acks: list[mqtt.MQTTMessage] = []
             calls = [item[1] for item in batch if not isinstance(item, mqtt.MQTTMessage)]
             done: list[tuple[concurrent.futures.Future, Any, Exception | None]] = []
+            parsed = [self._parse(item) for item in batch]
             try:
                 tx = self.store.begin()
             except Exception:
@@ -624,9 +642,9 @@ class Controller:
                     if self.config.shared:
                         self._fresh = fleet_share.begin(self.state)
                         fleet_share.refresh_kiosks(self.state, store.conn, _kiosks_of(batch), self._sign, self._fresh)
-                    for item in batch:
+                    for item, pre in zip(batch, parsed, strict=True):
                         if isinstance(item, mqtt.MQTTMessage):
-                            self._apply(item, now, out)
+                            self._apply(item, now, out, pre)
                             acks.append(item)
                         else:
                             fn, fut, _kiosks = item
