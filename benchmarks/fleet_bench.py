@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/fleet_bench.py                      # this machine's scale (see --help)
     .venv/bin/python benchmarks/fleet_bench.py --kiosks 26412 --connections 5000 --workers 8 --duration 300
+    .venv/bin/python benchmarks/fleet_bench.py --kiosks 100000 --connections 2000 --workers 4 --duration 300 \
+        --warmup 120 --burst 0 --database postgresql --instances 2     # issue 16: two instances, 100,000 kiosks
 
 Every kiosk sends telemetry every ``--period`` seconds (26,412 at 30 s is about 880 msg/s) and an
 event now and then. ``--connections`` of them have their own MQTT connection with their own will
@@ -14,7 +16,14 @@ time; stops everything by itself. Measured and printed as JSON:
 * command round trip (controller queued -> kiosk result stored), p50/p99; target p99 <= 250 ms;
 * device fault (printer paper out) published -> alarm row stored, p99; target <= 500 ms;
 * ingest headroom: a burst of QoS 1 events, the controller's stored rate versus a raw paho
-  subscriber's receive rate in the same run; goal >= 0.5.
+  subscriber's receive rate in the same run; goal >= 0.5 (``--burst 0``: none);
+* at the end, every kiosk's stored state and latest telemetry against what its simulator sent
+  (``every_kiosk``: missing, wrong state, wrong telemetry, with examples);
+* the CPU of the controllers, the broker and PostgreSQL over the steady part, as % of one core.
+
+``--database postgresql`` runs the controllers on a private PostgreSQL cluster
+(``tests/support/postgres.py``); ``--instances N`` runs N controller instances on it (shared
+subscriptions, the singleton-jobs lease, one signing key), as docs/scale-out.md deploys them.
 """
 
 from __future__ import annotations
