@@ -11,8 +11,9 @@ transaction and under a transaction-level advisory lock per kiosk:
 * a command queued through this instance's API or by an operator action: its kiosk is locked
   with the batch's (or the jobs run's) other kiosks, in the same statement;
 * the singleton jobs (``controller.lease``): :func:`refresh_for_jobs` under the jobs' fence, with
-  the kiosks the liveness sweep may turn stale or whose held condition may raise its alarm
-  (``handlers.FleetState.held``), every open command and every open alarm.
+  the kiosks the liveness sweep may turn stale (the longest silent ``SWEEP_MAX`` a round) or
+  whose held condition may raise its alarm (``handlers.FleetState.held``), every open command
+  and every open alarm.
 
 The locks are taken in one order (sorted by lock key, all of a transaction's in one statement
 before it applies anything), so two instances' batches wait for each other instead of
@@ -30,6 +31,7 @@ from controller import handlers, lease, store, store_reads
 from controller.stale_watch import StaleWatch
 
 KIOSK_LOCKS = 16019  # class id of pg_advisory_xact_lock(int, int): one lock per kiosk (hashtext of its id)
+SWEEP_MAX = 1000  # kiosks the liveness sweep turns stale per transaction, at most
 KEEPALIVES = "keepalives=1&keepalives_idle=5&keepalives_interval=2&keepalives_count=2"
 
 
@@ -92,8 +94,10 @@ def refresh_for_jobs(st: handlers.FleetState, conn: Any, now: float,
     locked together, every open command and every open alarm, as
     committed (what this transaction changed already stays)."""
     limit = st.telemetry_period * st.stale_after_periods
-    due = [r[0] for r in conn.execute("SELECT kiosk_id FROM kiosks WHERE state = 'online' AND last_seen < ?",
-                                      (now - limit,))]
+    # The longest silent first, at most SWEEP_MAX a round (the tick runs every second): each
+    # is a lock held to commit, and PostgreSQL's lock table is small (64 per connection by default).
+    due = [r[0] for r in conn.execute("SELECT kiosk_id FROM kiosks WHERE state = 'online' AND last_seen < ? "
+                                      "ORDER BY last_seen LIMIT ?", (now - limit, SWEEP_MAX))]
     # Kiosks with a held condition are locked too: the tick may raise its alarm, and must not do
     # so from a copy that a batch about to commit (the device answering again) makes stale.
     held = [r[0] for r in conn.execute("SELECT DISTINCT kiosk_id FROM held_alarms")]
