@@ -609,13 +609,17 @@ class Controller:
     def _run(self) -> None:
         due = (0.0, 0.0, 0.0)  # when the operator actions, the tick and the pruning are next due
         busy = False  # the previous batch had messages: more are likely on their way
+        again: list[Any] = []  # a batch whose transaction lost a race with another instance's
         while not self._stop.is_set():
-            try:
-                first = self.inbox.get(timeout=0.1)
-            except queue.Empty:
-                first = None
-            batch = [first] if first is not None else []
-            self._gather(batch, wait=busy)
+            if again:
+                batch, again = again, []
+            else:
+                try:
+                    first = self.inbox.get(timeout=0.1)
+                except queue.Empty:
+                    first = None
+                batch = [first] if first is not None else []
+                self._gather(batch, wait=busy)
             busy = bool(batch)
             try:
                 self._copy_certificates()  # before the batch: a kiosk issued offline is filed right
@@ -658,11 +662,19 @@ class Controller:
                     # Several instances decide liveness from the database's rows and reload each
                     # batch's kiosks from it: there nothing is held past its own transaction.
                     self._write_held(store, now, flush=self.config.shared)
-            except Exception:
-                # Never ack what was not stored: the broker redelivers it after a restart.
-                log.exception("worker batch failed; %d messages left unacknowledged", len(acks))
+            except Exception as exc:
                 self.state.effects.clear()
                 self._to_ack.clear()  # the kiosks keep these events and send them again
+                if self.config.shared and sql_dialect.lost_a_race(exc):
+                    # Nothing was applied and every decision is read again from the database:
+                    # the same batch, first and in its order, rather than losing its births,
+                    # faults and results (telemetry and statuses are not re-sent by kiosks).
+                    log.warning("worker batch gave way to another instance (%s); doing it again",
+                                type(exc).__name__)
+                    again = batch
+                    continue
+                # Never ack what was not stored: the broker redelivers it after a restart.
+                log.exception("worker batch failed; %d messages left unacknowledged", len(acks))
                 for fut in calls:
                     if not fut.done():
                         fut.set_exception(KioskError("the controller could not store this change; try again"))

@@ -72,6 +72,13 @@ def connection_lost(exc: BaseException) -> bool:
     return pg is not None and isinstance(exc, pg.OperationalError | pg.InterfaceError)
 
 
+def lost_a_race(exc: BaseException) -> bool:
+    """PostgreSQL gave this transaction up for another's sake (a deadlock between two controller
+    instances' lock sets, a serialization failure): nothing of it was applied, and the same work
+    done again may well succeed."""
+    return getattr(exc, "sqlstate", None) in ("40P01", "40001")
+
+
 def all_errors() -> tuple[type[Exception], ...]:
     """Every error either database driver raises."""
     pg = _psycopg()
