@@ -1,8 +1,8 @@
-"""Two controller instances' kiosk locks taken in two calls each can deadlock (the singleton jobs
-lock an operator command's kiosk, then the kiosks the sweep may turn stale): PostgreSQL gives one
-transaction up, and the worker must know that error as a lost race (its batch is done again)
-rather than a failure (its batch dropped: seen as births and faults never stored in the
-100,000-kiosk fleet benchmark)."""
+"""Two transactions that take kiosk locks in two calls each, in opposite orders, deadlock:
+PostgreSQL gives one up. The controller takes each transaction's locks in one statement now, but
+should a batch lose such a race anyway, the worker must know that error as a lost race (its batch
+is done again) rather than a failure (its batch dropped: before the one-statement lock order, seen
+as births and faults never stored in the 100,000-kiosk fleet benchmark)."""
 
 from __future__ import annotations
 
