@@ -73,6 +73,7 @@ def check_every_kiosk(conn: Any, expected: dict[str, dict[str, Any]], *, stale_a
     wrong and names a few examples, so a failure says which kiosk and which field."""
     stored = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT kiosk_id, state, telemetry FROM kiosks")}
     missing, state_wrong, telemetry_wrong, examples = 0, 0, 0, []
+    older, telemetry_examples = 0, []  # older: the stored reading is an earlier one than the last sent
     for kid, want in expected.items():
         if want["state"] == "online":
             silent = now - want["last_sent"]
@@ -93,8 +94,10 @@ def check_every_kiosk(conn: Any, expected: dict[str, dict[str, Any]], *, stale_a
                 examples.append({"kiosk": kid, "state": state, "expected": sorted(accepted)})
         if telemetry != want["telemetry"]:
             telemetry_wrong += 1
-            if len(examples) < 5:
+            older += (telemetry.get("ts") or 0) < (want["telemetry"].get("ts") or 0)
+            if len(telemetry_examples) < 5:
                 diff = {k: [telemetry.get(k), v] for k, v in want["telemetry"].items() if telemetry.get(k) != v}
-                examples.append({"kiosk": kid, "telemetry_stored_vs_sent": diff})
+                telemetry_examples.append({"kiosk": kid, "telemetry_stored_vs_sent": diff})
     return {"kiosks_checked": len(expected), "missing": missing, "state_wrong": state_wrong,
-            "telemetry_wrong": telemetry_wrong, "examples": examples}
+            "telemetry_wrong": telemetry_wrong, "telemetry_older_than_sent": older, "examples": examples,
+            "telemetry_examples": telemetry_examples}
