@@ -236,9 +236,10 @@ def check_all(soak) -> dict[str, dict[str, Any]]:
             "resources_flat": resources_flat(soak)}
 
 
-def recovery(soak) -> list[str]:
-    """For each broker/controller fault: how long until the controller saw every kiosk online again."""
-    lines = []
+def recovery_times(soak) -> list[tuple[Any, float]]:
+    """For each broker/controller fault that ended: (fault, seconds until the controller saw every
+    kiosk online again after it; inf if some kiosk never came back)."""
+    out = []
     for f in soak.faults:
         if f.target not in ("broker", "controller") or not f.end:
             continue
@@ -253,8 +254,13 @@ def recovery(soak) -> list[str]:
                     break
                 t = nxt
             back.append(t - f.end)
-        worst = max(back, default=0.0)
-        lines.append(f"{f.kind} at {f.start:.1f} s (down {f.end - f.start:.1f} s): every kiosk online in the "
-                     f"controller {worst:.1f} s after it was back" if worst != float("inf")
-                     else f"{f.kind} at {f.start:.1f} s: some kiosk never came back online")
-    return lines
+        out.append((f, max(back, default=0.0)))
+    return out
+
+
+def recovery(soak) -> list[str]:
+    """For each broker/controller fault: how long until the controller saw every kiosk online again."""
+    return [f"{f.kind} at {f.start:.1f} s (down {f.end - f.start:.1f} s): every kiosk online in the "
+            f"controller {worst:.1f} s after it was back" if worst != float("inf")
+            else f"{f.kind} at {f.start:.1f} s: some kiosk never came back online"
+            for f, worst in recovery_times(soak)]

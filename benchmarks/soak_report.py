@@ -1,7 +1,9 @@
 """The soak's report (benchmarks/soak.py): ``report.md`` with the seed, the faults, each named
-invariant and its failures, and two plots drawn as plain SVG (no plotting library needed):
-``timeline.svg`` (faults and each kiosk's state in the controller over time) and
-``resources.svg`` (resident memory of the controller and the broker)."""
+invariant and its failures, and three plots drawn as plain SVG (no plotting library needed):
+``timeline.svg`` (faults and each kiosk's state in the controller over time), ``latency.svg``
+(each command's time from issue to its final state, and each broker/controller fault's time
+until every kiosk was online again, over the soak's time) and ``resources.svg`` (resident memory
+of the controller and the broker)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections import Counter
 from html import escape
 from typing import Any
 
-from benchmarks.soak_checks import recovery
+from benchmarks.soak_checks import recovery, recovery_times
 from benchmarks.soak_faults import GLOBAL_FAULTS, KIOSK_FAULTS
 
 COLOURS = {"link_cut": "#d62728", "link_slow": "#ff7f0e", "half_open": "#9467bd", "kiosk_kill": "#8c564b",
@@ -65,9 +67,46 @@ def _resources(soak) -> str:
     return "\n".join(out)
 
 
+LATENCY_COLOURS = {"succeeded": "#2ca02c", "recovery": "#1f77b4"}  # any other final state: red
+
+
+def _latency_points(soak) -> list[tuple[float, float, str]]:
+    """(soak time, seconds, kind): commands from the controller's store (wall-clock stamps, placed
+    on the soak's time line through its wall-clock start) and the recovery after each outage."""
+    points = []
+    conn = soak.store()
+    if conn is not None:
+        try:
+            rows = conn.execute("SELECT issued_at, finished_at, status FROM commands "
+                                "WHERE finished_at IS NOT NULL").fetchall()
+        finally:
+            conn.close()
+        points += [(issued - soak.wall0, finished - issued, status) for issued, finished, status in rows]
+    points += [(f.end, worst, "recovery") for f, worst in recovery_times(soak) if worst != float("inf")]
+    return points
+
+
+def _latency(soak) -> str:
+    width, height, left = 900, 240, 50
+    points = _latency_points(soak)
+    top = max((y for _, y, _ in points), default=1.0) * 1.1 or 1.0
+    sx, sy = (width - left - 10) / max(soak.duration, 1), (height - 40) / top
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="10" '
+           f'font-family="sans-serif">', '<text x="4" y="12">seconds: command issued -> final (green '
+           'succeeded, red other), every kiosk online again after a broker/controller outage (blue), '
+           'over soak time (s)</text>']
+    for x, y, kind in points:
+        colour = LATENCY_COLOURS.get(kind, "#d62728")
+        out.append(f'<circle cx="{left + max(0.0, x) * sx:.1f}" cy="{height - 20 - y * sy:.1f}" r="2.5" '
+                   f'fill="{colour}"><title>{escape(kind)} at {x:.1f} s: {y:.2f} s</title></circle>')
+    out.append(f'<text x="4" y="{height - 20}">0</text><text x="4" y="40">{top:.1f}</text></svg>')
+    return "\n".join(out)
+
+
 def write_report(soak, results: dict[str, dict[str, Any]]) -> None:
     (soak.out / "timeline.svg").write_text(_timeline(soak), encoding="utf-8")
     (soak.out / "resources.svg").write_text(_resources(soak), encoding="utf-8")
+    (soak.out / "latency.svg").write_text(_latency(soak), encoding="utf-8")
     kinds = Counter(f.kind for f in soak.faults)
     lines = [
         "# Soak report", "",
@@ -91,5 +130,6 @@ def write_report(soak, results: dict[str, dict[str, Any]]) -> None:
     lines += ["", "## Faults", "", "| t (s) | until | fault | target | what happened |", "|---|---|---|---|---|"]
     lines += [f"| {f.start:.1f} | {f.end:.1f} | {f.kind} | {f.target} | {f.note.replace('|', '/')} |"
               for f in soak.faults]
-    lines += ["", "![timeline](timeline.svg)", "", "![resources](resources.svg)", ""]
+    lines += ["", "![timeline](timeline.svg)", "", "![latency](latency.svg)", "",
+              "![resources](resources.svg)", ""]
     (soak.out / "report.md").write_text("\n".join(lines), encoding="utf-8")

@@ -33,3 +33,4 @@ def test_a_compressed_soak_keeps_every_invariant(tmp_path):
         assert f"| {kind} |" in report, f"the injector never made {kind}"
     assert "not injected" not in report and "not seen" not in report, report
     assert (out / "timeline.svg").read_text().startswith("<svg") and (out / "resources.svg").exists()
+    assert (out / "latency.svg").read_text().count("<circle") >= 2  # commands came to a final state
