@@ -44,7 +44,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from device_drivers.supervisor import SupervisorDriver  # noqa: E402
+from device_drivers.supervisor import SET_SWITCH, SupervisorDriver  # noqa: E402
 from firmware import build  # noqa: E402
 from firmware import link as L  # noqa: E402
 from tests.support.micropython import NODE_PATH  # noqa: E402
@@ -357,13 +357,14 @@ def transfer_frames(name: str, data: bytes, legacy: bool = False) -> tuple[bytes
     return bytes(frames.wire), frames.index, frames.kinds
 
 
-def staged_update_frames(files: dict[str, bytes], version: str,
-                         checks: bool = True) -> tuple[bytes, list[list[int]], list[str]]:
+def staged_update_frames(files: dict[str, bytes], version: str, checks: bool = True,
+                         switch_cmd: bool = True) -> tuple[bytes, list[list[int]], list[str]]:
     """The frames device_drivers.supervisor_flash.stage_over_link sends to a board that has none
     of the set yet: per file (in the manifest's order) file_info, then file_open, file_data
     chunks, file_commit to ``sets/<version>/``; then the set list ``set.txt``, one file_check
     per entry (firmware 1.5.1; ``checks=False``: a host before it sends none, and the switch
-    hashes the whole set) and the pointer ``fwset.json``, whose commit switches. As
+    hashes the whole set) and the switch: ``set_switch`` (firmware 1.5.2; ``switch_cmd=False``:
+    as a host of 1.5.1 sends it) or the pointer ``fwset.json``, whose commit switches. As
     transfer_frames; the sequence numbers wrap at 255 as the host's do."""
     import json as _json
 
@@ -378,7 +379,10 @@ def staged_update_frames(files: dict[str, bytes], version: str,
     if checks:
         for _path in files:
             frames.add(L.FILE_CHECK, {"set": set_dir}, -1, "file_check")
-    frames.put_file("fwset.json", _json.dumps({"active": set_dir}).encode(), False, "file_commit fwset.json")
+    if checks and switch_cmd:  # firmware 1.5.2: the switch is a command of its own
+        frames.add(SET_SWITCH, {"set": set_dir}, -1, "set_switch")
+    else:
+        frames.put_file("fwset.json", _json.dumps({"active": set_dir}).encode(), False, "file_commit fwset.json")
     return bytes(frames.wire), frames.index, frames.kinds
 
 
@@ -424,15 +428,16 @@ def transfer_heap(prefix: str = "", legacy: bool = False) -> dict:
     return {"file": name, "size": len(data), **out}
 
 
-def staged_update_heap(checks: bool = True) -> dict:
+def staged_update_heap(checks: bool = True, switch_cmd: bool = True) -> dict:
     """Peak heap (upper bound, as transfer_heap) through a whole staged update of the bundle as
     stage_over_link sends it: every file to ``sets/<version>/``, the set list, one file_check
     per file, and the pointer whose commit switches (``checks=False``: as a host before 1.5.1
-    sends it, no file_check, so the switch hashes every file of the set)."""
+    sends it, no file_check, so the switch hashes every file of the set; ``switch_cmd=False``:
+    as a host of 1.5.1 sends it, the pointer committed as a file after the checks)."""
     with tempfile.TemporaryDirectory() as tmp:
         manifest = build.build(tmp)
         files = {name: (Path(tmp) / name).read_bytes() for name in manifest["files"]}
-    out = _transfer_peaks(*staged_update_frames(files, manifest["version"], checks))
+    out = _transfer_peaks(*staged_update_frames(files, manifest["version"], checks, switch_cmd))
     return {"files": len(files), "size": sum(len(d) for d in files.values()), **out}
 
 
@@ -556,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {"heap": heap_budget(args.frames), "transfer_heap": transfer_heap(),
                "transfer_heap_staged": transfer_heap(prefix=f"sets/{build.VERSION}/"),
                "staged_update_heap": staged_update_heap(),
+               "staged_update_heap_host_151": staged_update_heap(switch_cmd=False),
                "staged_update_heap_old_host": staged_update_heap(checks=False),
                "transfer_heap_old_host": transfer_heap(legacy=True), "bundle": bundle_budget(),
                "round_trip": round_trip(args.rounds), "flash_link": flash_link()}
@@ -579,8 +585,11 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k} {v['peak']} / {v['allocated']} B" for k, v in t["per_command"].items()))
     u = figures["staged_update_heap"]
     print(f"  a whole staged update ({u['files']} files, {u['size']} B, {u['frames']} commands: the files, set.txt, a "
-          f"file_check per file, the pointer): peak at most {u['peak']} B in a {u['peak_command']}; "
+          f"file_check per file, set_switch): peak at most {u['peak']} B in a {u['peak_command']}; "
           + ", ".join(f"{k} {v['peak']} / {v['allocated']} B" for k, v in u["per_command"].items()))
+    u = figures["staged_update_heap_host_151"]
+    print(f"  the same staged update from a 1.5.1 host (file_check, then the pointer committed as a file): peak at "
+          f"most {u['peak']} B in a {u['peak_command']}")
     u = figures["staged_update_heap_old_host"]
     print(f"  the same staged update from a host before 1.5.1 (no file_check: the switch hashes the set): peak at "
           f"most {u['peak']} B in a {u['peak_command']}")

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0
 # Link protocols the host speaks: the current one, and 1 for boards not yet flashed past 1.1.0.
 PROTOCOLS = (L.PROTO_V1, L.PROTO_VERSION)
+# set_switch's message type (firmware 1.5.2, firmware/core/setswitch.py): not a name in
+# firmware/link.py, where each name costs the board's heap at boot (see the comment there).
+SET_SWITCH = 0x0F
 BEACON_PATTERNS = ("ready", "busy", "degraded", "out_of_service", "off")
 
 
@@ -305,6 +308,22 @@ class SupervisorDriver:
         if not isinstance(checked, int) or isinstance(checked, bool) or checked < 0:
             raise RemoteProtocolError(f"supervisor file_check reply is malformed: {reply!r}")
         return checked
+
+    def switch_set(self, set_dir: str, timeout: float | None = None) -> bool:
+        """set_switch (firmware 1.5.2): the board points fwset.json at ``set_dir`` (on trial from
+        its next boot) once file_check passed every entry of it. True when switched, False for a
+        board before 1.5.2 (``unknown_type``: commit the pointer as a file instead). Raises
+        SupervisorRefused (``unchecked``: file_check has not passed the whole set since its
+        files last changed; the board is unchanged) or DeviceTimeout."""
+        try:
+            reply = self._request(SET_SWITCH, {"set": set_dir}, "set_switch", timeout)
+        except SupervisorRefused as exc:
+            if exc.reason != "unknown_type":
+                raise
+            return False
+        if reply.get("set") != set_dir:
+            raise RemoteProtocolError(f"supervisor set_switch reply is malformed: {reply!r}")
+        return True
 
     def reset_board(self, timeout: float | None = None) -> None:
         """Restart the board (it replies first); it comes back with a ``boot`` event (reset "soft")."""

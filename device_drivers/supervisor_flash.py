@@ -194,6 +194,7 @@ _REFUSALS = {
     "hash": "the file arrived damaged (hash mismatch); the old file is still in place",
     "io": "the board could not write its flash (full or failing)",
     "offset": "the transfer lost its place",
+    "unchecked": "the staged set changed after its check, or was not checked completely",
     "unknown_type": "the firmware on the board has no file transfer; use --via mpremote",
 }
 
@@ -300,11 +301,14 @@ def stage_over_link(drv, bundle: Path, manifest, *, progress: Callable[[str], No
             (Path(tmp) / "set.txt").write_bytes(listing)
             drv.put_file(Path(tmp) / "set.txt", f"{set_dir}/set.txt")
             step = "checking the staged set"
-            _check_set(drv, set_dir, len(manifest.files), progress)
+            checked = _check_set(drv, set_dir, len(manifest.files), progress)
             step = "switching to the new set"
             progress(step)
-            (Path(tmp) / "fwset.json").write_text(json.dumps({"active": set_dir}))
-            drv.put_file(Path(tmp) / "fwset.json", "fwset.json")
+            # set_switch (firmware 1.5.2) after a complete check; the pointer committed as a file
+            # for a board before it (which hashes the set itself when it has no file_check).
+            if not (checked and drv.switch_set(set_dir)):
+                (Path(tmp) / "fwset.json").write_text(json.dumps({"active": set_dir}))
+                drv.put_file(Path(tmp) / "fwset.json", "fwset.json")
         step = "resetting the board"
         progress(step)
         drv.reset_board()
@@ -318,22 +322,23 @@ def stage_over_link(drv, bundle: Path, manifest, *, progress: Callable[[str], No
     return report
 
 
-def _check_set(drv, set_dir: str, entries: int, progress: Callable[[str], None]) -> None:
+def _check_set(drv, set_dir: str, entries: int, progress: Callable[[str], None]) -> bool:
     """One file_check per entry of the staged set (each command hashes one file, within the
-    board's heap budget); a board before 1.5.1 answers unknown_type and checks at the switch.
-    Entries the board recorded before (a run cut short) are not checked again."""
+    board's heap budget); False for a board before 1.5.1 (unknown_type), which checks at the
+    switch. Entries the board recorded before (a run cut short) are not checked again."""
     from foundation.errors import RemoteProtocolError
 
     checked = 0
     for _ in range(entries):
         checked = drv.check_set_entry(set_dir)
         if checked is None:
-            return
+            return False
         progress(f"checked {checked} of {entries} staged files")
         if checked >= entries:
             break
     if checked != entries:
         raise RemoteProtocolError(f"the board checked {checked} entries of {set_dir}/set.txt, expected {entries}")
+    return True
 
 
 def link_supported(url: str, timeout: float = 2.0) -> bool:

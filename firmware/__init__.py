@@ -4,4 +4,4 @@ The package is importable from CPython too: the host driver and the simulator us
 link codec (firmware.link) and the simulator runs the real core (firmware.core) on the host HAL.
 """
 
-VERSION = "1.5.1"
+VERSION = "1.5.2"

@@ -63,6 +63,11 @@ FILE_DATA = 0x0D
 # staged set's set.txt and answers {"checked": entries so far} (firmware/core/setcheck.py). A
 # board before 1.5.1 answers unknown_type, and the switch then hashes the whole set itself.
 FILE_CHECK = 0x0E
+# set_switch {"set": "sets/<version>"} (firmware 1.5.2): once file_check passed every entry of
+# that set, the board writes the pointer fwset.json (one rename) and answers {"set"}; refused
+# (unchecked) otherwise, leaving the board unchanged. Not a file transfer: no Upload is held
+# during it (docs/benchmarks.md). A board before 1.5.2 answers unknown_type, and the host
+# commits the pointer as a file instead.
 EVENT = 0x40
 REPLY = 0x80
 # FrameDecoder/Link ``view`` for every type: the board parses each command before its next read.

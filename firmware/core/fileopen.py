@@ -7,14 +7,20 @@ first chunk, so neither its code nor its hash is in this command's heap.
 """
 
 from firmware.core import forget
-from firmware.core.paths import CHUNK, PART, check_path
 
 
 def command(sup, mtype: int, body):
     """file_open for the supervisor ``sup``: the file's part file name becomes its upload (the
     Upload itself, core/upload.py, is made by the first chunk: not even that code is in this
-    command's heap); then this module leaves the heap again."""
+    command's heap); then this module leaves the heap again. set_switch (type 15) is routed
+    through here to core/setswitch.py, without the path rules."""
     try:
+        if mtype == 15:
+            from firmware.core.setswitch import command
+
+            return command(sup.hal.files, sup, body)
+        from firmware.core.paths import CHUNK, check_path
+
         sup.upload = None
         sup.upload = begin(sup.hal.files, check_path(body.get("path")))
         return {"chunk": CHUNK}  # the path is the host's own: not echoed (a reply is 4 buffers on the heap)
@@ -30,4 +36,6 @@ def begin(fs, path: str) -> str:
     cut = path.rfind("/")
     if cut > 0:
         fs.makedirs(path[:cut])  # one slice, not rsplit's list and two strings
+    from firmware.core.paths import PART
+
     return path + PART

@@ -61,6 +61,8 @@ def command(sup, mtype: int, body):
             return ft.commit(body)
         if mtype == L.FILE_CHECK:
             return ft.check(body)
+        if mtype == 0x0F:  # set_switch (no name in firmware/link.py: see there)
+            return ft.switch(body)
         return ft.data(body)
     finally:
         sup.upload = ft.upload
@@ -137,6 +139,12 @@ class FileTransfer:
         from firmware.core.setcheck import check
 
         return {"checked": check(self.fs, self, body)}
+
+    def switch(self, body: dict) -> dict:
+        """set_switch: the pointer written once file_check passed the whole set (core/setswitch.py)."""
+        from firmware.core.setswitch import command
+
+        return command(self.fs, self, body)
 
     def commit(self, body: dict) -> dict:
         path = check_path(body.get("path"))

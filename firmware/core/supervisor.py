@@ -129,7 +129,7 @@ class Supervisor:
         if mtype == L.HEARTBEAT:
             self.watchdog.heartbeat(now)
             return {"state": self.watchdog.state, "hold_s": self.watchdog.hold_left_s(now)}
-        if L.FILE_INFO <= mtype <= L.FILE_CHECK and mtype != L.RESET:
+        if L.FILE_INFO <= mtype <= 15 and mtype != L.RESET:  # 15: set_switch (1.5.2)
             self.files_at = now
             up = self.upload
             if isinstance(up, str) and (mtype == L.FILE_DATA or mtype == L.FILE_COMMIT):
@@ -142,8 +142,10 @@ class Supervisor:
                 return up.data(body)  # a chunk: the open upload alone, nothing loaded
             if mtype == L.FILE_COMMIT and up:
                 return up.commit(self, mtype, body)  # its hash is streamed: nothing loaded
-            if mtype == L.FILE_OPEN:
-                from firmware.core.fileopen import command  # the path rules and the folders alone
+            if mtype == L.FILE_OPEN or mtype == 15:
+                # the path rules and the folders alone; set_switch through it: a module of its
+                # own named here would intern a name at boot (docs/benchmarks.md)
+                from firmware.core.fileopen import command
             elif mtype == L.FILE_INFO:
                 from firmware.core.fileinfo import command  # the path rules and the hashing alone
             elif mtype == L.FILE_WRITE:

@@ -1221,6 +1221,68 @@ def t_supervisor_file_check_then_switch():
     check(got[-1] == {"err": "hash"} and bootsel.load(fs) is None, got)
 
 
+def t_set_switch_frames_golden():
+    # set_switch (firmware 1.5.2; type 15, no name in firmware/link.py), seq 9, to sets/1.5.2;
+    # its reply names the set; a refusal.
+    check(L.encode_frame(9, 0, 15, b'{"set":"sets/1.5.2"}')
+          == unhex("00032009020f18147b22736574223a22736574732f312e352e32227dca8900"), "set_switch")
+    check(L.encode_frame(0, 9, 15 | L.REPLY, b'{"set":"sets/1.5.2"}')
+          == unhex("00022003098f18147b22736574223a22736574732f312e352e32227d8e7400"), "set_switch reply")
+    check(L.encode_frame(0, 9, 15 | L.REPLY, b'{"err":"unchecked"}')
+          == unhex("00022003098f17137b22657272223a22756e636865636b6564227d0c3300"), "refusal")
+
+
+def t_set_switch_only_after_the_whole_set_passed():
+    # Refused (unchecked) without a record, with one short of the end, with another set's, or
+    # after set.txt changed; each refusal leaves the flash and the record as they were.
+    fs, ft = _staged_set(SET_FILES)
+    fs.files["fwset.json"] = b'{"active": "sets/1.0.0", "good": "sets/1.0.0", "tries": 0}'
+    size = len(fs.files["sets/2.0.0/set.txt"])
+    for rec, body in ((None, {"set": "sets/2.0.0"}), (("sets/2.0.0", 10, 1), {"set": "sets/2.0.0"}),
+                      (("sets/3.0.0", size, 3), {"set": "sets/2.0.0"}), (("sets/2.0.0", size, 3), {"set": "sets/3.0.0"}),
+                      (("sets/2.0.0", size, 3), {"set": 7}), (("sets/2.0.0", size, 3), {}),
+                      (("sets/2.0.0", size + 1, 3), {"set": "sets/2.0.0"})):
+        ft.checked = rec
+        before = dict(fs.files)
+        check(refused(ft.switch, body) == "unchecked", "%r %r" % (rec, body))
+        check(fs.files == before and ft.checked == rec, "unchanged after %r %r" % (rec, body))
+    ft.checked = None
+    for n in (1, 2, 3):
+        ft.check({"set": "sets/2.0.0"})
+    check(ft.switch({"set": "sets/2.0.0"}) == {"set": "sets/2.0.0"}, "switched")
+    check(ft.checked is None, "a switch ends the record")
+    check("fwset.json.part" not in fs.files, "no part file left")
+    check(bootsel.load(fs) == {"active": "sets/2.0.0", "good": "sets/1.0.0", "tries": 0})
+    check(bootsel.choose(fs) == "sets/2.0.0")
+    check(refused(ft.switch, {"set": "sets/2.0.0"}) == "unchecked", "not twice on one record")
+
+
+def t_supervisor_set_switch():
+    # Through the board's own dispatch (core/supervisor.py -> core/fileopen.py ->
+    # core/setswitch.py): refused before the checks, then one file_check per entry and
+    # set_switch; its code leaves the heap again.
+    import json
+    import sys
+
+    fs, _ft = _staged_set(SET_FILES)
+    fs.files["fwset.json"] = b'{"active": "sets/1.0.0", "good": "sets/1.0.0", "tries": 0}'
+    from firmware.core.files import drop
+
+    drop()
+    sup = Supervisor(HostHal(lambda: 0, files=fs), 0)
+    host = L.Link(seq0=120)
+    host.send(15, {"set": "sets/2.0.0"})
+    for _ in SET_FILES:
+        host.send(L.FILE_CHECK, {"set": "sets/2.0.0"})
+    host.send(15, {"set": "sets/2.0.0"})
+    replies, _t = _board_exchange(sup, host, 0)
+    got = [json.loads(r[1]) for r in replies]
+    check(got == [{"err": "unchecked"}, {"checked": 1}, {"checked": 2}, {"checked": 3}, {"set": "sets/2.0.0"}], got)
+    check(sys.implementation.name != "micropython"
+          or not any(m in sys.modules for m in ("firmware.core.setswitch", "firmware.core.fileopen")), "dropped")
+    check(bootsel.load(fs) == {"active": "sets/2.0.0", "good": "sets/1.0.0", "tries": 0}, "switched")
+
+
 def t_supervisor_file_transfer_and_reset():
     hal = HostHal(lambda: 0)
     sup = Supervisor(hal, 0)

@@ -71,10 +71,11 @@ class FaultFs(MemoryFs):
         pass
 
 
-def _stage(ft: FileTransfer, bundle, man, *, checks: bool = True) -> None:
+def _stage(ft: FileTransfer, bundle, man, *, checks: bool = True, set_switch: bool = True) -> None:
     """What stage_over_link sends, as board-side commands (file_write chunks, file_commit, and
-    from a 1.5.1 host one file_check per entry before the switch; ``checks=False``: an older
-    host, whose switch makes the board hash the whole set)."""
+    from a 1.5.1 host one file_check per entry before the switch; from a 1.5.2 host the switch is
+    set_switch, ``set_switch=False``: a 1.5.1 host's commit of fwset.json; ``checks=False``: an
+    older host, whose switch makes the board hash the whole set)."""
     set_dir = f"sets/{man.version}"
     listing = "".join(f"{e.sha256} {e.size} {e.path}\n" for e in man.files).encode()
     items = [(f"{set_dir}/{e.path}", R.object_path(bundle, e.sha256).read_bytes()) for e in man.files]
@@ -83,6 +84,9 @@ def _stage(ft: FileTransfer, bundle, man, *, checks: bool = True) -> None:
         if path == "fwset.json" and checks:
             for n in range(1, len(man.files) + 1):
                 assert ft.check({"set": set_dir}) == {"checked": n}
+            if set_switch:
+                assert ft.switch({"set": set_dir}) == {"set": set_dir}
+                return
         for off in range(0, max(len(data), 1), 256):
             ft.write({"path": path, "off": off, "data": base64.b64encode(data[off:off + 256]).decode()})
         ft.commit({"path": path, "sha256": hashlib.sha256(data).hexdigest()})
@@ -99,18 +103,19 @@ def _booted_set_is_complete(fs, chosen, man) -> None:
         assert hashlib.sha256(fs.files[f"{chosen}/{e.path}"]).hexdigest() == e.sha256
 
 
-@pytest.mark.parametrize("checks", [True, False], ids=["file_check", "old_host"])
-def test_a_reset_at_every_step_boots_a_complete_set(fw_release, checks):
+@pytest.mark.parametrize(("checks", "set_switch"), [(True, True), (True, False), (False, False)],
+                         ids=["set_switch", "host_1.5.1", "old_host"])
+def test_a_reset_at_every_step_boots_a_complete_set(fw_release, checks, set_switch):
     bundle, man = fw_release
     counting = FaultFs(OLD)
-    _stage(FileTransfer(counting), bundle, man, checks=checks)
+    _stage(FileTransfer(counting), bundle, man, checks=checks, set_switch=set_switch)
     total = counting.n
     assert total > 2 * len(man.files)
     outcomes = set()
     for n in range(1, total + 1):
         fs = FaultFs(OLD, fail_at=n)
         with pytest.raises(Reset):
-            _stage(FileTransfer(fs), bundle, man, checks=checks)
+            _stage(FileTransfer(fs), bundle, man, checks=checks, set_switch=set_switch)
         fs.fail_at = None
         chosen = bootsel.choose(fs)
         _booted_set_is_complete(fs, chosen, man)
@@ -118,10 +123,10 @@ def test_a_reset_at_every_step_boots_a_complete_set(fw_release, checks):
         if checks and n % 7 == 0:
             # After the reset the host runs the update again (files staged intact are skipped by
             # stage_over_link; here all are sent again): it completes, whatever the record says.
-            _stage(FileTransfer(fs), bundle, man, checks=checks)
+            _stage(FileTransfer(fs), bundle, man, checks=checks, set_switch=set_switch)
             assert bootsel.choose(fs) == f"sets/{man.version}"
     fs = FaultFs(OLD)
-    _stage(FileTransfer(fs), bundle, man, checks=checks)
+    _stage(FileTransfer(fs), bundle, man, checks=checks, set_switch=set_switch)
     chosen = bootsel.choose(fs)
     _booted_set_is_complete(fs, chosen, man)
     assert outcomes == {""} and chosen == f"sets/{man.version}"
@@ -231,8 +236,9 @@ def test_staged_update_over_the_link_to_the_simulated_board(sim, tmp_path, fw_re
         # The board checked the set one file_check per entry before the switch (firmware 1.5.1).
         n = len(man.files)
         assert [m for m in notes if m.startswith("checked")] == [f"checked {k} of {n} staged files" for k in range(1, n + 1)]
-        # Every file went as binary file_data frames, none as base64 file_write.
-        assert modes == [True] * (len(man.files) + 2)  # the files, set.txt, fwset.json
+        # Every file went as binary file_data frames, none as base64 file_write; the switch was
+        # set_switch (firmware 1.5.2), not a file transfer of fwset.json.
+        assert modes == [True] * (len(man.files) + 1)  # the files, set.txt
         proc.wait_for(lambda s: '"ev": "boot"' in s and f'"set": "{new}"' in s, timeout=20)
         st = drv.status()
         # The host watchdog supervised the Pi through the update: no power cycle, still armed.
@@ -298,15 +304,19 @@ def test_kiosk_updater_firmware_command_stages_a_signed_release(sim, tmp_path, c
 
 class _BoardDriver:
     """stage_over_link's side of the link, answered by the board's own file commands
-    (FileTransfer) in this process: ``old`` answers file_check as a board before 1.5.1 does."""
+    (FileTransfer) in this process: ``old`` answers file_check as a board before 1.5.1 does,
+    ``no_switch`` set_switch as a board before 1.5.2 does (unknown_type)."""
 
-    def __init__(self, fs, *, old: bool) -> None:
-        self.ft, self.old, self.checks = FileTransfer(fs), old, 0
+    def __init__(self, fs, *, old: bool, no_switch: bool = False) -> None:
+        self.ft, self.old, self.no_switch, self.checks = FileTransfer(fs), old, no_switch or old, 0
+        self.puts: list[str] = []
+        self.switches = 0
 
     def file_sha256(self, remote):
         return self.ft.info({"path": remote})["sha256"]
 
     def put_file(self, local, remote):
+        self.puts.append(remote)
         data = local.read_bytes()
         self.ft.open({"path": remote})
         for off in range(0, len(data), 256):
@@ -319,16 +329,26 @@ class _BoardDriver:
         self.checks += 1
         return self.ft.check({"set": set_dir})["checked"]
 
+    def switch_set(self, set_dir):
+        if self.no_switch:
+            return False  # unknown_type
+        self.switches += 1
+        return self.ft.switch({"set": set_dir}) == {"set": set_dir}
+
     def reset_board(self):
         pass
 
 
-@pytest.mark.parametrize("old", [False, True], ids=["board_1.5.1", "board_before_1.5.1"])
-def test_stage_over_link_checks_each_file_or_falls_back_to_the_full_check(fw_release, old):
+@pytest.mark.parametrize(("old", "no_switch"), [(False, False), (False, True), (True, True)],
+                         ids=["board_1.5.2", "board_1.5.1", "board_before_1.5.1"])
+def test_stage_over_link_checks_each_file_or_falls_back_to_the_full_check(fw_release, old, no_switch):
     bundle, man = fw_release
     fs = MemoryFs(OLD)
-    drv = _BoardDriver(fs, old=old)
+    drv = _BoardDriver(fs, old=old, no_switch=no_switch)
     flash.stage_over_link(drv, bundle, man)
     assert drv.checks == (0 if old else len(man.files))
+    # set_switch on a 1.5.2 board; the pointer committed as a file on older ones.
+    assert drv.switches == (0 if no_switch else 1)
+    assert ("fwset.json" in drv.puts) == no_switch
     assert bootsel.choose(fs) == f"sets/{man.version}"
     _booted_set_is_complete(fs, f"sets/{man.version}", man)
