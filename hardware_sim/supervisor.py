@@ -24,8 +24,9 @@ core of this source tree: the files flashed are stored and verified, not execute
 ``--protocol 1`` (``SupervisorSim(protocol=1)``) simulates a board still on firmware 1.1.0 as
 the host sees it: link protocol 1 only (protocol 2 frames are dropped as ``version`` faults),
 ``fw`` "1.1.0" in ``hello`` and the boot event, the same commands but no binary file transfer
-(``file_open``/``file_data`` are ``unknown_type``, as on every board before 1.4.0, and so is
-``file_check``, as before 1.5.1). Once its flash has changed
+(``file_open``/``file_data`` are ``unknown_type``, as on every board before 1.4.0, and so are
+``file_check``, as before 1.5.1, and ``set_switch``, as before 1.5.2; it takes base64
+``file_write``, which the current firmware refuses). Once its flash has changed
 (a flash-firmware run) it boots the current firmware, protocol 2, at the next reset or reboot.
 """
 
@@ -81,8 +82,15 @@ class LegacyBoard(Supervisor):
         return reply
 
     def _command(self, mtype: int, body, now: int):
-        if mtype in (L.FILE_OPEN, L.FILE_DATA, L.FILE_CHECK):
-            raise CommandError("unknown_type")  # binary file transfer came with 1.4.0, file_check with 1.5.1
+        if mtype in (L.FILE_OPEN, L.FILE_DATA, L.FILE_CHECK, 0x0F):
+            # binary file transfer came with 1.4.0, file_check with 1.5.1, set_switch with 1.5.2
+            raise CommandError("unknown_type")
+        if mtype == L.FILE_WRITE:
+            # Its only file transfer, which the current firmware refuses (since 1.5.2): the
+            # reference commands (core/files.py) write the part file as 1.1.0 did.
+            from firmware.core.files import command
+
+            return command(self, mtype, body)
         return super()._command(mtype, body, now)
 
 

@@ -129,7 +129,9 @@ class Supervisor:
         if mtype == L.HEARTBEAT:
             self.watchdog.heartbeat(now)
             return {"state": self.watchdog.state, "hold_s": self.watchdog.hold_left_s(now)}
-        if L.FILE_INFO <= mtype <= 15 and mtype != L.RESET:  # 15: set_switch (1.5.2)
+        # 15: set_switch (1.5.2); file_write (an old host's base64 chunk) is refused since 1.5.2:
+        # it goes to core/commands.py, unknown_type (docs/benchmarks.md)
+        if L.FILE_INFO <= mtype <= 15 and mtype != L.RESET and mtype != L.FILE_WRITE:
             self.files_at = now
             up = self.upload
             if isinstance(up, str) and (mtype == L.FILE_DATA or mtype == L.FILE_COMMIT):
@@ -148,8 +150,6 @@ class Supervisor:
                 from firmware.core.fileopen import command
             elif mtype == L.FILE_INFO:
                 from firmware.core.fileinfo import command  # the path rules and the hashing alone
-            elif mtype == L.FILE_WRITE:
-                from firmware.core.files_b64 import command  # an old host's chunk, into the Upload
             elif mtype == L.FILE_CHECK:
                 from firmware.core.setcheck import command  # one entry of a staged set, hashed
             else:

@@ -84,7 +84,8 @@ def test_driver_put_file_refusals_keep_the_old_file(sim, tmp_path):
             drv.put_file(local, "../boot.json")
         assert exc.value.reason == "bad_path"
         # A transfer cut after the first chunk: the live file is the old one, the rest is a .part.
-        drv._request(L.FILE_WRITE, {"path": "main.py", "off": 0, "data": "QUJD"}, "file_write", None)
+        drv._request(L.FILE_OPEN, {"path": "main.py"}, "file_open", None)
+        drv._request(L.FILE_DATA, bytes(4) + b"ABC", "file_data", None)
         assert drv.file_sha256("main.py") == digest
         with pytest.raises(SupervisorRefused) as exc:
             drv._request(L.FILE_COMMIT, {"path": "main.py", "sha256": "0" * 64}, "file_commit", None)
