@@ -40,7 +40,7 @@ def wait_notes(proc, kind: str, pred, count: int, timeout: float = 5.0) -> list[
         time.sleep(0.02)
 
 
-def wait_event(driver: SupervisorDriver, pred, timeout: float = 5.0) -> SupervisorEvent:
+def wait_event(driver: SupervisorDriver, pred, timeout: float = 15.0) -> SupervisorEvent:
     deadline = time.monotonic() + timeout
     seen = []
     while time.monotonic() < deadline:
