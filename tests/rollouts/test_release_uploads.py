@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 
 import pytest
 
 from contract import release as R
 from controller.web import release_uploads as U
+from tests.support.together import at_once
 
 SHA = hashlib.sha256(b"x").hexdigest()
 
 
 def test_two_uploads_racing_at_one_offset_append_once(tmp_path):
     piece = b"p" * 65536
-    start = threading.Barrier(8)
-    outcomes: list[object] = []
-
-    def send() -> None:
-        start.wait()
-        try:
-            outcomes.append(U.append(tmp_path, SHA, 0, piece))
-        except U.WrongOffset as exc:
-            outcomes.append(exc.size)
-
-    threads = [threading.Thread(target=send) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    sent = at_once(lambda _: U.append(tmp_path, SHA, 0, piece), range(8))
+    outcomes = [o.size if isinstance(o, U.WrongOffset) else o for o in sent]
     assert sorted(outcomes) == [65536] * 8  # one appended; seven were told the server has 65,536 bytes
     assert U.size(tmp_path, SHA) == 65536
 

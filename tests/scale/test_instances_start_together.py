@@ -7,35 +7,20 @@ instance died at start on a unique violation in ``pg_type`` while recording the 
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from controller import fleet_clock
 from controller.store_pg import PgConnection
+from tests.support.together import at_once, failures
 
 
 @pytest.mark.parametrize("attempt", range(3))  # a race: each attempt on a database of its own
 def test_instances_record_the_time_zone_at_once_on_a_new_database(postgres_url, attempt):
     starters = 8
     conns = [PgConnection(postgres_url) for _ in range(starters)]
-    together = threading.Barrier(starters)
-    failures: list[BaseException] = []
-
-    def start(conn: PgConnection) -> None:
-        together.wait(10)
-        try:
-            fleet_clock.record(conn, "Asia/Shanghai")
-        except BaseException as exc:  # every instance's failure is reported, not only the first
-            failures.append(exc)
-
-    threads = [threading.Thread(target=start, args=(c,)) for c in conns]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    outcomes = at_once(lambda conn: fleet_clock.record(conn, "Asia/Shanghai"), conns)
     try:
-        assert failures == []
+        assert failures(outcomes) == []
         assert fleet_clock.recorded(conns[0]).name == "Asia/Shanghai"
     finally:
         for c in conns:

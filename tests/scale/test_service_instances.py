@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import urllib.request
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from kiosk_ui.service_client.over_mqtt import MqttServiceClient
 from tests.console.test_browser_e2e import ARGS, CHROMIUM, signed_in_page
 from tests.fleet.conftest import Raw, controller_config
 from tests.support.processes import REPO, Proc
+from tests.support.together import at_once, failures
 from tests.support.waiting import wait_until
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -110,23 +110,10 @@ def test_two_instances_number_one_queue_and_show_it_alike(broker, procs, tmp_pat
         ctl_b = procs[-1]
         services = [first_kiosk] + [_agent(broker, tmp_path, f"K-Q-{i:02d}", public, agents) for i in range(1, KIOSKS)]
         wait_until(lambda: all(s.online for s in services), 15, "the controllers seen online by every kiosk")
-        numbers: list[str] = []
-        errors: list[BaseException] = []
-        start = threading.Barrier(len(services))
-
-        def resident_queue(svc: MqttServiceClient) -> None:
-            start.wait(10)
-            try:
-                numbers.extend(_take(svc) for _ in range(TICKETS_EACH))
-            except Exception as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=resident_queue, args=(s,)) for s in services]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        queues = at_once(lambda svc: [_take(svc) for _ in range(TICKETS_EACH)], services, timeout=60)
+        errors = failures(queues)
         assert not errors, errors
+        numbers = [n for queue in queues for n in queue]
         total = 1 + KIOSKS * TICKETS_EACH
         assert sorted(numbers) == [f"A{n:03d}" for n in range(2, total + 1)]  # unique, consecutive, no gap
         wait_until(lambda: _answered(ctl_a) + _answered(ctl_b) == total, 10, "every answer logged")

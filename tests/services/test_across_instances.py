@@ -4,32 +4,25 @@ appointment slot beyond its capacity, or open two check-ins for one volunteer.""
 
 from __future__ import annotations
 
-import threading
-
 from controller.service_backend import handle_request
 from controller.service_backend.operations import SLOT_CAPACITY
 from tests.services.conftest import NOW
+from tests.support.together import at_once
 
 
 def _at_once(connect, bodies: list[tuple[str, dict]]) -> list[dict]:
     """Each (kiosk, body) answered on its own connection, all released together."""
-    replies: list[dict] = [{}] * len(bodies)
-    start = threading.Barrier(len(bodies))
+    def opened(body: tuple[str, dict]) -> tuple:
+        return connect(), body  # on the call's own thread (an SQLite connection stays on its thread)
 
-    def one(i: int) -> None:
-        conn = connect()
+    def one(job: tuple) -> dict:
+        conn, (kiosk, request) = job
         try:
-            start.wait(10)
-            replies[i] = handle_request(conn, bodies[i][0], bodies[i][1], NOW)
+            return handle_request(conn, kiosk, request, NOW)
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(bodies))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return replies
+    return at_once(one, bodies, prepare=opened)
 
 
 def test_a_slot_is_never_booked_beyond_its_capacity(db):
