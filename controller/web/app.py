@@ -110,7 +110,7 @@ def render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) 
     t = i18n.for_request(request)
     who = getattr(request.state, "who", None)
     base = {"t": t, "lang": t.lang, "who": who, "csrf": who.csrf if who else "", "path": request.url.path,
-            "csp_nonce": getattr(request.state, "csp_nonce", "")}
+            "csp_nonce": getattr(request.state, "csp_nonce", ""), "switch_to": i18n.switch_to(t.lang)}
     return templates.TemplateResponse(request, name, {**base, **ctx}, status_code=status)
 
 

@@ -1,4 +1,4 @@
-"""The console's translation catalogues (zh-CN default, en) and language choice per request."""
+"""The console's translation catalogues (zh-CN default, zh-HK, en) and language choice per request."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from markupsafe import Markup, escape
 from controller.fleet_clock import FleetClock
 from controller.web import vocabulary
 
-LANGS = ("zh-CN", "en")
+LANGS = ("zh-CN", "zh-HK", "en")
 DEFAULT = "zh-CN"
 _DIR = Path(__file__).parent / "i18n"
 # Detail fields that hold an identifier (shown as code, never translated).
 ID_FIELDS = frozenset({"notice", "notice_id", "ref", "code", "token_id", "boot_id", "release", "version",
                        "manifest_sha256"})
+# Chinese tags that mean Traditional characters: the script, or a region that writes it. Hong Kong
+# Traditional (zh-HK) is the console's one Traditional catalogue, so Taiwan and Macao readers get it.
+_TRADITIONAL = frozenset({"hant", "hk", "mo", "tw"})
 
 
 @cache
@@ -26,16 +29,45 @@ def catalogue(lang: str) -> dict[str, str]:
 
 
 def choose(cookie: str | None, accept_language: str | None) -> str:
-    """The ``lang`` cookie wins, then the browser's first supported language, then zh-CN."""
+    """The ``lang`` cookie wins, then the browser's most preferred supported language (by ``q``,
+    ties in the order given), then zh-CN."""
     if cookie in LANGS:
         return cookie
-    for part in (accept_language or "").split(","):
-        tag = part.split(";")[0].strip().lower()
-        if tag.startswith("en"):
-            return "en"
-        if tag.startswith("zh"):
-            return "zh-CN"
-    return DEFAULT
+    ranked = []
+    for order, part in enumerate((accept_language or "").split(",")):
+        tag, *params = (p.strip() for p in part.split(";"))
+        lang = _supported(tag.lower())
+        quality = _quality(params)
+        if lang and quality > 0:
+            ranked.append((-quality, order, lang))
+    return min(ranked)[2] if ranked else DEFAULT
+
+
+def _supported(tag: str) -> str | None:
+    """The console language that serves a browser's language tag (``zh-Hant-TW``, ``en-GB``), if any."""
+    primary, *subtags = tag.split("-")
+    if primary == "en":
+        return "en"
+    if primary == "zh":
+        return "zh-HK" if _TRADITIONAL & set(subtags) else "zh-CN"
+    return None
+
+
+def _quality(params: list[str]) -> float:
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0  # a malformed weight: the browser did not say it wants this language
+    return 1.0
+
+
+def switch_to(lang: str) -> list[tuple[str, str]]:
+    """The other console languages for the header's links, each named in its own language
+    (繁體中文 on a Simplified page, 简体中文 on a Traditional one), so a reader finds their own."""
+    return [(other, catalogue(other)[f"lang.{other}"]) for other in LANGS if other != lang]
 
 
 class Translator:

@@ -168,3 +168,47 @@ def test_operator_console_in_a_real_browser(broker, procs, tmp_path, artifacts):
             assert csv.ok and "availability_pct,gd-e2e-down" in csv.text()
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
+def test_a_hong_kong_browser_gets_the_console_in_traditional_chinese(broker, procs, tmp_path, artifacts):
+    """A browser set to zh-HK gets Traditional Chinese in Hong Kong's words from the first page;
+    the header's links switch to Simplified and back, and the choice is remembered."""
+    data = tmp_path / "controller-data"
+    acc = Accounts(data)
+    acc.add_user("otto", "operator", "otto-operator-pw")
+    acc.close()
+    ctl = Proc([sys.executable, "-m", "controller.cli", "--broker", broker.url, "--data-dir", str(data),
+                "--http", "127.0.0.1:0"])
+    procs.append(ctl)
+    url = ctl.wait_for("console http://", timeout=20).split(" ", 1)[1].strip()
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(locale="zh-HK", viewport={"width": 1280, "height": 860})
+            page.set_default_timeout(15000)
+            page.goto(url)
+            sync_api.expect(page.locator("html")).to_have_attribute("lang", "zh-HK")
+            sync_api.expect(page.locator("h1")).to_have_text("登入")  # HK's word, not 登錄
+            page.fill("input[name=name]", "otto")
+            page.fill("input[name=password]", "otto-operator-pw")
+            page.click("button[type=submit]")
+            page.wait_for_url("**/fleet")
+            sync_api.expect(page.locator("h1")).to_contain_text("終端總覽")
+            sync_api.expect(page.locator("header nav")).to_contain_text("審計記錄")
+            sync_api.expect(page.locator("header form button")).to_have_text("登出")
+            page.screenshot(path=str(artifacts / "console-fleet-zh-hk.png"), full_page=True)
+
+            # The header offers the other two languages, each in its own words.
+            links = page.locator("header a.lang")
+            sync_api.expect(links).to_have_text(["简体中文", "English"])
+            page.click("header a.lang[lang=zh-CN]")
+            sync_api.expect(page.locator("h1")).to_contain_text("终端总览")
+            sync_api.expect(links).to_have_text(["繁體中文", "English"])
+            page.click("header a.lang[lang=zh-HK]")
+            sync_api.expect(page.locator("h1")).to_contain_text("終端總覽")
+            page.goto(url + "alarms")  # remembered (the cookie), not only on the page switched
+            sync_api.expect(page.locator("h1")).to_have_text("警報")
+        finally:
+            browser.close()

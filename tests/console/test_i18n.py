@@ -1,21 +1,51 @@
-"""The console's catalogues: same keys in zh-CN and en, and every key the templates use exists."""
+"""The console's catalogues: the same keys and placeholders in zh-CN, zh-HK and en, Traditional
+Chinese in Hong Kong's words in zh-HK, every key the templates use exists, and the language choice."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+
 from controller.web import i18n
 
 WEB = Path(i18n.__file__).parent
+# Simplified characters whose Traditional form differs, common in a console's words; none may stand
+# in the Traditional catalogue (a mechanical slip, or a key copied from zh-CN and left so).
+SIMPLIFIED_ONLY = frozenset("们这个为时来对发会过机设备线号码网络数据务录级关开门问题间让请认证电话页户启应后于终运维"
+                            "报审计态检测视频点击长读钮显册签处删实现际试总状览隐")
+# Mainland words where Hong Kong says another (信息 → 資訊, 登录 → 登入, ...), in either script.
+MAINLAND_WORDS = ("信息", "登录", "登錄", "服务器", "服務器", "打印", "默认", "默認", "内存", "內存", "磁盘", "磁盤",
+                  "数据库", "數據庫", "账户", "賬戶", "接口", "令牌", "创建", "創建", "添加",
+                  "设置", "設置", "芯片", "字节", "字節", "模块", "模塊", "响应", "響應", "脱机", "脫機", "超时",
+                  "超時", "加载", "加載", "刷新", "搜索")
 
 
-def test_catalogues_have_the_same_keys_and_no_empty_text():
-    zh, en = i18n.catalogue("zh-CN"), i18n.catalogue("en")
-    assert set(zh) == set(en)
-    assert all(v.strip() for v in [*zh.values(), *en.values()])
-    for key in zh:  # the same placeholders in both languages
-        assert set(re.findall(r"{(\w+)}", zh[key])) == set(re.findall(r"{(\w+)}", en[key])), key
+def _placeholders(text: str) -> set[str]:
+    return set(re.findall(r"{(\w+)}", text))
+
+
+@pytest.mark.parametrize("lang", [lang for lang in i18n.LANGS if lang != i18n.DEFAULT])
+def test_catalogues_have_the_same_keys_placeholders_and_no_empty_text(lang):
+    base, other = i18n.catalogue(i18n.DEFAULT), i18n.catalogue(lang)
+    assert sorted(set(base) ^ set(other)) == []
+    assert [k for k, v in other.items() if not v.strip()] == []
+    assert [k for k in base if _placeholders(base[k]) != _placeholders(other[k])] == []
+
+
+def test_the_traditional_catalogue_is_hong_kong_chinese():
+    hk = i18n.catalogue("zh-HK")
+    assert {k: sorted(set(v) & SIMPLIFIED_ONLY) for k, v in hk.items() if set(v) & SIMPLIFIED_ONLY} == {}
+    assert {k: [w for w in MAINLAND_WORDS if w in v] for k, v in hk.items() if any(w in v for w in MAINLAND_WORDS)} == {}
+    # Not a character conversion of zh-CN: Hong Kong's words where the two differ.
+    assert (hk["nav.logout"], hk["login.title"], hk["command.collect_diagnostics"], hk["command.test_print"],
+            hk["updatereason.not_on_server"]) == ("登出", "登入", "收集診斷資訊", "測試列印", "伺服器上沒有此檔案")
+
+
+def test_the_check_lists_catch_what_they_are_for():
+    assert set("设备信息") & SIMPLIFIED_ONLY and not set("設備資訊") & SIMPLIFIED_ONLY
+    assert [w for w in MAINLAND_WORDS if w in "收集診斷信息，登錄伺服器"] == ["信息", "登錄"]
 
 
 def test_every_key_used_by_templates_and_code_exists():
@@ -30,9 +60,25 @@ def test_every_key_used_by_templates_and_code_exists():
 def test_language_choice():
     assert i18n.choose(None, None) == "zh-CN"
     assert i18n.choose(None, "en-GB,en;q=0.9") == "en"
-    assert i18n.choose(None, "zh-TW,zh;q=0.9") == "zh-CN"
     assert i18n.choose("en", "zh-CN") == "en"
+    assert i18n.choose("zh-HK", "en") == "zh-HK"
     assert i18n.choose("fr", "fr-FR") == "zh-CN"
+    # Traditional readers (Hong Kong, Macao, Taiwan, or the script named) get zh-HK; other Chinese zh-CN.
+    for header in ("zh-HK", "zh-hk,zh;q=0.8", "zh-MO", "zh-TW,zh;q=0.9", "zh-Hant", "zh-Hant-HK,en;q=0.5"):
+        assert i18n.choose(None, header) == "zh-HK", header
+    for header in ("zh", "zh-CN,zh;q=0.9,en;q=0.8", "zh-Hans-CN", "zh-SG"):
+        assert i18n.choose(None, header) == "zh-CN", header
+    # The browser's weights decide, not only the order; q=0 and a bad weight mean "not this one".
+    assert i18n.choose(None, "en;q=0.4,zh-HK;q=0.9") == "zh-HK"
+    assert i18n.choose(None, "zh-HK;q=0,en;q=0.1") == "en"
+    assert i18n.choose(None, "zh-HK;q=high,fr") == "zh-CN"
+    assert i18n.choose(None, "fr-FR,de;q=0.8,zh-TW;q=0.3") == "zh-HK"
+
+
+def test_the_header_offers_the_other_languages_each_in_its_own_words():
+    assert i18n.switch_to("zh-CN") == [("zh-HK", "繁體中文"), ("en", "English")]
+    assert i18n.switch_to("zh-HK") == [("zh-CN", "简体中文"), ("en", "English")]
+    assert i18n.switch_to("en") == [("zh-CN", "简体中文"), ("zh-HK", "繁體中文")]
 
 
 def test_dynamic_keys_exist():

@@ -63,10 +63,12 @@ def test_each_change_is_one_frame_with_the_kiosks_that_changed(tmp_path):
     crashed = {"code": "kiosk", "params": {"id": "crashed", "detail": "exit 1"}}
     assert frame["kiosks"] == {kid: {"wave": 0, "state": "rolled_back", "reason": crashed, "reason_text": {
         "zh-CN": {"text": "新版本崩溃", "code": "", "detail": "exit 1"},
+        "zh-HK": {"text": "新版本當機", "code": "", "detail": "exit 1"},
         "en": {"text": "the new release crashed", "code": "", "detail": "exit 1"}}}}
     assert frame["status"] == "paused" and frame["reason"]["code"] == "error_threshold"
     assert frame["reason_text"]["en"]["text"].startswith("wave 0: 1 of 2 kiosks failed")
     assert frame["reason_text"]["zh-CN"]["text"].startswith("第 0 批：2 台中 1 台失败")
+    assert frame["reason_text"]["zh-HK"]["text"].startswith("第 0 批：2 部中 1 部失敗")
     # A roll-out created after the watch started is news with all its kiosks.
     store.create(RO.plan(RO.new_rollout("r2", REL, created_by="a", now=5, canary=0, waves=[100]), sim_fleet(3), {}))
     watch.step()
