@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from contract import versions
+from controller.handlers import announced_contract
 from controller.web import console_reads
 
 log = logging.getLogger(__name__)
@@ -77,12 +79,26 @@ def summarize(rec: dict[str, Any]) -> dict[str, Any]:
         "state": rec.get("state", "unknown"),
         "reason": rec.get("reason", "") or "",
         "mode": rec.get("mode", "") or "",
+        # The contract version the kiosk's latest birth announced (``kiosks.contract``; '' before any).
+        "contract": str(rec.get("contract") or ""),
         "status": console_status(rec),
         "last_seen": rec.get("last_seen", 0.0),
         "state_since": rec.get("state_since", 0.0),
         "devices": devices,
         "actions": [f"{n}: {d['required_action']}" for n, d in sorted(devices.items()) if d["required_action"]],
     }
+
+
+def contract_reading(announced: str) -> dict[str, str]:
+    """What the kiosk page says of a kiosk's contract version: what its latest birth announced,
+    the version the controller reads it as (``handlers.announced_contract``: the safe 1.0 before
+    any birth was applied), and ``relation`` to this controller's version: ``older`` (newer config
+    keys are left out for it), ``newer`` (what it adds is ignored) or ''."""
+    read_as = announced_contract({"contract": announced})
+    ours = (versions.MAJOR, versions.MINOR)
+    relation = "" if not announced or read_as == ours else "older" if read_as < ours else "newer"
+    return {"announced": announced, "read_as": "{}.{}".format(*read_as), "relation": relation,
+            "controller": "{}.{}".format(*ours)}
 
 
 @dataclass(frozen=True)

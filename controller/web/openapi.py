@@ -72,8 +72,9 @@ def spec() -> dict:
                                                    _q("group", {"type": "string"}, "count this group only")])},
             "/api/v1/kiosks": {"get": _op("List kiosks with filters and pagination", "viewer", params=LIST_PARAMS)},
             "/api/v1/sites": {"get": _op("Counts by status per site, worst first", "viewer")},
-            "/api/v1/kiosks/{kiosk_id}": {"get": _op("One kiosk with devices and required actions", "viewer",
-                                                     params=[KIOSK])},
+            "/api/v1/kiosks/{kiosk_id}": {"get": _op("One kiosk with devices, required actions and the "
+                                                         "contract version its latest birth announced", "viewer",
+                                                         params=[KIOSK])},
             "/api/v1/kiosks/{kiosk_id}/events": {"get": _op("Recent events of a kiosk", "viewer", params=[
                 KIOSK, _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "how many")])},
             "/api/v1/kiosks/{kiosk_id}/telemetry": {"get": _op("Telemetry history", "viewer", params=[

@@ -20,7 +20,7 @@ from controller.web.accounts import AuthFailed
 from controller.web.api import call
 from controller.web.auth import SESSION_COOKIE, HTTPProblem, require, same_origin
 from controller.web.core_gateway import BUTTONS, Unavailable
-from controller.web.fleetview import STATUSES, Query, QueryError, parse_query
+from controller.web.fleetview import STATUSES, Query, QueryError, contract_reading, parse_query
 
 
 def _console(request: Request):
@@ -158,7 +158,7 @@ async def kiosk_page(request: Request) -> Response:
 
     chart_svgs = charts.telemetry_charts(telemetry or [], console.clock_zone.hm, i18n.for_request(request))
     return _render(request, "kiosk.html", {
-        "k": row, "latest": latest or {}, "events": events or [], "events_err": events_err, "alarms": alarms or [],
+        "k": row, "contract": contract_reading(row.get("contract", "")), "latest": latest or {}, "events": events or [], "events_err": events_err, "alarms": alarms or [],
         "alarms_err": alarms_err, "charts": chart_svgs, "tele_err": tele_err,
         "config": config, "config_err": config_err, "commands": commands or [], "cmd_err": cmd_err,
         "buttons": [{"label": label, "name": name, "args": args} for label, name, args in BUTTONS],

@@ -14,8 +14,9 @@ import sys
 
 import pytest
 
-from contract import signing
+from contract import signing, versions
 from controller.web.accounts import Accounts
+from tests.support.console_browser import OPERATOR, start_controller
 from tests.support.processes import Proc
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -173,15 +174,14 @@ def test_operator_console_in_a_real_browser(broker, procs, tmp_path, artifacts):
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
 def test_a_hong_kong_browser_gets_the_console_in_traditional_chinese(broker, procs, tmp_path, artifacts):
     """A browser set to zh-HK gets Traditional Chinese in Hong Kong's words from the first page;
-    the header's links switch to Simplified and back, and the choice is remembered."""
+    the header's links switch to Simplified and back, and the choice is remembered. The kiosk page
+    says which contract version the kiosk's own birth announced."""
     data = tmp_path / "controller-data"
-    acc = Accounts(data)
-    acc.add_user("otto", "operator", "otto-operator-pw")
-    acc.close()
-    ctl = Proc([sys.executable, "-m", "controller.cli", "--broker", broker.url, "--data-dir", str(data),
-                "--http", "127.0.0.1:0"])
-    procs.append(ctl)
-    url = ctl.wait_for("console http://", timeout=20).split(" ", 1)[1].strip()
+    key = signing.public_key_text(signing.load_or_create_key(data, None))
+    url = start_controller(broker, procs, data)
+    kiosk = start_agent(broker, tmp_path, "gd-hk-01", key, "site-hk")
+    procs.append(kiosk)
+    kiosk.wait_for("kiosk gd-hk-01 online", timeout=20)
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -191,11 +191,12 @@ def test_a_hong_kong_browser_gets_the_console_in_traditional_chinese(broker, pro
             page.goto(url)
             sync_api.expect(page.locator("html")).to_have_attribute("lang", "zh-HK")
             sync_api.expect(page.locator("h1")).to_have_text("登入")  # HK's word, not 登錄
-            page.fill("input[name=name]", "otto")
-            page.fill("input[name=password]", "otto-operator-pw")
+            page.fill("input[name=name]", OPERATOR[0])
+            page.fill("input[name=password]", OPERATOR[1])
             page.click("button[type=submit]")
             page.wait_for_url("**/fleet")
             sync_api.expect(page.locator("h1")).to_contain_text("終端總覽")
+            sync_api.expect(page.locator("#k-gd-hk-01 .badge")).to_have_text("在線", timeout=20000)
             sync_api.expect(page.locator("header nav")).to_contain_text("審計記錄")
             sync_api.expect(page.locator("header form button")).to_have_text("登出")
             page.screenshot(path=str(artifacts / "console-fleet-zh-hk.png"), full_page=True)
@@ -210,5 +211,10 @@ def test_a_hong_kong_browser_gets_the_console_in_traditional_chinese(broker, pro
             sync_api.expect(page.locator("h1")).to_contain_text("終端總覽")
             page.goto(url + "alarms")  # remembered (the cookie), not only on the page switched
             sync_api.expect(page.locator("h1")).to_have_text("警報")
+
+            page.goto(url + "kiosks/gd-hk-01")
+            sync_api.expect(page.locator("dt", has_text="通訊協定版本")).to_be_visible()
+            sync_api.expect(page.locator("#contract")).to_have_text(versions.CURRENT)
+            page.screenshot(path=str(artifacts / "console-kiosk-zh-hk.png"), full_page=True)
         finally:
             browser.close()
