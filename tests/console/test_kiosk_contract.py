@@ -18,6 +18,7 @@ import pytest
 
 from contract import signing, topics, versions
 from controller.server import Controller
+from controller.store import Store
 from controller.web import console_reads, i18n
 from controller.web.app import build_console, create_app
 from controller.web.fleetview import contract_reading
@@ -98,3 +99,26 @@ def test_what_the_page_says_of_a_contract_version():
     # A stored value the controller cannot parse is shown as it is and read the safe way.
     assert contract_reading("x.y") == {"announced": "x.y", "read_as": "1.0", "relation": "older",
                                        "controller": CONTROLLER}
+
+
+def test_the_page_words_a_newer_contract_and_one_not_announced(console_env, app):
+    """The page's other two readings, from stored records (no kiosk of a newer contract exists to
+    announce one, and every real birth announces a version)."""
+    newer = f"{versions.MAJOR}.{versions.MINOR + 1}"
+    store = Store(console_env.data_dir)
+    store.upsert_kiosks([{"kiosk_id": kiosk_id, "site": "site-0", "state": "online", "mode": "normal", "devices": {},
+                          "last_seen": 1.0, "state_since": 1.0, "contract": contract}
+                         for kiosk_id, contract in (("gd-newer", newer), ("gd-silent", ""))])
+    store.conn.commit()
+    store.close()
+    console_env.fleet.refresh_all()
+    client = login(app, "vera")
+    try:
+        for lang in i18n.LANGS:
+            t = i18n.Translator(lang)
+            client.cookies.set("lang", lang)
+            assert _shown(client.get("/kiosks/gd-newer").text) == \
+                f"{newer} {t('kiosk.contract_newer', controller=CONTROLLER)}"
+            assert _shown(client.get("/kiosks/gd-silent").text) == t("kiosk.contract_none", read_as="1.0")
+    finally:
+        client.__exit__(None, None, None)
