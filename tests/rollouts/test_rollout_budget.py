@@ -149,6 +149,8 @@ def test_the_budget_pause_reads_in_each_console_language():
     assert rollout_words.plain(Translator("en"), reason) == (
         "5 of the roll-out's 1000 kiosks failed: its failure budget (0.5% of its kiosks, at least 1: 5 kiosks) is used up")
     assert "失败预算" in rollout_words.plain(Translator("zh-CN"), reason)
+    assert rollout_words.plain(Translator("zh-HK"), reason) == \
+        "本次推出的 1000 部自助機中 5 部失敗：失敗預算（其自助機的 0.5%，最少 1 部：5 部）已用完"
     b = {"limit": 5, "failed": 2, "at_risk": 4, "targets": 1000, "share": 0.005}
     assert rollout_words.budget(Translator("en"), b) == (
         "Failure budget: 2 of 5 kiosks failed; failed or updating: 4 (0.5% of the roll-out's 1000 kiosks, at least 1)")

@@ -1,6 +1,7 @@
-"""The console's roll-out pages (the fleet database on SQLite and on PostgreSQL) show reasons in the operator's language (zh-CN by default, en):
-a roll-out paused on errors, the kiosks' reasons as the real contract carries them, and roll-outs
-an older controller stored with sentences (read back as codes, or shown as they are, escaped)."""
+"""The console's roll-out pages (the fleet database on SQLite and on PostgreSQL) show reasons in
+the operator's language (zh-CN by default, zh-HK, en): a roll-out paused on errors, the kiosks'
+reasons as the real contract carries them, and roll-outs an older controller stored with
+sentences (read back as codes, or shown as they are, escaped)."""
 
 from __future__ import annotations
 
@@ -81,9 +82,13 @@ def test_a_paused_rollouts_reasons_in_chinese_and_english(console):
     # The console's own rule for every page (tests/console/test_every_page_translated.py), on every reason
     # shown: no id and no English word in Chinese, no id in English.
     en_list = page(url, token, "/rollouts", "en")
-    for html, lang in ((zh_list, "zh-CN"), (zh_one, "zh-CN"), (en_list, "en"), (en_one, "en")):
+    # Hong Kong Traditional Chinese, in its own words (部 for machines, 門檻, 當機).
+    hk_one = page(url, token, "/rollouts/r-bad", "zh-HK")
+    assert "第 0 批：4 部中 2 部失敗（錯誤門檻為該批的 50.0%，最少 1 部：2 部）" in hk_one
+    assert '新版本當機 <code class="id">exit status 1</code>' in hk_one
+    for html, lang in ((zh_list, "zh-CN"), (zh_one, "zh-CN"), (en_list, "en"), (en_one, "en"), (hk_one, "zh-HK")):
         shown = reasons(html)
-        assert len(shown) == (5 if html in (zh_one, en_one) else 1) and untranslated(" ".join(shown), lang) == []
+        assert len(shown) == (5 if html in (zh_one, en_one, hk_one) else 1) and untranslated(" ".join(shown), lang) == []
     api = json.loads(urllib.request.urlopen(urllib.request.Request(
         url.rstrip("/") + "/api/v1/rollouts/r-bad", headers={"authorization": f"Bearer {token}"}), timeout=10).read())
     assert api["reason"]["code"] == "error_threshold" and api["kiosks"]["K0"]["reason"]["params"]["id"] == "crashed"
