@@ -54,6 +54,8 @@ def test_publish_create_pause_resume_abort(make_controller, make_kiosk, releases
     assert code == 0 and "paused by an operator (field report)" in out
     code, out = kctl("rollout", "list", "--lang", "zh-CN")
     assert code == 0 and "由操作员暂停 (field report)" in out
+    code, out = kctl("rollout", "list", "--lang", "zh-HK")
+    assert code == 0 and "由操作員暫停 (field report)" in out
     code, out = kctl("rollout", "approve", "r-cli")
     assert code == 2 and "cannot approve a roll-out that is paused" in out
     code, r = kctl("rollout", "resume", "r-cli", "--json")
