@@ -167,4 +167,23 @@ PARTS["rollouts"] = [
     CREATE TABLE rollout_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
 ]
-TABLES["rollouts"] = ("releases", "rollouts", "rollout_kiosks", "rollout_settings")
+PARTS["rollouts"].append(
+    # The published bundles themselves, so any instance serves what another published
+    # (``controller.release_share``): each object by its SHA-256 in 1 MiB chunks, its
+    # ``release_objects`` row written last in the same transaction (a half-written object is never
+    # seen), and each release's manifest bytes. Chunks are wheels and firmware, compressed already:
+    # stored as they are (EXTERNAL), not compressed again.
+    """
+    CREATE TABLE release_chunks (
+        sha256 TEXT NOT NULL, n BIGINT NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (sha256, n)
+    );
+    ALTER TABLE release_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+    CREATE TABLE release_objects (
+        sha256 TEXT PRIMARY KEY, size BIGINT NOT NULL, chunks BIGINT NOT NULL, stored_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE release_manifests (
+        component TEXT NOT NULL, version TEXT NOT NULL, body BYTEA NOT NULL, PRIMARY KEY (component, version)
+    );
+    """)
+TABLES["rollouts"] = ("releases", "rollouts", "rollout_kiosks", "rollout_settings", "release_manifests",
+                      "release_objects", "release_chunks")

@@ -4,7 +4,9 @@
 kiosk would (manifest shape and signature, with the fleet's release key list when the controller
 has one; every file's size and SHA-256), then copies it to ``DATA/releases/<component>/<version>/``
 (``manifest.json`` + ``objects/<sha256>``) through a staging folder renamed into place, so a
-half-copied release is never served. A published version never changes.
+half-copied release is never served. A published version never changes. When the fleet database is
+PostgreSQL the objects and the manifest are written into it too (``controller.release_share``), so
+every controller instance serves the release (``controller.release_local``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from contract import release as R
+from controller import release_share
 from controller.rollout_store import RolloutStore
 from foundation.errors import ConfigError
 
@@ -48,9 +51,16 @@ def publish(store: RolloutStore, data_dir: Path, bundle: Path, *, user: str, now
     for entry in man.files:
         shutil.copyfile(R.object_path(bundle, entry.sha256), R.object_path(stage, entry.sha256))
     (stage / R.MANIFEST_FILE).write_bytes(raw)
+    if store.on_postgresql:  # every instance serves it: the objects first, the manifest with the registry row
+        release_share.store_bundle(store.conn(), stage, man, now)
     os.replace(stage, final)
     rec = {"component": man.component, "version": man.version, "manifest_sha256": hashlib.sha256(raw).hexdigest(),
            "size": man.total_size, "files": len(man.files), "published_by": user, "published_at": now,
            "expires_at": float(man.expires)}
-    store.add_release(rec)
+    try:
+        store.add_release(rec, manifest=raw)
+    except BaseException:
+        # Another publisher of this version won the race: its files, not these, are the release.
+        shutil.rmtree(final, ignore_errors=True)
+        raise
     return rec

@@ -26,6 +26,7 @@ from controller import rollout_reasons as RR
 from controller import rollouts as RO
 from controller import sql_dialect
 from controller.fleet_db import FleetDb
+from controller.release_local import LocalReleases, share_published
 from controller.rollout_store import Decide, RolloutStore
 from controller.store import list_kiosks
 from controller.web.release_files import DownloadLimit
@@ -59,6 +60,8 @@ class RolloutJob:
         # What the release serving (controller/web/rollout_api.py) takes every download's bytes from and
         # counts them in: one per job, made here from the two rates unless the caller hands one in.
         self.downloads = downloads if downloads is not None else DownloadLimit(download_rate, download_rate_per_kiosk)
+        # The files of releases another instance published, copied here from the fleet database when asked for.
+        self.local_releases = LocalReleases(store, self.data_dir)
         self.metrics = {"updates_sent": 0, "rollbacks_sent": 0, "waves_started": 0, "states_received": 0}
         self._inbox: queue.Queue[tuple[str, updates.UpdateState, float] | None] = queue.Queue()
         self._stop = threading.Event()
@@ -179,6 +182,23 @@ class RolloutJob:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="rollouts", daemon=True)
         self._thread.start()
+        if self.store.on_postgresql:  # beside the job: copying a large release must not hold its ticks up
+            threading.Thread(target=self.share_releases, name="release-share", daemon=True).start()
+
+    def share_releases(self) -> dict[str, list[str]]:
+        """Put the releases this instance published before the fleet database kept release files
+        into the database, so every instance serves them (``controller.release_local``)."""
+        try:
+            done = share_published(self.store, self.data_dir, self.clock())
+        except Exception:  # noqa: BLE001 - logged; the releases stay served from this instance meanwhile
+            log.exception("sharing this instance's published releases through the fleet database failed")
+            return {"shared": [], "elsewhere": []}
+        finally:
+            self.store.reopen()  # this thread's connection, not needed again
+        if done["elsewhere"]:
+            log.info("releases whose files another instance has (it shares them when it starts): %s",
+                     ", ".join(done["elsewhere"]))
+        return done
 
     def stop(self) -> None:
         self._stop.set()

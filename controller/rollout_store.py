@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from controller import pg_parts, sql_dialect, store
+from controller import pg_parts, release_share, sql_dialect, store
 from controller import rollout_reasons as RR
 from controller.fleet_db import FleetDb
 from foundation.errors import ConfigError, KioskError
@@ -157,14 +157,25 @@ class RolloutStore:
         return row[0] if row else ""
 
     # -- releases ---------------------------------------------------------------------------------
-    def add_release(self, rec: dict[str, Any]) -> None:
+    def add_release(self, rec: dict[str, Any], manifest: bytes | None = None) -> None:
+        """Register a published release; on PostgreSQL its ``manifest`` bytes go into the fleet
+        database in the same transaction (``controller.release_share``), so every instance that
+        sees the release can serve it."""
+        c = self.conn()
+        c.execute("BEGIN IMMEDIATE")
         try:
-            self.conn().execute(
-                f"INSERT INTO releases ({', '.join(_RELEASE_COLS)}) VALUES ({', '.join('?' * len(_RELEASE_COLS))})",
-                tuple(rec[k] for k in _RELEASE_COLS))
+            c.execute(f"INSERT INTO releases ({', '.join(_RELEASE_COLS)}) VALUES ({', '.join('?' * len(_RELEASE_COLS))})",
+                      tuple(rec[k] for k in _RELEASE_COLS))
+            if manifest is not None and self.on_postgresql:
+                release_share.put_manifest(c, rec["component"], rec["version"], manifest)
+            c.execute("COMMIT")
         except sql_dialect.integrity_errors():
+            c.execute("ROLLBACK")
             raise ConfigError(f"{rec['component']} release {rec['version']} is already published "
                               "(a published release never changes: build a new version)", field="version") from None
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
 
     def release(self, version: str, component: str = "kiosk") -> dict[str, Any] | None:
         row = self.conn().execute("SELECT * FROM releases WHERE component = ? AND version = ?",

@@ -6,8 +6,9 @@ target must be empty; its schema comes from ``controller.store_pg``'s migrations
 tables beside the store, ``controller.pg_parts``'s: the fleet's settings, the enrolment tokens,
 the console's accounts, sessions and API tokens (``console.sqlite3``), the residents' service
 backend's tables (queue tickets, appointments, certificates, notices, feedback and its handling,
-ratings, volunteer hours), and the roll-outs with their kiosk rows and the releases registry (the
-published bundles stay in ``data_dir/releases``), so operators sign in as before, an issued token
+ratings, volunteer hours), and the roll-outs with their kiosk rows and the releases registry, with
+the published bundles of ``data_dir/releases`` (``controller.release_share``: every object read
+back and checked), so every instance serves them, operators sign in as before, an issued token
 still enrols its kiosk and today's queue goes on numbering where it was. Each table is
 copied in one PostgreSQL transaction (pipelined batches), identity counters are set past the
 highest id, then every table is read back from both sides and compared row for row: the move
@@ -17,11 +18,16 @@ fails, naming the table, if one row is missing, extra or different.
 from __future__ import annotations
 
 import collections
+import hashlib
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from controller import pg_parts, sql_dialect, store_pg
+from contract import release as R
+from controller import pg_parts, release_share, sql_dialect, store_pg
+from controller.release_registry import release_dir
 from controller.rollout_adopt import OLD_NAME
 from controller.store import MIGRATIONS, StoreError, connect
 
@@ -52,7 +58,7 @@ def _quoted(columns: list[str]) -> list[str]:
     return [f'"{c}"' for c in columns]
 
 
-def move(data_dir: Path, url: str, *, batch: int = BATCH) -> dict[str, int]:
+def move(data_dir: Path, url: str, *, batch: int = BATCH, clock: Callable[[], float] = time.time) -> dict[str, int]:
     """Copy every fleet table to the empty PostgreSQL database at ``url``; return rows per table."""
     src = connect(data_dir, readonly=True)
     dst = store_pg.PgConnection(url)
@@ -69,6 +75,7 @@ def move(data_dir: Path, url: str, *, batch: int = BATCH) -> dict[str, int]:
                              "the controller of this release on the store and take one ticket, then move")
         store_pg.migrate(dst)
         _refuse_unmoved_rollouts(Path(data_dir))
+        bundles = _local_bundles(Path(data_dir), src)
         for _, part in (*BESIDE, *BESIDE_ROLLOUTS):
             pg_parts.migrate(dst, part)
         for table in (*TABLES, *(t for _, part in (*BESIDE, *BESIDE_ROLLOUTS) for t in pg_parts.TABLES[part])):
@@ -82,6 +89,7 @@ def move(data_dir: Path, url: str, *, batch: int = BATCH) -> dict[str, int]:
         src.execute("COMMIT")
         for file, part in (*BESIDE, *BESIDE_ROLLOUTS):
             moved.update(_move_beside(Path(data_dir) / file, dst, pg_parts.TABLES[part], batch))
+        moved.update(_move_bundles(dst, bundles, clock()))
         return moved
     finally:
         src.close()
@@ -94,6 +102,50 @@ def _refuse_unmoved_rollouts(data_dir: Path) -> None:
     if (data_dir / OLD_NAME).exists():
         raise StoreError(f"{data_dir / OLD_NAME} holds roll-outs not yet in the store: start the controller of "
                          "this release on it once first (it moves them), then move the store")
+
+
+def _local_bundles(data_dir: Path, src: Any) -> list[tuple[bytes, R.Manifest, Path]]:
+    """The bundle of every published release, from ``data_dir/releases``: its manifest must be the
+    one registered. Checked before anything is copied, so a missing bundle stops the move early."""
+    if "releases" not in sql_dialect.tables(src):
+        return []
+    out = []
+    for row in src.execute("SELECT component, version, manifest_sha256 FROM releases ORDER BY 1, 2").fetchall():
+        folder = release_dir(data_dir, row[0], row[1])
+        try:
+            raw = (folder / R.MANIFEST_FILE).read_bytes()
+        except OSError:
+            raise StoreError(f"release {row[0]} {row[1]} is published but {folder} has no {R.MANIFEST_FILE}: "
+                             "restore its bundle there (or move from the data folder that has it)") from None
+        if hashlib.sha256(raw).hexdigest() != row[2]:
+            raise StoreError(f"{folder / R.MANIFEST_FILE} is not the manifest release {row[0]} {row[1]} was "
+                             "published with (SHA-256 differs)")
+        out.append((raw, R.parse_manifest(raw), folder))
+    return out
+
+
+def _move_bundles(dst: store_pg.PgConnection, bundles: list[tuple[bytes, R.Manifest, Path]],
+                  now: float) -> dict[str, int]:
+    """The published bundles into the database (``controller.release_share``), then every object
+    read back from it and checked against its manifest, so any instance can serve them."""
+    objects = 0
+    for raw, man, folder in bundles:
+        name = f"release {man.component} {man.version}"
+        try:
+            objects += release_share.store_bundle(dst, folder, man, now)
+        except (R.ReleaseRejected, OSError) as exc:
+            raise StoreError(f"{name}: a file in {folder} is not the one published ({exc}); "
+                             "the move is not complete, keep using the SQLite store") from None
+        release_share.put_manifest(dst, man.component, man.version, raw)
+    for raw, man, _ in bundles:
+        try:
+            if release_share.manifest(dst, man.component, man.version) != raw:
+                raise release_share.ShareError(f"the manifest of {man.component} {man.version} differs")
+            for entry in man.files:
+                release_share.check_object(dst, entry)
+        except release_share.ShareError as exc:
+            raise StoreError(f"{exc}; the move is not complete, keep using the SQLite store") from None
+    return {"release_manifests": len(bundles), "release_objects": objects}
 
 
 def _move_beside(path: Path, dst: store_pg.PgConnection, tables: tuple[str, ...], batch: int) -> dict[str, int]:

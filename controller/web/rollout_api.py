@@ -4,7 +4,8 @@
 
 - ``GET /releases/{component}/{version}/manifest.json`` and ``.../objects/{sha256}``: the published
   bundle (controller/release_registry.py), with HTTP Range so a kiosk resumes a dropped download,
-  every download together within the fleet-wide rate (controller/web/release_files.py);
+  every download together within the fleet-wide rate (controller/web/release_files.py); a file
+  another instance published is first copied from the fleet database (controller/release_local.py);
 - ``/api/v1/releases``, ``/api/v1/rollouts`` (GET viewer, POST operator),
   ``/api/v1/rollouts/{id}`` and ``POST /api/v1/rollouts/{id}/{action}`` (approve, pause, resume,
   abort, retry; operator). Every change is audited by the roll-out job.
@@ -12,7 +13,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -21,13 +24,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contract import release as R
-from controller import release_registry
+from controller import release_local, release_registry, release_share, sql_dialect
 from controller import rollouts as RO
+from controller.store_pg import StoreUnavailable
 from controller.web import release_files
 from controller.web import release_uploads as uploads
 from controller.web.api import body_json
 from controller.web.auth import HTTPProblem, require
 from foundation.errors import ConfigError, KioskError
+
+log = logging.getLogger(__name__)
 
 ACTIONS = ("approve", "pause", "resume", "abort", "retry")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -53,15 +59,20 @@ def routes(job) -> list[Route]:
             R.parse_version(version)
         except KioskError:
             raise HTTPProblem(404, "no such release") from None
-        if comp not in R.COMPONENTS or job.store.release(version, comp) is None:
+        rec = job.store.release(version, comp) if comp in R.COMPONENTS else None
+        if rec is None:
             raise HTTPProblem(404, f"no published {comp} release {version}")
         base = release_registry.release_dir(job.data_dir, comp, version)
-        if rest == R.MANIFEST_FILE:
-            return release_files.serve(base / R.MANIFEST_FILE, request, job.downloads, "application/json")
         sub, _, sha = rest.partition("/")
-        if sub != R.OBJECTS_DIR or not _SHA.match(sha) or not (base / sub / sha).is_file():
+        if rest == R.MANIFEST_FILE:
+            name, path, media = rest, base / rest, "application/json"
+        elif sub == R.OBJECTS_DIR and _SHA.match(sha):
+            name, path, media = sha, base / sub / sha, "application/octet-stream"
+        else:
             raise HTTPProblem(404, "no such file in this release")
-        return release_files.serve(base / sub / sha, request, job.downloads, "application/octet-stream")
+        if not path.is_file():  # published on another instance: copied from the fleet database, checked
+            path = await run_in_threadpool(_local_file, job, rec, name)
+        return release_files.serve(path, request, job.downloads, media)
 
     async def releases(request: Request) -> Response:
         if request.method == "GET":
@@ -154,6 +165,20 @@ def routes(job) -> list[Route]:
     ]
 
 
+def _local_file(job, rec: dict[str, Any], name: str) -> Path:
+    try:
+        return job.local_releases.file(rec, name)
+    except release_local.NotHere as exc:
+        raise HTTPProblem(404, str(exc)) from None
+    except release_share.ShareError as exc:
+        log.error("release file not served: %s", exc)
+        raise HTTPProblem(502, str(exc)) from None
+    except (StoreUnavailable, *sql_dialect.unavailable_errors()) as exc:
+        if sql_dialect.connection_lost(exc):
+            job.store.reopen()  # this thread's connection: the next request opens a new one
+        raise HTTPProblem(503, f"the fleet database is unavailable: {str(exc)[:200]}") from None
+
+
 def _outcome(state: str) -> str:
     return ("succeeded" if state == "committed" else "failed" if state in RO.FAILED_KIOSK
             else "open" if state in RO.OPEN_KIOSK else state)  # pending, skipped
@@ -192,6 +217,8 @@ def render_metrics(job) -> str:
            [("", dl.bytes_served)])
     metric("kiosk_release_downloads_total", "counter", "Release file downloads (requests) served since start.",
            [("", dl.downloads)])
+    metric("kiosk_release_files_materialised_total", "counter", "Release files this instance copied from the "
+           "fleet database (published on another instance) since start.", [("", job.local_releases.materialised)])
     return "\n".join(lines) + "\n"
 
 
