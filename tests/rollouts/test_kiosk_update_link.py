@@ -18,15 +18,6 @@ from kiosk_ui.updater.fetch import Fetcher
 from kiosk_ui.updater.health import HealthPolicy
 from tests.fleet.conftest import wait_until
 from tests.support.bundle_server import BundleServer
-from tests.updates.probe import Service
-
-
-@pytest.fixture
-def app(kiosk, broker, tmp_path):
-    s = Service(kiosk, broker.port, tmp_path / "health")
-    s.start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

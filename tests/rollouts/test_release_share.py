@@ -119,6 +119,7 @@ def test_a_release_published_on_one_instance_is_served_by_another(pair, publishe
         assert fetcher.ensure(e).read_bytes() == R.object_path(bundle, e.sha256).read_bytes()
     # B now serves from its own folder: each file was copied once, and nothing half-written is left.
     assert b.job.local_releases.materialised == 1 + len(man.files)
+    assert f"kiosk_release_files_materialised_total {1 + len(man.files)}\n" in rollout_api.render_metrics(b.job)
     objects = release_registry.release_dir(b.data, "kiosk", "2.0.0") / R.OBJECTS_DIR
     assert sorted(p.name for p in objects.iterdir()) == sorted(e.sha256 for e in man.files)
     assert get(f"{b.release_url('2.0.0')}/objects/{'0' * 64}")[0] == 404  # not in this release

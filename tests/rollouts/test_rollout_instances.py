@@ -14,13 +14,12 @@ import urllib.request
 
 from benchmarks.rollout_bench import SimFleet
 from contract import signing
-from controller import release_registry, rollout_job
+from controller import release_registry
 from controller.fleet_db import FleetDb
-from controller.server import Controller
 from controller.web import rollout_api, rollout_live
 from controller.web.accounts import Accounts
 from controller.web.serve import start_console
-from tests.fleet.conftest import controller_config
+from tests.rollouts.conftest import start_instance
 from tests.support.waiting import wait_until
 
 
@@ -38,13 +37,11 @@ def test_two_instances_show_the_same_rollouts_and_only_the_lease_holder_sends(
     sims = None
     try:
         for name in ("a", "b"):
-            cfg = controller_config(broker, tmp_path / f"ctl-{name}", database=postgres_url, instance=name)
-            c = ctls[name] = Controller(cfg, signing_key=key_dir / signing.KEY_FILE)
-            c.start()
-            assert c.wait_listening(10)
-            job = jobs[name] = rollout_job.for_controller(c, base_url="https://ctl.example/releases", interval=0.2)
+            c, job = start_instance(broker, postgres_url, tmp_path, name, key_dir,
+                                    base_url="https://ctl.example/releases")
+            ctls[name], jobs[name] = c, job
             job.start()
-            consoles.append(start_console(c, dataclasses.replace(cfg, http="127.0.0.1:0"),
+            consoles.append(start_console(c, dataclasses.replace(c.config, http="127.0.0.1:0"),
                                           extra_routes=tuple(rollout_api.routes(job))))
             watches.append(rollout_live.attach(consoles[-1][0].app.state.console, job))
         wait_until(lambda: ctls["a"].lease.holder != ctls["b"].lease.holder, 15, "one instance holds the lease")
