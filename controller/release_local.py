@@ -57,7 +57,7 @@ class LocalReleases:
         man_path = base / R.MANIFEST_FILE
         if not man_path.is_file():
             self._need_database(rec)
-            self._once(man_path, lambda: self._write(man_path, lambda fh: self._fill_manifest(rec, fh)))
+            self._once(man_path, lambda conn: self._write(man_path, lambda fh: self._fill_manifest(conn, rec, fh)))
         if name == R.MANIFEST_FILE:
             return man_path
         target = base / R.OBJECTS_DIR / name
@@ -67,16 +67,17 @@ class LocalReleases:
         if entry is None:
             raise NotHere("no such file in this release")
         self._need_database(rec)
-        self._once(target, lambda: self._write(
-            target, lambda fh: release_share.read_object(self.store.conn(), entry, fh.write)))
+        self._once(target, lambda conn: self._write(
+            target, lambda fh: release_share.read_object(conn, entry, fh.write)))
         return target
 
     def _need_database(self, rec: dict[str, Any]) -> None:
         if not self.store.on_postgresql:
             raise NotHere(f"the files of {rec['component']} {rec['version']} are not in this controller's data folder")
 
-    def _fill_manifest(self, rec: dict[str, Any], fh: IO[bytes]) -> None:
-        raw = release_share.manifest(self.store.conn(), rec["component"], rec["version"])
+    @staticmethod
+    def _fill_manifest(conn: Any, rec: dict[str, Any], fh: IO[bytes]) -> None:
+        raw = release_share.manifest(conn, rec["component"], rec["version"])
         if raw is None:
             raise ShareError(f"{rec['component']} {rec['version']}: its files are only on the instance that "
                              "published it (published before the fleet database kept release files): start "
@@ -87,9 +88,10 @@ class LocalReleases:
         R.parse_manifest(raw)
         fh.write(raw)
 
-    def _once(self, target: Path, make: Callable[[], None]) -> None:
-        """Run ``make`` unless ``target`` exists; callers asking for the same target meanwhile
-        wait for that one run and share its outcome."""
+    def _once(self, target: Path, make: Callable[[Any], None]) -> None:
+        """Run ``make`` with a connection of its own (closed after: the callers are the web
+        server's worker threads, which come and go) unless ``target`` exists; callers asking for
+        the same target meanwhile wait for that one run and share its outcome."""
         with self._lock:
             running = self._busy.get(target)
             mine: Future[None] | None = None
@@ -100,8 +102,13 @@ class LocalReleases:
             return
         try:
             if not target.is_file():
-                make()
-                self.materialised += 1
+                conn = self.store.db.connect()
+                try:
+                    make(conn)
+                finally:
+                    conn.close()
+                with self._lock:
+                    self.materialised += 1
             mine.set_result(None)
         except BaseException as exc:
             mine.set_exception(exc)

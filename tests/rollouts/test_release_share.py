@@ -29,6 +29,7 @@ from controller.web.serve import ConsoleServer
 from kiosk_ui.updater.fetch import Fetcher
 from provisioning import release_build as B
 from tests.support.together import at_once
+from tests.support.waiting import wait_until
 from tests.support.wheels import make_wheel
 from tests.updates.probe import Releases
 
@@ -49,6 +50,7 @@ class Instance:
 
     def __init__(self, name: str, url: str, tmp_path) -> None:
         self.data = tmp_path / f"ctl-{name}"
+        FleetDb(self.data, url).open_migrated().close()  # the fleet store's tables, which the roll-out job reads
         self.store = RolloutStore(FleetDb(self.data, url))
         self.job = RolloutJob(self.data, self.store, send=None, audit=None, base_url="",  # type: ignore[arg-type]
                               clock=time.time)
@@ -166,7 +168,12 @@ def test_a_release_published_before_is_shared_by_its_publisher_at_start(pair, pu
     status, body, _ = get(f"{b.release_url('2.0.0')}/{R.MANIFEST_FILE}")
     assert status == 502 and b"only on the instance that published it" in body
     assert b.job.share_releases() == {"shared": [], "elsewhere": ["kiosk 2.0.0"]}  # B does not have it
-    assert a.job.share_releases() == {"shared": ["kiosk 2.0.0"], "elsewhere": []}
+    a.job.start()  # as the controller starts it: the releases of its folder go into the database beside the job
+    try:
+        wait_until(lambda: release_share.manifest(conn, "kiosk", "2.0.0") is not None, 20, "release shared")
+    finally:
+        a.job.stop()
+    assert conn.execute("SELECT count(*) FROM release_objects").fetchone()[0] == len(man.files)
     assert a.job.share_releases() == {"shared": [], "elsewhere": []}  # once
     fetcher = Fetcher(b.release_url("2.0.0"), tmp_path / "kiosk-objects", sleep=time.sleep)
     assert fetcher.manifest() == (bundle / R.MANIFEST_FILE).read_bytes()
