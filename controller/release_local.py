@@ -141,9 +141,10 @@ class LocalReleases:
 def share_published(store: Any, data_dir: Path, now: float) -> dict[str, list[str]]:
     """Put into the fleet database every published release whose manifest is not there yet and
     whose files this instance has (checked against the registry and the manifest as they are
-    copied). Returns ``{"shared": [...], "elsewhere": [...]}`` ("component version"): the
-    releases copied, and those this instance does not have (their publisher shares them)."""
-    out: dict[str, list[str]] = {"shared": [], "elsewhere": []}
+    copied). Returns ``{"shared": [...], "elsewhere": [...], "refused": [...]}`` ("component
+    version"): the releases copied, those this instance does not have (their publisher shares
+    them), and those whose files here are not what was published (logged; left out)."""
+    out: dict[str, list[str]] = {"shared": [], "elsewhere": [], "refused": []}
     if not store.on_postgresql:
         return out
     conn = store.conn()
@@ -157,9 +158,15 @@ def share_published(store: Any, data_dir: Path, now: float) -> dict[str, list[st
         except FileNotFoundError:
             out["elsewhere"].append(f"{comp} {version}")
             continue
-        if hashlib.sha256(raw).hexdigest() != rec["manifest_sha256"]:
-            raise ShareError(f"{folder / R.MANIFEST_FILE} is not the manifest {comp} {version} was published with")
-        release_share.store_bundle(conn, folder, R.parse_manifest(raw), now)
+        try:
+            if hashlib.sha256(raw).hexdigest() != rec["manifest_sha256"]:
+                raise R.ReleaseRejected("bad_manifest", f"{folder / R.MANIFEST_FILE} is not the manifest it was "
+                                                        "published with (SHA-256 differs)")
+            release_share.store_bundle(conn, folder, R.parse_manifest(raw), now)
+        except (R.ReleaseRejected, OSError) as exc:  # this copy is not the release: another instance's may be
+            log.error("release %s %s not shared from this instance: %s", comp, version, exc)
+            out["refused"].append(f"{comp} {version}")
+            continue
         release_share.put_manifest(conn, comp, version, raw)
         out["shared"].append(f"{comp} {version}")
         log.info("release shared through the fleet database", extra={"fields": {"component": comp,

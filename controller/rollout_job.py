@@ -192,7 +192,7 @@ class RolloutJob:
             done = share_published(self.store, self.data_dir, self.clock())
         except Exception:  # noqa: BLE001 - logged; the releases stay served from this instance meanwhile
             log.exception("sharing this instance's published releases through the fleet database failed")
-            return {"shared": [], "elsewhere": []}
+            return {"shared": [], "elsewhere": [], "refused": []}
         finally:
             self.store.reopen()  # this thread's connection, not needed again
         if done["elsewhere"]:

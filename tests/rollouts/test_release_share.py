@@ -167,14 +167,21 @@ def test_a_release_published_before_is_shared_by_its_publisher_at_start(pair, pu
         conn.execute(f"DELETE FROM {table}")
     status, body, _ = get(f"{b.release_url('2.0.0')}/{R.MANIFEST_FILE}")
     assert status == 502 and b"only on the instance that published it" in body
-    assert b.job.share_releases() == {"shared": [], "elsewhere": ["kiosk 2.0.0"]}  # B does not have it
+    assert b.job.share_releases() == {"shared": [], "elsewhere": ["kiosk 2.0.0"], "refused": []}  # B lacks it
+    # A copy that is not the release (a file changed on disk) is left out, never shared.
+    obj = R.object_path(release_registry.release_dir(a.data, "kiosk", "2.0.0"), man.files[0].sha256)
+    good = obj.read_bytes()
+    obj.write_bytes(good[:-1])
+    assert a.job.share_releases() == {"shared": [], "elsewhere": [], "refused": ["kiosk 2.0.0"]}
+    assert release_share.manifest(conn, "kiosk", "2.0.0") is None
+    obj.write_bytes(good)
     a.job.start()  # as the controller starts it: the releases of its folder go into the database beside the job
     try:
         wait_until(lambda: release_share.manifest(conn, "kiosk", "2.0.0") is not None, 20, "release shared")
     finally:
         a.job.stop()
     assert conn.execute("SELECT count(*) FROM release_objects").fetchone()[0] == len(man.files)
-    assert a.job.share_releases() == {"shared": [], "elsewhere": []}  # once
+    assert a.job.share_releases() == {"shared": [], "elsewhere": [], "refused": []}  # once
     fetcher = Fetcher(b.release_url("2.0.0"), tmp_path / "kiosk-objects", sleep=time.sleep)
     assert fetcher.manifest() == (bundle / R.MANIFEST_FILE).read_bytes()
     for e in man.files:
