@@ -170,7 +170,7 @@ def _local_file(job, rec: dict[str, Any], name: str) -> Path:
         return job.local_releases.file(rec, name)
     except release_local.NotHere as exc:
         raise HTTPProblem(404, str(exc)) from None
-    except release_share.ShareError as exc:
+    except (release_share.ShareError, R.ReleaseRejected) as exc:  # damaged in the database (or on this disk)
         log.error("release file not served: %s", exc)
         raise HTTPProblem(502, str(exc)) from None
     except (StoreUnavailable, *sql_dialect.unavailable_errors()) as exc:
