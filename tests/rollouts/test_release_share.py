@@ -8,6 +8,7 @@ kiosk's own downloader (kiosk_ui/updater/fetch.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -18,7 +19,7 @@ import pytest
 from starlette.applications import Starlette
 
 from contract import release as R
-from controller import release_registry, release_share
+from controller import pg_parts, release_registry, release_share, sql_dialect
 from controller.fleet_db import FleetDb
 from controller.rollout_job import RolloutJob
 from controller.rollout_store import RolloutStore
@@ -186,3 +187,34 @@ def test_a_release_published_before_is_shared_by_its_publisher_at_start(pair, pu
     assert fetcher.manifest() == (bundle / R.MANIFEST_FILE).read_bytes()
     for e in man.files:
         assert fetcher.ensure(e).read_bytes() == R.object_path(bundle, e.sha256).read_bytes()
+
+
+def test_an_older_database_migrates_and_its_publisher_shares_what_it_published(postgres_url, tmp_path, monkeypatch):
+    # The state a controller of the previous release left: the roll-outs track at version 1 (no
+    # release file tables), the release registered, its files only in the publisher's folder.
+    bundle, man = build(tmp_path, "2.0.0", os.urandom(50_000))
+    monkeypatch.setitem(pg_parts.PARTS, "rollouts", pg_parts.PARTS["rollouts"][:1])
+    older = RolloutStore(FleetDb(tmp_path / "ctl-a", postgres_url))
+    raw = (bundle / R.MANIFEST_FILE).read_bytes()
+    shutil.copytree(bundle, release_registry.release_dir(tmp_path / "ctl-a", "kiosk", "2.0.0"))
+    older.add_release({"component": "kiosk", "version": "2.0.0", "manifest_sha256": hashlib.sha256(raw).hexdigest(),
+                       "size": man.total_size, "files": len(man.files), "published_by": "rel",
+                       "published_at": time.time(), "expires_at": float(man.expires)})
+    assert "release_chunks" not in sql_dialect.tables(older.conn())
+    older.close()
+    monkeypatch.undo()
+
+    a, b = Instance("a", postgres_url, tmp_path), Instance("b", postgres_url, tmp_path)
+    try:
+        conn = b.store.conn()
+        assert conn.execute("SELECT version FROM part_schema WHERE part = 'rollouts'").fetchone()[0] == 2
+        assert {"release_chunks", "release_objects", "release_manifests"} <= sql_dialect.tables(conn)
+        assert get(f"{b.release_url('2.0.0')}/{R.MANIFEST_FILE}")[0] == 502
+        assert a.job.share_releases() == {"shared": ["kiosk 2.0.0"], "elsewhere": [], "refused": []}
+        status, body, _ = get(f"{b.release_url('2.0.0')}/{R.MANIFEST_FILE}")
+        assert status == 200 and body == raw
+        for e in man.files:
+            assert get(f"{b.release_url('2.0.0')}/objects/{e.sha256}")[1] == R.object_path(bundle, e.sha256).read_bytes()
+    finally:
+        a.close()
+        b.close()
