@@ -101,7 +101,7 @@ def main() -> None:
             "kiosks": args.kiosks, "rate": args.rate, "down_s": args.down, "sent": len(ids),
             "stored": len(stored), "lost": len(set(ids) - set(stored)), "duplicated": len(stored) - len(set(stored)),
             "max_journaled": held, "drain_after_restart_s": round(drained, 1),
-            "resends": sum(a.resends for a in agents),
+            "resends": sum(a.sender.resends for a in agents),
             "left_in_journals": sum(a.journal.depth() for a in agents),
         }
         print(json.dumps(result))

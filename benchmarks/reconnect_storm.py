@@ -56,7 +56,8 @@ from foundation.backoff import Backoff  # noqa: E402
 from foundation.errors import KioskError  # noqa: E402
 from foundation.settings import parse_broker_url  # noqa: E402
 from kiosk_ui.agent import resend_rule  # noqa: E402
-from kiosk_ui.agent.agent import ACK_WAIT, ACK_WAIT_CAP, RECONNECT_CAP  # noqa: E402
+from kiosk_ui.agent.agent import RECONNECT_CAP  # noqa: E402
+from kiosk_ui.agent.event_sender import ACK_WAIT, ACK_WAIT_CAP  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402
 
 GOAL_S = 300.0

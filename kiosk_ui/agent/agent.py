@@ -11,7 +11,6 @@ commands and config on the real kiosk.
 
 from __future__ import annotations
 
-import collections
 import logging
 import queue
 import sqlite3
@@ -33,6 +32,7 @@ from foundation.backoff import Backoff
 from foundation.errors import BrokerUnavailable, CommandRejected, ConfigError, KioskError
 from foundation.settings import KioskConfig
 from kiosk_ui.agent import resend_rule, telemetry
+from kiosk_ui.agent.event_sender import ACK_WAIT, EventSender, journal_event
 from kiosk_ui.agent.journal import Journal
 from kiosk_ui.agent.updates import UpdateRunner, UpdateSteps
 
@@ -40,12 +40,9 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.2.0"
 AGENT_APPLIES = {"telemetry_interval"}  # desired-config keys the agent applies by itself
-INFLIGHT = 200  # journal messages published but not yet acknowledged, at most
 # A kiosk must be online again within 30 s of its link's return (issue 17): the longest wait
 # between attempts plus a TLS connect must stay under that. The soak found 30 s too long.
 RECONNECT_CAP = 25.0
-ACK_WAIT = 10.0  # seconds without the controller's events/ack before the journal is sent again
-ACK_WAIT_CAP = 300.0  # the wait doubles while nothing is acknowledged (no controller answers), up to this
 
 
 class Actions(Protocol):
@@ -85,20 +82,11 @@ class KioskAgent:
         self._connected = threading.Event()
         self._wake = threading.Event()
         self.ack_wait = ack_wait
-        self._resend_after = ack_wait  # doubles on each re-send nobody acknowledges, back on an ack
         self.monotonic = monotonic
-        self._inflight: dict[int, int] = {}  # mid -> journal seq, until PUBACK (sender thread only)
-        self._unacked: dict[str, float] = {}  # event id -> when sent, until events/ack (sender thread only)
-        self._acks: collections.deque[int] = collections.deque()  # acknowledged mids, from paho's thread
-        self._event_acks: collections.deque[tuple[str, ...]] = collections.deque()  # events/ack, paho's thread
-        # Whether the controller acknowledges events (its presence says so). Until a controller has
-        # said otherwise, hold every event for its acknowledgement: the journal bounds what is held.
-        self.controller_acks = True
-        self._resend = False  # set by the command thread when the controller comes back
-        self._restart_wait = False  # likewise, when the broker queued the events for it
-        self.resends = 0  # how many times the unacknowledged events were sent again
-        self._cursor = 0
-        self._gen = self._pump_gen = 0
+        # The journal's sending side (sender thread; paho's thread and the command thread hand over).
+        self.sender = EventSender(self.journal, lambda t, p: self.client.publish(t, p, *fleet.FLAGS["events"]),
+                                  ack_wait=ack_wait, monotonic=monotonic)
+        self._gen = 0
         self._controller_online: bool | None = None
         self._controller_reads = (1, 1)  # the contract version the controller says it reads
         # Telemetry on a metered link (contract 1.2): what the controller holds of our telemetry,
@@ -145,6 +133,11 @@ class KioskAgent:
     def controller_online(self) -> bool:
         """Connected, and the controller's retained presence says it is online."""
         return self.connected and self._controller_online is True
+
+    @property
+    def controller_acks(self) -> bool:
+        """Whether the controller's presence says it acknowledges events (held until it does)."""
+        return self.sender.controller_acks
 
     def route(self, topic_name: str, handler: Callable[[mqtt.MQTTMessage], None], qos: int) -> None:
         """Subscribe to one more topic of this kiosk (now and after every reconnect) and hand its
@@ -257,13 +250,12 @@ class KioskAgent:
         with self._seq_lock:
             self.seq += 1
             seq = self.seq
-        body = payloads.event(self.config.kiosk_id, event_id=event_id, boot_id=self.boot_id, seq=seq,
-                              ts=self.clock(), type=event_type, fields=fields)
-        return self.journal.append(self._topic("events"), fleet.encode(body), event_id)
+        return journal_event(self.journal, self.config.kiosk_id, event_id=event_id, boot_id=self.boot_id,
+                             seq=seq, ts=self.clock(), type=event_type, fields=fields)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         # Called on paho's thread with paho's locks held: only hand the mid over, take no lock.
-        self._acks.append(mid)
+        self.sender.puback(mid)
         self._wake.set()
 
     def _on_events_ack(self, payload: bytes) -> None:
@@ -273,64 +265,12 @@ class KioskAgent:
         except KioskError as exc:
             log.warning("ignored a bad events/ack: %s", exc)
             return
-        self._event_acks.append(ids)
+        self.sender.committed(ids)
         self._wake.set()
 
     def _pump_journal(self) -> None:
-        """Sender thread only: it alone owns the in-flight map and the cursor, so no lock is
-        ever held around a paho call (paho calls back into us with its own locks held)."""
-        if self._pump_gen != self._gen:
-            # New connection: whatever was in flight is sent again; the controller de-duplicates.
-            self._pump_gen = self._gen
-            self._send_again()
-        holding = self.controller_acks  # read once: the command thread may change it meanwhile
-        puback = []
-        while self._acks:
-            seq = self._inflight.pop(self._acks.popleft(), None)
-            if seq is not None:
-                puback.append(seq)
-        if not holding:
-            self.journal.remove(puback)  # an older controller: the broker's PUBACK is all there is
-        committed: list[str] = []
-        while self._event_acks:
-            committed += self._event_acks.popleft()
-        if committed:
-            self._resend_after = self.ack_wait
-            self.journal.remove_events(committed)
-            for event_id in committed:
-                self._unacked.pop(event_id, None)
-        now = self.monotonic()
-        if self._restart_wait:
-            self._restart_wait = False
-            for event_id in self._unacked:
-                self._unacked[event_id] = now
-        if self._resend or (holding and self._unacked and resend_rule.send_again_when_due(
-                self._controller_online, min(self._unacked.values()), now, self._resend_after)):
-            # No acknowledgement in time (or the controller came back): whatever it lost, it gets
-            # again; it de-duplicates by event id. Unanswered, the kiosk waits longer each time, so a
-            # fleet whose controller never answers does not flood the broker.
-            if not self._resend:
-                self._resend_after = min(self._resend_after * 2, max(self.ack_wait, ACK_WAIT_CAP))
-            self._resend = False
-            self.resends += 1
-            self._send_again()
-        room = INFLIGHT - (len(self._unacked) if holding else len(self._inflight))
-        if not self.connected or room <= 0:
-            return
-        for seq, topic_name, payload, event_id in self.journal.pending(self._cursor, room):
-            info = self.client.publish(topic_name, payload, *fleet.FLAGS["events"])
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                break
-            self._inflight[info.mid] = seq
-            if holding:
-                self._unacked[event_id] = now
-            self._cursor = seq
-
-    def _send_again(self) -> None:
-        """Sender thread only: forget what was sent; the next pump starts at the oldest event."""
-        self._inflight.clear()
-        self._unacked.clear()
-        self._cursor = 0
+        """Sender thread only (``EventSender.pump``)."""
+        self.sender.pump(gen=self._gen, connected=self.connected, presence=self._controller_online)
 
     # -- connection ------------------------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -526,29 +466,17 @@ class KioskAgent:
         except KioskError:
             return
         previous = self._controller_online
-        queued = payloads.controller_queued_while_away(body)
         if online:
             self._controller_reads = payloads.controller_reads(body)
         self._set_controller_online(online)
-        if online:
-            acks = payloads.controller_acks_events(body)
-            if acks != self.controller_acks:
-                # Switching either way, start again from the oldest event: nothing is dropped that
-                # the controller in charge has not confirmed its way.
-                self.controller_acks = acks
-                self._resend = True
-                self._wake.set()
         if resend_rule.came_back(previous, online):
             # The controller came back (maybe with a fresh store): tell it the retained state again,
             # telemetry included (a delta needs the snapshot it applies to); the events too, unless
             # the broker queued them for it (then its acknowledgements get a whole wait from now).
             self._tel_gen = -1
             self._publish_retained()
-            if resend_rule.send_again_at_once(previous, online, queued):
-                self._resend = True
-            elif resend_rule.restart_wait(previous, online, queued):
-                self._restart_wait = True
-            self._wake.set()
+        self.sender.presence(previous, online, body)
+        self._wake.set()
 
     def apply_desired(self, payload: bytes) -> None:
         if not payload:

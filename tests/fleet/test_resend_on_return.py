@@ -45,7 +45,7 @@ def _down_and_back(agent: KioskAgent, ctl: Proc, restart) -> list[str]:
     wait_until(lambda: not agent.controller_online, 20, "its will: offline")
     ids = [agent.emit("while_away", {"n": n}) for n in range(EVENTS)]
     # Published while the controller is away (the sender thread's own map, only read here).
-    wait_until(lambda: len(agent._unacked) >= EVENTS, 20, "all sent while the controller is away")
+    wait_until(lambda: len(agent.sender.unacked) >= EVENTS, 20, "all sent while the controller is away")
     restart()
     wait_until(lambda: agent.journal.depth() == 0, 30, "every event acknowledged")
     return ids
@@ -68,7 +68,7 @@ def test_one_controller_with_a_persistent_session_gets_the_queued_events_once(br
     try:
         ids = _down_and_back(agent, ctl, lambda: spawn_controller(broker, data, procs))
         assert _says_queued(raw)  # back on the session the broker kept
-        assert agent.resends == 0  # nothing sent twice: the broker had queued them for the controller
+        assert agent.sender.resends == 0  # nothing sent twice: the broker had queued them for the controller
     finally:
         agent.stop()
     stored = stored_event_ids(data, "K-QUEUED", "while_away")
@@ -86,7 +86,7 @@ def test_an_instance_with_a_clean_session_gets_them_again_at_once(broker, tmp_pa
     agent = _agent(broker, tmp_path, "K-AGAIN")
     try:
         ids = _down_and_back(agent, instance(), instance)
-        assert agent.resends >= 1  # the presence lacks queued_while_away: sent again when it returned
+        assert agent.sender.resends >= 1  # the presence lacks queued_while_away: sent again when it returned
     finally:
         agent.stop()
     conn = store_pg.PgConnection(postgres_url)

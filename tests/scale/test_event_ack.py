@@ -56,7 +56,7 @@ def test_event_leaves_the_journal_only_on_the_controllers_ack(make_agent, make_c
     # The broker has them (and PUBACKed them): with no controller, the kiosk still holds them.
     wait_until(lambda: ids <= {json.loads(p)["id"] for t, p in watcher.messages if t.endswith("/events")}, 10,
                "events on the broker")
-    wait_until(lambda: not agent._inflight, 10, "PUBACKs handled")
+    wait_until(lambda: not agent.sender.inflight, 10, "PUBACKs handled")
     assert agent.journal.depth() >= 5
     ctl = make_controller()
     wait_until(lambda: agent.journal.depth() == 0, 20, "journal drained by the controller's acks")
@@ -79,20 +79,20 @@ def test_unanswered_resends_wait_longer_each_time(make_agent):
     clock = [1000.0]
     agent = make_agent("K-ACK-WAIT", ack_wait=1.0, monotonic=lambda: clock[0])
     agent.emit("load", {"n": 0})
-    wait_until(lambda: len(agent._unacked) == 2, 10, "boot and load event sent")  # no controller: unanswered
+    wait_until(lambda: len(agent.sender.unacked) == 2, 10, "boot and load event sent")  # no controller: unanswered
 
     def step(seconds: float) -> None:
         # Advance the agent's clock, then make it pump once more (a new event) and wait for that.
         clock[0] += seconds
         before = agent.journal.depth()
         agent.emit("load", {"n": before})
-        wait_until(lambda: len(agent._unacked) == before + 1, 10, "the pump ran")
+        wait_until(lambda: len(agent.sender.unacked) == before + 1, 10, "the pump ran")
 
     step(1.1)
-    assert agent.resends == 1  # waited 1 s: sent again, now waits 2 s
+    assert agent.sender.resends == 1  # waited 1 s: sent again, now waits 2 s
     step(1.5)
-    assert agent.resends == 1
+    assert agent.sender.resends == 1
     step(1.0)
-    assert agent.resends == 2  # 2.5 s > 2 s; next wait 4 s
+    assert agent.sender.resends == 2  # 2.5 s > 2 s; next wait 4 s
     step(3.0)
-    assert agent.resends == 2
+    assert agent.sender.resends == 2
