@@ -3,7 +3,8 @@ and the real Mosquitto, sharing the kiosk topics through MQTT v5 shared subscrip
 agents (journal, acknowledgements, re-send) on the other side.
 
 * SIGKILL a random instance several times under an event load: every event stored exactly once,
-  every journal drained;
+  every journal drained; with whole agents, and with the fail-over benchmark's light kiosks (many
+  on one thread, the agent's own journal and event sender), which re-send after every kill;
 * kill the singleton-jobs lease holder: another instance takes the jobs over within 10 s, and
   no alarm or command is finished twice over the kills;
 * a command sent through instance A whose result reaches instance B (or A: the share decides)
@@ -15,14 +16,16 @@ from __future__ import annotations
 import random
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
+from benchmarks.light_kiosks import LightFleet, LightKiosk
 from contract import signing
 from controller import store_pg
 from controller.server import Controller
 from foundation.backoff import Backoff
-from foundation.settings import ControllerConfig, KioskConfig, from_mapping
+from foundation.settings import ControllerConfig, KioskConfig, from_mapping, parse_broker_url
 from kiosk_ui.agent.agent import KioskAgent
 from tests.support.processes import Proc
 from tests.support.waiting import wait_until
@@ -92,6 +95,61 @@ def test_three_instances_killed_at_random_store_every_event_once(broker, postgre
     finally:
         for a in agents:
             a.stop()
+
+
+def test_light_kiosks_resend_after_each_kill_and_every_event_is_stored_once(broker, postgres_url, tmp_path, procs):
+    key, _public = _key(tmp_path)
+    names = ["a", "b", "c"]
+    ctls = {n: _instance(broker, tmp_path, n, postgres_url, key, procs) for n in names}
+    url = parse_broker_url(broker.url)
+    # A 60 s acknowledgement wait: every re-send below comes from the controllers' presence, not the timer.
+    fleet = LightFleet([LightKiosk(f"K-LT-{i:02d}", url, tmp_path / f"light-{i}", keepalive=2, ack_wait=60.0)
+                        for i in range(40)])
+    kiosks = fleet.kiosks
+    ids: list[str] = []
+    stop = threading.Event()
+
+    go = threading.Event()
+
+    def drive() -> None:
+        # Once every kiosk is online, a steady trickle (about 200 events/s) on the fleet's one thread,
+        # as the benchmark emits: whenever an instance dies, some kiosks hold events it had not
+        # acknowledged yet.
+        started = 0.0
+        while not stop.is_set():
+            if go.is_set():
+                started = started or time.monotonic()
+                due = min(2250, int((time.monotonic() - started) * 200))
+                while len(ids) < due:
+                    ids.append(kiosks[len(ids) % len(kiosks)].emit("load", {"n": len(ids)}))
+            fleet.step(0.02)
+
+    thread = threading.Thread(target=drive, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: all(k.connected and k.presence for k in kiosks), 20, "light kiosks online")
+        go.set()
+        rng = random.Random(16)
+        for kill in range(3):
+            wait_until(lambda n=(kill + 1) * 500: len(ids) >= n, 20, f"load under way ({kill})")
+            resent = sum(k.sender.resends for k in kiosks)
+            victim = rng.choice(names)
+            ctls[victim].signal(signal.SIGKILL)
+            ctls[victim].proc.wait(10)
+            # The dead instance's will, then a peer's answer: the kiosks send what is unacknowledged again.
+            wait_until(lambda before=resent: sum(k.sender.resends for k in kiosks) > before, 10,
+                       f"re-sent after kill {kill}")
+            ctls[victim] = _instance(broker, tmp_path, victim, postgres_url, key, procs)
+        wait_until(lambda: len(ids) == 2250, 20, "every event journaled")
+        wait_until(lambda: all(k.journal.depth() == 0 for k in kiosks), 50, "every journal drained by acks")
+        rows = _query(postgres_url, "SELECT id FROM events WHERE type = 'load'")
+        assert len(rows) == len(ids) == 2250
+        assert {r[0] for r in rows} == set(ids)
+        assert dict(_query(postgres_url, "SELECT state, COUNT(*) FROM kiosks GROUP BY state")) == {"online": 40}
+    finally:
+        stop.set()
+        thread.join(10)
+        fleet.stop()
 
 
 def _holder(ctls: dict[str, Proc], seen: dict[str, int]) -> str | None:
