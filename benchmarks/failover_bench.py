@@ -127,8 +127,8 @@ def producer(args: argparse.Namespace) -> None:
     """One load process: ``--count`` kiosks from ``--first`` (full agents: paho's ``select()`` loop
     cannot watch descriptors above 1024, about 150 agents a process), ``--events`` events at
     ``--rate`` once GO comes on stdin. Prints READY, a line RESEND <unix time> <kiosks> whenever
-    kiosks sent unacknowledged events again, then DONE once every journal is drained (the ids it
-    sent are in ``--ids``)."""
+    kiosks sent unacknowledged events again, then DONE <still journaled> <timed re-sends> once
+    every journal is drained (the ids it sent are in ``--ids``)."""
     tmp = Path(args.tmp)
     fleet = _light_fleet(args, tmp) if args.agents == "light" else _FullAgents(args, tmp)
     kiosks = fleet.kiosks
@@ -155,7 +155,7 @@ def producer(args: argparse.Namespace) -> None:
     # What is still journaled (not yet acknowledged) is not lost: the kiosk would send it again.
     held = [e for k in kiosks for _s, _t, _p, e in k.journal.pending(0, limit=10**7) if e]
     Path(args.ids + ".held").write_text("\n".join(held))
-    print(f"DONE {sum(k.journal.depth() for k in kiosks)}", flush=True)
+    print(f"DONE {sum(k.journal.depth() for k in kiosks)} {sum(k.sender.timed_resends for k in kiosks)}", flush=True)
     fleet.stop()
 
 
@@ -286,6 +286,10 @@ def main() -> None:
             "at_end_of_load": at_load_end,
             "left_in_journals": sum(int(line.split()[1]) for ld in loads for line in ld.stdout_lines
                                     if line.startswith("DONE")),
+            # re-sends because an acknowledgement wait ran out (not the presence): 0 means every
+            # event a dead instance held was sent again on its will, none waited for ACK_WAIT
+            "timed_resends": sum(int(line.split()[2]) for ld in loads for line in ld.stdout_lines
+                                 if line.startswith("DONE")),
         }))
     finally:
         for load in loads:

@@ -62,6 +62,7 @@ class EventSender:
         self.restart_wait = False  # it came back and the broker queued the events for it
         self.resends = 0  # rounds in which unacknowledged events were sent again
         self.resent_events = 0  # events sent again in those rounds
+        self.timed_resends = 0  # of those rounds, the ones the acknowledgement wait ran out for
         self._cursor = 0
         self._gen = 0  # the connection last pumped on
 
@@ -118,13 +119,15 @@ class EventSender:
             self.restart_wait = False
             for event_id in self.unacked:
                 self.unacked[event_id] = now
-        if self.resend_now or (holding and self.unacked and resend_rule.send_again_when_due(
-                presence, min(self.unacked.values()), now, self.resend_after)):
+        timed = not self.resend_now and holding and bool(self.unacked) and resend_rule.send_again_when_due(
+            presence, min(self.unacked.values()), now, self.resend_after)
+        if self.resend_now or timed:
             # No acknowledgement in time (or the controller came back): whatever it lost, it gets
             # again; it de-duplicates by event id. Unanswered, the kiosk waits longer each time, so a
             # fleet whose controller never answers does not flood the broker.
-            if not self.resend_now:
+            if timed:
                 self.resend_after = min(self.resend_after * 2, max(self.ack_wait, ACK_WAIT_CAP))
+                self.timed_resends += 1
             self.resend_now = False
             if self.unacked or self.inflight:
                 self.resends += 1

@@ -88,7 +88,7 @@ def test_unanswered_events_are_sent_again_after_the_wait_which_doubles(made) -> 
     assert sender.resends == 0
     clock[0] += 0.2
     sender.pump(gen=1, connected=True, presence=True)
-    assert (sender.resends, sender.resent_events, publish.ids()) == (1, 2, ids + ids)
+    assert (sender.resends, sender.timed_resends, sender.resent_events, publish.ids()) == (1, 1, 2, ids + ids)
     clock[0] += 15  # the wait is 20 s now
     sender.pump(gen=1, connected=True, presence=True)
     assert sender.resends == 1
@@ -107,7 +107,7 @@ def test_a_controller_back_from_offline_gets_the_unacknowledged_again_at_once(ma
     sender.presence(True, False, OFFLINE)
     sender.presence(False, True, ONLINE)  # another instance answers for the fleet (no queued flag)
     sender.pump(gen=1, connected=True, presence=True)
-    assert (sender.resends, publish.ids()) == (1, ids + ids)
+    assert (sender.resends, sender.timed_resends, publish.ids()) == (1, 0, ids + ids)
     assert sender.resend_after == 10.0  # a return is not an unanswered wait: no doubling
 
 
