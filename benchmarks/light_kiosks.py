@@ -37,6 +37,7 @@ from contract.mqtt_client import make_client
 from foundation.backoff import Backoff
 from foundation.errors import KioskError
 from foundation.settings import BrokerURL
+from kiosk_ui.agent import resend_rule
 from kiosk_ui.agent.event_sender import EventSender, journal_event
 from kiosk_ui.agent.journal import Journal
 
@@ -138,7 +139,7 @@ class LightKiosk:
             except KioskError:
                 return
             previous, self.presence = self.presence, online
-            if online and previous is False:
+            if resend_rule.came_back(previous, online):
                 self._birth()  # the agent tells a returning controller its retained state again
                 self.next_telemetry = self.monotonic()
             self.sender.presence(previous, online, body)
