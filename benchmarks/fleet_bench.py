@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -92,7 +93,7 @@ def role_controller(args: argparse.Namespace) -> None:
 
 def _client(cid: str, will_of: str | None = None, boot_id: str = "") -> mqtt.Client:
     """A paho v5 client; ``will_of``: the kiosk whose will (status offline, ``lwt``) it carries."""
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
     if will_of:
         c.will_set(topics.topic(will_of, "status"), topics.encode(payloads.offline(will_of, boot_id, "lwt")),
                    *topics.FLAGS["status"])
@@ -188,7 +189,10 @@ def role_kiosks(args: argparse.Namespace) -> None:
     for kid in shared_ids:
         shared.publish(topics.topic(kid, "status"), kiosks[kid].birth(start), *topics.FLAGS["status"])
     for c in clients.values():
-        sel.register(c.socket(), selectors.EVENT_READ, c)
+        sock = c.socket()
+        if sock is None:
+            raise RuntimeError("a benchmark client has no socket after connecting")
+        sel.register(sock, selectors.EVENT_READ, c)
     frozen: set[str] = set()
     # Spread each kiosk's telemetry over the period so the load is steady, not a burst every 30 s;
     # a heap of due times, so the loop touches only the kiosks that are due.
@@ -305,6 +309,8 @@ def _warmup(args: argparse.Namespace) -> float:
 
 def _ready(p: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
+    if p.stdout is None:
+        raise RuntimeError("child started without a pipe for its stdout")
     while time.monotonic() < deadline:
         line = p.stdout.readline()
         if line.strip() == "READY":
