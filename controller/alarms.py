@@ -146,6 +146,8 @@ class RuleSet:
         self.by_source = {s: tuple(r for r in rules if r.source == s) for s in SOURCES}
         self.by_id = {r.id: r for r in rules}
         self.timed = frozenset(r.id for r in self.by_source["event"] if r.clear_after)
+        # The event types some rule raises or clears on: an event of another type decides nothing.
+        self.event_types = frozenset(t for r in self.by_source["event"] for t in (r.event, r.clear_event) if t)
         self._devices: dict[str, tuple[Rule, ...]] = {}
 
     def of(self, source: str, subject: str) -> tuple[Rule, ...]:

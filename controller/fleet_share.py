@@ -27,7 +27,9 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from controller import handlers, lease, store, store_reads
+from contract import topics
+from contract.payloads import Telemetry, merge_telemetry
+from controller import alarms, handlers, lease, store, store_reads
 from controller.stale_watch import StaleWatch
 
 KIOSK_LOCKS = 16019  # class id of pg_advisory_xact_lock(int, int): one lock per kiosk (hashtext of its id)
@@ -46,39 +48,109 @@ def kiosk_of(topic: str) -> str | None:
     return parts[2] if len(parts) >= 4 and parts[2] != "_controller" else None
 
 
-def lock_kiosks(conn: Any, kiosk_ids: Iterable[str]) -> None:
-    """Take each kiosk's transaction lock, in one global order (the lock key's), until commit."""
-    ids = sorted(set(kiosk_ids))
+def lock_kiosks(conn: Any, kiosk_ids: Iterable[str], shared: Iterable[str] = ()) -> None:
+    """Take each kiosk's transaction lock, in one global order (the lock key's), until commit:
+    exclusive for ``kiosk_ids``, shared for those of ``shared`` not among them (a kiosk asked for
+    both, or two ids with one key, gets the exclusive lock only). One statement for all of them:
+    a lock taken later, while others are held, could deadlock with another instance's set."""
+    exclusive = set(kiosk_ids)
+    ids = sorted(exclusive | set(shared))
     if ids:
-        conn.execute("SELECT pg_advisory_xact_lock(?, k) FROM (SELECT DISTINCT hashtext(x) AS k "
-                     "FROM unnest(?::text[]) AS x ORDER BY k) AS s", (KIOSK_LOCKS, ids)).fetchall()
+        conn.execute("SELECT CASE WHEN x THEN pg_advisory_xact_lock(?, k) ELSE pg_advisory_xact_lock_shared(?, k) END "
+                     "FROM (SELECT hashtext(id) AS k, bool_or(x) AS x FROM unnest(?::text[], ?::bool[]) AS u(id, x) "
+                     "GROUP BY 1 ORDER BY 1) AS s",
+                     (KIOSK_LOCKS, KIOSK_LOCKS, ids, [k in exclusive for k in ids])).fetchall()
 
 
-def begin(st: handlers.FleetState) -> set[str]:
+class Locked(set):
+    """The kiosks locked (and read) in the open transaction; ``shared`` those locked shared only.
+    A kiosk locked shared is never locked again exclusive in the same transaction: two instances
+    upgrading the same kiosk's lock would wait for each other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared: set[str] = set()
+
+
+def needs_exclusive(parsed: topics.Parsed | Exception | None, rules: alarms.RuleSet) -> bool:
+    """Whether a message, read against any committed state, may decide something (so its kiosk is
+    locked exclusive), told from the parsed message alone, before any lock: telemetry, and events
+    of a type no event rule raises or clears on, decide nothing unless the kiosk's committed state
+    says otherwise (unknown, stale, an alarm to raise or clear): the handler then refuses it under
+    the shared lock (``handlers.Decides``) and the worker takes it again with the exclusive one.
+    A message that did not parse only counts a refusal."""
+    if not isinstance(parsed, topics.Parsed) or parsed.kind == "telemetry":
+        return False
+    return parsed.kind != "events" or getattr(parsed.model, "type", None) in rules.event_types
+
+
+def begin(st: handlers.FleetState) -> Locked:
     """Start a transaction's working set: forget every kiosk, alarm and command held so far (any of
     it may be stale now). Returns the set :func:`refresh_kiosks` records the refreshed kiosks in."""
     st.kiosks, st.open_alarms, st.commands, st.held = {}, {}, {}, {}
     st.stale_watch = StaleWatch()  # the kiosks read in this transaction are watched as they come
     st.dirty.clear()
-    return set()
+    return Locked()
 
 
 def refresh_kiosks(st: handlers.FleetState, conn: Any, kiosk_ids: Iterable[str],
-                   sign: Callable[[dict[str, Any]], Any], fresh: set[str]) -> None:
-    """Lock the kiosks of ``kiosk_ids`` not yet in ``fresh`` and add their committed records, open
-    alarms and open commands (``sign`` adds a command's signed wire form) to ``st``; what ``st``
-    already holds of a fresh kiosk may hold this transaction's changes and stays."""
-    ids = sorted(set(kiosk_ids) - fresh)
+                   sign: Callable[[dict[str, Any]], Any], fresh: set[str], shared: Iterable[str] = ()) -> None:
+    """Lock the kiosks of ``kiosk_ids`` (exclusive) and ``shared`` (shared, unless also among
+    ``kiosk_ids``) not yet in ``fresh`` and add their committed records, open alarms and open
+    commands (``sign`` adds a command's signed wire form) to ``st``; what ``st`` already holds of
+    a fresh kiosk may hold this transaction's changes and stays."""
+    exclusive = set(kiosk_ids)
+    if isinstance(fresh, Locked) and exclusive & fresh.shared:
+        raise RuntimeError(f"kiosk locked shared asked for exclusive in one transaction: {sorted(exclusive & fresh.shared)[:3]}")
+    exclusive -= fresh
+    lent = set(shared) - exclusive - fresh
+    ids = sorted(exclusive | lent)
     if not ids:
         return
     if not fresh:
         st.layers = store_reads.layers(conn)
     fresh.update(ids)
-    lock_kiosks(conn, ids)
+    if isinstance(fresh, Locked):
+        fresh.shared.update(lent)
+    lock_kiosks(conn, exclusive, lent)
     handlers.adopt(st, _records(conn, "SELECT * FROM kiosks WHERE kiosk_id = ANY(?::text[])", (ids,)).values())
     st.open_alarms.update(_alarms(conn, "kiosk_id = ANY(?::text[]) AND", (ids,)))
     st.held.update(store.held_rows(conn, "kiosk_id = ANY(?::text[])", (ids,)))
     st.commands.update(_commands(conn, "kiosk_id = ANY(?::text[]) AND", (ids,), sign))
+
+
+def write_readings(conn: Any, records: list[dict[str, Any]], bases: dict[str, Any],
+                   readings: dict[str, list[Telemetry]]) -> int:
+    """Write the latest readings of ``records`` (kiosks whose only change is a reading) when
+    other instances may write the same kiosks' readings at the same time (shared kiosk locks):
+    the rows are locked in one order, and a kiosk whose stored reading is no longer the one this
+    transaction read (``bases``: its ``ts``) has the readings it applied (``readings``) merged
+    again onto the stored one, so a 1.2 delta lands on the reading it follows; one older than the
+    stored reading is left out (late). ``last_seen`` and ``last_telemetry`` only move forward.
+    Returns how many readings were left out."""
+    ids = sorted(r["kiosk_id"] for r in records)
+    if not ids:
+        return 0
+    rows = conn.execute("SELECT kiosk_id, (telemetry::jsonb ->> 'ts')::float8 FROM kiosks "
+                        "WHERE kiosk_id = ANY(?::text[]) ORDER BY kiosk_id FOR UPDATE", (ids,)).fetchall()
+    moved = [r[0] for r in rows if r[0] in bases and r[1] != bases[r[0]]]
+    late = 0
+    if moved:
+        by_id = {r["kiosk_id"]: r for r in records}
+        for kiosk_id, text in conn.execute("SELECT kiosk_id, telemetry FROM kiosks WHERE kiosk_id = ANY(?::text[])",
+                                           (moved,)).fetchall():
+            held: dict[str, Any] = json.loads(text)
+            for model in readings.get(kiosk_id, ()):
+                if model.ts is not None and isinstance(held.get("ts"), int | float) and model.ts < held["ts"]:
+                    late += 1
+                    continue
+                held = merge_telemetry(held, model).to_dict()
+            by_id[kiosk_id]["telemetry"] = held
+    conn.executemany("UPDATE kiosks SET telemetry = ?, last_telemetry = GREATEST(last_telemetry, ?), "
+                     "last_seen = GREATEST(last_seen, ?) WHERE kiosk_id = ?",
+                     [(store.dumps(r["telemetry"]), r.get("last_telemetry", 0.0), r["last_seen"], r["kiosk_id"])
+                      for r in sorted(records, key=lambda r: r["kiosk_id"])])
+    return late
 
 
 def fence(conn: Any) -> None:

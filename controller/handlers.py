@@ -77,6 +77,11 @@ class FleetState:
     # Records put into ``kiosks`` from outside the handlers go through :func:`adopt`.
     stale_watch: StaleWatch = field(default_factory=StaleWatch)
 
+    # Several instances (``controller.fleet_share``): a telemetry reading older (by its ``ts``)
+    # than the kiosk's stored one is late and does not replace it. One controller reads its
+    # kiosks' messages in order and keeps every reading as it comes.
+    ordered_readings: bool = False
+
     # ``rules`` pre-filtered per source, rebuilt when ``rules`` is replaced (see ``_rules``).
     rule_set: alarms.RuleSet = field(default_factory=lambda: alarms.RuleSet(()), repr=False, compare=False)
 
@@ -84,10 +89,20 @@ class FleetState:
         adopt(self, list(self.kiosks.values()))
 
 
-def _rules(state: FleetState) -> alarms.RuleSet:
+class Decides(Exception):  # noqa: N818 - a verdict, not a failure
+    """Raised by :func:`handle` with ``lane="shared"`` before it changes anything: the message would
+    decide something (a kiosk not yet known, stale or unknown coming online, an alarm raised,
+    cleared, held or released), which needs the kiosk's exclusive lock."""
+
+
+def rule_set(state: FleetState) -> alarms.RuleSet:
+    """``state.rules`` pre-filtered (rebuilt when the rules were replaced)."""
     if state.rule_set.rules is not state.rules:
         state.rule_set = alarms.RuleSet(state.rules)
     return state.rule_set
+
+
+_rules = rule_set
 
 
 def adopt(state: FleetState, records: Iterable[dict[str, Any]]) -> None:
@@ -218,26 +233,35 @@ def superseded(st: KioskStatus, held: int | None) -> bool:
     return st.stamp is not None and held is not None and st.stamp < held
 
 
-def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list[Outgoing]]:
+def handle(state: FleetState, msg: Parsed, now: float, lane: str = "exclusive") -> tuple[FleetState, list[Outgoing]]:
+    """``lane="shared"``: the kiosk is locked shared only (``controller.fleet_share``); a
+    telemetry or event that would change more than the kiosk's latest reading raises
+    :class:`Decides` and leaves ``state`` as it was."""
     known = msg.kiosk_id in state.kiosks
-    rec = _record(state, msg.kiosk_id, now)
     model = msg.model
+    if lane == "shared" and not known:
+        raise Decides(msg.kiosk_id)
+    rec = _record(state, msg.kiosk_id, now)
     out: list[Outgoing] = []
     reading_only = False  # a newer telemetry reading of a known kiosk, and nothing else changed
     if isinstance(model, KioskStatus):
         out = _status(state, rec, model, msg.kiosk_id, now, msg.version)
     elif isinstance(model, Telemetry):
+        if late_reading(state, rec, model):
+            return _late(state, rec, msg.kiosk_id, now, lane), out
+        # A 1.2 delta carries only what changed: alarms and the console read the merged whole.
+        merged = merge_telemetry(rec["telemetry"], model)
+        changes = alarms.evaluate(_rules(state), "telemetry", msg.kiosk_id, "", merged, state.open_alarms, state.held)
+        if lane == "shared" and (changes or rec["state"] in ("stale", "unknown")):
+            raise Decides(msg.kiosk_id)
         _heard(state, rec, now)
         rec["last_telemetry"] = now
-        # A 1.2 delta carries only what changed: alarms and the console read the merged whole.
-        model = merge_telemetry(rec["telemetry"], model)
-        rec["telemetry"] = model.to_dict()
+        rec["telemetry"] = merged.to_dict()
         if rec["state"] in ("stale", "unknown"):
             _set_state(state, rec, "online", "", now)
         else:
             reading_only = known
-        _alarm_changes(state, alarms.evaluate(_rules(state), "telemetry", msg.kiosk_id, "", model,
-                                              state.open_alarms, state.held), now)
+        _alarm_changes(state, changes, now)
         bucket = math.floor(now / state.history_interval) * state.history_interval
         if state.history_bucket.get(msg.kiosk_id) != bucket:
             state.history_bucket[msg.kiosk_id] = bucket
@@ -250,8 +274,11 @@ def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list
         _alarm_changes(state, alarms.evaluate(_rules(state), "device", msg.kiosk_id, name, model, state.open_alarms,
                                                    state.held), now)
     elif isinstance(model, Event):
+        changes = alarms.evaluate_event(_rules(state), msg.kiosk_id, model, state.open_alarms)
+        if lane == "shared" and changes:
+            raise Decides(msg.kiosk_id)
         state.effects.append(fx.EventReceived(msg.kiosk_id, model, now, msg.text))
-        _alarm_changes(state, alarms.evaluate_event(_rules(state), msg.kiosk_id, model, state.open_alarms), now)
+        _alarm_changes(state, changes, now)
     elif isinstance(model, ConfigReported):
         rec["reported"] = model.to_dict()
     elif isinstance(model, CommandResult):
@@ -267,6 +294,29 @@ def handle(state: FleetState, msg: Parsed, now: float) -> tuple[FleetState, list
         return state, out
     state.dirty.add(msg.kiosk_id)
     return state, out
+
+
+def late_reading(state: FleetState, rec: dict[str, Any], model: Telemetry) -> bool:
+    """With ``ordered_readings``: ``model`` is older than the reading the kiosk's record holds."""
+    if not state.ordered_readings or model.ts is None:
+        return False
+    held = rec["telemetry"].get("ts") if isinstance(rec["telemetry"], dict) else None
+    return isinstance(held, int | float) and model.ts < held
+
+
+def _late(state: FleetState, rec: dict[str, Any], kiosk_id: str, now: float, lane: str) -> FleetState:
+    """A late reading: the kiosk was heard (its liveness counts it), its reading stays the newer one."""
+    if rec["state"] in ("stale", "unknown"):
+        if lane == "shared":
+            raise Decides(kiosk_id)
+        _heard(state, rec, now)
+        _set_state(state, rec, "online", "", now)
+        state.dirty.add(kiosk_id)
+    else:
+        _heard(state, rec, now)
+        state.fresh.add(kiosk_id)
+    state.counts["telemetry_late"] = state.counts.get("telemetry_late", 0) + 1
+    return state
 
 
 def queue_command(state: FleetState, cmd: dict[str, Any], now: float) -> tuple[FleetState, list[Outgoing]]:

@@ -136,6 +136,7 @@ class Controller:
             telemetry_period=config.telemetry_period, stale_after_periods=config.stale_after_periods,
             history_interval=history_interval, time_zone=config.time_zone,
             rules=alarms.load_rules(rules_file or config.alarm_rules or alarms.RULES_FILE),
+            ordered_readings=config.shared,
         )
         self._load()
         # SimpleQueue: the C queue, several times cheaper per message than queue.Queue's locks.
@@ -143,6 +144,12 @@ class Controller:
         self.state.listening_since = None  # until connected: the liveness sweep waits (handlers.tick)
         self.counts: dict[str, int] = {"received": 0, "rejected": 0, "events_new": 0, "events_duplicate": 0}
         self._unsaved_counts: dict[str, int] = {}
+        # The worker's counts of the open transaction, added to the others only once it commits: a
+        # batch done again (a lost race, a shared-lane message deferred) is counted once.
+        self._tx_counts: dict[str, int] | None = None
+        self._tx_thread: threading.Thread | None = None
+        self._taken_counts: dict[str, int] = {}  # unsaved counts written in the open transaction
+        self._after_commit: list[Callable[[], None]] = []  # listeners told once the batch committed
         # Counted from the worker, the MQTT thread (service calls over a kiosk's bound) and the
         # service thread: one lock, so no count is lost and no reader sees a dict mid-change.
         self._count_lock = threading.Lock()
@@ -163,6 +170,10 @@ class Controller:
             lease.PgLease(lambda: store_pg.PgConnection(fleet_share.with_keepalives(config.database)))
             if config.shared else lease.SoleLease())
         self._fresh: set[str] = set()  # kiosks refreshed from the database in the open transaction
+        # Kiosks locked shared in the open transaction: the stored reading's ts each was read with,
+        # and the telemetry models applied to it (``fleet_share.write_readings``).
+        self._reading_bases: dict[str, Any] = {}
+        self._readings: dict[str, list[Any]] = {}
         self._session_kept = False  # the broker kept our persistent session at the latest connect
         self.client = make_client(
             config.mqtt_client_id, config.broker, ca_file=config.ca_file, cert_file=config.cert_file,
@@ -297,6 +308,10 @@ class Controller:
             self.lease.held(self.clock())
 
     def _count(self, name: str, n: int = 1) -> None:
+        pending = self._tx_counts
+        if pending is not None and threading.current_thread() is self._tx_thread:
+            pending[name] = pending.get(name, 0) + n
+            return
         with self._count_lock:
             self.counts[name] = self.counts.get(name, 0) + n
             self._unsaved_counts[name] = self._unsaved_counts.get(name, 0) + n
@@ -316,15 +331,20 @@ class Controller:
             log.warning("rejected message on %s: %s", msg.topic[:120], why[:200])
 
     def _apply(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing],
-               parsed: topics.Parsed | Exception | None = None) -> None:
+               parsed: topics.Parsed | Exception | None = None, lane: str = "exclusive") -> bool:
+        """Apply one message; False when, its kiosk locked ``lane="shared"``, it would decide
+        something (``handlers.Decides``): nothing of it was applied or counted."""
         if msg.topic == topics.CONTROLLER_STATUS:
-            return  # our own presence, matched by the status wildcard
-        self._count("received")
+            return True  # our own presence, matched by the status wildcard
         try:
-            self._apply_one(msg, now, out, parsed)
+            self._apply_one(msg, now, out, parsed, lane)
+        except handlers.Decides:
+            return False
         except Exception as exc:  # noqa: BLE001 - one odd message must not stop the fleet's ingest
             log.exception("handler failed on %s", msg.topic[:120])
             self._reject(msg, f"internal {type(exc).__name__}", now)
+        self._count("received")
+        return True
 
     @staticmethod
     def _parse(item: Any) -> topics.Parsed | Exception | None:
@@ -339,7 +359,7 @@ class Controller:
             return exc
 
     def _apply_one(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing],
-                   parsed: topics.Parsed | Exception | None = None) -> None:
+                   parsed: topics.Parsed | Exception | None = None, lane: str = "exclusive") -> None:
         try:
             if parsed is None:
                 parsed = topics.parse(msg.topic, bytes(msg.payload))
@@ -355,18 +375,25 @@ class Controller:
         except ProtocolError as exc:
             self._reject(msg, str(exc), now)
             return
-        if parsed.version[1] > versions.MINOR:
-            self._count("newer_minor")  # read as far as this side knows the contract; the rest ignored
+        newer = parsed.version[1] > versions.MINOR  # read as far as this side knows the contract
         if parsed.kind == "svc/request":
+            if newer:
+                self._count("newer_minor")
             return  # answered by the service thread (``_on_message``); not expected here
         if parsed.kind == "update/state":
-            for listener in self.update_listeners:
-                listener(parsed.kiosk_id, parsed.model, now)
+            # Told once committed: a batch done again must not tell the roll-out job twice.
+            self._after_commit += [lambda f=listener, p=parsed: f(p.kiosk_id, p.model, now)
+                                   for listener in self.update_listeners]
         if parsed.kind == "status" and parsed.body.get("state") == "online":
             parsed = self._with_enrolled_site(parsed, now)
-        if isinstance(parsed.model, CommandResult) and parsed.model.id not in self.state.commands:
+        unmatched = isinstance(parsed.model, CommandResult) and parsed.model.id not in self.state.commands
+        self.state, more = handlers.handle(self.state, parsed, now, lane)  # may raise Decides: nothing done
+        if newer:
+            self._count("newer_minor")
+        if unmatched:
             self._count("results_unmatched")
-        self.state, more = handlers.handle(self.state, parsed, now)
+        if lane == "shared" and parsed.kind == "telemetry":
+            self._readings.setdefault(parsed.kiosk_id, []).append(parsed.model)
         out += more
         for name, n in self.state.counts.items():
             self._count(name, n)
@@ -530,10 +557,29 @@ class Controller:
                     self._restore_kiosk(store, rec["kiosk_id"])
             # Only now: should the whole transaction still fail, they are written with the next batch.
             self.state.dirty.difference_update(dirty)
+
+    def _write_counts(self, store: Store) -> None:
+        """The counts not yet stored, last in the transaction: every instance's transaction
+        updates the same counter rows, each row locked from here to the commit."""
         with self._count_lock:
             unsaved, self._unsaved_counts = self._unsaved_counts, {}
+        for name, n in unsaved.items():
+            self._taken_counts[name] = self._taken_counts.get(name, 0) + n
+        for name, n in (self._tx_counts or {}).items():
+            unsaved[name] = unsaved.get(name, 0) + n
         if unsaved:
-            store.bump_counters(unsaved)
+            # In one order (the names'): two instances' transactions must not wait for each other crosswise.
+            store.bump_counters(dict(sorted(unsaved.items())))
+
+    def _settle_counts(self, committed: bool) -> None:
+        """After the transaction: its counts are kept (committed) or forgotten (rolled back), and
+        the other threads' counts it took for writing are stored with the next one if it rolled back."""
+        pending, self._tx_counts = self._tx_counts or {}, None
+        taken, self._taken_counts = self._taken_counts, {}
+        with self._count_lock:
+            target = self.counts if committed else self._unsaved_counts
+            for name, n in (pending if committed else taken).items():
+                target[name] = target.get(name, 0) + n
 
     def _write_held(self, store: Store, now: float, *, flush: bool = False) -> None:
         """Telemetry held in memory: the history rows and the latest readings of kiosks whose
@@ -548,7 +594,13 @@ class Controller:
             fresh = sorted(self.state.fresh)
             self.state.fresh.clear()
             records = [self.state.kiosks[k] for k in fresh if k in self.state.kiosks]
-            self._rows(store, "kiosks", store.update_readings, records)
+            if self.config.shared:
+                # Other instances may write these kiosks' readings at the same time (shared locks).
+                late = fleet_share.write_readings(store.conn, records, self._reading_bases, self._readings)
+                if late:
+                    self._count("telemetry_late", late)
+            else:
+                self._rows(store, "kiosks", store.update_readings, records)
 
     def _write_effect(self, store: Store, eff: fx.Effect) -> None:
         match eff:
@@ -609,11 +661,15 @@ class Controller:
     def _run(self) -> None:
         due = (0.0, 0.0, 0.0)  # when the operator actions, the tick and the pruning are next due
         busy = False  # the previous batch had messages: more are likely on their way
-        again: list[Any] = []  # a batch whose transaction lost a race with another instance's
+        # Done first, in order: a batch whose transaction lost a race with another instance's, or
+        # the messages a shared-lane batch deferred (``exclusive``: then every kiosk's lock is).
+        again: list[Any] = []
+        exclusive = False
         while not self._stop.is_set():
             if again:
                 batch, again = again, []
             else:
+                exclusive = False
                 try:
                     first = self.inbox.get(timeout=0.1)
                 except queue.Empty:
@@ -621,78 +677,133 @@ class Controller:
                 batch = [first] if first is not None else []
                 self._gather(batch, wait=busy)
             busy = bool(batch)
-            try:
-                self._copy_certificates()  # before the batch: a kiosk issued offline is filed right
-            except Exception:  # noqa: BLE001 - the copy is tried again with the next batch
-                log.exception("certificate index not copied to the fleet database")
-            now = self.clock()
-            self.state.heard_until = self._caught_up(batch, now)
-            out: list[handlers.Outgoing] = []
-            acks: list[mqtt.MQTTMessage] = []
-            calls = [item[1] for item in batch if not isinstance(item, mqtt.MQTTMessage)]
-            done: list[tuple[concurrent.futures.Future, Any, Exception | None]] = []
-            parsed = [self._parse(item) for item in batch]
-            try:
-                tx = self.store.begin()
-            except Exception:
-                # Could not even start (database locked for 10 s): nothing was applied, retry the batch.
-                log.exception("store busy; retrying %d items", len(batch))
-                for item in batch:
-                    self.inbox.put(item)
-                self._stop.wait(0.5)
-                continue
-            try:
-                with tx as store:
-                    if self.config.shared:
-                        self._fresh = fleet_share.begin(self.state)
-                        fleet_share.refresh_kiosks(self.state, store.conn, _kiosks_of(batch), self._sign, self._fresh)
-                    for item, pre in zip(batch, parsed, strict=True):
-                        if isinstance(item, mqtt.MQTTMessage):
-                            self._apply(item, now, out, pre)
-                            acks.append(item)
-                        else:
-                            fn, fut, _kiosks = item
-                            try:
-                                done.append((fut, fn(store, now, out), None))
-                            except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
-                                done.append((fut, None, exc))
-                    if not self.config.shared:
-                        due = self._jobs(store, now, out, due)
-                    self._write_effects(store)
-                    # Several instances decide liveness from the database's rows and reload each
-                    # batch's kiosks from it: there nothing is held past its own transaction.
-                    self._write_held(store, now, flush=self.config.shared)
-            except Exception as exc:
-                self.state.effects.clear()
-                self._to_ack.clear()  # the kiosks keep these events and send them again
-                if self.config.shared and sql_dialect.lost_a_race(exc):
-                    # Nothing was applied and every decision is read again from the database:
-                    # the same batch, first and in its order, rather than losing its births,
-                    # faults and results (telemetry and statuses are not re-sent by kiosks).
-                    log.warning("worker batch gave way to another instance (%s); doing it again",
-                                type(exc).__name__)
-                    again = batch
-                    continue
-                # Never ack what was not stored: the broker redelivers it after a restart.
-                log.exception("worker batch failed; %d messages left unacknowledged", len(acks))
-                for fut in calls:
-                    if not fut.done():
-                        fut.set_exception(KioskError("the controller could not store this change; try again"))
-                continue
-            # Answer callers only once committed, so what they read next includes their change.
-            for fut, value, exc in done:
-                if exc is None:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(exc)
-            for m in acks:
-                if m.qos > 0:
-                    self.client.ack(m.mid, m.qos)
-            self._committed_events(now)
-            self._ack_events(now)
-            self._send(out)
-            if self.config.shared and min(due) <= now and self.lease.holder:
-                due = self._shared_jobs(now, due)
+            again, exclusive, due = self._step(batch, exclusive, due)
+
+    def _step(self, batch: list[Any], exclusive: bool,
+              due: tuple[float, float, float]) -> tuple[list[Any], bool, tuple[float, float, float]]:
+        """One batch in one transaction (``exclusive``: every kiosk's lock exclusive). Returns what
+        to do first next (the batch again after a lost race, or the messages a shared-lane batch
+        deferred), whether that takes exclusive locks, and when the jobs are next due."""
+        try:
+            self._copy_certificates()  # before the batch: a kiosk issued offline is filed right
+        except Exception:  # noqa: BLE001 - the copy is tried again with the next batch
+            log.exception("certificate index not copied to the fleet database")
+        now = self.clock()
+        self.state.heard_until = self._caught_up(batch, now)
+        out: list[handlers.Outgoing] = []
+        acks: list[mqtt.MQTTMessage] = []
+        calls = [item[1] for item in batch if not isinstance(item, mqtt.MQTTMessage)]
+        done: list[tuple[concurrent.futures.Future, Any, Exception | None]] = []
+        parsed = [self._parse(item) for item in batch]
+        try:
+            tx = self.store.begin()
+        except Exception:
+            # Could not even start (database locked for 10 s): nothing was applied, retry the batch.
+            log.exception("store busy; retrying %d items", len(batch))
+            for item in batch:
+                self.inbox.put(item)
+            self._stop.wait(0.5)
+            return [], exclusive, due
+        deferred: list[Any] = []  # shared-lane messages that decide something, for the next transaction
+        self._tx_counts, self._tx_thread = {}, threading.current_thread()
+        self._after_commit = []
+        try:
+            with tx as store:
+                shared: set[str] = set()
+                if self.config.shared:
+                    self._fresh = fleet_share.begin(self.state)
+                    locks = self._locks(batch, parsed, exclusive)
+                    fleet_share.refresh_kiosks(self.state, store.conn, locks[0], self._sign, self._fresh,
+                                               shared=locks[1])
+                    shared = self._lend(self._fresh)
+                waiting: set[str] = set()  # kiosks with a deferred message: their later ones wait too
+                for item, pre in zip(batch, parsed, strict=True):
+                    if isinstance(item, mqtt.MQTTMessage):
+                        kiosk = fleet_share.kiosk_of(item.topic) if shared else None
+                        if kiosk in waiting or not self._apply(item, now, out, pre,
+                                                               "shared" if kiosk in shared else "exclusive"):
+                            waiting.add(kiosk or "")
+                            deferred.append(item)
+                            continue
+                        acks.append(item)
+                    else:
+                        fn, fut, _kiosks = item
+                        try:
+                            done.append((fut, fn(store, now, out), None))
+                        except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
+                            done.append((fut, None, exc))
+                if self.state.dirty & shared:
+                    raise RuntimeError("a kiosk locked shared was changed")  # handlers.Decides missed it
+                if not self.config.shared:
+                    due = self._jobs(store, now, out, due)
+                self._write_effects(store)
+                # Several instances decide liveness from the database's rows and reload each
+                # batch's kiosks from it: there nothing is held past its own transaction.
+                self._write_held(store, now, flush=self.config.shared)
+                self._write_counts(store)
+        except Exception as exc:
+            self.state.effects.clear()
+            self._to_ack.clear()  # the kiosks keep these events and send them again
+            self._settle_counts(committed=False)
+            if self.config.shared:
+                # The history samples went with the transaction: sample these kiosks again.
+                for kiosk in _kiosks_of(batch):
+                    self.state.history_bucket.pop(kiosk, None)
+            if self.config.shared and sql_dialect.lost_a_race(exc):
+                # Nothing was applied and every decision is read again from the database:
+                # the same batch, first and in its order, rather than losing its births,
+                # faults and results (telemetry and statuses are not re-sent by kiosks).
+                log.warning("worker batch gave way to another instance (%s); doing it again",
+                            type(exc).__name__)
+                return batch, exclusive, due
+            # Never ack what was not stored: the broker redelivers it after a restart.
+            log.exception("worker batch failed; %d messages left unacknowledged", len(acks))
+            for fut in calls:
+                if not fut.done():
+                    fut.set_exception(KioskError("the controller could not store this change; try again"))
+            return [], False, due
+        self._settle_counts(committed=True)
+        for tell in self._after_commit:
+            tell()
+        if deferred:
+            # Decided under the exclusive locks, first and in order (never an upgrade in place:
+            # two instances upgrading one kiosk's shared lock would wait for each other).
+            self._count("deferred", len(deferred))
+        # Answer callers only once committed, so what they read next includes their change.
+        for fut, value, exc in done:
+            if exc is None:
+                fut.set_result(value)
+            else:
+                fut.set_exception(exc)
+        for m in acks:
+            if m.qos > 0:
+                self.client.ack(m.mid, m.qos)
+        self._committed_events(now)
+        self._ack_events(now)
+        self._send(out)
+        if self.config.shared and min(due) <= now and self.lease.holder:
+            due = self._shared_jobs(now, due)
+        return deferred, bool(deferred), due
+
+    def _locks(self, batch: list[Any], parsed: list[Any], exclusive: bool) -> tuple[set[str], set[str]]:
+        """The kiosks of ``batch`` to lock exclusive and those to lock shared only (none with
+        ``exclusive``): a kiosk with any message that may decide something, or in a call, is
+        exclusive (``fleet_share.needs_exclusive``)."""
+        ex, sh = set(_kiosks_of([i for i in batch if not isinstance(i, mqtt.MQTTMessage)])), set()
+        rules = handlers.rule_set(self.state)
+        for item, pre in zip(batch, parsed, strict=True):
+            kiosk = fleet_share.kiosk_of(item.topic) if isinstance(item, mqtt.MQTTMessage) else None
+            if kiosk is not None:
+                (ex if exclusive or fleet_share.needs_exclusive(pre, rules) else sh).add(kiosk)
+        return ex, sh - ex
+
+    def _lend(self, locked: set[str]) -> set[str]:
+        """After the batch's locks: the kiosks locked shared, with the reading each was read with."""
+        shared = getattr(locked, "shared", set())
+        kiosks = self.state.kiosks
+        self._reading_bases = {k: kiosks[k]["telemetry"].get("ts") for k in shared if k in kiosks}
+        self._readings = {}
+        return shared
 
     def _jobs(self, store: Store, now: float, out: list, due: tuple[float, float, float]) -> tuple[float, float, float]:
         """The singleton jobs that are due, in the worker's open transaction: operator actions
@@ -731,10 +842,13 @@ class Controller:
                 self._fresh = fleet_share.begin(self.state)
                 due = self._jobs(store, now, out, due)
                 self._write_effects(store)
+                self._write_counts(store)
         except Exception:
             log.exception("singleton jobs failed; trying again")
             self.state.effects.clear()
+            self._settle_counts(committed=False)
             return due
+        self._settle_counts(committed=True)
         self._send(out)
         return due
 
@@ -833,6 +947,8 @@ class Controller:
         with self.store.tx() as store:
             self._write_effects(store)
             self._write_held(store, self.clock(), flush=True)
+            self._write_counts(store)
+        self._settle_counts(committed=True)
         self._to_ack.clear()  # disconnected already: the kiosks send these again to whoever is next
         if hasattr(self, "_lease_thread"):
             self._lease_thread.join(5)

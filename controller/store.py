@@ -434,6 +434,9 @@ def _dumps(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
+dumps = _dumps  # a record's JSON column as the store writes it (``controller.fleet_share``)
+
+
 def enqueue_action(conn: Any, user: str, kind: str, payload: dict[str, Any], now: float) -> int:
     """Queue an operator action for the controller (used by ``kioskctl`` from another process);
     committed when this returns, on either backend."""
