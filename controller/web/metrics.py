@@ -87,7 +87,10 @@ def render(console) -> str:
     ingest = {"received": "MQTT messages received from kiosks.",
               "events_new": "Kiosk events stored (first sight).",
               "events_duplicate": "Kiosk events dropped as duplicates (redelivery after reconnect).",
-              "status_superseded": "Kiosk statuses ignored as older than the newest birth (connection stamp)."}
+              "status_superseded": "Kiosk statuses ignored as older than the newest birth (connection stamp).",
+              # Several instances (docs/scale-out.md, "Two lanes of kiosk locks").
+              "deferred": "Messages taken again under their kiosk's exclusive lock (they decided something).",
+              "telemetry_late": "Telemetry readings not stored as older than the kiosk's stored one."}
     for key, text in ingest.items():
         if key in health:
             metric(f"kiosk_controller_{key}_total", "counter", text, [({}, health[key])])
