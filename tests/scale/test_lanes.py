@@ -10,6 +10,7 @@ instance to stop inside its transaction, a third connection holds what that inst
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -88,16 +89,12 @@ def _row(url: str, kiosk_id: str) -> dict[str, Any]:
 
 
 def _stored_reading(url: str, kiosk_id: str) -> dict[str, Any]:
-    import json
     return json.loads(_row(url, kiosk_id)["telemetry"])
 
 
 def _waits(url: str, sql: str) -> Callable[[], bool]:
     """True once some backend waits on a lock (``sql``: a pg_locks condition)."""
-    def check() -> bool:
-        with psycopg.connect(url) as conn:
-            return bool(conn.execute(f"SELECT 1 FROM pg_locks WHERE NOT granted AND {sql}").fetchone())
-    return check
+    return lambda: bool(_query(url, f"SELECT 1 FROM pg_locks WHERE NOT granted AND {sql}"))
 
 
 @contextmanager
@@ -321,8 +318,7 @@ def test_a_batch_done_again_after_a_lost_race_tells_listeners_and_counts_once(in
 
 
 def _hashtext(url: str, kiosk_id: str) -> int:
-    with psycopg.connect(url) as conn:
-        return conn.execute("SELECT hashtext(%s)", (kiosk_id,)).fetchone()[0]
+    return _query(url, "SELECT hashtext(?)", (kiosk_id,))[0][0]
 
 
 def test_lock_table_holds_two_instances_batches(postgres_url, tmp_path: Path):
