@@ -90,6 +90,7 @@ def begin(st: handlers.FleetState) -> Locked:
     st.kiosks, st.open_alarms, st.commands, st.held = {}, {}, {}, {}
     st.stale_watch = StaleWatch()  # the kiosks read in this transaction are watched as they come
     st.dirty.clear()
+    st.fresh.clear()
     return Locked()
 
 

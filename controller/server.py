@@ -746,7 +746,8 @@ class Controller:
             self._to_ack.clear()  # the kiosks keep these events and send them again
             self._settle_counts(committed=False)
             if self.config.shared:
-                # The history samples went with the transaction: sample these kiosks again.
+                # The history samples go with the transaction: these kiosks are sampled again.
+                self._history.clear()
                 for kiosk in _kiosks_of(batch):
                     self.state.history_bucket.pop(kiosk, None)
             if self.config.shared and sql_dialect.lost_a_race(exc):
