@@ -17,7 +17,12 @@ transaction and under a transaction-level advisory lock per kiosk:
 
 The locks are taken in one order (sorted by lock key, all of a transaction's in one statement
 before it applies anything), so two instances' batches wait for each other instead of
-deadlocking; a kiosk's row is never written from a stale copy. Only PostgreSQL: SQLite serves
+deadlocking; a kiosk's row is never written from a stale copy. They come in two lanes: a kiosk
+whose messages in the batch decide nothing (:func:`needs_exclusive`: telemetry, events no rule
+reads) is locked shared, so two instances' batches of readings go side by side; any change of a
+kiosk's record, alarms or commands needs its exclusive lock, and a message that turns out to
+decide something under a shared lock is refused there (``handlers.Decides``) and done again with
+the exclusive one. Readings written under shared locks: :func:`write_readings`. Only PostgreSQL: SQLite serves
 exactly one controller, which keeps its whole fleet in memory as before.
 """
 
