@@ -80,6 +80,7 @@ from controller import service_backend as services
 from controller.fleet_db import FleetDb, with_name
 from controller.service_backend.fair_queue import FairQueue
 from controller.store import Store, connect
+from controller.tally import Tally
 from foundation.backoff import controller_reconnect
 from foundation.errors import ConfigError, KioskError, ProtocolError
 from foundation.settings import ControllerConfig
@@ -142,17 +143,11 @@ class Controller:
         # SimpleQueue: the C queue, several times cheaper per message than queue.Queue's locks.
         self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.state.listening_since = None  # until connected: the liveness sweep waits (handlers.tick)
-        self.counts: dict[str, int] = {"received": 0, "rejected": 0, "events_new": 0, "events_duplicate": 0}
-        self._unsaved_counts: dict[str, int] = {}
-        # The worker's counts of the open transaction, added to the others only once it commits: a
-        # batch done again (a lost race, a shared-lane message deferred) is counted once.
-        self._tx_counts: dict[str, int] | None = None
-        self._tx_thread: threading.Thread | None = None
-        self._taken_counts: dict[str, int] = {}  # unsaved counts written in the open transaction
-        self._after_commit: list[Callable[[], None]] = []  # listeners told once the batch committed
         # Counted from the worker, the MQTT thread (service calls over a kiosk's bound) and the
-        # service thread: one lock, so no count is lost and no reader sees a dict mid-change.
-        self._count_lock = threading.Lock()
+        # service thread; the worker's counts of a transaction are kept only if it commits.
+        self.tally = Tally({"received": 0, "rejected": 0, "events_new": 0, "events_duplicate": 0})
+        self.counts = self.tally.counts
+        self._after_commit: list[Callable[[], None]] = []  # listeners told once the batch committed
         self._to_ack: dict[str, list[str]] = {}  # kiosk -> event ids written in the open transaction
         self._acks_due: dict[str, list[str]] = {}  # kiosk -> event ids committed, not yet acknowledged
         self._acks_since: float | None = None  # when the oldest of those was committed
@@ -308,13 +303,7 @@ class Controller:
             self.lease.held(self.clock())
 
     def _count(self, name: str, n: int = 1) -> None:
-        pending = self._tx_counts
-        if pending is not None and threading.current_thread() is self._tx_thread:
-            pending[name] = pending.get(name, 0) + n
-            return
-        with self._count_lock:
-            self.counts[name] = self.counts.get(name, 0) + n
-            self._unsaved_counts[name] = self._unsaved_counts.get(name, 0) + n
+        self.tally.add(name, n)
 
     def _reject(self, msg: mqtt.MQTTMessage, why: str, now: float) -> None:
         self._count("rejected")
@@ -401,7 +390,7 @@ class Controller:
 
     def _version_counter(self, version: str) -> str:
         name = f"refused_version:{version}"
-        with self._count_lock:
+        with self.tally.lock:
             seen = sum(1 for k in self.counts if k.startswith("refused_version:"))
             return name if name in self.counts or seen < MAX_VERSION_LABELS else "refused_version:other"
 
@@ -558,29 +547,6 @@ class Controller:
             # Only now: should the whole transaction still fail, they are written with the next batch.
             self.state.dirty.difference_update(dirty)
 
-    def _write_counts(self, store: Store) -> None:
-        """The counts not yet stored, last in the transaction: every instance's transaction
-        updates the same counter rows, each row locked from here to the commit."""
-        with self._count_lock:
-            unsaved, self._unsaved_counts = self._unsaved_counts, {}
-        for name, n in unsaved.items():
-            self._taken_counts[name] = self._taken_counts.get(name, 0) + n
-        for name, n in (self._tx_counts or {}).items():
-            unsaved[name] = unsaved.get(name, 0) + n
-        if unsaved:
-            # In one order (the names'): two instances' transactions must not wait for each other crosswise.
-            store.bump_counters(dict(sorted(unsaved.items())))
-
-    def _settle_counts(self, committed: bool) -> None:
-        """After the transaction: its counts are kept (committed) or forgotten (rolled back), and
-        the other threads' counts it took for writing are stored with the next one if it rolled back."""
-        pending, self._tx_counts = self._tx_counts or {}, None
-        taken, self._taken_counts = self._taken_counts, {}
-        with self._count_lock:
-            target = self.counts if committed else self._unsaved_counts
-            for name, n in (pending if committed else taken).items():
-                target[name] = target.get(name, 0) + n
-
     def _write_held(self, store: Store, now: float, *, flush: bool = False) -> None:
         """Telemetry held in memory: the history rows and the latest readings of kiosks whose
         only change was a reading, in bulk once ``HELD_FLUSH`` has passed (or with ``flush``)."""
@@ -705,7 +671,7 @@ class Controller:
             self._stop.wait(0.5)
             return [], exclusive, due
         deferred: list[Any] = []  # shared-lane messages that decide something, for the next transaction
-        self._tx_counts, self._tx_thread = {}, threading.current_thread()
+        self.tally.open()
         self._after_commit = []
         try:
             with tx as store:
@@ -740,11 +706,11 @@ class Controller:
                 # Several instances decide liveness from the database's rows and reload each
                 # batch's kiosks from it: there nothing is held past its own transaction.
                 self._write_held(store, now, flush=self.config.shared)
-                self._write_counts(store)
+                self.tally.write(store.bump_counters)
         except Exception as exc:
             self.state.effects.clear()
             self._to_ack.clear()  # the kiosks keep these events and send them again
-            self._settle_counts(committed=False)
+            self.tally.settle(committed=False)
             if self.config.shared:
                 # The history samples go with the transaction: these kiosks are sampled again.
                 self._history.clear()
@@ -763,7 +729,7 @@ class Controller:
                 if not fut.done():
                     fut.set_exception(KioskError("the controller could not store this change; try again"))
             return [], False, due
-        self._settle_counts(committed=True)
+        self.tally.settle(committed=True)
         for tell in self._after_commit:
             tell()
         if deferred:
@@ -843,13 +809,13 @@ class Controller:
                 self._fresh = fleet_share.begin(self.state)
                 due = self._jobs(store, now, out, due)
                 self._write_effects(store)
-                self._write_counts(store)
+                self.tally.write(store.bump_counters)
         except Exception:
             log.exception("singleton jobs failed; trying again")
             self.state.effects.clear()
-            self._settle_counts(committed=False)
+            self.tally.settle(committed=False)
             return due
-        self._settle_counts(committed=True)
+        self.tally.settle(committed=True)
         self._send(out)
         return due
 
@@ -948,8 +914,8 @@ class Controller:
         with self.store.tx() as store:
             self._write_effects(store)
             self._write_held(store, self.clock(), flush=True)
-            self._write_counts(store)
-        self._settle_counts(committed=True)
+            self.tally.write(store.bump_counters)
+        self.tally.settle(committed=True)
         self._to_ack.clear()  # disconnected already: the kiosks send these again to whoever is next
         if hasattr(self, "_lease_thread"):
             self._lease_thread.join(5)
@@ -1122,7 +1088,7 @@ class Controller:
         return signing.public_key_text(self.key)
 
     def stats(self) -> dict[str, Any]:
-        with self._count_lock:
+        with self.tally.lock:
             counts = dict(self.counts)
         return {**counts, "inbox": self.inbox.qsize(), "svc_waiting": len(self.svc_queue),
                 "kiosks": len(self.state.kiosks),

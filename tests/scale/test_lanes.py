@@ -311,7 +311,7 @@ def test_a_batch_done_again_after_a_lost_race_tells_listeners_and_counts_once(in
         assert _step(ctl, again) == ([], False)
         assert told == [(low, "downloading")]
         assert ctl.counts["received"] == 2
-        assert ctl._unsaved_counts == {}
+        assert ctl.tally.unsaved == {}
         assert dict(_query(postgres_url, "SELECT name, value FROM counters"))["received"] == 2
     finally:
         other.close()
