@@ -391,8 +391,8 @@ class Controller:
     def _version_counter(self, version: str) -> str:
         name = f"refused_version:{version}"
         with self.tally.lock:
-            seen = sum(1 for k in self.counts if k.startswith("refused_version:"))
-            return name if name in self.counts or seen < MAX_VERSION_LABELS else "refused_version:other"
+            seen = self.tally.names("refused_version:")
+            return name if name in seen or len(seen) < MAX_VERSION_LABELS else "refused_version:other"
 
     def _with_enrolled_site(self, parsed: topics.Parsed, now: float) -> topics.Parsed:
         """The birth message with the site of the kiosk's enrolment record in place of its claim."""

@@ -34,6 +34,14 @@ class Tally:
             self.counts[name] = self.counts.get(name, 0) + n
             self.unsaved[name] = self.unsaved.get(name, 0) + n
 
+    def names(self, prefix: str) -> set[str]:
+        """The names counted so far that start with ``prefix``, the open transaction's included when
+        asked from its thread (a cap on distinct names must see those too). Call with ``lock`` held."""
+        found = {k for k in self.counts if k.startswith(prefix)}
+        if self._pending is not None and threading.current_thread() is self._owner:
+            found.update(k for k in self._pending if k.startswith(prefix))
+        return found
+
     def open(self) -> None:
         """A transaction begins on this thread: its counts are pending until :meth:`settle`."""
         self._pending, self._owner = {}, threading.current_thread()

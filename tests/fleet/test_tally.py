@@ -31,3 +31,16 @@ def test_outside_a_transaction_the_worker_counts_at_once():
     tally = Tally({})
     tally.add("deferred", 2)
     assert tally.counts == {"deferred": 2} and tally.unsaved == {"deferred": 2}
+
+
+def test_names_include_the_open_transactions_on_its_thread_only():
+    tally = Tally({})
+    tally.add("refused_version:2")
+    tally.open()
+    tally.add("refused_version:3")
+    seen: list[set[str]] = []
+    other = threading.Thread(target=lambda: seen.append(tally.names("refused_version:")))
+    other.start()
+    other.join()
+    assert tally.names("refused_version:") == {"refused_version:2", "refused_version:3"}
+    assert seen == [{"refused_version:2"}]
