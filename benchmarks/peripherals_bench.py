@@ -30,7 +30,16 @@ sys.path.insert(0, str(REPO))
 
 from device_drivers import escpos, pn532, samv, scanner_codec  # noqa: E402
 from device_drivers.id_reader import IdCardReader  # noqa: E402
-from device_drivers.printer import Barcode128, Logo, QrCode, Receipt, ReceiptPrinter, TextLine  # noqa: E402
+from device_drivers.printer import (  # noqa: E402
+    Barcode128,
+    Logo,
+    PrinterProfile,
+    QrCode,
+    Receipt,
+    ReceiptPrinter,
+    TextLine,
+    render_receipt,
+)
 from device_drivers.scanner import BarcodeScanner  # noqa: E402
 from device_drivers.transport import wire_time  # noqa: E402
 from hardware_sim import identities  # noqa: E402
@@ -114,8 +123,10 @@ def _stream(unit: bytes, seconds: float = 1.0) -> bytes:
 
 
 def bench_codecs(repeat: int = 5) -> dict:
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
     text, photo = identities.card("resident-1")
-    job = b"".join(ReceiptPrinter.render(_RenderOnly(), certificate())[0])
+    job = b"".join(render_receipt(PrinterProfile.load("generic-80"), certificate())[0])
     streams = {
         "escpos device parser (receipt job)": (job, lambda: escpos.EscPosParser().feed),
         "escpos status reader (ASB + replies)": (escpos.asb_block() + b"\x12\x11", lambda: escpos.StatusReader().feed),
@@ -128,25 +139,16 @@ def bench_codecs(repeat: int = 5) -> dict:
     out = {}
     for name, (unit, make) in streams.items():
         data = _stream(unit)
-        best = None
+        cpus = []
         for _ in range(repeat):
             feed = make()
             t0 = time.process_time()
             for i in range(0, len(data), 32):
                 feed(data[i : i + 32])
-            cpu = time.process_time() - t0
-            best = cpu if best is None else min(best, cpu)
+            cpus.append(time.process_time() - t0)
+        best = min(cpus)
         out[name] = {"cpu_s_per_line_s": round(best, 5), "percent_of_core": round(best * 100, 2)}
     return out
-
-
-class _RenderOnly:
-    """Just enough of a ReceiptPrinter to call ``render`` without a port."""
-
-    def __init__(self) -> None:
-        from device_drivers.printer import PrinterProfile
-
-        self.profile = PrinterProfile.load("generic-80")
 
 
 def bench_driver_stream(tmp: Path, seconds: float = 2.0) -> dict:
@@ -168,6 +170,8 @@ def bench_driver_stream(tmp: Path, seconds: float = 2.0) -> dict:
         cpu = time.process_time() - c0
         s.close()
         reader_cpu, reader_life = s.link.reader_cpu_s, time.perf_counter() - t_open
+        if reader_cpu is None:
+            raise RuntimeError("the scanner's reader thread did not stop when it was closed: its CPU time is unknown")
     finally:
         proc.stop()
     return {"scans": got, "expected": count, "elapsed_s": round(elapsed, 3), "line_bytes": count * per,

@@ -178,6 +178,54 @@ def _first(replies: list[int]) -> int | None:
     return replies.pop(0) if replies else None
 
 
+def render_receipt(p: PrinterProfile, receipt: Receipt) -> tuple[list[bytes], int, list[str]]:
+    """Receipt -> byte segments for a printer of profile ``p`` (raster bands separate so they can be
+    paced), line count, warnings (characters replaced). Pure: no port, so it can be measured alone."""
+    segs: list[bytes] = [escpos.INIT + escpos.CHINESE_ON]
+    warnings: list[str] = []
+    lines = 0
+    for item in receipt.items:
+        if isinstance(item, TextLine):
+            data, warn = escpos.encode_chinese(item.text, p.charset)
+            warnings += warn
+            seg = escpos.align(item.align)
+            if item.bold:
+                seg += escpos.bold(True)
+            if (item.width, item.height) != (1, 1):
+                seg += escpos.size(item.width, item.height)
+            seg += data + b"\n"
+            if item.bold:
+                seg += escpos.bold(False)
+            if (item.width, item.height) != (1, 1):
+                seg += escpos.size(1, 1)
+            segs.append(seg)
+            lines += 1 + item.text.count("\n")
+        elif isinstance(item, QrCode):
+            if not p.qr_native:
+                raise LocalProtocolError(f"profile {p.name} has no native QR; render it as a Logo")
+            segs.append(escpos.align(item.align) + escpos.qr(item.data, module=p.qr_module, ecc=item.ecc)
+                        + b"\n")
+            lines += 1
+        elif isinstance(item, Barcode128):
+            segs.append(escpos.align(item.align) + escpos.barcode_code128(item.data, height=item.height)
+                        + b"\n")
+            lines += 1
+        elif isinstance(item, Logo):
+            wb, rows = image_to_raster(item.image, item.max_width_dots or p.dots_per_line)
+            segs.append(escpos.align(item.align))
+            segs += escpos.raster_bands(wb, rows, p.raster_band_rows)
+            lines += 1
+        elif isinstance(item, Feed):
+            segs.append(escpos.feed(item.lines))
+            lines += item.lines
+        else:
+            raise LocalProtocolError(f"unknown receipt item {type(item).__name__}")
+    segs.append(escpos.align("left") + escpos.CHINESE_OFF)
+    if receipt.cut:
+        segs.append(escpos.cut(partial=p.partial_cut, feed_lines=p.cut_feed_lines))
+    return segs, lines, warnings
+
+
 class ReceiptPrinter:
     def __init__(
         self,
@@ -306,52 +354,8 @@ class ReceiptPrinter:
 
     # -- building the job ------------------------------------------------------------------------
     def render(self, receipt: Receipt) -> tuple[list[bytes], int, list[str]]:
-        """Receipt -> byte segments (raster bands separate so they can be paced), line count,
-        warnings (characters replaced)."""
-        p = self.profile
-        segs: list[bytes] = [escpos.INIT + escpos.CHINESE_ON]
-        warnings: list[str] = []
-        lines = 0
-        for item in receipt.items:
-            if isinstance(item, TextLine):
-                data, warn = escpos.encode_chinese(item.text, p.charset)
-                warnings += warn
-                seg = escpos.align(item.align)
-                if item.bold:
-                    seg += escpos.bold(True)
-                if (item.width, item.height) != (1, 1):
-                    seg += escpos.size(item.width, item.height)
-                seg += data + b"\n"
-                if item.bold:
-                    seg += escpos.bold(False)
-                if (item.width, item.height) != (1, 1):
-                    seg += escpos.size(1, 1)
-                segs.append(seg)
-                lines += 1 + item.text.count("\n")
-            elif isinstance(item, QrCode):
-                if not p.qr_native:
-                    raise LocalProtocolError(f"profile {p.name} has no native QR; render it as a Logo")
-                segs.append(escpos.align(item.align) + escpos.qr(item.data, module=p.qr_module, ecc=item.ecc)
-                            + b"\n")
-                lines += 1
-            elif isinstance(item, Barcode128):
-                segs.append(escpos.align(item.align) + escpos.barcode_code128(item.data, height=item.height)
-                            + b"\n")
-                lines += 1
-            elif isinstance(item, Logo):
-                wb, rows = image_to_raster(item.image, item.max_width_dots or p.dots_per_line)
-                segs.append(escpos.align(item.align))
-                segs += escpos.raster_bands(wb, rows, p.raster_band_rows)
-                lines += 1
-            elif isinstance(item, Feed):
-                segs.append(escpos.feed(item.lines))
-                lines += item.lines
-            else:
-                raise LocalProtocolError(f"unknown receipt item {type(item).__name__}")
-        segs.append(escpos.align("left") + escpos.CHINESE_OFF)
-        if receipt.cut:
-            segs.append(escpos.cut(partial=p.partial_cut, feed_lines=p.cut_feed_lines))
-        return segs, lines, warnings
+        """This printer's job for ``receipt``: see ``render_receipt``."""
+        return render_receipt(self.profile, receipt)
 
     # -- printing --------------------------------------------------------------------------------
     def print_receipt(self, receipt: Receipt) -> JobResult:
