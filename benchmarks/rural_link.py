@@ -31,9 +31,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.link_bytes import KIOSK, Deployment, wait_for  # noqa: E402
+from benchmarks.link_bytes import KIOSK, Deployment  # noqa: E402
 from kiosk_ui.service_client.over_mqtt import MqttServiceClient  # noqa: E402
 from tests.support.link_proxy import Shape  # noqa: E402
+from tests.support.waiting import poll  # noqa: E402
 
 
 def p95(values: list[float]) -> float:
@@ -70,11 +71,9 @@ def run(shape: Shape, rounds: int, seed: int) -> dict[str, Any]:
             for _ in range(rounds):
                 t0 = time.monotonic()
                 cid = dep.controller.send_command(KIOSK, "collect_diagnostics", {}, "bench")
-                try:
-                    wait_for(lambda c=cid: (dep.controller.command(c) or {}).get("status") == "succeeded", 30,
-                             "command")
+                if poll(lambda c=cid: (dep.controller.command(c) or {}).get("status") == "succeeded", 30):
                     cmd_s.append(time.monotonic() - t0)
-                except TimeoutError:
+                else:
                     failures.append(f"command {cid}: {(dep.controller.command(cid) or {}).get('status')}")
                 t0 = time.monotonic()
                 try:
@@ -98,7 +97,7 @@ def run(shape: Shape, rounds: int, seed: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--latency", type=float, default=0.3, help="one-way latency, seconds (0.3)")
     p.add_argument("--loss", type=float, default=0.05, help="segment loss probability (0.05)")
     p.add_argument("--kbit", type=float, default=64, help="bandwidth each way, kbit/s (64)")
