@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -37,7 +38,7 @@ TICKET = topics.encode(services.request("queue_ticket", "take", {"counter": "gen
 
 
 def _client(port: int, cid: str) -> mqtt.Client:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
     c.max_queued_messages_set(0)
     c.connect("127.0.0.1", port)
     c.loop_start()
@@ -51,7 +52,17 @@ def flood(tmp: Path, count: int) -> dict:
     try:
         attacker, victim = _client(broker.port, "attacker"), _client(broker.port, "victim")
         answered: dict[bytes, float] = {}
-        victim.on_message = lambda c, u, m: answered.setdefault(m.properties.CorrelationData, time.perf_counter())
+        uncorrelated = [0]
+
+        def on_answer(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+            # An answer without correlation data matches no request: counted, not a crash of paho's loop.
+            corr = getattr(m.properties, "CorrelationData", None)
+            if corr is None:
+                uncorrelated[0] += 1
+            else:
+                answered.setdefault(corr, time.perf_counter())
+
+        victim.on_message = on_answer
         victim.subscribe(topics.topic("victim", "svc/response"), 1)
         time.sleep(0.5)
         sent: dict[bytes, float] = {}
@@ -85,6 +96,7 @@ def flood(tmp: Path, count: int) -> dict:
         waits = [answered[c] - t for c, t in sent.items() if c in answered]
         return {"flood_requests": count, "flood_send_s": round(flood_s, 2),
                 "victim_requests": len(sent), "victim_answered": len(waits),
+                "victim_answers_without_correlation": uncorrelated[0],
                 "victim_median_ms": round(statistics.median(waits) * 1000, 1) if waits else None,
                 "victim_worst_ms": round(max(waits) * 1000, 1) if waits else None,
                 "refused_busy": ctl.counts.get("svc_refused:busy", 0)}
@@ -131,7 +143,7 @@ def logins(tmp: Path, count: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--flood", type=int, default=20_000)
     p.add_argument("--logins", type=int, default=40)
     p.add_argument("--json", action="store_true")
