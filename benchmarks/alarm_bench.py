@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()

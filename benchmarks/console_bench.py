@@ -26,16 +26,18 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from contract import payloads, topics  # noqa: E402
 from controller.store import Store  # noqa: E402
-from controller.web.app import build_console, create_app  # noqa: E402
+from controller.web.app import Console, build_console, create_app  # noqa: E402
 from controller.web.serve import ConsoleServer  # noqa: E402
 
 PASSWORD = "bench-password-1"
@@ -65,7 +67,7 @@ def ms(x: float) -> float:
     return round(x * 1000, 1)
 
 
-def bench_http(data_dir: Path, args) -> tuple[dict, ConsoleServer, str, object]:
+def bench_http(data_dir: Path, args) -> tuple[dict, ConsoleServer, str, Console]:
     t0 = time.perf_counter()
     console = build_console(data_dir)
     console.accounts.add_user("bench", "operator", PASSWORD)
@@ -154,7 +156,7 @@ def bench_events(data_dir: Path, args) -> dict:
         ctl = Controller(config)
         ctl.start()
         server, url = start_console(ctl, config)
-        console = server.server.config.app.state.console
+        console = server.app.state.console
         token = console.accounts.create_token("bench-events", "viewer")
         arrived: dict[str, float] = {}
         ready = threading.Event()
@@ -176,7 +178,7 @@ def bench_events(data_dir: Path, args) -> dict:
 
         threading.Thread(target=listen, daemon=True).start()
         ready.wait(10)
-        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         pub.connect("127.0.0.1", broker.port)
         pub.loop_start()
         lat = []
@@ -211,7 +213,7 @@ def bench_events(data_dir: Path, args) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--kiosks", type=int, default=26412)
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--events", type=int, default=20)
@@ -222,7 +224,7 @@ def main() -> int:
     try:
         t = time.perf_counter()
         seed(tmp, args.kiosks, time.time(), random.Random(1))
-        result = {"seed_s": round(time.perf_counter() - t, 2)}
+        result: dict[str, Any] = {"seed_s": round(time.perf_counter() - t, 2)}
         http, server, _, console = bench_http(tmp, args)
         result.update(http)
         server.stop()

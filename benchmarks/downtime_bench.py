@@ -51,7 +51,7 @@ def _stored(data: Path) -> list[str]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--kiosks", type=int, default=50)
     p.add_argument("--rate", type=float, default=500.0, help="events per second over all kiosks")
     p.add_argument("--warmup", type=float, default=10.0)

@@ -36,6 +36,9 @@ import uuid
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -76,9 +79,9 @@ def _raw(broker: Mosquitto, n: int, kiosks: int) -> float:
             got.set()
 
     def session() -> mqtt.Client:
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=mqtt.MQTTv5)
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=mqtt.MQTTv5)
         c.on_message = on_message
-        props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
         c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
         return c
@@ -183,7 +186,7 @@ def _compare_instances(broker: Mosquitto, args: argparse.Namespace, tmp: Path) -
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--burst", type=int, default=20000)
     p.add_argument("--kiosks", type=int, default=1000)
     p.add_argument("--postgres", action="store_true", help="also measure the controller on PostgreSQL")

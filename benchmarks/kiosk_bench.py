@@ -39,6 +39,9 @@ def run(steps: list, workdir: Path, timeout: float = 600, broker: str = "") -> t
                              *(["--broker", broker] if broker else [])],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, text=True,
                             cwd=REPO, env=env)
+    if proc.stdout is None:
+        proc.kill()
+        raise RuntimeError("the kiosk harness process has no stdout pipe")
     lines, first = [], None
     deadline = t0 + timeout
     for line in proc.stdout:

@@ -220,7 +220,7 @@ def per_day(m: dict[str, Any], mix: dict[str, float]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--speed", type=float, default=5.0, choices=(1.0, 2.0, 5.0, 10.0),
                    help="time compression (keepalive 10/speed s must be whole seconds; default 5)")
     p.add_argument("--periods", type=int, default=10, help="telemetry periods per steady window (10)")

@@ -27,7 +27,7 @@ PASS = b"benchmark-passphrase"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--count", type=int, default=1000)
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:

@@ -388,7 +388,7 @@ def orchestrate(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--role", default="orchestrate", choices=["orchestrate", "controller", "kiosks"])
     p.add_argument("--kiosks", type=int, default=26412)
     p.add_argument("--connections", type=int, default=19000, help="at most this many MQTT connections in all")

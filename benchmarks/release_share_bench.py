@@ -84,7 +84,7 @@ def download(url: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--mib", type=int, default=100)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)

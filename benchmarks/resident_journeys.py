@@ -111,17 +111,21 @@ def main() -> int:
                 [sys.executable, "-m", "tests.kiosk.harness", "--script", str(script), "--data-dir",
                  str(tmp / "kiosk"), "--simulated", "--broker", broker.url, "--artifacts", str(tmp / "art")],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, text=True, cwd=REPO)
+            stdin, stdout = proc.stdin, proc.stdout
+            if stdin is None or stdout is None:
+                proc.kill()
+                raise RuntimeError("the kiosk harness process has no stdin or stdout pipe")
             lines: list[str] = []
 
             def answer_syncs() -> None:
                 # The certificate check scans the code of the certificate printed just before.
                 db = tmp / "ctl" / "controller.sqlite3"
                 code = sqlite3.connect(db).execute("SELECT code FROM svc_certificates ORDER BY rowid DESC").fetchone()[0]
-                proc.stdin.write(f"cert KIOSK-CERT:{code}\n")
-                proc.stdin.flush()
+                stdin.write(f"cert KIOSK-CERT:{code}\n")
+                stdin.flush()
 
             answered = False
-            for line in proc.stdout:
+            for line in stdout:
                 lines.append(line.strip())
                 if line.startswith("WAIT cert") and not answered:
                     answered = True  # the harness keeps the line: later journeys scan that code again

@@ -32,12 +32,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from contract import commands, payloads, signing, updates  # noqa: E402
 from contract import topics as fleet  # noqa: E402
@@ -54,13 +56,13 @@ class Timers:
     """One thread firing callbacks at their due time (the simulated kiosks' progress)."""
 
     def __init__(self) -> None:
-        self.heap: list[tuple[float, int, object]] = []
+        self.heap: list[tuple[float, int, Callable[[], None]]] = []
         self.cond = threading.Condition()
         self.n = 0
         self.stop = False
         threading.Thread(target=self._run, daemon=True).start()
 
-    def at(self, due: float, fn) -> None:
+    def at(self, due: float, fn: Callable[[], None]) -> None:
         with self.cond:
             self.n += 1
             heapq.heappush(self.heap, (due, self.n, fn))
@@ -92,7 +94,7 @@ class SimFleet:
         per = math.ceil(len(kiosk_ids) / conns)
         for i in range(conns):
             mine = kiosk_ids[i * per:(i + 1) * per]
-            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{i}", protocol=mqtt.MQTTv5)
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-{i}", protocol=mqtt.MQTTv5)
             c.user_data_set(mine)
             c.on_connect = self._on_connect
             c.on_message = self._on_message
@@ -178,7 +180,7 @@ def ctl(data_dir: Path, *argv: str) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--kiosks", type=int, default=1000)
     p.add_argument("--conns", type=int, default=10, help="MQTT connections the simulated kiosks share")
     p.add_argument("--fail", type=float, default=0.05, help="share of wave 2 whose health window fails")
@@ -211,6 +213,8 @@ def main() -> int:
                             stdout=subprocess.PIPE, text=True)
     fleet_sim = None
     try:
+        if proc.stdout is None:
+            raise SystemExit("the kiosk-controller process has no stdout pipe")
         while "console" not in (line := proc.stdout.readline()):
             if not line:
                 raise SystemExit("kiosk-controller did not start")
@@ -239,6 +243,8 @@ def main() -> int:
         wave_start, wave_end = {0: t0}, {}
         while True:
             cur = store.get("bench")
+            if cur is None:
+                raise SystemExit("roll-out 'bench' is missing from the fleet database")
             now = time.monotonic()
             wave_start.setdefault(cur["wave"], now)
             for w in range(cur["wave"]):

@@ -260,8 +260,7 @@ class Soak:
             watched = [("controller", self.controller.pid), ("broker", self.broker.proc and self.broker.proc.pid),
                        *((p.name, p.pid) for p in self.packs[:2])]  # two packs stand for the rest
             for name, pid in watched:
-                u = usage(pid)
-                if u:
+                if pid is not None and (u := usage(pid)):
                     self.resources.setdefault(name, []).append((t, *u, pid))
 
     def command_loop(self) -> None:
@@ -380,7 +379,7 @@ class Soak:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--kiosks", type=int, default=20, help="headless kiosks (20)")
     p.add_argument("--duration", type=float, default=600.0, help="real seconds (600)")
     p.add_argument("--speed", type=float, default=10.0, help="time compression (10)")

@@ -139,7 +139,7 @@ def commands_final(soak) -> dict[str, Any]:
         statuses[status] += 1
         if status not in final:
             failures.append(f"seed {soak.seed}, t={t:.1f} s: command {cid} ({name} to {kid}) still {status}")
-        elif status == "succeeded" and name == "collect_diagnostics":
+        elif row is not None and status == "succeeded" and name == "collect_diagnostics":
             boot = (json.loads(row[4] or "{}") or {}).get("boot_id")
             if (kid, boot) not in boots:
                 failures.append(f"seed {soak.seed}, t={t:.1f} s: command {cid} succeeded with boot {boot} "

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,10 +61,13 @@ def role_kiosks(args: argparse.Namespace) -> None:
     sel = selectors.DefaultSelector()
     conns = []
     for n in range(args.connections):
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"tcpu-{args.worker}-{n}", protocol=mqtt.MQTTv5)
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"tcpu-{args.worker}-{n}", protocol=mqtt.MQTTv5)
         c.max_queued_messages_set(0)
         c.connect(host, port, keepalive=60)
-        sel.register(c.socket(), selectors.EVENT_READ, c)
+        sock = c.socket()
+        if sock is None:
+            raise RuntimeError(f"benchmark connection {n} to {host}:{port} has no socket after connecting")
+        sel.register(sock, selectors.EVENT_READ, c)
         conns.append(c)
     start = time.time()
     qos, retain = topics.FLAGS["status"]
@@ -198,7 +202,7 @@ def orchestrate(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--role", default="orchestrate", choices=["orchestrate", "controller", "kiosks"])
     p.add_argument("--kiosks", type=int, default=26412)
     p.add_argument("--period", type=float, default=30.0)
