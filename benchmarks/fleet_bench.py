@@ -166,12 +166,14 @@ def role_kiosks(args: argparse.Namespace) -> None:
     real_ids, shared_ids = ids[:args.real], ids[args.real:]
     sel = selectors.DefaultSelector()
     clients: dict[str, mqtt.Client] = {}
-    results: dict[str, list] = {"faults": [], "frozen": []}
+    results: dict[str, list] = {"faults": [], "frozen": [], "answered": []}
 
     start = time.time()
     kiosks = {kid: _Kiosk(kid, rnd, start) for kid in ids}
 
     def on_cmd(client, userdata, msg):
+        # When the kiosk had the command and answered: splits the round trip at the kiosk.
+        results["answered"].append([commands.peek_id(msg.payload), time.time()])
         client.publish(*_answer(userdata, msg.topic, msg.payload), *topics.FLAGS["cmd/result"])
 
     for kid in real_ids:
@@ -402,7 +404,7 @@ def orchestrate(args: argparse.Namespace) -> dict:
         out["controller_rss_mb_each"] = [round(m / 2**20, 1) for m in rss_max]
         out["cpu_percent_of_one_core"] = cpu
         out["load_average_during"] = [round(load0, 1), round(os.getloadavg()[0], 1)]
-        results = {"faults": [], "frozen": []}
+        results = {"faults": [], "frozen": [], "answered": []}
         for p in workers:
             p.wait(args.duration + 300)
             for line in p.stdout:
@@ -410,6 +412,7 @@ def orchestrate(args: argparse.Namespace) -> dict:
                     r = json.loads(line)
                     results["faults"] += r["faults"]
                     results["frozen"] += r["frozen"]
+                    results["answered"] += r["answered"]
         time.sleep(1.5 * args.keepalive + 3)
         online = conn.execute("SELECT COUNT(*) FROM kiosks WHERE kiosk_id LIKE 'B%'").fetchone()[0]
         out["kiosks_registered"] = online
@@ -459,7 +462,31 @@ def _figures(args: argparse.Namespace, conn: Any, results: dict, commands_sent: 
     rt = [r[0] for r in conn.execute("SELECT finished_at - issued_at FROM commands WHERE status='succeeded'")]
     out["command_round_trip_s"] = {"sent": commands_sent, "succeeded": len(rt), "p50": _pct(rt, 50),
                                    "p99": _pct(rt, 99), "target_p99": 0.25}
+    out["command_stages_s"] = _command_stages(conn, dict(results["answered"]))
     return out
+
+
+def _command_stages(conn: Any, answered: dict[str, float]) -> dict:
+    """Where a command's time goes, p50/p99 of each stage: ``queued_to_issued`` (the operator's
+    action in the table until the lease holder's jobs run took it: ``issued_at``), ``issued_to_kiosk``
+    (commit, publish, broker, until the kiosk answered), ``kiosk_to_result`` (the result through
+    the broker, an instance's inbox and gather window, until its batch began: ``finished_at``) and
+    ``queued_to_result``, all of it as the operator waits (the result batch's own commit not included)."""
+    stages: dict[str, list[float]] = {"queued_to_issued": [], "issued_to_kiosk": [], "kiosk_to_result": [],
+                                      "queued_to_result": []}
+    cmds = {r[0]: (r[1], r[2]) for r in conn.execute(
+        "SELECT id, issued_at, finished_at FROM commands WHERE status='succeeded'")}
+    for queued, result in conn.execute("SELECT ts, result FROM actions WHERE kind='command' AND status='done'"):
+        cid = json.loads(result).get("id")
+        if cid not in cmds:
+            continue
+        issued, finished = cmds[cid]
+        stages["queued_to_issued"].append(issued - queued)
+        stages["queued_to_result"].append(finished - queued)
+        if cid in answered:
+            stages["issued_to_kiosk"].append(answered[cid] - issued)
+            stages["kiosk_to_result"].append(finished - answered[cid])
+    return {k: {"n": len(v), "p50": _pct(v, 50), "p99": _pct(v, 99), "max": _pct(v, 100)} for k, v in stages.items()}
 
 
 def _ingest(args: argparse.Namespace, conn: Any) -> dict:

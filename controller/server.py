@@ -89,6 +89,8 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our subscriptions and queued messages this long
 BATCH = 2000  # messages per transaction at most
+FIRST_BATCH = 200  # deciding messages taken ahead of a gathered batch's readings, at most (``deciding_first``)
+ROUTINE = frozenset({"telemetry", "events"})  # topic kinds that wait in a gathered batch behind the deciding ones
 GATHER = 0.05  # seconds a batch waits for more messages after its first (one commit for them all)
 # Stored events are acknowledged to each kiosk at most this long after their commit, gathered
 # over several batches: one ``events/ack`` per kiosk per window instead of one per kiosk per
@@ -164,6 +166,7 @@ class Controller:
         self.lease: lease.SoleLease | lease.PgLease = (
             lease.PgLease(lambda: store_pg.PgConnection(fleet_share.with_keepalives(config.database)))
             if config.shared else lease.SoleLease())
+        self._later: list[Any] = []  # the rest of a gathered batch, after its deciding messages (``_run``)
         self._fresh: set[str] = set()  # kiosks refreshed from the database in the open transaction
         # Kiosks locked shared in the open transaction: the stored reading's ts each was read with,
         # and the telemetry models applied to it (``fleet_share.write_readings``).
@@ -631,9 +634,12 @@ class Controller:
         # the messages a shared-lane batch deferred (``exclusive``: then every kiosk's lock is).
         again: list[Any] = []
         exclusive = False
+        later: list[Any] = []  # the rest of a gathered batch whose deciding messages went first
         while not self._stop.is_set():
             if again:
                 batch, again = again, []
+            elif later:
+                batch, later, exclusive = later, [], False
             else:
                 exclusive = False
                 try:
@@ -642,7 +648,9 @@ class Controller:
                     first = None
                 batch = [first] if first is not None else []
                 self._gather(batch, wait=busy)
-            busy = bool(batch)
+                batch, later = deciding_first(batch)
+            self._later = later
+            busy = bool(batch) or bool(later)
             again, exclusive, due = self._step(batch, exclusive, due)
 
     def _step(self, batch: list[Any], exclusive: bool,
@@ -655,6 +663,11 @@ class Controller:
         except Exception:  # noqa: BLE001 - the copy is tried again with the next batch
             log.exception("certificate index not copied to the fleet database")
         now = self.clock()
+        if self.config.shared and min(due) <= now and self.lease.holder:
+            # Before the batch, not after it: an operator's command is published (and stamped
+            # ``issued_at``) without waiting behind up to BATCH messages of telemetry.
+            due = self._shared_jobs(now, due)
+            now = self.clock()
         self.state.heard_until = self._caught_up(batch, now)
         out: list[handlers.Outgoing] = []
         acks: list[mqtt.MQTTMessage] = []
@@ -748,8 +761,6 @@ class Controller:
         self._committed_events(now)
         self._ack_events(now)
         self._send(out)
-        if self.config.shared and min(due) <= now and self.lease.holder:
-            due = self._shared_jobs(now, due)
         return deferred, bool(deferred), due
 
     def _locks(self, batch: list[Any], parsed: list[Any], exclusive: bool) -> tuple[set[str], set[str]]:
@@ -838,6 +849,11 @@ class Controller:
         handled before it: ``now`` with the inbox empty, else the last message's arrival. A
         controller behind under load (start-up at 200 kiosks) must not call kiosks stale for
         telemetry waiting in its own inbox (soak, issue 17)."""
+        later = [m.timestamp for m in self._later if isinstance(m, mqtt.MQTTMessage) and m.timestamp]
+        if later:
+            # The rest of the gathered batch (``deciding_first``) is not handled yet: only what
+            # arrived before the first of it is.
+            return now - max(0.0, time.monotonic() - min(later))
         if self.inbox.empty():
             return now
         stamps = [m.timestamp for m in batch if isinstance(m, mqtt.MQTTMessage) and m.timestamp]
@@ -1103,6 +1119,31 @@ def _kiosks_of(batch: list[Any]) -> list[str]:
     ids = [fleet_share.kiosk_of(m.topic) if isinstance(m, mqtt.MQTTMessage) else None for m in batch]
     calls = [k for item in batch if not isinstance(item, mqtt.MQTTMessage) for k in item[2]]
     return [k for k in ids if k is not None] + calls
+
+
+def deciding_first(batch: list[Any]) -> tuple[list[Any], list[Any]]:
+    """A gathered batch split in two, done in that order, each in its own transaction: first the
+    messages that may decide something (a command's result, a status, a device's state, a
+    reported config; not telemetry or events), at most ``FIRST_BATCH``, then the rest. So a
+    command's result or a fault is committed without waiting behind up to ``BATCH`` readings.
+    A kiosk's messages keep their order: once one of a kiosk's messages (or a call naming it)
+    stays in the rest, its later ones stay too. A batch of one kind only is not split."""
+    first: list[Any] = []
+    rest: list[Any] = []
+    held: set[str | None] = set()  # kiosks with a message in ``rest``: their later ones follow it
+    for item in batch:
+        if not isinstance(item, mqtt.MQTTMessage):
+            rest.append(item)
+            held.update(item[2])
+            continue
+        kiosk = fleet_share.kiosk_of(item.topic)
+        kind = item.topic.split("/", 3)[3] if kiosk is not None else ""
+        if kiosk is None or kiosk in held or kind in ROUTINE or len(first) >= FIRST_BATCH:
+            rest.append(item)
+            held.add(kiosk)
+        else:
+            first.append(item)
+    return (first, rest) if first and rest else (batch, [])
 
 
 def _action_kiosks(actions: list[dict[str, Any]]) -> list[str]:
