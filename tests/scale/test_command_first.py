@@ -16,6 +16,7 @@ import threading
 import time
 
 import psycopg
+from psycopg import sql
 
 from contract import commands as cmd_contract
 from contract import topics
@@ -26,17 +27,17 @@ from tests.support.waiting import wait_until
 READINGS = 300  # a batch of readings, each of its own kiosk, gathered with the command's kiosk message
 
 
-def _writers(url: str, sql: str, params: tuple = ()) -> set[int]:
-    """The ids of the transactions that wrote the rows ``sql`` selects (its first column: ``xmin``)."""
+def _writers(url: str, where: str, params: tuple) -> set[int]:
+    """The ids of the transactions that wrote the rows of ``where`` (``"table WHERE ..."``): ``xmin``."""
     with psycopg.connect(url) as conn:
-        return {int(r[0]) for r in conn.execute(sql, params).fetchall()}
+        return {int(r[0]) for r in conn.execute(sql.SQL("SELECT xmin::text FROM " + where), params).fetchall()}  # type: ignore[arg-type]
 
 
 def _stored(url: str, ids: list[str]) -> int:
     """How many of ``ids`` have the batch's reading (cpu 77) stored."""
     with psycopg.connect(url) as conn:
         return conn.execute("SELECT COUNT(*) FROM kiosks WHERE kiosk_id = ANY(%s) "
-                            "AND (telemetry::jsonb ->> 'cpu')::float8 = 77", (ids,)).fetchone()[0]
+                            "AND (telemetry::jsonb ->> 'cpu')::float8 = 77", (ids,)).fetchone()[0]  # type: ignore[index]
 
 
 def _fleet(ctl, now: float) -> list[str]:
@@ -60,8 +61,8 @@ def test_the_lease_holders_jobs_commit_and_publish_a_command_before_the_ingest_b
     batch = [_message(k, "telemetry", _reading(k, now)) for k in ids]
     again, _, _ = ctl._step(batch, False, (0.0, 0.0, 0.0))
     assert again == []
-    command = _writers(postgres_url, "SELECT xmin::text FROM commands WHERE kiosk_id = 'K-CF-CMD'")
-    readings = _writers(postgres_url, "SELECT xmin::text FROM kiosks WHERE kiosk_id = ANY(%s)", (ids,))
+    command = _writers(postgres_url, "commands WHERE kiosk_id = %s", ("K-CF-CMD",))
+    readings = _writers(postgres_url, "kiosks WHERE kiosk_id = ANY(%s)", (ids,))
     assert len(command) == 1 and len(readings) == 1
     assert max(command) < min(readings), "the command was committed after the batch of readings"
     sent = [i for i, t in enumerate(published) if t.startswith(topics.topic("K-CF-CMD", "cmd/"))]
@@ -90,7 +91,8 @@ def test_a_result_gathered_behind_readings_is_committed_in_an_earlier_transactio
         ctl._stop.set()
         worker.join(10)
     with psycopg.connect(postgres_url) as conn:
-        assert conn.execute("SELECT status FROM commands WHERE id = %s", (cmd["id"],)).fetchone()[0] == "succeeded"
-    result = _writers(postgres_url, "SELECT xmin::text FROM commands WHERE id = %s", (cmd["id"],))
-    readings = _writers(postgres_url, "SELECT xmin::text FROM kiosks WHERE kiosk_id = ANY(%s)", (ids,))
+        row = conn.execute("SELECT status FROM commands WHERE id = %s", (cmd["id"],)).fetchone()
+    assert row == ("succeeded",)
+    result = _writers(postgres_url, "commands WHERE id = %s", (cmd["id"],))
+    readings = _writers(postgres_url, "kiosks WHERE kiosk_id = ANY(%s)", (ids,))
     assert len(readings) == 1 and max(result) < min(readings), "the result waited for the readings' commit"
