@@ -14,6 +14,7 @@ time; stops everything by itself. Measured and printed as JSON:
 * offline detection: some real connections go silent (socket kept open, no pings) and we time
   until the controller's store says offline; target p99 <= 1.5 x keepalive + 1 s;
 * command round trip (controller queued -> kiosk result stored), p50/p99; target p99 <= 250 ms;
+  and its stages (``command_stages_s``: operator action -> jobs run -> kiosk answered -> result's batch);
 * device fault (printer paper out) published -> alarm row stored, p99; target <= 500 ms;
 * ingest headroom: a burst of QoS 1 events, the controller's stored rate versus a raw paho
   subscriber's receive rate in the same run; goal >= 0.5 (``--burst 0``: none);
