@@ -89,7 +89,7 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our subscriptions and queued messages this long
 BATCH = 2000  # messages per transaction at most
-FIRST_BATCH = 200  # deciding messages taken ahead of a gathered batch's readings, at most (``deciding_first``)
+FIRST_BATCH = 200  # deciding messages taken ahead of a gathered batch's readings; more: not split (``deciding_first``)
 ROUTINE = frozenset({"telemetry", "events"})  # topic kinds that wait in a gathered batch behind the deciding ones
 GATHER = 0.05  # seconds a batch waits for more messages after its first (one commit for them all)
 # Stored events are acknowledged to each kiosk at most this long after their commit, gathered
@@ -1124,10 +1124,12 @@ def _kiosks_of(batch: list[Any]) -> list[str]:
 def deciding_first(batch: list[Any]) -> tuple[list[Any], list[Any]]:
     """A gathered batch split in two, done in that order, each in its own transaction: first the
     messages that may decide something (a command's result, a status, a device's state, a
-    reported config; not telemetry or events), at most ``FIRST_BATCH``, then the rest. So a
-    command's result or a fault is committed without waiting behind up to ``BATCH`` readings.
-    A kiosk's messages keep their order: once one of a kiosk's messages (or a call naming it)
-    stays in the rest, its later ones stay too. A batch of one kind only is not split."""
+    reported config; not telemetry or events), then the rest. So a command's result or a fault
+    is committed without waiting behind up to ``BATCH`` readings. A kiosk's messages keep their
+    order: once one of a kiosk's messages (or a call naming it) stays in the rest, its later ones
+    stay too. Not split: a batch of one kind, and one with more than ``FIRST_BATCH`` deciding
+    messages (a storm of births: there a second transaction only costs, fleet_bench at 100,000
+    kiosks took 99 s instead of 52 s to store every birth with such batches split)."""
     first: list[Any] = []
     rest: list[Any] = []
     held: set[str | None] = set()  # kiosks with a message in ``rest``: their later ones follow it
@@ -1138,9 +1140,11 @@ def deciding_first(batch: list[Any]) -> tuple[list[Any], list[Any]]:
             continue
         kiosk = fleet_share.kiosk_of(item.topic)
         kind = item.topic.split("/", 3)[3] if kiosk is not None else ""
-        if kiosk is None or kiosk in held or kind in ROUTINE or len(first) >= FIRST_BATCH:
+        if kiosk is None or kiosk in held or kind in ROUTINE:
             rest.append(item)
             held.add(kiosk)
+        elif len(first) >= FIRST_BATCH:
+            return batch, []  # a storm of births or faults: one transaction, as gathered, is cheaper
         else:
             first.append(item)
     return (first, rest) if first and rest else (batch, [])

@@ -38,11 +38,12 @@ def test_a_kiosks_own_messages_keep_their_order():
     assert _names(rest) == [reading.topic, status.topic, "call", result_2.topic]
 
 
-def test_a_batch_of_one_kind_is_not_split_and_the_first_part_is_bounded(monkeypatch):
+def test_a_batch_of_one_kind_or_a_storm_of_births_is_not_split(monkeypatch):
     births = [_m(f"K-{i}", "status") for i in range(5)]
     assert deciding_first(births) == (births, [])
     readings = [_m(f"K-T{i}", "telemetry") for i in range(3)]
     assert deciding_first(readings) == (readings, [])
-    monkeypatch.setattr(server, "FIRST_BATCH", 2)
-    first, rest = deciding_first([*readings, *births])
-    assert first == births[:2] and rest == [*readings, *births[2:]]
+    monkeypatch.setattr(server, "FIRST_BATCH", 5)
+    assert deciding_first([*readings, *births]) == ([*births], [*readings])
+    storm = [*readings, *births, _m("K-6", "status")]
+    assert deciding_first(storm) == (storm, [])
