@@ -1128,8 +1128,7 @@ def deciding_first(batch: list[Any]) -> tuple[list[Any], list[Any]]:
     is committed without waiting behind up to ``BATCH`` readings. A kiosk's messages keep their
     order: once one of a kiosk's messages (or a call naming it) stays in the rest, its later ones
     stay too. Not split: a batch of one kind, and one with more than ``FIRST_BATCH`` deciding
-    messages (a storm of births: there a second transaction only costs, fleet_bench at 100,000
-    kiosks took 99 s instead of 52 s to store every birth with such batches split)."""
+    messages (a storm of births, where a second transaction per batch only adds cost)."""
     first: list[Any] = []
     rest: list[Any] = []
     held: set[str | None] = set()  # kiosks with a message in ``rest``: their later ones follow it
