@@ -4,6 +4,10 @@ kiosk's own messages."""
 
 from __future__ import annotations
 
+import queue
+import time
+from types import SimpleNamespace
+
 import paho.mqtt.client as mqtt
 
 from contract import topics
@@ -47,3 +51,15 @@ def test_a_batch_of_one_kind_or_a_storm_of_births_is_not_split(monkeypatch):
     assert deciding_first([*readings, *births]) == ([*births], [*readings])
     storm = [*readings, *births, _m("K-6", "status")]
     assert deciding_first(storm) == (storm, [])
+
+
+def test_while_the_readings_wait_liveness_is_judged_only_up_to_the_first_of_them():
+    # The first part's transaction runs while the readings gathered with it wait in ``_later``: a
+    # kiosk whose reading is among them must not be judged silent past that reading's arrival.
+    waiting = _m("K-1", "telemetry")
+    waiting.timestamp = time.monotonic() - 5.0  # arrived 5 s ago, not handled yet
+    ctl = SimpleNamespace(_later=[waiting], inbox=queue.SimpleQueue(), state=SimpleNamespace(heard_until=None))
+    heard = server.Controller._caught_up(ctl, [_m("K-2", "cmd/reboot/result")], 1000.0)  # type: ignore[arg-type]
+    assert heard is not None and 994.0 <= heard <= 995.1
+    ctl._later = []  # the readings handled and nothing else waiting: caught up to now
+    assert server.Controller._caught_up(ctl, [waiting], 1000.0) == 1000.0  # type: ignore[arg-type]
