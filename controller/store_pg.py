@@ -201,6 +201,14 @@ class PgConnection:
         cur.executemany(_sql(statement), list(rows))  # type: ignore[arg-type]
         return cur
 
+    def copy_in(self, table: str, rows: Iterable[Sequence[Any]]) -> None:
+        """``COPY table FROM STDIN`` of ``rows``, in the open transaction: psycopg writes each row
+        in C, about ten times cheaper in the caller's CPU than ``executemany``'s per-row results."""
+        self.ensure_open()
+        with self.raw.cursor() as cur, cur.copy(f"COPY {table} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def close(self) -> None:
         self.raw.close()
 
