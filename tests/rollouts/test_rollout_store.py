@@ -152,8 +152,10 @@ def test_a_lost_postgresql_connection_is_opened_again(db, backend):
     store = RolloutStore(db)
     store.create(RO.plan(RO.new_rollout("r1", REL, created_by="a", now=0, canary=0, waves=[100]), fleet(3), {}))
     admin = db.connect()
-    try:  # what a restart of PostgreSQL does to the store's connection
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+    try:  # what a restart of PostgreSQL does to the store's connection; the second argument waits
+        # (up to 10 s) until each backend has ended, so its goodbye is on the store's socket before
+        # the store's next statement (without it that statement could race the goodbye: CI once)
+        admin.execute("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
                       " AND datname = current_database()").fetchall()
     finally:
         admin.close()
