@@ -82,7 +82,7 @@ class FleetState:
     # kiosks' messages in order and keeps every reading as it comes.
     ordered_readings: bool = False
 
-    # ``rules`` pre-filtered per source, rebuilt when ``rules`` is replaced (see ``_rules``).
+    # ``rules`` pre-filtered per source, rebuilt when ``rules`` is replaced (see :func:`rule_set`).
     rule_set: alarms.RuleSet = field(default_factory=lambda: alarms.RuleSet(()), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -100,9 +100,6 @@ def rule_set(state: FleetState) -> alarms.RuleSet:
     if state.rule_set.rules is not state.rules:
         state.rule_set = alarms.RuleSet(state.rules)
     return state.rule_set
-
-
-_rules = rule_set
 
 
 def adopt(state: FleetState, records: Iterable[dict[str, Any]]) -> None:
@@ -153,7 +150,7 @@ def _set_state(state: FleetState, rec: dict[str, Any], new: str, reason: str, no
         state.stale_watch.watch(rec["kiosk_id"], rec["last_seen"])
     rec["state"] = new
     rec["reason"] = reason
-    _alarm_changes(state, alarms.evaluate(_rules(state), "kiosk", rec["kiosk_id"], "", rec, state.open_alarms,
+    _alarm_changes(state, alarms.evaluate(rule_set(state), "kiosk", rec["kiosk_id"], "", rec, state.open_alarms,
                                           state.held), now)
 
 
@@ -251,7 +248,7 @@ def handle(state: FleetState, msg: Parsed, now: float, lane: str = "exclusive") 
             return _late(state, rec, msg.kiosk_id, now, lane), out
         # A 1.2 delta carries only what changed: alarms and the console read the merged whole.
         merged = merge_telemetry(rec["telemetry"], model)
-        changes = alarms.evaluate(_rules(state), "telemetry", msg.kiosk_id, "", merged, state.open_alarms, state.held)
+        changes = alarms.evaluate(rule_set(state), "telemetry", msg.kiosk_id, "", merged, state.open_alarms, state.held)
         if lane == "shared" and (changes or rec["state"] in ("stale", "unknown")):
             raise Decides(msg.kiosk_id)
         _heard(state, rec, now)
@@ -271,10 +268,10 @@ def handle(state: FleetState, msg: Parsed, now: float, lane: str = "exclusive") 
         dev = model.to_dict()
         rec["devices"] = {**rec["devices"], name: dev}
         state.effects.append(fx.DeviceReported(msg.kiosk_id, name, dev, now))
-        _alarm_changes(state, alarms.evaluate(_rules(state), "device", msg.kiosk_id, name, model, state.open_alarms,
+        _alarm_changes(state, alarms.evaluate(rule_set(state), "device", msg.kiosk_id, name, model, state.open_alarms,
                                                    state.held), now)
     elif isinstance(model, Event):
-        changes = alarms.evaluate_event(_rules(state), msg.kiosk_id, model, state.open_alarms)
+        changes = alarms.evaluate_event(rule_set(state), msg.kiosk_id, model, state.open_alarms)
         if lane == "shared" and changes:
             raise Decides(msg.kiosk_id)
         state.effects.append(fx.EventReceived(msg.kiosk_id, model, now, msg.text))
@@ -357,6 +354,6 @@ def tick(state: FleetState, now: float) -> tuple[FleetState, list[Outgoing]]:
             continue
         state.effects.append(update)
         del state.commands[cmd["id"]]
-    _alarm_changes(state, alarms.expired(_rules(state), state.open_alarms, now), now)
-    _alarm_changes(state, alarms.held_due(_rules(state), state.held, state.open_alarms, now), now)
+    _alarm_changes(state, alarms.expired(rule_set(state), state.open_alarms, now), now)
+    _alarm_changes(state, alarms.held_due(rule_set(state), state.held, state.open_alarms, now), now)
     return state, []
