@@ -427,14 +427,7 @@ def orchestrate(args: argparse.Namespace) -> dict:
         if args.burst:
             out["ingest"] = _ingest(args, conn)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        fleet_store.stop_processes(procs, 20)
         broker.stop()
         if cluster is not None:
             cluster.stop()

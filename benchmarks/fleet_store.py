@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,20 @@ def connect(database: str, data_dir: str) -> Any:
     if database.startswith(("postgresql://", "postgres://")):
         return store_pg.PgConnection(database)
     return sqlite3.connect(f"{data_dir}/{DB_NAME}", isolation_level=None, timeout=10)
+
+
+def stop_processes(procs: list[subprocess.Popen], wait: float) -> None:
+    """End the benchmark's child processes: each still running is continued (it may have been
+    stopped with SIGSTOP) and terminated, then each gets ``wait`` seconds before it is killed."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGCONT)
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(wait)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def _stat(pid: int) -> list[str] | None:

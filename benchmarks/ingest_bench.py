@@ -159,14 +159,7 @@ def _instances(broker: Mosquitto, cluster, n: int, burst: int, kiosks: int, work
         return {"instances": n, "stored": stored, "stored_per_s": round(stored / elapsed),
                 "seconds": round(elapsed, 2), "cpu_percent_of_one_core": cpu, "load_average_at_start": round(load, 1)}
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGCONT)
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        fleet_store.stop_processes(procs, 30)
 
 
 def _compare_instances(broker: Mosquitto, args: argparse.Namespace, tmp: Path) -> dict:
