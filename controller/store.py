@@ -183,9 +183,9 @@ class Store:
         rows = [
             (
                 r["kiosk_id"], r.get("site", ""), r["state"], r.get("reason", ""), r.get("mode", ""),
-                r.get("boot_id", ""), _dumps(r.get("versions", {})), _dumps(r.get("devices", {})),
-                r["last_seen"], r["state_since"], _dumps(r.get("telemetry", {})), r.get("last_telemetry", 0.0),
-                _dumps(r.get("reported", {})), r.get("status_stamp"), r.get("contract", ""),
+                r.get("boot_id", ""), dumps(r.get("versions", {})), dumps(r.get("devices", {})),
+                r["last_seen"], r["state_since"], dumps(r.get("telemetry", {})), r.get("last_telemetry", 0.0),
+                dumps(r.get("reported", {})), r.get("status_stamp"), r.get("contract", ""),
             )
             for r in records
         ]
@@ -207,7 +207,7 @@ class Store:
     def update_readings(self, records: Iterable[dict[str, Any]]) -> None:
         """Only the latest telemetry of kiosks whose record changed in nothing else (one narrow
         row update each, no index touched, instead of rewriting the whole record)."""
-        rows = [(_dumps(r.get("telemetry", {})), r.get("last_telemetry", 0.0), r["last_seen"], r["kiosk_id"])
+        rows = [(dumps(r.get("telemetry", {})), r.get("last_telemetry", 0.0), r["last_seen"], r["kiosk_id"])
                 for r in records]
         if rows:
             self.conn.executemany("UPDATE kiosks SET telemetry=?, last_telemetry=?, last_seen=? WHERE kiosk_id=?",
@@ -262,7 +262,7 @@ class Store:
                body=excluded.body, updated_at=excluded.updated_at""",
             # Columns hold words (the fault and the action id; "" for none), the body the full status.
             (kiosk_id, name, str(body.get("state", "unknown")), str(body.get("fault") or ""),
-             str(body.get("required_action") or ""), _dumps(body), now),
+             str(body.get("required_action") or ""), dumps(body), now),
         )
 
     def insert_events(self, rows: list[tuple[str, str, str, int, Any, str, str, float]]) -> int:
@@ -297,7 +297,7 @@ class Store:
         self.conn.execute(
             "INSERT INTO held_alarms (kiosk_id, rule, subject, since, severity, message, params) "
             "VALUES (?,?,?,?,?,?,?) ON CONFLICT (kiosk_id, rule, subject) DO NOTHING",
-            (kiosk_id, rule, subject, since, severity, message, _dumps(params or {})))
+            (kiosk_id, rule, subject, since, severity, message, dumps(params or {})))
 
     def release_alarm(self, kiosk_id: str, rule: str, subject: str) -> None:
         self.conn.execute("DELETE FROM held_alarms WHERE kiosk_id=? AND rule=? AND subject=?", (kiosk_id, rule, subject))
@@ -311,7 +311,7 @@ class Store:
         self.release_alarm(kiosk_id, rule, subject)
         row = self.conn.execute(
             "INSERT INTO alarms (kiosk_id, rule, subject, severity, message, raised_at, params) VALUES (?,?,?,?,?,?,?) "
-            "RETURNING id", (kiosk_id, rule, subject, severity, message, now, _dumps(params or {}))).fetchone()
+            "RETURNING id", (kiosk_id, rule, subject, severity, message, now, dumps(params or {}))).fetchone()
         return int(row[0])
 
     def clear_alarm(self, alarm_id: int, now: float) -> None:
@@ -337,19 +337,19 @@ class Store:
         version = int(self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM config_layers").fetchone()[0]) + 1
         self.conn.execute("INSERT INTO config_layers VALUES (?,?,?,?,?) ON CONFLICT (scope) DO UPDATE SET "
                           "version=excluded.version, body=excluded.body, updated_at=excluded.updated_at, "
-                          "updated_by=excluded.updated_by", (scope, version, _dumps(body), now, user))
+                          "updated_by=excluded.updated_by", (scope, version, dumps(body), now, user))
         return version
 
     def insert_command(self, c: dict[str, Any]) -> None:
         self.conn.execute(
             """INSERT INTO commands (id, kiosk_id, name, args, issuer, issued_at, expires_at, timeout, status)
                VALUES (?,?,?,?,?,?,?,?,?)""",
-            (c["id"], c["kiosk_id"], c["name"], _dumps(c["args"]), c["issuer"], c["issued_at"], c["expires_at"],
+            (c["id"], c["kiosk_id"], c["name"], dumps(c["args"]), c["issuer"], c["issued_at"], c["expires_at"],
              c["timeout"], c["status"]))
 
     def update_command(self, command_id: str, **fields: Any) -> None:
         if "result" in fields and not isinstance(fields["result"], str | None):
-            fields["result"] = _dumps(fields["result"])
+            fields["result"] = dumps(fields["result"])
         sets = ", ".join(f"{k}=?" for k in fields)
         self.conn.execute(f"UPDATE commands SET {sets} WHERE id=?", (*fields.values(), command_id))
 
@@ -378,7 +378,7 @@ class Store:
 
     def finish_action(self, action_id: int, status: str, result: Any, now: float) -> None:
         self.conn.execute("UPDATE actions SET status=?, result=?, done_at=? WHERE id=?",
-                          (status, _dumps(result), now, action_id))
+                          (status, dumps(result), now, action_id))
 
     def bump_counters(self, counts: dict[str, int]) -> None:
         self.conn.executemany(
@@ -442,18 +442,16 @@ def _number(v: Any) -> float | None:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def _dumps(value: Any) -> str:
+def dumps(value: Any) -> str:
+    """A JSON column's text as the store writes it (compact, UTF-8 kept); ``fleet_share`` too."""
     return _ENCODER.encode(value)
-
-
-dumps = _dumps  # a record's JSON column as the store writes it (``controller.fleet_share``)
 
 
 def enqueue_action(conn: Any, user: str, kind: str, payload: dict[str, Any], now: float) -> int:
     """Queue an operator action for the controller (used by ``kioskctl`` from another process);
     committed when this returns, on either backend."""
     row = conn.execute('INSERT INTO actions (ts, "user", kind, payload) VALUES (?,?,?,?) RETURNING id',
-                       (now, user, kind, _dumps(payload))).fetchone()
+                       (now, user, kind, dumps(payload))).fetchone()
     if getattr(conn, "in_transaction", False):  # a sqlite3 connection not in autocommit mode
         conn.commit()
     return int(row[0])
