@@ -552,6 +552,9 @@ def main() -> None:
     elif args.role == "blast":
         role_blast(args)
     else:
+        if not 0 <= args.freeze < args.connections:
+            p.error(f"--freeze {args.freeze} must be below --connections {args.connections}: "
+                    "the commands go to real connections that stay up")
         print(json.dumps(orchestrate(args), indent=2))
 
 
