@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.drivers.test_printer import wait_receipt
+from tests.support.receipts import wait_receipt
 
 escpos_printer = pytest.importorskip("escpos.printer")
 

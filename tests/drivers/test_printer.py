@@ -8,15 +8,7 @@ import time
 from PIL import Image, ImageDraw
 
 from device_drivers.printer import Barcode128, Logo, QrCode, Receipt, ReceiptPrinter, TextLine
-from tests.support.waiting import wait_until
-
-
-def wait_receipt(out, n=1, timeout=5.0):
-    def nth():
-        files = sorted(out.glob("receipt-*.txt"))
-        return files[n - 1] if len(files) >= n else None
-
-    return wait_until(nth, timeout, f"receipt {n} written").read_text(encoding="utf-8")
+from tests.support.receipts import wait_receipt
 
 
 def logo(width=200, height=48):

@@ -6,7 +6,7 @@ import pytest
 
 from device_drivers.printer import ReceiptPrinter
 from foundation.errors import DeviceError, DeviceTimeout, TransportError
-from tests.drivers.test_printer import wait_receipt
+from tests.support.receipts import wait_receipt
 
 
 def test_prints_chinese_and_english_and_cuts(sim, tmp_path):

@@ -13,6 +13,7 @@ import time
 from hardware_sim.identities import PROFILES
 from kiosk_ui.i18n import tr
 from tests.kiosk.conftest import finish, kiosk_config, release, run_harness, wait_online, wait_token
+from tests.support.receipts import wait_receipts
 
 R1, R2 = PROFILES["resident-1"]["values"], PROFILES["resident-2"]["values"]
 MASK1 = R1["id_number"][:4] + "*" * 10 + R1["id_number"][-4:]
@@ -68,7 +69,7 @@ def test_a_card_left_behind_serves_nobody_else(broker, controller, sniffer, proc
     db = sqlite3.connect(tmp_path / "controller" / "controller.sqlite3")
     assert db.execute("SELECT holder_name, id_masked FROM svc_certificates ORDER BY rowid").fetchall() == [
         (R1["name"], MASK1), (R2["name"], MASK2)]
-    receipts = [r.read_text(encoding="utf-8") for r in sorted((tmp_path / "kiosk" / "receipts").glob("receipt-*.txt"))]
+    receipts = [r.read_text(encoding="utf-8") for r in wait_receipts(tmp_path / "kiosk" / "receipts", 2)]
     certs = [r for r in receipts if "KIOSK-CERT" in r or MASK1 in r or MASK2 in r]
     assert len(certs) == 2, receipts
     # The paper names its holder once, in full, next to the masked number; never the other resident.

@@ -12,6 +12,7 @@ from contract.catalogue import load_default_document
 from hardware_sim.identities import PROFILES
 from kiosk_ui.i18n import tr
 from tests.kiosk.conftest import finish, kiosk_config, release, run_harness, wait_online, wait_token
+from tests.support.receipts import wait_receipts
 from tests.support.waiting import wait_until
 
 R1 = PROFILES["resident-1"]["values"]
@@ -169,8 +170,7 @@ def test_every_service_end_to_end(broker, controller, sniffer, procs, tmp_path, 
     assert db.execute("SELECT stars FROM svc_ratings").fetchall() == [(4,)]
     cert = db.execute("SELECT holder_name, id_masked FROM svc_certificates").fetchone()
     assert cert == (NAME, NUMBER[:4] + "*" * 10 + NUMBER[-4:])
-    receipts = sorted((tmp_path / "kiosk" / "receipts").glob("receipt-*.txt"))
-    assert len(receipts) >= 4
+    receipts = wait_receipts(tmp_path / "kiosk" / "receipts", 4)
     assert any(code in r.read_text(encoding="utf-8") or "证明" in r.read_text(encoding="utf-8") for r in receipts)
     assert any("问题：乱停车、占用通道" in r.read_text(encoding="utf-8") for r in receipts)  # the printed feedback slip
 

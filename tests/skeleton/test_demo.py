@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 
 from tests.support.broker import free_port
 from tests.support.processes import REPO, Proc
+from tests.support.receipts import wait_receipts
 
 BIN = os.path.dirname(sys.executable)
 IDS = [f"GD-DEMO-{i:04d}" for i in (1, 2, 3)]
@@ -103,7 +104,7 @@ def test_demo_is_a_small_real_deployment(tmp_path, procs):
     # Commands work from the first minute.
     r = kioskctl(data, "command", "send", "GD-DEMO-0002", "test_print", "--wait", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["status"] == "succeeded", r.stdout + r.stderr
-    assert list((data / "kiosks" / "GD-DEMO-0002" / "receipts").glob("receipt-*.txt"))
+    wait_receipts(data / "kiosks" / "GD-DEMO-0002" / "receipts")
     # Faults on demand, through the simulator's control socket.
     fault = [sys.executable, str(REPO / "scripts" / "demo_fault.py"), "--data-dir", str(data)]
     r = subprocess.run([*fault, "GD-DEMO-0001"], capture_output=True, text=True, timeout=30)
