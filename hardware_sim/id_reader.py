@@ -1,5 +1,8 @@
 """Simulated resident ID card reader (SAM_V module): answers SAM status, find, select and
-read text+photo frames for a placed fictitious card, with a configurable card latency."""
+read text+photo frames for a placed fictitious card, with a configurable card latency.
+
+``{"cmd": "hidden_damage", "reads": N}`` flips bit 0 of the first two bytes of the holder's name
+in the next N read answers: damage the frame's XOR check byte cannot see."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ class IdReaderSim(SimDevice):
         self.card_latency = 0.02  # seconds the RF exchange with the card takes for a read
         self.sam_ok = True
         self.frames = 0
+        self.hidden_damage = 0  # read answers still to damage past the check byte
         self._queue: list[tuple[float, bytes]] = []
 
     def on_bytes(self, data: bytes, now: float) -> bytes:
@@ -63,6 +67,9 @@ class IdReaderSim(SimDevice):
                 return samv.response(0x41), 0.0
             self.selected = self.found = False  # a card is read once per find/select
             text, photo = self.card
+            if self.hidden_damage > 0 and key == samv.READ_TEXT_PHOTO:
+                self.hidden_damage -= 1
+                text = bytes([text[0] ^ 1, text[1] ^ 1]) + text[2:]  # same bit column: the XOR is unchanged
             head = bytes([len(text) >> 8, len(text) & 0xFF, len(photo) >> 8, len(photo) & 0xFF])
             if key == samv.READ_TEXT_PHOTO_FP:
                 return samv.response(0x91), self.card_latency  # this card has no fingerprint data
@@ -99,6 +106,12 @@ class IdReaderSim(SimDevice):
         if name == "card_latency":
             self.card_latency = float(cmd.get("seconds", 0.02))
             return {"seconds": self.card_latency}
+        if name == "hidden_damage":
+            reads = cmd.get("reads", 1)
+            if not isinstance(reads, int) or isinstance(reads, bool) or reads < 0:
+                raise SimControlError(f"hidden_damage needs a count of reads >= 0, got {reads!r}")
+            self.hidden_damage = reads
+            return {"reads": reads}
         if name == "sam":
             self.sam_ok = bool(cmd.get("ok", True))
             return {"sam_ok": self.sam_ok}

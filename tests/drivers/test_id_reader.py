@@ -10,6 +10,7 @@ import pytest
 from device_drivers.id_reader import IdCardReader, NoCard
 from device_drivers.samv import SamvStatusError
 from foundation.backoff import Backoff
+from foundation.errors import DeviceTimeout, RemoteProtocolError
 from tests.support.waiting import wait_until
 
 
@@ -95,7 +96,9 @@ def test_garbled_answers_are_resynchronised(sim):
     proc.send({"cmd": "place_card", "profile": "resident-2"})
     proc.send({"cmd": "garble", "rate": 0.001})
     r = IdCardReader(str(link), answer_timeout=0.2)
-    ident = r.read_card(timeout=8)
+    # About 3 in 4 answers arrive damaged and 3 in 100 pass the check byte damaged: the read goes on
+    # until two answers agree (2-3 s as a rule, 17 s the slowest of 30; the bound is generous).
+    ident = r.read_card(timeout=40)
     assert ident.name == "测试居民二" and ident.nation == "土家"
 
 
@@ -109,3 +112,43 @@ def test_slow_reader_times_out_then_recovers_without_mixing_answers(sim):
     proc.send({"cmd": "slow", "seconds": 0.0})
     ident = r.read_card(timeout=3)
     assert ident.name == "测试居民一" and ident.card_type == "resident_id"
+
+
+def reads_sent(proc) -> int:
+    return proc.send({"cmd": "status"})["frames"] // 3  # find, select, read per attempt
+
+
+def test_a_read_the_check_byte_cannot_fault_is_caught_by_a_second_read(sim):
+    proc, link = sim("id-reader")
+    proc.send({"cmd": "place_card", "profile": "resident-2"})
+    proc.send({"cmd": "hidden_damage", "reads": 1})
+    r = IdCardReader(str(link))
+    ident = r.read_card(timeout=3)
+    assert ident.name == "测试居民二"
+    assert reads_sent(proc) == 3  # damaged, then two that agree
+    assert r.counters["communication_errors"] == 1 and r.counters["cards_read"] == 1
+
+
+def test_a_clean_line_reads_once_after_one_confirmed_read_and_twice_again_after_damage(sim):
+    proc, link = sim("id-reader")
+    proc.send({"cmd": "place_card", "profile": "resident-1"})
+    r = IdCardReader(str(link), trust_after=60)
+    r.read_card(timeout=3).wipe()
+    assert reads_sent(proc) == 2  # nothing proven yet: confirmed
+    r.read_card(timeout=3).wipe()
+    assert reads_sent(proc) == 3  # a clean line since: one read stands
+    # A damaged frame takes the trust away.
+    proc.send({"cmd": "garble", "rate": 0.5})
+    with pytest.raises((RemoteProtocolError, DeviceTimeout)):
+        r.read_card(timeout=0.3)
+    proc.send({"cmd": "garble", "rate": 0.0})
+    assert r.counters["communication_errors"] > 0
+    proc.send({"cmd": "hidden_damage", "reads": 1})
+    assert r.read_card(timeout=3).name == "测试居民一"  # one read standing alone would be the damaged one
+
+
+def test_the_simulator_refuses_a_hidden_damage_count_that_is_not_a_count(sim):
+    proc, _ = sim("id-reader")
+    for bad in (-1, "2", True, 1.5):
+        answer = proc.send({"cmd": "hidden_damage", "reads": bad})
+        assert answer["ok"] is False and "hidden_damage" in answer["error"], answer
