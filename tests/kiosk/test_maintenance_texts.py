@@ -17,6 +17,7 @@ from contract import vocab
 from device_drivers.manager import DeviceConfig, DeviceManager
 from kiosk_ui.i18n import LANGUAGES, catalogue
 from kiosk_ui.viewmodels import maintenance
+from tests.support.hong_kong import slips
 from tests.support.waiting import wait_until
 
 ENGLISH = {w.lower() for text in catalogue("en").values()
@@ -79,7 +80,7 @@ def test_device_line_parts():
                       "required_action": "load_paper"}}
     assert maintenance.device_lines(st, "en") == [
         "Printer: fault — connection: connected · cover: closed · paper: out — to do: load a new paper roll"]
-    assert maintenance.device_lines(st, "zh-HK") == ["打印機：故障 — 連接：已連接 · 機蓋：關閉 · 紙張：缺紙 — 請裝入新紙卷"]
+    assert maintenance.device_lines(st, "zh-HK") == ["印表機：故障 — 連接：已連接 · 機蓋：關閉 · 紙張：缺紙 — 請裝入新紙卷"]
     # A hint still worded in English by an older driver is not shown in English on a Chinese screen.
     st["printer"]["required_action"] = "load a new paper roll"
     assert maintenance.device_lines(st, "zh-CN")[0].endswith("请检查设备")
@@ -91,6 +92,12 @@ def test_device_line_parts():
 def test_the_three_catalogues_have_the_same_keys():
     zh, hk, en = (set(catalogue(lang)) for lang in LANGUAGES)
     assert zh == hk == en
+
+
+def test_the_kiosk_speaks_hong_kong_chinese_in_zh_hk_as_the_console_does():
+    hk = catalogue("zh-HK")
+    assert slips(hk) == {}
+    assert (hk["device.printer"], hk["result.print_ticket"], hk["maint.test_print"]) == ("印表機", "列印籌號", "測試列印")
 
 
 def test_every_contract_word_the_screen_shows_is_in_every_kiosk_language():
