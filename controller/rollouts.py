@@ -45,6 +45,11 @@ OPEN_KIOSK = ("sent", "downloading", "installed", "switched", "deferred")
 FAILED_KIOSK = ("failed", "rolled_back", "timed_out")
 ON_TRIAL = ("switched",)
 KIOSK_STATES = ("pending", "sent", *updates.STATES, "timed_out", "skipped")
+# How far one update has gone on a kiosk. Several controller instances share the kiosks' messages,
+# so one kiosk's update/state words can be handled out of order (``committed`` by one instance
+# before ``switched`` by the other): a word behind the recorded one is a late copy, not news.
+PROGRESS = {"sent": 0, "downloading": 1, "installed": 2, "deferred": 3, "switched": 4,
+            **dict.fromkeys(updates.FINAL, 5)}
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 Effect = tuple[str, str]
 # The share of a roll-out's kiosks that may run a release that fails before it pauses: the fleet
@@ -280,6 +285,8 @@ def on_update_state(r: dict[str, Any], kiosk_id: str, st: updates.UpdateState, n
         return r, []
     if k["state"] in ("committed", "failed", "rolled_back") and k["state"] == st.state:
         return r, []
+    if PROGRESS[st.state] < PROGRESS[k["state"]]:
+        return r, []  # a late word of this update (see PROGRESS); a final one may still follow another
     r = _copy(r)
     k = r["kiosks"][kiosk_id]
     k.update(state=st.state, reason=RR.from_kiosk(st.reason), since=now if st.state != k["state"] else k["since"])

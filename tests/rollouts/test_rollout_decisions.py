@@ -79,6 +79,30 @@ def test_a_kiosk_succeeds_only_on_commit_and_the_next_wave_starts_then():
     assert r["status"] == "completed"
 
 
+def test_a_late_word_of_an_update_handled_after_a_later_one_changes_nothing():
+    # Two controller instances share a kiosk's messages: `switched` can be handled after `committed`.
+    r = planned(4, canary=1, waves=[100], success_threshold=1.0)
+    r, eff = RO.tick(r, 1, online(r))
+    kid = eff[0][1]
+    r, _ = RO.on_update_state(r, kid, st("installed"), 2, online(r))
+    r, _ = RO.on_update_state(r, kid, st("downloading"), 2, online(r))
+    assert r["kiosks"][kid]["state"] == "installed"
+    r, eff = RO.on_update_state(r, kid, st("committed"), 3, online(r))
+    assert r["wave"] == 1 and len(eff) == 3
+    for late in ("switched", "deferred", "installed", "downloading"):
+        r, more = RO.on_update_state(r, kid, st(late, "update_busy: a resident" if late == "deferred" else ""), 4,
+                                     online(r))
+        assert more == [] and r["kiosks"][kid]["state"] == "committed"
+    # A final word after another final one still counts (committed, then rolled back by an abort).
+    r, _ = RO.on_update_state(r, kid, st("rolled_back", "crashed: x"), 5, online(r))
+    assert r["kiosks"][kid]["state"] == "rolled_back"
+    # The wave's kiosks, each with its words out of order, all finish.
+    for _, other in eff:
+        for s in ("committed", "switched", "downloading"):
+            r, _ = RO.on_update_state(r, other, st(s), 6, online(r))
+    assert r["status"] == "completed"
+
+
 def test_error_threshold_pauses_at_once_and_nothing_more_is_sent():
     r = planned(100, canary=0, waves=[100], error_threshold=0.05, max_in_flight=10)
     r, eff = RO.tick(r, 1, online(r))
