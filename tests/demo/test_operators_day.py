@@ -79,7 +79,7 @@ class Demo:
 
     def stop(self) -> None:
         self.proc.signal(signal.SIGINT)
-        assert self.proc.proc.wait(60) == 0
+        assert self.proc.wait_exit(60) == 0
         self.proc.wait_for(lambda s: "demo fleet stopped" in s, timeout=5)
 
 

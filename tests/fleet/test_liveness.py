@@ -75,7 +75,7 @@ def test_restart_app_command_exits_the_agent_for_systemd(broker, tmp_path, procs
     wait_until(lambda: (ctl.kiosk("K-RST") or {}).get("state") == "online", 10, "online")
     rec = ctl.wait_command(ctl.send_command("K-RST", "restart_app", {}, "ops"), 10)
     assert rec["status"] == "succeeded"  # the result left the kiosk before it restarted
-    assert agent.proc.wait(15) == 75
+    assert agent.wait_exit(15) == 75  # and its last lines read
     assert any("restarting: restart_app command" in s for s in agent.stdout_lines)
     wait_until(lambda: ctl.kiosk("K-RST")["state"] == "offline" and ctl.kiosk("K-RST")["reason"] == "shutdown", 10,
                "clean shutdown status")

@@ -88,7 +88,7 @@ def test_broker_not_running_retries_with_backoff_then_stops_cleanly(tmp_path, pr
     delays = [float(s.rsplit("retrying in ", 1)[1].split()[0]) for s in retries]
     assert all(0 < d <= 30 for d in delays)
     p.signal(signal.SIGTERM)
-    assert p.proc.wait(10) in (0, 2)
+    assert p.wait_exit(10) in (0, 2)
     assert not any("Traceback" in s for s in p.stderr_lines)
 
 

@@ -48,7 +48,7 @@ def start_demo(data, port: int, procs, *extra: str) -> Proc:
 
 def stop_demo(demo: Proc, data) -> None:
     demo.signal(signal.SIGINT)
-    assert demo.proc.wait(60) == 0
+    assert demo.wait_exit(60) == 0
     demo.wait_for(lambda s: "demo fleet stopped" in s, timeout=5)
     # Every process the demo started (broker, controller, agents, their simulators) is gone.
     deadline = time.monotonic() + 10

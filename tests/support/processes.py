@@ -37,8 +37,10 @@ class Proc:
         self.lines: queue.Queue[str] = queue.Queue()
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []
-        threading.Thread(target=self._pump, args=(self.proc.stdout, True), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, False), daemon=True).start()
+        self._pumps = [threading.Thread(target=self._pump, args=(self.proc.stdout, True), daemon=True),
+                       threading.Thread(target=self._pump, args=(self.proc.stderr, False), daemon=True)]
+        for pump in self._pumps:
+            pump.start()
 
     def _pump(self, stream, is_stdout: bool) -> None:
         for line in stream:
@@ -65,13 +67,26 @@ class Proc:
             try:
                 line = self.lines.get(timeout=min(left, 0.2))
             except queue.Empty:
-                if self.proc.poll() is not None and self.lines.empty():
+                # An exited child may still have lines in the pipe that the pump has not read:
+                # only once the pump has seen end of file is an empty queue the last word.
+                if self.proc.poll() is not None and not self._pumps[0].is_alive() and self.lines.empty():
                     raise RuntimeError(
                         f"{self.argv[:4]} exited {self.proc.returncode}; stderr={self.stderr_lines[-20:]}"
                     ) from None
                 continue
             if predicate(line):
                 return line
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        """The exit code, once the child has exited and everything it wrote to stdout and stderr
+        is in ``stdout_lines`` and ``stderr_lines`` (its exit comes before the pumps read the
+        pipes' last lines)."""
+        code = self.proc.wait(timeout)
+        deadline = time.monotonic() + timeout
+        for pump in self._pumps:
+            # Bounded: a grandchild that outlives the child would hold the pipe open.
+            pump.join(max(0.0, deadline - time.monotonic()))
+        return code
 
     def send(self, obj: dict) -> dict:
         """Send one JSON control command on stdin and return the simulator's JSON reply."""
