@@ -67,7 +67,9 @@ def test_unknown_major_is_refused_counted_and_named(make_controller, raw):
     newer_minor = {**PREVIOUS["birth"], "v": "1.9", "kiosk_id": "GD-MIN-1", "new_field": {"x": 1}}
     r.publish(topics.topic("GD-MIN-1", "status"), json.dumps(newer_minor).encode(), 1, True)
     wait_until(lambda: (ctl.kiosk("GD-MIN-1") or {}).get("state") == "online", 10, "newer minor accepted")
+    # Each batch's counts are kept once it committed, a moment after its rows are readable.
     wait_until(lambda: ctl.stats().get("refused_version:2.0") == 1, 10, "refusal counted by version")
+    wait_until(lambda: ctl.stats().get("newer_minor") == 1, 10, "the newer minor counted")
     stats = ctl.stats()
     assert stats["rejected:unsupported_version"] == 1 and stats.get("newer_minor") == 1
     assert ctl.kiosk("GD-FUT-1") is None
