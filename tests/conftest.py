@@ -30,6 +30,19 @@ LONG_FIRST = (
 )
 
 
+# How long a browser assertion (Playwright's ``expect``) waits for the page to get there. Its own
+# default is 5 s whatever ``set_default_timeout`` says (that covers actions and navigation only),
+# and a live console update crosses the broker, the controller's batch and its poller first: too
+# tight on a loaded 2-core CI machine.
+BROWSER_EXPECT_MS = 15_000
+
+
+def pytest_configure(config):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=BROWSER_EXPECT_MS)
+
+
 def pytest_collection_modifyitems(config, items):
     """Hand the long tests out first, each followed by a short one: xdist gives every worker its
     first two tests at once (scripts/test passes --maxschedchunk 1), so this puts one long test on
