@@ -8,7 +8,7 @@ from device_drivers.card_reader import CardReader, NoContactlessCard
 from device_drivers.iso7816 import CardStatusError, PinBlocked, PinRequired, PinWrong, card_status_error
 from foundation.backoff import Backoff
 from foundation.errors import DeviceTimeout, NothingPresented
-from tests.support.waiting import poll
+from tests.support.waiting import wait_until
 
 
 def test_wakes_reads_firmware_and_uid(sim):
@@ -69,8 +69,8 @@ def test_unplug_during_a_read_reconnects_and_next_read_works(sim):
     with pytest.raises(Exception, match="connected|unknown"):
         r.read_social_security(timeout=0.3)
     proc.send({"cmd": "replug"})
-    r.link.wait_connected(5)
-    poll(lambda: r.link.reconnects, 3)
+    # Not wait_connected: the link may not have seen the unplug yet (then it returns at once).
+    wait_until(lambda: r.link.reconnects, 15, "the reader's link reconnected")
     assert r.read_social_security(timeout=2).name == "测试居民一"
 
 

@@ -49,7 +49,7 @@ def test_life_cycle_operations_and_status(kiosk):
     got = []
     mgr["scanner"].on_scan = got.append
     sims["scanner"].send({"cmd": "scan", "data": "Q-42"})
-    assert wait_until(lambda: got, 5) and got[0].data == "Q-42"
+    assert wait_until(lambda: got, 15) and got[0].data == "Q-42"
     health = mgr["printer"].check_health("external")
     assert health["ok"] and health["test_print"]["status"] == "completed"
     mgr["printer"].disable()
@@ -84,21 +84,21 @@ def test_automatic_status_back_updates_an_idle_printer_without_polling(kiosk):
     mgr, sims, _ = kiosk
     mgr.start()
     sims["printer"].send({"cmd": "cover", "open": True})
-    assert wait_until(lambda: mgr["printer"].detail().cover == "open", 5)
+    assert wait_until(lambda: mgr["printer"].detail().cover == "open", 15)
     assert mgr["printer"].state == "error"
     sims["printer"].send({"cmd": "cover", "open": False})
-    assert wait_until(lambda: mgr["printer"].state == "idle", 5)
+    assert wait_until(lambda: mgr["printer"].state == "idle", 15)
 
 
 def test_unplug_shows_error_then_reconnects_and_resyncs(kiosk):
     mgr, sims, _ = kiosk
     mgr.start()
     sims["printer"].send({"cmd": "unplug"})
-    assert wait_until(lambda: mgr["printer"].status()["state"] == "error", 5)
+    assert wait_until(lambda: mgr["printer"].status()["state"] == "error", 15)
     st = mgr["printer"].status()
     assert st["detail"]["connection"] == "disconnected" and st["required_action"] == "check_connection"
     sims["printer"].send({"cmd": "replug"})
-    assert wait_until(lambda: mgr["printer"].status()["state"] == "idle", 8)
+    assert wait_until(lambda: mgr["printer"].status()["state"] == "idle", 15)
     assert mgr["printer"].print_receipt([{"text": "back"}])["status"] == "completed"
     assert mgr["printer"].status()["stats"]["reconnects"] == 1
 
@@ -113,7 +113,7 @@ def test_missing_port_at_start_is_claimed_later(sim, tmp_path):
 
     p = start_sim("scanner", link, baud=9600)
     try:
-        assert wait_until(lambda: mgr["scanner"].status()["state"] == "idle", 5)
+        assert wait_until(lambda: mgr["scanner"].status()["state"] == "idle", 15)
         assert mgr["scanner"].enabled
     finally:
         mgr.stop()

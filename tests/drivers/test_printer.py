@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw
 
 from device_drivers.printer import Barcode128, Logo, QrCode, Receipt, ReceiptPrinter, TextLine
 from tests.support.receipts import wait_receipt
+from tests.support.waiting import wait_until
 
 
 def logo(width=200, height=48):
@@ -130,7 +131,8 @@ def test_unplug_fails_the_job_then_reconnects_and_resyncs(sim, tmp_path):
     assert r.status == "failed" and r.reason == "not_answering"
     assert p.last_status.known is False
     proc.send({"cmd": "replug"})
-    p.link.wait_connected(5)
+    # The reconnect (backoff up to 2 s after attempts on the unplugged port) is asserted below.
+    wait_until(lambda: p.link.reconnects == 1, 15, "the link reopened the replugged port")
     deadline = time.monotonic() + 3
     while not p.query_status().known and time.monotonic() < deadline:
         time.sleep(0.05)
