@@ -32,7 +32,7 @@ def test_command_round_trip_and_rejections(make_controller, make_kiosk, raw):
     rec = ctl.wait_command(cid, 10)
     assert rec["status"] == "succeeded" and rec["result"] == {"mode": "maintenance"}
     assert kiosk.agent.mode == "maintenance"
-    wait_until(lambda: ctl.kiosk("K-CMD")["mode"] == "maintenance", 5, "mode in registry")
+    wait_until(lambda: ctl.kiosk("K-CMD")["mode"] == "maintenance", 15, "mode in registry")  # the birth, a batch later
 
     diag = ctl.wait_command(ctl.send_command("K-CMD", "collect_diagnostics", {}, "alice"), 10)
     assert diag["status"] == "succeeded" and diag["result"]["boot_id"] == kiosk.agent.boot_id
