@@ -28,6 +28,54 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s")
 
 
+class PortTaken(RuntimeError):
+    """A server exited before it listened on the free port it was given."""
+
+
+def _listening_sockets(port: int) -> set[str]:
+    """The sockets (``socket:[inode]``) listening on TCP ``port``, from the kernel's tables."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                found.add(f"socket:[{f[9]}]")
+    return found
+
+
+def _listens(pid: int, port: int) -> bool:
+    wanted = _listening_sockets(port)
+    if not wanted:
+        return False
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in wanted:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def wait_for_listener(proc: subprocess.Popen, port: int, timeout: float = 10.0) -> None:
+    """Wait until ``proc`` itself listens on ``port`` (not merely someone: another server may have
+    taken a port between free_port() and the bind); PortTaken if it exits first."""
+    deadline = time.monotonic() + timeout
+    while not _listens(proc.pid, port):
+        if proc.poll() is not None:
+            raise PortTaken(f"the server for port {port} exited ({proc.returncode}) before it listened")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {proc.pid} not listening on port {port} after {timeout} s")
+        time.sleep(0.05)
+
+
 @dataclass
 class Mosquitto:
     """One broker process. ``extra_config`` lines are appended to the generated config."""
@@ -67,15 +115,30 @@ class Mosquitto:
         return conf
 
     def start(self) -> Mosquitto:
+        # A port that free_port() found free can be taken before Mosquitto binds it (another
+        # xdist worker's server, any process's outgoing connection): a port this broker chose
+        # itself is chosen again; one the caller gave (a restart, a generated listener) is kept.
+        own_port = not self.port
+        for attempt in range(5):
+            self._launch()
+            try:
+                assert self.proc is not None
+                wait_for_listener(self.proc, self.port)
+                return self
+            except PortTaken:
+                self.stop()
+                if not own_port or attempt == 4:
+                    raise
+                self.port = 0
+            except TimeoutError:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
+
+    def _launch(self) -> None:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         conf = self.write_config()
-        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            wait_for_port("127.0.0.1", self.port)
-        except TimeoutError:
-            self.stop()
-            raise
-        return self
+        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
