@@ -18,6 +18,7 @@ import pytest
 from device_drivers.supervisor import SupervisorDriver
 from firmware import VERSION
 from tests.support.processes import Proc
+from tests.support.waiting import wait_until
 
 
 def start_protocol1_board(procs: list[Proc], tmp_path: Path) -> tuple[Proc, Path]:
@@ -55,8 +56,13 @@ def test_flash_firmware_upgrades_a_protocol_1_board_to_protocol_2(procs, tmp_pat
     assert run.returncode == 0, run.stderr
     assert "flashing via link" in run.stderr
     assert f"firmware {VERSION} on {link} via link: {len(manifest['files'])} files copied" in run.stdout
-    boots = [json.loads(line) for line in proc.stdout_lines if line.startswith('{"note": "event", "ev": "boot"')]
-    assert [(b["fw"], b["proto"]) for b in boots] == [("1.1.0", 1), (VERSION, 2)]
+    def boots() -> list[dict]:
+        return [json.loads(line) for line in list(proc.stdout_lines) if line.startswith('{"note": "event", "ev": "boot"')]
+
+    # The simulator printed the second boot before the board answered the flasher again, but our
+    # reader of its stdout is a thread: wait for two boots, then check that they are these two.
+    wait_until(lambda: len(boots()) >= 2, 10, "the board's boot after the flash")
+    assert [(b["fw"], b["proto"]) for b in boots()] == [("1.1.0", 1), (VERSION, 2)]
     with SupervisorDriver(str(link)) as drv:
         info = drv.hello()
         assert (info.firmware, info.protocol) == (VERSION, 2)
