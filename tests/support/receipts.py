@@ -9,11 +9,14 @@ from tests.support.waiting import wait_until
 
 
 def wait_receipts(folder: Path, count: int = 1, timeout: float = 15.0) -> list[Path]:
-    """The receipt files (``receipt-NNNN.txt``, oldest first) once there are at least ``count``."""
+    """The receipt files (``receipt-NNNN.txt``, oldest first) once there are at least ``count``
+    and none is missing before the last: each receipt renders on its own thread, so a short one
+    can be written before a long one printed ahead of it."""
 
     def enough() -> list[Path]:
         files = sorted(folder.glob("receipt-*.txt"))
-        return files if len(files) >= count else []
+        numbers = [int(f.stem.removeprefix("receipt-")) for f in files]
+        return files if len(files) >= count and numbers == list(range(1, len(files) + 1)) else []
 
     return wait_until(enough, timeout, f"{count} receipt(s) in {folder}", interval=0.05)
 
