@@ -63,6 +63,8 @@ def test_online_shutdown_and_killed(broker, tmp_path, procs):
     # SIGKILL: the broker publishes the will after 1.5 x keepalive.
     killed_at = time.monotonic()
     os.kill(b.proc.pid, signal.SIGKILL)
-    rec, seen_at = wait_state(ctl_dir, "GD-T-0002", "offline", 1.5 * KEEPALIVE + 1 + 5)
+    # The bound the product promises is printed below; the wait leaves a loaded machine room for the
+    # controller's batch and for each look (a kioskctl process).
+    rec, seen_at = wait_state(ctl_dir, "GD-T-0002", "offline", 1.5 * KEEPALIVE + 1 + 15)
     assert rec["reason"] == "lwt"
     print(f"offline detected {seen_at - killed_at:.2f} s after SIGKILL (bound {1.5 * KEEPALIVE + 1} s)")
