@@ -60,8 +60,10 @@ def test_event_leaves_the_journal_only_on_the_controllers_ack(make_agent, make_c
     assert agent.journal.depth() >= 5
     ctl = make_controller()
     wait_until(lambda: agent.journal.depth() == 0, 20, "journal drained by the controller's acks")
-    acked = {i for t, p in watcher.messages if t == "kiosk/v1/K-ACK-1/events/ack" for i in json.loads(p)["ids"]}
-    assert ids <= acked
+    # The watcher's copy of the acknowledgements comes over its own connection, maybe after the kiosk's.
+    acked = lambda: {i for t, p in list(watcher.messages)  # noqa: E731
+                     if t == "kiosk/v1/K-ACK-1/events/ack" for i in json.loads(p)["ids"]}
+    wait_until(lambda: ids <= acked(), 10, "the acknowledgements seen by the watcher")
     assert {e["id"] for e in ctl.events(kiosk_id="K-ACK-1", type="load")["items"]} == ids
 
 
