@@ -140,7 +140,10 @@ def test_two_downloads_share_the_fleet_rate_and_both_complete_verified(served, t
         t.start()
     tick = threading.Event()
     while any(t.is_alive() for t in threads) and time.monotonic() - t0 < 50:
-        samples.append((time.monotonic() - t0, *(_have(k / "objects", e) for k, e in pairs)))
+        have = [_have(k / "objects", e) for k, e in pairs]
+        # Stamped after the sizes were read: a sampler held up in between (a loaded machine) must
+        # not compare bytes of a later moment with the allowance of an earlier one.
+        samples.append((time.monotonic() - t0, *have))
         tick.wait(0.05)  # a sampling period, not a synchronisation
     for t in threads:
         t.join(10)
