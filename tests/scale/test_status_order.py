@@ -62,7 +62,7 @@ def test_old_connections_will_after_the_new_birth_on_another_instance_keeps_the_
                 assert new.stamp is not None and old.stamp is not None and new.stamp > old.stamp
                 # The running instance handles one of the two: the new birth, or the old will.
                 either = (("online", new.stamp), ("offline", old.stamp))
-                seen = wait_until(lambda e=either: (r := _row(postgres_url)) in e and r, 5,
+                seen = wait_until(lambda e=either: (r := _row(postgres_url)) in e and r, 15,
                                   "the running instance's status")
             finally:
                 paused.signal(signal.SIGCONT)
