@@ -5,7 +5,6 @@ card left on a reader by the previous resident is never read for the next one.""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -34,9 +33,8 @@ def test_session_end_cancels_only_its_own_read(sim, tmp_path):
         dev.start()
         before = proc.send({"cmd": "status"})["frames"]
         old, old_box = _read_in_thread(dev, dev.session)
-        deadline = time.monotonic() + 5
-        while proc.send({"cmd": "status"})["frames"] == before:  # the old read is asking the reader
-            assert time.monotonic() < deadline, "the read never reached the reader"
+        wait_until(lambda: proc.send({"cmd": "status"})["frames"] != before, 15,  # the old read asks the reader
+                   "the read to reach the reader")
         dev.cancel()  # the previous resident's session ends (UI thread)...
         new, new_box = _read_in_thread(dev, dev.session)  # ...the next resident starts at once...
         wiper = threading.Thread(target=dev.wipe)  # ...while the reset's wipe is still to come
