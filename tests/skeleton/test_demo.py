@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 from tests.support.broker import free_port
 from tests.support.processes import REPO, Proc
 from tests.support.receipts import wait_receipts
+from tests.support.waiting import wait_until
 
 BIN = os.path.dirname(sys.executable)
 IDS = [f"GD-DEMO-{i:04d}" for i in (1, 2, 3)]
@@ -74,12 +75,13 @@ def wait_alarms(data, kiosk: str, done, timeout: float = 30) -> set[tuple[str, s
 
 def plain_connect_refused(port: int) -> bool:
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="intruder", protocol=mqtt.MQTTv5)
+    closed = []
+    c.on_disconnect = lambda *a: closed.append(a[3])
     try:
         c.connect("127.0.0.1", port, keepalive=5)
         c.loop_start()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not c.is_connected():
-            time.sleep(0.05)
+        # "Not connected" means something only once the broker has answered: accepted, or closed.
+        wait_until(lambda: c.is_connected() or closed, 15, "the TLS broker's answer to plain MQTT")
         return not c.is_connected()
     except OSError:
         return True
