@@ -63,6 +63,7 @@ from contract.mqtt_client import connect_with_retry, make_client, pace_reconnect
 from contract.versions import UnsupportedVersion
 from controller import (
     alarms,
+    batches,
     commands,
     config_layers,
     enrolment_service,
@@ -88,10 +89,6 @@ from foundation.settings import ControllerConfig
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our subscriptions and queued messages this long
-BATCH = 2000  # messages per transaction at most
-FIRST_BATCH = 200  # deciding messages taken ahead of a gathered batch's readings; more: not split (``deciding_first``)
-ROUTINE = frozenset({"telemetry", "events"})  # topic kinds that wait in a gathered batch behind the deciding ones
-GATHER = 0.05  # seconds a batch waits for more messages after its first (one commit for them all)
 # Stored events are acknowledged to each kiosk at most this long after their commit, gathered
 # over several batches: one ``events/ack`` per kiosk per window instead of one per kiosk per
 # batch (in a burst that was about one publish per two events). Far below the kiosk's re-send
@@ -274,7 +271,7 @@ class Controller:
                 self._count("svc_refused:busy")
                 self._ack_message(msg)
             return
-        msg.timestamp = time.monotonic()  # arrival: how far behind the worker is (``_caught_up``)
+        msg.timestamp = time.monotonic()  # arrival: how far behind the worker is (``batches.caught_up``)
         self.inbox.put(msg)
 
     def _ack_message(self, msg: mqtt.MQTTMessage) -> None:
@@ -337,18 +334,6 @@ class Controller:
             self._reject(msg, f"internal {type(exc).__name__}", now)
         self._count("received")
         return True
-
-    @staticmethod
-    def _parse(item: Any) -> topics.Parsed | Exception | None:
-        """A batch item's message parsed (pure work), or the exception parsing raised; None for a
-        call or our own presence. Done before the batch's transaction: with several instances that
-        transaction holds its kiosks' locks, and the other instances wait for them."""
-        if not isinstance(item, mqtt.MQTTMessage) or item.topic == topics.CONTROLLER_STATUS:
-            return None
-        try:
-            return topics.parse(item.topic, bytes(item.payload))
-        except Exception as exc:  # noqa: BLE001 - raised again where the message is applied
-            return exc
 
     def _apply_one(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing],
                    parsed: topics.Parsed | Exception | None = None, lane: str = "exclusive") -> None:
@@ -647,8 +632,8 @@ class Controller:
                 except queue.Empty:
                     first = None
                 batch = [first] if first is not None else []
-                self._gather(batch, wait=busy)
-                batch, later = deciding_first(batch)
+                batches.gather(self.inbox, batch, self._stop, wait=busy)
+                batch, later = batches.deciding_first(batch)
             self._later = later
             busy = bool(batch) or bool(later)
             again, exclusive, due = self._step(batch, exclusive, due)
@@ -665,15 +650,15 @@ class Controller:
         now = self.clock()
         if self.config.shared and min(due) <= now and self.lease.holder:
             # Before the batch, not after it: an operator's command is published (and stamped
-            # ``issued_at``) without waiting behind up to BATCH messages of telemetry.
+            # ``issued_at``) without waiting behind up to ``batches.BATCH`` messages of telemetry.
             due = self._shared_jobs(now, due)
             now = self.clock()
-        self.state.heard_until = self._caught_up(batch, now)
+        self.state.heard_until = batches.caught_up(self._later, self.inbox, batch, now, self.state.heard_until)
         out: list[handlers.Outgoing] = []
         acks: list[mqtt.MQTTMessage] = []
         calls = [item[1] for item in batch if not isinstance(item, mqtt.MQTTMessage)]
         done: list[tuple[concurrent.futures.Future, Any, Exception | None]] = []
-        parsed = [self._parse(item) for item in batch]
+        parsed = [batches.parse(item) for item in batch]
         try:
             tx = self.store.begin()
         except Exception:
@@ -691,7 +676,7 @@ class Controller:
                 shared: set[str] = set()
                 if self.config.shared:
                     self._fresh = fleet_share.begin(self.state)
-                    locks = self._locks(batch, parsed, exclusive)
+                    locks = batches.locks(batch, parsed, exclusive, handlers.rule_set(self.state))
                     fleet_share.refresh_kiosks(self.state, store.conn, locks[0], self._sign, self._fresh,
                                                shared=locks[1])
                     shared = self._lend(self._fresh)
@@ -727,7 +712,7 @@ class Controller:
             if self.config.shared:
                 # The history samples go with the transaction: these kiosks are sampled again.
                 self._history.clear()
-                for kiosk in _kiosks_of(batch):
+                for kiosk in batches.kiosks_of(batch):
                     self.state.history_bucket.pop(kiosk, None)
             if self.config.shared and sql_dialect.lost_a_race(exc):
                 # Nothing was applied and every decision is read again from the database:
@@ -762,18 +747,6 @@ class Controller:
         self._ack_events(now)
         self._send(out)
         return deferred, bool(deferred), due
-
-    def _locks(self, batch: list[Any], parsed: list[Any], exclusive: bool) -> tuple[set[str], set[str]]:
-        """The kiosks of ``batch`` to lock exclusive and those to lock shared only (none with
-        ``exclusive``): a kiosk with any message that may decide something, or in a call, is
-        exclusive (``fleet_share.needs_exclusive``)."""
-        ex, sh = set(_kiosks_of([i for i in batch if not isinstance(i, mqtt.MQTTMessage)])), set()
-        rules = handlers.rule_set(self.state)
-        for item, pre in zip(batch, parsed, strict=True):
-            kiosk = fleet_share.kiosk_of(item.topic) if isinstance(item, mqtt.MQTTMessage) else None
-            if kiosk is not None:
-                (ex if exclusive or fleet_share.needs_exclusive(pre, rules) else sh).add(kiosk)
-        return ex, sh - ex
 
     def _lend(self, locked: set[str]) -> set[str]:
         """After the batch's locks: the kiosks locked shared, with the reading each was read with."""
@@ -843,42 +816,6 @@ class Controller:
         self._to_ack.clear()
         if self._acks_since is None:
             self._acks_since = now
-
-    def _caught_up(self, batch: list[Any], now: float) -> float | None:
-        """The controller time up to which every kiosk message that arrived is in ``batch`` or
-        handled before it: ``now`` with the inbox empty, else the last message's arrival. A
-        controller behind under load (start-up at 200 kiosks) must not call kiosks stale for
-        telemetry waiting in its own inbox (soak, issue 17)."""
-        later = [m.timestamp for m in self._later if isinstance(m, mqtt.MQTTMessage) and m.timestamp]
-        if later:
-            # The rest of the gathered batch (``deciding_first``) is not handled yet: only what
-            # arrived before the first of it is.
-            return now - max(0.0, time.monotonic() - min(later))
-        if self.inbox.empty():
-            return now
-        stamps = [m.timestamp for m in batch if isinstance(m, mqtt.MQTTMessage) and m.timestamp]
-        return now - max(0.0, time.monotonic() - stamps[-1]) if stamps else self.state.heard_until
-
-    def _gather(self, batch: list[Any], *, wait: bool) -> None:
-        """Fill ``batch`` from the inbox, up to ``BATCH``; with ``wait`` (a steady trickle such as
-        telemetry) also what arrives within ``GATHER`` after its first item, so that costs a few
-        transactions a second, not one per message. The first message after a quiet spell is
-        handled at once."""
-        if not batch:
-            return
-        self._drain(batch)
-        if wait and len(batch) < BATCH:
-            # One wait for the whole window, then take what came: blocking on the queue instead
-            # woke this thread (and handed it the interpreter lock) once per message.
-            self._stop.wait(GATHER)
-            self._drain(batch)
-
-    def _drain(self, batch: list[Any]) -> None:
-        while len(batch) < BATCH:
-            try:
-                batch.append(self.inbox.get_nowait())
-            except queue.Empty:
-                return
 
     def _ack_events(self, now: float, *, flush: bool = False) -> None:
         """Tell each kiosk which of its events are committed (new or duplicate): only now may its
@@ -1109,44 +1046,6 @@ class Controller:
         return {**counts, "inbox": self.inbox.qsize(), "svc_waiting": len(self.svc_queue),
                 "kiosks": len(self.state.kiosks),
                 "open_alarms": len(self.state.open_alarms), "open_commands": len(self.state.commands)}
-
-
-def _kiosks_of(batch: list[Any]) -> list[str]:
-    """Every kiosk a batch touches, locked and refreshed before any item is applied: those in its
-    messages' topics and those of the calls in it (a command queued through the API). One lock
-    statement for all of them keeps the global lock order; a call's kiosk locked later, while the
-    batch already holds others, could deadlock with another instance's batch."""
-    ids = [fleet_share.kiosk_of(m.topic) if isinstance(m, mqtt.MQTTMessage) else None for m in batch]
-    calls = [k for item in batch if not isinstance(item, mqtt.MQTTMessage) for k in item[2]]
-    return [k for k in ids if k is not None] + calls
-
-
-def deciding_first(batch: list[Any]) -> tuple[list[Any], list[Any]]:
-    """A gathered batch split in two, done in that order, each in its own transaction: first the
-    messages that may decide something (a command's result, a status, a device's state, a
-    reported config; not telemetry or events), then the rest. So a command's result or a fault
-    is committed without waiting behind up to ``BATCH`` readings. A kiosk's messages keep their
-    order: once one of a kiosk's messages (or a call naming it) stays in the rest, its later ones
-    stay too. Not split: a batch of one kind, and one with more than ``FIRST_BATCH`` deciding
-    messages (a storm of births, where a second transaction per batch only adds cost)."""
-    first: list[Any] = []
-    rest: list[Any] = []
-    held: set[str | None] = set()  # kiosks with a message in ``rest``: their later ones follow it
-    for item in batch:
-        if not isinstance(item, mqtt.MQTTMessage):
-            rest.append(item)
-            held.update(item[2])
-            continue
-        kiosk = fleet_share.kiosk_of(item.topic)
-        kind = item.topic.split("/", 3)[3] if kiosk is not None else ""
-        if kiosk is None or kiosk in held or kind in ROUTINE:
-            rest.append(item)
-            held.add(kiosk)
-        elif len(first) >= FIRST_BATCH:
-            return batch, []  # a storm of births or faults: one transaction, as gathered, is cheaper
-        else:
-            first.append(item)
-    return (first, rest) if first and rest else (batch, [])
 
 
 def _action_kiosks(actions: list[dict[str, Any]]) -> list[str]:

@@ -1,4 +1,4 @@
-"""``controller.server.deciding_first``: which messages of a gathered batch go in the small first
+"""``controller.batches.deciding_first``: which messages of a gathered batch go in the small first
 transaction (results, statuses, device states; not telemetry or events), without reordering any
 kiosk's own messages."""
 
@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import queue
 import time
-from types import SimpleNamespace
 
 import paho.mqtt.client as mqtt
 
 from contract import topics
-from controller import server
-from controller.server import deciding_first
+from controller import batches
+from controller.batches import deciding_first
 
 
 def _m(kiosk_id: str, kind: str) -> mqtt.MQTTMessage:
@@ -47,19 +46,19 @@ def test_a_batch_of_one_kind_or_a_storm_of_births_is_not_split(monkeypatch):
     assert deciding_first(births) == (births, [])
     readings = [_m(f"K-T{i}", "telemetry") for i in range(3)]
     assert deciding_first(readings) == (readings, [])
-    monkeypatch.setattr(server, "FIRST_BATCH", 5)
+    monkeypatch.setattr(batches, "FIRST_BATCH", 5)
     assert deciding_first([*readings, *births]) == ([*births], [*readings])
     storm = [*readings, *births, _m("K-6", "status")]
     assert deciding_first(storm) == (storm, [])
 
 
 def test_while_the_readings_wait_liveness_is_judged_only_up_to_the_first_of_them():
-    # The first part's transaction runs while the readings gathered with it wait in ``_later``: a
+    # The first part's transaction runs while the readings gathered with it wait in ``Controller._later``: a
     # kiosk whose reading is among them must not be judged silent past that reading's arrival.
     waiting = _m("K-1", "telemetry")
     waiting.timestamp = time.monotonic() - 5.0  # arrived 5 s ago, not handled yet
-    ctl = SimpleNamespace(_later=[waiting], inbox=queue.SimpleQueue(), state=SimpleNamespace(heard_until=None))
-    heard = server.Controller._caught_up(ctl, [_m("K-2", "cmd/reboot/result")], 1000.0)  # type: ignore[arg-type]
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    heard = batches.caught_up([waiting], inbox, [_m("K-2", "cmd/reboot/result")], 1000.0, None)
     assert heard is not None and 994.0 <= heard <= 995.1
-    ctl._later = []  # the readings handled and nothing else waiting: caught up to now
-    assert server.Controller._caught_up(ctl, [waiting], 1000.0) == 1000.0  # type: ignore[arg-type]
+    # the readings handled and nothing else waiting: caught up to now
+    assert batches.caught_up([], inbox, [waiting], 1000.0, None) == 1000.0

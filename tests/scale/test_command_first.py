@@ -1,7 +1,7 @@
 """A command is not kept waiting behind a batch of telemetry (issue 16, 100,000 kiosks on two
 instances): the lease holder's jobs run (operator actions) commits and publishes before the ingest
 batch of the same step, and a gathered batch's command result is committed in a transaction of its
-own, before the readings gathered with it (``controller.server.deciding_first``).
+own, before the readings gathered with it (``controller.batches.deciding_first``).
 
 Real PostgreSQL; unstarted controller instances driven through their own worker code
 (``Controller._step``, ``Controller._run``); the readings and the result are built by the kiosk's

@@ -324,7 +324,7 @@ def _hashtext(url: str, kiosk_id: str) -> int:
 def test_lock_table_holds_two_instances_batches(postgres_url, tmp_path: Path):
     """Two instances each holding a full batch's kiosk locks (``BATCH``, shared and exclusive
     mixed) and the sweep's ``SWEEP_MAX``, on PostgreSQL's default lock table."""
-    from controller.server import BATCH
+    from controller.batches import BATCH
     conns = [store_pg.PgConnection(postgres_url) for _ in range(3)]
     try:
         ids = [f"K-LOCKS-{i:05d}" for i in range(BATCH)]

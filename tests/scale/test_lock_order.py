@@ -17,7 +17,8 @@ import paho.mqtt.client as mqtt
 import psycopg
 
 from controller import fleet_share, store
-from controller.server import Controller, _kiosks_of
+from controller.batches import kiosks_of
+from controller.server import Controller
 from foundation.settings import ControllerConfig, from_mapping
 from tests.scale.test_several_controllers import _key
 from tests.support.waiting import wait_until
@@ -87,4 +88,4 @@ def test_a_batch_locks_the_kiosks_of_the_commands_it_queues_with_its_messages():
     msg = mqtt.MQTTMessage(topic=b"kiosk/v1/K-B/telemetry")
     queue_command = (lambda store, now, out: None, None, ("K-A",))  # as Controller.send_command puts it
     other_call = (lambda store, now, out: None, None, ())
-    assert sorted(_kiosks_of([msg, queue_command, other_call])) == ["K-A", "K-B"]
+    assert sorted(kiosks_of([msg, queue_command, other_call])) == ["K-A", "K-B"]
