@@ -78,6 +78,7 @@ from controller import (
 )
 from controller import effects as fx
 from controller import service_backend as services
+from controller.event_acks import EventAcks
 from controller.fleet_db import FleetDb, with_name
 from controller.service_backend.fair_queue import FairQueue
 from controller.store import Store, connect
@@ -89,11 +90,6 @@ from foundation.settings import ControllerConfig
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our subscriptions and queued messages this long
-# Stored events are acknowledged to each kiosk at most this long after their commit, gathered
-# over several batches: one ``events/ack`` per kiosk per window instead of one per kiosk per
-# batch (in a burst that was about one publish per two events). Far below the kiosk's re-send
-# wait (``kiosk_ui.agent.agent.ACK_WAIT``, 10 s).
-ACK_WINDOW = 1.0
 # Telemetry's latest readings and its downsampled history rows are held in memory and written in
 # bulk at least this often (history also once HISTORY_BATCH rows wait), and on a clean stop: a
 # crash loses at most this window of them, never an event (docs/benchmarks.md, "Telemetry CPU").
@@ -148,8 +144,7 @@ class Controller:
         self.counts = self.tally.counts
         self._after_commit: list[Callable[[], None]] = []  # listeners told once the batch committed
         self._to_ack: dict[str, list[str]] = {}  # kiosk -> event ids written in the open transaction
-        self._acks_due: dict[str, list[str]] = {}  # kiosk -> event ids committed, not yet acknowledged
-        self._acks_since: float | None = None  # when the oldest of those was committed
+        self.event_acks = EventAcks()  # committed, not yet acknowledged (``events/ack``)
         self._history: list[fx.HistorySample] = []  # held until the next bulk write (HELD_FLUSH)
         self._next_held_flush = 0.0
         self._log_budget = (0.0, 0)
@@ -809,34 +804,11 @@ class Controller:
 
     def _committed_events(self, now: float) -> None:
         """The open transaction's events are committed: due for acknowledgement."""
-        if not self._to_ack:
-            return
-        for kiosk_id, ids in self._to_ack.items():
-            self._acks_due.setdefault(kiosk_id, []).extend(ids)
-        self._to_ack.clear()
-        if self._acks_since is None:
-            self._acks_since = now
+        self.event_acks.committed(self._to_ack, now)
 
     def _ack_events(self, now: float, *, flush: bool = False) -> None:
-        """Tell each kiosk which of its events are committed (new or duplicate): only now may its
-        journal let them go. Kiosks on a contract without acknowledgements just do not subscribe.
-        Sent once ``ACK_WINDOW`` has passed since the oldest commit (or with ``flush``); a kiosk
-        with a full acknowledgement's worth waiting gets that one at once."""
-        if self._acks_since is None:
-            return
-        every = flush or now - self._acks_since >= ACK_WINDOW
-        left: dict[str, list[str]] = {}
-        for kiosk_id, ids in self._acks_due.items():
-            full = len(ids) if every else len(ids) - len(ids) % payloads.MAX_ACK_IDS
-            for i in range(0, full, payloads.MAX_ACK_IDS):
-                self.client.publish(topics.topic(kiosk_id, "events/ack"),
-                                    topics.encode_to_kiosk(payloads.events_ack(ids[i:i + payloads.MAX_ACK_IDS])),
-                                    *topics.FLAGS["events/ack"])
-            if full < len(ids):
-                left[kiosk_id] = ids[full:]
-        self._acks_due = left
-        if not left:
-            self._acks_since = None
+        """Acknowledge committed events to their kiosks, gathered over ``event_acks.ACK_WINDOW``."""
+        self.event_acks.send(self.client.publish, now, flush=flush)
 
     def _call(self, fn: Callable[[Store, float, list], Any], timeout: float = 10.0,
               kiosks: tuple[str, ...] = ()) -> Any:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from contract import payloads, topics
-from controller.server import ACK_WINDOW, Controller
+from controller.event_acks import ACK_WINDOW
+from controller.server import Controller
 from foundation.settings import ControllerConfig, from_mapping
 
 
