@@ -4,7 +4,7 @@ Python API (thread-safe; the web console and ``kioskctl`` build on it)
 ---------------------------------------------------------------------
 Reads go to the store through a per-thread read-only connection (at most one worker batch,
 about 0.2 s, behind the live state; a kiosk's latest telemetry reading and the telemetry history
-rows up to ``HELD_FLUSH``, 5 s, since they are written in bulk); writes are run on the
+rows up to ``effect_writes.HELD_FLUSH``, 5 s, since they are written in bulk); writes are run on the
 controller's worker thread, the store's only writer, and return once committed. Bad input raises ``ConfigError`` naming the
 field; an unknown kiosk/alarm/command raises ``NotFound``.
 
@@ -76,8 +76,8 @@ from controller import (
     store_pg,
     store_reads,
 )
-from controller import effects as fx
 from controller import service_backend as services
+from controller.effect_writes import EffectWriter
 from controller.event_acks import EventAcks
 from controller.fleet_db import FleetDb, with_name
 from controller.service_backend.fair_queue import FairQueue
@@ -90,11 +90,6 @@ from foundation.settings import ControllerConfig
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our subscriptions and queued messages this long
-# Telemetry's latest readings and its downsampled history rows are held in memory and written in
-# bulk at least this often (history also once HISTORY_BATCH rows wait), and on a clean stop: a
-# crash loses at most this window of them, never an event (docs/benchmarks.md, "Telemetry CPU").
-HELD_FLUSH = 5.0
-HISTORY_BATCH = 1000
 # Several instances: how long the service thread waits for a kiosk's birth that another instance
 # is storing (polls of the kiosks table), before answering a first request without its site.
 BIRTH_POLLS, BIRTH_POLL_SECONDS = 100, 0.05
@@ -142,11 +137,10 @@ class Controller:
         # service thread; the worker's counts of a transaction are kept only if it commits.
         self.tally = Tally({"received": 0, "rejected": 0, "events_new": 0, "events_duplicate": 0})
         self.counts = self.tally.counts
+        self.writes = EffectWriter(self.tally.add, shared=config.shared)  # the worker's writes of what was decided
         self._after_commit: list[Callable[[], None]] = []  # listeners told once the batch committed
         self._to_ack: dict[str, list[str]] = {}  # kiosk -> event ids written in the open transaction
         self.event_acks = EventAcks()  # committed, not yet acknowledged (``events/ack``)
-        self._history: list[fx.HistorySample] = []  # held until the next bulk write (HELD_FLUSH)
-        self._next_held_flush = 0.0
         self._log_budget = (0.0, 0)
         self._stop = threading.Event()
         self._local = threading.local()
@@ -160,10 +154,6 @@ class Controller:
             if config.shared else lease.SoleLease())
         self._later: list[Any] = []  # the rest of a gathered batch, after its deciding messages (``_run``)
         self._fresh: set[str] = set()  # kiosks refreshed from the database in the open transaction
-        # Kiosks locked shared in the open transaction: the stored reading's ts each was read with,
-        # and the telemetry models applied to it (``fleet_share.write_readings``).
-        self._reading_bases: dict[str, Any] = {}
-        self._readings: dict[str, list[Any]] = {}
         self._session_kept = False  # the broker kept our persistent session at the latest connect
         self.client = make_client(
             config.mqtt_client_id, config.broker, ca_file=config.ca_file, cert_file=config.cert_file,
@@ -365,7 +355,7 @@ class Controller:
         if unmatched:
             self._count("results_unmatched")
         if lane == "shared" and parsed.kind == "telemetry":
-            self._readings.setdefault(parsed.kiosk_id, []).append(parsed.model)
+            self.writes.readings.setdefault(parsed.kiosk_id, []).append(parsed.model)
         out += more
         for name, n in self.state.counts.items():
             self._count(name, n)
@@ -501,111 +491,7 @@ class Controller:
 
     # -- the worker: the store's only writer ------------------------------------------------------
     def _write_effects(self, store: Store) -> None:
-        # Every write is isolated in a savepoint: a row SQLite refuses is dropped and counted
-        # ("dropped:<what>"), the rest of the batch commits, and nothing stays pending forever.
-        events: list[fx.EventReceived] = []
-        for eff in self.state.effects:
-            if isinstance(eff, fx.EventReceived):
-                events.append(eff)
-            elif isinstance(eff, fx.HistorySample):
-                self._history.append(eff)
-            else:
-                self._isolated(store, eff.kind, lambda e=eff: self._write_effect(store, e))
-        self.state.effects.clear()
-        if events:
-            stored, new = self._rows(store, "events", store.record_events, events)
-            # Stored or refused and counted as dropped, each is settled once this commits: the
-            # kiosk may let it go (a refused row would only be refused again).
-            for e in events:
-                self._to_ack.setdefault(e.kiosk_id, []).append(e.event.id)
-            self._count("events_new", new)
-            self._count("events_duplicate", sum(stored) - new)
-        if self.state.dirty:
-            dirty = sorted(self.state.dirty)
-            self.state.fresh.difference_update(dirty)  # the whole record is written anyway
-            records = [self.state.kiosks[k] for k in dirty if k in self.state.kiosks]
-            for rec, ok in zip(records, self._rows(store, "kiosks", store.upsert_kiosks, records)[0], strict=True):
-                if not ok:
-                    self._restore_kiosk(store, rec["kiosk_id"])
-            # Only now: should the whole transaction still fail, they are written with the next batch.
-            self.state.dirty.difference_update(dirty)
-
-    def _write_held(self, store: Store, now: float, *, flush: bool = False) -> None:
-        """Telemetry held in memory: the history rows and the latest readings of kiosks whose
-        only change was a reading, in bulk once ``HELD_FLUSH`` has passed (or with ``flush``)."""
-        if not (flush or now >= self._next_held_flush or len(self._history) >= HISTORY_BATCH):
-            return
-        self._next_held_flush = now + HELD_FLUSH
-        if self._history:
-            history, self._history = self._history, []
-            self._rows(store, "history", store.record_history, history)
-        if self.state.fresh:
-            fresh = sorted(self.state.fresh)
-            self.state.fresh.clear()
-            records = [self.state.kiosks[k] for k in fresh if k in self.state.kiosks]
-            if self.config.shared:
-                # Other instances may write these kiosks' readings at the same time (shared locks).
-                late = fleet_share.write_readings(store.conn, records, self._reading_bases, self._readings)
-                if late:
-                    self._count("telemetry_late", late)
-            else:
-                self._rows(store, "kiosks", store.update_readings, records)
-
-    def _write_effect(self, store: Store, eff: fx.Effect) -> None:
-        match eff:
-            case fx.DeviceReported(kiosk_id, name, status, at):
-                store.upsert_device(kiosk_id, name, dict(status), at)
-            case fx.AlarmChanged(ch, at) if ch.action == "hold":
-                store.hold_alarm(*ch.key, ch.severity, ch.message, at, ch.params or {})
-            case fx.AlarmChanged(ch, at) if ch.action == "release":
-                store.release_alarm(*ch.key)
-            case fx.AlarmChanged(ch, at) if ch.action == "raise":
-                alarm_id = store.raise_alarm(*ch.key, ch.severity, ch.message, at, ch.params or {})
-                if ch.key in self.state.open_alarms:
-                    self.state.open_alarms[ch.key]["id"] = alarm_id
-            case fx.AlarmChanged(ch, at):
-                store.clear_alarms(*ch.key, at)
-            case fx.CommandSent(command_id, sent_at):
-                store.update_command(command_id, status="sent", sent_at=sent_at)
-            case fx.CommandFinished(command_id, status, finished_at, error, result):
-                store.finish_command(command_id, status, finished_at, error, result)
-
-    def _isolated(self, store: Store, what: str, fn: Callable[[], Any], *, count: bool = True) -> tuple[Any] | None:
-        """Run ``fn`` in a savepoint: ``(result,)``, or None once rolled back (and, with ``count``,
-        dropped and counted)."""
-        try:
-            with store.savepoint():
-                result = fn()
-        except (*store.refusals, UnicodeError, ValueError, TypeError, OverflowError) as exc:
-            if count:
-                self._count("dropped")
-                self._count("dropped:" + what)
-                log.error("store refused a %s row, dropped it: %s", what, str(exc)[:200])
-            return None
-        return (result,)
-
-    def _rows(self, store: Store, what: str, write: Callable[[list], Any], rows: list) -> tuple[list[bool], int]:
-        """Write ``rows`` in one go; if SQLite refuses, one by one so only the bad rows are dropped.
-        Returns which rows were stored and the sum of the writer's integer results."""
-        whole = self._isolated(store, what, lambda: write(rows), count=len(rows) == 1)
-        if whole is not None:
-            return [True] * len(rows), whole[0] or 0
-        if len(rows) == 1:
-            return [False], 0
-        stored, total = [], 0
-        for row in rows:
-            one = self._isolated(store, what, lambda r=row: write([r]))
-            stored.append(one is not None)
-            total += (one[0] or 0) if one is not None else 0
-        return stored, total
-
-    def _restore_kiosk(self, store: Store, kiosk_id: str) -> None:
-        """A kiosk record the store refused goes back to what was last stored, so it is not retried forever."""
-        stored = store.kiosk_record(kiosk_id)
-        if stored is None:
-            self.state.kiosks.pop(kiosk_id, None)
-        else:
-            handlers.adopt(self.state, [stored])
+        self.writes.write_effects(store, self.state, self._to_ack)
 
     def _run(self) -> None:
         due = (0.0, 0.0, 0.0)  # when the operator actions, the tick and the pruning are next due
@@ -698,7 +584,7 @@ class Controller:
                 self._write_effects(store)
                 # Several instances decide liveness from the database's rows and reload each
                 # batch's kiosks from it: there nothing is held past its own transaction.
-                self._write_held(store, now, flush=self.config.shared)
+                self.writes.write_held(store, self.state, now, flush=self.config.shared)
                 self.tally.write(store.bump_counters)
         except Exception as exc:
             self.state.effects.clear()
@@ -706,7 +592,7 @@ class Controller:
             self.tally.settle(committed=False)
             if self.config.shared:
                 # The history samples go with the transaction: these kiosks are sampled again.
-                self._history.clear()
+                self.writes.history.clear()
                 for kiosk in batches.kiosks_of(batch):
                     self.state.history_bucket.pop(kiosk, None)
             if self.config.shared and sql_dialect.lost_a_race(exc):
@@ -747,8 +633,8 @@ class Controller:
         """After the batch's locks: the kiosks locked shared, with the reading each was read with."""
         shared = getattr(locked, "shared", set())
         kiosks = self.state.kiosks
-        self._reading_bases = {k: kiosks[k]["telemetry"].get("ts") for k in shared if k in kiosks}
-        self._readings = {}
+        self.writes.reading_bases = {k: kiosks[k]["telemetry"].get("ts") for k in shared if k in kiosks}
+        self.writes.readings = {}
         return shared
 
     def _jobs(self, store: Store, now: float, out: list, due: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -838,7 +724,7 @@ class Controller:
             self._svc_thread.join(5)
         with self.store.tx() as store:
             self._write_effects(store)
-            self._write_held(store, self.clock(), flush=True)
+            self.writes.write_held(store, self.state, self.clock(), flush=True)
             self.tally.write(store.bump_counters)
         self.tally.settle(committed=True)
         self._to_ack.clear()  # disconnected already: the kiosks send these again to whoever is next
