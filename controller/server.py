@@ -52,12 +52,9 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from contract import commands as cmd_contract
 from contract import payloads, signing, topics, versions
-from contract import services as svc_contract
 from contract.commands import CommandResult
 from contract.mqtt_client import connect_with_retry, make_client, pace_reconnects
 from contract.versions import UnsupportedVersion
@@ -79,8 +76,8 @@ from controller import (
 from controller import service_backend as services
 from controller.effect_writes import EffectWriter
 from controller.event_acks import EventAcks
-from controller.fleet_db import FleetDb, with_name
 from controller.service_backend.fair_queue import FairQueue
+from controller.service_thread import ServiceThread
 from controller.store import Store, connect
 from controller.tally import Tally
 from foundation.backoff import controller_reconnect
@@ -90,11 +87,6 @@ from foundation.settings import ControllerConfig
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our subscriptions and queued messages this long
-# Several instances: how long the service thread waits for a kiosk's birth that another instance
-# is storing (polls of the kiosks table), before answering a first request without its site.
-BIRTH_POLLS, BIRTH_POLL_SECONDS = 100, 0.05
-# The service thread's PostgreSQL connection as ``pg_stat_activity`` names it (its application_name).
-SERVICE_CONNECTION = "kiosk-controller-services"
 MAX_VERSION_LABELS = 16  # distinct refused contract versions counted by name; the rest as "other"
 
 
@@ -145,7 +137,6 @@ class Controller:
         self._stop = threading.Event()
         self._local = threading.local()
         self.svc_queue = FairQueue()
-        self._birth_unseen: set[str] = set()  # kiosks the service thread waited for in vain (several instances)
         # Who else reads kiosks' update/state (the roll-out job): called on the ingest thread.
         self.update_listeners: list[Callable[[str, Any, float], None]] = []
         # Several instances (``instance`` set): singleton jobs only while holding the lease.
@@ -165,6 +156,8 @@ class Controller:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self.svc = ServiceThread(config, self.svc_queue, self._stop, clock, count=self._count, reject=self._reject,
+                                 ack=self._ack_message, call=self._call, publish=self.client.publish)
         # Set once the broker granted the kiosk topics on the current connection: from then on
         # nothing a kiosk publishes passes unheard (``wait_listening``).
         self.listening = threading.Event()
@@ -276,7 +269,7 @@ class Controller:
         self.client.loop_start()
         self._worker = threading.Thread(target=self._run, name="controller-worker", daemon=True)
         self._worker.start()
-        self._svc_thread = threading.Thread(target=self._serve_requests, name="svc", daemon=True)
+        self._svc_thread = threading.Thread(target=self.svc.serve, name="svc", daemon=True)
         self._svc_thread.start()
         if self.config.shared:
             # Its own thread: taking the lease over must not wait behind a long ingest batch.
@@ -378,107 +371,6 @@ class Controller:
             self._count("site_claim_refused")
         return dataclasses.replace(parsed, body={**parsed.body, "site": site},
                                    model=dataclasses.replace(model, site=site) if model is not None else None)
-
-    def _serve_requests(self) -> None:
-        """The service thread: kiosks' requests in turn (``FairQueue``), one at a time."""
-        while not self._stop.is_set():
-            msg = self.svc_queue.get(0.2)
-            if msg is None:
-                continue
-            now = self.clock()
-            self._count("received")
-            try:
-                parsed = topics.parse(msg.topic, msg.payload)
-            except ProtocolError as exc:
-                self._reject(msg, str(exc), now)
-            else:
-                self._service(msg, parsed, now)
-            self._ack_message(msg)
-        self._close_service_conn()
-
-    def _service(self, msg: mqtt.MQTTMessage, parsed: topics.Parsed, now: float) -> None:
-        """Answer ``svc/request`` through the reference backend ``controller.service_backend``, on
-        its tables in the fleet database (the SQLite store's file, or PostgreSQL)."""
-        try:
-            conn = self._service_conn()
-            # The backend reads the kiosk's site from the kiosks table the worker writes.
-            if not services.kiosk_site(conn, parsed.kiosk_id):
-                self._settle_worker(conn, parsed.kiosk_id)
-            body = services.handle_request(conn, parsed.kiosk_id, parsed.body, now)
-        except sql_dialect.unavailable_errors() as exc:  # the database cannot answer now (connection lost)
-            log.warning("service store unavailable", extra={"fields": {"why": str(exc)[:200]}})
-            body = svc_contract.refusal("backend_unavailable", "the service store failed; try again")
-        except Exception as exc:  # noqa: BLE001 - a broken backend answers an error, never kills the link
-            log.exception("service backend failed")
-            body = svc_contract.refusal("service_failed", str(exc)[:200])
-        self._drop_broken_service_conn()
-        self._reply(msg, parsed, body)
-
-    def _service_conn(self) -> Any:
-        """The service thread's own connection (the backend takes one write transaction per request)."""
-        if not hasattr(self._local, "svc_conn"):
-            # PostgreSQL: an autocommit connection (the tables were made at start); SQLite: the
-            # store's file, tables made at the first request.
-            self._local.svc_conn = (
-                FleetDb(self.config.data_dir, with_name(self.config.database, SERVICE_CONNECTION)).connect()
-                if self.config.database else connect(self.config.data_dir, autocommit=False))
-        return self._local.svc_conn
-
-    def _drop_broken_service_conn(self) -> None:
-        """A PostgreSQL connection lost (server restarted, network, terminated): the request that
-        found it gone was answered ``backend_unavailable`` (the resident may try again; retrying here
-        could take a second ticket if the commit went through), the next request reconnects."""
-        conn = getattr(self._local, "svc_conn", None)
-        if conn is not None and getattr(getattr(conn, "raw", None), "closed", False):
-            del self._local.svc_conn
-
-    def _close_service_conn(self) -> None:
-        conn = getattr(self._local, "svc_conn", None)
-        if conn is not None:
-            del self._local.svc_conn
-            conn.close()
-
-    def _settle_worker(self, conn: Any, kiosk_id: str) -> None:
-        """Wait until the worker has committed what arrived before now. A kiosk's first request
-        can reach the service thread before the worker stored its birth (another thread, another
-        queue); answering it without the kiosk's site would number its ticket in nobody's queue
-        and give the next resident at that centre the same number.
-
-        With several instances the broker may have handed the birth to another instance: then
-        wait (a bounded number of short polls) until the database has the kiosk's site. A kiosk
-        that never gets one there is remembered, so it cannot hold the service thread again."""
-        try:
-            self._call(lambda store, now, out: None, timeout=5.0)
-        except Exception:  # noqa: BLE001 - a busy or stopping worker: answer with what is stored
-            log.warning("service request answered before the worker caught up")
-        if not self.config.shared or kiosk_id in self._birth_unseen:
-            return
-        self._count("svc_birth_waits")
-        for _ in range(BIRTH_POLLS):
-            # The site, not just the row: a telemetry or device message handled by an instance
-            # before the birth reached the other makes a record without one.
-            if services.kiosk_site(conn, kiosk_id):
-                return
-            if self._stop.wait(BIRTH_POLL_SECONDS):
-                return
-        if len(self._birth_unseen) >= 10_000:
-            self._birth_unseen.clear()
-        self._birth_unseen.add(kiosk_id)
-        self._count("svc_birth_unseen")
-        log.warning("service request answered without the kiosk's birth in the database",
-                    extra={"fields": {"kiosk": kiosk_id}})
-
-    def _reply(self, msg: mqtt.MQTTMessage, parsed: topics.Parsed, body: dict[str, Any]) -> None:
-        props = getattr(msg, "properties", None)
-        response_topic, redirected = topics.response_topic(parsed.kiosk_id, getattr(props, "ResponseTopic", None))
-        if redirected:
-            self._count("svc_response_topic_refused")
-        reply = Properties(PacketTypes.PUBLISH)
-        corr = getattr(props, "CorrelationData", None)
-        if corr is not None:
-            reply.CorrelationData = corr
-        self.client.publish(response_topic, topics.encode_to_kiosk(body), *topics.FLAGS["svc/response"],
-                            properties=reply)
 
     def _send(self, out: list[handlers.Outgoing]) -> None:
         for o in out:

@@ -190,7 +190,7 @@ def test_the_service_thread_reconnects_after_losing_its_database_connection(make
     goodbye has arrived (PgConnection(reconnect=True)); a request that meets the connection dying
     mid-statement is refused as "try again" with nothing half-done kept; either way the resident's
     next ticket numbers on, none lost or taken twice."""
-    from controller.server import SERVICE_CONNECTION
+    from controller.service_thread import SERVICE_CONNECTION
 
     make_controller(database=postgres_url)
     svc = MqttServiceClient(make_agent("K-RECONNECT"))
