@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import logging
 import queue
 import threading
@@ -69,6 +68,8 @@ from controller import (
     handlers,
     kiosk_sites,
     lease,
+    operator_actions,
+    singleton_jobs,
     sql_dialect,
     store_pg,
     store_reads,
@@ -76,22 +77,19 @@ from controller import (
 from controller import service_backend as services
 from controller.effect_writes import EffectWriter
 from controller.event_acks import EventAcks
+from controller.operator_actions import NotFound
 from controller.service_backend.fair_queue import FairQueue
 from controller.service_thread import ServiceThread
 from controller.store import Store, connect
 from controller.tally import Tally
 from foundation.backoff import controller_reconnect
-from foundation.errors import ConfigError, KioskError, ProtocolError
+from foundation.errors import KioskError, ProtocolError
 from foundation.settings import ControllerConfig
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our subscriptions and queued messages this long
 MAX_VERSION_LABELS = 16  # distinct refused contract versions counted by name; the rest as "other"
-
-
-class NotFound(KioskError):
-    """The kiosk, alarm or command asked for does not exist."""
 
 
 class Controller:
@@ -472,7 +470,7 @@ class Controller:
                 if self.state.dirty & shared:
                     raise RuntimeError("a kiosk locked shared was changed")  # handlers.Decides missed it
                 if not self.config.shared:
-                    due = self._jobs(store, now, out, due)
+                    due = singleton_jobs.jobs(self, store, now, out, due)
                 self._write_effects(store)
                 # Several instances decide liveness from the database's rows and reload each
                 # batch's kiosks from it: there nothing is held past its own transaction.
@@ -529,52 +527,9 @@ class Controller:
         self.writes.readings = {}
         return shared
 
-    def _jobs(self, store: Store, now: float, out: list, due: tuple[float, float, float]) -> tuple[float, float, float]:
-        """The singleton jobs that are due, in the worker's open transaction: operator actions
-        (every 0.2 s), the tick (liveness, command expiry and time-outs, alarms with time; every
-        second), retention (hourly). Returns when each is next due."""
-        next_actions, next_tick, next_prune = due
-        actions = store.pending_actions() if now >= next_actions else []
-        if self.config.shared:
-            # Every kiosk lock of this run in one statement, before any is needed: the actions'
-            # commands' kiosks with the ones the sweep may turn stale (the global lock order).
-            also = _action_kiosks(actions)
-            if now >= next_tick:
-                fleet_share.refresh_for_jobs(self.state, store.conn, now, self._sign, self._fresh, also=also)
-            else:
-                fleet_share.refresh_kiosks(self.state, store.conn, also, self._sign, self._fresh)
-        if now >= next_actions:
-            self._take_actions(store, actions, now, out)
-            next_actions = now + 0.2
-        if now >= next_tick:
-            self.state, more = handlers.tick(self.state, now)
-            out += more
-            next_tick = now + 1.0
-        if now >= next_prune:
-            store.prune(history_before=now - self.history_retention, events_before=now - self.event_retention)
-            services.forget_phones(store.conn, now - self.phone_retention)
-            next_prune = now + 3600
-        return next_actions, next_tick, next_prune
-
     def _shared_jobs(self, now: float, due: tuple[float, float, float]) -> tuple[float, float, float]:
-        """On the lease holder of several instances: the due jobs in a transaction of their own,
-        under the jobs' fence, on state read from the database (``controller.fleet_share``)."""
-        out: list[handlers.Outgoing] = []
-        try:
-            with self.store.tx() as store:
-                fleet_share.fence(store.conn)
-                self._fresh = fleet_share.begin(self.state)
-                due = self._jobs(store, now, out, due)
-                self._write_effects(store)
-                self.tally.write(store.bump_counters)
-        except Exception:
-            log.exception("singleton jobs failed; trying again")
-            self.state.effects.clear()
-            self.tally.settle(committed=False)
-            return due
-        self.tally.settle(committed=True)
-        self._send(out)
-        return due
+        """On the lease holder of several instances: the due jobs in their own transaction (``singleton_jobs``)."""
+        return singleton_jobs.shared_jobs(self, now, due)
 
     def _sign(self, cmd: dict[str, Any]) -> Any:
         # Ed25519 signatures are deterministic: any instance signing a stored command sends the same bytes.
@@ -627,87 +582,6 @@ class Controller:
         self.sites.close()
 
     # -- operator actions (worker side) -------------------------------------------------------------
-    def _take_actions(self, store: Store, actions: list[dict[str, Any]], now: float, out: list) -> None:
-        """Actions queued by ``kioskctl`` in the ``actions`` table (``store.pending_actions()``)."""
-        for act in actions:
-            user = act["user"]
-            try:
-                payload = json.loads(act["payload"])
-                result = self._do_action(store, act["kind"], payload, user, now, out)
-                store.finish_action(act["id"], "done", result, now)
-            except (KioskError, KeyError, TypeError, ValueError) as exc:
-                msg = str(exc) if isinstance(exc, KioskError) else f"bad action payload: {exc}"
-                store.finish_action(act["id"], "error", {"error": msg}, now)
-                store.audit(user, act["kind"], str(act["payload"])[:120], {}, f"error: {msg}"[:300], now)
-
-    def _do_action(self, store: Store, kind: str, p: dict[str, Any], user: str, now: float, out: list) -> Any:
-        if kind == "ack":
-            note = str(p.get("note", ""))[:500]
-            return {"alarm_id": int(p["alarm_id"]), "acked": self._ack(store, int(p["alarm_id"]), user, now, note),
-                    "note": note}
-        if kind == "config_set":
-            return {"version": self._config_set(store, p["scope"], p["body"], user, now, out)}
-        if kind == "command":
-            cmd = commands.new_command(p["kiosk_id"], p["name"], p.get("args", {}), user, now,
-                                       ttl=float(p.get("ttl", commands.DEFAULT_TTL)),
-                                       timeout=float(p.get("timeout", commands.DEFAULT_TIMEOUT)),
-                                       command_id=p.get("id"))
-            return {"id": self._queue(store, cmd, now, out)}
-        if kind == "group":
-            self._group(store, p["group"], list(p["kiosks"]), bool(p.get("add", True)), user, now)
-            return {"ok": True}
-        raise ConfigError(f"unknown action {kind!r}", field="kind")
-
-    def _ack(self, store: Store, alarm_id: int, user: str, now: float, note: str = "") -> bool:
-        detail = {"note": note} if note else {}
-        if not store.alarm_exists(alarm_id):
-            store.audit(user, "alarm.ack", f"alarm:{alarm_id}", detail, "error: no such alarm", now)
-            raise NotFound(f"no alarm {alarm_id}")
-        done = store.ack_alarm(alarm_id, user, now)
-        store.audit(user, "alarm.ack", f"alarm:{alarm_id}", detail, "ok" if done else "already acknowledged", now)
-        return done
-
-    def _config_set(self, store: Store, scope: str, body: Any, user: str, now: float, out: list) -> int:
-        try:
-            scope = config_layers.parse_scope(scope)
-            config_layers.validate_layer(body)
-        except ConfigError as exc:
-            store.audit(user, "config.set", str(scope)[:80], {"body": body}, f"rejected: {exc}", now)
-            raise
-        version = store.set_layer(scope, body, user, now)
-        self.state.layers = store_reads.layers(store.conn)
-        if self.config.shared:
-            # Only this batch's kiosks are held: the others' sites (which layers apply) are read,
-            # without replacing what this transaction changed.
-            for rec in store.load_kiosks():
-                self.state.kiosks.setdefault(rec["kiosk_id"], rec)
-        for kiosk_id in config_layers.affected(scope, self.state.kiosks):
-            msg = handlers.desired_message(self.state, kiosk_id)
-            if msg is not None:
-                out.append(msg)
-        store.audit(user, "config.set", scope, {"body": body, "version": version}, "ok", now)
-        return version
-
-    def _queue(self, store: Store, cmd: dict[str, Any], now: float, out: list) -> str:
-        if self.config.shared:
-            fleet_share.refresh_kiosks(self.state, store.conn, [cmd["kiosk_id"]], self._sign, self._fresh)
-        if store.command_exists(cmd["id"]):
-            raise ConfigError(f"command id {cmd['id']} already used", field="id")
-        store.insert_command(cmd)
-        cmd["wire"] = signing.sign(self.key, cmd_contract.wire_body(cmd))
-        self.state, more = handlers.queue_command(self.state, cmd, now)
-        out += more
-        self._write_effects(store)
-        store.audit(cmd["issuer"], "command.send", f"kiosk:{cmd['kiosk_id']}",
-                    {"id": cmd["id"], "name": cmd["name"], "args": cmd["args"]}, "queued", now)
-        return cmd["id"]
-
-    def _group(self, store: Store, group: str, kiosks: list[str], add: bool, user: str, now: float) -> None:
-        if not isinstance(group, str) or not 0 < len(group) <= 64:
-            raise ConfigError(f"bad group name {group!r}", field="group")
-        store.set_groups(group, kiosks, add)
-        store.audit(user, "group.add" if add else "group.remove", f"group:{group}", {"kiosks": kiosks}, "ok", now)
-
     # -- public API (any thread) ------------------------------------------------------------------
     def _ro(self) -> Any:
         conn = getattr(self._local, "ro", None)
@@ -727,7 +601,7 @@ class Controller:
         return store_reads.alarms(self._ro(), **filters)
 
     def ack_alarm(self, alarm_id: int, user: str, note: str = "") -> bool:
-        return self._call(lambda store, now, out: self._ack(store, int(alarm_id), user, now, note))
+        return self._call(lambda store, now, out: operator_actions.ack_alarm(store, int(alarm_id), user, now, note))
 
     def events(self, **filters: Any) -> dict[str, Any]:
         return store_reads.events(self._ro(), **filters)
@@ -743,7 +617,7 @@ class Controller:
         return ls.get(scope, {"version": 0, "body": {}})
 
     def config_set(self, scope: str, body: dict[str, Any], user: str) -> int:
-        return self._call(lambda store, now, out: self._config_set(store, scope, body, user, now, out))
+        return self._call(lambda store, now, out: operator_actions.set_config(self, store, scope, body, user, now, out))
 
     def config_diff(self, kiosk_id: str | None = None, only_out_of_sync: bool = False) -> list[dict[str, Any]]:
         return store_reads.config_diff(self._ro(), kiosk_id, only_out_of_sync=only_out_of_sync)
@@ -753,7 +627,7 @@ class Controller:
                      command_id: str | None = None) -> str:
         cmd = commands.new_command(kiosk_id, name, args if args is not None else {}, issuer, self.clock(),
                                    ttl=ttl, timeout=timeout, command_id=command_id)
-        return self._call(lambda store, now, out: self._queue(store, cmd, now, out), kiosks=(cmd["kiosk_id"],))
+        return self._call(lambda store, now, out: operator_actions.queue_command(self, store, cmd, now, out), kiosks=(cmd["kiosk_id"],))
 
     def command(self, command_id: str) -> dict[str, Any] | None:
         return store_reads.command(self._ro(), command_id)
@@ -773,7 +647,7 @@ class Controller:
             sleep(poll)
 
     def set_group(self, group: str, kiosk_ids: list[str], add: bool = True, *, user: str) -> None:
-        self._call(lambda store, now, out: self._group(store, group, kiosk_ids, add, user, now))
+        self._call(lambda store, now, out: operator_actions.set_group(store, group, kiosk_ids, add, user, now))
 
     def set_site(self, site: str, name: str = "", region: str = "", *, user: str) -> None:
         def run(store: Store, now: float, out: list) -> None:
@@ -796,22 +670,6 @@ class Controller:
         return {**counts, "inbox": self.inbox.qsize(), "svc_waiting": len(self.svc_queue),
                 "kiosks": len(self.state.kiosks),
                 "open_alarms": len(self.state.open_alarms), "open_commands": len(self.state.commands)}
-
-
-def _action_kiosks(actions: list[dict[str, Any]]) -> list[str]:
-    """The kiosks of the command actions among pending ``actions`` (a bad payload names none: it
-    is refused when carried out)."""
-    out = []
-    for act in actions:
-        if act["kind"] != "command":
-            continue
-        try:
-            kiosk_id = json.loads(act["payload"]).get("kiosk_id")
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(kiosk_id, str):
-            out.append(kiosk_id)
-    return out
 
 
 def _reject_kind(why: str) -> str:
