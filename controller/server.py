@@ -78,6 +78,7 @@ from controller import service_backend as services
 from controller.effect_writes import EffectWriter
 from controller.event_acks import EventAcks
 from controller.operator_actions import NotFound
+from controller.rejections import Rejections
 from controller.service_backend.fair_queue import FairQueue
 from controller.service_thread import ServiceThread
 from controller.store import Store, connect
@@ -89,7 +90,6 @@ from foundation.settings import ControllerConfig
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our subscriptions and queued messages this long
-MAX_VERSION_LABELS = 16  # distinct refused contract versions counted by name; the rest as "other"
 
 
 class Controller:
@@ -127,11 +127,11 @@ class Controller:
         # service thread; the worker's counts of a transaction are kept only if it commits.
         self.tally = Tally({"received": 0, "rejected": 0, "events_new": 0, "events_duplicate": 0})
         self.counts = self.tally.counts
+        self.rejections = Rejections(self.tally)  # refused messages, counted and logged
         self.writes = EffectWriter(self.tally.add, shared=config.shared)  # the worker's writes of what was decided
         self._after_commit: list[Callable[[], None]] = []  # listeners told once the batch committed
         self._to_ack: dict[str, list[str]] = {}  # kiosk -> event ids written in the open transaction
         self.event_acks = EventAcks()  # committed, not yet acknowledged (``events/ack``)
-        self._log_budget = (0.0, 0)
         self._stop = threading.Event()
         self._local = threading.local()
         self.svc_queue = FairQueue()
@@ -154,8 +154,9 @@ class Controller:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
-        self.svc = ServiceThread(config, self.svc_queue, self._stop, clock, count=self._count, reject=self._reject,
-                                 ack=self._ack_message, call=self._call, publish=self.client.publish)
+        self.svc = ServiceThread(config, self.svc_queue, self._stop, clock, count=self._count,
+                                 reject=self.rejections.reject, ack=self._ack_message, call=self._call,
+                                 publish=self.client.publish)
         # Set once the broker granted the kiosk topics on the current connection: from then on
         # nothing a kiosk publishes passes unheard (``wait_listening``).
         self.listening = threading.Event()
@@ -281,20 +282,6 @@ class Controller:
     def _count(self, name: str, n: int = 1) -> None:
         self.tally.add(name, n)
 
-    def _reject(self, msg: mqtt.MQTTMessage, why: str, now: float) -> None:
-        self._count("rejected")
-        self._count("rejected:" + _reject_kind(why))
-        # A flood of junk must not flood the log: at most 20 lines per 10 s, then a summary.
-        start, n = self._log_budget
-        if now - start > 10:
-            if n > 20:
-                log.warning("rejected %d more messages in the last 10 s", n - 20)
-            start, n = now, 0
-        n += 1
-        self._log_budget = (start, n)
-        if n <= 20:
-            log.warning("rejected message on %s: %s", msg.topic[:120], why[:200])
-
     def _apply(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing],
                parsed: topics.Parsed | Exception | None = None, lane: str = "exclusive") -> bool:
         """Apply one message; False when, its kiosk locked ``lane="shared"``, it would decide
@@ -307,7 +294,7 @@ class Controller:
             return False
         except Exception as exc:  # noqa: BLE001 - one odd message must not stop the fleet's ingest
             log.exception("handler failed on %s", msg.topic[:120])
-            self._reject(msg, f"internal {type(exc).__name__}", now)
+            self.rejections.reject(msg, f"internal {type(exc).__name__}", now)
         self._count("received")
         return True
 
@@ -322,11 +309,11 @@ class Controller:
             # A kiosk on another contract major (a mixed fleet mid-roll-out): counted per version,
             # for the first few versions seen; a kiosk inventing versions must not grow the counters
             # (and /metrics labels) without bound.
-            self._count(self._version_counter(exc.version))
-            self._reject(msg, str(exc), now)
+            self._count(self.rejections.version_counter(exc.version))
+            self.rejections.reject(msg, str(exc), now)
             return
         except ProtocolError as exc:
-            self._reject(msg, str(exc), now)
+            self.rejections.reject(msg, str(exc), now)
             return
         newer = parsed.version[1] > versions.MINOR  # read as far as this side knows the contract
         if parsed.kind == "svc/request":
@@ -351,12 +338,6 @@ class Controller:
         for name, n in self.state.counts.items():
             self._count(name, n)
         self.state.counts.clear()
-
-    def _version_counter(self, version: str) -> str:
-        name = f"refused_version:{version}"
-        with self.tally.lock:
-            seen = self.tally.names("refused_version:")
-            return name if name in seen or len(seen) < MAX_VERSION_LABELS else "refused_version:other"
 
     def _with_enrolled_site(self, parsed: topics.Parsed, now: float) -> topics.Parsed:
         """The birth message with the site of the kiosk's enrolment record in place of its claim."""
@@ -670,14 +651,3 @@ class Controller:
         return {**counts, "inbox": self.inbox.qsize(), "svc_waiting": len(self.svc_queue),
                 "kiosks": len(self.state.kiosks),
                 "open_alarms": len(self.state.open_alarms), "open_commands": len(self.state.commands)}
-
-
-def _reject_kind(why: str) -> str:
-    for needle, kind in (("surrogate", "bad_text"), ("not a JSON number", "bad_number"), ("nesting", "too_deep"),
-                         ("exceeds", "too_large"), ("not UTF-8 JSON", "invalid_json"), ("unknown topic", "bad_topic"),
-                         ("bad kiosk id", "bad_topic"), ("published under", "impersonation"),
-                         ("internal", "internal"), ("unsupported contract version", "unsupported_version")):
-        if needle in why:
-            return kind
-    return "bad_payload"
-
