@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from contract import commands as cmd_contract
 from contract import signing
 from controller import commands, config_layers, fleet_share, handlers, store_reads
+from controller.effect_writes import EffectWriter
 from controller.store import Store
 from foundation.errors import ConfigError, KioskError
 from foundation.settings import ControllerConfig
@@ -30,10 +31,10 @@ class Worker(Protocol):
     config: ControllerConfig
     key: Any
     _fresh: set[str]
+    writes: EffectWriter
+    _to_ack: dict[str, list[str]]  # event ids written in the open transaction
 
     def _sign(self, cmd: dict[str, Any]) -> Any: ...
-
-    def _write_effects(self, store: Store) -> None: ...
 
 
 def take_actions(ctl: Worker, store: Store, actions: list[dict[str, Any]], now: float, out: list) -> None:
@@ -110,7 +111,7 @@ def queue_command(ctl: Worker, store: Store, cmd: dict[str, Any], now: float, ou
     cmd["wire"] = signing.sign(ctl.key, cmd_contract.wire_body(cmd))
     ctl.state, more = handlers.queue_command(ctl.state, cmd, now)
     out += more
-    ctl._write_effects(store)
+    ctl.writes.write_effects(store, ctl.state, ctl._to_ack)
     store.audit(cmd["issuer"], "command.send", f"kiosk:{cmd['kiosk_id']}",
                 {"id": cmd["id"], "name": cmd["name"], "args": cmd["args"]}, "queued", now)
     return cmd["id"]

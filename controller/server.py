@@ -1,41 +1,19 @@
 """The fleet controller process: MQTT edge around the pure handlers, with SQLite persistence.
 
-Python API (thread-safe; the web console and ``kioskctl`` build on it)
----------------------------------------------------------------------
-Reads go to the store through a per-thread read-only connection (at most one worker batch,
-about 0.2 s, behind the live state; a kiosk's latest telemetry reading and the telemetry history
-rows up to ``effect_writes.HELD_FLUSH``, 5 s, since they are written in bulk); writes are run on the
-controller's worker thread, the store's only writer, and return once committed. Bad input raises ``ConfigError`` naming the
-field; an unknown kiosk/alarm/command raises ``NotFound``.
+``Controller`` is the one object the rest of the code uses: it connects to the broker, owns the
+fleet state, the store and the threads, and carries the Python API (``controller.controller_api``,
+which documents it). Its parts, each in a module of its own:
 
-Kiosks and registry
-    ``list_kiosks(state=None, site=None, group=None, search=None, offset=0, limit=100)``
-        -> ``{"total", "items": [summary]}``; summary: kiosk_id, state (online/offline/stale/
-        unknown), reason, mode, site, boot_id, versions, last_seen, state_since, last_telemetry,
-        devices {name: {state, detail, required_action, ..., available}}
-    ``kiosk(kiosk_id)`` -> summary plus telemetry, groups, active alarms, recent events and
-        commands, config diff; ``None`` if unknown
-    ``set_group(group, kiosk_ids, add=True, user=...)``, ``set_site(site, name, region, user=...)``
-Alarms
-    ``alarms(active=True|False|None, kiosk_id=None, severity=None, offset=0, limit=100)``
-    ``ack_alarm(alarm_id, user)`` -> True (False if it was already acknowledged)
-Events and telemetry
-    ``events(kiosk_id=None, type=None, since=None, offset=0, limit=100)``
-    ``telemetry_history(kiosk_id, since=0, until=None)`` -> downsampled rows
-Desired config
-    ``config_get(scope=None)`` -> all layers or one (``fleet``, ``site:NAME``, ``kiosk:ID``)
-    ``config_set(scope, body, user)`` -> new version (validates: ConfigError names the key)
-    ``config_diff(kiosk_id=None, only_out_of_sync=False)`` -> desired vs reported per kiosk
-Commands
-    ``send_command(kiosk_id, name, args, issuer, ttl=300, timeout=60, command_id=None)`` -> id
-    ``command(command_id)`` -> record (status queued/sent/succeeded/failed/rejected/expired/
-        timed_out, result, error); ``commands(kiosk_id=None, status=None, ...)``
-    ``wait_command(command_id, timeout)`` -> the record once final (or as it is at the timeout)
-Audit
-    ``audit(user, action, target, result, detail=None)`` records an operator action;
-    ``audit_log(user=None, action=None, offset=0, limit=100)`` reads them
-Other
-    ``public_key()`` (base64 Ed25519, for ``controller_public_key`` in kiosk configs), ``stats()``
+- the MQTT edge (connect, subscribe, messages into the worker's inbox or the service queue,
+  acknowledgements, presence) and the worker's loop (``_run``, ``_step``: one batch, one
+  transaction) are here;
+- ``controller.batches``: gathering, splitting and parsing a batch, and the kiosks it locks;
+- ``controller.effect_writes``: writing what the handlers decided, and the held telemetry;
+- ``controller.event_acks``: acknowledging committed events to their kiosks;
+- ``controller.rejections``: counting and logging refused messages;
+- ``controller.service_thread``: the ``svc`` thread answering resident-service calls;
+- ``controller.operator_actions`` and ``controller.singleton_jobs``: what the worker carries out
+  for operators, and the jobs (actions table, tick, retention) one controller or the lease holder runs.
 """
 
 from __future__ import annotations
@@ -52,7 +30,6 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from contract import commands as cmd_contract
 from contract import payloads, signing, topics, versions
 from contract.commands import CommandResult
 from contract.mqtt_client import connect_with_retry, make_client, pace_reconnects
@@ -60,28 +37,26 @@ from contract.versions import UnsupportedVersion
 from controller import (
     alarms,
     batches,
-    commands,
-    config_layers,
     enrolment_service,
     fleet_clock,
     fleet_share,
     handlers,
     kiosk_sites,
     lease,
-    operator_actions,
     singleton_jobs,
     sql_dialect,
     store_pg,
     store_reads,
 )
 from controller import service_backend as services
+from controller.controller_api import ControllerApi
 from controller.effect_writes import EffectWriter
 from controller.event_acks import EventAcks
-from controller.operator_actions import NotFound
+from controller.operator_actions import NotFound as NotFound  # re-exported: callers catch server.NotFound
 from controller.rejections import Rejections
 from controller.service_backend.fair_queue import FairQueue
 from controller.service_thread import ServiceThread
-from controller.store import Store, connect
+from controller.store import Store
 from controller.tally import Tally
 from foundation.backoff import controller_reconnect
 from foundation.errors import KioskError, ProtocolError
@@ -92,7 +67,7 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our subscriptions and queued messages this long
 
 
-class Controller:
+class Controller(ControllerApi):
     def __init__(self, config: ControllerConfig, *, clock: Callable[[], float] = time.time,
                  signing_key: str | Path | None = None, rules_file: str | Path | None = None,
                  history_interval: float = 300.0) -> None:
@@ -512,10 +487,6 @@ class Controller:
         """On the lease holder of several instances: the due jobs in their own transaction (``singleton_jobs``)."""
         return singleton_jobs.shared_jobs(self, now, due)
 
-    def _sign(self, cmd: dict[str, Any]) -> Any:
-        # Ed25519 signatures are deterministic: any instance signing a stored command sends the same bytes.
-        return signing.sign(self.key, cmd_contract.wire_body(cmd))
-
     def _committed_events(self, now: float) -> None:
         """The open transaction's events are committed: due for acknowledgement."""
         self.event_acks.committed(self._to_ack, now)
@@ -523,15 +494,6 @@ class Controller:
     def _ack_events(self, now: float, *, flush: bool = False) -> None:
         """Acknowledge committed events to their kiosks, gathered over ``event_acks.ACK_WINDOW``."""
         self.event_acks.send(self.client.publish, now, flush=flush)
-
-    def _call(self, fn: Callable[[Store, float, list], Any], timeout: float = 10.0,
-              kiosks: tuple[str, ...] = ()) -> Any:
-        """Run ``fn(store, now, out)`` on the worker inside its transaction and return its result.
-        ``kiosks``: those whose transaction lock ``fn`` takes (with several instances), taken with
-        the batch's own, in the one global order (``fleet_share.lock_kiosks``)."""
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        self.inbox.put((fn, fut, kiosks))
-        return fut.result(timeout)
 
     def stop(self) -> None:
         self._stop.set()
@@ -561,93 +523,3 @@ class Controller:
         self.lease.close()
         self.store.close()
         self.sites.close()
-
-    # -- operator actions (worker side) -------------------------------------------------------------
-    # -- public API (any thread) ------------------------------------------------------------------
-    def _ro(self) -> Any:
-        conn = getattr(self._local, "ro", None)
-        if conn is None:
-            conn = self._local.ro = (store_pg.PgConnection(self.config.database, reconnect=True)
-                                     if self.config.database
-                                     else connect(self.config.data_dir, readonly=True))
-        return conn
-
-    def list_kiosks(self, **filters: Any) -> dict[str, Any]:
-        return store_reads.list_kiosks(self._ro(), **filters)
-
-    def kiosk(self, kiosk_id: str) -> dict[str, Any] | None:
-        return store_reads.kiosk_detail(self._ro(), kiosk_id)
-
-    def alarms(self, **filters: Any) -> dict[str, Any]:
-        return store_reads.alarms(self._ro(), **filters)
-
-    def ack_alarm(self, alarm_id: int, user: str, note: str = "") -> bool:
-        return self._call(lambda store, now, out: operator_actions.ack_alarm(store, int(alarm_id), user, now, note))
-
-    def events(self, **filters: Any) -> dict[str, Any]:
-        return store_reads.events(self._ro(), **filters)
-
-    def telemetry_history(self, kiosk_id: str, since: float = 0.0, until: float | None = None) -> list[dict]:
-        return store_reads.telemetry_history(self._ro(), kiosk_id, since=since, until=until)
-
-    def config_get(self, scope: str | None = None) -> dict[str, Any]:
-        ls = store_reads.layers(self._ro())
-        if scope is None:
-            return ls
-        scope = config_layers.parse_scope(scope)
-        return ls.get(scope, {"version": 0, "body": {}})
-
-    def config_set(self, scope: str, body: dict[str, Any], user: str) -> int:
-        return self._call(lambda store, now, out: operator_actions.set_config(self, store, scope, body, user, now, out))
-
-    def config_diff(self, kiosk_id: str | None = None, only_out_of_sync: bool = False) -> list[dict[str, Any]]:
-        return store_reads.config_diff(self._ro(), kiosk_id, only_out_of_sync=only_out_of_sync)
-
-    def send_command(self, kiosk_id: str, name: str, args: dict[str, Any] | None, issuer: str, *,
-                     ttl: float = commands.DEFAULT_TTL, timeout: float = commands.DEFAULT_TIMEOUT,
-                     command_id: str | None = None) -> str:
-        cmd = commands.new_command(kiosk_id, name, args if args is not None else {}, issuer, self.clock(),
-                                   ttl=ttl, timeout=timeout, command_id=command_id)
-        return self._call(lambda store, now, out: operator_actions.queue_command(self, store, cmd, now, out), kiosks=(cmd["kiosk_id"],))
-
-    def command(self, command_id: str) -> dict[str, Any] | None:
-        return store_reads.command(self._ro(), command_id)
-
-    def commands(self, **filters: Any) -> dict[str, Any]:
-        return store_reads.commands(self._ro(), **filters)
-
-    def wait_command(self, command_id: str, timeout: float, *, poll: float = 0.05,
-                     sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            rec = self.command(command_id)
-            if rec is None:
-                raise NotFound(f"no command {command_id}")
-            if rec["status"] in commands.FINAL or time.monotonic() >= deadline:
-                return rec
-            sleep(poll)
-
-    def set_group(self, group: str, kiosk_ids: list[str], add: bool = True, *, user: str) -> None:
-        self._call(lambda store, now, out: operator_actions.set_group(store, group, kiosk_ids, add, user, now))
-
-    def set_site(self, site: str, name: str = "", region: str = "", *, user: str) -> None:
-        def run(store: Store, now: float, out: list) -> None:
-            store.set_site(site, name, region)
-            store.audit(user, "site.set", f"site:{site}", {"name": name, "region": region}, "ok", now)
-        self._call(run)
-
-    def audit(self, user: str, action: str, target: str, result: str, detail: dict[str, Any] | None = None) -> None:
-        self._call(lambda store, now, out: store.audit(user, action, target, detail or {}, result, now))
-
-    def audit_log(self, **filters: Any) -> dict[str, Any]:
-        return store_reads.audit_log(self._ro(), **filters)
-
-    def public_key(self) -> str:
-        return signing.public_key_text(self.key)
-
-    def stats(self) -> dict[str, Any]:
-        with self.tally.lock:
-            counts = dict(self.counts)
-        return {**counts, "inbox": self.inbox.qsize(), "svc_waiting": len(self.svc_queue),
-                "kiosks": len(self.state.kiosks),
-                "open_alarms": len(self.state.open_alarms), "open_commands": len(self.state.commands)}

@@ -69,7 +69,7 @@ def shared_jobs(ctl: JobsWorker, now: float, due: Due) -> Due:
             fleet_share.fence(store.conn)
             ctl._fresh = fleet_share.begin(ctl.state)
             due = jobs(ctl, store, now, out, due)
-            ctl._write_effects(store)
+            ctl.writes.write_effects(store, ctl.state, ctl._to_ack)
             ctl.tally.write(store.bump_counters)
     except Exception:
         log.exception("singleton jobs failed; trying again")
