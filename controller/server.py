@@ -8,6 +8,7 @@ which documents it). Its parts, each in a module of its own:
   acknowledgements, presence) and the worker's loop (``_run``, ``_step``: one batch, one
   transaction) are here;
 - ``controller.batches``: gathering, splitting and parsing a batch, and the kiosks it locks;
+- ``controller.ingest``: one kiosk message applied through the handlers;
 - ``controller.effect_writes``: writing what the handlers decided, and the held telemetry;
 - ``controller.event_acks``: acknowledging committed events to their kiosks;
 - ``controller.rejections``: counting and logging refused messages;
@@ -19,7 +20,6 @@ which documents it). Its parts, each in a module of its own:
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import logging
 import queue
 import threading
@@ -31,9 +31,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from contract import payloads, signing, topics, versions
-from contract.commands import CommandResult
 from contract.mqtt_client import connect_with_retry, make_client, pace_reconnects
-from contract.versions import UnsupportedVersion
 from controller import (
     alarms,
     batches,
@@ -41,6 +39,7 @@ from controller import (
     fleet_clock,
     fleet_share,
     handlers,
+    ingest,
     kiosk_sites,
     lease,
     singleton_jobs,
@@ -59,7 +58,7 @@ from controller.service_thread import ServiceThread
 from controller.store import Store
 from controller.tally import Tally
 from foundation.backoff import controller_reconnect
-from foundation.errors import KioskError, ProtocolError
+from foundation.errors import KioskError
 from foundation.settings import ControllerConfig
 
 log = logging.getLogger(__name__)
@@ -257,75 +256,6 @@ class Controller(ControllerApi):
     def _count(self, name: str, n: int = 1) -> None:
         self.tally.add(name, n)
 
-    def _apply(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing],
-               parsed: topics.Parsed | Exception | None = None, lane: str = "exclusive") -> bool:
-        """Apply one message; False when, its kiosk locked ``lane="shared"``, it would decide
-        something (``handlers.Decides``): nothing of it was applied or counted."""
-        if msg.topic == topics.CONTROLLER_STATUS:
-            return True  # our own presence, matched by the status wildcard
-        try:
-            self._apply_one(msg, now, out, parsed, lane)
-        except handlers.Decides:
-            return False
-        except Exception as exc:  # noqa: BLE001 - one odd message must not stop the fleet's ingest
-            log.exception("handler failed on %s", msg.topic[:120])
-            self.rejections.reject(msg, f"internal {type(exc).__name__}", now)
-        self._count("received")
-        return True
-
-    def _apply_one(self, msg: mqtt.MQTTMessage, now: float, out: list[handlers.Outgoing],
-                   parsed: topics.Parsed | Exception | None = None, lane: str = "exclusive") -> None:
-        try:
-            if parsed is None:
-                parsed = topics.parse(msg.topic, bytes(msg.payload))
-            elif isinstance(parsed, Exception):
-                raise parsed
-        except UnsupportedVersion as exc:
-            # A kiosk on another contract major (a mixed fleet mid-roll-out): counted per version,
-            # for the first few versions seen; a kiosk inventing versions must not grow the counters
-            # (and /metrics labels) without bound.
-            self._count(self.rejections.version_counter(exc.version))
-            self.rejections.reject(msg, str(exc), now)
-            return
-        except ProtocolError as exc:
-            self.rejections.reject(msg, str(exc), now)
-            return
-        newer = parsed.version[1] > versions.MINOR  # read as far as this side knows the contract
-        if parsed.kind == "svc/request":
-            if newer:
-                self._count("newer_minor")
-            return  # answered by the service thread (``_on_message``); not expected here
-        if parsed.kind == "update/state":
-            # Told once committed: a batch done again must not tell the roll-out job twice.
-            self._after_commit += [lambda f=listener, p=parsed: f(p.kiosk_id, p.model, now)
-                                   for listener in self.update_listeners]
-        if parsed.kind == "status" and parsed.body.get("state") == "online":
-            parsed = self._with_enrolled_site(parsed, now)
-        unmatched = isinstance(parsed.model, CommandResult) and parsed.model.id not in self.state.commands
-        self.state, more = handlers.handle(self.state, parsed, now, lane)  # may raise Decides: nothing done
-        if newer:
-            self._count("newer_minor")
-        if unmatched:
-            self._count("results_unmatched")
-        if lane == "shared" and parsed.kind == "telemetry":
-            self.writes.readings.setdefault(parsed.kiosk_id, []).append(parsed.model)
-        out += more
-        for name, n in self.state.counts.items():
-            self._count(name, n)
-        self.state.counts.clear()
-
-    def _with_enrolled_site(self, parsed: topics.Parsed, now: float) -> topics.Parsed:
-        """The birth message with the site of the kiosk's enrolment record in place of its claim."""
-        rec = self.state.kiosks.get(parsed.kiosk_id) or {}
-        model = parsed.model
-        claimed = model.site if model is not None else parsed.body.get("site")
-        # The enrolment records are in the fleet database (on PostgreSQL too), never in a local file.
-        site, refused = self.sites.site_for(self.store.conn, parsed.kiosk_id, claimed, rec.get("site", ""), now)
-        if refused:
-            self._count("site_claim_refused")
-        return dataclasses.replace(parsed, body={**parsed.body, "site": site},
-                                   model=dataclasses.replace(model, site=site) if model is not None else None)
-
     def _send(self, out: list[handlers.Outgoing]) -> None:
         for o in out:
             body = o.body
@@ -411,8 +341,8 @@ class Controller(ControllerApi):
                 for item, pre in zip(batch, parsed, strict=True):
                     if isinstance(item, mqtt.MQTTMessage):
                         kiosk = fleet_share.kiosk_of(item.topic) if shared else None
-                        if kiosk in waiting or not self._apply(item, now, out, pre,
-                                                               "shared" if kiosk in shared else "exclusive"):
+                        if kiosk in waiting or not ingest.apply(self, item, now, out, pre,
+                                                                "shared" if kiosk in shared else "exclusive"):
                             waiting.add(kiosk or "")
                             deferred.append(item)
                             continue
