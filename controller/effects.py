@@ -1,8 +1,8 @@
 """What the controller's pure handlers ask the store to record: one frozen dataclass per kind.
 
-``controller/handlers.py`` decides and appends these to ``state.effects``; the server's worker
-hands each to the matching :class:`controller.store.Store` method inside its one transaction per
-batch. Nothing here does I/O.
+``controller/handlers.py`` decides and appends these to ``state.effects``; the controller's
+worker (``controller/effect_writes.py``) hands each to the matching :class:`controller.store.Store`
+method inside its one transaction per batch. Nothing here does I/O.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class FleetState:
     history_bucket: dict[str, float] = field(default_factory=dict)
     effects: list[fx.Effect] = field(default_factory=list)
     time_zone: str = fleet_clock.DEFAULT_ZONE  # the controller's: pushed with every desired config
-    # Counters for the server's metrics (it adds and clears them after each message).
+    # Counters for the controller's metrics (``controller.ingest`` adds and clears them after each message).
     counts: dict[str, int] = field(default_factory=dict)
     # Since when the controller hears the broker (its edge sets it on every connect, None while it
     # does not): a kiosk's silence counts only from then, since the controller could not hear it
