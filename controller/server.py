@@ -130,7 +130,7 @@ class Controller(ControllerApi):
         self.client.on_subscribe = self._on_subscribe
         self.svc = ServiceThread(config, self.svc_queue, self._stop, clock, count=self._count,
                                  reject=self.rejections.reject, ack=self._ack_message, call=self._call,
-                                 publish=self.client.publish)
+                                 publish=lambda *a, **kw: self.client.publish(*a, **kw))  # the client of the moment
         # Set once the broker granted the kiosk topics on the current connection: from then on
         # nothing a kiosk publishes passes unheard (``wait_listening``).
         self.listening = threading.Event()
