@@ -12,6 +12,7 @@ from foundation.lifecycle import (
     build_config,
     fail,
     start_service,
+    stop_signals,
     wait_for_stop_signal,
 )
 from foundation.logs import setup_logging
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     code = start_service(controller)
     if code is not None:
         return code
+    stop = stop_signals()  # a signal from here on stops in order, even while the console starts
     print(f"controller online broker={config.broker} data={config.data_dir}", flush=True)
     console = watch = None
     try:
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: console not started: {exc}; fix --http HOST:PORT and restart", file=sys.stderr, flush=True)
     rollouts.start()
     try:
-        wait_for_stop_signal()
+        wait_for_stop_signal(stop)
     finally:
         rollouts.stop()
         if watch is not None:

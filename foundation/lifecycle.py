@@ -69,14 +69,23 @@ def start_service(service, *, say=None) -> int | None:
     return None
 
 
-def wait_for_stop_signal() -> None:
-    """Block until SIGTERM or SIGINT (Ctrl-C)."""
+def stop_signals() -> threading.Event:
+    """From now on SIGTERM/SIGINT set the returned event instead of raising StopRequested. Call
+    it as soon as ``start_service`` has returned None: a signal during what the process does next
+    (starting its console, say) then waits for the orderly stop instead of escaping as an
+    exception that skips it."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+def wait_for_stop_signal(stop: threading.Event | None = None) -> None:
+    """Block until SIGTERM or SIGINT (Ctrl-C), or until ``stop`` (from :func:`stop_signals`) is set."""
+    stop = stop or stop_signals()
     while not stop.wait(0.5):
         pass
 
 
 __all__ = ["StopRequested", "add_common_args", "build_config", "fail",
-           "raise_on_stop_signal", "start_service", "wait_for_stop_signal"]
+           "raise_on_stop_signal", "start_service", "stop_signals", "wait_for_stop_signal"]

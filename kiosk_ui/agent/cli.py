@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 from foundation.errors import KioskError
 from foundation.lifecycle import (
@@ -13,6 +11,7 @@ from foundation.lifecycle import (
     build_config,
     fail,
     start_service,
+    stop_signals,
 )
 from foundation.logs import setup_logging
 from foundation.settings import KioskConfig
@@ -63,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if code is not None:
         kiosk.close()
         return code
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_signals()
     announced = False
     try:
         while not stop.wait(0.1):
