@@ -6,11 +6,12 @@ they already know; :func:`build` derives the one most specific ``fault`` and the
 ``required_action`` (an id of :data:`contract.vocab.REQUIRED_ACTIONS`, or ``None``) so no producer
 decides those on its own. The controller reads every version of the payload through :func:`parse`.
 
-Wire form (contract 1.1)::
+Wire form (contract 1.1; ``ts`` and ``boot_id`` optional, see :func:`body`)::
 
     {"v": "1.1", "kiosk_id": "GD-0001", "state": "error", "fault": "paper_out",
      "required_action": "load_paper",
-     "detail": {"connection": "connected", "paper": "out", "cover": "closed", "cutter": "ok"}}
+     "detail": {"connection": "connected", "paper": "out", "cover": "closed", "cutter": "ok"},
+     "ts": 1764000000.25, "boot_id": "9f..."}
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class DeviceStatus:
     detail: DeviceDetail
     fault: str  # vocab.FAULTS: the one most specific fault, "" when none
     required_action: str | None  # vocab.REQUIRED_ACTIONS, None when nothing is to be done
+    # Where the report stands in the kiosk's order (read by the controller, never built by a
+    # producer: :func:`body` adds them at publishing); None / "" from a kiosk older than the fields.
+    ts: float | None = None
+    boot_id: str = ""
 
     def get(self, name: str, default: Any = None) -> Any:
         """A field by name, the detail's included (``paper``, ``cover``, ``tamper``...): what the
@@ -125,8 +130,27 @@ def build(state: str, detail: DeviceDetail) -> DeviceStatus:
     return DeviceStatus(state, detail, fault, action)
 
 
-def body(kiosk_id: str, status: DeviceStatus) -> dict[str, Any]:
-    return {"kiosk_id": kiosk_id, **status.to_dict()}
+def body(kiosk_id: str, status: DeviceStatus, *, ts: float | None = None, boot_id: str = "") -> dict[str, Any]:
+    """The wire body. ``ts`` (the kiosk's clock, never going back within ``boot_id``) and
+    ``boot_id`` let a reader that handles a kiosk's messages out of order keep the newer report
+    (docs/mqtt.md, "devices/{name}"); both optional, older readers ignore them."""
+    out = {"kiosk_id": kiosk_id, **status.to_dict()}
+    if ts is not None:
+        out["ts"] = ts
+    if boot_id:
+        out["boot_id"] = boot_id
+    return out
+
+
+def order_fields(raw: dict[str, Any]) -> tuple[float | None, str]:
+    """The optional ``ts`` and ``boot_id`` of a kiosk's report (device status, config/reported);
+    a wrong type raises RemoteProtocolError naming the field."""
+    ts, boot_id = raw.get("ts"), raw.get("boot_id", "")
+    if ts is not None and _num(ts) is None:
+        raise RemoteProtocolError(f"ts must be a finite number of seconds, got {str(ts)[:32]!r}")
+    if not isinstance(boot_id, str) or len(boot_id) > 64:
+        raise RemoteProtocolError(f"boot_id must be a string of at most 64 characters, got {str(boot_id)[:32]!r}")
+    return _num(ts), boot_id
 
 
 # -- parsing, every version of major 1 -----------------------------------------------------------
@@ -181,4 +205,5 @@ def parse(raw: dict[str, Any]) -> DeviceStatus:
         safe_mode=_bool(src.get("safe_mode")), hold_s=int(hold) if hold is not None else None)
     if detail.error in ("paper_out", "cover_open", "tamper"):
         detail = replace(detail, error=None)  # 1.0 sent the fault word too; paper/cover/tamper say it
-    return build(state, detail)
+    ts, boot_id = order_fields(raw)
+    return replace(build(state, detail), ts=ts, boot_id=boot_id)

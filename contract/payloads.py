@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract import versions, vocab
+from contract import device_status, versions, vocab
 from foundation.errors import RemoteProtocolError
 
 _WORD = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -351,19 +351,26 @@ class ConfigReported:
     status: str  # applied / rejected
     config: dict[str, Any]
     reason: str = ""
+    # The report's place in the kiosk's order, as on a device status (device_status.body); optional.
+    ts: float | None = None
+    boot_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = {"version": self.version, "status": self.status, "config": self.config}
         if self.reason:
             out["reason"] = self.reason
+        if self.ts is not None:
+            out["ts"] = self.ts
+        if self.boot_id:
+            out["boot_id"] = self.boot_id
         return out
 
 
 def config_reported(kiosk_id: str, *, version: int | None, status: str, config: dict[str, Any],
-                    reason: str = "") -> dict[str, Any]:
+                    reason: str = "", ts: float | None = None, boot_id: str = "") -> dict[str, Any]:
     if status not in vocab.CONFIG_STATUSES:
         raise ValueError(f"status must be one of {', '.join(vocab.CONFIG_STATUSES)}")
-    return {"kiosk_id": kiosk_id, **ConfigReported(version, status, config, reason[:300]).to_dict()}
+    return {"kiosk_id": kiosk_id, **ConfigReported(version, status, config, reason[:300], ts, boot_id).to_dict()}
 
 
 def parse_config_reported(body: dict[str, Any]) -> ConfigReported:
@@ -374,4 +381,6 @@ def parse_config_reported(body: dict[str, Any]) -> ConfigReported:
     if status not in vocab.CONFIG_STATUSES:
         raise RemoteProtocolError(f"config/reported status must be applied or rejected, got {str(status)[:32]!r}")
     config = body.get("config")
-    return ConfigReported(version, status, config if isinstance(config, dict) else {}, _str(body, "reason", 300))
+    ts, boot_id = device_status.order_fields(body)
+    return ConfigReported(version, status, config if isinstance(config, dict) else {}, _str(body, "reason", 300),
+                          ts, boot_id)

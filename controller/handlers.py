@@ -19,7 +19,7 @@ from contract import desired_config, device_status, payloads, topics, versions
 from contract.commands import CommandResult
 from contract.payloads import ConfigReported, Event, KioskStatus, Telemetry, merge_telemetry
 from contract.topics import Parsed
-from controller import alarms, config_layers, fleet_clock
+from controller import alarms, config_layers, fleet_clock, report_order
 from controller import effects as fx
 from controller.commands import OPEN, RESULT_TO_STATUS
 from controller.stale_watch import StaleWatch
@@ -265,7 +265,12 @@ def handle(state: FleetState, msg: Parsed, now: float, lane: str = "exclusive") 
             state.effects.append(fx.HistorySample(msg.kiosk_id, now, rec["telemetry"]))
     elif isinstance(model, device_status.DeviceStatus):
         name = msg.name or ""
-        dev = model.to_dict()
+        if report_order.superseded(rec["devices"].get(name), model.ts, model.boot_id, rec["boot_id"]):
+            # Published before the state stored (another instance handled the newer one first):
+            # the stored state stands, and the alarms, judged on it, stay as they are.
+            _count(state, "device_superseded")
+            return state, out
+        dev = {**model.to_dict(), **_order_of(model.ts, model.boot_id)}
         rec["devices"] = {**rec["devices"], name: dev}
         state.effects.append(fx.DeviceReported(msg.kiosk_id, name, dev, now))
         _alarm_changes(state, alarms.evaluate(rule_set(state), "device", msg.kiosk_id, name, model, state.open_alarms,
@@ -277,6 +282,9 @@ def handle(state: FleetState, msg: Parsed, now: float, lane: str = "exclusive") 
         state.effects.append(fx.EventReceived(msg.kiosk_id, model, now, msg.text))
         _alarm_changes(state, changes, now)
     elif isinstance(model, ConfigReported):
+        if report_order.superseded(rec["reported"], model.ts, model.boot_id, rec["boot_id"]):
+            _count(state, "reported_superseded")  # an older report: the console keeps the newer
+            return state, out
         rec["reported"] = model.to_dict()
     elif isinstance(model, CommandResult):
         cmd = state.commands.get(model.id)
@@ -291,6 +299,15 @@ def handle(state: FleetState, msg: Parsed, now: float, lane: str = "exclusive") 
         return state, out
     state.dirty.add(msg.kiosk_id)
     return state, out
+
+
+def _count(state: FleetState, name: str) -> None:
+    state.counts[name] = state.counts.get(name, 0) + 1
+
+
+def _order_of(ts: float | None, boot_id: str) -> dict[str, Any]:
+    """What a stored device status keeps of its place in the kiosk's order (report_order)."""
+    return {k: v for k, v in (("ts", ts), ("boot_id", boot_id)) if v not in (None, "")}
 
 
 def late_reading(state: FleetState, rec: dict[str, Any], model: Telemetry) -> bool:

@@ -88,6 +88,8 @@ def render(console) -> str:
               "events_new": "Kiosk events stored (first sight).",
               "events_duplicate": "Kiosk events dropped as duplicates (redelivery after reconnect).",
               "status_superseded": "Kiosk statuses ignored as older than the newest birth (connection stamp).",
+              "device_superseded": "Device statuses ignored as older than the stored one (kiosk ts, boot).",
+              "reported_superseded": "Config reports ignored as older than the stored one (kiosk ts, boot).",
               # Several instances (docs/scale-out.md, "Two lanes of kiosk locks").
               "deferred": "Messages taken again under their kiosk's exclusive lock (they decided something).",
               "telemetry_late": "Telemetry readings not stored as older than the kiosk's stored one."}

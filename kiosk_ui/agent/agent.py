@@ -180,8 +180,7 @@ class KioskAgent:
         # The controller orders births by their stamp (a late redelivered birth must not undo a
         # newer one), so the stamp never goes back, not even when the wall clock is stepped back
         # (NTP after a long time offline, a technician); kept in the journal across restarts.
-        ts = max(self.clock(), self._birth_ts + 0.001)
-        self._birth_ts = ts
+        ts = self._order_ts()
         try:
             self.journal.put("birth_ts", ts)
         except sqlite3.OperationalError as exc:  # a full disk: the stamp in memory still holds
@@ -189,6 +188,13 @@ class KioskAgent:
         return payloads.birth(self.config.kiosk_id, mode=self.mode, boot_id=self.boot_id, site=self.config.site,
                               versions={"agent": VERSION, "contract": fleet.VERSION, **self._release()},
                               devices=list(self._devices), ts=ts, stamp=self.stamp)
+
+    def _order_ts(self) -> float:
+        """The kiosk's clock for a retained report (birth, device status, config report): never
+        behind one it already sent, so the controller instances keep the newer of two reports
+        (controller/report_order.py) even when the wall clock steps back."""
+        self._birth_ts = max(self.clock(), self._birth_ts + 0.001)
+        return self._birth_ts
 
     def _release(self) -> dict[str, str]:
         """The release this process runs (roll-outs pick kiosks on an older one)."""
@@ -219,8 +225,8 @@ class KioskAgent:
             self.client.publish(self._topic("update/state"), fleet.encode(body), *fleet.FLAGS["update/state"])
 
     def _publish_device(self, name: str, st: DeviceStatus) -> None:
-        self.client.publish(self._topic(f"devices/{name}"), fleet.encode(device_status.body(self.config.kiosk_id, st)),
-                            *fleet.FLAGS["devices"])
+        body = device_status.body(self.config.kiosk_id, st, ts=self._order_ts(), boot_id=self.boot_id)
+        self.client.publish(self._topic(f"devices/{name}"), fleet.encode(body), *fleet.FLAGS["devices"])
 
     def set_mode(self, mode: str) -> None:
         if mode not in vocab.MODES:
@@ -515,7 +521,8 @@ class KioskAgent:
         self._report({"version": version, "status": "applied", "config": config})
 
     def _report(self, body: dict[str, Any]) -> None:
-        self.reported = payloads.config_reported(self.config.kiosk_id, **body)
+        self.reported = payloads.config_reported(self.config.kiosk_id, **body, ts=self._order_ts(),
+                                                 boot_id=self.boot_id)
         self.journal.put("reported", self.reported)
         self.client.publish(self._topic("config/reported"), fleet.encode(self.reported),
                             *fleet.FLAGS["config/reported"])
