@@ -11,6 +11,8 @@ import pytest
 from contract import device_status, payloads, topics
 from controller import alarms, handlers, report_order
 from foundation.errors import RemoteProtocolError
+from foundation.settings import KioskConfig, from_mapping
+from kiosk_ui.agent.agent import KioskAgent
 
 PAPER_OUT = device_status.build("idle", device_status.printer_detail(known=True, paper="out"))
 PAPER_OK = device_status.build("idle", device_status.printer_detail(known=True, paper="ok"))
@@ -117,3 +119,44 @@ def test_report_order_rules():
     # A boot whose birth is not applied yet may be the newer one: ts decides.
     assert not report_order.superseded({"ts": 5.0, "boot_id": "b"}, 6.0, "c", "b")
     assert report_order.superseded({"ts": 5.0, "boot_id": "b"}, 4.0, "c", "b")
+
+
+def test_the_real_agents_reports_order_even_when_its_clock_steps_back(broker, raw, tmp_path):
+    """The real agent on the real broker publishes two device states and two config reports while
+    its clock steps back; handed to the controller's handler in the reverse order, the older of
+    each is ignored."""
+    clock = [2_000_000_000.0]
+    cfg = from_mapping(KioskConfig, {"kiosk_id": "K1", "broker": broker.url, "keepalive": 2,
+                                     "data_dir": str(tmp_path / "kiosk")})
+    watcher = raw("watcher")
+    watcher.subscribe("kiosk/v1/K1/#")
+    agent = KioskAgent(cfg, clock=lambda: clock[0])
+    printer = {"printer": PAPER_OUT}
+    agent.device_status = lambda: dict(printer)
+    agent.start(wait=10)
+    try:
+        birth = watcher.wait_json(lambda t, b: t.endswith("/status") and b.get("state") == "online", 10)
+        devices, reports = [], []
+        for st, version in ((PAPER_OUT, 13), (PAPER_OK, 12)):
+            printer["printer"] = st
+            agent.poll_devices()
+            # No controller key pinned: the agent rejects the config, and reports that (with the version).
+            agent.apply_desired(topics.encode_to_kiosk(payloads.config_desired(version, {})))
+            devices.append(watcher.wait_json(lambda t, b, f=st.fault: t.endswith("devices/printer")
+                                             and b.get("fault") == f, 10))
+            reports.append(watcher.wait_json(lambda t, b, v=version: t.endswith("config/reported")
+                                             and b.get("version") == v, 10))
+            clock[0] -= 3600.0  # NTP steps the clock back an hour
+    finally:
+        agent.stop()
+    assert devices[0]["boot_id"] == devices[1]["boot_id"] == agent.boot_id and devices[1]["ts"] > devices[0]["ts"]
+    assert reports[1]["ts"] > reports[0]["ts"]
+    s = handlers.FleetState(telemetry_period=10, stale_after_periods=3, rules=alarms.load_rules())
+    s, _ = handlers.handle(s, _msg("status", birth), 1.0)
+    for body in (devices[1], devices[0]):
+        s, _ = handlers.handle(s, _msg("devices/printer", body), 2.0)
+    for body in (reports[1], reports[0]):
+        s, _ = handlers.handle(s, _msg("config/reported", body), 3.0)
+    assert s.kiosks["K1"]["devices"]["printer"]["fault"] == "" and not _printer_alarm(s)
+    assert s.kiosks["K1"]["reported"]["version"] == 12
+    assert s.counts == {"device_superseded": 1, "reported_superseded": 1}
