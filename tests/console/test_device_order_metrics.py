@@ -28,7 +28,9 @@ def test_a_late_paper_out_is_ignored_and_counted(live, broker, tmp_path):  # noq
     try:
         watcher.subscribe("kiosk/v1/gd-7/devices/printer")
         agent.start(wait=10)
+        wait_until(lambda: agent.connected, 15, "the kiosk connected")
         agent.poll_devices()
+        watcher.wait_json(lambda _t, b: b.get("fault") == "paper_out" and "ts" in b, 10)
         printer["printer"] = PAPER_OK
         agent.poll_devices()
         watcher.wait_json(lambda _t, b: b.get("fault") == "" and "ts" in b, 10)
