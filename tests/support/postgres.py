@@ -38,11 +38,36 @@ class PostgresCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.workdir, "postgres", "postgres")
+        own_port = not self.port
         self.port = self.port or free_port()
         self._run(_bin("initdb"), "-D", str(self.workdir / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--no-sync")
-        self.serve()
-        return self
+        # A port free_port() found free can be taken before the server binds it (another xdist
+        # worker's broker or cluster): a port chosen here is chosen again, as tests/support/broker.py does.
+        for attempt in range(5):
+            logged = self._log_size()
+            try:
+                self.serve()
+                return self
+            except subprocess.CalledProcessError:
+                if not own_port or attempt == 4 or "already in use" not in self._log_since(logged):
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _log_size(self) -> int:
+        try:
+            return (self.workdir / "log").stat().st_size
+        except OSError:
+            return 0
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with open(self.workdir / "log", "rb") as f:
+                f.seek(offset)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
 
     def serve(self) -> None:
         """Start the server of an existing cluster (after ``stop``)."""
