@@ -190,7 +190,7 @@ def _status(state: FleetState, rec: dict[str, Any], st: KioskStatus, kiosk_id: s
     if superseded(st, rec.get("status_stamp")):
         # From a connection older than the newest birth applied (persisted, so whichever controller
         # instance applied it): a late will of an old connection must not turn a connected kiosk offline.
-        state.counts["status_superseded"] = state.counts.get("status_superseded", 0) + 1
+        _count(state, "status_superseded")
         return out
     if st.state == "online" and st.ts is not None and st.ts < rec.get("status_ts", st.ts):
         # A birth older than one already applied (redelivered late, or taken by another
@@ -329,7 +329,7 @@ def _late(state: FleetState, rec: dict[str, Any], kiosk_id: str, now: float, lan
     else:
         _heard(state, rec, now)
         state.fresh.add(kiosk_id)
-    state.counts["telemetry_late"] = state.counts.get("telemetry_late", 0) + 1
+    _count(state, "telemetry_late")
     return state
 
 
