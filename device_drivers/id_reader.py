@@ -123,7 +123,7 @@ class IdCardReader(AnswerDevice):
         transport error if the reader stayed unreachable."""
         deadline = self.clock() + timeout
         last: Exception | None = None
-        first: bytes | None = None  # an answer waiting for a second one that agrees
+        first: tuple[bytes, bytes] | None = None  # a read waiting for a second one that agrees
         while True:
             left = deadline - self.clock()
             if left <= 0:
@@ -153,8 +153,7 @@ class IdCardReader(AnswerDevice):
                 continue
             if raw == first:
                 self._trusted_since = (self.clock(), self.link.reconnects)
-            text, photo, _ = samv.split_read_answer(raw)
-            ident = samv.decode_text(text, photo)
+            ident = samv.decode_text(*raw)
             self.counters["cards_read"] += 1
             self.wipe()
             self._last = ident
@@ -180,8 +179,8 @@ class IdCardReader(AnswerDevice):
         damaged = self._damaged_at
         return damaged is None or self.clock() - damaged >= self.trust_after
 
-    def _try_once(self) -> bytes | None:
-        """One find -> select -> read: the read answer's data, or None if no card was there."""
+    def _try_once(self) -> tuple[bytes, bytes] | None:
+        """One find -> select -> read: the card's text block and photo, or None if no card was there."""
         r = self.request(samv.FIND_CARD)
         if r.status == 0x80:
             return None
@@ -200,8 +199,8 @@ class IdCardReader(AnswerDevice):
             return None
         if r.status != samv.OK:
             raise samv.SamvStatusError(r.status, "read card")
-        samv.split_read_answer(r.data)  # lengths that do not fit are damage too: RemoteProtocolError
-        return r.data
+        text, photo, _ = samv.split_read_answer(r.data)  # lengths that do not fit: RemoteProtocolError
+        return text, photo
 
     def wipe(self) -> None:
         """Forget the last identity read (end of the resident's session)."""
