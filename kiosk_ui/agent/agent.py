@@ -70,7 +70,7 @@ class KioskAgent:
         self.mode = self.journal.get("mode", "normal")
         self.applied: dict[str, Any] = self.journal.get("applied", {"version": 0, "config": {}})
         self.reported: dict[str, Any] = self.journal.get("reported", {})
-        self._birth_ts = float(self.journal.get("birth_ts", 0.0) or 0.0)
+        self._last_order_ts = float(self.journal.get("birth_ts", 0.0) or 0.0)  # the last ts of a retained report (births journal it)
         self.telemetry_interval = float(self.applied["config"].get("telemetry_interval",
                                                                     config.telemetry_interval))
         self.public_key = signing.parse_public_key(config.controller_public_key) \
@@ -193,8 +193,8 @@ class KioskAgent:
         """The kiosk's clock for a retained report (birth, device status, config report): never
         behind one it already sent, so the controller instances keep the newer of two reports
         (controller/report_order.py) even when the wall clock steps back."""
-        self._birth_ts = max(self.clock(), self._birth_ts + 0.001)
-        return self._birth_ts
+        self._last_order_ts = max(self.clock(), self._last_order_ts + 0.001)
+        return self._last_order_ts
 
     def _release(self) -> dict[str, str]:
         """The release this process runs (roll-outs pick kiosks on an older one)."""
