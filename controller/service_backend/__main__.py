@@ -4,12 +4,11 @@ reference service backend."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from foundation.errors import KioskError
+from foundation.lifecycle import stop_signals, wait_for_stop_signal
 from foundation.logs import setup_logging
 from foundation.settings import parse_broker_url
 
@@ -30,11 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     except KioskError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done = stop_signals()
+    if not host.wait_listening(30):  # READY means requests are heard from now on
+        print("error: the broker did not grant the kiosks' request topics within 30 s", file=sys.stderr)
+        host.stop()
+        return 2
     print("READY services", flush=True)
-    done.wait()
+    wait_for_stop_signal(done)
     host.stop()
     return 0
 

@@ -76,13 +76,25 @@ class ServiceHost:
         self._stop = threading.Event()
         self.client = make_client(client_id, broker)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = lambda c, u, m: self.inbox.put(m)
+        # Set once the broker granted the requests' subscription on the current connection: a
+        # request published before that reaches no one (``wait_listening``, as the controller's).
+        self.listening = threading.Event()
         # Answering residents again within seconds of a broker restart, like the controller.
         pace_reconnects(self.client, controller_reconnect())
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if not reason_code.is_failure:
             client.subscribe(REQUESTS, topics.QOS["svc/request"])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: Any, reason_codes: Any, properties: Any) -> None:
+        if all(not rc.is_failure for rc in reason_codes):
+            self.listening.set()
+
+    def wait_listening(self, timeout: float) -> bool:
+        """True once connected and subscribed to the kiosks' requests (within ``timeout`` seconds)."""
+        return self.listening.wait(timeout)
 
     def start(self, say: Callable[[str], None] | None = None) -> None:
         connect_with_retry(self.client, self.broker, keepalive=10, should_stop=self._stop.is_set, say=say)

@@ -49,6 +49,7 @@ def test_the_standalone_service_host_answers_only_on_the_kiosks_own_response_top
 
     host = ServiceHost(parse_broker_url(broker.url), tmp_path / "svc")
     host.start()
+    assert host.wait_listening(10)
     watcher = Raw(broker, "watcher")
     try:
         watcher.subscribe("kiosk/v1/#")
